@@ -1,0 +1,109 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_PATIENT: _ClassVar[Role]
+    ROLE_REGISTRATION_OFFICE: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
+    ROLE_CLINICIAN: _ClassVar[Role]
+    ROLE_ENGINEER: _ClassVar[Role]
+    ROLE_DISPATCHER: _ClassVar[Role]
+    ROLE_CONSULTANT: _ClassVar[Role]
+    ROLE_FINANCE: _ClassVar[Role]
+    ROLE_DEVICE: _ClassVar[Role]
+ROLE_UNSPECIFIED: Role
+ROLE_PATIENT: Role
+ROLE_REGISTRATION_OFFICE: Role
+ROLE_ADMIN: Role
+ROLE_CLINICIAN: Role
+ROLE_ENGINEER: Role
+ROLE_DISPATCHER: Role
+ROLE_CONSULTANT: Role
+ROLE_FINANCE: Role
+ROLE_DEVICE: Role
+
+class Account(_message.Message):
+    __slots__ = ("account_id", "login", "display_name", "roles")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    login: str
+    display_name: str
+    roles: _containers.RepeatedScalarFieldContainer[Role]
+    def __init__(self, account_id: _Optional[str] = ..., login: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ...) -> None: ...
+
+class SignUpPatientRequest(_message.Message):
+    __slots__ = ("phone", "password", "display_name", "idempotency_key")
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    password: str
+    display_name: str
+    idempotency_key: str
+    def __init__(self, phone: _Optional[str] = ..., password: _Optional[str] = ..., display_name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class SignUpPatientResponse(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
+class SignInRequest(_message.Message):
+    __slots__ = ("login", "password")
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    login: str
+    password: str
+    def __init__(self, login: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class SignInResponse(_message.Message):
+    __slots__ = ("access_token", "expires_in_seconds", "account")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    expires_in_seconds: int
+    account: Account
+    def __init__(self, access_token: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
+class GetMyAccountRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetMyAccountResponse(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
+class CreateStaffAccountRequest(_message.Message):
+    __slots__ = ("login", "password", "display_name", "roles", "idempotency_key")
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    login: str
+    password: str
+    display_name: str
+    roles: _containers.RepeatedScalarFieldContainer[Role]
+    idempotency_key: str
+    def __init__(self, login: _Optional[str] = ..., password: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class CreateStaffAccountResponse(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
