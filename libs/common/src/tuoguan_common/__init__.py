@@ -1,0 +1,1 @@
+"""The one shared library of Tuoguan's services."""

@@ -1,0 +1,49 @@
+"""Start-up of an api process: settings, logs, traces, metrics, database,
+token verifier, then the grpcio server until SIGTERM."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Iterable
+
+import grpc
+
+from . import auth, metrics
+from .config import PORTS, Settings
+from .db import Database, migrate
+from .grpc_server import build_server, serve_forever
+from .logs import setup_logging
+from .telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+Register = Callable[[grpc.Server, Settings, Database], Iterable[str]]
+
+
+def run(service: str, register: Register, *, migrations_dir: Path | None = None) -> None:
+    settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"])
+    setup_logging(f"{service}-api", settings.log_level)
+    setup_tracing(f"{service}-api", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
+    if migrations_dir is not None and _env_flag("TUOGUAN_MIGRATE_ON_START"):
+        migrate(settings.database_url, migrations_dir)
+    database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
+    verifier = auth.TokenVerifier.from_file(settings.token_public_key_file)
+    metrics.serve_metrics(settings.metrics_port)
+    server, port, health = build_server(
+        service=service,
+        register=lambda srv: register(srv, settings, database),
+        verifier=verifier,
+        port=settings.grpc_port,
+        workers=settings.grpc_workers,
+    )
+    log.info("api listening", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
+    try:
+        serve_forever(server, health)
+    finally:
+        database.close()
+
+
+def _env_flag(name: str) -> bool:
+    import os
+
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

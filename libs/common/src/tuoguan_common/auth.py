@@ -1,0 +1,153 @@
+"""Short-lived signed access tokens and the caller's identity.
+
+Identity signs tokens with an Ed25519 private key; every other service holds
+only the public key, so a compromised service cannot mint tokens. The token
+travels in gRPC metadata as ``authorization: Bearer <token>``.
+"""
+from __future__ import annotations
+
+import contextvars
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .errors import PermissionDenied, Unauthenticated
+
+ISSUER = "tuoguan-identity"
+AUDIENCE = "tuoguan"
+ALGORITHM = "EdDSA"
+DEFAULT_TTL_SECONDS = 15 * 60
+
+PATIENT = "patient"
+REGISTRATION_OFFICE = "registration_office"
+ADMIN = "admin"
+CLINICIAN = "clinician"
+ENGINEER = "engineer"
+DISPATCHER = "dispatcher"
+CONSULTANT = "consultant"
+FINANCE = "finance"
+DEVICE = "device"
+# Services acting on their own behalf (a worker calling another service).
+SERVICE = "service"
+ROLES = frozenset(
+    {PATIENT, REGISTRATION_OFFICE, ADMIN, CLINICIAN, ENGINEER, DISPATCHER, CONSULTANT, FINANCE, DEVICE, SERVICE}
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[str]
+
+    def has(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def require(self, *roles: str) -> "Principal":
+        if not self.has(*roles):
+            raise PermissionDenied(f"requires one of the roles: {', '.join(sorted(roles))}")
+        return self
+
+    def require_owner_or(self, owner_id: str, *roles: str) -> "Principal":
+        """The caller owns the record, or holds one of the roles."""
+        if self.subject != owner_id and not self.has(*roles):
+            raise PermissionDenied("not yours")
+        return self
+
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("tuoguan_principal", default=None)
+
+
+def current_principal() -> Principal:
+    principal = _current.get()
+    if principal is None:
+        raise Unauthenticated("sign in first: no valid access token")
+    return principal
+
+
+def set_current_principal(principal: Principal | None) -> contextvars.Token:
+    return _current.set(principal)
+
+
+def reset_current_principal(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+def generate_keypair(directory: Path) -> tuple[Path, Path]:
+    """Writes a fresh Ed25519 key pair (development and tests)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    private = directory / "token-signing.pem"
+    public = directory / "token-verify.pem"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
+class TokenIssuer:
+    def __init__(self, private_key_pem: bytes, ttl_seconds: int = DEFAULT_TTL_SECONDS):
+        self._key = serialization.load_pem_private_key(private_key_pem, password=None)
+        self.ttl_seconds = ttl_seconds
+
+    @classmethod
+    def from_file(cls, path: str | None, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> "TokenIssuer":
+        if not path:
+            raise SystemExit("TUOGUAN_TOKEN_PRIVATE_KEY_FILE is not set: identity cannot sign tokens")
+        return cls(Path(path).read_bytes(), ttl_seconds)
+
+    def issue(self, subject: str, roles: list[str] | frozenset[str]) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "roles": sorted(roles),
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+
+class TokenVerifier:
+    def __init__(self, public_key_pem: bytes):
+        self._key = serialization.load_pem_public_key(public_key_pem)
+        self._cache: dict[str, tuple[Principal, int]] = {}
+
+    @classmethod
+    def from_file(cls, path: str | None) -> "TokenVerifier":
+        if not path:
+            raise SystemExit("TUOGUAN_TOKEN_PUBLIC_KEY_FILE is not set: the service cannot check tokens")
+        return cls(Path(path).read_bytes())
+
+    def verify(self, token: str) -> Principal:
+        # A patient's token is presented on every call of a booking journey;
+        # remembering verified tokens until they expire saves the signature check.
+        cached = self._cache.get(token)
+        now = time.time()
+        if cached and cached[1] > now:
+            return cached[0]
+        try:
+            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("the access token has expired: sign in again") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the access token is not valid") from exc
+        principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())))
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[token] = (principal, int(claims["exp"]))
+        return principal
+
+
+def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)

@@ -1,0 +1,85 @@
+"""Configuration from the environment, read once at start-up."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def service_database_url(service: str, env: dict[str, str] | None = None) -> str:
+    """One database per service on the server that DATABASE_URL names.
+
+    ``<SERVICE>_DATABASE_URL`` wins when set; otherwise the database name is
+    ``tuoguan_<service>`` (with ``TUOGUAN_DB_PREFIX`` replacing ``tuoguan`` so
+    tests can use their own databases on the same server).
+    """
+    env = os.environ if env is None else env
+    explicit = env.get(f"{service.upper()}_DATABASE_URL")
+    if explicit:
+        return explicit
+    server = urlsplit(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
+    prefix = env.get("TUOGUAN_DB_PREFIX", "tuoguan")
+    return urlunsplit(server._replace(path=f"/{prefix}_{service}"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    amqp_uri: str
+    grpc_port: int
+    metrics_port: int
+    token_public_key_file: str | None
+    token_private_key_file: str | None
+    otlp_endpoint: str | None
+    trace_file: str | None
+    log_level: str
+    grpc_workers: int
+    db_pool_size: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, service: str, *, grpc_port: int, metrics_port: int) -> "Settings":
+        up = service.upper()
+        return cls(
+            service=service,
+            database_url=service_database_url(service),
+            amqp_uri=os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
+            grpc_port=_env_int(f"{up}_GRPC_PORT", grpc_port),
+            metrics_port=_env_int(f"{up}_METRICS_PORT", metrics_port),
+            token_public_key_file=os.environ.get("TUOGUAN_TOKEN_PUBLIC_KEY_FILE"),
+            token_private_key_file=os.environ.get("TUOGUAN_TOKEN_PRIVATE_KEY_FILE"),
+            otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            trace_file=os.environ.get("TUOGUAN_TRACE_FILE"),
+            log_level=os.environ.get("LOG_LEVEL", "INFO"),
+            grpc_workers=_env_int("TUOGUAN_GRPC_WORKERS", 16),
+            db_pool_size=_env_int("TUOGUAN_DB_POOL_SIZE", 8),
+        )
+
+
+def service_address(service: str, default_port: int) -> str:
+    """Where another service's gRPC API listens (``<SERVICE>_ADDR``)."""
+    return os.environ.get(f"{service.upper()}_ADDR") or f"127.0.0.1:{default_port}"
+
+
+# Default ports of the processes on one machine (make up, tests); the chart
+# gives every process the same ports in its own pod.
+PORTS = {
+    "identity": {"grpc": 50051, "metrics": 9101},
+    "registration": {"grpc": 50052, "metrics": 9102, "worker_metrics": 9112},
+    "billing": {"grpc": 50053, "metrics": 9103, "worker_metrics": 9113},
+    "gateway": {"http": 8000},
+}

@@ -1,0 +1,116 @@
+"""PostgreSQL: one database per service, a connection pool, Alembic migrations.
+
+The pool is built at start-up by the process (api or worker) and handed to
+the service's store; nothing connects at import time.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+
+def ensure_database(url: str) -> None:
+    """Creates the service's database on its server when it does not exist."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            # Two processes may race here at first start; the loser finds it made.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(f'CREATE DATABASE "{name}"')
+                log.info("created database", extra={"database": name})
+
+
+def drop_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
+    """Runs the service's Alembic migrations up to ``revision``."""
+    from alembic import command
+    from alembic.config import Config
+
+    ensure_database(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
+    command.upgrade(cfg, revision)
+
+
+def sqlalchemy_url(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
+
+
+def run_alembic_env() -> None:
+    """The body of every service's ``migrations/env.py``: online, plain SQL."""
+    from alembic import context
+    from sqlalchemy import create_engine, pool
+
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+class Database:
+    """A pool of connections to one service's database."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, name: str = "db"):
+        self.url = url
+        self.dbname = urlsplit(url).path.lstrip("/")
+        self.pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, name=name,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+        )
+
+    def open(self) -> "Database":
+        self.pool.open(wait=True, timeout=30)
+        return self
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor]:
+        """A cursor inside one transaction: committed on success, rolled back on error."""
+        with _tracer.start_as_current_span("db.transaction", kind=SpanKind.CLIENT) as span:
+            span.set_attribute("db.system", "postgresql")
+            span.set_attribute("db.name", self.dbname)
+            with self.pool.connection() as conn:
+                with conn.cursor() as cur:
+                    yield cur
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as conn:
+            yield conn
+
+
+def eventlet_safe_psycopg() -> None:
+    """psycopg's C wait function blocks eventlet's hub; nameko processes use select."""
+    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+
+
+def apply_sql_file(cur: psycopg.Cursor, path: Path) -> None:
+    cur.execute(path.read_text(encoding="utf-8"))

@@ -1,0 +1,90 @@
+"""Every custom metric of the platform, registered here and nowhere else.
+
+Names follow ``tuoguan_<service>_<thing>_<unit>``; the RED metrics shared by
+every process carry the service as a label. Labels never hold personal data:
+methods, event types, outcomes and reasons only.
+"""
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# RED: gRPC methods (api processes).
+GRPC_HANDLED = Counter(
+    "tuoguan_grpc_server_handled_total", "gRPC calls handled, by method and status code",
+    ["service", "method", "code"],
+)
+GRPC_DURATION = Histogram(
+    "tuoguan_grpc_server_handling_seconds", "gRPC call duration", ["service", "method"], buckets=LATENCY_BUCKETS,
+)
+# RED: event handlers (worker processes).
+EVENTS_HANDLED = Counter(
+    "tuoguan_events_handled_total", "Events handled, by handler and outcome (ok, duplicate, error)",
+    ["service", "event_type", "handler", "outcome"],
+)
+EVENT_DURATION = Histogram(
+    "tuoguan_event_handling_seconds", "Event handler duration", ["service", "handler"], buckets=LATENCY_BUCKETS,
+)
+# RED: HTTP routes (gateway).
+HTTP_REQUESTS = Counter(
+    "tuoguan_gateway_http_requests_total", "HTTP requests, by route template and status", ["route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "tuoguan_gateway_http_request_seconds", "HTTP request duration", ["route", "method"], buckets=LATENCY_BUCKETS,
+)
+# The outbox relay.
+OUTBOX_RELAYED = Counter("tuoguan_outbox_relayed_total", "Events relayed from the outbox to RabbitMQ", ["service"])
+OUTBOX_BACKLOG = Gauge("tuoguan_outbox_backlog_events", "Outbox events not yet relayed", ["service"])
+OUTBOX_RELAY_ERRORS = Counter("tuoguan_outbox_relay_errors_total", "Failed relay attempts", ["service"])
+# Worker timers.
+TIMER_RUNS = Counter("tuoguan_timer_runs_total", "Timer runs, by timer and outcome", ["service", "timer", "outcome"])
+
+# Identity.
+IDENTITY_SIGN_INS = Counter("tuoguan_identity_sign_ins_total", "Sign-in attempts by outcome", ["outcome"])
+IDENTITY_SIGN_UPS = Counter("tuoguan_identity_sign_ups_total", "Patient accounts created")
+
+# Registration.
+REGISTRATION_HOLDS = Counter(
+    "tuoguan_registration_holds_total", "Hold attempts by outcome (held, full, rule reason)", ["outcome"],
+)
+REGISTRATION_BOOKINGS_CONFIRMED = Counter(
+    "tuoguan_registration_bookings_confirmed_total", "Bookings confirmed after payment",
+)
+REGISTRATION_BOOKINGS_CANCELLED = Counter(
+    "tuoguan_registration_bookings_cancelled_total", "Bookings cancelled, by reason", ["reason"],
+)
+REGISTRATION_HOLDS_RELEASED = Counter(
+    "tuoguan_registration_holds_released_total", "Holds returned to stock, by reason (expired, payment_failed)",
+    ["reason"],
+)
+REGISTRATION_SLOTS_REMAINING = Gauge(
+    "tuoguan_registration_slots_remaining", "Remaining capacity over released future slots",
+)
+REGISTRATION_SLOTS_PUBLISHED = Counter("tuoguan_registration_slots_published_total", "Slots published")
+
+# Billing.
+BILLING_PAYMENTS = Counter(
+    "tuoguan_billing_payments_total", "Payments by final or interim outcome (pending, captured, failed, unknown)",
+    ["outcome"],
+)
+BILLING_CAPTURED_FEN = Counter("tuoguan_billing_captured_fen_total", "Registration fees captured, in fen")
+BILLING_REFUNDS = Counter("tuoguan_billing_refunds_total", "Refunds issued")
+BILLING_REFUNDED_FEN = Counter("tuoguan_billing_refunded_fen_total", "Registration fees refunded, in fen")
+BILLING_RECONCILED = Counter(
+    "tuoguan_billing_reconciled_payments_total", "Payments settled by reconciliation, by outcome", ["outcome"],
+)
+
+_started: set[int] = set()
+_lock = threading.Lock()
+
+
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:
+    """Starts the /metrics endpoint once per port in this process."""
+    with _lock:
+        if port in _started:
+            return
+        start_http_server(port, addr=addr, registry=REGISTRY)
+        _started.add(port)

@@ -1,0 +1,142 @@
+"""Nameko dependencies shared by every worker process.
+
+* ``WorkerStore``: the service's store over a connection pool built at
+  container start, with psycopg's eventlet-safe wait function.
+* ``Observability``: a span per worker (child of the traceparent the relay put
+  in the AMQP headers) and RED metrics per event handler.
+* ``OutboxRelayer``: a greenthread relaying the service's outbox.
+* ``handle_event``: parse, dedupe by inbox, apply, commit: once per event id.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import eventlet
+from google.protobuf.message import Message
+from nameko.extensions import DependencyProvider
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import metrics, outbox, telemetry
+from .db import Database
+
+log = logging.getLogger(__name__)
+
+
+class WorkerStore(DependencyProvider):
+    """Injects the service's store, built once per container from its config."""
+
+    def __init__(self, store_factory: Callable[[Database], Any], service: str):
+        self.store_factory = store_factory
+        self.service = service
+        self.database: Database | None = None
+        self.store = None
+
+    def setup(self):
+        from nameko import config
+
+        self.database = Database(config["DATABASE_URL"], max_size=int(config.get("DB_POOL_SIZE", 8)),
+                                 name=f"{self.service}-worker").open()
+        self.store = self.store_factory(self.database)
+
+    def stop(self):
+        if self.database is not None:
+            self.database.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.store
+
+
+class Observability(DependencyProvider):
+    """Traces and measures every worker of the service."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self._tracer = telemetry.tracer("tuoguan.nameko")
+        self._state: dict[int, tuple] = {}
+
+    def worker_setup(self, worker_ctx):
+        carrier = {k: v for k, v in worker_ctx.context_data.items() if isinstance(v, str)}
+        token = otel_context.attach(telemetry.extract(carrier))
+        entrypoint = worker_ctx.entrypoint
+        span = self._tracer.start_span(
+            f"{self.service}.{entrypoint.method_name}", kind=SpanKind.CONSUMER,
+        )
+        span.set_attribute("messaging.system", "rabbitmq")
+        event_type = getattr(entrypoint, "event_type", None)
+        if event_type:
+            span.set_attribute("messaging.event_type", event_type)
+        ctx_token = otel_context.attach(trace.set_span_in_context(span))
+        self._state[id(worker_ctx)] = (token, ctx_token, span, time.perf_counter())
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        state = self._state.pop(id(worker_ctx), None)
+        if state is None:
+            return
+        token, ctx_token, span, started = state
+        entrypoint = worker_ctx.entrypoint
+        handler = entrypoint.method_name
+        event_type = getattr(entrypoint, "event_type", None)
+        if exc_info is not None:
+            span.set_status(Status(StatusCode.ERROR, exc_info[0].__name__))
+        span.end()
+        otel_context.detach(ctx_token)
+        otel_context.detach(token)
+        elapsed = time.perf_counter() - started
+        if event_type:
+            outcome = "error" if exc_info else (result if result in ("ok", "duplicate") else "ok")
+            metrics.EVENTS_HANDLED.labels(self.service, event_type, handler, outcome).inc()
+            metrics.EVENT_DURATION.labels(self.service, handler).observe(elapsed)
+        else:
+            metrics.TIMER_RUNS.labels(self.service, handler, "error" if exc_info else "ok").inc()
+
+
+class OutboxRelayer(DependencyProvider):
+    """Relays the outbox in a greenthread for as long as the container runs."""
+
+    def __init__(self, service: str):
+        self.service = service
+        self._gt = None
+        self._stopping = False
+
+    def start(self):
+        from nameko import config
+
+        self.relay = outbox.OutboxRelay(self.service, config["DATABASE_URL"], config["AMQP_URI"])
+        self._stopping = False
+        self._gt = eventlet.spawn(self.relay.run, lambda: self._stopping, sleep=eventlet.sleep)
+
+    def stop(self):
+        self._stopping = True
+        if self._gt is not None:
+            self._gt.wait()
+
+    def kill(self):
+        self._stopping = True
+        if self._gt is not None:
+            self._gt.kill()
+
+    def get_dependency(self, worker_ctx):
+        return self.relay
+
+
+def handle_event(
+    database: Database,
+    payload: dict[str, Any],
+    message_type: type[Message],
+    handler: str,
+    apply: Callable[[Any, Message], None],
+) -> str:
+    """Applies an event once: the inbox row and the effect commit together."""
+    event = outbox.parse_event(payload, message_type)
+    event_id = payload.get("event_id")
+    if not event_id:
+        raise ValueError(f"{message_type.DESCRIPTOR.name} without event_id")
+    with database.transaction() as cur:
+        if not outbox.first_time(cur, event_id, handler):
+            return "duplicate"
+        apply(cur, event)
+    return "ok"

@@ -1,0 +1,246 @@
+"""Transactional outbox, consumer inbox and idempotency keys.
+
+A write appends its events to ``outbox`` in the same transaction as its
+change; the worker's relay publishes them to RabbitMQ as nameko events
+(exchange ``<service>.events``, routing key = event type) and marks them sent
+once the broker has committed them. Consumers record each handled event id in
+``inbox`` in the transaction of their effect, so a redelivery changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from psycopg.types.json import Jsonb
+
+from . import metrics, telemetry
+from .errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+# One copy of the tables every service needs; each service's first migration
+# executes it.
+DDL = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id          bigserial PRIMARY KEY,
+    event_id    uuid        NOT NULL UNIQUE,
+    event_type  text        NOT NULL,
+    payload     jsonb       NOT NULL,
+    headers     jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    sent_at     timestamptz
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS inbox (
+    event_id    uuid        NOT NULL,
+    handler     text        NOT NULL,
+    handled_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (event_id, handler)
+);
+
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope        text        NOT NULL,
+    owner        text        NOT NULL,
+    key          text        NOT NULL,
+    request_hash text        NOT NULL,
+    response     bytea,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, owner, key)
+);
+"""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def event_payload(message: Message, event_id: str, occurred_at: dt.datetime) -> dict[str, Any]:
+    body = json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    body["event_id"] = event_id
+    body["occurred_at"] = occurred_at.isoformat()
+    return body
+
+
+def parse_event(payload: dict[str, Any], message_type: type[Message]) -> Message:
+    """The consumer's side: the payload back into its protobuf message."""
+    return json_format.ParseDict(payload, message_type(), ignore_unknown_fields=True)
+
+
+def append(cur: psycopg.Cursor, message: Message, *, event_id: str | None = None) -> str:
+    """Adds an event to the outbox inside the caller's transaction."""
+    event_id = event_id or str(uuid.uuid4())
+    occurred_at = utcnow()
+    headers = telemetry.inject()
+    cur.execute(
+        "INSERT INTO outbox (event_id, event_type, payload, headers) VALUES (%s, %s, %s, %s)",
+        (event_id, message.DESCRIPTOR.name, Jsonb(event_payload(message, event_id, occurred_at)), Jsonb(headers)),
+    )
+    return event_id
+
+
+def first_time(cur: psycopg.Cursor, event_id: str, handler: str) -> bool:
+    """Records that ``handler`` handled ``event_id``; False when it already had."""
+    cur.execute(
+        "INSERT INTO inbox (event_id, handler) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+        (event_id, handler),
+    )
+    return cur.fetchone() is not None
+
+
+def request_fingerprint(request: Message) -> str:
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
+class IdempotencyConflict(InvalidArgument):
+    """The key was used before for a different request."""
+
+    def __init__(self, key: str):
+        super().__init__("idempotency_key", "was already used for a different request")
+
+
+def claim_key(cur: psycopg.Cursor, scope: str, owner: str, key: str, request_hash: str) -> bytes | None:
+    """Claims an idempotency key inside the write's transaction.
+
+    Returns None when the key is new (go on and do the work), or the stored
+    response of the first request. A concurrent request with the same key waits
+    on the row until the first one commits, then gets its answer.
+    """
+    cur.execute(
+        "INSERT INTO idempotency_keys (scope, owner, key, request_hash) VALUES (%s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING RETURNING 1",
+        (scope, owner, key, request_hash),
+    )
+    if cur.fetchone() is not None:
+        return None
+    cur.execute(
+        "SELECT request_hash, response FROM idempotency_keys WHERE scope = %s AND owner = %s AND key = %s",
+        (scope, owner, key),
+    )
+    row = cur.fetchone()
+    if row["request_hash"] != request_hash:
+        raise IdempotencyConflict(key)
+    return bytes(row["response"] or b"")
+
+
+def store_response(cur: psycopg.Cursor, scope: str, owner: str, key: str, response: Message) -> None:
+    cur.execute(
+        "UPDATE idempotency_keys SET response = %s WHERE scope = %s AND owner = %s AND key = %s",
+        (response.SerializeToString(), scope, owner, key),
+    )
+
+
+class OutboxRelay:
+    """Moves outbox rows to RabbitMQ.
+
+    Each batch is taken with ``FOR UPDATE SKIP LOCKED`` (so several worker
+    replicas share the work), published inside one AMQP transaction (the broker
+    has every message once tx_commit returns), then marked sent. A crash
+    between publish and mark re-sends the batch: consumers' inbox absorbs it.
+    """
+
+    def __init__(self, service: str, database_url: str, amqp_uri: str, *, batch_size: int = 200):
+        self.service = service
+        self.database_url = database_url
+        self.amqp_uri = amqp_uri
+        self.batch_size = batch_size
+        self.exchange_name = f"{service}.events"
+        self._conn: psycopg.Connection | None = None
+        self._amqp = None
+        self._channel = None
+
+    def _connect(self) -> None:
+        import amqp
+
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.database_url, autocommit=False)
+        if self._amqp is None:
+            from kombu.utils.url import parse_url
+
+            parts = parse_url(self.amqp_uri)
+            host = f"{parts.get('hostname') or '127.0.0.1'}:{parts.get('port') or 5672}"
+            self._amqp = amqp.Connection(
+                host=host, userid=parts.get("userid") or "guest", password=parts.get("password") or "guest",
+                virtual_host=parts.get("virtual_host") or "/", heartbeat=0,
+            )
+            self._amqp.connect()
+            self._channel = self._amqp.channel()
+            # Same declaration as nameko's get_event_exchange, so both agree.
+            self._channel.exchange_declare(self.exchange_name, "topic", durable=True, auto_delete=False)
+            self._channel.tx_select()
+
+    def close(self) -> None:
+        for closer in (self._channel, self._amqp, self._conn):
+            try:
+                if closer is not None:
+                    closer.close()
+            except Exception:  # noqa: BLE001 - closing after a failure
+                pass
+        self._conn = self._amqp = self._channel = None
+
+    def relay_once(self) -> int:
+        """Publishes one batch; returns how many events it sent."""
+        import amqp
+
+        self._connect()
+        assert self._conn is not None and self._channel is not None
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT id, event_type, payload, headers FROM outbox WHERE sent_at IS NULL "
+                "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (self.batch_size,),
+            )
+            rows = cur.fetchall()
+            if not rows:
+                self._conn.rollback()
+                return 0
+            for _id, event_type, payload, headers in rows:
+                amqp_headers = {f"nameko.{k}": v for k, v in (headers or {}).items()}
+                msg = amqp.Message(
+                    json.dumps(payload, separators=(",", ":")),
+                    content_type="application/json", content_encoding="utf-8",
+                    delivery_mode=2, application_headers=amqp_headers,
+                )
+                self._channel.basic_publish(msg, exchange=self.exchange_name, routing_key=event_type)
+            self._channel.tx_commit()
+            cur.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY(%s)", ([r[0] for r in rows],))
+        self._conn.commit()
+        metrics.OUTBOX_RELAYED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+    def backlog(self) -> int:
+        self._connect()
+        assert self._conn is not None
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+            n = cur.fetchone()[0]
+        self._conn.commit()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(n)
+        return n
+
+    def run(self, should_stop, *, idle_sleep: float = 0.05, sleep=time.sleep) -> None:
+        """Relays until ``should_stop()``; sleeps only when there is nothing to send."""
+        last_backlog = 0.0
+        while not should_stop():
+            try:
+                sent = self.relay_once()
+                if time.monotonic() - last_backlog > 5:
+                    self.backlog()
+                    last_backlog = time.monotonic()
+            except Exception:  # noqa: BLE001 - the relay must outlive a broker or database restart
+                metrics.OUTBOX_RELAY_ERRORS.labels(self.service).inc()
+                log.exception("outbox relay failed; reconnecting")
+                self.close()
+                sleep(1.0)
+                continue
+            if sent < self.batch_size:
+                sleep(idle_sleep)
+        self.close()

@@ -1,0 +1,181 @@
+"""Pytest fixtures shared by every service's tests (a pytest plugin).
+
+The infrastructure rule: with a Docker engine, ``docker-compose.yml`` brings
+PostgreSQL and RabbitMQ up through pytest-docker; without one, the servers
+named by ``DATABASE_URL`` and ``AMQP_URI`` (default: the local ones) must
+answer. Neither: the session fails loudly. Nothing is skipped.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def _docker_engine() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+
+
+def _answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_compose_file():
+    return str(REPO / "docker-compose.yml")
+
+
+@pytest.fixture(scope="session")
+def infra(request) -> dict[str, str]:
+    """URLs of a PostgreSQL server and a RabbitMQ broker that answer."""
+    if _docker_engine() and not os.environ.get("DATABASE_URL"):
+        docker_services = request.getfixturevalue("docker_services")
+        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: _answers("127.0.0.1", 5432))
+        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: _answers("127.0.0.1", 5672))
+    db = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    amqp = os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
+    missing = []
+    for name, url, port in (("PostgreSQL", db, 5432), ("RabbitMQ", amqp, 5672)):
+        parts = urlsplit(url)
+        if not _answers(parts.hostname or "127.0.0.1", parts.port or port):
+            missing.append(f"{name} at {parts.hostname}:{parts.port or port}")
+    if missing:
+        pytest.fail(
+            "integration tests need a real PostgreSQL and RabbitMQ, and none answered: "
+            + ", ".join(missing)
+            + ". Start them (bash .ci/run does), set DATABASE_URL / AMQP_URI, or install a Docker engine.",
+            pytrace=False,
+        )
+    return {"database_url": db, "amqp_uri": amqp}
+
+
+@pytest.fixture(scope="session")
+def token_keys(tmp_path_factory) -> dict[str, str]:
+    from .auth import generate_keypair
+
+    private, public = generate_keypair(tmp_path_factory.mktemp("keys"))
+    return {"private": str(private), "public": str(public)}
+
+
+@pytest.fixture(scope="session")
+def issuer(token_keys):
+    from .auth import TokenIssuer
+
+    return TokenIssuer(Path(token_keys["private"]).read_bytes())
+
+
+@pytest.fixture(scope="session")
+def verifier(token_keys):
+    from .auth import TokenVerifier
+
+    return TokenVerifier(Path(token_keys["public"]).read_bytes())
+
+
+def unique_database_url(infra: dict[str, str], service: str) -> str:
+    server = urlsplit(infra["database_url"])
+    return server._replace(path=f"/test_{service}_{uuid.uuid4().hex[:8]}").geturl()
+
+
+@pytest.fixture
+def make_database(infra):
+    """Creates a migrated, empty database for a service; dropped afterwards."""
+    from .db import Database, drop_database, migrate
+
+    made: list[tuple[str, Database]] = []
+
+    def make(service: str, migrations_dir: Path) -> Database:
+        url = unique_database_url(infra, service)
+        migrate(url, migrations_dir)
+        db = Database(url, max_size=20, name=f"test-{service}").open()
+        made.append((url, db))
+        return db
+
+    yield make
+    for url, db in made:
+        db.close()
+        drop_database(url)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    """Polls until predicate() is truthy; fails the test with ``message`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Processes:
+    """Real service processes (api, worker, gateway) started by a test.
+
+    Workers run as their own processes, as in production: the test process
+    is never eventlet-patched, so in-process grpcio servers keep working.
+    """
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], *, ready_port: int | None = None,
+              timeout: float = 60.0) -> subprocess.Popen:
+        log_path = self.log_dir / f"{name}.log"
+        full_env = {**os.environ, **env}
+        proc = subprocess.Popen(argv, env=full_env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
+                                cwd=str(REPO))
+        self.procs.append((name, proc))
+        if ready_port is not None:
+            deadline = time.monotonic() + timeout
+            while not _answers("127.0.0.1", ready_port, timeout=0.5):
+                if proc.poll() is not None:
+                    pytest.fail(f"{name} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{name} did not listen on {ready_port} within {timeout}s:\n"
+                                f"{log_path.read_text()[-4000:]}")
+                time.sleep(0.1)
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+
+@pytest.fixture
+def processes(tmp_path):
+    group = Processes(tmp_path)
+    yield group
+    group.stop_all()

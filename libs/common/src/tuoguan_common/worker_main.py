@@ -1,0 +1,79 @@
+"""Runs one nameko service class as a worker process: ``tuoguan-worker pkg.worker``.
+
+eventlet must patch the standard library before anything else imports it, so
+this is the process's entry point and imports the service module afterwards.
+"""
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import errno  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+
+log = logging.getLogger("tuoguan.worker")
+
+
+def nameko_config(service: str) -> dict:
+    from .config import DEFAULT_AMQP_URI, service_database_url
+
+    return {
+        "AMQP_URI": os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
+        "DATABASE_URL": service_database_url(service),
+        "max_workers": int(os.environ.get("TUOGUAN_WORKER_CONCURRENCY", "20")),
+        "PREFETCH_COUNT": int(os.environ.get("TUOGUAN_WORKER_CONCURRENCY", "20")),
+        "DB_POOL_SIZE": int(os.environ.get("TUOGUAN_DB_POOL_SIZE", "8")),
+    }
+
+
+def run(service_cls, service: str, metrics_port: int) -> None:
+    from nameko import config as nameko_cfg
+    from nameko.runners import ServiceRunner
+
+    from . import metrics
+    from .config import service_database_url
+    from .logs import setup_logging
+    from .telemetry import setup_tracing
+
+    setup_logging(f"{service}-worker", os.environ.get("LOG_LEVEL", "INFO"))
+    setup_tracing(f"{service}-worker", otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                  trace_file=os.environ.get("TUOGUAN_TRACE_FILE"))
+    metrics.serve_metrics(metrics_port)
+    nameko_cfg.update(nameko_config(service))
+    log.info("worker starting", extra={"database": service_database_url(service).rsplit("/", 1)[-1],
+                                       "metrics_port": metrics_port})
+    runner = ServiceRunner()
+    runner.add_service(service_cls)
+
+    def shutdown(signum, frame):
+        eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    runner.start()
+    waiter = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiter.wait()
+            break
+        except OSError as exc:
+            if exc.errno != errno.EINTR:
+                raise
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: tuoguan-worker <service>   (registration, billing, ...)")
+    module = importlib.import_module(f"{sys.argv[1]}.worker")
+    module.main()
+
+
+if __name__ == "__main__":
+    main()
