@@ -1,0 +1,29 @@
+# Tuoguan: the two commands a new user needs are `make up` and `make test`.
+.PHONY: up test test-unit bench protos check-protos install infra clean
+
+install:
+	uv sync --frozen
+
+infra:
+	./scripts/infra.sh
+
+up:
+	./scripts/up.sh
+
+test: install infra check-protos
+	uv run --no-sync pytest
+
+test-unit: install
+	uv run --no-sync pytest -m "not integration"
+
+bench: install infra
+	uv run --no-sync python -m bench.surge
+
+protos:
+	./scripts/gen_protos.sh
+
+check-protos:
+	./scripts/check_proto_drift.sh
+
+clean:
+	rm -rf .run artifacts .pytest_cache
