@@ -42,10 +42,10 @@ def run(service_cls, service: str, metrics_port: int) -> None:
     from .logs import setup_logging
     from .telemetry import setup_tracing
 
+    metrics_port = int(os.environ.get(f"{service.upper()}_WORKER_METRICS_PORT") or metrics_port)
     setup_logging(f"{service}-worker", os.environ.get("LOG_LEVEL", "INFO"))
     setup_tracing(f"{service}-worker", otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
                   trace_file=os.environ.get("TUOGUAN_TRACE_FILE"))
-    metrics.serve_metrics(metrics_port)
     nameko_cfg.update(nameko_config(service))
     log.info("worker starting", extra={"database": service_database_url(service).rsplit("/", 1)[-1],
                                        "metrics_port": metrics_port})
@@ -58,6 +58,9 @@ def run(service_cls, service: str, metrics_port: int) -> None:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     runner.start()
+    # Serving /metrics only once the consumers' queues are declared makes the
+    # port a readiness signal: events published from then on are not lost.
+    metrics.serve_metrics(metrics_port)
     waiter = eventlet.spawn(runner.wait)
     while True:
         try:

@@ -1,0 +1,55 @@
+"""Steps a patient or a staff member takes through the gateway's HTTP API."""
+from __future__ import annotations
+
+import itertools
+import random
+import time
+import uuid
+
+import httpx
+
+_phones = itertools.count(random.randint(0, 10_000_000))
+
+
+def new_phone() -> str:
+    return f"139{next(_phones) % 100_000_000:08d}"
+
+
+def sign_in(http: httpx.Client, login: str, password: str) -> dict[str, str]:
+    r = http.post("/api/v1/auth/signin", json={"login": login, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def new_patient(http: httpx.Client, name: str = "王小明") -> dict[str, str]:
+    phone = new_phone()
+    r = http.post("/api/v1/auth/signup", json={"phone": phone, "password": "Secret1234", "display_name": name},
+                  headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert r.status_code in (200, 201), r.text
+    return sign_in(http, phone, "Secret1234")
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def available_slots(http: httpx.Client, department_id: str | None = None) -> list[dict]:
+    params = {"only_available": "true"}
+    if department_id:
+        params["department_id"] = department_id
+    r = http.get("/api/v1/slots", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["slots"]
+
+
+def wait_booking(http: httpx.Client, auth: dict, booking_id: str, predicate, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        r = http.get(f"/api/v1/bookings/{booking_id}", headers=auth)
+        assert r.status_code == 200, r.text
+        last = r.json()
+        if predicate(last):
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"booking never reached the expected state; last seen: {last}")
