@@ -1,0 +1,70 @@
+"""Pure pieces of the shared library: tokens, configuration, JSON logs."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+
+from tuoguan_common import auth
+from tuoguan_common.config import service_database_url
+from tuoguan_common.errors import PermissionDenied, Unauthenticated
+from tuoguan_common.logs import JsonFormatter
+from tuoguan_common.telemetry import setup_tracing, tracer
+
+
+def test_token_round_trip_carries_subject_and_roles(issuer, verifier):
+    principal = verifier.verify(issuer.issue("acc-1", [auth.PATIENT]))
+    assert principal.subject == "acc-1"
+    assert principal.roles == frozenset({auth.PATIENT})
+
+
+def test_expired_token_is_refused(token_keys, verifier):
+    from pathlib import Path
+
+    short = auth.TokenIssuer(Path(token_keys["private"]).read_bytes(), ttl_seconds=-1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(short.issue("acc-1", [auth.PATIENT]))
+
+
+def test_tampered_token_is_refused(issuer, verifier):
+    token = issuer.issue("acc-1", [auth.PATIENT])
+    header, payload, signature = token.split(".")
+    tampered = ".".join([header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")])
+    with pytest.raises(Unauthenticated):
+        verifier.verify(tampered)
+
+
+def test_ownership_and_roles():
+    patient = auth.Principal("p1", frozenset({auth.PATIENT}))
+    office = auth.Principal("s1", frozenset({auth.REGISTRATION_OFFICE}))
+    patient.require_owner_or("p1", auth.REGISTRATION_OFFICE)
+    office.require_owner_or("p1", auth.REGISTRATION_OFFICE)
+    with pytest.raises(PermissionDenied):
+        patient.require_owner_or("p2", auth.REGISTRATION_OFFICE)
+    with pytest.raises(PermissionDenied):
+        patient.require(auth.ADMIN)
+
+
+def test_one_database_per_service_on_the_configured_server():
+    env = {"DATABASE_URL": "postgresql://u:pw@db.example:6543/postgres"}
+    assert service_database_url("billing", env) == "postgresql://u:pw@db.example:6543/tuoguan_billing"
+    env["TUOGUAN_DB_PREFIX"] = "e2e_1"
+    assert service_database_url("billing", env) == "postgresql://u:pw@db.example:6543/e2e_1_billing"
+    env["BILLING_DATABASE_URL"] = "postgresql://other/billing"
+    assert service_database_url("billing", env) == "postgresql://other/billing"
+
+
+def test_json_log_lines_carry_the_trace_id():
+    setup_tracing("test")
+    formatter = JsonFormatter("probe")
+    with tracer().start_as_current_span("work") as span:
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "booking held", (), None)
+        record.booking_id = "b-1"
+        line = json.loads(formatter.format(record))
+    assert line["msg"] == "booking held"
+    assert line["service"] == "probe"
+    assert line["booking_id"] == "b-1"
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert line["ts"].endswith("Z") and time.strptime(line["ts"][:19], "%Y-%m-%dT%H:%M:%S")

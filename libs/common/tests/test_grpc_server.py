@@ -1,0 +1,119 @@
+"""The gRPC bootstrap: errors map to status codes once, tokens are checked,
+every call is counted, health and reflection answer."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tuoguan_common import auth, metrics
+from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+
+
+def _echo_principal(request, context):
+    principal = auth.current_principal()
+    return f"{principal.subject}:{','.join(sorted(principal.roles))}".encode()
+
+
+def _office_only(request, context):
+    auth.current_principal().require(auth.REGISTRATION_OFFICE)
+    return b"ok"
+
+
+def _raise(exc):
+    def method(request, context):
+        raise exc
+    return method
+
+
+def _boom(request, context):
+    raise RuntimeError("patient 13800000001 leaked?")
+
+
+METHODS = {
+    "Whoami": _echo_principal,
+    "OfficeOnly": _office_only,
+    "Invalid": _raise(InvalidArgument("slot_id", "is required")),
+    "Missing": _raise(NotFound("no such booking")),
+    "Full": _raise(FailedPrecondition("the slot is full", reason="slot_full")),
+    "Boom": _boom,
+}
+
+
+@pytest.fixture
+def server(verifier):
+    def register(srv):
+        handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in METHODS.items()}
+        srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Probe", handlers),))
+        return ["test.Probe"]
+
+    srv, port, _health = build_server(service="probe", register=register, verifier=verifier, port=0,
+                                      host="127.0.0.1")
+    srv.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield channel
+    channel.close()
+    srv.stop(0)
+
+
+def call(channel, method, token=None):
+    md = auth.bearer_metadata(token) if token else None
+    return channel.unary_unary(f"/test.Probe/{method}")(b"", metadata=md, timeout=5)
+
+
+def test_principal_comes_from_the_verified_token(server, issuer):
+    token = issuer.issue("patient-1", [auth.PATIENT])
+    assert call(server, "Whoami", token) == b"patient-1:patient"
+
+
+def test_missing_or_forged_token_is_unauthenticated(server, issuer, tmp_path):
+    with pytest.raises(grpc.RpcError) as missing:
+        call(server, "Whoami")
+    assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    other_private, _ = auth.generate_keypair(tmp_path)
+    forged = auth.TokenIssuer(other_private.read_bytes()).issue("admin", [auth.ADMIN])
+    with pytest.raises(grpc.RpcError) as bad:
+        call(server, "Whoami", forged)
+    assert bad.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_role_is_enforced(server, issuer):
+    with pytest.raises(grpc.RpcError) as denied:
+        call(server, "OfficeOnly", issuer.issue("patient-1", [auth.PATIENT]))
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert call(server, "OfficeOnly", issuer.issue("staff-1", [auth.REGISTRATION_OFFICE])) == b"ok"
+
+
+@pytest.mark.parametrize("method,code,reason,field", [
+    ("Invalid", grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", "slot_id"),
+    ("Missing", grpc.StatusCode.NOT_FOUND, "not_found", None),
+    ("Full", grpc.StatusCode.FAILED_PRECONDITION, "slot_full", None),
+])
+def test_domain_errors_map_to_status_with_reason(server, method, code, reason, field):
+    with pytest.raises(grpc.RpcError) as err:
+        call(server, method)
+    assert err.value.code() == code
+    trailing = dict(err.value.trailing_metadata() or ())
+    assert trailing.get(REASON_KEY) == reason
+    assert trailing.get(FIELD_KEY) == field
+
+
+def test_unexpected_error_is_internal_without_details(server):
+    with pytest.raises(grpc.RpcError) as err:
+        call(server, "Boom")
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "13800000001" not in (err.value.details() or "")
+
+
+def test_calls_are_counted_by_method_and_code(server):
+    before = metrics.GRPC_HANDLED.labels("probe", "Full", "FAILED_PRECONDITION")._value.get()
+    with pytest.raises(grpc.RpcError):
+        call(server, "Full")
+    after = metrics.GRPC_HANDLED.labels("probe", "Full", "FAILED_PRECONDITION")._value.get()
+    assert after == before + 1
+
+
+def test_health_answers_serving(server):
+    stub = health_pb2_grpc.HealthStub(server)
+    assert stub.Check(health_pb2.HealthCheckRequest(service="test.Probe")).status == health_pb2.HealthCheckResponse.SERVING
