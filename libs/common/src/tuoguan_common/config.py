@@ -3,20 +3,30 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672//"
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def env_number(name: str, default, kind=int, env: Mapping[str, str] | None = None, *, minimum=None):
+    """A number from the environment; a clear start-up error when it is not one."""
+    env = os.environ if env is None else env
+    raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = kind(raw)
     except ValueError as exc:
-        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+        raise SystemExit(f"{name} must be a {'whole ' if kind is int else ''}number, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _env_int(name: str, default: int) -> int:
+    return env_number(name, default, int)
 
 
 def service_database_url(service: str, env: dict[str, str] | None = None) -> str:

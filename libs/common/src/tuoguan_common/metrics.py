@@ -76,6 +76,13 @@ BILLING_REFUNDED_FEN = Counter("tuoguan_billing_refunded_fen_total", "Registrati
 BILLING_RECONCILED = Counter(
     "tuoguan_billing_reconciled_payments_total", "Payments settled by reconciliation, by outcome", ["outcome"],
 )
+BILLING_UNKNOWN_PAYMENTS = Gauge(
+    "tuoguan_billing_unknown_payments", "Payments the provider left unanswered, waiting for reconciliation",
+)
+BILLING_PROVIDER_CALL_SECONDS = Histogram(
+    "tuoguan_billing_provider_call_seconds", "Calls to the payment provider, by operation and outcome (ok, error)",
+    ["operation", "outcome"], buckets=LATENCY_BUCKETS,
+)
 
 _started: set[int] = set()
 _lock = threading.Lock()

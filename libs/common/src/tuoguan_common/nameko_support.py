@@ -87,7 +87,7 @@ class Observability(DependencyProvider):
         otel_context.detach(token)
         elapsed = time.perf_counter() - started
         if event_type:
-            outcome = "error" if exc_info else (result if result in ("ok", "duplicate") else "ok")
+            outcome = "error" if exc_info else (result if result in ("ok", "duplicate", "malformed") else "ok")
             metrics.EVENTS_HANDLED.labels(self.service, event_type, handler, outcome).inc()
             metrics.EVENT_DURATION.labels(self.service, handler).observe(elapsed)
         else:
@@ -131,10 +131,13 @@ def handle_event(
     apply: Callable[[Any, Message], None],
 ) -> str:
     """Applies an event once: the inbox row and the effect commit together."""
-    event = outbox.parse_event(payload, message_type)
-    event_id = payload.get("event_id")
+    event_id = payload.get("event_id") if isinstance(payload, dict) else None
     if not event_id:
-        raise ValueError(f"{message_type.DESCRIPTOR.name} without event_id")
+        # Requeueing a message that can never be handled would loop forever:
+        # acknowledge it, and say so where an operator looks.
+        log.error("dropped malformed event", extra={"event_type": message_type.DESCRIPTOR.name, "handler": handler})
+        return "malformed"
+    event = outbox.parse_event(payload, message_type)
     with database.transaction() as cur:
         if not outbox.first_time(cur, event_id, handler):
             return "duplicate"

@@ -75,11 +75,18 @@ def parse_event(payload: dict[str, Any], message_type: type[Message]) -> Message
     return json_format.ParseDict(payload, message_type(), ignore_unknown_fields=True)
 
 
-def append(cur: psycopg.Cursor, message: Message, *, event_id: str | None = None) -> str:
-    """Adds an event to the outbox inside the caller's transaction."""
+def append(
+    cur: psycopg.Cursor, message: Message, *, event_id: str | None = None, trace_carrier: dict | None = None,
+) -> str:
+    """Adds an event to the outbox inside the caller's transaction.
+
+    The event continues the current trace; work done later on behalf of an
+    earlier request (a timer settling a payment) passes the ``trace_carrier``
+    it saved from that request so the saga stays one trace.
+    """
     event_id = event_id or str(uuid.uuid4())
     occurred_at = utcnow()
-    headers = telemetry.inject()
+    headers = dict(trace_carrier) if trace_carrier else telemetry.inject()
     cur.execute(
         "INSERT INTO outbox (event_id, event_type, payload, headers) VALUES (%s, %s, %s, %s)",
         (event_id, message.DESCRIPTOR.name, Jsonb(event_payload(message, event_id, occurred_at)), Jsonb(headers)),

@@ -119,31 +119,43 @@ class GetReconciliationReportRequest(_message.Message):
     def __init__(self, business_date: _Optional[str] = ...) -> None: ...
 
 class ReconciliationLine(_message.Message):
-    __slots__ = ("payment_id", "provider_reference", "ledger_fen", "provider_fen", "outcome")
+    __slots__ = ("payment_id", "provider_reference", "ledger_fen", "provider_fen", "outcome", "kind")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     LEDGER_FEN_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FEN_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     provider_reference: str
     ledger_fen: int
     provider_fen: int
     outcome: str
-    def __init__(self, payment_id: _Optional[str] = ..., provider_reference: _Optional[str] = ..., ledger_fen: _Optional[int] = ..., provider_fen: _Optional[int] = ..., outcome: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, payment_id: _Optional[str] = ..., provider_reference: _Optional[str] = ..., ledger_fen: _Optional[int] = ..., provider_fen: _Optional[int] = ..., outcome: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class GetReconciliationReportResponse(_message.Message):
-    __slots__ = ("business_date", "captured_fen", "refunded_fen", "matched", "mismatched", "lines")
+    __slots__ = ("business_date", "captured_fen", "refunded_fen", "matched", "mismatched", "lines", "provider_captured_fen", "provider_refunded_fen", "missing_in_ledger", "missing_at_provider", "amount_mismatches")
     BUSINESS_DATE_FIELD_NUMBER: _ClassVar[int]
     CAPTURED_FEN_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FEN_FIELD_NUMBER: _ClassVar[int]
     MATCHED_FIELD_NUMBER: _ClassVar[int]
     MISMATCHED_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_CAPTURED_FEN_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_REFUNDED_FEN_FIELD_NUMBER: _ClassVar[int]
+    MISSING_IN_LEDGER_FIELD_NUMBER: _ClassVar[int]
+    MISSING_AT_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MISMATCHES_FIELD_NUMBER: _ClassVar[int]
     business_date: str
     captured_fen: int
     refunded_fen: int
     matched: int
     mismatched: int
     lines: _containers.RepeatedCompositeFieldContainer[ReconciliationLine]
-    def __init__(self, business_date: _Optional[str] = ..., captured_fen: _Optional[int] = ..., refunded_fen: _Optional[int] = ..., matched: _Optional[int] = ..., mismatched: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[ReconciliationLine, _Mapping]]] = ...) -> None: ...
+    provider_captured_fen: int
+    provider_refunded_fen: int
+    missing_in_ledger: int
+    missing_at_provider: int
+    amount_mismatches: int
+    def __init__(self, business_date: _Optional[str] = ..., captured_fen: _Optional[int] = ..., refunded_fen: _Optional[int] = ..., matched: _Optional[int] = ..., mismatched: _Optional[int] = ..., lines: _Optional[_Iterable[_Union[ReconciliationLine, _Mapping]]] = ..., provider_captured_fen: _Optional[int] = ..., provider_refunded_fen: _Optional[int] = ..., missing_in_ledger: _Optional[int] = ..., missing_at_provider: _Optional[int] = ..., amount_mismatches: _Optional[int] = ...) -> None: ...

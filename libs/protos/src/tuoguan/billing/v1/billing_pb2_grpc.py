@@ -78,13 +78,16 @@ class BillingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPayment(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The patient who paid, or finance, admin and services.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPayments(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A booking's payments, oldest first (a failed attempt, then the one that
+        went through); without a booking id, the caller's own latest payments.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

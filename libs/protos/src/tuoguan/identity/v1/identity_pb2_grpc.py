@@ -78,7 +78,8 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMyAccount(self, request, context):
-        """The caller's own account (patients see their masked name, not others').
+        """The signed-in caller's own account, from the token's subject. The full
+        display name: whoever prints it for others (the slip) masks it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

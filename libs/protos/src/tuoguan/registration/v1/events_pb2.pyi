@@ -75,18 +75,20 @@ class PaymentRejected(_message.Message):
     def __init__(self, booking_id: _Optional[str] = ..., payment_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class SessionSuspended(_message.Message):
-    __slots__ = ("session_id", "doctor_id", "service_date", "cancelled_booking_ids", "patient_ids")
+    __slots__ = ("session_id", "doctor_id", "service_date", "cancelled_booking_ids", "patient_ids", "reason")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DOCTOR_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_DATE_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_BOOKING_IDS_FIELD_NUMBER: _ClassVar[int]
     PATIENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     doctor_id: str
     service_date: str
     cancelled_booking_ids: _containers.RepeatedScalarFieldContainer[str]
     patient_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, session_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., service_date: _Optional[str] = ..., cancelled_booking_ids: _Optional[_Iterable[str]] = ..., patient_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    reason: str
+    def __init__(self, session_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., service_date: _Optional[str] = ..., cancelled_booking_ids: _Optional[_Iterable[str]] = ..., patient_ids: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class BookingCheckedIn(_message.Message):
     __slots__ = ("booking_id",)

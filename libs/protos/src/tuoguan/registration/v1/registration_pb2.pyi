@@ -112,7 +112,7 @@ class Slot(_message.Message):
     def __init__(self, slot_id: _Optional[str] = ..., session_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., capacity: _Optional[int] = ..., remaining: _Optional[int] = ..., fee_fen: _Optional[int] = ..., service_date: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ...) -> None: ...
 
 class Booking(_message.Message):
-    __slots__ = ("booking_id", "booking_number", "patient_id", "slot_id", "doctor_id", "department_id", "starts_at", "ends_at", "status", "fee_fen", "hold_expires_at", "queue_number", "cancel_reason", "service_date", "doctor_name", "department_name", "refund_due")
+    __slots__ = ("booking_id", "booking_number", "patient_id", "slot_id", "doctor_id", "department_id", "starts_at", "ends_at", "status", "fee_fen", "hold_expires_at", "queue_number", "cancel_reason", "service_date", "doctor_name", "department_name", "refund_due", "payment_id", "session_id", "period", "created_at", "refunded_at")
     BOOKING_ID_FIELD_NUMBER: _ClassVar[int]
     BOOKING_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,11 @@ class Booking(_message.Message):
     DOCTOR_NAME_FIELD_NUMBER: _ClassVar[int]
     DEPARTMENT_NAME_FIELD_NUMBER: _ClassVar[int]
     REFUND_DUE_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_AT_FIELD_NUMBER: _ClassVar[int]
     booking_id: str
     booking_number: str
     patient_id: str
@@ -147,7 +152,12 @@ class Booking(_message.Message):
     doctor_name: str
     department_name: str
     refund_due: bool
-    def __init__(self, booking_id: _Optional[str] = ..., booking_number: _Optional[str] = ..., patient_id: _Optional[str] = ..., slot_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., status: _Optional[_Union[BookingStatus, str]] = ..., fee_fen: _Optional[int] = ..., hold_expires_at: _Optional[str] = ..., queue_number: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., service_date: _Optional[str] = ..., doctor_name: _Optional[str] = ..., department_name: _Optional[str] = ..., refund_due: _Optional[bool] = ...) -> None: ...
+    payment_id: str
+    session_id: str
+    period: Period
+    created_at: str
+    refunded_at: str
+    def __init__(self, booking_id: _Optional[str] = ..., booking_number: _Optional[str] = ..., patient_id: _Optional[str] = ..., slot_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., status: _Optional[_Union[BookingStatus, str]] = ..., fee_fen: _Optional[int] = ..., hold_expires_at: _Optional[str] = ..., queue_number: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., service_date: _Optional[str] = ..., doctor_name: _Optional[str] = ..., department_name: _Optional[str] = ..., refund_due: _Optional[bool] = ..., payment_id: _Optional[str] = ..., session_id: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ..., created_at: _Optional[str] = ..., refunded_at: _Optional[str] = ...) -> None: ...
 
 class SessionTemplate(_message.Message):
     __slots__ = ("template_id", "doctor_id", "weekday", "period", "start_time", "end_time", "slot_minutes", "capacity_per_slot", "active")
@@ -172,7 +182,7 @@ class SessionTemplate(_message.Message):
     def __init__(self, template_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., weekday: _Optional[int] = ..., period: _Optional[_Union[Period, str]] = ..., start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., slot_minutes: _Optional[int] = ..., capacity_per_slot: _Optional[int] = ..., active: _Optional[bool] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "doctor_id", "service_date", "period", "status", "capacity", "booked", "held", "free", "doctor_name", "department_id")
+    __slots__ = ("session_id", "doctor_id", "service_date", "period", "status", "capacity", "booked", "held", "free", "doctor_name", "department_id", "starts_at", "ends_at", "suspend_reason")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     DOCTOR_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_DATE_FIELD_NUMBER: _ClassVar[int]
@@ -184,6 +194,9 @@ class Session(_message.Message):
     FREE_FIELD_NUMBER: _ClassVar[int]
     DOCTOR_NAME_FIELD_NUMBER: _ClassVar[int]
     DEPARTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_REASON_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     doctor_id: str
     service_date: str
@@ -195,7 +208,10 @@ class Session(_message.Message):
     free: int
     doctor_name: str
     department_id: str
-    def __init__(self, session_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., service_date: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., capacity: _Optional[int] = ..., booked: _Optional[int] = ..., held: _Optional[int] = ..., free: _Optional[int] = ..., doctor_name: _Optional[str] = ..., department_id: _Optional[str] = ...) -> None: ...
+    starts_at: str
+    ends_at: str
+    suspend_reason: str
+    def __init__(self, session_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., service_date: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., capacity: _Optional[int] = ..., booked: _Optional[int] = ..., held: _Optional[int] = ..., free: _Optional[int] = ..., doctor_name: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., suspend_reason: _Optional[str] = ...) -> None: ...
 
 class ListDepartmentsRequest(_message.Message):
     __slots__ = ()

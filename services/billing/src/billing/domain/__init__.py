@@ -1,0 +1,1 @@
+"""Billing's rules and types: no I/O, no grpc/nameko/psycopg; time is a parameter."""

@@ -1,0 +1,55 @@
+"""Billing's own settings, read from the environment once at start-up."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+
+from tuoguan_common.config import PORTS, service_address
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise SystemExit(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    registration_address: str
+    registration_timeout_seconds: float
+    # How long the provider may leave a payment unanswered before it is UNKNOWN.
+    payment_timeout: dt.timedelta
+    settle_interval_seconds: float
+    timeout_check_interval_seconds: float
+    reconcile_interval_seconds: float
+    batch_size: int
+    worker_metrics_port: int
+    # The sandbox provider: where its books are (default: billing's database),
+    # how long it takes to settle, and when a tok_timeout charge is captured.
+    sandbox_database_url: str | None
+    sandbox_settle_delay: dt.timedelta
+    sandbox_late_capture_delay: dt.timedelta
+
+    @classmethod
+    def from_env(cls) -> "BillingSettings":
+        return cls(
+            registration_address=service_address("registration", PORTS["registration"]["grpc"]),
+            registration_timeout_seconds=_number("BILLING_REGISTRATION_TIMEOUT_SECONDS", 3.0),
+            payment_timeout=dt.timedelta(seconds=_number("BILLING_PAYMENT_TIMEOUT_SECONDS", 5.0)),
+            settle_interval_seconds=_number("BILLING_SETTLE_INTERVAL_SECONDS", 0.1),
+            timeout_check_interval_seconds=_number("BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS", 0.5),
+            reconcile_interval_seconds=_number("BILLING_RECONCILE_INTERVAL_SECONDS", 10.0),
+            batch_size=int(_number("BILLING_BATCH_SIZE", 500)),
+            worker_metrics_port=int(_number("BILLING_WORKER_METRICS_PORT", PORTS["billing"]["worker_metrics"])),
+            sandbox_database_url=os.environ.get("SANDBOX_PROVIDER_DATABASE_URL") or None,
+            sandbox_settle_delay=dt.timedelta(milliseconds=_number("SANDBOX_SETTLE_DELAY_MS", 200)),
+            sandbox_late_capture_delay=dt.timedelta(milliseconds=_number("SANDBOX_LATE_CAPTURE_MS", 2000)),
+        )

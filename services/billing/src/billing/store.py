@@ -1,0 +1,185 @@
+"""All SQL of billing's own tables: payments, refunds, the ledger.
+
+Methods take the caller's cursor, so one transaction holds a payment's
+change, its journal entry, its outbox event and its inbox or idempotency row.
+The sandbox provider's books are its own (providers/sandbox.py).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable, Sequence
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from tuoguan_common.db import Database
+
+from .domain.ledger import EntryKind, JournalEntry
+from .domain.payments import Payment, PaymentStatus, sources_of
+from .domain.reconciliation import MOVEMENT_OF_ENTRY, Movement
+
+_PAYMENT_COLUMNS = (
+    "payment_id::text AS payment_id, booking_id, patient_id, amount_fen, status, provider, provider_reference, "
+    "failure_reason, refunded_fen, refund_requested_reason, created_at, settled_at, trace_carrier"
+)
+
+
+def _payment(row: dict) -> Payment:
+    return Payment(
+        payment_id=row["payment_id"], booking_id=row["booking_id"], patient_id=row["patient_id"],
+        amount_fen=row["amount_fen"], status=PaymentStatus(row["status"]), provider=row["provider"],
+        created_at=row["created_at"], provider_reference=row["provider_reference"],
+        failure_reason=row["failure_reason"], settled_at=row["settled_at"], refunded_fen=row["refunded_fen"],
+        refund_requested_reason=row["refund_requested_reason"], trace_carrier=row["trace_carrier"] or {},
+    )
+
+
+class BillingStore:
+    def __init__(self, database: Database):
+        self.database = database
+
+    # Payments.
+
+    def insert_payment(self, cur: psycopg.Cursor, payment: Payment) -> bool:
+        """False when the booking already has a payment that is not FAILED
+        (another attempt got there first); the unique index decides, so two
+        concurrent attempts cannot both pass."""
+        cur.execute(
+            "INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, created_at, "
+            "updated_at, trace_carrier) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING RETURNING 1",
+            (payment.payment_id, payment.booking_id, payment.patient_id, payment.amount_fen, payment.status.value,
+             payment.provider, payment.created_at, payment.created_at, Jsonb(payment.trace_carrier)),
+        )
+        return cur.fetchone() is not None
+
+    def set_provider_reference(self, cur: psycopg.Cursor, payment_id: str, reference: str) -> None:
+        cur.execute("UPDATE payments SET provider_reference = %s WHERE payment_id = %s", (reference, payment_id))
+
+    def get_payment(self, cur: psycopg.Cursor, payment_id: str, *, lock: bool = False) -> Payment | None:
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = %s"
+                    + (" FOR UPDATE" if lock else ""), (payment_id,))
+        row = cur.fetchone()
+        return _payment(row) if row else None
+
+    def live_payment_for_booking(self, cur: psycopg.Cursor, booking_id: str, *, lock: bool = False) -> Payment | None:
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE booking_id = %s AND status <> 'FAILED'"
+                    + (" FOR UPDATE" if lock else ""), (booking_id,))
+        row = cur.fetchone()
+        return _payment(row) if row else None
+
+    def payments_for_booking(self, cur: psycopg.Cursor, booking_id: str) -> list[Payment]:
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE booking_id = %s ORDER BY created_at",
+                    (booking_id,))
+        return [_payment(r) for r in cur.fetchall()]
+
+    def payments_of_patient(self, cur: psycopg.Cursor, patient_id: str, limit: int = 100) -> list[Payment]:
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE patient_id = %s "
+                    "ORDER BY created_at DESC LIMIT %s", (patient_id, limit))
+        return [_payment(r) for r in cur.fetchall()]
+
+    def claim_payments(self, cur: psycopg.Cursor, status: PaymentStatus, limit: int, *,
+                       created_before: dt.datetime | None = None) -> list[Payment]:
+        """Locks a batch of payments in ``status``, oldest first; rows another
+        worker replica holds are skipped, so replicas share the work."""
+        cur.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE status = %s "
+            + ("AND created_at <= %s " if created_before else "")
+            + "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
+            (status.value, created_before, limit) if created_before else (status.value, limit),
+        )
+        return [_payment(r) for r in cur.fetchall()]
+
+    def claim_refunds_requested(self, cur: psycopg.Cursor, limit: int, *, skip: Sequence[str] = ()) -> list[Payment]:
+        cur.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments "
+            "WHERE refund_requested_reason IS NOT NULL AND status = 'CAPTURED' AND payment_id <> ALL(%s::uuid[]) "
+            "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED", (list(skip), limit),
+        )
+        return [_payment(r) for r in cur.fetchall()]
+
+    def save_transitions(self, cur: psycopg.Cursor, changed: Sequence[Payment], now: dt.datetime) -> set[str]:
+        """Writes payments' new statuses in one statement; returns the ids
+        written. Each row moves only from a status its lifecycle allows, so a
+        stale caller changes nothing."""
+        if not changed:
+            return set()
+        cur.execute(
+            "UPDATE payments p SET status = c.status, failure_reason = c.failure_reason, settled_at = c.settled_at, "
+            "refunded_fen = c.refunded_fen, refund_requested_reason = c.refund_requested_reason, updated_at = %s "
+            "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
+            "AS c(payment_id, status, failure_reason, settled_at, refunded_fen, refund_requested_reason, sources) "
+            "WHERE p.payment_id = c.payment_id AND p.status = ANY(string_to_array(c.sources, ',')) "
+            "RETURNING p.payment_id::text",
+            (
+                now,
+                [p.payment_id for p in changed], [p.status.value for p in changed],
+                [p.failure_reason for p in changed], [p.settled_at for p in changed],
+                [p.refunded_fen for p in changed], [p.refund_requested_reason for p in changed],
+                [",".join(sorted(sources_of(p.status))) for p in changed],
+            ),
+        )
+        return {r["payment_id"] for r in cur.fetchall()}
+
+    def request_refund(self, cur: psycopg.Cursor, payment_id: str, reason: str, now: dt.datetime) -> None:
+        cur.execute(
+            "UPDATE payments SET refund_requested_reason = %s, updated_at = %s "
+            "WHERE payment_id = %s AND refund_requested_reason IS NULL",
+            (reason, now, payment_id),
+        )
+
+    def count_unknown(self, cur: psycopg.Cursor) -> int:
+        cur.execute("SELECT count(*) AS n FROM payments WHERE status = 'UNKNOWN'")
+        return cur.fetchone()["n"]
+
+    # Refunds.
+
+    def insert_refund(self, cur: psycopg.Cursor, *, refund_id: str, payment_id: str, amount_fen: int, reason: str,
+                      provider_reference: str, refunded_at: dt.datetime) -> None:
+        cur.execute(
+            "INSERT INTO refunds (refund_id, payment_id, amount_fen, reason, provider_reference, refunded_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (refund_id, payment_id, amount_fen, reason, provider_reference, refunded_at),
+        )
+
+    # The ledger.
+
+    def post_entries(self, cur: psycopg.Cursor, entries: Iterable[JournalEntry], now: dt.datetime) -> None:
+        entries = list(entries)
+        if not entries:
+            return
+        cur.executemany(
+            "INSERT INTO journal_entries (entry_id, kind, payment_id, refund_id, effective_at, posted_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [(e.entry_id, e.kind.value, e.payment_id, e.refund_id, e.effective_at, now) for e in entries],
+        )
+        cur.executemany(
+            "INSERT INTO journal_lines (entry_id, line_no, account, side, amount_fen) VALUES (%s, %s, %s, %s, %s)",
+            [(e.entry_id, n, line.account, line.side.value, line.amount_fen)
+             for e in entries for n, line in enumerate(e.lines, start=1)],
+        )
+
+    def accounts(self, cur: psycopg.Cursor) -> list[str]:
+        cur.execute("SELECT code FROM ledger_accounts ORDER BY code")
+        return [r["code"] for r in cur.fetchall()]
+
+    def account_totals(self, cur: psycopg.Cursor) -> list[tuple[str, int, int]]:
+        cur.execute(
+            "SELECT account, coalesce(sum(amount_fen) FILTER (WHERE side = 'debit'), 0) AS debit, "
+            "coalesce(sum(amount_fen) FILTER (WHERE side = 'credit'), 0) AS credit "
+            "FROM journal_lines GROUP BY account"
+        )
+        return [(r["account"], int(r["debit"]), int(r["credit"])) for r in cur.fetchall()]
+
+    def ledger_movements(self, cur: psycopg.Cursor, start: dt.datetime, end: dt.datetime) -> list[Movement]:
+        """The ledger's money movements at the provider dated in [start, end)."""
+        cur.execute(
+            "SELECT e.kind, e.payment_id::text AS payment_id, coalesce(p.provider_reference, '') AS reference, "
+            "(SELECT sum(l.amount_fen) FROM journal_lines l WHERE l.entry_id = e.entry_id AND l.side = 'debit') "
+            "AS amount_fen "
+            "FROM journal_entries e JOIN payments p ON p.payment_id = e.payment_id "
+            "WHERE e.effective_at >= %s AND e.effective_at < %s AND e.kind = ANY(%s)",
+            (start, end, [kind.value for kind in MOVEMENT_OF_ENTRY]),
+        )
+        return [Movement(MOVEMENT_OF_ENTRY[EntryKind(r["kind"])], r["payment_id"], r["reference"],
+                         int(r["amount_fen"])) for r in cur.fetchall()]

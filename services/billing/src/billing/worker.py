@@ -1,0 +1,93 @@
+"""Billing's nameko worker: relays the outbox, settles payments with the
+provider on timers, and refunds fees when registration says so.
+
+Run with ``tuoguan-worker billing``. Entrypoints stay thin: the cashier holds
+the rules' orchestration, the same one the api uses.
+"""
+from __future__ import annotations
+
+from nameko.events import event_handler
+from nameko.timer import timer
+
+from tuoguan.registration.v1 import events_pb2 as registration_events
+from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, handle_event
+
+from .cashier import Cashier, Settled
+from .providers import build_provider
+from .settings import BillingSettings
+from .store import BillingStore
+
+# Read at import: nameko's timers take their interval when the class is made.
+SETTINGS = BillingSettings.from_env()
+
+
+class CashierDependency(WorkerStore):
+    """The cashier over the worker's connection pool, and the provider with its own."""
+
+    def __init__(self):
+        super().__init__(self._build, "billing")
+        self.provider = None
+
+    def _build(self, database) -> Cashier:
+        self.provider = build_provider(SETTINGS, database.url)
+        return Cashier(BillingStore(database), self.provider, payment_timeout=SETTINGS.payment_timeout,
+                       batch_size=SETTINGS.batch_size)
+
+    def stop(self):
+        if self.provider is not None:
+            self.provider.close()
+        super().stop()
+
+
+class BillingWorker:
+    name = "billing"
+
+    relayer = OutboxRelayer("billing")
+    observability = Observability("billing")
+    cashier: Cashier = CashierDependency()
+
+    @timer(interval=SETTINGS.settle_interval_seconds)
+    def settle_pending_payments(self):
+        self.cashier.settle_pending()
+
+    @timer(interval=SETTINGS.timeout_check_interval_seconds)
+    def mark_unanswered_payments_unknown(self):
+        self.cashier.give_up_on_unanswered()
+
+    @timer(interval=SETTINGS.reconcile_interval_seconds)
+    def reconcile_unknown_payments(self):
+        self.cashier.reconcile_unknown()
+
+    @timer(interval=SETTINGS.reconcile_interval_seconds)
+    def issue_requested_refunds(self):
+        self.cashier.issue_requested_refunds()
+
+    @event_handler("registration", "BookingCancelled", requeue_on_error=True)
+    def refund_cancelled_booking(self, payload):
+        return self._refund_on(payload, registration_events.BookingCancelled, "billing.refund_cancelled_booking",
+                               lambda event: event.refund_due, "booking_cancelled")
+
+    @event_handler("registration", "PaymentRejected", requeue_on_error=True)
+    def refund_rejected_payment(self, payload):
+        # The capture came after the hold expired: the patient has no booking for the money.
+        return self._refund_on(payload, registration_events.PaymentRejected, "billing.refund_rejected_payment",
+                               lambda event: True, "payment_rejected")
+
+    def _refund_on(self, payload, message_type, handler: str, due, reason: str) -> str:
+        done: list[Settled] = []
+
+        def apply(cur, event):
+            if due(event):
+                done.append(self.cashier.refund_for_booking(cur, payment_id=event.payment_id,
+                                                            booking_id=event.booking_id, reason=reason))
+
+        outcome = handle_event(self.cashier.database, payload, message_type, handler, apply)
+        for settled in done:
+            settled.count()  # after the commit, so a rolled-back refund is never counted
+        return outcome
+
+
+def main() -> None:
+    from tuoguan_common import worker_main
+
+    worker_main.run(BillingWorker, "billing", SETTINGS.worker_metrics_port)

@@ -1,0 +1,157 @@
+"""Billing's test fixtures: a migrated database on the real PostgreSQL, the
+api in-process on a free port, and a registration-like gRPC server.
+
+Registration is a peer service, so a small in-process double of its
+GetBooking stands in for it here; it checks the forwarded token like the real
+one. PostgreSQL and RabbitMQ are always the real ones.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import grpc
+import pytest
+
+from billing import api
+from billing.cashier import Cashier
+from billing.providers.sandbox import SandboxProvider
+from billing.registration_client import RegistrationClient
+from billing.store import BillingStore
+from tuoguan.billing.v1 import billing_pb2 as pb
+from tuoguan.billing.v1 import billing_pb2_grpc
+from tuoguan.registration.v1 import registration_pb2, registration_pb2_grpc
+from tuoguan_common import auth
+from tuoguan_common.auth import current_principal
+from tuoguan_common.errors import NotFound
+from tuoguan_common.grpc_server import REASON_KEY, build_server
+from tuoguan_common.outbox import utcnow
+
+SETTLE_DELAY = dt.timedelta(milliseconds=200)
+LATE_CAPTURE = dt.timedelta(seconds=3)
+PAYMENT_TIMEOUT = dt.timedelta(seconds=1)
+
+
+class RegistrationDouble(registration_pb2_grpc.RegistrationServiceServicer):
+    """GetBooking over a dict of bookings, with registration's ownership rule."""
+
+    def __init__(self):
+        self.bookings: dict[str, registration_pb2.Booking] = {}
+        self.address = ""
+
+    def add(self, patient_id: str, *, fee_fen: int = 5000,
+            status: int = registration_pb2.BOOKING_STATUS_HELD) -> str:
+        booking_id = str(uuid.uuid4())
+        self.bookings[booking_id] = registration_pb2.Booking(
+            booking_id=booking_id, patient_id=patient_id, status=status, fee_fen=fee_fen,
+        )
+        return booking_id
+
+    def set_status(self, booking_id: str, status: int) -> None:
+        self.bookings[booking_id].status = status
+
+    def GetBooking(self, request, context):
+        caller = current_principal()
+        booking = self.bookings.get(request.booking_id)
+        if booking is None:
+            raise NotFound("no such booking", reason="booking_not_found")
+        caller.require_owner_or(booking.patient_id, auth.REGISTRATION_OFFICE, auth.ADMIN, auth.SERVICE)
+        return registration_pb2.GetBookingResponse(booking=booking)
+
+
+def _serve(service: str, register, verifier) -> tuple[grpc.Server, str]:
+    server, port, _health = build_server(service=service, register=register, verifier=verifier, port=0,
+                                         host="127.0.0.1", workers=8)
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def registration(verifier):
+    double = RegistrationDouble()
+
+    def register(server):
+        registration_pb2_grpc.add_RegistrationServiceServicer_to_server(double, server)
+        return [registration_pb2.DESCRIPTOR.services_by_name["RegistrationService"].full_name]
+
+    server, double.address = _serve("registration", register, verifier)
+    yield double
+    server.stop(0)
+
+
+@pytest.fixture
+def billing_db(make_database):
+    return make_database("billing", api.MIGRATIONS_DIR)
+
+
+@pytest.fixture
+def sandbox(billing_db):
+    return SandboxProvider(billing_db, settle_delay=SETTLE_DELAY, late_capture_delay=LATE_CAPTURE)
+
+
+@dataclass
+class Billing:
+    stub: billing_pb2_grpc.BillingServiceStub
+    db: object
+    issuer: auth.TokenIssuer
+    registration: RegistrationDouble
+
+    # How far a test moves the worker's clock instead of sleeping.
+    SETTLED = dt.timedelta(seconds=1)  # past the sandbox's settle delay
+    TIMED_OUT = dt.timedelta(seconds=1.5)  # past the payment timeout, before the late capture
+    LATE_CAPTURED = dt.timedelta(seconds=4)  # past the sandbox's late capture of tok_timeout
+
+    def held_booking(self, fee_fen: int = 5000) -> tuple[str, str]:
+        """A new patient and their HELD booking at registration."""
+        patient_id = str(uuid.uuid4())
+        return patient_id, self.registration.add(patient_id, fee_fen=fee_fen)
+
+    def pay(self, patient_id: str, booking_id: str, token: str = "tok_ok",
+            key: str | None = None) -> pb.PayRegistrationFeeResponse:
+        return self.stub.PayRegistrationFee(
+            pb.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=token,
+                                         idempotency_key=key or str(uuid.uuid4())),
+            metadata=self.token(patient_id),
+        )
+
+    def new_payment(self, token: str = "tok_ok", fee_fen: int = 5000) -> pb.Payment:
+        """A new patient pays a new booking."""
+        return self.pay(*self.held_booking(fee_fen), token=token).payment
+
+    def token(self, subject: str | None = None, *roles: str) -> tuple[tuple[str, str], ...]:
+        return auth.bearer_metadata(self.issuer.issue(subject or str(uuid.uuid4()), list(roles or [auth.PATIENT])))
+
+    def cashier(self, after: dt.timedelta = dt.timedelta(0)) -> Cashier:
+        """The worker's cashier, looking at the world ``after`` from now: the
+        provider's records and the timeouts read that clock."""
+        clock: Callable[[], dt.datetime] = lambda: utcnow() + after  # noqa: E731
+        provider = SandboxProvider(self.db, settle_delay=SETTLE_DELAY, late_capture_delay=LATE_CAPTURE, clock=clock)
+        return Cashier(BillingStore(self.db), provider, clock=clock, payment_timeout=PAYMENT_TIMEOUT)
+
+    @staticmethod
+    def reason_of(error: grpc.RpcError) -> str | None:
+        return dict(error.trailing_metadata() or ()).get(REASON_KEY)
+
+    def rows(self, sql: str, *params) -> list[dict]:
+        with self.db.transaction() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def events(self, event_type: str) -> list[dict]:
+        return [r["payload"] for r in self.rows(
+            "SELECT payload FROM outbox WHERE event_type = %s ORDER BY id", event_type)]
+
+
+@pytest.fixture
+def billing(billing_db, registration, sandbox, verifier, issuer):
+    bookings = RegistrationClient(registration.address)
+    server, address = _serve(
+        "billing", lambda srv: api.register(srv, None, billing_db, bookings=bookings, provider=sandbox), verifier,
+    )
+    channel = grpc.insecure_channel(address)
+    yield Billing(billing_pb2_grpc.BillingServiceStub(channel), billing_db, issuer, registration)
+    channel.close()
+    server.stop(0)
+    bookings.close()

@@ -1,0 +1,417 @@
+"""Billing's API on the real PostgreSQL, in-process, with a registration-like
+gRPC server answering GetBooking. The worker's steps run here through the
+same cashier the worker uses, with its clock moved forward instead of sleeping."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+import grpc
+import psycopg
+import pytest
+
+from billing.domain import ledger
+from billing.worker import BillingWorker
+from tuoguan.billing.v1 import billing_pb2 as pb
+from tuoguan.registration.v1 import events_pb2 as registration_events
+from tuoguan.registration.v1 import registration_pb2
+from tuoguan_common import auth, outbox
+
+pytestmark = pytest.mark.integration
+
+def fails(call, code: grpc.StatusCode) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    assert caught.value.code() == code, caught.value.details()
+    return caught.value
+
+
+def captured_payment(billing) -> pb.Payment:
+    payment = billing.new_payment()
+    billing.cashier(after=billing.SETTLED).settle_pending()
+    return payment
+
+
+def balances(billing) -> pb.GetLedgerBalancesResponse:
+    return billing.stub.GetLedgerBalances(pb.GetLedgerBalancesRequest(), metadata=billing.token(None, auth.FINANCE))
+
+
+def status_of(billing, payment_id) -> str:
+    return billing.rows("SELECT status FROM payments WHERE payment_id = %s", payment_id)[0]["status"]
+
+
+def cancellation(payment: pb.Payment, event_id: str | None = None) -> dict:
+    event = registration_events.BookingCancelled(
+        booking_id=payment.booking_id, patient_id=payment.patient_id, slot_id="slot-1", reason="patient",
+        refund_due=True, payment_id=payment.payment_id, fee_fen=payment.amount_fen,
+    )
+    return outbox.event_payload(event, event_id or str(uuid.uuid4()), outbox.utcnow())
+
+
+def worker_with(cashier) -> BillingWorker:
+    # The nameko service class, its cashier given by hand instead of by the container.
+    worker = BillingWorker()
+    worker.cashier = cashier
+    return worker
+
+
+# Paying.
+
+
+def test_paying_starts_a_pending_payment_for_the_bookings_fee(billing):
+    patient_id, booking_id = billing.held_booking(fee_fen=1250)
+    payment = billing.pay(patient_id, booking_id).payment
+    assert payment.status == pb.PAYMENT_STATUS_PENDING
+    assert payment.amount_fen == 1250 and payment.booking_id == booking_id and payment.patient_id == patient_id
+    assert payment.provider_reference.startswith("sbx_ch_")
+    assert payment.created_at.endswith("Z") and payment.settled_at == ""
+    charge = billing.rows("SELECT merchant_payment_id, amount_fen FROM sandbox_provider.charges")
+    assert charge == [{"merchant_payment_id": payment.payment_id, "amount_fen": 1250}]
+
+
+def test_the_provider_settles_later_and_the_capture_is_booked_once(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment = billing.pay(patient_id, booking_id).payment
+    assert billing.cashier().settle_pending().captured == []  # the provider has not answered yet
+    settled = billing.cashier(after=billing.SETTLED).settle_pending()
+    assert [p.payment_id for p in settled.captured] == [payment.payment_id]
+    assert billing.cashier(after=billing.SETTLED).settle_pending().captured == []
+
+    got = billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment.payment_id),
+                                  metadata=billing.token(patient_id)).payment
+    assert got.status == pb.PAYMENT_STATUS_CAPTURED and got.settled_at
+    captured_events = billing.events("PaymentCaptured")
+    assert [(e["payment_id"], e["booking_id"], int(e["amount_fen"])) for e in captured_events] == [
+        (payment.payment_id, booking_id, 5000)]
+    assert captured_events[0]["event_id"] and captured_events[0]["occurred_at"]
+    entries = billing.rows("SELECT kind FROM journal_entries WHERE payment_id = %s", payment.payment_id)
+    assert entries == [{"kind": "registration_fee_capture"}]
+
+    books = balances(billing)
+    by_account = {b.account: b for b in books.balances}
+    assert by_account["asset:provider_clearing:sandbox"].balance_fen == 5000
+    assert by_account["revenue:registration_fees"].balance_fen == 5000
+    assert books.total_debit_fen == books.total_credit_fen == 5000
+
+
+def test_the_same_idempotency_key_returns_the_first_answer_and_charges_once(billing):
+    patient_id, booking_id = billing.held_booking()
+    first = billing.pay(patient_id, booking_id, key="k-1")
+    again = billing.pay(patient_id, booking_id, key="k-1")
+    assert again == first
+    billing.cashier(after=billing.SETTLED).settle_pending()
+    # Even after the capture, the repeat answers as the first time and changes nothing.
+    assert billing.pay(patient_id, booking_id, key="k-1") == first
+    assert len(billing.rows("SELECT 1 FROM payments")) == 1
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
+    assert len(billing.rows("SELECT 1 FROM journal_entries")) == 1
+    assert len(billing.events("PaymentCaptured")) == 1
+
+
+def test_a_key_reused_for_another_request_is_refused(billing):
+    patient_id, booking_id = billing.held_booking()
+    billing.pay(patient_id, booking_id, key="k-1")
+    error = fails(lambda: billing.pay(patient_id, booking_id, token="tok_decline", key="k-1"),
+                  grpc.StatusCode.INVALID_ARGUMENT)
+    assert "idempotency_key" in error.details()
+
+
+def test_one_payment_per_booking_while_pending_or_captured(billing):
+    patient_id, booking_id = billing.held_booking()
+    billing.pay(patient_id, booking_id)
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "payment_in_progress"
+    billing.cashier(after=billing.SETTLED).settle_pending()
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "already_paid"
+
+
+def test_concurrent_attempts_on_one_booking_make_one_payment(billing):
+    patient_id, booking_id = billing.held_booking()
+    outcomes: list[str] = []
+
+    def attempt():
+        try:
+            billing.pay(patient_id, booking_id)
+            outcomes.append("paid")
+        except grpc.RpcError as exc:
+            outcomes.append(billing.reason_of(exc) or exc.code().name)
+
+    threads = [threading.Thread(target=attempt) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["paid"] + ["payment_in_progress"] * 5
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
+
+
+@pytest.mark.parametrize("token,reason", [("tok_decline", "card_declined"),
+                                          ("tok_insufficient_funds", "insufficient_funds")])
+def test_a_declined_payment_fails_and_the_patient_may_try_again(billing, token, reason):
+    patient_id, booking_id = billing.held_booking()
+    declined = billing.pay(patient_id, booking_id, token=token).payment
+    settled = billing.cashier(after=billing.SETTLED).settle_pending()
+    assert [p.payment_id for p in settled.failed] == [declined.payment_id]
+    got = billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=declined.payment_id),
+                                  metadata=billing.token(patient_id)).payment
+    assert got.status == pb.PAYMENT_STATUS_FAILED and got.failure_reason == reason
+    failed_events = billing.events("PaymentFailed")
+    assert [(e["payment_id"], e["booking_id"], e["reason"]) for e in failed_events] == [
+        (declined.payment_id, booking_id, reason)]
+    assert billing.rows("SELECT 1 FROM journal_entries") == []
+
+    retry = billing.pay(patient_id, booking_id).payment
+    assert retry.payment_id != declined.payment_id and retry.status == pb.PAYMENT_STATUS_PENDING
+    listed = billing.stub.ListPayments(pb.ListPaymentsRequest(booking_id=booking_id),
+                                       metadata=billing.token(patient_id)).payments
+    assert [p.status for p in listed] == [pb.PAYMENT_STATUS_FAILED, pb.PAYMENT_STATUS_PENDING]
+
+
+def test_an_unanswered_payment_becomes_unknown_and_reconciliation_captures_it(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment = billing.pay(patient_id, booking_id, token="tok_timeout").payment
+    assert billing.cashier(after=billing.SETTLED).settle_pending().captured == []
+    assert [p.payment_id for p in billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered().unknown] == [
+        payment.payment_id]
+    assert status_of(billing, payment.payment_id) == "UNKNOWN"
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "payment_in_progress"
+
+    # The provider has not captured it yet either: it stays UNKNOWN.
+    assert billing.cashier(after=billing.TIMED_OUT).reconcile_unknown().captured == []
+    assert status_of(billing, payment.payment_id) == "UNKNOWN"
+
+    # Its records show it captured later, as a bank's would; the online API still says nothing.
+    assert billing.cashier(after=billing.LATE_CAPTURED).settle_pending().captured == []
+    settled = billing.cashier(after=billing.LATE_CAPTURED).reconcile_unknown()
+    assert [p.payment_id for p in settled.captured] == [payment.payment_id]
+    assert status_of(billing, payment.payment_id) == "CAPTURED"
+    assert [e["payment_id"] for e in billing.events("PaymentCaptured")] == [payment.payment_id]
+    assert billing.cashier(after=billing.LATE_CAPTURED).reconcile_unknown().captured == []
+    assert len(billing.rows("SELECT 1 FROM journal_entries")) == 1
+
+
+def test_a_timed_out_payment_answered_at_the_last_moment_is_captured_not_unknown(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment = billing.pay(patient_id, booking_id).payment
+    settled = billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered()
+    assert [p.payment_id for p in settled.captured] == [payment.payment_id] and settled.unknown == []
+
+
+# Refunds.
+
+
+def test_a_cancelled_booking_is_refunded_exactly_once_whatever_the_redeliveries(billing):
+    payment = captured_payment(billing)
+    worker = worker_with(billing.cashier(after=billing.SETTLED))
+    event = cancellation(payment)
+    assert worker.refund_cancelled_booking(event) == "ok"
+    assert worker.refund_cancelled_booking(event) == "duplicate"  # the same event again
+    assert worker.refund_cancelled_booking(cancellation(payment)) == "ok"  # another event for the same booking
+
+    refunds = billing.events("RefundIssued")
+    assert len(refunds) == 1
+    assert (refunds[0]["payment_id"], refunds[0]["booking_id"], int(refunds[0]["amount_fen"])) == (
+        payment.payment_id, payment.booking_id, 5000)
+    assert len(billing.rows("SELECT 1 FROM refunds")) == 1
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.refunds")) == 1
+    assert status_of(billing, payment.payment_id) == "REFUNDED"
+    got = billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment.payment_id),
+                                  metadata=billing.token(None, auth.FINANCE)).payment
+    assert got.status == pb.PAYMENT_STATUS_REFUNDED and got.refunded_fen == 5000
+
+    books = balances(billing)
+    assert {b.account: b.balance_fen for b in books.balances} == {
+        "asset:provider_clearing:sandbox": 0, "revenue:registration_fees": 0}
+    assert books.total_debit_fen == books.total_credit_fen == 10000
+
+
+def test_a_cancellation_without_refund_due_refunds_nothing(billing):
+    payment = captured_payment(billing)
+    event = cancellation(payment)
+    event["refund_due"] = False
+    assert worker_with(billing.cashier(after=billing.SETTLED)).refund_cancelled_booking(event) == "ok"
+    assert billing.events("RefundIssued") == [] and status_of(billing, payment.payment_id) == "CAPTURED"
+
+
+def test_a_capture_rejected_by_registration_is_refunded(billing):
+    payment = captured_payment(billing)
+    event = outbox.event_payload(registration_events.PaymentRejected(
+        booking_id=payment.booking_id, payment_id=payment.payment_id, reason="hold_expired",
+    ), str(uuid.uuid4()), outbox.utcnow())
+    worker = worker_with(billing.cashier(after=billing.SETTLED))
+    assert worker.refund_rejected_payment(event) == "ok"
+    assert worker.refund_rejected_payment(event) == "duplicate"
+    assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]
+    assert billing.rows("SELECT reason FROM refunds") == [{"reason": "payment_rejected"}]
+
+
+def test_a_refund_asked_before_the_capture_is_known_is_issued_once_captured(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment = billing.pay(patient_id, booking_id, token="tok_timeout").payment
+    billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered()
+    assert worker_with(billing.cashier(after=billing.TIMED_OUT)).refund_cancelled_booking(cancellation(payment)) == "ok"
+    assert billing.events("RefundIssued") == [] and status_of(billing, payment.payment_id) == "UNKNOWN"
+
+    late = billing.cashier(after=billing.LATE_CAPTURED)
+    late.reconcile_unknown()
+    assert [p.payment_id for p in late.issue_requested_refunds().refunded] == [payment.payment_id]
+    assert late.issue_requested_refunds().refunded == []
+    assert status_of(billing, payment.payment_id) == "REFUNDED"
+    assert len(billing.events("RefundIssued")) == 1
+
+
+# Who may do what, and bad input.
+
+
+def test_only_the_callers_held_booking_can_be_paid(billing):
+    patient_id, booking_id = billing.held_booking()
+    fails(lambda: billing.pay(str(uuid.uuid4()), booking_id), grpc.StatusCode.PERMISSION_DENIED)
+    fails(lambda: billing.pay(patient_id, str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND)
+    billing.registration.set_status(booking_id, registration_pb2.BOOKING_STATUS_EXPIRED)
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "booking_not_held"
+    assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []
+
+
+@pytest.mark.parametrize("booking_id,token,key,field", [
+    ("", "tok_ok", "k", "booking_id"),
+    ("b", "", "k", "payment_method_token"),
+    ("b", "4111 1111 1111 1111", "k", "payment_method_token"),
+    ("b", "tok_ok", "", "idempotency_key"),
+])
+def test_bad_input_names_the_field(billing, booking_id, token, key, field):
+    error = fails(lambda: billing.stub.PayRegistrationFee(
+        pb.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=token, idempotency_key=key),
+        metadata=billing.token()), grpc.StatusCode.INVALID_ARGUMENT)
+    assert dict(error.trailing_metadata())["tuoguan-field"] == field
+
+
+def test_a_token_the_provider_does_not_know_is_refused_and_nothing_is_written(billing):
+    patient_id, booking_id = billing.held_booking()
+    error = fails(lambda: billing.pay(patient_id, booking_id, token="tok_stolen"), grpc.StatusCode.INVALID_ARGUMENT)
+    assert billing.reason_of(error) == "unknown_payment_method"
+    assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []
+    assert billing.pay(patient_id, booking_id).payment.status == pb.PAYMENT_STATUS_PENDING
+
+
+def test_paying_needs_a_patients_token(billing):
+    request = pb.PayRegistrationFeeRequest(booking_id="b", payment_method_token="tok_ok", idempotency_key="k")
+    fails(lambda: billing.stub.PayRegistrationFee(request), grpc.StatusCode.UNAUTHENTICATED)
+    fails(lambda: billing.stub.PayRegistrationFee(request, metadata=billing.token(None, auth.FINANCE)),
+          grpc.StatusCode.PERMISSION_DENIED)
+
+
+def test_payments_are_read_by_their_patient_or_finance(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment = billing.pay(patient_id, booking_id).payment
+    get = pb.GetPaymentRequest(payment_id=payment.payment_id)
+    for roles in ([auth.FINANCE], [auth.ADMIN], [auth.SERVICE]):
+        assert billing.stub.GetPayment(get, metadata=billing.token(None, *roles)).payment.payment_id == \
+            payment.payment_id
+    fails(lambda: billing.stub.GetPayment(get, metadata=billing.token()), grpc.StatusCode.PERMISSION_DENIED)
+    fails(lambda: billing.stub.ListPayments(pb.ListPaymentsRequest(booking_id=booking_id),
+                                            metadata=billing.token()), grpc.StatusCode.PERMISSION_DENIED)
+    fails(lambda: billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=str(uuid.uuid4())),
+                                          metadata=billing.token(patient_id)), grpc.StatusCode.NOT_FOUND)
+    error = fails(lambda: billing.stub.GetPayment(pb.GetPaymentRequest(payment_id="not-an-id"),
+                                                  metadata=billing.token(patient_id)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert dict(error.trailing_metadata())["tuoguan-field"] == "payment_id"
+    mine = billing.stub.ListPayments(pb.ListPaymentsRequest(), metadata=billing.token(patient_id)).payments
+    assert [p.payment_id for p in mine] == [payment.payment_id]
+
+
+def test_the_ledger_and_reconciliation_are_for_finance(billing):
+    for call in (lambda md: billing.stub.GetLedgerBalances(pb.GetLedgerBalancesRequest(), metadata=md),
+                 lambda md: billing.stub.GetReconciliationReport(
+                     pb.GetReconciliationReportRequest(business_date="2026-11-26"), metadata=md)):
+        fails(lambda call=call: call(billing.token()), grpc.StatusCode.PERMISSION_DENIED)
+        call(billing.token(None, auth.FINANCE))
+        call(billing.token(None, auth.ADMIN))
+    error = fails(lambda: billing.stub.GetReconciliationReport(
+        pb.GetReconciliationReportRequest(business_date="26/11/2026"), metadata=billing.token(None, auth.FINANCE)),
+        grpc.StatusCode.INVALID_ARGUMENT)
+    assert dict(error.trailing_metadata())["tuoguan-field"] == "business_date"
+
+
+# The database's own guards.
+
+
+def test_the_database_refuses_an_unbalanced_entry(billing):
+    payment = captured_payment(billing)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        with billing.db.transaction() as cur:
+            cur.execute("INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, "
+                        "created_at) VALUES (%s, 'b', 'p', 100, 'CAPTURED', 'sandbox', now())", (str(uuid.uuid4()),))
+            entry_id = str(uuid.uuid4())
+            cur.execute("INSERT INTO journal_entries (entry_id, kind, payment_id, effective_at) "
+                        "VALUES (%s, 'registration_fee_capture', (SELECT payment_id FROM payments "
+                        "WHERE booking_id = 'b'), now())", (entry_id,))
+            cur.execute("INSERT INTO journal_lines VALUES (%s, 1, 'asset:provider_clearing:sandbox', 'debit', 100), "
+                        "(%s, 2, 'revenue:registration_fees', 'credit', 99)", (entry_id, entry_id))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        with billing.db.transaction() as cur:  # a line slipped into a posted entry
+            cur.execute("INSERT INTO journal_lines SELECT entry_id, 9, 'revenue:registration_fees', 'credit', 1 "
+                        "FROM journal_entries WHERE payment_id = %s", (payment.payment_id,))
+    assert balances(billing).total_debit_fen == balances(billing).total_credit_fen == 5000
+
+
+def test_the_database_refuses_a_second_capture_and_any_edit_of_the_ledger(billing):
+    payment = captured_payment(billing)
+    entry = ledger.capture_entry(payment.payment_id, payment.amount_fen, "sandbox", outbox.utcnow())
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with billing.db.transaction() as cur:
+            billing.cashier().store.post_entries(cur, [entry], outbox.utcnow())
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with billing.db.transaction() as cur:
+            cur.execute("UPDATE journal_lines SET amount_fen = amount_fen + 1")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with billing.db.transaction() as cur:
+            cur.execute("DELETE FROM journal_entries")
+
+
+def test_the_chart_of_accounts_in_the_database_is_the_domains(billing):
+    assert [r["code"] for r in billing.rows("SELECT code FROM ledger_accounts ORDER BY code")] == sorted(ledger.CHART)
+
+
+def test_a_refund_the_provider_cannot_make_now_is_kept_and_issued_later(billing):
+    payment = billing.new_payment()
+    billing.cashier(after=billing.SETTLED).settle_pending()
+    # Seen from before the provider settled, it refuses the refund: the request stays on the payment.
+    assert worker_with(billing.cashier()).refund_cancelled_booking(cancellation(payment)) == "ok"
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "CAPTURED", "refund_requested_reason": "booking_cancelled"}]
+    assert billing.events("RefundIssued") == []
+
+    later = billing.cashier(after=billing.SETTLED)
+    assert [p.payment_id for p in later.issue_requested_refunds().refunded] == [payment.payment_id]
+    assert later.issue_requested_refunds().refunded == []
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "REFUNDED", "refund_requested_reason": None}]
+    assert len(billing.events("RefundIssued")) == 1
+
+
+def test_the_settling_events_continue_the_paying_requests_trace(billing):
+    patient_id, booking_id = billing.held_booking()
+    trace_id = uuid.uuid4().hex
+    metadata = billing.token(patient_id) + (("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"),)
+    declined = billing.stub.PayRegistrationFee(pb.PayRegistrationFeeRequest(
+        booking_id=booking_id, payment_method_token="tok_decline", idempotency_key="k"), metadata=metadata).payment
+    billing.cashier(after=billing.SETTLED).settle_pending()  # a timer, outside any request
+    headers = billing.rows("SELECT headers FROM outbox WHERE event_type = 'PaymentFailed'")[0]["headers"]
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert declined.status == pb.PAYMENT_STATUS_PENDING
+
+
+def test_an_unknown_payment_the_provider_never_heard_of_fails(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment_id = str(uuid.uuid4())
+    with billing.db.transaction() as cur:
+        cur.execute("INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, "
+                    "provider_reference, created_at) VALUES (%s, %s, %s, 5000, 'UNKNOWN', 'sandbox', "
+                    "'sbx_ch_lost', now())", (payment_id, booking_id, patient_id))
+    settled = billing.cashier().reconcile_unknown()
+    assert [(p.payment_id, p.failure_reason) for p in settled.failed] == [(payment_id, "not_found_at_provider")]
+    assert [e["reason"] for e in billing.events("PaymentFailed")] == ["not_found_at_provider"]
+    assert billing.rows("SELECT 1 FROM journal_entries") == []

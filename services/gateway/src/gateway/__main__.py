@@ -1,0 +1,23 @@
+"""``python -m gateway``: the HTTP gateway on GATEWAY_PORT (default 8000)."""
+from __future__ import annotations
+
+import os
+
+from tuoguan_common.config import PORTS, Settings
+from tuoguan_common.logs import setup_logging
+from tuoguan_common.telemetry import setup_tracing
+
+from .app import create_app, server
+
+
+def main() -> None:
+    # The gateway serves no gRPC; Settings gives it the platform's log and trace settings.
+    settings = Settings.from_env("gateway", grpc_port=0, metrics_port=0)
+    setup_logging("gateway", settings.log_level)
+    setup_tracing("gateway", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
+    port = int(os.environ.get("GATEWAY_PORT") or PORTS["gateway"]["http"])
+    server(create_app(), host="0.0.0.0", port=port).run()
+
+
+if __name__ == "__main__":
+    main()

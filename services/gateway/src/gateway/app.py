@@ -1,0 +1,78 @@
+"""The gateway: the one HTTP surface for people. A FastAPI app over grpc.aio
+clients to the services."""
+from __future__ import annotations
+
+import contextlib
+import functools
+from importlib import resources
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from . import errors
+from .clients import Addresses, Clients
+from .models import ERROR_RESPONSES
+from .observability import RequestTelemetry
+from .routes import accounts, bookings, catalogue, finance, office
+
+
+def create_app(addresses: Addresses | None = None) -> FastAPI:
+    """The app; ``addresses`` points it at other servers (tests), else the environment decides."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Opened here, not at import: grpc.aio channels belong to the running loop.
+        app.state.clients = Clients(addresses or Addresses.from_env())
+        try:
+            yield
+        finally:
+            await app.state.clients.close()
+
+    app = FastAPI(
+        title="Tuoguan API",
+        version="1",
+        description="Appointments, payments and registration slips. Sign in, then send "
+                    "`Authorization: Bearer <access_token>`; writes take an `Idempotency-Key` header.",
+        lifespan=lifespan,
+        # FastAPI's own telemetry would open a second server span that records
+        # the raw path and query; RequestTelemetry records the route template only.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.add_middleware(RequestTelemetry)
+    errors.install(app)
+    for module in (accounts, catalogue, bookings, office, finance):
+        app.include_router(module.router, responses=ERROR_RESPONSES)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def landing() -> str:
+        return _landing_page()
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+@functools.cache
+def _landing_page() -> str:
+    return resources.files(__package__).joinpath("landing.html").read_text(encoding="utf-8")
+
+
+def server(app: FastAPI, *, host: str, port: int) -> uvicorn.Server:
+    """The uvicorn server the process (and the tests) run."""
+    return uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port,
+        # The plain asyncio loop: grpc.aio's poller is built and tested against it.
+        loop="asyncio",
+        # Logs go through the JSON root logger; the access log is replaced by the
+        # telemetry middleware's line, which names the route, not the client's address.
+        log_config=None, access_log=False,
+        lifespan="on",
+    ))

@@ -1,0 +1,104 @@
+"""Every error leaves the gateway in one shape:
+``{"error": {"reason": ..., "field": ..., "message": ...}}``.
+
+gRPC statuses are mapped here once; ``reason`` and ``field`` come from the
+trailing metadata the services' interceptor sets, so clients can show a
+message in the patient's language.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.OUT_OF_RANGE: 422,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+}
+# INTERNAL, UNKNOWN, DATA_LOSS, CANCELLED: a service failed; say so without its details.
+UPSTREAM_FAILED = 502
+
+
+class ApiError(Exception):
+    """A refusal decided in the gateway itself (e.g. a slip for an unpaid booking)."""
+
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.reason, self.message, self.field = status, reason, message, field
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    return HTTP_STATUS.get(code, UPSTREAM_FAILED)
+
+
+def error_response(status: int, reason: str, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": {"reason": reason, "field": field, "message": message}, **extra}
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def _first(metadata: Any, key: str) -> str | None:
+    for k, v in metadata or ():
+        if k == key:
+            return v.decode() if isinstance(v, bytes) else v
+    return None
+
+
+async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+    code = exc.code()
+    status = http_status(code)
+    trailing = exc.trailing_metadata()
+    if status < 500:
+        message = exc.details() or code.name.lower()
+    else:
+        # The details of a failure name internal addresses and errors: logged, not shown.
+        log.warning("service call failed", extra={"grpc_code": code.name, "http_status": status})
+        message = "the service is unavailable, try again shortly" if status == 503 else "a service failed"
+    return error_response(
+        status, _first(trailing, REASON_KEY) or code.name.lower(), message, _first(trailing, FIELD_KEY),
+    )
+
+
+async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, exc.reason, exc.message, exc.field)
+
+
+async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # The submitted values are left out of the reply: they may be a password.
+    problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+    loc = [str(part) for part in first["loc"]]
+    field = ".".join(loc[1:]) or (loc[0] if loc else None)
+    return error_response(422, "invalid_argument", first["msg"], field, detail=jsonable_encoder(problems))
+
+
+async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, reason, str(exc.detail))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(grpc.aio.AioRpcError, on_rpc_error)
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

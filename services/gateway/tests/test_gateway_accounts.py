@@ -1,0 +1,75 @@
+"""Sign-up, sign-in and accounts through HTTP, against the real identity api."""
+from __future__ import annotations
+
+import pytest
+from gateway_testkit import Caller, error, fresh_phone, new_key
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_patient_signs_up_signs_in_and_sees_their_account(http):
+    phone = fresh_phone()
+    signed_up = http.post("/api/v1/auth/signup", headers=new_key(),
+                          json={"phone": phone, "password": "Patient2026", "display_name": "周文静"})
+    assert signed_up.status_code == 201
+    assert signed_up.json() | {"account_id": ""} == {
+        "account_id": "", "login": phone, "display_name": "周文静", "roles": ["patient"]}
+    me = Caller(http, phone, "Patient2026")
+    reply = http.get("/api/v1/me", headers=me.headers)
+    assert reply.status_code == 200 and reply.json() == signed_up.json()
+
+
+def test_service_refusals_name_the_field_and_reason(http):
+    bad_phone = {"phone": "12345", "password": "Patient2026", "display_name": "周文静"}
+    assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=bad_phone)) == \
+        (422, "phone_format", "phone")
+    weak = bad_phone | {"phone": fresh_phone(), "password": "password"}
+    assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=weak)) == \
+        (422, "password_letters_and_digits", "password")
+
+
+def test_malformed_requests_are_422_with_the_field_and_never_echo_input(http):
+    reply = http.post("/api/v1/auth/signup", headers=new_key(), json={"phone": fresh_phone(), "password": 12345678})
+    assert error(reply)[0::2] == (422, "password")
+    assert "12345678" not in reply.text
+    missing_key = http.post("/api/v1/auth/signup",
+                            json={"phone": fresh_phone(), "password": "Patient2026", "display_name": "周文静"})
+    assert error(missing_key) == (422, "invalid_argument", "Idempotency-Key")
+
+
+def test_a_phone_number_signs_up_once(http, patient):
+    again = {"phone": patient.account["login"], "password": "Other2026", "display_name": "另一人"}
+    assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=again)) == (409, "phone_taken", None)
+
+
+def test_bad_credentials_are_401_and_do_not_say_which_part_was_wrong(http, patient):
+    wrong_password = http.post("/api/v1/auth/signin", json={"login": patient.account["login"], "password": "x1x1x1x1"})
+    unknown = http.post("/api/v1/auth/signin", json={"login": fresh_phone(), "password": "x1x1x1x1"})
+    assert wrong_password.json() == unknown.json()
+    assert error(wrong_password) == (401, "bad_credentials", None)
+    assert wrong_password.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_repeated_failures_are_429(http, patient):
+    login = patient.account["login"]
+    for _ in range(5):
+        http.post("/api/v1/auth/signin", json={"login": login, "password": "Wrong2026"})
+    reply = http.post("/api/v1/auth/signin", json={"login": login, "password": "Patient2026"})
+    assert error(reply) == (429, "too_many_attempts", None)
+
+
+def test_my_account_needs_a_valid_token(http):
+    assert error(http.get("/api/v1/me"))[0] == 401
+    assert error(http.get("/api/v1/me", headers={"Authorization": "Bearer not-a-token"}))[0] == 401
+
+
+def test_admins_open_staff_accounts_the_service_decides_who_is_admin(http, patient, demo):
+    admin = demo("admin")
+    body = {"login": f"fin{fresh_phone()[-6:]}", "password": "Finance2026", "display_name": "孙丽", "roles": ["finance"]}
+    assert error(http.post("/api/v1/admin/staff-accounts", headers=patient.headers | new_key(), json=body))[0] == 403
+    created = http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json=body)
+    assert created.status_code == 201 and created.json()["roles"] == ["finance"]
+    assert Caller(http, body["login"], "Finance2026").account["roles"] == ["finance"]
+    not_a_role = body | {"roles": ["surgeon"]}
+    assert error(http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json=not_a_role))[::2] \
+        == (422, "roles.0")

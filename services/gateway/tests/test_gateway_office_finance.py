@@ -1,0 +1,83 @@
+"""Registration office and finance routes: the services decide the roles."""
+from __future__ import annotations
+
+import pytest
+from gateway_testkit import error, new_key
+
+from tuoguan.registration.v1 import registration_pb2 as reg
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = {"doctor_id": "doc-wang", "weekday": 1, "period": "morning", "start_time": "08:00",
+            "end_time": "11:30", "slot_minutes": 15, "capacity_per_slot": 2, "active": True}
+
+
+def test_patients_are_refused_by_the_service_not_the_gateway(http, fakes, patient):
+    assert error(http.get("/api/v1/office/sessions", headers=patient.headers)) == (403, "permission_denied", None)
+    # The call did reach registration: the gateway decides no roles.
+    assert fakes["registration"].last("ListSessions")[2]["authorization"] == f"Bearer {patient.token}"
+    assert error(http.get("/api/v1/finance/ledger", headers=patient.headers))[0] == 403
+
+
+def test_office_lists_a_days_sessions(http, fakes, demo):
+    office = demo("office")
+    reply = http.get("/api/v1/office/sessions", headers=office.headers,
+                     params={"service_date": "2026-12-01", "department_id": "dep-cardio"})
+    assert reply.status_code == 200
+    session = reply.json()["sessions"][0]
+    assert {k: session[k] for k in ("session_id", "service_date", "status", "booked", "held", "free")} == {
+        "session_id": "ses-1", "service_date": "2026-12-01", "status": "open", "booked": 3, "held": 1, "free": 16}
+    assert fakes["registration"].last("ListSessions")[1].department_id == "dep-cardio"
+
+
+def test_office_puts_and_lists_session_templates(http, fakes, demo):
+    office = demo("office")
+    key = new_key()
+    put = http.post("/api/v1/office/session-templates", headers=office.headers | key, json=TEMPLATE)
+    assert put.status_code == 201 and put.json() == TEMPLATE | {"template_id": "tpl-1"}
+    request = fakes["registration"].last("PutSessionTemplate")[1]
+    assert request.template.period == reg.PERIOD_MORNING and request.idempotency_key == key["Idempotency-Key"]
+    assert error(http.post("/api/v1/office/session-templates", headers=office.headers | new_key(),
+                           json=TEMPLATE | {"period": "midnight"}))[::2] == (422, "period")
+    listed = http.get("/api/v1/office/session-templates", headers=office.headers, params={"doctor_id": "doc-wang"})
+    assert listed.json()["templates"][0]["period"] == "afternoon"
+
+
+def test_office_publishes_and_suspends(http, fakes, demo):
+    office = demo("office")
+    published = http.post("/api/v1/office/schedule/publish", headers=office.headers,
+                          json={"days_ahead": 7, "release_now": True})
+    assert published.json() == {"sessions_created": 14, "slots_created": 140}
+    assert fakes["registration"].last("PublishSchedule")[1].release_now is True
+    key = new_key()
+    suspended = http.post("/api/v1/office/sessions/ses-9/suspend", headers=office.headers | key,
+                          json={"reason": "医生临时停诊"})
+    assert suspended.status_code == 200 and suspended.json()["session"]["status"] == "suspended"
+    request = fakes["registration"].last("SuspendSession")[1]
+    assert (request.session_id, request.reason, request.idempotency_key) == \
+        ("ses-9", "医生临时停诊", key["Idempotency-Key"])
+    assert error(http.post("/api/v1/office/sessions/ses-9/suspend", headers=office.headers,
+                           json={"reason": "x"}))[::2] == (422, "Idempotency-Key")
+
+
+def test_office_checks_in_and_marks_no_shows(http, fakes, demo):
+    office = demo("office")
+    bookings = fakes["registration"].bookings
+    bookings["bk-office-1"] = reg.Booking(booking_id="bk-office-1", patient_id="p", status=reg.BOOKING_STATUS_CONFIRMED)
+    bookings["bk-office-2"] = reg.Booking(booking_id="bk-office-2", patient_id="p", status=reg.BOOKING_STATUS_HELD)
+    checked_in = http.post("/api/v1/office/bookings/bk-office-1/check-in", headers=office.headers)
+    assert checked_in.json()["status"] == "checked_in"
+    assert error(http.post("/api/v1/office/bookings/bk-office-2/check-in", headers=office.headers)) == \
+        (409, "booking_not_confirmed", None)
+    assert http.post("/api/v1/office/bookings/bk-office-2/no-show", headers=office.headers).json()["status"] == \
+        "no_show"
+
+
+def test_finance_reads_the_ledger_and_reconciliation(http, fakes, demo):
+    finance = demo("finance")
+    ledger = http.get("/api/v1/finance/ledger", headers=finance.headers).json()
+    assert ledger["total_debit_fen"] == ledger["total_credit_fen"] == 5000
+    assert [b["account"] for b in ledger["balances"]] == ["cash", "fees"]
+    report = http.get("/api/v1/finance/reconciliation", headers=finance.headers, params={"business_date": "2026-12-01"})
+    assert report.status_code == 200 and report.json()["business_date"] == "2026-12-01"
+    assert fakes["billing"].last("GetReconciliationReport")[1].business_date == "2026-12-01"

@@ -1,0 +1,146 @@
+"""The gateway as a platform component: OpenAPI, error mapping, metrics,
+traces, logs, health and the landing page."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import grpc
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from fastapi.routing import iter_route_contexts
+from gateway_testkit import fresh_phone, new_key
+
+from gateway.app import create_app
+from gateway.errors import http_status
+from tuoguan_common.testing import free_port, wait_for
+
+API = {
+    ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("get", "/api/v1/me"),
+    ("post", "/api/v1/admin/staff-accounts"),
+    ("get", "/api/v1/departments"), ("get", "/api/v1/departments/{department_id}/doctors"), ("get", "/api/v1/slots"),
+    ("post", "/api/v1/bookings"), ("get", "/api/v1/bookings"), ("get", "/api/v1/bookings/{booking_id}"),
+    ("post", "/api/v1/bookings/{booking_id}/payment"), ("get", "/api/v1/bookings/{booking_id}/payments"),
+    ("post", "/api/v1/bookings/{booking_id}/cancel"), ("get", "/api/v1/bookings/{booking_id}/slip.pdf"),
+    ("get", "/api/v1/office/sessions"), ("post", "/api/v1/office/session-templates"),
+    ("get", "/api/v1/office/session-templates"), ("post", "/api/v1/office/schedule/publish"),
+    ("post", "/api/v1/office/sessions/{session_id}/suspend"), ("post", "/api/v1/office/bookings/{booking_id}/check-in"),
+    ("post", "/api/v1/office/bookings/{booking_id}/no-show"),
+    ("get", "/api/v1/finance/ledger"), ("get", "/api/v1/finance/reconciliation"),
+}
+
+
+def test_openapi_lists_every_api_route():
+    app = create_app()
+    served = {(m.lower(), r.path) for r in iter_route_contexts(app.routes) for m in r.methods or ()
+              if r.path.startswith("/api/")}
+    documented = {(m, p) for p, ops in app.openapi()["paths"].items() for m in ops if p.startswith("/api/")}
+    assert served == documented == API
+
+
+@pytest.mark.integration
+def test_openapi_and_docs_are_served(http):
+    spec = http.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Tuoguan API"
+    assert spec["paths"]["/api/v1/bookings"]["post"]["responses"]["409"]["content"]["application/json"]["schema"] \
+        == {"$ref": "#/components/schemas/ErrorReply"}
+    assert "swagger" in http.get("/docs").text.lower()
+
+
+@pytest.mark.parametrize("code,status", [
+    (grpc.StatusCode.INVALID_ARGUMENT, 422), (grpc.StatusCode.NOT_FOUND, 404),
+    (grpc.StatusCode.UNAUTHENTICATED, 401), (grpc.StatusCode.PERMISSION_DENIED, 403),
+    (grpc.StatusCode.FAILED_PRECONDITION, 409), (grpc.StatusCode.ALREADY_EXISTS, 409),
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, 429), (grpc.StatusCode.UNAVAILABLE, 503),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, 503), (grpc.StatusCode.INTERNAL, 502), (grpc.StatusCode.UNKNOWN, 502),
+])
+def test_grpc_statuses_map_to_http(code, status):
+    assert http_status(code) == status
+
+
+@pytest.mark.integration
+def test_unknown_paths_get_the_error_envelope(http):
+    reply = http.get("/api/v1/no-such-thing")
+    assert reply.status_code == 404 and reply.json()["error"]["reason"] == "not_found"
+
+
+@pytest.mark.integration
+def test_metrics_are_labelled_by_route_template_never_the_raw_path(http, patient):
+    booking = http.post("/api/v1/bookings", headers=patient.headers | new_key(), json={"slot_id": "slot-1"}).json()
+    http.get(f"/api/v1/bookings/{booking['booking_id']}", headers=patient.headers)
+    http.get("/api/v1/no-such-thing/13800000001")
+    exposition = http.get("/metrics").text
+    assert ('tuoguan_gateway_http_requests_total{method="GET",route="/api/v1/bookings/{booking_id}",status="200"}'
+            in exposition)
+    assert 'tuoguan_gateway_http_request_seconds_bucket{le="0.5",method="POST",route="/api/v1/bookings"}' in exposition
+    assert 'route="unmatched"' in exposition
+    assert booking["booking_id"] not in exposition and "13800000001" not in exposition
+
+
+@pytest.mark.integration
+def test_the_trace_continues_from_the_http_request_into_the_service(http, fakes):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    http.get("/api/v1/departments", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    metadata = fakes["registration"].last("ListDepartments")[2]
+    _version, got_trace, parent_span, _flags = metadata["traceparent"].split("-")
+    # Same trace; the parent is the gateway's own server span, not the caller's.
+    assert got_trace == trace_id and parent_span != "00f067aa0ba902b7"
+
+
+@pytest.mark.integration
+def test_one_server_span_per_request_naming_only_the_route_template(http, patient):
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    booking = http.post("/api/v1/bookings", headers=patient.headers | new_key(), json={"slot_id": "slot-1"}).json()
+    http.get(f"/api/v1/bookings/{booking['booking_id']}?phone=13800000001", headers=patient.headers)
+
+    def gateway_get_spans():
+        return [s for s in exporter.get_finished_spans()
+                if s.kind == SpanKind.SERVER and s.attributes.get("http.request.method") == "GET"]
+
+    # The span ends just after the last byte is sent, in the server's thread.
+    wait_for(gateway_get_spans, timeout=5, message="the gateway's server span")
+    exporter.shutdown()
+    [span] = gateway_get_spans()
+    assert span.name == "GET /api/v1/bookings/{booking_id}"
+    assert dict(span.attributes) == {"http.request.method": "GET", "http.route": "/api/v1/bookings/{booking_id}",
+                                     "http.response.status_code": 200}
+
+
+@pytest.mark.integration
+def test_no_phone_number_or_password_reaches_the_gateway_logs(http, caplog):
+    caplog.set_level(logging.DEBUG)
+    phone = fresh_phone()
+    http.post("/api/v1/auth/signup", headers=new_key(),
+              json={"phone": phone, "password": "Secret2026", "display_name": "吴思远"})
+    http.post("/api/v1/auth/signin", json={"login": phone, "password": "Wrong2026"})
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "/api/v1/auth/signin" in logged
+    for secret in (phone, "Secret2026", "Wrong2026", "吴思远"):
+        assert secret not in logged
+
+
+@pytest.mark.integration
+def test_health_and_landing_page(http):
+    assert http.get("/healthz").json() == {"status": "ok"}
+    landing = http.get("/")
+    assert landing.status_code == 200 and "text/html" in landing.headers["content-type"]
+    assert 'href="/docs"' in landing.text and "预约挂号" in landing.text and "API documentation" in landing.text
+
+
+@pytest.mark.integration
+def test_python_m_gateway_serves_on_gateway_port_with_addresses_from_the_environment(grpc_servers, processes):
+    port = free_port()
+    env = {"GATEWAY_PORT": str(port), "IDENTITY_ADDR": grpc_servers.identity,
+           "REGISTRATION_ADDR": grpc_servers.registration, "BILLING_ADDR": grpc_servers.billing}
+    processes.start("gateway", [sys.executable, "-m", "gateway"], env, ready_port=port)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/api/v1/departments").status_code == 200
+        signed_in = client.post("/api/v1/auth/signin", json={"login": "finance", "password": "Finance1234"})
+        assert signed_in.json()["account"]["roles"] == ["finance"]
+    assert '"route": "/api/v1/auth/signin"' in processes.log("gateway")

@@ -1,0 +1,173 @@
+"""Identity's gRPC API: parse request -> domain -> store -> reply.
+
+``python -m identity.api`` runs it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from typing import Callable, Iterable
+
+import grpc
+from google.protobuf.message import Message
+
+from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
+from tuoguan_common import api_main, auth, metrics, outbox
+from tuoguan_common.config import Settings
+from tuoguan_common.db import Database
+from tuoguan_common.errors import AlreadyExists
+
+from .domain import accounts as rules
+from .domain.accounts import NewAccount
+from .domain.throttle import SignInThrottle
+from .exceptions import AccountNotFound, BadCredentials, LoginTaken, PhoneTaken, TooManyAttempts
+from .migrate import MIGRATIONS_DIR
+from .passwords import Passwords
+from .store import AccountRecord, IdentityStore
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
+# Sign-up has no caller yet; its idempotency keys share one owner.
+ANONYMOUS = "anonymous"
+
+
+def role_name(role: int) -> str:
+    """ROLE_REGISTRATION_OFFICE -> registration_office, the name tokens carry."""
+    if role not in identity_pb2.Role.values():
+        return f"unknown_role_{role}"
+    return identity_pb2.Role.Name(role).removeprefix("ROLE_").lower()
+
+
+_ROLE_VALUES = {role_name(v): v for v in identity_pb2.Role.values() if v != identity_pb2.ROLE_UNSPECIFIED}
+
+
+def account_message(record: AccountRecord) -> identity_pb2.Account:
+    return identity_pb2.Account(
+        account_id=record.account_id, login=record.login, display_name=record.display_name,
+        roles=[_ROLE_VALUES[r] for r in record.roles if r in _ROLE_VALUES],
+    )
+
+
+class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
+    def __init__(
+        self,
+        store: IdentityStore,
+        issuer: auth.TokenIssuer,
+        passwords: Passwords,
+        *,
+        throttle: SignInThrottle = SignInThrottle(),
+        clock: Callable[[], dt.datetime] = outbox.utcnow,
+    ):
+        self.store = store
+        self.issuer = issuer
+        self.passwords = passwords
+        self.throttle = throttle
+        self.clock = clock
+
+    def SignUpPatient(self, request, context):
+        account = rules.new_patient(request.phone, request.password, request.display_name)
+        key = rules.idempotency_key(request.idempotency_key)
+        reply, created = self._open_account("SignUpPatient", ANONYMOUS, key, request, account, PhoneTaken)
+        if created:
+            metrics.IDENTITY_SIGN_UPS.inc()
+            log.info("patient account opened", extra={"account_id": reply.account_id})
+        return identity_pb2.SignUpPatientResponse(account=reply)
+
+    def SignIn(self, request, context):
+        login = rules.sign_in_login(request.login)
+        password = rules.presented_password(request.password)
+        now = self.clock()
+        window_start = self.throttle.window_start(now)
+        failures = self.store.failures_since(login, window_start)
+        if self.throttle.is_locked(failures):
+            self._signed_in("too_many_attempts")
+            raise TooManyAttempts(math.ceil(self.throttle.window.total_seconds() / 60))
+        record = self.store.account_by_login(login)
+        # An unknown login is checked against a decoy hash: the same work and
+        # the same answer as a wrong password.
+        if not self.passwords.verify(record.password_hash if record else None, password):
+            self.store.record_failure(login, now, forget_before=window_start)
+            self._signed_in("bad_credentials")
+            raise BadCredentials()
+        if failures:
+            self.store.clear_failures(login)
+        if self.passwords.needs_rehash(record.password_hash):
+            self.store.replace_password_hash(record.account_id, self.passwords.hash(password))
+        token = self.issuer.issue(record.account_id, record.roles)
+        self._signed_in("ok", account_id=record.account_id)
+        return identity_pb2.SignInResponse(
+            access_token=token, expires_in_seconds=self.issuer.ttl_seconds, account=account_message(record),
+        )
+
+    def GetMyAccount(self, request, context):
+        record = self.store.account_by_id(auth.current_principal().subject)
+        if record is None:
+            raise AccountNotFound()
+        return identity_pb2.GetMyAccountResponse(account=account_message(record))
+
+    def CreateStaffAccount(self, request, context):
+        admin = auth.current_principal().require(auth.ADMIN)
+        account = rules.new_staff(
+            request.login, request.password, request.display_name, [role_name(r) for r in request.roles],
+        )
+        key = rules.idempotency_key(request.idempotency_key)
+        reply, created = self._open_account("CreateStaffAccount", admin.subject, key, request, account, LoginTaken)
+        if created:
+            log.info("staff account opened",
+                     extra={"account_id": reply.account_id, "roles": list(account.roles), "by": admin.subject})
+        return identity_pb2.CreateStaffAccountResponse(account=reply)
+
+    def _open_account(
+        self, scope: str, owner: str, key: str, request: Message, account: NewAccount, taken: type[AlreadyExists],
+    ) -> tuple[identity_pb2.Account, bool]:
+        """Creates the account once per idempotency key; True when this call created it."""
+        # The fingerprint leaves the password out: a fast hash of it kept next
+        # to the argon2 hash would undo argon2. A replay proves the password
+        # against the account instead.
+        without_password = type(request)()
+        without_password.CopyFrom(request)
+        without_password.ClearField("password")
+        fingerprint = outbox.request_fingerprint(without_password)
+        # Hashed before the transaction: argon2 is slow on purpose, and a
+        # pooled connection should not wait for it.
+        password_hash = self.passwords.hash(request.password)
+        with self.store.transaction() as cur:
+            first = outbox.claim_key(cur, scope, owner, key, fingerprint)
+            if first is None:
+                record = self.store.insert_account(cur, account, password_hash)
+                if record is None:
+                    raise taken()
+                reply = account_message(record)
+                outbox.store_response(cur, scope, owner, key, reply)
+                return reply, True
+        reply = identity_pb2.Account.FromString(first)
+        record = self.store.account_by_id(reply.account_id)
+        if record is None or not self.passwords.verify(record.password_hash, request.password):
+            raise outbox.IdempotencyConflict(key)
+        return reply, False
+
+    @staticmethod
+    def _signed_in(outcome: str, account_id: str | None = None) -> None:
+        metrics.IDENTITY_SIGN_INS.labels(outcome).inc()
+        # The login is a phone number for patients: never logged.
+        log.info("sign-in", extra={"outcome": outcome, "account_id": account_id})
+
+
+def register(
+    server: grpc.Server, settings: Settings, database: Database, *, issuer: auth.TokenIssuer | None = None,
+) -> Iterable[str]:
+    """Adds identity's servicer; tests pass their own ``issuer``."""
+    issuer = issuer or auth.TokenIssuer.from_file(settings.token_private_key_file)
+    servicer = IdentityServicer(IdentityStore(database), issuer, Passwords())
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME]
+
+
+def main() -> None:
+    api_main.run("identity", register, migrations_dir=MIGRATIONS_DIR)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""What the hospital accepts as an account.
+
+Patients sign up with a mainland mobile number as their login; staff get a
+short staff id from an admin. The two shapes cannot overlap (a staff id starts
+with a letter), so one ``accounts.login`` column serves both.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from tuoguan_common import auth
+
+from ..exceptions import InvalidAccountField
+
+# Mainland China mobile numbers: 11 digits, 1 then 3-9 (no +86, no spaces).
+PATIENT_PHONE = re.compile(r"1[3-9][0-9]{9}")
+# Staff ids: a letter, then letters, digits, dot, dash or underscore; 3-32 long.
+STAFF_LOGIN = re.compile(r"[a-z][a-z0-9._-]{2,31}")
+MIN_PASSWORD_LENGTH = 8
+# argon2 accepts any length; the cap keeps one request from costing a
+# megabyte of hashing.
+MAX_PASSWORD_LENGTH = 128
+MAX_DISPLAY_NAME_LENGTH = 40
+MAX_IDEMPOTENCY_KEY_LENGTH = 128
+
+STAFF_ROLES = frozenset({
+    auth.REGISTRATION_OFFICE, auth.ADMIN, auth.FINANCE, auth.CLINICIAN,
+    auth.ENGINEER, auth.DISPATCHER, auth.CONSULTANT, auth.DEVICE,
+})
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    login: str
+    display_name: str
+    roles: tuple[str, ...]
+
+
+def _required(raw: str, field: str) -> str:
+    value = (raw or "").strip()
+    if not value:
+        raise InvalidAccountField(field, "is required", "required")
+    return value
+
+
+def patient_phone(raw: str, field: str = "phone") -> str:
+    phone = _required(raw, field)
+    if not PATIENT_PHONE.fullmatch(phone):
+        raise InvalidAccountField(field, "must be an 11-digit mainland mobile number", "phone_format")
+    return phone
+
+
+def staff_login(raw: str, field: str = "login") -> str:
+    login = _required(raw, field).lower()
+    if not STAFF_LOGIN.fullmatch(login):
+        raise InvalidAccountField(
+            field, "must be 3-32 letters, digits, '.', '-' or '_', starting with a letter", "login_format",
+        )
+    return login
+
+
+def sign_in_login(raw: str) -> str:
+    """The login as stored: phone numbers as typed, staff ids in lower case."""
+    return _required(raw, "login").lower()
+
+
+def password(raw: str, field: str = "password") -> str:
+    # Never stripped: spaces a person typed are part of their password.
+    if not raw:
+        raise InvalidAccountField(field, "is required", "required")
+    if len(raw) < MIN_PASSWORD_LENGTH:
+        raise InvalidAccountField(field, f"must be at least {MIN_PASSWORD_LENGTH} characters", "password_too_short")
+    if len(raw) > MAX_PASSWORD_LENGTH:
+        raise InvalidAccountField(field, f"must be at most {MAX_PASSWORD_LENGTH} characters", "password_too_long")
+    if not (any(c.isalpha() for c in raw) and any(c.isdigit() for c in raw)):
+        raise InvalidAccountField(field, "must contain both letters and digits", "password_letters_and_digits")
+    return raw
+
+
+def display_name(raw: str, field: str = "display_name") -> str:
+    name = _required(raw, field)
+    if len(name) > MAX_DISPLAY_NAME_LENGTH:
+        raise InvalidAccountField(
+            field, f"must be 1-{MAX_DISPLAY_NAME_LENGTH} characters", "display_name_length",
+        )
+    if any(not c.isprintable() for c in name):
+        raise InvalidAccountField(field, "must not contain control characters", "display_name_characters")
+    return name
+
+
+def staff_roles(raw: Iterable[str], field: str = "roles") -> tuple[str, ...]:
+    roles = tuple(sorted(set(raw)))
+    if not roles:
+        raise InvalidAccountField(field, "at least one role is required", "required")
+    outside = [r for r in roles if r not in STAFF_ROLES]
+    if outside:
+        raise InvalidAccountField(
+            field, f"not staff roles: {', '.join(outside)}; choose from {', '.join(sorted(STAFF_ROLES))}",
+            "role_not_staff",
+        )
+    return roles
+
+
+def idempotency_key(raw: str, field: str = "idempotency_key") -> str:
+    key = _required(raw, field)
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidAccountField(field, f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", "too_long")
+    return key
+
+
+def presented_password(raw: str, field: str = "password") -> str:
+    """A password offered at sign-in: not held to today's policy (older
+    passwords stay valid), only present and short enough to hash."""
+    if not raw:
+        raise InvalidAccountField(field, "is required", "required")
+    if len(raw) > MAX_PASSWORD_LENGTH:
+        raise InvalidAccountField(field, f"must be at most {MAX_PASSWORD_LENGTH} characters", "password_too_long")
+    return raw
+
+
+def new_patient(phone: str, secret: str, display: str) -> NewAccount:
+    """A patient's account; checks the fields in the order the sign-up form asks them."""
+    login = patient_phone(phone)
+    password(secret)
+    return NewAccount(login=login, display_name=display_name(display), roles=(auth.PATIENT,))
+
+
+def new_staff(login: str, secret: str, display: str, roles: Iterable[str]) -> NewAccount:
+    login = staff_login(login)
+    password(secret)
+    return NewAccount(login=login, display_name=display_name(display), roles=staff_roles(roles))

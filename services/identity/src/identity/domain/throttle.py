@@ -1,0 +1,24 @@
+"""The per-login sign-in throttle.
+
+After ``max_failures`` wrong passwords for one login within ``window``, every
+sign-in to that login is refused until the oldest failure leaves the window,
+even with the right password: otherwise guessing would simply carry on. The
+throttle counts logins that do not exist too, so it reveals nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SignInThrottle:
+    max_failures: int = 5
+    window: dt.timedelta = dt.timedelta(minutes=5)
+
+    def window_start(self, now: dt.datetime) -> dt.datetime:
+        """Failures before this moment no longer count."""
+        return now - self.window
+
+    def is_locked(self, recent_failures: int) -> bool:
+        return recent_failures >= self.max_failures

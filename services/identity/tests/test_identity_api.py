@@ -1,0 +1,192 @@
+"""Identity's gRPC API against a real PostgreSQL, the server in-process."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+import grpc
+import pytest
+
+from identity.seed import DEMO_PATIENTS, DEMO_STAFF, seed
+from tuoguan.identity.v1 import identity_pb2 as pb
+from tuoguan_common import auth, metrics
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+
+pytestmark = pytest.mark.integration
+
+PHONE = "13912345678"
+PASSWORD = "Secret2026"
+
+
+def sign_up(stub, phone=PHONE, password=PASSWORD, name="赵雅琴", key=None):
+    return stub.SignUpPatient(pb.SignUpPatientRequest(
+        phone=phone, password=password, display_name=name, idempotency_key=key or uuid.uuid4().hex,
+    ), timeout=10)
+
+
+def sign_in(stub, login=PHONE, password=PASSWORD):
+    return stub.SignIn(pb.SignInRequest(login=login, password=password), timeout=10)
+
+
+def failure(call):
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    trailing = dict(err.value.trailing_metadata() or ())
+    return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY), err.value.details()
+
+
+def rows(db, sql, *args):
+    with db.transaction() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def test_sign_up_stores_an_argon2id_hash_never_the_password(identity, identity_db):
+    account = sign_up(identity).account
+    assert account.login == PHONE and account.display_name == "赵雅琴"
+    assert list(account.roles) == [pb.ROLE_PATIENT]
+    [row] = rows(identity_db, "SELECT password_hash, a::text AS everything FROM accounts a")
+    assert row["password_hash"].startswith("$argon2id$")
+    assert PASSWORD not in row["everything"]
+    keys = rows(identity_db, "SELECT k::text AS everything FROM idempotency_keys k")
+    assert keys and all(PASSWORD not in k["everything"] for k in keys)
+
+
+@pytest.mark.parametrize("changes,field,reason", [
+    ({"phone": "12345678901"}, "phone", "phone_format"),
+    ({"phone": ""}, "phone", "required"),
+    ({"password": "short1"}, "password", "password_too_short"),
+    ({"password": "onlyletters"}, "password", "password_letters_and_digits"),
+    ({"name": "名" * 41}, "display_name", "display_name_length"),
+    ({"key": " "}, "idempotency_key", "required"),
+])
+def test_bad_sign_up_is_invalid_argument_naming_the_field(identity, identity_db, changes, field, reason):
+    code, got_reason, got_field, _ = failure(lambda: sign_up(identity, **changes))
+    assert (code, got_field, got_reason) == (grpc.StatusCode.INVALID_ARGUMENT, field, reason)
+    assert rows(identity_db, "SELECT 1 FROM accounts") == []
+
+
+def test_a_phone_number_signs_up_once(identity):
+    sign_up(identity)
+    code, reason, _, _ = failure(lambda: sign_up(identity, name="另一个人"))
+    assert (code, reason) == (grpc.StatusCode.ALREADY_EXISTS, "phone_taken")
+
+
+def test_repeating_a_sign_up_returns_the_first_answer(identity, identity_db):
+    first = sign_up(identity, key="signup-1").account
+    again = sign_up(identity, key="signup-1").account
+    assert again == first
+    assert len(rows(identity_db, "SELECT 1 FROM accounts")) == 1
+    # The same key for another request, or without the right password, is refused.
+    for changes in ({"name": "别的名字"}, {"password": "Other2026x"}):
+        code, _, field, _ = failure(lambda: sign_up(identity, key="signup-1", **changes))
+        assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+
+
+def test_sign_in_issues_a_token_the_services_accept(identity, verifier):
+    account = sign_up(identity).account
+    reply = sign_in(identity)
+    assert reply.account == account and reply.expires_in_seconds == auth.DEFAULT_TTL_SECONDS
+    principal = verifier.verify(reply.access_token)
+    assert principal.subject == account.account_id and principal.roles == {auth.PATIENT}
+    mine = identity.GetMyAccount(pb.GetMyAccountRequest(), metadata=auth.bearer_metadata(reply.access_token))
+    assert mine.account == account
+
+
+def test_my_account_needs_a_token(identity, issuer):
+    code, _, _, _ = failure(lambda: identity.GetMyAccount(pb.GetMyAccountRequest()))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    stranger = issuer.issue(str(uuid.uuid4()), [auth.PATIENT])
+    code, reason, _, _ = failure(
+        lambda: identity.GetMyAccount(pb.GetMyAccountRequest(), metadata=auth.bearer_metadata(stranger)))
+    assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "account_not_found")
+
+
+def test_wrong_password_and_unknown_login_get_the_same_answer(identity):
+    sign_up(identity)
+    wrong_password = failure(lambda: sign_in(identity, password="Wrong2026"))
+    unknown_login = failure(lambda: sign_in(identity, login="13900000000"))
+    assert wrong_password == unknown_login
+    assert wrong_password[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
+
+
+def test_five_failures_lock_the_login_for_the_window(identity, identity_db):
+    sign_up(identity)
+    sign_up(identity, phone="13700000000", key="other")
+    before = metrics.IDENTITY_SIGN_INS.labels("too_many_attempts")._value.get()
+    for _ in range(5):
+        assert failure(lambda: sign_in(identity, password="Wrong2026"))[1] == "bad_credentials"
+    # Locked even with the right password, or guessing would carry on.
+    code, reason, _, _ = failure(lambda: sign_in(identity))
+    assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "too_many_attempts")
+    assert metrics.IDENTITY_SIGN_INS.labels("too_many_attempts")._value.get() == before + 1
+    # Another login is not affected.
+    assert sign_in(identity, login="13700000000").access_token
+    # Once the failures are older than five minutes, the right password works again.
+    with identity_db.transaction() as cur:
+        cur.execute("UPDATE sign_in_failures SET failed_at = failed_at - interval '6 minutes'")
+    assert sign_in(identity).access_token
+
+
+def test_success_forgets_earlier_failures(identity):
+    sign_up(identity)
+    for _ in range(4):
+        failure(lambda: sign_in(identity, password="Wrong2026"))
+    sign_in(identity)
+    for _ in range(4):
+        failure(lambda: sign_in(identity, password="Wrong2026"))
+    assert sign_in(identity).access_token
+
+
+def test_unknown_logins_are_throttled_too(identity):
+    for _ in range(5):
+        failure(lambda: sign_in(identity, login="nobody"))
+    assert failure(lambda: sign_in(identity, login="nobody"))[1] == "too_many_attempts"
+
+
+def _staff_request(**changes):
+    fields = {"login": "zhao.lei", "password": "Clinic2026", "display_name": "赵磊",
+              "roles": [pb.ROLE_CLINICIAN, pb.ROLE_ENGINEER], "idempotency_key": uuid.uuid4().hex}
+    fields.update(changes)
+    return pb.CreateStaffAccountRequest(**fields)
+
+
+def test_only_admins_open_staff_accounts(identity, issuer, verifier):
+    patient = auth.bearer_metadata(issuer.issue(str(uuid.uuid4()), [auth.PATIENT]))
+    admin = auth.bearer_metadata(issuer.issue(str(uuid.uuid4()), [auth.ADMIN]))
+    assert failure(lambda: identity.CreateStaffAccount(_staff_request()))[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert failure(lambda: identity.CreateStaffAccount(_staff_request(), metadata=patient))[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+    created = identity.CreateStaffAccount(_staff_request(), metadata=admin).account
+    assert set(created.roles) == {pb.ROLE_CLINICIAN, pb.ROLE_ENGINEER}
+    token = sign_in(identity, login="Zhao.Lei", password="Clinic2026").access_token
+    assert verifier.verify(token).roles == {auth.CLINICIAN, auth.ENGINEER}
+    code, reason, _, _ = failure(lambda: identity.CreateStaffAccount(_staff_request(), metadata=admin))
+    assert (code, reason) == (grpc.StatusCode.ALREADY_EXISTS, "login_taken")
+    for bad, field in ((_staff_request(roles=[pb.ROLE_PATIENT]), "roles"),
+                       (_staff_request(roles=[]), "roles"),
+                       (_staff_request(login="13800000009"), "login")):
+        code, _, got_field, _ = failure(lambda: identity.CreateStaffAccount(bad, metadata=admin))
+        assert (code, got_field) == (grpc.StatusCode.INVALID_ARGUMENT, field)
+
+
+def test_seed_is_idempotent_and_every_demo_account_signs_in(identity, identity_db, verifier):
+    assert seed(identity_db) == len(DEMO_PATIENTS) + len(DEMO_STAFF)
+    assert seed(identity_db) == 0
+    for phone, password, name in DEMO_PATIENTS:
+        reply = sign_in(identity, login=phone, password=password)
+        assert reply.account.display_name == name
+        assert verifier.verify(reply.access_token).roles == {auth.PATIENT}
+    for login, password, _name, roles in DEMO_STAFF:
+        assert verifier.verify(sign_in(identity, login=login, password=password).access_token).roles == set(roles)
+
+
+def test_no_phone_number_name_or_password_reaches_the_logs(identity, caplog):
+    caplog.set_level(logging.DEBUG)
+    sign_up(identity)
+    sign_in(identity)
+    failure(lambda: sign_in(identity, password="Wrong2026"))
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "sign-in" in logged
+    for secret in (PHONE, PASSWORD, "Wrong2026", "赵雅琴"):
+        assert secret not in logged

@@ -1,0 +1,113 @@
+"""Identity's rules, no I/O."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from identity.domain import accounts as rules
+from identity.domain.throttle import SignInThrottle
+from identity.exceptions import InvalidAccountField
+from tuoguan_common import auth
+
+
+def _broken(fn, *args):
+    with pytest.raises(InvalidAccountField) as err:
+        fn(*args)
+    return err.value
+
+
+@pytest.mark.parametrize("phone", ["13800000001", "19912345678", " 15000000000 "])
+def test_mainland_mobile_numbers_are_accepted(phone):
+    assert rules.patient_phone(phone) == phone.strip()
+
+
+@pytest.mark.parametrize("phone", [
+    "12800000001",    # second digit 2: not a mobile prefix
+    "1380000000",     # 10 digits
+    "138000000012",   # 12 digits
+    "+8613800000001",
+    "138-0000-0001",
+    "1380000000a",
+    "１３８０００００００１",  # full-width digits
+])
+def test_other_numbers_are_refused_with_the_field(phone):
+    err = _broken(rules.patient_phone, phone)
+    assert (err.field, err.reason) == ("phone", "phone_format")
+
+
+def test_missing_phone_is_required():
+    assert _broken(rules.patient_phone, "  ").reason == "required"
+
+
+@pytest.mark.parametrize("password,reason", [
+    ("", "required"),
+    ("abc1234", "password_too_short"),
+    ("abcdefgh", "password_letters_and_digits"),
+    ("12345678", "password_letters_and_digits"),
+    ("a1" * 65, "password_too_long"),
+])
+def test_password_policy(password, reason):
+    err = _broken(rules.password, password)
+    assert (err.field, err.reason) == ("password", reason)
+
+
+@pytest.mark.parametrize("password", ["Patient1234", "abcdefg1", "密码密码密码12", " spaced 1 "])
+def test_passwords_with_letters_and_digits_pass_unchanged(password):
+    assert rules.password(password) == password
+
+
+def test_sign_in_password_is_not_held_to_todays_policy():
+    assert rules.presented_password("short") == "short"
+    assert _broken(rules.presented_password, "").reason == "required"
+    assert _broken(rules.presented_password, "x" * 129).reason == "password_too_long"
+
+
+@pytest.mark.parametrize("name", ["张晓明", "欧阳娜娜", "A", "x" * 40, " 李秀英 "])
+def test_display_names_of_1_to_40_characters(name):
+    assert rules.display_name(name) == name.strip()
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("", "required"), ("   ", "required"), ("张" * 41, "display_name_length"), ("张\n明", "display_name_characters"),
+])
+def test_display_name_refusals(name, reason):
+    err = _broken(rules.display_name, name)
+    assert (err.field, err.reason) == ("display_name", reason)
+
+
+def test_staff_ids_are_lower_case_and_cannot_look_like_a_phone_number():
+    assert rules.staff_login("Office") == "office"
+    assert rules.staff_login("zhang.wei-2") == "zhang.wei-2"
+    for bad in ("13800000001", "ab", "a b", "王丽华", "x" * 33):
+        assert _broken(rules.staff_login, bad).reason == "login_format"
+
+
+def test_staff_roles_exclude_patients_and_services():
+    assert rules.staff_roles([auth.FINANCE, auth.ADMIN, auth.FINANCE]) == (auth.ADMIN, auth.FINANCE)
+    assert _broken(rules.staff_roles, []).reason == "required"
+    for outsider in (auth.PATIENT, auth.SERVICE, "unknown_role_42"):
+        err = _broken(rules.staff_roles, [auth.ADMIN, outsider])
+        assert (err.field, err.reason) == ("roles", "role_not_staff")
+
+
+def test_new_patient_checks_fields_in_form_order():
+    assert _broken(rules.new_patient, "bad", "bad", "").field == "phone"
+    assert _broken(rules.new_patient, "13800000001", "bad", "").field == "password"
+    assert _broken(rules.new_patient, "13800000001", "Patient1234", "").field == "display_name"
+    account = rules.new_patient("13800000001", "Patient1234", "张晓明")
+    assert account == rules.NewAccount("13800000001", "张晓明", (auth.PATIENT,))
+
+
+def test_idempotency_key_is_required_and_bounded():
+    assert rules.idempotency_key(" k1 ") == "k1"
+    assert _broken(rules.idempotency_key, "").field == "idempotency_key"
+    assert _broken(rules.idempotency_key, "k" * 129).reason == "too_long"
+
+
+def test_throttle_locks_at_the_fifth_failure_within_the_window():
+    throttle = SignInThrottle(max_failures=5, window=dt.timedelta(minutes=5))
+    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+    assert throttle.window_start(now) == now - dt.timedelta(minutes=5)
+    assert not throttle.is_locked(4)
+    assert throttle.is_locked(5)

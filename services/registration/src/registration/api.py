@@ -1,0 +1,250 @@
+"""Registration's gRPC API: parse the request, check the caller, call the
+store, reply. ``python -m registration.api`` runs it."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Callable
+
+import grpc
+from tuoguan.registration.v1 import registration_pb2 as pb
+from tuoguan.registration.v1 import registration_pb2_grpc as pb_grpc
+from tuoguan_common import api_main, metrics
+from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
+from tuoguan_common.config import Settings
+from tuoguan_common.db import Database
+from tuoguan_common.errors import TuoguanError, require
+from tuoguan_common.outbox import utcnow
+
+from . import messages
+from .config import RegistrationConfig
+from .domain import schedule
+from .exceptions import InvalidArgument, not_found
+from .migrate import MIGRATIONS_DIR
+from .publishing import publish_schedule
+from .store import Idempotent, Store
+
+OFFICE = (REGISTRATION_OFFICE, ADMIN)
+# The longest range of days one ListSlots call may ask for.
+MAX_SEARCH_DAYS = 31
+MAX_KEY_LENGTH = 200
+_HH_MM = re.compile(r"^\d{2}:\d{2}$")
+
+
+def _id(value: str, field: str, *, required: bool = True) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise InvalidArgument(field, "is required")
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(field, "is not a valid id") from None
+
+
+def _date(value: str, field: str) -> dt.date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise InvalidArgument(field, "must be a date as YYYY-MM-DD")
+
+
+def _time(value: str, field: str) -> dt.time:
+    value = require(value, field)
+    try:
+        if _HH_MM.match(value):
+            return dt.time(int(value[:2]), int(value[3:]))
+    except ValueError:
+        pass
+    raise InvalidArgument(field, "must be a time of day as HH:MM")
+
+
+def _key(value: str) -> str:
+    value = require(value, "idempotency_key")
+    if len(value) > MAX_KEY_LENGTH:
+        raise InvalidArgument("idempotency_key", f"must be at most {MAX_KEY_LENGTH} characters")
+    return value
+
+
+@contextlib.contextmanager
+def _counted_hold() -> Iterator[None]:
+    """Counts each hold attempt by its outcome (the error's reason code)."""
+    try:
+        yield
+    except TuoguanError as exc:
+        metrics.REGISTRATION_HOLDS.labels(exc.reason).inc()
+        raise
+    metrics.REGISTRATION_HOLDS.labels("held").inc()
+
+
+def _template_fields(template: pb.SessionTemplate) -> dict:
+    fields = {
+        "template_id": _id(template.template_id, "template.template_id", required=False),
+        "doctor_id": _id(template.doctor_id, "template.doctor_id"),
+        "weekday": template.weekday,
+        "period": messages.PERIOD_FROM_PROTO.get(template.period),
+        "start_time": _time(template.start_time, "template.start_time"),
+        "end_time": _time(template.end_time, "template.end_time"),
+        "slot_minutes": template.slot_minutes,
+        "capacity_per_slot": template.capacity_per_slot,
+        "active": template.active,
+    }
+    if not 1 <= template.weekday <= 7:
+        raise InvalidArgument("template.weekday", "must be an ISO weekday, 1 (Monday) to 7 (Sunday)")
+    if fields["period"] is None:
+        raise InvalidArgument("template.period", "is required")
+    problem = schedule.template_problem(fields["start_time"], fields["end_time"], template.slot_minutes,
+                                        template.capacity_per_slot)
+    if problem is not None:
+        raise InvalidArgument(*problem)
+    return fields
+
+
+class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
+    def __init__(self, store: Store, config: RegistrationConfig, clock: Callable[[], dt.datetime] = utcnow):
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    def _today(self) -> dt.date:
+        return self.config.release.local_date(self.clock())
+
+    def _booking_for(self, principal: Principal, booking_id: str, *roles: str):
+        """The booking, if the caller owns it or has one of the roles."""
+        row = self.store.get_booking(booking_id)
+        if row is None:
+            raise not_found("booking")
+        principal.require_owner_or(row["patient_id"], *roles)
+        return row
+
+    # Public search.
+
+    def ListDepartments(self, request, context):
+        return pb.ListDepartmentsResponse(departments=[messages.department(r) for r in self.store.list_departments()])
+
+    def ListDoctors(self, request, context):
+        department_id = _id(request.department_id, "department_id", required=False)
+        return pb.ListDoctorsResponse(doctors=[messages.doctor(r) for r in self.store.list_doctors(department_id)])
+
+    def ListSlots(self, request, context):
+        department_id = _id(request.department_id, "department_id", required=False)
+        doctor_id = _id(request.doctor_id, "doctor_id", required=False)
+        if department_id is None and doctor_id is None:
+            raise InvalidArgument("department_id", "give a department_id or a doctor_id")
+        first = _date(request.from_date, "from_date") or self._today()
+        last = _date(request.to_date, "to_date") or first + dt.timedelta(days=self.config.release.days_ahead)
+        if last < first:
+            raise InvalidArgument("to_date", "must not be before from_date")
+        if (last - first).days >= MAX_SEARCH_DAYS:
+            raise InvalidArgument("to_date", f"a search covers at most {MAX_SEARCH_DAYS} days")
+        rows = self.store.list_slots(department_id=department_id, doctor_id=doctor_id, first=first, last=last,
+                                     now=self.clock(), only_available=request.only_available)
+        return pb.ListSlotsResponse(slots=[messages.slot(r) for r in rows])
+
+    # Patients' bookings.
+
+    def HoldSlot(self, request, context):
+        with _counted_hold():
+            patient = current_principal().require(PATIENT)
+            slot_id = _id(request.slot_id, "slot_id")
+            idem = Idempotent.of("hold", patient.subject, _key(request.idempotency_key), request,
+                                 pb.HoldSlotResponse)
+            return self.store.hold_slot(idem, patient.subject, slot_id, self.config.booking, self.clock())
+
+    def GetBooking(self, request, context):
+        principal = current_principal()
+        row = self._booking_for(principal, _id(request.booking_id, "booking_id"), *OFFICE, SERVICE)
+        return pb.GetBookingResponse(booking=messages.booking(row))
+
+    def ListMyBookings(self, request, context):
+        patient = current_principal().require(PATIENT)
+        rows = self.store.list_patient_bookings(patient.subject)
+        return pb.ListMyBookingsResponse(bookings=[messages.booking(r) for r in rows])
+
+    def CancelBooking(self, request, context):
+        principal = current_principal()
+        booking_id = _id(request.booking_id, "booking_id")
+        key = _key(request.idempotency_key)
+        owner = self._booking_for(principal, booking_id, *OFFICE)["patient_id"]
+        reason = "patient" if principal.subject == owner else "registration_office"
+        idem = Idempotent.of("cancel", principal.subject, key, request, pb.CancelBookingResponse)
+        response = self.store.cancel_booking(idem, booking_id, reason, self.config.booking, self.clock())
+        if not idem.replayed:
+            metrics.REGISTRATION_BOOKINGS_CANCELLED.labels(reason).inc()
+        return response
+
+    # The registration office.
+
+    def PutSessionTemplate(self, request, context):
+        office = current_principal().require(*OFFICE)
+        fields = _template_fields(request.template)
+        idem = Idempotent.of("template", office.subject, _key(request.idempotency_key), request,
+                             pb.PutSessionTemplateResponse)
+        return self.store.put_template(idem, fields)
+
+    def ListSessionTemplates(self, request, context):
+        current_principal().require(*OFFICE)
+        rows = self.store.list_templates(_id(request.doctor_id, "doctor_id", required=False))
+        return pb.ListSessionTemplatesResponse(templates=[messages.template(r) for r in rows])
+
+    def PublishSchedule(self, request, context):
+        current_principal().require(*OFFICE)
+        if not 0 <= request.days_ahead <= schedule.MAX_DAYS_AHEAD:
+            raise InvalidArgument("days_ahead", f"must be between 0 and {schedule.MAX_DAYS_AHEAD}")
+        sessions, slots = publish_schedule(self.store, self.config.release, self.clock(),
+                                           days_ahead=request.days_ahead, release_now=request.release_now)
+        return pb.PublishScheduleResponse(sessions_created=sessions, slots_created=slots)
+
+    def ListSessions(self, request, context):
+        current_principal().require(*OFFICE)
+        day = _date(request.service_date, "service_date") or self._today()
+        rows = self.store.list_sessions(day, _id(request.department_id, "department_id", required=False))
+        return pb.ListSessionsResponse(sessions=[messages.session(r) for r in rows])
+
+    def SuspendSession(self, request, context):
+        office = current_principal().require(*OFFICE)
+        session_id = _id(request.session_id, "session_id")
+        idem = Idempotent.of("suspend", office.subject, _key(request.idempotency_key), request,
+                             pb.SuspendSessionResponse)
+        response = self.store.suspend_session(idem, session_id, request.reason.strip(), self.clock())
+        if not idem.replayed and response.cancelled_bookings:
+            metrics.REGISTRATION_BOOKINGS_CANCELLED.labels("session_suspended").inc(len(response.cancelled_bookings))
+        return response
+
+    def CheckInBooking(self, request, context):
+        current_principal().require(*OFFICE)
+        row = self.store.check_in(_id(request.booking_id, "booking_id"), self._today(), self.clock())
+        return pb.CheckInBookingResponse(booking=messages.booking(row))
+
+    def MarkNoShow(self, request, context):
+        current_principal().require(*OFFICE)
+        row = self.store.mark_no_show(_id(request.booking_id, "booking_id"), self.clock())
+        return pb.MarkNoShowResponse(booking=messages.booking(row))
+
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["RegistrationService"].full_name
+
+
+def register(server: grpc.Server, settings: Settings | None, database: Database,
+             config: RegistrationConfig | None = None) -> list[str]:
+    """Adds the servicer to ``server``; returns the full service names for health and reflection."""
+    servicer = RegistrationServicer(Store(database), config or RegistrationConfig.from_env())
+    pb_grpc.add_RegistrationServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME]
+
+
+def main() -> None:
+    api_main.run("registration", register, migrations_dir=MIGRATIONS_DIR)
+
+
+if __name__ == "__main__":
+    main()

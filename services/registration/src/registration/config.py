@@ -1,0 +1,61 @@
+"""Registration's own settings, read from the environment once at start-up."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tuoguan_common.config import env_number
+
+from .domain.policy import BookingPolicy, ReleasePolicy
+
+
+def _time_of_day(env: Mapping[str, str], name: str, default: dt.time) -> dt.time:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return dt.time.fromisoformat(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be HH:MM, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    booking: BookingPolicy = field(default_factory=BookingPolicy)
+    release: ReleasePolicy = field(default_factory=ReleasePolicy)
+    # Worker timers, in seconds.
+    expiry_interval: float = 1.0
+    publish_interval: float = 3600.0
+    gauge_interval: float = 15.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrationConfig:
+        env = os.environ if env is None else env
+
+        def number(name: str, default, kind=int, minimum=0):
+            return env_number(name, default, kind, env, minimum=minimum)
+
+        booking = BookingPolicy(
+            hold_minutes=number("REGISTRATION_HOLD_MINUTES", BookingPolicy.hold_minutes, minimum=1),
+            active_booking_cap=number("REGISTRATION_ACTIVE_BOOKING_CAP", BookingPolicy.active_booking_cap, minimum=1),
+            cancel_cutoff_minutes=number("REGISTRATION_CANCEL_CUTOFF_MINUTES", BookingPolicy.cancel_cutoff_minutes),
+        )
+        release = ReleasePolicy(
+            days_ahead=number("REGISTRATION_DAYS_AHEAD", ReleasePolicy.days_ahead, minimum=1),
+            release_time=_time_of_day(env, "REGISTRATION_RELEASE_TIME", ReleasePolicy.release_time),
+            timezone=env.get("REGISTRATION_TIMEZONE") or ReleasePolicy.timezone,
+        )
+        try:
+            ZoneInfo(release.timezone)
+        except ZoneInfoNotFoundError as exc:
+            raise SystemExit(f"REGISTRATION_TIMEZONE: unknown time zone {release.timezone!r}") from exc
+        return cls(
+            booking=booking,
+            release=release,
+            expiry_interval=number("REGISTRATION_EXPIRY_INTERVAL_SECONDS", cls.expiry_interval, float, 0.05),
+            publish_interval=number("REGISTRATION_PUBLISH_INTERVAL_SECONDS", cls.publish_interval, float, 1),
+            gauge_interval=number("REGISTRATION_GAUGE_INTERVAL_SECONDS", cls.gauge_interval, float, 1),
+        )

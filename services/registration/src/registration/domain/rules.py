@@ -1,0 +1,134 @@
+"""The booking rules: who may hold which slot, and which changes a booking
+may still undergo. Each returns a Refusal (reason code and message) or a
+decision; none raises or reads a clock."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from .model import ACTIVE, STANDING, BookingStatus, PatientBooking, Refusal, SlotState
+from .policy import BookingPolicy
+
+SLOT_FULL = "slot_full"
+SLOT_NOT_RELEASED = "slot_not_released"
+SESSION_SUSPENDED = "session_suspended"
+SLOT_IN_PAST = "slot_in_past"
+ONE_PER_DEPARTMENT_PER_DAY = "one_per_department_per_day"
+ACTIVE_BOOKING_CAP = "active_booking_cap"
+OVERLAPPING_BOOKING = "overlapping_booking"
+CANCEL_CUTOFF_PASSED = "cancel_cutoff_passed"
+BOOKING_NOT_CANCELLABLE = "booking_not_cancellable"
+NOT_CONFIRMED = "booking_not_confirmed"
+NOT_SERVICE_DAY = "not_service_day"
+VISIT_NOT_STARTED = "visit_not_started"
+SESSION_ALREADY_SUSPENDED = "session_already_suspended"
+
+# A decision that is not a refusal: do the change, or it was already done.
+APPLY: Literal["apply"] = "apply"
+UNCHANGED: Literal["unchanged"] = "unchanged"
+Decision = Refusal | Literal["apply", "unchanged"]
+
+
+def slot_refusal(slot: SlotState, now: dt.datetime) -> Refusal | None:
+    """Whether the slot itself can take one more hold now."""
+    if slot.released_at > now:
+        return Refusal(SLOT_NOT_RELEASED, "this slot is not released yet")
+    if slot.suspended:
+        return Refusal(SESSION_SUSPENDED, "the doctor's session is suspended")
+    if slot.starts_at <= now:
+        return Refusal(SLOT_IN_PAST, "this slot has already started")
+    if slot.remaining <= 0:
+        return Refusal(SLOT_FULL, "this slot is fully booked")
+    return None
+
+
+def patient_refusal(
+    slot: SlotState, bookings: Iterable[PatientBooking], policy: BookingPolicy, now: dt.datetime
+) -> Refusal | None:
+    """Whether this patient may hold this slot, given their own bookings."""
+    standing = [b for b in bookings if b.status in STANDING]
+    if any(b.department_id == slot.department_id and b.service_date == slot.service_date for b in standing):
+        return Refusal(ONE_PER_DEPARTMENT_PER_DAY, "you already have a booking in this department on this day")
+    active = [b for b in standing if b.status in ACTIVE and b.starts_at > now]
+    if len(active) >= policy.active_booking_cap:
+        return Refusal(ACTIVE_BOOKING_CAP, f"you already have {len(active)} open bookings, the most allowed")
+    if any(b.starts_at < slot.ends_at and slot.starts_at < b.ends_at for b in standing):
+        return Refusal(OVERLAPPING_BOOKING, "you have another booking at this time")
+    return None
+
+
+def hold_refusal(
+    slot: SlotState, bookings: Iterable[PatientBooking], policy: BookingPolicy, now: dt.datetime
+) -> Refusal | None:
+    return slot_refusal(slot, now) or patient_refusal(slot, bookings, policy, now)
+
+
+def cancel_refusal(status: BookingStatus, starts_at: dt.datetime, policy: BookingPolicy,
+                   now: dt.datetime) -> Refusal | None:
+    if status not in ACTIVE:
+        return Refusal(BOOKING_NOT_CANCELLABLE, f"a {status.lower()} booking cannot be cancelled")
+    if now > policy.cancel_cutoff(starts_at):
+        return Refusal(CANCEL_CUTOFF_PASSED,
+                       f"bookings can be cancelled until {policy.cancel_cutoff_minutes} minutes before the visit")
+    return None
+
+
+def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.date) -> Decision:
+    if status == BookingStatus.CHECKED_IN:
+        return UNCHANGED
+    if status != BookingStatus.CONFIRMED:
+        return Refusal(NOT_CONFIRMED, f"a {status.lower()} booking cannot be checked in")
+    if service_date != today:
+        return Refusal(NOT_SERVICE_DAY, "check-in is open on the day of the visit only")
+    return APPLY
+
+
+def no_show_decision(status: BookingStatus, starts_at: dt.datetime, now: dt.datetime) -> Decision:
+    if status == BookingStatus.NO_SHOW:
+        return UNCHANGED
+    if status != BookingStatus.CONFIRMED:
+        return Refusal(NOT_CONFIRMED, f"a {status.lower()} booking cannot be marked as a no-show")
+    if now < starts_at:
+        return Refusal(VISIT_NOT_STARTED, "the visit has not started yet")
+    return APPLY
+
+
+@dataclass(frozen=True)
+class CapturedPayment:
+    payment_id: str
+    patient_id: str
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class PaidBooking:
+    """The booking a captured payment is for, as registration knows it."""
+
+    status: BookingStatus
+    patient_id: str
+    fee_fen: int
+    payment_id: str | None
+
+
+# What a captured payment does to a booking: confirm it, nothing (the same
+# payment again), or reject it so billing gives the money back.
+CONFIRM: Literal["confirm"] = "confirm"
+CaptureDecision = Refusal | Literal["confirm", "unchanged"]
+
+
+def capture_decision(booking: PaidBooking | None, payment: CapturedPayment) -> CaptureDecision:
+    if booking is None:
+        return Refusal("booking_not_found", "no such booking")
+    if booking.payment_id == payment.payment_id:
+        return UNCHANGED
+    if booking.status != BookingStatus.HELD:
+        if booking.payment_id:
+            return Refusal("already_paid", "the booking was paid by another payment")
+        return Refusal(f"booking_{booking.status.lower()}", f"the booking is {booking.status.lower()}")
+    if payment.patient_id and payment.patient_id != booking.patient_id:
+        return Refusal("patient_mismatch", "the payment is not from the booking's patient")
+    if payment.amount_fen != booking.fee_fen:
+        return Refusal("amount_mismatch", "the amount paid is not the booking's fee")
+    return CONFIRM

@@ -1,0 +1,25 @@
+"""Registration's errors: each is one of tuoguan_common's, so the interceptor
+maps it to its gRPC status and sends the reason code as trailing metadata."""
+from __future__ import annotations
+
+from tuoguan_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+from .domain.model import Refusal
+
+__all__ = ["BookingRefused", "InvalidArgument", "NotFound", "TemplateExists", "not_found"]
+
+
+class BookingRefused(FailedPrecondition):
+    """A booking rule said no; the reason is the rule's stable code."""
+
+    def __init__(self, refusal: Refusal):
+        super().__init__(refusal.message, reason=refusal.reason)
+
+
+class TemplateExists(AlreadyExists):
+    def __init__(self):
+        super().__init__("the doctor already has a template for this weekday and period", reason="template_exists")
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound(f"no such {what}", reason=f"{what}_not_found")

@@ -1,0 +1,636 @@
+"""All SQL of registration's own tables, its outbox and its idempotency keys.
+
+Locking, so that nothing deadlocks and no place is counted twice:
+
+* a slot's row guards the counters and the status of every booking in it:
+  whatever moves a booking in or out of HELD/CONFIRMED locks the slot first
+  (several slots: in id order), then the bookings, then the session;
+* a hold takes its place with one conditional UPDATE of the slot row, so the
+  row's own lock decides who gets the last place;
+* a patient's holds are serialised by an advisory lock on the patient, so two
+  concurrent holds cannot both pass the patient rules.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import psycopg
+from google.protobuf.message import Message
+from tuoguan.registration.v1 import events_pb2 as events
+from tuoguan.registration.v1 import registration_pb2 as pb
+from tuoguan_common import outbox
+from tuoguan_common.db import Database
+
+from . import messages
+from .domain import rules
+from .domain.model import ACTIVE, BookingStatus, PatientBooking, Period, Refusal, SlotState
+from .domain.policy import BookingPolicy
+from .domain.schedule import PlannedSession, Template
+from .exceptions import BookingRefused, TemplateExists, not_found
+
+Row = dict[str, Any]
+
+# Namespace of registration's advisory locks on patients (the first key of
+# pg_advisory_xact_lock(int, int)); the second is a hash of the patient id.
+PATIENT_LOCK_SPACE = 0x5245
+# The patient rules look back over a day at most (one booking per department
+# per service day); older bookings never matter.
+RULES_LOOK_BACK = dt.timedelta(days=1)
+MAX_LISTED_SLOTS = 5000
+
+_ACTIVE = [str(s) for s in ACTIVE]
+_HELD = [str(BookingStatus.HELD)]
+
+
+@dataclass
+class Idempotent:
+    """One write's idempotency key: the first answer is kept and given again."""
+
+    scope: str
+    owner: str
+    key: str
+    fingerprint: str
+    response_type: type[Message]
+    # Set once the key turned out to be used before: the answer is a replay.
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, scope: str, owner: str, key: str, request: Message, response_type: type[Message]) -> Idempotent:
+        return cls(scope, owner, key, outbox.request_fingerprint(request), response_type)
+
+    def replay(self, cur: psycopg.Cursor) -> Message | None:
+        stored = outbox.claim_key(cur, self.scope, self.owner, self.key, self.fingerprint)
+        self.replayed = stored is not None
+        return None if stored is None else self.response_type.FromString(stored)
+
+    def remember(self, cur: psycopg.Cursor, response: Message) -> Message:
+        outbox.store_response(cur, self.scope, self.owner, self.key, response)
+        return response
+
+
+BOOKING_VIEW = """
+SELECT b.*, d.name AS doctor_name, dep.name AS department_name
+FROM bookings b JOIN doctors d ON d.id = b.doctor_id JOIN departments dep ON dep.id = b.department_id
+"""
+
+SESSION_VIEW = """
+SELECT se.id, se.doctor_id, se.department_id, se.service_date, se.period, se.status, se.suspend_reason,
+       d.name AS doctor_name, coalesce(sum(s.capacity), 0)::int AS capacity,
+       coalesce(sum(s.booked), 0)::int AS booked, coalesce(sum(s.held), 0)::int AS held,
+       min(s.starts_at) AS starts_at, max(s.ends_at) AS ends_at
+FROM sessions se JOIN doctors d ON d.id = se.doctor_id LEFT JOIN slots s ON s.session_id = se.id
+"""
+
+SLOT_FOR_HOLD = """
+SELECT s.id, s.session_id, s.doctor_id, s.department_id, s.service_date, s.period, s.starts_at, s.ends_at,
+       s.capacity, s.booked, s.held, s.fee_fen, s.released_at, s.suspended,
+       d.name AS doctor_name, dep.name AS department_name, nextval('booking_numbers') AS booking_seq
+FROM slots s JOIN doctors d ON d.id = s.doctor_id JOIN departments dep ON dep.id = s.department_id
+WHERE s.id = %s
+"""
+
+PATIENT_STANDING_BOOKINGS = """
+SELECT id, status, department_id, service_date, starts_at, ends_at FROM bookings
+WHERE patient_id = %s AND status IN ('HELD', 'CONFIRMED', 'CHECKED_IN') AND ends_at > %s
+"""
+
+# The atomic decrement: the place is taken only if the slot still has one, is
+# released, open and ahead; the booking row is written by the same statement.
+TAKE_PLACE = """
+WITH place AS (
+    UPDATE slots SET held = held + 1
+    WHERE id = %(slot_id)s AND NOT suspended AND released_at <= %(now)s AND starts_at > %(now)s
+      AND booked + held < capacity
+    RETURNING id, session_id, doctor_id, department_id, service_date, period, starts_at, ends_at, fee_fen
+)
+INSERT INTO bookings (id, booking_number, patient_id, slot_id, session_id, doctor_id, department_id, service_date,
+                      period, starts_at, ends_at, status, fee_fen, hold_expires_at, created_at, updated_at)
+SELECT %(booking_id)s, %(booking_number)s, %(patient_id)s, id, session_id, doctor_id, department_id, service_date,
+       period, starts_at, ends_at, 'HELD', fee_fen, %(hold_expires_at)s, %(now)s, %(now)s
+FROM place
+RETURNING id
+"""
+
+LOCK_SLOTS_OF_BOOKINGS = """
+SELECT id FROM slots WHERE id IN (SELECT slot_id FROM bookings WHERE id = ANY(%s::uuid[])) ORDER BY id FOR UPDATE
+"""
+
+# Ends bookings that hold a place and gives their places back, in one
+# statement. Callers hold the slots' locks (LOCK_SLOTS_OF_BOOKINGS).
+END_BOOKINGS = """
+WITH ended AS (
+    UPDATE bookings b
+    SET status = %(status)s, cancel_reason = %(reason)s, refund_due = (v.status = 'CONFIRMED'),
+        ended_at = %(now)s, updated_at = %(now)s
+    FROM (SELECT id, status FROM bookings
+          WHERE id = ANY(%(ids)s::uuid[]) AND status = ANY(%(from_statuses)s) FOR UPDATE) v
+    WHERE b.id = v.id
+    RETURNING b.id, b.patient_id, b.slot_id, b.payment_id, b.fee_fen, v.status AS previous_status
+), freed AS (
+    UPDATE slots s SET held = s.held - c.held, booked = s.booked - c.booked
+    FROM (SELECT slot_id, count(*) FILTER (WHERE previous_status = 'HELD') AS held,
+                 count(*) FILTER (WHERE previous_status = 'CONFIRMED') AS booked
+          FROM ended GROUP BY slot_id) c
+    WHERE s.id = c.slot_id
+)
+SELECT * FROM ended
+"""
+
+CONFIRM_BOOKING = """
+WITH queue AS (
+    UPDATE sessions SET last_queue_number = last_queue_number + 1 WHERE id = %(session_id)s
+    RETURNING last_queue_number
+), confirmed AS (
+    UPDATE bookings SET status = 'CONFIRMED', payment_id = %(payment_id)s, confirmed_at = %(now)s,
+                        updated_at = %(now)s, queue_number = (SELECT last_queue_number FROM queue)
+    WHERE id = %(booking_id)s AND status = 'HELD'
+    RETURNING slot_id, queue_number
+), moved AS (
+    UPDATE slots SET held = held - 1, booked = booked + 1 WHERE id = (SELECT slot_id FROM confirmed)
+)
+SELECT queue_number FROM confirmed
+"""
+
+SAVE_TEMPLATE_BY_ID = """
+UPDATE session_templates SET doctor_id = %(doctor_id)s, weekday = %(weekday)s, period = %(period)s,
+    start_time = %(start_time)s, end_time = %(end_time)s, slot_minutes = %(slot_minutes)s,
+    capacity_per_slot = %(capacity_per_slot)s, active = %(active)s, updated_at = now()
+WHERE id = %(template_id)s
+RETURNING *
+"""
+
+SAVE_TEMPLATE_BY_KEY = """
+INSERT INTO session_templates (doctor_id, weekday, period, start_time, end_time, slot_minutes, capacity_per_slot,
+                               active)
+VALUES (%(doctor_id)s, %(weekday)s, %(period)s, %(start_time)s, %(end_time)s, %(slot_minutes)s,
+        %(capacity_per_slot)s, %(active)s)
+ON CONFLICT (doctor_id, weekday, period) DO UPDATE SET
+    start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, slot_minutes = EXCLUDED.slot_minutes,
+    capacity_per_slot = EXCLUDED.capacity_per_slot, active = EXCLUDED.active, updated_at = now()
+RETURNING *
+"""
+
+
+def _slot_state(row: Row) -> SlotState:
+    return SlotState(
+        slot_id=str(row["id"]), department_id=str(row["department_id"]), service_date=row["service_date"],
+        starts_at=row["starts_at"], ends_at=row["ends_at"], capacity=row["capacity"], booked=row["booked"],
+        held=row["held"], released_at=row["released_at"], suspended=row["suspended"],
+    )
+
+
+def _patient_booking(row: Row) -> PatientBooking:
+    return PatientBooking(
+        booking_id=str(row["id"]), status=BookingStatus(row["status"]), department_id=str(row["department_id"]),
+        service_date=row["service_date"], starts_at=row["starts_at"], ends_at=row["ends_at"],
+    )
+
+
+def booking_number(service_date: dt.date, sequence: int) -> str:
+    """The number on the patient's slip: the visit's date and a running number."""
+    return f"{service_date:%Y%m%d}-{sequence:06d}"
+
+
+def as_uuid(value: str) -> str | None:
+    """The id in canonical form, or None when it is not one (events from outside)."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class Store:
+    def __init__(self, database: Database):
+        self.db = database
+
+    # Departments, doctors and fees.
+
+    def list_departments(self) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT * FROM departments ORDER BY code")
+            return cur.fetchall()
+
+    def list_doctors(self, department_id: str | None) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT d.*, f.fee_fen FROM doctors d JOIN title_fees f ON f.title = d.title "
+                "WHERE %(department)s::uuid IS NULL OR d.department_id = %(department)s ORDER BY d.staff_code",
+                {"department": department_id},
+            )
+            return cur.fetchall()
+
+    def save_department(self, cur: psycopg.Cursor, code: str, name: str, name_en: str) -> str:
+        cur.execute(
+            "INSERT INTO departments (code, name, name_en) VALUES (%s, %s, %s) "
+            "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, name_en = EXCLUDED.name_en RETURNING id",
+            (code, name, name_en),
+        )
+        return str(cur.fetchone()["id"])
+
+    def save_title_fee(self, cur: psycopg.Cursor, title: str, fee_fen: int) -> None:
+        cur.execute(
+            "INSERT INTO title_fees (title, fee_fen) VALUES (%s, %s) "
+            "ON CONFLICT (title) DO UPDATE SET fee_fen = EXCLUDED.fee_fen",
+            (title, fee_fen),
+        )
+
+    def save_doctor(self, cur: psycopg.Cursor, staff_code: str, department_id: str, name: str, title: str,
+                    speciality: str) -> str:
+        cur.execute(
+            "INSERT INTO doctors (staff_code, department_id, name, title, speciality) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (staff_code) DO UPDATE SET department_id = EXCLUDED.department_id, name = EXCLUDED.name, "
+            "title = EXCLUDED.title, speciality = EXCLUDED.speciality RETURNING id",
+            (staff_code, department_id, name, title, speciality),
+        )
+        return str(cur.fetchone()["id"])
+
+    # Session templates.
+
+    def save_template(self, cur: psycopg.Cursor, fields: dict[str, Any]) -> Row:
+        """Creates or replaces a template: by its id when given, else by doctor, weekday and period."""
+        cur.execute("SELECT 1 FROM doctors WHERE id = %s", (fields["doctor_id"],))
+        if cur.fetchone() is None:
+            raise not_found("doctor")
+        if not fields.get("template_id"):
+            cur.execute(SAVE_TEMPLATE_BY_KEY, fields)
+            return cur.fetchone()
+        cur.execute(
+            "SELECT 1 FROM session_templates WHERE doctor_id = %(doctor_id)s AND weekday = %(weekday)s "
+            "AND period = %(period)s AND id <> %(template_id)s",
+            fields,
+        )
+        if cur.fetchone() is not None:
+            raise TemplateExists()
+        cur.execute(SAVE_TEMPLATE_BY_ID, fields)
+        row = cur.fetchone()
+        if row is None:
+            raise not_found("template")
+        return row
+
+    def put_template(self, idem: Idempotent, fields: dict[str, Any]) -> pb.PutSessionTemplateResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            row = self.save_template(cur, fields)
+            return idem.remember(cur, pb.PutSessionTemplateResponse(template=messages.template(row)))
+
+    def list_templates(self, doctor_id: str | None) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT t.* FROM session_templates t JOIN doctors d ON d.id = t.doctor_id "
+                "WHERE %(doctor)s::uuid IS NULL OR t.doctor_id = %(doctor)s "
+                "ORDER BY d.staff_code, t.weekday, t.start_time",
+                {"doctor": doctor_id},
+            )
+            return cur.fetchall()
+
+    # Publishing.
+
+    def templates_to_publish(self) -> list[Template]:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT t.*, d.department_id, f.fee_fen FROM session_templates t "
+                "JOIN doctors d ON d.id = t.doctor_id JOIN title_fees f ON f.title = d.title WHERE t.active"
+            )
+            return [
+                Template(str(r["id"]), str(r["doctor_id"]), str(r["department_id"]), r["weekday"], Period(r["period"]),
+                         r["start_time"], r["end_time"], r["slot_minutes"], r["capacity_per_slot"], r["fee_fen"])
+                for r in cur.fetchall()
+            ]
+
+    def publish(self, planned: Sequence[PlannedSession]) -> tuple[int, int]:
+        """Creates the planned sessions that do not exist yet, with their slots."""
+        if not planned:
+            return 0, 0
+        sessions = slots = 0
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT doctor_id, service_date, period FROM sessions WHERE service_date BETWEEN %s AND %s",
+                (min(p.service_date for p in planned), max(p.service_date for p in planned)),
+            )
+            existing = {(str(r["doctor_id"]), r["service_date"], r["period"]) for r in cur.fetchall()}
+            for p in planned:
+                if (p.doctor_id, p.service_date, str(p.period)) in existing:
+                    continue
+                # A concurrent publisher may have made it since: the unique key decides.
+                cur.execute(
+                    "INSERT INTO sessions (doctor_id, department_id, template_id, service_date, period, released_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (doctor_id, service_date, period) DO NOTHING "
+                    "RETURNING id",
+                    (p.doctor_id, p.department_id, p.template_id, p.service_date, p.period, p.released_at),
+                )
+                created = cur.fetchone()
+                if created is None:
+                    continue
+                cur.executemany(
+                    "INSERT INTO slots (session_id, doctor_id, department_id, service_date, period, starts_at, "
+                    "ends_at, capacity, fee_fen, released_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(created["id"], p.doctor_id, p.department_id, p.service_date, p.period, s.starts_at, s.ends_at,
+                      s.capacity, p.fee_fen, p.released_at) for s in p.slots],
+                )
+                sessions += 1
+                slots += len(p.slots)
+        return sessions, slots
+
+    def release_now(self, first: dt.date, last: dt.date, now: dt.datetime) -> int:
+        """Opens now the slots of these days still waiting for their release time; returns how many."""
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE slots SET released_at = %(now)s WHERE service_date BETWEEN %(first)s AND %(last)s "
+                        "AND released_at > %(now)s", {"first": first, "last": last, "now": now})
+            released = cur.rowcount
+            cur.execute("UPDATE sessions SET released_at = %(now)s WHERE service_date BETWEEN %(first)s AND %(last)s "
+                        "AND released_at > %(now)s", {"first": first, "last": last, "now": now})
+            return released
+
+    # Search and the office's day view.
+
+    def list_slots(self, *, department_id: str | None, doctor_id: str | None, first: dt.date, last: dt.date,
+                   now: dt.datetime, only_available: bool) -> list[Row]:
+        """Released, open, future slots; one index range per department or doctor."""
+        where = ["service_date BETWEEN %(first)s AND %(last)s", "released_at <= %(now)s", "starts_at > %(now)s",
+                 "NOT suspended"]
+        if department_id:
+            where.append("department_id = %(department)s")
+        if doctor_id:
+            where.append("doctor_id = %(doctor)s")
+        if only_available:
+            where.append("booked + held < capacity")
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT id, session_id, doctor_id, department_id, service_date, period, starts_at, ends_at, "
+                "capacity, booked, held, fee_fen FROM slots WHERE " + " AND ".join(where)
+                + " ORDER BY starts_at, doctor_id LIMIT %(limit)s",
+                {"first": first, "last": last, "now": now, "department": department_id, "doctor": doctor_id,
+                 "limit": MAX_LISTED_SLOTS},
+            )
+            return cur.fetchall()
+
+    def list_sessions(self, service_date: dt.date, department_id: str | None) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute(
+                SESSION_VIEW + "WHERE se.service_date = %(day)s "
+                "AND (%(department)s::uuid IS NULL OR se.department_id = %(department)s) "
+                "GROUP BY se.id, d.name ORDER BY min(s.starts_at), d.name",
+                {"day": service_date, "department": department_id},
+            )
+            return cur.fetchall()
+
+    # Bookings.
+
+    def hold_slot(self, idem: Idempotent, patient_id: str, slot_id: str, policy: BookingPolicy,
+                  now: dt.datetime) -> pb.HoldSlotResponse:
+        """Holds one place for the patient: two round trips and a commit.
+
+        The first batch takes the patient's lock, claims the key and reads the
+        slot and the patient's bookings; the rules run; the second batch takes
+        the place with the conditional UPDATE last, so the slot row stays
+        locked only for that statement and the commit.
+        """
+        with self.db.transaction() as cur, cur.connection.pipeline():
+            conn = cur.connection
+            slot_cur, mine = conn.cursor(), conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (PATIENT_LOCK_SPACE, patient_id))
+            slot_cur.execute(SLOT_FOR_HOLD, (slot_id,))
+            mine.execute(PATIENT_STANDING_BOOKINGS, (patient_id, now - RULES_LOOK_BACK))
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            slot = slot_cur.fetchone()
+            if slot is None:
+                raise not_found("slot")
+            refusal = rules.hold_refusal(_slot_state(slot), [_patient_booking(r) for r in mine.fetchall()],
+                                         policy, now)
+            if refusal is not None:
+                raise BookingRefused(refusal)
+
+            booking = {
+                **slot, "id": str(uuid.uuid4()), "slot_id": slot["id"], "patient_id": patient_id,
+                "booking_number": booking_number(slot["service_date"], slot["booking_seq"]),
+                "status": BookingStatus.HELD, "hold_expires_at": policy.hold_expires_at(now), "queue_number": None,
+                "cancel_reason": "", "refund_due": False, "payment_id": None, "created_at": now,
+                "refunded_at": None,
+            }
+            response = pb.HoldSlotResponse(booking=messages.booking(booking))
+            outbox.append(cur, events.SlotHeld(
+                booking_id=booking["id"], patient_id=patient_id, slot_id=str(slot["id"]), fee_fen=slot["fee_fen"],
+                hold_expires_at=response.booking.hold_expires_at,
+            ))
+            idem.remember(cur, response)
+            cur.execute(TAKE_PLACE, {
+                "slot_id": slot_id, "now": now, "booking_id": booking["id"], "patient_id": patient_id,
+                "booking_number": booking["booking_number"], "hold_expires_at": booking["hold_expires_at"],
+            })
+            if cur.fetchone() is None:
+                # The slot changed since it was read: full, most likely, or suspended meanwhile.
+                slot_cur.execute(SLOT_FOR_HOLD, (slot_id,))
+                raise BookingRefused(rules.slot_refusal(_slot_state(slot_cur.fetchone()), now)
+                                     or Refusal(rules.SLOT_FULL, "this slot is fully booked"))
+            return response
+
+    def get_booking(self, booking_id: str) -> Row | None:
+        with self.db.transaction() as cur:
+            cur.execute(BOOKING_VIEW + "WHERE b.id = %s", (booking_id,))
+            return cur.fetchone()
+
+    def list_patient_bookings(self, patient_id: str, limit: int = 200) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute(BOOKING_VIEW + "WHERE b.patient_id = %s ORDER BY b.starts_at DESC LIMIT %s",
+                        (patient_id, limit))
+            return cur.fetchall()
+
+    def _end_bookings(self, cur: psycopg.Cursor, booking_ids: Sequence[str], status: BookingStatus, reason: str,
+                      from_statuses: list[str], now: dt.datetime) -> list[Row]:
+        """Ends the bookings still in ``from_statuses`` and gives their places back."""
+        if not booking_ids:
+            return []
+        cur.execute(LOCK_SLOTS_OF_BOOKINGS, (list(booking_ids),))
+        cur.execute(END_BOOKINGS, {"ids": list(booking_ids), "status": status, "reason": reason,
+                                   "from_statuses": from_statuses, "now": now})
+        return cur.fetchall()
+
+    def _lock_booking_slot(self, cur: psycopg.Cursor, booking_id: str) -> Row | None:
+        """Locks the booking's slot, then reads the booking as it stands under that lock."""
+        cur.execute(LOCK_SLOTS_OF_BOOKINGS, ([booking_id],))
+        cur.execute("SELECT * FROM bookings WHERE id = %s", (booking_id,))
+        return cur.fetchone()
+
+    def _booking_views(self, cur: psycopg.Cursor, booking_ids: Iterable[str]) -> list[pb.Booking]:
+        cur.execute(BOOKING_VIEW + "WHERE b.id = ANY(%s::uuid[]) ORDER BY b.starts_at, b.booking_number",
+                    (list(booking_ids),))
+        return [messages.booking(r) for r in cur.fetchall()]
+
+    def cancel_booking(self, idem: Idempotent, booking_id: str, reason: str, policy: BookingPolicy,
+                       now: dt.datetime) -> pb.CancelBookingResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            row = self._lock_booking_slot(cur, booking_id)
+            if row is None:
+                raise not_found("booking")
+            refusal = rules.cancel_refusal(BookingStatus(row["status"]), row["starts_at"], policy, now)
+            if refusal is not None:
+                raise BookingRefused(refusal)
+            (ended,) = self._end_bookings(cur, [booking_id], BookingStatus.CANCELLED, reason, _ACTIVE, now)
+            outbox.append(cur, _cancelled_event(ended, reason))
+            (view,) = self._booking_views(cur, [booking_id])
+            return idem.remember(cur, pb.CancelBookingResponse(booking=view))
+
+    def suspend_session(self, idem: Idempotent, session_id: str, reason: str,
+                        now: dt.datetime) -> pb.SuspendSessionResponse:
+        """Suspends a session: closes its slots and cancels every booking that holds a place."""
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            # Locking the slots first waits out holds in flight and keeps the slot-first order.
+            cur.execute("SELECT id FROM slots WHERE session_id = %s ORDER BY id FOR UPDATE", (session_id,))
+            cur.execute(
+                "UPDATE sessions SET status = 'SUSPENDED', suspended_at = %s, suspend_reason = %s "
+                "WHERE id = %s AND status = 'OPEN' RETURNING doctor_id, service_date",
+                (now, reason, session_id),
+            )
+            session = cur.fetchone()
+            if session is None:
+                cur.execute("SELECT 1 FROM sessions WHERE id = %s", (session_id,))
+                if cur.fetchone() is None:
+                    raise not_found("session")
+                raise BookingRefused(Refusal(rules.SESSION_ALREADY_SUSPENDED, "the session is already suspended"))
+            cur.execute("UPDATE slots SET suspended = true WHERE session_id = %s", (session_id,))
+            cur.execute("SELECT id FROM bookings WHERE session_id = %s AND status IN ('HELD', 'CONFIRMED')",
+                        (session_id,))
+            ended = self._end_bookings(cur, [str(r["id"]) for r in cur.fetchall()], BookingStatus.CANCELLED,
+                                       "session_suspended", _ACTIVE, now)
+            for row in ended:
+                outbox.append(cur, _cancelled_event(row, "session_suspended"))
+            outbox.append(cur, events.SessionSuspended(
+                session_id=session_id, doctor_id=str(session["doctor_id"]),
+                service_date=session["service_date"].isoformat(), reason=reason,
+                cancelled_booking_ids=[str(r["id"]) for r in ended],
+                patient_ids=sorted({r["patient_id"] for r in ended}),
+            ))
+            cur.execute(SESSION_VIEW + "WHERE se.id = %s GROUP BY se.id, d.name", (session_id,))
+            response = pb.SuspendSessionResponse(
+                session=messages.session(cur.fetchone()),
+                cancelled_bookings=self._booking_views(cur, [str(r["id"]) for r in ended]),
+            )
+            return idem.remember(cur, response)
+
+    def _move_booking(self, booking_id: str, decide: Callable[[Row], rules.Decision], status: BookingStatus,
+                      event: Message, now: dt.datetime) -> Row:
+        """A change of a booking that keeps its place (check-in, no-show): the booking's lock is enough."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT status, service_date, starts_at FROM bookings WHERE id = %s FOR UPDATE",
+                        (booking_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise not_found("booking")
+            decision = decide(row)
+            if isinstance(decision, Refusal):
+                raise BookingRefused(decision)
+            if decision == rules.APPLY:
+                cur.execute("UPDATE bookings SET status = %s, ended_at = %s, updated_at = %s WHERE id = %s",
+                            (status, now, now, booking_id))
+                outbox.append(cur, event)
+            cur.execute(BOOKING_VIEW + "WHERE b.id = %s", (booking_id,))
+            return cur.fetchone()
+
+    def check_in(self, booking_id: str, today: dt.date, now: dt.datetime) -> Row:
+        return self._move_booking(
+            booking_id, lambda r: rules.check_in_decision(BookingStatus(r["status"]), r["service_date"], today),
+            BookingStatus.CHECKED_IN, events.BookingCheckedIn(booking_id=booking_id), now,
+        )
+
+    def mark_no_show(self, booking_id: str, now: dt.datetime) -> Row:
+        return self._move_booking(
+            booking_id, lambda r: rules.no_show_decision(BookingStatus(r["status"]), r["starts_at"], now),
+            BookingStatus.NO_SHOW, events.BookingMarkedNoShow(booking_id=booking_id), now,
+        )
+
+    # Billing's events, applied inside the inbox transaction (nameko_support.handle_event).
+
+    def apply_payment_captured(self, cur: psycopg.Cursor, booking_id: str, payment: rules.CapturedPayment,
+                               now: dt.datetime) -> rules.CaptureDecision:
+        """Confirms the held booking the payment is for, or rejects the payment so billing refunds it."""
+        known = as_uuid(booking_id)
+        row = self._lock_booking_slot(cur, known) if known else None
+        booking = None if row is None else rules.PaidBooking(
+            BookingStatus(row["status"]), row["patient_id"], row["fee_fen"], row["payment_id"])
+        decision = rules.capture_decision(booking, payment)
+        if decision == rules.CONFIRM:
+            cur.execute(CONFIRM_BOOKING, {"session_id": row["session_id"], "payment_id": payment.payment_id,
+                                          "booking_id": known, "now": now})
+            queue_number = cur.fetchone()["queue_number"]
+            outbox.append(cur, events.BookingConfirmed(
+                booking_id=known, patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
+                payment_id=payment.payment_id, queue_number=queue_number,
+            ))
+        elif isinstance(decision, Refusal):
+            outbox.append(cur, events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
+                                                      reason=decision.reason))
+        return decision
+
+    def apply_payment_failed(self, cur: psycopg.Cursor, booking_id: str, now: dt.datetime) -> bool:
+        """Releases the hold whose payment failed; False when it was no longer held."""
+        known = as_uuid(booking_id)
+        if known is None:
+            return False
+        ended = self._end_bookings(cur, [known], BookingStatus.EXPIRED, "payment_failed", _HELD, now)
+        for row in ended:
+            outbox.append(cur, _released_event(row, "payment_failed"))
+        return bool(ended)
+
+    def apply_refund_issued(self, cur: psycopg.Cursor, booking_id: str, payment_id: str, now: dt.datetime) -> bool:
+        known = as_uuid(booking_id)
+        if known is None:
+            return False
+        cur.execute(
+            "UPDATE bookings SET refunded_at = %s, refund_due = false, updated_at = %s "
+            "WHERE id = %s AND payment_id = %s AND refunded_at IS NULL RETURNING 1",
+            (now, now, known, payment_id),
+        )
+        return cur.fetchone() is not None
+
+    # Timers.
+
+    def expire_due_holds(self, now: dt.datetime, limit: int = 500) -> int:
+        """Returns unpaid holds past their time to stock; how many it released."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT id FROM bookings WHERE status = 'HELD' AND hold_expires_at <= %s "
+                "ORDER BY hold_expires_at LIMIT %s",
+                (now, limit),
+            )
+            due = [str(r["id"]) for r in cur.fetchall()]
+            ended = self._end_bookings(cur, due, BookingStatus.EXPIRED, "expired", _HELD, now)
+            for row in ended:
+                outbox.append(cur, _released_event(row, "expired"))
+            return len(ended)
+
+    def remaining_capacity(self, now: dt.datetime) -> int:
+        """Free places over released, open, future slots."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT coalesce(sum(capacity - booked - held), 0)::bigint AS remaining FROM slots "
+                "WHERE released_at <= %s AND starts_at > %s AND NOT suspended",
+                (now, now),
+            )
+            return cur.fetchone()["remaining"]
+
+
+def _cancelled_event(row: Row, reason: str) -> events.BookingCancelled:
+    return events.BookingCancelled(
+        booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]), reason=reason,
+        refund_due=row["previous_status"] == BookingStatus.CONFIRMED, payment_id=row["payment_id"] or "",
+        fee_fen=row["fee_fen"],
+    )
+
+
+def _released_event(row: Row, reason: str) -> events.HoldReleased:
+    return events.HoldReleased(booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
+                               reason=reason)

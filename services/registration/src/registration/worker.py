@@ -1,0 +1,99 @@
+"""Registration's worker: billing's payment events, hold expiry, daily
+publishing and the capacity gauge. ``tuoguan-worker registration`` runs it."""
+from __future__ import annotations
+
+import logging
+import os
+
+from nameko.events import event_handler
+from nameko.timer import timer
+from tuoguan.billing.v1 import events_pb2 as billing_events
+from tuoguan_common import metrics
+from tuoguan_common.config import PORTS
+from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, handle_event
+from tuoguan_common.outbox import utcnow
+
+from .config import RegistrationConfig
+from .domain import rules
+from .domain.model import Refusal
+from .publishing import publish_schedule
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+# Timer intervals are fixed when the class is defined, so the settings are read at import.
+CONFIG = RegistrationConfig.from_env()
+EXPIRY_BATCH = 500
+
+
+class RegistrationWorker:
+    name = "registration"
+
+    store = WorkerStore(Store, "registration")
+    relayer = OutboxRelayer("registration")
+    observability = Observability("registration")
+
+    @event_handler("billing", "PaymentCaptured", requeue_on_error=True)
+    def on_payment_captured(self, payload):
+        decisions = []
+
+        def apply(cur, event):
+            payment = rules.CapturedPayment(event.payment_id, event.patient_id, event.amount_fen)
+            decision = self.store.apply_payment_captured(cur, event.booking_id, payment, utcnow())
+            decisions.append((event, decision))
+
+        outcome = handle_event(self.store.db, payload, billing_events.PaymentCaptured, "payment_captured", apply)
+        for event, decision in decisions:
+            if decision == rules.CONFIRM:
+                metrics.REGISTRATION_BOOKINGS_CONFIRMED.inc()
+            elif isinstance(decision, Refusal):
+                # Money billing must give back: worth an operator's eye.
+                log.warning("captured payment rejected", extra={
+                    "booking_id": event.booking_id, "payment_id": event.payment_id, "reason": decision.reason})
+        return outcome
+
+    @event_handler("billing", "PaymentFailed", requeue_on_error=True)
+    def on_payment_failed(self, payload):
+        released = []
+
+        def apply(cur, event):
+            released.append(self.store.apply_payment_failed(cur, event.booking_id, utcnow()))
+
+        outcome = handle_event(self.store.db, payload, billing_events.PaymentFailed, "payment_failed", apply)
+        if released == [True]:
+            metrics.REGISTRATION_HOLDS_RELEASED.labels("payment_failed").inc()
+        return outcome
+
+    @event_handler("billing", "RefundIssued", requeue_on_error=True)
+    def on_refund_issued(self, payload):
+        def apply(cur, event):
+            self.store.apply_refund_issued(cur, event.booking_id, event.payment_id, utcnow())
+
+        return handle_event(self.store.db, payload, billing_events.RefundIssued, "refund_issued", apply)
+
+    @timer(interval=CONFIG.expiry_interval)
+    def expire_holds(self):
+        """Unpaid holds past their time go back to stock, a batch at a time until none is due."""
+        while True:
+            released = self.store.expire_due_holds(utcnow(), limit=EXPIRY_BATCH)
+            if released:
+                metrics.REGISTRATION_HOLDS_RELEASED.labels("expired").inc(released)
+            if released < EXPIRY_BATCH:
+                return
+
+    @timer(interval=CONFIG.publish_interval, eager=True)
+    def publish_daily(self):
+        # One day beyond the horizon, so tomorrow's new day exists before its 07:00 release.
+        publish_schedule(self.store, CONFIG.release, utcnow(), days_ahead=CONFIG.release.days_ahead + 1)
+
+    @timer(interval=CONFIG.gauge_interval, eager=True)
+    def measure_remaining_capacity(self):
+        metrics.REGISTRATION_SLOTS_REMAINING.set(self.store.remaining_capacity(utcnow()))
+
+
+def main() -> None:
+    # worker_main patches the standard library for eventlet when imported: only here, in the worker process.
+    from tuoguan_common import worker_main
+
+    port = int(os.environ.get("REGISTRATION_WORKER_METRICS_PORT") or PORTS["registration"]["worker_metrics"])
+    worker_main.run(RegistrationWorker, "registration", port)

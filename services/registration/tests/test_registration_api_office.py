@@ -1,0 +1,287 @@
+"""Search, cancellation and the registration office's work through the gRPC
+API against the real PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import grpc
+import pytest
+from registration.domain.rules import CapturedPayment
+from registration_testkit import SHANGHAI, hold, key, local, refused, slot_counters, tomorrow
+from tuoguan.registration.v1 import registration_pb2 as pb
+from tuoguan_common import auth
+from tuoguan_common.outbox import utcnow
+
+pytestmark = pytest.mark.integration
+
+
+def confirm(store, booking: pb.Booking, payment_id: str = "pay-1") -> None:
+    """What the worker does when billing's PaymentCaptured arrives."""
+    with store.db.transaction() as cur:
+        store.apply_payment_captured(cur, booking.booking_id,
+                                     CapturedPayment(payment_id, booking.patient_id, booking.fee_fen), utcnow())
+
+
+def outbox_events(store, event_type: str) -> list[dict]:
+    with store.db.transaction() as cur:
+        cur.execute("SELECT payload FROM outbox WHERE event_type = %s ORDER BY id", (event_type,))
+        return [r["payload"] for r in cur.fetchall()]
+
+
+def template(doctor_id: str, **overrides) -> pb.SessionTemplate:
+    fields = dict(doctor_id=doctor_id, weekday=1, period=pb.PERIOD_MORNING, start_time="08:00", end_time="11:00",
+                  slot_minutes=30, capacity_per_slot=4, active=True)
+    fields.update(overrides)
+    return pb.SessionTemplate(**fields)
+
+
+def put_template(stub, md, tpl: pb.SessionTemplate, idempotency_key: str | None = None) -> pb.SessionTemplate:
+    return stub.PutSessionTemplate(pb.PutSessionTemplateRequest(template=tpl, idempotency_key=idempotency_key or key()),
+                                   metadata=md).template
+
+
+def test_public_search_lists_departments_doctors_and_released_slots(stub, clinic, people):
+    departments = stub.ListDepartments(pb.ListDepartmentsRequest()).departments
+    assert [(d.code, d.name, d.name_en) for d in departments][0] == ("BRST", "乳腺外科", "Breast Surgery")
+    doctors = stub.ListDoctors(pb.ListDoctorsRequest(department_id=clinic.thoracic)).doctors
+    assert {(d.name, d.title, d.fee_fen) for d in doctors} == {
+        ("陈建国", pb.DOCTOR_TITLE_CHIEF, 5000), ("林晓东", pb.DOCTOR_TITLE_ATTENDING, 2000)}
+
+    day = tomorrow()
+    open_slots = clinic.session(clinic.chen, [local(day, 9), local(day, 9, 30)], capacity=1)
+    clinic.slot(clinic.lin, local(day, 15), released_at=utcnow() + dt.timedelta(hours=2))
+    listed = stub.ListSlots(pb.ListSlotsRequest(department_id=clinic.thoracic)).slots
+    assert [s.slot_id for s in listed] == open_slots  # the unreleased one is invisible
+    assert listed[0].starts_at == local(day, 9).isoformat().replace("+00:00", "Z")
+
+    hold(stub, people.patient()[1], open_slots[0])
+    available = stub.ListSlots(pb.ListSlotsRequest(department_id=clinic.thoracic, only_available=True)).slots
+    assert [s.slot_id for s in available] == open_slots[1:]
+    later = stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.chen, from_date=(day + dt.timedelta(days=1))
+                                               .isoformat())).slots
+    assert list(later) == []
+
+
+def test_search_rejects_bad_input(stub):
+    cases = [
+        (pb.ListSlotsRequest(), "department_id"),
+        (pb.ListSlotsRequest(department_id="thoracic"), "department_id"),
+        (pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", from_date="2026/12/01"), "from_date"),
+        (pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", from_date="2026-12-05",
+                             to_date="2026-12-01"), "to_date"),
+        (pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", from_date="2026-12-01",
+                             to_date="2027-03-01"), "to_date"),
+    ]
+    for request, field in cases:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListSlots(request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(caught.value.trailing_metadata())["tuoguan-field"] == field
+
+
+def test_cancel_a_held_booking_gives_the_place_back_without_refund(stub, clinic, people, store):
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=2)
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    cancelled = stub.CancelBooking(pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key()),
+                                   metadata=md).booking
+    assert cancelled.status == pb.BOOKING_STATUS_CANCELLED and not cancelled.refund_due
+    assert cancelled.cancel_reason == "patient"
+    assert slot_counters(store, slot_id)["held"] == 0
+    (event,) = outbox_events(store, "BookingCancelled")
+    assert event["booking_id"] == booking.booking_id and event["refund_due"] is False
+
+
+def test_cancel_a_confirmed_booking_asks_billing_to_refund_and_repeats_are_harmless(stub, clinic, people, store):
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=2)
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    confirm(store, booking, "pay-42")
+    assert slot_counters(store, slot_id)["booked"] == 1
+    request = pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key())
+    first = stub.CancelBooking(request, metadata=md).booking
+    assert first.refund_due and first.payment_id == "pay-42"
+    assert stub.CancelBooking(request, metadata=md).booking == first
+    (event,) = outbox_events(store, "BookingCancelled")
+    assert (event["refund_due"], event["payment_id"], int(event["fee_fen"])) == (True, "pay-42", 5000)
+    counters = slot_counters(store, slot_id)
+    assert (counters["booked"], counters["held"]) == (0, 0)
+    again = pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key())
+    assert refused(stub.CancelBooking, again, metadata=md) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                "booking_not_cancellable")
+
+
+def test_cancel_is_refused_after_the_cutoff(stub, clinic, people, store):
+    soon = utcnow() + dt.timedelta(minutes=90)
+    slot_id = clinic.slot(clinic.chen, soon, service_date=SHANGHAI.local_date(soon))
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    confirm(store, booking)
+    request = pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key())
+    assert refused(stub.CancelBooking, request, metadata=md) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                  "cancel_cutoff_passed")
+    assert stub.GetBooking(pb.GetBookingRequest(booking_id=booking.booking_id), metadata=md).booking.status == \
+        pb.BOOKING_STATUS_CONFIRMED
+
+
+def test_patients_see_and_change_only_their_own_bookings(stub, clinic, people):
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9))
+    _, owner = people.patient()
+    _, stranger = people.patient()
+    booking = hold(stub, owner, slot_id)
+    get = pb.GetBookingRequest(booking_id=booking.booking_id)
+    assert refused(stub.GetBooking, get, metadata=stranger)[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert refused(stub.CancelBooking, pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key()),
+                   metadata=stranger)[0] == grpc.StatusCode.PERMISSION_DENIED
+    for roles in ([auth.REGISTRATION_OFFICE], [auth.ADMIN], [auth.SERVICE]):
+        assert stub.GetBooking(get, metadata=people.with_roles(*roles)).booking.booking_id == booking.booking_id
+    assert list(stub.ListMyBookings(pb.ListMyBookingsRequest(), metadata=stranger).bookings) == []
+    assert refused(stub.GetBooking, get)[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert refused(stub.GetBooking, pb.GetBookingRequest(booking_id="6d1b0c6e-0000-4000-8000-000000000000"),
+                   metadata=owner) == (grpc.StatusCode.NOT_FOUND, "booking_not_found")
+
+
+def test_the_office_may_cancel_for_a_patient(stub, clinic, people):
+    _, md = people.patient()
+    booking = hold(stub, md, clinic.slot(clinic.chen, local(tomorrow(), 9)))
+    cancelled = stub.CancelBooking(pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key()),
+                                   metadata=people.office()).booking
+    assert cancelled.cancel_reason == "registration_office"
+
+
+def test_templates_publish_once_and_only_the_office_may(stub, clinic, people, store):
+    office = people.office()
+    first = put_template(stub, office, template(clinic.chen, weekday=2, period=pb.PERIOD_AFTERNOON,
+                                                start_time="13:30", end_time="16:30", slot_minutes=60))
+    same_key_request = template(clinic.chen, weekday=3)
+    k = key()
+    second = put_template(stub, office, same_key_request, k)
+    assert put_template(stub, office, same_key_request, k) == second
+    changed = put_template(stub, office, template(clinic.chen, weekday=3, capacity_per_slot=6))
+    assert changed.template_id == second.template_id and changed.capacity_per_slot == 6
+    listed = stub.ListSessionTemplates(pb.ListSessionTemplatesRequest(doctor_id=clinic.chen), metadata=office)
+    assert [(t.weekday, t.start_time, t.capacity_per_slot) for t in listed.templates] == [(2, "13:30", 4),
+                                                                                        (3, "08:00", 6)]
+    clash = template(clinic.chen, template_id=first.template_id, weekday=3)
+    assert refused(put_template, stub, office, clash) == (grpc.StatusCode.ALREADY_EXISTS, "template_exists")
+    moved = put_template(stub, office, template(clinic.chen, template_id=first.template_id, weekday=4,
+                                                period=pb.PERIOD_AFTERNOON, start_time="13:30", end_time="16:30",
+                                                slot_minutes=60))
+    assert (moved.template_id, moved.weekday) == (first.template_id, 4)
+
+    _, patient = people.patient()
+    assert refused(put_template, stub, patient, template(clinic.chen))[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert refused(stub.PublishSchedule, pb.PublishScheduleRequest(), metadata=patient)[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+
+    published = stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=14, release_now=True), metadata=office)
+    assert published.sessions_created == 2 * 2  # two templates a week, two weeks
+    assert stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=14, release_now=True), metadata=office) == \
+        pb.PublishScheduleResponse()
+    visible = stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.chen)).slots
+    assert len(visible) == published.slots_created
+
+
+def test_a_schedule_published_without_release_now_waits_for_the_release_time(stub, clinic, people):
+    office = people.office()
+    for weekday in range(1, 8):
+        put_template(stub, office, template(clinic.lin, weekday=weekday))
+    published = stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=3), metadata=office)
+    assert published.sessions_created == 3
+    assert list(stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.lin)).slots) == []
+    # The office's override opens what is already published, without publishing it twice.
+    again = stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=3, release_now=True), metadata=office)
+    assert again.sessions_created == 0
+    assert len(stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.lin)).slots) == published.slots_created
+
+
+def test_templates_reject_bad_numbers(stub, clinic, people):
+    office = people.office()
+    cases = [
+        (template(clinic.chen, weekday=8), "template.weekday"),
+        (template(clinic.chen, period=pb.PERIOD_UNSPECIFIED), "template.period"),
+        (template(clinic.chen, start_time="8am"), "template.start_time"),
+        (template(clinic.chen, end_time="25:00"), "template.end_time"),
+        (template(clinic.chen, end_time="07:00"), "template.end_time"),
+        (template(clinic.chen, slot_minutes=0), "template.slot_minutes"),
+        (template(clinic.chen, capacity_per_slot=-1), "template.capacity_per_slot"),
+        (template("not-an-id"), "template.doctor_id"),
+    ]
+    for tpl, field in cases:
+        with pytest.raises(grpc.RpcError) as caught:
+            put_template(stub, office, tpl)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert dict(caught.value.trailing_metadata())["tuoguan-field"] == field
+    assert refused(put_template, stub, office, template("6d1b0c6e-0000-4000-8000-000000000000")) == \
+        (grpc.StatusCode.NOT_FOUND, "doctor_not_found")
+    assert list(stub.ListSessionTemplates(pb.ListSessionTemplatesRequest(), metadata=office).templates) == []
+
+
+def test_suspending_a_session_cancels_its_bookings_once(stub, clinic, people, store):
+    day = tomorrow()
+    slots = clinic.session(clinic.chen, [local(day, 9), local(day, 9, 30)], capacity=3)
+    patients = [people.patient() for _ in range(3)]
+    confirmed = hold(stub, patients[0][1], slots[0])
+    confirm(store, confirmed, "pay-7")
+    held = hold(stub, patients[1][1], slots[1])
+    office = people.office()
+    sessions = stub.ListSessions(pb.ListSessionsRequest(service_date=day.isoformat(),
+                                                        department_id=clinic.thoracic), metadata=office).sessions
+    (session,) = sessions
+    assert (session.capacity, session.booked, session.held, session.free) == (6, 1, 1, 4)
+    assert session.status == pb.SESSION_STATUS_OPEN and session.doctor_name == "陈建国"
+
+    request = pb.SuspendSessionRequest(session_id=session.session_id, reason="doctor ill", idempotency_key=key())
+    response = stub.SuspendSession(request, metadata=office)
+    assert response.session.status == pb.SESSION_STATUS_SUSPENDED and response.session.suspend_reason == "doctor ill"
+    assert {(b.booking_id, b.refund_due, b.cancel_reason) for b in response.cancelled_bookings} == {
+        (confirmed.booking_id, True, "session_suspended"), (held.booking_id, False, "session_suspended")}
+    assert stub.SuspendSession(request, metadata=office) == response
+
+    cancelled = outbox_events(store, "BookingCancelled")
+    assert sorted((e["booking_id"], e["refund_due"]) for e in cancelled) == sorted(
+        [(confirmed.booking_id, True), (held.booking_id, False)])
+    (suspended,) = outbox_events(store, "SessionSuspended")
+    assert sorted(suspended["patient_ids"]) == sorted([patients[0][0], patients[1][0]])
+    assert all(slot_counters(store, s)["held"] == slot_counters(store, s)["booked"] == 0 for s in slots)
+
+    assert refused(hold, stub, patients[2][1], slots[0]) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                             "session_suspended")
+    assert list(stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.chen)).slots) == []
+    again = pb.SuspendSessionRequest(session_id=session.session_id, idempotency_key=key())
+    assert refused(stub.SuspendSession, again, metadata=office) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                     "session_already_suspended")
+    _, patient = people.patient()
+    assert refused(stub.SuspendSession, again, metadata=patient)[0] == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_check_in_on_the_day_and_no_show_after_the_start(stub, clinic, people, store):
+    now = utcnow()
+    today = SHANGHAI.local_date(now)
+    later = clinic.slot(clinic.chen, now + dt.timedelta(hours=3), service_date=today, period="evening")
+    starting = clinic.slot(clinic.wang, now.replace(microsecond=0) + dt.timedelta(seconds=2), service_date=today,
+                           period="evening")
+    _, md = people.patient()
+    visit, missed = hold(stub, md, later), hold(stub, md, starting)
+    office = people.office()
+    assert refused(stub.CheckInBooking, pb.CheckInBookingRequest(booking_id=visit.booking_id), metadata=office) == \
+        (grpc.StatusCode.FAILED_PRECONDITION, "booking_not_confirmed")
+    confirm(store, visit, "pay-a")
+    confirm(store, missed, "pay-b")
+    checked_in = stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=visit.booking_id), metadata=office).booking
+    assert checked_in.status == pb.BOOKING_STATUS_CHECKED_IN and checked_in.queue_number == 1
+    assert stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=visit.booking_id), metadata=office).booking == \
+        checked_in
+    assert refused(stub.CheckInBooking, pb.CheckInBookingRequest(booking_id=visit.booking_id), metadata=md)[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+
+    no_show = pb.MarkNoShowRequest(booking_id=missed.booking_id)
+    if utcnow() < dt.datetime.fromisoformat(missed.starts_at):
+        assert refused(stub.MarkNoShow, no_show, metadata=office) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                     "visit_not_started")
+    time.sleep(max(0.0, (dt.datetime.fromisoformat(missed.starts_at) - utcnow()).total_seconds()) + 0.1)
+    assert stub.MarkNoShow(no_show, metadata=office).booking.status == pb.BOOKING_STATUS_NO_SHOW
+    assert [e["booking_id"] for e in outbox_events(store, "BookingCheckedIn")] == [visit.booking_id]
+    assert [e["booking_id"] for e in outbox_events(store, "BookingMarkedNoShow")] == [missed.booking_id]
+    assert slot_counters(store, later)["booked"] == 1  # a visit keeps its place

@@ -1,0 +1,77 @@
+"""Publishing as pure functions: templates to dated sessions and slots, and
+when each day is released."""
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+from registration.domain import schedule
+from registration.domain.model import Period
+from registration.domain.policy import ReleasePolicy
+
+UTC = dt.timezone.utc
+POLICY = ReleasePolicy()  # 14 days ahead, 07:00 Asia/Shanghai
+
+
+def template(weekday=1, start=dt.time(8, 0), end=dt.time(12, 0), minutes=30, capacity=4, period=Period.MORNING):
+    return schedule.Template("t1", "doc", "dep", weekday, period, start, end, minutes, capacity, 5000)
+
+
+def test_slots_are_whole_steps_in_local_time_stored_in_utc():
+    times = schedule.slot_times(dt.date(2026, 11, 30), dt.time(8, 0), dt.time(9, 40), 30, POLICY)
+    assert times == [
+        (dt.datetime(2026, 11, 30, 0, 0, tzinfo=UTC), dt.datetime(2026, 11, 30, 0, 30, tzinfo=UTC)),
+        (dt.datetime(2026, 11, 30, 0, 30, tzinfo=UTC), dt.datetime(2026, 11, 30, 1, 0, tzinfo=UTC)),
+        (dt.datetime(2026, 11, 30, 1, 0, tzinfo=UTC), dt.datetime(2026, 11, 30, 1, 30, tzinfo=UTC)),
+    ]
+
+
+def test_a_day_is_released_at_seven_the_horizon_before_it():
+    now = dt.datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 local
+    day = dt.date(2026, 12, 5)
+    assert schedule.release_moment(day, POLICY, now, False) == dt.datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+
+
+def test_a_day_published_late_opens_at_the_next_release_or_now_when_the_office_says_so():
+    now = dt.datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # 10:00 local, past today's 07:00
+    tomorrow_release = dt.datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
+    assert schedule.release_moment(dt.date(2026, 11, 22), POLICY, now, False) == tomorrow_release
+    assert schedule.release_moment(dt.date(2026, 11, 22), POLICY, now, True) == now
+    before_seven = dt.datetime(2026, 11, 19, 22, 0, tzinfo=UTC)  # 06:00 local
+    assert schedule.next_release(before_seven, POLICY) == dt.datetime(2026, 11, 19, 23, 0, tzinfo=UTC)
+
+
+def test_plan_follows_weekdays_from_tomorrow_over_the_window():
+    today = dt.date(2026, 11, 29)  # a Sunday
+    first, last = schedule.publish_window(today, 14)
+    assert (first, last) == (dt.date(2026, 11, 30), dt.date(2026, 12, 13))
+    monday = template(weekday=1)
+    saturday = template(weekday=6, period=Period.MORNING, end=dt.time(10, 0))
+    planned = schedule.plan_sessions([monday, saturday], first, last, POLICY,
+                                     dt.datetime(2026, 11, 29, 2, 0, tzinfo=UTC))
+    assert [(p.service_date, len(p.slots)) for p in planned] == [
+        (dt.date(2026, 11, 30), 8), (dt.date(2026, 12, 5), 4), (dt.date(2026, 12, 7), 8), (dt.date(2026, 12, 12), 4),
+    ]
+    assert all(p.fee_fen == 5000 and p.slots[0].capacity == 4 for p in planned)
+
+
+def test_template_numbers_are_checked():
+    assert schedule.template_problem(dt.time(8), dt.time(12), 30, 4) is None
+    assert schedule.template_problem(dt.time(8), dt.time(12), 2, 4)[0] == "template.slot_minutes"
+    assert schedule.template_problem(dt.time(8), dt.time(12), 30, 0)[0] == "template.capacity_per_slot"
+    assert schedule.template_problem(dt.time(12), dt.time(8), 30, 4)[0] == "template.end_time"
+    assert schedule.template_problem(dt.time(8), dt.time(8, 20), 30, 4) == ("template.end_time",
+                                                                            "leaves room for no whole slot")
+
+
+@given(start_minute=st.integers(0, 20 * 60), length=st.integers(5, 240), step=st.integers(5, 120))
+def test_slots_never_leave_the_session_and_never_overlap(start_minute, length, step):
+    start = dt.time(start_minute // 60, start_minute % 60)
+    end_minute = min(start_minute + length, 23 * 60 + 59)
+    end = dt.time(end_minute // 60, end_minute % 60)
+    times = schedule.slot_times(dt.date(2026, 11, 30), start, end, step, POLICY)
+    begin, finish = POLICY.local_moment(dt.date(2026, 11, 30), start), POLICY.local_moment(dt.date(2026, 11, 30), end)
+    assert len(times) == max(0, (end_minute - start_minute) // step)
+    assert all(begin <= s < e <= finish for s, e in times)
+    assert all(a[1] == b[0] for a, b in zip(times, times[1:]))
