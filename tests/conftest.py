@@ -23,7 +23,7 @@ def platform(infra, tmp_path_factory):
         amqp_uri=infra["amqp_uri"],
         extra_env={
             # Short enough for a test to watch a hold expire.
-            "REGISTRATION_HOLD_MINUTES": os.environ.get("E2E_HOLD_MINUTES", "0.05"),
+            "REGISTRATION_HOLD_MINUTES": os.environ.get("E2E_HOLD_MINUTES", "0.1"),
             "TUOGUAN_TRACE_FILE": str(work / "spans.jsonl"),
         },
     )

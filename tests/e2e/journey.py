@@ -33,10 +33,14 @@ def key() -> dict[str, str]:
     return {"Idempotency-Key": str(uuid.uuid4())}
 
 
-def available_slots(http: httpx.Client, department_id: str | None = None) -> list[dict]:
-    params = {"only_available": "true"}
-    if department_id:
-        params["department_id"] = department_id
+def department(http: httpx.Client, index: int) -> str:
+    """The id of the index-th seeded department: each test books in its own."""
+    departments = http.get("/api/v1/departments").json()["departments"]
+    return departments[index % len(departments)]["department_id"]
+
+
+def available_slots(http: httpx.Client, department_id: str) -> list[dict]:
+    params = {"only_available": "true", "department_id": department_id}
     r = http.get("/api/v1/slots", params=params)
     assert r.status_code == 200, r.text
     return r.json()["slots"]

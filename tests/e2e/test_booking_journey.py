@@ -7,7 +7,7 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from tests.e2e.journey import available_slots, key, new_patient, sign_in, wait_booking
+from tests.e2e.journey import available_slots, department, key, new_patient, sign_in, wait_booking
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def test_find_hold_pay_confirm_print_cancel_refund(http):
 
 def test_declined_payment_releases_the_hold(http):
     patient = new_patient(http, name="李四")
-    slot = available_slots(http)[-1]
+    slot = available_slots(http, department(http, 1))[-1]
     booking, _payment = _book_and_pay(http, patient, slot, token="tok_decline")
     released = wait_booking(http, patient, booking["booking_id"], lambda b: b["status"] in ("expired", "cancelled"))
     assert released["status"] in ("expired", "cancelled")
@@ -81,7 +81,7 @@ def test_declined_payment_releases_the_hold(http):
 
 def test_unpaid_hold_expires_and_returns_to_stock(http):
     patient = new_patient(http, name="赵六")
-    slot = available_slots(http)[-2]
+    slot = available_slots(http, department(http, 2))[-1]
     held = http.post("/api/v1/bookings", json={"slot_id": slot["slot_id"]}, headers={**patient, **key()}).json()
     expired = wait_booking(http, patient, held["booking_id"], lambda b: b["status"] == "expired", timeout=30)
     assert expired["status"] == "expired"
@@ -90,7 +90,7 @@ def test_unpaid_hold_expires_and_returns_to_stock(http):
 def test_office_suspends_a_session_and_the_patient_is_refunded(http):
     patient = new_patient(http, name="孙七")
     office = sign_in(http, "office", "Office1234")
-    slot = available_slots(http)[-3]
+    slot = available_slots(http, department(http, 3))[-1]
     booking, _ = _book_and_pay(http, patient, slot)
     wait_booking(http, patient, booking["booking_id"], lambda b: b["status"] == "confirmed")
 
@@ -104,13 +104,13 @@ def test_office_suspends_a_session_and_the_patient_is_refunded(http):
     payments = http.get(f"/api/v1/bookings/{booking['booking_id']}/payments", headers=patient).json()["payments"]
     assert [p["status"] for p in payments] == ["refunded"]
     # The suspended session's slots are no longer offered.
-    assert slot["slot_id"] not in {s["slot_id"] for s in available_slots(http)}
+    assert slot["slot_id"] not in {s["slot_id"] for s in available_slots(http, slot["department_id"])}
 
 
 def test_patients_see_only_their_own_bookings_and_only_office_suspends(http):
     alice = new_patient(http, name="周八")
     bob = new_patient(http, name="吴九")
-    slot = available_slots(http)[-4]
+    slot = available_slots(http, department(http, 4))[-1]
     held = http.post("/api/v1/bookings", json={"slot_id": slot["slot_id"]}, headers={**alice, **key()}).json()
     assert http.get(f"/api/v1/bookings/{held['booking_id']}", headers=bob).status_code in (403, 404)
     assert http.post(f"/api/v1/bookings/{held['booking_id']}/cancel", headers={**bob, **key()}).status_code in (403, 404)
@@ -122,8 +122,8 @@ def test_patients_see_only_their_own_bookings_and_only_office_suspends(http):
 
 def test_rules_give_specific_errors(http):
     patient = new_patient(http, name="郑十")
-    slots = available_slots(http)
-    first = slots[-5]
+    slots = available_slots(http, department(http, 5))
+    first = slots[-1]
     ok = http.post("/api/v1/bookings", json={"slot_id": first["slot_id"]}, headers={**patient, **key()})
     assert ok.status_code == 201, ok.text
     same_day_same_department = [

@@ -39,7 +39,7 @@ class RegistrationConfig:
             return env_number(name, default, kind, env, minimum=minimum)
 
         booking = BookingPolicy(
-            hold_minutes=number("REGISTRATION_HOLD_MINUTES", BookingPolicy.hold_minutes, minimum=1),
+            hold_minutes=number("REGISTRATION_HOLD_MINUTES", BookingPolicy.hold_minutes, float, minimum=0.05),
             active_booking_cap=number("REGISTRATION_ACTIVE_BOOKING_CAP", BookingPolicy.active_booking_cap, minimum=1),
             cancel_cutoff_minutes=number("REGISTRATION_CANCEL_CUTOFF_MINUTES", BookingPolicy.cancel_cutoff_minutes),
         )

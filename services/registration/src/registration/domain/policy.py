@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 @dataclass(frozen=True)
 class BookingPolicy:
     # An unpaid hold returns to stock after this long.
-    hold_minutes: int = 10
+    hold_minutes: float = 10
     # HELD or CONFIRMED future bookings one patient may have at once: keeps
     # scalpers and scripts from sitting on the week's capacity.
     active_booking_cap: int = 5
