@@ -45,6 +45,12 @@ def setup_tracing(service_name: str, *, otlp_endpoint: str | None = None, trace_
     global _configured
     if _configured:
         return
+    if not (otlp_endpoint or trace_file):
+        # Nowhere to send spans: leave the no-op provider in place so every
+        # request does not pay for spans nobody will read. Trace context is
+        # still propagated, so a traced caller's trace continues downstream.
+        _configured = True
+        return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
