@@ -162,6 +162,9 @@ class OutboxRelay:
         self.exchange_name = f"{service}.events"
         self._conn: psycopg.Connection | None = None
         self._amqp = None
+        # Series exist from the start, so rate() and alerts see zero, not nothing.
+        metrics.OUTBOX_RELAY_ERRORS.labels(service)
+        metrics.OUTBOX_RELAYED.labels(service)
         self._channel = None
 
     def _connect(self) -> None:

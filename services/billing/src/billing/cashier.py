@@ -60,6 +60,8 @@ class Cashier:
     def __init__(self, store: BillingStore, provider: PaymentProvider, *, bookings: BookingSource | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, payment_timeout: dt.timedelta = dt.timedelta(seconds=5),
                  batch_size: int = 500):
+        for outcome in ("captured", "failed"):
+            metrics.BILLING_RECONCILED.labels(outcome)
         self.store = store
         self.provider = provider
         self.bookings = bookings
