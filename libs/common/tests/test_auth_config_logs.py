@@ -57,7 +57,7 @@ def test_one_database_per_service_on_the_configured_server():
 
 
 def test_json_log_lines_carry_the_trace_id():
-    setup_tracing("test")
+    setup_tracing("test", record=True)
     formatter = JsonFormatter("probe")
     with tracer().start_as_current_span("work") as span:
         record = logging.LogRecord("x", logging.INFO, __file__, 1, "booking held", (), None)

@@ -70,7 +70,7 @@ def _add(add_servicer, servicer, srv, name):
 @pytest.fixture(scope="session")
 def gateway_url(grpc_servers):
     # A real tracer provider, so the gateway's spans have ids to propagate.
-    telemetry.setup_tracing("gateway-tests")
+    telemetry.setup_tracing("gateway-tests", record=True)
     port = free_port()
     uvicorn_server = server(create_app(grpc_servers), host="127.0.0.1", port=port)
     thread = threading.Thread(target=uvicorn_server.run, name="gateway-under-test", daemon=True)

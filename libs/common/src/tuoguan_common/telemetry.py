@@ -41,15 +41,17 @@ class JsonLinesSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def setup_tracing(service_name: str, *, otlp_endpoint: str | None = None, trace_file: str | None = None) -> None:
+def setup_tracing(
+    service_name: str, *, otlp_endpoint: str | None = None, trace_file: str | None = None, record: bool = False,
+) -> None:
+    """Installs the SDK tracer provider when spans have somewhere to go
+    (an OTLP collector, a file) or when ``record`` asks for it (tests add
+    their own span processors)."""
     global _configured
-    if _configured:
-        return
-    if not (otlp_endpoint or trace_file):
-        # Nowhere to send spans: leave the no-op provider in place so every
-        # request does not pay for spans nobody will read. Trace context is
-        # still propagated, so a traced caller's trace continues downstream.
-        _configured = True
+    if _configured or not (otlp_endpoint or trace_file or record):
+        # Nowhere to send spans: the no-op provider stays, so requests do not
+        # pay for spans nobody will read. Trace context is still propagated,
+        # so a traced caller's trace continues downstream.
         return
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if otlp_endpoint:
