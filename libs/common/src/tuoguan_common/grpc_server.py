@@ -133,15 +133,22 @@ def build_server(
     return server, bound, health_servicer
 
 
-def serve_forever(server: grpc.Server, health_servicer: health.HealthServicer, *, grace: float = 10.0) -> None:
-    """Starts the server and stops it gracefully on SIGTERM or SIGINT."""
+def serve_forever(server: grpc.Server, health_servicer: health.HealthServicer, *, grace: float = 3.0) -> None:
+    """Starts the server and stops it gracefully on SIGTERM or SIGINT.
+
+    The grace period lets calls in flight finish; it stays under the few
+    seconds supervisors (honcho, Kubernetes' default 30 s) wait before SIGKILL.
+    """
     stopped = threading.Event()
+    stopping = threading.Event()
 
     def stop(signum, _frame):
+        if stopping.is_set():
+            return
+        stopping.set()
         log.info("stopping", extra={"signal": signum})
         health_servicer.enter_graceful_shutdown()
-        server.stop(grace).wait()
-        stopped.set()
+        threading.Thread(target=lambda: (server.stop(grace).wait(), stopped.set()), daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

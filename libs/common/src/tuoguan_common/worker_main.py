@@ -52,7 +52,15 @@ def run(service_cls, service: str, metrics_port: int) -> None:
     runner = ServiceRunner()
     runner.add_service(service_cls)
 
+    stopping = []
+
     def shutdown(signum, frame):
+        # Ctrl-C under a supervisor delivers SIGINT from the terminal and
+        # SIGTERM from the supervisor: stop once.
+        if stopping:
+            return
+        stopping.append(signum)
+        log.info("worker stopping", extra={"signal": signum})
         eventlet.spawn_n(runner.stop)
 
     signal.signal(signal.SIGTERM, shutdown)
