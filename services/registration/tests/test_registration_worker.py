@@ -3,82 +3,46 @@ billing's events confirm, release and refund bookings; timers expire holds."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import socket
 import sys
 import urllib.request
 import uuid
+from functools import partial
 
-import amqp
 import pytest
 from registration.domain.policy import BookingPolicy
 from registration.store import Idempotent
 from registration_testkit import local, slot_counters, tomorrow
 from tuoguan.billing.v1 import events_pb2 as billing
 from tuoguan.registration.v1 import registration_pb2 as pb
-from tuoguan_common import outbox
 from tuoguan_common.outbox import utcnow
-from tuoguan_common.testing import free_port, wait_for
+from tuoguan_common.testing import EventTap, free_port, publish_event, wait_for, wait_for_consumers
 
 pytestmark = pytest.mark.integration
 
 OUR_EVENTS = ("BookingConfirmed", "PaymentRejected", "HoldReleased", "BookingCancelled")
-
-
-class Broker:
-    """Publishes billing's events as billing would and listens to registration's."""
-
-    def __init__(self):
-        self.conn = amqp.Connection(host="127.0.0.1:5672")
-        self.conn.connect()
-        self.channel = self.conn.channel()
-        self.channel.exchange_declare("billing.events", "topic", durable=True, auto_delete=False)
-        self.channel.exchange_declare("registration.events", "topic", durable=True, auto_delete=False)
-        self.queue = f"test-registration-{uuid.uuid4().hex[:8]}"
-        self.channel.queue_declare(self.queue, exclusive=True)
-        for event_type in OUR_EVENTS:
-            self.channel.queue_bind(self.queue, "registration.events", routing_key=event_type)
-        self.seen: list[tuple[str, dict]] = []
-
-    def publish(self, message, event_id: str | None = None) -> str:
-        event_id = event_id or str(uuid.uuid4())
-        body = outbox.event_payload(message, event_id, utcnow())
-        self.channel.basic_publish(
-            amqp.Message(json.dumps(body), content_type="application/json", content_encoding="utf-8",
-                         delivery_mode=2),
-            exchange="billing.events", routing_key=message.DESCRIPTOR.name,
-        )
-        return event_id
-
-    def events(self, event_type: str, booking_id: str) -> list[dict]:
-        """Registration's events of one type for one booking, so far (others' traffic is ignored)."""
-        while (msg := self.channel.basic_get(self.queue, no_ack=True)) is not None:
-            self.seen.append((msg.delivery_info["routing_key"], json.loads(msg.body)))
-        return [body for kind, body in self.seen if kind == event_type and body.get("booking_id") == booking_id]
-
-    def consumers(self, queue: str) -> int:
-        channel = self.conn.channel()
-        try:
-            return channel.queue_declare(queue, passive=True).consumer_count
-        except amqp.exceptions.NotFound:
-            return 0
-        finally:
-            if channel.is_open:
-                channel.close()
-
-    def close(self):
-        self.conn.close()
+HANDLER_QUEUES = tuple(
+    f"evt-billing-{event_type}--registration.{handler}"
+    for handler, event_type in (("on_payment_captured", "PaymentCaptured"), ("on_payment_failed", "PaymentFailed"),
+                                ("on_refund_issued", "RefundIssued"))
+)
 
 
 @pytest.fixture
-def broker(infra):
-    b = Broker()
-    yield b
-    b.close()
+def published(infra):
+    """What registration publishes, from a queue of this test's own."""
+    with EventTap(infra["amqp_uri"], "registration", OUR_EVENTS) as tap:
+        yield tap
 
 
 @pytest.fixture
-def worker(processes, database, infra, broker):
+def publish(infra):
+    """Publishes billing's events as billing would."""
+    return partial(publish_event, infra["amqp_uri"], "billing")
+
+
+@pytest.fixture
+def worker(processes, database, infra, published):
     """The registration worker, started and listening to billing's events."""
     metrics_port = free_port()
     processes.start(
@@ -88,10 +52,7 @@ def worker(processes, database, infra, broker):
              "LOG_LEVEL": "WARNING"},
         ready_port=metrics_port,
     )
-    for handler, event_type in (("on_payment_captured", "PaymentCaptured"), ("on_payment_failed", "PaymentFailed"),
-                                ("on_refund_issued", "RefundIssued")):
-        queue = f"evt-billing-{event_type}--registration.{handler}"
-        wait_for(lambda q=queue: broker.consumers(q) > 0, timeout=30, message=f"the worker to consume {queue}")
+    wait_for_consumers(infra["amqp_uri"], HANDLER_QUEUES, timeout=30, message="the worker to consume billing's events")
     return metrics_port
 
 
@@ -121,13 +82,13 @@ def captured(booking: pb.Booking, payment_id: str) -> billing.PaymentCaptured:
                                    patient_id=booking.patient_id, amount_fen=booking.fee_fen)
 
 
-def test_payment_captured_confirms_once_and_a_late_payment_is_rejected(worker, broker, clinic, store):
+def test_payment_captured_confirms_once_and_a_late_payment_is_rejected(worker, publish, published, clinic, store):
     slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=3)
     booking = hold(store, str(uuid.uuid4()), slot_id)
 
-    event_id = broker.publish(captured(booking, "pay-1"))
+    event_id = publish(captured(booking, "pay-1"))
     wait_for(lambda: booking_row(store, booking.booking_id)["status"] == "CONFIRMED", message="the confirmation")
-    (confirmed,) = wait_for(lambda: broker.events("BookingConfirmed", booking.booking_id),
+    (confirmed,) = wait_for(lambda: published.events("BookingConfirmed", booking_id=booking.booking_id),
                             message="BookingConfirmed on registration.events")
     assert (confirmed["payment_id"], confirmed["queue_number"]) == ("pay-1", 1)
     row = booking_row(store, booking.booking_id)
@@ -136,13 +97,13 @@ def test_payment_captured_confirms_once_and_a_late_payment_is_rejected(worker, b
     assert (counters["booked"], counters["held"]) == (1, 0)
 
     # The same delivery again, and billing announcing the same payment anew: nothing changes.
-    broker.publish(captured(booking, "pay-1"), event_id=event_id)
-    broker.publish(captured(booking, "pay-1"))
+    publish(captured(booking, "pay-1"), event_id)
+    publish(captured(booking, "pay-1"))
     wait_for(lambda: handled(worker, "on_payment_captured", "duplicate") >= 1, message="the duplicate handled")
     wait_for(lambda: handled(worker, "on_payment_captured", "ok") >= 2, message="the repeated capture handled")
     assert booking_row(store, booking.booking_id) == row
     assert slot_counters(store, slot_id) == counters
-    assert len(broker.events("BookingConfirmed", booking.booking_id)) == 1
+    assert len(published.events("BookingConfirmed", booking_id=booking.booking_id)) == 1
 
     # A hold that has expired cannot be confirmed: billing is told to give the money back.
     late = hold(store, str(uuid.uuid4()), slot_id)
@@ -150,17 +111,19 @@ def test_payment_captured_confirms_once_and_a_late_payment_is_rejected(worker, b
         cur.execute("UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = %s",
                     (late.booking_id,))
     wait_for(lambda: booking_row(store, late.booking_id)["status"] == "EXPIRED", message="the hold to expire")
-    broker.publish(captured(late, "pay-2"))
-    (rejected,) = wait_for(lambda: broker.events("PaymentRejected", late.booking_id), message="PaymentRejected")
+    publish(captured(late, "pay-2"))
+    (rejected,) = wait_for(lambda: published.events("PaymentRejected", booking_id=late.booking_id),
+                           message="PaymentRejected")
     assert (rejected["payment_id"], rejected["reason"]) == ("pay-2", "booking_expired")
     assert slot_counters(store, slot_id)["booked"] == 1
 
     # An event about a booking this service never made is answered, not retried forever.
-    broker.publish(billing.PaymentCaptured(payment_id="pay-3", booking_id="no-such-booking", amount_fen=100))
-    wait_for(lambda: broker.events("PaymentRejected", "no-such-booking"), message="the unknown booking rejected")
+    publish(billing.PaymentCaptured(payment_id="pay-3", booking_id="no-such-booking", amount_fen=100))
+    wait_for(lambda: published.events("PaymentRejected", booking_id="no-such-booking"),
+             message="the unknown booking rejected")
 
 
-def test_expiry_failed_payments_and_refunds(worker, broker, clinic, store):
+def test_expiry_failed_payments_and_refunds(worker, publish, published, clinic, store):
     slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=2)
     expiring = hold(store, str(uuid.uuid4()), slot_id)
     failing = hold(store, str(uuid.uuid4()), slot_id)
@@ -169,14 +132,16 @@ def test_expiry_failed_payments_and_refunds(worker, broker, clinic, store):
     with store.db.transaction() as cur:
         cur.execute("UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = %s",
                     (expiring.booking_id,))
-    (released,) = wait_for(lambda: broker.events("HoldReleased", expiring.booking_id), message="HoldReleased")
+    (released,) = wait_for(lambda: published.events("HoldReleased", booking_id=expiring.booking_id),
+                           message="HoldReleased")
     assert released["reason"] == "expired"
     assert booking_row(store, expiring.booking_id)["cancel_reason"] == "expired"
     assert slot_counters(store, slot_id)["held"] == 1
 
-    broker.publish(billing.PaymentFailed(payment_id="pay-9", booking_id=failing.booking_id,
+    publish(billing.PaymentFailed(payment_id="pay-9", booking_id=failing.booking_id,
                                          patient_id=failing.patient_id, reason="card_declined"))
-    (released,) = wait_for(lambda: broker.events("HoldReleased", failing.booking_id), message="HoldReleased")
+    (released,) = wait_for(lambda: published.events("HoldReleased", booking_id=failing.booking_id),
+                           message="HoldReleased")
     assert released["reason"] == "payment_failed"
     row = booking_row(store, failing.booking_id)
     assert (row["status"], row["cancel_reason"]) == ("EXPIRED", "payment_failed")
@@ -185,16 +150,17 @@ def test_expiry_failed_payments_and_refunds(worker, broker, clinic, store):
 
     # A confirmed booking cancelled by the office's suspension, then refunded by billing.
     paid = hold(store, str(uuid.uuid4()), slot_id)
-    broker.publish(captured(paid, "pay-10"))
+    publish(captured(paid, "pay-10"))
     wait_for(lambda: booking_row(store, paid.booking_id)["status"] == "CONFIRMED", message="the confirmation")
     with store.db.transaction() as cur:
         cur.execute("SELECT session_id FROM slots WHERE id = %s", (slot_id,))
         session_id = str(cur.fetchone()["session_id"])
     suspend = Idempotent("suspend", "office", str(uuid.uuid4()), "fingerprint", pb.SuspendSessionResponse)
     store.suspend_session(suspend, session_id, "doctor ill", utcnow())
-    (cancelled,) = wait_for(lambda: broker.events("BookingCancelled", paid.booking_id), message="BookingCancelled")
+    (cancelled,) = wait_for(lambda: published.events("BookingCancelled", booking_id=paid.booking_id),
+                            message="BookingCancelled")
     assert (cancelled["refund_due"], cancelled["payment_id"]) == (True, "pay-10")
-    broker.publish(billing.RefundIssued(payment_id="pay-10", booking_id=paid.booking_id, patient_id=paid.patient_id,
+    publish(billing.RefundIssued(payment_id="pay-10", booking_id=paid.booking_id, patient_id=paid.patient_id,
                                         amount_fen=paid.fee_fen, refund_id="r-1"))
     wait_for(lambda: booking_row(store, paid.booking_id)["refunded_at"] is not None, message="the refund recorded")
     assert booking_row(store, paid.booking_id)["refund_due"] is False

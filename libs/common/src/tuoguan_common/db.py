@@ -6,6 +6,7 @@ the service's store; nothing connects at import time.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,8 @@ from psycopg.rows import dict_row
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from psycopg_pool import ConnectionPool
+
+from .config import service_database_url
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -54,6 +57,20 @@ def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
     cfg.set_main_option("script_location", str(migrations_dir))
     cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
     command.upgrade(cfg, revision)
+
+
+def migrations_dir(service: str) -> Path:
+    """``<service>/migrations`` inside the installed package ``<service>``."""
+    spec = importlib.util.find_spec(service)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"service package {service!r} is not installed")
+    return Path(spec.origin).parent / "migrations"
+
+
+def migrate_service(service: str) -> None:
+    """Brings a service's own database (``service_database_url``) to the latest
+    revision: the body of every ``python -m <service>.migrate``."""
+    migrate(service_database_url(service), migrations_dir(service))
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -7,6 +7,7 @@ answer. Neither: the session fails loudly. Nothing is skipped.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Iterable
 from urllib.parse import urlsplit
 
 import pytest
@@ -179,3 +181,107 @@ def processes(tmp_path):
     group = Processes(tmp_path)
     yield group
     group.stop_all()
+
+
+# RabbitMQ, as the workers see it: nameko events on ``<source>.events``
+# (routing key = event type, JSON body with ``event_id`` and ``occurred_at``).
+
+def _broker(amqp_uri: str):
+    import kombu
+
+    connection = kombu.Connection(amqp_uri)
+    connection.connect()
+    return connection
+
+
+def _declare_events_exchange(channel, source: str) -> str:
+    # The same declaration as nameko's and the outbox relay's, so all agree.
+    exchange = f"{source}.events"
+    channel.exchange_declare(exchange, "topic", durable=True, auto_delete=False)
+    return exchange
+
+
+def publish_event(amqp_uri: str, source: str, message, event_id: str | None = None) -> str:
+    """Publishes ``message`` as service ``source`` would; returns its event id.
+
+    Publishing the same ``event_id`` twice is a redelivery, as consumers see it.
+    """
+    import amqp
+
+    from .outbox import event_payload, utcnow
+
+    event_id = event_id or str(uuid.uuid4())
+    body = json.dumps(event_payload(message, event_id, utcnow()))
+    with _broker(amqp_uri) as connection:
+        channel = connection.channel()
+        exchange = _declare_events_exchange(channel, source)
+        channel.basic_publish(
+            amqp.Message(body, content_type="application/json", content_encoding="utf-8", delivery_mode=2),
+            exchange=exchange, routing_key=message.DESCRIPTOR.name,
+        )
+    return event_id
+
+
+class EventTap:
+    """A test's own queue on ``<source>.events``, bound to ``event_types``:
+    collects what is published from now on (use as a context manager)."""
+
+    def __init__(self, amqp_uri: str, source: str, event_types: Iterable[str]):
+        self._connection = _broker(amqp_uri)
+        self._channel = self._connection.channel()
+        exchange = _declare_events_exchange(self._channel, source)
+        self.queue = f"test-{source}-{uuid.uuid4().hex[:8]}"
+        self._channel.queue_declare(self.queue, exclusive=True)
+        for event_type in event_types:
+            self._channel.queue_bind(self.queue, exchange, routing_key=event_type)
+        self.received: list[tuple[str, dict]] = []
+
+    def drain(self) -> list[tuple[str, dict]]:
+        """Every (event type, body) received so far."""
+        while (message := self._channel.basic_get(self.queue, no_ack=True)) is not None:
+            self.received.append((message.delivery_info["routing_key"], json.loads(message.body)))
+        return self.received
+
+    def events(self, event_type: str, **fields) -> list[dict]:
+        """The bodies of ``event_type`` so far whose ``fields`` have the given values
+        (other tests' workers may publish on the same exchange)."""
+        return [body for kind, body in self.drain()
+                if kind == event_type and all(body.get(k) == v for k, v in fields.items())]
+
+    def close(self) -> None:
+        self._connection.release()
+
+    def __enter__(self) -> "EventTap":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def queue_consumers(connection, queue: str) -> int:
+    """How many consumers a queue has; 0 when it does not exist yet."""
+    import amqp
+
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(queue, passive=True).consumer_count
+    except amqp.exceptions.NotFound:
+        return 0
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def wait_for_consumers(amqp_uri: str, queues: Iterable[str], *, exactly: int | None = None,
+                       timeout: float = 30.0, message: str | None = None) -> None:
+    """Waits until every queue has a consumer, or exactly ``exactly`` of them
+    (a worker's handler queues are shared by every replica on the broker)."""
+    queues = list(queues)
+    wanted = "a consumer" if exactly is None else f"exactly {exactly} consumer(s)"
+
+    def ready() -> bool:
+        counts = [queue_consumers(connection, q) for q in queues]
+        return all(n > 0 if exactly is None else n == exactly for n in counts)
+
+    with _broker(amqp_uri) as connection:
+        wait_for(ready, timeout=timeout, message=message or f"{wanted} on each of {', '.join(queues)}")

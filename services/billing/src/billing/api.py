@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import grpc
 
@@ -24,13 +23,13 @@ from .domain.ledger import TrialBalance
 from .domain.payments import Payment
 from .domain.reconciliation import Outcome, ReconciliationReport, parse_business_date
 from .exceptions import PaymentNotFound
+from .migrate import MIGRATIONS_DIR
 from .providers import build_provider
 from .providers.base import PaymentProvider
 from .registration_client import BookingSource, RegistrationClient
 from .settings import BillingSettings
 from .store import BillingStore
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 PAY_SCOPE = "billing.PayRegistrationFee"
 # Who may read any patient's payments; a patient reads only their own.
 PAYMENT_READERS = (auth.FINANCE, auth.ADMIN, auth.SERVICE)

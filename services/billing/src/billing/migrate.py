@@ -1,14 +1,13 @@
 """``python -m billing.migrate``: brings billing's database to the latest revision."""
 from __future__ import annotations
 
-from tuoguan_common.config import service_database_url
-from tuoguan_common.db import migrate
+from tuoguan_common.db import migrate_service, migrations_dir
 
-from .api import MIGRATIONS_DIR
+MIGRATIONS_DIR = migrations_dir("billing")
 
 
 def main() -> None:
-    migrate(service_database_url("billing"), MIGRATIONS_DIR)
+    migrate_service("billing")
 
 
 if __name__ == "__main__":

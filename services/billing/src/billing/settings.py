@@ -5,20 +5,11 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 
-from tuoguan_common.config import PORTS, service_address
+from tuoguan_common.config import PORTS, env_number, service_address
 
 
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
-    if value < 0:
-        raise SystemExit(f"{name} must not be negative, got {raw!r}")
-    return value
+def _number(name: str, default, kind=float):
+    return env_number(name, default, kind, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -47,8 +38,8 @@ class BillingSettings:
             settle_interval_seconds=_number("BILLING_SETTLE_INTERVAL_SECONDS", 0.1),
             timeout_check_interval_seconds=_number("BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS", 0.5),
             reconcile_interval_seconds=_number("BILLING_RECONCILE_INTERVAL_SECONDS", 10.0),
-            batch_size=int(_number("BILLING_BATCH_SIZE", 500)),
-            worker_metrics_port=int(_number("BILLING_WORKER_METRICS_PORT", PORTS["billing"]["worker_metrics"])),
+            batch_size=_number("BILLING_BATCH_SIZE", 500, int),
+            worker_metrics_port=_number("BILLING_WORKER_METRICS_PORT", PORTS["billing"]["worker_metrics"], int),
             sandbox_database_url=os.environ.get("SANDBOX_PROVIDER_DATABASE_URL") or None,
             sandbox_settle_delay=dt.timedelta(milliseconds=_number("SANDBOX_SETTLE_DELAY_MS", 200)),
             sandbox_late_capture_delay=dt.timedelta(milliseconds=_number("SANDBOX_LATE_CAPTURE_MS", 2000)),

@@ -1,16 +1,13 @@
 """``python -m identity.migrate``: brings identity's database to the latest revision."""
 from __future__ import annotations
 
-from pathlib import Path
+from tuoguan_common.db import migrate_service, migrations_dir
 
-from tuoguan_common.config import service_database_url
-from tuoguan_common.db import migrate
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = migrations_dir("identity")
 
 
 def main() -> None:
-    migrate(service_database_url("identity"), MIGRATIONS_DIR)
+    migrate_service("identity")
 
 
 if __name__ == "__main__":

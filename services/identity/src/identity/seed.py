@@ -9,11 +9,10 @@ import logging
 
 from tuoguan_common import auth
 from tuoguan_common.config import service_database_url
-from tuoguan_common.db import Database, migrate
+from tuoguan_common.db import Database, migrate_service
 from tuoguan_common.logs import setup_logging
 
 from .domain import accounts as rules
-from .migrate import MIGRATIONS_DIR
 from .passwords import Passwords
 from .store import IdentityStore
 
@@ -49,8 +48,8 @@ def seed(database: Database, passwords: Passwords | None = None) -> int:
 
 def main() -> None:
     setup_logging("identity-seed")
+    migrate_service("identity")
     url = service_database_url("identity")
-    migrate(url, MIGRATIONS_DIR)
     database = Database(url, max_size=2, name="identity-seed").open()
     try:
         created = seed(database)

@@ -12,14 +12,13 @@ import logging
 from pathlib import Path
 
 from tuoguan_common.config import service_database_url
-from tuoguan_common.db import Database
+from tuoguan_common.db import Database, migrate_service
 from tuoguan_common.logs import setup_logging
 from tuoguan_common.outbox import utcnow
 
 from .config import RegistrationConfig
 from .domain import schedule
 from .domain.model import Period
-from .migrate import migrate
 from .publishing import publish_schedule
 from .store import Store
 
@@ -63,8 +62,8 @@ def _time(text: str) -> dt.time:
 
 def main() -> None:
     setup_logging("registration-seed")
+    migrate_service("registration")
     url = service_database_url("registration")
-    migrate(url)
     database = Database(url, name="registration-seed").open()
     try:
         sessions, slots = seed(database, RegistrationConfig.from_env(), json.loads(SEED_DATA.read_text("utf-8")))
