@@ -81,11 +81,12 @@ class ConfirmationListener:
     """Counts BookingConfirmed events on their own queue, as a consumer would."""
 
     def __init__(self, amqp_uri: str):
-        import amqp
+        import kombu
 
         self.confirmed: dict[str, float] = {}
-        self._conn = amqp.Connection(host="127.0.0.1:5672")
-        self._conn.connect()
+        self._kombu = kombu.Connection(amqp_uri)
+        self._kombu.connect()
+        self._conn = self._kombu.connection
         ch = self._conn.channel()
         ch.exchange_declare("registration.events", "topic", durable=True, auto_delete=False)
         self.queue = f"bench-confirmed-{uuid.uuid4().hex[:6]}"
@@ -112,7 +113,7 @@ class ConfirmationListener:
     def close(self) -> None:
         self._stop = True
         self._thread.join(timeout=2)
-        self._conn.close()
+        self._kombu.release()
 
 
 async def publish_schedule(platform: Platform, issuer: auth.TokenIssuer, capacity: int) -> list[reg.Slot]:

@@ -2,17 +2,15 @@
 arrives once, as a nameko event a nameko handler can consume."""
 from __future__ import annotations
 
-import json
 import uuid
 
-import amqp
 import psycopg
 import pytest
 
 from tuoguan.billing.v1 import events_pb2
 from tuoguan_common import outbox
 from tuoguan_common.db import Database, drop_database, ensure_database
-from tuoguan_common.testing import unique_database_url
+from tuoguan_common.testing import EventTap, unique_database_url, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -29,38 +27,21 @@ def outbox_db(infra):
     drop_database(url)
 
 
-def _bound_queue(infra, service: str, event_type: str):
-    conn = amqp.Connection(host="127.0.0.1:5672")
-    conn.connect()
-    ch = conn.channel()
-    ch.exchange_declare(f"{service}.events", "topic", durable=True, auto_delete=False)
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    ch.queue_declare(queue, exclusive=True)
-    ch.queue_bind(queue, f"{service}.events", routing_key=event_type)
-    return conn, ch, queue
-
-
 def test_relay_publishes_each_event_once_in_nameko_format(infra, outbox_db):
     service = f"svc{uuid.uuid4().hex[:6]}"
-    conn, ch, queue = _bound_queue(infra, service, "PaymentCaptured")
-    ids = []
-    with outbox_db.transaction() as cur:
-        for n in range(25):
-            ids.append(outbox.append(cur, events_pb2.PaymentCaptured(payment_id=f"p{n}", amount_fen=100 + n)))
-    relay = outbox.OutboxRelay(service, outbox_db.url, infra["amqp_uri"], batch_size=10)
-    sent = sum(relay.relay_once() for _ in range(4))
-    assert sent == 25
-    assert relay.relay_once() == 0
-    assert relay.backlog() == 0
-    relay.close()
-
-    got = []
-    while True:
-        msg = ch.basic_get(queue, no_ack=True)
-        if msg is None:
-            break
-        got.append(json.loads(msg.body))
-    conn.close()
+    with EventTap(infra["amqp_uri"], service, ["PaymentCaptured"]) as tap:
+        ids = []
+        with outbox_db.transaction() as cur:
+            for n in range(25):
+                ids.append(outbox.append(cur, events_pb2.PaymentCaptured(payment_id=f"p{n}", amount_fen=100 + n)))
+        relay = outbox.OutboxRelay(service, outbox_db.url, infra["amqp_uri"], batch_size=10)
+        sent = sum(relay.relay_once() for _ in range(4))
+        assert sent == 25
+        assert relay.relay_once() == 0
+        assert relay.backlog() == 0
+        relay.close()
+        got = wait_for(lambda: len(tap.events("PaymentCaptured")) >= 25 and tap.events("PaymentCaptured"),
+                       message="the relayed events")
     assert [m["event_id"] for m in got] == ids
     parsed = outbox.parse_event(got[3], events_pb2.PaymentCaptured)
     assert parsed.payment_id == "p3" and parsed.amount_fen == 103

@@ -6,9 +6,7 @@ the nameko worker, the gateway); only ports and database names differ.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,31 +17,11 @@ from urllib.parse import urlsplit
 
 from .auth import generate_keypair
 from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
-from .db import drop_database, migrate
+from .db import drop_database, migrate, migrations_dir
+from .net import answers, free_port
 
 DOMAIN_SERVICES = ("identity", "registration", "billing")
 WORKER_SERVICES = ("registration", "billing")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def answers(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def migrations_dir(service: str) -> Path:
-    spec = importlib.util.find_spec(service)
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"service package {service!r} is not installed")
-    return Path(spec.origin).parent / "migrations"
 
 
 @dataclass
@@ -96,7 +74,7 @@ class Platform:
         proc = subprocess.Popen(argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
         self.procs[name] = proc
         deadline = time.monotonic() + timeout
-        while not answers(ready_port):
+        while not answers("127.0.0.1", ready_port):
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-4000:]}")
             if time.monotonic() > deadline:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
+from .net import answers, free_port  # noqa: F401 - free_port is part of the fixtures' API
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -31,32 +31,46 @@ def _docker_engine() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
 
 
-def _answers(host: str, port: int, timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def docker_compose_file():
     return str(REPO / "docker-compose.yml")
 
 
+def _isolated_vhost(amqp: str):
+    """A RabbitMQ virtual host of this test run's own, when the broker is the
+    local one we can administer: a `make up` running beside the tests (or a
+    second test run) then shares no queue with them. Returns (uri, cleanup)."""
+    if os.environ.get("AMQP_URI") or not shutil.which("rabbitmqctl"):
+        return amqp, lambda: None
+    vhost = f"tuoguan-test-{uuid.uuid4().hex[:8]}"
+    ctl = ["rabbitmqctl", "-q"]
+    made = subprocess.run(ctl + ["add_vhost", vhost], capture_output=True, timeout=60)
+    if made.returncode != 0:
+        return amqp, lambda: None
+    parts = urlsplit(amqp)
+    user = parts.username or "guest"
+    subprocess.run(ctl + ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"], check=True,
+                   capture_output=True, timeout=60)
+
+    def cleanup():
+        subprocess.run(ctl + ["delete_vhost", vhost], capture_output=True, timeout=60)
+
+    return parts._replace(path=f"/{vhost}").geturl(), cleanup
+
+
 @pytest.fixture(scope="session")
-def infra(request) -> dict[str, str]:
+def infra(request):
     """URLs of a PostgreSQL server and a RabbitMQ broker that answer."""
     if _docker_engine() and not os.environ.get("DATABASE_URL"):
         docker_services = request.getfixturevalue("docker_services")
-        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: _answers("127.0.0.1", 5432))
-        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: _answers("127.0.0.1", 5672))
+        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: answers("127.0.0.1", 5432))
+        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: answers("127.0.0.1", 5672))
     db = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     amqp = os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
     missing = []
     for name, url, port in (("PostgreSQL", db, 5432), ("RabbitMQ", amqp, 5672)):
         parts = urlsplit(url)
-        if not _answers(parts.hostname or "127.0.0.1", parts.port or port):
+        if not answers(parts.hostname or "127.0.0.1", parts.port or port):
             missing.append(f"{name} at {parts.hostname}:{parts.port or port}")
     if missing:
         pytest.fail(
@@ -65,7 +79,11 @@ def infra(request) -> dict[str, str]:
             + ". Start them (bash .ci/run does), set DATABASE_URL / AMQP_URI, or install a Docker engine.",
             pytrace=False,
         )
-    return {"database_url": db, "amqp_uri": amqp}
+    amqp, cleanup = _isolated_vhost(amqp)
+    try:
+        yield {"database_url": db, "amqp_uri": amqp}
+    finally:
+        cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -126,12 +144,6 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Processes:
     """Real service processes (api, worker, gateway) started by a test.
 
@@ -152,7 +164,7 @@ class Processes:
         self.procs.append((name, proc))
         if ready_port is not None:
             deadline = time.monotonic() + timeout
-            while not _answers("127.0.0.1", ready_port, timeout=0.5):
+            while not answers("127.0.0.1", ready_port, timeout=0.5):
                 if proc.poll() is not None:
                     pytest.fail(f"{name} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
                 if time.monotonic() > deadline:
