@@ -23,12 +23,33 @@ def check(platform: Platform, booking_ids: list[str], confirmed_seen: dict[str, 
         WHERE s.booked + s.held > s.capacity OR coalesce(b.live, 0) > s.capacity
            OR coalesce(b.live, 0) <> s.booked + s.held
     """)
+    # Money as the provider saw it, not as billing recorded it: a charge taken
+    # twice for one booking, or taken with no payment row, is a double charge.
     double_charges = _one(bill, """
-        SELECT (SELECT count(*) FROM (SELECT booking_id FROM payments WHERE status IN ('CAPTURED', 'REFUNDED')
-                                      GROUP BY booking_id HAVING count(*) > 1) d)
-             + (SELECT count(*) FROM (SELECT payment_id FROM journal_entries
-                                      GROUP BY kind, payment_id HAVING count(*) > 1) e)
+        WITH kept AS (
+            SELECT c.reference, c.merchant_payment_id
+            FROM sandbox_provider.charges c
+            WHERE c.outcome = 'captured'
+              AND NOT EXISTS (SELECT 1 FROM sandbox_provider.refunds r WHERE r.charge_reference = c.reference)
+        )
+        SELECT (SELECT count(*) FROM (SELECT p.booking_id FROM kept k JOIN payments p
+                                      ON p.payment_id::text = k.merchant_payment_id
+                                      GROUP BY p.booking_id HAVING count(*) > 1) twice)
+             + (SELECT count(*) FROM kept k
+                WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.payment_id::text = k.merchant_payment_id))
     """)
+    with psycopg.connect(bill) as conn:
+        kept_bookings = [r[0] for r in conn.execute("""
+            SELECT p.booking_id FROM sandbox_provider.charges c
+            JOIN payments p ON p.payment_id::text = c.merchant_payment_id
+            WHERE c.outcome = 'captured'
+              AND NOT EXISTS (SELECT 1 FROM sandbox_provider.refunds r WHERE r.charge_reference = c.reference)
+        """).fetchall()]
+    with psycopg.connect(reg) as conn:
+        booked = {str(r[0]) for r in conn.execute(
+            "SELECT id FROM bookings WHERE id = ANY(%s::uuid[]) AND status IN ('CONFIRMED', 'CHECKED_IN', 'NO_SHOW')",
+            (kept_bookings,)).fetchall()}
+    charged_without_booking = sum(1 for b in kept_bookings if b not in booked)
     unbalanced = _one(bill, """
         SELECT count(*) FROM (SELECT entry_id FROM journal_lines GROUP BY entry_id
             HAVING sum(CASE side WHEN 'debit' THEN amount_fen ELSE -amount_fen END) <> 0) u
@@ -51,6 +72,7 @@ def check(platform: Platform, booking_ids: list[str], confirmed_seen: dict[str, 
     return {
         "overbooked_slots": overbooked,
         "double_charges": double_charges,
+        "charged_without_booking": charged_without_booking,
         "unbalanced_journal_entries": unbalanced,
         "lost_events": (captured - handled) + lost_confirmations + unsent,
     }

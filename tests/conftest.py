@@ -22,8 +22,9 @@ def platform(infra, tmp_path_factory):
         database_url=infra["database_url"],
         amqp_uri=infra["amqp_uri"],
         extra_env={
-            # Short enough for a test to watch a hold expire.
-            "REGISTRATION_HOLD_MINUTES": os.environ.get("E2E_HOLD_MINUTES", "0.1"),
+            # Short enough for a test to watch a hold expire, long enough that
+            # no other journey's payment races it on a loaded machine.
+            "REGISTRATION_HOLD_MINUTES": os.environ.get("E2E_HOLD_MINUTES", "0.25"),
             "TUOGUAN_TRACE_FILE": str(work / "spans.jsonl"),
         },
     )

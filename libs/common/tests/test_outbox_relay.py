@@ -68,3 +68,4 @@ def test_idempotency_key_returns_first_answer_and_rejects_reuse(outbox_db):
     with pytest.raises(outbox.IdempotencyConflict):
         with outbox_db.transaction() as cur:
             outbox.claim_key(cur, "pay", "patient-1", "k1", outbox.request_fingerprint(events_pb2.PaymentCaptured(payment_id="b")))
+

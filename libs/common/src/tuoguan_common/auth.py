@@ -23,19 +23,8 @@ AUDIENCE = "tuoguan"
 ALGORITHM = "EdDSA"
 DEFAULT_TTL_SECONDS = 15 * 60
 
-PATIENT = "patient"
-REGISTRATION_OFFICE = "registration_office"
-ADMIN = "admin"
-CLINICIAN = "clinician"
-ENGINEER = "engineer"
-DISPATCHER = "dispatcher"
-CONSULTANT = "consultant"
-FINANCE = "finance"
-DEVICE = "device"
-# Services acting on their own behalf (a worker calling another service).
-SERVICE = "service"
-ROLES = frozenset(
-    {PATIENT, REGISTRATION_OFFICE, ADMIN, CLINICIAN, ENGINEER, DISPATCHER, CONSULTANT, FINANCE, DEVICE, SERVICE}
+from .roles import (  # noqa: F401 - the roles are part of this module's API
+    ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE, ROLES, SERVICE,
 )
 
 

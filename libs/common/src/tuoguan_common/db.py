@@ -68,9 +68,13 @@ def migrations_dir(service: str) -> Path:
 
 
 def migrate_service(service: str) -> None:
-    """Brings a service's own database (``service_database_url``) to the latest
-    revision: the body of every ``python -m <service>.migrate``."""
+    """The deploy-time step of ``python -m <service>.migrate``: the service's own
+    database (``service_database_url``) to the latest revision, and the queues
+    its worker consumes declared on the broker before any event is published."""
+    from .topology import declare_event_queues
+
     migrate(service_database_url(service), migrations_dir(service))
+    declare_event_queues(service, os.environ.get("AMQP_URI"))
 
 
 def sqlalchemy_url(url: str) -> str:

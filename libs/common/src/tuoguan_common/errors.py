@@ -2,15 +2,14 @@
 
 A service's ``exceptions`` module subclasses these; the gRPC server
 interceptor turns any of them into the status code and a message that names
-the field and the reason. Nothing else catches them.
+the field and the reason. Nothing else catches them. Codes are the names of
+grpc.StatusCode members, so domain code can raise these without importing grpc.
 """
 from __future__ import annotations
 
-import grpc
-
 
 class TuoguanError(Exception):
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: str = "INTERNAL"
     # Stable machine-readable reason, sent as trailing metadata so clients
     # (the gateway, the portal) can show a message in the user's language.
     reason: str = "internal"
@@ -23,7 +22,7 @@ class TuoguanError(Exception):
 
 
 class InvalidArgument(TuoguanError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
     reason = "invalid_argument"
 
     def __init__(self, field: str, problem: str):
@@ -33,37 +32,37 @@ class InvalidArgument(TuoguanError):
 
 
 class NotFound(TuoguanError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
     reason = "not_found"
 
 
 class AlreadyExists(TuoguanError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
     reason = "already_exists"
 
 
 class FailedPrecondition(TuoguanError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
     reason = "failed_precondition"
 
 
 class ResourceExhausted(TuoguanError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
     reason = "resource_exhausted"
 
 
 class Unauthenticated(TuoguanError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
     reason = "unauthenticated"
 
 
 class PermissionDenied(TuoguanError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
     reason = "permission_denied"
 
 
 class Unavailable(TuoguanError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
     reason = "unavailable"
 
 

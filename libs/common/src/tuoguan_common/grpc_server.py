@@ -68,13 +68,13 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                         principal_token = auth.set_current_principal(principal)
                         return inner(request, context)
                     except TuoguanError as exc:
-                        code = exc.code
+                        code = exc.code if isinstance(exc.code, grpc.StatusCode) else grpc.StatusCode[exc.code]
                         span.set_status(Status(StatusCode.ERROR, exc.reason))
                         trailing = [(REASON_KEY, exc.reason)]
                         if isinstance(exc, InvalidArgument):
                             trailing.append((FIELD_KEY, exc.field))
                         context.set_trailing_metadata(trailing)
-                        context.abort(exc.code, exc.message)
+                        context.abort(code, exc.message)
                     except grpc.RpcError as exc:
                         # A call this method made to another service failed: pass its status on.
                         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN

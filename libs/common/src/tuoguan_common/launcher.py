@@ -19,6 +19,7 @@ from .auth import generate_keypair
 from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
 from .db import drop_database, migrate, migrations_dir
 from .net import answers, free_port
+from .topology import declare_event_queues
 
 DOMAIN_SERVICES = ("identity", "registration", "billing")
 WORKER_SERVICES = ("registration", "billing")
@@ -96,9 +97,9 @@ class Platform:
         self.ports["gateway_http"] = free_port()
         for service in DOMAIN_SERVICES:
             migrate(self.db_url(service), migrations_dir(service))
+            declare_event_queues(service, self.amqp_uri)
         py = sys.executable
         try:
-            # Workers first: their queues must exist before anything publishes.
             for service in WORKER_SERVICES:
                 self._spawn(f"{service}-worker", [py, "-m", "tuoguan_common.worker_main", service],
                             self.ports[f"{service}_worker_metrics"])

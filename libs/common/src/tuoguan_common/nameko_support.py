@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import Any, Callable
 
 import eventlet
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from nameko.extensions import DependencyProvider
 from opentelemetry import context as otel_context
@@ -131,13 +133,14 @@ def handle_event(
     apply: Callable[[Any, Message], None],
 ) -> str:
     """Applies an event once: the inbox row and the effect commit together."""
-    event_id = payload.get("event_id") if isinstance(payload, dict) else None
-    if not event_id:
-        # Requeueing a message that can never be handled would loop forever:
-        # acknowledge it, and say so where an operator looks.
+    # Requeueing a message that can never be handled would loop forever:
+    # acknowledge it, and say so where an operator looks.
+    try:
+        event_id = str(uuid.UUID(str(payload["event_id"])))
+        event = outbox.parse_event(payload, message_type)
+    except (KeyError, TypeError, ValueError, json_format.ParseError):
         log.error("dropped malformed event", extra={"event_type": message_type.DESCRIPTOR.name, "handler": handler})
         return "malformed"
-    event = outbox.parse_event(payload, message_type)
     with database.transaction() as cur:
         if not outbox.first_time(cur, event_id, handler):
             return "duplicate"

@@ -180,6 +180,10 @@ class OutboxRelay:
             self._amqp = amqp.Connection(
                 host=host, userid=parts.get("userid") or "guest", password=parts.get("password") or "guest",
                 virtual_host=parts.get("virtual_host") or "/", heartbeat=0,
+                # A broker that blocks publishers (memory or disk alarm) must
+                # not hold the batch's row locks forever: time out, roll back,
+                # reconnect, and let the error counter tell.
+                connect_timeout=5, read_timeout=15, write_timeout=15,
             )
             self._amqp.connect()
             self._channel = self._amqp.channel()

@@ -8,7 +8,8 @@ import threading
 from typing import Mapping, MutableMapping
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -68,14 +69,19 @@ def tracer(name: str = "tuoguan") -> trace.Tracer:
     return trace.get_tracer(name)
 
 
+# W3C trace context only: baggage from a client would otherwise travel into
+# every service, the outbox and stored payments, with whatever it carries.
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
 def inject(carrier: MutableMapping[str, str] | None = None) -> dict[str, str]:
     carrier = {} if carrier is None else carrier
-    propagate.inject(carrier)
+    _PROPAGATOR.inject(carrier)
     return dict(carrier)
 
 
 def extract(carrier: Mapping[str, str]) -> otel_context.Context:
-    return propagate.extract(carrier)
+    return _PROPAGATOR.extract(carrier)
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:

@@ -22,14 +22,17 @@ log = logging.getLogger("tuoguan.worker")
 
 
 def nameko_config(service: str) -> dict:
-    from .config import DEFAULT_AMQP_URI, service_database_url
+    from .config import DEFAULT_AMQP_URI, env_number, service_database_url
 
+    concurrency = env_number("TUOGUAN_WORKER_CONCURRENCY", 20, minimum=1)
     return {
         "AMQP_URI": os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
         "DATABASE_URL": service_database_url(service),
-        "max_workers": int(os.environ.get("TUOGUAN_WORKER_CONCURRENCY", "20")),
-        "PREFETCH_COUNT": int(os.environ.get("TUOGUAN_WORKER_CONCURRENCY", "20")),
-        "DB_POOL_SIZE": int(os.environ.get("TUOGUAN_DB_POOL_SIZE", "8")),
+        "max_workers": concurrency,
+        "PREFETCH_COUNT": concurrency,
+        # Every handler and timer may hold a connection at once: a smaller pool
+        # would make handlers wait on the pool, time out and requeue under load.
+        "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", concurrency + 4, minimum=1),
     }
 
 

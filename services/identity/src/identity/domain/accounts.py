@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from tuoguan_common import auth
+from tuoguan_common.roles import ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE
 
 from ..exceptions import InvalidAccountField
 
@@ -26,8 +26,8 @@ MAX_DISPLAY_NAME_LENGTH = 40
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 
 STAFF_ROLES = frozenset({
-    auth.REGISTRATION_OFFICE, auth.ADMIN, auth.FINANCE, auth.CLINICIAN,
-    auth.ENGINEER, auth.DISPATCHER, auth.CONSULTANT, auth.DEVICE,
+    REGISTRATION_OFFICE, ADMIN, FINANCE, CLINICIAN,
+    ENGINEER, DISPATCHER, CONSULTANT, DEVICE,
 })
 
 
@@ -124,7 +124,7 @@ def new_patient(phone: str, secret: str, display: str) -> NewAccount:
     """A patient's account; checks the fields in the order the sign-up form asks them."""
     login = patient_phone(phone)
     password(secret)
-    return NewAccount(login=login, display_name=display_name(display), roles=(auth.PATIENT,))
+    return NewAccount(login=login, display_name=display_name(display), roles=(PATIENT,))
 
 
 def new_staff(login: str, secret: str, display: str, roles: Iterable[str]) -> NewAccount:
