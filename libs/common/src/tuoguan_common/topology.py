@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 
 import kombu
 
@@ -35,7 +36,11 @@ def event_subscriptions(service_cls) -> list[tuple[str, str, str]]:
 def declare_event_queues(service: str, amqp_uri: str | None = None) -> list[str]:
     """Declares the queues of ``<service>.worker``'s service class; returns their names."""
     try:
-        module = importlib.import_module(f"{service}.worker")
+        with warnings.catch_warnings():
+            # Importing nameko pulls in eventlet, which announces its deprecation;
+            # this process only reads the handlers' declarations.
+            warnings.simplefilter("ignore")
+            module = importlib.import_module(f"{service}.worker")
     except ModuleNotFoundError:
         return []
     service_cls = next((obj for obj in vars(module).values()
