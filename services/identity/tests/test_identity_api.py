@@ -144,6 +144,15 @@ def test_unknown_logins_are_throttled_too(identity):
     assert failure(lambda: sign_in(identity, login="nobody"))[1] == "too_many_attempts"
 
 
+def test_parallel_guesses_cannot_slip_past_the_throttle(identity):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        reasons = list(pool.map(lambda _: failure(lambda: sign_in(identity, login="guessed"))[1], range(16)))
+    assert reasons.count("bad_credentials") <= 5
+    assert reasons.count("too_many_attempts") >= 11
+
+
 def _staff_request(**changes):
     fields = {"login": "zhao.lei", "password": "Clinic2026", "display_name": "赵磊",
               "roles": [pb.ROLE_CLINICIAN, pb.ROLE_ENGINEER], "idempotency_key": uuid.uuid4().hex}

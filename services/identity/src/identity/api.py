@@ -80,19 +80,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         password = rules.presented_password(request.password)
         now = self.clock()
         window_start = self.throttle.window_start(now)
-        failures = self.store.failures_since(login, window_start)
+        failures = self.store.begin_attempt(login, now, since=window_start, limit=self.throttle.max_failures)
         if self.throttle.is_locked(failures):
             self._signed_in("too_many_attempts")
             raise TooManyAttempts(math.ceil(self.throttle.window.total_seconds() / 60))
         record = self.store.account_by_login(login)
         # An unknown login is checked against a decoy hash: the same work and
-        # the same answer as a wrong password.
+        # the same answer as a wrong password. The attempt already counts as a
+        # failure; only a success takes it back.
         if not self.passwords.verify(record.password_hash if record else None, password):
-            self.store.record_failure(login, now, forget_before=window_start)
             self._signed_in("bad_credentials")
             raise BadCredentials()
-        if failures:
-            self.store.clear_failures(login)
+        self.store.clear_failures(login)
         if self.passwords.needs_rehash(record.password_hash):
             self.store.replace_password_hash(record.account_id, self.passwords.hash(password))
         token = self.issuer.issue(record.account_id, record.roles)

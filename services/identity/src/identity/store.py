@@ -72,18 +72,22 @@ class IdentityStore:
 
     # The sign-in throttle.
 
-    def failures_since(self, login: str, since: dt.datetime) -> int:
+    def begin_attempt(self, login: str, at: dt.datetime, *, since: dt.datetime, limit: int) -> int:
+        """Counts the login's failures in the window and, below the limit, records
+        this attempt as one until it succeeds: parallel guesses cannot all slip in
+        under the limit, because each holds a place before the password is checked.
+        Returns the failures counted before this attempt."""
         with self.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('sign-in:' || %s))", (login,))
             cur.execute(
                 "SELECT count(*) AS n FROM sign_in_failures WHERE login = %s AND failed_at >= %s", (login, since),
             )
-            return int(cur.fetchone()["n"])
-
-    def record_failure(self, login: str, at: dt.datetime, *, forget_before: dt.datetime) -> None:
-        with self.transaction() as cur:
-            cur.execute("INSERT INTO sign_in_failures (login, failed_at) VALUES (%s, %s)", (login, at))
+            failures = int(cur.fetchone()["n"])
+            if failures < limit:
+                cur.execute("INSERT INTO sign_in_failures (login, failed_at) VALUES (%s, %s)", (login, at))
             # Failures older than the window count for nothing; keep the table small.
-            cur.execute("DELETE FROM sign_in_failures WHERE failed_at < %s", (forget_before,))
+            cur.execute("DELETE FROM sign_in_failures WHERE failed_at < %s", (since,))
+            return failures
 
     def clear_failures(self, login: str) -> None:
         with self.transaction() as cur:
