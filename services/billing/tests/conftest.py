@@ -8,6 +8,7 @@ one. PostgreSQL and RabbitMQ are always the real ones.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +18,7 @@ import pytest
 
 from billing import api
 from billing.cashier import Cashier
+from billing.providers.base import MeteredProvider, PaymentProvider
 from billing.providers.sandbox import SandboxProvider
 from billing.registration_client import RegistrationClient
 from billing.store import BillingStore
@@ -32,6 +34,26 @@ from tuoguan_common.outbox import utcnow
 SETTLE_DELAY = dt.timedelta(milliseconds=200)
 LATE_CAPTURE = dt.timedelta(seconds=3)
 PAYMENT_TIMEOUT = dt.timedelta(seconds=1)
+AUTHORIZE_GRACE = dt.timedelta(seconds=2)
+HOLD = dt.timedelta(minutes=15)
+
+
+class ProbedProvider(MeteredProvider):
+    """The sandbox, with hooks a test sets around ``authorize``: to look at
+    the world just before the provider is asked, or to make the call fail."""
+
+    def __init__(self, inner: PaymentProvider):
+        super().__init__(inner)
+        self.before_authorize: Callable[[str], None] | None = None
+        self.after_authorize: Callable[[str], None] | None = None
+
+    def authorize(self, payment_id, amount_fen, method_token, idempotency_key):
+        if self.before_authorize is not None:
+            self.before_authorize(payment_id)
+        authorization = super().authorize(payment_id, amount_fen, method_token, idempotency_key)
+        if self.after_authorize is not None:
+            self.after_authorize(payment_id)
+        return authorization
 
 
 class RegistrationDouble(registration_pb2_grpc.RegistrationServiceServicer):
@@ -40,12 +62,16 @@ class RegistrationDouble(registration_pb2_grpc.RegistrationServiceServicer):
     def __init__(self):
         self.bookings: dict[str, registration_pb2.Booking] = {}
         self.address = ""
+        # Called with the booking id each time GetBooking is asked, before it answers.
+        self.on_get_booking: Callable[[str], None] | None = None
+        self.asked: list[str] = []
 
-    def add(self, patient_id: str, *, fee_fen: int = 5000,
-            status: int = registration_pb2.BOOKING_STATUS_HELD) -> str:
+    def add(self, patient_id: str, *, fee_fen: int = 5000, status: int = registration_pb2.BOOKING_STATUS_HELD,
+            hold: dt.timedelta = HOLD) -> str:
         booking_id = str(uuid.uuid4())
         self.bookings[booking_id] = registration_pb2.Booking(
             booking_id=booking_id, patient_id=patient_id, status=status, fee_fen=fee_fen,
+            hold_expires_at=(utcnow() + hold).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         )
         return booking_id
 
@@ -53,6 +79,9 @@ class RegistrationDouble(registration_pb2_grpc.RegistrationServiceServicer):
         self.bookings[booking_id].status = status
 
     def GetBooking(self, request, context):
+        self.asked.append(request.booking_id)
+        if self.on_get_booking is not None:
+            self.on_get_booking(request.booking_id)
         caller = current_principal()
         booking = self.bookings.get(request.booking_id)
         if booking is None:
@@ -97,16 +126,18 @@ class Billing:
     db: object
     issuer: auth.TokenIssuer
     registration: RegistrationDouble
+    provider: ProbedProvider
 
     # How far a test moves the worker's clock instead of sleeping.
     SETTLED = dt.timedelta(seconds=1)  # past the sandbox's settle delay
     TIMED_OUT = dt.timedelta(seconds=1.5)  # past the payment timeout, before the late capture
     LATE_CAPTURED = dt.timedelta(seconds=4)  # past the sandbox's late capture of tok_timeout
+    UNFINISHED = dt.timedelta(seconds=3)  # past the grace the worker gives an unauthorised payment
 
-    def held_booking(self, fee_fen: int = 5000) -> tuple[str, str]:
+    def held_booking(self, fee_fen: int = 5000, hold: dt.timedelta = HOLD) -> tuple[str, str]:
         """A new patient and their HELD booking at registration."""
         patient_id = str(uuid.uuid4())
-        return patient_id, self.registration.add(patient_id, fee_fen=fee_fen)
+        return patient_id, self.registration.add(patient_id, fee_fen=fee_fen, hold=hold)
 
     def pay(self, patient_id: str, booking_id: str, token: str = "tok_ok",
             key: str | None = None) -> pb.PayRegistrationFeeResponse:
@@ -116,9 +147,48 @@ class Billing:
             metadata=self.token(patient_id),
         )
 
+    def pay_at_once(self, patient_id: str, booking_id: str, keys: list[str | None]
+                    ) -> list[pb.PayRegistrationFeeResponse | str]:
+        """One request per key, all at the same time: each one's answer, or its refusal's reason."""
+        outcomes: list[pb.PayRegistrationFeeResponse | str] = []
+
+        def attempt(key: str | None) -> None:
+            try:
+                outcomes.append(self.pay(patient_id, booking_id, key=key))
+            except grpc.RpcError as exc:
+                outcomes.append(self.reason_of(exc) or exc.code().name)
+
+        threads = [threading.Thread(target=attempt, args=(key,)) for key in keys]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return outcomes
+
     def new_payment(self, token: str = "tok_ok", fee_fen: int = 5000) -> pb.Payment:
         """A new patient pays a new booking."""
         return self.pay(*self.held_booking(fee_fen), token=token).payment
+
+    def unfinished_payment(self, *, hold: dt.timedelta = HOLD, charged: bool = False) -> tuple[str, str]:
+        """(payment id, booking id) of a payment whose api died before storing
+        the provider's reference: after the provider charged it when
+        ``charged``, before asking it otherwise. Its booking's hold ends ``hold`` from now."""
+        patient_id, booking_id = self.held_booking(hold=hold)
+
+        def dies(_payment_id):
+            raise RuntimeError("the api died here")
+
+        if charged:
+            self.provider.after_authorize = dies
+        else:
+            self.provider.before_authorize = dies
+        try:
+            with pytest.raises(grpc.RpcError):
+                self.pay(patient_id, booking_id)
+        finally:
+            self.provider.before_authorize = self.provider.after_authorize = None
+        [row] = self.rows("SELECT payment_id::text FROM payments WHERE booking_id = %s", booking_id)
+        return row["payment_id"], booking_id
 
     def token(self, subject: str | None = None, *roles: str) -> tuple[tuple[str, str], ...]:
         return auth.bearer_metadata(self.issuer.issue(subject or str(uuid.uuid4()), list(roles or [auth.PATIENT])))
@@ -128,7 +198,8 @@ class Billing:
         provider's records and the timeouts read that clock."""
         clock: Callable[[], dt.datetime] = lambda: utcnow() + after  # noqa: E731
         provider = SandboxProvider(self.db, settle_delay=SETTLE_DELAY, late_capture_delay=LATE_CAPTURE, clock=clock)
-        return Cashier(BillingStore(self.db), provider, clock=clock, payment_timeout=PAYMENT_TIMEOUT)
+        return Cashier(BillingStore(self.db), provider, clock=clock, payment_timeout=PAYMENT_TIMEOUT,
+                       authorize_grace=AUTHORIZE_GRACE)
 
     @staticmethod
     def reason_of(error: grpc.RpcError) -> str | None:
@@ -147,11 +218,12 @@ class Billing:
 @pytest.fixture
 def billing(billing_db, registration, sandbox, verifier, issuer):
     bookings = RegistrationClient(registration.address)
+    provider = ProbedProvider(sandbox)
     server, address = _serve(
-        "billing", lambda srv: api.register(srv, None, billing_db, bookings=bookings, provider=sandbox), verifier,
+        "billing", lambda srv: api.register(srv, None, billing_db, bookings=bookings, provider=provider), verifier,
     )
     channel = grpc.insecure_channel(address)
-    yield Billing(billing_pb2_grpc.BillingServiceStub(channel), billing_db, issuer, registration)
+    yield Billing(billing_pb2_grpc.BillingServiceStub(channel), billing_db, issuer, registration, provider)
     channel.close()
     server.stop(0)
     bookings.close()

@@ -3,7 +3,6 @@ gRPC server answering GetBooking. The worker's steps run here through the
 same cashier the worker uses, with its clock moved forward instead of sleeping."""
 from __future__ import annotations
 
-import threading
 import uuid
 
 import grpc
@@ -128,27 +127,14 @@ def test_one_payment_per_booking_while_pending_or_captured(billing):
 
 def test_concurrent_attempts_on_one_booking_make_one_payment(billing):
     patient_id, booking_id = billing.held_booking()
-    outcomes: list[str] = []
-
-    def attempt():
-        try:
-            billing.pay(patient_id, booking_id)
-            outcomes.append("paid")
-        except grpc.RpcError as exc:
-            outcomes.append(billing.reason_of(exc) or exc.code().name)
-
-    threads = [threading.Thread(target=attempt) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["paid"] + ["payment_in_progress"] * 5
+    outcomes = billing.pay_at_once(patient_id, booking_id, [None] * 6)
+    assert sorted(o if isinstance(o, str) else "paid" for o in outcomes) == ["paid"] + ["payment_in_progress"] * 5
     assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
 
 
 @pytest.mark.parametrize("token,reason", [("tok_decline", "card_declined"),
                                           ("tok_insufficient_funds", "insufficient_funds")])
-def test_a_declined_payment_fails_and_the_patient_may_try_again(billing, token, reason):
+def test_a_declined_payment_fails_and_its_booking_is_not_paid_again(billing, token, reason):
     patient_id, booking_id = billing.held_booking()
     declined = billing.pay(patient_id, booking_id, token=token).payment
     settled = billing.cashier(after=billing.SETTLED).settle_pending()
@@ -161,11 +147,19 @@ def test_a_declined_payment_fails_and_the_patient_may_try_again(billing, token, 
         (declined.payment_id, booking_id, reason)]
     assert billing.rows("SELECT 1 FROM journal_entries") == []
 
-    retry = billing.pay(patient_id, booking_id).payment
-    assert retry.payment_id != declined.payment_id and retry.status == pb.PAYMENT_STATUS_PENDING
+    # Registration releases the hold on PaymentFailed: one payment per hold,
+    # even while registration still shows the booking HELD.
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "payment_failed_hold_released"
+    assert "hold the slot again" in error.details()
+    billing.registration.set_status(booking_id, registration_pb2.BOOKING_STATUS_EXPIRED)
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "payment_failed_hold_released"
     listed = billing.stub.ListPayments(pb.ListPaymentsRequest(booking_id=booking_id),
                                        metadata=billing.token(patient_id)).payments
-    assert [p.status for p in listed] == [pb.PAYMENT_STATUS_FAILED, pb.PAYMENT_STATUS_PENDING]
+    assert [p.status for p in listed] == [pb.PAYMENT_STATUS_FAILED]
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
+    assert len(billing.rows("SELECT 1 FROM idempotency_keys")) == 1
 
 
 def test_an_unanswered_payment_becomes_unknown_and_reconciliation_captures_it(billing):
@@ -275,17 +269,54 @@ def test_only_the_callers_held_booking_can_be_paid(billing):
     assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []
 
 
-@pytest.mark.parametrize("booking_id,token,key,field", [
-    ("", "tok_ok", "k", "booking_id"),
-    ("b", "", "k", "payment_method_token"),
-    ("b", "4111 1111 1111 1111", "k", "payment_method_token"),
-    ("b", "tok_ok", "", "idempotency_key"),
+A_BOOKING = "5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11"
+
+
+@pytest.mark.parametrize("booking_id,token,key,field,problem", [
+    ("", "tok_ok", "k", "booking_id", "is required"),
+    ("b", "tok_ok", "k", "booking_id", "is not a valid id"),
+    ("5b1e6f9c-3d1a-4c55-9a43", "tok_ok", "k", "booking_id", "is not a valid id"),
+    (A_BOOKING, "", "k", "payment_method_token", "is required"),
+    (A_BOOKING, "4111 1111 1111 1111", "k", "payment_method_token", "is not a payment method token"),
+    (A_BOOKING, "tok_ok", "", "idempotency_key", "is required"),
 ])
-def test_bad_input_names_the_field(billing, booking_id, token, key, field):
+def test_bad_input_names_the_field(billing, booking_id, token, key, field, problem):
     error = fails(lambda: billing.stub.PayRegistrationFee(
         pb.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=token, idempotency_key=key),
         metadata=billing.token()), grpc.StatusCode.INVALID_ARGUMENT)
     assert dict(error.trailing_metadata())["tuoguan-field"] == field
+    assert billing.reason_of(error) == "invalid_argument" and problem in error.details()
+    assert billing.registration.asked == []
+
+
+def test_a_booking_id_is_used_in_its_canonical_form(billing):
+    patient_id, booking_id = billing.held_booking()
+    spelled = "{" + booking_id.upper() + "}"
+    payment = billing.pay(patient_id, spelled, key="k-1").payment
+    assert payment.booking_id == booking_id
+    assert billing.registration.asked == [booking_id]
+    assert billing.rows("SELECT booking_id FROM payments") == [{"booking_id": booking_id}]
+    # Another spelling of the same request is the same request.
+    assert billing.pay(patient_id, booking_id.replace("-", ""), key="k-1").payment == payment
+    error = fails(lambda: billing.pay(patient_id, booking_id.upper()), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "payment_in_progress"
+    listed = billing.stub.ListPayments(pb.ListPaymentsRequest(booking_id=booking_id.upper()),
+                                       metadata=billing.token(patient_id)).payments
+    assert [p.payment_id for p in listed] == [payment.payment_id]
+    error = fails(lambda: billing.stub.ListPayments(pb.ListPaymentsRequest(booking_id="nope"),
+                                                    metadata=billing.token(patient_id)),
+                  grpc.StatusCode.INVALID_ARGUMENT)
+    assert dict(error.trailing_metadata())["tuoguan-field"] == "booking_id"
+
+
+def test_a_booking_without_a_fee_is_refused_as_no_fee_due(billing):
+    # Registration lets a fee of 0 be held; billing has nothing to charge
+    # (the README's known gap: registration must confirm such a booking itself).
+    patient_id, booking_id = billing.held_booking(fee_fen=0)
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "no_fee_due"
+    assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []
+    assert billing.rows("SELECT 1 FROM sandbox_provider.charges") == []
 
 
 def test_a_token_the_provider_does_not_know_is_refused_and_nothing_is_written(billing):

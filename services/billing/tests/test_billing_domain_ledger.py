@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from billing.domain import ledger, payments
 from billing.domain.ledger import JournalEntry, JournalLine, Side
 from billing.domain.payments import PaymentStatus
-from billing.exceptions import AlreadyRefunded, InvalidPaymentTransition, NotRefundable, UnbalancedJournalEntry
+from billing.domain.errors import AlreadyRefunded, InvalidPaymentTransition, NotRefundable, UnbalancedJournalEntry
 
 NOW = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)
 CLEARING = ledger.provider_clearing("sandbox")

@@ -2,25 +2,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
 
-from billing.domain import payments
-from billing.domain.payments import Booking, ChargeState, ChargeStatus, PaymentStatus, RefundAction
-from billing.exceptions import (
+from billing import exceptions
+from billing.domain import errors, payments
+from billing.domain.errors import (
     AlreadyPaid,
     AlreadyRefunded,
+    BadInput,
     BookingNotHeld,
     InvalidPaymentTransition,
     NoFeeDue,
     NotRefundable,
+    NotTheirs,
+    PaymentFailedHoldReleased,
     PaymentInProgress,
 )
-from tuoguan_common.errors import InvalidArgument, PermissionDenied
+from billing.domain.payments import Booking, ChargeState, ChargeStatus, PaymentStatus, RefundAction, ResumeAction
+from tuoguan_common.errors import TuoguanError
 
 NOW = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)
-BOOKING = Booking(booking_id="b1", patient_id="pat-1", status="HELD", fee_fen=5000)
+HOLD_ENDS = NOW + dt.timedelta(minutes=15)
+BOOKING = Booking(booking_id="b1", patient_id="pat-1", status="HELD", fee_fen=5000, hold_expires_at=HOLD_ENDS)
 
 
 def payment(status=PaymentStatus.PENDING, **changes) -> payments.Payment:
@@ -67,11 +74,17 @@ def test_the_amount_is_the_bookings_fee():
 
 def test_a_held_booking_of_the_caller_is_payable():
     payments.check_payable(BOOKING, "pat-1", [])
-    payments.check_payable(BOOKING, "pat-1", [payment(PaymentStatus.FAILED, failure_reason="card_declined")])
+
+
+def test_a_payment_opens_with_the_bookings_hold_and_the_token_until_authorised():
+    opened = payments.open_payment("p1", BOOKING, "sandbox", NOW, method_token="tok_ok")
+    assert opened.hold_expires_at == HOLD_ENDS and opened.method_token == "tok_ok"
+    assert opened.provider_reference is None and opened.authorized_at is None
+    assert "tok_ok" not in repr(opened)
 
 
 @pytest.mark.parametrize("booking,caller,existing,error", [
-    (BOOKING, "someone-else", [], PermissionDenied),
+    (BOOKING, "someone-else", [], NotTheirs),
     (Booking("b1", "pat-1", "CONFIRMED", 5000), "pat-1", [], BookingNotHeld),
     (Booking("b1", "pat-1", "EXPIRED", 5000), "pat-1", [], BookingNotHeld),
     (Booking("b1", "pat-1", "HELD", 0), "pat-1", [], NoFeeDue),
@@ -79,16 +92,130 @@ def test_a_held_booking_of_the_caller_is_payable():
     (BOOKING, "pat-1", [payment(PaymentStatus.UNKNOWN)], PaymentInProgress),
     (BOOKING, "pat-1", [payment(PaymentStatus.CAPTURED)], AlreadyPaid),
     (BOOKING, "pat-1", [payment(PaymentStatus.REFUNDED)], AlreadyPaid),
+    # One payment per hold: a failed payment released it, whatever registration still shows.
+    (BOOKING, "pat-1", [payment(PaymentStatus.FAILED, failure_reason="card_declined")], PaymentFailedHoldReleased),
+    (Booking("b1", "pat-1", "EXPIRED", 5000), "pat-1", [payment(PaymentStatus.FAILED, failure_reason="x")],
+     PaymentFailedHoldReleased),
+    (BOOKING, "pat-1", [payment(PaymentStatus.FAILED, failure_reason="x"), payment(PaymentStatus.PENDING)],
+     PaymentInProgress),
 ])
 def test_reasons_not_to_pay(booking, caller, existing, error):
     with pytest.raises(error):
         payments.check_payable(booking, caller, existing)
 
 
+def test_a_failed_payment_says_to_hold_the_slot_again():
+    with pytest.raises(PaymentFailedHoldReleased) as caught:
+        payments.check_payable(BOOKING, "pat-1", [payment(PaymentStatus.FAILED, failure_reason="card_declined")])
+    assert "hold the slot again" in caught.value.message
+
+
 def test_reason_codes_are_stable():
-    assert BookingNotHeld("x").reason == "booking_not_held"
-    assert PaymentInProgress("x").reason == "payment_in_progress"
-    assert AlreadyPaid("x").reason == "already_paid"
+    assert exceptions.BookingNotHeld("x").reason == "booking_not_held"
+    assert exceptions.PaymentInProgress("x").reason == "payment_in_progress"
+    assert exceptions.AlreadyPaid("x").reason == "already_paid"
+    assert exceptions.PaymentFailedHoldReleased("x").reason == "payment_failed_hold_released"
+    assert exceptions.NoFeeDue("x").reason == "no_fee_due"
+
+
+def _code(error) -> str:
+    # tuoguan_common.errors names the code (or, in older versions, holds a grpc.StatusCode).
+    return getattr(error.code, "name", error.code)
+
+
+@pytest.mark.parametrize("refusal,code,reason", [
+    (errors.BadInput("booking_id", "is not a valid id"), "INVALID_ARGUMENT", "invalid_argument"),
+    (errors.NotTheirs("not yours"), "PERMISSION_DENIED", "permission_denied"),
+    (errors.BookingNotHeld("x"), "FAILED_PRECONDITION", "booking_not_held"),
+    (errors.NoFeeDue("x"), "FAILED_PRECONDITION", "no_fee_due"),
+    (errors.PaymentInProgress("x"), "FAILED_PRECONDITION", "payment_in_progress"),
+    (errors.AlreadyPaid("x"), "FAILED_PRECONDITION", "already_paid"),
+    (errors.PaymentFailedHoldReleased("x"), "FAILED_PRECONDITION", "payment_failed_hold_released"),
+    (errors.InvalidPaymentTransition("x"), "FAILED_PRECONDITION", "invalid_payment_transition"),
+    (errors.NotRefundable("x"), "FAILED_PRECONDITION", "not_refundable"),
+    (errors.AlreadyRefunded("x"), "FAILED_PRECONDITION", "already_refunded"),
+    (errors.UnbalancedJournalEntry("x"), "INTERNAL", "unbalanced_journal_entry"),
+])
+def test_each_refusal_of_the_domain_keeps_its_status_and_reason_code(refusal, code, reason):
+    answered = exceptions.service_error(refusal)
+    assert (_code(answered), answered.reason, answered.message) == (code, reason, refusal.message)
+
+
+def test_every_refusal_of_the_domain_is_mapped():
+    kinds = {value for value in vars(errors).values()
+             if isinstance(value, type) and issubclass(value, errors.BillingRuleError)} - {errors.BillingRuleError}
+    made = [kind("field", "problem") if kind is errors.BadInput else kind("x") for kind in kinds]
+    # An unmapped refusal would be answered as a bare TuoguanError (INTERNAL).
+    assert [type(r).__name__ for r in made if type(exceptions.service_error(r)) is TuoguanError] == []
+
+
+def test_a_field_error_keeps_its_field():
+    answered = exceptions.service_error(errors.BadInput("payment_method_token", "is required"))
+    assert (answered.field, answered.problem) == ("payment_method_token", "is required")
+
+
+def test_an_api_method_answers_a_refusal_as_its_service_error():
+    @exceptions.answers_rule_errors
+    def method():
+        raise errors.PaymentFailedHoldReleased("hold the slot again")
+
+    with pytest.raises(exceptions.PaymentFailedHoldReleased) as caught:
+        method()
+    assert isinstance(caught.value.__cause__, errors.PaymentFailedHoldReleased)
+
+
+def test_the_domain_imports_neither_grpc_nor_the_service_errors():
+    code = ("import sys; import billing.domain.errors, billing.domain.ledger, billing.domain.payments, "
+            "billing.domain.reconciliation; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'tuoguan_common', 'nameko', "
+            "'psycopg') or m == 'billing.exceptions'); print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("text", [
+    "5B1E6F9C-3D1A-4C55-9A43-0F6F7B0D2A11", "{5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11}",
+    "5b1e6f9c3d1a4c559a430f6f7b0d2a11", " urn:uuid:5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11 ",
+])
+def test_a_booking_id_is_canonicalised(text):
+    assert payments.check_booking_id(text) == "5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11"
+
+
+@pytest.mark.parametrize("text,problem", [("", "is required"), ("  ", "is required"), ("b1", "is not a valid id"),
+                                          ("5b1e6f9c-3d1a-4c55-9a43", "is not a valid id")])
+def test_a_booking_id_that_is_not_one_is_refused(text, problem):
+    with pytest.raises(BadInput) as caught:
+        payments.check_booking_id(text)
+    assert (caught.value.field, caught.value.problem) == ("booking_id", problem)
+
+
+def test_the_authorisation_key_is_the_payments():
+    assert payments.authorization_key("p1") == "registration-fee:p1"
+
+
+@pytest.mark.parametrize("seen,now,token,action", [
+    (True, NOW, "tok_ok", ResumeAction.RECORD),
+    (True, HOLD_ENDS + dt.timedelta(hours=1), None, ResumeAction.RECORD),
+    (False, NOW, "tok_ok", ResumeAction.AUTHORIZE),
+    (False, HOLD_ENDS, "tok_ok", ResumeAction.ABANDON),
+    (False, HOLD_ENDS + dt.timedelta(hours=1), None, ResumeAction.ABANDON),
+    (False, NOW, None, ResumeAction.WAIT),
+])
+def test_what_the_worker_does_with_an_unauthorised_payment(seen, now, token, action):
+    unauthorised = replace(payment(), method_token=token)
+    assert payments.resume_action(unauthorised, seen, now) is action
+
+
+def test_a_payment_without_a_known_hold_is_authorised_not_abandoned():
+    unauthorised = replace(payment(), hold_expires_at=None, method_token="tok_ok")
+    assert payments.resume_action(unauthorised, False, NOW + dt.timedelta(days=1)) is ResumeAction.AUTHORIZE
+
+
+def test_an_abandoned_payment_fails_with_its_reason():
+    abandoned = payments.abandon(payment(), NOW)
+    assert (abandoned.status, abandoned.failure_reason, abandoned.settled_at) == (
+        PaymentStatus.FAILED, payments.NEVER_AUTHORIZED, NOW)
+    assert payments.abandon(payment(), NOW, payments.UNKNOWN_PAYMENT_METHOD).failure_reason == "unknown_payment_method"
 
 
 def test_the_same_request_names_the_same_payment():
@@ -100,15 +227,15 @@ def test_the_same_request_names_the_same_payment():
 
 @pytest.mark.parametrize("token", ["", "  ", "4111111111111111", "tok_", "TOK_OK", "tok_ok; drop", "tok_" + "a" * 61])
 def test_token_shapes_that_are_refused(token):
-    with pytest.raises(InvalidArgument) as caught:
+    with pytest.raises(BadInput) as caught:
         payments.check_method_token(token)
     assert caught.value.field == "payment_method_token"
 
 
 def test_payment_ids_are_checked():
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(BadInput):
         payments.check_payment_id("nope")
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(BadInput):
         payments.check_payment_id("")
 
 
@@ -131,6 +258,13 @@ def test_an_unanswered_payment_becomes_unknown_after_the_timeout():
     assert payments.unanswered(payment(), NOW + dt.timedelta(seconds=4), timeout) is None
     assert payments.unanswered(payment(), NOW + timeout, timeout).status is PaymentStatus.UNKNOWN
     assert payments.unanswered(payment(PaymentStatus.CAPTURED), NOW + timeout * 2, timeout) is None
+
+
+def test_the_timeout_runs_from_the_authorisation():
+    timeout = dt.timedelta(seconds=5)
+    late = payment(authorized_at=NOW + dt.timedelta(seconds=10))
+    assert payments.unanswered(late, NOW + dt.timedelta(seconds=12), timeout) is None
+    assert payments.unanswered(late, NOW + dt.timedelta(seconds=15), timeout).status is PaymentStatus.UNKNOWN
 
 
 def test_refunds_go_back_whole_and_once():

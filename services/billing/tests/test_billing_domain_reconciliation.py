@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 
+from billing.domain.errors import BadInput
 from billing.domain.reconciliation import (
     Movement,
     MovementKind,
@@ -14,7 +15,6 @@ from billing.domain.reconciliation import (
     parse_business_date,
     reconcile,
 )
-from tuoguan_common.errors import InvalidArgument
 
 DAY = dt.date(2026, 11, 26)
 C, R = MovementKind.CAPTURE, MovementKind.REFUND
@@ -31,7 +31,7 @@ def test_a_shanghai_day_starts_at_16_utc_the_day_before():
 
 @pytest.mark.parametrize("text", ["", "2026-13-01", "26-11-2026", "20261126", "yesterday"])
 def test_bad_dates_are_invalid_arguments(text):
-    with pytest.raises(InvalidArgument) as caught:
+    with pytest.raises(BadInput) as caught:
         parse_business_date(text)
     assert caught.value.field == "business_date"
 

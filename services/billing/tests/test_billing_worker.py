@@ -3,6 +3,7 @@ it settles payments on its timers, reconciles an unanswered one, relays the
 events, and refunds once whatever registration's redeliveries."""
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import urllib.request
 from functools import partial
@@ -27,16 +28,21 @@ def billing_events(infra):
         yield tap
 
 
-def test_the_worker_settles_reconciles_and_refunds_once(infra, billing, billing_events, processes):
+def start_worker(processes, infra, billing, **settings: str) -> int:
+    """The billing worker on the test's database and broker; returns its metrics port."""
     metrics_port = free_port()
     processes.start("billing-worker", [sys.executable, "-m", "tuoguan_common.worker_main", "billing"], {
         "BILLING_DATABASE_URL": billing.db.url,
         "AMQP_URI": infra["amqp_uri"],
         "BILLING_WORKER_METRICS_PORT": str(metrics_port),
-        "BILLING_PAYMENT_TIMEOUT_SECONDS": "1",
-        "BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS": "0.2",
-        "BILLING_RECONCILE_INTERVAL_SECONDS": "0.5",
+        **settings,
     }, ready_port=metrics_port)
+    return metrics_port
+
+
+def test_the_worker_settles_reconciles_and_refunds_once(infra, billing, billing_events, processes):
+    metrics_port = start_worker(processes, infra, billing, BILLING_PAYMENT_TIMEOUT_SECONDS="1",
+                                BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS="0.2", BILLING_RECONCILE_INTERVAL_SECONDS="0.5")
     # The handlers' queues are shared by every billing worker on the broker:
     # with another one attached, it would take some of the events published here.
     wait_for_consumers(infra["amqp_uri"], HANDLER_QUEUES, exactly=1, timeout=30,
@@ -87,3 +93,26 @@ def test_the_worker_settles_reconciles_and_refunds_once(infra, billing, billing_
     assert len(billing.rows("SELECT 1 FROM sandbox_provider.refunds")) == 2
     books = billing.rows("SELECT side, sum(amount_fen) AS fen FROM journal_lines GROUP BY side ORDER BY side")
     assert [(r["side"], int(r["fen"])) for r in books] == [("credit", 20000), ("debit", 20000)]
+
+
+def test_the_worker_finishes_the_payments_the_api_did_not(infra, billing, billing_events, processes):
+    start_worker(processes, infra, billing, BILLING_AUTHORIZE_GRACE_SECONDS="0.5",
+                 BILLING_AUTHORIZE_RETRY_INTERVAL_SECONDS="0.2")
+
+    # The api died between its two transactions, and nobody retried.
+    authorised, _ = billing.unfinished_payment()  # before asking the provider; the hold runs
+    recorded, _ = billing.unfinished_payment(charged=True)  # after the provider charged
+    abandoned, booking_id = billing.unfinished_payment(hold=dt.timedelta(milliseconds=300))  # its hold is over
+    ours = {authorised, recorded, abandoned}
+
+    def of(event_type: str) -> list[dict]:
+        return [e for e in billing_events.events(event_type) if e["payment_id"] in ours]
+
+    wait_for(lambda: {e["payment_id"] for e in of("PaymentCaptured")} == {authorised, recorded},
+             timeout=20, message="the captures of the payments the worker authorised or recorded")
+    wait_for(lambda: of("PaymentFailed"), timeout=20, message="the abandoned payment's failure")
+    assert [(e["payment_id"], e["booking_id"], e["reason"]) for e in of("PaymentFailed")] == [
+        (abandoned, booking_id, "never_authorized")]
+    charged = billing.rows("SELECT merchant_payment_id FROM sandbox_provider.charges")
+    assert sorted(c["merchant_payment_id"] for c in charged) == sorted([authorised, recorded])
+    assert billing.rows("SELECT 1 FROM payments WHERE method_token IS NOT NULL") == []

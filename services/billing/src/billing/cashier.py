@@ -15,18 +15,22 @@ from typing import Callable
 
 import psycopg
 
-from tuoguan.billing.v1 import events_pb2
+from tuoguan.billing.v1 import billing_pb2, events_pb2
 from tuoguan_common import metrics, outbox, telemetry
 from tuoguan_common.outbox import utcnow
 
 from .domain import ledger, payments
-from .domain.payments import Payment, PaymentStatus, RefundAction
-from .exceptions import PaymentInProgress, ProviderUnavailable, RefundRefused
+from .domain.errors import PaymentInProgress
+from .domain.payments import Booking, Payment, PaymentStatus, RefundAction, ResumeAction
+from .exceptions import ProviderRequestConflict, ProviderUnavailable, RefundRefused, UnknownPaymentMethod
+from .messages import payment_message
 from .providers.base import PaymentProvider
 from .registration_client import BookingSource
 from .store import BillingStore
 
 log = logging.getLogger(__name__)
+
+PAY_SCOPE = "billing.PayRegistrationFee"
 
 
 @dataclass
@@ -56,10 +60,37 @@ class Settled:
         return self
 
 
+def _charged_after_giving_up(payment: Payment) -> None:
+    # The provider made a charge for a payment already failed as never
+    # authorised (an authorisation that outlived the worker's grace and the
+    # booking's hold).
+    # Its reference is on the row; the day's reconciliation shows the capture
+    # as missing in the ledger, for finance to refund by hand.
+    log.error("the provider charged a payment billing had already given up",
+              extra={"payment_id": payment.payment_id, "status": payment.status.value})
+
+
+@dataclass(frozen=True)
+class FeeRequest:
+    """A patient's PayRegistrationFee, parsed."""
+
+    patient_id: str
+    booking_id: str  # canonical (payments.check_booking_id)
+    method_token: str
+    idempotency_key: str
+    # Of the request as parsed, so two spellings of one booking id are one request.
+    fingerprint: str
+    bearer: str | None
+
+    @property
+    def payment_id(self) -> str:
+        return payments.payment_id_for(self.patient_id, self.idempotency_key)
+
+
 class Cashier:
     def __init__(self, store: BillingStore, provider: PaymentProvider, *, bookings: BookingSource | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, payment_timeout: dt.timedelta = dt.timedelta(seconds=5),
-                 batch_size: int = 500):
+                 authorize_grace: dt.timedelta = dt.timedelta(seconds=5), batch_size: int = 500):
         for outcome in ("captured", "failed"):
             metrics.BILLING_RECONCILED.labels(outcome)
         self.store = store
@@ -67,6 +98,7 @@ class Cashier:
         self.bookings = bookings
         self.clock = clock
         self.payment_timeout = payment_timeout
+        self.authorize_grace = authorize_grace
         self.batch_size = batch_size
 
     @property
@@ -75,28 +107,182 @@ class Cashier:
 
     # Paying a fee (api).
 
-    def open_payment(self, cur: psycopg.Cursor, *, patient_id: str, booking_id: str, method_token: str,
-                     idempotency_key: str, bearer: str | None) -> Payment:
-        """Starts paying a held booking's fee; the payment is PENDING until the provider answers."""
-        assert self.bookings is not None, "the api builds the cashier with a booking source"
-        booking = self.bookings.get_booking(booking_id, bearer)
-        payments.check_payable(booking, patient_id, self.store.payments_for_booking(cur, booking_id))
+    def pay_fee(self, request: FeeRequest) -> billing_pb2.PayRegistrationFeeResponse:
+        """Starts paying a held booking's fee; the answer is the PENDING payment
+        with the provider's reference, and it settles when the provider answers.
+
+        No transaction is open while registration or the provider is asked:
+
+        1. the first answer, if this request was made before (a short read);
+        2. the booking, from registration;
+        3. transaction 1: the idempotency key and the PENDING payment, committed
+           before any money moves, so a charge never exists without its row;
+        4. the provider's authorisation, under the payment's authorisation key:
+           the provider makes one charge whoever asks and however often;
+        5. transaction 2: the provider's reference and the answer under the key.
+
+        A retry of a request that stopped between 3 and 5 carries on from 4;
+        the worker's ``authorize_unfinished`` does the same for one nobody retries.
+        """
+        answer = self._first_answer(request)
+        if answer is None:
+            assert self.bookings is not None, "the api builds the cashier with a booking source"
+            booking = self.bookings.get_booking(request.booking_id, request.bearer)
+            opened = self._open_payment(request, booking)
+            if isinstance(opened, Payment):
+                return self._authorize(request, opened, opened_here=True)
+            answer = opened
+        if answer:
+            return billing_pb2.PayRegistrationFeeResponse.FromString(answer)
+        # Claimed by a request that has not finished: it died, or still runs. Carry on.
+        with self.database.transaction() as cur:
+            payment = self.store.get_payment(cur, request.payment_id)
+        if payment is None:
+            raise PaymentInProgress("this request is still opening its payment")
+        return self._authorize(request, payment, opened_here=False)
+
+    def _first_answer(self, request: FeeRequest) -> bytes | None:
+        """None for a new request; else its first answer, empty while the first has not finished."""
+        with self.database.transaction() as cur:
+            earlier = self.store.earlier_request(cur, PAY_SCOPE, request.patient_id, request.idempotency_key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != request.fingerprint:
+            raise outbox.IdempotencyConflict(request.idempotency_key)
+        return earlier.response or b""
+
+    def _open_payment(self, request: FeeRequest, booking: Booking) -> Payment | bytes:
+        """Transaction 1: claims the key and commits the PENDING payment; or,
+        when the same request claimed the key meanwhile, its answer so far."""
         payment = replace(
-            payments.open_payment(payments.payment_id_for(patient_id, idempotency_key), booking,
-                                  self.provider.name, self.clock()),
+            payments.open_payment(request.payment_id, booking, self.provider.name, self.clock(),
+                                  method_token=request.method_token),
             trace_carrier=telemetry.inject(),
         )
-        if not self.store.insert_payment(cur, payment):
-            # Another attempt for this booking committed meanwhile: its status says why not.
-            payments.check_payable(booking, patient_id, self.store.payments_for_booking(cur, booking_id))
-            raise PaymentInProgress("another payment for this booking has just started")
-        # Inside our transaction but committed at the provider: if ours rolls
-        # back, a retry names the same payment and the provider answers with
-        # the charge it already made.
-        authorization = self.provider.authorize(payment.payment_id, payment.amount_fen, method_token,
-                                                idempotency_key=f"registration-fee:{payment.payment_id}")
-        self.store.set_provider_reference(cur, payment.payment_id, authorization.reference)
-        return replace(payment, provider_reference=authorization.reference)
+        with self.database.transaction() as cur:
+            claimed = outbox.claim_key(cur, PAY_SCOPE, request.patient_id, request.idempotency_key,
+                                       request.fingerprint)
+            if claimed is not None:
+                return claimed
+            payments.check_payable(booking, request.patient_id,
+                                   self.store.payments_for_booking(cur, payment.booking_id))
+            inserted = self.store.insert_payment(cur, payment)
+            # Read again after the insert: another attempt that committed or
+            # failed in between is seen now (a failed one released the hold).
+            payments.check_payable(booking, request.patient_id, [
+                p for p in self.store.payments_for_booking(cur, payment.booking_id)
+                if p.payment_id != payment.payment_id
+            ])
+            if not inserted:
+                raise PaymentInProgress("another payment for this booking has just started")
+        return payment
+
+    def _authorize(self, request: FeeRequest, payment: Payment, *,
+                   opened_here: bool) -> billing_pb2.PayRegistrationFeeResponse:
+        """Steps 4 and 5: the provider's authorisation, then the reference and the answer."""
+        reference = None
+        if payment.status is PaymentStatus.PENDING and payment.provider_reference is None:
+            reference = self._authorization(request, payment, retried=not opened_here)
+        with self.database.transaction() as cur:
+            earlier = self.store.earlier_request(cur, PAY_SCOPE, request.patient_id, request.idempotency_key,
+                                                 lock=True)
+            stored = reference is not None and self.store.set_provider_reference(
+                cur, payment.payment_id, reference, self.clock())
+            if earlier is not None and earlier.response:
+                # A retry of the same request answered first: one answer for all.
+                return billing_pb2.PayRegistrationFeeResponse.FromString(earlier.response)
+            payment = self.store.get_payment(cur, payment.payment_id)
+            if payment is None:  # withdrawn by an attempt the provider refused
+                raise PaymentInProgress("this request's payment was withdrawn: try again")
+            response = billing_pb2.PayRegistrationFeeResponse(payment=payment_message(payment))
+            outbox.store_response(cur, PAY_SCOPE, request.patient_id, request.idempotency_key, response)
+        if stored and payment.status is PaymentStatus.FAILED:
+            _charged_after_giving_up(payment)
+        if opened_here:
+            metrics.BILLING_PAYMENTS.labels("pending").inc()
+        return response
+
+    def _authorization(self, request: FeeRequest, payment: Payment, *, retried: bool) -> str | None:
+        """Step 4: the provider's reference for the payment. None when a retry
+        comes after the booking's hold is over and the provider never saw the
+        payment: it is failed then, as the worker would (no money moved)."""
+        key = payments.authorization_key(payment.payment_id)
+        if retried:
+            seen = self.provider.authorizations([key])
+            now = self.clock()
+            action = payments.resume_action(replace(payment, method_token=request.method_token), key in seen, now)
+            if action is ResumeAction.RECORD:
+                return seen[key]
+            if action is ResumeAction.ABANDON:
+                with self.database.transaction() as cur:
+                    settled = self._book(cur, [payments.abandon(payment, now)], now)
+                settled.count()
+                return None
+        try:
+            return self.provider.authorize(payment.payment_id, payment.amount_fen, request.method_token,
+                                           idempotency_key=key).reference
+        except UnknownPaymentMethod:
+            # Refused before any charge was made: the request leaves nothing
+            # behind, and the patient may pay with another method.
+            with self.database.transaction() as cur:
+                if self.store.withdraw_unauthorized(cur, payment.payment_id):
+                    self.store.forget_request(cur, PAY_SCOPE, request.patient_id, request.idempotency_key)
+            raise
+
+    # Finishing what the api did not (worker timer).
+
+    def authorize_unfinished(self) -> Settled:
+        """Payments opened but not authorised after the grace (the api died,
+        or lost the provider, between its two transactions): the provider's
+        reference is stored if it has the charge; otherwise the payment is
+        authorised now while the booking's hold runs, or failed once it is
+        over (no money moved). The provider deduplicates every authorisation,
+        so nothing here charges twice. Cheap when there is nothing to do: one
+        query on a partial index that is empty but for crashes and outages.
+        """
+        now = self.clock()
+        with self.database.transaction() as cur:
+            batch = self.store.claim_unauthorized(cur, now - self.authorize_grace, self.batch_size)
+            if not batch:
+                return Settled()
+            # Asked with the rows locked, so a replica cannot authorise one
+            # while this one decides it was never seen.
+            seen = self.provider.authorizations([payments.authorization_key(p.payment_id) for p in batch])
+            actions = {p.payment_id: payments.resume_action(p, payments.authorization_key(p.payment_id) in seen, now)
+                       for p in batch}
+            for payment in batch:
+                if actions[payment.payment_id] is ResumeAction.RECORD:
+                    self.store.set_provider_reference(cur, payment.payment_id,
+                                                      seen[payments.authorization_key(payment.payment_id)], now)
+            settled = self._book(cur, [payments.abandon(p, now) for p in batch
+                                       if actions[p.payment_id] is ResumeAction.ABANDON], now)
+        for payment in batch:
+            if actions[payment.payment_id] is ResumeAction.AUTHORIZE:
+                settled.failed.extend(self._authorize_unfinished(payment).failed)
+        log.info("unfinished payments resumed", extra={"counts": {
+            action.value: sum(1 for a in actions.values() if a is action) for action in ResumeAction}})
+        return settled.count()
+
+    def _authorize_unfinished(self, payment: Payment) -> Settled:
+        assert payment.method_token is not None
+        key = payments.authorization_key(payment.payment_id)
+        try:
+            reference = self.provider.authorize(payment.payment_id, payment.amount_fen, payment.method_token,
+                                                idempotency_key=key).reference
+        except UnknownPaymentMethod:
+            now = self.clock()
+            with self.database.transaction() as cur:
+                return self._book(cur, [payments.abandon(payment, now, payments.UNKNOWN_PAYMENT_METHOD)], now)
+        except (ProviderUnavailable, ProviderRequestConflict) as exc:
+            log.error("provider did not authorise an unfinished payment; will retry",
+                      extra={"payment_id": payment.payment_id, "error": type(exc).__name__})
+            return Settled()
+        with self.database.transaction() as cur:
+            stored = self.store.set_provider_reference(cur, payment.payment_id, reference, self.clock())
+            after = self.store.get_payment(cur, payment.payment_id)
+        if stored and after is not None and after.status is PaymentStatus.FAILED:
+            _charged_after_giving_up(after)
+        return Settled()
 
     # Settling with the provider (worker timers).
 

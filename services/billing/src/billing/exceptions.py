@@ -1,13 +1,25 @@
 """Billing's errors, each with a stable reason code the gateway translates.
 
 They subclass tuoguan_common.errors, so the gRPC interceptor maps each to one
-status code; the domain raises them and nothing catches them on the way out.
+status code. The domain raises its own plain errors (billing.domain.errors);
+``service_error`` below is the one place that turns them into these, and the
+api's methods are wrapped in ``answers_rule_errors`` so they do it on the way out.
 """
 from __future__ import annotations
 
-import grpc
+import functools
+from typing import Callable, TypeVar
 
-from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, TuoguanError, Unavailable
+from tuoguan_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    TuoguanError,
+    Unavailable,
+)
+
+from .domain import errors as rules
 
 
 class BookingNotHeld(FailedPrecondition):
@@ -28,6 +40,13 @@ class PaymentInProgress(FailedPrecondition):
 
 class AlreadyPaid(FailedPrecondition):
     reason = "already_paid"
+
+
+class PaymentFailedHoldReleased(FailedPrecondition):
+    """A payment for the booking failed and registration released the hold:
+    the patient holds the slot again (a new booking) to pay."""
+
+    reason = "payment_failed_hold_released"
 
 
 class PaymentNotFound(NotFound):
@@ -58,9 +77,8 @@ class UnknownPaymentMethod(InvalidArgument):
 
 
 class UnbalancedJournalEntry(TuoguanError):
-    """A journal entry whose debits and credits differ: a bug, never posted."""
+    """A journal entry whose debits and credits differ: a bug, never posted (INTERNAL)."""
 
-    code = grpc.StatusCode.INTERNAL
     reason = "unbalanced_journal_entry"
 
 
@@ -69,9 +87,8 @@ class ProviderUnavailable(Unavailable):
 
 
 class ProviderRequestConflict(TuoguanError):
-    """The provider saw an idempotency key again with a different request."""
+    """The provider saw an idempotency key again with a different request (INTERNAL)."""
 
-    code = grpc.StatusCode.INTERNAL
     reason = "provider_request_conflict"
 
 
@@ -79,3 +96,44 @@ class RefundRefused(FailedPrecondition):
     """The provider refused a refund (charge not captured, amount too large)."""
 
     reason = "refund_refused"
+
+
+# Each of the domain's refusals as the service answers it: the class on the
+# right gives the gRPC code and the reason code. BadInput keeps its field.
+_SERVICE_ERRORS: dict[type[rules.BillingRuleError], type[TuoguanError]] = {
+    rules.BadInput: InvalidArgument,
+    rules.NotTheirs: PermissionDenied,
+    rules.BookingNotHeld: BookingNotHeld,
+    rules.NoFeeDue: NoFeeDue,
+    rules.PaymentInProgress: PaymentInProgress,
+    rules.AlreadyPaid: AlreadyPaid,
+    rules.PaymentFailedHoldReleased: PaymentFailedHoldReleased,
+    rules.InvalidPaymentTransition: InvalidPaymentTransition,
+    rules.NotRefundable: NotRefundable,
+    rules.AlreadyRefunded: AlreadyRefunded,
+    rules.UnbalancedJournalEntry: UnbalancedJournalEntry,
+}
+
+
+def service_error(exc: rules.BillingRuleError) -> TuoguanError:
+    """The service error a refusal of the domain is answered with (INTERNAL if unmapped)."""
+    if isinstance(exc, rules.BadInput):
+        return InvalidArgument(exc.field, exc.problem)
+    kind = next((_SERVICE_ERRORS[k] for k in type(exc).__mro__ if k in _SERVICE_ERRORS), TuoguanError)
+    return kind(exc.message)
+
+
+Method = TypeVar("Method", bound=Callable)
+
+
+def answers_rule_errors(method: Method) -> Method:
+    """Wraps an api method so a refusal of the domain leaves it as its service error."""
+
+    @functools.wraps(method)
+    def answering(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except rules.BillingRuleError as exc:
+            raise service_error(exc) from exc
+
+    return answering  # type: ignore[return-value]

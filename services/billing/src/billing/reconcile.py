@@ -16,9 +16,9 @@ from rich.table import Table
 
 from tuoguan_common.config import service_database_url
 from tuoguan_common.db import Database
-from tuoguan_common.errors import InvalidArgument
 
 from . import finance
+from .domain.errors import BadInput
 from .domain.reconciliation import Outcome, ReconciliationReport, parse_business_date
 from .providers import build_provider
 from .settings import BillingSettings
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         business_date = parse_business_date(args.date)
-    except InvalidArgument as exc:
+    except BadInput as exc:
         parser.error(f"--date {exc.problem}")
 
     url = service_database_url("billing")

@@ -6,12 +6,25 @@ registration-like gRPC server (or give the cashier a fake in pure-logic tests).
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Protocol
 
 from tuoguan.registration.v1 import registration_pb2, registration_pb2_grpc
 from tuoguan_common import auth, grpc_client
 
 from .domain.payments import Booking
+
+
+def _instant(text: str) -> dt.datetime | None:
+    """An RFC 3339 time of registration's; None when absent or unreadable
+    (billing then does not know when the hold ends)."""
+    try:
+        instant = dt.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+    if instant is not None and instant.tzinfo is None:
+        instant = instant.replace(tzinfo=dt.timezone.utc)
+    return instant
 
 
 class BookingSource(Protocol):
@@ -39,6 +52,7 @@ class RegistrationClient:
             patient_id=booking.patient_id,
             status=registration_pb2.BookingStatus.Name(booking.status).removeprefix("BOOKING_STATUS_"),
             fee_fen=booking.fee_fen,
+            hold_expires_at=_instant(booking.hold_expires_at),
         )
 
     def close(self) -> None:

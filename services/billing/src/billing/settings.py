@@ -19,6 +19,11 @@ class BillingSettings:
     # How long the provider may leave a payment unanswered before it is UNKNOWN.
     payment_timeout: dt.timedelta
     settle_interval_seconds: float
+    # How old a payment opened but not authorised must be before the worker
+    # finishes its authorisation (the api's own request normally does it in
+    # milliseconds), and how often the worker looks for such payments.
+    authorize_grace: dt.timedelta
+    authorize_retry_interval_seconds: float
     timeout_check_interval_seconds: float
     reconcile_interval_seconds: float
     batch_size: int
@@ -36,6 +41,8 @@ class BillingSettings:
             registration_timeout_seconds=_number("BILLING_REGISTRATION_TIMEOUT_SECONDS", 3.0),
             payment_timeout=dt.timedelta(seconds=_number("BILLING_PAYMENT_TIMEOUT_SECONDS", 5.0)),
             settle_interval_seconds=_number("BILLING_SETTLE_INTERVAL_SECONDS", 0.1),
+            authorize_grace=dt.timedelta(seconds=_number("BILLING_AUTHORIZE_GRACE_SECONDS", 5.0)),
+            authorize_retry_interval_seconds=_number("BILLING_AUTHORIZE_RETRY_INTERVAL_SECONDS", 1.0),
             timeout_check_interval_seconds=_number("BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS", 0.5),
             reconcile_interval_seconds=_number("BILLING_RECONCILE_INTERVAL_SECONDS", 10.0),
             batch_size=_number("BILLING_BATCH_SIZE", 500, int),

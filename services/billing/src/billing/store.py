@@ -7,6 +7,7 @@ The sandbox provider's books are its own (providers/sandbox.py).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import psycopg
@@ -20,7 +21,8 @@ from .domain.reconciliation import MOVEMENT_OF_ENTRY, Movement
 
 _PAYMENT_COLUMNS = (
     "payment_id::text AS payment_id, booking_id, patient_id, amount_fen, status, provider, provider_reference, "
-    "failure_reason, refunded_fen, refund_requested_reason, created_at, settled_at, trace_carrier"
+    "failure_reason, refunded_fen, refund_requested_reason, created_at, settled_at, trace_carrier, "
+    "hold_expires_at, authorized_at, method_token"
 )
 
 
@@ -31,7 +33,17 @@ def _payment(row: dict) -> Payment:
         created_at=row["created_at"], provider_reference=row["provider_reference"],
         failure_reason=row["failure_reason"], settled_at=row["settled_at"], refunded_fen=row["refunded_fen"],
         refund_requested_reason=row["refund_requested_reason"], trace_carrier=row["trace_carrier"] or {},
+        hold_expires_at=row["hold_expires_at"], authorized_at=row["authorized_at"], method_token=row["method_token"],
     )
+
+
+@dataclass(frozen=True)
+class EarlierRequest:
+    """An idempotency key already claimed: the request's fingerprint and the
+    first answer (None while the request that claimed it has not finished)."""
+
+    request_hash: str
+    response: bytes | None
 
 
 class BillingStore:
@@ -46,15 +58,58 @@ class BillingStore:
         concurrent attempts cannot both pass."""
         cur.execute(
             "INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, created_at, "
-            "updated_at, trace_carrier) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING RETURNING 1",
+            "updated_at, trace_carrier, hold_expires_at, method_token) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
             (payment.payment_id, payment.booking_id, payment.patient_id, payment.amount_fen, payment.status.value,
-             payment.provider, payment.created_at, payment.created_at, Jsonb(payment.trace_carrier)),
+             payment.provider, payment.created_at, payment.created_at, Jsonb(payment.trace_carrier),
+             payment.hold_expires_at, payment.method_token),
         )
         return cur.fetchone() is not None
 
-    def set_provider_reference(self, cur: psycopg.Cursor, payment_id: str, reference: str) -> None:
-        cur.execute("UPDATE payments SET provider_reference = %s WHERE payment_id = %s", (reference, payment_id))
+    def set_provider_reference(self, cur: psycopg.Cursor, payment_id: str, reference: str,
+                               now: dt.datetime) -> bool:
+        """Stores the provider's reference once (the api, a retry and the
+        worker may all learn it) and forgets the method token; False if it was
+        stored already."""
+        cur.execute(
+            "UPDATE payments SET provider_reference = %s, authorized_at = %s, method_token = NULL, updated_at = %s "
+            "WHERE payment_id = %s AND provider_reference IS NULL RETURNING 1",
+            (reference, now, now, payment_id),
+        )
+        return cur.fetchone() is not None
+
+    def withdraw_unauthorized(self, cur: psycopg.Cursor, payment_id: str) -> bool:
+        """Deletes a payment still PENDING without a reference: the provider
+        refused to charge it, so neither money nor an event ever left billing."""
+        cur.execute("DELETE FROM payments WHERE payment_id = %s AND status = 'PENDING' "
+                    "AND provider_reference IS NULL RETURNING 1", (payment_id,))
+        return cur.fetchone() is not None
+
+    def claim_unauthorized(self, cur: psycopg.Cursor, opened_before: dt.datetime, limit: int) -> list[Payment]:
+        """Locks PENDING payments opened before ``opened_before`` that have no
+        provider reference yet, oldest first (a small partial index)."""
+        cur.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE status = 'PENDING' AND provider_reference IS NULL "
+            "AND created_at <= %s ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
+            (opened_before, limit),
+        )
+        return [_payment(r) for r in cur.fetchall()]
+
+    # The api's idempotency keys (the shared table; claimed and answered with tuoguan_common.outbox).
+
+    def earlier_request(self, cur: psycopg.Cursor, scope: str, owner: str, key: str, *,
+                        lock: bool = False) -> EarlierRequest | None:
+        cur.execute("SELECT request_hash, response FROM idempotency_keys WHERE scope = %s AND owner = %s AND key = %s"
+                    + (" FOR UPDATE" if lock else ""), (scope, owner, key))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return EarlierRequest(row["request_hash"], bytes(row["response"]) if row["response"] is not None else None)
+
+    def forget_request(self, cur: psycopg.Cursor, scope: str, owner: str, key: str) -> None:
+        """Releases a key whose request was refused after it was claimed, so it may be used again."""
+        cur.execute("DELETE FROM idempotency_keys WHERE scope = %s AND owner = %s AND key = %s AND response IS NULL",
+                    (scope, owner, key))
 
     def get_payment(self, cur: psycopg.Cursor, payment_id: str, *, lock: bool = False) -> Payment | None:
         cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = %s"
@@ -80,10 +135,11 @@ class BillingStore:
 
     def claim_payments(self, cur: psycopg.Cursor, status: PaymentStatus, limit: int, *,
                        created_before: dt.datetime | None = None) -> list[Payment]:
-        """Locks a batch of payments in ``status``, oldest first; rows another
-        worker replica holds are skipped, so replicas share the work."""
+        """Locks a batch of payments in ``status`` that the provider has a
+        reference for, oldest first; rows another worker replica holds are
+        skipped, so replicas share the work."""
         cur.execute(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE status = %s "
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE status = %s AND provider_reference IS NOT NULL "
             + ("AND created_at <= %s " if created_before else "")
             + "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
             (status.value, created_before, limit) if created_before else (status.value, limit),
@@ -106,7 +162,8 @@ class BillingStore:
             return set()
         cur.execute(
             "UPDATE payments p SET status = c.status, failure_reason = c.failure_reason, settled_at = c.settled_at, "
-            "refunded_fen = c.refunded_fen, refund_requested_reason = c.refund_requested_reason, updated_at = %s "
+            "refunded_fen = c.refunded_fen, refund_requested_reason = c.refund_requested_reason, updated_at = %s, "
+            "method_token = NULL "
             "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[]) "
             "AS c(payment_id, status, failure_reason, settled_at, refunded_fen, refund_requested_reason, sources) "
             "WHERE p.payment_id = c.payment_id AND p.status = ANY(string_to_array(c.sources, ',')) "

@@ -31,7 +31,7 @@ class CashierDependency(WorkerStore):
     def _build(self, database) -> Cashier:
         self.provider = build_provider(SETTINGS, database.url)
         return Cashier(BillingStore(database), self.provider, payment_timeout=SETTINGS.payment_timeout,
-                       batch_size=SETTINGS.batch_size)
+                       authorize_grace=SETTINGS.authorize_grace, batch_size=SETTINGS.batch_size)
 
     def stop(self):
         if self.provider is not None:
@@ -45,6 +45,10 @@ class BillingWorker:
     relayer = OutboxRelayer("billing")
     observability = Observability("billing")
     cashier: Cashier = CashierDependency()
+
+    @timer(interval=SETTINGS.authorize_retry_interval_seconds)
+    def authorize_unfinished_payments(self):
+        self.cashier.authorize_unfinished()
 
     @timer(interval=SETTINGS.settle_interval_seconds)
     def settle_pending_payments(self):

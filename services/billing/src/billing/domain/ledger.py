@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..exceptions import UnbalancedJournalEntry
+from .errors import UnbalancedJournalEntry
 
 
 class Side(enum.StrEnum):

@@ -4,8 +4,16 @@
     UNKNOWN -> CAPTURED | FAILED        (reconciliation, from the provider's records)
     CAPTURED -> REFUNDED
 
-A booking has at most one payment that is not FAILED: after a failure the
-patient may try again, otherwise the booking is paid or being paid.
+A PENDING payment is opened and committed before the provider is asked; until
+the provider's reference is stored it is "unauthorised", and the api's retry or
+the worker finishes the authorisation (the provider deduplicates it by
+``authorization_key``), or fails it once the booking's hold is over and the
+provider never saw it.
+
+One payment is attempted per hold: registration releases the hold when a
+payment fails, so after a FAILED payment the booking cannot be paid again (the
+patient holds the slot again, a new booking). Otherwise the booking is paid or
+being paid.
 """
 from __future__ import annotations
 
@@ -16,15 +24,16 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from tuoguan_common.errors import InvalidArgument, PermissionDenied
-
-from ..exceptions import (
+from .errors import (
     AlreadyPaid,
     AlreadyRefunded,
+    BadInput,
     BookingNotHeld,
     InvalidPaymentTransition,
     NoFeeDue,
     NotRefundable,
+    NotTheirs,
+    PaymentFailedHoldReleased,
     PaymentInProgress,
 )
 
@@ -47,6 +56,11 @@ TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 
 # Why a payment the provider never heard of is failed: no money moved.
 NOT_FOUND_AT_PROVIDER = "not_found_at_provider"
+# Why an unauthorised payment is failed once its booking's hold is over and the
+# provider never saw it: no money moved, and the slot is no longer the patient's.
+NEVER_AUTHORIZED = "never_authorized"
+# Why the worker fails an unauthorised payment the provider refuses the token of.
+UNKNOWN_PAYMENT_METHOD = "unknown_payment_method"
 
 # Payment method tokens as providers hand them to the payment page; the
 # provider decides whether it knows one, billing only checks the shape.
@@ -83,6 +97,8 @@ class Booking:
     patient_id: str
     status: str  # registration's status name: HELD, CONFIRMED, CANCELLED, ...
     fee_fen: int
+    # When registration gives an unpaid hold back to stock (None: not said).
+    hold_expires_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,13 @@ class Payment:
     refunded_fen: int = 0
     # Set when a refund was asked for before the capture was known.
     refund_requested_reason: str | None = None
+    # The booking's hold as registration stated it when the payment opened.
+    hold_expires_at: dt.datetime | None = None
+    # When the provider's reference was stored (None while unauthorised).
+    authorized_at: dt.datetime | None = None
+    # The payment page's token, kept only while unauthorised so the worker can
+    # finish the authorisation; cleared with the reference.
+    method_token: str | None = field(default=None, compare=False, repr=False)
     # Opaque to the rules: the trace context of the request that opened the
     # payment, so the events of its settlement continue the patient's trace.
     trace_carrier: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -108,10 +131,22 @@ class Payment:
 def check_method_token(token: str) -> str:
     token = (token or "").strip()
     if not token:
-        raise InvalidArgument("payment_method_token", "is required")
+        raise BadInput("payment_method_token", "is required")
     if not TOKEN_PATTERN.match(token):
-        raise InvalidArgument("payment_method_token", "is not a payment method token (tok_...)")
+        raise BadInput("payment_method_token", "is not a payment method token (tok_...)")
     return token
+
+
+def check_booking_id(text: str, field: str = "booking_id") -> str:
+    """Registration's booking id in its canonical form (lower case, hyphenated),
+    as registration itself spells it, so one booking has one spelling here."""
+    text = (text or "").strip()
+    if not text:
+        raise BadInput(field, "is required")
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise BadInput(field, "is not a valid id") from None
 
 
 def is_payment_id(text: str) -> bool:
@@ -125,9 +160,9 @@ def is_payment_id(text: str) -> bool:
 def check_payment_id(text: str, field: str = "payment_id") -> str:
     text = (text or "").strip()
     if not text:
-        raise InvalidArgument(field, "is required")
+        raise BadInput(field, "is required")
     if not is_payment_id(text):
-        raise InvalidArgument(field, "is not a payment id")
+        raise BadInput(field, "is not a payment id")
     return text
 
 
@@ -141,10 +176,17 @@ def payment_id_for(patient_id: str, idempotency_key: str) -> str:
     return str(uuid.uuid5(_PAYMENT_ID_NAMESPACE, f"{patient_id}\x1f{idempotency_key}"))
 
 
+def authorization_key(payment_id: str) -> str:
+    """The idempotency key of a payment's authorisation at the provider: the
+    api, its retries and the worker all ask under it, so the charge is made once."""
+    return f"registration-fee:{payment_id}"
+
+
 def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]) -> None:
     """The patient may start paying this booking now, or the reason why not."""
     if booking.patient_id != patient_id:
-        raise PermissionDenied("not yours")
+        raise NotTheirs("not yours")
+    failed = None
     for payment in payments:
         if payment.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
             raise PaymentInProgress(
@@ -152,18 +194,54 @@ def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]
             )
         if payment.status in (PaymentStatus.CAPTURED, PaymentStatus.REFUNDED):
             raise AlreadyPaid(f"this booking was paid by payment {payment.payment_id}")
+        if payment.status is PaymentStatus.FAILED:
+            failed = failed or payment
+    if failed is not None:
+        # Registration releases the hold on PaymentFailed: a second attempt
+        # would race that release and capture money only to refund it.
+        raise PaymentFailedHoldReleased(
+            f"payment {failed.payment_id} for this booking failed and its hold was released: hold the slot again",
+        )
     if booking.status != "HELD":
         raise BookingNotHeld(f"the booking is {booking.status.lower()}, not held: it cannot be paid")
     if booking.fee_fen <= 0:
         raise NoFeeDue("this booking has no fee to pay")
 
 
-def open_payment(payment_id: str, booking: Booking, provider: str, now: dt.datetime) -> Payment:
+def open_payment(payment_id: str, booking: Booking, provider: str, now: dt.datetime,
+                 method_token: str | None = None) -> Payment:
     # The amount is the booking's fee as registration states it, never the client's.
     return Payment(
         payment_id=payment_id, booking_id=booking.booking_id, patient_id=booking.patient_id,
         amount_fen=booking.fee_fen, status=PaymentStatus.PENDING, provider=provider, created_at=now,
+        hold_expires_at=booking.hold_expires_at, method_token=method_token,
     )
+
+
+class ResumeAction(enum.StrEnum):
+    """What the worker does with a payment opened but never authorised."""
+
+    # The provider has the charge: store its reference, settle as usual.
+    RECORD = "record"
+    # The provider never saw it and the hold still runs: authorise it now.
+    AUTHORIZE = "authorize"
+    # The provider never saw it and the hold is over: fail it, no money moved.
+    ABANDON = "abandon"
+    # Nothing to authorise it with and the hold still runs: ask again later.
+    WAIT = "wait"
+
+
+def resume_action(payment: Payment, seen_by_provider: bool, now: dt.datetime) -> ResumeAction:
+    if seen_by_provider:
+        return ResumeAction.RECORD
+    if payment.hold_expires_at is not None and now >= payment.hold_expires_at:
+        return ResumeAction.ABANDON
+    return ResumeAction.AUTHORIZE if payment.method_token else ResumeAction.WAIT
+
+
+def abandon(payment: Payment, now: dt.datetime, reason: str = NEVER_AUTHORIZED) -> Payment:
+    """An unauthorised payment given up: the provider never charged it."""
+    return transition(payment, PaymentStatus.FAILED, settled_at=now, failure_reason=reason)
 
 
 def transition(payment: Payment, to: PaymentStatus, **changes) -> Payment:
@@ -194,7 +272,10 @@ def not_found_at_provider(payment: Payment, now: dt.datetime) -> Payment:
 def unanswered(payment: Payment, now: dt.datetime, timeout: dt.timedelta) -> Payment | None:
     """A pending payment the provider left unanswered too long becomes UNKNOWN:
     the money may or may not have moved, only reconciliation can tell."""
-    if payment.status is PaymentStatus.PENDING and now - payment.created_at >= timeout:
+    # Counted from when the provider got it: a payment the worker authorised
+    # late has the same time to answer as any other.
+    asked_at = payment.authorized_at or payment.created_at
+    if payment.status is PaymentStatus.PENDING and now - asked_at >= timeout:
         return transition(payment, PaymentStatus.UNKNOWN)
     return None
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from tuoguan_common.errors import InvalidArgument
-
+from .errors import BadInput
 from .ledger import EntryKind
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -86,14 +85,14 @@ class ReconciliationReport:
 def parse_business_date(text: str) -> dt.date:
     text = (text or "").strip()
     if not text:
-        raise InvalidArgument("business_date", "is required (YYYY-MM-DD)")
+        raise BadInput("business_date", "is required (YYYY-MM-DD)")
     try:
         # fromisoformat also takes 20261126; the API promises YYYY-MM-DD only.
         if len(text) != 10:
             raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise InvalidArgument("business_date", "is not a date (YYYY-MM-DD)") from None
+        raise BadInput("business_date", "is not a date (YYYY-MM-DD)") from None
 
 
 def business_day(day: dt.date) -> tuple[dt.datetime, dt.datetime]:

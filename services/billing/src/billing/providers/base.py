@@ -44,6 +44,11 @@ class PaymentProvider(abc.ABC):
         """
 
     @abc.abstractmethod
+    def authorizations(self, idempotency_keys: Sequence[str]) -> dict[str, str]:
+        """The charges the provider has made under these authorisation keys,
+        key -> reference; a key it never saw is left out. Raises ProviderUnavailable."""
+
+    @abc.abstractmethod
     def poll(self, references: Sequence[str]) -> list[ChargeStatus]:
         """The online status of many charges at once. A charge the provider
         gives no answer for is left out of the list."""
@@ -84,6 +89,9 @@ class MeteredProvider(PaymentProvider):
 
     def authorize(self, payment_id, amount_fen, method_token, idempotency_key):
         return self._timed("authorize", self.inner.authorize, payment_id, amount_fen, method_token, idempotency_key)
+
+    def authorizations(self, idempotency_keys):
+        return self._timed("authorizations", self.inner.authorizations, idempotency_keys)
 
     def poll(self, references):
         return self._timed("poll", self.inner.poll, references)

@@ -112,6 +112,14 @@ class SandboxProvider(PaymentProvider):
                     raise ProviderRequestConflict("the provider saw this idempotency key with another charge")
         return Authorization(reference=row["reference"], state=ChargeState.PENDING)
 
+    def authorizations(self, idempotency_keys: Sequence[str]) -> dict[str, str]:
+        if not idempotency_keys:
+            return {}
+        with self._books() as cur:
+            cur.execute("SELECT idempotency_key, reference FROM sandbox_provider.charges "
+                        "WHERE idempotency_key = ANY(%s)", (list(idempotency_keys),))
+            return {row["idempotency_key"]: row["reference"] for row in cur.fetchall()}
+
     def poll(self, references: Sequence[str]) -> list[ChargeStatus]:
         return self._charges(references, online=True)
 

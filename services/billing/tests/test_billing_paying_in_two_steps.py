@@ -1,0 +1,235 @@
+"""PayRegistrationFee commits its payment before the provider is asked, asks
+registration and the provider with no transaction open, and a retry or the
+worker finishes an authorisation the api did not. Real PostgreSQL, the api
+in-process; the worker's step runs through its cashier, its clock moved on."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import grpc
+import pytest
+
+from billing.exceptions import ProviderUnavailable
+from tuoguan.billing.v1 import billing_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+class Died(Exception):
+    """Stands for the api process dying at that point."""
+
+
+def open_transactions(billing) -> list[dict]:
+    """Other sessions of the test's database inside a transaction now."""
+    return billing.rows(
+        "SELECT pid, state, left(query, 120) AS query FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+        "AND xact_start IS NOT NULL")
+
+
+def payment_rows(billing) -> list[dict]:
+    return billing.rows("SELECT payment_id::text, status, provider_reference, method_token, failure_reason "
+                        "FROM payments ORDER BY created_at")
+
+
+def charges(billing) -> list[dict]:
+    return billing.rows("SELECT reference, merchant_payment_id, idempotency_key FROM sandbox_provider.charges")
+
+
+def stored_answer(billing) -> list[dict]:
+    return billing.rows("SELECT key, response IS NOT NULL AS answered FROM idempotency_keys")
+
+
+def dies(where: str):
+    def hook(_payment_id):
+        raise Died(f"the api died {where}")
+    return hook
+
+
+def test_registration_and_the_provider_are_asked_with_no_transaction_open(billing):
+    patient_id, booking_id = billing.held_booking()
+    seen: dict[str, object] = {}
+
+    def at_registration(_booking_id):
+        seen["registration"] = open_transactions(billing)
+        seen["rows at registration"] = payment_rows(billing)
+
+    def at_provider(payment_id):
+        seen["provider"] = open_transactions(billing)
+        # Transaction 1 is committed: the payment is there, for anyone to see, before money moves.
+        seen["rows at provider"] = payment_rows(billing)
+        seen["key at provider"] = stored_answer(billing)
+        seen["payment_id"] = payment_id
+
+    billing.registration.on_get_booking = at_registration
+    billing.provider.before_authorize = at_provider
+    payment = billing.pay(patient_id, booking_id, key="k-1").payment
+
+    assert seen["registration"] == [] and seen["provider"] == []
+    assert seen["rows at registration"] == []
+    assert seen["rows at provider"] == [{"payment_id": payment.payment_id, "status": "PENDING",
+                                         "provider_reference": None, "method_token": "tok_ok",
+                                         "failure_reason": None}]
+    assert seen["key at provider"] == [{"key": "k-1", "answered": False}]
+    # Transaction 2: the reference and the answer; the token is forgotten.
+    assert payment.provider_reference.startswith("sbx_ch_")
+    assert payment_rows(billing) == [{"payment_id": payment.payment_id, "status": "PENDING",
+                                      "provider_reference": payment.provider_reference, "method_token": None,
+                                      "failure_reason": None}]
+    assert stored_answer(billing) == [{"key": "k-1", "answered": True}]
+    assert [c["idempotency_key"] for c in charges(billing)] == [f"registration-fee:{payment.payment_id}"]
+
+
+def test_a_repeat_is_answered_without_asking_registration(billing):
+    patient_id, booking_id = billing.held_booking()
+    first = billing.pay(patient_id, booking_id, key="k-1")
+    billing.registration.bookings.pop(booking_id)  # registration forgot it, or is down
+    assert billing.pay(patient_id, booking_id, key="k-1") == first
+    assert billing.registration.asked == [booking_id]
+
+
+def test_a_retry_after_the_api_died_before_the_provider_authorises_it_once(billing):
+    patient_id, booking_id = billing.held_booking()
+    billing.provider.before_authorize = dies("before asking the provider")
+    error = pytest.raises(grpc.RpcError, billing.pay, patient_id, booking_id, key="k-1").value
+    assert error.code() is grpc.StatusCode.INTERNAL
+    [row] = payment_rows(billing)
+    assert (row["status"], row["provider_reference"]) == ("PENDING", None)
+    assert charges(billing) == [] and stored_answer(billing) == [{"key": "k-1", "answered": False}]
+
+    billing.provider.before_authorize = None
+    payment = billing.pay(patient_id, booking_id, key="k-1").payment
+    assert payment.payment_id == row["payment_id"] and payment.status == pb.PAYMENT_STATUS_PENDING
+    assert [c["reference"] for c in charges(billing)] == [payment.provider_reference]
+    assert billing.pay(patient_id, booking_id, key="k-1").payment == payment
+
+
+def test_a_retry_after_the_api_died_after_the_provider_charged_finds_the_same_charge(billing):
+    patient_id, booking_id = billing.held_booking()
+    billing.provider.after_authorize = dies("after the provider charged")
+    pytest.raises(grpc.RpcError, billing.pay, patient_id, booking_id, key="k-1")
+    [charge] = charges(billing)
+    assert payment_rows(billing)[0]["provider_reference"] is None
+
+    billing.provider.after_authorize = None
+    payment = billing.pay(patient_id, booking_id, key="k-1").payment
+    assert payment.provider_reference == charge["reference"]
+    assert len(charges(billing)) == 1
+    # And it settles as any other.
+    assert [p.payment_id for p in billing.cashier(after=billing.SETTLED).settle_pending().captured] == [
+        payment.payment_id]
+
+
+def test_a_retry_after_the_hold_is_over_fails_a_payment_the_provider_never_saw(billing):
+    # Registration's expiry has not caught up yet: the booking is HELD, its hold over.
+    payment_id, booking_id = billing.unfinished_payment(hold=-dt.timedelta(seconds=1))
+    patient_id = billing.registration.bookings[booking_id].patient_id
+    [key] = [r["key"] for r in stored_answer(billing)]
+    payment = billing.pay(patient_id, booking_id, key=key).payment
+    assert (payment.payment_id, payment.status, payment.failure_reason) == (
+        payment_id, pb.PAYMENT_STATUS_FAILED, "never_authorized")
+    assert charges(billing) == []
+    assert [(e["payment_id"], e["reason"]) for e in billing.events("PaymentFailed")] == [
+        (payment_id, "never_authorized")]
+    assert billing.pay(patient_id, booking_id, key=key).payment == payment
+
+
+def test_a_retry_after_the_hold_is_over_keeps_the_charge_the_provider_made(billing):
+    payment_id, booking_id = billing.unfinished_payment(hold=-dt.timedelta(seconds=1), charged=True)
+    patient_id = billing.registration.bookings[booking_id].patient_id
+    [key] = [r["key"] for r in stored_answer(billing)]
+    payment = billing.pay(patient_id, booking_id, key=key).payment
+    # Settled as usual; registration rejects a capture after the hold and billing refunds it.
+    assert (payment.status, payment.provider_reference) == (pb.PAYMENT_STATUS_PENDING, charges(billing)[0]["reference"])
+    assert len(charges(billing)) == 1 and billing.events("PaymentFailed") == []
+
+
+def test_a_provider_outage_leaves_the_payment_to_a_retry(billing):
+    patient_id, booking_id = billing.held_booking()
+
+    def down(_payment_id):
+        raise ProviderUnavailable("the payment provider does not answer")
+
+    billing.provider.before_authorize = down
+    error = pytest.raises(grpc.RpcError, billing.pay, patient_id, booking_id, key="k-1").value
+    assert error.code() is grpc.StatusCode.UNAVAILABLE
+    assert billing.reason_of(error) == "payment_provider_unavailable"
+    # Another key for the same booking is refused: the first payment is still under way.
+    error = pytest.raises(grpc.RpcError, billing.pay, patient_id, booking_id, key="k-2").value
+    assert billing.reason_of(error) == "payment_in_progress"
+
+    billing.provider.before_authorize = None
+    payment = billing.pay(patient_id, booking_id, key="k-1").payment
+    assert payment.status == pb.PAYMENT_STATUS_PENDING and payment.provider_reference
+    assert len(payment_rows(billing)) == 1 and len(charges(billing)) == 1
+
+
+def test_concurrent_repeats_of_one_request_make_one_payment_and_one_answer(billing):
+    patient_id, booking_id = billing.held_booking()
+    answers = billing.pay_at_once(patient_id, booking_id, ["k-1"] * 6)
+    assert [a for a in answers if isinstance(a, str)] == []
+    assert all(a == answers[0] for a in answers) and answers[0].payment.provider_reference
+    assert len(payment_rows(billing)) == 1 and len(charges(billing)) == 1
+
+
+# The worker's step for payments the api did not finish.
+
+
+def test_the_worker_leaves_a_young_unfinished_payment_to_its_request(billing):
+    billing.unfinished_payment()
+    assert billing.cashier().authorize_unfinished().failed == []
+    assert charges(billing) == [] and payment_rows(billing)[0]["provider_reference"] is None
+    # Nor do the other timers take a payment the provider has no reference for.
+    later = billing.cashier(after=billing.LATE_CAPTURED)
+    assert later.settle_pending().captured == [] and later.give_up_on_unanswered().unknown == []
+    assert payment_rows(billing)[0]["status"] == "PENDING"
+
+
+def test_the_worker_finishes_an_unfinished_payment_while_the_hold_runs(billing):
+    authorised_id, _ = billing.unfinished_payment()
+    charged_id, _ = billing.unfinished_payment(charged=True)
+    charged_reference = charges(billing)[0]["reference"]
+    worker = billing.cashier(after=billing.UNFINISHED)
+    assert worker.authorize_unfinished().failed == []
+    rows = {r["payment_id"]: r for r in payment_rows(billing)}
+    assert rows[charged_id]["provider_reference"] == charged_reference  # recorded, not charged again
+    assert rows[authorised_id]["provider_reference"].startswith("sbx_ch_")
+    assert all(r["status"] == "PENDING" and r["method_token"] is None for r in rows.values())
+    assert len(charges(billing)) == 2
+    assert worker.authorize_unfinished().failed == []  # nothing left to do
+    assert len(charges(billing)) == 2
+
+    # Both settle as any other, the late one with the time an online answer is due.
+    settled = billing.cashier(after=billing.UNFINISHED + billing.SETTLED).settle_pending()
+    assert {p.payment_id for p in settled.captured} == {authorised_id, charged_id}
+    assert len(billing.events("PaymentCaptured")) == 2
+
+
+def test_the_worker_fails_an_unfinished_payment_the_provider_never_saw_once_the_hold_is_over(billing):
+    payment_id, booking_id = billing.unfinished_payment(hold=dt.timedelta(seconds=1))
+    charged_id, _ = billing.unfinished_payment(hold=dt.timedelta(seconds=1), charged=True)
+    settled = billing.cashier(after=billing.UNFINISHED).authorize_unfinished()
+    assert [p.payment_id for p in settled.failed] == [payment_id]
+    rows = {r["payment_id"]: r for r in payment_rows(billing)}
+    assert (rows[payment_id]["status"], rows[payment_id]["failure_reason"]) == ("FAILED", "never_authorized")
+    assert rows[payment_id]["method_token"] is None
+    # The one the provider did charge is kept and settles; registration decides about the late capture.
+    assert rows[charged_id]["status"] == "PENDING" and rows[charged_id]["provider_reference"]
+    assert [c["merchant_payment_id"] for c in charges(billing)] == [charged_id]
+    assert [(e["payment_id"], e["booking_id"], e["reason"]) for e in billing.events("PaymentFailed")] == [
+        (payment_id, booking_id, "never_authorized")]
+    assert billing.rows("SELECT 1 FROM journal_entries") == []
+
+
+def test_the_worker_fails_an_unfinished_payment_whose_method_the_provider_refuses(billing):
+    patient_id, booking_id = billing.held_booking()
+    payment_id = str(uuid.uuid4())
+    with billing.db.transaction() as cur:  # as the api left it, with a token the provider does not know
+        cur.execute("INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, "
+                    "created_at, method_token, hold_expires_at) VALUES (%s, %s, %s, 5000, 'PENDING', 'sandbox', "
+                    "now(), 'tok_stolen', now() + interval '15 minutes')", (payment_id, booking_id, patient_id))
+    settled = billing.cashier(after=billing.UNFINISHED).authorize_unfinished()
+    assert [(p.payment_id, p.failure_reason) for p in settled.failed] == [(payment_id, "unknown_payment_method")]
+    assert charges(billing) == []
+    assert [e["reason"] for e in billing.events("PaymentFailed")] == ["unknown_payment_method"]
