@@ -35,6 +35,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
         verifier=verifier,
         port=settings.grpc_port,
         workers=settings.grpc_workers,
+        max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
     log.info("api listening", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
     try:

@@ -58,6 +58,7 @@ class Settings:
     trace_file: str | None
     log_level: str
     grpc_workers: int
+    grpc_max_concurrent_rpcs: int
     db_pool_size: int
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -76,6 +77,7 @@ class Settings:
             trace_file=os.environ.get("TUOGUAN_TRACE_FILE"),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             grpc_workers=_env_int("TUOGUAN_GRPC_WORKERS", 16),
+            grpc_max_concurrent_rpcs=_env_int("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
             db_pool_size=_env_int("TUOGUAN_DB_POOL_SIZE", 8),
         )
 

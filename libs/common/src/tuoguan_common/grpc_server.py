@@ -114,12 +114,17 @@ def build_server(
     port: int,
     workers: int = 16,
     host: str = "0.0.0.0",
+    max_concurrent_rpcs: int | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds (does not start) a server; ``register`` adds servicers and returns their full names."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-grpc"),
         interceptors=[PlatformInterceptor(service, verifier)],
         options=[("grpc.so_reuseport", 0)],
+        # Past this many calls in flight the server answers RESOURCE_EXHAUSTED at
+        # once instead of queueing: in a surge, callers learn to back off while
+        # the calls already admitted still finish in time.
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     names = list(register(server))
     health_servicer = health.HealthServicer()
