@@ -78,8 +78,9 @@ def test_the_worker_settles_reconciles_and_refunds_once(infra, billing, billing_
              timeout=20, message="RefundIssued for both payments")
 
     def refunds_counted():
+        # The redelivery may be handled after both refunds: wait for its outcome too.
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-        return "tuoguan_billing_refunds_total 2.0" in body and body
+        return "tuoguan_billing_refunds_total 2.0" in body and 'outcome="duplicate"' in body and body
 
     metrics = wait_for(refunds_counted, timeout=10, message="the refunds in the worker's metrics")
     assert 'outcome="duplicate"' in metrics  # the redelivered event, recognised by the inbox

@@ -260,7 +260,7 @@ def test_check_in_on_the_day_and_no_show_after_the_start(stub, clinic, people, s
     now = utcnow()
     today = SHANGHAI.local_date(now)
     later = clinic.slot(clinic.chen, now + dt.timedelta(hours=3), service_date=today, period="evening")
-    starting = clinic.slot(clinic.wang, now.replace(microsecond=0) + dt.timedelta(seconds=2), service_date=today,
+    starting = clinic.slot(clinic.wang, now.replace(microsecond=0) + dt.timedelta(seconds=5), service_date=today,
                            period="evening")
     _, md = people.patient()
     visit, missed = hold(stub, md, later), hold(stub, md, starting)
