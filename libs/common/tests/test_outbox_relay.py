@@ -69,3 +69,36 @@ def test_idempotency_key_returns_first_answer_and_rejects_reuse(outbox_db):
         with outbox_db.transaction() as cur:
             outbox.claim_key(cur, "pay", "patient-1", "k1", outbox.request_fingerprint(events_pb2.PaymentCaptured(payment_id="b")))
 
+
+
+def test_an_event_that_cannot_be_applied_is_dead_lettered_not_requeued(outbox_db):
+    from tuoguan_common.nameko_support import handle_event
+
+    def refuse(cur, event):
+        raise ValueError("a rule this event breaks every time")
+
+    payload = outbox.event_payload(events_pb2.PaymentCaptured(payment_id="p-x"), str(uuid.uuid4()),
+                                   outbox.utcnow())
+    assert handle_event(outbox_db, payload, events_pb2.PaymentCaptured, "h", refuse) == "dead_lettered"
+    assert handle_event(outbox_db, {"no": "id"}, events_pb2.PaymentCaptured, "h", refuse) == "malformed"
+    with outbox_db.transaction() as cur:
+        cur.execute("SELECT event_id, handler, error FROM dead_letters ORDER BY id")
+        rows = cur.fetchall()
+        cur.execute("SELECT count(*) AS n FROM inbox")
+        assert cur.fetchone()["n"] == 0  # nothing half-applied
+    assert [(r["event_id"], r["handler"], r["error"]) for r in rows] == [
+        (payload["event_id"], "h", "ValueError"), (None, "h", "KeyError")]
+
+
+def test_a_transient_failure_goes_back_to_the_queue(outbox_db):
+    from tuoguan_common.nameko_support import handle_event
+
+    def database_down(cur, event):
+        raise psycopg.OperationalError("server closed the connection")
+
+    payload = outbox.event_payload(events_pb2.PaymentCaptured(payment_id="p-y"), str(uuid.uuid4()),
+                                   outbox.utcnow())
+    with pytest.raises(psycopg.OperationalError):
+        handle_event(outbox_db, payload, events_pb2.PaymentCaptured, "h", database_down)
+    ok = handle_event(outbox_db, payload, events_pb2.PaymentCaptured, "h", lambda cur, event: None)
+    assert ok == "ok"  # the retry applies it, once

@@ -15,12 +15,14 @@ import uuid
 from typing import Any, Callable
 
 import eventlet
+import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from nameko.extensions import DependencyProvider
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from psycopg_pool import PoolTimeout
 
 from . import metrics, outbox, telemetry
 from .db import Database
@@ -89,7 +91,8 @@ class Observability(DependencyProvider):
         otel_context.detach(token)
         elapsed = time.perf_counter() - started
         if event_type:
-            outcome = "error" if exc_info else (result if result in ("ok", "duplicate", "malformed") else "ok")
+            outcome = "error" if exc_info else (
+                result if result in ("ok", "duplicate", "malformed", "dead_lettered") else "ok")
             metrics.EVENTS_HANDLED.labels(self.service, event_type, handler, outcome).inc()
             metrics.EVENT_DURATION.labels(self.service, handler).observe(elapsed)
         else:
@@ -125,6 +128,11 @@ class OutboxRelayer(DependencyProvider):
         return self.relay
 
 
+# Failures worth retrying: the database or the network, not the event.
+TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
+                    psycopg.errors.DeadlockDetected, PoolTimeout)
+
+
 def handle_event(
     database: Database,
     payload: dict[str, Any],
@@ -132,17 +140,34 @@ def handle_event(
     handler: str,
     apply: Callable[[Any, Message], None],
 ) -> str:
-    """Applies an event once: the inbox row and the effect commit together."""
-    # Requeueing a message that can never be handled would loop forever:
-    # acknowledge it, and say so where an operator looks.
+    """Applies an event once: the inbox row and the effect commit together.
+
+    A transient failure raises, and the message goes back to its queue to be
+    tried again. An event that can never be applied (malformed, or refused by
+    the handler's own rules) is kept in ``dead_letters`` and acknowledged, so
+    it cannot loop forever in front of the events behind it.
+    """
+    event_type = message_type.DESCRIPTOR.name
     try:
         event_id = str(uuid.UUID(str(payload["event_id"])))
         event = outbox.parse_event(payload, message_type)
-    except (KeyError, TypeError, ValueError, json_format.ParseError):
-        log.error("dropped malformed event", extra={"event_type": message_type.DESCRIPTOR.name, "handler": handler})
-        return "malformed"
-    with database.transaction() as cur:
-        if not outbox.first_time(cur, event_id, handler):
-            return "duplicate"
-        apply(cur, event)
+    except (KeyError, TypeError, ValueError, json_format.ParseError) as exc:
+        return _dead_letter(database, payload, event_type, handler, exc, "malformed")
+    try:
+        with database.transaction() as cur:
+            if not outbox.first_time(cur, event_id, handler):
+                return "duplicate"
+            apply(cur, event)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else would fail the same way every time
+        return _dead_letter(database, payload, event_type, handler, exc, "dead_lettered")
     return "ok"
+
+
+def _dead_letter(database: Database, payload, event_type: str, handler: str, exc: BaseException, outcome: str) -> str:
+    log.error("event dead-lettered", extra={"event_type": event_type, "handler": handler,
+                                            "error": type(exc).__name__, "outcome": outcome})
+    with database.transaction() as cur:
+        outbox.dead_letter(cur, payload, event_type, handler, type(exc).__name__)
+    return outcome

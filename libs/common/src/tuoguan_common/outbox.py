@@ -47,6 +47,16 @@ CREATE TABLE IF NOT EXISTS inbox (
     PRIMARY KEY (event_id, handler)
 );
 
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          bigserial   PRIMARY KEY,
+    event_id    text,
+    event_type  text        NOT NULL,
+    handler     text        NOT NULL,
+    error       text        NOT NULL,
+    payload     jsonb       NOT NULL,
+    failed_at   timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     scope        text        NOT NULL,
     owner        text        NOT NULL,
@@ -92,6 +102,16 @@ def append(
         (event_id, message.DESCRIPTOR.name, Jsonb(event_payload(message, event_id, occurred_at)), Jsonb(headers)),
     )
     return event_id
+
+
+def dead_letter(cur: psycopg.Cursor, payload: Any, event_type: str, handler: str, error: str) -> None:
+    """Keeps an event no handler can apply, for an operator to look at and replay."""
+    cur.execute(
+        "INSERT INTO dead_letters (event_id, event_type, handler, error, payload) VALUES (%s, %s, %s, %s, %s)",
+        (str(payload["event_id"]) if isinstance(payload, dict) and payload.get("event_id") else None,
+         event_type, handler, error,
+         Jsonb(payload if isinstance(payload, (dict, list)) else {"raw": str(payload)})),
+    )
 
 
 def first_time(cur: psycopg.Cursor, event_id: str, handler: str) -> bool:
