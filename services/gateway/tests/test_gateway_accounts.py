@@ -56,6 +56,7 @@ def test_repeated_failures_are_429(http, patient):
         http.post("/api/v1/auth/signin", json={"login": login, "password": "Wrong2026"})
     reply = http.post("/api/v1/auth/signin", json={"login": login, "password": "Patient2026"})
     assert error(reply) == (429, "too_many_attempts", None)
+    assert reply.headers["retry-after"] == "2"
 
 
 def test_my_account_needs_a_valid_token(http):

@@ -51,8 +51,15 @@ def http_status(code: grpc.StatusCode) -> int:
     return HTTP_STATUS.get(code, UPSTREAM_FAILED)
 
 
+# A service shedding load (RESOURCE_EXHAUSTED) or briefly unavailable: well-behaved
+# clients, the portal included, wait this long before trying again.
+RETRY_AFTER_SECONDS = "2"
+
+
 def error_response(status: int, reason: str, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status in (429, 503):
+        headers = {"Retry-After": RETRY_AFTER_SECONDS}
     body = {"error": {"reason": reason, "field": field, "message": message}, **extra}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
