@@ -24,7 +24,8 @@ log = logging.getLogger("tuoguan.worker")
 def nameko_config(service: str) -> dict:
     from .config import DEFAULT_AMQP_URI, env_number, service_database_url
 
-    concurrency = env_number("TUOGUAN_WORKER_CONCURRENCY", 20, minimum=1)
+    # Ten handlers at once keep two cores busy; each may hold a database connection.
+    concurrency = env_number("TUOGUAN_WORKER_CONCURRENCY", 10, minimum=1)
     return {
         "AMQP_URI": os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
         "DATABASE_URL": service_database_url(service),
