@@ -1,0 +1,94 @@
+"""Where a booking's CPU goes: runs the platform under a fixed load and
+charges each process's CPU time (from /proc) to the bookings it served.
+
+    uv run python -m bench.cpu_breakdown --rate 130 --seconds 10
+    uv run python -m bench.cpu_breakdown --burst --seconds 10
+
+The figures are CPU microseconds per booking (or per hold with --burst) for
+every api and worker, PostgreSQL, RabbitMQ and the load generator itself:
+the budget that two cores divide. A diagnostic for `make bench`, not a gate.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench import surge
+from tuoguan_common import auth
+from tuoguan_common.launcher import Platform
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_of_commands(prefixes: tuple[str, ...]) -> float:
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if Path(f"/proc/{entry}/comm").read_text().strip().startswith(prefixes):
+                total += cpu_seconds(int(entry))
+        except OSError:
+            continue
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=130.0, help="full bookings per second offered")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--burst", action="store_true", help="holds only, 64 at a time, instead of full bookings")
+    args = parser.parse_args()
+
+    plat = Platform(work_dir=Path(tempfile.mkdtemp(prefix="tuoguan-cpu-")),
+                    db_prefix=f"cpu_{uuid.uuid4().hex[:6]}", extra_env={"LOG_LEVEL": "WARNING"})
+    plat.start(with_gateway=False)
+    listener = None
+    try:
+        plat.seed()
+        issuer = auth.TokenIssuer(plat.private_key.read_bytes())
+        patients = surge.Patients(issuer)
+        slots = asyncio.run(surge.publish_schedule(plat, issuer, capacity=40))
+        listener = surge.ConfirmationListener(plat.amqp_uri)
+        pids = {name: proc.pid for name, proc in plat.procs.items()}
+        others = {"postgresql": ("postgres",), "rabbitmq": ("beam",)}
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before.update({name: cpu_of_commands(p) for name, p in others.items()})
+        before["load generator"] = cpu_seconds(os.getpid())
+        started = time.monotonic()
+        if args.burst:
+            result = asyncio.run(surge.hold_burst(plat, patients, slots, args.seconds, 64))
+            served, unit = result["outcomes"].get("held", 0), "hold"
+        else:
+            result = asyncio.run(surge.sustained(plat, patients, slots, listener, args.rate, args.seconds))
+            served, unit = result["confirmed"], "booking"
+        wall = time.monotonic() - started
+        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        after.update({name: cpu_of_commands(p) for name, p in others.items()})
+        after["load generator"] = cpu_seconds(os.getpid())
+        print(f"{served} {unit}s in {wall:.1f} s ({served / wall:.0f}/s)")
+        print(f"{'process':22} {'% of a core':>12} {'CPU us per ' + unit:>22}")
+        total = 0.0
+        for name in after:
+            used = after[name] - before[name]
+            total += used
+            print(f"{name:22} {used / wall * 100:11.0f}% {used / max(served, 1) * 1e6:22.0f}")
+        print(f"{'total':22} {total / wall * 100:11.0f}% {total / max(served, 1) * 1e6:22.0f}")
+    finally:
+        if listener is not None:
+            listener.close()
+        plat.stop()
+
+
+if __name__ == "__main__":
+    main()
