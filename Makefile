@@ -1,5 +1,5 @@
 # Tuoguan: the two commands a new user needs are `make up` and `make test`.
-.PHONY: up test test-unit bench protos check-protos install infra clean
+.PHONY: up test test-unit bench protos check-protos lint install infra clean
 
 install:
 	uv sync --frozen
@@ -10,7 +10,7 @@ infra:
 up:
 	./scripts/up.sh
 
-test: install infra check-protos
+test: install infra check-protos lint
 	uv run --no-sync pytest
 
 test-unit: install
@@ -21,6 +21,9 @@ bench: install infra
 
 protos:
 	./scripts/gen_protos.sh
+
+lint:
+	uv run --no-sync ruff check libs/common services tests bench
 
 check-protos:
 	./scripts/check_proto_drift.sh
