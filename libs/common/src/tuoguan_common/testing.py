@@ -49,11 +49,15 @@ def _isolated_vhost(amqp: str):
         return amqp, lambda: None
     parts = urlsplit(amqp)
     user = parts.username or "guest"
-    subprocess.run(ctl + ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"], check=True,
-                   capture_output=True, timeout=60)
 
     def cleanup():
         subprocess.run(ctl + ["delete_vhost", vhost], capture_output=True, timeout=60)
+
+    allowed = subprocess.run(ctl + ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+                             capture_output=True, timeout=60)
+    if allowed.returncode != 0:
+        cleanup()
+        return amqp, lambda: None
 
     return parts._replace(path=f"/{vhost}").geturl(), cleanup
 
