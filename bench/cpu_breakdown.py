@@ -43,6 +43,17 @@ def cpu_of_commands(prefixes: tuple[str, ...]) -> float:
     return total
 
 
+def database_work(platform: Platform) -> dict[str, tuple[int, int]]:
+    """Committed transactions and rows written, per service database, so far."""
+    import psycopg
+
+    with psycopg.connect(platform.database_url) as conn:
+        rows = conn.execute(
+            "SELECT datname, xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database "
+            "WHERE datname LIKE %s", (platform.db_prefix + "%",)).fetchall()
+    return {name.removeprefix(platform.db_prefix + "_"): (int(tx), int(written)) for name, tx, written in rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=130.0, help="full bookings per second offered")
@@ -65,6 +76,7 @@ def main() -> None:
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         before.update({name: cpu_of_commands(p) for name, p in others.items()})
         before["load generator"] = cpu_seconds(os.getpid())
+        work_before = database_work(plat)
         started = time.monotonic()
         if args.burst:
             result = asyncio.run(surge.hold_burst(plat, patients, slots, args.seconds, 64))
@@ -84,6 +96,13 @@ def main() -> None:
             total += used
             print(f"{name:22} {used / wall * 100:11.0f}% {used / max(served, 1) * 1e6:22.0f}")
         print(f"{'total':22} {total / wall * 100:11.0f}% {total / max(served, 1) * 1e6:22.0f}")
+        # Statistics reach pg_stat_database when a backend's transaction ends; give them a moment.
+        time.sleep(1)
+        work_after = database_work(plat)
+        print(f"{'database':22} {'commits per ' + unit:>18} {'rows written per ' + unit:>24}")
+        for name, (tx, written) in sorted(work_after.items()):
+            tx0, written0 = work_before.get(name, (0, 0))
+            print(f"{name:22} {(tx - tx0) / max(served, 1):18.1f} {(written - written0) / max(served, 1):24.1f}")
     finally:
         if listener is not None:
             listener.close()
