@@ -33,10 +33,12 @@ def platform(infra, tmp_path_factory):
         plat.seed()
         yield plat
     finally:
+        # Names first: stopping forgets the processes, not their log files.
+        names = list(plat.procs)
         plat.stop()
         if os.environ.get("CI"):
             ARTIFACTS.mkdir(exist_ok=True)
-            for name in plat.procs or []:
+            for name in names:
                 (ARTIFACTS / f"{name}.log").write_text(plat.log(name))
 
 

@@ -3,6 +3,7 @@ token verifier, then the grpcio server until SIGTERM."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -24,7 +25,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
     settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"])
     setup_logging(f"{service}-api", settings.log_level)
     setup_tracing(f"{service}-api", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
-    if migrations_dir is not None and _env_flag("TUOGUAN_MIGRATE_ON_START"):
+    if migrations_dir is not None and os.environ.get("TUOGUAN_MIGRATE_ON_START", "").lower() in ("1", "true", "yes"):
         migrate(settings.database_url, migrations_dir)
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
     verifier = auth.TokenVerifier.from_file(settings.token_public_key_file)
@@ -43,8 +44,3 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
     finally:
         database.close()
 
-
-def _env_flag(name: str) -> bool:
-    import os
-
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

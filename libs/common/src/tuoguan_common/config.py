@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,10 +23,6 @@ def env_number(name: str, default, kind=int, env: Mapping[str, str] | None = Non
     if minimum is not None and value < minimum:
         raise SystemExit(f"{name} must be at least {minimum}, got {raw!r}")
     return value
-
-
-def _env_int(name: str, default: int) -> int:
-    return env_number(name, default, int)
 
 
 def service_database_url(service: str, env: dict[str, str] | None = None) -> str:
@@ -60,7 +56,6 @@ class Settings:
     grpc_workers: int
     grpc_max_concurrent_rpcs: int
     db_pool_size: int
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, service: str, *, grpc_port: int, metrics_port: int) -> "Settings":
@@ -69,16 +64,16 @@ class Settings:
             service=service,
             database_url=service_database_url(service),
             amqp_uri=os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
-            grpc_port=_env_int(f"{up}_GRPC_PORT", grpc_port),
-            metrics_port=_env_int(f"{up}_METRICS_PORT", metrics_port),
+            grpc_port=env_number(f"{up}_GRPC_PORT", grpc_port),
+            metrics_port=env_number(f"{up}_METRICS_PORT", metrics_port),
             token_public_key_file=os.environ.get("TUOGUAN_TOKEN_PUBLIC_KEY_FILE"),
             token_private_key_file=os.environ.get("TUOGUAN_TOKEN_PRIVATE_KEY_FILE"),
             otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             trace_file=os.environ.get("TUOGUAN_TRACE_FILE"),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
-            grpc_workers=_env_int("TUOGUAN_GRPC_WORKERS", 16),
-            grpc_max_concurrent_rpcs=_env_int("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
-            db_pool_size=_env_int("TUOGUAN_DB_POOL_SIZE", 8),
+            grpc_workers=env_number("TUOGUAN_GRPC_WORKERS", 16),
+            grpc_max_concurrent_rpcs=env_number("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
+            db_pool_size=env_number("TUOGUAN_DB_POOL_SIZE", 8),
         )
 
 

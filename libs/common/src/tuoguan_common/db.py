@@ -25,11 +25,15 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 
+def _name_and_admin_url(url: str) -> tuple[str, str]:
+    """The database a URL names, and the URL of the same server's maintenance database."""
+    parts = urlsplit(url)
+    return parts.path.lstrip("/"), urlunsplit(parts._replace(path="/postgres"))
+
+
 def ensure_database(url: str) -> None:
     """Creates the service's database on its server when it does not exist."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    name, admin_url = _name_and_admin_url(url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
@@ -40,9 +44,7 @@ def ensure_database(url: str) -> None:
 
 
 def drop_database(url: str) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    name, admin_url = _name_and_admin_url(url)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -121,17 +123,3 @@ class Database:
             with self.pool.connection() as conn:
                 with conn.cursor() as cur:
                     yield cur
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        with self.pool.connection() as conn:
-            yield conn
-
-
-def eventlet_safe_psycopg() -> None:
-    """psycopg's C wait function blocks eventlet's hub; nameko processes use select."""
-    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
-
-
-def apply_sql_file(cur: psycopg.Cursor, path: Path) -> None:
-    cur.execute(path.read_text(encoding="utf-8"))

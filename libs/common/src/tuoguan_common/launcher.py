@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ from urllib.parse import urlsplit
 from .auth import generate_keypair
 from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
 from .db import drop_database, migrate, migrations_dir
-from .net import answers, free_port
+from .net import free_port
+from .processes import ProcessGroup
 from .topology import declare_event_queues
 
 DOMAIN_SERVICES = ("identity", "registration", "billing")
@@ -36,7 +36,7 @@ class Platform:
     extra_env: dict[str, str] = field(default_factory=dict)
     keep_databases: bool = False
     ports: dict[str, int] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: ProcessGroup = field(init=False)
 
     def db_url(self, service: str) -> str:
         return urlsplit(self.database_url)._replace(path=f"/{self.db_prefix}_{service}").geturl()
@@ -70,24 +70,19 @@ class Platform:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, argv: list[str], ready_port: int, timeout: float = 60.0) -> None:
-        log = open(self.work_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
-        self.procs[name] = proc
-        deadline = time.monotonic() + timeout
-        while not answers("127.0.0.1", ready_port):
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-4000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready on {ready_port} after {timeout}s:\n{self.log(name)[-4000:]}")
-            time.sleep(0.1)
+    def _spawn(self, name: str, argv: list[str], ready_port: int) -> None:
+        self.processes.start(name, argv, self.env(), ready_port=ready_port)
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen]:
+        return self.processes.procs
 
     def log(self, name: str) -> str:
-        path = self.work_dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.processes.log(name)
 
     def start(self, *, with_gateway: bool = True) -> "Platform":
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.processes = ProcessGroup(self.work_dir)
         self.private_key, self.public_key = generate_keypair(self.work_dir / "keys")
         for service in DOMAIN_SERVICES:
             for kind in ("grpc", "metrics"):
@@ -115,19 +110,12 @@ class Platform:
     def seed(self) -> None:
         """Loads the demo data `make up` loads (accounts, departments, doctors, schedules)."""
         for module in ("identity.seed", "registration.seed"):
-            subprocess.run([sys.executable, "-m", module], env=self.env(), check=True,
-                           stdout=open(self.work_dir / "seed.log", "ab"), stderr=subprocess.STDOUT)
+            with open(self.work_dir / "seed.log", "ab") as log:
+                subprocess.run([sys.executable, "-m", module], env=self.env(), check=True, stdout=log,
+                               stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
+        self.processes.stop_all()
         if not self.keep_databases:
             for service in DOMAIN_SERVICES:
                 drop_database(self.db_url(service))

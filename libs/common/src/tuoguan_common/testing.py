@@ -21,6 +21,7 @@ import pytest
 
 from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
 from .net import answers, free_port  # noqa: F401 - free_port is part of the fixtures' API
+from .processes import ProcessFailed, ProcessGroup
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -148,53 +149,24 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
 
 
-class Processes:
+class Processes(ProcessGroup):
     """Real service processes (api, worker, gateway) started by a test.
 
     Workers run as their own processes, as in production: the test process
     is never eventlet-patched, so in-process grpcio servers keep working.
+    A process that does not come up fails the test with its log.
     """
 
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], *, ready_port: int | None = None,
-              timeout: float = 60.0) -> subprocess.Popen:
-        log_path = self.log_dir / f"{name}.log"
-        full_env = {**os.environ, **env}
-        proc = subprocess.Popen(argv, env=full_env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
-                                cwd=str(REPO))
-        self.procs.append((name, proc))
-        if ready_port is not None:
-            deadline = time.monotonic() + timeout
-            while not answers("127.0.0.1", ready_port, timeout=0.5):
-                if proc.poll() is not None:
-                    pytest.fail(f"{name} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{name} did not listen on {ready_port} within {timeout}s:\n"
-                                f"{log_path.read_text()[-4000:]}")
-                time.sleep(0.1)
-        return proc
-
-    def log(self, name: str) -> str:
-        return (self.log_dir / f"{name}.log").read_text(errors="replace")
-
-    def stop_all(self) -> None:
-        for _name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for _name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.procs.clear()
+    def start(self, *args, **kwargs) -> subprocess.Popen:
+        try:
+            return super().start(*args, **kwargs)
+        except ProcessFailed as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
 def processes(tmp_path):
-    group = Processes(tmp_path)
+    group = Processes(tmp_path, cwd=REPO)
     yield group
     group.stop_all()
 
