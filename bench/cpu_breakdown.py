@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import tempfile
 import time
 import uuid
@@ -59,6 +60,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=130.0, help="full bookings per second offered")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--burst", action="store_true", help="holds only, 64 at a time, instead of full bookings")
+    parser.add_argument("--profile", metavar="PROCESS",
+                        help="also sample this process (e.g. registration-api) with py-spy into folded stacks (flamegraph.pl or speedscope read them)")
     args = parser.parse_args()
 
     plat = Platform(work_dir=Path(tempfile.mkdtemp(prefix="tuoguan-cpu-")),
@@ -77,6 +80,11 @@ def main() -> None:
         before.update({name: cpu_of_commands(p) for name, p in others.items()})
         before["load generator"] = cpu_seconds(os.getpid())
         work_before = database_work(plat)
+        spy = None
+        if args.profile:
+            svg = Path(plat.work_dir) / f"{args.profile}.folded"
+            spy = subprocess.Popen(["py-spy", "record", "--gil", "--nonblocking", "-p", str(pids[args.profile]),
+                                    "--format", "raw", "-o", str(svg), "-d", str(int(args.seconds))])
         started = time.monotonic()
         if args.burst:
             result = asyncio.run(surge.hold_burst(plat, patients, slots, args.seconds, 64))
@@ -85,6 +93,9 @@ def main() -> None:
             result = asyncio.run(surge.sustained(plat, patients, slots, listener, args.rate, args.seconds))
             served, unit = result["confirmed"], "booking"
         wall = time.monotonic() - started
+        if spy is not None:
+            spy.wait(timeout=60)
+            print(f"folded stacks of {args.profile}: {svg}")
         after = {name: cpu_seconds(pid) for name, pid in pids.items()}
         after.update({name: cpu_of_commands(p) for name, p in others.items()})
         after["load generator"] = cpu_seconds(os.getpid())
