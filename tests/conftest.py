@@ -21,6 +21,7 @@ def platform(infra, tmp_path_factory):
         work_dir=work,
         database_url=infra["database_url"],
         amqp_uri=infra["amqp_uri"],
+        redis_url=infra["redis_url"],
         extra_env={
             # Short enough for a test to watch a hold expire, long enough that
             # no other journey's payment races it on a loaded machine.

@@ -12,7 +12,7 @@ from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan.registration.v1 import registration_pb2_grpc
 from tuoguan_common import auth
-from tuoguan_common.errors import FailedPrecondition, NotFound, Unavailable
+from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 DEPARTMENTS = [
     reg.Department(department_id="dep-cardio", code="CARD", name="心内科", name_en="Cardiology"),
@@ -105,6 +105,27 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
         return reg.ListSessionsResponse(sessions=[reg.Session(
             session_id="ses-1", doctor_id="doc-wang", service_date=request.service_date,
             status=reg.SESSION_STATUS_OPEN, capacity=20, booked=3, held=1, free=16)])
+
+    def ListSessionBookings(self, request, context):
+        self._seen("ListSessionBookings", request, context)
+        auth.current_principal().require(auth.REGISTRATION_OFFICE, auth.ADMIN)
+        if request.session_id == "not-an-id":
+            raise InvalidArgument("session_id", "is not a valid id")
+        if request.session_id != "ses-1":
+            raise NotFound("no such session", reason="session_not_found")
+        session = reg.Session(session_id="ses-1", doctor_id="doc-wang", service_date="2026-12-01",
+                              period=reg.PERIOD_MORNING, status=reg.SESSION_STATUS_OPEN, capacity=20, booked=2, held=1,
+                              free=17)
+        return reg.ListSessionBookingsResponse(session=session, bookings=[
+            reg.Booking(booking_id="bk-s1", booking_number="20261201-000002", patient_id="p1", session_id="ses-1",
+                        status=reg.BOOKING_STATUS_CHECKED_IN, queue_number=1),
+            reg.Booking(booking_id="bk-s2", booking_number="20261201-000001", patient_id="p2", session_id="ses-1",
+                        status=reg.BOOKING_STATUS_CONFIRMED, queue_number=2),
+            reg.Booking(booking_id="bk-s3", booking_number="20261201-000003", patient_id="p3", session_id="ses-1",
+                        status=reg.BOOKING_STATUS_HELD),
+            reg.Booking(booking_id="bk-s4", booking_number="20261201-000004", patient_id="p4", session_id="ses-1",
+                        status=reg.BOOKING_STATUS_EXPIRED, cancel_reason="expired"),
+        ])
 
     def SuspendSession(self, request, context):
         self._seen("SuspendSession", request, context)

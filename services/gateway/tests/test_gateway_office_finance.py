@@ -81,3 +81,37 @@ def test_finance_reads_the_ledger_and_reconciliation(http, fakes, demo):
     report = http.get("/api/v1/finance/reconciliation", headers=finance.headers, params={"business_date": "2026-12-01"})
     assert report.status_code == 200 and report.json()["business_date"] == "2026-12-01"
     assert fakes["billing"].last("GetReconciliationReport")[1].business_date == "2026-12-01"
+
+
+def test_office_lists_the_bookings_of_a_session(http, fakes, demo, patient):
+    office = demo("office")
+    reply = http.get("/api/v1/office/sessions/ses-1/bookings", headers=office.headers)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) == {"session", "bookings"}
+    assert {k: body["session"][k] for k in ("session_id", "status", "period", "capacity", "booked", "held",
+                                            "free")} == {
+        "session_id": "ses-1", "status": "open", "period": "morning", "capacity": 20, "booked": 2, "held": 1,
+        "free": 17}
+    assert [(b["booking_id"], b["status"], b["queue_number"]) for b in body["bookings"]] == [
+        ("bk-s1", "checked_in", 1), ("bk-s2", "confirmed", 2), ("bk-s3", "held", 0), ("bk-s4", "expired", 0)]
+    assert body["bookings"][0]["patient_id"] == "p1" and body["bookings"][3]["cancel_reason"] == "expired"
+    _, request, metadata = fakes["registration"].last("ListSessionBookings")
+    assert request.session_id == "ses-1" and metadata["authorization"] == f"Bearer {office.token}"
+
+    assert error(http.get("/api/v1/office/sessions/ses-1/bookings", headers=patient.headers)) == \
+        (403, "permission_denied", None)
+    assert error(http.get("/api/v1/office/sessions/ses-404/bookings", headers=office.headers)) == \
+        (404, "session_not_found", None)
+    assert error(http.get("/api/v1/office/sessions/not-an-id/bookings", headers=office.headers)) == \
+        (422, "invalid_argument", "session_id")
+    assert error(http.get("/api/v1/office/sessions/ses-1/bookings"))[0] == 401
+
+
+def test_office_lists_one_doctors_sessions(http, fakes, demo):
+    office = demo("office")
+    reply = http.get("/api/v1/office/sessions", headers=office.headers,
+                     params={"service_date": "2026-12-01", "doctor_id": "doc-wang"})
+    assert reply.status_code == 200 and reply.json()["sessions"][0]["doctor_id"] == "doc-wang"
+    request = fakes["registration"].last("ListSessions")[1]
+    assert (request.service_date, request.doctor_id, request.department_id) == ("2026-12-01", "doc-wang", "")

@@ -30,6 +30,8 @@ API = {
     ("get", "/api/v1/office/session-templates"), ("post", "/api/v1/office/schedule/publish"),
     ("post", "/api/v1/office/sessions/{session_id}/suspend"), ("post", "/api/v1/office/bookings/{booking_id}/check-in"),
     ("post", "/api/v1/office/bookings/{booking_id}/no-show"),
+    ("get", "/api/v1/office/sessions/{session_id}/bookings"),
+    ("post", "/api/v1/auth/password-reset"), ("post", "/api/v1/auth/password-reset/confirm"),
     ("get", "/api/v1/finance/ledger"), ("get", "/api/v1/finance/reconciliation"),
 }
 
@@ -129,7 +131,10 @@ def test_health_and_landing_page(http):
     assert http.get("/healthz").json() == {"status": "ok"}
     landing = http.get("/")
     assert landing.status_code == 200 and "text/html" in landing.headers["content-type"]
-    assert 'href="/docs"' in landing.text and "预约挂号" in landing.text and "API documentation" in landing.text
+    # The portal's home page, in Chinese by default, links developers to the API documentation.
+    assert 'href="/docs"' in landing.text and "预约挂号" in landing.text and "API 文档" in landing.text
+    english = http.get("/", params={"lang": "en"})
+    assert "Book an appointment" in english.text and "API documentation" in english.text
 
 
 @pytest.mark.integration

@@ -2,6 +2,8 @@
 migrates first) and ``python -m identity.api``."""
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +42,46 @@ def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, pro
         # Logins (phone numbers, for patients) and passwords never reach the log.
         log = processes.log("identity-api")
         assert "sign-in" in log and "office" not in log and "Office1234" not in log
+    finally:
+        processes.stop_all()
+        drop_database(env["IDENTITY_DATABASE_URL"])
+
+
+def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, token_keys, processes):
+    """``python -m identity.api`` wires the development adapter: a reset code
+    is one log line with the phone number masked, never the full number."""
+    grpc_port, metrics_port = free_port(), free_port()
+    env = {
+        "IDENTITY_DATABASE_URL": unique_database_url(infra, "identity"),
+        "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": token_keys["private"],
+        "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
+        "IDENTITY_GRPC_PORT": str(grpc_port),
+        "IDENTITY_METRICS_PORT": str(metrics_port),
+        "IDENTITY_RESET_CODE_MINUTES": "3",
+    }
+    phone, masked = "13800000001", "138****0001"
+    try:
+        subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
+                       capture_output=True)
+        processes.start("identity-api", [sys.executable, "-m", "identity.api"], env, ready_port=grpc_port)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            asked = dt.datetime.now(dt.timezone.utc)
+            reply = stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
+            expires = dt.datetime.fromisoformat(reply.expires_at.replace("Z", "+00:00"))
+            assert dt.timedelta(minutes=2) < expires - asked <= dt.timedelta(minutes=3, seconds=5)
+            stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone="13700000009"), timeout=10)
+            log = processes.log("identity-api")
+            lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+            [sent] = [line for line in lines if line["msg"] == "password reset code"]
+            assert sent["phone_masked"] == masked and len(sent["code"]) == 6 and sent["code"].isdigit()
+            stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=sent["code"], new_password="Renewed2027"),
+                               timeout=10)
+            assert stub.SignIn(pb.SignInRequest(login=phone, password="Renewed2027"), timeout=10).access_token
+        log = processes.log("identity-api")
+        assert masked in log
+        for secret in (phone, "13700000009", "Renewed2027"):
+            assert secret not in log
     finally:
         processes.stop_all()
         drop_database(env["IDENTITY_DATABASE_URL"])

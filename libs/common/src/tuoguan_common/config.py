@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672//"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def env_number(name: str, default, kind=int, env: Mapping[str, str] | None = None, *, minimum=None):

@@ -7,6 +7,7 @@ the nameko worker, the gateway); only ports and database names differ.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .auth import generate_keypair
-from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
+from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from .db import drop_database, migrate, migrations_dir
 from .net import free_port
 from .processes import ProcessGroup
@@ -32,10 +33,12 @@ class Platform:
     work_dir: Path
     database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
     amqp_uri: str = field(default_factory=lambda: os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI)
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     db_prefix: str = field(default_factory=lambda: f"e2e_{uuid.uuid4().hex[:8]}")
     extra_env: dict[str, str] = field(default_factory=dict)
     keep_databases: bool = False
     ports: dict[str, int] = field(default_factory=dict)
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: ProcessGroup = field(init=False)
 
     def db_url(self, service: str) -> str:
@@ -53,10 +56,14 @@ class Platform:
             **os.environ,
             "DATABASE_URL": self.database_url,
             "AMQP_URI": self.amqp_uri,
+            "REDIS_URL": self.redis_url,
             "TUOGUAN_DB_PREFIX": self.db_prefix,
             "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": str(self.private_key),
             "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": str(self.public_key),
             "GATEWAY_PORT": str(self.ports["gateway_http"]),
+            "GATEWAY_SESSION_SECRET": self.session_secret,
+            # Its own waiting-room queue in a Redis other platforms may share.
+            "WAITING_ROOM_NAMESPACE": f"tuoguan:{self.db_prefix}:waiting-room",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "PYTHONUNBUFFERED": "1",
         }

@@ -41,6 +41,18 @@ OUTBOX_BACKLOG = Gauge("tuoguan_outbox_backlog_events", "Outbox events not yet r
 OUTBOX_RELAY_ERRORS = Counter("tuoguan_outbox_relay_errors_total", "Failed relay attempts", ["service"])
 # Worker timers.
 TIMER_RUNS = Counter("tuoguan_timer_runs_total", "Timer runs, by timer and outcome", ["service", "timer", "outcome"])
+# The portal (gateway): its waiting room and its cache of the catalogue and availability.
+PORTAL_WAITING_ROOM = Counter(
+    "tuoguan_portal_waiting_room_checks_total",
+    "Waiting-room checks by outcome (admitted, queued, missed_turn, room_unavailable)", ["outcome"],
+)
+PORTAL_WAITING_ROOM_QUEUE = Gauge(
+    "tuoguan_portal_waiting_room_queue", "Patients waiting for their turn, as last seen by this gateway",
+)
+PORTAL_CACHE_LOOKUPS = Counter(
+    "tuoguan_portal_cache_lookups_total", "Portal cache lookups by cache (catalogue, availability) and outcome",
+    ["cache", "outcome"],
+)
 
 # Identity.
 IDENTITY_SIGN_INS = Counter("tuoguan_identity_sign_ins_total", "Sign-in attempts by outcome", ["outcome"])

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL
+from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from .net import answers, free_port  # noqa: F401 - free_port is part of the fixtures' API
 from .processes import ProcessFailed, ProcessGroup
 
@@ -65,28 +65,30 @@ def _isolated_vhost(amqp: str):
 
 @pytest.fixture(scope="session")
 def infra(request):
-    """URLs of a PostgreSQL server and a RabbitMQ broker that answer."""
+    """URLs of a PostgreSQL server, a RabbitMQ broker and a Redis (the portal's waiting room) that answer."""
     if _docker_engine() and not os.environ.get("DATABASE_URL"):
         docker_services = request.getfixturevalue("docker_services")
         docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: answers("127.0.0.1", 5432))
         docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: answers("127.0.0.1", 5672))
+        docker_services.wait_until_responsive(timeout=90, pause=1, check=lambda: answers("127.0.0.1", 6379))
     db = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     amqp = os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
+    redis = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     missing = []
-    for name, url, port in (("PostgreSQL", db, 5432), ("RabbitMQ", amqp, 5672)):
+    for name, url, port in (("PostgreSQL", db, 5432), ("RabbitMQ", amqp, 5672), ("Redis", redis, 6379)):
         parts = urlsplit(url)
         if not answers(parts.hostname or "127.0.0.1", parts.port or port):
             missing.append(f"{name} at {parts.hostname}:{parts.port or port}")
     if missing:
         pytest.fail(
-            "integration tests need a real PostgreSQL and RabbitMQ, and none answered: "
+            "integration tests need a real PostgreSQL, RabbitMQ and Redis, and these did not answer: "
             + ", ".join(missing)
-            + ". Start them (bash .ci/run does), set DATABASE_URL / AMQP_URI, or install a Docker engine.",
+            + ". Start them (bash .ci/run does), set DATABASE_URL / AMQP_URI / REDIS_URL, or install a Docker engine.",
             pytrace=False,
         )
     amqp, cleanup = _isolated_vhost(amqp)
     try:
-        yield {"database_url": db, "amqp_uri": amqp}
+        yield {"database_url": db, "amqp_uri": amqp, "redis_url": redis}
     finally:
         cleanup()
 

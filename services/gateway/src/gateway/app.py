@@ -3,31 +3,32 @@ clients to the services."""
 from __future__ import annotations
 
 import contextlib
-import functools
-from importlib import resources
 
 import uvicorn
 from fastapi import FastAPI, Response
-from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from . import errors
+from . import errors, portal
 from .clients import Addresses, Clients
 from .models import ERROR_RESPONSES
 from .observability import RequestTelemetry
+from .portal.settings import PortalSettings
 from .routes import accounts, bookings, catalogue, finance, office
 
 
-def create_app(addresses: Addresses | None = None) -> FastAPI:
+def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None) -> FastAPI:
     """The app; ``addresses`` points it at other servers (tests), else the environment decides."""
+    portal_settings = portal_settings or PortalSettings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         # Opened here, not at import: grpc.aio channels belong to the running loop.
         app.state.clients = Clients(addresses or Addresses.from_env())
+        app.state.portal = portal.open_state(portal_settings)
         try:
             yield
         finally:
+            await app.state.portal.close()
             await app.state.clients.close()
 
     app = FastAPI(
@@ -44,10 +45,7 @@ def create_app(addresses: Addresses | None = None) -> FastAPI:
     errors.install(app)
     for module in (accounts, catalogue, bookings, office, finance):
         app.include_router(module.router, responses=ERROR_RESPONSES)
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def landing() -> str:
-        return _landing_page()
+    portal.install(app, portal_settings)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -58,11 +56,6 @@ def create_app(addresses: Addresses | None = None) -> FastAPI:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-@functools.cache
-def _landing_page() -> str:
-    return resources.files(__package__).joinpath("landing.html").read_text(encoding="utf-8")
 
 
 def server(app: FastAPI, *, host: str, port: int) -> uvicorn.Server:

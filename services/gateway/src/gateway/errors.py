@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
 
+from .grpc_trailers import first_value
+
 log = logging.getLogger(__name__)
 
 HTTP_STATUS = {
@@ -64,13 +66,6 @@ def error_response(status: int, reason: str, message: str, field: str | None = N
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def _first(metadata: Any, key: str) -> str | None:
-    for k, v in metadata or ():
-        if k == key:
-            return v.decode() if isinstance(v, bytes) else v
-    return None
-
-
 async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
     code = exc.code()
     status = http_status(code)
@@ -82,7 +77,7 @@ async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONRespo
         log.warning("service call failed", extra={"grpc_code": code.name, "http_status": status})
         message = "the service is unavailable, try again shortly" if status == 503 else "a service failed"
     return error_response(
-        status, _first(trailing, REASON_KEY) or code.name.lower(), message, _first(trailing, FIELD_KEY),
+        status, first_value(trailing, REASON_KEY) or code.name.lower(), message, first_value(trailing, FIELD_KEY),
     )
 
 

@@ -16,6 +16,7 @@ from .convert import enum_model, message_model
 # Replies.
 Account = message_model(identity_pb2.Account)
 SignInReply = message_model(identity_pb2.SignInResponse)
+PasswordResetReply = message_model(identity_pb2.RequestPasswordResetResponse)
 DepartmentList = message_model(registration_pb2.ListDepartmentsResponse)
 DoctorList = message_model(registration_pb2.ListDoctorsResponse)
 SlotList = message_model(registration_pb2.ListSlotsResponse)
@@ -26,6 +27,7 @@ SessionTemplateList = message_model(registration_pb2.ListSessionTemplatesRespons
 PublishScheduleRequest = message_model(registration_pb2.PublishScheduleRequest)
 PublishScheduleReply = message_model(registration_pb2.PublishScheduleResponse)
 SessionList = message_model(registration_pb2.ListSessionsResponse)
+SessionBookingList = message_model(registration_pb2.ListSessionBookingsResponse)
 SuspendSessionReply = message_model(registration_pb2.SuspendSessionResponse)
 Payment = message_model(billing_pb2.Payment)
 PaymentList = message_model(billing_pb2.ListPaymentsResponse)
@@ -44,6 +46,16 @@ class SignUp(BaseModel):
 class SignIn(BaseModel):
     login: str = Field(description="Phone number (patients) or staff id", examples=["13800000001"])
     password: str = Field(examples=["Patient1234"])
+
+
+class PasswordReset(BaseModel):
+    phone: str = Field(description="The patient's mobile number, their login", examples=["13800000001"])
+
+
+class PasswordResetConfirm(BaseModel):
+    phone: str = Field(examples=["13800000001"])
+    code: str = Field(description="The 6 digits sent to the phone", examples=["123456"])
+    new_password: str = Field(description="At least 8 characters, letters and digits", examples=["Patient5678"])
 
 
 class StaffAccount(BaseModel):

@@ -6,11 +6,13 @@ printed, photographed and left lying around.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import io
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import qrcode
@@ -21,6 +23,8 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from tuoguan.identity.v1 import identity_pb2
 from tuoguan.registration.v1 import registration_pb2
@@ -145,3 +149,22 @@ def render(slip: Slip) -> bytes:
     pdf.showPage()
     pdf.save()
     return out.getvalue()
+
+
+async def slip_pdf(services: Any, booking_id: str) -> tuple[str, bytes]:
+    """The caller's slip for a booking: its file name and the PDF."""
+    booking_reply, account_reply = await asyncio.gather(
+        services.registration.GetBooking(registration_pb2.GetBookingRequest(booking_id=booking_id)),
+        services.identity.GetMyAccount(identity_pb2.GetMyAccountRequest()),
+    )
+    content = slip_for(booking_reply.booking, account_reply.account)
+    pdf = await run_in_threadpool(render, content)  # reportlab is CPU work: off the event loop
+    return f"slip-{content.booking_number}.pdf", pdf
+
+
+def pdf_response(filename: str, pdf: bytes) -> Response:
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{filename}"',
+        # It names the patient (masked) and the visit: no shared caches.
+        "Cache-Control": "no-store",
+    })

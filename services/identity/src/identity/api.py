@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from typing import Callable, Iterable
@@ -18,11 +19,15 @@ from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
 from tuoguan_common.errors import AlreadyExists
 
+from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
+from .domain import password_reset as reset
 from .domain.accounts import NewAccount
+from .domain.password_reset import ResetCodePolicy, Verdict
 from .domain.throttle import SignInThrottle
-from .exceptions import AccountNotFound, BadCredentials, LoginTaken, PhoneTaken, TooManyAttempts
+from .exceptions import AccountNotFound, BadCredentials, LoginTaken, PhoneTaken, ResetTooSoon, TooManyAttempts
 from .migrate import MIGRATIONS_DIR
+from .notifications import LogNotifier, Notifier
 from .passwords import Passwords
 from .store import AccountRecord, IdentityStore
 
@@ -43,6 +48,10 @@ def role_name(role: int) -> str:
 _ROLE_VALUES = {role_name(v): v for v in identity_pb2.Role.values() if v != identity_pb2.ROLE_UNSPECIFIED}
 
 
+def rfc3339(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def account_message(record: AccountRecord) -> identity_pb2.Account:
     return identity_pb2.Account(
         account_id=record.account_id, login=record.login, display_name=record.display_name,
@@ -57,13 +66,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         issuer: auth.TokenIssuer,
         passwords: Passwords,
         *,
+        notifier: Notifier,
+        reset_key: bytes,
         throttle: SignInThrottle = SignInThrottle(),
+        reset_policy: ResetCodePolicy = ResetCodePolicy(),
         clock: Callable[[], dt.datetime] = outbox.utcnow,
     ):
         self.store = store
         self.issuer = issuer
         self.passwords = passwords
+        self.notifier = notifier
+        self.reset_key = reset_key
         self.throttle = throttle
+        self.reset_policy = reset_policy
         self.clock = clock
 
     def SignUpPatient(self, request, context):
@@ -118,6 +133,49 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                      extra={"account_id": reply.account_id, "roles": list(account.roles), "by": admin.subject})
         return identity_pb2.CreateStaffAccountResponse(account=reply)
 
+    def RequestPasswordReset(self, request, context):
+        phone = rules.patient_phone(request.phone)
+        now = self.clock()
+        issued = self.reset_policy.issue(now)
+        digest = reset.code_digest(self.reset_key, phone, issued.code)
+        with self.store.transaction() as cur:
+            previous = self.store.lock_reset_code(cur, phone)
+            wait = self.reset_policy.seconds_until_resend(previous.issued_at if previous else None, now)
+            account_id = None
+            if not wait:
+                account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at)
+                self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
+        if wait:
+            # Raised after the transaction, which wrote nothing.
+            raise ResetTooSoon(wait)
+        # The same answer with or without an account; only an account's phone gets a code.
+        if account_id is not None:
+            self.notifier.send_reset_code(phone, issued.code)
+        log.info("password reset code issued", extra={"account_id": account_id})
+        return identity_pb2.RequestPasswordResetResponse(
+            expires_at=rfc3339(issued.expires_at), resend_after_seconds=self.reset_policy.resend_after_seconds,
+        )
+
+    def ResetPassword(self, request, context):
+        phone = rules.patient_phone(request.phone)
+        code = reset.presented_code(request.code)
+        rules.password(request.new_password, field="new_password")
+        digest = reset.code_digest(self.reset_key, phone, code)
+        # Hashed before the transaction: argon2 is slow on purpose.
+        password_hash = self.passwords.hash(request.new_password)
+        now = self.clock()
+        account_id = None
+        with self.store.transaction() as cur:
+            verdict = self.reset_policy.judge(self.store.lock_reset_code(cur, phone), digest, now)
+            if verdict is Verdict.WRONG:
+                self.store.count_reset_attempt(cur, phone)
+            elif verdict is Verdict.ACCEPTED:
+                account_id = self.store.complete_password_reset(cur, phone, password_hash)
+        log.info("password reset", extra={"outcome": verdict.value, "account_id": account_id})
+        # Raised after the transaction commits: a wrong code's attempt must count.
+        verdict.raise_unless_accepted()
+        return identity_pb2.ResetPasswordResponse()
+
     def _open_account(
         self, scope: str, owner: str, key: str, request: Message, account: NewAccount, taken: type[AlreadyExists],
     ) -> tuple[identity_pb2.Account, bool]:
@@ -155,17 +213,36 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
 
 def register(
-    server: grpc.Server, settings: Settings, database: Database, *, issuer: auth.TokenIssuer | None = None,
+    server: grpc.Server,
+    settings: Settings,
+    database: Database,
+    *,
+    issuer: auth.TokenIssuer | None = None,
+    notifier: Notifier | None = None,
+    config: IdentityConfig | None = None,
+    clock: Callable[[], dt.datetime] = outbox.utcnow,
 ) -> Iterable[str]:
-    """Adds identity's servicer; tests pass their own ``issuer``."""
-    issuer = issuer or auth.TokenIssuer.from_file(settings.token_private_key_file)
-    servicer = IdentityServicer(IdentityStore(database), issuer, Passwords())
+    """Adds identity's servicer. ``main`` passes the notifier it built; tests
+    pass their own ``issuer``, ``notifier``, ``config`` and ``clock``. Without
+    a notifier, reset codes go to the log (the development adapter)."""
+    if issuer is None:
+        issuer = auth.TokenIssuer.from_file(settings.token_private_key_file)
+    config = config or IdentityConfig.from_env()
+    servicer = IdentityServicer(
+        IdentityStore(database), issuer, Passwords(),
+        notifier=notifier if notifier is not None else LogNotifier(),
+        reset_key=reset_code_key(settings.token_private_key_file),
+        reset_policy=config.reset, clock=clock,
+    )
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 
 
 def main() -> None:
-    api_main.run("identity", register, migrations_dir=MIGRATIONS_DIR)
+    # The notification port's adapter is chosen here, at start-up; today the
+    # only one is the development adapter, which logs the code.
+    notifier: Notifier = LogNotifier()
+    api_main.run("identity", functools.partial(register, notifier=notifier), migrations_dir=MIGRATIONS_DIR)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,30 @@ class TooManyAttempts(ResourceExhausted):
         super().__init__(f"too many failed sign-ins: try again in {retry_after_minutes} minutes")
 
 
+class ResetTooSoon(ResourceExhausted):
+    reason = "reset_too_soon"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"a code was sent moments ago: ask for a new one in {retry_after_seconds} seconds")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ResetCodeInvalid(InvalidArgument):
+    # One answer for a wrong, used, replaced or exhausted code and for a phone
+    # number without an account, so the answer does not tell which it was.
+    reason = "reset_code_invalid"
+
+    def __init__(self) -> None:
+        super().__init__("code", "wrong or no longer valid: check it, or ask for a new one")
+
+
+class ResetCodeExpired(InvalidArgument):
+    reason = "reset_code_expired"
+
+    def __init__(self) -> None:
+        super().__init__("code", "has expired: ask for a new one")
+
+
 class AccountNotFound(NotFound):
     reason = "account_not_found"
 

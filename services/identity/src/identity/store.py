@@ -1,4 +1,4 @@
-"""All SQL of identity's own tables: accounts and sign-in failures."""
+"""All SQL of identity's own tables: accounts, sign-in failures and password reset codes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,6 +10,7 @@ import psycopg
 from tuoguan_common.db import Database
 
 from .domain.accounts import NewAccount
+from .domain.password_reset import StoredCode
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,72 @@ class IdentityStore:
     def clear_failures(self, login: str) -> None:
         with self.transaction() as cur:
             cur.execute("DELETE FROM sign_in_failures WHERE login = %s", (login,))
+
+    # Password reset codes.
+
+    def lock_reset_code(self, cur: psycopg.Cursor, phone: str) -> StoredCode | None:
+        """The phone's current code, locked for the caller's transaction (even
+        when there is none yet), so that parallel requests for one phone take
+        turns: two cannot both slip past the resend limit or the attempt limit."""
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('password-reset:' || %s))", (phone,))
+        cur.execute(
+            "SELECT code_digest, issued_at, expires_at, attempts FROM password_reset_codes WHERE phone = %s",
+            (phone,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            return None
+        digest = row["code_digest"]
+        return StoredCode(
+            digest=bytes(digest) if digest is not None else None,
+            issued_at=row["issued_at"], expires_at=row["expires_at"], attempts=row["attempts"],
+        )
+
+    def put_reset_code(
+        self, cur: psycopg.Cursor, phone: str, digest: bytes, issued_at: dt.datetime, expires_at: dt.datetime,
+    ) -> str | None:
+        """Replaces the phone's code with a new one and its attempts with none.
+        Returns the account the phone signs in to; without one, the row keeps
+        no digest (nothing was sent, nothing can match) and None is returned."""
+        cur.execute(
+            """
+            INSERT INTO password_reset_codes (phone, account_id, code_digest, issued_at, expires_at, attempts)
+            SELECT %(phone)s, a.id, CASE WHEN a.id IS NULL THEN NULL ELSE %(digest)s::bytea END,
+                   %(issued_at)s, %(expires_at)s, 0
+            FROM (SELECT (SELECT id FROM accounts WHERE login = %(phone)s) AS id) a
+            ON CONFLICT (phone) DO UPDATE SET
+                account_id = EXCLUDED.account_id, code_digest = EXCLUDED.code_digest,
+                issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, attempts = 0
+            RETURNING account_id
+            """,
+            {"phone": phone, "digest": digest, "issued_at": issued_at, "expires_at": expires_at},
+        )
+        account_id = cur.fetchone()["account_id"]
+        return str(account_id) if account_id is not None else None
+
+    def forget_reset_codes(self, cur: psycopg.Cursor, expired_before: dt.datetime) -> None:
+        """Keeps the table small: codes long expired are answered as unknown."""
+        cur.execute("DELETE FROM password_reset_codes WHERE expires_at < %s", (expired_before,))
+
+    def count_reset_attempt(self, cur: psycopg.Cursor, phone: str) -> None:
+        cur.execute("UPDATE password_reset_codes SET attempts = attempts + 1 WHERE phone = %s", (phone,))
+
+    def complete_password_reset(self, cur: psycopg.Cursor, phone: str, password_hash: str) -> str | None:
+        """In the caller's transaction: the account of the phone's code gets the
+        new password hash, the code is deleted and the login's sign-in failures
+        are forgotten. Returns the account id (None when the code has none)."""
+        cur.execute(
+            """
+            UPDATE accounts a SET password_hash = %s
+            FROM password_reset_codes r
+            WHERE r.phone = %s AND a.id = r.account_id
+            RETURNING a.id, a.login
+            """,
+            (password_hash, phone),
+        )
+        row = cur.fetchone()
+        cur.execute("DELETE FROM password_reset_codes WHERE phone = %s", (phone,))
+        if row is None:
+            return None
+        cur.execute("DELETE FROM sign_in_failures WHERE login = %s", (row["login"],))
+        return str(row["id"])

@@ -207,8 +207,18 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def ListSessions(self, request, context):
         current_principal().require(*OFFICE)
         day = _date(request.service_date, "service_date") or self._today()
-        rows = self.store.list_sessions(day, _id(request.department_id, "department_id", required=False))
+        rows = self.store.list_sessions(day, _id(request.department_id, "department_id", required=False),
+                                        self.clock(), _id(request.doctor_id, "doctor_id", required=False))
         return pb.ListSessionsResponse(sessions=[messages.session(r) for r in rows])
+
+    def ListSessionBookings(self, request, context):
+        current_principal().require(*OFFICE)
+        found = self.store.session_bookings(_id(request.session_id, "session_id"), self.clock())
+        if found is None:
+            raise not_found("session")
+        session, rows = found
+        return pb.ListSessionBookingsResponse(session=messages.session(session),
+                                              bookings=[messages.booking(r) for r in rows])
 
     def SuspendSession(self, request, context):
         office = current_principal().require(*OFFICE)

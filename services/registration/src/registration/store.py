@@ -77,10 +77,17 @@ SELECT b.*, d.name AS doctor_name, dep.name AS department_name
 FROM bookings b JOIN doctors d ON d.id = b.doctor_id JOIN departments dep ON dep.id = b.department_id
 """
 
+# A session with its places. ``held`` counts the holds still in force at
+# %(now)s: an unpaid hold past its time no longer counts even before the
+# expiry timer has given its place back (the slots' ``held`` counter still
+# has it until then). ``booked`` is the slots' counter (confirmed, checked in,
+# no-show). Callers add WHERE, GROUP BY se.id, d.name and ORDER BY.
 SESSION_VIEW = """
 SELECT se.id, se.doctor_id, se.department_id, se.service_date, se.period, se.status, se.suspend_reason,
        d.name AS doctor_name, coalesce(sum(s.capacity), 0)::int AS capacity,
-       coalesce(sum(s.booked), 0)::int AS booked, coalesce(sum(s.held), 0)::int AS held,
+       coalesce(sum(s.booked), 0)::int AS booked,
+       (SELECT count(*) FROM bookings h
+        WHERE h.session_id = se.id AND h.status = 'HELD' AND h.hold_expires_at > %(now)s)::int AS held,
        min(s.starts_at) AS starts_at, max(s.ends_at) AS ends_at
 FROM sessions se JOIN doctors d ON d.id = se.doctor_id LEFT JOIN slots s ON s.session_id = se.id
 """
@@ -370,15 +377,32 @@ class Store:
             )
             return cur.fetchall()
 
-    def list_sessions(self, service_date: dt.date, department_id: str | None) -> list[Row]:
+    def list_sessions(self, service_date: dt.date, department_id: str | None, now: dt.datetime,
+                      doctor_id: str | None = None) -> list[Row]:
+        """Every session of the day, open and suspended, of a department or a doctor when given."""
         with self.db.transaction() as cur:
             cur.execute(
                 SESSION_VIEW + "WHERE se.service_date = %(day)s "
                 "AND (%(department)s::uuid IS NULL OR se.department_id = %(department)s) "
-                "GROUP BY se.id, d.name ORDER BY min(s.starts_at), d.name",
-                {"day": service_date, "department": department_id},
+                "AND (%(doctor)s::uuid IS NULL OR se.doctor_id = %(doctor)s) "
+                "GROUP BY se.id, d.name ORDER BY min(s.starts_at), d.name, se.id",
+                {"day": service_date, "department": department_id, "doctor": doctor_id, "now": now},
             )
             return cur.fetchall()
+
+    def session_bookings(self, session_id: str, now: dt.datetime) -> tuple[Row, list[Row]] | None:
+        """The session and every booking of it in any status, by slot start, queue number, booking number;
+        None when there is no such session. One snapshot, so the counts match the list."""
+        with self.db.transaction() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(SESSION_VIEW + "WHERE se.id = %(session)s GROUP BY se.id, d.name",
+                        {"session": session_id, "now": now})
+            session = cur.fetchone()
+            if session is None:
+                return None
+            cur.execute(BOOKING_VIEW + "WHERE b.session_id = %s "
+                        "ORDER BY b.starts_at, b.queue_number NULLS LAST, b.booking_number", (session_id,))
+            return session, cur.fetchall()
 
     # Bookings.
 
@@ -514,7 +538,8 @@ class Store:
                 cancelled_booking_ids=[str(r["id"]) for r in ended],
                 patient_ids=sorted({r["patient_id"] for r in ended}),
             ))
-            cur.execute(SESSION_VIEW + "WHERE se.id = %s GROUP BY se.id, d.name", (session_id,))
+            cur.execute(SESSION_VIEW + "WHERE se.id = %(session)s GROUP BY se.id, d.name",
+                        {"session": session_id, "now": now})
             response = pb.SuspendSessionResponse(
                 session=messages.session(cur.fetchone()),
                 cancelled_bookings=self._booking_views(cur, [str(r["id"]) for r in ended]),

@@ -1,14 +1,16 @@
 """Sign-up, sign-in and the caller's account (identity)."""
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from tuoguan.identity.v1 import identity_pb2
 
 from ..convert import fill, to_dict
 from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
-from ..models import Account, SignIn, SignInReply, SignUp, StaffAccount
+from ..models import (
+    Account, PasswordReset, PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount,
+)
 
 router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
 
@@ -23,6 +25,25 @@ async def sign_up(body: SignUp, key: IdempotencyKey, services: CallerServices):
 @router.post("/auth/signin", response_model=SignInReply, summary="Sign in: returns an access token")
 async def sign_in(body: SignIn, services: CallerServices):
     return to_dict(await services.identity.SignIn(identity_pb2.SignInRequest(**body.model_dump())))
+
+
+@router.post("/auth/password-reset", status_code=202, response_model=PasswordResetReply,
+             summary="A patient who forgot their password asks for a code by text message")
+async def request_password_reset(body: PasswordReset, services: CallerServices):
+    """The same answer whether or not an account has this number; only an
+    account's phone gets a code. A new code replaces the last one, but not
+    within ``resend_after_seconds`` of it (429, reason ``reset_too_soon``)."""
+    reply = await services.identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=body.phone))
+    return to_dict(reply)
+
+
+@router.post("/auth/password-reset/confirm", status_code=204, response_class=Response,
+             summary="Set a new password with the code sent to the phone")
+async def reset_password(body: PasswordResetConfirm, services: CallerServices):
+    """A wrong code is 422 with field ``code`` and reason ``reset_code_invalid``
+    (also after five wrong tries or once used), an old one ``reset_code_expired``."""
+    await services.identity.ResetPassword(identity_pb2.ResetPasswordRequest(**body.model_dump()))
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=Account, summary="The signed-in account")

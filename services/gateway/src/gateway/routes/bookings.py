@@ -2,13 +2,9 @@
 (registration, billing, identity)."""
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Response
-from starlette.concurrency import run_in_threadpool
 
 from tuoguan.billing.v1 import billing_pb2
-from tuoguan.identity.v1 import identity_pb2
 from tuoguan.registration.v1 import registration_pb2
 
 from .. import slip
@@ -65,14 +61,4 @@ async def cancel(booking_id: str, key: IdempotencyKey, services: CallerServices)
     summary="The registration slip of a confirmed booking, as a PDF",
 )
 async def registration_slip(booking_id: str, services: CallerServices):
-    booking_reply, account_reply = await asyncio.gather(
-        services.registration.GetBooking(registration_pb2.GetBookingRequest(booking_id=booking_id)),
-        services.identity.GetMyAccount(identity_pb2.GetMyAccountRequest()),
-    )
-    content = slip.slip_for(booking_reply.booking, account_reply.account)
-    pdf = await run_in_threadpool(slip.render, content)  # reportlab is CPU work: off the event loop
-    return Response(pdf, media_type="application/pdf", headers={
-        "Content-Disposition": f'inline; filename="slip-{content.booking_number}.pdf"',
-        # It names the patient (masked) and the visit: no shared caches.
-        "Cache-Control": "no-store",
-    })
+    return slip.pdf_response(*await slip.slip_pdf(services, booking_id))

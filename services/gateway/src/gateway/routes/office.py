@@ -11,17 +11,25 @@ from ..convert import date_text, fill, to_dict
 from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
-    Booking, PublishScheduleReply, PublishScheduleRequest, SessionList, SessionTemplate, SessionTemplateList,
-    Suspend, SuspendSessionReply,
+    Booking, PublishScheduleReply, PublishScheduleRequest, SessionBookingList, SessionList, SessionTemplate,
+    SessionTemplateList, Suspend, SuspendSessionReply,
 )
 
 router = APIRouter(prefix=API_PREFIX + "/office", tags=["registration office"])
 
 
 @router.get("/sessions", response_model=SessionList, summary="Sessions of a day, with booked, held and free places")
-async def sessions(services: CallerServices, service_date: dt.date | None = None, department_id: str = ""):
+async def sessions(services: CallerServices, service_date: dt.date | None = None, department_id: str = "",
+                   doctor_id: str = ""):
     return to_dict(await services.registration.ListSessions(registration_pb2.ListSessionsRequest(
-        service_date=date_text(service_date), department_id=department_id)))
+        service_date=date_text(service_date), department_id=department_id, doctor_id=doctor_id)))
+
+
+@router.get("/sessions/{session_id}/bookings", response_model=SessionBookingList,
+            summary="A session and every booking of it in any status, by slot start and queue number")
+async def session_bookings(session_id: str, services: CallerServices):
+    return to_dict(await services.registration.ListSessionBookings(
+        registration_pb2.ListSessionBookingsRequest(session_id=session_id)))
 
 
 @router.post("/session-templates", status_code=201, response_model=SessionTemplate,

@@ -107,3 +107,31 @@ class CreateStaffAccountResponse(_message.Message):
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     account: Account
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+
+class RequestPasswordResetRequest(_message.Message):
+    __slots__ = ("phone",)
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    def __init__(self, phone: _Optional[str] = ...) -> None: ...
+
+class RequestPasswordResetResponse(_message.Message):
+    __slots__ = ("expires_at", "resend_after_seconds")
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    RESEND_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    expires_at: str
+    resend_after_seconds: int
+    def __init__(self, expires_at: _Optional[str] = ..., resend_after_seconds: _Optional[int] = ...) -> None: ...
+
+class ResetPasswordRequest(_message.Message):
+    __slots__ = ("phone", "code", "new_password")
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    code: str
+    new_password: str
+    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class ResetPasswordResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -56,6 +56,16 @@ class IdentityServiceStub:
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.CreateStaffAccountRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.CreateStaffAccountResponse.FromString,
                 _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/RequestPasswordReset',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/ResetPassword',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -92,6 +102,23 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestPasswordReset(self, request, context):
+        """A patient who forgot their password asks for a one-time code, sent to
+        their phone. No token needed. The answer is the same whether or not an
+        account has this phone number; only an account's phone gets a code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Sets a new password with the code sent to the phone. The code works
+        once, until it expires, and not after five wrong tries. No token needed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +141,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.CreateStaffAccount,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.CreateStaffAccountRequest.FromString,
                     response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.CreateStaffAccountResponse.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +263,60 @@ class IdentityService:
             '/tuoguan.identity.v1.IdentityService/CreateStaffAccount',
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.CreateStaffAccountRequest.SerializeToString,
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.CreateStaffAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/RequestPasswordReset',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/ResetPassword',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

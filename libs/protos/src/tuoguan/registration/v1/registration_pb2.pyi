@@ -348,18 +348,34 @@ class PublishScheduleResponse(_message.Message):
     def __init__(self, sessions_created: _Optional[int] = ..., slots_created: _Optional[int] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
-    __slots__ = ("service_date", "department_id")
+    __slots__ = ("service_date", "department_id", "doctor_id")
     SERVICE_DATE_FIELD_NUMBER: _ClassVar[int]
     DEPARTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCTOR_ID_FIELD_NUMBER: _ClassVar[int]
     service_date: str
     department_id: str
-    def __init__(self, service_date: _Optional[str] = ..., department_id: _Optional[str] = ...) -> None: ...
+    doctor_id: str
+    def __init__(self, service_date: _Optional[str] = ..., department_id: _Optional[str] = ..., doctor_id: _Optional[str] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
     __slots__ = ("sessions",)
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     sessions: _containers.RepeatedCompositeFieldContainer[Session]
     def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class ListSessionBookingsRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ListSessionBookingsResponse(_message.Message):
+    __slots__ = ("session", "bookings")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    BOOKINGS_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    bookings: _containers.RepeatedCompositeFieldContainer[Booking]
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., bookings: _Optional[_Iterable[_Union[Booking, _Mapping]]] = ...) -> None: ...
 
 class SuspendSessionRequest(_message.Message):
     __slots__ = ("session_id", "reason", "idempotency_key")

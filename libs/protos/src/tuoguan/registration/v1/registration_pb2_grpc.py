@@ -91,6 +91,11 @@ class RegistrationServiceStub:
                 request_serializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionsRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionsResponse.FromString,
                 _registered_method=True)
+        self.ListSessionBookings = channel.unary_unary(
+                '/tuoguan.registration.v1.RegistrationService/ListSessionBookings',
+                request_serializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionBookingsRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionBookingsResponse.FromString,
+                _registered_method=True)
         self.SuspendSession = channel.unary_unary(
                 '/tuoguan.registration.v1.RegistrationService/SuspendSession',
                 request_serializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.SuspendSessionRequest.SerializeToString,
@@ -185,6 +190,14 @@ class RegistrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessionBookings(self, request, context):
+        """Every booking of one session in any status, for the office's day view and
+        check-in: by slot start, then queue number, then booking number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SuspendSession(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -260,6 +273,11 @@ def add_RegistrationServiceServicer_to_server(servicer, server):
                     servicer.ListSessions,
                     request_deserializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionsRequest.FromString,
                     response_serializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'ListSessionBookings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessionBookings,
+                    request_deserializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionBookingsRequest.FromString,
+                    response_serializer=tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionBookingsResponse.SerializeToString,
             ),
             'SuspendSession': grpc.unary_unary_rpc_method_handler(
                     servicer.SuspendSession,
@@ -576,6 +594,33 @@ class RegistrationService:
             '/tuoguan.registration.v1.RegistrationService/ListSessions',
             tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionsRequest.SerializeToString,
             tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessionBookings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.registration.v1.RegistrationService/ListSessionBookings',
+            tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionBookingsRequest.SerializeToString,
+            tuoguan_dot_registration_dot_v1_dot_registration__pb2.ListSessionBookingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

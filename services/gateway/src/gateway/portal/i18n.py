@@ -1,0 +1,145 @@
+"""The portal's languages: Simplified Chinese by default, English by choice.
+
+Text lives in gettext catalogues (``locale/<lang>/LC_MESSAGES/messages.po``,
+maintained with Babel: ``make i18n``), compiled in memory at start-up so that
+the .po files are the only copy. Numbers, money and dates are formatted by
+Babel with the locale's own rules.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+from decimal import Decimal
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from babel import Locale, negotiate_locale
+from babel.dates import format_date, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency
+from babel.support import Translations
+
+LANGUAGES = {"zh_CN": "简体中文", "en": "English"}
+DEFAULT_LANGUAGE = "zh_CN"
+HOSPITAL_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def N_(message: str) -> str:
+    """Marks text for the catalogue; it is translated where it is shown."""
+    return message
+
+
+# What each refusal's reason code means to a patient or to the office. Codes come
+# from the services' trailing metadata; an unlisted code falls back to a general message.
+REASONS = {
+    "slot_full": N_("This time slot is fully booked. Please choose another time."),
+    "slot_in_past": N_("This time slot has already passed."),
+    "slot_not_released": N_("This time slot is not open for booking yet."),
+    "session_suspended": N_("The doctor's clinic for this session has been suspended."),
+    "one_per_department_per_day": N_("You already have a booking in this department on that day."),
+    "active_booking_cap": N_("You have reached the limit of upcoming bookings. Cancel one before booking another."),
+    "overlapping_booking": N_("You already have a booking at an overlapping time."),
+    "cancel_cutoff_passed": N_("It is too late to cancel this booking online. Please ask at the registration desk."),
+    "booking_not_cancellable": N_("This booking can no longer be cancelled."),
+    "booking_not_held": N_("This hold has ended (it expired or was released). Please choose a time again."),
+    "payment_failed_hold_released": N_("The payment did not go through, so the hold was released."),
+    "payment_in_progress": N_("This payment is still being processed. Please wait a moment."),
+    "already_paid": N_("This booking has already been paid."),
+    "no_fee_due": N_("There is no fee to pay for this booking."),
+    "unknown_payment_method": N_("This payment method is not accepted."),
+    "payment_provider_unavailable": N_("The payment service is not answering. Please try again shortly."),
+    "booking_not_confirmed": N_("Only a confirmed booking has a registration slip."),
+    "visit_not_started": N_("The visit has not started yet, so it cannot be marked as a no-show."),
+    "session_already_suspended": N_("This session is already suspended."),
+    "not_service_day": N_("Check-in is open on the day of the visit only."),
+    "template_exists": N_("This doctor already has a session template for that weekday and period."),
+    "bad_credentials": N_("The phone number or password is not correct."),
+    "too_many_attempts": N_("Too many attempts. Please wait a few minutes and try again."),
+    "phone_taken": N_("An account with this phone number already exists. Sign in instead."),
+    "phone_format": N_("Enter an 11-digit mainland mobile number."),
+    "password_too_short": N_("The password is too short (at least 8 characters)."),
+    "password_too_long": N_("The password is too long."),
+    "password_letters_and_digits": N_("The password needs both letters and digits."),
+    "display_name_characters": N_("The name contains characters that are not allowed."),
+    "required": N_("This field is required."),
+    "reset_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
+    "reset_code_expired": N_("The verification code has expired. Request a new one."),
+    "reset_too_soon": N_("A code was sent a moment ago. Please wait before requesting another."),
+    "permission_denied": N_("You are not allowed to do this."),
+    "unauthenticated": N_("Please sign in again."),
+    "not_found": N_("We could not find that."),
+    "slot_not_found": N_("We could not find that time slot."),
+    "booking_not_found": N_("We could not find that booking."),
+    "session_not_found": N_("We could not find that session."),
+    "resource_exhausted": N_("The service is very busy right now. Please try again in a moment."),
+    "unavailable": N_("The service is unavailable right now. Please try again in a moment."),
+}
+GENERAL_REFUSAL = N_("Sorry, that did not work. Please try again.")
+
+PERIODS = {1: N_("Morning"), 2: N_("Afternoon"), 3: N_("Evening")}
+TITLES = {1: N_("Resident"), 2: N_("Attending physician"), 3: N_("Associate chief physician"),
+          4: N_("Chief physician")}
+BOOKING_STATUSES = {1: N_("Held, awaiting payment"), 2: N_("Confirmed"), 3: N_("Cancelled"), 4: N_("Expired"),
+                    5: N_("Checked in"), 6: N_("No-show")}
+SESSION_STATUSES = {1: N_("Open"), 2: N_("Suspended")}
+WEEKDAYS = {1: N_("Monday"), 2: N_("Tuesday"), 3: N_("Wednesday"), 4: N_("Thursday"), 5: N_("Friday"),
+            6: N_("Saturday"), 7: N_("Sunday")}
+
+
+@functools.cache
+def translations(language: str) -> Translations:
+    """The compiled catalogue of a language (compiled once, in memory)."""
+    po = resources.files(__package__).joinpath(f"locale/{language}/LC_MESSAGES/messages.po")
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def choose_language(requested: str | None, remembered: str | None, accept_language: str | None) -> str:
+    """An explicit choice, then the remembered one, then the browser's; Chinese otherwise."""
+    for candidate in (requested, remembered):
+        if candidate in LANGUAGES:
+            return candidate
+    if accept_language:
+        preferred = [part.split(";")[0].strip().replace("-", "_") for part in accept_language.split(",")]
+        # Chinese first: a browser that accepts it at all gets the hospital's own language.
+        if any(p.lower().startswith("zh") for p in preferred):
+            return DEFAULT_LANGUAGE
+        found = negotiate_locale(preferred, list(LANGUAGES), sep="_")
+        if found:
+            return found
+    return DEFAULT_LANGUAGE
+
+
+class Formatter:
+    """Money, dates and times for one language, in the hospital's time zone."""
+
+    def __init__(self, language: str):
+        self.language = language
+        self.locale = Locale.parse(language)
+        self.html_lang = language.replace("_", "-")
+
+    def money(self, fen: int) -> str:
+        return format_currency(Decimal(fen).scaleb(-2), "CNY", locale=self.locale)
+
+    def instant(self, rfc3339: str) -> dt.datetime | None:
+        return dt.datetime.fromisoformat(rfc3339).astimezone(HOSPITAL_TIME) if rfc3339 else None
+
+    def time(self, rfc3339: str) -> str:
+        moment = self.instant(rfc3339)
+        return format_time(moment, "HH:mm", locale=self.locale) if moment else "—"
+
+    def date(self, value: str | dt.date, style: str = "full") -> str:
+        if not value:
+            return "—"
+        day = dt.date.fromisoformat(value) if isinstance(value, str) else value
+        return format_date(day, style, locale=self.locale)
+
+    def short_date(self, value: str | dt.date) -> str:
+        day = dt.date.fromisoformat(value) if isinstance(value, str) else value
+        return format_date(day, "EEE M/d" if self.language == "en" else "M月d日 EEE", locale=self.locale)

@@ -1,0 +1,179 @@
+"""The registration office's console: the day view, a session's bookings
+(check in, no-show), suspending a session, session templates and publishing."""
+from __future__ import annotations
+
+import datetime as dt
+
+import grpc
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from tuoguan.registration.v1 import registration_pb2 as reg
+
+from .web import (
+    PortalRoute, csrf_ok, translate, flash, form_key, gettext, has_role, portal_state, redirect, refusal_text, render,
+    safe_next, services, sign_in_redirect, signed_in,
+)
+
+router = APIRouter(prefix="/office", route_class=PortalRoute, include_in_schema=False,
+                   default_response_class=HTMLResponse)
+OFFICE_ROLES = ("registration_office", "admin")
+
+
+def _refused(request: Request) -> HTMLResponse | None:
+    """Sign-in for strangers, a clear 403 for patients; None for the office."""
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    if not has_role(request, *OFFICE_ROLES):
+        return render(request, "error.html", status_code=403,
+                      message=translate(request, "This page is for the registration office."))
+    return None
+
+
+async def _checked_form(request: Request):
+    form = await request.form()
+    if not csrf_ok(request, form):
+        return None
+    return form
+
+
+def _form_expired(request: Request) -> HTMLResponse:
+    return render(request, "error.html", status_code=403, message=translate(request, 
+        "This form has expired. Please go back, reload the page and try again."))
+
+
+@router.get("")
+async def day_view(request: Request, date: str = "", department_id: str = ""):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    try:
+        day = dt.date.fromisoformat(date) if date else dt.date.today()
+    except ValueError:
+        day = dt.date.today()
+    registration = services(request).registration
+    departments = (await registration.ListDepartments(reg.ListDepartmentsRequest())).departments
+    sessions = (await registration.ListSessions(reg.ListSessionsRequest(
+        service_date=day.isoformat(), department_id=department_id))).sessions
+    by_department = {d.department_id: d for d in departments}
+    totals = {k: sum(getattr(s, k) for s in sessions) for k in ("capacity", "booked", "held", "free")}
+    return render(request, "office/day.html", day=day, departments=departments, department_id=department_id,
+                  sessions=sorted(sessions, key=lambda s: (s.department_id, s.starts_at, s.doctor_name)),
+                  by_department=by_department, totals=totals,
+                  previous_day=(day - dt.timedelta(days=1)).isoformat(), next_day=(day + dt.timedelta(days=1)).isoformat())
+
+
+@router.get("/sessions/{session_id}")
+async def session_page(request: Request, session_id: str):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    reply = await services(request).registration.ListSessionBookings(
+        reg.ListSessionBookingsRequest(session_id=session_id))
+    return render(request, "office/session.html", session=reply.session, bookings=list(reply.bookings),
+                  key=form_key())
+
+
+@router.post("/sessions/{session_id}/suspend")
+async def suspend(request: Request, session_id: str):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    if (form := await _checked_form(request)) is None:
+        return _form_expired(request)
+    try:
+        reply = await services(request).registration.SuspendSession(reg.SuspendSessionRequest(
+            session_id=session_id, reason=str(form.get("reason", "")), idempotency_key=str(form.get("key", ""))))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+        return redirect(f"/office/sessions/{session_id}")
+    portal_state(request).availability.forget(("slots", reply.session.doctor_id))
+    _ = gettext(request)
+    flash(request, _("The session is suspended: {count} bookings were cancelled and their fees are being refunded.")
+          .format(count=len(reply.cancelled_bookings)), "success")
+    return redirect(f"/office/sessions/{session_id}")
+
+
+@router.post("/bookings/{booking_id}/{action}")
+async def booking_action(request: Request, booking_id: str, action: str):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    if (form := await _checked_form(request)) is None:
+        return _form_expired(request)
+    back = safe_next(form.get("back"), "/office")
+    registration = services(request).registration
+    _ = gettext(request)
+    try:
+        if action == "check-in":
+            reply = await registration.CheckInBooking(reg.CheckInBookingRequest(booking_id=booking_id))
+            flash(request, _("Booking {number} checked in.").format(number=reply.booking.booking_number), "success")
+        elif action == "no-show":
+            reply = await registration.MarkNoShow(reg.MarkNoShowRequest(booking_id=booking_id))
+            flash(request, _("Booking {number} marked as a no-show.").format(number=reply.booking.booking_number),
+                  "success")
+        else:
+            return render(request, "error.html", status_code=404, message=_("We could not find that."))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+    return redirect(back)
+
+
+@router.get("/templates")
+async def templates_page(request: Request, department_id: str = ""):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    registration = services(request).registration
+    departments = list((await registration.ListDepartments(reg.ListDepartmentsRequest())).departments)
+    department_id = department_id or (departments[0].department_id if departments else "")
+    doctors = list((await registration.ListDoctors(reg.ListDoctorsRequest(department_id=department_id))).doctors)
+    templates = list((await registration.ListSessionTemplates(reg.ListSessionTemplatesRequest())).templates)
+    ours = {d.doctor_id for d in doctors}
+    return render(request, "office/templates.html", departments=departments, department_id=department_id,
+                  doctors=doctors, doctor_names={d.doctor_id: d.name for d in doctors},
+                  templates=sorted((t for t in templates if t.doctor_id in ours),
+                                   key=lambda t: (t.doctor_id, t.weekday, t.period)),
+                  key=form_key())
+
+
+@router.post("/templates")
+async def save_template(request: Request):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    if (form := await _checked_form(request)) is None:
+        return _form_expired(request)
+    _ = gettext(request)
+    back = f"/office/templates?department_id={form.get('department_id', '')}"
+    try:
+        template = reg.SessionTemplate(
+            template_id=str(form.get("template_id", "")), doctor_id=str(form.get("doctor_id", "")),
+            weekday=int(form.get("weekday") or 0), period=int(form.get("period") or 0),
+            start_time=str(form.get("start_time", "")), end_time=str(form.get("end_time", "")),
+            slot_minutes=int(form.get("slot_minutes") or 0), capacity_per_slot=int(form.get("capacity_per_slot") or 0),
+            active=form.get("active") == "on")
+    except ValueError:
+        flash(request, _("Please enter whole numbers for the slot length and the capacity."), "error")
+        return redirect(back)
+    try:
+        await services(request).registration.PutSessionTemplate(reg.PutSessionTemplateRequest(
+            template=template, idempotency_key=str(form.get("key", ""))))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+        return redirect(back)
+    flash(request, _("The session template is saved. Publish the schedule to open its slots."), "success")
+    return redirect(back)
+
+
+@router.post("/schedule/publish")
+async def publish(request: Request):
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    if (form := await _checked_form(request)) is None:
+        return _form_expired(request)
+    reply = await services(request).registration.PublishSchedule(reg.PublishScheduleRequest(
+        days_ahead=int(form.get("days_ahead") or 14), release_now=form.get("release_now") == "on"))
+    flash(request, translate(request, "Published: {sessions} new sessions with {slots} slots.").format(
+        sessions=reply.sessions_created, slots=reply.slots_created), "success")
+    return redirect(safe_next(form.get("back"), "/office/templates"))

@@ -1,0 +1,363 @@
+"""The patients' pages: find a slot, hold it, pay, the confirmation, my
+bookings, cancel, the slip; sign-up, sign-in and the password reset."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Annotated
+from urllib.parse import quote
+
+import grpc
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from tuoguan.billing.v1 import billing_pb2
+from tuoguan.identity.v1 import identity_pb2
+from tuoguan.registration.v1 import registration_pb2 as reg
+
+from .. import slip
+from ..convert import enum_name, to_dict
+from . import i18n
+from .web import (
+    PortalRoute, csrf_ok, translate, flash, form_key, formatter, gettext, portal_state, redirect, refusal_field, refusal_text, render,
+    safe_next, services, sign_in_redirect, signed_in, start_session,
+)
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False, default_response_class=HTMLResponse)
+
+BOOKING_DAYS_AHEAD = 14
+ACTIVE = frozenset({reg.BOOKING_STATUS_HELD, reg.BOOKING_STATUS_CONFIRMED})
+# The sandbox cashier's cards: what a tester picks to see each outcome.
+SANDBOX_METHODS = (
+    ("tok_ok", i18n.N_("Test card: payment approved")),
+    ("tok_decline", i18n.N_("Test card: declined by the bank")),
+    ("tok_insufficient_funds", i18n.N_("Test card: insufficient funds")),
+)
+ROLE_NAMES = {v.number: v.name.removeprefix("ROLE_").lower() for v in identity_pb2.Role.DESCRIPTOR.values}
+
+
+def _forbidden_form(request: Request) -> HTMLResponse:
+    _ = gettext(request)
+    return render(request, "error.html", status_code=403,
+                  message=_("This form has expired. Please go back, reload the page and try again."))
+
+
+# ---- the catalogue -------------------------------------------------------------------------------
+
+async def _departments(request: Request) -> list[reg.Department]:
+    state = portal_state(request)
+    reply = await state.catalogue.get(("departments",), lambda: services(request).registration.ListDepartments(
+        reg.ListDepartmentsRequest()))
+    return list(reply.departments)
+
+
+async def _doctors(request: Request, department_id: str) -> list[reg.Doctor]:
+    state = portal_state(request)
+    reply = await state.catalogue.get(("doctors", department_id), lambda: services(request).registration.ListDoctors(
+        reg.ListDoctorsRequest(department_id=department_id)))
+    return list(reply.doctors)
+
+
+async def _slots(request: Request, doctor_id: str) -> list[reg.Slot]:
+    state = portal_state(request)
+    today = dt.date.today()
+    reply = await state.availability.get(("slots", doctor_id), lambda: services(request).registration.ListSlots(
+        reg.ListSlotsRequest(doctor_id=doctor_id, from_date=today.isoformat(),
+                             to_date=(today + dt.timedelta(days=BOOKING_DAYS_AHEAD)).isoformat())))
+    return list(reply.slots)
+
+
+@router.get("/")
+async def home(request: Request):
+    return render(request, "home.html", departments=await _departments(request))
+
+
+@router.get("/language")
+async def choose_language(request: Request, to: str = "", next: str = "/"):
+    if to in i18n.LANGUAGES:
+        request.session["lang"] = to
+    return redirect(safe_next(next))
+
+
+@router.get("/departments/{department_id}")
+async def department(request: Request, department_id: str):
+    departments = {d.department_id: d for d in await _departments(request)}
+    if department_id not in departments:
+        return render(request, "error.html", status_code=404, message=translate(request, i18n.REASONS["not_found"]))
+    return render(request, "department.html", department=departments[department_id],
+                  doctors=await _doctors(request, department_id))
+
+
+async def _admitted(request: Request):
+    """None when the patient may use the booking pages now; else the waiting room."""
+    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
+    request.session["ticket"] = standing.ticket
+    if standing.admitted:
+        return None
+    if standing.outcome == "missed_turn":
+        # Their turn came while the tab was closed: to the back, and say so.
+        request.session.pop("ticket", None)
+        flash(request, translate(request, "Your turn came while you were away, so you have a new place in the queue."))
+    return redirect(f"/queue?next={quote(request.url.path + ('?' + request.url.query if request.url.query else ''))}")
+
+
+@router.get("/departments/{department_id}/doctors/{doctor_id}")
+async def doctor(request: Request, department_id: str, doctor_id: str, date: str = ""):
+    queue = await _admitted(request)
+    if queue is not None:
+        return queue
+    doctors = {d.doctor_id: d for d in await _doctors(request, department_id)}
+    departments = {d.department_id: d for d in await _departments(request)}
+    if doctor_id not in doctors or department_id not in departments:
+        return render(request, "error.html", status_code=404, message=translate(request, i18n.REASONS["not_found"]))
+    slots = await _slots(request, doctor_id)
+    days = [(day, list(group)) for day, group in itertools.groupby(
+        sorted(slots, key=lambda s: (s.service_date, s.starts_at)), key=lambda s: s.service_date)]
+    chosen = date if any(day == date for day, _ in days) else next(
+        (day for day, group in days if any(s.remaining > 0 for s in group)), days[0][0] if days else "")
+    return render(request, "doctor.html", department=departments[department_id], doctor=doctors[doctor_id],
+                  days=[(day, sum(s.remaining for s in group)) for day, group in days], chosen=chosen,
+                  slots=next((group for day, group in days if day == chosen), []), key=form_key(),
+                  signed_in=signed_in(request))
+
+
+# ---- the waiting room ----------------------------------------------------------------------------
+
+@router.get("/queue")
+async def queue(request: Request, next: str = "/"):
+    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
+    request.session["ticket"] = standing.ticket
+    if standing.admitted:
+        return redirect(safe_next(next))
+    return render(request, "queue.html", standing=standing, next=safe_next(next))
+
+
+@router.get("/queue/status.json")
+async def queue_status(request: Request):
+    """What the queue page's script polls."""
+    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
+    request.session["ticket"] = standing.ticket
+    return JSONResponse({"admitted": standing.admitted, "position": standing.position},
+                        headers={"Cache-Control": "no-store"})
+
+
+# ---- holding, paying, the booking ----------------------------------------------------------------
+
+@router.post("/holds")
+async def hold(request: Request):
+    form = await request.form()
+    if not csrf_ok(request, form):
+        return _forbidden_form(request)
+    back = safe_next(form.get("back"), "/")
+    if not signed_in(request):
+        return redirect(f"/signin?next={quote(back)}")
+    queue = await _admitted(request)
+    if queue is not None:
+        return queue
+    try:
+        reply = await services(request).registration.HoldSlot(reg.HoldSlotRequest(
+            slot_id=str(form.get("slot_id", "")), idempotency_key=str(form.get("key", ""))))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+        return redirect(back)
+    portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
+    return redirect(f"/bookings/{reply.booking.booking_id}")
+
+
+async def _booking(request: Request, booking_id: str) -> reg.Booking:
+    return (await services(request).registration.GetBooking(reg.GetBookingRequest(booking_id=booking_id))).booking
+
+
+@router.get("/bookings/{booking_id}")
+async def booking_page(request: Request, booking_id: str):
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    booking = await _booking(request, booking_id)
+    payments = []
+    if booking.payment_id or booking.status != reg.BOOKING_STATUS_HELD:
+        payments = list((await services(request).billing.ListPayments(
+            billing_pb2.ListPaymentsRequest(booking_id=booking_id))).payments)
+    pending = any(p.status in (billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN)
+                  for p in payments)
+    refunded = sum(p.refunded_fen for p in payments)
+    return render(request, "booking.html", booking=booking, booking_dict=to_dict(booking), pending=pending,
+                  refunded_fen=refunded, failed=[p for p in payments if p.status == billing_pb2.PAYMENT_STATUS_FAILED],
+                  status=enum_name(reg.BookingStatus.DESCRIPTOR, booking.status), key=form_key(),
+                  # Keep refreshing while the payment's confirmation is on its way.
+                  waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and pending)
+
+
+@router.get("/bookings/{booking_id}/pay")
+async def cashier(request: Request, booking_id: str):
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    booking = await _booking(request, booking_id)
+    if booking.status != reg.BOOKING_STATUS_HELD:
+        return redirect(f"/bookings/{booking_id}")
+    return render(request, "pay.html", booking=booking, methods=SANDBOX_METHODS, key=form_key())
+
+
+@router.post("/bookings/{booking_id}/pay")
+async def pay(request: Request, booking_id: str):
+    form = await request.form()
+    if not csrf_ok(request, form):
+        return _forbidden_form(request)
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    _ = gettext(request)
+    try:
+        reply = await services(request).billing.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
+            booking_id=booking_id, payment_method_token=str(form.get("method", "")),
+            idempotency_key=str(form.get("key", ""))))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+        return redirect(f"/bookings/{booking_id}")
+    if reply.payment.status == billing_pb2.PAYMENT_STATUS_FAILED:
+        flash(request, _(i18n.REASONS["payment_failed_hold_released"]), "error")
+    else:
+        # Done with the booking pages: the next patient in the queue gets this place.
+        await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
+    return redirect(f"/bookings/{booking_id}")
+
+
+@router.post("/bookings/{booking_id}/cancel")
+async def cancel(request: Request, booking_id: str):
+    form = await request.form()
+    if not csrf_ok(request, form):
+        return _forbidden_form(request)
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    _ = gettext(request)
+    try:
+        reply = await services(request).registration.CancelBooking(reg.CancelBookingRequest(
+            booking_id=booking_id, idempotency_key=str(form.get("key", ""))))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+        return redirect(f"/bookings/{booking_id}")
+    portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
+    if reply.booking.refund_due:
+        flash(request, _("Your booking is cancelled. The fee of {amount} is being refunded to your payment method.")
+              .format(amount=formatter(request).money(reply.booking.fee_fen)), "success")
+    else:
+        flash(request, _("Your booking is cancelled."), "success")
+    return redirect(f"/bookings/{booking_id}")
+
+
+@router.get("/bookings/{booking_id}/slip.pdf")
+async def slip_download(request: Request, booking_id: str):
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    return slip.pdf_response(*await slip.slip_pdf(services(request), booking_id))
+
+
+@router.get("/bookings")
+async def my_bookings(request: Request):
+    if not signed_in(request):
+        return sign_in_redirect(request)
+    bookings = list((await services(request).registration.ListMyBookings(reg.ListMyBookingsRequest())).bookings)
+    now = dt.datetime.now(dt.timezone.utc)
+    upcoming = [b for b in bookings if b.status in ACTIVE and dt.datetime.fromisoformat(b.ends_at) > now]
+    past = [b for b in bookings if b not in upcoming]
+    upcoming.sort(key=lambda b: b.starts_at)
+    return render(request, "bookings.html", upcoming=upcoming, past=past)
+
+
+# ---- accounts ------------------------------------------------------------------------------------
+
+@router.get("/signin")
+async def sign_in_page(request: Request, next: str = "/"):
+    return render(request, "signin.html", next=safe_next(next))
+
+
+@router.post("/signin")
+async def sign_in(request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                  next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
+    if not csrf_ok(request, {"csrf": csrf}):
+        return _forbidden_form(request)
+    try:
+        reply = await services(request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password))
+    except grpc.aio.AioRpcError as exc:
+        return render(request, "signin.html", status_code=400, next=safe_next(next), login=login,
+                      error=refusal_text(request, exc))
+    account = {"display_name": reply.account.display_name,
+               "roles": [ROLE_NAMES.get(r, "") for r in reply.account.roles]}
+    start_session(request, reply.access_token, reply.expires_in_seconds, account)
+    default = "/office" if "registration_office" in account["roles"] else "/"
+    return redirect(safe_next(next, default) if next != "/" else default)
+
+
+@router.post("/signout")
+async def sign_out(request: Request):
+    form = await request.form()
+    if not csrf_ok(request, form):
+        return _forbidden_form(request)
+    await portal_state(request).waiting_room.leave(request.session.get("ticket"))
+    lang = request.session.get("lang")
+    request.session.clear()
+    if lang:
+        request.session["lang"] = lang
+    flash(request, translate(request, "You have signed out."), "success")
+    return redirect("/")
+
+
+@router.get("/signup")
+async def sign_up_page(request: Request, next: str = "/"):
+    return render(request, "signup.html", next=safe_next(next), key=form_key())
+
+
+@router.post("/signup")
+async def sign_up(request: Request, phone: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                  display_name: Annotated[str, Form()] = "", key: Annotated[str, Form()] = "",
+                  next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
+    if not csrf_ok(request, {"csrf": csrf}):
+        return _forbidden_form(request)
+    identity = services(request).identity
+    try:
+        await identity.SignUpPatient(identity_pb2.SignUpPatientRequest(
+            phone=phone, password=password, display_name=display_name, idempotency_key=key))
+        reply = await identity.SignIn(identity_pb2.SignInRequest(login=phone, password=password))
+    except grpc.aio.AioRpcError as exc:
+        return render(request, "signup.html", status_code=400, next=safe_next(next), key=key, phone=phone,
+                      display_name=display_name, error=refusal_text(request, exc), field=refusal_field(exc))
+    start_session(request, reply.access_token, reply.expires_in_seconds,
+                  {"display_name": reply.account.display_name, "roles": ["patient"]})
+    flash(request, translate(request, "Welcome! Your account is ready."), "success")
+    return redirect(safe_next(next))
+
+
+@router.get("/reset")
+async def reset_page(request: Request):
+    return render(request, "reset_request.html")
+
+
+@router.post("/reset")
+async def request_reset(request: Request, phone: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
+    if not csrf_ok(request, {"csrf": csrf}):
+        return _forbidden_form(request)
+    try:
+        await services(request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=phone))
+    except grpc.aio.AioRpcError as exc:
+        return render(request, "reset_request.html", status_code=400, phone=phone, error=refusal_text(request, exc))
+    flash(request, translate(request, "If an account uses this number, a verification code is on its way."), "info")
+    return render(request, "reset_confirm.html", phone=phone)
+
+
+@router.post("/reset/confirm")
+async def confirm_reset(request: Request, phone: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "",
+                        new_password: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
+    if not csrf_ok(request, {"csrf": csrf}):
+        return _forbidden_form(request)
+    try:
+        await services(request).identity.ResetPassword(identity_pb2.ResetPasswordRequest(
+            phone=phone, code=code, new_password=new_password))
+    except grpc.aio.AioRpcError as exc:
+        return render(request, "reset_confirm.html", status_code=400, phone=phone,
+                      error=refusal_text(request, exc), field=refusal_field(exc))
+    flash(request, translate(request, "Your password has been changed. Please sign in."), "success")
+    return redirect("/signin")

@@ -1,0 +1,209 @@
+"""What every portal page shares: the signed session cookie, the language,
+rendering, CSRF, flashed messages and the services as the signed-in person.
+
+The session cookie (Starlette's, signed with itsdangerous, HttpOnly, SameSite
+Lax) holds the access token, the account's name and roles, the language, a
+CSRF token and the waiting-room ticket: nothing else, since its content is
+signed, not encrypted.
+"""
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import grpc
+from fastapi import Request
+from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ..clients import Services
+from ..errors import http_status
+from ..grpc_trailers import first_value
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+from . import i18n
+from .availability import TtlCache
+from .settings import PortalSettings
+from .waiting_room import WaitingRoom
+
+SESSION_COOKIE = "tuoguan_session"
+# Sign in again a little before the token runs out, rather than fail mid-booking.
+TOKEN_MARGIN_SECONDS = 30
+
+
+class PortalState:
+    """The portal's seams, built at start-up: the waiting room and the caches."""
+
+    def __init__(self, settings: PortalSettings):
+        self.settings = settings
+        self.waiting_room = WaitingRoom(
+            settings.redis_url, capacity=settings.waiting_room_capacity,
+            claim_seconds=settings.waiting_room_claim_seconds, pass_seconds=settings.waiting_room_pass_seconds,
+            namespace=settings.waiting_room_namespace)
+        self.catalogue = TtlCache("catalogue", settings.catalogue_cache_seconds)
+        self.availability = TtlCache("availability", settings.availability_cache_seconds)
+
+    async def close(self) -> None:
+        await self.waiting_room.close()
+
+
+def portal_state(request: Request) -> PortalState:
+    return request.app.state.portal
+
+
+@functools.cache
+def environment(language: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("gateway.portal", "templates"),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)
+    env.globals.update(
+        fmt=i18n.Formatter(language), LANGUAGES=i18n.LANGUAGES, PERIODS=i18n.PERIODS, TITLES=i18n.TITLES,
+        BOOKING_STATUSES=i18n.BOOKING_STATUSES, SESSION_STATUSES=i18n.SESSION_STATUSES, WEEKDAYS=i18n.WEEKDAYS,
+    )
+    return env
+
+
+def language(request: Request) -> str:
+    return i18n.choose_language(request.query_params.get("lang"), request.session.get("lang"),
+                                request.headers.get("accept-language"))
+
+
+def formatter(request: Request) -> i18n.Formatter:
+    return i18n.Formatter(language(request))
+
+
+def gettext(request: Request):
+    return i18n.translations(language(request)).gettext
+
+
+def translate(request: Request, message: str) -> str:
+    """``message`` in the request's language (Babel extracts the second argument)."""
+    return i18n.translations(language(request)).gettext(message)
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def csrf_ok(request: Request, form: Any) -> bool:
+    sent = form.get("csrf") or ""
+    return bool(sent) and secrets.compare_digest(sent, request.session.get("csrf", ""))
+
+
+def flash(request: Request, message: str, kind: str = "info") -> None:
+    request.session.setdefault("flash", []).append({"kind": kind, "text": message})
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    lang = language(request)
+    messages = request.session.pop("flash", [])
+    html = environment(lang).get_template(template).render(
+        request=request, account=request.session.get("account"), csrf=csrf_token(request),
+        flashes=messages, current_language=lang, path=request.url.path, here=_here(request), **context)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def _here(request: Request) -> str:
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def redirect(url: str) -> RedirectResponse:
+    # 303: after a form's POST the browser GETs the next page (no resubmission on reload).
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(url: str | None, default: str = "/") -> str:
+    """Only a path on this site: never a redirect elsewhere."""
+    if not url:
+        return default
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not url.startswith("/") or url.startswith("//"):
+        return default
+    return url
+
+
+def sign_in_redirect(request: Request) -> RedirectResponse:
+    return redirect(f"/signin?next={quote(_here(request))}")
+
+
+def signed_in(request: Request) -> bool:
+    token = request.session.get("token")
+    return bool(token) and request.session.get("token_expires", 0) > time.time() + TOKEN_MARGIN_SECONDS
+
+
+def start_session(request: Request, token: str, expires_in: int, account: dict[str, Any]) -> None:
+    lang, ticket = request.session.get("lang"), request.session.get("ticket")
+    request.session.clear()
+    # A new CSRF token at sign-in: one planted before it is worth nothing.
+    request.session.update({"token": token, "token_expires": time.time() + expires_in, "account": account})
+    if lang:
+        request.session["lang"] = lang
+    if ticket:
+        request.session["ticket"] = ticket
+
+
+def services(request: Request) -> Services:
+    token = request.session.get("token") if signed_in(request) else None
+    return request.app.state.clients.for_caller(token)
+
+
+def has_role(request: Request, *roles: str) -> bool:
+    account = request.session.get("account") or {}
+    return any(role in account.get("roles", ()) for role in roles)
+
+
+def form_key() -> str:
+    """An idempotency key for a form: sent with it, so a double click writes once."""
+    return uuid.uuid4().hex
+
+
+def refusal_text(request: Request, exc: grpc.aio.AioRpcError) -> str:
+    """What a service's refusal means, in the patient's language; never a code or a trace."""
+    _ = gettext(request)
+    reason = first_value(exc.trailing_metadata(), REASON_KEY) or ""
+    if reason in i18n.REASONS:
+        return _(i18n.REASONS[reason])
+    status = http_status(exc.code())
+    if status == 422:
+        field = first_value(exc.trailing_metadata(), FIELD_KEY) or ""
+        return _("Please check the field: {field}.").format(field=field) if field else _(i18n.GENERAL_REFUSAL)
+    if status == 429:
+        return _(i18n.REASONS["resource_exhausted"])
+    if status >= 500:
+        return _(i18n.REASONS["unavailable"])
+    return _(i18n.GENERAL_REFUSAL)
+
+
+def refusal_field(exc: grpc.aio.AioRpcError) -> str | None:
+    return first_value(exc.trailing_metadata(), FIELD_KEY)
+
+
+class PortalRoute(APIRoute):
+    """A page route: a service's refusal nobody expected becomes a page in the
+    patient's language (or the sign-in page when the session ran out), not JSON."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def page(request: Request):
+            try:
+                return await handler(request)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    request.session.pop("token", None)
+                    return sign_in_redirect(request)
+                return render(request, "error.html", status_code=http_status(exc.code()),
+                              message=refusal_text(request, exc))
+
+        return page

@@ -1,0 +1,93 @@
+"""Resetting a forgotten password through HTTP, against the real identity api.
+
+The identity api here runs with its development notifier, which logs each
+code with the phone number masked; the tests read the code from that line.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from gateway_testkit import Caller, error, fresh_phone
+
+pytestmark = pytest.mark.integration
+
+RESET = "/api/v1/auth/password-reset"
+CONFIRM = "/api/v1/auth/password-reset/confirm"
+
+
+@pytest.fixture
+def codes(caplog):
+    """The codes identity's development notifier logged, by masked phone number."""
+    caplog.set_level(logging.INFO, logger="identity.notifications")
+
+    def sent_to(phone: str) -> list[str]:
+        masked = f"{phone[:3]}****{phone[-4:]}"
+        return [r.code for r in caplog.records
+                if r.getMessage() == "password reset code" and getattr(r, "phone_masked", None) == masked]
+
+    return sent_to
+
+
+def test_a_patient_resets_a_forgotten_password(http, patient, codes):
+    phone = patient.account["login"]
+    asked = http.post(RESET, json={"phone": phone})
+    assert asked.status_code == 202, asked.text
+    assert set(asked.json()) == {"expires_at", "resend_after_seconds"}
+    assert asked.json()["resend_after_seconds"] == 60 and asked.json()["expires_at"].endswith("Z")
+    [code] = codes(phone)
+    done = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
+    assert done.status_code == 204 and done.content == b""
+    assert Caller(http, phone, "Renewed2027").account["login"] == phone
+    old = http.post("/api/v1/auth/signin", json={"login": phone, "password": "Patient2026"})
+    assert error(old) == (401, "bad_credentials", None)
+    # The code worked once.
+    again = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Another2028"})
+    assert error(again) == (422, "reset_code_invalid", "code")
+
+
+def test_an_unknown_phone_gets_the_same_answer_and_no_code(http, patient, codes):
+    known = http.post(RESET, json={"phone": patient.account["login"]})
+    unknown_phone = fresh_phone()
+    unknown = http.post(RESET, json={"phone": unknown_phone})
+    assert (unknown.status_code, unknown.json().keys()) == (known.status_code, known.json().keys())
+    assert unknown.json()["resend_after_seconds"] == known.json()["resend_after_seconds"]
+    assert codes(unknown_phone) == []
+
+
+def test_a_second_code_too_soon_is_429_with_retry_after(http, patient, codes):
+    phone = patient.account["login"]
+    assert http.post(RESET, json={"phone": phone}).status_code == 202
+    reply = http.post(RESET, json={"phone": phone})
+    assert error(reply) == (429, "reset_too_soon", None)
+    assert "retry-after" in reply.headers
+    assert len(codes(phone)) == 1
+
+
+def test_refusals_name_the_field_and_reason(http, patient, codes):
+    phone = patient.account["login"]
+    http.post(RESET, json={"phone": phone})
+    [code] = codes(phone)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    assert error(http.post(CONFIRM, json={"phone": phone, "code": wrong, "new_password": "Renewed2027"})) == \
+        (422, "reset_code_invalid", "code")
+    weak = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "password"})
+    assert error(weak) == (422, "password_letters_and_digits", "new_password")
+    assert "password" not in weak.json()["error"]["message"].replace("new_password", "")
+    assert error(http.post(RESET, json={"phone": "12345"})) == (422, "phone_format", "phone")
+    missing = http.post(CONFIRM, json={"phone": phone, "new_password": "Renewed2027"})
+    assert error(missing) == (422, "invalid_argument", "code")
+    # None of these spent the code.
+    assert http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204
+
+
+def test_five_wrong_codes_kill_it(http, patient, codes):
+    phone = patient.account["login"]
+    http.post(RESET, json={"phone": phone})
+    [code] = codes(phone)
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for _ in range(5):
+        http.post(CONFIRM, json={"phone": phone, "code": wrong, "new_password": "Renewed2027"})
+    dead = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
+    assert error(dead) == (422, "reset_code_invalid", "code")
+    assert Caller(http, phone, "Patient2026").account["login"] == phone

@@ -1,0 +1,123 @@
+"""Resetting a forgotten password with a one-time code sent to the phone.
+
+A patient asks for a code; identity keeps only a keyed hash of it (HMAC-SHA256
+with a server secret, bound to the phone number), an expiry and an attempt
+counter. The code works once, until it expires, and dies after
+``max_attempts`` wrong guesses. A new code replaces the previous one, but no
+sooner than ``resend_after`` after it. An unknown phone number is treated
+exactly like a known one (same answers, same rate limit), except that no code
+is sent and none can ever match. Pure: no I/O, time is a parameter.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Callable
+
+from ..exceptions import InvalidAccountField, ResetCodeExpired, ResetCodeInvalid
+
+CODE_DIGITS = 6
+CODE_FORMAT = re.compile(rf"[0-9]{{{CODE_DIGITS}}}")
+
+
+@dataclass(frozen=True)
+class ResetCodePolicy:
+    lifetime: dt.timedelta = dt.timedelta(minutes=10)
+    resend_after: dt.timedelta = dt.timedelta(seconds=60)
+    max_attempts: int = 5
+    # An expired code is still answered as "expired" (not "invalid") for this
+    # long, then forgotten.
+    retention: dt.timedelta = dt.timedelta(days=1)
+
+    @property
+    def resend_after_seconds(self) -> int:
+        return math.ceil(self.resend_after.total_seconds())
+
+    def issue(self, now: dt.datetime, randbelow: Callable[[int], int] = secrets.randbelow) -> "IssuedCode":
+        """A fresh code and when it stops working."""
+        code = f"{randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        return IssuedCode(code=code, issued_at=now, expires_at=now + self.lifetime)
+
+    def seconds_until_resend(self, previous_issued_at: dt.datetime | None, now: dt.datetime) -> int:
+        """0 when a new code may be issued; otherwise the whole seconds to wait."""
+        if previous_issued_at is None:
+            return 0
+        wait = (previous_issued_at + self.resend_after - now).total_seconds()
+        return max(0, math.ceil(wait))
+
+    def forget_before(self, now: dt.datetime) -> dt.datetime:
+        """Codes that expired before this moment are deleted."""
+        return now - self.retention
+
+    def judge(self, stored: "StoredCode | None", presented_digest: bytes, now: dt.datetime) -> "Verdict":
+        """What a presented code earns. The digests are compared in constant time."""
+        if stored is None or stored.attempts >= self.max_attempts:
+            return Verdict.INVALID
+        if now >= stored.expires_at:
+            return Verdict.EXPIRED
+        # An unknown phone has no digest: compared against a zero digest, so it
+        # takes the same path and never matches.
+        expected = stored.digest if stored.digest is not None else bytes(len(presented_digest))
+        if hmac.compare_digest(expected, presented_digest) and stored.digest is not None:
+            return Verdict.ACCEPTED
+        return Verdict.WRONG
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class StoredCode:
+    """What the store keeps of the current code of a phone number."""
+
+    digest: bytes | None  # None: no account has this phone, no code was sent
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    attempts: int
+
+
+class Verdict(enum.Enum):
+    ACCEPTED = "accepted"
+    WRONG = "wrong"  # counts as an attempt
+    INVALID = "invalid"  # no code, used, replaced, or dead after too many attempts
+    EXPIRED = "expired"
+
+    def raise_unless_accepted(self) -> None:
+        if self is Verdict.EXPIRED:
+            raise ResetCodeExpired()
+        if self in (Verdict.WRONG, Verdict.INVALID):
+            raise ResetCodeInvalid()
+
+
+def code_digest(key: bytes, phone: str, code: str) -> bytes:
+    """HMAC-SHA256 of the code, bound to the phone number: the database alone
+    does not give the codes away, and one phone's code is useless for another."""
+    return hmac.new(key, f"{phone}:{code}".encode(), hashlib.sha256).digest()
+
+
+def presented_code(raw: str, field: str = "code") -> str:
+    """The code as typed (spaces around it ignored). A malformed code is refused
+    before any lookup, so it costs no attempt."""
+    code = (raw or "").strip()
+    if not code:
+        raise InvalidAccountField(field, "is required", "required")
+    if not CODE_FORMAT.fullmatch(code):
+        raise InvalidAccountField(field, f"must be the {CODE_DIGITS} digits sent to the phone", "reset_code_invalid")
+    return code
+
+
+def mask_phone(phone: str) -> str:
+    """13800000001 -> 138****0001: enough for a person to recognise their number."""
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"

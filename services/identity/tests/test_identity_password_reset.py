@@ -1,0 +1,292 @@
+"""Resetting a forgotten password with a code sent to the phone: the real
+grpcio server in-process on a real PostgreSQL, with a recording notifier (the
+notification port's test double) and a clock the test moves."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+import grpc
+import pytest
+
+from identity.api import register
+from identity.config import IdentityConfig
+from identity.domain.password_reset import ResetCodePolicy
+from tuoguan.identity.v1 import identity_pb2 as pb
+from tuoguan.identity.v1 import identity_pb2_grpc
+from tuoguan_common.config import Settings
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+
+pytestmark = pytest.mark.integration
+
+PHONE = "13912345678"
+PASSWORD = "Secret2026"
+NEW_PASSWORD = "Renewed2027"
+UNKNOWN = "13700000009"
+
+
+class RecordingNotifier:
+    def __init__(self):
+        self.sent: list[tuple[str, str]] = []
+
+    def send_reset_code(self, phone: str, code: str) -> None:
+        self.sent.append((phone, code))
+
+    def last_code(self, phone: str = PHONE) -> str:
+        return [code for to, code in self.sent if to == phone][-1]
+
+
+class Clock:
+    def __init__(self):
+        self.now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def notifier():
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def stub(identity_db, issuer, verifier, notifier, clock):
+    """Identity's api with the recording notifier, the test's clock and the default policy."""
+    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
+    config = IdentityConfig(reset=ResetCodePolicy())
+    server, port, _health = build_server(
+        service="identity",
+        register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier,
+                                      config=config, clock=clock),
+        verifier=verifier, port=0, host="127.0.0.1",
+    )
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield identity_pb2_grpc.IdentityServiceStub(channel)
+    channel.close()
+    server.stop(0)
+
+
+@pytest.fixture
+def patient(stub):
+    stub.SignUpPatient(pb.SignUpPatientRequest(
+        phone=PHONE, password=PASSWORD, display_name="赵雅琴", idempotency_key=uuid.uuid4().hex), timeout=10)
+    return PHONE
+
+
+def request_code(stub, phone=PHONE):
+    return stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
+
+
+def reset(stub, code, new_password=NEW_PASSWORD, phone=PHONE):
+    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=new_password), timeout=10)
+
+
+def sign_in(stub, password, login=PHONE):
+    return stub.SignIn(pb.SignInRequest(login=login, password=password), timeout=10)
+
+
+def failure(call):
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    trailing = dict(err.value.trailing_metadata() or ())
+    return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 10**6:06d}"
+
+
+def stored(db, phone=PHONE):
+    with db.transaction() as cur:
+        cur.execute("SELECT p::text AS everything, attempts FROM password_reset_codes p WHERE phone = %s", (phone,))
+        return cur.fetchone()
+
+
+def password_hash(db, login=PHONE):
+    with db.transaction() as cur:
+        cur.execute("SELECT password_hash FROM accounts WHERE login = %s", (login,))
+        return cur.fetchone()["password_hash"]
+
+
+INVALID = (grpc.StatusCode.INVALID_ARGUMENT, "reset_code_invalid", "code")
+EXPIRED = (grpc.StatusCode.INVALID_ARGUMENT, "reset_code_expired", "code")
+
+
+def test_a_patient_resets_a_forgotten_password_with_the_code(stub, patient, notifier, clock, identity_db):
+    reply = request_code(stub)
+    assert reply.expires_at == "2026-12-01T08:10:00Z" and reply.resend_after_seconds == 60
+    [(phone, code)] = notifier.sent
+    assert phone == PHONE and len(code) == 6 and code.isdigit()
+    # Only a keyed hash of the code is kept.
+    assert code not in stored(identity_db)["everything"]
+    assert reset(stub, code) == pb.ResetPasswordResponse()
+    assert sign_in(stub, NEW_PASSWORD).account.login == PHONE
+    assert failure(lambda: sign_in(stub, PASSWORD))[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
+    assert password_hash(identity_db).startswith("$argon2id$")
+    assert stored(identity_db) is None
+
+
+def test_an_unknown_phone_gets_the_same_answer_and_nothing_is_sent(stub, patient, notifier):
+    known = request_code(stub)
+    unknown = request_code(stub, UNKNOWN)
+    assert unknown == known
+    assert [to for to, _ in notifier.sent] == [PHONE]
+    # It is rate limited like a known phone, and no code works for it.
+    assert failure(lambda: request_code(stub, UNKNOWN)) == failure(lambda: request_code(stub))
+    assert failure(lambda: reset(stub, "123456", phone=UNKNOWN)) == INVALID
+
+
+def test_a_wrong_code_is_refused_and_changes_nothing(stub, patient, notifier, identity_db):
+    request_code(stub)
+    before = password_hash(identity_db)
+    assert failure(lambda: reset(stub, wrong(notifier.last_code()))) == INVALID
+    assert password_hash(identity_db) == before and stored(identity_db)["attempts"] == 1
+    # Without any code requested, too.
+    assert failure(lambda: reset(stub, "123456", phone="13600000000")) == INVALID
+    # A malformed code is refused before any lookup and costs no attempt.
+    for malformed in ("12345", "1234567", "12a456"):
+        assert failure(lambda: reset(stub, malformed)) == INVALID
+    assert failure(lambda: reset(stub, " ")) == (grpc.StatusCode.INVALID_ARGUMENT, "required", "code")
+    assert stored(identity_db)["attempts"] == 1
+    # The right code, typed with spaces around it, still works.
+    reset(stub, f" {notifier.last_code()} ")
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_five_wrong_attempts_kill_the_code(stub, patient, notifier, identity_db):
+    request_code(stub)
+    code = notifier.last_code()
+    for _ in range(5):
+        assert failure(lambda: reset(stub, wrong(code))) == INVALID
+    # Dead, even for the right code: guessing cannot carry on.
+    assert failure(lambda: reset(stub, code)) == INVALID
+    assert sign_in(stub, PASSWORD).access_token
+
+
+def test_parallel_guesses_cannot_exceed_the_attempts(stub, patient, notifier, identity_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    request_code(stub)
+    code = notifier.last_code()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda _: failure(lambda: reset(stub, wrong(code))), range(12)))
+    assert stored(identity_db)["attempts"] == 5
+    assert failure(lambda: reset(stub, code)) == INVALID
+
+
+def test_an_expired_code_is_refused(stub, patient, notifier, clock):
+    request_code(stub)
+    clock.advance(minutes=10)
+    assert failure(lambda: reset(stub, notifier.last_code())) == EXPIRED
+    # A wrong code is "expired" too: the answer says nothing about the code.
+    assert failure(lambda: reset(stub, wrong(notifier.last_code()))) == EXPIRED
+    # A new code works.
+    request_code(stub)
+    reset(stub, notifier.last_code())
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_code_of_zero_minutes_is_expired_at_once(identity_db, issuer, verifier, patient):
+    """IDENTITY_RESET_CODE_MINUTES=0 through the configuration, on the real clock."""
+    notifier = RecordingNotifier()
+    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
+    config = IdentityConfig.from_env({"IDENTITY_RESET_CODE_MINUTES": "0"})
+    server, port, _ = build_server(
+        service="identity", verifier=verifier, port=0, host="127.0.0.1",
+        register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier, config=config),
+    )
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            zero = identity_pb2_grpc.IdentityServiceStub(channel)
+            request_code(zero)
+            assert failure(lambda: reset(zero, notifier.last_code())) == EXPIRED
+    finally:
+        server.stop(0)
+
+
+def test_a_used_code_cannot_be_used_again(stub, patient, notifier):
+    request_code(stub)
+    code = notifier.last_code()
+    reset(stub, code)
+    assert failure(lambda: reset(stub, code, new_password="Another2028")) == INVALID
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_new_code_no_sooner_than_a_minute_later_and_it_replaces_the_last(stub, patient, notifier, clock):
+    request_code(stub)
+    first = notifier.last_code()
+    clock.advance(seconds=45)
+    assert failure(lambda: request_code(stub)) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "reset_too_soon", None)
+    assert len(notifier.sent) == 1
+    clock.advance(seconds=15)
+    reply = request_code(stub)
+    assert reply.expires_at == "2026-12-01T08:11:00Z"
+    second = notifier.last_code()
+    assert len(notifier.sent) == 2
+    if first != second:
+        assert failure(lambda: reset(stub, first)) == INVALID
+    reset(stub, second)
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_new_code_gives_fresh_attempts(stub, patient, notifier, clock):
+    request_code(stub)
+    for _ in range(5):
+        failure(lambda: reset(stub, wrong(notifier.last_code())))
+    clock.advance(minutes=1)
+    request_code(stub)
+    reset(stub, notifier.last_code())
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+@pytest.mark.parametrize("weak,reason", [
+    ("short1", "password_too_short"), ("onlyletters", "password_letters_and_digits"), ("", "required"),
+])
+def test_a_weak_new_password_is_refused_and_writes_nothing(stub, patient, notifier, identity_db, weak, reason):
+    request_code(stub)
+    before = password_hash(identity_db), stored(identity_db)
+    code = notifier.last_code()
+    assert failure(lambda: reset(stub, code, new_password=weak)) == \
+        (grpc.StatusCode.INVALID_ARGUMENT, reason, "new_password")
+    assert (password_hash(identity_db), stored(identity_db)) == before
+    # The code was not spent.
+    reset(stub, code)
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_reset_lifts_the_sign_in_lockout(stub, patient, notifier):
+    for _ in range(5):
+        failure(lambda: sign_in(stub, "Wrong2026"))
+    assert failure(lambda: sign_in(stub, PASSWORD))[1] == "too_many_attempts"
+    request_code(stub)
+    reset(stub, notifier.last_code())
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_staff_ids_and_malformed_phones_are_refused(stub):
+    for phone in ("office", "12345", ""):
+        code, _reason, field = failure(lambda: request_code(stub, phone))
+        assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "phone")
+
+
+def test_no_full_phone_number_or_password_reaches_the_logs(stub, patient, notifier, caplog):
+    caplog.set_level(logging.DEBUG)
+    request_code(stub)
+    request_code(stub, UNKNOWN)
+    failure(lambda: reset(stub, wrong(notifier.last_code())))
+    reset(stub, notifier.last_code())
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    assert "password reset" in logged
+    for secret in (PHONE, UNKNOWN, PASSWORD, NEW_PASSWORD):
+        assert secret not in logged
