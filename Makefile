@@ -1,5 +1,5 @@
 # Tuoguan: the two commands a new user needs are `make up` and `make test`.
-.PHONY: up test test-unit bench protos check-protos lint install infra clean
+.PHONY: up test test-unit test-browser bench protos check-protos i18n lint install infra clean
 
 install:
 	uv sync --frozen
@@ -15,6 +15,12 @@ test: install infra check-protos lint
 
 test-unit: install
 	uv run --no-sync pytest -m "not integration"
+
+test-browser: install infra
+	uv run --no-sync pytest tests/browser
+
+i18n:
+	./scripts/i18n.sh
 
 bench: install infra
 	uv run --no-sync python -m bench.surge

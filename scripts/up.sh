@@ -15,6 +15,11 @@ if [ ! -f .run/keys/token-signing.pem ]; then
 fi
 export TUOGUAN_TOKEN_PRIVATE_KEY_FILE=$PWD/.run/keys/token-signing.pem
 export TUOGUAN_TOKEN_PUBLIC_KEY_FILE=$PWD/.run/keys/token-verify.pem
+# Signs the portal's session cookies: kept, so a restart does not sign everyone out.
+if [ ! -f .run/keys/session-secret ]; then
+  uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/session-secret
+fi
+export GATEWAY_SESSION_SECRET=$(cat .run/keys/session-secret)
 
 for service in identity registration billing; do
   echo "==> migrating $service"
@@ -28,13 +33,16 @@ cat <<'BANNER'
 
   Tuoguan is starting. When the processes below report they listen:
 
-    Patients and staff (HTTP API)  http://127.0.0.1:8000/        OpenAPI: http://127.0.0.1:8000/docs
+    Patient portal                 http://127.0.0.1:8000/         (简体中文; English in the header)
+    Registration office console    http://127.0.0.1:8000/office   (sign in as office / Office1234)
+    HTTP API                       http://127.0.0.1:8000/api/v1   OpenAPI: http://127.0.0.1:8000/docs
     gRPC APIs                      identity 127.0.0.1:50051, registration :50052, billing :50053
     Metrics                        gateway :8000/metrics; apis :9101-9103; workers :9112-9113
 
     Demo accounts                  patient 13800000001 / Patient1234
                                    registration office: office / Office1234
                                    admin / Admin1234     finance / Finance1234
+    Password-reset codes           printed in the identity-api log (development notifier)
 
   Ctrl-C stops everything.
 

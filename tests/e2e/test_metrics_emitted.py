@@ -26,7 +26,16 @@ def _scrape(platform) -> str:
     return "\n".join(texts)
 
 
+def _browse_the_portal(http: httpx.Client) -> None:
+    """A patient's look at a doctor's slots: the waiting room and both portal caches at work."""
+    home = http.get("/")
+    department = re.search(r'href="(/departments/[^"/]+)"', home.text).group(1)
+    doctor = re.search(r'href="(/departments/[^"/]+/doctors/[^"/]+)"', http.get(department).text).group(1)
+    assert http.get(doctor, follow_redirects=True).status_code == 200
+
+
 def test_every_declared_metric_is_emitted(platform, http):
+    _browse_the_portal(http)
     text = _scrape(platform)
     families = {f.name for f in text_string_to_metric_families(text) if f.samples}
     missing = [name for name, m in _declared().items() if m._name not in families]

@@ -64,6 +64,7 @@ def booking(row: Row) -> pb.Booking:
         department_name=row["department_name"], refund_due=row["refund_due"], payment_id=text(row["payment_id"]),
         session_id=text(row["session_id"]), period=PERIOD_TO_PROTO[Period(row["period"])],
         created_at=rfc3339(row["created_at"]), refunded_at=rfc3339(row["refunded_at"]),
+        session_suspend_reason=row.get("session_suspend_reason") or "",
     )
 
 

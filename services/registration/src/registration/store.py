@@ -73,8 +73,9 @@ class Idempotent:
 
 
 BOOKING_VIEW = """
-SELECT b.*, d.name AS doctor_name, dep.name AS department_name
+SELECT b.*, d.name AS doctor_name, dep.name AS department_name, se.suspend_reason AS session_suspend_reason
 FROM bookings b JOIN doctors d ON d.id = b.doctor_id JOIN departments dep ON dep.id = b.department_id
+JOIN sessions se ON se.id = b.session_id
 """
 
 # A session with its places. ``held`` counts the holds still in force at

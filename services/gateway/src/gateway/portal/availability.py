@@ -34,7 +34,14 @@ class TtlCache:
         pending = self._in_flight.get(key)
         if pending is not None:
             metrics.PORTAL_CACHE_LOOKUPS.labels(self.name, "joined").inc()
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not pending.cancelled() or (task is not None and task.cancelling()):
+                    raise  # this caller was cancelled
+                # The caller whose load this joined was cancelled, not this one: load afresh.
+                return await self.get(key, load)
         metrics.PORTAL_CACHE_LOOKUPS.labels(self.name, "miss").inc()
         future = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future

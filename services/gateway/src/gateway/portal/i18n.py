@@ -83,6 +83,14 @@ TITLES = {1: N_("Resident"), 2: N_("Attending physician"), 3: N_("Associate chie
           4: N_("Chief physician")}
 BOOKING_STATUSES = {1: N_("Held, awaiting payment"), 2: N_("Confirmed"), 3: N_("Cancelled"), 4: N_("Expired"),
                     5: N_("Checked in"), 6: N_("No-show")}
+# Why a booking ended (registration's cancel_reason codes).
+END_REASONS = {
+    "patient": N_("You cancelled this booking."),
+    "registration_office": N_("The registration office cancelled this booking."),
+    "session_suspended": N_("The doctor's clinic for this session has been suspended."),
+    "expired": N_("The hold expired before payment."),
+    "payment_failed": N_("The payment did not go through, so the hold was released."),
+}
 SESSION_STATUSES = {1: N_("Open"), 2: N_("Suspended")}
 WEEKDAYS = {1: N_("Monday"), 2: N_("Tuesday"), 3: N_("Wednesday"), 4: N_("Thursday"), 5: N_("Friday"),
             6: N_("Saturday"), 7: N_("Sunday")}
@@ -106,14 +114,29 @@ def choose_language(requested: str | None, remembered: str | None, accept_langua
         if candidate in LANGUAGES:
             return candidate
     if accept_language:
-        preferred = [part.split(";")[0].strip().replace("-", "_") for part in accept_language.split(",")]
+        preferred = [part.split(";")[0].strip().replace("-", "_") for part in accept_language.split(",")
+                     if not _refused(part)]
         # Chinese first: a browser that accepts it at all gets the hospital's own language.
         if any(p.lower().startswith("zh") for p in preferred):
             return DEFAULT_LANGUAGE
         found = negotiate_locale(preferred, list(LANGUAGES), sep="_")
-        if found:
-            return found
+        # Babel answers in the browser's spelling ("EN" for "EN-us"); the catalogue has its own.
+        for language in LANGUAGES:
+            if found and language.lower() == found.lower():
+                return language
     return DEFAULT_LANGUAGE
+
+
+def _refused(part: str) -> bool:
+    """An Accept-Language entry with q=0: the browser says it does not want that language."""
+    for param in part.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value) <= 0
+            except ValueError:
+                return False
+    return False
 
 
 class Formatter:

@@ -183,7 +183,7 @@ async def booking_page(request: Request, booking_id: str):
                   for p in payments)
     refunded = sum(p.refunded_fen for p in payments)
     return render(request, "booking.html", booking=booking, booking_dict=to_dict(booking), pending=pending,
-                  refunded_fen=refunded, failed=[p for p in payments if p.status == billing_pb2.PAYMENT_STATUS_FAILED],
+                  refunded_fen=refunded,
                   status=enum_name(reg.BookingStatus.DESCRIPTOR, booking.status), key=form_key(),
                   # Keep refreshing while the payment's confirmation is on its way.
                   waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and pending)

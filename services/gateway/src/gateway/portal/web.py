@@ -66,7 +66,7 @@ def environment(language: str) -> Environment:
     env.install_gettext_translations(i18n.translations(language), newstyle=True)
     env.globals.update(
         fmt=i18n.Formatter(language), LANGUAGES=i18n.LANGUAGES, PERIODS=i18n.PERIODS, TITLES=i18n.TITLES,
-        BOOKING_STATUSES=i18n.BOOKING_STATUSES, SESSION_STATUSES=i18n.SESSION_STATUSES, WEEKDAYS=i18n.WEEKDAYS,
+        BOOKING_STATUSES=i18n.BOOKING_STATUSES, END_REASONS=i18n.END_REASONS, SESSION_STATUSES=i18n.SESSION_STATUSES, WEEKDAYS=i18n.WEEKDAYS,
     )
     return env
 

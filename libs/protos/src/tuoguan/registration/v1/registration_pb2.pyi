@@ -112,7 +112,7 @@ class Slot(_message.Message):
     def __init__(self, slot_id: _Optional[str] = ..., session_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., capacity: _Optional[int] = ..., remaining: _Optional[int] = ..., fee_fen: _Optional[int] = ..., service_date: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ...) -> None: ...
 
 class Booking(_message.Message):
-    __slots__ = ("booking_id", "booking_number", "patient_id", "slot_id", "doctor_id", "department_id", "starts_at", "ends_at", "status", "fee_fen", "hold_expires_at", "queue_number", "cancel_reason", "service_date", "doctor_name", "department_name", "refund_due", "payment_id", "session_id", "period", "created_at", "refunded_at")
+    __slots__ = ("booking_id", "booking_number", "patient_id", "slot_id", "doctor_id", "department_id", "starts_at", "ends_at", "status", "fee_fen", "hold_expires_at", "queue_number", "cancel_reason", "service_date", "doctor_name", "department_name", "refund_due", "payment_id", "session_id", "period", "created_at", "refunded_at", "session_suspend_reason")
     BOOKING_ID_FIELD_NUMBER: _ClassVar[int]
     BOOKING_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -135,6 +135,7 @@ class Booking(_message.Message):
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_AT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SUSPEND_REASON_FIELD_NUMBER: _ClassVar[int]
     booking_id: str
     booking_number: str
     patient_id: str
@@ -157,7 +158,8 @@ class Booking(_message.Message):
     period: Period
     created_at: str
     refunded_at: str
-    def __init__(self, booking_id: _Optional[str] = ..., booking_number: _Optional[str] = ..., patient_id: _Optional[str] = ..., slot_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., status: _Optional[_Union[BookingStatus, str]] = ..., fee_fen: _Optional[int] = ..., hold_expires_at: _Optional[str] = ..., queue_number: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., service_date: _Optional[str] = ..., doctor_name: _Optional[str] = ..., department_name: _Optional[str] = ..., refund_due: _Optional[bool] = ..., payment_id: _Optional[str] = ..., session_id: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ..., created_at: _Optional[str] = ..., refunded_at: _Optional[str] = ...) -> None: ...
+    session_suspend_reason: str
+    def __init__(self, booking_id: _Optional[str] = ..., booking_number: _Optional[str] = ..., patient_id: _Optional[str] = ..., slot_id: _Optional[str] = ..., doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., status: _Optional[_Union[BookingStatus, str]] = ..., fee_fen: _Optional[int] = ..., hold_expires_at: _Optional[str] = ..., queue_number: _Optional[int] = ..., cancel_reason: _Optional[str] = ..., service_date: _Optional[str] = ..., doctor_name: _Optional[str] = ..., department_name: _Optional[str] = ..., refund_due: _Optional[bool] = ..., payment_id: _Optional[str] = ..., session_id: _Optional[str] = ..., period: _Optional[_Union[Period, str]] = ..., created_at: _Optional[str] = ..., refunded_at: _Optional[str] = ..., session_suspend_reason: _Optional[str] = ...) -> None: ...
 
 class SessionTemplate(_message.Message):
     __slots__ = ("template_id", "doctor_id", "weekday", "period", "start_time", "end_time", "slot_minutes", "capacity_per_slot", "active")

@@ -1,0 +1,222 @@
+"""The portal's waiting room against a real Redis: arrival order, fairness under
+concurrency, the claim window, the pass's expiry, stale tickets, the switch-off
+and failing open when Redis is down.
+
+Each test has a queue of its own (a unique namespace) whose keys it deletes.
+Without a Redis that answers, these tests fail; they are never skipped.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+
+import pytest
+import redis
+from prometheus_client import REGISTRY
+
+from gateway.portal.waiting_room import Standing, WaitingRoom
+from tuoguan_common.config import DEFAULT_REDIS_URL
+
+REDIS_URL = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+# Nothing listens on port 1: a Redis that is down.
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+CHECKS = "tuoguan_portal_waiting_room_checks_total"
+
+
+@pytest.fixture
+def namespace():
+    """A queue of the test's own in the real Redis; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    problem = None
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        client.close()
+        pytest.fail(f"the waiting-room tests need a real Redis at {REDIS_URL} and it did not answer ({problem}). "
+                    "Start it (docker compose up -d redis) or set REDIS_URL.", pytrace=False)
+    ns = f"test:{uuid.uuid4().hex}"
+    try:
+        yield ns
+    finally:
+        keys = list(client.scan_iter(match=f"{ns}:*"))
+        if keys:
+            client.delete(*keys)
+        assert not list(client.scan_iter(match=f"{ns}:*"))
+        client.close()
+
+
+def run_with_room(namespace: str, scenario, *, capacity: int, claim_seconds: int = 60, pass_seconds: int = 600,
+                  url: str = REDIS_URL):
+    """Runs ``await scenario(room)`` in a fresh event loop, closing the room's connections afterwards."""
+    async def main():
+        room = WaitingRoom(url, capacity=capacity, claim_seconds=claim_seconds, pass_seconds=pass_seconds,
+                           namespace=namespace)
+        try:
+            return await scenario(room)
+        finally:
+            await room.close()
+
+    return asyncio.run(main())
+
+
+def checks(outcome: str) -> float:
+    return REGISTRY.get_sample_value(CHECKS, {"outcome": outcome}) or 0.0
+
+
+def test_first_come_first_admitted_then_queued_in_arrival_order(namespace):
+    async def scenario(room: WaitingRoom):
+        arrivals = [await room.check(None) for _ in range(10)]
+
+        assert [s.ticket for s in arrivals] == list(range(1, 11))
+        assert [s.outcome for s in arrivals[:3]] == ["admitted"] * 3
+        assert all(s.admitted and s.position == 0 for s in arrivals[:3])
+        assert [s.outcome for s in arrivals[3:]] == ["queued"] * 7
+        assert not any(s.admitted for s in arrivals[3:])
+        assert [s.position for s in arrivals[3:]] == list(range(1, 8))
+        assert arrivals[-1].waiting == 7
+
+        # Re-checking keeps one's ticket and place: no new ticket is issued.
+        again = await room.check(arrivals[5].ticket)
+        assert again == Standing(ticket=6, position=3, outcome="queued", waiting=7)
+        assert await room.check(arrivals[1].ticket) == Standing(ticket=2, position=0, outcome="admitted", waiting=7)
+        assert (await room.check(10)).position == 7
+
+        # The first patient is done: exactly one place frees, for ticket 4 (not for whoever asks first).
+        await room.leave(arrivals[0].ticket)
+        assert await room.check(5) == Standing(ticket=5, position=1, outcome="queued", waiting=6)
+        assert await room.check(4) == Standing(ticket=4, position=0, outcome="admitted", waiting=6)
+        assert [(await room.check(t)).position for t in range(5, 11)] == [1, 2, 3, 4, 5, 6]
+        # The admitted are still admitted, and the ticket that left is not.
+        assert [(await room.check(t)).outcome for t in (2, 3, 4)] == ["admitted"] * 3
+        assert (await room.check(1)).outcome == "missed_turn"
+        # A newcomer goes to the back.
+        assert await room.check(None) == Standing(ticket=11, position=7, outcome="queued", waiting=7)
+
+    run_with_room(namespace, scenario, capacity=3)
+
+
+def test_two_hundred_at_once_are_admitted_or_queued_fairly(namespace):
+    async def scenario(room: WaitingRoom):
+        return await asyncio.gather(*(room.check(None) for _ in range(200)))
+
+    standings = run_with_room(namespace, scenario, capacity=20)
+
+    tickets = [s.ticket for s in standings]
+    assert sorted(tickets) == list(range(1, 201)), "every patient gets a ticket of their own"
+    admitted = [s for s in standings if s.outcome == "admitted"]
+    queued = [s for s in standings if s.outcome == "queued"]
+    assert len(admitted) == 20
+    assert len(queued) == 180
+    assert sorted(s.position for s in queued) == list(range(1, 181))
+    # Arrival order: the first 20 tickets are in, the others queue by ticket.
+    assert sorted(s.ticket for s in admitted) == list(range(1, 21))
+    assert all(s.position == s.ticket - 20 for s in queued)
+
+
+def test_a_turn_not_taken_within_the_claim_window_is_missed_and_goes_to_the_next(namespace):
+    async def scenario(room: WaitingRoom):
+        first = await room.check(None)
+        second = await room.check(None)
+        assert (first.outcome, second.outcome, second.position) == ("admitted", "queued", 1)
+        await room.leave(first.ticket)
+        # The next check lets ticket 2 in (its turn has come) while the newcomer queues behind it.
+        third = await room.check(None)
+        assert (third.ticket, third.outcome, third.position) == (3, "queued", 1)
+
+        await asyncio.sleep(1.3)  # ticket 2's tab was closed: the window passes unclaimed
+
+        late = await room.check(second.ticket)
+        assert (late.ticket, late.outcome, late.admitted, late.position) == (2, "missed_turn", False, 0)
+        assert await room.check(third.ticket) == Standing(ticket=3, position=0, outcome="admitted", waiting=0)
+        # The patient who missed their turn (the portal drops their ticket) starts again at the back.
+        assert (await room.check(None)).ticket == 4
+        assert (await room.check(4)).position == 1
+
+    run_with_room(namespace, scenario, capacity=1, claim_seconds=1, pass_seconds=600)
+
+
+def test_a_turn_claimed_within_the_window_is_admitted(namespace):
+    async def scenario(room: WaitingRoom):
+        first = await room.check(None)
+        second = await room.check(None)
+        await room.leave(first.ticket)
+        await room.check(None)  # lets ticket 2 in
+        await asyncio.sleep(0.3)
+        claimed = await room.check(second.ticket)
+        assert (claimed.ticket, claimed.outcome) == (2, "admitted")
+        # Claimed, it holds the place past the claim window.
+        await asyncio.sleep(1.0)
+        assert (await room.check(second.ticket)).outcome == "admitted"
+        assert (await room.check(3)).outcome == "queued"
+
+    run_with_room(namespace, scenario, capacity=1, claim_seconds=1, pass_seconds=600)
+
+
+def test_an_admission_frees_its_place_when_the_pass_runs_out(namespace):
+    async def scenario(room: WaitingRoom):
+        holder = await room.check(None)
+        waiter = await room.check(None)
+        assert (holder.outcome, waiter.outcome) == ("admitted", "queued")
+
+        # Taken, the admission lasts the pass (2 s), not the claim window (1 s).
+        await asyncio.sleep(1.2)
+        assert (await room.check(waiter.ticket)).outcome == "queued"
+
+        await asyncio.sleep(1.0)
+        assert (await room.check(waiter.ticket)).outcome == "admitted"
+        assert (await room.check(holder.ticket)).outcome == "missed_turn"
+
+    run_with_room(namespace, scenario, capacity=1, claim_seconds=1, pass_seconds=2)
+
+
+def test_a_ticket_beyond_the_tail_is_treated_as_new(namespace):
+    async def scenario(room: WaitingRoom):
+        assert (await room.check(None)).ticket == 1
+        assert (await room.check(None)).ticket == 2
+        # A ticket the queue never issued (e.g. from before a reset) goes to the back.
+        stale = await room.check(999)
+        assert stale == Standing(ticket=3, position=2, outcome="queued", waiting=2)
+        negative = await room.check(-5)
+        assert (negative.ticket, negative.position) == (4, 3)
+
+        # After a reset, a patient's old ticket is beyond the new tail: a fresh ticket.
+        await room.reset()
+        fresh = await room.check(4)
+        assert fresh == Standing(ticket=1, position=0, outcome="admitted", waiting=0)
+        assert await room.check(3) == Standing(ticket=2, position=1, outcome="queued", waiting=1)
+
+    run_with_room(namespace, scenario, capacity=1)
+
+
+def test_capacity_zero_switches_the_room_off_without_touching_redis(namespace):
+    unavailable_before = checks("room_unavailable")
+
+    async def scenario(room: WaitingRoom):
+        assert not room.enabled
+        assert await room.check(None) == Standing(ticket=0, position=0, outcome="admitted", waiting=0)
+        assert await room.check(42) == Standing(ticket=42, position=0, outcome="admitted", waiting=0)
+        await room.leave(42)
+
+    # Redis is unreachable: had the room used it, the outcome would be room_unavailable.
+    run_with_room(namespace, scenario, capacity=0, url=UNREACHABLE_REDIS)
+    assert checks("room_unavailable") == unavailable_before
+
+
+def test_without_redis_the_room_lets_patients_through(namespace):
+    before = checks("room_unavailable")
+
+    async def scenario(room: WaitingRoom):
+        started = time.monotonic()
+        standing = await room.check(None)
+        assert standing.outcome == "room_unavailable"
+        assert standing.admitted
+        assert (await room.check(7)) == Standing(ticket=7, position=0, outcome="room_unavailable", waiting=0)
+        await room.leave(7)  # must not raise either
+        assert time.monotonic() - started < 10, "an unavailable Redis must not hold the page up"
+
+    run_with_room(namespace, scenario, capacity=5, url=UNREACHABLE_REDIS)
+    assert checks("room_unavailable") == before + 2

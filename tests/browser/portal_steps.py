@@ -1,0 +1,54 @@
+"""Steps people take in the portal, in a real browser."""
+from __future__ import annotations
+
+import itertools
+import random
+import re
+
+from playwright.sync_api import Page, expect
+
+_phones = itertools.count(random.randint(0, 10_000_000))
+PASSWORD = "Secret1234"
+
+
+def new_phone() -> str:
+    return f"137{next(_phones) % 100_000_000:08d}"
+
+
+def sign_up(page: Page, name: str = "李秀英") -> str:
+    phone = new_phone()
+    page.goto("/signup")
+    page.get_by_label("姓名（与身份证一致）").fill(name)
+    page.get_by_label("手机号码").fill(phone)
+    page.get_by_label("密码（至少 8 位，包含字母和数字）").fill(PASSWORD)
+    page.get_by_role("button", name="注册").click()
+    expect(page.get_by_role("status").filter(has_text="账号已注册成功")).to_be_visible()
+    return phone
+
+
+def sign_in(page: Page, login: str, password: str) -> None:
+    page.goto("/signin")
+    page.get_by_label("手机号码（工作人员填工号）").fill(login)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+
+
+def open_doctor(page: Page, department_index: int) -> None:
+    """Home, a department, its first doctor: the slot page."""
+    page.goto("/")
+    page.locator(".cards a.card").nth(department_index).click()
+    page.locator(".cards a.card.doctor").first.click()
+    expect(page.get_by_role("heading", name="选择日期")).to_be_visible()
+
+
+def hold_first_free_slot(page: Page) -> str:
+    """Books the first slot with places left; returns the booking page's booking id."""
+    page.locator("li.slot:not(.full)").first.get_by_role("button", name="预约").click()
+    expect(page.locator("[data-status=held]")).to_be_visible()
+    return page.locator("[data-booking-id]").get_attribute("data-booking-id")
+
+
+def pay(page: Page, card: str = "测试卡：支付成功") -> None:
+    page.get_by_role("link", name=re.compile("^支付")).click()
+    page.get_by_label(card).check()
+    page.get_by_role("button", name=re.compile("^支付")).click()
