@@ -161,6 +161,9 @@ async def hold(request: Request):
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise
         flash(request, refusal_text(request, exc), "error")
+        # The figures this patient acted on were stale (full, suspended): the page they
+        # go back to shows the slot as it is now, not the cached view.
+        portal_state(request).availability.forget(("slots", str(form.get("doctor_id", ""))))
         return redirect(back)
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
     return redirect(f"/bookings/{reply.booking.booking_id}")
