@@ -32,7 +32,9 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop on this thread while
+# it runs, which asyncio.run() in later tests would trip over.
+@pytest.fixture(scope="package")
 def browser():
     from playwright.sync_api import sync_playwright
 

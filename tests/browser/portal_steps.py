@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
@@ -52,3 +53,12 @@ def pay(page: Page, card: str = "测试卡：支付成功") -> None:
     page.get_by_role("link", name=re.compile("^支付")).click()
     page.get_by_label(card).check()
     page.get_by_role("button", name=re.compile("^支付")).click()
+
+
+def wait_for_refund(page: Page, timeout: float = 20.0) -> None:
+    """The refund is billing's, after the cancellation event: reload until the page shows it."""
+    deadline = time.monotonic() + timeout
+    while "已退款" not in page.locator("main").inner_text() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.locator(".refund")).to_contain_text("已退款：¥50.00")

@@ -4,13 +4,12 @@ cancellation and the refund), templates; and a patient kept out."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
 
 from .conftest import DESKTOP
-from .portal_steps import hold_first_free_slot, open_doctor, pay, sign_in, sign_up
+from .portal_steps import wait_for_refund, hold_first_free_slot, open_doctor, pay, sign_in, sign_up
 
 pytestmark = pytest.mark.integration
 
@@ -58,11 +57,7 @@ def test_office_suspends_a_session_and_the_patient_sees_the_cancellation(new_con
     patient.locator(f"[data-booking='{number}'] a").click()
     expect(patient.locator(".end-reason")).to_have_text("该医生本时段已停诊。")
     expect(patient.locator(".suspend-reason")).to_have_text("医院说明：医生临时外出会诊")
-    deadline = time.monotonic() + 20
-    while "已退款" not in patient.locator("main").inner_text() and time.monotonic() < deadline:
-        patient.wait_for_timeout(500)
-        patient.reload()
-    expect(patient.locator(".refund")).to_contain_text("已退款：¥50.00")
+    wait_for_refund(patient)
     shots(patient, "patient-sees-cancellation")
 
     office.reload()

@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from tests.e2e import journey
 
-from .portal_steps import PASSWORD, hold_first_free_slot, new_phone, open_doctor, pay, sign_in, sign_up
+from .portal_steps import wait_for_refund, PASSWORD, hold_first_free_slot, new_phone, open_doctor, pay, sign_in, sign_up
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,7 @@ def test_sign_up_book_pay_print_cancel_and_see_the_refund(new_context, shots):
     page.get_by_role("button", name="取消预约").click()
     expect(page.get_by_role("status").filter(has_text="预约已取消")).to_contain_text("¥50.00")
     expect(page.locator("[data-status=cancelled]")).to_be_visible()
-    # The refund is billing's, after the cancellation event: it shows once done.
-    deadline = time.monotonic() + 20
-    while "已退款" not in page.locator("main").inner_text() and time.monotonic() < deadline:
-        page.wait_for_timeout(500)
-        page.reload()
-    expect(page.locator(".refund")).to_contain_text("已退款：¥50.00")
+    wait_for_refund(page)
     shots(page, "cancelled-refunded")
 
     page.get_by_role("link", name="我的全部预约").click()

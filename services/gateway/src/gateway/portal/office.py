@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-import grpc
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .web import (
-    PortalRoute, csrf_ok, translate, flash, form_key, gettext, has_role, portal_state, redirect, refusal_text, render,
-    safe_next, services, sign_in_redirect, signed_in,
+    PortalRoute, call, flash, form_key, gettext, has_role, portal_state, posted_form, redirect, render, safe_next,
+    services, sign_in_redirect, signed_in, translate,
 )
 
 router = APIRouter(prefix="/office", route_class=PortalRoute, include_in_schema=False,
@@ -28,18 +27,6 @@ def _refused(request: Request) -> HTMLResponse | None:
         return render(request, "error.html", status_code=403,
                       message=translate(request, "This page is for the registration office."))
     return None
-
-
-async def _checked_form(request: Request):
-    form = await request.form()
-    if not csrf_ok(request, form):
-        return None
-    return form
-
-
-def _form_expired(request: Request) -> HTMLResponse:
-    return render(request, "error.html", status_code=403, message=translate(request, 
-        "This form has expired. Please go back, reload the page and try again."))
 
 
 @router.get("")
@@ -76,16 +63,10 @@ async def session_page(request: Request, session_id: str):
 async def suspend(request: Request, session_id: str):
     if (refusal := _refused(request)) is not None:
         return refusal
-    if (form := await _checked_form(request)) is None:
-        return _form_expired(request)
-    try:
-        reply = await services(request).registration.SuspendSession(reg.SuspendSessionRequest(
-            session_id=session_id, reason=str(form.get("reason", "")), idempotency_key=str(form.get("key", ""))))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise
-        flash(request, refusal_text(request, exc), "error")
-        return redirect(f"/office/sessions/{session_id}")
+    form = await posted_form(request)
+    reply = await call(request, f"/office/sessions/{session_id}", services(request).registration.SuspendSession(
+        reg.SuspendSessionRequest(session_id=session_id, reason=str(form.get("reason", "")),
+                                  idempotency_key=str(form.get("key", "")))))
     portal_state(request).availability.forget(("slots", reply.session.doctor_id))
     _ = gettext(request)
     flash(request, _("The session is suspended: {count} bookings were cancelled and their fees are being refunded.")
@@ -97,25 +78,19 @@ async def suspend(request: Request, session_id: str):
 async def booking_action(request: Request, booking_id: str, action: str):
     if (refusal := _refused(request)) is not None:
         return refusal
-    if (form := await _checked_form(request)) is None:
-        return _form_expired(request)
+    form = await posted_form(request)
     back = safe_next(form.get("back"), "/office")
     registration = services(request).registration
     _ = gettext(request)
-    try:
-        if action == "check-in":
-            reply = await registration.CheckInBooking(reg.CheckInBookingRequest(booking_id=booking_id))
-            flash(request, _("Booking {number} checked in.").format(number=reply.booking.booking_number), "success")
-        elif action == "no-show":
-            reply = await registration.MarkNoShow(reg.MarkNoShowRequest(booking_id=booking_id))
-            flash(request, _("Booking {number} marked as a no-show.").format(number=reply.booking.booking_number),
-                  "success")
-        else:
-            return render(request, "error.html", status_code=404, message=_("We could not find that."))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise
-        flash(request, refusal_text(request, exc), "error")
+    if action == "check-in":
+        reply = await call(request, back, registration.CheckInBooking(reg.CheckInBookingRequest(booking_id=booking_id)))
+        flash(request, _("Booking {number} checked in.").format(number=reply.booking.booking_number), "success")
+    elif action == "no-show":
+        reply = await call(request, back, registration.MarkNoShow(reg.MarkNoShowRequest(booking_id=booking_id)))
+        flash(request, _("Booking {number} marked as a no-show.").format(number=reply.booking.booking_number),
+              "success")
+    else:
+        return render(request, "error.html", status_code=404, message=_("We could not find that."))
     return redirect(back)
 
 
@@ -140,8 +115,7 @@ async def templates_page(request: Request, department_id: str = ""):
 async def save_template(request: Request):
     if (refusal := _refused(request)) is not None:
         return refusal
-    if (form := await _checked_form(request)) is None:
-        return _form_expired(request)
+    form = await posted_form(request)
     _ = gettext(request)
     back = f"/office/templates?department_id={form.get('department_id', '')}"
     try:
@@ -154,14 +128,8 @@ async def save_template(request: Request):
     except ValueError:
         flash(request, _("Please enter whole numbers for the slot length and the capacity."), "error")
         return redirect(back)
-    try:
-        await services(request).registration.PutSessionTemplate(reg.PutSessionTemplateRequest(
-            template=template, idempotency_key=str(form.get("key", ""))))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise
-        flash(request, refusal_text(request, exc), "error")
-        return redirect(back)
+    await call(request, back, services(request).registration.PutSessionTemplate(reg.PutSessionTemplateRequest(
+        template=template, idempotency_key=str(form.get("key", "")))))
     flash(request, _("The session template is saved. Publish the schedule to open its slots."), "success")
     return redirect(back)
 
@@ -170,8 +138,7 @@ async def save_template(request: Request):
 async def publish(request: Request):
     if (refusal := _refused(request)) is not None:
         return refusal
-    if (form := await _checked_form(request)) is None:
-        return _form_expired(request)
+    form = await posted_form(request)
     reply = await services(request).registration.PublishSchedule(reg.PublishScheduleRequest(
         days_ahead=int(form.get("days_ahead") or 14), release_now=form.get("release_now") == "on"))
     flash(request, translate(request, "Published: {sessions} new sessions with {slots} slots.").format(

@@ -19,8 +19,9 @@ from .. import slip
 from ..convert import enum_name, to_dict
 from . import i18n
 from .web import (
-    PortalRoute, csrf_ok, translate, flash, form_key, formatter, gettext, portal_state, redirect, refusal_field, refusal_text, render,
-    safe_next, services, sign_in_redirect, signed_in, start_session,
+    FormExpired, GoBack, PortalRoute, call, csrf_ok, flash, form_key, formatter, gettext, portal_state, posted_form,
+    redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in, start_session,
+    translate,
 )
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False, default_response_class=HTMLResponse)
@@ -34,12 +35,6 @@ SANDBOX_METHODS = (
     ("tok_insufficient_funds", i18n.N_("Test card: insufficient funds")),
 )
 ROLE_NAMES = {v.number: v.name.removeprefix("ROLE_").lower() for v in identity_pb2.Role.DESCRIPTOR.values}
-
-
-def _forbidden_form(request: Request) -> HTMLResponse:
-    _ = gettext(request)
-    return render(request, "error.html", status_code=403,
-                  message=_("This form has expired. Please go back, reload the page and try again."))
 
 
 # ---- the catalogue -------------------------------------------------------------------------------
@@ -145,9 +140,7 @@ async def queue_status(request: Request):
 
 @router.post("/holds")
 async def hold(request: Request):
-    form = await request.form()
-    if not csrf_ok(request, form):
-        return _forbidden_form(request)
+    form = await posted_form(request, sign_in=False)
     back = safe_next(form.get("back"), "/")
     if not signed_in(request):
         return redirect(f"/signin?next={quote(back)}")
@@ -155,16 +148,13 @@ async def hold(request: Request):
     if queue is not None:
         return queue
     try:
-        reply = await services(request).registration.HoldSlot(reg.HoldSlotRequest(
-            slot_id=str(form.get("slot_id", "")), idempotency_key=str(form.get("key", ""))))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise
-        flash(request, refusal_text(request, exc), "error")
+        reply = await call(request, back, services(request).registration.HoldSlot(reg.HoldSlotRequest(
+            slot_id=str(form.get("slot_id", "")), idempotency_key=str(form.get("key", "")))))
+    except GoBack:
         # The figures this patient acted on were stale (full, suspended): the page they
         # go back to shows the slot as it is now, not the cached view.
         portal_state(request).availability.forget(("slots", str(form.get("doctor_id", ""))))
-        return redirect(back)
+        raise
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
     return redirect(f"/bookings/{reply.booking.booking_id}")
 
@@ -204,21 +194,11 @@ async def cashier(request: Request, booking_id: str):
 
 @router.post("/bookings/{booking_id}/pay")
 async def pay(request: Request, booking_id: str):
-    form = await request.form()
-    if not csrf_ok(request, form):
-        return _forbidden_form(request)
-    if not signed_in(request):
-        return sign_in_redirect(request)
+    form = await posted_form(request)
     _ = gettext(request)
-    try:
-        reply = await services(request).billing.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
-            booking_id=booking_id, payment_method_token=str(form.get("method", "")),
-            idempotency_key=str(form.get("key", ""))))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise
-        flash(request, refusal_text(request, exc), "error")
-        return redirect(f"/bookings/{booking_id}")
+    reply = await call(request, f"/bookings/{booking_id}", services(request).billing.PayRegistrationFee(
+        billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=str(form.get("method", "")),
+                                              idempotency_key=str(form.get("key", "")))))
     if reply.payment.status == billing_pb2.PAYMENT_STATUS_FAILED:
         flash(request, _(i18n.REASONS["payment_failed_hold_released"]), "error")
     else:
@@ -229,20 +209,10 @@ async def pay(request: Request, booking_id: str):
 
 @router.post("/bookings/{booking_id}/cancel")
 async def cancel(request: Request, booking_id: str):
-    form = await request.form()
-    if not csrf_ok(request, form):
-        return _forbidden_form(request)
-    if not signed_in(request):
-        return sign_in_redirect(request)
+    form = await posted_form(request)
     _ = gettext(request)
-    try:
-        reply = await services(request).registration.CancelBooking(reg.CancelBookingRequest(
-            booking_id=booking_id, idempotency_key=str(form.get("key", ""))))
-    except grpc.aio.AioRpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
-            raise
-        flash(request, refusal_text(request, exc), "error")
-        return redirect(f"/bookings/{booking_id}")
+    reply = await call(request, f"/bookings/{booking_id}", services(request).registration.CancelBooking(
+        reg.CancelBookingRequest(booking_id=booking_id, idempotency_key=str(form.get("key", "")))))
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
     if reply.booking.refund_due:
         flash(request, _("Your booking is cancelled. The fee of {amount} is being refunded to your payment method.")
@@ -282,7 +252,7 @@ async def sign_in_page(request: Request, next: str = "/"):
 async def sign_in(request: Request, login: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
                   next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
-        return _forbidden_form(request)
+        raise FormExpired()
     try:
         reply = await services(request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password))
     except grpc.aio.AioRpcError as exc:
@@ -297,9 +267,7 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
 
 @router.post("/signout")
 async def sign_out(request: Request):
-    form = await request.form()
-    if not csrf_ok(request, form):
-        return _forbidden_form(request)
+    await posted_form(request, sign_in=False)
     await portal_state(request).waiting_room.leave(request.session.get("ticket"))
     lang = request.session.get("lang")
     request.session.clear()
@@ -319,7 +287,7 @@ async def sign_up(request: Request, phone: Annotated[str, Form()] = "", password
                   display_name: Annotated[str, Form()] = "", key: Annotated[str, Form()] = "",
                   next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
-        return _forbidden_form(request)
+        raise FormExpired()
     identity = services(request).identity
     try:
         await identity.SignUpPatient(identity_pb2.SignUpPatientRequest(
@@ -342,7 +310,7 @@ async def reset_page(request: Request):
 @router.post("/reset")
 async def request_reset(request: Request, phone: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
-        return _forbidden_form(request)
+        raise FormExpired()
     try:
         await services(request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=phone))
     except grpc.aio.AioRpcError as exc:
@@ -355,7 +323,7 @@ async def request_reset(request: Request, phone: Annotated[str, Form()] = "", cs
 async def confirm_reset(request: Request, phone: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "",
                         new_password: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
-        return _forbidden_form(request)
+        raise FormExpired()
     try:
         await services(request).identity.ResetPassword(identity_pb2.ResetPasswordRequest(
             phone=phone, code=code, new_password=new_password))

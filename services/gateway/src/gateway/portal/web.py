@@ -12,7 +12,8 @@ import functools
 import secrets
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import grpc
@@ -29,6 +30,8 @@ from . import i18n
 from .availability import TtlCache
 from .settings import PortalSettings
 from .waiting_room import WaitingRoom
+
+T = TypeVar("T")
 
 SESSION_COOKIE = "tuoguan_session"
 # Sign in again a little before the token runs out, rather than fail mid-booking.
@@ -189,6 +192,43 @@ def refusal_field(exc: grpc.aio.AioRpcError) -> str | None:
     return first_value(exc.trailing_metadata(), FIELD_KEY)
 
 
+class GoBack(Exception):
+    """A form was refused: its message is flashed, the person goes back to ``url``."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.url = url
+
+
+class FormExpired(Exception):
+    """A form posted without this session's CSRF token."""
+
+
+class SignInFirst(Exception):
+    """A page or form for signed-in people only, and the session has none."""
+
+
+async def posted_form(request: Request, *, sign_in: bool = True):
+    """The form of a POST, after the CSRF check (and the sign-in check)."""
+    form = await request.form()
+    if not csrf_ok(request, form):
+        raise FormExpired()
+    if sign_in and not signed_in(request):
+        raise SignInFirst()
+    return form
+
+
+async def call(request: Request, back: str, rpc: Awaitable[T]) -> T:
+    """A service call made for a form: a refusal goes back with its message."""
+    try:
+        return await rpc
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            raise
+        flash(request, refusal_text(request, exc), "error")
+        raise GoBack(back) from exc
+
+
 class PortalRoute(APIRoute):
     """A page route: a service's refusal nobody expected becomes a page in the
     patient's language (or the sign-in page when the session ran out), not JSON."""
@@ -199,6 +239,13 @@ class PortalRoute(APIRoute):
         async def page(request: Request):
             try:
                 return await handler(request)
+            except GoBack as back:
+                return redirect(back.url)
+            except SignInFirst:
+                return sign_in_redirect(request)
+            except FormExpired:
+                return render(request, "error.html", status_code=403, message=translate(
+                    request, "This form has expired. Please go back, reload the page and try again."))
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     request.session.pop("token", None)
