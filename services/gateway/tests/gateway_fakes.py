@@ -58,6 +58,9 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def HoldSlot(self, request, context):
         self._seen("HoldSlot", request, context)
         patient = auth.current_principal().require(auth.PATIENT)
+        if request.slot_id.startswith("refuse:"):
+            # A rule's refusal with the reason the test names: how the portal words each one.
+            raise FailedPrecondition("refused", reason=request.slot_id.removeprefix("refuse:"))
         if request.slot_id == "slot-full":
             raise FailedPrecondition("the slot is full", reason="slot_full")
         if request.slot_id == "slot-down":
@@ -77,6 +80,8 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
         return reg.ListMyBookingsResponse(bookings=[b for b in self.bookings.values() if b.patient_id == patient.subject])
 
     def CancelBooking(self, request, context):
+        if request.booking_id.startswith("refuse:"):
+            raise FailedPrecondition("refused", reason=request.booking_id.removeprefix("refuse:"))
         booking = self._booking(request.booking_id)
         booking.status = reg.BOOKING_STATUS_CANCELLED
         return reg.CancelBookingResponse(booking=booking)

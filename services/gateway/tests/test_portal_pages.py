@@ -1,0 +1,112 @@
+"""The portal's pages over HTTP, against identity (real) and stand-ins for
+registration and billing: every rule's refusal reads as a sentence in the
+patient's language, forms need their CSRF token, sign-in guards the pages
+that need it, and redirects stay on the site."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from gateway.portal import i18n
+
+pytestmark = pytest.mark.integration
+
+HOLD_REFUSALS = ["slot_full", "slot_in_past", "slot_not_released", "session_suspended",
+                 "one_per_department_per_day", "active_booking_cap", "overlapping_booking"]
+CANCEL_REFUSALS = ["cancel_cutoff_passed", "booking_not_cancellable"]
+
+
+def csrf(page: httpx.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def alert(page: httpx.Response) -> str:
+    found = re.search(r'<p class="flash error" role="alert">([^<]*)</p>', page.text)
+    assert found, page.text[-2000:]
+    return found.group(1)
+
+
+@pytest.fixture
+def browser_session(gateway_url):
+    """A portal session (cookies) signed in as the demo patient."""
+    with httpx.Client(base_url=gateway_url, timeout=20, follow_redirects=True) as client:
+        token = csrf(client.get("/signin"))
+        signed_in = client.post("/signin", data={"login": "13800000001", "password": "Patient1234",
+                                                 "next": "/", "csrf": token})
+        assert "退出登录" in signed_in.text
+        yield client
+
+
+def zh(reason: str) -> str:
+    return i18n.translations("zh_CN").gettext(i18n.REASONS[reason])
+
+
+@pytest.mark.parametrize("reason", HOLD_REFUSALS)
+def test_every_hold_refusal_reads_as_a_chinese_sentence(browser_session, reason):
+    token = csrf(browser_session.get("/"))
+    page = browser_session.post("/holds", data={"csrf": token, "slot_id": f"refuse:{reason}", "key": reason,
+                                                "doctor_id": "doc-wang", "back": "/"})
+    assert page.status_code == 200 and str(page.url).endswith("/")
+    message = alert(page)
+    assert message == zh(reason) and re.search(r"[\u4e00-\u9fff]", message) and reason not in page.text
+
+
+@pytest.mark.parametrize("reason", CANCEL_REFUSALS)
+def test_every_cancel_refusal_reads_as_a_chinese_sentence(browser_session, reason):
+    token = csrf(browser_session.get("/"))
+    page = browser_session.post(f"/bookings/refuse:{reason}/cancel", data={"csrf": token, "key": reason},
+                                follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == f"/bookings/refuse:{reason}"
+    home = browser_session.get("/")  # the flashed message shows on the next page
+    assert alert(home) == zh(reason)
+
+
+def test_refusals_in_english_once_chosen(browser_session):
+    browser_session.get("/language", params={"to": "en", "next": "/"})
+    token = csrf(browser_session.get("/"))
+    page = browser_session.post("/holds", data={"csrf": token, "slot_id": "refuse:active_booking_cap", "key": "en",
+                                                "back": "/"})
+    assert alert(page) == i18n.REASONS["active_booking_cap"]
+    assert '<html lang="en">' in page.text
+
+
+def test_an_unknown_reason_and_a_down_service_get_general_sentences(browser_session):
+    token = csrf(browser_session.get("/"))
+    page = browser_session.post("/holds", data={"csrf": token, "slot_id": "refuse:some_new_rule", "key": "u",
+                                                "back": "/"})
+    assert alert(page) == i18n.translations("zh_CN").gettext(i18n.GENERAL_REFUSAL)
+    page = browser_session.post("/holds", data={"csrf": token, "slot_id": "slot-down", "key": "d", "back": "/"})
+    assert alert(page) == zh("unavailable")
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(browser_session, fakes):
+    before = len(fakes["registration"].requests)
+    page = browser_session.post("/holds", data={"slot_id": "slot-1", "key": "no-csrf", "back": "/"})
+    assert page.status_code == 403 and "表单已失效" in page.text
+    assert len(fakes["registration"].requests) == before
+
+
+def test_pages_for_signed_in_people_send_strangers_to_sign_in(gateway_url):
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        for path in ("/bookings", "/bookings/bk-1", "/office"):
+            reply = client.get(path)
+            assert reply.status_code == 303 and reply.headers["location"] == f"/signin?next={path}"
+
+
+def test_redirects_stay_on_this_site(browser_session):
+    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        reply = browser_session.get("/language", params={"to": "en", "next": target}, follow_redirects=False)
+        assert reply.headers["location"] == "/"
+
+
+def test_the_session_cookie_is_httponly_and_samesite(gateway_url):
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        reply = client.get("/signin")
+        cookie = reply.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        # Signed, not encrypted: no token or phone number before sign-in, and tampering is rejected.
+        assert "13800000001" not in cookie
+        client.cookies.set("tuoguan_session", "forged", domain="127.0.0.1")
+        assert client.get("/bookings").status_code == 303
