@@ -1,5 +1,5 @@
 # Tuoguan: the two commands a new user needs are `make up` and `make test`.
-.PHONY: up test test-unit test-browser bench protos check-protos i18n lint install infra clean
+.PHONY: up test test-unit test-browser bench bench-surge bench-ticketing protos check-protos i18n lint install infra clean
 
 install:
 	uv sync --frozen
@@ -22,8 +22,13 @@ test-browser: install infra
 i18n:
 	./scripts/i18n.sh
 
-bench: install infra
+bench: bench-surge bench-ticketing
+
+bench-surge: install infra
 	uv run --no-sync python -m bench.surge
+
+bench-ticketing: install infra
+	uv run --no-sync python -m bench.ticketing
 
 protos:
 	./scripts/gen_protos.sh

@@ -21,13 +21,14 @@ if [ ! -f .run/keys/session-secret ]; then
 fi
 export GATEWAY_SESSION_SECRET=$(cat .run/keys/session-secret)
 
-for service in identity registration billing; do
+for service in identity registration billing ticketing; do
   echo "==> migrating $service"
   uv run --no-sync python -m "$service.migrate"
 done
 echo "==> seeding demo data"
 uv run --no-sync python -m identity.seed
 uv run --no-sync python -m registration.seed
+uv run --no-sync python -m ticketing.seed
 
 cat <<'BANNER'
 
@@ -36,12 +37,14 @@ cat <<'BANNER'
     Patient portal                 http://127.0.0.1:8000/         (简体中文; English in the header)
     Registration office console    http://127.0.0.1:8000/office   (sign in as office / Office1234)
     HTTP API                       http://127.0.0.1:8000/api/v1   OpenAPI: http://127.0.0.1:8000/docs
-    gRPC APIs                      identity 127.0.0.1:50051, registration :50052, billing :50053
-    Metrics                        gateway :8000/metrics; apis :9101-9103; workers :9112-9113
+    gRPC APIs                      identity 127.0.0.1:50051, registration :50052, billing :50053, ticketing :50054
+    Metrics                        gateway :8000/metrics; apis :9101-9104; workers :9112-9114
 
     Demo accounts                  patient 13800000001 / Patient1234
                                    registration office: office / Office1234
                                    admin / Admin1234     finance / Finance1234
+                                   O&M: clinician / Clinician1234, dispatcher / Dispatcher1234,
+                                   engineer / Engineer1234
     Password-reset codes           printed in the identity-api log (development notifier)
 
   Ctrl-C stops everything.

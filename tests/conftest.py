@@ -14,6 +14,11 @@ from tuoguan_common.launcher import Platform
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked after_journeys go last, whatever their file's name."""
+    items.sort(key=lambda item: item.get_closest_marker("after_journeys") is not None)
+
+
 @pytest.fixture(scope="session")
 def platform(infra, tmp_path_factory):
     work = tmp_path_factory.mktemp("platform")

@@ -1,6 +1,6 @@
 """Every metric declared in the one registry is served by some process of the
 running platform, and no label value carries personal data. Runs after the
-journeys (file order), so the platform has done real work."""
+journeys (marked after_journeys), so the platform has done real work."""
 from __future__ import annotations
 
 import re
@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tuoguan_common import metrics as registry
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.after_journeys]
 
 
 def _declared() -> dict[str, object]:

@@ -1,13 +1,13 @@
 """The gateway, served by uvicorn on a free port, wired to the real identity
 api (on its own PostgreSQL database, demo accounts seeded) and to stand-ins
-for registration and billing."""
+for registration, billing and ticketing."""
 from __future__ import annotations
 
 import threading
 
 import httpx
 import pytest
-from gateway_fakes import FakeBilling, FakeRegistration
+from gateway_fakes import FakeBilling, FakeRegistration, FakeTicketing
 from gateway_testkit import Caller, fresh_phone, new_key
 
 from gateway.app import create_app, server
@@ -17,6 +17,7 @@ from identity.migrate import MIGRATIONS_DIR
 from identity.seed import DEMO_PATIENTS, DEMO_STAFF, seed
 from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2_grpc
+from tuoguan.ticketing.v1 import ticketing_pb2_grpc
 from tuoguan_common import telemetry
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database, drop_database, migrate
@@ -37,12 +38,12 @@ def identity_database(infra):
 
 @pytest.fixture(scope="session")
 def fakes():
-    return {"registration": FakeRegistration(), "billing": FakeBilling()}
+    return {"registration": FakeRegistration(), "billing": FakeBilling(), "ticketing": FakeTicketing()}
 
 
 @pytest.fixture(scope="session")
 def grpc_servers(identity_database, fakes, issuer, verifier):
-    """identity (real), registration and billing (stand-ins); their addresses."""
+    """identity (real), registration, billing and ticketing (stand-ins); their addresses."""
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
     registrations = {
         "identity": lambda srv: register_identity(srv, settings, identity_database, issuer=issuer),
@@ -50,6 +51,8 @@ def grpc_servers(identity_database, fakes, issuer, verifier):
                                          fakes["registration"], srv, "tuoguan.registration.v1.RegistrationService"),
         "billing": lambda srv: _add(billing_pb2_grpc.add_BillingServiceServicer_to_server,
                                     fakes["billing"], srv, "tuoguan.billing.v1.BillingService"),
+        "ticketing": lambda srv: _add(ticketing_pb2_grpc.add_TicketingServiceServicer_to_server,
+                                      fakes["ticketing"], srv, "tuoguan.ticketing.v1.TicketingService"),
     }
     servers, addresses = [], {}
     for name, register in registrations.items():

@@ -1,4 +1,4 @@
-"""Stand-ins for registration and billing with just the RPCs the gateway's
+"""Stand-ins for registration, billing and ticketing with just the RPCs the gateway's
 tests call. They authorise the way the real services do (through the same
 server interceptor and tuoguan_common.auth), so the gateway's error mapping
 is tested against real statuses and trailing metadata. The lead's end-to-end
@@ -6,13 +6,16 @@ tests run the real services."""
 from __future__ import annotations
 
 import itertools
+import json
 
 from tuoguan.billing.v1 import billing_pb2 as bill
 from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan.registration.v1 import registration_pb2_grpc
+from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
+from tuoguan.ticketing.v1 import ticketing_pb2_grpc
 from tuoguan_common import auth
-from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable, require
 
 DEPARTMENTS = [
     reg.Department(department_id="dep-cardio", code="CARD", name="心内科", name_en="Cardiology"),
@@ -184,3 +187,283 @@ class FakeBilling(billing_pb2_grpc.BillingServiceServicer):
         self.requests.append(("GetReconciliationReport", request, dict(context.invocation_metadata())))
         auth.current_principal().require(auth.FINANCE)
         return bill.GetReconciliationReportResponse(business_date=request.business_date, matched=1, captured_fen=5000)
+
+
+class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
+    """Ticketing with a few subsystems and an in-memory lifecycle. Refusals
+    are tuoguan_common.errors, as the real service raises them: an unknown
+    subsystem code is INVALID_ARGUMENT on subsystem_code, an unknown ticket
+    NOT_FOUND ticket_not_found, a step the lifecycle does not allow
+    FAILED_PRECONDITION invalid_transition. A repeated idempotency key
+    returns the first answer."""
+
+    STAFF = (auth.ENGINEER, auth.DISPATCHER, auth.ADMIN)
+    # action: (statuses it starts from, the status it leads to, who may take it; None: the requester)
+    LIFECYCLE = {
+        tkt.TICKET_ACTION_ASSIGN: ({tkt.TICKET_STATUS_NEW, tkt.TICKET_STATUS_ASSIGNED, tkt.TICKET_STATUS_IN_PROGRESS},
+                                   tkt.TICKET_STATUS_ASSIGNED, (auth.DISPATCHER, auth.ADMIN)),
+        tkt.TICKET_ACTION_START: ({tkt.TICKET_STATUS_ASSIGNED}, tkt.TICKET_STATUS_IN_PROGRESS, (auth.ENGINEER,)),
+        tkt.TICKET_ACTION_PAUSE: ({tkt.TICKET_STATUS_IN_PROGRESS}, tkt.TICKET_STATUS_PENDING, (auth.ENGINEER,)),
+        tkt.TICKET_ACTION_RESUME: ({tkt.TICKET_STATUS_PENDING}, tkt.TICKET_STATUS_IN_PROGRESS, (auth.ENGINEER,)),
+        tkt.TICKET_ACTION_RESOLVE: ({tkt.TICKET_STATUS_IN_PROGRESS}, tkt.TICKET_STATUS_RESOLVED, (auth.ENGINEER,)),
+        tkt.TICKET_ACTION_CONFIRM: ({tkt.TICKET_STATUS_RESOLVED}, tkt.TICKET_STATUS_CLOSED, None),
+        tkt.TICKET_ACTION_REOPEN: ({tkt.TICKET_STATUS_RESOLVED}, tkt.TICKET_STATUS_IN_PROGRESS, None),
+        tkt.TICKET_ACTION_CLOSE: ({tkt.TICKET_STATUS_RESOLVED}, tkt.TICKET_STATUS_CLOSED, (auth.DISPATCHER, auth.ADMIN)),
+    }
+    NOW = "2026-11-26T09:00:00Z"
+
+    def __init__(self):
+        self.requests: list[tuple[str, object, dict[str, str]]] = []
+        self.subsystems: dict[str, tkt.Subsystem] = {s.code: s for s in (
+            tkt.Subsystem(subsystem_id="sub-his", code="HIS", name="医院信息系统", name_en="Hospital information system",
+                          category="clinical", criticality=tkt.CRITICALITY_CRITICAL, team="apps-clinical",
+                          vendor="东华软件", service_hours="24x7", active=True),
+            tkt.Subsystem(subsystem_id="sub-pacs", code="PACS", name="影像归档和通信系统", name_en="PACS",
+                          category="imaging", criticality=tkt.CRITICALITY_HIGH, team="imaging", vendor="联影",
+                          service_hours="24x7", active=True),
+            tkt.Subsystem(subsystem_id="sub-oa", code="OA", name="办公自动化", name_en="Office automation",
+                          category="management", criticality=tkt.CRITICALITY_LOW, team="apps-business",
+                          service_hours="08:00-12:00,13:30-17:30", active=False),
+        )}
+        self.tickets: dict[str, tkt.Ticket] = {}
+        self.comments: dict[str, list[tkt.Comment]] = {}
+        self.worklogs: dict[str, list[tkt.Worklog]] = {}
+        self.answers: dict[tuple[str, str, str], object] = {}
+        self._numbers = itertools.count(1)
+
+    def _seen(self, name, request, context):
+        self.requests.append((name, request, dict(context.invocation_metadata())))
+
+    def last(self, name):
+        return next(r for r in reversed(self.requests) if r[0] == name)
+
+    def _once(self, scope, key, make):
+        """The first answer for (scope, caller, key); a repeat changes nothing."""
+        if not key:
+            raise InvalidArgument("idempotency_key", "is required")
+        slot = (scope, auth.current_principal().subject, key)
+        if slot not in self.answers:
+            self.answers[slot] = make()
+        return self.answers[slot]
+
+    def _ticket(self, ticket_id):
+        ticket = self.tickets.get(ticket_id)
+        if ticket is None:
+            raise NotFound("no such ticket", reason="ticket_not_found")
+        auth.current_principal().require_owner_or(ticket.requester_id, *self.STAFF)
+        return ticket
+
+    def _subsystem(self, code):
+        subsystem = self.subsystems.get(code)
+        if subsystem is None or not subsystem.active:
+            raise InvalidArgument("subsystem_code", f"no active subsystem {code!r}")
+        return subsystem
+
+    def _new_ticket(self, subsystem, **fields):
+        n = next(self._numbers)
+        ticket = tkt.Ticket(
+            ticket_id=f"tk-{n}", number=f"T20261126-{n:06d}", subsystem_id=subsystem.subsystem_id,
+            subsystem_code=subsystem.code, status=tkt.TICKET_STATUS_NEW, created_at=self.NOW, updated_at=self.NOW,
+            sla=tkt.SlaStatus(response_due="2026-11-26T09:15:00Z", resolution_due="2026-11-26T13:00:00Z",
+                              resolution_target_seconds=4 * 3600, urgency_seconds=4 * 3600 - n),
+            **fields,
+        )
+        self.tickets[ticket.ticket_id] = ticket
+        return ticket
+
+    @staticmethod
+    def _priority(impact, urgency, major):
+        if major:
+            return tkt.PRIORITY_P1
+        levels = [level or tkt.LEVEL_MEDIUM for level in (impact, urgency)]
+        return {2: tkt.PRIORITY_P1, 3: tkt.PRIORITY_P2, 4: tkt.PRIORITY_P3}.get(sum(levels), tkt.PRIORITY_P4)
+
+    def ListSubsystems(self, request, context):
+        self._seen("ListSubsystems", request, context)
+        auth.current_principal()
+        return tkt.ListSubsystemsResponse(subsystems=[
+            s for s in self.subsystems.values() if s.active or request.include_inactive])
+
+    def PutSubsystem(self, request, context):
+        self._seen("PutSubsystem", request, context)
+        auth.current_principal().require(auth.ADMIN)
+        code = require(request.subsystem.code, "subsystem.code")
+
+        def put():
+            subsystem = tkt.Subsystem()
+            subsystem.CopyFrom(request.subsystem)
+            if subsystem.subsystem_id:
+                if subsystem.subsystem_id not in {s.subsystem_id for s in self.subsystems.values()}:
+                    raise NotFound("no such subsystem", reason="subsystem_not_found")
+            else:
+                subsystem.subsystem_id = f"sub-{code.lower()}"
+            self.subsystems[code] = subsystem
+            return tkt.PutSubsystemResponse(subsystem=subsystem)
+
+        return self._once("PutSubsystem", request.idempotency_key, put)
+
+    def OpenTicket(self, request, context):
+        self._seen("OpenTicket", request, context)
+        caller = auth.current_principal().require(auth.CLINICIAN, *self.STAFF)
+        subsystem = self._subsystem(request.subsystem_code)
+        title = require(request.title, "title")
+        if request.on_behalf_of:
+            caller.require(*self.STAFF)
+
+        def open_():
+            return tkt.OpenTicketResponse(ticket=self._new_ticket(
+                subsystem, kind=request.kind or tkt.TICKET_KIND_INCIDENT, title=title,
+                description=request.description, impact=request.impact, urgency=request.urgency,
+                priority=self._priority(request.impact, request.urgency, request.major_incident),
+                major_incident=request.major_incident,
+                source=tkt.TICKET_SOURCE_STAFF if request.on_behalf_of else tkt.TICKET_SOURCE_PORTAL,
+                requester_id=request.on_behalf_of or caller.subject, reported_by_id=caller.subject,
+                team=subsystem.team,
+            ))
+
+        return self._once("OpenTicket", request.idempotency_key, open_)
+
+    def GetTicket(self, request, context):
+        self._seen("GetTicket", request, context)
+        ticket = self._ticket(request.ticket_id)
+        return tkt.GetTicketResponse(ticket=ticket, comments=self.comments.get(ticket.ticket_id, []),
+                                     worklogs=self.worklogs.get(ticket.ticket_id, []))
+
+    def ListTickets(self, request, context):
+        self._seen("ListTickets", request, context)
+        caller = auth.current_principal()
+        tickets = list(self.tickets.values())
+        if request.view == tkt.TICKET_VIEW_QUEUE:
+            caller.require(auth.ENGINEER)
+            tickets = [t for t in tickets if t.assignee_id == caller.subject]
+        elif request.view == tkt.TICKET_VIEW_BOARD:
+            caller.require(auth.DISPATCHER, auth.ADMIN)
+        elif request.view == tkt.TICKET_VIEW_MINE:
+            tickets = [t for t in tickets if t.requester_id == caller.subject]
+        else:
+            raise InvalidArgument("view", "is required")
+        if request.view != tkt.TICKET_VIEW_MINE:
+            tickets.sort(key=lambda t: t.sla.urgency_seconds)
+        if request.open_only:
+            tickets = [t for t in tickets if t.status != tkt.TICKET_STATUS_CLOSED]
+        if request.subsystem_code:
+            tickets = [t for t in tickets if t.subsystem_code == request.subsystem_code]
+        return tkt.ListTicketsResponse(tickets=tickets[:request.limit or 100])
+
+    def ChangeTicket(self, request, context):
+        self._seen("ChangeTicket", request, context)
+        caller = auth.current_principal()
+        ticket = self._ticket(request.ticket_id)
+        if request.action not in self.LIFECYCLE:
+            raise InvalidArgument("action", "is required")
+        starts, leads_to, roles = self.LIFECYCLE[request.action]
+        if roles is None:
+            if caller.subject != ticket.requester_id:
+                raise PermissionDenied("only the requester may", reason="not_requester")
+        else:
+            caller.require(*roles)
+
+        def change():
+            if ticket.status not in starts:
+                raise FailedPrecondition(
+                    f"cannot {tkt.TicketAction.Name(request.action)} a {tkt.TicketStatus.Name(ticket.status)} ticket",
+                    reason="invalid_transition")
+            if request.action == tkt.TICKET_ACTION_ASSIGN:
+                if not (request.assignee_id or request.team):
+                    raise InvalidArgument("assignee_id", "an engineer or a team is required")
+                ticket.assignee_id, ticket.team = request.assignee_id, request.team or ticket.team
+            if request.action == tkt.TICKET_ACTION_PAUSE:
+                if not request.pause_side:
+                    raise InvalidArgument("pause_side", "is required")
+                ticket.paused_by = request.pause_side
+                ticket.sla.clock_stopped = request.pause_side != tkt.PAUSE_SIDE_CONTRACTOR
+                ticket.sla.paused_by = request.pause_side
+            if request.action == tkt.TICKET_ACTION_RESUME:
+                ticket.paused_by = tkt.PAUSE_SIDE_UNSPECIFIED
+                ticket.sla.clock_stopped = False
+                ticket.sla.paused_by = tkt.PAUSE_SIDE_UNSPECIFIED
+            if request.action == tkt.TICKET_ACTION_RESOLVE:
+                ticket.resolution_note, ticket.resolved_at = request.note, self.NOW
+            if leads_to == tkt.TICKET_STATUS_CLOSED:
+                ticket.closed_at = self.NOW
+            ticket.status = leads_to
+            reply = tkt.ChangeTicketResponse()
+            reply.ticket.CopyFrom(ticket)
+            return reply
+
+        return self._once(f"ChangeTicket:{request.ticket_id}", request.idempotency_key, change)
+
+    def AddComment(self, request, context):
+        self._seen("AddComment", request, context)
+        caller = auth.current_principal()
+        ticket = self._ticket(request.ticket_id)
+        body = require(request.body, "body")
+
+        def add():
+            comments = self.comments.setdefault(ticket.ticket_id, [])
+            comment = tkt.Comment(comment_id=f"cm-{ticket.ticket_id}-{len(comments) + 1}", author_id=caller.subject,
+                                  body=body, created_at=self.NOW)
+            comments.append(comment)
+            return tkt.AddCommentResponse(comment=comment)
+
+        return self._once("AddComment", request.idempotency_key, add)
+
+    def RecordWorklog(self, request, context):
+        self._seen("RecordWorklog", request, context)
+        engineer = auth.current_principal().require(auth.ENGINEER)
+        ticket = self._ticket(request.ticket_id)
+        if request.grade not in ("junior", "intermediate", "senior", "expert"):
+            raise InvalidArgument("grade", "must be junior, intermediate, senior or expert")
+        if not 0 < request.minutes <= 24 * 60:
+            raise InvalidArgument("minutes", "must be 1-1440")
+
+        def record():
+            worklogs = self.worklogs.setdefault(ticket.ticket_id, [])
+            worklog = tkt.Worklog(
+                worklog_id=f"wl-{ticket.ticket_id}-{len(worklogs) + 1}", ticket_id=ticket.ticket_id,
+                engineer_id=engineer.subject, grade=request.grade, activity=request.activity,
+                started_at=request.started_at, minutes=request.minutes, note=request.note, created_at=self.NOW,
+            )
+            worklogs.append(worklog)
+            ticket.worklog_minutes += request.minutes
+            return tkt.RecordWorklogResponse(worklog=worklog)
+
+        return self._once("RecordWorklog", request.idempotency_key, record)
+
+    def ListWorklogs(self, request, context):
+        self._seen("ListWorklogs", request, context)
+        ticket = self._ticket(request.ticket_id)
+        return tkt.ListWorklogsResponse(worklogs=self.worklogs.get(ticket.ticket_id, []))
+
+    def ReceiveAlerts(self, request, context):
+        """One ticket per fingerprint, on the subsystem of the alert's ``subsystem`` label."""
+        self._seen("ReceiveAlerts", request, context)
+        device = auth.current_principal().require(auth.DEVICE, auth.ADMIN)
+        try:
+            alerts = json.loads(request.alertmanager_payload)["alerts"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidArgument("alertmanager_payload", "is not an Alertmanager webhook body") from exc
+        reply = tkt.ReceiveAlertsResponse()
+        for alert in alerts:
+            fingerprint = alert["fingerprint"]
+            known = next((t for t in self.tickets.values() if t.alert_fingerprint == fingerprint), None)
+            if alert["status"] == "resolved":
+                if known is None or known.status in (tkt.TICKET_STATUS_RESOLVED, tkt.TICKET_STATUS_CLOSED):
+                    continue
+                known.status, known.resolved_at = tkt.TICKET_STATUS_RESOLVED, alert.get("endsAt", self.NOW)
+                reply.resolved += 1
+            elif known is not None:
+                known.updated_at = self.NOW
+                reply.updated += 1
+            else:
+                subsystem = self._subsystem(alert["labels"].get("subsystem", "HIS"))
+                known = self._new_ticket(
+                    subsystem, kind=tkt.TICKET_KIND_INCIDENT, title=alert["labels"].get("alertname", "alert"),
+                    description=alert.get("annotations", {}).get("summary", ""), impact=tkt.LEVEL_HIGH,
+                    urgency=tkt.LEVEL_HIGH, priority=tkt.PRIORITY_P1, source=tkt.TICKET_SOURCE_ALERT,
+                    requester_id=device.subject, reported_by_id=device.subject, alert_fingerprint=fingerprint,
+                    team=subsystem.team,
+                )
+                reply.opened += 1
+            reply.ticket_ids.append(known.ticket_id)
+        return reply

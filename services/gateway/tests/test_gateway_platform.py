@@ -33,6 +33,13 @@ API = {
     ("get", "/api/v1/office/sessions/{session_id}/bookings"),
     ("post", "/api/v1/auth/password-reset"), ("post", "/api/v1/auth/password-reset/confirm"),
     ("get", "/api/v1/finance/ledger"), ("get", "/api/v1/finance/reconciliation"),
+    ("post", "/api/v1/admin/device-tokens"),
+    ("get", "/api/v1/subsystems"), ("put", "/api/v1/admin/subsystems"),
+    ("post", "/api/v1/tickets"), ("get", "/api/v1/tickets"), ("get", "/api/v1/tickets/{ticket_id}"),
+    ("post", "/api/v1/tickets/{ticket_id}/actions/{action}"),
+    ("post", "/api/v1/tickets/{ticket_id}/comments"), ("post", "/api/v1/tickets/{ticket_id}/worklogs"),
+    ("get", "/api/v1/tickets/{ticket_id}/worklogs"),
+    ("post", "/api/v1/alertmanager/webhook"),
 }
 
 

@@ -93,7 +93,8 @@ class TokenIssuer:
             raise SystemExit("TUOGUAN_TOKEN_PRIVATE_KEY_FILE is not set: identity cannot sign tokens")
         return cls(Path(path).read_bytes(), ttl_seconds)
 
-    def issue(self, subject: str, roles: list[str] | frozenset[str]) -> str:
+    def issue(self, subject: str, roles: list[str] | frozenset[str], ttl_seconds: int | None = None) -> str:
+        """A signed token; ``ttl_seconds`` overrides the issuer's lifetime (long-lived device tokens)."""
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -101,7 +102,7 @@ class TokenIssuer:
             "sub": subject,
             "roles": sorted(roles),
             "iat": now,
-            "exp": now + self.ttl_seconds,
+            "exp": now + (self.ttl_seconds if ttl_seconds is None else ttl_seconds),
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)

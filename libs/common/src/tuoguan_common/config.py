@@ -89,5 +89,6 @@ PORTS = {
     "identity": {"grpc": 50051, "metrics": 9101},
     "registration": {"grpc": 50052, "metrics": 9102, "worker_metrics": 9112},
     "billing": {"grpc": 50053, "metrics": 9103, "worker_metrics": 9113},
+    "ticketing": {"grpc": 50054, "metrics": 9104, "worker_metrics": 9114},
     "gateway": {"http": 8000},
 }

@@ -22,8 +22,8 @@ from .net import free_port
 from .processes import ProcessGroup
 from .topology import declare_event_queues
 
-DOMAIN_SERVICES = ("identity", "registration", "billing")
-WORKER_SERVICES = ("registration", "billing")
+DOMAIN_SERVICES = ("identity", "registration", "billing", "ticketing")
+WORKER_SERVICES = ("registration", "billing", "ticketing")
 
 
 @dataclass
@@ -116,7 +116,7 @@ class Platform:
 
     def seed(self) -> None:
         """Loads the demo data `make up` loads (accounts, departments, doctors, schedules)."""
-        for module in ("identity.seed", "registration.seed"):
+        for module in ("identity.seed", "registration.seed", "ticketing.seed"):
             with open(self.work_dir / "seed.log", "ab") as log:
                 subprocess.run([sys.executable, "-m", module], env=self.env(), check=True, stdout=log,
                                stderr=subprocess.STDOUT)

@@ -96,6 +96,29 @@ BILLING_PROVIDER_CALL_SECONDS = Histogram(
     ["operation", "outcome"], buckets=LATENCY_BUCKETS,
 )
 
+# Ticketing.
+TICKETING_TICKETS_OPENED = Counter(
+    "tuoguan_ticketing_tickets_opened_total", "Tickets opened, by source (portal, staff, alert, device) and priority",
+    ["source", "priority"],
+)
+TICKETING_ALERTS = Counter(
+    "tuoguan_ticketing_alert_notifications_total",
+    "Alert and device-alarm notifications, by outcome (opened, updated, resolved, ignored)", ["outcome"],
+)
+TICKETING_SLA_BREACHES = Counter(
+    "tuoguan_ticketing_sla_breaches_total", "SLA targets breached, by target (response, resolution)", ["target"],
+)
+TICKETING_ESCALATIONS = Counter(
+    "tuoguan_ticketing_escalations_total", "Escalations, by level (1 warned, 2 breached, 3 well past)", ["level"],
+)
+TICKETING_TICKETS_CLOSED = Counter(
+    "tuoguan_ticketing_tickets_closed_total", "Tickets closed, by how (confirmed, auto, closed)", ["how"],
+)
+TICKETING_OPEN_TICKETS = Gauge("tuoguan_ticketing_open_tickets", "Tickets not closed, by priority", ["priority"])
+TICKETING_WORKLOG_MINUTES = Counter(
+    "tuoguan_ticketing_worklog_minutes_total", "Engineers' logged minutes, by grade", ["grade"],
+)
+
 _started: set[int] = set()
 _lock = threading.Lock()
 

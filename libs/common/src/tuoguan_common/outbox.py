@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -278,3 +279,29 @@ class OutboxRelay:
             if sent < self.batch_size:
                 sleep(idle_sleep)
         self.close()
+
+
+@dataclass
+class Idempotent:
+    """One write's idempotency key: the first answer is kept and given again."""
+
+    scope: str
+    owner: str
+    key: str
+    fingerprint: str
+    response_type: type[Message]
+    # Set once the key turned out to be used before: the answer is a replay.
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, scope: str, owner: str, key: str, request: Message, response_type: type[Message]) -> Idempotent:
+        return cls(scope, owner, key, request_fingerprint(request), response_type)
+
+    def replay(self, cur: psycopg.Cursor) -> Message | None:
+        stored = claim_key(cur, self.scope, self.owner, self.key, self.fingerprint)
+        self.replayed = stored is not None
+        return None if stored is None else self.response_type.FromString(stored)
+
+    def remember(self, cur: psycopg.Cursor, response: Message) -> Message:
+        store_response(cur, self.scope, self.owner, self.key, response)
+        return response

@@ -13,7 +13,7 @@ from .clients import Addresses, Clients
 from .models import ERROR_RESPONSES
 from .observability import RequestTelemetry
 from .portal.settings import PortalSettings
-from .routes import accounts, bookings, catalogue, finance, office
+from .routes import accounts, bookings, catalogue, finance, office, tickets
 
 
 def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None) -> FastAPI:
@@ -43,7 +43,7 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     )
     app.add_middleware(RequestTelemetry)
     errors.install(app)
-    for module in (accounts, catalogue, bookings, office, finance):
+    for module in (accounts, catalogue, bookings, office, finance, tickets):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     portal.install(app, portal_settings)
 

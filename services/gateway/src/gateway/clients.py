@@ -17,6 +17,7 @@ from grpc import aio
 from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2_grpc
+from tuoguan.ticketing.v1 import ticketing_pb2_grpc
 from tuoguan_common.auth import bearer_metadata
 from tuoguan_common.config import PORTS, service_address
 from tuoguan_common.grpc_client import aio_channel
@@ -31,6 +32,7 @@ class Addresses:
     identity: str
     registration: str
     billing: str
+    ticketing: str
 
     @classmethod
     def from_env(cls) -> "Addresses":
@@ -55,6 +57,7 @@ class Services:
     identity: Any
     registration: Any
     billing: Any
+    ticketing: Any
 
 
 class Clients:
@@ -66,6 +69,7 @@ class Clients:
             "identity": identity_pb2_grpc.IdentityServiceStub(self._channels["identity"]),
             "registration": registration_pb2_grpc.RegistrationServiceStub(self._channels["registration"]),
             "billing": billing_pb2_grpc.BillingServiceStub(self._channels["billing"]),
+            "ticketing": ticketing_pb2_grpc.TicketingServiceStub(self._channels["ticketing"]),
         }
 
     def for_caller(self, token: str | None) -> Services:

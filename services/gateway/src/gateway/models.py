@@ -3,13 +3,14 @@ descriptors); request bodies are written out, because the path and the
 Idempotency-Key header carry what the proto requests hold besides."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan.identity.v1 import identity_pb2
 from tuoguan.registration.v1 import registration_pb2
+from tuoguan.ticketing.v1 import ticketing_pb2
 
 from .convert import enum_model, message_model
 
@@ -34,6 +35,20 @@ PaymentList = message_model(billing_pb2.ListPaymentsResponse)
 Ledger = message_model(billing_pb2.GetLedgerBalancesResponse)
 ReconciliationReport = message_model(billing_pb2.GetReconciliationReportResponse)
 Role = enum_model(identity_pb2.Role.DESCRIPTOR)
+DeviceToken = message_model(identity_pb2.IssueDeviceTokenResponse)
+Subsystem = message_model(ticketing_pb2.Subsystem)
+SubsystemList = message_model(ticketing_pb2.ListSubsystemsResponse)
+Ticket = message_model(ticketing_pb2.Ticket)
+TicketList = message_model(ticketing_pb2.ListTicketsResponse)
+TicketDetail = message_model(ticketing_pb2.GetTicketResponse)
+Comment = message_model(ticketing_pb2.Comment)
+Worklog = message_model(ticketing_pb2.Worklog)
+WorklogList = message_model(ticketing_pb2.ListWorklogsResponse)
+AlertsReceived = message_model(ticketing_pb2.ReceiveAlertsResponse)
+TicketKind = enum_model(ticketing_pb2.TicketKind.DESCRIPTOR)
+Level = enum_model(ticketing_pb2.Level.DESCRIPTOR)
+# Proto int32 fields: a larger number is refused here (422) rather than failing in the protobuf runtime.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 
 # Requests.
@@ -77,6 +92,48 @@ class Pay(BaseModel):
 
 class Suspend(BaseModel):
     reason: str = Field(examples=["医生临时停诊 / doctor unavailable"])
+
+
+class DeviceTokenRequest(BaseModel):
+    device_name: str = Field(description="1-64 characters of a-z, 0-9 and '-'", examples=["alertmanager"])
+    valid_days: Int32 = Field(description="1-366", examples=[90])
+
+
+class OpenTicket(BaseModel):
+    kind: TicketKind = Field(examples=["incident"])
+    subsystem_code: str = Field(description="The subsystem's code, from GET /api/v1/subsystems", examples=["PACS"])
+    title: str = Field(examples=["放射科阅片工作站无法调阅影像 / PACS viewer cannot load studies"])
+    description: str = ""
+    impact: Level = Field(Level("unspecified"), description="With urgency, decides the priority")
+    urgency: Level = Field(Level("unspecified"))
+    major_incident: bool = False
+    on_behalf_of: str = Field("", description="Staff opening a ticket for a caller: the caller's account id")
+
+
+TicketAction = Literal["assign", "start", "pause", "resume", "resolve", "confirm", "reopen", "close"]
+TicketViewName = Literal["mine", "queue", "board"]
+
+
+class TicketChange(BaseModel):
+    assignee_id: str | None = Field(None, description="assign: the engineer's account id (and/or team)")
+    team: str | None = Field(None, description="assign: the team", examples=["imaging"])
+    pause_side: Literal["hospital", "contractor", "vendor"] | None = Field(
+        None, description="pause: whose side stopped the work; a contractor's pause does not stop the SLA clock",
+    )
+    note: str | None = Field(None, description="resolve: how it was fixed; pause, reopen: why")
+
+
+class NewComment(BaseModel):
+    body: str = Field(examples=["已重启影像服务，请再试 / image service restarted, please retry"])
+
+
+class NewWorklog(BaseModel):
+    grade: str = Field(description="junior, intermediate, senior, expert", examples=["senior"])
+    activity: str = Field(description="diagnosis, repair, onsite, remote, change, travel, documentation",
+                          examples=["repair"])
+    started_at: str = Field(description="RFC 3339", examples=["2026-11-26T09:30:00+08:00"])
+    minutes: Int32 = Field(examples=[45])
+    note: str = ""
 
 
 # Errors, in the one shape every refusal has (see errors.py).

@@ -8,9 +8,11 @@ import datetime as dt
 import functools
 import logging
 import math
+import re
 from typing import Callable, Iterable
 
 import grpc
+import jwt
 from google.protobuf.message import Message
 
 from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -25,7 +27,9 @@ from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
 from .domain.throttle import SignInThrottle
-from .exceptions import AccountNotFound, BadCredentials, LoginTaken, PhoneTaken, ResetTooSoon, TooManyAttempts
+from .exceptions import (
+    AccountNotFound, BadCredentials, InvalidAccountField, LoginTaken, PhoneTaken, ResetTooSoon, TooManyAttempts,
+)
 from .migrate import MIGRATIONS_DIR
 from .notifications import LogNotifier, Notifier
 from .passwords import Passwords
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 # Sign-up has no caller yet; its idempotency keys share one owner.
 ANONYMOUS = "anonymous"
+# Device tokens: "device:<name>", role DEVICE, valid for whole days.
+DEVICE_NAME = re.compile(r"[a-z0-9-]{1,64}")
+MAX_DEVICE_TOKEN_DAYS = 366
 
 
 def role_name(role: int) -> str:
@@ -50,6 +57,20 @@ _ROLE_VALUES = {role_name(v): v for v in identity_pb2.Role.values() if v != iden
 
 def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def device_name(raw: str, field: str = "device_name") -> str:
+    if not raw:
+        raise InvalidAccountField(field, "is required", "required")
+    if not DEVICE_NAME.fullmatch(raw):
+        raise InvalidAccountField(field, "must be 1-64 characters of a-z, 0-9 and '-'", "device_name_format")
+    return raw
+
+
+def device_token_days(raw: int, field: str = "valid_days") -> int:
+    if not 1 <= raw <= MAX_DEVICE_TOKEN_DAYS:
+        raise InvalidAccountField(field, f"must be 1-{MAX_DEVICE_TOKEN_DAYS} days", "valid_days_range")
+    return raw
 
 
 def account_message(record: AccountRecord) -> identity_pb2.Account:
@@ -175,6 +196,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         # Raised after the transaction commits: a wrong code's attempt must count.
         verdict.raise_unless_accepted()
         return identity_pb2.ResetPasswordResponse()
+
+    def IssueDeviceToken(self, request, context):
+        admin = auth.current_principal().require(auth.ADMIN)
+        name = device_name(request.device_name)
+        days = device_token_days(request.valid_days)
+        token = self.issuer.issue(f"device:{name}", [auth.DEVICE], ttl_seconds=days * 86_400)
+        # The expiry exactly as signed, read back from the token just made.
+        expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+        expires_at = rfc3339(dt.datetime.fromtimestamp(expires, dt.timezone.utc))
+        # The token itself is never logged.
+        log.info("device token issued", extra={"device": name, "expires_at": expires_at, "by": admin.subject})
+        return identity_pb2.IssueDeviceTokenResponse(access_token=token, expires_at=expires_at)
 
     def _open_account(
         self, scope: str, owner: str, key: str, request: Message, account: NewAccount, taken: type[AlreadyExists],

@@ -27,6 +27,11 @@ DEMO_STAFF = [
     ("office", "Office1234", "王丽华", [auth.REGISTRATION_OFFICE]),
     ("admin", "Admin1234", "陈建国", [auth.ADMIN]),
     ("finance", "Finance1234", "刘芳", [auth.FINANCE]),
+    # The O&M side: a clinician who reports problems, the contractor's dispatcher and engineers.
+    ("clinician", "Clinician1234", "赵敏", [auth.CLINICIAN]),
+    ("dispatcher", "Dispatcher1234", "孙伟", [auth.DISPATCHER]),
+    ("engineer", "Engineer1234", "周杰", [auth.ENGINEER]),
+    ("engineer2", "Engineer1234", "吴磊", [auth.ENGINEER]),
 ]
 
 

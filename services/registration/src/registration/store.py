@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import psycopg
@@ -23,6 +22,7 @@ from google.protobuf.message import Message
 from tuoguan.registration.v1 import events_pb2 as events
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common import outbox
+from tuoguan_common.outbox import Idempotent
 from tuoguan_common.db import Database
 
 from . import messages
@@ -44,32 +44,6 @@ MAX_LISTED_SLOTS = 5000
 
 _ACTIVE = [str(s) for s in ACTIVE]
 _HELD = [str(BookingStatus.HELD)]
-
-
-@dataclass
-class Idempotent:
-    """One write's idempotency key: the first answer is kept and given again."""
-
-    scope: str
-    owner: str
-    key: str
-    fingerprint: str
-    response_type: type[Message]
-    # Set once the key turned out to be used before: the answer is a replay.
-    replayed: bool = False
-
-    @classmethod
-    def of(cls, scope: str, owner: str, key: str, request: Message, response_type: type[Message]) -> Idempotent:
-        return cls(scope, owner, key, outbox.request_fingerprint(request), response_type)
-
-    def replay(self, cur: psycopg.Cursor) -> Message | None:
-        stored = outbox.claim_key(cur, self.scope, self.owner, self.key, self.fingerprint)
-        self.replayed = stored is not None
-        return None if stored is None else self.response_type.FromString(stored)
-
-    def remember(self, cur: psycopg.Cursor, response: Message) -> Message:
-        outbox.store_response(cur, self.scope, self.owner, self.key, response)
-        return response
 
 
 BOOKING_VIEW = """

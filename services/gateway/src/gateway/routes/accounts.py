@@ -9,7 +9,8 @@ from ..convert import fill, to_dict
 from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
-    Account, PasswordReset, PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount,
+    Account, DeviceToken, DeviceTokenRequest, PasswordReset, PasswordResetConfirm, PasswordResetReply, SignIn,
+    SignInReply, SignUp, StaffAccount,
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
@@ -55,3 +56,12 @@ async def my_account(services: CallerServices):
 async def open_staff_account(body: StaffAccount, key: IdempotencyKey, services: CallerServices):
     request = fill(identity_pb2.CreateStaffAccountRequest(idempotency_key=key), body.model_dump(mode="json"))
     return to_dict((await services.identity.CreateStaffAccount(request)).account)
+
+
+@router.post("/admin/device-tokens", status_code=201, response_model=DeviceToken,
+             summary="Admins issue a long-lived token for a machine (Alertmanager, a specimen bank device)")
+async def issue_device_token(body: DeviceTokenRequest, services: CallerServices):
+    """The token's subject is ``device:<device_name>`` and its one role ``device``. It is not
+    stored anywhere and stays valid until ``expires_at``: keep it as a secret of the machine."""
+    return to_dict(await services.identity.IssueDeviceToken(
+        identity_pb2.IssueDeviceTokenRequest(**body.model_dump())))

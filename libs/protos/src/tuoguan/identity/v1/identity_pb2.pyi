@@ -135,3 +135,19 @@ class ResetPasswordRequest(_message.Message):
 class ResetPasswordResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class IssueDeviceTokenRequest(_message.Message):
+    __slots__ = ("device_name", "valid_days")
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    VALID_DAYS_FIELD_NUMBER: _ClassVar[int]
+    device_name: str
+    valid_days: int
+    def __init__(self, device_name: _Optional[str] = ..., valid_days: _Optional[int] = ...) -> None: ...
+
+class IssueDeviceTokenResponse(_message.Message):
+    __slots__ = ("access_token", "expires_at")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    expires_at: str
+    def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...

@@ -66,6 +66,11 @@ class IdentityServiceStub:
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordResponse.FromString,
                 _registered_method=True)
+        self.IssueDeviceToken = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/IssueDeviceToken',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -119,6 +124,15 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueDeviceToken(self, request, context):
+        """Admins issue a long-lived token for a machine (Alertmanager, the specimen
+        bank's devices): subject "device:<device_name>", the one role DEVICE. It
+        stays valid until it expires; nothing is stored, so keep valid_days short.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -151,6 +165,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ResetPassword,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordRequest.FromString,
                     response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'IssueDeviceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueDeviceToken,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +336,33 @@ class IdentityService:
             '/tuoguan.identity.v1.IdentityService/ResetPassword',
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordRequest.SerializeToString,
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueDeviceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/IssueDeviceToken',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

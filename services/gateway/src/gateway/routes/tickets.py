@@ -1,0 +1,139 @@
+"""O&M tickets: the subsystem catalogue, tickets and their lifecycle, comments,
+worklogs, and Alertmanager's webhook (ticketing). The service decides who may
+do what, from the token each call carries."""
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request
+
+from tuoguan.ticketing.v1 import ticketing_pb2
+
+from ..convert import enum_number, fill, to_dict
+from ..errors import ApiError
+from . import API_PREFIX
+from ..deps import CallerServices, IdempotencyKey
+from ..models import (
+    AlertsReceived, Comment, ErrorReply, NewComment, NewWorklog, OpenTicket, Subsystem, SubsystemList, Ticket,
+    TicketAction, TicketChange, TicketDetail, TicketList, TicketViewName, Worklog, WorklogList,
+)
+
+router = APIRouter(prefix=API_PREFIX, tags=["tickets"])
+
+# Alertmanager batches alerts per group (max_alerts, 0 = all): a storm stays
+# well under this; a larger body is refused before it is read in full.
+MAX_WEBHOOK_BYTES = 1 << 20
+
+
+@router.get("/subsystems", response_model=SubsystemList, summary="The subsystems the contractor maintains")
+async def subsystems(services: CallerServices, include_inactive: bool = False):
+    return to_dict(await services.ticketing.ListSubsystems(
+        ticketing_pb2.ListSubsystemsRequest(include_inactive=include_inactive)))
+
+
+@router.put("/admin/subsystems", response_model=Subsystem,
+            summary="Admins create a subsystem (no subsystem_id) or change one")
+async def put_subsystem(body: Subsystem, key: IdempotencyKey, services: CallerServices):
+    request = ticketing_pb2.PutSubsystemRequest(idempotency_key=key)
+    fill(request.subsystem, body.model_dump(mode="json"))
+    return to_dict((await services.ticketing.PutSubsystem(request)).subsystem)
+
+
+@router.post("/tickets", status_code=201, response_model=Ticket,
+             summary="Report a problem: clinicians for themselves, staff on behalf of a caller")
+async def open_ticket(body: OpenTicket, key: IdempotencyKey, services: CallerServices):
+    request = fill(ticketing_pb2.OpenTicketRequest(idempotency_key=key), body.model_dump(mode="json"))
+    return to_dict((await services.ticketing.OpenTicket(request)).ticket)
+
+
+@router.get("/tickets", response_model=TicketList,
+            summary="The caller's own tickets (mine), an engineer's queue or the dispatcher's board")
+async def tickets(
+    services: CallerServices,
+    view: TicketViewName = "mine",
+    open_only: bool = False,
+    subsystem_code: str = "",
+    limit: Annotated[int, Query(ge=0, le=1000, description="0: the service's default")] = 0,
+):
+    return to_dict(await services.ticketing.ListTickets(ticketing_pb2.ListTicketsRequest(
+        view=enum_number(ticketing_pb2.TicketView.DESCRIPTOR, view), open_only=open_only,
+        subsystem_code=subsystem_code, limit=limit,
+    )))
+
+
+@router.get("/tickets/{ticket_id}", response_model=TicketDetail, summary="A ticket, its comments and worklogs")
+async def ticket(ticket_id: str, services: CallerServices):
+    return to_dict(await services.ticketing.GetTicket(ticketing_pb2.GetTicketRequest(ticket_id=ticket_id)))
+
+
+@router.post("/tickets/{ticket_id}/actions/{action}", response_model=Ticket,
+             summary="One step of the lifecycle: assign, start, pause, resume, resolve, confirm, reopen, close")
+async def change_ticket(
+    ticket_id: str, action: TicketAction, key: IdempotencyKey, services: CallerServices,
+    body: Annotated[TicketChange | None, Body()] = None,
+):
+    request = ticketing_pb2.ChangeTicketRequest(
+        ticket_id=ticket_id, action=enum_number(ticketing_pb2.TicketAction.DESCRIPTOR, action), idempotency_key=key)
+    if body is not None:
+        fill(request, body.model_dump(mode="json"))
+    return to_dict((await services.ticketing.ChangeTicket(request)).ticket)
+
+
+@router.post("/tickets/{ticket_id}/comments", status_code=201, response_model=Comment)
+async def add_comment(ticket_id: str, body: NewComment, key: IdempotencyKey, services: CallerServices):
+    reply = await services.ticketing.AddComment(
+        ticketing_pb2.AddCommentRequest(ticket_id=ticket_id, body=body.body, idempotency_key=key))
+    return to_dict(reply.comment)
+
+
+@router.post("/tickets/{ticket_id}/worklogs", status_code=201, response_model=Worklog,
+             summary="An engineer logs time on a ticket")
+async def record_worklog(ticket_id: str, body: NewWorklog, key: IdempotencyKey, services: CallerServices):
+    request = fill(ticketing_pb2.RecordWorklogRequest(ticket_id=ticket_id, idempotency_key=key),
+                   body.model_dump(mode="json"))
+    return to_dict((await services.ticketing.RecordWorklog(request)).worklog)
+
+
+@router.get("/tickets/{ticket_id}/worklogs", response_model=WorklogList)
+async def worklogs(ticket_id: str, services: CallerServices):
+    return to_dict(await services.ticketing.ListWorklogs(ticketing_pb2.ListWorklogsRequest(ticket_id=ticket_id)))
+
+
+@router.post(
+    "/alertmanager/webhook", response_model=AlertsReceived,
+    summary="Prometheus Alertmanager's webhook receiver: alerts open, update and resolve tickets",
+    openapi_extra={"requestBody": {"required": True, "description": (
+        "Alertmanager's webhook body, version 4, passed on as received. Configure the receiver with "
+        "`http_config.authorization.credentials`: a device token from POST /api/v1/admin/device-tokens. "
+        "Resending is harmless: the service deduplicates alerts by fingerprint."),
+        "content": {"application/json": {"schema": {"type": "object"}}}}},
+    responses={413: {"model": ErrorReply, "description": "The body is larger than 1 MiB"}},
+)
+async def alertmanager_webhook(request: Request, services: CallerServices):
+    payload = await _body_at_most(request, MAX_WEBHOOK_BYTES)
+    try:
+        text = payload.decode("utf-8")
+        if not isinstance(json.loads(text), dict):
+            raise ValueError("not an object")
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; RecursionError: nesting too deep to parse.
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(422, "invalid_argument", "the body must be a JSON object (Alertmanager's webhook payload)",
+                       "body") from exc
+    return to_dict(await services.ticketing.ReceiveAlerts(
+        ticketing_pb2.ReceiveAlertsRequest(alertmanager_payload=text)))
+
+
+async def _body_at_most(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+    too_large = ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes", "body")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,275 @@
+"""Ticketing's gRPC API: parse the request, check the caller, call the store,
+reply. ``python -m ticketing.api`` runs it."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from typing import Callable
+
+import grpc
+from tuoguan.ticketing.v1 import ticketing_pb2 as pb
+from tuoguan.ticketing.v1 import ticketing_pb2_grpc as pb_grpc
+from tuoguan_common import api_main, metrics, roles
+from tuoguan_common.auth import current_principal
+from tuoguan_common.config import Settings
+from tuoguan_common.db import Database
+from tuoguan_common.errors import require
+from tuoguan_common.outbox import Idempotent, utcnow
+
+from . import messages
+from .config import TicketingConfig
+from .domain.alerts import parse_alertmanager
+from .domain.calendar import ServiceHours
+from .domain.lifecycle import Action
+from .domain.priority import Level
+from .domain.sla import Side
+from .domain.worklog import validate_worklog
+from .exceptions import InvalidArgument, not_found
+from .migrate import MIGRATIONS_DIR
+from .store import NewTicket, Store
+
+STAFF = (roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
+# Who may open a ticket: clinicians for themselves, the service desk for a caller, machines for alerts.
+REPORTERS = (roles.CLINICIAN, *STAFF, roles.REGISTRATION_OFFICE, roles.FINANCE, roles.CONSULTANT)
+MACHINES = (roles.DEVICE, roles.SERVICE, roles.ADMIN)
+MAX_KEY_LENGTH = 200
+MAX_TITLE = 200
+MAX_TEXT = 10_000
+MAX_ALERT_PAYLOAD = 1 << 20
+_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
+
+
+def _key(value: str) -> str:
+    value = require(value, "idempotency_key")
+    if len(value) > MAX_KEY_LENGTH:
+        raise InvalidArgument("idempotency_key", f"must be at most {MAX_KEY_LENGTH} characters")
+    return value
+
+
+def _id(value: str, field: str) -> str:
+    value = require(value, field)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(field, "is not a valid id") from None
+
+
+def _text(value: str, field: str, limit: int, *, required: bool = True) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > limit:
+        raise InvalidArgument(field, f"must be at most {limit} characters")
+    return value
+
+
+def _enum(value: int, enum, prefix: str, field: str, *, required: bool = True) -> str | None:
+    key = messages.enum_key(enum, prefix, value) if value in enum.values() else None
+    if value and key is None:
+        raise InvalidArgument(field, "is not a known value")
+    if required and not key:
+        raise InvalidArgument(field, "is required")
+    return key or None
+
+
+def _code(value: str, field: str = "subsystem_code") -> str:
+    value = (value or "").strip().upper()
+    if not _CODE.match(value):
+        raise InvalidArgument(field, "must be a subsystem code such as HIS or PACS")
+    return value
+
+
+def _instant(value: str, field: str) -> dt.datetime:
+    value = require(value, field)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(field, "must be an RFC 3339 instant") from None
+    if moment.tzinfo is None:
+        raise InvalidArgument(field, "must carry its offset (e.g. +08:00 or Z)")
+    return moment
+
+
+ACTIONS = {getattr(pb, f"TICKET_ACTION_{a.name}"): a for a in Action if hasattr(pb, f"TICKET_ACTION_{a.name}")}
+
+
+class TicketingServicer(pb_grpc.TicketingServiceServicer):
+    def __init__(self, store: Store, config: TicketingConfig, clock: Callable[[], dt.datetime] = utcnow):
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    # The catalogue.
+
+    def ListSubsystems(self, request, context):
+        current_principal()
+        rows = self.store.list_subsystems(request.include_inactive)
+        return pb.ListSubsystemsResponse(subsystems=[messages.subsystem(r) for r in rows])
+
+    def PutSubsystem(self, request, context):
+        admin = current_principal().require(roles.ADMIN)
+        s = request.subsystem
+        hours = _text(s.service_hours, "subsystem.service_hours", 200)
+        try:
+            hours = str(ServiceHours.parse(hours))
+        except ValueError as exc:
+            raise InvalidArgument("subsystem.service_hours", str(exc)) from None
+        fields = {
+            "id": _id(s.subsystem_id, "subsystem.subsystem_id") if s.subsystem_id else None,
+            "code": _code(s.code, "subsystem.code"), "name": _text(s.name, "subsystem.name", 100),
+            "name_en": _text(s.name_en, "subsystem.name_en", 100, required=False),
+            "category": _text(s.category, "subsystem.category", 40, required=False),
+            "criticality": _enum(s.criticality, pb.Criticality, "CRITICALITY", "subsystem.criticality"),
+            "team": _text(s.team, "subsystem.team", 40), "vendor": _text(s.vendor, "subsystem.vendor", 100,
+                                                                      required=False),
+            "service_hours": hours, "active": s.active,
+        }
+        idem = Idempotent.of("subsystem", admin.subject, _key(request.idempotency_key), request,
+                             pb.PutSubsystemResponse)
+        return self.store.put_subsystem(idem, fields)
+
+    # Tickets.
+
+    def OpenTicket(self, request, context):
+        caller = current_principal().require(*REPORTERS)
+        requester = caller.subject
+        source = "portal"
+        if request.on_behalf_of:
+            caller.require(*STAFF, roles.REGISTRATION_OFFICE)
+            requester = _text(request.on_behalf_of, "on_behalf_of", 100)
+            source = "staff"
+        elif set(caller.roles) & set(STAFF):
+            source = "staff"
+        new = NewTicket(
+            kind=_enum(request.kind, pb.TicketKind, "TICKET_KIND", "kind"),
+            subsystem_code=_code(request.subsystem_code), title=_text(request.title, "title", MAX_TITLE),
+            description=_text(request.description, "description", MAX_TEXT, required=False),
+            impact=Level(_enum(request.impact, pb.Level, "LEVEL", "impact")),
+            urgency=Level(_enum(request.urgency, pb.Level, "LEVEL", "urgency")),
+            major_incident=request.major_incident, source=source, requester_id=requester,
+            reported_by_id=caller.subject)
+        idem = Idempotent.of("open", caller.subject, _key(request.idempotency_key), request, pb.OpenTicketResponse)
+        response = self.store.open_ticket(idem, new, self.clock())
+        if not idem.replayed:
+            metrics.TICKETING_TICKETS_OPENED.labels(source, f"P{response.ticket.priority}").inc()
+        return response
+
+    def GetTicket(self, request, context):
+        caller = current_principal()
+        found = self.store.get_ticket(_id(request.ticket_id, "ticket_id"), self.clock())
+        if found is None:
+            raise not_found("ticket")
+        row, state, comments, worklogs = found
+        self.store.check_visible(row, caller)
+        return pb.GetTicketResponse(ticket=messages.ticket(row, state),
+                                    comments=[messages.comment(c) for c in comments],
+                                    worklogs=[messages.worklog(w) for w in worklogs])
+
+    def ListTickets(self, request, context):
+        caller = current_principal()
+        view = messages.enum_key(pb.TicketView, "TICKET_VIEW", request.view) or "mine"
+        if view == "queue":
+            caller.require(roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
+        elif view == "board":
+            caller.require(roles.DISPATCHER, roles.ADMIN, roles.ENGINEER)
+        if request.limit < 0:
+            raise InvalidArgument("limit", "must not be negative")
+        code = _code(request.subsystem_code) if request.subsystem_code else None
+        rated = self.store.list_tickets(view, caller.subject, open_only=request.open_only, subsystem_code=code,
+                                        limit=request.limit, now=self.clock())
+        return pb.ListTicketsResponse(tickets=[messages.ticket(r, s) for r, s in rated])
+
+    def ChangeTicket(self, request, context):
+        caller = current_principal()
+        ticket_id = _id(request.ticket_id, "ticket_id")
+        action = ACTIONS.get(request.action)
+        if action is None:
+            raise InvalidArgument("action", "is required" if not request.action else "is not a known action")
+        side = None
+        if action == Action.PAUSE:
+            side = Side(_enum(request.pause_side, pb.PauseSide, "PAUSE_SIDE", "pause_side"))
+        assignee = None
+        team = _text(request.team, "team", 40, required=False) or None
+        if action == Action.ASSIGN:
+            # The contract: an engineer's account id and/or their team (a team alone puts it in the team's queue).
+            assignee = _text(request.assignee_id, "assignee_id", 100, required=team is None) or None
+        note = _text(request.note, "note", MAX_TEXT, required=action == Action.RESOLVE)
+        idem = Idempotent.of("change", caller.subject, _key(request.idempotency_key), request,
+                             pb.ChangeTicketResponse)
+        response = self.store.change_ticket(idem, ticket_id, caller, action, assignee_id=assignee,
+                                            team=team, side=side,
+                                            note=note, now=self.clock())
+        if not idem.replayed and response.ticket.status == pb.TICKET_STATUS_CLOSED:
+            metrics.TICKETING_TICKETS_CLOSED.labels("confirmed" if action == Action.CONFIRM else "closed").inc()
+        return response
+
+    def AddComment(self, request, context):
+        caller = current_principal()
+        idem = Idempotent.of("comment", caller.subject, _key(request.idempotency_key), request,
+                             pb.AddCommentResponse)
+        return self.store.add_comment(idem, _id(request.ticket_id, "ticket_id"), caller,
+                                      _text(request.body, "body", MAX_TEXT), self.clock())
+
+    def RecordWorklog(self, request, context):
+        caller = current_principal().require(roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
+        now = self.clock()
+        log = validate_worklog(caller.subject, request.grade, request.activity,
+                               _instant(request.started_at, "started_at"), request.minutes, request.note, now)
+        idem = Idempotent.of("worklog", caller.subject, _key(request.idempotency_key), request,
+                             pb.RecordWorklogResponse)
+        response = self.store.record_worklog(idem, _id(request.ticket_id, "ticket_id"), caller, log, now)
+        if not idem.replayed:
+            metrics.TICKETING_WORKLOG_MINUTES.labels(log.grade).inc(log.minutes)
+        return response
+
+    def ListWorklogs(self, request, context):
+        caller = current_principal()
+        found = self.store.worklogs(_id(request.ticket_id, "ticket_id"))
+        if found is None:
+            raise not_found("ticket")
+        row, logs = found
+        self.store.check_visible(row, caller)
+        return pb.ListWorklogsResponse(worklogs=[messages.worklog(w) for w in logs])
+
+    # Machines.
+
+    def ReceiveAlerts(self, request, context):
+        caller = current_principal().require(*MACHINES)
+        if len(request.alertmanager_payload) > MAX_ALERT_PAYLOAD:
+            raise InvalidArgument("alertmanager_payload", "is larger than 1 MiB")
+        try:
+            notices = parse_alertmanager(json.loads(request.alertmanager_payload))
+        except (ValueError, TypeError) as exc:
+            raise InvalidArgument("alertmanager_payload", str(exc)) from None
+        counts = {"opened": 0, "updated": 0, "resolved": 0, "ignored": 0}
+        ids = []
+        now = self.clock()
+        for notice in notices:
+            outcome, ticket_id = self.store.receive_alert(notice, caller.subject, "alert", now)
+            counts[outcome] += 1
+            metrics.TICKETING_ALERTS.labels(outcome).inc()
+            if ticket_id and ticket_id not in ids:
+                ids.append(ticket_id)
+        return pb.ReceiveAlertsResponse(opened=counts["opened"], updated=counts["updated"],
+                                        resolved=counts["resolved"], ticket_ids=ids)
+
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TicketingService"].full_name
+
+
+def register(server: grpc.Server, settings: Settings | None, database: Database,
+             config: TicketingConfig | None = None, clock: Callable[[], dt.datetime] = utcnow) -> list[str]:
+    """Adds the servicer to ``server``; returns the full service names for health and reflection."""
+    config = config or TicketingConfig.from_env()
+    pb_grpc.add_TicketingServiceServicer_to_server(TicketingServicer(Store(database, config), config, clock), server)
+    return [SERVICE_NAME]
+
+
+def main() -> None:
+    api_main.run("ticketing", register, migrations_dir=MIGRATIONS_DIR)
+
+
+if __name__ == "__main__":
+    main()

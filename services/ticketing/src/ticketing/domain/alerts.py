@@ -1,0 +1,133 @@
+"""Prometheus Alertmanager webhook notifications, read into plain decisions (no I/O).
+
+One notification carries a group of alerts; each alert is identified by its
+fingerprint (a hash of its labels), so repeats of the same alert update the
+ticket it opened, and its ``resolved`` status resolves it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ticketing.domain.priority import Level
+
+FIRING = "firing"
+RESOLVED = "resolved"
+_STATUSES = (FIRING, RESOLVED)
+# Alertmanager's "no end time": the zero time of Go.
+_GO_ZERO_YEAR = 1
+
+
+@dataclass(frozen=True)
+class AlertNotice:
+    fingerprint: str
+    status: str                 # "firing" | "resolved"
+    subsystem_code: str
+    alertname: str
+    severity: str
+    summary: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime | None
+    # Addition: all the alert's labels, for the ticket's description.
+    labels: Mapping[str, str] | None = field(default=None, compare=False)
+
+    @property
+    def firing(self) -> bool:
+        return self.status == FIRING
+
+
+def _text_map(value: object, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}: must be an object of strings")
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ValueError(f"{where}.{key}: must be a string")
+        out[key] = item
+    return out
+
+
+def _timestamp(value: object, where: str, *, required: bool) -> dt.datetime | None:
+    if value in (None, ""):
+        if required:
+            raise ValueError(f"{where}: is required")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: must be an RFC 3339 timestamp")
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not an RFC 3339 timestamp") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{where}: {value!r} has no time zone")
+    if moment.year == _GO_ZERO_YEAR:
+        if required:
+            raise ValueError(f"{where}: is the zero time")
+        return None
+    return moment
+
+
+def _fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable stand-in when a (very old) Alertmanager sends no fingerprint: a hash of the sorted labels."""
+    text = "\xff".join(f"{k}\xfe{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
+    """The alerts of an Alertmanager webhook (version 4) payload; ValueError naming the bad field."""
+    if not isinstance(payload, Mapping):
+        raise ValueError("payload: must be a JSON object")
+    version = payload.get("version")
+    if version is not None and str(version) != "4":
+        raise ValueError(f"version: {version!r} is not supported (expected \"4\")")
+    group_status = payload.get("status")
+    if group_status is not None and group_status not in _STATUSES:
+        raise ValueError(f"status: {group_status!r} is not firing or resolved")
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise ValueError("alerts: must be a list")
+    common_labels = _text_map(payload.get("commonLabels"), "commonLabels")
+    notices = []
+    for index, alert in enumerate(alerts):
+        where = f"alerts[{index}]"
+        if not isinstance(alert, Mapping):
+            raise ValueError(f"{where}: must be an object")
+        status = alert.get("status", group_status)
+        if status not in _STATUSES:
+            raise ValueError(f"{where}.status: {status!r} is not firing or resolved")
+        labels = {**common_labels, **_text_map(alert.get("labels"), f"{where}.labels")}
+        annotations = _text_map(alert.get("annotations"), f"{where}.annotations")
+        fingerprint = alert.get("fingerprint")
+        if fingerprint is None or fingerprint == "":
+            fingerprint = _fingerprint(labels)
+        elif not isinstance(fingerprint, str):
+            raise ValueError(f"{where}.fingerprint: must be a string")
+        alertname = labels.get("alertname") or "unnamed alert"
+        subsystem = (labels.get("subsystem") or labels.get("service") or "unknown").strip() or "unknown"
+        summary = (annotations.get("summary") or annotations.get("description") or alertname).strip()
+        notices.append(AlertNotice(
+            fingerprint=fingerprint.strip(),
+            status=status,
+            subsystem_code=subsystem,
+            alertname=alertname,
+            severity=(labels.get("severity") or "").strip().lower(),
+            summary=summary,
+            starts_at=_timestamp(alert.get("startsAt"), f"{where}.startsAt", required=True),
+            ends_at=_timestamp(alert.get("endsAt"), f"{where}.endsAt", required=False),
+            labels=labels,
+        ))
+    return notices
+
+
+def alert_impact_urgency(severity: str) -> tuple[Level, Level]:
+    """critical -> (high, high); warning -> (medium, medium); info and anything else -> (low, low)."""
+    value = (severity or "").strip().lower()
+    if value == "critical":
+        return Level.HIGH, Level.HIGH
+    if value == "warning":
+        return Level.MEDIUM, Level.MEDIUM
+    return Level.LOW, Level.LOW

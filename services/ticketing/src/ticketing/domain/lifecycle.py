@@ -1,0 +1,199 @@
+"""A ticket's lifecycle: statuses, actions, who may take them, and the SLA event each produces.
+
+    NEW --assign--> ASSIGNED --start--> IN_PROGRESS <--pause/resume--> PENDING
+    ASSIGNED, IN_PROGRESS --assign--> ASSIGNED            (reassign)
+    IN_PROGRESS, PENDING --resolve--> RESOLVED            (a worklog first, when required)
+    RESOLVED --confirm | auto_close | close--> CLOSED
+    RESOLVED --reopen--> IN_PROGRESS
+    NEW, ASSIGNED --close--> CLOSED                       (duplicates, mistakes)
+
+Anything else is refused with ``invalid_transition``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from tuoguan_common import roles as R
+from tuoguan_common.errors import TuoguanError
+
+from ticketing.domain.calendar import ServiceHours, WorkingCalendar, add_working_time
+from ticketing.domain.sla import EventKind, Side, TicketEvent
+
+
+class Status(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Action(StrEnum):
+    ASSIGN = "assign"
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RESOLVE = "resolve"
+    CONFIRM = "confirm"
+    REOPEN = "reopen"
+    CLOSE = "close"
+    AUTO_CLOSE = "auto_close"
+
+
+# Stable reasons (sent to clients as the error's reason).
+INVALID_TRANSITION = "invalid_transition"
+WORKLOG_REQUIRED = "worklog_required"
+NOT_REQUESTER = "not_requester"
+NOT_ASSIGNEE = "not_assignee"
+ROLE_NOT_ALLOWED = "role_not_allowed"
+
+_PERMISSION_REASONS = frozenset({NOT_REQUESTER, NOT_ASSIGNEE, ROLE_NOT_ALLOWED})
+
+
+class TicketRefused(TuoguanError):
+    """An action the ticket's rules refuse.
+
+    ``reason`` is a stable snake_case code. It is a TuoguanError, so the gRPC
+    interceptor maps it by itself: PERMISSION_DENIED for the actor reasons
+    (not_requester, not_assignee, role_not_allowed), FAILED_PRECONDITION for
+    the others.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message, reason=reason)
+        self.reason = reason
+        self.message = message
+        self.code = "PERMISSION_DENIED" if reason in _PERMISSION_REASONS else "FAILED_PRECONDITION"
+
+    def __reduce__(self):
+        return (type(self), (self.reason, self.message))
+
+
+TRANSITIONS: dict[tuple[Status, Action], Status] = {
+    (Status.NEW, Action.ASSIGN): Status.ASSIGNED,
+    (Status.ASSIGNED, Action.ASSIGN): Status.ASSIGNED,
+    (Status.IN_PROGRESS, Action.ASSIGN): Status.ASSIGNED,
+    (Status.ASSIGNED, Action.START): Status.IN_PROGRESS,
+    (Status.IN_PROGRESS, Action.PAUSE): Status.PENDING,
+    (Status.PENDING, Action.RESUME): Status.IN_PROGRESS,
+    (Status.IN_PROGRESS, Action.RESOLVE): Status.RESOLVED,
+    (Status.PENDING, Action.RESOLVE): Status.RESOLVED,
+    (Status.RESOLVED, Action.CONFIRM): Status.CLOSED,
+    (Status.RESOLVED, Action.AUTO_CLOSE): Status.CLOSED,
+    (Status.RESOLVED, Action.CLOSE): Status.CLOSED,
+    (Status.RESOLVED, Action.REOPEN): Status.IN_PROGRESS,
+    (Status.NEW, Action.CLOSE): Status.CLOSED,
+    (Status.ASSIGNED, Action.CLOSE): Status.CLOSED,
+}
+
+
+def next_status(status: Status, action: Action, *, has_worklog: bool, require_worklog: bool) -> Status:
+    """The status after ``action``; TicketRefused(invalid_transition | worklog_required) otherwise."""
+    status, action = Status(status), Action(action)
+    target = TRANSITIONS.get((status, action))
+    if target is None:
+        raise TicketRefused(INVALID_TRANSITION, f"cannot {action.value.replace('_', ' ')} a ticket that is "
+                                                f"{status.value.replace('_', ' ')}")
+    if action == Action.RESOLVE and require_worklog and not has_worklog:
+        raise TicketRefused(WORKLOG_REQUIRED, "log the work done on the ticket before resolving it")
+    return target
+
+
+def allowed_actions(status: Status) -> frozenset[Action]:
+    """The actions the lifecycle allows from ``status`` (whoever the actor is)."""
+    status = Status(status)
+    return frozenset(action for (source, action) in TRANSITIONS if source == status)
+
+
+_WORKERS = frozenset({R.DISPATCHER, R.ADMIN})
+
+
+def check_actor(action: Action, roles: frozenset[str], *, is_requester: bool, is_assignee: bool) -> None:
+    """May someone with ``roles`` take ``action``? TicketRefused(role_not_allowed | not_assignee | not_requester).
+
+    * assign: dispatcher, admin, or an engineer (the service checks that an
+      engineer only takes an unassigned ticket for themself);
+    * start, pause, resume, resolve: the assignee engineer, a dispatcher or an
+      admin; resolve also the service role (an alert's resolution);
+    * confirm, reopen: the requester (whatever their role) or an admin;
+    * close: admin, dispatcher, or the service role (an alert that cleared
+      before anyone started);
+    * auto_close: the service role only.
+    """
+    action = Action(action)
+    roles = frozenset(roles)
+    if action == Action.ASSIGN:
+        if roles & (_WORKERS | {R.ENGINEER}):
+            return
+    elif action in (Action.START, Action.PAUSE, Action.RESUME, Action.RESOLVE):
+        if roles & _WORKERS:
+            return
+        if action == Action.RESOLVE and R.SERVICE in roles:
+            return
+        if R.ENGINEER in roles:
+            if is_assignee:
+                return
+            raise TicketRefused(NOT_ASSIGNEE, f"only the assigned engineer may {action.value} this ticket")
+    elif action in (Action.CONFIRM, Action.REOPEN):
+        if is_requester or R.ADMIN in roles:
+            return
+        raise TicketRefused(NOT_REQUESTER, f"only the requester may {action.value} the resolution")
+    elif action == Action.CLOSE:
+        if roles & (_WORKERS | {R.SERVICE}):
+            return
+    elif action == Action.AUTO_CLOSE:
+        if R.SERVICE in roles:
+            return
+    shown = ", ".join(sorted(roles)) or "no role"
+    raise TicketRefused(ROLE_NOT_ALLOWED, f"{action.value.replace('_', ' ')} is not allowed for {shown}")
+
+
+HOSPITAL_HOURS = ServiceHours.parse("08:00-12:00,13:30-17:30")
+
+
+def auto_close_at(resolved_at: dt.datetime, hours: ServiceHours, calendar: WorkingCalendar,
+                  after_working_hours: float) -> dt.datetime:
+    """When an unconfirmed resolution closes by itself: ``after_working_hours`` of working time after resolution.
+
+    The requester confirms in the hospital's working hours, so pass
+    HOSPITAL_HOURS (or the hospital's configured hours) as ``hours``, not the
+    subsystem's service hours: a 24x7 subsystem's resolution still waits for
+    the clinicians' working hours. 24x7 ``hours`` are refused with ValueError
+    for that reason.
+    """
+    if hours.always:
+        raise ValueError("auto-close counts the hospital's working hours: pass HOSPITAL_HOURS, not 24x7 hours")
+    if after_working_hours < 0:
+        raise ValueError(f"after_working_hours {after_working_hours} must not be negative")
+    return add_working_time(hours, calendar, resolved_at, after_working_hours * 3600)
+
+
+_EVENT_OF = {
+    Action.ASSIGN: EventKind.ASSIGNED,
+    Action.START: EventKind.STARTED,
+    Action.PAUSE: EventKind.PAUSED,
+    Action.RESUME: EventKind.RESUMED,
+    Action.RESOLVE: EventKind.RESOLVED,
+    Action.REOPEN: EventKind.REOPENED,
+    Action.CONFIRM: EventKind.CLOSED,
+    Action.CLOSE: EventKind.CLOSED,
+    Action.AUTO_CLOSE: EventKind.CLOSED,
+}
+
+
+def event_for(action: Action, at: dt.datetime, *, side: Side | None = None) -> TicketEvent | None:
+    """The SLA event an action produces (every action produces one today; None is kept for future actions).
+
+    A PAUSE must name the side that stopped the work (ValueError otherwise);
+    ``side`` is ignored for other actions.
+    """
+    kind = _EVENT_OF.get(Action(action))
+    if kind is None:
+        return None
+    if kind == EventKind.PAUSED:
+        if side is None:
+            raise ValueError("a pause must name the side that stopped the work: hospital, contractor or vendor")
+        return TicketEvent(at=at, kind=kind, side=Side(side))
+    return TicketEvent(at=at, kind=kind)

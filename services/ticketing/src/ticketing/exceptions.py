@@ -1,0 +1,25 @@
+"""Ticketing's errors: each is one of tuoguan_common's, so the interceptor maps
+it to its gRPC status and sends the reason code as trailing metadata."""
+from __future__ import annotations
+
+from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+
+from .domain.lifecycle import TicketRefused
+
+__all__ = ["InvalidArgument", "NotFound", "Refused", "not_found", "refused"]
+
+
+class Refused(FailedPrecondition):
+    """The lifecycle said no: a transition that does not exist, a missing worklog."""
+
+
+def refused(exc: TicketRefused) -> FailedPrecondition | PermissionDenied:
+    """The gRPC-facing error of a lifecycle refusal: who may not is PERMISSION_DENIED, what may not is
+    FAILED_PRECONDITION; the reason code travels either way."""
+    if exc.reason in ("not_requester", "not_assignee", "role_not_allowed"):
+        return PermissionDenied(exc.message, reason=exc.reason)
+    return Refused(exc.message, reason=exc.reason)
+
+
+def not_found(what: str) -> NotFound:
+    return NotFound(f"no such {what}", reason=f"{what}_not_found")

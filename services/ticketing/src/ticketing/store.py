@@ -1,0 +1,523 @@
+"""SQL for ticketing's own tables, its outbox and its idempotency keys.
+
+A ticket's SLA is never stored as the truth: it is computed from the
+ticket's event history (``ticket_events``), the subsystem's service hours and
+the working calendar whenever it is read. The worker keeps two things on the
+row only to find work: ``next_check_at`` (the next threshold the clock will
+cross) and the escalation level already acted on.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from tuoguan.ticketing.v1 import events_pb2 as events
+from tuoguan.ticketing.v1 import ticketing_pb2 as pb
+from tuoguan_common import outbox, roles
+from tuoguan_common.auth import Principal
+from tuoguan_common.db import Database
+from tuoguan_common.errors import AlreadyExists, PermissionDenied
+from tuoguan_common.outbox import Idempotent
+
+from . import messages
+from .config import TicketingConfig
+from .domain import escalation, lifecycle
+from .domain.alerts import AlertNotice, alert_impact_urgency
+from .domain.calendar import ServiceHours, WorkingCalendar
+from .domain.lifecycle import Action, Status, TicketRefused
+from .domain.priority import Level, Priority
+from .domain.sla import EventKind, Side, SlaState, TicketEvent, compute_sla
+from .domain.worklog import Worklog
+from .exceptions import not_found, refused
+
+Row = dict[str, Any]
+
+TICKET_VIEW = """
+SELECT t.*, s.code AS subsystem_code, s.service_hours
+FROM tickets t JOIN subsystems s ON s.id = t.subsystem_id
+"""
+OPEN = ("new", "assigned", "in_progress", "pending")
+STAFF = frozenset({roles.ENGINEER, roles.DISPATCHER, roles.ADMIN, roles.SERVICE})
+# How long the worker trusts its copy of the calendar overrides.
+CALENDAR_TTL_SECONDS = 60.0
+MAX_LISTED = 500
+# The queue and the board rate every open ticket (up to this many) before ordering them by urgency.
+MAX_RATED = 5000
+# The actor of the worker's own changes (the escalation's priority raise, auto-close).
+ESCALATOR = "service:ticketing"
+
+
+@functools.lru_cache(maxsize=256)
+def service_hours(text: str) -> ServiceHours:
+    return ServiceHours.parse(text)
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    kind: str
+    subsystem_code: str
+    title: str
+    description: str
+    impact: Level
+    urgency: Level
+    major_incident: bool
+    source: str
+    requester_id: str
+    reported_by_id: str
+    alert_fingerprint: str | None = None
+
+
+def _event(row: Row) -> TicketEvent:
+    kind = EventKind(row["kind"])
+    return TicketEvent(at=row["at"], kind=kind, side=Side(row["side"]) if row["side"] else None,
+                       priority=Priority(row["priority"]) if row["priority"] else None,
+                       # The escalation's own priority raise keeps the SLA targets the ticket is measured against.
+                       escalation=row["escalation"])
+
+
+class Store:
+    def __init__(self, db: Database, config: TicketingConfig):
+        self.db = db
+        self.config = config
+        self._calendar: WorkingCalendar | None = None
+        self._calendar_read = 0.0
+
+    # ---- the calendar and the SLA ---------------------------------------------------------------
+
+    def calendar(self) -> WorkingCalendar:
+        if self._calendar is None or time.monotonic() - self._calendar_read > CALENDAR_TTL_SECONDS:
+            with self.db.transaction() as cur:
+                cur.execute("SELECT day, working FROM calendar_overrides")
+                rows = cur.fetchall()
+            self._calendar = WorkingCalendar(extra_holidays=[r["day"] for r in rows if not r["working"]],
+                                             extra_workdays=[r["day"] for r in rows if r["working"]])
+            self._calendar_read = time.monotonic()
+        return self._calendar
+
+    def sla(self, row: Row, history: Sequence[Row], now: dt.datetime) -> SlaState:
+        return compute_sla([_event(e) for e in history], service_hours(row["service_hours"]), self.calendar(),
+                           self.config.policy, now)
+
+    def _history(self, cur: psycopg.Cursor, ticket_ids: Iterable[str]) -> dict[str, list[Row]]:
+        ids = [str(i) for i in ticket_ids]
+        found: dict[str, list[Row]] = {i: [] for i in ids}
+        if ids:
+            cur.execute("SELECT * FROM ticket_events WHERE ticket_id = ANY(%s::uuid[]) ORDER BY ticket_id, at, id",
+                        (ids,))
+            for row in cur.fetchall():
+                found[str(row["ticket_id"])].append(row)
+        return found
+
+    def _view(self, cur: psycopg.Cursor, ticket_id: str, *, lock: bool = False) -> Row | None:
+        cur.execute(TICKET_VIEW + "WHERE t.id = %s" + (" FOR UPDATE OF t" if lock else ""), (ticket_id,))
+        return cur.fetchone()
+
+    def _record(self, cur: psycopg.Cursor, ticket_id: str, event: TicketEvent, actor_id: str, note: str = "") -> None:
+        cur.execute(
+            "INSERT INTO ticket_events (ticket_id, at, kind, side, priority, escalation, actor_id, note) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (ticket_id, event.at, str(event.kind), str(event.side) if event.side else None,
+             int(event.priority) if event.priority else None, event.escalation, actor_id, note))
+
+    def _rate(self, cur: psycopg.Cursor, ticket_id: str, now: dt.datetime) -> tuple[Row, SlaState]:
+        """The ticket as it now stands, its SLA, and the row's bookkeeping brought up to date."""
+        row = self._view(cur, ticket_id)
+        history = self._history(cur, [ticket_id])[ticket_id]
+        state = self.sla(row, history, now)
+        next_check = escalation.next_check_at(state, now) if row["status"] in OPEN else None
+        cur.execute("UPDATE tickets SET next_check_at = %s WHERE id = %s", (next_check, ticket_id))
+        return row, state
+
+    # ---- the subsystem catalogue ----------------------------------------------------------------
+
+    def list_subsystems(self, include_inactive: bool) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT * FROM subsystems" + ("" if include_inactive else " WHERE active") + " ORDER BY code")
+            return cur.fetchall()
+
+    def put_subsystem(self, idem: Idempotent, fields: dict[str, Any]) -> pb.PutSubsystemResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            try:
+                if fields.get("id"):
+                    cur.execute(
+                        "UPDATE subsystems SET code = %(code)s, name = %(name)s, name_en = %(name_en)s, "
+                        "category = %(category)s, criticality = %(criticality)s, team = %(team)s, vendor = %(vendor)s, "
+                        "service_hours = %(service_hours)s, active = %(active)s, updated_at = now() "
+                        "WHERE id = %(id)s RETURNING *", fields)
+                else:
+                    cur.execute(
+                        "INSERT INTO subsystems (code, name, name_en, category, criticality, team, vendor, "
+                        "service_hours, active) VALUES (%(code)s, %(name)s, %(name_en)s, %(category)s, "
+                        "%(criticality)s, %(team)s, %(vendor)s, %(service_hours)s, %(active)s) RETURNING *", fields)
+            except psycopg.errors.UniqueViolation:
+                raise AlreadyExists("another subsystem has this code", reason="subsystem_code_taken") from None
+            row = cur.fetchone()
+            if row is None:
+                raise not_found("subsystem")
+            return idem.remember(cur, pb.PutSubsystemResponse(subsystem=messages.subsystem(row)))
+
+    def load_catalogue(self, entries: Sequence[dict[str, Any]]) -> int:
+        """The seed: inserts or refreshes subsystems by code."""
+        with self.db.transaction() as cur:
+            for e in entries:
+                cur.execute(
+                    "INSERT INTO subsystems (code, name, name_en, category, criticality, team, vendor, service_hours) "
+                    "VALUES (%(code)s, %(name)s, %(name_en)s, %(category)s, %(criticality)s, %(team)s, %(vendor)s, "
+                    "%(service_hours)s) ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
+                    "name_en = EXCLUDED.name_en, category = EXCLUDED.category, criticality = EXCLUDED.criticality, "
+                    "team = EXCLUDED.team, vendor = EXCLUDED.vendor, service_hours = EXCLUDED.service_hours", e)
+        return len(entries)
+
+    # ---- opening and reading tickets ------------------------------------------------------------
+
+    def _insert_ticket(self, cur: psycopg.Cursor, new: NewTicket, now: dt.datetime) -> str | None:
+        cur.execute("SELECT id, team, criticality, active FROM subsystems WHERE code = %s", (new.subsystem_code,))
+        subsystem = cur.fetchone()
+        if subsystem is None or not subsystem["active"]:
+            return None
+        priority = self.config.matrix.priority(new.impact, new.urgency, major_incident=new.major_incident)
+        ticket_id = str(uuid.uuid4())
+        cur.execute("SELECT nextval('ticket_numbers') AS n")
+        number = f"T{now.astimezone(dt.timezone(dt.timedelta(hours=8))):%Y%m%d}-{cur.fetchone()['n']:06d}"
+        cur.execute(
+            "INSERT INTO tickets (id, number, kind, subsystem_id, title, description, impact, urgency, priority, "
+            "major_incident, status, source, requester_id, reported_by_id, team, alert_fingerprint, created_at, "
+            "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'new', %s, %s, %s, %s, %s, %s, %s)",
+            (ticket_id, number, new.kind, subsystem["id"], new.title, new.description, str(new.impact),
+             str(new.urgency), int(priority), new.major_incident, new.source, new.requester_id, new.reported_by_id,
+             subsystem["team"], new.alert_fingerprint, now, now))
+        self._record(cur, ticket_id, TicketEvent(at=now, kind=EventKind.OPENED, priority=priority), new.reported_by_id)
+        outbox.append(cur, events.TicketOpened(
+            ticket_id=ticket_id, number=number, subsystem_code=new.subsystem_code, kind=new.kind,
+            priority=f"P{int(priority)}", major_incident=new.major_incident, source=new.source,
+            requester_id=new.requester_id, opened_at=messages.rfc3339(now)))
+        return ticket_id
+
+    def open_ticket(self, idem: Idempotent, new: NewTicket, now: dt.datetime) -> pb.OpenTicketResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            ticket_id = self._insert_ticket(cur, new, now)
+            if ticket_id is None:
+                raise not_found("subsystem")
+            row, state = self._rate(cur, ticket_id, now)
+            return idem.remember(cur, pb.OpenTicketResponse(ticket=messages.ticket(row, state)))
+
+    def get_ticket(self, ticket_id: str, now: dt.datetime) -> tuple[Row, SlaState, list[Row], list[Row]] | None:
+        with self.db.transaction() as cur:
+            row = self._view(cur, ticket_id)
+            if row is None:
+                return None
+            history = self._history(cur, [ticket_id])[ticket_id]
+            cur.execute("SELECT * FROM comments WHERE ticket_id = %s ORDER BY created_at", (ticket_id,))
+            comments = cur.fetchall()
+            cur.execute("SELECT * FROM worklogs WHERE ticket_id = %s ORDER BY started_at", (ticket_id,))
+            return row, self.sla(row, history, now), comments, cur.fetchall()
+
+    def list_tickets(self, view: str, subject: str, *, open_only: bool, subsystem_code: str | None, limit: int,
+                     now: dt.datetime) -> list[tuple[Row, SlaState]]:
+        where, params = [], []
+        if view == "mine":
+            where.append("t.requester_id = %s")
+            params.append(subject)
+        elif view == "queue":
+            where.append("t.assignee_id = %s")
+            params.append(subject)
+        if open_only or view in ("queue", "board"):
+            where.append("t.status <> 'closed'")
+        if subsystem_code:
+            where.append("s.code = %s")
+            params.append(subsystem_code)
+        by_urgency = view in ("queue", "board")
+        limit = min(limit or MAX_LISTED, MAX_LISTED)
+        # Urgency is computed, not stored: the queue and the board rate the open tickets first and cut after
+        # ordering them, or the most urgent (the oldest, as a rule) would fall off the end.
+        order = " ORDER BY t.created_at" if by_urgency else " ORDER BY t.created_at DESC"
+        sql = TICKET_VIEW + ("WHERE " + " AND ".join(where) if where else "") + order + " LIMIT %s"
+        with self.db.transaction() as cur:
+            cur.execute(sql, (*params, MAX_RATED if by_urgency else limit))
+            rows = cur.fetchall()
+            history = self._history(cur, [r["id"] for r in rows])
+        rated = [(r, self.sla(r, history[str(r["id"])], now)) for r in rows]
+        if by_urgency:
+            # The engineer's order: the ticket closest to (or furthest past) its breach first.
+            rated.sort(key=lambda pair: (not pair[1].running, pair[1].urgency_seconds))
+        return rated[:limit]
+
+    # ---- the lifecycle --------------------------------------------------------------------------
+
+    def change_ticket(self, idem: Idempotent, ticket_id: str, actor: Principal, action: Action, *,
+                      assignee_id: str | None, team: str | None, side: Side | None, note: str,
+                      now: dt.datetime) -> pb.ChangeTicketResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            row = self._view(cur, ticket_id, lock=True)
+            if row is None:
+                raise not_found("ticket")
+            try:
+                lifecycle.check_actor(action, frozenset(actor.roles), is_requester=row["requester_id"] == actor.subject,
+                                      is_assignee=row["assignee_id"] == actor.subject)
+                if action == Action.ASSIGN and not (set(actor.roles) & {roles.DISPATCHER, roles.ADMIN}):
+                    if assignee_id != actor.subject:
+                        raise TicketRefused("role_not_allowed", "engineers may take a ticket for themselves only")
+                    if row["assignee_id"] not in (None, actor.subject):
+                        raise TicketRefused("role_not_allowed",
+                                            "the ticket is another engineer's: a dispatcher reassigns it")
+                status = lifecycle.next_status(Status(row["status"]), action, has_worklog=row["worklog_minutes"] > 0,
+                                               require_worklog=self.config.require_worklog)
+            except TicketRefused as exc:
+                raise refused(exc) from None
+            self._apply(cur, row, actor.subject, action, status, assignee_id=assignee_id, team=team, side=side,
+                        note=note, now=now)
+            row, state = self._rate(cur, ticket_id, now)
+            self._announce(cur, row, state, action, now)
+            return idem.remember(cur, pb.ChangeTicketResponse(ticket=messages.ticket(row, state)))
+
+    def _apply(self, cur: psycopg.Cursor, row: Row, actor_id: str, action: Action, status: Status, *,
+               assignee_id: str | None, team: str | None, side: Side | None, note: str, now: dt.datetime) -> None:
+        changes: dict[str, Any] = {"status": str(status), "updated_at": now}
+        if action == Action.ASSIGN:
+            changes["assignee_id"] = assignee_id
+            if team:
+                changes["team"] = team
+        elif action == Action.PAUSE:
+            changes["paused_by"] = str(side)
+        elif action in (Action.RESUME, Action.RESOLVE):
+            changes["paused_by"] = None
+        if action == Action.RESOLVE:
+            changes.update(resolved_at=now, resolution_note=note, auto_close_at=lifecycle.auto_close_at(
+                now, lifecycle.HOSPITAL_HOURS, self.calendar(), self.config.auto_close_working_hours))
+        elif action == Action.REOPEN:
+            changes.update(resolved_at=None, auto_close_at=None)
+        if status == Status.CLOSED:
+            changes.update(closed_at=now, auto_close_at=None, next_check_at=None)
+        assignments = ", ".join(f"{k} = %({k})s" for k in changes)
+        cur.execute(f"UPDATE tickets SET {assignments} WHERE id = %(id)s", {**changes, "id": row["id"]})
+        event = lifecycle.event_for(action, now, side=side)
+        if event is not None:
+            self._record(cur, str(row["id"]), event, actor_id, note)
+
+    def _announce(self, cur: psycopg.Cursor, row: Row, state: SlaState, action: Action, now: dt.datetime) -> None:
+        """The events a change tells the other services."""
+        ticket_id, at = str(row["id"]), messages.rfc3339(now)
+        if action == Action.ASSIGN:
+            outbox.append(cur, events.TicketAssigned(ticket_id=ticket_id, assignee_id=row["assignee_id"] or "",
+                                                     team=row["team"], assigned_at=at))
+        elif action == Action.PAUSE:
+            outbox.append(cur, events.TicketPaused(ticket_id=ticket_id, side=row["paused_by"] or "",
+                                                   clock_stopped=state.clock_stopped, paused_at=at))
+        elif action == Action.RESUME:
+            outbox.append(cur, events.TicketResumed(ticket_id=ticket_id, resumed_at=at))
+        elif action == Action.RESOLVE:
+            outbox.append(cur, events.TicketResolved(
+                ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
+                assignee_id=row["assignee_id"] or "", resolved_at=at,
+                resolution_elapsed_seconds=state.resolution_elapsed_seconds,
+                resolution_breached=state.resolution_breached, response_breached=state.response_breached))
+        elif action == Action.REOPEN:
+            outbox.append(cur, events.TicketReopened(ticket_id=ticket_id, reopened_at=at))
+        if row["status"] == "closed":
+            how = {Action.CONFIRM: "confirmed", Action.AUTO_CLOSE: "auto"}.get(action, "closed")
+            billable = self._make_billable(cur, row, now) if how in ("confirmed", "auto") else 0
+            outbox.append(cur, events.TicketClosed(
+                ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}", how=how,
+                closed_at=at, resolution_breached=state.resolution_breached,
+                response_breached=state.response_breached,
+                resolution_elapsed_seconds=state.resolution_elapsed_seconds, billable_minutes=billable))
+
+    def _make_billable(self, cur: psycopg.Cursor, row: Row, now: dt.datetime) -> int:
+        cur.execute("UPDATE worklogs SET billable = true WHERE ticket_id = %s AND NOT billable RETURNING *",
+                    (row["id"],))
+        logs = cur.fetchall()
+        for log in logs:
+            outbox.append(cur, events.WorklogBillable(
+                worklog_id=str(log["id"]), ticket_id=str(row["id"]), engineer_id=log["engineer_id"],
+                grade=log["grade"], minutes=log["minutes"], started_at=messages.rfc3339(log["started_at"]),
+                billable_at=messages.rfc3339(now)))
+        return sum(log["minutes"] for log in logs)
+
+    # ---- comments and worklogs ------------------------------------------------------------------
+
+    def _may_see(self, row: Row, actor: Principal) -> bool:
+        return (row["requester_id"] == actor.subject or row["assignee_id"] == actor.subject
+                or bool(STAFF & set(actor.roles)))
+
+    def check_visible(self, row: Row, actor: Principal) -> None:
+        if not self._may_see(row, actor):
+            raise PermissionDenied("only the ticket's requester, its engineer and the service desk see it",
+                                   reason="not_your_ticket")
+
+    def add_comment(self, idem: Idempotent, ticket_id: str, actor: Principal, body: str,
+                    now: dt.datetime) -> pb.AddCommentResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            row = self._view(cur, ticket_id)
+            if row is None:
+                raise not_found("ticket")
+            self.check_visible(row, actor)
+            cur.execute("INSERT INTO comments (ticket_id, author_id, body, created_at) VALUES (%s, %s, %s, %s) "
+                        "RETURNING *", (ticket_id, actor.subject, body, now))
+            comment = cur.fetchone()
+            cur.execute("UPDATE tickets SET updated_at = %s WHERE id = %s", (now, ticket_id))
+            return idem.remember(cur, pb.AddCommentResponse(comment=messages.comment(comment)))
+
+    def record_worklog(self, idem: Idempotent, ticket_id: str, actor: Principal, log: Worklog,
+                       now: dt.datetime) -> pb.RecordWorklogResponse:
+        with self.db.transaction() as cur:
+            replayed = idem.replay(cur)
+            if replayed is not None:
+                return replayed
+            row = self._view(cur, ticket_id, lock=True)
+            if row is None:
+                raise not_found("ticket")
+            if row["assignee_id"] != actor.subject and not ({roles.DISPATCHER, roles.ADMIN} & set(actor.roles)):
+                raise PermissionDenied("only the ticket's engineer logs time on it", reason="not_assignee")
+            if row["status"] == "closed":
+                raise refused(TicketRefused("ticket_closed", "a closed ticket takes no more worklogs"))
+            worklog_id = str(uuid.uuid4())
+            cur.execute(
+                "INSERT INTO worklogs (id, ticket_id, engineer_id, grade, activity, started_at, minutes, note, "
+                "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                (worklog_id, ticket_id, log.engineer_id, str(log.grade), str(log.activity), log.started_at,
+                 log.minutes, log.note, now))
+            saved = cur.fetchone()
+            cur.execute("UPDATE tickets SET worklog_minutes = worklog_minutes + %s, updated_at = %s WHERE id = %s",
+                        (log.minutes, now, ticket_id))
+            outbox.append(cur, events.WorklogRecorded(
+                worklog_id=worklog_id, ticket_id=ticket_id, engineer_id=log.engineer_id, grade=str(log.grade),
+                activity=str(log.activity), started_at=messages.rfc3339(log.started_at), minutes=log.minutes))
+            return idem.remember(cur, pb.RecordWorklogResponse(worklog=messages.worklog(saved)))
+
+    def worklogs(self, ticket_id: str) -> tuple[Row, list[Row]] | None:
+        with self.db.transaction() as cur:
+            row = self._view(cur, ticket_id)
+            if row is None:
+                return None
+            cur.execute("SELECT * FROM worklogs WHERE ticket_id = %s ORDER BY started_at", (ticket_id,))
+            return row, cur.fetchall()
+
+    # ---- machine-opened tickets -----------------------------------------------------------------
+
+    def receive_alert(self, notice: AlertNotice, reporter_id: str, source: str, now: dt.datetime) -> tuple[str, str]:
+        """One notification in its own transaction: ("opened" | "updated" | "resolved" | "ignored", ticket id)."""
+        with self.db.transaction() as cur:
+            return self.receive_alert_in(cur, notice, reporter_id, source, now)
+
+    def receive_alert_in(self, cur: psycopg.Cursor, notice: AlertNotice, reporter_id: str, source: str,
+                         now: dt.datetime) -> tuple[str, str]:
+        """One notification inside the caller's transaction (the worker's, with its inbox)."""
+        # The lock serialises the notifications of one alert across api replicas and threads.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (notice.fingerprint,))
+        cur.execute(TICKET_VIEW + "WHERE t.alert_fingerprint = %s AND t.status <> 'closed' FOR UPDATE OF t",
+                    (notice.fingerprint,))
+        row = cur.fetchone()
+        if notice.status == "resolved":
+            if row is None or row["status"] == "resolved":
+                return "ignored", str(row["id"]) if row else ""
+            self._apply(cur, row, reporter_id, Action.RESOLVE, Status.RESOLVED, assignee_id=None, team=None,
+                        side=None, note=f"the alert {notice.alertname} resolved", now=now)
+            row, state = self._rate(cur, str(row["id"]), now)
+            self._announce(cur, row, state, Action.RESOLVE, now)
+            return "resolved", str(row["id"])
+        if row is not None:
+            if row["status"] == "resolved":
+                # It fired again after its resolution: the fix did not hold.
+                self._apply(cur, row, reporter_id, Action.REOPEN, Status.IN_PROGRESS, assignee_id=None,
+                            team=None, side=None, note="the alert fired again", now=now)
+                reopened, state = self._rate(cur, str(row["id"]), now)
+                self._announce(cur, reopened, state, Action.REOPEN, now)
+            cur.execute("UPDATE tickets SET alert_repeats = alert_repeats + 1, updated_at = %s WHERE id = %s",
+                        (now, row["id"]))
+            return "updated", str(row["id"])
+        impact, urgency = alert_impact_urgency(notice.severity)
+        ticket_id = self._insert_ticket(cur, NewTicket(
+            # Codes are upper case (the api's rule); Prometheus labels are often lower case ("his").
+            kind="incident", subsystem_code=notice.subsystem_code.strip().upper(),
+            title=f"[{notice.severity}] {notice.alertname}: {notice.summary}"[:200],
+            description=notice.summary, impact=impact, urgency=urgency, major_incident=False, source=source,
+            requester_id=reporter_id, reported_by_id=reporter_id, alert_fingerprint=notice.fingerprint), now)
+        if ticket_id is None:
+            return "ignored", ""
+        self._rate(cur, ticket_id, now)
+        return "opened", ticket_id
+
+    # ---- the worker's timers --------------------------------------------------------------------
+
+    def escalate_due(self, now: dt.datetime, limit: int) -> list[tuple[str, int, list[str]]]:
+        """Tickets whose SLA crossed a threshold: (ticket id, new level, breaches) for each one acted on."""
+        acted = []
+        with self.db.transaction() as cur:
+            cur.execute(TICKET_VIEW + "WHERE t.next_check_at <= %s AND t.status IN ('new', 'assigned', "
+                        "'in_progress', 'pending') ORDER BY t.next_check_at LIMIT %s FOR UPDATE OF t SKIP LOCKED",
+                        (now, limit))
+            rows = cur.fetchall()
+            history = self._history(cur, [r["id"] for r in rows])
+            for row in rows:
+                ticket_id = str(row["id"])
+                state = self.sla(row, history[ticket_id], now)
+                breaches = []
+                if state.response_breached and not row["response_breached"]:
+                    breaches.append("response")
+                    outbox.append(cur, events.SlaBreached(
+                        ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
+                        target="response", due_at=messages.rfc3339(state.response_due),
+                        detected_at=messages.rfc3339(now)))
+                priority = row["priority"]
+                level = max(state.escalation_level, row["escalation_level"])
+                for crossed in range(row["escalation_level"] + 1, level + 1):
+                    if crossed == 2:
+                        breaches.append("resolution")
+                        outbox.append(cur, events.SlaBreached(
+                            ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{priority}",
+                            target="resolution", due_at=messages.rfc3339(state.resolution_due or now),
+                            detected_at=messages.rfc3339(now)))
+                        if priority > 1:
+                            # A breach raises the priority a step: the queue puts it first.
+                            priority -= 1
+                            self._record(cur, ticket_id, TicketEvent(at=now, kind=EventKind.PRIORITY_CHANGED,
+                                                                     priority=Priority(priority), escalation=True),
+                                         ESCALATOR, "raised after the resolution target was breached")
+                    outbox.append(cur, events.SlaEscalated(ticket_id=ticket_id, level=crossed,
+                                                           priority=f"P{priority}",
+                                                           escalated_at=messages.rfc3339(now)))
+                cur.execute(
+                    "UPDATE tickets SET escalation_level = %s, priority = %s, response_breached = %s, "
+                    "resolution_breached = %s WHERE id = %s",
+                    (level, priority, state.response_breached or row["response_breached"],
+                     level >= 2 or row["resolution_breached"], ticket_id))
+                self._rate(cur, ticket_id, now)
+                if level != row["escalation_level"] or breaches:
+                    acted.append((ticket_id, level, breaches))
+        return acted
+
+    def auto_close_due(self, now: dt.datetime, limit: int) -> int:
+        """Resolutions nobody confirmed in time close by themselves; their worklogs become billable."""
+        with self.db.transaction() as cur:
+            cur.execute(TICKET_VIEW + "WHERE t.status = 'resolved' AND t.auto_close_at <= %s "
+                        "ORDER BY t.auto_close_at LIMIT %s FOR UPDATE OF t SKIP LOCKED", (now, limit))
+            rows = cur.fetchall()
+            for row in rows:
+                self._apply(cur, row, ESCALATOR, Action.AUTO_CLOSE, Status.CLOSED, assignee_id=None,
+                            team=None, side=None, note="closed unconfirmed after its time", now=now)
+                row, state = self._rate(cur, str(row["id"]), now)
+                self._announce(cur, row, state, Action.AUTO_CLOSE, now)
+            return len(rows)
+
+    def open_by_priority(self) -> dict[int, int]:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT priority, count(*) AS n FROM tickets WHERE status <> 'closed' GROUP BY priority")
+            return {r["priority"]: r["n"] for r in cur.fetchall()}

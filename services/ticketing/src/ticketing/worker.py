@@ -1,0 +1,122 @@
+"""Ticketing's worker: the SLA clocks (escalation before and after a breach),
+unconfirmed resolutions that close by themselves, the open-ticket gauge, and
+the specimen bank's device alarms. ``tuoguan-worker ticketing`` runs it."""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+
+from nameko.events import event_handler
+from nameko.timer import timer
+from tuoguan.specimens.v1 import events_pb2 as specimen_events
+from tuoguan_common import metrics
+from tuoguan_common.config import PORTS
+from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, handle_event
+from tuoguan_common.outbox import utcnow
+
+from .config import TicketingConfig
+from .domain.alerts import AlertNotice
+from .store import Store
+
+# Timer intervals are fixed when the class is defined, so the settings are read at import.
+CONFIG = TicketingConfig.from_env()
+BATCH = 200
+PRIORITIES = (1, 2, 3, 4)
+
+
+def _instant(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return utcnow()
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def device_notice(event, status: str) -> AlertNotice:
+    """A freezer's alarm as an alert: one ticket per device and kind of trouble."""
+    return AlertNotice(
+        fingerprint=f"device:{event.device_id}:{getattr(event, 'kind', '') or 'alarm'}",
+        status=status, subsystem_code=event.subsystem_code or "BIOBANK",
+        alertname=getattr(event, "kind", "") or "device_alarm", severity=getattr(event, "severity", "") or "critical",
+        summary=getattr(event, "summary", "") or f"device {event.device_id}",
+        starts_at=_instant(getattr(event, "raised_at", "") or getattr(event, "cleared_at", "")), ends_at=None)
+
+
+class TicketingWorker:
+    name = "ticketing"
+
+    store = WorkerStore(functools.partial(Store, config=CONFIG), "ticketing")
+    relayer = OutboxRelayer("ticketing")
+    observability = Observability("ticketing")
+
+    @event_handler("specimens", "DeviceAlarmRaised", requeue_on_error=True)
+    def on_device_alarm(self, payload):
+        outcomes = []
+
+        def apply(cur, event):
+            outcomes.append(self.store.receive_alert_in(cur, device_notice(event, "firing"), "service:ticketing",
+                                                        "device", utcnow())[0])
+
+        result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmRaised, "device_alarm", apply)
+        for outcome in outcomes:
+            metrics.TICKETING_ALERTS.labels(outcome).inc()
+        return result
+
+    @event_handler("specimens", "DeviceAlarmCleared", requeue_on_error=True)
+    def on_device_alarm_cleared(self, payload):
+        outcomes = []
+
+        def apply(cur, event):
+            # A cleared alarm carries no kind: every open ticket of the device's alarms resolves.
+            cur.execute("SELECT DISTINCT alert_fingerprint FROM tickets WHERE alert_fingerprint LIKE %s "
+                        "AND status <> 'closed'", (f"device:{event.device_id}:%",))
+            for row in cur.fetchall():
+                notice = device_notice(event, "resolved")
+                notice = AlertNotice(**{**notice.__dict__, "fingerprint": row["alert_fingerprint"]})
+                outcomes.append(self.store.receive_alert_in(cur, notice, "service:ticketing", "device", utcnow())[0])
+
+        result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmCleared, "device_alarm_cleared",
+                              apply)
+        for outcome in outcomes:
+            metrics.TICKETING_ALERTS.labels(outcome).inc()
+        return result
+
+    @timer(interval=CONFIG.escalation_interval)
+    def escalate(self):
+        """SLA thresholds crossed since the last look: notify, breach (priority up a step), escalate further."""
+        while True:
+            acted = self.store.escalate_due(utcnow(), BATCH)
+            for _ticket, level, breaches in acted:
+                metrics.TICKETING_ESCALATIONS.labels(str(level)).inc()
+                for target in breaches:
+                    metrics.TICKETING_SLA_BREACHES.labels(target).inc()
+            if len(acted) < BATCH:
+                return
+
+    @timer(interval=CONFIG.auto_close_interval)
+    def close_unconfirmed(self):
+        closed = self.store.auto_close_due(utcnow(), BATCH)
+        if closed:
+            metrics.TICKETING_TICKETS_CLOSED.labels("auto").inc(closed)
+
+    @timer(interval=15, eager=True)
+    def measure_open_tickets(self):
+        # Every outcome starts at zero, so a dashboard sees the series before the first breach.
+        for target in ("response", "resolution"):
+            metrics.TICKETING_SLA_BREACHES.labels(target)
+        for level in ("1", "2", "3"):
+            metrics.TICKETING_ESCALATIONS.labels(level)
+        for how in ("auto",):
+            metrics.TICKETING_TICKETS_CLOSED.labels(how)
+        counts = self.store.open_by_priority()
+        for priority in PRIORITIES:
+            metrics.TICKETING_OPEN_TICKETS.labels(f"P{priority}").set(counts.get(priority, 0))
+
+
+def main() -> None:
+    # worker_main patches the standard library for eventlet when imported: only here, in the worker process.
+    from tuoguan_common import worker_main
+
+    port = int(os.environ.get("TICKETING_WORKER_METRICS_PORT") or PORTS["ticketing"]["worker_metrics"])
+    worker_main.run(TicketingWorker, "ticketing", port)

@@ -1,0 +1,190 @@
+"""Machine-opened tickets through the Alertmanager webhook: one ticket per
+distinct alert (fingerprint), repeats update it, resolution resolves it,
+firing again reopens it, and a storm of thousands of notifications sent at
+once still makes one ticket per alert."""
+from __future__ import annotations
+
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+from ticketing_testkit import (
+    alert,
+    alertmanager,
+    alerts_request,
+    change,
+    outbox,
+    query,
+    refused,
+    ticket_events,
+    ticket_row,
+)
+from tuoguan.ticketing.v1 import ticketing_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+def alert_tickets(database) -> list[dict]:
+    return query(database, "SELECT * FROM tickets WHERE alert_fingerprint IS NOT NULL ORDER BY created_at, number")
+
+
+def ignored_so_far() -> float:
+    return REGISTRY.get_sample_value("tuoguan_ticketing_alert_notifications_total", {"outcome": "ignored"}) or 0.0
+
+
+def test_an_alert_opens_one_ticket_repeats_update_it_and_its_resolution_resolves_it(stub, people, database):
+    alertmanager_account = people.device()
+    his_down = alert("3f2a9c0d1e4b5a67", instance="his-app-1:8080")
+    his_down_2 = alert("8c1d2e3f4a5b6c7d", instance="his-app-2:8080")
+    pacs_slow = alert("5d6e7f8091a2b3c4", subsystem="PACS", alertname="PacsRetrieveSlow", severity="warning",
+                      instance="pacs-gw:104")
+
+    # One notification naming an alert twice (Alertmanager's grouping may) opens one ticket for it.
+    first = stub.ReceiveAlerts(alerts_request(his_down, his_down_2, pacs_slow, his_down),
+                               metadata=alertmanager_account.md)
+    assert (first.opened, first.updated, first.resolved) == (3, 1, 0)
+    assert len(first.ticket_ids) == 3
+    tickets = {t["alert_fingerprint"]: t for t in alert_tickets(database)}
+    assert set(tickets) == {"3f2a9c0d1e4b5a67", "8c1d2e3f4a5b6c7d", "5d6e7f8091a2b3c4"}
+    his = tickets["3f2a9c0d1e4b5a67"]
+    assert {str(t["id"]) for t in tickets.values()} == set(first.ticket_ids)
+    assert (his["source"], his["status"], his["kind"], his["priority"], his["alert_repeats"]) == \
+        ("alert", "new", "incident", 1, 1)
+    assert his["requester_id"] == his["reported_by_id"] == alertmanager_account.id
+    assert his["title"] == "[critical] HisApiDown: HisApiDown on his-app-1:8080"
+    pacs = tickets["5d6e7f8091a2b3c4"]
+    assert (pacs["priority"], pacs["alert_repeats"], pacs["team"]) == (3, 0, "imaging")
+    (opened_event,) = outbox(database, "TicketOpened", ticket_id=str(his["id"]))
+    assert (opened_event["source"], opened_event["priority"], opened_event["subsystem_code"]) == \
+        ("alert", "P1", "HIS")
+
+    # Alertmanager repeats the group every repeat_interval: nothing new opens.
+    again = stub.ReceiveAlerts(alerts_request(his_down, his_down_2, pacs_slow), metadata=alertmanager_account.md)
+    assert (again.opened, again.updated, again.resolved) == (0, 3, 0)
+    assert set(again.ticket_ids) == set(first.ticket_ids)
+    assert len(alert_tickets(database)) == 3
+    assert ticket_row(database, str(his["id"]))["alert_repeats"] == 2
+
+    # The alert resolves: so does its ticket (once), and the others stay open.
+    resolved = stub.ReceiveAlerts(alerts_request(alert("3f2a9c0d1e4b5a67", status="resolved")),
+                                  metadata=alertmanager_account.md)
+    assert (resolved.opened, resolved.updated, resolved.resolved) == (0, 0, 1)
+    assert list(resolved.ticket_ids) == [str(his["id"])]
+    row = ticket_row(database, str(his["id"]))
+    assert (row["status"], row["resolution_note"]) == ("resolved", "the alert HisApiDown resolved")
+    assert row["resolved_at"] is not None and row["auto_close_at"] is not None
+    (resolved_event,) = outbox(database, "TicketResolved", ticket_id=str(his["id"]))
+    assert (resolved_event["subsystem_code"], resolved_event["priority"]) == ("HIS", "P1")
+    assert ticket_row(database, str(pacs["id"]))["status"] == "new"
+    repeated = stub.ReceiveAlerts(alerts_request(alert("3f2a9c0d1e4b5a67", status="resolved")),
+                                  metadata=alertmanager_account.md)
+    assert (repeated.opened, repeated.updated, repeated.resolved) == (0, 0, 0)
+    assert len(outbox(database, "TicketResolved", ticket_id=str(his["id"]))) == 1
+
+    # It fires again: the fix did not hold, and the same ticket is reopened.
+    refired = stub.ReceiveAlerts(alerts_request(his_down), metadata=alertmanager_account.md)
+    assert (refired.opened, refired.updated, list(refired.ticket_ids)) == (0, 1, [str(his["id"])])
+    row = ticket_row(database, str(his["id"]))
+    assert (row["status"], row["resolved_at"], row["auto_close_at"], row["alert_repeats"]) == \
+        ("in_progress", None, None, 3)
+    assert len(outbox(database, "TicketReopened", ticket_id=str(his["id"]))) == 1
+    assert ticket_events(database, str(his["id"])) == ["opened", "resolved", "reopened"]
+
+    # Once its ticket is closed for good, the alert firing anew is a new incident with a new ticket.
+    dispatcher = people.dispatcher()
+    stub.ChangeTicket(change(str(pacs["id"]), pb.TICKET_ACTION_CLOSE, note="flapping, tuned the rule"),
+                      metadata=dispatcher.md)
+    anew = stub.ReceiveAlerts(alerts_request(pacs_slow), metadata=alertmanager_account.md)
+    assert anew.opened == 1 and list(anew.ticket_ids) != [str(pacs["id"])]
+    assert len(query(database, "SELECT id FROM tickets WHERE alert_fingerprint = %s", "5d6e7f8091a2b3c4")) == 2
+
+
+def test_alerts_for_subsystems_not_in_the_catalogue_are_ignored(stub, people, database):
+    sender = people.person("service")
+    before = ignored_so_far()
+    unknown = alert("aaaa000011112222", subsystem="NO-SUCH-SYSTEM")
+    unlabelled = alert("bbbb000011112222")
+    del unlabelled["labels"]["subsystem"]
+    reply = stub.ReceiveAlerts(alerts_request(unknown, unlabelled), metadata=sender.md)
+    assert (reply.opened, reply.updated, reply.resolved, list(reply.ticket_ids)) == (0, 0, 0, [])
+    assert ignored_so_far() - before == 2
+    assert alert_tickets(database) == []
+    # Nor does the resolution of an alert nobody ticketed do anything.
+    reply = stub.ReceiveAlerts(alerts_request(alert("cccc000011112222", status="resolved")), metadata=sender.md)
+    assert (reply.resolved, list(reply.ticket_ids)) == (0, [])
+    assert alert_tickets(database) == []
+
+    # A "service" label stands in for "subsystem", and label values are not case-sensitive.
+    by_service = alert("dddd000011112222", subsystem="x")
+    del by_service["labels"]["subsystem"]
+    by_service["labels"]["service"] = "PACS"
+    lower_case = alert("eeee000011112222", subsystem="lis", severity="info")
+    reply = stub.ReceiveAlerts(alerts_request(by_service, lower_case), metadata=sender.md)
+    assert reply.opened == 2
+    codes = {r["alert_fingerprint"]: (r["code"], r["priority"]) for r in query(
+        database, "SELECT t.alert_fingerprint, s.code, t.priority FROM tickets t JOIN subsystems s "
+                  "ON s.id = t.subsystem_id")}
+    assert codes == {"dddd000011112222": ("PACS", 1), "eeee000011112222": ("LIS", 4)}
+
+
+def test_only_machines_send_alerts_and_malformed_payloads_are_refused(stub, people, database):
+    request = alerts_request(alert("ffff000011112222"))
+    for roles in (("clinician",), ("engineer",), ("dispatcher",), ("patient",)):
+        r = refused(stub.ReceiveAlerts, request, metadata=people.person(*roles).md)
+        assert r.code == grpc.StatusCode.PERMISSION_DENIED, roles
+    assert refused(stub.ReceiveAlerts, request).code == grpc.StatusCode.UNAUTHENTICATED
+    assert alert_tickets(database) == []
+
+    no_start = alert("ffff000011113333")
+    del no_start["startsAt"]
+    bad_labels = alert("ffff000011114444")
+    bad_labels["labels"]["severity"] = 3
+    for payload in ("", "not json", "{\"alerts\": [", "[]", "null",
+                    json.dumps({"version": "4", "status": "firing", "alerts": "all of them"}),
+                    json.dumps({"version": "3", "status": "firing", "alerts": []}),
+                    json.dumps({"version": "4", "status": "burning", "alerts": []}),
+                    # One bad alert refuses the notification: nothing of it is applied.
+                    alertmanager(alert("ffff000011115555"), no_start),
+                    alertmanager(alert("ffff000011116666"), bad_labels),
+                    alertmanager(alert("ffff000011117777", status="pending")),
+                    "{\"alerts\": [], \"pad\": \"" + "x" * (1 << 20) + "\"}"):
+        r = refused(stub.ReceiveAlerts, pb.ReceiveAlertsRequest(alertmanager_payload=payload),
+                    metadata=people.device().md)
+        assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "alertmanager_payload"), payload[:80]
+    assert alert_tickets(database) == []
+
+    for roles in (("device",), ("service",), ("admin",)):
+        assert stub.ReceiveAlerts(request, metadata=people.person(*roles).md).ticket_ids
+    assert len(alert_tickets(database)) == 1
+
+
+def test_an_alert_storm_makes_one_ticket_per_distinct_alert(stub, people, database):
+    """2,000 notifications of 50 alerts from 16 senders at once (Alertmanager replicas, retries, repeats)."""
+    senders = [people.device() for _ in range(4)]
+    subsystems = ("HIS", "EMR", "PACS", "LIS", "NETWORK-CORE")
+    fingerprints = [f"{i:04x}storm{i * 7919:08x}"[:16] for i in range(50)]
+    notifications = [alert(fp, subsystem=subsystems[i % len(subsystems)], alertname=f"Storm{i % 7}",
+                           instance=f"node-{i}:9100") for i, fp in enumerate(fingerprints) for _ in range(40)]
+    random.Random(4).shuffle(notifications)
+    batches = [notifications[i:i + 25] for i in range(0, len(notifications), 25)]
+    assert len(notifications) == 2000 and len(batches) == 80
+
+    def send(numbered: tuple[int, list[dict]]) -> pb.ReceiveAlertsResponse:
+        n, batch = numbered
+        return stub.ReceiveAlerts(alerts_request(*batch), metadata=senders[n % len(senders)].md, timeout=60)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(send, enumerate(batches)))
+
+    assert sum(r.opened for r in replies) == 50
+    assert sum(r.updated for r in replies) == 1950
+    tickets = alert_tickets(database)
+    assert len(tickets) == 50
+    assert sorted(t["alert_fingerprint"] for t in tickets) == sorted(fingerprints)
+    assert sum(t["alert_repeats"] for t in tickets) == 1950
+    assert {t["status"] for t in tickets} == {"new"}
+    assert len(outbox(database, "TicketOpened")) == 50
+    assert {str(t["id"]) for t in tickets} == {i for r in replies for i in r.ticket_ids}

@@ -1,0 +1,125 @@
+"""Alertmanager webhook payloads read into alert notices."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+
+import pytest
+from ticketing.domain.alerts import AlertNotice, alert_impact_urgency, parse_alertmanager
+from ticketing.domain.priority import Level
+
+UTC = dt.timezone.utc
+
+# A real-shaped Alertmanager v4 notification (as sent by alertmanager 0.27).
+PAYLOAD = {
+    "receiver": "tuoguan-ticketing",
+    "status": "firing",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "FreezerTemperatureHigh", "severity": "critical", "subsystem": "BIOBANK",
+                       "freezer": "F-12", "instance": "iot-gw-3:9100"},
+            "annotations": {"summary": "Freezer F-12 above -70 °C", "description": "-64.2 °C for 5 minutes"},
+            "startsAt": "2026-11-30T01:02:03.123456789Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=...",
+            "fingerprint": "c2a4f6d9e0b1a3c5",
+        },
+        {
+            "status": "resolved",
+            "labels": {"alertname": "HisApiLatencyHigh", "severity": "warning", "service": "his"},
+            "annotations": {"description": "p99 above 2 s"},
+            "startsAt": "2026-11-30T08:00:00+08:00",
+            "endsAt": "2026-11-30T08:20:00+08:00",
+            "fingerprint": "0f1e2d3c4b5a6978",
+        },
+    ],
+    "groupLabels": {"alertname": "FreezerTemperatureHigh"},
+    "commonLabels": {},
+    "commonAnnotations": {},
+    "externalURL": "http://alertmanager:9093",
+    "version": "4",
+    "groupKey": "{}:{alertname=\"FreezerTemperatureHigh\"}",
+    "truncatedAlerts": 0,
+}
+
+
+def test_a_real_payload():
+    freezer, his = parse_alertmanager(PAYLOAD)
+    assert freezer == AlertNotice(
+        fingerprint="c2a4f6d9e0b1a3c5", status="firing", subsystem_code="BIOBANK",
+        alertname="FreezerTemperatureHigh", severity="critical", summary="Freezer F-12 above -70 °C",
+        starts_at=dt.datetime(2026, 11, 30, 1, 2, 3, 123456, tzinfo=UTC), ends_at=None)
+    assert freezer.firing and freezer.labels["freezer"] == "F-12"
+    assert his.status == "resolved" and not his.firing
+    assert his.subsystem_code == "his"  # falls back to the "service" label
+    assert his.summary == "p99 above 2 s"  # description when there is no summary
+    assert his.ends_at == dt.datetime(2026, 11, 30, 0, 20, tzinfo=UTC)
+    assert his.severity == "warning"
+
+
+def test_no_subsystem_label_is_unknown_and_no_fingerprint_is_derived_from_labels():
+    payload = copy.deepcopy(PAYLOAD)
+    alert = payload["alerts"][0]
+    del alert["labels"]["subsystem"], alert["fingerprint"]
+    first = parse_alertmanager(payload)[0]
+    assert first.subsystem_code == "unknown"
+    assert first.fingerprint and first.fingerprint == parse_alertmanager(copy.deepcopy(payload))[0].fingerprint
+    alert["labels"]["freezer"] = "F-13"
+    assert parse_alertmanager(payload)[0].fingerprint != first.fingerprint
+
+
+def test_an_empty_alert_list_is_fine():
+    assert parse_alertmanager({"version": "4", "status": "resolved", "alerts": []}) == []
+
+
+def bad(mutate) -> str:
+    payload = copy.deepcopy(PAYLOAD)
+    mutate(payload)
+    with pytest.raises(ValueError) as caught:
+        parse_alertmanager(payload)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda p: p.update(version="3"), "version"),
+    (lambda p: p.update(alerts=None), "alerts"),
+    (lambda p: p.update(alerts={"a": 1}), "alerts"),
+    (lambda p: p.update(status="pending"), "status"),
+    (lambda p: p["alerts"].append("oops"), "alerts[2]"),
+    (lambda p: p["alerts"][1].update(status="silenced"), "alerts[1].status"),
+    (lambda p: p["alerts"][0].update(labels=["a"]), "alerts[0].labels"),
+    (lambda p: p["alerts"][0]["labels"].update(severity=3), "alerts[0].labels.severity"),
+    (lambda p: p["alerts"][0].update(annotations="x"), "alerts[0].annotations"),
+    (lambda p: p["alerts"][0].pop("startsAt"), "alerts[0].startsAt"),
+    (lambda p: p["alerts"][0].update(startsAt="yesterday"), "alerts[0].startsAt"),
+    (lambda p: p["alerts"][0].update(startsAt="2026-11-30T01:02:03"), "alerts[0].startsAt"),
+    (lambda p: p["alerts"][1].update(endsAt=17), "alerts[1].endsAt"),
+    (lambda p: p["alerts"][0].update(fingerprint=123), "alerts[0].fingerprint"),
+])
+def test_malformed_payloads_name_the_field(mutate, field):
+    assert bad(mutate).startswith(field)
+
+
+def test_not_an_object_at_all():
+    with pytest.raises(ValueError, match="payload"):
+        parse_alertmanager(["alerts"])
+
+
+@pytest.mark.parametrize("severity, expected", [
+    ("critical", (Level.HIGH, Level.HIGH)),
+    ("CRITICAL", (Level.HIGH, Level.HIGH)),
+    ("warning", (Level.MEDIUM, Level.MEDIUM)),
+    ("info", (Level.LOW, Level.LOW)),
+    ("", (Level.LOW, Level.LOW)),
+    ("page", (Level.LOW, Level.LOW)),
+])
+def test_severity_to_impact_and_urgency(severity, expected):
+    assert alert_impact_urgency(severity) == expected
+
+
+def test_a_storm_of_repeats_has_few_distinct_fingerprints():
+    """Thousands of notifications for the same alerts reduce to one key per distinct alert."""
+    storm = [PAYLOAD] * 2000
+    fingerprints = {notice.fingerprint for payload in storm for notice in parse_alertmanager(payload)}
+    assert fingerprints == {"c2a4f6d9e0b1a3c5", "0f1e2d3c4b5a6978"}

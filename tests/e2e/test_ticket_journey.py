@@ -1,0 +1,97 @@
+"""An O&M ticket end to end through the gateway: a clinician reports a PACS
+problem, the dispatcher assigns it, the engineer works, logs time and
+resolves, the clinician confirms, and the worklog becomes billable; machines
+open tickets through the Alertmanager webhook with a device token, deduplicated
+by fingerprint, and resolve them. Every step crosses the real ticketing api,
+its worker (outbox relay) and RabbitMQ."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from tuoguan_common.testing import EventTap, wait_for
+
+from .journey import key
+
+pytestmark = pytest.mark.integration
+
+
+def sign_in(http, login: str, password: str) -> tuple[dict[str, str], str]:
+    reply = http.post("/api/v1/auth/signin", json={"login": login, "password": password})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    return {"Authorization": f"Bearer {body['access_token']}"}, body["account"]["account_id"]
+
+
+def act(http, auth, ticket_id: str, action: str, **body) -> dict:
+    reply = http.post(f"/api/v1/tickets/{ticket_id}/actions/{action}", json=body, headers={**auth, **key()})
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
+    clinician, _ = sign_in(http, "clinician", "Clinician1234")
+    dispatcher, _ = sign_in(http, "dispatcher", "Dispatcher1234")
+    engineer, engineer_id = sign_in(http, "engineer", "Engineer1234")
+    with EventTap(platform.amqp_uri, "ticketing", ["TicketOpened", "TicketClosed", "WorklogBillable"]) as tap:
+        reply = http.post("/api/v1/tickets", headers={**clinician, **key()}, json={
+            "kind": "incident", "subsystem_code": "PACS", "title": "影像调阅缓慢", "impact": "high",
+            "urgency": "medium", "description": "CT images take a minute to open in clinic 3"})
+        assert reply.status_code == 201, reply.text
+        ticket = reply.json()
+        assert ticket["status"] == "new" and ticket["priority"] == "p2" and ticket["source"] == "portal"
+        assert ticket["sla"]["response_due"] and ticket["sla"]["resolution_due"]
+        ticket_id = ticket["ticket_id"]
+
+        assert act(http, dispatcher, ticket_id, "assign", assignee_id=engineer_id)["status"] == "assigned"
+        queue = http.get("/api/v1/tickets", params={"view": "queue"}, headers=engineer).json()["tickets"]
+        assert ticket_id in [t["ticket_id"] for t in queue]
+        assert act(http, engineer, ticket_id, "start")["status"] == "in_progress"
+        started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=40)).isoformat()
+        logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
+            "grade": "senior", "activity": "repair", "started_at": started, "minutes": 35,
+            "note": "rebuilt the PACS cache index"})
+        assert logged.status_code == 201, logged.text
+        assert act(http, engineer, ticket_id, "resolve", note="cache index rebuilt")["status"] == "resolved"
+        closed = act(http, clinician, ticket_id, "confirm")
+        assert closed["status"] == "closed" and closed["sla"]["responded_at"]
+
+        detail = http.get(f"/api/v1/tickets/{ticket_id}", headers=clinician).json()
+        assert [w["billable"] for w in detail["worklogs"]] == [True]
+        wait_for(lambda: tap.events("TicketClosed", ticket_id=ticket_id), timeout=20,
+                 message="TicketClosed relayed to RabbitMQ")
+        (closed_event,) = tap.events("TicketClosed", ticket_id=ticket_id)
+        assert closed_event["how"] == "confirmed" and closed_event["billable_minutes"] == 35
+        assert tap.events("WorklogBillable", ticket_id=ticket_id)[0]["grade"] == "senior"
+
+
+def test_alertmanager_opens_one_ticket_per_alert_and_resolves_it(platform, http):
+    admin, _ = sign_in(http, "admin", "Admin1234")
+    issued = http.post("/api/v1/admin/device-tokens", headers={**admin, **key()},
+                       json={"device_name": "alertmanager", "valid_days": 30})
+    assert issued.status_code == 201, issued.text
+    device = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    fingerprint = uuid.uuid4().hex[:16]
+    alert = {"status": "firing", "labels": {"alertname": "PacsStorageAlmostFull", "subsystem": "STORAGE",
+                                            "severity": "critical"},
+             "annotations": {"summary": "PACS archive volume 96% full"}, "startsAt": "2026-11-26T08:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fingerprint}
+    body = {"version": "4", "status": "firing", "receiver": "tuoguan", "groupKey": "{}:{}", "alerts": [alert]}
+    first = http.post("/api/v1/alertmanager/webhook", json=body, headers=device)
+    again = http.post("/api/v1/alertmanager/webhook", json=body, headers=device)
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json()["opened"] == 1 and again.json()["updated"] == 1
+    assert first.json()["ticket_ids"] == again.json()["ticket_ids"]
+    (ticket_id,) = first.json()["ticket_ids"]
+
+    resolved = http.post("/api/v1/alertmanager/webhook", headers=device, json={
+        **body, "status": "resolved", "alerts": [{**alert, "status": "resolved", "endsAt": "2026-11-26T08:20:00Z"}]})
+    assert resolved.json()["resolved"] == 1
+    dispatcher, _ = sign_in(http, "dispatcher", "Dispatcher1234")
+    ticket = http.get(f"/api/v1/tickets/{ticket_id}", headers=dispatcher).json()["ticket"]
+    assert ticket["status"] == "resolved" and ticket["source"] == "alert" and ticket["subsystem_code"] == "STORAGE"
+    # A patient's token is not a device's.
+    patient, _ = sign_in(http, "13800000001", "Patient1234")
+    assert http.post("/api/v1/alertmanager/webhook", json=body, headers=patient).status_code == 403
