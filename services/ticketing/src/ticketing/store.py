@@ -90,18 +90,19 @@ class Store:
 
     # ---- the calendar and the SLA ---------------------------------------------------------------
 
-    def calendar(self) -> WorkingCalendar:
+    def calendar(self, cur: psycopg.Cursor) -> WorkingCalendar:
+        """The working calendar with the hospital's overrides, refreshed now and then through the
+        caller's own transaction (a second connection per call would deadlock a busy pool)."""
         if self._calendar is None or time.monotonic() - self._calendar_read > CALENDAR_TTL_SECONDS:
-            with self.db.transaction() as cur:
-                cur.execute("SELECT day, working FROM calendar_overrides")
-                rows = cur.fetchall()
+            cur.execute("SELECT day, working FROM calendar_overrides")
+            rows = cur.fetchall()
             self._calendar = WorkingCalendar(extra_holidays=[r["day"] for r in rows if not r["working"]],
                                              extra_workdays=[r["day"] for r in rows if r["working"]])
             self._calendar_read = time.monotonic()
         return self._calendar
 
-    def sla(self, row: Row, history: Sequence[Row], now: dt.datetime) -> SlaState:
-        return compute_sla([_event(e) for e in history], service_hours(row["service_hours"]), self.calendar(),
+    def sla(self, calendar: WorkingCalendar, row: Row, history: Sequence[Row], now: dt.datetime) -> SlaState:
+        return compute_sla([_event(e) for e in history], service_hours(row["service_hours"]), calendar,
                            self.config.policy, now)
 
     def _history(self, cur: psycopg.Cursor, ticket_ids: Iterable[str]) -> dict[str, list[Row]]:
@@ -129,7 +130,7 @@ class Store:
         """The ticket as it now stands, its SLA, and the row's bookkeeping brought up to date."""
         row = self._view(cur, ticket_id)
         history = self._history(cur, [ticket_id])[ticket_id]
-        state = self.sla(row, history, now)
+        state = self.sla(self.calendar(cur), row, history, now)
         next_check = escalation.next_check_at(state, now) if row["status"] in OPEN else None
         cur.execute("UPDATE tickets SET next_check_at = %s WHERE id = %s", (next_check, ticket_id))
         return row, state
@@ -222,7 +223,7 @@ class Store:
             cur.execute("SELECT * FROM comments WHERE ticket_id = %s ORDER BY created_at", (ticket_id,))
             comments = cur.fetchall()
             cur.execute("SELECT * FROM worklogs WHERE ticket_id = %s ORDER BY started_at", (ticket_id,))
-            return row, self.sla(row, history, now), comments, cur.fetchall()
+            return row, self.sla(self.calendar(cur), row, history, now), comments, cur.fetchall()
 
     def list_tickets(self, view: str, subject: str, *, open_only: bool, subsystem_code: str | None, limit: int,
                      now: dt.datetime) -> list[tuple[Row, SlaState]]:
@@ -248,7 +249,8 @@ class Store:
             cur.execute(sql, (*params, MAX_RATED if by_urgency else limit))
             rows = cur.fetchall()
             history = self._history(cur, [r["id"] for r in rows])
-        rated = [(r, self.sla(r, history[str(r["id"])], now)) for r in rows]
+            calendar = self.calendar(cur)
+        rated = [(r, self.sla(calendar, r, history[str(r["id"])], now)) for r in rows]
         if by_urgency:
             # The engineer's order: the ticket closest to (or furthest past) its breach first.
             rated.sort(key=lambda pair: (not pair[1].running, pair[1].urgency_seconds))
@@ -298,7 +300,7 @@ class Store:
             changes["paused_by"] = None
         if action == Action.RESOLVE:
             changes.update(resolved_at=now, resolution_note=note, auto_close_at=lifecycle.auto_close_at(
-                now, lifecycle.HOSPITAL_HOURS, self.calendar(), self.config.auto_close_working_hours))
+                now, lifecycle.HOSPITAL_HOURS, self.calendar(cur), self.config.auto_close_working_hours))
         elif action == Action.REOPEN:
             changes.update(resolved_at=None, auto_close_at=None)
         if status == Status.CLOSED:
@@ -468,7 +470,7 @@ class Store:
             history = self._history(cur, [r["id"] for r in rows])
             for row in rows:
                 ticket_id = str(row["id"])
-                state = self.sla(row, history[ticket_id], now)
+                state = self.sla(self.calendar(cur), row, history[ticket_id], now)
                 breaches = []
                 if state.response_breached and not row["response_breached"]:
                     breaches.append("response")
