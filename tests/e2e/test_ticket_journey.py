@@ -92,6 +92,13 @@ def test_alertmanager_opens_one_ticket_per_alert_and_resolves_it(platform, http)
     dispatcher, _ = sign_in(http, "dispatcher", "Dispatcher1234")
     ticket = http.get(f"/api/v1/tickets/{ticket_id}", headers=dispatcher).json()["ticket"]
     assert ticket["status"] == "resolved" and ticket["source"] == "alert" and ticket["subsystem_code"] == "STORAGE"
+    # An admin tells the calendar about a holiday the statutory data does not know yet.
+    known = http.get("/api/v1/admin/calendar", params={"year": 2027}, headers=admin).json()
+    assert known["statutory_data"] is False and known["statutory_data_until"] == "2026-12-31"
+    put = http.put("/api/v1/admin/calendar/2027-02-05", json={"working": False, "note": "test"}, headers=admin)
+    assert put.status_code == 200 and put.json() == {"day": "2027-02-05", "working": False, "note": "test"}
+    assert http.delete("/api/v1/admin/calendar/2027-02-05", headers=admin).status_code == 200
+    assert http.delete("/api/v1/admin/calendar/2027-02-05", headers=admin).status_code == 404
     # A patient's token is not a device's.
     patient, _ = sign_in(http, "13800000001", "Patient1234")
     assert http.post("/api/v1/alertmanager/webhook", json=body, headers=patient).status_code == 403

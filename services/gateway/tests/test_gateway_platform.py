@@ -31,6 +31,8 @@ API = {
     ("post", "/api/v1/office/sessions/{session_id}/suspend"), ("post", "/api/v1/office/bookings/{booking_id}/check-in"),
     ("post", "/api/v1/office/bookings/{booking_id}/no-show"),
     ("get", "/api/v1/office/sessions/{session_id}/bookings"),
+    ("get", "/api/v1/admin/calendar"), ("put", "/api/v1/admin/calendar/{day}"),
+    ("delete", "/api/v1/admin/calendar/{day}"),
     ("post", "/api/v1/auth/password-reset"), ("post", "/api/v1/auth/password-reset/confirm"),
     ("get", "/api/v1/finance/ledger"), ("get", "/api/v1/finance/reconciliation"),
     ("post", "/api/v1/admin/device-tokens"),

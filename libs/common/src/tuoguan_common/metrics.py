@@ -115,6 +115,11 @@ TICKETING_TICKETS_CLOSED = Counter(
     "tuoguan_ticketing_tickets_closed_total", "Tickets closed, by how (confirmed, auto, closed)", ["how"],
 )
 TICKETING_OPEN_TICKETS = Gauge("tuoguan_ticketing_open_tickets", "Tickets not closed, by priority", ["priority"])
+TICKETING_CALENDAR_KNOWN_DAYS = Gauge(
+    "tuoguan_ticketing_calendar_known_days",
+    "Days from today to the last day whose holidays are known (statutory data or an override): SLAs past it "
+    "count every weekday as a working day",
+)
 TICKETING_WORKLOG_MINUTES = Counter(
     "tuoguan_ticketing_worklog_minutes_total", "Engineers' logged minutes, by grade", ["grade"],
 )

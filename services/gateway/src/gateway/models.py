@@ -38,6 +38,8 @@ Role = enum_model(identity_pb2.Role.DESCRIPTOR)
 DeviceToken = message_model(identity_pb2.IssueDeviceTokenResponse)
 Subsystem = message_model(ticketing_pb2.Subsystem)
 SubsystemList = message_model(ticketing_pb2.ListSubsystemsResponse)
+CalendarDayList = message_model(ticketing_pb2.ListCalendarDaysResponse)
+CalendarDay = message_model(ticketing_pb2.CalendarDay)
 Ticket = message_model(ticketing_pb2.Ticket)
 TicketList = message_model(ticketing_pb2.ListTicketsResponse)
 TicketDetail = message_model(ticketing_pb2.GetTicketResponse)
@@ -157,3 +159,8 @@ ERROR_RESPONSES = {
         503: "A service is unavailable",
     }.items()
 }
+
+
+class CalendarOverride(BaseModel):
+    working: bool = Field(description="true: a working day (e.g. a make-up Saturday); false: a holiday")
+    note: str = Field("", max_length=200, examples=["2027 春节调休"])

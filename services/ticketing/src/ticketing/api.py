@@ -21,7 +21,7 @@ from tuoguan_common.outbox import Idempotent, utcnow
 from . import messages
 from .config import TicketingConfig
 from .domain.alerts import parse_alertmanager
-from .domain.calendar import ServiceHours
+from .domain.calendar import HOSPITAL_TZ, ServiceHours, WorkingCalendar, statutory_data_until
 from .domain.lifecycle import Action
 from .domain.priority import Level
 from .domain.sla import Side
@@ -232,6 +232,33 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         row, logs = found
         self.store.check_visible(row, caller)
         return pb.ListWorklogsResponse(worklogs=[messages.worklog(w) for w in logs])
+
+    # The calendar.
+
+    def ListCalendarDays(self, request, context):
+        current_principal().require(roles.ADMIN, roles.DISPATCHER)
+        today = self.clock().astimezone(HOSPITAL_TZ).date()
+        year = request.year or today.year
+        if not 2000 <= year <= 2100:
+            raise InvalidArgument("year", "must be between 2000 and 2100")
+        rows = self.store.calendar_days(year)
+        until = statutory_data_until(today)
+        return pb.ListCalendarDaysResponse(
+            days=[pb.CalendarDay(day=r["day"].isoformat(), working=r["working"], note=r["note"]) for r in rows],
+            statutory_data=WorkingCalendar().covers(dt.date(year, 6, 30)), statutory_data_until=until.isoformat())
+
+    def PutCalendarDay(self, request, context):
+        current_principal().require(roles.ADMIN)
+        try:
+            day = dt.date.fromisoformat(require(request.day.day, "day.day"))
+        except ValueError:
+            raise InvalidArgument("day.day", "must be a date as YYYY-MM-DD") from None
+        note = _text(request.day.note, "day.note", 200, required=False)
+        row = self.store.put_calendar_day(day, request.day.working, note, remove=request.remove)
+        if row is None:
+            raise not_found("calendar_day")
+        return pb.PutCalendarDayResponse(day=pb.CalendarDay(day=row["day"].isoformat(), working=row["working"],
+                                                            note=row["note"]))
 
     # Machines.
 

@@ -101,6 +101,26 @@ class Store:
             self._calendar_read = time.monotonic()
         return self._calendar
 
+    def calendar_days(self, year: int) -> list[Row]:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT * FROM calendar_overrides WHERE day BETWEEN %s AND %s ORDER BY day",
+                        (dt.date(year, 1, 1), dt.date(year, 12, 31)))
+            return cur.fetchall()
+
+    def put_calendar_day(self, day: dt.date, working: bool, note: str, *, remove: bool) -> Row | None:
+        """Sets (or removes) one day's override; every ticket's SLA is rated with it from now on."""
+        with self.db.transaction() as cur:
+            if remove:
+                cur.execute("DELETE FROM calendar_overrides WHERE day = %s RETURNING *", (day,))
+            else:
+                cur.execute("INSERT INTO calendar_overrides (day, working, note) VALUES (%s, %s, %s) "
+                            "ON CONFLICT (day) DO UPDATE SET working = EXCLUDED.working, note = EXCLUDED.note "
+                            "RETURNING *", (day, working, note))
+            row = cur.fetchone()
+        # This process sees it at once; the other replicas within CALENDAR_TTL_SECONDS.
+        self._calendar = None
+        return row
+
     def sla(self, calendar: WorkingCalendar, row: Row, history: Sequence[Row], now: dt.datetime) -> SlaState:
         return compute_sla([_event(e) for e in history], service_hours(row["service_hours"]), calendar,
                            self.config.policy, now)
@@ -518,6 +538,11 @@ class Store:
                 row, state = self._rate(cur, str(row["id"]), now)
                 self._announce(cur, row, state, Action.AUTO_CLOSE, now)
             return len(rows)
+
+    def last_override(self) -> dt.date | None:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT max(day) AS last FROM calendar_overrides")
+            return cur.fetchone()["last"]
 
     def open_by_priority(self) -> dict[int, int]:
         with self.db.transaction() as cur:

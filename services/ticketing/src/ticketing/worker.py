@@ -17,6 +17,7 @@ from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig
 from .domain.alerts import AlertNotice
+from .domain.calendar import HOSPITAL_TZ, statutory_data_until
 from .store import Store
 
 # Timer intervals are fixed when the class is defined, so the settings are read at import.
@@ -109,6 +110,9 @@ class TicketingWorker:
             metrics.TICKETING_ESCALATIONS.labels(level)
         for how in ("auto",):
             metrics.TICKETING_TICKETS_CLOSED.labels(how)
+        today = utcnow().astimezone(HOSPITAL_TZ).date()
+        known = max(filter(None, (statutory_data_until(today), self.store.last_override())))
+        metrics.TICKETING_CALENDAR_KNOWN_DAYS.set((known - today).days)
         counts = self.store.open_by_priority()
         for priority in PRIORITIES:
             metrics.TICKETING_OPEN_TICKETS.labels(f"P{priority}").set(counts.get(priority, 0))

@@ -3,6 +3,7 @@ worklogs, and Alertmanager's webhook (ticketing). The service decides who may
 do what, from the token each call carries."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from ..errors import ApiError
 from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
-    AlertsReceived, Comment, ErrorReply, NewComment, NewWorklog, OpenTicket, Subsystem, SubsystemList, Ticket,
+    AlertsReceived, CalendarDay, CalendarDayList, CalendarOverride, Comment, ErrorReply, NewComment, NewWorklog, OpenTicket, Subsystem, SubsystemList, Ticket,
     TicketAction, TicketChange, TicketDetail, TicketList, TicketViewName, Worklog, WorklogList,
 )
 
@@ -38,6 +39,26 @@ async def put_subsystem(body: Subsystem, key: IdempotencyKey, services: CallerSe
     request = ticketing_pb2.PutSubsystemRequest(idempotency_key=key)
     fill(request.subsystem, body.model_dump(mode="json"))
     return to_dict((await services.ticketing.PutSubsystem(request)).subsystem)
+
+
+@router.get("/admin/calendar", response_model=CalendarDayList,
+            summary="The working calendar's overrides for a year, and how far the statutory holiday data reaches")
+async def calendar_days(services: CallerServices, year: int = Query(0, ge=0, le=2100)):
+    return to_dict(await services.ticketing.ListCalendarDays(ticketing_pb2.ListCalendarDaysRequest(year=year)))
+
+
+@router.put("/admin/calendar/{day}", response_model=CalendarDay,
+            summary="Make a day a holiday or a working day (next year's holidays before the library knows them)")
+async def put_calendar_day(day: dt.date, body: CalendarOverride, services: CallerServices):
+    return to_dict((await services.ticketing.PutCalendarDay(ticketing_pb2.PutCalendarDayRequest(
+        day=ticketing_pb2.CalendarDay(day=day.isoformat(), working=body.working, note=body.note)))).day)
+
+
+@router.delete("/admin/calendar/{day}", response_model=CalendarDay,
+               summary="Remove a day's override: the statutory data or the weekday rule decides again")
+async def remove_calendar_day(day: dt.date, services: CallerServices):
+    return to_dict((await services.ticketing.PutCalendarDay(ticketing_pb2.PutCalendarDayRequest(
+        day=ticketing_pb2.CalendarDay(day=day.isoformat()), remove=True))).day)
 
 
 @router.post("/tickets", status_code=201, response_model=Ticket,

@@ -359,3 +359,16 @@ def add_working_time(hours: ServiceHours, calendar: WorkingCalendar, start: dt.d
     opening). Negative amounts are refused with ValueError.
     """
     return from_us(_add_us(hours, calendar, to_us(start), _seconds_to_us(seconds)))
+
+
+def statutory_data_until(today: dt.date) -> dt.date:
+    """The last day the statutory holiday data covers: past it, only overrides and weekends decide."""
+    probe = WorkingCalendar()
+    year = today.year
+    if not probe.covers(dt.date(year, 6, 30)):
+        while year > 2004 and not probe.covers(dt.date(year, 6, 30)):
+            year -= 1
+    else:
+        while probe.covers(dt.date(year + 1, 6, 30)):
+            year += 1
+    return dt.date(year, 12, 31)

@@ -451,3 +451,43 @@ class ReceiveAlertsResponse(_message.Message):
     resolved: int
     ticket_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, opened: _Optional[int] = ..., updated: _Optional[int] = ..., resolved: _Optional[int] = ..., ticket_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CalendarDay(_message.Message):
+    __slots__ = ("day", "working", "note")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    WORKING_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    working: bool
+    note: str
+    def __init__(self, day: _Optional[str] = ..., working: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListCalendarDaysRequest(_message.Message):
+    __slots__ = ("year",)
+    YEAR_FIELD_NUMBER: _ClassVar[int]
+    year: int
+    def __init__(self, year: _Optional[int] = ...) -> None: ...
+
+class ListCalendarDaysResponse(_message.Message):
+    __slots__ = ("days", "statutory_data", "statutory_data_until")
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    STATUTORY_DATA_FIELD_NUMBER: _ClassVar[int]
+    STATUTORY_DATA_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    days: _containers.RepeatedCompositeFieldContainer[CalendarDay]
+    statutory_data: bool
+    statutory_data_until: str
+    def __init__(self, days: _Optional[_Iterable[_Union[CalendarDay, _Mapping]]] = ..., statutory_data: _Optional[bool] = ..., statutory_data_until: _Optional[str] = ...) -> None: ...
+
+class PutCalendarDayRequest(_message.Message):
+    __slots__ = ("day", "remove")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    day: CalendarDay
+    remove: bool
+    def __init__(self, day: _Optional[_Union[CalendarDay, _Mapping]] = ..., remove: _Optional[bool] = ...) -> None: ...
+
+class PutCalendarDayResponse(_message.Message):
+    __slots__ = ("day",)
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    day: CalendarDay
+    def __init__(self, day: _Optional[_Union[CalendarDay, _Mapping]] = ...) -> None: ...

@@ -82,6 +82,16 @@ class TicketingServiceStub:
                 request_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListWorklogsRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListWorklogsResponse.FromString,
                 _registered_method=True)
+        self.ListCalendarDays = channel.unary_unary(
+                '/tuoguan.ticketing.v1.TicketingService/ListCalendarDays',
+                request_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListCalendarDaysRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListCalendarDaysResponse.FromString,
+                _registered_method=True)
+        self.PutCalendarDay = channel.unary_unary(
+                '/tuoguan.ticketing.v1.TicketingService/PutCalendarDay',
+                request_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.PutCalendarDayRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.PutCalendarDayResponse.FromString,
+                _registered_method=True)
         self.ReceiveAlerts = channel.unary_unary(
                 '/tuoguan.ticketing.v1.TicketingService/ReceiveAlerts',
                 request_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ReceiveAlertsRequest.SerializeToString,
@@ -153,6 +163,20 @@ class TicketingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCalendarDays(self, request, context):
+        """The working calendar's overrides: days the statutory data does not know yet (next year's
+        holidays before the library has them) or that the hospital works differently. Admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutCalendarDay(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ReceiveAlerts(self, request, context):
         """Machine-opened tickets: Alertmanager notifications, deduplicated by fingerprint.
         """
@@ -207,6 +231,16 @@ def add_TicketingServiceServicer_to_server(servicer, server):
                     servicer.ListWorklogs,
                     request_deserializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListWorklogsRequest.FromString,
                     response_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListWorklogsResponse.SerializeToString,
+            ),
+            'ListCalendarDays': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalendarDays,
+                    request_deserializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListCalendarDaysRequest.FromString,
+                    response_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListCalendarDaysResponse.SerializeToString,
+            ),
+            'PutCalendarDay': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCalendarDay,
+                    request_deserializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.PutCalendarDayRequest.FromString,
+                    response_serializer=tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.PutCalendarDayResponse.SerializeToString,
             ),
             'ReceiveAlerts': grpc.unary_unary_rpc_method_handler(
                     servicer.ReceiveAlerts,
@@ -460,6 +494,60 @@ class TicketingService:
             '/tuoguan.ticketing.v1.TicketingService/ListWorklogs',
             tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListWorklogsRequest.SerializeToString,
             tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListWorklogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalendarDays(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.ticketing.v1.TicketingService/ListCalendarDays',
+            tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListCalendarDaysRequest.SerializeToString,
+            tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.ListCalendarDaysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCalendarDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.ticketing.v1.TicketingService/PutCalendarDay',
+            tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.PutCalendarDayRequest.SerializeToString,
+            tuoguan_dot_ticketing_dot_v1_dot_ticketing__pb2.PutCalendarDayResponse.FromString,
             options,
             channel_credentials,
             insecure,
