@@ -62,3 +62,38 @@ def wait_for_refund(page: Page, timeout: float = 20.0) -> None:
         page.wait_for_timeout(500)
         page.reload()
     expect(page.locator(".refund")).to_contain_text("已退款：¥50.00")
+
+
+# ---- O&M tickets ---------------------------------------------------------------------------------
+
+def report_problem(page: Page, system: str, title: str, description: str = "", impact: str = "中",
+                   urgency: str = "中") -> str:
+    """A problem reported from "我要报修"; returns the ticket's number (the detail page shows it)."""
+    page.goto("/tickets/new")
+    page.get_by_label("系统", exact=True).select_option(system)
+    page.get_by_label(re.compile("^标题")).fill(title)
+    if description:
+        page.get_by_label(re.compile("^问题描述")).fill(description)
+    page.get_by_role("group", name=re.compile("^影响范围")).get_by_role("radio", name=re.compile(f"^{impact}")).check()
+    page.get_by_role("group", name=re.compile("^紧急程度")).get_by_role("radio", name=re.compile(f"^{urgency}")).check()
+    page.get_by_role("button", name="提交报修").click()
+    expect(page.get_by_role("status").filter(has_text="报修已受理")).to_be_visible()
+    return page.locator("#ticket-number").inner_text()
+
+
+def open_ticket(page: Page, number: str) -> None:
+    """From a list of tickets (mine, the queue, the board), the ticket's own page."""
+    page.locator(f"li.ticket[data-ticket='{number}'] a.ticket-title").click()
+    expect(page.locator("#ticket-number")).to_have_text(number)
+
+
+def log_work(page: Page, minutes: int, grade: str = "高级工程师", activity: str = "维修", note: str = "") -> None:
+    """The engineer logs time on the open ticket page (the start defaults to half an hour ago)."""
+    form = page.locator("#log-work")
+    form.get_by_label("人员级别").select_option(label=grade)
+    form.get_by_label("工作内容").select_option(label=activity)
+    form.get_by_label("工时（分钟）").fill(str(minutes))
+    if note:
+        form.get_by_label("工作记录").fill(note)
+    form.get_by_role("button", name="登记工时").click()
+    expect(page.get_by_role("status")).to_have_text(f"已登记 {minutes} 分钟工时。")

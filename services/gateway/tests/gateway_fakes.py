@@ -194,8 +194,9 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     are tuoguan_common.errors, as the real service raises them: an unknown
     subsystem code is INVALID_ARGUMENT on subsystem_code, an unknown ticket
     NOT_FOUND ticket_not_found, a step the lifecycle does not allow
-    FAILED_PRECONDITION invalid_transition. A repeated idempotency key
-    returns the first answer."""
+    FAILED_PRECONDITION invalid_transition; a ticket id "refuse:<reason>"
+    is refused with that reason. A repeated idempotency key returns the
+    first answer; confirming a resolution makes its worklogs billable."""
 
     STAFF = (auth.ENGINEER, auth.DISPATCHER, auth.ADMIN)
     # action: (statuses it starts from, the status it leads to, who may take it; None: the requester)
@@ -211,6 +212,8 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         tkt.TICKET_ACTION_CLOSE: ({tkt.TICKET_STATUS_RESOLVED}, tkt.TICKET_STATUS_CLOSED, (auth.DISPATCHER, auth.ADMIN)),
     }
     NOW = "2026-11-26T09:00:00Z"
+    # The real service's refusals of who may act (PERMISSION_DENIED); the others are FAILED_PRECONDITION.
+    PERMISSION_REASONS = frozenset({"not_requester", "not_assignee", "role_not_allowed", "not_your_ticket"})
 
     def __init__(self):
         self.requests: list[tuple[str, object, dict[str, str]]] = []
@@ -219,7 +222,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
                           category="clinical", criticality=tkt.CRITICALITY_CRITICAL, team="apps-clinical",
                           vendor="东华软件", service_hours="24x7", active=True),
             tkt.Subsystem(subsystem_id="sub-pacs", code="PACS", name="影像归档和通信系统", name_en="PACS",
-                          category="imaging", criticality=tkt.CRITICALITY_HIGH, team="imaging", vendor="联影",
+                          category="medical-technology", criticality=tkt.CRITICALITY_HIGH, team="imaging", vendor="联影",
                           service_hours="24x7", active=True),
             tkt.Subsystem(subsystem_id="sub-oa", code="OA", name="办公自动化", name_en="Office automation",
                           category="management", criticality=tkt.CRITICALITY_LOW, team="apps-business",
@@ -247,6 +250,14 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         return self.answers[slot]
 
     def _ticket(self, ticket_id):
+        if ticket_id.startswith("refuse:"):
+            # A refusal with the reason the test names (as the real service words it): how the portal says each one.
+            reason = ticket_id.removeprefix("refuse:")
+            if reason in self.PERMISSION_REASONS:
+                raise PermissionDenied("refused", reason=reason)
+            if reason.endswith("_not_found"):
+                raise NotFound("refused", reason=reason)
+            raise FailedPrecondition("refused", reason=reason)
         ticket = self.tickets.get(ticket_id)
         if ticket is None:
             raise NotFound("no such ticket", reason="ticket_not_found")
@@ -386,6 +397,10 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
                 ticket.resolution_note, ticket.resolved_at = request.note, self.NOW
             if leads_to == tkt.TICKET_STATUS_CLOSED:
                 ticket.closed_at = self.NOW
+            if request.action == tkt.TICKET_ACTION_CONFIRM:
+                # Confirmed: the time logged on it becomes billable.
+                for worklog in self.worklogs.get(ticket.ticket_id, []):
+                    worklog.billable = True
             ticket.status = leads_to
             reply = tkt.ChangeTicketResponse()
             reply.ticket.CopyFrom(ticket)

@@ -209,6 +209,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         log.info("device token issued", extra={"device": name, "expires_at": expires_at, "by": admin.subject})
         return identity_pb2.IssueDeviceTokenResponse(access_token=token, expires_at=expires_at)
 
+    def ListStaff(self, request, context):
+        auth.current_principal().require(auth.DISPATCHER, auth.ADMIN)
+        role = rules.listed_role(request.role)
+        return identity_pb2.ListStaffResponse(
+            accounts=[account_message(r) for r in self.store.accounts_with_role(role)])
+
     def _open_account(
         self, scope: str, owner: str, key: str, request: Message, account: NewAccount, taken: type[AlreadyExists],
     ) -> tuple[identity_pb2.Account, bool]:

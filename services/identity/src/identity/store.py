@@ -67,6 +67,13 @@ class IdentityStore:
             cur.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = %s", (key,))
             return _record(cur.fetchone())
 
+    def accounts_with_role(self, role: str) -> list[AccountRecord]:
+        """Every account holding ``role``, by display name then login."""
+        with self.transaction() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM accounts WHERE %s = ANY(roles) ORDER BY display_name, login",
+                        (role,))
+            return [_record(row) for row in cur.fetchall()]
+
     def replace_password_hash(self, account_id: str, password_hash: str) -> None:
         with self.transaction() as cur:
             cur.execute("UPDATE accounts SET password_hash = %s WHERE id = %s", (password_hash, account_id))

@@ -1,5 +1,5 @@
-"""The web portal served by the gateway: the patients' pages and the
-registration office's console, server-rendered (Jinja2, Babel catalogues) on
+"""The web portal served by the gateway: the patients' pages, the
+registration office's console and the O&M ticket pages, server-rendered (Jinja2, Babel catalogues) on
 top of the same gRPC services as the JSON API."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from . import office, patient
+from . import office, patient, tickets
 from .settings import PortalSettings
 from .web import SESSION_COOKIE, PortalState
 
@@ -24,6 +24,7 @@ def install(app: FastAPI, settings: PortalSettings) -> None:
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.include_router(patient.router)
     app.include_router(office.router)
+    app.include_router(tickets.router)
 
 
 def open_state(settings: PortalSettings) -> PortalState:

@@ -15,7 +15,7 @@ from importlib import resources
 from zoneinfo import ZoneInfo
 
 from babel import Locale, negotiate_locale
-from babel.dates import format_date, format_time
+from babel.dates import format_date, format_datetime, format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
@@ -74,9 +74,32 @@ REASONS = {
     "booking_not_found": N_("We could not find that booking."),
     "session_not_found": N_("We could not find that session."),
     "resource_exhausted": N_("The service is very busy right now. Please try again in a moment."),
+    # Ticketing (O&M work orders) and the staff list.
+    "invalid_transition": N_("This step is not possible in the ticket's current state. The page now shows where "
+                             "it stands."),
+    "worklog_required": N_("Log the work done on this ticket before resolving it."),
+    "not_requester": N_("Only the person who reported the problem can confirm or reopen its resolution."),
+    "not_assignee": N_("Only the engineer the ticket is assigned to can do this."),
+    "role_not_allowed": N_("Your role does not allow this step on a ticket."),
+    "not_your_ticket": N_("This ticket is not yours: only its reporter, its engineer and the service desk can "
+                          "see it."),
+    "ticket_closed": N_("This ticket is closed and takes no more changes."),
+    "ticket_not_found": N_("We could not find that ticket."),
+    "subsystem_not_found": N_("We could not find that system. Please choose one from the list."),
+    "subsystem_code_taken": N_("Another system already has this code."),
+    "unknown_role": N_("There is no such role."),
+    "role_not_staff": N_("Only hospital staff and O&M roles can be listed."),
     "unavailable": N_("The service is unavailable right now. Please try again in a moment."),
 }
 GENERAL_REFUSAL = N_("Sorry, that did not work. Please try again.")
+# The fields a service may name in a refusal, as the forms call them.
+FIELDS = {
+    "subsystem_code": N_("System"), "kind": N_("Type of request"), "title": N_("Title"),
+    "description": N_("Description"), "impact": N_("Impact"), "urgency": N_("Urgency"),
+    "assignee_id": N_("Engineer"), "pause_side": N_("Waiting for whom"), "note": N_("Note"),
+    "body": N_("Comment"), "grade": N_("Grade"), "activity": N_("Activity"), "started_at": N_("Started at"),
+    "minutes": N_("Minutes"), "ticket_id": N_("Ticket"),
+}
 
 PERIODS = {1: N_("Morning"), 2: N_("Afternoon"), 3: N_("Evening")}
 TITLES = {1: N_("Resident"), 2: N_("Attending physician"), 3: N_("Associate chief physician"),
@@ -94,6 +117,52 @@ END_REASONS = {
 SESSION_STATUSES = {1: N_("Open"), 2: N_("Suspended")}
 WEEKDAYS = {1: N_("Monday"), 2: N_("Tuesday"), 3: N_("Wednesday"), 4: N_("Thursday"), 5: N_("Friday"),
             6: N_("Saturday"), 7: N_("Sunday")}
+
+# O&M tickets (ticketing's enums by number, worklog grades and activities by name).
+TICKET_STATUSES = {1: N_("New, awaiting dispatch"), 2: N_("Assigned"), 3: N_("In progress"), 4: N_("On hold"),
+                   5: N_("Resolved, awaiting confirmation"), 6: N_("Closed")}
+PRIORITIES = {1: N_("P1 critical"), 2: N_("P2 high"), 3: N_("P3 medium"), 4: N_("P4 low")}
+TICKET_KINDS = {1: N_("Incident"), 2: N_("Service request"), 3: N_("Change")}
+TICKET_KIND_HELP = {
+    1: N_("Something that worked has stopped working or is going wrong, e.g. images will not open."),
+    2: N_("You need something provided or set up, e.g. an account, access rights or a printer."),
+    3: N_("A planned change to a system, e.g. an upgrade, a new interface or new settings."),
+}
+LEVELS = {1: N_("High"), 2: N_("Medium"), 3: N_("Low")}
+IMPACT_HELP = {
+    1: N_("A whole department, many patients or patient safety is affected."),
+    2: N_("A few colleagues or one clinic or ward are affected."),
+    3: N_("Only you are affected, or there is an easy way around it."),
+}
+URGENCY_HELP = {
+    1: N_("Work has stopped: it needs fixing now."),
+    2: N_("Work is slowed down: it should be fixed today."),
+    3: N_("It can wait a few days."),
+}
+PAUSE_SIDES = {1: N_("The hospital"), 2: N_("The O&M team (our side)"), 3: N_("A third-party vendor")}
+PAUSE_SIDE_HELP = {
+    1: N_("Waiting for the hospital, e.g. for a ward to free the computer or for an approval: the SLA clock "
+          "stops."),
+    2: N_("Our own wait, e.g. for a spare part or a colleague: the SLA clock keeps running."),
+    3: N_("Waiting for the vendor's fix or visit: the SLA clock stops."),
+}
+# Why the SLA clock is stopped (the side of the pause).
+CLOCK_STOPPED = {1: N_("Clock stopped: waiting for the hospital"), 3: N_("Clock stopped: waiting for the vendor")}
+TICKET_SOURCES = {1: N_("Reported online"), 2: N_("Reported to the service desk"), 3: N_("Monitoring alert"),
+                  4: N_("Device alarm")}
+WORKLOG_GRADES = {"junior": N_("Junior engineer"), "intermediate": N_("Intermediate engineer"),
+                  "senior": N_("Senior engineer"), "expert": N_("Expert")}
+WORKLOG_ACTIVITIES = {"diagnosis": N_("Diagnosis"), "repair": N_("Repair"), "onsite": N_("On-site service"),
+                      "remote": N_("Remote support"), "change": N_("Change work"), "travel": N_("Travel"),
+                      "documentation": N_("Documentation")}
+SUBSYSTEM_CATEGORIES = {"clinical": N_("Clinical systems"), "medical-technology": N_("Medical technology"),
+                        "patient-service": N_("Patient services"), "management": N_("Hospital management"),
+                        "research": N_("Research"), "infrastructure": N_("Infrastructure")}
+TEAMS = {"apps-clinical": N_("Clinical applications"),
+         "apps-business": N_("Management and patient-service applications"), "imaging": N_("Medical imaging"),
+         "lab-pathology": N_("Laboratory and pathology"), "integration": N_("Integration and data"),
+         "network-security": N_("Network and information security"), "dc-db": N_("Data centre and databases"),
+         "desktop": N_("Desktop and terminals")}
 
 
 @functools.cache
@@ -156,6 +225,20 @@ class Formatter:
     def time(self, rfc3339: str) -> str:
         moment = self.instant(rfc3339)
         return format_time(moment, "HH:mm", locale=self.locale) if moment else "—"
+
+    def moment(self, rfc3339: str) -> str:
+        """A date and time, as short as it can be: the time alone today, the year only when it is not this one."""
+        moment = self.instant(rfc3339)
+        if moment is None:
+            return "—"
+        today = dt.datetime.now(HOSPITAL_TIME).date()
+        if moment.date() == today:
+            pattern = "HH:mm"
+        elif moment.year == today.year:
+            pattern = "MMM d, HH:mm" if self.language == "en" else "M月d日 HH:mm"
+        else:
+            pattern = "MMM d, y, HH:mm" if self.language == "en" else "y年M月d日 HH:mm"
+        return format_datetime(moment, pattern, locale=self.locale)
 
     def date(self, value: str | dt.date, style: str = "full") -> str:
         if not value:

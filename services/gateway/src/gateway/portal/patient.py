@@ -34,6 +34,15 @@ SANDBOX_METHODS = (
     ("tok_decline", i18n.N_("Test card: declined by the bank")),
     ("tok_insufficient_funds", i18n.N_("Test card: insufficient funds")),
 )
+# Where each role lands after signing in (the first role that has a page of its own).
+HOME_PAGES = (("registration_office", "/office"), ("dispatcher", "/tickets/board"), ("engineer", "/tickets/queue"),
+              ("clinician", "/tickets"))
+
+
+def _home_page(roles: list[str]) -> str:
+    return next((page for role, page in HOME_PAGES if role in roles), "/")
+
+
 ROLE_NAMES = {v.number: v.name.removeprefix("ROLE_").lower() for v in identity_pb2.Role.DESCRIPTOR.values}
 
 
@@ -258,10 +267,10 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
     except grpc.aio.AioRpcError as exc:
         return render(request, "signin.html", status_code=400, next=safe_next(next), login=login,
                       error=refusal_text(request, exc))
-    account = {"display_name": reply.account.display_name,
+    account = {"account_id": reply.account.account_id, "display_name": reply.account.display_name,
                "roles": [ROLE_NAMES.get(r, "") for r in reply.account.roles]}
     start_session(request, reply.access_token, reply.expires_in_seconds, account)
-    default = "/office" if "registration_office" in account["roles"] else "/"
+    default = _home_page(account["roles"])
     return redirect(safe_next(next, default) if next != "/" else default)
 
 

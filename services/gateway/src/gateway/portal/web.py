@@ -70,6 +70,11 @@ def environment(language: str) -> Environment:
     env.globals.update(
         fmt=i18n.Formatter(language), LANGUAGES=i18n.LANGUAGES, PERIODS=i18n.PERIODS, TITLES=i18n.TITLES,
         BOOKING_STATUSES=i18n.BOOKING_STATUSES, END_REASONS=i18n.END_REASONS, SESSION_STATUSES=i18n.SESSION_STATUSES, WEEKDAYS=i18n.WEEKDAYS,
+        TICKET_STATUSES=i18n.TICKET_STATUSES, PRIORITIES=i18n.PRIORITIES, TICKET_KINDS=i18n.TICKET_KINDS,
+        TICKET_KIND_HELP=i18n.TICKET_KIND_HELP, LEVELS=i18n.LEVELS, IMPACT_HELP=i18n.IMPACT_HELP,
+        URGENCY_HELP=i18n.URGENCY_HELP, PAUSE_SIDES=i18n.PAUSE_SIDES, PAUSE_SIDE_HELP=i18n.PAUSE_SIDE_HELP,
+        CLOCK_STOPPED=i18n.CLOCK_STOPPED, TICKET_SOURCES=i18n.TICKET_SOURCES, WORKLOG_GRADES=i18n.WORKLOG_GRADES,
+        WORKLOG_ACTIVITIES=i18n.WORKLOG_ACTIVITIES, SUBSYSTEM_CATEGORIES=i18n.SUBSYSTEM_CATEGORIES, TEAMS=i18n.TEAMS,
     )
     return env
 
@@ -180,6 +185,8 @@ def refusal_text(request: Request, exc: grpc.aio.AioRpcError) -> str:
     status = http_status(exc.code())
     if status == 422:
         field = first_value(exc.trailing_metadata(), FIELD_KEY) or ""
+        if field in i18n.FIELDS:
+            field = _(i18n.FIELDS[field])
         return _("Please check the field: {field}.").format(field=field) if field else _(i18n.GENERAL_REFUSAL)
     if status == 429:
         return _(i18n.REASONS["resource_exhausted"])

@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
-from tuoguan_common.roles import ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE
+from tuoguan_common.roles import (
+    ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE, ROLES,
+)
 
 from ..exceptions import InvalidAccountField
 
@@ -101,6 +103,19 @@ def staff_roles(raw: Iterable[str], field: str = "roles") -> tuple[str, ...]:
             "role_not_staff",
         )
     return roles
+
+
+def listed_role(raw: str, field: str = "role") -> str:
+    """The staff role whose accounts are listed: a role the platform knows
+    (``unknown_role``) and a staff one (``role_not_staff``: patients are never listed)."""
+    role = _required(raw, field).lower()
+    if role not in ROLES:
+        raise InvalidAccountField(field, f"is not a known role; choose from {', '.join(sorted(STAFF_ROLES))}",
+                                  "unknown_role")
+    if role not in STAFF_ROLES:
+        raise InvalidAccountField(field, f"{role} is not a staff role; choose from {', '.join(sorted(STAFF_ROLES))}",
+                                  "role_not_staff")
+    return role
 
 
 def idempotency_key(raw: str, field: str = "idempotency_key") -> str:

@@ -151,3 +151,15 @@ class IssueDeviceTokenResponse(_message.Message):
     access_token: str
     expires_at: str
     def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+
+class ListStaffRequest(_message.Message):
+    __slots__ = ("role",)
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    def __init__(self, role: _Optional[str] = ...) -> None: ...
+
+class ListStaffResponse(_message.Message):
+    __slots__ = ("accounts",)
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    accounts: _containers.RepeatedCompositeFieldContainer[Account]
+    def __init__(self, accounts: _Optional[_Iterable[_Union[Account, _Mapping]]] = ...) -> None: ...

@@ -71,6 +71,11 @@ class IdentityServiceStub:
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.FromString,
                 _registered_method=True)
+        self.ListStaff = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/ListStaff',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -133,6 +138,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStaff(self, request, context):
+        """Dispatchers and admins list the staff accounts that hold a role, e.g. the
+        engineers a ticket can be assigned to. Patients are never listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +183,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.IssueDeviceToken,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.FromString,
                     response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.SerializeToString,
+            ),
+            'ListStaff': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStaff,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -363,6 +381,33 @@ class IdentityService:
             '/tuoguan.identity.v1.IdentityService/IssueDeviceToken',
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.SerializeToString,
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStaff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/ListStaff',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffResponse.FromString,
             options,
             channel_credentials,
             insecure,

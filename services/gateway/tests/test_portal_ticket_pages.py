@@ -1,0 +1,362 @@
+"""The O&M ticket pages over HTTP, against identity (real, with its demo
+accounts) and a stand-in for ticketing: each role's pages render and land
+where they should, the forms need their CSRF token and reach the service with
+an idempotency key, a ticket goes from report to confirmation through the
+pages, and every ticketing refusal reads as a Chinese sentence."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from gateway.portal import i18n
+from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
+
+pytestmark = pytest.mark.integration
+
+PASSWORDS = {"clinician": "Clinician1234", "dispatcher": "Dispatcher1234", "engineer": "Engineer1234",
+             "engineer2": "Engineer1234", "admin": "Admin1234", "office": "Office1234",
+             "13800000001": "Patient1234"}
+# Every reason the ticketing service gives (domain/lifecycle.py, store.py, exceptions.py).
+TICKETING_REASONS = ["invalid_transition", "worklog_required", "not_requester", "not_assignee", "role_not_allowed",
+                     "not_your_ticket", "ticket_closed", "ticket_not_found", "subsystem_not_found",
+                     "subsystem_code_taken"]
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def csrf(page: httpx.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def form_key(page: httpx.Response, action: str) -> str:
+    """The idempotency key of the form posting to ``action``."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', page.text, re.S)
+    assert form, f"no form for {action} on {page.url}"
+    return re.search(r'name="key" value="([^"]+)"', form.group(0)).group(1)
+
+
+def alerts(page: httpx.Response) -> list[str]:
+    return re.findall(r'<p class="flash error" role="alert"(?: id="form-error")?>([^<]*)</p>', page.text)
+
+
+def status_message(page: httpx.Response) -> str:
+    found = re.search(r'<p class="flash success" role="status">([^<]*)</p>', page.text)
+    assert found, page.text[-3000:]
+    return found.group(1)
+
+
+def zh(message: str) -> str:
+    return i18n.translations("zh_CN").gettext(message)
+
+
+def path_of(reply: httpx.Response) -> str:
+    return urlsplit(str(reply.url)).path
+
+
+@pytest.fixture
+def portal(gateway_url):
+    """Browser-like sessions (cookies, redirects followed) signed in as demo accounts: portal("clinician")."""
+    clients = []
+
+    def sign_in(login: str) -> httpx.Client:
+        client = httpx.Client(base_url=gateway_url, timeout=20, follow_redirects=True)
+        clients.append(client)
+        token = csrf(client.get("/signin"))
+        page = client.post("/signin", data={"login": login, "password": PASSWORDS[login], "next": "/",
+                                            "csrf": token})
+        assert page.status_code == 200 and "退出登录" in page.text, page.text[-2000:]
+        client.landing = page
+        return client
+
+    yield sign_in
+    for client in clients:
+        client.close()
+
+
+def report(client: httpx.Client, **changes) -> httpx.Response:
+    page = client.get("/tickets/new")
+    data = {"csrf": csrf(page), "key": form_key(page, "/tickets"), "subsystem_code": "PACS",
+            "kind": str(tkt.TICKET_KIND_INCIDENT), "title": "影像调阅缓慢", "description": "3 号诊室打开 CT 影像要一分钟",
+            "impact": str(tkt.LEVEL_HIGH), "urgency": str(tkt.LEVEL_MEDIUM)}
+    data.update(changes)
+    return client.post("/tickets", data=data)
+
+
+def ticket_id_of(page: httpx.Response) -> str:
+    return re.search(r'data-ticket-id="([^"]+)"', page.text).group(1)
+
+
+def act(client: httpx.Client, ticket_id: str, action: str, **fields) -> httpx.Response:
+    page = client.get(f"/tickets/{ticket_id}")
+    target = f"/tickets/{ticket_id}/actions/{action}"
+    return client.post(target, data={"csrf": csrf(page), "key": form_key(page, target), **fields})
+
+
+# ---- each role's pages ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("login", "landing"), [
+    ("clinician", "/tickets"), ("engineer", "/tickets/queue"), ("dispatcher", "/tickets/board"), ("office", "/office"),
+    ("13800000001", "/"),
+])
+def test_each_role_lands_on_its_own_page_after_sign_in(portal, login, landing):
+    assert path_of(portal(login).landing) == landing
+
+
+@pytest.mark.parametrize(("login", "href"), [
+    ("clinician", "/tickets"), ("engineer", "/tickets/queue"), ("dispatcher", "/tickets/board"),
+    ("admin", "/tickets/board"),
+])
+def test_the_header_links_the_ticket_pages_for_the_om_roles(portal, login, href):
+    page = portal(login).get("/")
+    assert f'<a href="{href}">报修</a>' in page.text
+
+
+def test_patients_and_the_office_have_no_ticket_link_and_patients_no_ticket_pages(portal):
+    patient = portal("13800000001")
+    assert ">报修</a>" not in patient.get("/").text
+    assert ">报修</a>" not in portal("office").get("/").text
+    for path in ("/tickets", "/tickets/new", "/tickets/queue", "/tickets/board"):
+        page = patient.get(path)
+        assert page.status_code == 403 and CHINESE.search(alerts(page)[0]), path
+
+
+def test_ticket_pages_send_strangers_to_sign_in(gateway_url):
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        for path in ("/tickets", "/tickets/new", "/tickets/queue", "/tickets/board", "/tickets/tk-1"):
+            reply = client.get(path)
+            assert reply.status_code == 303 and reply.headers["location"] == f"/signin?next={path}", path
+
+
+def test_a_clinician_sees_my_tickets_and_the_report_form(portal):
+    clinician = portal("clinician")
+    page = clinician.get("/tickets")
+    assert page.status_code == 200 and "<h1>我的报修</h1>" in page.text
+    form = clinician.get("/tickets/new")
+    assert form.status_code == 200
+    # Subsystems by category, with their Chinese names; the inactive ones are not offered.
+    assert '<optgroup label="医技系统">' in form.text
+    assert '<option value="PACS">影像归档和通信系统 (PACS)</option>' in form.text
+    assert 'value="OA"' not in form.text
+    # Every field labelled; impact and urgency explained in plain words.
+    for field in ("subsystem_code", "title", "description"):
+        assert f'<label for="{field}">' in form.text and f'id="{field}"' in form.text
+    for explanation in (*i18n.IMPACT_HELP.values(), *i18n.URGENCY_HELP.values(), *i18n.TICKET_KIND_HELP.values()):
+        assert zh(explanation) in form.text
+    # Declaring a major incident is for the O&M team only.
+    assert 'name="major_incident"' not in form.text
+
+
+def test_the_engineer_and_the_dispatcher_may_declare_a_major_incident(portal):
+    for login in ("engineer", "dispatcher"):
+        assert 'name="major_incident"' in portal(login).get("/tickets/new").text
+
+
+def test_queue_and_board_are_for_their_roles(portal):
+    clinician = portal("clinician")
+    for path, message in (("/tickets/queue", "This page is for the O&M engineers."),
+                          ("/tickets/board", "This page is for the O&M dispatchers.")):
+        page = clinician.get(path)
+        assert page.status_code == 403 and alerts(page) == [zh(message)]
+    assert portal("engineer").get("/tickets/board").status_code == 403
+    assert portal("engineer").get("/tickets/queue").status_code == 200
+
+
+def test_english_once_chosen(portal):
+    clinician = portal("clinician")
+    page = clinician.get("/tickets/new", params={"lang": "en"})
+    assert '<html lang="en">' in page.text and "<h1>Report a problem</h1>" in page.text
+    assert "Picture archiving" in page.text or "PACS (PACS)" in page.text
+    assert not CHINESE.search(re.sub(r"<option[^>]*>[^<]*</option>|简体中文", "", page.text))
+
+
+# ---- a ticket through the pages ------------------------------------------------------------------
+
+def test_a_ticket_from_report_to_confirmation_through_the_pages(portal, fakes):
+    ticketing = fakes["ticketing"]
+    clinician, dispatcher, engineer = portal("clinician"), portal("dispatcher"), portal("engineer")
+
+    reported = report(clinician)
+    assert reported.status_code == 200 and re.fullmatch(r"/tickets/tk-\d+", path_of(reported))
+    ticket_id = ticket_id_of(reported)
+    number = ticketing.tickets[ticket_id].number
+    assert status_message(reported) == f"报修已受理，工单号 {number}，优先级：P2 高。"
+    _, opened, metadata = ticketing.last("OpenTicket")
+    assert (opened.subsystem_code, opened.impact, opened.urgency, opened.major_incident) == \
+        ("PACS", tkt.LEVEL_HIGH, tkt.LEVEL_MEDIUM, False)
+    assert opened.idempotency_key and metadata["authorization"].startswith("Bearer ")
+    assert "新建，待派单" in reported.text and "尚未派单" in reported.text
+    mine = clinician.get("/tickets")
+    assert f'data-ticket="{number}"' in mine.text and "须在 " in mine.text  # "respond by" while new
+
+    # The board: unassigned tickets stand out; the assign form is inline, with the engineers by name.
+    board = dispatcher.get("/tickets/board")
+    card = re.search(rf'<li class="ticket unassigned" data-ticket="{number}".*?</li>', board.text, re.S)
+    assert card and "待派单" in card.group(0)
+    engineers = {name: account for account, name in re.findall(
+        r'<option value="([0-9a-f-]{36})">([^<]+)</option>', card.group(0))}
+    assert {"周杰 (engineer)", "吴磊 (engineer2)"} <= set(engineers)
+    target = f"/tickets/{ticket_id}/actions/assign"
+    assert re.search(r'<label for="assign-\d+">派给</label>', card.group(0))
+    assigned = dispatcher.post(target, data={"csrf": csrf(board), "key": form_key(board, target),
+                                             "assignee_id": engineers["周杰 (engineer)"], "back": "/tickets/board"})
+    assert path_of(assigned) == "/tickets/board" and status_message(assigned) == "工单已派给周杰。"
+    assert ticketing.tickets[ticket_id].assignee_id == engineers["周杰 (engineer)"]
+    assert not re.search(rf'<li class="ticket unassigned" data-ticket="{number}"', assigned.text)
+
+    # The engineer: the queue, then start, log 30 minutes, resolve.
+    queue = engineer.get("/tickets/queue")
+    assert f'data-ticket="{number}"' in queue.text
+    assert f'action="/tickets/{ticket_id}/actions/start"' in engineer.get(f"/tickets/{ticket_id}").text
+    assert status_message(act(engineer, ticket_id, "start")) == "已开始处理，响应时间已记录。"
+    assert ticketing.tickets[ticket_id].status == tkt.TICKET_STATUS_IN_PROGRESS
+    detail = engineer.get(f"/tickets/{ticket_id}")
+    for label in ("人员级别", "工作内容", "开始时间", "工时（分钟）", "工作记录"):
+        assert re.search(rf'<label for="wl-[a-z]+">{re.escape(label)}</label>', detail.text), label
+    started = re.search(r'name="started_at" type="datetime-local" required value="([^"]+)"', detail.text).group(1)
+    target = f"/tickets/{ticket_id}/worklogs"
+    logged = engineer.post(target, data={"csrf": csrf(detail), "key": form_key(detail, target), "grade": "senior",
+                                         "activity": "repair", "started_at": started, "minutes": "30",
+                                         "note": "重建 PACS 缓存索引"})
+    assert status_message(logged) == "已登记 30 分钟工时。"
+    _, worklog, _ = ticketing.last("RecordWorklog")
+    assert (worklog.grade, worklog.activity, worklog.minutes) == ("senior", "repair", 30)
+    assert worklog.started_at == f"{started}:00+08:00"
+    assert 'data-billable="no"' in logged.text
+    paused_sides = re.findall(r'name="pause_side" value="(\d)"', logged.text)
+    assert paused_sides == ["1", "2", "3"] and "SLA 暂停计时" in logged.text
+    resolved = act(engineer, ticket_id, "resolve", note="已重建缓存索引，调阅恢复正常")
+    assert status_message(resolved) == "工单已解决，等待报修人确认。"
+    assert ticketing.last("ChangeTicket")[1].note == "已重建缓存索引，调阅恢复正常"
+
+    # The clinician: resolved, with the engineer's note; confirms; closed.
+    page = clinician.get(f"/tickets/{ticket_id}")
+    assert "已解决，待确认" in page.text and "已重建缓存索引，调阅恢复正常" in page.text
+    assert "是的，已解决" in page.text and "没有，重新打开" in page.text
+    assert 'id="worklogs"' not in page.text  # worklogs are the O&M team's
+    confirmed = act(clinician, ticket_id, "confirm")
+    assert status_message(confirmed) == "感谢您的确认，工单已关闭。"
+    assert 'data-status="6"' in confirmed.text and "已关闭" in confirmed.text
+    assert f'data-ticket="{number}"' in clinician.get("/tickets").text.split("<h2>已关闭</h2>")[1]
+    # The O&M side sees the worklog billable now.
+    assert 'data-billable="yes"' in engineer.get(f"/tickets/{ticket_id}").text
+
+
+def test_the_viewer_is_offered_only_their_own_steps(portal, fakes):
+    clinician, dispatcher, engineer2 = portal("clinician"), portal("dispatcher"), portal("engineer2")
+    ticket_id = ticket_id_of(report(clinician))
+    prefix = f'action="/tickets/{ticket_id}/actions/'
+    offered = {who: set(re.findall(re.escape(prefix) + r'(\w+)"', client.get(f"/tickets/{ticket_id}").text))
+               for who, client in (("clinician", clinician), ("dispatcher", dispatcher), ("engineer2", engineer2))}
+    assert offered == {"clinician": set(), "dispatcher": {"assign", "close"}, "engineer2": set()}
+    # Everyone who sees the ticket may comment; the comment shows in the timeline.
+    page = clinician.get(f"/tickets/{ticket_id}")
+    target = f"/tickets/{ticket_id}/comments"
+    commented = clinician.post(target, data={"csrf": csrf(page), "key": form_key(page, target),
+                                             "body": "下午两点后可以上门"})
+    assert status_message(commented) == "说明已添加。" and "下午两点后可以上门" in commented.text
+
+
+def test_a_major_incident_from_a_clinician_is_not_declared(portal, fakes):
+    report(portal("clinician"), major_incident="on")
+    assert fakes["ticketing"].last("OpenTicket")[1].major_incident is False
+    reported = report(portal("engineer"), major_incident="on")
+    assert fakes["ticketing"].last("OpenTicket")[1].major_incident is True
+    assert "P1 紧急" in reported.text and "重大故障" in reported.text
+
+
+def test_a_double_submitted_report_opens_one_ticket(portal, fakes):
+    clinician = portal("clinician")
+    page = clinician.get("/tickets/new")
+    data = {"csrf": csrf(page), "key": form_key(page, "/tickets"), "subsystem_code": "HIS", "kind": "1",
+            "title": "挂号窗口无法打印", "impact": "2", "urgency": "1"}
+    before = len(fakes["ticketing"].tickets)
+    first, second = clinician.post("/tickets", data=data), clinician.post("/tickets", data=data)
+    assert path_of(first) == path_of(second)
+    assert len(fakes["ticketing"].tickets) == before + 1
+
+
+# ---- refusals and CSRF ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reason", TICKETING_REASONS)
+def test_every_ticketing_refusal_reads_as_a_chinese_sentence(portal, reason):
+    engineer = portal("engineer")
+    token = csrf(engineer.get("/tickets/queue"))
+    reply = engineer.post(f"/tickets/refuse:{reason}/actions/start", data={"csrf": token, "key": reason},
+                          follow_redirects=False)
+    assert reply.status_code == 303 and reply.headers["location"] == f"/tickets/refuse:{reason}"
+    page = engineer.get("/tickets/queue")  # the flashed message shows on the next page
+    message = zh(i18n.REASONS[reason])
+    assert alerts(page) == [message] and message != i18n.REASONS[reason] and CHINESE.search(message)
+    assert reason not in page.text
+
+
+@pytest.mark.parametrize("reason", ["not_your_ticket", "ticket_not_found"])
+def test_a_ticket_the_viewer_may_not_see_is_a_page_with_a_sentence(portal, reason):
+    page = portal("clinician").get(f"/tickets/refuse:{reason}")
+    assert page.status_code in (403, 404) and alerts(page) == [zh(i18n.REASONS[reason])]
+
+
+def test_someone_elses_ticket_and_a_malformed_id_are_refused_in_words(portal):
+    ticket_id = ticket_id_of(report(portal("engineer")))
+    page = portal("clinician").get(f"/tickets/{ticket_id}")
+    assert page.status_code == 403 and alerts(page) == [zh(i18n.REASONS["permission_denied"])]
+    assert portal("clinician").get("/tickets/nonexistent").status_code == 404
+
+
+def test_a_refused_report_comes_back_as_typed_with_the_field_marked(portal):
+    clinician = portal("clinician")
+    page = report(clinician, subsystem_code="OA", title="OA 登录不了", description="提示密码错误")
+    assert page.status_code == 400
+    assert alerts(page) == ["请检查填写的内容：系统。"]
+    assert 'value="OA 登录不了"' in page.text and "提示密码错误</textarea>" in page.text
+    assert re.search(r'<select id="subsystem_code" name="subsystem_code" required aria-invalid="true"', page.text)
+
+
+def test_a_worklog_with_bad_figures_is_refused_in_words(portal, fakes):
+    clinician, dispatcher, engineer = portal("clinician"), portal("dispatcher"), portal("engineer")
+    ticket_id = ticket_id_of(report(clinician))
+    engineer_id = re.search(r'<option value="([0-9a-f-]{36})">周杰 \(engineer\)</option>',
+                            dispatcher.get(f"/tickets/{ticket_id}").text).group(1)
+    act(dispatcher, ticket_id, "assign", assignee_id=engineer_id)
+    page = engineer.get(f"/tickets/{ticket_id}")
+    target = f"/tickets/{ticket_id}/worklogs"
+    fields = {"csrf": csrf(page), "grade": "senior", "activity": "repair", "started_at": "2026-11-26T08:00"}
+    typed = engineer.post(target, data={**fields, "key": "a", "minutes": "half an hour"})
+    assert alerts(typed) == ["请填写开始时间和所用的整数分钟数。"]
+    refused = engineer.post(target, data={**fields, "key": "b", "minutes": "5000"})
+    assert alerts(refused) == ["请检查填写的内容：工时（分钟）。"]
+    unassigned = engineer.post(f"/tickets/{ticket_id}/actions/assign", data={"csrf": csrf(page), "key": "c"})
+    assert alerts(unassigned) == ["请选择要派单的工程师。"]
+
+
+def test_ticket_forms_without_their_csrf_token_change_nothing(portal, fakes):
+    engineer = portal("engineer")
+    before = len(fakes["ticketing"].requests)
+    for path, data in (("/tickets", {"subsystem_code": "PACS", "title": "x", "kind": "1", "impact": "1",
+                                     "urgency": "1"}),
+                       ("/tickets/tk-1/actions/start", {}), ("/tickets/tk-1/comments", {"body": "x"}),
+                       ("/tickets/tk-1/worklogs", {"grade": "senior", "minutes": "5"})):
+        page = engineer.post(path, data={**data, "key": "no-csrf"})
+        assert page.status_code == 403 and "表单已失效" in page.text, path
+        page = engineer.post(path, data={**data, "key": "wrong-csrf", "csrf": "forged"})
+        assert page.status_code == 403, path
+    assert len(fakes["ticketing"].requests) == before
+
+
+def test_an_unknown_action_is_not_found(portal):
+    engineer = portal("engineer")
+    token = csrf(engineer.get("/tickets/queue"))
+    page = engineer.post("/tickets/tk-1/actions/explode", data={"csrf": token, "key": "x"})
+    assert page.status_code == 404 and alerts(page) == [zh(i18n.REASONS["not_found"])]
+
+
+def test_the_ticket_labels_are_in_chinese():
+    for table in ("TICKET_STATUSES", "PRIORITIES", "TICKET_KINDS", "LEVELS", "PAUSE_SIDES", "TICKET_SOURCES",
+                  "WORKLOG_GRADES", "WORKLOG_ACTIVITIES", "SUBSYSTEM_CATEGORIES", "TEAMS", "CLOCK_STOPPED",
+                  "IMPACT_HELP", "URGENCY_HELP", "TICKET_KIND_HELP", "PAUSE_SIDE_HELP", "FIELDS"):
+        for english in getattr(i18n, table).values():
+            assert CHINESE.search(zh(english)), f"{table}: {english!r}"
+    for reason in TICKETING_REASONS:
+        assert reason in i18n.REASONS
