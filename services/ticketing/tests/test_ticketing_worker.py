@@ -25,7 +25,8 @@ from tuoguan_common.testing import EventTap, free_port, publish_event, wait_for,
 
 pytestmark = pytest.mark.integration
 
-OUR_EVENTS = ("TicketOpened", "TicketResolved", "TicketClosed", "WorklogBillable", "SlaBreached", "SlaEscalated")
+OUR_EVENTS = ("TicketAssigned", "TicketOpened", "TicketResolved", "TicketClosed", "WorklogBillable", "SlaBreached",
+              "SlaEscalated")
 HANDLER_QUEUES = (
     "evt-specimens-DeviceAlarmRaised--ticketing.on_device_alarm",
     "evt-specimens-DeviceAlarmCleared--ticketing.on_device_alarm_cleared",
@@ -178,6 +179,7 @@ def test_breached_slas_escalate_once_per_level_and_raise_the_priority_a_step(
     # Service around the clock; P3 has 2 hours to respond and 24 to resolve.
     breached = open_at(store, now - dt.timedelta(hours=30))          # past its target: level 2
     well_past = open_at(store, now - dt.timedelta(hours=40))         # past 150% of its target: level 3
+    act(store, well_past, "assign", now - dt.timedelta(hours=39), assignee_id="engineer-2")
     warned = open_at(store, now - dt.timedelta(hours=20))            # past 75% of it: level 1
     on_track = open_at(store, now - dt.timedelta(minutes=30))
     # Stopped by the hospital half an hour after it was opened 30 hours ago: on track.
@@ -214,6 +216,11 @@ def test_breached_slas_escalate_once_per_level_and_raise_the_priority_a_step(
     assert ticket_row(database, breached)["resolution_breached"] is True
     assert ticket_row(database, warned)["response_breached"] is True
     assert ticket_row(database, stopped)["next_check_at"] is None
+    # Level 3 reassigns: off the engineer, to the escalation team, back on the dispatcher's board.
+    row = ticket_row(database, well_past)
+    assert (row["team"], row["assignee_id"], row["status"]) == ("escalation", None, "assigned")
+    assert len(published.events("TicketAssigned", ticket_id=well_past, team="escalation", assignee_id="")) == 1
+    assert ticket_row(database, breached)["team"] != "escalation"
     # The raised priority does not change the targets the ticket is measured against: level 3 is 36 hours away.
     state = store.get_ticket(breached, utcnow())[1]
     assert (state.escalation_level, state.resolution_target_seconds) == (2, 24 * 3600.0)

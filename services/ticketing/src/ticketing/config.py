@@ -21,6 +21,8 @@ class TicketingConfig:
     require_worklog: bool = True
     # An unconfirmed resolution closes by itself after this many of the hospital's working hours.
     auto_close_working_hours: float = 24.0
+    # Who takes a ticket well past its resolution target (escalation level 3).
+    escalation_team: str = "escalation"
     # Worker timers, in seconds.
     escalation_interval: float = 5.0
     auto_close_interval: float = 60.0
@@ -40,6 +42,7 @@ class TicketingConfig:
             require_worklog=env.get("TICKETING_REQUIRE_WORKLOG", "true").lower() not in ("0", "false", "no"),
             auto_close_working_hours=env_number("TICKETING_AUTO_CLOSE_WORKING_HOURS", cls.auto_close_working_hours,
                                                 float, env, minimum=0),
+            escalation_team=env.get("TICKETING_ESCALATION_TEAM") or cls.escalation_team,
             escalation_interval=env_number("TICKETING_ESCALATION_INTERVAL", cls.escalation_interval, float, env,
                                            minimum=0.1),
             auto_close_interval=env_number("TICKETING_AUTO_CLOSE_INTERVAL", cls.auto_close_interval, float, env,

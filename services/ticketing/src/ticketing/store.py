@@ -513,6 +513,8 @@ class Store:
                             self._record(cur, ticket_id, TicketEvent(at=now, kind=EventKind.PRIORITY_CHANGED,
                                                                      priority=Priority(priority), escalation=True),
                                          ESCALATOR, "raised after the resolution target was breached")
+                    if crossed == 3:
+                        self._hand_to_escalation_team(cur, row, now)
                     outbox.append(cur, events.SlaEscalated(ticket_id=ticket_id, level=crossed,
                                                            priority=f"P{priority}",
                                                            escalated_at=messages.rfc3339(now)))
@@ -525,6 +527,19 @@ class Store:
                 if level != row["escalation_level"] or breaches:
                     acted.append((ticket_id, level, breaches))
         return acted
+
+    def _hand_to_escalation_team(self, cur: psycopg.Cursor, row: Row, now: dt.datetime) -> None:
+        """Well past its target, a ticket is reassigned: to the escalation team (the contractor's second
+        line and duty manager), off the engineer who has not fixed it; the dispatcher's board shows it
+        unassigned. The clock keeps running."""
+        team = self.config.escalation_team
+        cur.execute("UPDATE tickets SET team = %s, assignee_id = NULL, updated_at = %s, status = CASE "
+                    "WHEN status IN ('assigned', 'in_progress') THEN 'assigned' ELSE status END WHERE id = %s",
+                    (team, now, row["id"]))
+        self._record(cur, str(row["id"]), TicketEvent(at=now, kind=EventKind.ASSIGNED), ESCALATOR,
+                     f"reassigned to {team}: well past the resolution target")
+        outbox.append(cur, events.TicketAssigned(ticket_id=str(row["id"]), assignee_id="", team=team,
+                                                 assigned_at=messages.rfc3339(now)))
 
     def auto_close_due(self, now: dt.datetime, limit: int) -> int:
         """Resolutions nobody confirmed in time close by themselves; their worklogs become billable."""
