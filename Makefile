@@ -1,5 +1,6 @@
 # Tuoguan: the two commands a new user needs are `make up` and `make test`.
-.PHONY: up test test-unit test-browser bench bench-surge bench-ticketing protos check-protos i18n lint install infra clean
+.PHONY: up test test-unit test-browser test-observability bench bench-surge bench-ticketing protos check-protos i18n lint \
+	install infra clean check-deploy check-rules
 
 install:
 	uv sync --frozen
@@ -19,8 +20,19 @@ test-unit: install
 test-browser: install infra
 	uv run --no-sync pytest tests/browser
 
+test-observability: install infra
+	uv run --no-sync pytest tests/observability
+
 i18n:
 	./scripts/i18n.sh
+
+check-deploy: install
+	./scripts/check_deploy.sh
+
+check-rules:
+	promtool check config observability/prometheus/prometheus.yml
+	promtool check rules observability/prometheus/rules/*.yml
+	promtool test rules observability/prometheus/tests/*.yml
 
 bench: bench-surge bench-ticketing
 

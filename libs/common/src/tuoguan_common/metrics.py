@@ -115,6 +115,12 @@ TICKETING_TICKETS_CLOSED = Counter(
     "tuoguan_ticketing_tickets_closed_total", "Tickets closed, by how (confirmed, auto, closed)", ["how"],
 )
 TICKETING_OPEN_TICKETS = Gauge("tuoguan_ticketing_open_tickets", "Tickets not closed, by priority", ["priority"])
+TICKETING_RESOLUTION_SECONDS = Histogram(
+    "tuoguan_ticketing_resolution_service_seconds",
+    "Service time from report to resolution (the SLA clock: pauses on the hospital's or a vendor's side excluded), "
+    "by priority", ["priority"],
+    buckets=(900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 16 * 3600, 24 * 3600, 40 * 3600, 80 * 3600),
+)
 TICKETING_CALENDAR_KNOWN_DAYS = Gauge(
     "tuoguan_ticketing_calendar_known_days",
     "Days from today to the last day whose holidays are known (statutory data or an override): SLAs past it "

@@ -37,6 +37,13 @@ def docker_compose_file():
     return str(REPO / "docker-compose.yml")
 
 
+@pytest.fixture(scope="session")
+def docker_setup():
+    # Only the infrastructure: the tests start the platform's own processes on fresh databases,
+    # and compose's copies of them would consume the tests' events.
+    return ["up --wait postgres rabbitmq redis"]
+
+
 def _isolated_vhost(amqp: str):
     """A RabbitMQ virtual host of this test run's own, when the broker is the
     local one we can administer: a `make up` running beside the tests (or a

@@ -201,6 +201,9 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         response = self.store.change_ticket(idem, ticket_id, caller, action, assignee_id=assignee,
                                             team=team, side=side,
                                             note=note, now=self.clock())
+        if not idem.replayed and action == Action.RESOLVE:
+            metrics.TICKETING_RESOLUTION_SECONDS.labels(f"P{response.ticket.priority}").observe(
+                response.ticket.sla.resolution_elapsed_seconds)
         if not idem.replayed and response.ticket.status == pb.TICKET_STATUS_CLOSED:
             metrics.TICKETING_TICKETS_CLOSED.labels("confirmed" if action == Action.CONFIRM else "closed").inc()
         return response

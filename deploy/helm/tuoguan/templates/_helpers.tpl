@@ -1,0 +1,348 @@
+{{/* Names */}}
+{{- define "tuoguan.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tuoguan.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of one component's objects: (dict "root" $ "component" "gateway") */}}
+{{- define "tuoguan.componentName" -}}
+{{- printf "%s-%s" (include "tuoguan.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tuoguan.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tuoguan.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tuoguan.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels: (dict "root" $ "component" "gateway") */}}
+{{- define "tuoguan.labels" -}}
+helm.sh/chart: {{ include "tuoguan.chart" .root }}
+{{ include "tuoguan.selectorLabels" . }}
+app.kubernetes.io/version: {{ default .root.Chart.AppVersion .root.Values.image.tag | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: tuoguan
+{{- end -}}
+
+{{- define "tuoguan.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tuoguan.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* A NetworkPolicy peer selecting one component's pods. */}}
+{{- define "tuoguan.peer" -}}
+- podSelector:
+    matchLabels:
+      {{- include "tuoguan.selectorLabels" . | nindent 6 }}
+{{- end -}}
+
+{{/* The platform image, by digest when one is given. */}}
+{{- define "tuoguan.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The enabled components: every entry of .Values.services merged over
+.Values.default, as YAML (use with fromYaml).
+*/}}
+{{- define "tuoguan.components" -}}
+{{- $out := dict -}}
+{{- range $name, $cfg := .Values.services -}}
+{{- if $cfg -}}
+{{- $c := mergeOverwrite (deepCopy $.Values.default) (deepCopy $cfg) -}}
+{{- if $c.enabled -}}
+{{- $_ := set $out $name $c -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* The port Prometheus scrapes on a component. */}}
+{{- define "tuoguan.metricsPort" -}}
+{{- if .ports.metrics -}}{{ .ports.metrics }}{{- else -}}{{ .ports.http }}{{- end -}}
+{{- end -}}
+{{- define "tuoguan.metricsPortName" -}}
+{{- if .ports.metrics -}}metrics{{- else -}}http{{- end -}}
+{{- end -}}
+
+{{/* Secrets */}}
+{{- define "tuoguan.credentialsSecret" -}}
+{{- default (printf "%s-credentials" (include "tuoguan.fullname" .)) .Values.secrets.existingSecret -}}
+{{- end -}}
+{{- define "tuoguan.tokenKeysSecret" -}}
+{{- default (printf "%s-token-keys" (include "tuoguan.fullname" .)) .Values.secrets.tokenKeys.existingSecret -}}
+{{- end -}}
+
+{{/* The migrate Job's hook. */}}
+{{- define "tuoguan.migrationsHook" -}}
+{{- if .Values.migrations.hook -}}
+{{- .Values.migrations.hook -}}
+{{- else if or .Values.postgresql.enabled .Values.rabbitmq.enabled -}}
+post-install,pre-upgrade
+{{- else -}}
+pre-install,pre-upgrade
+{{- end -}}
+{{- end -}}
+
+{{/* Where traces go: the in-chart collector, an external one, or nowhere. */}}
+{{- define "tuoguan.otlpEndpoint" -}}
+{{- if .Values.observability.enabled -}}
+{{- printf "http://%s-otel-collector:4317" (include "tuoguan.fullname" .) -}}
+{{- else -}}
+{{- .Values.observability.otlpEndpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Restricted container and pod security for the chart's own infrastructure
+(PostgreSQL, RabbitMQ, Redis, Prometheus, Grafana, the collector): (dict "uid" 999)
+*/}}
+{{- define "tuoguan.infraPodSecurity" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+{{- define "tuoguan.infraContainerSecurity" -}}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/*
+Egress to one piece of infrastructure: (dict "root" $ "what" "postgres")
+In the chart: its pods; outside: its port, to external.networkPeers (any address when empty).
+*/}}
+{{- define "tuoguan.infraEgress" -}}
+{{- $root := .root -}}
+{{- $values := dict "postgres" $root.Values.postgresql "rabbitmq" $root.Values.rabbitmq "redis" $root.Values.redis -}}
+{{- $ports := dict "postgres" 5432 "rabbitmq" 5672 "redis" 6379 -}}
+{{- $components := dict "postgres" "postgresql" "rabbitmq" "rabbitmq" "redis" "redis" -}}
+{{- $v := index $values .what -}}
+{{- if $v.enabled }}
+- to:
+    {{- include "tuoguan.peer" (dict "root" $root "component" (index $components .what)) | nindent 4 }}
+  ports:
+    - port: {{ index $ports .what }}
+      protocol: TCP
+{{- else }}
+- ports:
+    - port: {{ $v.external.port }}
+      protocol: TCP
+  {{- with $v.external.networkPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress to DNS, for every pod of the chart. */}}
+{{- define "tuoguan.dnsEgress" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with .Values.networkPolicy.dnsPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* Egress to the OpenTelemetry collector, when traces go somewhere. */}}
+{{- define "tuoguan.otlpEgress" -}}
+{{- if .Values.observability.enabled }}
+- to:
+    {{- include "tuoguan.peer" (dict "root" . "component" "otel-collector") | nindent 4 }}
+  ports:
+    - port: 4317
+      protocol: TCP
+{{- else if .Values.observability.otlpEndpoint }}
+- ports:
+    - port: {{ .Values.observability.otlpPort }}
+      protocol: TCP
+  {{- with .Values.observability.otlpNetworkPeers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Who may scrape metrics: the configured peers and the in-chart Prometheus. */}}
+{{- define "tuoguan.metricsPeers" -}}
+{{- with .Values.networkPolicy.metricsFrom }}
+{{ toYaml . }}
+{{- end }}
+{{- if .Values.observability.enabled }}
+{{ include "tuoguan.peer" (dict "root" . "component" "prometheus") }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level settings shared by the platform's pods: (dict "root" $ "c" $component) */}}
+{{- define "tuoguan.podCommon" -}}
+serviceAccountName: {{ include "tuoguan.serviceAccountName" .root }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .c.podSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{/*
+The environment of a platform process: (dict "root" $ "name" "billing-api" "c" $c "components" $components)
+*/}}
+{{- define "tuoguan.env" -}}
+{{- $root := .root -}}
+{{- $c := .c -}}
+{{- $svc := upper (replace "-" "_" $c.service) -}}
+{{- $credentials := include "tuoguan.credentialsSecret" $root -}}
+{{- $env := mergeOverwrite (deepCopy (default dict $root.Values.env)) (default dict $c.env) -}}
+{{- range $key := keys $env | sortAlpha }}
+- name: {{ $key }}
+  value: {{ index $env $key | toString | quote }}
+{{- end }}
+{{- if eq $c.kind "api" }}
+- name: {{ $svc }}_GRPC_PORT
+  value: {{ $c.ports.grpc | quote }}
+- name: {{ $svc }}_METRICS_PORT
+  value: {{ $c.ports.metrics | quote }}
+{{- else if eq $c.kind "worker" }}
+- name: {{ $svc }}_WORKER_METRICS_PORT
+  value: {{ $c.ports.metrics | quote }}
+{{- else if eq $c.kind "gateway" }}
+- name: GATEWAY_PORT
+  value: {{ $c.ports.http | quote }}
+- name: GATEWAY_SESSION_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: session-secret
+{{- end }}
+{{- range $dep := $c.dependsOn }}
+{{- $d := index $.components $dep }}
+- name: {{ upper (replace "-" "_" $d.service) }}_ADDR
+  value: {{ printf "%s:%v" (include "tuoguan.componentName" (dict "root" $root "component" $dep)) $d.ports.grpc | quote }}
+{{- end }}
+{{- if has "postgres" $c.uses }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: database-url
+- name: {{ $svc }}_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: {{ $c.service }}-database-url
+      optional: true
+{{- end }}
+{{- if has "rabbitmq" $c.uses }}
+- name: AMQP_URI
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: amqp-uri
+{{- end }}
+{{- if has "redis" $c.uses }}
+- name: REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: redis-url
+{{- end }}
+- name: TUOGUAN_TOKEN_PUBLIC_KEY_FILE
+  value: /etc/tuoguan/keys/token-verify.pem
+{{- if $c.signsTokens }}
+- name: TUOGUAN_TOKEN_PRIVATE_KEY_FILE
+  value: /etc/tuoguan/keys/token-signing.pem
+{{- end }}
+{{- with include "tuoguan.otlpEndpoint" $root }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* A component's headless Service, fully qualified: (dict "root" $ "component" "gateway") */}}
+{{- define "tuoguan.headlessDns" -}}
+{{- printf "%s-headless.%s.svc.%s" (include "tuoguan.componentName" .) .root.Release.Namespace .root.Values.clusterDomain -}}
+{{- end -}}
+
+{{/*
+The in-chart collector's configuration: observability.otelCollector.config when
+set; else the repository's observability/otel-collector/config.yaml with the
+traces exporter pointed at tracesEndpoint (or left out when that is empty);
+else OTLP in, debug out.
+*/}}
+{{- define "tuoguan.otelCollectorConfig" -}}
+{{- $o := .Values.observability.otelCollector -}}
+{{- $file := .Files.Get $o.configFile -}}
+{{- if $o.config -}}
+{{- $o.config -}}
+{{- else if $file -}}
+{{- $cfg := fromYaml $file -}}
+{{- if hasKey $cfg "Error" }}{{ fail (printf "%s: %s" $o.configFile $cfg.Error) }}{{ end -}}
+{{- $exporters := default dict $cfg.exporters -}}
+{{- if hasKey $exporters $o.tracesExporter -}}
+{{- if $o.tracesEndpoint -}}
+{{- $_ := set (index $exporters $o.tracesExporter) "endpoint" $o.tracesEndpoint -}}
+{{- else -}}
+{{- $_ := unset $exporters $o.tracesExporter -}}
+{{- range $name, $pipeline := (default dict (default dict $cfg.service).pipelines) -}}
+{{- $_ := set $pipeline "exporters" (without (default list $pipeline.exporters) $o.tracesExporter) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- else -}}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 0.0.0.0:4317
+      http:
+        endpoint: 0.0.0.0:4318
+processors:
+  batch: {}
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug]
+{{- end -}}
+{{- end -}}

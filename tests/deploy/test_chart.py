@@ -1,0 +1,626 @@
+"""The Helm chart, checked offline: rendered with every CI values file, linted,
+validated against the Kubernetes schemas in strict mode, and held to the
+platform's rules (hardened pods, one Deployment per Procfile process, probes,
+the traffic matrix of the design, hooks, secrets, observability files).
+
+No cluster, helm binary, Docker engine or network: helm-python-sdk bundles
+Helm, kubernetes-validate bundles the schemas.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+
+import pytest
+import yaml
+
+from tests.deploy import chart_tools as tools
+from tests.deploy.manifests import (
+    WORKLOADS,
+    allows,
+    by_name,
+    component,
+    containers,
+    env_of,
+    matches,
+    of_kind,
+    pod_labels,
+    pod_spec,
+    pods,
+)
+from tuoguan_common.config import PORTS
+
+REPO = tools.REPO
+CI_FILES = sorted(p.stem for p in tools.CI_VALUES.glob("*.yaml"))
+HARDENED = ["minimal", "production"]  # ci/tilt.yaml turns readOnlyRootFilesystem off for live_update
+DOMAIN_SERVICES = sorted(p.parent.name for p in REPO.glob("services/*/src/*/migrate.py"))
+
+
+def procfile() -> dict[str, list[str]]:
+    processes = {}
+    for line in (REPO / "Procfile").read_text().splitlines():
+        if ":" in line and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            argv = shlex.split(command)
+            if argv[:3] == ["uv", "run", "--no-sync"]:
+                argv = argv[3:]
+            processes[name.strip()] = argv
+    return processes
+
+
+@functools.lru_cache(maxsize=None)
+def values_of(name: str) -> str:
+    """A CI values file as JSON (hashable for the cache), with throwaway token keys."""
+    return json.dumps(tools.with_token_keys(tools.load_values(tools.CI_VALUES / f"{name}.yaml")))
+
+
+@functools.lru_cache(maxsize=None)
+def _rendered(name: str) -> str:
+    return json.dumps(tools.render(json.loads(values_of(name))))
+
+
+def rendered(name: str) -> list[dict]:
+    return json.loads(_rendered(name))
+
+
+def platform_deployments(manifests: list[dict]) -> dict[str, dict]:
+    return {component(d): d for d in of_kind(manifests, "Deployment")
+            if "tuoguan.io/kind" in d["metadata"]["labels"]}
+
+
+def merged_component(values: dict, name: str) -> dict:
+    chart = yaml.safe_load((tools.CHART / "values.yaml").read_text())
+    everything = tools.deep_merge(chart, values)
+    return tools.deep_merge(everything["default"], everything["services"][name])
+
+
+# --------------------------------------------------------------- it renders
+
+def test_every_ci_values_file_is_checked():
+    assert {"minimal", "production", "tilt"} <= set(CI_FILES)
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_renders_and_validates_strictly(name):
+    manifests = rendered(name)
+    assert manifests
+    problems = tools.validate(manifests, tools.KUBE_VERSIONS)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_helm_lint_strict(name):
+    problems = tools.lint(json.loads(values_of(name)))
+    assert not problems, "\n".join(problems)
+
+
+def test_validation_is_offline_and_strict(monkeypatch):
+    """The schemas ship with the package (no socket is opened), and strict mode
+    rejects an unknown field."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the deploy checks must not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    fresh = tools.render(json.loads(values_of("production")))
+    assert not tools.validate(fresh, tools.KUBE_VERSIONS)
+    deployment = next(iter(platform_deployments(rendered("minimal")).values()))
+    bad = json.loads(json.dumps(deployment))
+    pod_spec(bad)["containers"][0]["readOnlyRootFileSystem"] = True  # a typo Kubernetes would drop silently
+    problems = tools.validate([bad], ["1.30"])
+    assert problems and "readOnlyRootFileSystem" in problems[0]
+
+
+def test_values_schema_is_a_valid_json_schema_and_accepts_the_defaults():
+    import jsonschema
+
+    schema = json.loads((tools.CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    chart = yaml.safe_load((tools.CHART / "values.yaml").read_text())
+    for name in CI_FILES:
+        jsonschema.Draft7Validator(schema).validate(tools.deep_merge(chart, json.loads(values_of(name))))
+
+
+# ------------------------------------------------- bad values do not render
+
+@pytest.mark.parametrize("bad, message", [
+    ({"services": {"gateway": {"kind": "cronjob"}}}, "/services/gateway/kind"),
+    ({"services": {"gateway": {"replicas": "three"}}}, "/services/gateway/replicas"),
+    ({"default": {"replicas": -1}}, "/default/replicas"),
+    ({"replicaCount": 3}, "replicaCount"),
+    ({"services": {"billing-api": {"uses": ["mysql"]}}}, "/services/billing-api/uses"),
+    ({"services": {"assessment-api": {"kind": "api", "service": "assessment", "args": ["python"],
+                                      "ports": {"http": 8080}}}}, "grpc"),
+    ({"image": {"digest": "latest"}}, "/image/digest"),
+    ({"secrets": {"databaseUrl": "mysql://db/tuoguan"}}, "/secrets/databaseUrl"),
+    ({"migrations": {"hook": "whenever"}}, "/migrations/hook"),
+], ids=lambda v: str(v) if isinstance(v, str) else None)
+def test_schema_rejects_bad_values(bad, message):
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError) as failure:
+        tools.render(tools.with_token_keys(bad))
+    assert message in str(failure.value)
+
+
+def test_schema_rejects_a_bad_values_file_naming_every_mistake():
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError) as failure:
+        tools.render(tools.with_token_keys(tools.load_values(REPO / "tests" / "deploy" / "values" / "bad.yaml")))
+    for mistake in ("servces", "/services/registration-worker/replicas", "/services/registration-worker/kind",
+                    "/services/gateway/ports/http", "/ingress/hosts/0/paths/0/path"):
+        assert mistake in str(failure.value), mistake
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"services": {"billing-api": {"dependsOn": ["payments-api"]}}}, "payments-api is not an enabled component"),
+    ({"services": {"billing-api": {"dependsOn": ["billing-worker"]}}}, "billing-worker is not an api"),
+    ({"postgresql": {"enabled": False}}, "secrets.databaseUrl"),
+    ({"rabbitmq": {"enabled": False}}, "secrets.amqpUri"),
+    ({"redis": {"enabled": False}}, "secrets.redisUrl"),
+], ids=str)
+def test_templates_refuse_inconsistent_values(bad, message):
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError) as failure:
+        tools.render(tools.with_token_keys(bad))
+    assert message in str(failure.value)
+
+
+def test_token_keys_are_required():
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError) as failure:
+        tools.render({})
+    assert "token keys are required" in str(failure.value)
+
+
+# ------------------------------------------------------ hardened workloads
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_every_pod_is_non_root_with_seccomp_and_no_capabilities(name):
+    for workload in (m for m in rendered(name) if m["kind"] in WORKLOADS):
+        what = f"{workload['kind']}/{workload['metadata']['name']}"
+        spec = pod_spec(workload)
+        pod_sc = spec.get("securityContext", {})
+        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", what
+        assert spec.get("automountServiceAccountToken") is False, what
+        for container in containers(workload):
+            sc = container.get("securityContext", {})
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True, what
+            assert (sc.get("runAsUser") or pod_sc.get("runAsUser") or 0) > 0, what
+            assert sc.get("allowPrivilegeEscalation") is False, what
+            assert "ALL" in sc.get("capabilities", {}).get("drop", []), what
+            assert not sc.get("capabilities", {}).get("add"), what
+            assert sc.get("privileged") is not True, what
+            for bound in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(container.get("resources", {}).get(bound, {})), (what, bound)
+            image = container["image"]
+            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (what, image)
+
+
+@pytest.mark.parametrize("name", HARDENED)
+def test_every_container_has_a_read_only_root_filesystem_and_a_writable_tmp(name):
+    for workload in (m for m in rendered(name) if m["kind"] in WORKLOADS):
+        volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
+        for container in containers(workload):
+            what = f"{workload['kind']}/{workload['metadata']['name']}"
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, what
+            tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+            assert tmp and "emptyDir" in volumes[tmp[0]["name"]], what
+
+
+def test_only_the_tilt_values_make_the_code_writable():
+    for name in CI_FILES:
+        writable = [c["name"] for d in platform_deployments(rendered(name)).values() for c in containers(d)
+                    if not c["securityContext"]["readOnlyRootFilesystem"]]
+        assert bool(writable) == (name == "tilt"), name
+
+
+# ------------------------------------------------ one Deployment per process
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_one_deployment_per_procfile_process_running_its_command(name):
+    deployments = platform_deployments(rendered(name))
+    processes = procfile()
+    assert set(deployments) == set(processes)
+    for process, argv in processes.items():
+        (container,) = pod_spec(deployments[process])["containers"]
+        args = container["args"]
+        if name == "tilt":  # watchfiles "<command>" <paths>
+            assert args[0] == "watchfiles" and shlex.split(args[5]) == argv, process
+        else:
+            assert args == argv, process
+        assert "command" not in container, process
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_probes_grpc_for_apis_http_for_workers_and_gateway(name):
+    for process, deployment in platform_deployments(rendered(name)).items():
+        (container,) = pod_spec(deployment)["containers"]
+        kind = deployment["metadata"]["labels"]["tuoguan.io/kind"]
+        service = process.rsplit("-", 1)[0]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            spec = container[probe]
+            if kind == "api":
+                assert spec["grpc"]["port"] == ports["grpc"] == PORTS[service]["grpc"], (process, probe)
+                assert ports["metrics"] == PORTS[service]["metrics"]
+            elif kind == "worker":
+                assert spec["httpGet"] == {"path": "/metrics", "port": "metrics"}, (process, probe)
+                assert ports["metrics"] == PORTS[service]["worker_metrics"]
+            else:
+                assert spec["httpGet"] == {"path": "/healthz", "port": "http"}, (process, probe)
+                assert ports["http"] == PORTS["gateway"]["http"]
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_environment_wires_ports_addresses_and_credentials(name):
+    manifests = rendered(name)
+    values = json.loads(values_of(name))
+    services = by_name(manifests, "Service")
+    secrets = {s["metadata"]["name"]: s for s in of_kind(manifests, "Secret")}
+    external = {(values.get("secrets") or {}).get("existingSecret"),
+                ((values.get("secrets") or {}).get("tokenKeys") or {}).get("existingSecret")} - {None, ""}
+    for process, deployment in platform_deployments(manifests).items():
+        spec = pod_spec(deployment)
+        (container,) = spec["containers"]
+        env = env_of(container)
+        service = process.rsplit("-", 1)[0]
+        up = service.upper()
+        kind = deployment["metadata"]["labels"]["tuoguan.io/kind"]
+        if kind == "api":
+            assert env[f"{up}_GRPC_PORT"]["value"] == str(PORTS[service]["grpc"])
+            assert env[f"{up}_METRICS_PORT"]["value"] == str(PORTS[service]["metrics"])
+            assert "DATABASE_URL" in env and "AMQP_URI" not in env, process  # only workers relay the outbox
+        elif kind == "worker":
+            assert env[f"{up}_WORKER_METRICS_PORT"]["value"] == str(PORTS[service]["worker_metrics"])
+            assert {"DATABASE_URL", "AMQP_URI"} <= set(env), process
+        else:
+            assert env["GATEWAY_PORT"]["value"] == str(PORTS["gateway"]["http"])
+            assert {"REDIS_URL", "GATEWAY_SESSION_SECRET"} <= set(env) and "DATABASE_URL" not in env
+        assert ("TUOGUAN_TOKEN_PRIVATE_KEY_FILE" in env) == (process == "identity-api"), process
+        assert "TUOGUAN_TOKEN_PUBLIC_KEY_FILE" in env
+        for var, entry in env.items():
+            if var.endswith("_ADDR"):
+                host, port = entry["value"].split(":")
+                target = var[: -len("_ADDR")].lower()
+                assert host in services, (process, var)
+                assert int(port) == PORTS[target]["grpc"], (process, var)
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                assert ref["name"] in secrets or ref["name"] in external, (process, var, ref["name"])
+                if ref["name"] in secrets and not ref.get("optional"):
+                    assert ref["key"] in secrets[ref["name"]]["data"], (process, var)
+        key_volume = next(v for v in spec["volumes"] if v["name"] == "token-keys")["secret"]
+        assert key_volume["secretName"] in secrets or key_volume["secretName"] in external
+        items = {i["key"] for i in key_volume["items"]}
+        assert items == ({"token-verify.pem", "token-signing.pem"} if process == "identity-api"
+                         else {"token-verify.pem"}), process
+
+
+def test_billing_api_asks_registration_api():
+    env = env_of(pod_spec(platform_deployments(rendered("minimal"))["billing-api"])["containers"][0])
+    assert env["REGISTRATION_ADDR"]["value"] == f"tuoguan-registration-api:{PORTS['registration']['grpc']}"
+
+
+# ------------------------------------------------------ PDBs, HPAs, labels
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_disruption_budgets_and_autoscalers_follow_the_values(name):
+    manifests = rendered(name)
+    values = json.loads(values_of(name))
+    pdbs, hpas = of_kind(manifests, "PodDisruptionBudget"), by_name(manifests, "HorizontalPodAutoscaler")
+    for process, deployment in platform_deployments(manifests).items():
+        c = merged_component(values, process)
+        selected = [p for p in pdbs if matches(p["spec"]["selector"], pod_labels(deployment))]
+        assert len(selected) == (1 if c["podDisruptionBudget"]["enabled"] else 0), process
+        hpa = hpas.get(deployment["metadata"]["name"])
+        if c["autoscaling"]["enabled"]:
+            assert hpa and hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"], process
+            assert "replicas" not in deployment["spec"], process  # the HPA owns it
+            assert hpa["spec"]["minReplicas"] >= 2, process
+        else:
+            assert hpa is None and deployment["spec"]["replicas"] == c["replicas"], process
+
+
+def test_production_scales_apis_gateway_and_workers():
+    hpas = {h["metadata"]["labels"]["app.kubernetes.io/component"]
+            for h in of_kind(rendered("production"), "HorizontalPodAutoscaler")}
+    assert set(procfile()) <= hpas
+    pdbs = of_kind(rendered("production"), "PodDisruptionBudget")
+    assert all(p["spec"].get("minAvailable") == 1 and "maxUnavailable" not in p["spec"] for p in pdbs)
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_standard_labels_everywhere(name):
+    for obj in rendered(name):
+        labels = obj["metadata"].get("labels", {})
+        what = f"{obj['kind']}/{obj['metadata']['name']}"
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                    "app.kubernetes.io/managed-by", "app.kubernetes.io/component", "app.kubernetes.io/part-of",
+                    "helm.sh/chart"):
+            assert labels.get(key), (what, key)
+        assert obj["metadata"].get("namespace") == "tuoguan", what
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_services_select_their_workloads_by_named_ports(name):
+    manifests = rendered(name)
+    workloads = [m for m in manifests if m["kind"] in WORKLOADS]
+    for service in of_kind(manifests, "Service"):
+        backing = [w for w in workloads if matches({"matchLabels": service["spec"]["selector"]}, pod_labels(w))]
+        assert len(backing) == 1, service["metadata"]["name"]
+        port_names = {p["name"] for c in containers(backing[0]) for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in port_names, (service["metadata"]["name"], port)
+
+
+# ------------------------------------------------------------ NetworkPolicies
+
+# Who calls whom over gRPC (DESIGN.md, README "The booking saga"): the gateway
+# every api; billing asks registration for the booking. Nobody else.
+DESIGN_GRPC_CALLS = {
+    "gateway": {"identity-api", "registration-api", "billing-api", "ticketing-api"},
+    "billing-api": {"registration-api"},
+}
+
+
+def expected_traffic(manifests: list[dict], values: dict) -> set[tuple[str, str, int]]:
+    """What the design needs, and nothing else: (from, to, port) between the release's pods."""
+    deployments = platform_deployments(manifests)
+    kinds = {p: d["metadata"]["labels"]["tuoguan.io/kind"] for p, d in deployments.items()}
+    present = set(pods(manifests))
+    edges = set()
+
+    def add(src, dst, port):
+        if src in present and dst in present:
+            edges.add((src, dst, port))
+
+    for process, kind in kinds.items():
+        c = merged_component(values, process)
+        service = c["service"]
+        calls = DESIGN_GRPC_CALLS.get(process, set()) if process in procfile() else c.get("dependsOn", [])
+        for dep in calls:
+            add(process, dep, PORTS[dep.rsplit("-", 1)[0]]["grpc"])
+        if kind in ("api", "worker"):
+            add(process, "postgresql", 5432)
+        if kind == "worker":
+            add(process, "rabbitmq", 5672)
+        if kind == "gateway":
+            add(process, "redis", 6379)
+        metrics = PORTS[service].get("metrics" if kind == "api" else "worker_metrics") \
+            if kind != "gateway" else PORTS["gateway"]["http"]
+        add("prometheus", process, metrics)
+        add(process, "otel-collector", 4317)
+    add("migrate", "postgresql", 5432)
+    add("migrate", "rabbitmq", 5672)
+    add("grafana", "prometheus", 9090)
+    # Inside a pod nothing is filtered.
+    for name, pod in pods(manifests).items():
+        for port in pod.ports:
+            edges.add((name, name, port))
+    return edges
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_network_policies_allow_exactly_the_designed_traffic(name):
+    manifests = rendered(name)
+    values = json.loads(values_of(name))
+    release_pods = pods(manifests)
+    expected = expected_traffic(manifests, values)
+    wrong = []
+    for src_name, src in release_pods.items():
+        if src_name == "otel-collector":
+            continue  # its egress is open: it exports wherever its configuration says
+        for dst_name, dst in release_pods.items():
+            for port in dst.ports:
+                allowed = src_name == dst_name or allows(manifests, src, dst, port)
+                if allowed != ((src_name, dst_name, port) in expected):
+                    wrong.append(f"{src_name} -> {dst_name}:{port} {'allowed' if allowed else 'blocked'}")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_every_pod_has_its_own_network_policy_under_a_default_deny(name):
+    manifests = rendered(name)
+    policies = of_kind(manifests, "NetworkPolicy")
+    default_deny = [p for p in policies if p["metadata"]["name"].endswith("-default-deny")]
+    assert len(default_deny) == 1 and not default_deny[0]["spec"].get("ingress") \
+        and not default_deny[0]["spec"].get("egress")
+    for workload in (m for m in manifests if m["kind"] in WORKLOADS):
+        own = [p for p in policies if p not in default_deny
+               and matches(p["spec"]["podSelector"], pod_labels(workload))]
+        assert len(own) == 1, workload["metadata"]["name"]
+        assert matches(default_deny[0]["spec"]["podSelector"], pod_labels(workload))
+
+
+def test_production_reaches_external_services_only_on_their_ports_and_networks():
+    manifests = rendered("production")
+    expected = {"api": {6432}, "worker": {6432, 5671}, "gateway": {6379}, "migrate": {6432, 5671},
+                "prometheus": set(), "grafana": set()}
+    for name, pod in pods(manifests).items():
+        if name == "otel-collector":
+            continue  # exports wherever its configuration says
+        kind = pod.labels.get("tuoguan.io/kind", name)
+        outside = {port for port in (5432, 5671, 5672, 6379, 6432, 4317, 4318, 8000)
+                   if allows(manifests, pod, None, port)}
+        assert outside == expected[kind], name
+    ingress = next(p for p in of_kind(manifests, "NetworkPolicy") if component(p) == "gateway")["spec"]["ingress"]
+    assert all(rule.get("from") for rule in ingress), "the gateway takes traffic only from named peers"
+
+
+# ------------------------------------------------------------- migrations
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_migrations_run_as_a_hook_job_for_every_domain_service(name):
+    manifests = rendered(name)
+    values = json.loads(values_of(name))
+    (job,) = of_kind(manifests, "Job")
+    annotations = job["metadata"]["annotations"]
+    in_chart = values.get("postgresql", {}).get("enabled", True) or values.get("rabbitmq", {}).get("enabled", True)
+    hook = values.get("migrations", {}).get("hook") or \
+        ("post-install,pre-upgrade" if in_chart else "pre-install,pre-upgrade")
+    assert annotations["helm.sh/hook"] == hook
+    assert "pre-upgrade" in hook
+    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    migrated = re.findall(r"python -m (\w+)\.migrate", script)
+    assert sorted(migrated) == DOMAIN_SERVICES
+    seeded = re.findall(r"python -m (\w+)\.seed", script)
+    if values.get("migrations", {}).get("seed"):
+        assert sorted(seeded) == sorted(p.parent.name for p in REPO.glob("services/*/src/*/seed.py"))
+    else:
+        assert not seeded
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    assert {"DATABASE_URL", "AMQP_URI"} <= set(env)  # migrate also declares the workers' queues
+    # What the Job reads exists before it: a hook of lower weight, or a Secret outside the chart.
+    for entry in env.values():
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref and ref["name"] in by_name(manifests, "Secret"):
+            secret = by_name(manifests, "Secret")[ref["name"]]
+            assert int(secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
+                int(annotations["helm.sh/hook-weight"])
+
+
+def test_credentials_made_by_the_chart_or_taken_from_existing_secrets():
+    minimal = by_name(rendered("minimal"), "Secret")
+    assert set(minimal) == {"tuoguan-credentials", "tuoguan-token-keys"}
+    import base64
+
+    data = {k: base64.b64decode(v).decode() for k, v in minimal["tuoguan-credentials"]["data"].items()}
+    assert data["database-url"].startswith(f"postgresql://postgres:{data['postgres-password']}@tuoguan-postgresql:5432/")
+    assert data["amqp-uri"] == f"amqp://tuoguan:{data['rabbitmq-password']}@tuoguan-rabbitmq:5672//"
+    assert data["redis-url"] == "redis://tuoguan-redis:6379/0"
+    assert len(data["session-secret"]) >= 32
+    assert not by_name(rendered("production"), "Secret"), "production uses existing Secrets only"
+
+
+# ------------------------------------------------------ monitoring, ingress
+
+def test_service_monitors_only_when_forced_or_the_operator_is_there():
+    # Offline there is no monitoring.coreos.com/v1 API: only the forced production values render them.
+    assert not of_kind(rendered("minimal"), "ServiceMonitor")
+    monitors = of_kind(rendered("production"), "ServiceMonitor")
+    services = of_kind(rendered("production"), "Service")
+    assert {component(m) for m in monitors} == set(procfile())
+    for monitor in monitors:
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        selected = [s for s in services if matches(monitor["spec"]["selector"], s["metadata"]["labels"])]
+        assert len(selected) == 1, monitor["metadata"]["name"]  # the ClusterIP Service, not the headless one
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {p["name"] for p in selected[0]["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics"
+
+
+def test_ingress_routes_to_the_gateway():
+    (ingress,) = of_kind(rendered("production"), "Ingress")
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "tuoguan-gateway", "port": {"number": PORTS["gateway"]["http"]}}
+    assert not of_kind(rendered("minimal"), "Ingress")
+
+
+# ------------------------------------------------------------ observability
+
+def test_the_chart_reads_the_repositorys_observability_files():
+    drift = tools.observability_drift()
+    assert not drift, "deploy/helm/tuoguan/files/observability " + "\n".join(drift)
+
+
+@pytest.mark.parametrize("name", [n for n in CI_FILES if n != "minimal"])
+def test_observability_stack_uses_the_repository_files(name):
+    manifests = rendered(name)
+    maps = by_name(manifests, "ConfigMap")
+    rules = maps["tuoguan-prometheus-rules"].get("data") or {}
+    for path in sorted((REPO / "observability" / "prometheus" / "rules").glob("*.yml")):
+        assert rules.get(path.name) == path.read_text(), path.name
+    dashboards = maps["tuoguan-grafana-dashboards"].get("data") or {}
+    for path in sorted((REPO / "observability" / "grafana" / "dashboards").glob("*.json")):
+        assert dashboards.get(path.name) == path.read_text(), path.name
+    for folder, config_map in (("datasources", "tuoguan-grafana-datasources"),
+                               ("dashboards", "tuoguan-grafana-dashboard-providers")):
+        for path in sorted((REPO / "observability" / "grafana" / "provisioning" / folder).glob("*.y*ml")):
+            assert maps[config_map]["data"].get(path.name) == path.read_text(), path.name
+    grafana = by_name(manifests, "Deployment")["tuoguan-grafana"]
+    grafana_env = env_of(pod_spec(grafana)["containers"][0])
+    assert grafana_env["PROMETHEUS_URL"]["value"] == "http://tuoguan-prometheus:9090"
+    mounts = {m["mountPath"] for m in pod_spec(grafana)["containers"][0]["volumeMounts"]}
+    providers = yaml.safe_load(next(iter(maps["tuoguan-grafana-dashboard-providers"]["data"].values())))
+    assert {p["options"]["path"] for p in providers["providers"]} <= mounts
+
+
+@pytest.mark.parametrize("name", [n for n in CI_FILES if n != "minimal"])
+def test_prometheus_scrapes_every_process_with_the_labels_the_rules_use(name):
+    manifests = rendered(name)
+    config = yaml.safe_load(by_name(manifests, "ConfigMap")["tuoguan-prometheus"]["data"]["prometheus.yml"])
+    labelled = {}
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            (dns,) = sd["names"]
+            labels = {r["target_label"]: r["replacement"] for r in job.get("relabel_configs", [])
+                      if re.fullmatch(r["regex"], dns)}
+            labelled[dns.split("-headless.")[0].removeprefix("tuoguan-")] = (labels, sd["port"])
+    deployments = platform_deployments(manifests)
+    assert set(labelled) == set(deployments)
+    for process, (labels, port) in labelled.items():
+        kind = deployments[process]["metadata"]["labels"]["tuoguan.io/kind"]
+        assert labels == {"service": process.rsplit("-", 1)[0] if kind != "gateway" else "gateway",
+                          "process": kind}, process
+        headless = by_name(manifests, "Service")[f"tuoguan-{process}-headless"]
+        assert headless["spec"]["clusterIP"] == "None" and port in {p["port"] for p in headless["spec"]["ports"]}
+
+
+def test_collector_configuration_keeps_the_file_and_points_traces_where_the_values_say():
+    source = yaml.safe_load((REPO / "observability" / "otel-collector" / "config.yaml").read_text())
+    for name, endpoint in (("production", "tempo-distributor.monitoring.svc.cluster.local:4317"), ("tilt", None)):
+        config = yaml.safe_load(by_name(rendered(name), "ConfigMap")["tuoguan-otel-collector"]["data"]["config.yaml"])
+        assert config["receivers"] == source["receivers"]
+        exporters = config["exporters"]
+        if endpoint:
+            assert exporters["otlp/traces"]["endpoint"] == endpoint
+        else:
+            assert "otlp/traces" not in exporters
+        for pipeline in config["service"]["pipelines"].values():
+            assert set(pipeline["exporters"]) <= set(exporters) and pipeline["exporters"]
+
+
+# ----------------------------------------------- a new service, values only
+
+def test_a_service_added_in_values_gets_everything():
+    added = {"services": {"assessment-api": {
+        "kind": "api", "service": "assessment", "args": ["python", "-m", "assessment.api"],
+        "ports": {"grpc": 50055, "metrics": 9105}, "uses": ["postgres"], "migrate": True}},
+        "serviceMonitor": {"force": True}}
+    manifests = tools.render(tools.with_token_keys(added))
+    kinds = {m["kind"] for m in manifests if m["metadata"]["labels"].get("app.kubernetes.io/component")
+             == "assessment-api"}
+    assert kinds == {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"}
+    (job,) = of_kind(manifests, "Job")
+    assert "python -m assessment.migrate" in job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    assert not tools.validate(manifests, ["1.30"])
+
+
+# ---------------------------------------------------------------- the image
+
+def test_dockerfile_is_one_pinned_multi_stage_non_root_image_from_the_lock():
+    text = (REPO / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", text, flags=re.M | re.I)
+    assert [s[1] for s in stages][-1] == "runtime", "the production stage is the default (last) target"
+    assert "dev" in [s[1] for s in stages]
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)", text, flags=re.M).group(1)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+    assert re.search(r"^ARG UV_IMAGE=\S+:\d+\.\d+\.\d+", text, flags=re.M)
+    assert "uv sync --frozen --no-dev" in text
+    users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
+    assert users[-1] == "10001:10001"
+    assert "PYTHONDONTWRITEBYTECODE=1" in text
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert "*" in ignored and "**/tests/" in ignored
+    # The chart runs it as the same user.
+    default = yaml.safe_load((tools.CHART / "values.yaml").read_text())["default"]
+    assert default["podSecurityContext"]["runAsUser"] == 10001

@@ -1,0 +1,144 @@
+"""What the observability tests share: where the files are, the rules and
+dashboards parsed, PromQL's metric names, Grafana's variables, the binaries."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import Counter, Gauge, Histogram
+
+from tuoguan_common import metrics as registry
+
+REPO = Path(__file__).resolve().parents[2]
+OBSERVABILITY = REPO / "observability"
+PROMETHEUS_DIR = OBSERVABILITY / "prometheus"
+PROMETHEUS_YML = PROMETHEUS_DIR / "prometheus.yml"
+RULES_DIR = PROMETHEUS_DIR / "rules"
+RULE_TESTS_DIR = PROMETHEUS_DIR / "tests"
+GRAFANA_DIR = OBSERVABILITY / "grafana"
+DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
+RUNBOOKS_DIR = REPO / "docs" / "runbooks"
+COMPOSE_FILE = REPO / "docker-compose.yml"
+
+# Grafana's own variables, as a panel would see them over a short range.
+BUILTIN_VARIABLES = {
+    "__rate_interval": "1m", "__interval": "15s", "__interval_ms": "15000",
+    "__range": "5m", "__range_s": "300", "__range_ms": "300000",
+}
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+_RECORDED = re.compile(r"\b[a-z_]+:tuoguan_[a-z0-9_]+:[a-z0-9_]+\b")
+_RAW = re.compile(r"\btuoguan_[a-z0-9_]+\b")
+
+
+def binary(name: str) -> str:
+    """The path of a Prometheus binary; fails (never skips) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` is not installed: `apt-get install -y prometheus prometheus-alertmanager` "
+                    "(Debian's packages; .ci/run installs them)", pytrace=False)
+    return path
+
+
+def load_yaml(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+def rule_files() -> list[Path]:
+    return sorted(RULES_DIR.glob("*.yml"))
+
+
+def rule_groups() -> list[tuple[Path, dict]]:
+    return [(path, group) for path in rule_files() for group in load_yaml(path)["groups"]]
+
+
+def alert_rules() -> list[dict]:
+    return [rule for _path, group in rule_groups() for rule in group["rules"] if "alert" in rule]
+
+
+def recording_rules() -> list[dict]:
+    return [rule for _path, group in rule_groups() for rule in group["rules"] if "record" in rule]
+
+
+def exposed_metric_names() -> set[str]:
+    """Every series name the platform's processes serve, from the one registry."""
+    names = {"up"}
+    for metric in vars(registry).values():
+        if isinstance(metric, Counter):
+            names.add(f"{metric._name}_total")
+        elif isinstance(metric, Histogram):
+            names.update(f"{metric._name}_{suffix}" for suffix in ("bucket", "count", "sum"))
+        elif isinstance(metric, Gauge):
+            names.add(metric._name)
+    return names
+
+
+def unlabelled_gauges() -> set[str]:
+    """Gauges without labels: every process serves them (the registry is shared),
+    at 0 where nothing sets them."""
+    return {m._name for m in vars(registry).values() if isinstance(m, Gauge) and not m._labelnames}
+
+
+def unowned_gauge_reads(expr: str) -> list[str]:
+    """Reads of an unlabelled gauge that do not name the service whose process sets it."""
+    bad = []
+    expr = _RECORDED.sub(" ", expr)
+    for name in unlabelled_gauges():
+        for match in re.finditer(rf"\b{name}\b(\{{[^}}]*\}})?", expr):
+            if "service=" not in (match.group(1) or ""):
+                bad.append(match.group(0))
+    return bad
+
+
+def metric_names_in(expr: str) -> set[str]:
+    """The platform's metric and recording-rule names a PromQL expression reads."""
+    recorded = set(_RECORDED.findall(expr))
+    return recorded | set(_RAW.findall(_RECORDED.sub(" ", expr)))
+
+
+def dashboards() -> dict[str, dict]:
+    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))}
+
+
+def all_panels(dashboard: dict) -> list[dict]:
+    """Every panel, including those inside collapsed rows."""
+    found = []
+    for panel in dashboard.get("panels", []):
+        found.append(panel)
+        found.extend(panel.get("panels", []))
+    return found
+
+
+def template_variables(dashboard: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
+
+
+def panel_queries() -> list[tuple[str, str, str, str, dict]]:
+    """(dashboard file, panel title, refId, expr, the dashboard's variables) for every panel target."""
+    queries = []
+    for name, dashboard in dashboards().items():
+        variables = template_variables(dashboard)
+        for panel in all_panels(dashboard):
+            for target in panel.get("targets", []):
+                queries.append((name, panel["title"], target["refId"], target["expr"], variables))
+    return queries
+
+
+def variables_in(expr: str) -> set[str]:
+    return {a or b for a, b in _VARIABLE.findall(expr)}
+
+
+def render(expr: str, variables: dict) -> str:
+    """The query Grafana would send: its own variables at a short range, a
+    multi-value template variable as "All" (its allValue, `.*`)."""
+    def value(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name in BUILTIN_VARIABLES:
+            return BUILTIN_VARIABLES[name]
+        if name in variables:
+            return variables[name].get("allValue") or ".*"
+        raise AssertionError(f"${name} is neither a Grafana variable nor one of the dashboard's")
+    return _VARIABLE.sub(value, expr)
