@@ -21,8 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform as pyplatform
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,28 +32,12 @@ import grpc
 from grpc import aio
 
 from bench import baselines, integrity
+from bench.report import machine_note, print_figures, progress
 from tuoguan.billing.v1 import billing_pb2, billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan.registration.v1 import registration_pb2_grpc as reg_grpc
 from tuoguan_common import auth
 from tuoguan_common.launcher import Platform
-
-
-def progress(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def machine_note() -> str:
-    cpu = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip() or "psql ?"
-    return f"{os.cpu_count()} cores ({cpu}), Python {pyplatform.python_version()}, {pg}"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -355,12 +337,7 @@ def main() -> None:
         "hold_to_confirmed_p99_ms": round(sus["full_p99_ms"]),
         **checks,
     }
-    print()
-    print(f"{'figure':40} {'value':>12}")
-    for k, v in figures.items():
-        if k != "machine":
-            print(f"{k:40} {v!s:>12}")
-    print(json.dumps(figures, ensure_ascii=False))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
 import tempfile
@@ -32,7 +31,7 @@ import httpx
 import psycopg
 
 from bench import baselines
-from bench.surge import machine_note, progress
+from bench.report import machine_note, print_figures, progress
 from tuoguan.ticketing.v1 import ticketing_pb2 as pb
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc as pb_grpc
 from tuoguan_common import auth
@@ -275,12 +274,7 @@ def main() -> None:
         "board_calls_per_s": round(board["board_calls_per_s"], 1),
         "sla_states_per_s_through_board": round(board["sla_states_per_s"]),
     }
-    print()
-    print(f"{'figure':40} {'value':>12}")
-    for k, v in figures.items():
-        if k != "machine":
-            print(f"{k:40} {v!s:>12}")
-    print(json.dumps(figures, ensure_ascii=False))
+    print_figures(figures)
 
 
 if __name__ == "__main__":
