@@ -188,3 +188,13 @@ def test_an_alert_storm_makes_one_ticket_per_distinct_alert(stub, people, databa
     assert {t["status"] for t in tickets} == {"new"}
     assert len(outbox(database, "TicketOpened")) == 50
     assert {str(t["id"]) for t in tickets} == {i for r in replies for i in r.ticket_ids}
+
+
+def test_the_open_ticket_gauge_counts_unresolved_work_only(stub, people, store):
+    """A resolved P1 waiting for its requester's confirmation pages nobody: the gauge behind the
+    open-P1 alert counts new, assigned, in-progress and pending tickets only."""
+    device = people.device()
+    stub.ReceiveAlerts(alerts_request(alert("gauge-a"), alert("gauge-b")), metadata=device.md)
+    assert sum(store.open_by_priority().values()) == 2
+    stub.ReceiveAlerts(alerts_request(alert("gauge-a", status="resolved")), metadata=device.md)
+    assert sum(store.open_by_priority().values()) == 1

@@ -114,7 +114,10 @@ TICKETING_ESCALATIONS = Counter(
 TICKETING_TICKETS_CLOSED = Counter(
     "tuoguan_ticketing_tickets_closed_total", "Tickets closed, by how (confirmed, auto, closed)", ["how"],
 )
-TICKETING_OPEN_TICKETS = Gauge("tuoguan_ticketing_open_tickets", "Tickets not closed, by priority", ["priority"])
+TICKETING_OPEN_TICKETS = Gauge(
+    "tuoguan_ticketing_open_tickets", "Tickets not yet resolved (new, assigned, in progress, pending), by priority",
+    ["priority"],
+)
 TICKETING_RESOLUTION_SECONDS = Histogram(
     "tuoguan_ticketing_resolution_service_seconds",
     "Service time from report to resolution (the SLA clock: pauses on the hospital's or a vendor's side excluded), "

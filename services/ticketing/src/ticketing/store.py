@@ -561,5 +561,7 @@ class Store:
 
     def open_by_priority(self) -> dict[int, int]:
         with self.db.transaction() as cur:
-            cur.execute("SELECT priority, count(*) AS n FROM tickets WHERE status <> 'closed' GROUP BY priority")
+            # Resolved tickets waiting for the requester's confirmation are not open work: nobody needs paging.
+            cur.execute("SELECT priority, count(*) AS n FROM tickets "
+                        "WHERE status IN ('new', 'assigned', 'in_progress', 'pending') GROUP BY priority")
             return {r["priority"]: r["n"] for r in cur.fetchall()}
