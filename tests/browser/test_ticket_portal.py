@@ -88,6 +88,11 @@ def test_a_pacs_problem_from_report_to_a_billable_worklog(new_context, shots):
     engineer.reload()
     expect(engineer.locator("#ticket-status")).to_have_text("已关闭")
     expect(engineer.locator("tr[data-worklog] td.billable")).to_have_text("可计费")
+    # The timeline tells the ticket's history in order, from the same events its SLA is computed from.
+    kinds = engineer.locator("ol.timeline li").evaluate_all("els => els.map(e => e.className)")
+    assert [k.split("event-")[1] for k in kinds if "comment" not in k] == [
+        "opened", "assigned", "started", "resolved", "closed"], kinds
+    expect(engineer.locator("ol.timeline li.event-started")).to_contain_text("开始处理")
     shots(engineer, "billable")
 
 

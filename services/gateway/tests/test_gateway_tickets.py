@@ -219,7 +219,7 @@ def test_a_ticket_with_its_comments_and_worklogs(http, fakes, person):
 
     detail = http.get(f"/api/v1/tickets/{tid}", headers=clinician.headers)
     assert detail.status_code == 200
-    assert set(detail.json()) == {"ticket", "comments", "worklogs"}
+    assert set(detail.json()) == {"ticket", "comments", "worklogs", "history"}
     assert detail.json()["ticket"]["worklog_minutes"] == 45
     assert detail.json()["comments"] == [comment.json()] and detail.json()["worklogs"] == [worklog.json()]
     assert fakes["ticketing"].last("GetTicket")[2]["authorization"] == f"Bearer {clinician.token}"

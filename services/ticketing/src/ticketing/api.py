@@ -161,11 +161,12 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         found = self.store.get_ticket(_id(request.ticket_id, "ticket_id"), self.clock())
         if found is None:
             raise not_found("ticket")
-        row, state, comments, worklogs = found
+        row, state, comments, worklogs, history = found
         self.store.check_visible(row, caller)
         return pb.GetTicketResponse(ticket=messages.ticket(row, state),
                                     comments=[messages.comment(c) for c in comments],
-                                    worklogs=[messages.worklog(w) for w in worklogs])
+                                    worklogs=[messages.worklog(w) for w in worklogs],
+                                    history=[messages.history_entry(e) for e in history])
 
     def ListTickets(self, request, context):
         caller = current_principal()

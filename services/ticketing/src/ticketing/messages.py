@@ -78,3 +78,8 @@ def worklog(row: Row) -> pb.Worklog:
         grade=row["grade"], activity=row["activity"], started_at=rfc3339(row["started_at"]), minutes=row["minutes"],
         note=row["note"], billable=row["billable"], created_at=rfc3339(row["created_at"]),
     )
+
+
+def history_entry(row: Row) -> pb.HistoryEntry:
+    return pb.HistoryEntry(at=rfc3339(row["at"]), kind=row["kind"], side=text(row["side"]),
+                           priority=row["priority"] or 0, actor_id=row["actor_id"], note=row["note"])

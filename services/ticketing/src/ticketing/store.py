@@ -234,7 +234,8 @@ class Store:
             row, state = self._rate(cur, ticket_id, now)
             return idem.remember(cur, pb.OpenTicketResponse(ticket=messages.ticket(row, state)))
 
-    def get_ticket(self, ticket_id: str, now: dt.datetime) -> tuple[Row, SlaState, list[Row], list[Row]] | None:
+    def get_ticket(self, ticket_id: str, now: dt.datetime
+                   ) -> tuple[Row, SlaState, list[Row], list[Row], list[Row]] | None:
         with self.db.transaction() as cur:
             row = self._view(cur, ticket_id)
             if row is None:
@@ -243,7 +244,7 @@ class Store:
             cur.execute("SELECT * FROM comments WHERE ticket_id = %s ORDER BY created_at", (ticket_id,))
             comments = cur.fetchall()
             cur.execute("SELECT * FROM worklogs WHERE ticket_id = %s ORDER BY started_at", (ticket_id,))
-            return row, self.sla(self.calendar(cur), row, history, now), comments, cur.fetchall()
+            return row, self.sla(self.calendar(cur), row, history, now), comments, cur.fetchall(), history
 
     def list_tickets(self, view: str, subject: str, *, open_only: bool, subsystem_code: str | None, limit: int,
                      now: dt.datetime) -> list[tuple[Row, SlaState]]:

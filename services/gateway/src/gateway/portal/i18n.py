@@ -139,6 +139,22 @@ URGENCY_HELP = {
     2: N_("Work is slowed down: it should be fixed today."),
     3: N_("It can wait a few days."),
 }
+# The ticket history's events, as the timeline tells them (paused and priority_changed carry details).
+HISTORY_EVENTS = {
+    "opened": N_("Reported the problem."),
+    "assigned": N_("Assigned the ticket."),
+    "started": N_("Started work."),
+    "resumed": N_("Resumed work."),
+    "resolved": N_("Resolved."),
+    "reopened": N_("Reopened."),
+    "closed": N_("Closed the ticket."),
+}
+GENERAL_EVENT = N_("Updated the ticket.")
+PAUSED_BY = {
+    "hospital": N_("Paused: waiting for the hospital (the SLA clock stops)."),
+    "contractor": N_("Paused by the O&M team (the SLA clock keeps running)."),
+    "vendor": N_("Paused: waiting for the vendor (the SLA clock stops)."),
+}
 PAUSE_SIDES = {1: N_("The hospital"), 2: N_("The O&M team (our side)"), 3: N_("A third-party vendor")}
 PAUSE_SIDE_HELP = {
     1: N_("Waiting for the hospital, e.g. for a ward to free the computer or for an approval: the SLA clock "

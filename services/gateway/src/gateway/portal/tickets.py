@@ -317,7 +317,7 @@ async def ticket_page(request: Request, ticket_id: str):
         # Not "the assigned engineer" in the engineer's own field: their name when known, else that it is assigned.
         assignee=people.name(ticket.assignee_id, default=translate(request, i18n.TICKET_STATUSES[
             tkt.TICKET_STATUS_ASSIGNED])),
-        timeline=_timeline(request, ticket, list(reply.comments), people),
+        timeline=_timeline(request, ticket, list(reply.comments), list(reply.history), people),
         worklogs=[(w, people.name(w.engineer_id, ticket, default=translate(request, "An engineer")))
                   for w in reply.worklogs] if has_role(request, *STAFF) else None,
         offered=offered, engineers=staff["engineer"], elapsed=duration(request, ticket.sla.resolution_elapsed_seconds),
@@ -326,19 +326,24 @@ async def ticket_page(request: Request, ticket_id: str):
         started_max=now.strftime(LOCAL_MINUTE))
 
 
-def _timeline(request: Request, ticket: tkt.Ticket, comments: list[tkt.Comment], people: People) -> list[dict]:
-    """What happened, oldest first: the report, the comments, the resolution and the closing."""
+def _timeline(request: Request, ticket: tkt.Ticket, comments: list[tkt.Comment], history: list[tkt.HistoryEntry],
+              people: People) -> list[dict]:
+    """What happened, oldest first: the ticket's history (the one its SLA is computed from) and the comments."""
     _ = gettext(request)
-    entries = [{"at": ticket.created_at, "who": people.name(ticket.reported_by_id, ticket), "kind": "opened",
-                "text": _("Reported the problem.")}]
+    entries = []
+    for e in history:
+        if e.kind == "paused":
+            text = _(i18n.PAUSED_BY.get(e.side, i18n.GENERAL_EVENT))
+        elif e.kind == "priority_changed":
+            text = _("Priority changed to {priority}.").format(priority=_(i18n.PRIORITIES.get(e.priority, "")))
+        else:
+            text = _(i18n.HISTORY_EVENTS.get(e.kind, i18n.GENERAL_EVENT))
+        if e.note:
+            text = f"{text} {e.note}"
+        who = "" if e.actor_id.startswith("service:") else people.name(e.actor_id, ticket)
+        entries.append({"at": e.at, "who": who, "kind": e.kind, "text": text})
     entries += [{"at": c.created_at, "who": people.name(c.author_id, ticket), "kind": "comment", "text": c.body}
                 for c in comments]
-    if ticket.resolved_at:
-        entries.append({"at": ticket.resolved_at, "who": people.name(ticket.assignee_id, ticket), "kind": "resolved",
-                        "text": _("Resolved: {note}").format(note=ticket.resolution_note) if ticket.resolution_note
-                        else _("Resolved.")})
-    if ticket.closed_at:
-        entries.append({"at": ticket.closed_at, "who": "", "kind": "closed", "text": _("The ticket was closed.")})
     return sorted(entries, key=lambda e: _instant(e["at"]))
 
 

@@ -331,14 +331,32 @@ class GetTicketRequest(_message.Message):
     def __init__(self, ticket_id: _Optional[str] = ...) -> None: ...
 
 class GetTicketResponse(_message.Message):
-    __slots__ = ("ticket", "comments", "worklogs")
+    __slots__ = ("ticket", "comments", "worklogs", "history")
     TICKET_FIELD_NUMBER: _ClassVar[int]
     COMMENTS_FIELD_NUMBER: _ClassVar[int]
     WORKLOGS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     ticket: Ticket
     comments: _containers.RepeatedCompositeFieldContainer[Comment]
     worklogs: _containers.RepeatedCompositeFieldContainer[Worklog]
-    def __init__(self, ticket: _Optional[_Union[Ticket, _Mapping]] = ..., comments: _Optional[_Iterable[_Union[Comment, _Mapping]]] = ..., worklogs: _Optional[_Iterable[_Union[Worklog, _Mapping]]] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    def __init__(self, ticket: _Optional[_Union[Ticket, _Mapping]] = ..., comments: _Optional[_Iterable[_Union[Comment, _Mapping]]] = ..., worklogs: _Optional[_Iterable[_Union[Worklog, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("at", "kind", "side", "priority", "actor_id", "note")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    at: str
+    kind: str
+    side: str
+    priority: Priority
+    actor_id: str
+    note: str
+    def __init__(self, at: _Optional[str] = ..., kind: _Optional[str] = ..., side: _Optional[str] = ..., priority: _Optional[_Union[Priority, str]] = ..., actor_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ListTicketsRequest(_message.Message):
     __slots__ = ("view", "open_only", "subsystem_code", "limit")
