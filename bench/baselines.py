@@ -13,7 +13,7 @@ import psycopg
 from tuoguan_common.db import drop_database, ensure_database
 
 
-def _run_threads(n: int, seconds: float, body) -> int:
+def run_threads(n: int, seconds: float, body) -> int:
     """Runs ``body(i)`` in n threads for ``seconds``; returns total iterations."""
     stop = time.monotonic() + seconds
     counts = [0] * n
@@ -57,7 +57,7 @@ def raw_postgres_booking_rate(database_url: str, *, connections: int = 8, slots:
                                  (uuid.uuid4(), slot, uuid.uuid4()))
             return one
 
-        done = _run_threads(connections, seconds, body)
+        done = run_threads(connections, seconds, body)
         return done / seconds
     finally:
         drop_database(url)
@@ -84,7 +84,7 @@ def raw_grpc_echo_rate(*, client_threads: int = 10, server_threads: int = 10, se
         def body(_i):
             return lambda: call(payload, timeout=5)
 
-        done = _run_threads(client_threads, seconds, body)
+        done = run_threads(client_threads, seconds, body)
         channel.close()
         return done / seconds
     finally:

@@ -66,7 +66,7 @@ def raw_ticket_insert_rate(database_url: str, *, connections: int = 8, seconds: 
                     conn.execute("INSERT INTO ticket_event (ticket_id, kind) VALUES (%s, 'opened')", (ticket_id,))
             return one
 
-        return baselines._run_threads(connections, seconds, body) / seconds
+        return baselines.run_threads(connections, seconds, body) / seconds
     finally:
         drop_database(url)
 
@@ -98,7 +98,7 @@ def open_tickets(platform: Platform, issuer: auth.TokenIssuer, seconds: float, c
                 latencies.append(time.perf_counter() - started)
         return one
 
-    done = baselines._run_threads(callers, seconds, body)
+    done = baselines.run_threads(callers, seconds, body)
     channel.close()
     latencies.sort()
     return {"per_s": done / seconds, "p50_ms": latencies[len(latencies) // 2] * 1000,

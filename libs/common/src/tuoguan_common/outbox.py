@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -305,3 +306,12 @@ class Idempotent:
     def remember(self, cur: psycopg.Cursor, response: Message) -> Message:
         store_response(cur, self.scope, self.owner, self.key, response)
         return response
+
+    def run(self, database: Any, write: Callable[[psycopg.Cursor], Message]) -> Message:
+        """The write, once: in one transaction, either the first answer given again, or
+        ``write``'s answer, remembered with the key (in the write's own transaction)."""
+        with database.transaction() as cur:
+            replayed = self.replay(cur)
+            if replayed is not None:
+                return replayed
+            return self.remember(cur, write(cur))

@@ -24,7 +24,8 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     async def lifespan(app: FastAPI):
         # Opened here, not at import: grpc.aio channels belong to the running loop.
         app.state.clients = Clients(addresses or Addresses.from_env())
-        app.state.portal = portal.open_state(portal_settings)
+        # The portal's seams (the Redis client belongs to the running loop, like the channels).
+        app.state.portal = portal.PortalState(portal_settings)
         try:
             yield
         finally:

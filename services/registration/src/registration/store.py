@@ -254,12 +254,11 @@ class Store:
         return row
 
     def put_template(self, idem: Idempotent, fields: dict[str, Any]) -> pb.PutSessionTemplateResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.PutSessionTemplateResponse:
             row = self.save_template(cur, fields)
-            return idem.remember(cur, pb.PutSessionTemplateResponse(template=messages.template(row)))
+            return pb.PutSessionTemplateResponse(template=messages.template(row))
+
+        return idem.run(self.db, write)
 
     def list_templates(self, doctor_id: str | None) -> list[Row]:
         with self.db.transaction() as cur:
@@ -465,10 +464,7 @@ class Store:
 
     def cancel_booking(self, idem: Idempotent, booking_id: str, reason: str, policy: BookingPolicy,
                        now: dt.datetime) -> pb.CancelBookingResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.CancelBookingResponse:
             row = self._lock_booking_slot(cur, booking_id)
             if row is None:
                 raise not_found("booking")
@@ -478,15 +474,14 @@ class Store:
             (ended,) = self._end_bookings(cur, [booking_id], BookingStatus.CANCELLED, reason, _ACTIVE, now)
             outbox.append(cur, _cancelled_event(ended, reason))
             (view,) = self._booking_views(cur, [booking_id])
-            return idem.remember(cur, pb.CancelBookingResponse(booking=view))
+            return pb.CancelBookingResponse(booking=view)
+
+        return idem.run(self.db, write)
 
     def suspend_session(self, idem: Idempotent, session_id: str, reason: str,
                         now: dt.datetime) -> pb.SuspendSessionResponse:
         """Suspends a session: closes its slots and cancels every booking that holds a place."""
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.SuspendSessionResponse:
             # Locking the slots first waits out holds in flight and keeps the slot-first order.
             cur.execute("SELECT id FROM slots WHERE session_id = %s ORDER BY id FOR UPDATE", (session_id,))
             cur.execute(
@@ -519,7 +514,9 @@ class Store:
                 session=messages.session(cur.fetchone()),
                 cancelled_bookings=self._booking_views(cur, [str(r["id"]) for r in ended]),
             )
-            return idem.remember(cur, response)
+            return response
+
+        return idem.run(self.db, write)
 
     def _move_booking(self, booking_id: str, decide: Callable[[Row], rules.Decision], status: BookingStatus,
                       event: Message, now: dt.datetime) -> Row:

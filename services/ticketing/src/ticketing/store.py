@@ -163,10 +163,7 @@ class Store:
             return cur.fetchall()
 
     def put_subsystem(self, idem: Idempotent, fields: dict[str, Any]) -> pb.PutSubsystemResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.PutSubsystemResponse:
             try:
                 if fields.get("id"):
                     cur.execute(
@@ -184,7 +181,9 @@ class Store:
             row = cur.fetchone()
             if row is None:
                 raise not_found("subsystem")
-            return idem.remember(cur, pb.PutSubsystemResponse(subsystem=messages.subsystem(row)))
+            return pb.PutSubsystemResponse(subsystem=messages.subsystem(row))
+
+        return idem.run(self.db, write)
 
     def load_catalogue(self, entries: Sequence[dict[str, Any]]) -> int:
         """The seed: inserts or refreshes subsystems by code."""
@@ -224,15 +223,14 @@ class Store:
         return ticket_id
 
     def open_ticket(self, idem: Idempotent, new: NewTicket, now: dt.datetime) -> pb.OpenTicketResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.OpenTicketResponse:
             ticket_id = self._insert_ticket(cur, new, now)
             if ticket_id is None:
                 raise not_found("subsystem")
             row, state = self._rate(cur, ticket_id, now)
-            return idem.remember(cur, pb.OpenTicketResponse(ticket=messages.ticket(row, state)))
+            return pb.OpenTicketResponse(ticket=messages.ticket(row, state))
+
+        return idem.run(self.db, write)
 
     def get_ticket(self, ticket_id: str, now: dt.datetime
                    ) -> tuple[Row, SlaState, list[Row], list[Row], list[Row]] | None:
@@ -282,10 +280,7 @@ class Store:
     def change_ticket(self, idem: Idempotent, ticket_id: str, actor: Principal, action: Action, *,
                       assignee_id: str | None, team: str | None, side: Side | None, note: str,
                       now: dt.datetime) -> pb.ChangeTicketResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.ChangeTicketResponse:
             row = self._view(cur, ticket_id, lock=True)
             if row is None:
                 raise not_found("ticket")
@@ -306,7 +301,9 @@ class Store:
                         note=note, now=now)
             row, state = self._rate(cur, ticket_id, now)
             self._announce(cur, row, state, action, now)
-            return idem.remember(cur, pb.ChangeTicketResponse(ticket=messages.ticket(row, state)))
+            return pb.ChangeTicketResponse(ticket=messages.ticket(row, state))
+
+        return idem.run(self.db, write)
 
     def _apply(self, cur: psycopg.Cursor, row: Row, actor_id: str, action: Action, status: Status, *,
                assignee_id: str | None, team: str | None, side: Side | None, note: str, now: dt.datetime) -> None:
@@ -384,10 +381,7 @@ class Store:
 
     def add_comment(self, idem: Idempotent, ticket_id: str, actor: Principal, body: str,
                     now: dt.datetime) -> pb.AddCommentResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.AddCommentResponse:
             row = self._view(cur, ticket_id)
             if row is None:
                 raise not_found("ticket")
@@ -396,14 +390,13 @@ class Store:
                         "RETURNING *", (ticket_id, actor.subject, body, now))
             comment = cur.fetchone()
             cur.execute("UPDATE tickets SET updated_at = %s WHERE id = %s", (now, ticket_id))
-            return idem.remember(cur, pb.AddCommentResponse(comment=messages.comment(comment)))
+            return pb.AddCommentResponse(comment=messages.comment(comment))
+
+        return idem.run(self.db, write)
 
     def record_worklog(self, idem: Idempotent, ticket_id: str, actor: Principal, log: Worklog,
                        now: dt.datetime) -> pb.RecordWorklogResponse:
-        with self.db.transaction() as cur:
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
+        def write(cur: psycopg.Cursor) -> pb.RecordWorklogResponse:
             row = self._view(cur, ticket_id, lock=True)
             if row is None:
                 raise not_found("ticket")
@@ -423,7 +416,9 @@ class Store:
             outbox.append(cur, events.WorklogRecorded(
                 worklog_id=worklog_id, ticket_id=ticket_id, engineer_id=log.engineer_id, grade=str(log.grade),
                 activity=str(log.activity), started_at=messages.rfc3339(log.started_at), minutes=log.minutes))
-            return idem.remember(cur, pb.RecordWorklogResponse(worklog=messages.worklog(saved)))
+            return pb.RecordWorklogResponse(worklog=messages.worklog(saved))
+
+        return idem.run(self.db, write)
 
     def worklogs(self, ticket_id: str) -> tuple[Row, list[Row]] | None:
         with self.db.transaction() as cur:

@@ -3,6 +3,7 @@ unconfirmed resolutions that close by themselves, the open-ticket gauge, and
 the specimen bank's device alarms. ``tuoguan-worker ticketing`` runs it."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -73,8 +74,7 @@ class TicketingWorker:
             cur.execute("SELECT DISTINCT alert_fingerprint FROM tickets WHERE alert_fingerprint LIKE %s "
                         "AND status <> 'closed'", (f"device:{event.device_id}:%",))
             for row in cur.fetchall():
-                notice = device_notice(event, "resolved")
-                notice = AlertNotice(**{**notice.__dict__, "fingerprint": row["alert_fingerprint"]})
+                notice = dataclasses.replace(device_notice(event, "resolved"), fingerprint=row["alert_fingerprint"])
                 outcomes.append(self.store.receive_alert_in(cur, notice, "service:ticketing", "device", utcnow())[0])
 
         result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmCleared, "device_alarm_cleared",

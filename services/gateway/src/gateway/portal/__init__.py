@@ -13,6 +13,8 @@ from . import office, patient, tickets
 from .settings import PortalSettings
 from .web import SESSION_COOKIE, PortalState
 
+__all__ = ["PortalSettings", "PortalState", "install"]
+
 # A session outlives its access token (15 min): it keeps the language and the queue ticket.
 SESSION_MAX_AGE_SECONDS = 8 * 3600
 
@@ -25,8 +27,3 @@ def install(app: FastAPI, settings: PortalSettings) -> None:
     app.include_router(patient.router)
     app.include_router(office.router)
     app.include_router(tickets.router)
-
-
-def open_state(settings: PortalSettings) -> PortalState:
-    """The portal's seams, opened in the app's lifespan (the Redis client belongs to the running loop)."""
-    return PortalState(settings)
