@@ -62,16 +62,19 @@ def main() -> None:
     parser.add_argument("--burst", action="store_true", help="holds only, 64 at a time, instead of full bookings")
     parser.add_argument("--profile", metavar="PROCESS",
                         help="also sample this process (e.g. registration-api) with py-spy into folded stacks (flamegraph.pl or speedscope read them)")
+    parser.add_argument("--registration-apis", type=int, default=1, help="registration api processes")
     args = parser.parse_args()
 
     plat = Platform(work_dir=Path(tempfile.mkdtemp(prefix="tuoguan-cpu-")),
-                    db_prefix=f"cpu_{uuid.uuid4().hex[:6]}", extra_env={"LOG_LEVEL": "WARNING"})
+                    db_prefix=f"cpu_{uuid.uuid4().hex[:6]}", extra_env={"LOG_LEVEL": "WARNING"},
+                    api_replicas={"registration": args.registration_apis})
     plat.start(with_gateway=False)
     listener = None
     try:
         plat.seed()
         issuer = auth.TokenIssuer(plat.private_key.read_bytes())
         patients = surge.Patients(issuer)
+        patients.sign_in(int(args.rate * args.seconds * (20 if args.burst else 1.2)))
         slots = asyncio.run(surge.publish_schedule(plat, issuer, capacity=40))
         listener = surge.ConfirmationListener(plat.amqp_uri)
         pids = {name: proc.pid for name, proc in plat.procs.items()}
@@ -83,7 +86,7 @@ def main() -> None:
         spy = None
         if args.profile:
             svg = Path(plat.work_dir) / f"{args.profile}.folded"
-            spy = subprocess.Popen(["py-spy", "record", "--gil", "--nonblocking", "-p", str(pids[args.profile]),
+            spy = subprocess.Popen(["py-spy", "record", "--gil", "--rate", "400", "--nonblocking", "-p", str(pids[args.profile]),
                                     "--format", "raw", "-o", str(svg), "-d", str(int(args.seconds))])
         started = time.monotonic()
         if args.burst:

@@ -37,6 +37,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
         port=settings.grpc_port,
         workers=settings.grpc_workers,
         max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+        reuse_port=settings.grpc_reuse_port,
     )
     log.info("api listening", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
     try:

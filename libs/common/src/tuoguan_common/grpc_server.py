@@ -115,12 +115,15 @@ def build_server(
     workers: int = 16,
     host: str = "0.0.0.0",
     max_concurrent_rpcs: int | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds (does not start) a server; ``register`` adds servicers and returns their full names."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-grpc"),
         interceptors=[PlatformInterceptor(service, verifier)],
-        options=[("grpc.so_reuseport", 0)],
+        # A second process on a taken port fails loudly, unless replicas on one
+        # machine share it on purpose.
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         # Past this many calls in flight the server answers RESOURCE_EXHAUSTED at
         # once instead of queueing: in a surge, callers learn to back off while
         # the calls already admitted still finish in time.

@@ -36,6 +36,10 @@ class Platform:
     redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     db_prefix: str = field(default_factory=lambda: f"e2e_{uuid.uuid4().hex[:8]}")
     extra_env: dict[str, str] = field(default_factory=dict)
+    # More than one api process of a service, as replicas behind one port
+    # (SO_REUSEPORT: the kernel spreads connections over them), each with its
+    # own /metrics port. One machine's stand-in for the chart's replicas.
+    api_replicas: dict[str, int] = field(default_factory=dict)
     keep_databases: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -77,8 +81,20 @@ class Platform:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, name: str, argv: list[str], ready_port: int) -> None:
-        self.processes.start(name, argv, self.env(), ready_port=ready_port)
+    def _spawn(self, name: str, argv: list[str], ready_port: int, env: dict[str, str] | None = None) -> None:
+        self.processes.start(name, argv, {**self.env(), **(env or {})}, ready_port=ready_port)
+
+    def _spawn_api(self, service: str, replicas: int) -> None:
+        argv = [sys.executable, "-m", f"{service}.api"]
+        if replicas == 1:
+            self._spawn(f"{service}-api", argv, self.ports[f"{service}_grpc"])
+            return
+        for i in range(replicas):
+            if i > 0:
+                self.ports[f"{service}_metrics_{i + 1}"] = free_port()
+            metrics_port = self.ports[f"{service}_metrics" if i == 0 else f"{service}_metrics_{i + 1}"]
+            self._spawn(f"{service}-api" if i == 0 else f"{service}-api-{i + 1}", argv, self.ports[f"{service}_grpc"],
+                        {"TUOGUAN_GRPC_REUSEPORT": "1", f"{service.upper()}_METRICS_PORT": str(metrics_port)})
 
     @property
     def procs(self) -> dict[str, subprocess.Popen]:
@@ -106,7 +122,7 @@ class Platform:
                 self._spawn(f"{service}-worker", [py, "-m", "tuoguan_common.worker_main", service],
                             self.ports[f"{service}_worker_metrics"])
             for service in DOMAIN_SERVICES:
-                self._spawn(f"{service}-api", [py, "-m", f"{service}.api"], self.ports[f"{service}_grpc"])
+                self._spawn_api(service, self.api_replicas.get(service, 1))
             if with_gateway:
                 self._spawn("gateway", [py, "-m", "gateway"], self.ports["gateway_http"])
         except Exception:

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from . import metrics, telemetry
@@ -96,14 +97,27 @@ def append(
     earlier request (a timer settling a payment) passes the ``trace_carrier``
     it saved from that request so the saga stays one trace.
     """
+    row = _outbox_row(message, event_id, dict(trace_carrier) if trace_carrier else telemetry.inject())
+    cur.execute(_APPEND, row)
+    return row[0]
+
+
+def append_many(cur: psycopg.Cursor, events: list[tuple[Message, dict | None]]) -> list[str]:
+    """Adds a batch's events in one round, each with the trace carrier of the
+    request it came from (None: the current trace)."""
+    rows = [_outbox_row(message, None, dict(carrier) if carrier else telemetry.inject())
+            for message, carrier in events]
+    if rows:
+        cur.executemany(_APPEND, rows)
+    return [row[0] for row in rows]
+
+
+_APPEND = "INSERT INTO outbox (event_id, event_type, payload, headers) VALUES (%s, %s, %s, %s)"
+
+
+def _outbox_row(message: Message, event_id: str | None, headers: dict) -> tuple:
     event_id = event_id or str(uuid.uuid4())
-    occurred_at = utcnow()
-    headers = dict(trace_carrier) if trace_carrier else telemetry.inject()
-    cur.execute(
-        "INSERT INTO outbox (event_id, event_type, payload, headers) VALUES (%s, %s, %s, %s)",
-        (event_id, message.DESCRIPTOR.name, Jsonb(event_payload(message, event_id, occurred_at)), Jsonb(headers)),
-    )
-    return event_id
+    return (event_id, message.DESCRIPTOR.name, Jsonb(event_payload(message, event_id, utcnow())), Jsonb(headers))
 
 
 def dead_letter(cur: psycopg.Cursor, payload: Any, event_type: str, handler: str, error: str) -> None:
@@ -315,3 +329,57 @@ class Idempotent:
             if replayed is not None:
                 return replayed
             return self.remember(cur, write(cur))
+
+
+class KeyBatch:
+    """The idempotency keys of a batch of writes (one scope, distinct keys).
+
+    ``read`` only sends its statement, so it rides in the caller's pipeline;
+    ``replay`` reads the answer. The keys of new writes are written with their
+    answers by ``remember``, in the same transaction as the writes: the
+    caller holds a lock that serialises each owner's writes in the scope
+    (registration: the patient's advisory lock) from before ``read`` until
+    the commit, so nobody else can take one of these keys in between. If
+    something did, the unique key fails the whole transaction: nothing is
+    half-written, and the retry finds the key.
+    """
+
+    _EARLIER = ("SELECT owner, key, request_hash, response FROM idempotency_keys "
+                "WHERE scope = %s AND (owner, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))")
+    _REMEMBER = ("INSERT INTO idempotency_keys (scope, owner, key, request_hash, response) "
+                 "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])")
+
+    def __init__(self, writes: list[Idempotent]):
+        self.writes = writes
+        self.scope = writes[0].scope if writes else ""
+        if any(w.scope != self.scope for w in writes) or len({(w.owner, w.key) for w in writes}) != len(writes):
+            raise ValueError("a key batch holds distinct keys of one scope")
+        self._cursor: psycopg.Cursor | None = None
+        self._earlier: dict[tuple[str, str], Any] | None = None
+
+    def read(self, conn: psycopg.Connection) -> None:
+        self._cursor = conn.cursor(row_factory=dict_row)
+        # Planned for its arrays each time: a cached generic plan of this
+        # IN (unnest) scans the whole table.
+        self._cursor.execute(self._EARLIER, (self.scope, [w.owner for w in self.writes],
+                                             [w.key for w in self.writes]), prepare=False)
+
+    def replay(self, write: Idempotent) -> Message | None:
+        """None when the key is new; else the first answer, or
+        ``IdempotencyConflict`` when the key was used for another request."""
+        if self._earlier is None:
+            assert self._cursor is not None, "read() first"
+            self._earlier = {(r["owner"], r["key"]): r for r in self._cursor.fetchall()}
+        earlier = self._earlier.get((write.owner, write.key))
+        if earlier is None:
+            return None
+        if earlier["request_hash"] != write.fingerprint:
+            raise IdempotencyConflict(write.key)
+        write.replayed = True
+        return write.response_type.FromString(bytes(earlier["response"] or b""))
+
+    def remember(self, cur: psycopg.Cursor, answered: list[tuple[Idempotent, Message]]) -> None:
+        if answered:
+            cur.execute(self._REMEMBER, (
+                self.scope, [w.owner for w, _ in answered], [w.key for w, _ in answered],
+                [w.fingerprint for w, _ in answered], [response.SerializeToString() for _, response in answered]))

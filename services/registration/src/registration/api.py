@@ -12,11 +12,12 @@ from typing import Callable
 import grpc
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan.registration.v1 import registration_pb2_grpc as pb_grpc
-from tuoguan_common import api_main, metrics
+from tuoguan_common import api_main, metrics, telemetry
 from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
 from tuoguan_common.errors import TuoguanError, require
+from tuoguan_common.group_commit import GroupCommit
 from tuoguan_common.outbox import utcnow
 
 from . import messages
@@ -25,7 +26,7 @@ from .domain import schedule
 from .exceptions import InvalidArgument, not_found
 from .migrate import MIGRATIONS_DIR
 from .publishing import publish_schedule
-from .store import Idempotent, Store
+from .store import HoldRequest, Idempotent, Store
 
 OFFICE = (REGISTRATION_OFFICE, ADMIN)
 # The longest range of days one ListSlots call may ask for.
@@ -114,6 +115,10 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         self.store = store
         self.config = config
         self.clock = clock
+        # The surge's holds share transactions (see the store's hold_slots).
+        self.holds: GroupCommit[HoldRequest, pb.HoldSlotResponse] = GroupCommit(
+            lambda batch: self.store.hold_slots(batch, self.config.booking, self.clock()),
+            max_batch=config.hold_batch_max)
 
     def _today(self) -> dt.date:
         return self.config.release.local_date(self.clock())
@@ -158,7 +163,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             slot_id = _id(request.slot_id, "slot_id")
             idem = Idempotent.of("hold", patient.subject, _key(request.idempotency_key), request,
                                  pb.HoldSlotResponse)
-            return self.store.hold_slot(idem, patient.subject, slot_id, self.config.booking, self.clock())
+            return self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
 
     def GetBooking(self, request, context):
         principal = current_principal()

@@ -30,6 +30,8 @@ class RegistrationConfig:
     expiry_interval: float = 1.0
     publish_interval: float = 3600.0
     gauge_interval: float = 15.0
+    # The most holds one transaction writes in a surge.
+    hold_batch_max: int = 128
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrationConfig:
@@ -58,4 +60,5 @@ class RegistrationConfig:
             expiry_interval=number("REGISTRATION_EXPIRY_INTERVAL_SECONDS", cls.expiry_interval, float, 0.05),
             publish_interval=number("REGISTRATION_PUBLISH_INTERVAL_SECONDS", cls.publish_interval, float, 1),
             gauge_interval=number("REGISTRATION_GAUGE_INTERVAL_SECONDS", cls.gauge_interval, float, 1),
+            hold_batch_max=number("REGISTRATION_HOLD_BATCH_MAX", cls.hold_batch_max, minimum=1),
         )

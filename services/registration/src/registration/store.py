@@ -5,9 +5,11 @@ Locking, so that nothing deadlocks and no place is counted twice:
 * a slot's row guards the counters and the status of every booking in it:
   whatever moves a booking in or out of HELD/CONFIRMED locks the slot first
   (several slots: in id order), then the bookings, then the session;
-* a hold takes its place with one conditional UPDATE of the slot row, so the
-  row's own lock decides who gets the last place;
-* a patient's holds are serialised by an advisory lock on the patient, so two
+* holds go in batches (group commit): a batch locks its patients (advisory
+  locks, in hash order), then its slots (in id order), so two batches, or a
+  batch and a cancellation, always queue in the same order; the rules count
+  each place against the locked counters, so none is counted twice;
+* a patient's holds are serialised by the advisory lock on the patient, so two
   concurrent holds cannot both pass the patient rules.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import psycopg
@@ -22,7 +25,7 @@ from google.protobuf.message import Message
 from tuoguan.registration.v1 import events_pb2 as events
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common import outbox
-from tuoguan_common.outbox import Idempotent
+from tuoguan_common.outbox import Idempotent, IdempotencyConflict, KeyBatch
 from tuoguan_common.db import Database
 
 from . import messages
@@ -67,34 +70,39 @@ SELECT se.id, se.doctor_id, se.department_id, se.service_date, se.period, se.sta
 FROM sessions se JOIN doctors d ON d.id = se.doctor_id LEFT JOIN slots s ON s.session_id = se.id
 """
 
-SLOT_FOR_HOLD = """
+# A batch's patients, each locked once and all in one order.
+LOCK_PATIENTS = """
+SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(p) AS h FROM unnest(%s::text[]) p ORDER BY h) l
+"""
+
+# The slots a batch holds places in, locked in id order: their counters are
+# read once and the batch's rules count against them.
+SLOTS_FOR_HOLD = """
 SELECT s.id, s.session_id, s.doctor_id, s.department_id, s.service_date, s.period, s.starts_at, s.ends_at,
        s.capacity, s.booked, s.held, s.fee_fen, s.released_at, s.suspended,
-       d.name AS doctor_name, dep.name AS department_name, nextval('booking_numbers') AS booking_seq
+       d.name AS doctor_name, dep.name AS department_name
 FROM slots s JOIN doctors d ON d.id = s.doctor_id JOIN departments dep ON dep.id = s.department_id
-WHERE s.id = %s
+WHERE s.id = ANY(%s::uuid[])
+ORDER BY s.id
+FOR UPDATE OF s
 """
 
-PATIENT_STANDING_BOOKINGS = """
-SELECT id, status, department_id, service_date, starts_at, ends_at FROM bookings
-WHERE patient_id = %s AND status IN ('HELD', 'CONFIRMED', 'CHECKED_IN') AND ends_at > %s
+PATIENTS_STANDING_BOOKINGS = """
+SELECT id, patient_id, status, department_id, service_date, starts_at, ends_at FROM bookings
+WHERE patient_id = ANY(%s::text[]) AND status IN ('HELD', 'CONFIRMED', 'CHECKED_IN') AND ends_at > %s
 """
 
-# The atomic decrement: the place is taken only if the slot still has one, is
-# released, open and ahead; the booking row is written by the same statement.
-TAKE_PLACE = """
-WITH place AS (
-    UPDATE slots SET held = held + 1
-    WHERE id = %(slot_id)s AND NOT suspended AND released_at <= %(now)s AND starts_at > %(now)s
-      AND booked + held < capacity
-    RETURNING id, session_id, doctor_id, department_id, service_date, period, starts_at, ends_at, fee_fen
-)
+# The places the batch's rules granted, under the locks its first round took.
+TAKE_PLACES = """
+UPDATE slots s SET held = s.held + t.n FROM unnest(%s::uuid[], %s::int[]) AS t(id, n) WHERE s.id = t.id
+"""
+
+INSERT_HELD_BOOKING = """
 INSERT INTO bookings (id, booking_number, patient_id, slot_id, session_id, doctor_id, department_id, service_date,
                       period, starts_at, ends_at, status, fee_fen, hold_expires_at, created_at, updated_at)
-SELECT %(booking_id)s, %(booking_number)s, %(patient_id)s, id, session_id, doctor_id, department_id, service_date,
-       period, starts_at, ends_at, 'HELD', fee_fen, %(hold_expires_at)s, %(now)s, %(now)s
-FROM place
-RETURNING id
+VALUES (%(id)s, %(booking_number)s, %(patient_id)s, %(slot_id)s, %(session_id)s, %(doctor_id)s, %(department_id)s,
+        %(service_date)s, %(period)s, %(starts_at)s, %(ends_at)s, 'HELD', %(fee_fen)s, %(hold_expires_at)s,
+        %(created_at)s, %(created_at)s)
 """
 
 LOCK_SLOTS_OF_BOOKINGS = """
@@ -170,6 +178,31 @@ def _patient_booking(row: Row) -> PatientBooking:
         booking_id=str(row["id"]), status=BookingStatus(row["status"]), department_id=str(row["department_id"]),
         service_date=row["service_date"], starts_at=row["starts_at"], ends_at=row["ends_at"],
     )
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """One patient's HoldSlot, parsed, as a batch carries it."""
+
+    idem: Idempotent
+    patient_id: str
+    slot_id: str
+    # The caller's trace, for the event: another caller's thread may write the batch.
+    trace_carrier: dict | None = None
+
+
+def _new_booking(slot: Row, patient_id: str, sequence: int, policy: BookingPolicy, now: dt.datetime) -> Row:
+    return {
+        **slot, "id": str(uuid.uuid4()), "slot_id": str(slot["id"]), "patient_id": patient_id,
+        "booking_number": booking_number(slot["service_date"], sequence),
+        "status": BookingStatus.HELD, "hold_expires_at": policy.hold_expires_at(now), "queue_number": None,
+        "cancel_reason": "", "refund_due": False, "payment_id": None, "created_at": now, "refunded_at": None,
+    }
+
+
+def _held_event(booking: Row, response: pb.HoldSlotResponse) -> events.SlotHeld:
+    return events.SlotHeld(booking_id=booking["id"], patient_id=booking["patient_id"], slot_id=booking["slot_id"],
+                           fee_fen=booking["fee_fen"], hold_expires_at=response.booking.hold_expires_at)
 
 
 def booking_number(service_date: dt.date, sequence: int) -> str:
@@ -382,53 +415,99 @@ class Store:
 
     def hold_slot(self, idem: Idempotent, patient_id: str, slot_id: str, policy: BookingPolicy,
                   now: dt.datetime) -> pb.HoldSlotResponse:
-        """Holds one place for the patient: two round trips and a commit.
+        """One hold on its own: a batch of one."""
+        (outcome,) = self.hold_slots([HoldRequest(idem, patient_id, slot_id)], policy, now)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        The first batch takes the patient's lock, claims the key and reads the
-        slot and the patient's bookings; the rules run; the second batch takes
-        the place with the conditional UPDATE last, so the slot row stays
-        locked only for that statement and the commit.
+    def hold_slots(self, requests: Sequence[HoldRequest], policy: BookingPolicy,
+                   now: dt.datetime) -> list[pb.HoldSlotResponse | Exception]:
+        """Holds places for a batch of requests, each outcome in the request's place.
+        A request repeated within the batch (same patient, same key) goes in a
+        later transaction than its first, and so gets the first's answer."""
+        outcomes: list[pb.HoldSlotResponse | Exception | None] = [None] * len(requests)
+        waiting = list(enumerate(requests))
+        while waiting:
+            seen: set[tuple[str, str]] = set()
+            now_batch, later = [], []
+            for i, request in waiting:
+                key = (request.idem.owner, request.idem.key)
+                (later if key in seen else now_batch).append((i, request))
+                seen.add(key)
+            for (i, _), outcome in zip(now_batch, self._hold_distinct([r for _, r in now_batch], policy, now)):
+                outcomes[i] = outcome
+            waiting = later
+        return outcomes  # type: ignore[return-value]
+
+    def _hold_distinct(self, requests: Sequence[HoldRequest], policy: BookingPolicy,
+                       now: dt.datetime) -> list[pb.HoldSlotResponse | Exception]:
+        """Holds places for a batch of patients in one transaction: two round trips and a commit.
+
+        The first round takes the patients' locks, then the slots' (each set in
+        one order, so batches never deadlock each other), claims the keys and
+        reads the slots and the patients' bookings. The rules then run for each
+        request in arrival order against the counters and bookings as the
+        requests before it left them; the second round writes what they took.
+        Each request gets its answer, or the exception it alone raises (a
+        refusal, an unknown slot, a key used for another request); refused
+        requests leave nothing behind, their keys included: asking again decides again.
         """
+        keys = KeyBatch([r.idem for r in requests])
+        patients = sorted({r.patient_id for r in requests})
+        slot_ids = sorted({r.slot_id for r in requests})
         with self.db.transaction() as cur, cur.connection.pipeline():
             conn = cur.connection
-            slot_cur, mine = conn.cursor(), conn.cursor()
-            cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (PATIENT_LOCK_SPACE, patient_id))
-            slot_cur.execute(SLOT_FOR_HOLD, (slot_id,))
-            mine.execute(PATIENT_STANDING_BOOKINGS, (patient_id, now - RULES_LOOK_BACK))
-            replayed = idem.replay(cur)
-            if replayed is not None:
-                return replayed
-            slot = slot_cur.fetchone()
-            if slot is None:
-                raise not_found("slot")
-            refusal = rules.hold_refusal(_slot_state(slot), [_patient_booking(r) for r in mine.fetchall()],
-                                         policy, now)
-            if refusal is not None:
-                raise BookingRefused(refusal)
+            slots_cur, mine_cur, numbers_cur = conn.cursor(), conn.cursor(), conn.cursor()
+            cur.execute(LOCK_PATIENTS, (PATIENT_LOCK_SPACE, patients))
+            slots_cur.execute(SLOTS_FOR_HOLD, (slot_ids,))
+            mine_cur.execute(PATIENTS_STANDING_BOOKINGS, (patients, now - RULES_LOOK_BACK), prepare=False)
+            numbers_cur.execute("SELECT nextval('booking_numbers') AS n FROM generate_series(1, %s)",
+                                (len(requests),))
+            keys.read(conn)
+            slots = {str(row["id"]): row for row in slots_cur.fetchall()}
+            states = {slot_id: _slot_state(row) for slot_id, row in slots.items()}
+            standing: dict[str, list[PatientBooking]] = {p: [] for p in patients}
+            for row in mine_cur.fetchall():
+                standing[row["patient_id"]].append(_patient_booking(row))
+            numbers = iter(row["n"] for row in numbers_cur.fetchall())
 
-            booking = {
-                **slot, "id": str(uuid.uuid4()), "slot_id": slot["id"], "patient_id": patient_id,
-                "booking_number": booking_number(slot["service_date"], slot["booking_seq"]),
-                "status": BookingStatus.HELD, "hold_expires_at": policy.hold_expires_at(now), "queue_number": None,
-                "cancel_reason": "", "refund_due": False, "payment_id": None, "created_at": now,
-                "refunded_at": None,
-            }
-            response = pb.HoldSlotResponse(booking=messages.booking(booking))
-            outbox.append(cur, events.SlotHeld(
-                booking_id=booking["id"], patient_id=patient_id, slot_id=str(slot["id"]), fee_fen=slot["fee_fen"],
-                hold_expires_at=response.booking.hold_expires_at,
-            ))
-            idem.remember(cur, response)
-            cur.execute(TAKE_PLACE, {
-                "slot_id": slot_id, "now": now, "booking_id": booking["id"], "patient_id": patient_id,
-                "booking_number": booking["booking_number"], "hold_expires_at": booking["hold_expires_at"],
-            })
-            if cur.fetchone() is None:
-                # The slot changed since it was read: full, most likely, or suspended meanwhile.
-                slot_cur.execute(SLOT_FOR_HOLD, (slot_id,))
-                raise BookingRefused(rules.slot_refusal(_slot_state(slot_cur.fetchone()), now)
-                                     or Refusal(rules.SLOT_FULL, "this slot is fully booked"))
-            return response
+            outcomes: list[pb.HoldSlotResponse | Exception] = []
+            held: list[tuple[Row, HoldRequest]] = []
+            answered: list[tuple[Idempotent, pb.HoldSlotResponse]] = []
+            for request in requests:
+                try:
+                    replayed = keys.replay(request.idem)
+                except IdempotencyConflict as exc:
+                    outcomes.append(exc)
+                    continue
+                if replayed is not None:
+                    outcomes.append(replayed)
+                    continue
+                slot = slots.get(request.slot_id)
+                refusal = None if slot is None else rules.hold_refusal(
+                    states[request.slot_id], standing[request.patient_id], policy, now)
+                if slot is None or refusal is not None:
+                    outcomes.append(not_found("slot") if slot is None else BookingRefused(refusal))
+                    continue
+                booking = _new_booking(slot, request.patient_id, next(numbers), policy, now)
+                states[request.slot_id] = replace(states[request.slot_id], held=states[request.slot_id].held + 1)
+                standing[request.patient_id].append(_patient_booking(booking))
+                response = pb.HoldSlotResponse(booking=messages.booking(booking))
+                held.append((booking, request))
+                answered.append((request.idem, response))
+                outcomes.append(response)
+
+            if held:
+                taken: dict[str, int] = {}
+                for booking, _ in held:
+                    taken[booking["slot_id"]] = taken.get(booking["slot_id"], 0) + 1
+                cur.execute(TAKE_PLACES, (list(taken), list(taken.values())))
+                cur.executemany(INSERT_HELD_BOOKING, [booking for booking, _ in held])
+                outbox.append_many(cur, [(_held_event(booking, response), request.trace_carrier)
+                                         for (booking, request), (_, response) in zip(held, answered)])
+                keys.remember(cur, answered)
+        return outcomes
 
     def get_booking(self, booking_id: str) -> Row | None:
         with self.db.transaction() as cur:
