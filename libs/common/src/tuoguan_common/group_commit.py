@@ -7,13 +7,14 @@ written wait and go together in the next one. Nobody waits on a timer: with
 one caller at a time every batch holds one call and costs what it did alone;
 under load the batches grow by themselves.
 
-There is no thread of its own (nothing to start or stop): the first caller to
-find no batch running leads it, writes the calls queued so far, answers them
-and hands the lead to the first caller still queued.
+It lives on the api's event loop (a coroutine per call, no thread per call):
+the first caller to find no batch being written starts the writer, which
+writes the calls queued so far in a worker thread (the store is blocking
+code), answers them, and goes on while calls keep queueing.
 """
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -21,23 +22,26 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class _Waiter(Generic[Item]):
-    __slots__ = ("item", "outcome", "leads", "woken")
-
-    def __init__(self, item: Item):
-        self.item = item
-        self.outcome: object = None
-        self.leads = False
-        self.woken = threading.Event()
+def _outcomes(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: list[Item]) -> list[object]:
+    """One outcome per item: its result or its exception. A batch that fails
+    as a whole is written again one item at a time, so one bad item (or a
+    deadlock) costs the others a retry, never their answer."""
+    try:
+        outcomes = list(write_batch(items))
+    except Exception as exc:  # noqa: BLE001 - each call gets its own answer below
+        if len(items) == 1:
+            return [exc]
+        return [_outcomes(write_batch, [item])[0] for item in items]
+    if len(outcomes) != len(items):
+        return [RuntimeError("write_batch gave a wrong number of outcomes")] * len(items)
+    return outcomes
 
 
 class GroupCommit(Generic[Item, Result]):
     """Runs ``write_batch`` over the calls waiting together.
 
-    ``write_batch(items)`` returns one outcome per item, in order: the result,
-    or an exception for that item alone (a refusal). If it raises, the batch
-    is written again one call at a time, so one bad call (or a deadlock) costs
-    the others a retry, never their answer.
+    ``write_batch(items)`` is blocking code that returns one outcome per item,
+    in order: the result, or an exception for that item alone (a refusal).
     """
 
     def __init__(self, write_batch: Callable[[Sequence[Item]], Sequence[object]], *, max_batch: int = 128):
@@ -45,56 +49,39 @@ class GroupCommit(Generic[Item, Result]):
             raise ValueError("max_batch must be at least 1")
         self._write_batch = write_batch
         self.max_batch = max_batch
-        self._lock = threading.Lock()
-        self._queued: list[_Waiter[Item]] = []
-        self._busy = False
+        self._queued: list[tuple[Item, asyncio.Future]] = []
+        self._writing = False
+        self._writer: asyncio.Task | None = None  # referenced, so the task is not collected mid-batch
 
-    def submit(self, item: Item) -> Result:
-        waiter = _Waiter(item)
-        with self._lock:
-            self._queued.append(waiter)
-            leads = not self._busy
-            self._busy = True
-        if not leads:
-            waiter.woken.wait()
-            if not waiter.leads:
-                return self._answer(waiter)
-        self._lead(waiter)
-        return self._answer(waiter)
+    async def submit(self, item: Item) -> Result:
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self._queued.append((item, answer))
+        if not self._writing:
+            self._writing = True
+            self._writer = loop.create_task(self._write())
+        return await answer
 
-    @staticmethod
-    def _answer(waiter: _Waiter[Item]) -> Result:
-        if isinstance(waiter.outcome, BaseException):
-            raise waiter.outcome
-        return waiter.outcome  # type: ignore[return-value]
-
-    def _lead(self, me: _Waiter[Item]) -> None:
-        while True:
-            with self._lock:
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queued:
                 batch = self._queued[: self.max_batch]
                 del self._queued[: self.max_batch]
-            for waiter, outcome in zip(batch, self._outcomes([w.item for w in batch])):
-                waiter.outcome = outcome
-                if waiter is not me:
-                    waiter.woken.set()
-            with self._lock:
-                if not self._queued:
-                    self._busy = False
-                    return
-                if me in batch:
-                    successor = self._queued[0]
-                    successor.leads = True
-                    successor.woken.set()
-                    return
-            # Only when more than max_batch were queued ahead of the leader: it goes on.
-
-    def _outcomes(self, items: list[Item]) -> Sequence[object]:
-        try:
-            outcomes = self._write_batch(items)
-        except Exception as exc:  # noqa: BLE001 - each call gets its own answer below
-            if len(items) == 1:
-                return [exc]
-            return [self._outcomes([item])[0] for item in items]
-        if len(outcomes) != len(items):
-            return [RuntimeError("write_batch gave a wrong number of outcomes")] * len(items)
-        return outcomes
+                try:
+                    outcomes = await loop.run_in_executor(None, _outcomes, self._write_batch,
+                                                          [item for item, _ in batch])
+                except asyncio.CancelledError:  # the server is stopping: nobody is left waiting
+                    for _, answer in batch + self._queued:
+                        answer.cancel()
+                    self._queued.clear()
+                    raise
+                for (_, answer), outcome in zip(batch, outcomes):
+                    if answer.done():  # the caller gave up (cancelled); the write stands
+                        continue
+                    if isinstance(outcome, BaseException):
+                        answer.set_exception(outcome)
+                    else:
+                        answer.set_result(outcome)
+        finally:
+            self._writing = False

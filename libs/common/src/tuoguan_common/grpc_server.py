@@ -1,16 +1,26 @@
-"""The grpcio server every api process runs: thread pool, health, reflection,
-and one interceptor that authenticates, traces, measures and maps errors."""
+"""The gRPC server every api process runs: grpc.aio on an event loop thread
+of its own, health, reflection, and one interceptor that authenticates,
+traces, measures and maps errors.
+
+A servicer's method may be a coroutine (the surge's hot path: no thread per
+call) or a plain function, which runs in the server's thread pool with the
+caller's context (principal, token, trace) copied in. Code outside drives the
+server as it would grpcio's threaded one: ``start()``, ``stop(grace).wait()``.
+"""
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import inspect
 import logging
 import signal
 import threading
 import time
 from concurrent import futures
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import grpc
+from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
@@ -32,31 +42,55 @@ def current_token() -> str | None:
     return _token.get()
 
 
-class PlatformInterceptor(grpc.ServerInterceptor):
+class PlatformInterceptor(aio.ServerInterceptor):
     """Authentication, tracing, RED metrics and error-to-status mapping, once."""
 
-    def __init__(self, service: str, verifier: auth.TokenVerifier | None):
+    def __init__(self, service: str, verifier: auth.TokenVerifier | None, executor: futures.Executor):
         self.service = service
         self.verifier = verifier
+        self.executor = executor
         self._tracer = telemetry.tracer("tuoguan.grpc")
+        # A method's handler never changes once the server runs: wrap it once,
+        # not on every call (in a surge, per-call wrapping was measurable).
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+    async def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method
-        short = method.rsplit("/", 1)[-1]
-        inner = handler.unary_unary
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
 
-        def wrapped(request, context: grpc.ServicerContext):
-            metadata = dict(context.invocation_metadata())
-            parent = telemetry.extract(metadata)
-            token = otel_context.attach(parent)
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        short = method.rsplit("/", 1)[-1]
+        span_name = method.lstrip("/")
+        duration = metrics.GRPC_DURATION.labels(self.service, short)
+        inner = handler.unary_unary
+        executor = self.executor
+
+        if inspect.iscoroutinefunction(inner):
+            run = inner
+        else:
+            async def run(request, context):
+                # The principal, token and trace set below travel into the thread.
+                call = contextvars.copy_context().run
+                return await asyncio.get_running_loop().run_in_executor(executor, call, inner, request, context)
+
+        async def wrapped(request, context: aio.ServicerContext):
+            metadata = dict(context.invocation_metadata() or ())
+            token = otel_context.attach(telemetry.extract(metadata))
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            # (message, trailing metadata) of the status to end the call with.
+            failure: tuple[str, tuple] | None = None
             principal_token = auth_token = None
             try:
-                with self._tracer.start_as_current_span(method.lstrip("/"), kind=SpanKind.SERVER) as span:
+                with self._tracer.start_as_current_span(span_name, kind=SpanKind.SERVER) as span:
                     span.set_attribute("rpc.system", "grpc")
                     span.set_attribute("rpc.method", short)
                     try:
@@ -66,82 +100,145 @@ class PlatformInterceptor(grpc.ServerInterceptor):
                             principal = self.verifier.verify(bearer[len("Bearer "):])
                             auth_token = _token.set(bearer[len("Bearer "):])
                         principal_token = auth.set_current_principal(principal)
-                        return inner(request, context)
+                        return await run(request, context)
                     except TuoguanError as exc:
                         code = exc.code if isinstance(exc.code, grpc.StatusCode) else grpc.StatusCode[exc.code]
                         span.set_status(Status(StatusCode.ERROR, exc.reason))
-                        trailing = [(REASON_KEY, exc.reason)]
+                        trailing = ((REASON_KEY, exc.reason),)
                         if isinstance(exc, InvalidArgument):
-                            trailing.append((FIELD_KEY, exc.field))
-                        context.set_trailing_metadata(trailing)
-                        context.abort(code, exc.message)
+                            trailing += ((FIELD_KEY, exc.field),)
+                        failure = (exc.message, trailing)
                     except grpc.RpcError as exc:
                         # A call this method made to another service failed: pass its status on.
                         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                         if code in (None, grpc.StatusCode.OK):
                             code = grpc.StatusCode.UNKNOWN
                         span.set_status(Status(StatusCode.ERROR, code.name))
-                        context.set_trailing_metadata(exc.trailing_metadata() or ())
-                        context.abort(code, exc.details() or code.name)
+                        failure = (exc.details() or code.name, tuple(exc.trailing_metadata() or ()))
                     except Exception:
-                        if context.code() not in (None, grpc.StatusCode.OK):
-                            code = context.code()
-                            raise
                         code = grpc.StatusCode.INTERNAL
                         span.set_status(Status(StatusCode.ERROR, "internal"))
                         log.exception("unhandled error", extra={"method": short})
-                        context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                        failure = ("internal error", ())
                     finally:
                         if principal_token is not None:
                             auth.reset_current_principal(principal_token)
                         if auth_token is not None:
                             _token.reset(auth_token)
             finally:
+                # Counted before the caller hears the answer, so a caller that
+                # reads /metrics next sees its own call.
                 metrics.GRPC_HANDLED.labels(self.service, short, code.name).inc()
-                metrics.GRPC_DURATION.labels(self.service, short).observe(time.perf_counter() - started)
+                duration.observe(time.perf_counter() - started)
                 otel_context.detach(token)
+            message, trailing = failure
+            context.set_trailing_metadata(trailing)
+            await context.abort(code, message)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer,
         )
 
 
+class _Stopping:
+    """What ``PlatformServer.stop`` returns: ``wait()`` as grpcio's threaded server's event has."""
+
+    def __init__(self, future: "futures.Future[None]"):
+        self._future = future
+
+    def wait(self, timeout: float | None = None) -> bool:
+        try:
+            self._future.result(timeout)
+        except futures.TimeoutError:
+            return False
+        return True
+
+
+class PlatformServer:
+    """A grpc.aio server on an event loop thread of its own, with its health
+    servicer and the thread pool its plain-function methods run in."""
+
+    def __init__(self, service: str, executor: futures.ThreadPoolExecutor):
+        self.service = service
+        self.executor = executor
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{service}-grpc-loop", daemon=True)
+        self._thread.start()
+        self._server: aio.Server | None = None
+        self._health: Any = None
+
+    def _run(self, coroutine, timeout: float | None = 30.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    def build(self, *, register, interceptor: PlatformInterceptor, address: str, options, max_concurrent_rpcs) -> int:
+        async def build() -> int:
+            self._server = aio.server(interceptors=[interceptor], options=options,
+                                      maximum_concurrent_rpcs=max_concurrent_rpcs)
+            names = list(register(self._server))
+            self._health = health.aio.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+            for name in names + [""]:
+                await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], self._server)
+            return self._server.add_insecure_port(address)
+
+        return self._run(build())
+
+    def start(self) -> None:
+        assert self._server is not None
+        self._run(self._server.start())
+
+    def enter_graceful_shutdown(self) -> None:
+        """Health answers NOT_SERVING from now on, so load balancers stop sending calls."""
+        self._run(self._health.enter_graceful_shutdown())
+
+    def stop(self, grace: float | None) -> _Stopping:
+        async def stop() -> None:
+            try:
+                if self._server is not None:
+                    await self._server.stop(grace)
+            finally:
+                self.executor.shutdown(wait=False)
+                self._loop.call_soon(self._loop.stop)
+
+        return _Stopping(asyncio.run_coroutine_threadsafe(stop(), self._loop))
+
+
 def build_server(
     *,
     service: str,
-    register: Callable[[grpc.Server], Iterable[str]],
+    register: Callable[[aio.Server], Iterable[str]],
     verifier: auth.TokenVerifier | None,
     port: int,
     workers: int = 16,
     host: str = "0.0.0.0",
     max_concurrent_rpcs: int | None = None,
     reuse_port: bool = False,
-) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Builds (does not start) a server; ``register`` adds servicers and returns their full names."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-grpc"),
-        interceptors=[PlatformInterceptor(service, verifier)],
+) -> tuple[PlatformServer, int, PlatformServer]:
+    """Builds (does not start) a server; ``register`` adds servicers and returns
+    their full names. Returns the server, its port, and what health answers
+    through (the server itself: ``enter_graceful_shutdown``)."""
+    executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-grpc")
+    server = PlatformServer(service, executor)
+    bound = server.build(
+        register=register,
+        interceptor=PlatformInterceptor(service, verifier, executor),
+        address=f"{host}:{port}",
         # A second process on a taken port fails loudly, unless replicas on one
         # machine share it on purpose.
         options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
         # Past this many calls in flight the server answers RESOURCE_EXHAUSTED at
         # once instead of queueing: in a surge, callers learn to back off while
         # the calls already admitted still finish in time.
-        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        max_concurrent_rpcs=max_concurrent_rpcs,
     )
-    names = list(register(server))
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in names + [""]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
+        server.stop(0)
         raise SystemExit(f"{service}: cannot listen on {host}:{port}")
-    return server, bound, health_servicer
+    return server, bound, server
 
 
-def serve_forever(server: grpc.Server, health_servicer: health.HealthServicer, *, grace: float = 3.0) -> None:
+def serve_forever(server: PlatformServer, health_servicer: PlatformServer, *, grace: float = 3.0) -> None:
     """Starts the server and stops it gracefully on SIGTERM or SIGINT.
 
     The grace period lets calls in flight finish; it stays under the few

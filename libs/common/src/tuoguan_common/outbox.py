@@ -108,7 +108,9 @@ def append_many(cur: psycopg.Cursor, events: list[tuple[Message, dict | None]]) 
     rows = [_outbox_row(message, None, dict(carrier) if carrier else telemetry.inject())
             for message, carrier in events]
     if rows:
-        cur.executemany(_APPEND, rows)
+        cur.execute("INSERT INTO outbox (event_id, event_type, payload, headers) "
+                    "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::jsonb[])",
+                    [list(column) for column in zip(*rows)])
     return [row[0] for row in rows]
 
 

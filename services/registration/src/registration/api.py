@@ -157,13 +157,15 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     # Patients' bookings.
 
-    def HoldSlot(self, request, context):
+    async def HoldSlot(self, request, context):
+        # A coroutine, unlike the other methods: the surge's hot path pays for
+        # no thread per call, only one per batch of holds.
         with _counted_hold():
             patient = current_principal().require(PATIENT)
             slot_id = _id(request.slot_id, "slot_id")
             idem = Idempotent.of("hold", patient.subject, _key(request.idempotency_key), request,
                                  pb.HoldSlotResponse)
-            return self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
+            return await self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
 
     def GetBooking(self, request, context):
         principal = current_principal()

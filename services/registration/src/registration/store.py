@@ -97,12 +97,16 @@ TAKE_PLACES = """
 UPDATE slots s SET held = s.held + t.n FROM unnest(%s::uuid[], %s::int[]) AS t(id, n) WHERE s.id = t.id
 """
 
-INSERT_HELD_BOOKING = """
+# The batch's new bookings in one statement: what a booking copies from its
+# slot is read from the (locked) slot row, not sent again.
+INSERT_HELD_BOOKINGS = """
 INSERT INTO bookings (id, booking_number, patient_id, slot_id, session_id, doctor_id, department_id, service_date,
                       period, starts_at, ends_at, status, fee_fen, hold_expires_at, created_at, updated_at)
-VALUES (%(id)s, %(booking_number)s, %(patient_id)s, %(slot_id)s, %(session_id)s, %(doctor_id)s, %(department_id)s,
-        %(service_date)s, %(period)s, %(starts_at)s, %(ends_at)s, 'HELD', %(fee_fen)s, %(hold_expires_at)s,
-        %(created_at)s, %(created_at)s)
+SELECT b.id, b.booking_number, b.patient_id, s.id, s.session_id, s.doctor_id, s.department_id, s.service_date,
+       s.period, s.starts_at, s.ends_at, 'HELD', s.fee_fen, %(hold_expires_at)s, %(now)s, %(now)s
+FROM unnest(%(ids)s::uuid[], %(numbers)s::text[], %(patients)s::text[], %(slots)s::uuid[])
+     AS b(id, booking_number, patient_id, slot_id)
+JOIN slots s ON s.id = b.slot_id
 """
 
 LOCK_SLOTS_OF_BOOKINGS = """
@@ -503,7 +507,10 @@ class Store:
                 for booking, _ in held:
                     taken[booking["slot_id"]] = taken.get(booking["slot_id"], 0) + 1
                 cur.execute(TAKE_PLACES, (list(taken), list(taken.values())))
-                cur.executemany(INSERT_HELD_BOOKING, [booking for booking, _ in held])
+                cur.execute(INSERT_HELD_BOOKINGS, {
+                    "ids": [b["id"] for b, _ in held], "numbers": [b["booking_number"] for b, _ in held],
+                    "patients": [b["patient_id"] for b, _ in held], "slots": [b["slot_id"] for b, _ in held],
+                    "hold_expires_at": policy.hold_expires_at(now), "now": now})
                 outbox.append_many(cur, [(_held_event(booking, response), request.trace_carrier)
                                          for (booking, request), (_, response) in zip(held, answered)])
                 keys.remember(cur, answered)
