@@ -73,7 +73,7 @@ class Settings:
             otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             trace_file=os.environ.get("TUOGUAN_TRACE_FILE"),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
-            grpc_workers=env_number("TUOGUAN_GRPC_WORKERS", 64),
+            grpc_workers=env_number("TUOGUAN_GRPC_WORKERS", 16),
             grpc_max_concurrent_rpcs=env_number("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
             db_pool_size=env_number("TUOGUAN_DB_POOL_SIZE", 8),
             grpc_reuse_port=os.environ.get("TUOGUAN_GRPC_REUSEPORT", "").lower() in ("1", "true", "yes"),
