@@ -31,8 +31,18 @@ def _boom(request, context):
     raise RuntimeError("patient 13800000001 leaked?")
 
 
+async def _echo_principal_on_the_loop(request, context):
+    return _echo_principal(request, context)
+
+
+async def _refuse_on_the_loop(request, context):
+    raise FailedPrecondition("the slot is full", reason="slot_full")
+
+
 METHODS = {
     "Whoami": _echo_principal,
+    "WhoamiAsync": _echo_principal_on_the_loop,
+    "FullAsync": _refuse_on_the_loop,
     "OfficeOnly": _office_only,
     "Invalid": _raise(InvalidArgument("slot_id", "is required")),
     "Missing": _raise(NotFound("no such booking")),
@@ -48,13 +58,14 @@ def server(verifier):
         srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Probe", handlers),))
         return ["test.Probe"]
 
-    srv, port, _health = build_server(service="probe", register=register, verifier=verifier, port=0,
-                                      host="127.0.0.1")
+    srv, port, health = build_server(service="probe", register=register, verifier=verifier, port=0,
+                                     host="127.0.0.1")
     srv.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel.health = health
     yield channel
     channel.close()
-    srv.stop(0)
+    assert srv.stop(0).wait(10)
 
 
 def call(channel, method, token=None):
@@ -117,3 +128,19 @@ def test_calls_are_counted_by_method_and_code(server):
 def test_health_answers_serving(server):
     stub = health_pb2_grpc.HealthStub(server)
     assert stub.Check(health_pb2.HealthCheckRequest(service="test.Probe")).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_coroutine_methods_see_the_principal_and_map_errors_the_same_way(server, issuer):
+    token = issuer.issue("patient-2", [auth.PATIENT])
+    assert call(server, "WhoamiAsync", token) == b"patient-2:patient"
+    with pytest.raises(grpc.RpcError) as err:
+        call(server, "FullAsync", token)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dict(err.value.trailing_metadata() or ()).get(REASON_KEY) == "slot_full"
+
+
+def test_health_answers_not_serving_once_shutting_down(server):
+    stub = health_pb2_grpc.HealthStub(server)
+    server.health.enter_graceful_shutdown()
+    assert stub.Check(health_pb2.HealthCheckRequest(service="test.Probe")).status == \
+        health_pb2.HealthCheckResponse.NOT_SERVING
