@@ -288,9 +288,12 @@ def test_environment_wires_ports_addresses_and_credentials(name):
         assert "TUOGUAN_TOKEN_PUBLIC_KEY_FILE" in env
         for var, entry in env.items():
             if var.endswith("_ADDR"):
-                host, port = entry["value"].split(":")
+                # dns:///<service>-headless.<namespace>.svc.<domain>:<port>: every replica, for round_robin
+                assert entry["value"].startswith("dns:///"), (process, var)
+                host, port = entry["value"].removeprefix("dns:///").split(":")
+                name = host.split(".")[0]
                 target = var[: -len("_ADDR")].lower()
-                assert host in services, (process, var)
+                assert name in services and services[name]["spec"].get("clusterIP") == "None", (process, var)
                 assert int(port) == PORTS[target]["grpc"], (process, var)
             ref = entry.get("valueFrom", {}).get("secretKeyRef")
             if ref:
@@ -306,7 +309,8 @@ def test_environment_wires_ports_addresses_and_credentials(name):
 
 def test_billing_api_asks_registration_api():
     env = env_of(pod_spec(platform_deployments(rendered("minimal"))["billing-api"])["containers"][0])
-    assert env["REGISTRATION_ADDR"]["value"] == f"tuoguan-registration-api:{PORTS['registration']['grpc']}"
+    assert env["REGISTRATION_ADDR"]["value"] == (
+        f"dns:///tuoguan-registration-api-headless.tuoguan.svc.cluster.local:{PORTS['registration']['grpc']}")
 
 
 # ------------------------------------------------------ PDBs, HPAs, labels

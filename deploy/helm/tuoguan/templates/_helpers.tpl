@@ -254,7 +254,8 @@ The environment of a platform process: (dict "root" $ "name" "billing-api" "c" $
 {{- range $dep := $c.dependsOn }}
 {{- $d := index $.components $dep }}
 - name: {{ upper (replace "-" "_" $d.service) }}_ADDR
-  value: {{ printf "%s:%v" (include "tuoguan.componentName" (dict "root" $root "component" $dep)) $d.ports.grpc | quote }}
+  {{- /* Every replica's address, so the client's round_robin spreads calls over them. */}}
+  value: {{ printf "dns:///%s:%v" (include "tuoguan.headlessDns" (dict "root" $root "component" $dep)) $d.ports.grpc | quote }}
 {{- end }}
 {{- if has "postgres" $c.uses }}
 - name: DATABASE_URL

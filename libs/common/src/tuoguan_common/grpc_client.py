@@ -7,7 +7,14 @@ from grpc import aio
 
 from . import telemetry
 
-_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 1)]
+_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.enable_retries", 1),
+    # Spread calls, not connections: with a target that resolves to every
+    # replica (the chart's dns:///<api>-headless addresses) each call goes to
+    # the next one. With one address it behaves as the default would.
+    ("grpc.lb_policy_name", "round_robin"),
+]
 
 
 def _metadata_with_trace(metadata) -> list[tuple[str, str]]:

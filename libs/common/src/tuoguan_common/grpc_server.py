@@ -226,7 +226,13 @@ def build_server(
         address=f"{host}:{port}",
         # A second process on a taken port fails loudly, unless replicas on one
         # machine share it on purpose.
-        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            # Clients reconnect every few minutes (calls in flight finish), so
+            # they resolve the replicas again and new pods get their share.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
+        ],
         # Past this many calls in flight the server answers RESOURCE_EXHAUSTED at
         # once instead of queueing: in a surge, callers learn to back off while
         # the calls already admitted still finish in time.

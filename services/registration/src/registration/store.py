@@ -449,8 +449,9 @@ class Store:
         """Holds places for a batch of patients in one transaction: two round trips and a commit.
 
         The first round takes the patients' locks, then the slots' (each set in
-        one order, so batches never deadlock each other), claims the keys and
-        reads the slots and the patients' bookings. The rules then run for each
+        one order, so batches never deadlock each other) and reads the slots,
+        the patients' bookings and the keys used before (under the patients'
+        locks nobody else can use them meanwhile). The rules then run for each
         request in arrival order against the counters and bookings as the
         requests before it left them; the second round writes what they took.
         Each request gets its answer, or the exception it alone raises (a
@@ -465,6 +466,8 @@ class Store:
             slots_cur, mine_cur, numbers_cur = conn.cursor(), conn.cursor(), conn.cursor()
             cur.execute(LOCK_PATIENTS, (PATIENT_LOCK_SPACE, patients))
             slots_cur.execute(SLOTS_FOR_HOLD, (slot_ids,))
+            # Planned for its array each time: after five calls the cached generic
+            # plan of this ANY(array) scanned the whole bookings table.
             mine_cur.execute(PATIENTS_STANDING_BOOKINGS, (patients, now - RULES_LOOK_BACK), prepare=False)
             numbers_cur.execute("SELECT nextval('booking_numbers') AS n FROM generate_series(1, %s)",
                                 (len(requests),))
