@@ -76,6 +76,10 @@ REGISTRATION_SLOTS_REMAINING = Gauge(
     "tuoguan_registration_slots_remaining", "Remaining capacity over released future slots",
 )
 REGISTRATION_SLOTS_PUBLISHED = Counter("tuoguan_registration_slots_published_total", "Slots published")
+REGISTRATION_HOLDS_PER_TRANSACTION = Histogram(
+    "tuoguan_registration_holds_per_transaction", "Holds written together in one transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 
 # Billing.
 BILLING_PAYMENTS = Counter(

@@ -117,8 +117,11 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         self.clock = clock
         # The surge's holds share transactions (see the store's hold_slots).
         self.holds: GroupCommit[HoldRequest, pb.HoldSlotResponse] = GroupCommit(
-            lambda batch: self.store.hold_slots(batch, self.config.booking, self.clock()),
-            max_batch=config.hold_batch_max)
+            self._write_holds, max_batch=config.hold_batch_max)
+
+    def _write_holds(self, batch: list[HoldRequest]) -> list:
+        metrics.REGISTRATION_HOLDS_PER_TRANSACTION.observe(len(batch))
+        return self.store.hold_slots(batch, self.config.booking, self.clock())
 
     def _today(self) -> dt.date:
         return self.config.release.local_date(self.clock())
