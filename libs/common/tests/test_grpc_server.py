@@ -144,3 +144,37 @@ def test_health_answers_not_serving_once_shutting_down(server):
     server.health.enter_graceful_shutdown()
     assert stub.Check(health_pb2.HealthCheckRequest(service="test.Probe")).status == \
         health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_calls_past_the_limit_in_flight_are_shed_with_resource_exhausted(verifier):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def slow(request, context):
+        await asyncio.sleep(1.0)
+        return b"done"
+
+    def register(srv):
+        handlers = {"Slow": grpc.unary_unary_rpc_method_handler(slow)}
+        srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Slow", handlers),))
+        return ["test.Slow"]
+
+    srv, port, _ = build_server(service="probe-limit", register=register, verifier=verifier, port=0,
+                                host="127.0.0.1", max_concurrent_rpcs=2)
+    srv.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/test.Slow/Slow")
+
+            def attempt(_):
+                try:
+                    return call(b"", timeout=5).decode()
+                except grpc.RpcError as exc:
+                    return exc.code().name
+
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                outcomes = list(pool.map(attempt, range(6)))
+        assert outcomes.count("done") == 2
+        assert outcomes.count("RESOURCE_EXHAUSTED") == 4
+    finally:
+        srv.stop(0).wait(10)
