@@ -95,6 +95,7 @@ def main() -> None:
         else:
             result = asyncio.run(surge.sustained(plat, patients, slots, listener, args.rate, args.seconds))
             served, unit = result["confirmed"], "booking"
+            print(f"failed calls: {result['errors'] or 'none'}")
         wall = time.monotonic() - started
         if spy is not None:
             spy.wait(timeout=60)

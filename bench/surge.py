@@ -233,17 +233,21 @@ async def sustained(platform, patients: Patients, slots, listener: ConfirmationL
             slot = big[(i * 7919) % len(big)]
             _pid, md = patients.new()
             t0 = time.perf_counter()
+            step = "hold"
             try:
                 held = await rstub.HoldSlot(reg.HoldSlotRequest(slot_id=slot.slot_id,
                                                                 idempotency_key=str(uuid.uuid4())),
                                             metadata=md, timeout=10)
                 hold_lat.append(time.perf_counter() - t0)
                 started_at[held.booking.booking_id] = time.monotonic()
+                step = "pay"
                 await bstub.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
                     booking_id=held.booking.booking_id, payment_method_token=method_token,
                     idempotency_key=str(uuid.uuid4())), metadata=md, timeout=10)
             except grpc.aio.AioRpcError as exc:
-                errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
+                # Which call failed, and how: a shed pay wastes its hold, a shed hold does not.
+                failed = f"{step}:{exc.code().name}"
+                errors[failed] = errors.get(failed, 0) + 1
 
         tasks = []
         t_start = time.monotonic()
