@@ -20,7 +20,7 @@ def replica(name: str, verifier):
         srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Replica", handlers),))
         return ["test.Replica"]
 
-    server, port, _ = build_server(service=f"replica-{name}", register=register, verifier=verifier, port=0,
+    server, port = build_server(service=f"replica-{name}", register=register, verifier=verifier, port=0,
                                    host="127.0.0.1")
     server.start()
     return server, port

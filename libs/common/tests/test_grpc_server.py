@@ -58,11 +58,11 @@ def server(verifier):
         srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Probe", handlers),))
         return ["test.Probe"]
 
-    srv, port, health = build_server(service="probe", register=register, verifier=verifier, port=0,
+    srv, port = build_server(service="probe", register=register, verifier=verifier, port=0,
                                      host="127.0.0.1")
     srv.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    channel.health = health
+    channel.server = srv
     yield channel
     channel.close()
     assert srv.stop(0).wait(10)
@@ -141,7 +141,7 @@ def test_coroutine_methods_see_the_principal_and_map_errors_the_same_way(server,
 
 def test_health_answers_not_serving_once_shutting_down(server):
     stub = health_pb2_grpc.HealthStub(server)
-    server.health.enter_graceful_shutdown()
+    server.server.enter_graceful_shutdown()
     assert stub.Check(health_pb2.HealthCheckRequest(service="test.Probe")).status == \
         health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -159,7 +159,7 @@ def test_calls_past_the_limit_in_flight_are_shed_with_resource_exhausted(verifie
         srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Slow", handlers),))
         return ["test.Slow"]
 
-    srv, port, _ = build_server(service="probe-limit", register=register, verifier=verifier, port=0,
+    srv, port = build_server(service="probe-limit", register=register, verifier=verifier, port=0,
                                 host="127.0.0.1", max_concurrent_rpcs=2)
     srv.start()
     try:

@@ -91,7 +91,7 @@ class RegistrationDouble(registration_pb2_grpc.RegistrationServiceServicer):
 
 
 def _serve(service: str, register, verifier) -> tuple[grpc.Server, str]:
-    server, port, _health = build_server(service=service, register=register, verifier=verifier, port=0,
+    server, port = build_server(service=service, register=register, verifier=verifier, port=0,
                                          host="127.0.0.1", workers=8)
     server.start()
     return server, f"127.0.0.1:{port}"

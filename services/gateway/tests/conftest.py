@@ -56,7 +56,7 @@ def grpc_servers(identity_database, fakes, issuer, verifier):
     }
     servers, addresses = [], {}
     for name, register in registrations.items():
-        srv, port, _health = build_server(service=name, register=register, verifier=verifier, port=0, host="127.0.0.1")
+        srv, port = build_server(service=name, register=register, verifier=verifier, port=0, host="127.0.0.1")
         srv.start()
         servers.append(srv)
         addresses[name] = f"127.0.0.1:{port}"

@@ -19,7 +19,7 @@ def identity_db(make_database):
 def identity(identity_db, issuer, verifier):
     """A stub of the real identity api, in-process on a free port, on a fresh database."""
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
-    server, port, _health = build_server(
+    server, port = build_server(
         service="identity", register=lambda srv: register(srv, settings, identity_db, issuer=issuer),
         verifier=verifier, port=0, host="127.0.0.1",
     )

@@ -63,7 +63,7 @@ def stub(identity_db, issuer, verifier, notifier, clock):
     """Identity's api with the recording notifier, the test's clock and the default policy."""
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
     config = IdentityConfig(reset=ResetCodePolicy())
-    server, port, _health = build_server(
+    server, port = build_server(
         service="identity",
         register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier,
                                       config=config, clock=clock),
@@ -201,7 +201,7 @@ def test_a_code_of_zero_minutes_is_expired_at_once(identity_db, issuer, verifier
     notifier = RecordingNotifier()
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
     config = IdentityConfig.from_env({"IDENTITY_RESET_CODE_MINUTES": "0"})
-    server, port, _ = build_server(
+    server, port = build_server(
         service="identity", verifier=verifier, port=0, host="127.0.0.1",
         register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier, config=config),
     )

@@ -31,7 +31,7 @@ def config() -> RegistrationConfig:
 
 @pytest.fixture
 def stub(database, verifier, config):
-    server, port, _health = build_server(
+    server, port = build_server(
         service="registration", register=lambda srv: register(srv, None, database, config),
         verifier=verifier, port=free_port(), host="127.0.0.1", workers=16,
     )

@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 from registration.domain.policy import BookingPolicy
-from registration.store import Idempotent
+from registration.store import HoldRequest, Idempotent
 from registration_testkit import local, slot_counters, tomorrow
 from tuoguan.billing.v1 import events_pb2 as billing
 from tuoguan.registration.v1 import registration_pb2 as pb
@@ -68,7 +68,8 @@ def handled(metrics_port: int, handler: str, outcome: str) -> float:
 
 def hold(store, patient_id: str, slot_id: str) -> pb.Booking:
     idem = Idempotent("hold", patient_id, str(uuid.uuid4()), "fingerprint", pb.HoldSlotResponse)
-    return store.hold_slot(idem, patient_id, slot_id, BookingPolicy(), utcnow()).booking
+    (held,) = store.hold_slots([HoldRequest(idem, patient_id, slot_id)], BookingPolicy(), utcnow())
+    return held.booking
 
 
 def booking_row(store, booking_id: str) -> dict:

@@ -40,7 +40,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def stub(database, verifier, config, clock):
-    server, port, _health = build_server(
+    server, port = build_server(
         service="ticketing", register=lambda srv: register(srv, None, database, config, clock=clock),
         verifier=verifier, port=free_port(), host="127.0.0.1", workers=16,
     )

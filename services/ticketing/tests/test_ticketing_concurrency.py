@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_more_callers_than_connections_all_get_their_ticket(database, verifier, people):
     seed(database)
     small = Database(database.url, max_size=2, name="ticketing-small-pool").open()
-    server, port, _health = build_server(
+    server, port = build_server(
         service="ticketing", register=lambda srv: register(srv, None, small, TicketingConfig()),
         verifier=verifier, port=free_port(), host="127.0.0.1", workers=12)
     server.start()

@@ -30,7 +30,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
     verifier = auth.TokenVerifier.from_file(settings.token_public_key_file)
     metrics.serve_metrics(settings.metrics_port)
-    server, port, health = build_server(
+    server, port = build_server(
         service=service,
         register=lambda srv: register(srv, settings, database),
         verifier=verifier,
@@ -41,7 +41,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
     )
     log.info("api listening", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
     try:
-        serve_forever(server, health)
+        serve_forever(server)
     finally:
         database.close()
 

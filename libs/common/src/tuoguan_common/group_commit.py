@@ -50,15 +50,14 @@ class GroupCommit(Generic[Item, Result]):
         self._write_batch = write_batch
         self.max_batch = max_batch
         self._queued: list[tuple[Item, asyncio.Future]] = []
-        self._writing = False
-        self._writer: asyncio.Task | None = None  # referenced, so the task is not collected mid-batch
+        # The batch writer while one runs (held, so the task is not collected mid-batch).
+        self._writer: asyncio.Task | None = None
 
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
         self._queued.append((item, answer))
-        if not self._writing:
-            self._writing = True
+        if self._writer is None:
             self._writer = loop.create_task(self._write())
         return await answer
 
@@ -84,4 +83,4 @@ class GroupCommit(Generic[Item, Result]):
                     else:
                         answer.set_result(outcome)
         finally:
-            self._writing = False
+            self._writer = None

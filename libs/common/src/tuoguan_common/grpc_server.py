@@ -214,10 +214,9 @@ def build_server(
     host: str = "0.0.0.0",
     max_concurrent_rpcs: int | None = None,
     reuse_port: bool = False,
-) -> tuple[PlatformServer, int, PlatformServer]:
+) -> tuple[PlatformServer, int]:
     """Builds (does not start) a server; ``register`` adds servicers and returns
-    their full names. Returns the server, its port, and what health answers
-    through (the server itself: ``enter_graceful_shutdown``)."""
+    their full names. Returns the server and the port it listens on."""
     executor = futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{service}-grpc")
     server = PlatformServer(service, executor)
     bound = server.build(
@@ -241,10 +240,10 @@ def build_server(
     if bound == 0:
         server.stop(0)
         raise SystemExit(f"{service}: cannot listen on {host}:{port}")
-    return server, bound, server
+    return server, bound
 
 
-def serve_forever(server: PlatformServer, health_servicer: PlatformServer, *, grace: float = 3.0) -> None:
+def serve_forever(server: PlatformServer, *, grace: float = 3.0) -> None:
     """Starts the server and stops it gracefully on SIGTERM or SIGINT.
 
     The grace period lets calls in flight finish; it stays under the few
@@ -258,7 +257,7 @@ def serve_forever(server: PlatformServer, health_servicer: PlatformServer, *, gr
             return
         stopping.set()
         log.info("stopping", extra={"signal": signum})
-        health_servicer.enter_graceful_shutdown()
+        server.enter_graceful_shutdown()
         threading.Thread(target=lambda: (server.stop(grace).wait(), stopped.set()), daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

@@ -417,14 +417,6 @@ class Store:
 
     # Bookings.
 
-    def hold_slot(self, idem: Idempotent, patient_id: str, slot_id: str, policy: BookingPolicy,
-                  now: dt.datetime) -> pb.HoldSlotResponse:
-        """One hold on its own: a batch of one."""
-        (outcome,) = self.hold_slots([HoldRequest(idem, patient_id, slot_id)], policy, now)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def hold_slots(self, requests: Sequence[HoldRequest], policy: BookingPolicy,
                    now: dt.datetime) -> list[pb.HoldSlotResponse | Exception]:
         """Holds places for a batch of requests, each outcome in the request's place.
