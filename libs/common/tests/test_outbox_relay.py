@@ -9,22 +9,9 @@ import pytest
 
 from tuoguan.billing.v1 import events_pb2
 from tuoguan_common import outbox
-from tuoguan_common.db import Database, drop_database, ensure_database
-from tuoguan_common.testing import EventTap, unique_database_url, wait_for
+from tuoguan_common.testing import EventTap, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def outbox_db(infra):
-    url = unique_database_url(infra, "outboxtest")
-    ensure_database(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(outbox.DDL)
-    db = Database(url).open()
-    yield db
-    db.close()
-    drop_database(url)
 
 
 def test_relay_publishes_each_event_once_in_nameko_format(infra, outbox_db):

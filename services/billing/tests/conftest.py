@@ -39,13 +39,24 @@ HOLD = dt.timedelta(minutes=15)
 
 
 class ProbedProvider(MeteredProvider):
-    """The sandbox, with hooks a test sets around ``authorize``: to look at
+    """The sandbox, with hooks a test sets around ``authorize`` (one charge
+    or a batch's each): to look at
     the world just before the provider is asked, or to make the call fail."""
 
     def __init__(self, inner: PaymentProvider):
         super().__init__(inner)
         self.before_authorize: Callable[[str], None] | None = None
         self.after_authorize: Callable[[str], None] | None = None
+
+    def authorize_many(self, charges):
+        for charge in charges:
+            if self.before_authorize is not None:
+                self.before_authorize(charge.payment_id)
+        answers = super().authorize_many(charges)
+        for charge in charges:
+            if self.after_authorize is not None:
+                self.after_authorize(charge.payment_id)
+        return answers
 
     def authorize(self, payment_id, amount_fen, method_token, idempotency_key):
         if self.before_authorize is not None:

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 def confirm(store, booking: pb.Booking, payment_id: str = "pay-1") -> None:
     """What the worker does when billing's PaymentCaptured arrives."""
     with store.db.transaction() as cur:
-        store.apply_payment_captured(cur, booking.booking_id,
-                                     CapturedPayment(payment_id, booking.patient_id, booking.fee_fen), utcnow())
+        store.apply_payments_captured(
+            cur, [(booking.booking_id, CapturedPayment(payment_id, booking.patient_id, booking.fee_fen), None)], utcnow())
 
 
 def outbox_events(store, event_type: str) -> list[dict]:

@@ -21,8 +21,8 @@ UNKNOWN_ID = "6d1b0c6e-0000-4000-8000-000000000000"
 def confirm(store, booking: pb.Booking, payment_id: str) -> None:
     """What the worker does when billing's PaymentCaptured arrives."""
     with store.db.transaction() as cur:
-        store.apply_payment_captured(cur, booking.booking_id,
-                                     CapturedPayment(payment_id, booking.patient_id, booking.fee_fen), utcnow())
+        store.apply_payments_captured(
+            cur, [(booking.booking_id, CapturedPayment(payment_id, booking.patient_id, booking.fee_fen), None)], utcnow())
 
 
 def overdue(store, booking: pb.Booking) -> None:

@@ -15,6 +15,7 @@ code), answers them, and goes on while calls keep queueing.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -49,14 +50,16 @@ class GroupCommit(Generic[Item, Result]):
             raise ValueError("max_batch must be at least 1")
         self._write_batch = write_batch
         self.max_batch = max_batch
-        self._queued: list[tuple[Item, asyncio.Future]] = []
+        # Each call with its context: a batch runs in its first caller's, so
+        # its database spans join that caller's trace (alone, a call's own).
+        self._queued: list[tuple[Item, asyncio.Future, contextvars.Context]] = []
         # The batch writer while one runs (held, so the task is not collected mid-batch).
         self._writer: asyncio.Task | None = None
 
     async def submit(self, item: Item) -> Result:
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
-        self._queued.append((item, answer))
+        self._queued.append((item, answer, contextvars.copy_context()))
         if self._writer is None:
             self._writer = loop.create_task(self._write())
         return await answer
@@ -68,14 +71,14 @@ class GroupCommit(Generic[Item, Result]):
                 batch = self._queued[: self.max_batch]
                 del self._queued[: self.max_batch]
                 try:
-                    outcomes = await loop.run_in_executor(None, _outcomes, self._write_batch,
-                                                          [item for item, _ in batch])
+                    outcomes = await loop.run_in_executor(None, batch[0][2].run, _outcomes, self._write_batch,
+                                                          [item for item, _, _ in batch])
                 except asyncio.CancelledError:  # the server is stopping: nobody is left waiting
-                    for _, answer in batch + self._queued:
+                    for _, answer, _ in batch + self._queued:
                         answer.cancel()
                     self._queued.clear()
                     raise
-                for (_, answer), outcome in zip(batch, outcomes):
+                for (_, answer, _), outcome in zip(batch, outcomes):
                     if answer.done():  # the caller gave up (cancelled); the write stands
                         continue
                     if isinstance(outcome, BaseException):

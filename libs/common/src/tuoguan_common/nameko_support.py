@@ -6,15 +6,19 @@
   in the AMQP headers) and RED metrics per event handler.
 * ``OutboxRelayer``: a greenthread relaying the service's outbox.
 * ``handle_event``: parse, dedupe by inbox, apply, commit: once per event id.
+* ``EventBatch``: the same for the events a handler's workers hold at once,
+  in one transaction.
 """
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import eventlet
+import eventlet.event
 import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -133,6 +137,14 @@ TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailur
                     psycopg.errors.DeadlockDetected, PoolTimeout)
 
 
+def _parse(payload: Any, message_type: type[Message]) -> tuple[str, Message]:
+    """The event's id and message; raises MALFORMED's errors."""
+    return str(uuid.UUID(str(payload["event_id"]))), outbox.parse_event(payload, message_type)
+
+
+MALFORMED = (KeyError, TypeError, ValueError, json_format.ParseError)
+
+
 def handle_event(
     database: Database,
     payload: dict[str, Any],
@@ -149,9 +161,8 @@ def handle_event(
     """
     event_type = message_type.DESCRIPTOR.name
     try:
-        event_id = str(uuid.UUID(str(payload["event_id"])))
-        event = outbox.parse_event(payload, message_type)
-    except (KeyError, TypeError, ValueError, json_format.ParseError) as exc:
+        event_id, event = _parse(payload, message_type)
+    except MALFORMED as exc:
         return _dead_letter(database, payload, event_type, handler, exc, "malformed")
     try:
         with database.transaction() as cur:
@@ -171,3 +182,99 @@ def _dead_letter(database: Database, payload, event_type: str, handler: str, exc
     with database.transaction() as cur:
         outbox.dead_letter(cur, payload, event_type, handler, type(exc).__name__)
     return outcome
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event of a batch, with the trace of the worker that received it:
+    what the event causes continues that trace, not the batch writer's."""
+
+    event: Message
+    trace_carrier: dict
+
+
+Result = TypeVar("Result")
+
+
+class EventBatch(Generic[Result]):
+    """Concurrent workers of one event handler share one transaction.
+
+    Under load the broker hands a worker process up to its max_workers
+    events at once. Each worker submits its event and waits; the first to
+    find no batch being written writes every event queued meanwhile (the
+    others queue while it waits on the database): one inbox statement, the
+    handler's statements for the whole batch, one commit. Alone, an event is
+    a batch of one. The writer's ``apply_batch(cursor, deliveries)`` returns
+    one result per delivery, in order (every worker of a handler passes the
+    same function).
+
+    Once per event id, as ``handle_event``: a redelivered event is a
+    duplicate; a database or network failure raises in every worker of the
+    batch, so each message goes back to its queue; any other failure applies
+    the batch again one event at a time, so only the bad event is
+    dead-lettered.
+    """
+
+    def __init__(self, message_type: type[Message], handler: str):
+        self.message_type = message_type
+        self.event_type = message_type.DESCRIPTOR.name
+        self.handler = handler
+        self._queued: list[tuple[str, Delivery, Any, eventlet.event.Event]] = []
+        self._writing = False
+
+    def handle(self, database: Database, payload: dict[str, Any],
+               apply_batch: Callable[[Any, Sequence[Delivery]], Sequence[Result]]) -> tuple[str, Result | None]:
+        """(outcome, the handler's result or None): outcome as handle_event's."""
+        try:
+            event_id, event = _parse(payload, self.message_type)
+        except MALFORMED as exc:
+            return _dead_letter(database, payload, self.event_type, self.handler, exc, "malformed"), None
+        answer = eventlet.event.Event()
+        self._queued.append((event_id, Delivery(event, telemetry.inject()), payload, answer))
+        if not self._writing:
+            self._writing = True
+            try:
+                while self._queued:
+                    batch, self._queued = self._queued, []
+                    self._answer(database, batch, apply_batch)
+            finally:
+                self._writing = False
+        return answer.wait()
+
+    def _answer(self, database: Database, batch: list, apply_batch) -> None:
+        try:
+            outcomes = self._write(database, batch, apply_batch)
+        except TRANSIENT_ERRORS as exc:
+            outcomes = [exc] * len(batch)
+        except Exception as exc:  # noqa: BLE001 - the bad event is found one at a time
+            if len(batch) > 1:
+                for item in batch:
+                    self._answer(database, [item], apply_batch)
+                return
+            outcomes = [exc]
+            try:
+                outcomes = [(_dead_letter(database, batch[0][2], self.event_type, self.handler, exc,
+                                          "dead_lettered"), None)]
+            except Exception as failure:  # noqa: BLE001 - the worker raises it; the message is requeued
+                outcomes = [failure]
+        for (_, _, _, answer), outcome in zip(batch, outcomes):
+            if isinstance(outcome, BaseException):
+                answer.send_exception(outcome)
+            else:
+                answer.send(outcome)
+
+    def _write(self, database: Database, batch: list, apply_batch) -> list:
+        with database.transaction() as cur:
+            fresh = outbox.first_times(cur, [event_id for event_id, _, _, _ in batch], self.handler)
+            applying = []
+            for i, (event_id, _, _, _) in enumerate(batch):
+                if event_id in fresh:
+                    fresh.discard(event_id)  # the same event twice in one batch: the second is a duplicate
+                    applying.append(i)
+            results = list(apply_batch(cur, [batch[i][1] for i in applying])) if applying else []
+            if len(results) != len(applying):
+                raise RuntimeError(f"{self.handler} gave {len(results)} results for {len(applying)} events")
+        outcomes: list = [("duplicate", None)] * len(batch)
+        for i, result in zip(applying, results):
+            outcomes[i] = ("ok", result)
+        return outcomes

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +141,15 @@ def first_time(cur: psycopg.Cursor, event_id: str, handler: str) -> bool:
     return cur.fetchone() is not None
 
 
+def first_times(cur: psycopg.Cursor, event_ids: Sequence[str], handler: str) -> set[str]:
+    """``first_time`` for a batch of events in one statement: the ids not handled before."""
+    if not event_ids:
+        return set()
+    cur.execute("INSERT INTO inbox (event_id, handler) SELECT unnest(%s::uuid[]), %s "
+                "ON CONFLICT DO NOTHING RETURNING event_id::text", (sorted(set(event_ids)), handler), prepare=False)
+    return {row["event_id"] for row in cur.fetchall()}
+
+
 def request_fingerprint(request: Message) -> str:
     return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
 
@@ -174,6 +183,69 @@ def claim_key(cur: psycopg.Cursor, scope: str, owner: str, key: str, request_has
     if row["request_hash"] != request_hash:
         raise IdempotencyConflict(key)
     return bytes(row["response"] or b"")
+
+
+@dataclass(frozen=True)
+class EarlierRequest:
+    """A key already claimed: the request's fingerprint and the first answer
+    (None while the request that claimed it has not finished)."""
+
+    request_hash: str
+    response: bytes | None
+
+
+# Planned for their arrays on each call (prepare=False below): a cached
+# generic plan of these IN (unnest) lookups scans the whole table.
+_KEYS_IN = "(owner, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+
+
+def claim_keys(cur: psycopg.Cursor, scope: str, claims: Sequence[tuple[str, str, str]]) -> set[tuple[str, str]]:
+    """``claim_key`` for a batch of distinct (owner, key, request hash) in one
+    statement: the (owner, key) pairs claimed now. A key another transaction
+    holds is waited for, then left out if it committed."""
+    if not claims:
+        return set()
+    claims = sorted(claims)  # one order for every batch: concurrent batches wait, never deadlock
+    cur.execute(
+        "INSERT INTO idempotency_keys (scope, owner, key, request_hash) "
+        "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING RETURNING owner, key",
+        (scope, [c[0] for c in claims], [c[1] for c in claims], [c[2] for c in claims]),
+    )
+    return {(r["owner"], r["key"]) for r in cur.fetchall()}
+
+
+def earlier_requests(cur: psycopg.Cursor, scope: str, keys: Sequence[tuple[str, str]], *,
+                     lock: bool = False) -> dict[tuple[str, str], EarlierRequest]:
+    """The claimed keys among (owner, key) pairs, locked with ``lock``
+    (the caller's cursor returns rows as dicts, as ``Database``'s do)."""
+    if not keys:
+        return {}
+    keys = sorted(set(keys))
+    cur.execute(f"SELECT owner, key, request_hash, response FROM idempotency_keys WHERE scope = %s AND {_KEYS_IN}"
+                + (" ORDER BY owner, key FOR UPDATE" if lock else ""),
+                (scope, [k[0] for k in keys], [k[1] for k in keys]), prepare=False)
+    return {(r["owner"], r["key"]): EarlierRequest(r["request_hash"],
+                                                   bytes(r["response"]) if r["response"] is not None else None)
+            for r in cur.fetchall()}
+
+
+def forget_keys(cur: psycopg.Cursor, scope: str, keys: Sequence[tuple[str, str]]) -> None:
+    """Releases keys whose requests were refused after they were claimed, so they may be used again."""
+    if keys:
+        cur.execute(f"DELETE FROM idempotency_keys WHERE scope = %s AND {_KEYS_IN} AND response IS NULL",
+                    (scope, [k[0] for k in keys], [k[1] for k in keys]), prepare=False)
+
+
+def store_responses(cur: psycopg.Cursor, scope: str, answered: Sequence[tuple[str, str, Message]]) -> None:
+    """``store_response`` for a batch, in one statement."""
+    if answered:
+        cur.execute(
+            "UPDATE idempotency_keys k SET response = a.response "
+            "FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS a(owner, key, response) "
+            "WHERE k.scope = %s AND k.owner = a.owner AND k.key = a.key",
+            ([a[0] for a in answered], [a[1] for a in answered], [a[2].SerializeToString() for a in answered], scope),
+            prepare=False,
+        )
 
 
 def store_response(cur: psycopg.Cursor, scope: str, owner: str, key: str, response: Message) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 
 from tuoguan.billing.v1 import billing_pb2, billing_pb2_grpc
-from tuoguan_common import api_main, auth, outbox
+from tuoguan_common import api_main, auth, outbox, telemetry
 from tuoguan_common.auth import current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
@@ -16,6 +16,7 @@ from tuoguan_common.grpc_server import current_token
 
 from . import finance
 from .cashier import Cashier, FeeRequest
+from .checkout import Checkout
 from .domain import payments
 from .domain.reconciliation import parse_business_date
 from .exceptions import PaymentNotFound, answers_rule_errors
@@ -36,12 +37,16 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     """Each method parses, asks the cashier or finance, and replies; the
     domain's refusals leave it as service errors (answers_rule_errors)."""
 
-    def __init__(self, cashier: Cashier):
+    def __init__(self, cashier: Cashier, checkout: Checkout):
         self.cashier = cashier
+        self.checkout = checkout
         self.store = cashier.store
 
     @answers_rule_errors
-    def PayRegistrationFee(self, request, context):
+    async def PayRegistrationFee(self, request, context):
+        # A coroutine, unlike the other methods: payments in a surge share
+        # transactions (billing.checkout) and wait for registration and the
+        # provider without a thread each.
         patient = current_principal().require(auth.PATIENT)
         booking_id = payments.check_booking_id(request.booking_id)
         method_token = payments.check_method_token(request.payment_method_token)
@@ -49,9 +54,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         # The request as parsed: spellings of one booking id are one request.
         parsed = billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=method_token,
                                                        idempotency_key=key)
-        return self.cashier.pay_fee(FeeRequest(
+        return await self.checkout.pay_fee(FeeRequest(
             patient_id=patient.subject, booking_id=booking_id, method_token=method_token, idempotency_key=key,
-            fingerprint=outbox.request_fingerprint(parsed), bearer=current_token(),
+            fingerprint=outbox.request_fingerprint(parsed), bearer=current_token(), trace_carrier=telemetry.inject(),
         ))
 
     @answers_rule_errors
@@ -89,26 +94,26 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return report_message(finance.reconciliation_report(self.store, self.cashier.provider, business_date))
 
 
-def build_cashier(database: Database, *, bookings: BookingSource | None = None,
-                  provider: PaymentProvider | None = None, billing_settings: BillingSettings | None = None,
-                  pool_size: int = 4) -> Cashier:
-    """The api's cashier; tests hand in their own booking source or provider."""
+def build_cashier(database: Database, *, provider: PaymentProvider | None = None,
+                  billing_settings: BillingSettings | None = None, pool_size: int = 4) -> Cashier:
+    """The api's cashier; tests hand in their own provider."""
     billing_settings = billing_settings or BillingSettings.from_env()
-    if bookings is None:
-        bookings = RegistrationClient(billing_settings.registration_address,
-                                      timeout=billing_settings.registration_timeout_seconds)
     if provider is None:
         provider = build_provider(billing_settings, database.url, pool_size=pool_size)
-    return Cashier(BillingStore(database), provider, bookings=bookings,
-                   payment_timeout=billing_settings.payment_timeout,
+    return Cashier(BillingStore(database), provider, payment_timeout=billing_settings.payment_timeout,
                    authorize_grace=billing_settings.authorize_grace, batch_size=billing_settings.batch_size)
 
 
 def register(server: grpc.Server, settings: Settings | None, database: Database, *,
              bookings: BookingSource | None = None, provider: PaymentProvider | None = None) -> list[str]:
     pool_size = settings.db_pool_size if settings is not None else 4
-    cashier = build_cashier(database, bookings=bookings, provider=provider, pool_size=pool_size)
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(cashier), server)
+    billing_settings = BillingSettings.from_env()
+    cashier = build_cashier(database, provider=provider, billing_settings=billing_settings, pool_size=pool_size)
+    if bookings is None:
+        bookings = RegistrationClient(billing_settings.registration_address,
+                                      timeout=billing_settings.registration_timeout_seconds)
+    checkout = Checkout(cashier, bookings, max_batch=billing_settings.pay_batch_max)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(cashier, checkout), server)
     return [billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name]
 
 

@@ -11,21 +11,20 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import psycopg
 
 from tuoguan.billing.v1 import billing_pb2, events_pb2
-from tuoguan_common import metrics, outbox, telemetry
+from tuoguan_common import metrics, outbox
 from tuoguan_common.outbox import utcnow
 
 from .domain import ledger, payments
-from .domain.errors import PaymentInProgress
+from .domain.errors import BillingRuleError, PaymentInProgress
 from .domain.payments import Booking, Payment, PaymentStatus, RefundAction, ResumeAction
 from .exceptions import ProviderRequestConflict, ProviderUnavailable, RefundRefused, UnknownPaymentMethod
 from .messages import payment_message
-from .providers.base import PaymentProvider
-from .registration_client import BookingSource
+from .providers.base import ChargeRequest, PaymentProvider
 from .store import BillingStore
 
 log = logging.getLogger(__name__)
@@ -81,21 +80,63 @@ class FeeRequest:
     # Of the request as parsed, so two spellings of one booking id are one request.
     fingerprint: str
     bearer: str | None
+    # The caller's trace: the payment keeps it, so its settling events continue it.
+    trace_carrier: dict = field(default_factory=dict)
 
     @property
     def payment_id(self) -> str:
         return payments.payment_id_for(self.patient_id, self.idempotency_key)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.patient_id, self.idempotency_key
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A payment and the provider's reference for it (None: none to store)."""
+
+    request: FeeRequest
+    payment: Payment
+    reference: str | None
+    # Opened by this request, not resumed after another that did not finish.
+    opened_here: bool
+
+
+class PayLater:
+    """A batch's second request for a key or a booking: it goes in a later
+    transaction, once the first has committed, and sees what the first left."""
+
+
+PAY_LATER = PayLater()
+
+
+def _only(outcomes: Sequence[object]):
+    """A batch of one's outcome, raised if it is a refusal."""
+    [outcome] = outcomes
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _first_answer(request: FeeRequest, earlier: outbox.EarlierRequest | None) -> bytes | None | Exception:
+    """None for a new request; else the first answer (empty while the first
+    has not finished), or the conflict when the key was used for another request."""
+    if earlier is None:
+        return None
+    if earlier.request_hash != request.fingerprint:
+        return outbox.IdempotencyConflict(request.idempotency_key)
+    return earlier.response or b""
+
 
 class Cashier:
-    def __init__(self, store: BillingStore, provider: PaymentProvider, *, bookings: BookingSource | None = None,
+    def __init__(self, store: BillingStore, provider: PaymentProvider, *,
                  clock: Callable[[], dt.datetime] = utcnow, payment_timeout: dt.timedelta = dt.timedelta(seconds=5),
                  authorize_grace: dt.timedelta = dt.timedelta(seconds=5), batch_size: int = 500):
         for outcome in ("captured", "failed"):
             metrics.BILLING_RECONCILED.labels(outcome)
         self.store = store
         self.provider = provider
-        self.bookings = bookings
         self.clock = clock
         self.payment_timeout = payment_timeout
         self.authorize_grace = authorize_grace
@@ -105,129 +146,173 @@ class Cashier:
     def database(self):
         return self.store.database
 
-    # Paying a fee (api).
+    # Paying a fee (api): the steps billing.checkout walks each request
+    # through. Each takes a batch of requests and gives one outcome per
+    # request, so the api's concurrent calls share transactions and the
+    # provider's calls; no transaction is open while registration or the
+    # provider is asked.
 
-    def pay_fee(self, request: FeeRequest) -> billing_pb2.PayRegistrationFeeResponse:
-        """Starts paying a held booking's fee; the answer is the PENDING payment
-        with the provider's reference, and it settles when the provider answers.
+    def first_answers(self, batch: Sequence[FeeRequest]) -> list[bytes | None | Exception]:
+        """Step 1: None for a new request; else its first answer, empty while
+        the first has not finished; IdempotencyConflict for a key used for another request."""
+        with self.database.transaction() as cur:
+            earlier = outbox.earlier_requests(cur, PAY_SCOPE, [request.key for request in batch])
+        return [_first_answer(request, earlier.get(request.key)) for request in batch]
 
-        No transaction is open while registration or the provider is asked:
+    def open_payments(self, batch: Sequence[tuple[FeeRequest, Booking]]) -> list[object]:
+        """Step 3, transaction 1: claims each request's key and commits its
+        PENDING payment. Each request's outcome: its Payment; or the answer so
+        far of the same request, which claimed the key meanwhile; or its
+        refusal, which leaves neither key nor payment; or PAY_LATER."""
+        outcomes: list[object] = [PAY_LATER] * len(batch)
+        keys: set[tuple[str, str]] = set()
+        bookings: set[str] = set()
+        first = []
+        for i, (request, booking) in enumerate(batch):
+            if request.key not in keys and booking.booking_id not in bookings:
+                keys.add(request.key)
+                bookings.add(booking.booking_id)
+                first.append(i)
+        now = self.clock()
+        with self.database.transaction() as cur:
+            claimed = outbox.claim_keys(cur, PAY_SCOPE, [(*batch[i][0].key, batch[i][0].fingerprint) for i in first])
+            taken = [i for i in first if batch[i][0].key not in claimed]
+            earlier = outbox.earlier_requests(cur, PAY_SCOPE, [batch[i][0].key for i in taken])
+            for i in taken:
+                found = earlier.get(batch[i][0].key)
+                # A key released in between (its request was refused) leaves the request for later.
+                outcomes[i] = PAY_LATER if found is None else _first_answer(batch[i][0], found)
+            opening = [i for i in first if batch[i][0].key in claimed]
+            existing = self.store.payments_for_bookings(cur, [batch[i][1].booking_id for i in opening])
+            for i in opening:
+                request, booking = batch[i]
+                try:
+                    payments.check_payable(booking, request.patient_id, existing.get(booking.booking_id, ()))
+                except BillingRuleError as exc:
+                    outcomes[i] = exc
+                    continue
+                outcomes[i] = replace(payments.open_payment(request.payment_id, booking, self.provider.name, now,
+                                                            method_token=request.method_token),
+                                      trace_carrier=request.trace_carrier)
+            opened = [i for i in opening if isinstance(outcomes[i], Payment)]
+            inserted = self.store.insert_payments(cur, [outcomes[i] for i in opened])  # type: ignore[misc]
+            # Read again after the insert: another attempt that committed or
+            # failed in between is seen now (a failed one released the hold).
+            after = self.store.payments_for_bookings(cur, [batch[i][1].booking_id for i in opened])
+            withdrawn = []
+            for i in opened:
+                request, booking = batch[i]
+                if request.payment_id not in inserted:
+                    outcomes[i] = PaymentInProgress("another payment for this booking has just started")
+                    continue
+                try:
+                    payments.check_payable(booking, request.patient_id, [
+                        p for p in after.get(booking.booking_id, ()) if p.payment_id != request.payment_id])
+                except BillingRuleError as exc:
+                    outcomes[i] = exc
+                    withdrawn.append(request.payment_id)
+            self.store.delete_payments(cur, withdrawn)
+            outbox.forget_keys(cur, PAY_SCOPE, [batch[i][0].key for i in opening
+                                                if isinstance(outcomes[i], Exception)])
+        return outcomes
 
-        1. the first answer, if this request was made before (a short read);
-        2. the booking, from registration;
-        3. transaction 1: the idempotency key and the PENDING payment, committed
-           before any money moves, so a charge never exists without its row;
-        4. the provider's authorisation, under the payment's authorisation key:
-           the provider makes one charge whoever asks and however often;
-        5. transaction 2: the provider's reference and the answer under the key.
+    def authorize_payments(self, batch: Sequence[tuple[FeeRequest, Payment]]) -> list[str | Exception]:
+        """Step 4 for payments just opened: the provider's references. A
+        payment the provider refuses before any charge (an unknown payment
+        method) is withdrawn with its key: the request leaves nothing behind,
+        and the patient may pay with another method."""
+        answers = self.provider.authorize_many([
+            ChargeRequest(payment.payment_id, payment.amount_fen, request.method_token,
+                          payments.authorization_key(payment.payment_id))
+            for request, payment in batch
+        ])
+        refused = [(request, payment) for (request, payment), answer in zip(batch, answers)
+                   if isinstance(answer, UnknownPaymentMethod)]
+        if refused:
+            with self.database.transaction() as cur:
+                withdrawn = self.store.withdraw_unauthorized(cur, [payment.payment_id for _, payment in refused])
+                outbox.forget_keys(cur, PAY_SCOPE, [request.key for request, payment in refused
+                                                    if payment.payment_id in withdrawn])
+        return [answer if isinstance(answer, Exception) else answer.reference for answer in answers]
 
-        A retry of a request that stopped between 3 and 5 carries on from 4;
-        the worker's ``authorize_unfinished`` does the same for one nobody retries.
-        """
-        answer = self._first_answer(request)
-        if answer is None:
-            assert self.bookings is not None, "the api builds the cashier with a booking source"
-            booking = self.bookings.get_booking(request.booking_id, request.bearer)
-            opened = self._open_payment(request, booking)
-            if isinstance(opened, Payment):
-                return self._authorize(request, opened, opened_here=True)
-            answer = opened
-        if answer:
-            return billing_pb2.PayRegistrationFeeResponse.FromString(answer)
-        # Claimed by a request that has not finished: it died, or still runs. Carry on.
+    def answer_payments(self, batch: Sequence[Authorized]) -> list[billing_pb2.PayRegistrationFeeResponse | Exception]:
+        """Step 5, transaction 2: the provider's references, and each
+        request's answer kept under its key. A retry of the same request that
+        answered first gives its answer: one answer for all."""
+        now = self.clock()
+        with self.database.transaction() as cur:
+            earlier = outbox.earlier_requests(cur, PAY_SCOPE, [a.request.key for a in batch], lock=True)
+            stored = self.store.set_provider_references(
+                cur, [(a.payment.payment_id, a.reference) for a in batch if a.reference is not None], now)
+            current = self.store.get_payments(cur, [a.payment.payment_id for a in batch])
+            outcomes: list[billing_pb2.PayRegistrationFeeResponse | Exception] = []
+            answered: dict[tuple[str, str], billing_pb2.PayRegistrationFeeResponse] = {}
+            for a in batch:
+                first = earlier.get(a.request.key)
+                payment = current.get(a.payment.payment_id)
+                if first is not None and first.response:
+                    outcomes.append(billing_pb2.PayRegistrationFeeResponse.FromString(first.response))
+                elif a.request.key in answered:
+                    outcomes.append(answered[a.request.key])
+                elif payment is None:  # withdrawn by an attempt the provider refused
+                    outcomes.append(PaymentInProgress("this request's payment was withdrawn: try again"))
+                else:
+                    answered[a.request.key] = billing_pb2.PayRegistrationFeeResponse(payment=payment_message(payment))
+                    outcomes.append(answered[a.request.key])
+            outbox.store_responses(cur, PAY_SCOPE, [(*key, response) for key, response in answered.items()])
+        for a in batch:
+            payment = current.get(a.payment.payment_id)
+            if a.payment.payment_id in stored and payment is not None and payment.status is PaymentStatus.FAILED:
+                _charged_after_giving_up(payment)
+        pending = sum(1 for a in batch if a.opened_here and a.request.key in answered)
+        if pending:
+            metrics.BILLING_PAYMENTS.labels("pending").inc(pending)
+        return outcomes
+
+    def authorize_and_answer(self, batch: Sequence[tuple[FeeRequest, Payment]]
+                             ) -> list[billing_pb2.PayRegistrationFeeResponse | Exception]:
+        """Steps 4 and 5 for payments just opened, one after the other in the
+        same thread: one hop to a thread per batch instead of two."""
+        outcomes: list[billing_pb2.PayRegistrationFeeResponse | Exception | None] = [None] * len(batch)
+        authorized = []
+        for i, ((request, payment), reference) in enumerate(zip(batch, self.authorize_payments(batch))):
+            if isinstance(reference, Exception):
+                outcomes[i] = reference
+            else:
+                authorized.append((i, Authorized(request, payment, reference, opened_here=True)))
+        if authorized:
+            for (i, _), answer in zip(authorized, self.answer_payments([a for _, a in authorized])):
+                outcomes[i] = answer
+        return outcomes  # type: ignore[return-value]
+
+    def resume_payment(self, request: FeeRequest) -> billing_pb2.PayRegistrationFeeResponse:
+        """Steps 4 and 5 for a request whose key was claimed by one that has
+        not finished: it died, or still runs. Carry on."""
         with self.database.transaction() as cur:
             payment = self.store.get_payment(cur, request.payment_id)
         if payment is None:
             raise PaymentInProgress("this request is still opening its payment")
-        return self._authorize(request, payment, opened_here=False)
-
-    def _first_answer(self, request: FeeRequest) -> bytes | None:
-        """None for a new request; else its first answer, empty while the first has not finished."""
-        with self.database.transaction() as cur:
-            earlier = self.store.earlier_request(cur, PAY_SCOPE, request.patient_id, request.idempotency_key)
-        if earlier is None:
-            return None
-        if earlier.request_hash != request.fingerprint:
-            raise outbox.IdempotencyConflict(request.idempotency_key)
-        return earlier.response or b""
-
-    def _open_payment(self, request: FeeRequest, booking: Booking) -> Payment | bytes:
-        """Transaction 1: claims the key and commits the PENDING payment; or,
-        when the same request claimed the key meanwhile, its answer so far."""
-        payment = replace(
-            payments.open_payment(request.payment_id, booking, self.provider.name, self.clock(),
-                                  method_token=request.method_token),
-            trace_carrier=telemetry.inject(),
-        )
-        with self.database.transaction() as cur:
-            claimed = outbox.claim_key(cur, PAY_SCOPE, request.patient_id, request.idempotency_key,
-                                       request.fingerprint)
-            if claimed is not None:
-                return claimed
-            payments.check_payable(booking, request.patient_id,
-                                   self.store.payments_for_booking(cur, payment.booking_id))
-            inserted = self.store.insert_payment(cur, payment)
-            # Read again after the insert: another attempt that committed or
-            # failed in between is seen now (a failed one released the hold).
-            payments.check_payable(booking, request.patient_id, [
-                p for p in self.store.payments_for_booking(cur, payment.booking_id)
-                if p.payment_id != payment.payment_id
-            ])
-            if not inserted:
-                raise PaymentInProgress("another payment for this booking has just started")
-        return payment
-
-    def _authorize(self, request: FeeRequest, payment: Payment, *,
-                   opened_here: bool) -> billing_pb2.PayRegistrationFeeResponse:
-        """Steps 4 and 5: the provider's authorisation, then the reference and the answer."""
         reference = None
         if payment.status is PaymentStatus.PENDING and payment.provider_reference is None:
-            reference = self._authorization(request, payment, retried=not opened_here)
-        with self.database.transaction() as cur:
-            earlier = self.store.earlier_request(cur, PAY_SCOPE, request.patient_id, request.idempotency_key,
-                                                 lock=True)
-            stored = reference is not None and self.store.set_provider_reference(
-                cur, payment.payment_id, reference, self.clock())
-            if earlier is not None and earlier.response:
-                # A retry of the same request answered first: one answer for all.
-                return billing_pb2.PayRegistrationFeeResponse.FromString(earlier.response)
-            payment = self.store.get_payment(cur, payment.payment_id)
-            if payment is None:  # withdrawn by an attempt the provider refused
-                raise PaymentInProgress("this request's payment was withdrawn: try again")
-            response = billing_pb2.PayRegistrationFeeResponse(payment=payment_message(payment))
-            outbox.store_response(cur, PAY_SCOPE, request.patient_id, request.idempotency_key, response)
-        if stored and payment.status is PaymentStatus.FAILED:
-            _charged_after_giving_up(payment)
-        if opened_here:
-            metrics.BILLING_PAYMENTS.labels("pending").inc()
-        return response
+            reference = self._resumed_authorization(request, payment)
+        return _only(self.answer_payments([Authorized(request, payment, reference, opened_here=False)]))
 
-    def _authorization(self, request: FeeRequest, payment: Payment, *, retried: bool) -> str | None:
-        """Step 4: the provider's reference for the payment. None when a retry
-        comes after the booking's hold is over and the provider never saw the
-        payment: it is failed then, as the worker would (no money moved)."""
+    def _resumed_authorization(self, request: FeeRequest, payment: Payment) -> str | None:
+        """The provider's reference for a payment a retry resumes. None when
+        the retry comes after the booking's hold is over and the provider
+        never saw the payment: it is failed then, as the worker would (no money moved)."""
         key = payments.authorization_key(payment.payment_id)
-        if retried:
-            seen = self.provider.authorizations([key])
-            now = self.clock()
-            action = payments.resume_action(replace(payment, method_token=request.method_token), key in seen, now)
-            if action is ResumeAction.RECORD:
-                return seen[key]
-            if action is ResumeAction.ABANDON:
-                with self.database.transaction() as cur:
-                    settled = self._book(cur, [payments.abandon(payment, now)], now)
-                settled.count()
-                return None
-        try:
-            return self.provider.authorize(payment.payment_id, payment.amount_fen, request.method_token,
-                                           idempotency_key=key).reference
-        except UnknownPaymentMethod:
-            # Refused before any charge was made: the request leaves nothing
-            # behind, and the patient may pay with another method.
+        seen = self.provider.authorizations([key])
+        now = self.clock()
+        action = payments.resume_action(replace(payment, method_token=request.method_token), key in seen, now)
+        if action is ResumeAction.RECORD:
+            return seen[key]
+        if action is ResumeAction.ABANDON:
             with self.database.transaction() as cur:
-                if self.store.withdraw_unauthorized(cur, payment.payment_id):
-                    self.store.forget_request(cur, PAY_SCOPE, request.patient_id, request.idempotency_key)
-            raise
+                settled = self._book(cur, [payments.abandon(payment, now)], now)
+            settled.count()
+            return None
+        return _only(self.authorize_payments([(request, payment)]))
 
     # Finishing what the api did not (worker timer).
 
@@ -252,8 +337,8 @@ class Cashier:
                        for p in batch}
             for payment in batch:
                 if actions[payment.payment_id] is ResumeAction.RECORD:
-                    self.store.set_provider_reference(cur, payment.payment_id,
-                                                      seen[payments.authorization_key(payment.payment_id)], now)
+                    self.store.set_provider_references(
+                        cur, [(payment.payment_id, seen[payments.authorization_key(payment.payment_id)])], now)
             settled = self._book(cur, [payments.abandon(p, now) for p in batch
                                        if actions[p.payment_id] is ResumeAction.ABANDON], now)
         for payment in batch:
@@ -278,7 +363,7 @@ class Cashier:
                       extra={"payment_id": payment.payment_id, "error": type(exc).__name__})
             return Settled()
         with self.database.transaction() as cur:
-            stored = self.store.set_provider_reference(cur, payment.payment_id, reference, self.clock())
+            stored = self.store.set_provider_references(cur, [(payment.payment_id, reference)], self.clock())
             after = self.store.get_payment(cur, payment.payment_id)
         if stored and after is not None and after.status is PaymentStatus.FAILED:
             _charged_after_giving_up(after)
@@ -299,12 +384,22 @@ class Cashier:
 
     def _ask_about_pending(self, *, give_up: bool) -> Settled:
         now = self.clock()
+        created_before = now - self.payment_timeout if give_up else None
         with self.database.transaction() as cur:
-            batch = self.store.claim_payments(cur, PaymentStatus.PENDING, self.batch_size,
-                                              created_before=now - self.payment_timeout if give_up else None)
-            if not batch:
+            # The provider is asked before any row is locked: most pending
+            # payments have no answer yet, and locking each of them on every
+            # round was most of this timer's writes.
+            pending = self.store.claim_payments(cur, PaymentStatus.PENDING, self.batch_size,
+                                                created_before=created_before, lock=False)
+            if not pending:
                 return Settled()
-            answers = {a.reference: a for a in self.provider.poll([p.provider_reference for p in batch])}
+            answers = {a.reference: a for a in self.provider.poll([p.provider_reference for p in pending])}
+            due = [p.payment_id for p in pending
+                   if give_up or payments.settle(p, answers.get(p.provider_reference)) is not None]
+            if not due:
+                return Settled()
+            # Locked now, and read again: a replica may have settled some meanwhile.
+            batch = self.store.claim_payments(cur, PaymentStatus.PENDING, len(due), payment_ids=due)
             changed = []
             for payment in batch:
                 after = payments.settle(payment, answers.get(payment.provider_reference))
@@ -351,14 +446,11 @@ class Cashier:
         ), now)
         # A timer settles the payment long after the request: its events carry
         # the request's trace, so the booking saga reads as one trace.
-        for p in settled.captured:
-            outbox.append(cur, events_pb2.PaymentCaptured(
-                payment_id=p.payment_id, booking_id=p.booking_id, patient_id=p.patient_id, amount_fen=p.amount_fen,
-            ), trace_carrier=p.trace_carrier)
-        for p in settled.failed:
-            outbox.append(cur, events_pb2.PaymentFailed(
-                payment_id=p.payment_id, booking_id=p.booking_id, patient_id=p.patient_id, reason=p.failure_reason,
-            ), trace_carrier=p.trace_carrier)
+        outbox.append_many(cur, [(events_pb2.PaymentCaptured(
+            payment_id=p.payment_id, booking_id=p.booking_id, patient_id=p.patient_id, amount_fen=p.amount_fen,
+        ), p.trace_carrier) for p in settled.captured] + [(events_pb2.PaymentFailed(
+            payment_id=p.payment_id, booking_id=p.booking_id, patient_id=p.patient_id, reason=p.failure_reason,
+        ), p.trace_carrier) for p in settled.failed])
         return settled
 
     # Refunds (worker event handlers and timer).

@@ -8,6 +8,7 @@ api's methods are wrapped in ``answers_rule_errors`` so they do it on the way ou
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Callable, TypeVar
 
 from tuoguan_common.errors import (
@@ -127,7 +128,18 @@ Method = TypeVar("Method", bound=Callable)
 
 
 def answers_rule_errors(method: Method) -> Method:
-    """Wraps an api method so a refusal of the domain leaves it as its service error."""
+    """Wraps an api method (a plain one or a coroutine) so a refusal of the
+    domain leaves it as its service error."""
+
+    if inspect.iscoroutinefunction(method):
+        @functools.wraps(method)
+        async def answering_later(*args, **kwargs):
+            try:
+                return await method(*args, **kwargs)
+            except rules.BillingRuleError as exc:
+                raise service_error(exc) from exc
+
+        return answering_later  # type: ignore[return-value]
 
     @functools.wraps(method)
     def answering(*args, **kwargs):

@@ -1,13 +1,16 @@
 """The one question billing asks registration synchronously: which booking
 is this, whose, in what status and for what fee.
 
-Built once at start-up and handed to the cashier, so tests can point it at a
-registration-like gRPC server (or give the cashier a fake in pure-logic tests).
+Built once at start-up and handed to the api's checkout, so tests can point
+it at a registration-like gRPC server.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Protocol
+
+from grpc import aio
 
 from tuoguan.registration.v1 import registration_pb2, registration_pb2_grpc
 from tuoguan_common import auth, grpc_client
@@ -28,32 +31,45 @@ def _instant(text: str) -> dt.datetime | None:
 
 
 class BookingSource(Protocol):
-    def get_booking(self, booking_id: str, bearer: str | None) -> Booking: ...
+    async def get_booking_async(self, booking_id: str, bearer: str | None) -> Booking: ...
+
+
+def _booking(booking: registration_pb2.Booking, asked_for: str) -> Booking:
+    return Booking(
+        booking_id=booking.booking_id or asked_for,
+        patient_id=booking.patient_id,
+        status=registration_pb2.BookingStatus.Name(booking.status).removeprefix("BOOKING_STATUS_"),
+        fee_fen=booking.fee_fen,
+        hold_expires_at=_instant(booking.hold_expires_at),
+    )
 
 
 class RegistrationClient:
-    """registration.v1.RegistrationService over gRPC, as the caller."""
+    """registration.v1.RegistrationService over gRPC, as the caller, from
+    the api's event loop (its channel is made there, on first use)."""
 
     def __init__(self, target: str, *, timeout: float = 3.0):
-        self._channel = grpc_client.channel(target)
-        self._stub = registration_pb2_grpc.RegistrationServiceStub(self._channel)
+        self.target = target
         self.timeout = timeout
+        self._channel: aio.Channel | None = None
+        self._stub: registration_pb2_grpc.RegistrationServiceStub | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def get_booking(self, booking_id: str, bearer: str | None) -> Booking:
+    async def get_booking_async(self, booking_id: str, bearer: str | None) -> Booking:
+        if self._stub is None:
+            self._loop = asyncio.get_running_loop()
+            self._channel = grpc_client.aio_channel(self.target)
+            self._stub = registration_pb2_grpc.RegistrationServiceStub(self._channel)
         # The caller's own token goes along: registration then applies its
-        # ownership rule to the patient, not to billing. Its errors (not
-        # found, not yours, unavailable) reach the patient as they are.
+        # ownership rule to the patient, not to billing.
         metadata = auth.bearer_metadata(bearer) if bearer else ()
-        reply = self._stub.GetBooking(registration_pb2.GetBookingRequest(booking_id=booking_id),
-                                      metadata=metadata, timeout=self.timeout)
-        booking = reply.booking
-        return Booking(
-            booking_id=booking.booking_id or booking_id,
-            patient_id=booking.patient_id,
-            status=registration_pb2.BookingStatus.Name(booking.status).removeprefix("BOOKING_STATUS_"),
-            fee_fen=booking.fee_fen,
-            hold_expires_at=_instant(booking.hold_expires_at),
-        )
+        reply = await self._stub.GetBooking(registration_pb2.GetBookingRequest(booking_id=booking_id),
+                                            metadata=metadata, timeout=self.timeout)
+        return _booking(reply.booking, booking_id)
 
     def close(self) -> None:
-        self._channel.close()
+        """Closes the channel on its loop, if that loop still runs."""
+        channel, loop = self._channel, self._loop
+        self._channel = self._stub = self._loop = None
+        if channel is not None and loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(channel.close(), loop).result(timeout=5)

@@ -27,6 +27,8 @@ class BillingSettings:
     timeout_check_interval_seconds: float
     reconcile_interval_seconds: float
     batch_size: int
+    # The most payments one of the api's transactions takes in a surge (billing.checkout).
+    pay_batch_max: int
     worker_metrics_port: int
     # The sandbox provider: where its books are (default: billing's database),
     # how long it takes to settle, and when a tok_timeout charge is captured.
@@ -46,6 +48,7 @@ class BillingSettings:
             timeout_check_interval_seconds=_number("BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS", 0.5),
             reconcile_interval_seconds=_number("BILLING_RECONCILE_INTERVAL_SECONDS", 10.0),
             batch_size=_number("BILLING_BATCH_SIZE", 500, int),
+            pay_batch_max=max(1, _number("BILLING_PAY_BATCH_MAX", 128, int)),
             worker_metrics_port=_number("BILLING_WORKER_METRICS_PORT", PORTS["billing"]["worker_metrics"], int),
             sandbox_database_url=os.environ.get("SANDBOX_PROVIDER_DATABASE_URL") or None,
             sandbox_settle_delay=dt.timedelta(milliseconds=_number("SANDBOX_SETTLE_DELAY_MS", 200)),

@@ -7,7 +7,6 @@ The sandbox provider's books are its own (providers/sandbox.py).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import psycopg
@@ -37,53 +36,64 @@ def _payment(row: dict) -> Payment:
     )
 
 
-@dataclass(frozen=True)
-class EarlierRequest:
-    """An idempotency key already claimed: the request's fingerprint and the
-    first answer (None while the request that claimed it has not finished)."""
-
-    request_hash: str
-    response: bytes | None
-
-
 class BillingStore:
     def __init__(self, database: Database):
         self.database = database
 
     # Payments.
 
-    def insert_payment(self, cur: psycopg.Cursor, payment: Payment) -> bool:
-        """False when the booking already has a payment that is not FAILED
-        (another attempt got there first); the unique index decides, so two
-        concurrent attempts cannot both pass."""
+    def insert_payments(self, cur: psycopg.Cursor, opened: Sequence[Payment]) -> set[str]:
+        """The ids of the payments written; one is left out when its booking
+        already has a payment that is not FAILED (another attempt got there
+        first): the unique index decides, so two concurrent attempts cannot both pass."""
+        if not opened:
+            return set()
         cur.execute(
             "INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, created_at, "
             "updated_at, trace_carrier, hold_expires_at, method_token) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-            (payment.payment_id, payment.booking_id, payment.patient_id, payment.amount_fen, payment.status.value,
-             payment.provider, payment.created_at, payment.created_at, Jsonb(payment.trace_carrier),
-             payment.hold_expires_at, payment.method_token),
+            "SELECT p.payment_id, p.booking_id, p.patient_id, p.amount_fen, p.status, p.provider, p.created_at, "
+            "p.created_at, p.trace_carrier, p.hold_expires_at, p.method_token "
+            "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+            "%s::timestamptz[], %s::jsonb[], %s::timestamptz[], %s::text[]) AS p(payment_id, booking_id, patient_id, "
+            "amount_fen, status, provider, created_at, trace_carrier, hold_expires_at, method_token) "
+            "ON CONFLICT DO NOTHING RETURNING payment_id::text",
+            ([p.payment_id for p in opened], [p.booking_id for p in opened], [p.patient_id for p in opened],
+             [p.amount_fen for p in opened], [p.status.value for p in opened], [p.provider for p in opened],
+             [p.created_at for p in opened], [Jsonb(p.trace_carrier) for p in opened],
+             [p.hold_expires_at for p in opened], [p.method_token for p in opened]),
         )
-        return cur.fetchone() is not None
+        return {r["payment_id"] for r in cur.fetchall()}
 
-    def set_provider_reference(self, cur: psycopg.Cursor, payment_id: str, reference: str,
-                               now: dt.datetime) -> bool:
-        """Stores the provider's reference once (the api, a retry and the
-        worker may all learn it) and forgets the method token; False if it was
-        stored already."""
+    def delete_payments(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> None:
+        """Takes back payments this transaction opened and then refused."""
+        if payment_ids:
+            cur.execute("DELETE FROM payments WHERE payment_id = ANY(%s::uuid[])", (list(payment_ids),),
+                        prepare=False)
+
+    def set_provider_references(self, cur: psycopg.Cursor, references: Sequence[tuple[str, str]],
+                                now: dt.datetime) -> set[str]:
+        """Stores each (payment id, provider reference) once (the api, a
+        retry and the worker may all learn it) and forgets the method token;
+        returns the ids stored now, not those stored already."""
+        if not references:
+            return set()
         cur.execute(
-            "UPDATE payments SET provider_reference = %s, authorized_at = %s, method_token = NULL, updated_at = %s "
-            "WHERE payment_id = %s AND provider_reference IS NULL RETURNING 1",
-            (reference, now, now, payment_id),
+            "UPDATE payments p SET provider_reference = r.reference, authorized_at = %s, method_token = NULL, "
+            "updated_at = %s FROM unnest(%s::uuid[], %s::text[]) AS r(payment_id, reference) "
+            "WHERE p.payment_id = r.payment_id AND p.provider_reference IS NULL RETURNING p.payment_id::text",
+            (now, now, [r[0] for r in references], [r[1] for r in references]), prepare=False,
         )
-        return cur.fetchone() is not None
+        return {r["payment_id"] for r in cur.fetchall()}
 
-    def withdraw_unauthorized(self, cur: psycopg.Cursor, payment_id: str) -> bool:
-        """Deletes a payment still PENDING without a reference: the provider
-        refused to charge it, so neither money nor an event ever left billing."""
-        cur.execute("DELETE FROM payments WHERE payment_id = %s AND status = 'PENDING' "
-                    "AND provider_reference IS NULL RETURNING 1", (payment_id,))
-        return cur.fetchone() is not None
+    def withdraw_unauthorized(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> set[str]:
+        """Deletes payments still PENDING without a reference: the provider
+        refused to charge them, so neither money nor an event ever left
+        billing. Returns the ids deleted."""
+        if not payment_ids:
+            return set()
+        cur.execute("DELETE FROM payments WHERE payment_id = ANY(%s::uuid[]) AND status = 'PENDING' "
+                    "AND provider_reference IS NULL RETURNING payment_id::text", (list(payment_ids),), prepare=False)
+        return {r["payment_id"] for r in cur.fetchall()}
 
     def claim_unauthorized(self, cur: psycopg.Cursor, opened_before: dt.datetime, limit: int) -> list[Payment]:
         """Locks PENDING payments opened before ``opened_before`` that have no
@@ -95,27 +105,18 @@ class BillingStore:
         )
         return [_payment(r) for r in cur.fetchall()]
 
-    # The api's idempotency keys (the shared table; claimed and answered with tuoguan_common.outbox).
-
-    def earlier_request(self, cur: psycopg.Cursor, scope: str, owner: str, key: str, *,
-                        lock: bool = False) -> EarlierRequest | None:
-        cur.execute("SELECT request_hash, response FROM idempotency_keys WHERE scope = %s AND owner = %s AND key = %s"
-                    + (" FOR UPDATE" if lock else ""), (scope, owner, key))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return EarlierRequest(row["request_hash"], bytes(row["response"]) if row["response"] is not None else None)
-
-    def forget_request(self, cur: psycopg.Cursor, scope: str, owner: str, key: str) -> None:
-        """Releases a key whose request was refused after it was claimed, so it may be used again."""
-        cur.execute("DELETE FROM idempotency_keys WHERE scope = %s AND owner = %s AND key = %s AND response IS NULL",
-                    (scope, owner, key))
-
     def get_payment(self, cur: psycopg.Cursor, payment_id: str, *, lock: bool = False) -> Payment | None:
         cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = %s"
                     + (" FOR UPDATE" if lock else ""), (payment_id,))
         row = cur.fetchone()
         return _payment(row) if row else None
+
+    def get_payments(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> dict[str, Payment]:
+        if not payment_ids:
+            return {}
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY(%s::uuid[])",
+                    (list(payment_ids),), prepare=False)
+        return {r["payment_id"]: _payment(r) for r in cur.fetchall()}
 
     def live_payment_for_booking(self, cur: psycopg.Cursor, booking_id: str, *, lock: bool = False) -> Payment | None:
         cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE booking_id = %s AND status <> 'FAILED'"
@@ -128,21 +129,39 @@ class BillingStore:
                     (booking_id,))
         return [_payment(r) for r in cur.fetchall()]
 
+    def payments_for_bookings(self, cur: psycopg.Cursor, booking_ids: Sequence[str]) -> dict[str, list[Payment]]:
+        """Each booking's payments, oldest first (a booking with none is left out)."""
+        found: dict[str, list[Payment]] = {}
+        if booking_ids:
+            cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE booking_id = ANY(%s::text[]) "
+                        "ORDER BY created_at", (list(booking_ids),), prepare=False)
+            for row in cur.fetchall():
+                found.setdefault(row["booking_id"], []).append(_payment(row))
+        return found
+
     def payments_of_patient(self, cur: psycopg.Cursor, patient_id: str, limit: int = 100) -> list[Payment]:
         cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE patient_id = %s "
                     "ORDER BY created_at DESC LIMIT %s", (patient_id, limit))
         return [_payment(r) for r in cur.fetchall()]
 
     def claim_payments(self, cur: psycopg.Cursor, status: PaymentStatus, limit: int, *,
-                       created_before: dt.datetime | None = None) -> list[Payment]:
+                       created_before: dt.datetime | None = None, payment_ids: Sequence[str] | None = None,
+                       lock: bool = True) -> list[Payment]:
         """Locks a batch of payments in ``status`` that the provider has a
-        reference for, oldest first; rows another worker replica holds are
-        skipped, so replicas share the work."""
+        reference for (of ``payment_ids`` when given), oldest first; rows
+        another worker replica holds are skipped, so replicas share the work.
+        With ``lock=False`` it only reads them."""
+        conditions, params = ["status = %s", "provider_reference IS NOT NULL"], [status.value]
+        if created_before is not None:
+            conditions.append("created_at <= %s")
+            params.append(created_before)
+        if payment_ids is not None:
+            conditions.append("payment_id = ANY(%s::uuid[])")
+            params.append(list(payment_ids))
         cur.execute(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE status = %s AND provider_reference IS NOT NULL "
-            + ("AND created_at <= %s " if created_before else "")
-            + "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED",
-            (status.value, created_before, limit) if created_before else (status.value, limit),
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(conditions)} ORDER BY created_at LIMIT %s"
+            + (" FOR UPDATE SKIP LOCKED" if lock else ""),
+            (*params, limit), prepare=payment_ids is None,
         )
         return [_payment(r) for r in cur.fetchall()]
 
@@ -205,15 +224,20 @@ class BillingStore:
         entries = list(entries)
         if not entries:
             return
-        cur.executemany(
+        # One statement per table for the batch: row by row, each row waits for
+        # the database, and in the eventlet worker each wait is a hub switch.
+        cur.execute(
             "INSERT INTO journal_entries (entry_id, kind, payment_id, refund_id, effective_at, posted_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            [(e.entry_id, e.kind.value, e.payment_id, e.refund_id, e.effective_at, now) for e in entries],
+            "SELECT *, %s FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::uuid[], %s::timestamptz[])",
+            (now, [e.entry_id for e in entries], [e.kind.value for e in entries], [e.payment_id for e in entries],
+             [e.refund_id for e in entries], [e.effective_at for e in entries]),
         )
-        cur.executemany(
-            "INSERT INTO journal_lines (entry_id, line_no, account, side, amount_fen) VALUES (%s, %s, %s, %s, %s)",
-            [(e.entry_id, n, line.account, line.side.value, line.amount_fen)
-             for e in entries for n, line in enumerate(e.lines, start=1)],
+        lines = [(e.entry_id, n, line.account, line.side.value, line.amount_fen)
+                 for e in entries for n, line in enumerate(e.lines, start=1)]
+        cur.execute(
+            "INSERT INTO journal_lines (entry_id, line_no, account, side, amount_fen) "
+            "SELECT * FROM unnest(%s::uuid[], %s::smallint[], %s::text[], %s::text[], %s::bigint[])",
+            [list(column) for column in zip(*lines)],
         )
 
     def accounts(self, cur: psycopg.Cursor) -> list[str]:

@@ -516,6 +516,13 @@ class Store:
             cur.execute(BOOKING_VIEW + "WHERE b.id = %s", (booking_id,))
             return cur.fetchone()
 
+    def get_bookings(self, booking_ids: Sequence[str]) -> list[Row | None]:
+        """Many bookings in one query, in the order asked (None: no such booking)."""
+        with self.db.transaction() as cur:
+            cur.execute(BOOKING_VIEW + "WHERE b.id = ANY(%s::uuid[])", (list(booking_ids),), prepare=False)
+            found = {str(r["id"]): r for r in cur.fetchall()}
+        return [found.get(booking_id) for booking_id in booking_ids]
+
     def list_patient_bookings(self, patient_id: str, limit: int = 200) -> list[Row]:
         with self.db.transaction() as cur:
             cur.execute(BOOKING_VIEW + "WHERE b.patient_id = %s ORDER BY b.starts_at DESC LIMIT %s",
@@ -632,26 +639,48 @@ class Store:
 
     # Billing's events, applied inside the inbox transaction (nameko_support.handle_event).
 
-    def apply_payment_captured(self, cur: psycopg.Cursor, booking_id: str, payment: rules.CapturedPayment,
-                               now: dt.datetime) -> rules.CaptureDecision:
-        """Confirms the held booking the payment is for, or rejects the payment so billing refunds it."""
-        known = as_uuid(booking_id)
-        row = self._lock_booking_slot(cur, known) if known else None
-        booking = None if row is None else rules.PaidBooking(
-            BookingStatus(row["status"]), row["patient_id"], row["fee_fen"], row["payment_id"])
-        decision = rules.capture_decision(booking, payment)
-        if decision == rules.CONFIRM:
+    def apply_payments_captured(self, cur: psycopg.Cursor, captured: Sequence[tuple[str, rules.CapturedPayment, dict | None]],
+                                now: dt.datetime) -> list[rules.CaptureDecision]:
+        """Confirms the held bookings the payments are for, or rejects each
+        payment billing must refund; one decision per (booking id, payment,
+        trace carrier of its event), in order, each seeing what the ones
+        before it decided. Their events continue the carriers' traces."""
+        known = {booking_id: as_uuid(booking_id) for booking_id, _, _ in captured}
+        ids = sorted({k for k in known.values() if k})
+        bookings: dict[str, rules.PaidBooking] = {}
+        rows: dict[str, Row] = {}
+        if ids:
+            # Slots first, in id order, as every writer of bookings locks them.
+            cur.execute(LOCK_SLOTS_OF_BOOKINGS, (ids,), prepare=False)
+            cur.execute("SELECT * FROM bookings WHERE id = ANY(%s::uuid[])", (ids,), prepare=False)
+            for row in cur.fetchall():
+                rows[str(row["id"])] = row
+                bookings[str(row["id"])] = rules.PaidBooking(
+                    BookingStatus(row["status"]), row["patient_id"], row["fee_fen"], row["payment_id"])
+        decisions: list[rules.CaptureDecision] = []
+        confirmed: list[tuple[Row, rules.CapturedPayment, dict | None]] = []
+        published: list[tuple[Message, dict | None]] = []
+        for booking_id, payment, carrier in captured:
+            booking = known[booking_id]
+            decision = rules.capture_decision(bookings.get(booking) if booking else None, payment)
+            decisions.append(decision)
+            if decision == rules.CONFIRM:
+                bookings[booking] = replace(bookings[booking], status=BookingStatus.CONFIRMED,
+                                            payment_id=payment.payment_id)
+                confirmed.append((rows[booking], payment, carrier))
+            elif isinstance(decision, Refusal):
+                published.append((events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
+                                                         reason=decision.reason), carrier))
+        # Queue numbers are handed out in the order the payments came.
+        for row, payment, carrier in confirmed:
             cur.execute(CONFIRM_BOOKING, {"session_id": row["session_id"], "payment_id": payment.payment_id,
-                                          "booking_id": known, "now": now})
-            queue_number = cur.fetchone()["queue_number"]
-            outbox.append(cur, events.BookingConfirmed(
-                booking_id=known, patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
-                payment_id=payment.payment_id, queue_number=queue_number,
-            ))
-        elif isinstance(decision, Refusal):
-            outbox.append(cur, events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
-                                                      reason=decision.reason))
-        return decision
+                                          "booking_id": row["id"], "now": now})
+            published.append((events.BookingConfirmed(
+                booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
+                payment_id=payment.payment_id, queue_number=cur.fetchone()["queue_number"],
+            ), carrier))
+        outbox.append_many(cur, published)
+        return decisions
 
     def apply_payment_failed(self, cur: psycopg.Cursor, booking_id: str, now: dt.datetime) -> bool:
         """Releases the hold whose payment failed; False when it was no longer held."""

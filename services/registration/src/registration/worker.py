@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from nameko.events import event_handler
 from nameko.timer import timer
 from tuoguan.billing.v1 import events_pb2 as billing_events
 from tuoguan_common import metrics
 from tuoguan_common.config import PORTS
-from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, handle_event
+from tuoguan_common.nameko_support import (Delivery, EventBatch, Observability, OutboxRelayer, WorkerStore,
+                                           handle_event)
 from tuoguan_common.outbox import utcnow
 
 from .config import RegistrationConfig
@@ -26,6 +28,10 @@ CONFIG = RegistrationConfig.from_env()
 EXPIRY_BATCH = 500
 
 
+# Shared by the worker's greenthreads: the captures they hold at once go in one batch.
+CONFIRMATIONS: EventBatch[rules.CaptureDecision] = EventBatch(billing_events.PaymentCaptured, "payment_captured")
+
+
 class RegistrationWorker:
     name = "registration"
 
@@ -35,21 +41,22 @@ class RegistrationWorker:
 
     @event_handler("billing", "PaymentCaptured", requeue_on_error=True)
     def on_payment_captured(self, payload):
-        decisions = []
+        # In a surge, the captures the worker holds at once confirm their bookings in one transaction.
+        store = self.store
 
-        def apply(cur, event):
-            payment = rules.CapturedPayment(event.payment_id, event.patient_id, event.amount_fen)
-            decision = self.store.apply_payment_captured(cur, event.booking_id, payment, utcnow())
-            decisions.append((event, decision))
+        def confirm(cur, captured: Sequence[Delivery]) -> list[rules.CaptureDecision]:
+            return store.apply_payments_captured(cur, [(
+                d.event.booking_id, rules.CapturedPayment(d.event.payment_id, d.event.patient_id, d.event.amount_fen),
+                d.trace_carrier) for d in captured], utcnow())
 
-        outcome = handle_event(self.store.db, payload, billing_events.PaymentCaptured, "payment_captured", apply)
-        for event, decision in decisions:
-            if decision == rules.CONFIRM:
-                metrics.REGISTRATION_BOOKINGS_CONFIRMED.inc()
-            elif isinstance(decision, Refusal):
-                # Money billing must give back: worth an operator's eye.
-                log.warning("captured payment rejected", extra={
-                    "booking_id": event.booking_id, "payment_id": event.payment_id, "reason": decision.reason})
+        outcome, decision = CONFIRMATIONS.handle(store.db, payload, confirm)
+        if decision == rules.CONFIRM:
+            metrics.REGISTRATION_BOOKINGS_CONFIRMED.inc()
+        elif isinstance(decision, Refusal):
+            # Money billing must give back: worth an operator's eye.
+            log.warning("captured payment rejected", extra={
+                "booking_id": payload.get("booking_id"), "payment_id": payload.get("payment_id"),
+                "reason": decision.reason})
         return outcome
 
     @event_handler("billing", "PaymentFailed", requeue_on_error=True)

@@ -16,12 +16,27 @@ from tuoguan_common import metrics
 
 from ..domain.payments import ChargeState, ChargeStatus
 from ..domain.reconciliation import Movement
+from ..exceptions import ProviderRequestConflict, ProviderUnavailable, UnknownPaymentMethod
 
 
 @dataclass(frozen=True)
 class Authorization:
     reference: str
     state: ChargeState
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """One charge to authorise: ``authorize``'s arguments."""
+
+    payment_id: str
+    amount_fen: int
+    method_token: str
+    idempotency_key: str
+
+
+# A refusal that concerns one charge of a batch, not the call.
+ChargeRefusal = (UnknownPaymentMethod, ProviderRequestConflict, ProviderUnavailable)
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,19 @@ class PaymentProvider(abc.ABC):
 
         Raises UnknownPaymentMethod, ProviderUnavailable, ProviderRequestConflict.
         """
+
+    def authorize_many(self, charges: Sequence[ChargeRequest]) -> list[Authorization | Exception]:
+        """``authorize`` for many charges at once, each with its own answer:
+        its Authorization or the refusal that concerns it alone. An acquirer
+        that takes batches overrides it; this asks about one charge at a time."""
+        answers: list[Authorization | Exception] = []
+        for charge in charges:
+            try:
+                answers.append(self.authorize(charge.payment_id, charge.amount_fen, charge.method_token,
+                                              charge.idempotency_key))
+            except ChargeRefusal as exc:
+                answers.append(exc)
+        return answers
 
     @abc.abstractmethod
     def authorizations(self, idempotency_keys: Sequence[str]) -> dict[str, str]:
@@ -89,6 +117,9 @@ class MeteredProvider(PaymentProvider):
 
     def authorize(self, payment_id, amount_fen, method_token, idempotency_key):
         return self._timed("authorize", self.inner.authorize, payment_id, amount_fen, method_token, idempotency_key)
+
+    def authorize_many(self, charges):
+        return self._timed("authorize", self.inner.authorize_many, charges)
 
     def authorizations(self, idempotency_keys):
         return self._timed("authorizations", self.inner.authorizations, idempotency_keys)

@@ -35,7 +35,7 @@ from tuoguan_common.outbox import utcnow
 from ..domain.payments import ChargeState, ChargeStatus
 from ..domain.reconciliation import Movement, MovementKind
 from ..exceptions import ProviderRequestConflict, ProviderUnavailable, RefundRefused, UnknownPaymentMethod
-from .base import Authorization, PaymentProvider, RefundReceipt
+from .base import Authorization, ChargeRequest, PaymentProvider, RefundReceipt
 
 
 @dataclass(frozen=True)
@@ -86,31 +86,59 @@ class SandboxProvider(PaymentProvider):
             raise ProviderUnavailable("the payment provider does not answer") from exc
 
     def authorize(self, payment_id: str, amount_fen: int, method_token: str, idempotency_key: str) -> Authorization:
-        card = TEST_CARDS.get(method_token)
-        if card is None:
-            raise UnknownPaymentMethod()
+        [answer] = self.authorize_many([ChargeRequest(payment_id, amount_fen, method_token, idempotency_key)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def authorize_many(self, charges: Sequence[ChargeRequest]) -> list[Authorization | Exception]:
+        """One statement for the batch's charges; the same request again gets
+        the charge made the first time."""
+        answers: list[Authorization | Exception | None] = [None] * len(charges)
         now = self.clock()
-        delay = self.settle_delay if card.answers_online else self.late_capture_delay
+        new = []
+        for i, charge in enumerate(charges):
+            card = TEST_CARDS.get(charge.method_token)
+            if card is None:
+                answers[i] = UnknownPaymentMethod()
+                continue
+            delay = self.settle_delay if card.answers_online else self.late_capture_delay
+            new.append((f"sbx_ch_{uuid.uuid4().hex}", charge.payment_id, charge.idempotency_key, charge.amount_fen,
+                        charge.method_token, card.outcome.value, card.decline_reason, card.answers_online, now,
+                        now + delay))
+        if not new:
+            return answers  # type: ignore[return-value]
         with self._books() as cur:
             cur.execute(
                 "INSERT INTO sandbox_provider.charges (reference, merchant_payment_id, idempotency_key, amount_fen, "
                 "method_token, outcome, decline_reason, answers_online, created_at, settles_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING reference",
-                (f"sbx_ch_{uuid.uuid4().hex}", payment_id, idempotency_key, amount_fen, method_token,
-                 card.outcome.value, card.decline_reason, card.answers_online, now, now + delay),
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+                "%s::text[], %s::boolean[], %s::timestamptz[], %s::timestamptz[]) "
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, reference",
+                [list(column) for column in zip(*new)], prepare=False,
             )
-            row = cur.fetchone()
-            if row is None:
+            made = {row["idempotency_key"]: row["reference"] for row in cur.fetchall()}
+            again = [charge.idempotency_key for charge in charges if charge.idempotency_key not in made]
+            earlier = {}
+            if again:
                 # The same request again: the charge made the first time.
                 cur.execute(
-                    "SELECT reference, merchant_payment_id, amount_fen FROM sandbox_provider.charges "
-                    "WHERE idempotency_key = %s", (idempotency_key,),
+                    "SELECT idempotency_key, reference, merchant_payment_id, amount_fen FROM sandbox_provider.charges "
+                    "WHERE idempotency_key = ANY(%s)", (again,), prepare=False,
                 )
-                row = cur.fetchone()
-                if row["merchant_payment_id"] != payment_id or row["amount_fen"] != amount_fen:
-                    raise ProviderRequestConflict("the provider saw this idempotency key with another charge")
-        return Authorization(reference=row["reference"], state=ChargeState.PENDING)
+                earlier = {row["idempotency_key"]: row for row in cur.fetchall()}
+        for i, charge in enumerate(charges):
+            if answers[i] is not None:
+                continue
+            if charge.idempotency_key in made:
+                answers[i] = Authorization(reference=made[charge.idempotency_key], state=ChargeState.PENDING)
+                continue
+            row = earlier[charge.idempotency_key]
+            if row["merchant_payment_id"] != charge.payment_id or row["amount_fen"] != charge.amount_fen:
+                answers[i] = ProviderRequestConflict("the provider saw this idempotency key with another charge")
+            else:
+                answers[i] = Authorization(reference=row["reference"], state=ChargeState.PENDING)
+        return answers  # type: ignore[return-value]
 
     def authorizations(self, idempotency_keys: Sequence[str]) -> dict[str, str]:
         if not idempotency_keys:
