@@ -86,6 +86,11 @@ BILLING_PAYMENTS = Counter(
     "tuoguan_billing_payments_total", "Payments by final or interim outcome (pending, captured, failed, unknown)",
     ["outcome"],
 )
+BILLING_PAYMENTS_PER_TRANSACTION = Histogram(
+    "tuoguan_billing_payments_per_transaction",
+    "Payments opened together in one transaction by the api (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 BILLING_CAPTURED_FEN = Counter("tuoguan_billing_captured_fen_total", "Registration fees captured, in fen")
 BILLING_REFUNDS = Counter("tuoguan_billing_refunds_total", "Refunds issued")
 BILLING_REFUNDED_FEN = Counter("tuoguan_billing_refunded_fen_total", "Registration fees refunded, in fen")

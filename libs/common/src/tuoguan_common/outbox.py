@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from . import metrics, telemetry
+from .db import pg_array
 from .errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -105,21 +106,27 @@ def append(
 def append_many(cur: psycopg.Cursor, events: list[tuple[Message, dict | None]]) -> list[str]:
     """Adds a batch's events in one round, each with the trace carrier of the
     request it came from (None: the current trace)."""
-    rows = [_outbox_row(message, None, dict(carrier) if carrier else telemetry.inject())
+    rows = [_event_row(message, None, dict(carrier) if carrier else telemetry.inject())
             for message, carrier in events]
     if rows:
         cur.execute("INSERT INTO outbox (event_id, event_type, payload, headers) "
                     "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::jsonb[], %s::jsonb[])",
-                    [list(column) for column in zip(*rows)])
+                    (pg_array(r[0] for r in rows), pg_array(r[1] for r in rows),
+                     pg_array(json.dumps(r[2]) for r in rows), pg_array(json.dumps(r[3]) for r in rows)))
     return [row[0] for row in rows]
 
 
 _APPEND = "INSERT INTO outbox (event_id, event_type, payload, headers) VALUES (%s, %s, %s, %s)"
 
 
-def _outbox_row(message: Message, event_id: str | None, headers: dict) -> tuple:
+def _event_row(message: Message, event_id: str | None, headers: dict) -> tuple[str, str, dict, dict]:
     event_id = event_id or str(uuid.uuid4())
-    return (event_id, message.DESCRIPTOR.name, Jsonb(event_payload(message, event_id, utcnow())), Jsonb(headers))
+    return event_id, message.DESCRIPTOR.name, event_payload(message, event_id, utcnow()), headers
+
+
+def _outbox_row(message: Message, event_id: str | None, headers: dict) -> tuple:
+    event_id, event_type, payload, headers = _event_row(message, event_id, headers)
+    return event_id, event_type, Jsonb(payload), Jsonb(headers)
 
 
 def dead_letter(cur: psycopg.Cursor, payload: Any, event_type: str, handler: str, error: str) -> None:
@@ -146,7 +153,8 @@ def first_times(cur: psycopg.Cursor, event_ids: Sequence[str], handler: str) -> 
     if not event_ids:
         return set()
     cur.execute("INSERT INTO inbox (event_id, handler) SELECT unnest(%s::uuid[]), %s "
-                "ON CONFLICT DO NOTHING RETURNING event_id::text", (sorted(set(event_ids)), handler), prepare=False)
+                "ON CONFLICT DO NOTHING RETURNING event_id::text", (pg_array(sorted(set(event_ids))), handler),
+                prepare=False)
     return {row["event_id"] for row in cur.fetchall()}
 
 
@@ -209,7 +217,7 @@ def claim_keys(cur: psycopg.Cursor, scope: str, claims: Sequence[tuple[str, str,
     cur.execute(
         "INSERT INTO idempotency_keys (scope, owner, key, request_hash) "
         "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING RETURNING owner, key",
-        (scope, [c[0] for c in claims], [c[1] for c in claims], [c[2] for c in claims]),
+        (scope, pg_array(c[0] for c in claims), pg_array(c[1] for c in claims), pg_array(c[2] for c in claims)),
     )
     return {(r["owner"], r["key"]) for r in cur.fetchall()}
 
@@ -223,7 +231,7 @@ def earlier_requests(cur: psycopg.Cursor, scope: str, keys: Sequence[tuple[str, 
     keys = sorted(set(keys))
     cur.execute(f"SELECT owner, key, request_hash, response FROM idempotency_keys WHERE scope = %s AND {_KEYS_IN}"
                 + (" ORDER BY owner, key FOR UPDATE" if lock else ""),
-                (scope, [k[0] for k in keys], [k[1] for k in keys]), prepare=False)
+                (scope, pg_array(k[0] for k in keys), pg_array(k[1] for k in keys)), prepare=False)
     return {(r["owner"], r["key"]): EarlierRequest(r["request_hash"],
                                                    bytes(r["response"]) if r["response"] is not None else None)
             for r in cur.fetchall()}
@@ -233,7 +241,7 @@ def forget_keys(cur: psycopg.Cursor, scope: str, keys: Sequence[tuple[str, str]]
     """Releases keys whose requests were refused after they were claimed, so they may be used again."""
     if keys:
         cur.execute(f"DELETE FROM idempotency_keys WHERE scope = %s AND {_KEYS_IN} AND response IS NULL",
-                    (scope, [k[0] for k in keys], [k[1] for k in keys]), prepare=False)
+                    (scope, pg_array(k[0] for k in keys), pg_array(k[1] for k in keys)), prepare=False)
 
 
 def store_responses(cur: psycopg.Cursor, scope: str, answered: Sequence[tuple[str, str, Message]]) -> None:
@@ -243,7 +251,8 @@ def store_responses(cur: psycopg.Cursor, scope: str, answered: Sequence[tuple[st
             "UPDATE idempotency_keys k SET response = a.response "
             "FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS a(owner, key, response) "
             "WHERE k.scope = %s AND k.owner = a.owner AND k.key = a.key",
-            ([a[0] for a in answered], [a[1] for a in answered], [a[2].SerializeToString() for a in answered], scope),
+            (pg_array(a[0] for a in answered), pg_array(a[1] for a in answered),
+             pg_array("\\x" + a[2].SerializeToString().hex() for a in answered), scope),
             prepare=False,
         )
 
@@ -435,8 +444,8 @@ class KeyBatch:
         self._cursor = conn.cursor(row_factory=dict_row)
         # Planned for its arrays each time: a cached generic plan of this
         # IN (unnest) scans the whole table.
-        self._cursor.execute(self._EARLIER, (self.scope, [w.owner for w in self.writes],
-                                             [w.key for w in self.writes]), prepare=False)
+        self._cursor.execute(self._EARLIER, (self.scope, pg_array(w.owner for w in self.writes),
+                                             pg_array(w.key for w in self.writes)), prepare=False)
 
     def replay(self, write: Idempotent) -> Message | None:
         """None when the key is new; else the first answer, or
@@ -455,5 +464,6 @@ class KeyBatch:
     def remember(self, cur: psycopg.Cursor, answered: list[tuple[Idempotent, Message]]) -> None:
         if answered:
             cur.execute(self._REMEMBER, (
-                self.scope, [w.owner for w, _ in answered], [w.key for w, _ in answered],
-                [w.fingerprint for w, _ in answered], [response.SerializeToString() for _, response in answered]))
+                self.scope, pg_array(w.owner for w, _ in answered), pg_array(w.key for w, _ in answered),
+                pg_array(w.fingerprint for w, _ in answered),
+                pg_array("\\x" + response.SerializeToString().hex() for _, response in answered)))

@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 
 from tuoguan.billing.v1 import billing_pb2
+from tuoguan_common import metrics
 from tuoguan_common.group_commit import GroupCommit
 
 from .cashier import PAY_LATER, Cashier, FeeRequest
@@ -25,8 +26,12 @@ class Checkout:
         self.cashier = cashier
         self.bookings = bookings
         self.first_answers = GroupCommit(cashier.first_answers, max_batch=max_batch)
-        self.openings = GroupCommit(cashier.open_payments, max_batch=max_batch)
+        self.openings = GroupCommit(self._open_payments, max_batch=max_batch)
         self.authorizations = GroupCommit(cashier.authorize_and_answer, max_batch=max_batch)
+
+    def _open_payments(self, batch):
+        metrics.BILLING_PAYMENTS_PER_TRANSACTION.observe(len(batch))
+        return self.cashier.open_payments(batch)
 
     async def pay_fee(self, request: FeeRequest) -> billing_pb2.PayRegistrationFeeResponse:
         """Starts paying a held booking's fee; the answer is the PENDING payment

@@ -7,12 +7,12 @@ The sandbox provider's books are its own (providers/sandbox.py).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Iterable, Sequence
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from tuoguan_common.db import Database
+from tuoguan_common.db import Database, pg_array
 
 from .domain.ledger import EntryKind, JournalEntry
 from .domain.payments import Payment, PaymentStatus, sources_of
@@ -57,17 +57,18 @@ class BillingStore:
             "%s::timestamptz[], %s::jsonb[], %s::timestamptz[], %s::text[]) AS p(payment_id, booking_id, patient_id, "
             "amount_fen, status, provider, created_at, trace_carrier, hold_expires_at, method_token) "
             "ON CONFLICT DO NOTHING RETURNING payment_id::text",
-            ([p.payment_id for p in opened], [p.booking_id for p in opened], [p.patient_id for p in opened],
-             [p.amount_fen for p in opened], [p.status.value for p in opened], [p.provider for p in opened],
-             [p.created_at for p in opened], [Jsonb(p.trace_carrier) for p in opened],
-             [p.hold_expires_at for p in opened], [p.method_token for p in opened]),
+            (pg_array(p.payment_id for p in opened), pg_array(p.booking_id for p in opened),
+             pg_array(p.patient_id for p in opened), pg_array(p.amount_fen for p in opened),
+             pg_array(p.status.value for p in opened), pg_array(p.provider for p in opened),
+             pg_array(p.created_at for p in opened), pg_array(json.dumps(p.trace_carrier) for p in opened),
+             pg_array(p.hold_expires_at for p in opened), pg_array(p.method_token for p in opened)),
         )
         return {r["payment_id"] for r in cur.fetchall()}
 
     def delete_payments(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> None:
         """Takes back payments this transaction opened and then refused."""
         if payment_ids:
-            cur.execute("DELETE FROM payments WHERE payment_id = ANY(%s::uuid[])", (list(payment_ids),),
+            cur.execute("DELETE FROM payments WHERE payment_id = ANY(%s::uuid[])", (pg_array(payment_ids),),
                         prepare=False)
 
     def set_provider_references(self, cur: psycopg.Cursor, references: Sequence[tuple[str, str]],
@@ -81,7 +82,7 @@ class BillingStore:
             "UPDATE payments p SET provider_reference = r.reference, authorized_at = %s, method_token = NULL, "
             "updated_at = %s FROM unnest(%s::uuid[], %s::text[]) AS r(payment_id, reference) "
             "WHERE p.payment_id = r.payment_id AND p.provider_reference IS NULL RETURNING p.payment_id::text",
-            (now, now, [r[0] for r in references], [r[1] for r in references]), prepare=False,
+            (now, now, pg_array(r[0] for r in references), pg_array(r[1] for r in references)), prepare=False,
         )
         return {r["payment_id"] for r in cur.fetchall()}
 
@@ -92,7 +93,8 @@ class BillingStore:
         if not payment_ids:
             return set()
         cur.execute("DELETE FROM payments WHERE payment_id = ANY(%s::uuid[]) AND status = 'PENDING' "
-                    "AND provider_reference IS NULL RETURNING payment_id::text", (list(payment_ids),), prepare=False)
+                    "AND provider_reference IS NULL RETURNING payment_id::text", (pg_array(payment_ids),),
+                    prepare=False)
         return {r["payment_id"] for r in cur.fetchall()}
 
     def claim_unauthorized(self, cur: psycopg.Cursor, opened_before: dt.datetime, limit: int) -> list[Payment]:
@@ -115,7 +117,7 @@ class BillingStore:
         if not payment_ids:
             return {}
         cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY(%s::uuid[])",
-                    (list(payment_ids),), prepare=False)
+                    (pg_array(payment_ids),), prepare=False)
         return {r["payment_id"]: _payment(r) for r in cur.fetchall()}
 
     def live_payment_for_booking(self, cur: psycopg.Cursor, booking_id: str, *, lock: bool = False) -> Payment | None:
@@ -134,7 +136,7 @@ class BillingStore:
         found: dict[str, list[Payment]] = {}
         if booking_ids:
             cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE booking_id = ANY(%s::text[]) "
-                        "ORDER BY created_at", (list(booking_ids),), prepare=False)
+                        "ORDER BY created_at", (pg_array(booking_ids),), prepare=False)
             for row in cur.fetchall():
                 found.setdefault(row["booking_id"], []).append(_payment(row))
         return found
@@ -157,7 +159,7 @@ class BillingStore:
             params.append(created_before)
         if payment_ids is not None:
             conditions.append("payment_id = ANY(%s::uuid[])")
-            params.append(list(payment_ids))
+            params.append(pg_array(payment_ids))
         cur.execute(
             f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(conditions)} ORDER BY created_at LIMIT %s"
             + (" FOR UPDATE SKIP LOCKED" if lock else ""),
@@ -189,10 +191,10 @@ class BillingStore:
             "RETURNING p.payment_id::text",
             (
                 now,
-                [p.payment_id for p in changed], [p.status.value for p in changed],
-                [p.failure_reason for p in changed], [p.settled_at for p in changed],
-                [p.refunded_fen for p in changed], [p.refund_requested_reason for p in changed],
-                [",".join(sorted(sources_of(p.status))) for p in changed],
+                pg_array(p.payment_id for p in changed), pg_array(p.status.value for p in changed),
+                pg_array(p.failure_reason for p in changed), pg_array(p.settled_at for p in changed),
+                pg_array(p.refunded_fen for p in changed), pg_array(p.refund_requested_reason for p in changed),
+                pg_array(",".join(sorted(sources_of(p.status))) for p in changed),
             ),
         )
         return {r["payment_id"] for r in cur.fetchall()}
@@ -229,15 +231,16 @@ class BillingStore:
         cur.execute(
             "INSERT INTO journal_entries (entry_id, kind, payment_id, refund_id, effective_at, posted_at) "
             "SELECT *, %s FROM unnest(%s::uuid[], %s::text[], %s::uuid[], %s::uuid[], %s::timestamptz[])",
-            (now, [e.entry_id for e in entries], [e.kind.value for e in entries], [e.payment_id for e in entries],
-             [e.refund_id for e in entries], [e.effective_at for e in entries]),
+            (now, pg_array(e.entry_id for e in entries), pg_array(e.kind.value for e in entries),
+             pg_array(e.payment_id for e in entries), pg_array(e.refund_id for e in entries),
+             pg_array(e.effective_at for e in entries)),
         )
         lines = [(e.entry_id, n, line.account, line.side.value, line.amount_fen)
                  for e in entries for n, line in enumerate(e.lines, start=1)]
         cur.execute(
             "INSERT INTO journal_lines (entry_id, line_no, account, side, amount_fen) "
             "SELECT * FROM unnest(%s::uuid[], %s::smallint[], %s::text[], %s::text[], %s::bigint[])",
-            [list(column) for column in zip(*lines)],
+            [pg_array(column) for column in zip(*lines)],
         )
 
     def accounts(self, cur: psycopg.Cursor) -> list[str]:

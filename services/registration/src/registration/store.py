@@ -26,7 +26,7 @@ from tuoguan.registration.v1 import events_pb2 as events
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common import outbox
 from tuoguan_common.outbox import Idempotent, IdempotencyConflict, KeyBatch
-from tuoguan_common.db import Database
+from tuoguan_common.db import Database, pg_array
 
 from . import messages
 from .domain import rules
@@ -456,11 +456,11 @@ class Store:
         with self.db.transaction() as cur, cur.connection.pipeline():
             conn = cur.connection
             slots_cur, mine_cur, numbers_cur = conn.cursor(), conn.cursor(), conn.cursor()
-            cur.execute(LOCK_PATIENTS, (PATIENT_LOCK_SPACE, patients))
-            slots_cur.execute(SLOTS_FOR_HOLD, (slot_ids,))
+            cur.execute(LOCK_PATIENTS, (PATIENT_LOCK_SPACE, pg_array(patients)))
+            slots_cur.execute(SLOTS_FOR_HOLD, (pg_array(slot_ids),))
             # Planned for its array each time: after five calls the cached generic
             # plan of this ANY(array) scanned the whole bookings table.
-            mine_cur.execute(PATIENTS_STANDING_BOOKINGS, (patients, now - RULES_LOOK_BACK), prepare=False)
+            mine_cur.execute(PATIENTS_STANDING_BOOKINGS, (pg_array(patients), now - RULES_LOOK_BACK), prepare=False)
             numbers_cur.execute("SELECT nextval('booking_numbers') AS n FROM generate_series(1, %s)",
                                 (len(requests),))
             keys.read(conn)
@@ -501,10 +501,11 @@ class Store:
                 taken: dict[str, int] = {}
                 for booking, _ in held:
                     taken[booking["slot_id"]] = taken.get(booking["slot_id"], 0) + 1
-                cur.execute(TAKE_PLACES, (list(taken), list(taken.values())))
+                cur.execute(TAKE_PLACES, (pg_array(taken), pg_array(taken.values())))
                 cur.execute(INSERT_HELD_BOOKINGS, {
-                    "ids": [b["id"] for b, _ in held], "numbers": [b["booking_number"] for b, _ in held],
-                    "patients": [b["patient_id"] for b, _ in held], "slots": [b["slot_id"] for b, _ in held],
+                    "ids": pg_array(b["id"] for b, _ in held), "numbers": pg_array(b["booking_number"] for b, _ in held),
+                    "patients": pg_array(b["patient_id"] for b, _ in held),
+                    "slots": pg_array(b["slot_id"] for b, _ in held),
                     "hold_expires_at": policy.hold_expires_at(now), "now": now})
                 outbox.append_many(cur, [(_held_event(booking, response), request.trace_carrier)
                                          for (booking, request), (_, response) in zip(held, answered)])
@@ -519,7 +520,7 @@ class Store:
     def get_bookings(self, booking_ids: Sequence[str]) -> list[Row | None]:
         """Many bookings in one query, in the order asked (None: no such booking)."""
         with self.db.transaction() as cur:
-            cur.execute(BOOKING_VIEW + "WHERE b.id = ANY(%s::uuid[])", (list(booking_ids),), prepare=False)
+            cur.execute(BOOKING_VIEW + "WHERE b.id = ANY(%s::uuid[])", (pg_array(booking_ids),), prepare=False)
             found = {str(r["id"]): r for r in cur.fetchall()}
         return [found.get(booking_id) for booking_id in booking_ids]
 
@@ -651,8 +652,8 @@ class Store:
         rows: dict[str, Row] = {}
         if ids:
             # Slots first, in id order, as every writer of bookings locks them.
-            cur.execute(LOCK_SLOTS_OF_BOOKINGS, (ids,), prepare=False)
-            cur.execute("SELECT * FROM bookings WHERE id = ANY(%s::uuid[])", (ids,), prepare=False)
+            cur.execute(LOCK_SLOTS_OF_BOOKINGS, (pg_array(ids),), prepare=False)
+            cur.execute("SELECT * FROM bookings WHERE id = ANY(%s::uuid[])", (pg_array(ids),), prepare=False)
             for row in cur.fetchall():
                 rows[str(row["id"])] = row
                 bookings[str(row["id"])] = rules.PaidBooking(

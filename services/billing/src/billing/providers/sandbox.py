@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 
 import psycopg
 
-from tuoguan_common.db import Database
+from tuoguan_common.db import Database, pg_array
 from tuoguan_common.outbox import utcnow
 
 from ..domain.payments import ChargeState, ChargeStatus
@@ -115,7 +115,7 @@ class SandboxProvider(PaymentProvider):
                 "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
                 "%s::text[], %s::boolean[], %s::timestamptz[], %s::timestamptz[]) "
                 "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, reference",
-                [list(column) for column in zip(*new)], prepare=False,
+                [pg_array(column) for column in zip(*new)], prepare=False,
             )
             made = {row["idempotency_key"]: row["reference"] for row in cur.fetchall()}
             again = [charge.idempotency_key for charge in charges if charge.idempotency_key not in made]
@@ -124,7 +124,7 @@ class SandboxProvider(PaymentProvider):
                 # The same request again: the charge made the first time.
                 cur.execute(
                     "SELECT idempotency_key, reference, merchant_payment_id, amount_fen FROM sandbox_provider.charges "
-                    "WHERE idempotency_key = ANY(%s)", (again,), prepare=False,
+                    "WHERE idempotency_key = ANY(%s::text[])", (pg_array(again),), prepare=False,
                 )
                 earlier = {row["idempotency_key"]: row for row in cur.fetchall()}
         for i, charge in enumerate(charges):
@@ -145,7 +145,7 @@ class SandboxProvider(PaymentProvider):
             return {}
         with self._books() as cur:
             cur.execute("SELECT idempotency_key, reference FROM sandbox_provider.charges "
-                        "WHERE idempotency_key = ANY(%s)", (list(idempotency_keys),))
+                        "WHERE idempotency_key = ANY(%s::text[])", (pg_array(idempotency_keys),))
             return {row["idempotency_key"]: row["reference"] for row in cur.fetchall()}
 
     def poll(self, references: Sequence[str]) -> list[ChargeStatus]:
@@ -160,9 +160,9 @@ class SandboxProvider(PaymentProvider):
         now = self.clock()
         with self._books() as cur:
             cur.execute(
-                f"SELECT {_CHARGE_COLUMNS} FROM sandbox_provider.charges WHERE reference = ANY(%s)"
+                f"SELECT {_CHARGE_COLUMNS} FROM sandbox_provider.charges WHERE reference = ANY(%s::text[])"
                 + (" AND answers_online" if online else ""),
-                (list(references),),
+                (pg_array(references),),
             )
             rows = cur.fetchall()
         return [self._status(row, now) for row in rows]
