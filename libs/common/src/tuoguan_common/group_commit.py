@@ -23,7 +23,7 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def _outcomes(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: list[Item]) -> list[object]:
+def outcomes_of(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: list[Item]) -> list[object]:
     """One outcome per item: its result or its exception. A batch that fails
     as a whole is written again one item at a time, so one bad item (or a
     deadlock) costs the others a retry, never their answer."""
@@ -32,7 +32,7 @@ def _outcomes(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: 
     except Exception as exc:  # noqa: BLE001 - each call gets its own answer below
         if len(items) == 1:
             return [exc]
-        return [_outcomes(write_batch, [item])[0] for item in items]
+        return [outcomes_of(write_batch, [item])[0] for item in items]
     if len(outcomes) != len(items):
         return [RuntimeError("write_batch gave a wrong number of outcomes")] * len(items)
     return outcomes
@@ -71,7 +71,7 @@ class GroupCommit(Generic[Item, Result]):
                 batch = self._queued[: self.max_batch]
                 del self._queued[: self.max_batch]
                 try:
-                    outcomes = await loop.run_in_executor(None, batch[0][2].run, _outcomes, self._write_batch,
+                    outcomes = await loop.run_in_executor(None, batch[0][2].run, outcomes_of, self._write_batch,
                                                           [item for item, _, _ in batch])
                 except asyncio.CancelledError:  # the server is stopping: nobody is left waiting
                     for _, answer, _ in batch + self._queued:
