@@ -114,11 +114,16 @@ class Clients:
     def __init__(self, target: str, connections: int = 8):
         self._channels = [aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
                           for _ in range(connections)]
+        # A stub builds a callable per method of its service: made once per connection, not per call.
+        self._stubs: dict[type, list] = {}
         self._next = 0
 
     def stub(self, stub_type):
+        stubs = self._stubs.get(stub_type)
+        if stubs is None:
+            stubs = self._stubs[stub_type] = [stub_type(channel) for channel in self._channels]
         self._next += 1
-        return stub_type(self._channels[self._next % len(self._channels)])
+        return stubs[self._next % len(stubs)]
 
     async def __aenter__(self) -> "Clients":
         return self
