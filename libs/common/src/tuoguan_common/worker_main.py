@@ -21,11 +21,18 @@ os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 log = logging.getLogger("tuoguan.worker")
 
 
-def nameko_config(service: str) -> dict:
+# Ten handlers at once keep two cores busy; each may hold a database connection.
+DEFAULT_CONCURRENCY = 10
+
+
+def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
+    """The worker's nameko settings. ``concurrency`` is the service's own
+    default of handlers at once (and prefetch); ``<SERVICE>_WORKER_CONCURRENCY``,
+    then ``TUOGUAN_WORKER_CONCURRENCY``, override it."""
     from .config import DEFAULT_AMQP_URI, env_number, service_database_url
 
-    # Ten handlers at once keep two cores busy; each may hold a database connection.
-    concurrency = env_number("TUOGUAN_WORKER_CONCURRENCY", 10, minimum=1)
+    concurrency = env_number(f"{service.upper()}_WORKER_CONCURRENCY",
+                             env_number("TUOGUAN_WORKER_CONCURRENCY", concurrency, minimum=1), minimum=1)
     return {
         "AMQP_URI": os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
         "DATABASE_URL": service_database_url(service),
@@ -33,11 +40,14 @@ def nameko_config(service: str) -> dict:
         "PREFETCH_COUNT": concurrency,
         # Every handler and timer may hold a connection at once: a smaller pool
         # would make handlers wait on the pool, time out and requeue under load.
-        "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", concurrency + 4, minimum=1),
+        # Past the default's, more handlers are for batches (nameko_support.
+        # EventBatch), whose waiting handlers hold none.
+        "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", min(concurrency, DEFAULT_CONCURRENCY) + 4,
+                                   minimum=1),
     }
 
 
-def run(service_cls, service: str, metrics_port: int) -> None:
+def run(service_cls, service: str, metrics_port: int, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
     from nameko import config as nameko_cfg
     from nameko.runners import ServiceRunner
 
@@ -50,7 +60,7 @@ def run(service_cls, service: str, metrics_port: int) -> None:
     setup_logging(f"{service}-worker", os.environ.get("LOG_LEVEL", "INFO"))
     setup_tracing(f"{service}-worker", otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
                   trace_file=os.environ.get("TUOGUAN_TRACE_FILE"))
-    nameko_cfg.update(nameko_config(service))
+    nameko_cfg.update(nameko_config(service, concurrency))
     log.info("worker starting", extra={"database": service_database_url(service).rsplit("/", 1)[-1],
                                        "metrics_port": metrics_port})
     runner = ServiceRunner()

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Timer intervals are fixed when the class is defined, so the settings are read at import.
 CONFIG = RegistrationConfig.from_env()
 EXPIRY_BATCH = 500
+CONFIRMATIONS_AT_ONCE = 32
 
 
 # Shared by the worker's greenthreads: the captures they hold at once go in one batch.
@@ -103,4 +104,7 @@ def main() -> None:
     from tuoguan_common import worker_main
 
     port = int(os.environ.get("REGISTRATION_WORKER_METRICS_PORT") or PORTS["registration"]["worker_metrics"])
-    worker_main.run(RegistrationWorker, "registration", port)
+    # Captures are confirmed in batches of what the worker holds at once: in
+    # a surge the batch, not the handler, is the unit of work, so the worker
+    # takes more at a time than the others (its waiting handlers hold no connection).
+    worker_main.run(RegistrationWorker, "registration", port, concurrency=CONFIRMATIONS_AT_ONCE)
