@@ -236,5 +236,5 @@ def billing(billing_db, registration, sandbox, verifier, issuer):
     channel = grpc.insecure_channel(address)
     yield Billing(billing_pb2_grpc.BillingServiceStub(channel), billing_db, issuer, registration, provider)
     channel.close()
+    bookings.close()  # on the server's loop, while it runs
     server.stop(0)
-    bookings.close()

@@ -68,8 +68,13 @@ class RegistrationClient:
         return _booking(reply.booking, booking_id)
 
     def close(self) -> None:
-        """Closes the channel on its loop, if that loop still runs."""
+        """Closes the channel on its loop while that loop runs; a loop that is
+        stopping is given a second, then the channel goes with the process."""
         channel, loop = self._channel, self._loop
         self._channel = self._stub = self._loop = None
         if channel is not None and loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(channel.close(), loop).result(timeout=5)
+            closing = asyncio.run_coroutine_threadsafe(channel.close(), loop)
+            try:
+                closing.result(timeout=1)
+            except TimeoutError:
+                closing.cancel()
