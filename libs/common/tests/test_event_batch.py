@@ -1,9 +1,10 @@
 """EventBatch against the real PostgreSQL: the events a worker's greenthreads
 hold at once are applied in one transaction, each once, and a bad one is
-dead-lettered alone. Greenthreads run as in the worker; the handler yields to
-them while it waits (as the database wait does under eventlet's patching)."""
+dead-lettered alone. Greenthreads run as in the worker: the events handed
+over together queue before the writer's greenthread runs."""
 from __future__ import annotations
 
+import time
 import uuid
 
 import eventlet
@@ -25,15 +26,16 @@ def captured(payment_id: str) -> dict:
 class Recorder:
     """An apply_batch that records each batch's payment ids and writes one row per event."""
 
-    def __init__(self, fail_on: str | None = None, error: type[Exception] = ValueError):
+    def __init__(self, fail_on: str | None = None, error: type[Exception] = ValueError, pause: float = 0.0):
         self.batches: list[list[str]] = []
         self.fail_on = fail_on
         self.error = error
+        self.pause = pause
 
     def __call__(self, cur, deliveries):
         ids = [d.event.payment_id for d in deliveries]
         self.batches.append(ids)
-        eventlet.sleep(0)  # the other greenthreads queue their events meanwhile
+        eventlet.sleep(self.pause)  # the database's wait, as the worker's patched driver yields it
         if self.fail_on in ids:
             raise self.error(f"{self.fail_on} breaks a rule")
         outbox.append_many(cur, [(events_pb2.PaymentCaptured(payment_id=f"done-{i}"), d.trace_carrier)
@@ -65,11 +67,29 @@ def test_events_held_at_once_share_a_transaction_and_each_gets_its_result(outbox
     payloads = [captured(f"p{n}") for n in range(6)]
     answers = handle_at_once(batch, outbox_db, payloads, apply)
     assert answers == [("ok", f"result-p{n}") for n in range(6)]
-    # The first writes alone; the five that queued while it waited go together.
-    assert apply.batches == [["p0"], ["p1", "p2", "p3", "p4", "p5"]]
+    assert apply.batches == [["p0", "p1", "p2", "p3", "p4", "p5"]]
     assert len(rows(outbox_db, "SELECT * FROM inbox WHERE handler = 'h'")) == 6
     assert sorted(r["payload"]["payment_id"] for r in rows(outbox_db, "SELECT payload FROM outbox")) == \
         sorted(f"done-p{n}" for n in range(6))
+
+
+def test_events_that_come_while_a_batch_is_written_go_in_the_next_and_nobody_waits_for_others(outbox_db):
+    batch = EventBatch(events_pb2.PaymentCaptured, "h")
+    apply = Recorder(pause=0.2)
+    answered: dict[str, float] = {}
+
+    def handle(payload):
+        outcome = batch.handle(outbox_db, payload, apply)
+        answered[payload["payment_id"]] = time.monotonic()
+        return outcome
+
+    first = eventlet.spawn(handle, captured("p0"))
+    eventlet.sleep(0.05)  # p0's batch is being written
+    later = [eventlet.spawn(handle, captured(f"p{n}")) for n in (1, 2)]
+    assert [g.wait() for g in [first, *later]] == [("ok", "result-p0"), ("ok", "result-p1"), ("ok", "result-p2")]
+    assert apply.batches == [["p0"], ["p1", "p2"]]
+    # p0's handler returned with its own batch, not after the next one.
+    assert answered["p1"] - answered["p0"] > 0.15
 
 
 def test_a_redelivered_event_is_a_duplicate_in_its_batch_and_after(outbox_db):
@@ -79,7 +99,7 @@ def test_a_redelivered_event_is_a_duplicate_in_its_batch_and_after(outbox_db):
     assert batch.handle(outbox_db, first, apply) == ("ok", "result-p1")
     answers = handle_at_once(batch, outbox_db, [second, first, second, captured("p3")], apply)
     assert answers == [("ok", "result-p2"), ("duplicate", None), ("duplicate", None), ("ok", "result-p3")]
-    assert apply.batches == [["p1"], ["p2"], ["p3"]]
+    assert apply.batches == [["p1"], ["p2", "p3"]]
     assert len(rows(outbox_db, "SELECT * FROM outbox")) == 3
 
 
@@ -90,7 +110,7 @@ def test_a_bad_event_is_dead_lettered_alone(outbox_db):
     answers = handle_at_once(batch, outbox_db, payloads, apply)
     assert answers == [("ok", "result-p0"), ("ok", "result-p1"), ("dead_lettered", None), ("ok", "result-p3")]
     # The batch that held it failed whole, then went again one event at a time.
-    assert apply.batches == [["p0"], ["p1", "bad", "p3"], ["p1"], ["bad"], ["p3"]]
+    assert apply.batches == [["p0", "p1", "bad", "p3"], ["p0"], ["p1"], ["bad"], ["p3"]]
     assert [(r["event_id"], r["error"]) for r in rows(outbox_db, "SELECT event_id, error FROM dead_letters")] == \
         [(payloads[2]["event_id"], "ValueError")]
     handled = {r["event_id"] for r in rows(outbox_db, "SELECT event_id::text FROM inbox")}
@@ -100,10 +120,10 @@ def test_a_bad_event_is_dead_lettered_alone(outbox_db):
 def test_a_transient_failure_sends_every_event_of_the_batch_back_to_its_queue(outbox_db):
     batch = EventBatch(events_pb2.PaymentCaptured, "h")
     payloads = [captured("p0"), captured("q0"), captured("q1"), captured("q2")]
-    answers = handle_at_once(batch, outbox_db, payloads, Recorder(fail_on="q1", error=psycopg.OperationalError))
-    assert answers[0] == ("ok", "result-p0")
+    assert batch.handle(outbox_db, payloads[0], Recorder()) == ("ok", "result-p0")
+    answers = handle_at_once(batch, outbox_db, payloads[1:], Recorder(fail_on="q1", error=psycopg.OperationalError))
     # The database failed under the batch [q0, q1, q2]: each worker raises, and nameko requeues its message.
-    assert all(isinstance(a, psycopg.OperationalError) for a in answers[1:])
+    assert len(answers) == 3 and all(isinstance(a, psycopg.OperationalError) for a in answers)
     assert {r["event_id"] for r in rows(outbox_db, "SELECT event_id::text FROM inbox")} == {payloads[0]["event_id"]}
     # Redelivered, each is applied once.
     again = handle_at_once(batch, outbox_db, payloads, Recorder())

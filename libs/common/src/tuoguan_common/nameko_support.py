@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import uuid
@@ -201,10 +202,10 @@ class EventBatch(Generic[Result]):
 
     Under load the broker hands a worker process up to its max_workers
     events at once. Each worker submits its event and waits; the first to
-    find no batch being written writes every event queued meanwhile (the
-    others queue while it waits on the database): one inbox statement, the
-    handler's statements for the whole batch, one commit. Alone, an event is
-    a batch of one. The writer's ``apply_batch(cursor, deliveries)`` returns
+    find no batch being written starts a writer, which writes every event
+    queued meanwhile (they queue while it waits on the database): one inbox
+    statement, the handler's statements for the whole batch, one commit.
+    Alone, an event is a batch of one. The writer's ``apply_batch(cursor, deliveries)`` returns
     one result per delivery, in order (every worker of a handler passes the
     same function).
 
@@ -232,14 +233,20 @@ class EventBatch(Generic[Result]):
         answer = eventlet.event.Event()
         self._queued.append((event_id, Delivery(event, telemetry.inject()), payload, answer))
         if not self._writing:
+            # A greenthread of its own writes while events keep coming, so no
+            # handler waits for batches that are not its own; it runs in the
+            # context of the event that started it (its spans join that trace).
             self._writing = True
-            try:
-                while self._queued:
-                    batch, self._queued = self._queued, []
-                    self._answer(database, batch, apply_batch)
-            finally:
-                self._writing = False
+            eventlet.spawn_n(contextvars.copy_context().run, self._drain, database, apply_batch)
         return answer.wait()
+
+    def _drain(self, database: Database, apply_batch) -> None:
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                self._answer(database, batch, apply_batch)
+        finally:
+            self._writing = False
 
     def _answer(self, database: Database, batch: list, apply_batch) -> None:
         try:
