@@ -48,7 +48,7 @@ def handle_at_once(batch: EventBatch, db, payloads, apply_batch) -> list:
     def one(payload):
         try:
             return batch.handle(db, payload, apply_batch)
-        except Exception as exc:  # noqa: BLE001 - the test looks at it
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
             return exc
 
     threads = [eventlet.spawn(one, p) for p in payloads]
@@ -136,3 +136,18 @@ def test_a_malformed_event_is_dead_lettered_without_a_batch(outbox_db):
     assert batch.handle(outbox_db, {"no": "id"}, apply) == ("malformed", None)
     assert apply.batches == []
     assert [r["error"] for r in rows(outbox_db, "SELECT error FROM dead_letters")] == ["KeyError"]
+
+
+class Killed(BaseException):
+    """Stands for the writer's greenthread being killed (the container stops)."""
+
+
+def test_a_writer_killed_mid_batch_leaves_no_worker_waiting(outbox_db):
+    batch = EventBatch(events_pb2.PaymentCaptured, "h")
+    apply = Recorder(fail_on="p1", error=Killed)
+    with eventlet.Timeout(10):
+        answers = handle_at_once(batch, outbox_db, [captured("p0"), captured("p1"), captured("p2")], apply)
+    assert [type(a) for a in answers] == [Killed] * 3
+    assert rows(outbox_db, "SELECT * FROM inbox") == []
+    # The next event starts a new writer.
+    assert batch.handle(outbox_db, captured("p3"), Recorder()) == ("ok", "result-p3")

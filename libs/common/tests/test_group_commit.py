@@ -125,3 +125,28 @@ def test_many_concurrent_calls_all_get_their_own_answer_in_few_batches():
 def test_max_batch_must_be_positive():
     with pytest.raises(ValueError):
         GroupCommit(lambda items: items, max_batch=0)
+
+
+def test_a_database_out_of_reach_fails_every_call_at_once_not_one_wait_each():
+    import psycopg
+    from tuoguan_common.group_commit import outcomes_of
+
+    calls: list[list[int]] = []
+
+    def down(items):
+        calls.append(list(items))
+        raise psycopg.OperationalError("connection refused")  # no SQLSTATE: the server never answered
+
+    outcomes = outcomes_of(down, [1, 2, 3])
+    assert calls == [[1, 2, 3]]
+    assert len(outcomes) == 3 and all(isinstance(o, psycopg.OperationalError) for o in outcomes)
+
+    def deadlocked(items):
+        calls.append(list(items))
+        if len(items) > 1:
+            raise psycopg.errors.DeadlockDetected("deadlock detected")  # the server's answer: worth one at a time
+        return [item * 10 for item in items]
+
+    calls.clear()
+    assert outcomes_of(deadlocked, [1, 2, 3]) == [10, 20, 30]
+    assert calls == [[1, 2, 3], [1], [2], [3]]

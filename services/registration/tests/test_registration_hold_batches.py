@@ -138,3 +138,46 @@ def test_concurrent_batches_in_opposite_orders_neither_deadlock_nor_overbook(sto
     for slot_id in slots:
         counters = slot_counters(store, slot_id)
         assert counters["held"] == counters["held_bookings"] <= 4
+
+
+def test_batches_confirming_in_the_same_sessions_in_opposite_orders_never_deadlock(store, clinic):
+    """Two workers confirm captures for bookings in sessions S1 and S2, one in
+    the order S1, S2 and the other S2, S1, while a third transaction holds S2
+    a moment (as another confirmation would): both finish, every booking confirmed."""
+    from registration.domain.rules import CONFIRM, CapturedPayment
+
+    for round_ in range(4):
+        day = tomorrow() + dt.timedelta(days=round_)
+        first = clinic.session(clinic.chen, [local(day, 8), local(day, 8, 30)], capacity=1)
+        second = clinic.session(clinic.wang, [local(day, 14), local(day, 14, 30)], capacity=1)
+        held = {}
+        for slot_id in first + second:
+            [outcome] = store.hold_slots([request(patient(), slot_id)], BookingPolicy(), utcnow())
+            held[slot_id] = outcome.booking
+        batches = [[held[first[0]], held[second[0]]], [held[second[1]], held[first[1]]]]
+        session_of_second = store_value(store, "SELECT session_id::text FROM slots WHERE id = %s", second[0])
+        blocker = store.db.pool.getconn()
+        blocker.execute("SELECT id FROM sessions WHERE id = %s FOR UPDATE", (session_of_second,))
+        started = threading.Barrier(3)
+
+        def confirm(bookings):
+            started.wait()
+            with store.db.transaction() as cur:
+                return store.apply_payments_captured(cur, [
+                    (b.booking_id, CapturedPayment(f"pay-{b.booking_id}", b.patient_id, b.fee_fen), None)
+                    for b in bookings], utcnow())
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            running = [pool.submit(confirm, bookings) for bookings in batches]
+            started.wait()
+            threading.Event().wait(0.3)  # both batches are waiting on S2 now
+            blocker.rollback()
+            store.db.pool.putconn(blocker)
+            decisions = [f.result(timeout=30) for f in running]
+        assert decisions == [[CONFIRM, CONFIRM], [CONFIRM, CONFIRM]], f"round {round_}"
+
+
+def store_value(store, sql: str, *params):
+    with store.db.transaction() as cur:
+        cur.execute(sql, params)
+        return next(iter(cur.fetchone().values()))

@@ -16,23 +16,37 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
+
+import psycopg
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-def outcomes_of(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: list[Item]) -> list[object]:
+def unreachable(exc: BaseException) -> bool:
+    """The database cannot be reached (a lost connection, a pool that gives
+    none): every item would fail the same way, each after its own wait. An
+    error the server answered (a deadlock, a constraint) carries a SQLSTATE
+    and concerns the batch's contents: those are worth one at a time."""
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
+
+
+def outcomes_of(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: list[Item], *,
+                shared: Callable[[BaseException], bool] = unreachable) -> list[object]:
     """One outcome per item: its result or its exception. A batch that fails
     as a whole is written again one item at a time, so one bad item (or a
-    deadlock) costs the others a retry, never their answer."""
+    deadlock) costs the others a retry, never their answer; a failure that
+    ``shared`` says is every item's (the database is down) is every item's
+    answer at once, rather than a wait per item."""
     try:
         outcomes = list(write_batch(items))
     except Exception as exc:  # noqa: BLE001 - each call gets its own answer below
-        if len(items) == 1:
-            return [exc]
-        return [outcomes_of(write_batch, [item])[0] for item in items]
+        if len(items) == 1 or shared(exc):
+            return [exc] * len(items)
+        return [outcomes_of(write_batch, [item], shared=shared)[0] for item in items]
     if len(outcomes) != len(items):
         return [RuntimeError("write_batch gave a wrong number of outcomes")] * len(items)
     return outcomes
@@ -45,10 +59,12 @@ class GroupCommit(Generic[Item, Result]):
     in order: the result, or an exception for that item alone (a refusal).
     """
 
-    def __init__(self, write_batch: Callable[[Sequence[Item]], Sequence[object]], *, max_batch: int = 128):
+    def __init__(self, write_batch: Callable[[Sequence[Item]], Sequence[object]], *, max_batch: int = 128,
+                 shared: Callable[[BaseException], bool] = unreachable):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._write_batch = write_batch
+        self._shared = shared
         self.max_batch = max_batch
         # Each call with its context: a batch runs in its first caller's, so
         # its database spans join that caller's trace (alone, a call's own).
@@ -70,14 +86,17 @@ class GroupCommit(Generic[Item, Result]):
             while self._queued:
                 batch = self._queued[: self.max_batch]
                 del self._queued[: self.max_batch]
+                write = functools.partial(outcomes_of, self._write_batch, [item for item, _, _ in batch],
+                                          shared=self._shared)
                 try:
-                    outcomes = await loop.run_in_executor(None, batch[0][2].run, outcomes_of, self._write_batch,
-                                                          [item for item, _, _ in batch])
+                    outcomes = await loop.run_in_executor(None, batch[0][2].run, write)
                 except asyncio.CancelledError:  # the server is stopping: nobody is left waiting
                     for _, answer, _ in batch + self._queued:
                         answer.cancel()
                     self._queued.clear()
                     raise
+                except Exception as exc:  # noqa: BLE001 - no thread to write in (shutting down): say so to each
+                    outcomes = [exc] * len(batch)
                 for (_, answer, _), outcome in zip(batch, outcomes):
                     if answer.done():  # the caller gave up (cancelled); the write stands
                         continue

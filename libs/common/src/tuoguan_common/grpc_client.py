@@ -1,8 +1,7 @@
-"""gRPC channels to other services, carrying the trace context and the
-caller's token in metadata."""
+"""gRPC channels to other services (on the caller's event loop: the gateway's,
+an api's), carrying the trace context and the caller's token in metadata."""
 from __future__ import annotations
 
-import grpc
 from grpc import aio
 
 from . import telemetry
@@ -21,27 +20,6 @@ def _metadata_with_trace(metadata) -> list[tuple[str, str]]:
     items = list(metadata or ())
     items.extend(telemetry.inject().items())
     return items
-
-
-class _TraceClientInterceptor(grpc.UnaryUnaryClientInterceptor):
-    def intercept_unary_unary(self, continuation, client_call_details, request):
-        details = client_call_details._replace(metadata=_metadata_with_trace(client_call_details.metadata)) \
-            if hasattr(client_call_details, "_replace") else _Details(client_call_details)
-        return continuation(details, request)
-
-
-class _Details(grpc.ClientCallDetails):
-    def __init__(self, base):
-        self.method = base.method
-        self.timeout = base.timeout
-        self.metadata = _metadata_with_trace(base.metadata)
-        self.credentials = base.credentials
-        self.wait_for_ready = getattr(base, "wait_for_ready", None)
-        self.compression = getattr(base, "compression", None)
-
-
-def channel(target: str) -> grpc.Channel:
-    return grpc.intercept_channel(grpc.insecure_channel(target, options=_OPTIONS), _TraceClientInterceptor())
 
 
 class _AioTraceInterceptor(aio.UnaryUnaryClientInterceptor):

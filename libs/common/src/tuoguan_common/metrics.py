@@ -88,7 +88,7 @@ BILLING_PAYMENTS = Counter(
 )
 BILLING_PAYMENTS_PER_TRANSACTION = Histogram(
     "tuoguan_billing_payments_per_transaction",
-    "Payments opened together in one transaction by the api (group commit)",
+    "Payments the api opened together in one transaction (group commit)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 BILLING_CAPTURED_FEN = Counter("tuoguan_billing_captured_fen_total", "Registration fees captured, in fen")

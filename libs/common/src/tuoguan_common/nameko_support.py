@@ -209,6 +209,10 @@ class EventBatch(Generic[Result]):
     one result per delivery, in order (every worker of a handler passes the
     same function).
 
+    One per worker process and handler (a module global of the worker):
+    the writer uses the database and ``apply_batch`` of the worker that
+    started it.
+
     Once per event id, as ``handle_event``: a redelivered event is a
     duplicate; a database or network failure raises in every worker of the
     batch, so each message goes back to its queue; any other failure applies
@@ -241,10 +245,19 @@ class EventBatch(Generic[Result]):
         return answer.wait()
 
     def _drain(self, database: Database, apply_batch) -> None:
+        batch: list = []
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
                 self._answer(database, batch, apply_batch)
+        except BaseException as exc:
+            # Killed (the container stops) or broken: nobody may wait forever.
+            # The waiting workers raise, and their messages go back to the queue.
+            waiting, self._queued = batch + self._queued, []
+            for _, _, _, answer in waiting:
+                if not answer.ready():
+                    answer.send_exception(exc)
+            raise
         finally:
             self._writing = False
 

@@ -38,10 +38,11 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
         "DATABASE_URL": service_database_url(service),
         "max_workers": concurrency,
         "PREFETCH_COUNT": concurrency,
-        # Every handler and timer may hold a connection at once: a smaller pool
-        # would make handlers wait on the pool, time out and requeue under load.
-        # Past the default's, more handlers are for batches (nameko_support.
-        # EventBatch), whose waiting handlers hold none.
+        # Up to the default's ten, every handler and timer may hold a
+        # connection at once. Past it, more handlers are for batches
+        # (nameko_support.EventBatch), whose waiting handlers hold none; the
+        # worker's other handlers then share the pool, each for the few
+        # milliseconds of its transaction.
         "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", min(concurrency, DEFAULT_CONCURRENCY) + 4,
                                    minimum=1),
     }

@@ -217,10 +217,11 @@ class Cashier:
         return outcomes
 
     def authorize_payments(self, batch: Sequence[tuple[FeeRequest, Payment]]) -> list[str | Exception]:
-        """Step 4 for payments just opened: the provider's references. A
-        payment the provider refuses before any charge (an unknown payment
-        method) is withdrawn with its key: the request leaves nothing behind,
-        and the patient may pay with another method."""
+        """Step 4 for payments not yet authorised (just opened, or resumed by
+        a retry): the provider's references. A payment the provider refuses
+        before any charge (an unknown payment method) is withdrawn with its
+        key: the request leaves nothing behind, and the patient may pay with
+        another method."""
         answers = self.provider.authorize_many([
             ChargeRequest(payment.payment_id, payment.amount_fen, request.method_token,
                           payments.authorization_key(payment.payment_id))
@@ -386,9 +387,11 @@ class Cashier:
         now = self.clock()
         created_before = now - self.payment_timeout if give_up else None
         with self.database.transaction() as cur:
-            # The provider is asked before any row is locked: most pending
-            # payments have no answer yet, and locking each of them on every
-            # round was most of this timer's writes.
+            # The provider is asked before any row is locked (the transaction
+            # only reads meanwhile): most pending payments have no answer yet,
+            # and locking each of them on every round was most of this timer's
+            # writes. Replicas now ask about the same oldest payments; the
+            # lock below lets one book each answer.
             pending = self.store.claim_payments(cur, PaymentStatus.PENDING, self.batch_size,
                                                 created_before=created_before, lock=False)
             if not pending:

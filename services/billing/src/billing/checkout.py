@@ -16,11 +16,19 @@ from collections.abc import Sequence
 
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan_common import metrics
-from tuoguan_common.group_commit import GroupCommit, outcomes_of
+from tuoguan_common.group_commit import GroupCommit, outcomes_of, unreachable
 
 from .cashier import PAY_LATER, Cashier, FeeRequest
 from .domain.payments import Booking, Payment
+from .exceptions import ProviderUnavailable
 from .registration_client import BookingSource
+
+
+def _outage(exc: BaseException) -> bool:
+    """The provider or the database is down: every payment of the batch fails
+    now, rather than each after its own wait. The payments opened stay
+    PENDING; a retry, or the worker, authorises them later."""
+    return isinstance(exc, ProviderUnavailable) or unreachable(exc)
 
 
 class Checkout:
@@ -28,18 +36,19 @@ class Checkout:
         self.cashier = cashier
         self.bookings = bookings
         self.first_answers = GroupCommit(cashier.first_answers, max_batch=max_batch)
-        self.payments = GroupCommit(self._pay, max_batch=max_batch)
+        self.payments = GroupCommit(self._pay, max_batch=max_batch, shared=_outage)
 
     def _pay(self, batch: Sequence[tuple[FeeRequest, Booking]]) -> list[object]:
         """Steps 3 to 5 for a batch, one after the other in one thread (one
         hop to a thread per batch, not one per step)."""
-        metrics.BILLING_PAYMENTS_PER_TRANSACTION.observe(len(batch))
         outcomes = self.cashier.open_payments(batch)
         opened = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Payment)]
         if opened:
+            metrics.BILLING_PAYMENTS_PER_TRANSACTION.observe(len(opened))
             # Committed already: a provider that fails the batch is asked again
             # for each payment, never the payments opened again.
-            paid = outcomes_of(self.cashier.authorize_and_answer, [(batch[i][0], outcomes[i]) for i in opened])
+            paid = outcomes_of(self.cashier.authorize_and_answer, [(batch[i][0], outcomes[i]) for i in opened],
+                               shared=_outage)
             for i, outcome in zip(opened, paid):
                 outcomes[i] = outcome
         return outcomes

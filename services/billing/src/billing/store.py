@@ -48,6 +48,8 @@ class BillingStore:
         first): the unique index decides, so two concurrent attempts cannot both pass."""
         if not opened:
             return set()
+        # In booking order, so two batches wait on each other's bookings, never deadlock.
+        opened = sorted(opened, key=lambda p: p.booking_id)
         cur.execute(
             "INSERT INTO payments (payment_id, booking_id, patient_id, amount_fen, status, provider, created_at, "
             "updated_at, trace_carrier, hold_expires_at, method_token) "

@@ -672,6 +672,11 @@ class Store:
             elif isinstance(decision, Refusal):
                 published.append((events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
                                                          reason=decision.reason), carrier))
+        if confirmed:
+            # Their sessions next, in id order, before any queue number moves:
+            # two batches confirming in the same sessions wait, never deadlock.
+            cur.execute("SELECT id FROM sessions WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+                        (pg_array(sorted({str(row["session_id"]) for row, _, _ in confirmed})),), prepare=False)
         # Queue numbers are handed out in the order the payments came.
         for row, payment, carrier in confirmed:
             cur.execute(CONFIRM_BOOKING, {"session_id": row["session_id"], "payment_id": payment.payment_id,
