@@ -45,8 +45,9 @@ class Checkout:
         opened = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Payment)]
         if opened:
             metrics.BILLING_PAYMENTS_PER_TRANSACTION.observe(len(opened))
-            # Committed already: a provider that fails the batch is asked again
-            # for each payment, never the payments opened again.
+            # Committed already: when the provider's call fails for the whole
+            # batch, it is asked again payment by payment (or, down, every
+            # payment hears so at once); the payments are never opened again.
             paid = outcomes_of(self.cashier.authorize_and_answer, [(batch[i][0], outcomes[i]) for i in opened],
                                shared=_outage)
             for i, outcome in zip(opened, paid):
