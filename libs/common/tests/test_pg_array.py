@@ -22,7 +22,7 @@ def test_every_element_reads_back_as_it_was(outbox_db):
         cur.execute("SELECT %s::text[] AS texts, %s::uuid[] AS ids, %s::timestamptz[] AS instants, "
                     "%s::jsonb[] AS documents, %s::bytea[] AS raw, %s::int[] AS numbers, %s::boolean[] AS flags",
                     (pg_array(texts + [None]), pg_array(ids), pg_array(instants),
-                     pg_array(json.dumps(d) for d in documents), pg_array("\\x" + r.hex() for r in raw),
+                     pg_array(json.dumps(d) for d in documents), pg_array(raw),
                      pg_array([0, -7, 2**31 - 1]), pg_array([True, False])))
         row = cur.fetchone()
     assert row["texts"] == texts + [None]

@@ -32,11 +32,15 @@ def pg_array(values: Iterable[object]) -> str:
     lookup per list: in the batch statements of a surge (a dozen arrays of a
     batch's rows) that was most of the statement's cost on the client, ten
     times this. Elements are str()'d (a uuid, a number, an aware datetime, a
-    bool, a JSON text, a bytea as "\\x" + hex) and quoted; None is NULL.
+    bool, a JSON text) and quoted; bytes are written as bytea's hex; None is NULL.
     """
-    return "{" + ",".join(
-        "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
-    ) + "}"
+    return "{" + ",".join("NULL" if v is None else '"' + _element(v) + '"' for v in values) + "}"
+
+
+def _element(value: object) -> str:
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()  # bytea's "\x" input, its backslash escaped for the array
+    return str(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _name_and_admin_url(url: str) -> tuple[str, str]:

@@ -205,6 +205,7 @@ class EarlierRequest:
 # Planned for their arrays on each call (prepare=False below): a cached
 # generic plan of these IN (unnest) lookups scans the whole table.
 _KEYS_IN = "(owner, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+_EARLIER = f"SELECT owner, key, request_hash, response FROM idempotency_keys WHERE scope = %s AND {_KEYS_IN}"
 
 
 def claim_keys(cur: psycopg.Cursor, scope: str, claims: Sequence[tuple[str, str, str]]) -> set[tuple[str, str]]:
@@ -229,8 +230,7 @@ def earlier_requests(cur: psycopg.Cursor, scope: str, keys: Sequence[tuple[str, 
     if not keys:
         return {}
     keys = sorted(set(keys))
-    cur.execute(f"SELECT owner, key, request_hash, response FROM idempotency_keys WHERE scope = %s AND {_KEYS_IN}"
-                + (" ORDER BY owner, key FOR UPDATE" if lock else ""),
+    cur.execute(_EARLIER + (" ORDER BY owner, key FOR UPDATE" if lock else ""),
                 (scope, pg_array(k[0] for k in keys), pg_array(k[1] for k in keys)), prepare=False)
     return {(r["owner"], r["key"]): EarlierRequest(r["request_hash"],
                                                    bytes(r["response"]) if r["response"] is not None else None)
@@ -252,7 +252,7 @@ def store_responses(cur: psycopg.Cursor, scope: str, answered: Sequence[tuple[st
             "FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS a(owner, key, response) "
             "WHERE k.scope = %s AND k.owner = a.owner AND k.key = a.key",
             (pg_array(a[0] for a in answered), pg_array(a[1] for a in answered),
-             pg_array("\\x" + a[2].SerializeToString().hex() for a in answered), scope),
+             pg_array(a[2].SerializeToString() for a in answered), scope),
             prepare=False,
         )
 
@@ -427,8 +427,6 @@ class KeyBatch:
     half-written, and the retry finds the key.
     """
 
-    _EARLIER = ("SELECT owner, key, request_hash, response FROM idempotency_keys "
-                "WHERE scope = %s AND (owner, key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))")
     _REMEMBER = ("INSERT INTO idempotency_keys (scope, owner, key, request_hash, response) "
                  "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])")
 
@@ -442,9 +440,7 @@ class KeyBatch:
 
     def read(self, conn: psycopg.Connection) -> None:
         self._cursor = conn.cursor(row_factory=dict_row)
-        # Planned for its arrays each time: a cached generic plan of this
-        # IN (unnest) scans the whole table.
-        self._cursor.execute(self._EARLIER, (self.scope, pg_array(w.owner for w in self.writes),
+        self._cursor.execute(_EARLIER, (self.scope, pg_array(w.owner for w in self.writes),
                                              pg_array(w.key for w in self.writes)), prepare=False)
 
     def replay(self, write: Idempotent) -> Message | None:
@@ -466,4 +462,4 @@ class KeyBatch:
             cur.execute(self._REMEMBER, (
                 self.scope, pg_array(w.owner for w, _ in answered), pg_array(w.key for w, _ in answered),
                 pg_array(w.fingerprint for w, _ in answered),
-                pg_array("\\x" + response.SerializeToString().hex() for _, response in answered)))
+                pg_array(response.SerializeToString() for _, response in answered)))

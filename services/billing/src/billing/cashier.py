@@ -211,7 +211,7 @@ class Cashier:
                 except BillingRuleError as exc:
                     outcomes[i] = exc
                     withdrawn.append(request.payment_id)
-            self.store.delete_payments(cur, withdrawn)
+            self.store.withdraw_unauthorized(cur, withdrawn)
             outbox.forget_keys(cur, PAY_SCOPE, [batch[i][0].key for i in opening
                                                 if isinstance(outcomes[i], Exception)])
         return outcomes

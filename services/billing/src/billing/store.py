@@ -67,12 +67,6 @@ class BillingStore:
         )
         return {r["payment_id"] for r in cur.fetchall()}
 
-    def delete_payments(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> None:
-        """Takes back payments this transaction opened and then refused."""
-        if payment_ids:
-            cur.execute("DELETE FROM payments WHERE payment_id = ANY(%s::uuid[])", (pg_array(payment_ids),),
-                        prepare=False)
-
     def set_provider_references(self, cur: psycopg.Cursor, references: Sequence[tuple[str, str]],
                                 now: dt.datetime) -> set[str]:
         """Stores each (payment id, provider reference) once (the api, a
