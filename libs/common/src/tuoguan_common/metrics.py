@@ -20,6 +20,11 @@ GRPC_HANDLED = Counter(
 GRPC_DURATION = Histogram(
     "tuoguan_grpc_server_handling_seconds", "gRPC call duration", ["service", "method"], buckets=LATENCY_BUCKETS,
 )
+ADMISSION_REFUSE_PROBABILITY = Gauge(
+    "tuoguan_admission_refuse_probability",
+    "Share of new calls an api turns away while the calls it admitted wait past their latency target, by method",
+    ["method"],
+)
 # RED: event handlers (worker processes).
 EVENTS_HANDLED = Counter(
     "tuoguan_events_handled_total", "Events handled, by handler and outcome (ok, duplicate, error)",

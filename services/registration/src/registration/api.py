@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Callable
@@ -13,6 +14,7 @@ import grpc
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan.registration.v1 import registration_pb2_grpc as pb_grpc
 from tuoguan_common import api_main, metrics, telemetry
+from tuoguan_common.admission import LatencyAdmission
 from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
@@ -23,7 +25,7 @@ from tuoguan_common.outbox import utcnow
 from . import messages
 from .config import RegistrationConfig
 from .domain import schedule
-from .exceptions import InvalidArgument, not_found
+from .exceptions import HoldsBusy, InvalidArgument, not_found
 from .migrate import MIGRATIONS_DIR
 from .publishing import publish_schedule
 from .store import HoldRequest, Idempotent, Store
@@ -120,6 +122,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             self._write_holds, max_batch=config.hold_batch_max)
         self.booking_reads: GroupCommit[str, dict | None] = GroupCommit(store.get_bookings,
                                                                         max_batch=config.hold_batch_max)
+        # Past capacity, patients are turned away at the hold, before anything
+        # is held, rather than at the payment after it.
+        self.hold_admission = LatencyAdmission("HoldSlot", config.hold_latency_target)
 
     def _write_holds(self, batch: list[HoldRequest]) -> list:
         metrics.REGISTRATION_HOLDS_PER_TRANSACTION.observe(len(batch))
@@ -170,7 +175,14 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             slot_id = _id(request.slot_id, "slot_id")
             idem = Idempotent.of("hold", patient.subject, _key(request.idempotency_key), request,
                                  pb.HoldSlotResponse)
-            return await self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
+            if not self.hold_admission.admit():
+                raise HoldsBusy()
+            self.hold_admission.started()
+            started = time.monotonic()
+            try:
+                return await self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
+            finally:
+                self.hold_admission.finished(time.monotonic() - started)
 
     async def GetBooking(self, request, context):
         # A coroutine: billing asks for every booking it is paid for, so in a

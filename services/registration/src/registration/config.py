@@ -32,6 +32,9 @@ class RegistrationConfig:
     gauge_interval: float = 15.0
     # The most holds one transaction writes in a surge.
     hold_batch_max: int = 128
+    # Holds slower than this (their fastest over 0.1 s) make the api turn a
+    # growing share of new holds away (tuoguan_common.admission); 0: never.
+    hold_latency_target: float = 0.05
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrationConfig:
@@ -61,4 +64,6 @@ class RegistrationConfig:
             publish_interval=number("REGISTRATION_PUBLISH_INTERVAL_SECONDS", cls.publish_interval, float, 1),
             gauge_interval=number("REGISTRATION_GAUGE_INTERVAL_SECONDS", cls.gauge_interval, float, 1),
             hold_batch_max=number("REGISTRATION_HOLD_BATCH_MAX", cls.hold_batch_max, minimum=1),
+            hold_latency_target=number("REGISTRATION_HOLD_LATENCY_TARGET_MS", cls.hold_latency_target * 1000,
+                                       float) / 1000,
         )

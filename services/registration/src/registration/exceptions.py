@@ -2,11 +2,11 @@
 maps it to its gRPC status and sends the reason code as trailing metadata."""
 from __future__ import annotations
 
-from tuoguan_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tuoguan_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 
 from .domain.model import Refusal
 
-__all__ = ["BookingRefused", "InvalidArgument", "NotFound", "TemplateExists", "not_found"]
+__all__ = ["BookingRefused", "HoldsBusy", "InvalidArgument", "NotFound", "TemplateExists", "not_found"]
 
 
 class BookingRefused(FailedPrecondition):
@@ -14,6 +14,16 @@ class BookingRefused(FailedPrecondition):
 
     def __init__(self, refusal: Refusal):
         super().__init__(refusal.message, reason=refusal.reason)
+
+
+class HoldsBusy(ResourceExhausted):
+    """Turned away before anything is held: holds are waiting past their
+    latency target (see tuoguan_common.admission). Nothing was written; the
+    same request may be sent again."""
+
+    def __init__(self):
+        super().__init__("too many patients are booking right now: try again in a few seconds",
+                         reason="holds_busy")
 
 
 class TemplateExists(AlreadyExists):

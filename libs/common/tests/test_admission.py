@@ -1,0 +1,131 @@
+"""LatencyAdmission's rule on a hand-moved clock: a standing queue raises the
+share of calls turned away step by step, a passing burst does not, a stuck
+queue counts as slow, and the share falls back to nothing once calls are
+served in time again."""
+from __future__ import annotations
+
+import pytest
+from tuoguan_common import metrics
+from tuoguan_common.admission import LatencyAdmission
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admission(clock: Clock, *, chance: float = 0.5, target: float | None = 0.05) -> LatencyAdmission:
+    return LatencyAdmission("TestMethod", target, interval=0.1, step=0.1, ceiling=0.9, clock=clock,
+                            chance=lambda: chance)
+
+
+def interval_of(gate: LatencyAdmission, clock: Clock, latencies: list[float]) -> None:
+    """One interval in which calls finish with these latencies."""
+    start = clock.now
+    for i, latency in enumerate(latencies, 1):
+        gate.admit()
+        gate.started()
+        clock.now = start + 0.1 * i / (len(latencies) + 1)
+        gate.finished(latency)
+    clock.now = start + 0.1 + 1e-6  # just past the interval's end, whatever the float rounding
+
+
+def gauge() -> float:
+    return metrics.ADMISSION_REFUSE_PROBABILITY.labels("TestMethod")._value.get()
+
+
+def test_calls_served_in_time_are_all_admitted():
+    clock = Clock()
+    gate = admission(clock, chance=0.0)
+    for _ in range(20):
+        interval_of(gate, clock, [0.01, 0.04, 0.2])  # one slow call among fast ones: a burst, not a queue
+    assert gate.refuse_probability == 0
+    assert gate.admit()
+
+
+def test_a_standing_queue_raises_the_share_turned_away_a_step_an_interval_up_to_the_ceiling():
+    clock = Clock()
+    gate = admission(clock)
+    seen = []
+    for _ in range(12):
+        interval_of(gate, clock, [0.08, 0.3, 0.12])  # even the fastest waited past the target
+        gate.admit()  # rolls the interval over
+        seen.append(round(gate.refuse_probability, 2))
+    assert seen == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9, 0.9]
+    assert gauge() == pytest.approx(0.9)
+
+
+def test_a_call_is_turned_away_when_its_chance_falls_under_the_probability():
+    clock = Clock()
+    gate = admission(clock, chance=0.25)
+    for _ in range(3):
+        interval_of(gate, clock, [0.2])
+    gate.admit()
+    assert gate.refuse_probability == pytest.approx(0.3)
+    assert not gate.admit()  # 0.25 < 0.3
+    lucky = admission(clock, chance=0.35)
+    for _ in range(3):
+        interval_of(lucky, clock, [0.2])
+    assert lucky.admit()  # 0.35 >= 0.3
+
+
+def test_the_share_falls_back_to_exactly_nothing_once_calls_are_fast_again():
+    clock = Clock()
+    gate = admission(clock, chance=0.0)
+    for _ in range(7):
+        interval_of(gate, clock, [0.2])
+    gate.admit()
+    assert gate.refuse_probability == pytest.approx(0.7)
+    for _ in range(7):
+        interval_of(gate, clock, [0.01])
+    gate.admit()
+    assert gate.refuse_probability == 0  # whole steps: no float residue keeps refusing a call in a billion
+    assert gauge() == 0
+
+
+def test_a_queue_stuck_with_nothing_finishing_counts_as_slow_and_idleness_as_fast():
+    clock = Clock()
+    gate = admission(clock)
+    gate.admit()
+    gate.started()  # this call waits on a lock...
+    clock.now += 0.05
+    gate.admit()
+    clock.now += 0.5  # ...through five intervals in which nothing else happens
+    gate.admit()
+    assert gate.refuse_probability == pytest.approx(0.4)  # the first interval it began in does not count
+    gate.finished(0.55)
+    clock.now += 0.1
+    gate.admit()
+    assert gate.refuse_probability == pytest.approx(0.5)  # it finished late
+    clock.now += 0.3  # nothing in flight: idle, not slow
+    gate.admit()
+    assert gate.refuse_probability == pytest.approx(0.2)
+
+
+def test_a_call_started_just_before_an_interval_ends_is_not_taken_for_a_stuck_queue():
+    clock = Clock()
+    gate = admission(clock)
+    clock.now += 0.099
+    gate.admit()
+    gate.started()
+    clock.now += 0.002
+    gate.admit()
+    assert gate.refuse_probability == 0
+
+
+def test_without_a_target_every_call_is_admitted():
+    clock = Clock()
+    gate = admission(clock, chance=0.0, target=None)
+    for _ in range(10):
+        interval_of(gate, clock, [5.0])
+    assert gate.admit() and gate.refuse_probability == 0
+
+
+def test_a_nonsense_setting_is_refused():
+    with pytest.raises(ValueError):
+        LatencyAdmission("TestMethod", 0.05, step=0.5, ceiling=0.4)
+    with pytest.raises(ValueError):
+        LatencyAdmission("TestMethod", 0.05, interval=0)

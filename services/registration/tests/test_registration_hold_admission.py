@@ -1,0 +1,89 @@
+"""Admission at the hold, through the gRPC API against the real PostgreSQL:
+while holds wait past their latency target, a share of new holds is turned
+away at once with RESOURCE_EXHAUSTED (reason holds_busy) and nothing written;
+once holds are served in time again, every hold is admitted."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from registration.config import RegistrationConfig
+from registration_testkit import hold, local, reason_of, slot_counters, tomorrow
+from tuoguan_common import metrics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def config(request) -> RegistrationConfig:
+    return RegistrationConfig(hold_latency_target=getattr(request, "param", 0.005))
+
+
+def refuse_probability() -> float:
+    return metrics.ADMISSION_REFUSE_PROBABILITY.labels("HoldSlot")._value.get()
+
+
+def attempt(stub, md, slot_id) -> str:
+    try:
+        hold(stub, md, slot_id)
+        return "held"
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+        assert "try again" in exc.details()
+        return reason_of(exc)
+
+
+def test_holds_stuck_past_their_target_turn_new_holds_away_until_they_are_served_again(stub, store, clinic,
+                                                                                     people):
+    stuck_slot = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=5)
+    open_slot = clinic.slot(clinic.wang, local(tomorrow(), 10), capacity=100)
+    patients = [people.patient()[1] for _ in range(40)]
+
+    with ThreadPoolExecutor(max_workers=41) as pool:
+        with store.db.transaction() as lock:
+            # Another transaction holds the slot's row: the batch holding it waits, and every hold behind it.
+            lock.execute("SELECT 1 FROM slots WHERE id = %s FOR UPDATE", (stuck_slot,))
+            first = pool.submit(attempt, stub, people.patient()[1], stuck_slot)
+            time.sleep(0.45)
+            assert not first.done()
+            crowd = [pool.submit(attempt, stub, md, open_slot) for md in patients]
+            deadline = time.monotonic() + 5
+            while sum(c.done() for c in crowd) == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # the rest of the crowd reaches the api
+            turned_away_at_once = sum(c.done() for c in crowd)
+            assert refuse_probability() >= 0.3
+        outcomes = [c.result(timeout=10) for c in crowd]
+
+    assert first.result(timeout=10) == "held"
+    turned_away = outcomes.count("holds_busy")
+    assert turned_away == turned_away_at_once, "only the holds turned away answered while the queue was stuck"
+    assert 0 < turned_away < len(patients), outcomes
+    assert outcomes.count("held") == len(patients) - turned_away
+    counters = slot_counters(store, open_slot)
+    assert counters["held"] == counters["held_bookings"] == len(patients) - turned_away
+
+    # Served in time again (nothing waits): the share falls back to nothing and everyone is admitted.
+    time.sleep(1.2)
+    others = [people.patient()[1] for _ in range(10)]
+    assert [attempt(stub, md, open_slot) for md in others] == ["held"] * 10
+    assert refuse_probability() == 0
+
+
+@pytest.mark.parametrize("config", [0.0], indirect=True)
+def test_without_a_target_a_stuck_queue_turns_nobody_away(stub, store, clinic, people):
+    stuck_slot = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=5)
+    open_slot = clinic.slot(clinic.wang, local(tomorrow(), 10), capacity=100)
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        with store.db.transaction() as lock:
+            lock.execute("SELECT 1 FROM slots WHERE id = %s FOR UPDATE", (stuck_slot,))
+            first = pool.submit(attempt, stub, people.patient()[1], stuck_slot)
+            time.sleep(0.3)
+            crowd = [pool.submit(attempt, stub, people.patient()[1], open_slot) for _ in range(10)]
+            time.sleep(0.3)
+            assert not any(c.done() for c in crowd), "every hold waits its turn"
+        outcomes = [c.result(timeout=10) for c in crowd]
+    assert first.result(timeout=10) == "held"
+    assert outcomes == ["held"] * 10
