@@ -246,9 +246,10 @@ async def sustained(platform, patients: Patients, slots, listener: ConfirmationL
                 hold_lat.append(time.perf_counter() - t0)
                 started_at[held.booking.booking_id] = time.monotonic()
                 step = "pay"
+                # With the hold's ticket, as the portal and the HTTP API's clients pay.
                 await bstub.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
                     booking_id=held.booking.booking_id, payment_method_token=method_token,
-                    idempotency_key=str(uuid.uuid4())), metadata=md, timeout=10)
+                    idempotency_key=str(uuid.uuid4()), payment_ticket=held.payment_ticket), metadata=md, timeout=10)
             except grpc.aio.AioRpcError as exc:
                 # Which call failed, and how: a shed pay wastes its hold, a shed hold does not.
                 failed = f"{step}:{exc.code().name}"

@@ -1,7 +1,8 @@
 """Writes the Tiltfile's secret values (git-ignored, under .run/): the token
 keys `make up` uses (.run/keys, made when missing), the portal's session
-secret, and fixed development passwords for the in-chart PostgreSQL, RabbitMQ
-and Grafana, so re-deploys keep the databases' passwords.
+secret and payment ticket key, and fixed development passwords for the
+in-chart PostgreSQL, RabbitMQ and Grafana, so re-deploys keep the databases'
+passwords.
 
     uv run --no-sync python scripts/tilt_values.py .run/tilt-values.yaml
 """
@@ -22,12 +23,14 @@ def tilt_values(keys_dir: Path) -> dict:
         from tuoguan_common.auth import generate_keypair
 
         generate_keypair(keys_dir)
-    session = keys_dir / "session-secret"
-    if not session.exists():
-        session.write_text(secrets.token_urlsafe(32) + "\n")
+    session, ticket_key = keys_dir / "session-secret", keys_dir / "payment-ticket-key"
+    for secret in (session, ticket_key):
+        if not secret.exists():
+            secret.write_text(secrets.token_urlsafe(32) + "\n")
     return {
         "secrets": {
             "sessionSecret": session.read_text().strip(),
+            "paymentTicketKey": ticket_key.read_text().strip(),
             "postgresPassword": "tuoguan-dev",
             "rabbitmqPassword": "tuoguan-dev",
             "grafanaAdminPassword": "admin",

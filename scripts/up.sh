@@ -20,6 +20,11 @@ if [ ! -f .run/keys/session-secret ]; then
   uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/session-secret
 fi
 export GATEWAY_SESSION_SECRET=$(cat .run/keys/session-secret)
+# Registration signs each hold's payment ticket with it, billing checks them.
+if [ ! -f .run/keys/payment-ticket-key ]; then
+  uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/payment-ticket-key
+fi
+export TUOGUAN_PAYMENT_TICKET_KEY=$(cat .run/keys/payment-ticket-key)
 
 for service in identity registration billing ticketing; do
   echo "==> migrating $service"

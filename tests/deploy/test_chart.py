@@ -285,6 +285,8 @@ def test_environment_wires_ports_addresses_and_credentials(name):
             assert env["GATEWAY_PORT"]["value"] == str(PORTS["gateway"]["http"])
             assert {"REDIS_URL", "GATEWAY_SESSION_SECRET"} <= set(env) and "DATABASE_URL" not in env
         assert ("TUOGUAN_TOKEN_PRIVATE_KEY_FILE" in env) == (process == "identity-api"), process
+        # The payment ticket key: registration signs, billing checks, nobody else holds it.
+        assert ("TUOGUAN_PAYMENT_TICKET_KEY" in env) == (process in {"registration-api", "billing-api"}), process
         assert "TUOGUAN_TOKEN_PUBLIC_KEY_FILE" in env
         for var, entry in env.items():
             if var.endswith("_ADDR"):
@@ -501,6 +503,7 @@ def test_credentials_made_by_the_chart_or_taken_from_existing_secrets():
     assert data["amqp-uri"] == f"amqp://tuoguan:{data['rabbitmq-password']}@tuoguan-rabbitmq:5672//"
     assert data["redis-url"] == "redis://tuoguan-redis:6379/0"
     assert len(data["session-secret"]) >= 32
+    assert len(data["payment-ticket-key"]) >= 32 and data["payment-ticket-key"] != data["session-secret"]
     assert not by_name(rendered("production"), "Secret"), "production uses existing Secrets only"
 
 

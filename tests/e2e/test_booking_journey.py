@@ -17,8 +17,10 @@ def _book_and_pay(http, auth, slot, token="tok_ok"):
     assert held.status_code == 201, held.text
     booking = held.json()
     assert booking["status"] == "held" and booking["fee_fen"] == slot["fee_fen"]
+    assert booking["payment_ticket"], "the platform signs each hold's payment ticket"
     paid = http.post(f"/api/v1/bookings/{booking['booking_id']}/payment",
-                     json={"payment_method_token": token}, headers={**auth, **key()})
+                     json={"payment_method_token": token, "payment_ticket": booking["payment_ticket"]},
+                     headers={**auth, **key()})
     assert paid.status_code == 201, paid.text
     return booking, paid.json()
 

@@ -42,6 +42,14 @@ def test_every_declared_metric_is_emitted(platform, http):
     assert not missing, f"declared in tuoguan_common.metrics but served by no process: {missing}"
 
 
+def test_billing_took_the_journeys_bookings_from_their_payment_tickets(platform):
+    """Registration and billing share the ticket key: the payments made with a
+    hold's ticket did not ask registration about their booking."""
+    learned = {s.labels["source"]: s.value for f in text_string_to_metric_families(_scrape(platform))
+               if f.name == "tuoguan_billing_bookings_learned" for s in f.samples if s.name.endswith("_total")}
+    assert learned.get("ticket", 0) >= 1, learned
+
+
 def test_metric_labels_carry_no_personal_data(platform, http):
     text = _scrape(platform)
     labels = " ".join(re.findall(r"\{([^}]*)\}", text))

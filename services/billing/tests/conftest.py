@@ -151,10 +151,10 @@ class Billing:
         return patient_id, self.registration.add(patient_id, fee_fen=fee_fen, hold=hold)
 
     def pay(self, patient_id: str, booking_id: str, token: str = "tok_ok",
-            key: str | None = None) -> pb.PayRegistrationFeeResponse:
+            key: str | None = None, ticket: str = "") -> pb.PayRegistrationFeeResponse:
         return self.stub.PayRegistrationFee(
             pb.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=token,
-                                         idempotency_key=key or str(uuid.uuid4())),
+                                         idempotency_key=key or str(uuid.uuid4()), payment_ticket=ticket),
             metadata=self.token(patient_id),
         )
 
@@ -227,11 +227,14 @@ class Billing:
 
 
 @pytest.fixture
-def billing(billing_db, registration, sandbox, verifier, issuer):
+def billing(request, billing_db, registration, sandbox, verifier, issuer):
+    """Billing's api; parametrized indirectly with a PaymentTickets, it checks payment tickets."""
     bookings = RegistrationClient(registration.address)
     provider = ProbedProvider(sandbox)
+    tickets = getattr(request, "param", None)
     server, address = _serve(
-        "billing", lambda srv: api.register(srv, None, billing_db, bookings=bookings, provider=provider), verifier,
+        "billing", lambda srv: api.register(srv, None, billing_db, bookings=bookings, provider=provider,
+                                            tickets=tickets), verifier,
     )
     channel = grpc.insecure_channel(address)
     yield Billing(billing_pb2_grpc.BillingServiceStub(channel), billing_db, issuer, registration, provider)

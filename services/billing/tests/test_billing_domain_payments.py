@@ -286,3 +286,14 @@ def test_refunds_go_back_whole_and_once():
 ])
 def test_what_a_refund_request_does(status, action):
     assert payments.refund_action(payment(status)) is action
+
+
+def test_a_payment_ticket_states_the_booking_while_its_hold_runs():
+    stated = Booking(booking_id="b1", patient_id="p1", status="HELD", fee_fen=5000,
+                     hold_expires_at=NOW + dt.timedelta(minutes=10))
+    assert payments.ticket_booking(stated, "b1", NOW) == stated
+    assert payments.ticket_booking(stated, "b1", NOW + dt.timedelta(minutes=10)) is None, "over: ask registration"
+    assert payments.ticket_booking(replace(stated, hold_expires_at=None), "b1", NOW) is None
+    with pytest.raises(errors.BadInput) as wrong:
+        payments.ticket_booking(stated, "b2", NOW)
+    assert wrong.value.field == "payment_ticket"

@@ -73,7 +73,7 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
             patient_id=patient.subject, slot_id=request.slot_id, status=reg.BOOKING_STATUS_HELD, fee_fen=5000,
         )
         self.bookings[booking.booking_id] = booking
-        return reg.HoldSlotResponse(booking=booking)
+        return reg.HoldSlotResponse(booking=booking, payment_ticket=f"ticket-of-{booking.booking_id}")
 
     def GetBooking(self, request, context):
         return reg.GetBookingResponse(booking=self._booking(request.booking_id, auth.REGISTRATION_OFFICE))

@@ -58,6 +58,7 @@ def test_a_hold_without_idempotency_key_is_422(http, patient):
 def test_a_patient_sees_only_their_own_bookings(http, patient, demo):
     demo_patient = demo("13800000001")
     mine = http.post("/api/v1/bookings", headers=patient.headers | new_key(), json={"slot_id": "slot-1"}).json()
+    assert mine.pop("payment_ticket") == f"ticket-of-{mine['booking_id']}", "the hold's answer alone carries it"
     assert http.get(f"/api/v1/bookings/{mine['booking_id']}", headers=patient.headers).json() == mine
     assert [b["booking_id"] for b in http.get("/api/v1/bookings", headers=patient.headers).json()["bookings"]] == \
         [mine["booking_id"]]
@@ -66,15 +67,15 @@ def test_a_patient_sees_only_their_own_bookings(http, patient, demo):
     assert error(http.get("/api/v1/bookings/bk-none", headers=patient.headers)) == (404, "booking_not_found", None)
 
 
-def test_paying_forwards_token_and_key_to_billing(http, fakes, patient):
+def test_paying_forwards_token_key_and_ticket_to_billing(http, fakes, patient):
     booking = http.post("/api/v1/bookings", headers=patient.headers | new_key(), json={"slot_id": "slot-1"}).json()
     key = new_key()
     paid = http.post(f"/api/v1/bookings/{booking['booking_id']}/payment", headers=patient.headers | key,
-                     json={"payment_method_token": "tok_ok"})
+                     json={"payment_method_token": "tok_ok", "payment_ticket": booking["payment_ticket"]})
     assert paid.status_code == 201 and paid.json()["status"] == "pending" and paid.json()["amount_fen"] == 5000
     _, request, metadata = fakes["billing"].last("PayRegistrationFee")
-    assert (request.booking_id, request.payment_method_token, request.idempotency_key) == \
-        (booking["booking_id"], "tok_ok", key["Idempotency-Key"])
+    assert (request.booking_id, request.payment_method_token, request.idempotency_key, request.payment_ticket) == \
+        (booking["booking_id"], "tok_ok", key["Idempotency-Key"], f"ticket-of-{booking['booking_id']}")
     assert metadata["authorization"] == f"Bearer {patient.token}"
     listed = http.get(f"/api/v1/bookings/{booking['booking_id']}/payments", headers=patient.headers)
     assert [p["payment_id"] for p in listed.json()["payments"]] == [paid.json()["payment_id"]]

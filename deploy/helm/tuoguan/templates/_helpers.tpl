@@ -290,6 +290,15 @@ The environment of a platform process: (dict "root" $ "name" "billing-api" "c" $
 - name: TUOGUAN_TOKEN_PRIVATE_KEY_FILE
   value: /etc/tuoguan/keys/token-signing.pem
 {{- end }}
+{{- if $c.paymentTickets }}
+- name: TUOGUAN_PAYMENT_TICKET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: payment-ticket-key
+      {{- /* An existing Secret without it: billing asks registration about every booking. */}}
+      optional: true
+{{- end }}
 {{- with include "tuoguan.otlpEndpoint" $root }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

@@ -43,6 +43,7 @@ class Platform:
     keep_databases: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    payment_ticket_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: ProcessGroup = field(init=False)
 
     def db_url(self, service: str) -> str:
@@ -66,6 +67,7 @@ class Platform:
             "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": str(self.public_key),
             "GATEWAY_PORT": str(self.ports["gateway_http"]),
             "GATEWAY_SESSION_SECRET": self.session_secret,
+            "TUOGUAN_PAYMENT_TICKET_KEY": self.payment_ticket_key,
             # Its own waiting-room queue in a Redis other platforms may share.
             "WAITING_ROOM_NAMESPACE": f"tuoguan:{self.db_prefix}:waiting-room",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),

@@ -96,6 +96,11 @@ BILLING_PAYMENTS_PER_TRANSACTION = Histogram(
     "Payments the api opened together in one transaction (group commit)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+BILLING_BOOKINGS_LEARNED = Counter(
+    "tuoguan_billing_bookings_learned_total",
+    "How billing learned the booking a payment is for: from the hold's payment ticket, or by asking registration",
+    ["source"],
+)
 BILLING_CAPTURED_FEN = Counter("tuoguan_billing_captured_fen_total", "Registration fees captured, in fen")
 BILLING_REFUNDS = Counter("tuoguan_billing_refunds_total", "Refunds issued")
 BILLING_REFUNDED_FEN = Counter("tuoguan_billing_refunded_fen_total", "Registration fees refunded, in fen")

@@ -13,6 +13,7 @@ from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
 from tuoguan_common.errors import require
 from tuoguan_common.grpc_server import current_token
+from tuoguan_common.payment_tickets import PaymentTickets
 
 from . import finance
 from .cashier import Cashier, FeeRequest
@@ -57,6 +58,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return await self.checkout.pay_fee(FeeRequest(
             patient_id=patient.subject, booking_id=booking_id, method_token=method_token, idempotency_key=key,
             fingerprint=outbox.request_fingerprint(parsed), bearer=current_token(), trace_carrier=telemetry.inject(),
+            payment_ticket=request.payment_ticket,
         ))
 
     @answers_rule_errors
@@ -105,14 +107,18 @@ def build_cashier(database: Database, *, provider: PaymentProvider | None = None
 
 
 def register(server: grpc.Server, settings: Settings | None, database: Database, *,
-             bookings: BookingSource | None = None, provider: PaymentProvider | None = None) -> list[str]:
+             bookings: BookingSource | None = None, provider: PaymentProvider | None = None,
+             tickets: PaymentTickets | None = None) -> list[str]:
+    """Adds billing's servicer; tests hand in their own registration, provider
+    and ticket key (otherwise from the environment)."""
     pool_size = settings.db_pool_size if settings is not None else 4
     billing_settings = BillingSettings.from_env()
     cashier = build_cashier(database, provider=provider, billing_settings=billing_settings, pool_size=pool_size)
     if bookings is None:
         bookings = RegistrationClient(billing_settings.registration_address,
                                       timeout=billing_settings.registration_timeout_seconds)
-    checkout = Checkout(cashier, bookings, max_batch=billing_settings.pay_batch_max)
+    checkout = Checkout(cashier, bookings, max_batch=billing_settings.pay_batch_max,
+                        tickets=tickets if tickets is not None else billing_settings.payment_tickets)
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(cashier, checkout), server)
     return [billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name]
 

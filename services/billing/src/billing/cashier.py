@@ -82,6 +82,8 @@ class FeeRequest:
     bearer: str | None
     # The caller's trace: the payment keeps it, so its settling events continue it.
     trace_carrier: dict = field(default_factory=dict)
+    # Registration's signed word on the hold (tuoguan_common.payment_tickets), if the caller passed it on.
+    payment_ticket: str = ""
 
     @property
     def payment_id(self) -> str:

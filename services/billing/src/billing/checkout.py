@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan_common import metrics
 from tuoguan_common.group_commit import GroupCommit, outcomes_of, unreachable
+from tuoguan_common.payment_tickets import PaymentTickets
 
 from .cashier import PAY_LATER, Cashier, FeeRequest
+from .domain import payments
 from .domain.payments import Booking, Payment
 from .exceptions import ProviderUnavailable
 from .registration_client import BookingSource
@@ -32,9 +34,11 @@ def _outage(exc: BaseException) -> bool:
 
 
 class Checkout:
-    def __init__(self, cashier: Cashier, bookings: BookingSource, *, max_batch: int = 128):
+    def __init__(self, cashier: Cashier, bookings: BookingSource, *, max_batch: int = 128,
+                 tickets: PaymentTickets | None = None):
         self.cashier = cashier
         self.bookings = bookings
+        self.tickets = tickets
         self.first_answers = GroupCommit(cashier.first_answers, max_batch=max_batch)
         self.payments = GroupCommit(self._pay, max_batch=max_batch, shared=_outage)
 
@@ -54,6 +58,17 @@ class Checkout:
                 outcomes[i] = outcome
         return outcomes
 
+    def _ticket_booking(self, request: FeeRequest) -> Booking | None:
+        """The booking as the request's payment ticket states it; None: ask registration."""
+        if not request.payment_ticket or self.tickets is None:
+            return None
+        held = self.tickets.read(request.payment_ticket)
+        if held is None:  # another key (rotated), altered, or not a ticket at all: registration will say
+            return None
+        stated = Booking(booking_id=held.booking_id, patient_id=held.patient_id, status="HELD",
+                         fee_fen=held.fee_fen, hold_expires_at=held.hold_expires_at)
+        return payments.ticket_booking(stated, request.booking_id, self.cashier.clock())
+
     async def pay_fee(self, request: FeeRequest) -> billing_pb2.PayRegistrationFeeResponse:
         """Starts paying a held booking's fee; the answer is the PENDING payment
         with the provider's reference, and it settles when the provider answers.
@@ -61,7 +76,9 @@ class Checkout:
         No transaction is open while registration or the provider is asked:
 
         1. the first answer, if this request was made before (a short read);
-        2. the booking, from registration;
+        2. the booking: from registration's payment ticket when the caller
+           passed one on that verifies and whose hold still runs, otherwise
+           from registration itself;
         3. transaction 1: the idempotency key and the PENDING payment, committed
            before any money moves, so a charge never exists without its row;
         4. the provider's authorisation, under the payment's authorisation key:
@@ -74,7 +91,12 @@ class Checkout:
         answer = await self.first_answers.submit(request)
         if answer is None:
             # Registration's refusals (not found, not yours, unavailable) reach the patient as they are.
-            booking = await self.bookings.get_booking_async(request.booking_id, request.bearer)
+            booking = self._ticket_booking(request)
+            if booking is None:
+                booking = await self.bookings.get_booking_async(request.booking_id, request.bearer)
+                metrics.BILLING_BOOKINGS_LEARNED.labels("registration").inc()
+            else:
+                metrics.BILLING_BOOKINGS_LEARNED.labels("ticket").inc()
             paid = await self.payments.submit((request, booking))
             while paid is PAY_LATER:
                 paid = await self.payments.submit((request, booking))

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from tuoguan_common.config import PORTS, env_number, service_address
+from tuoguan_common.payment_tickets import PaymentTickets
 
 
 def _number(name: str, default, kind=float):
@@ -35,6 +36,8 @@ class BillingSettings:
     sandbox_database_url: str | None
     sandbox_settle_delay: dt.timedelta
     sandbox_late_capture_delay: dt.timedelta
+    # Verifies registration's payment tickets (None: billing asks registration about every booking).
+    payment_tickets: PaymentTickets | None = None
 
     @classmethod
     def from_env(cls) -> "BillingSettings":
@@ -53,4 +56,5 @@ class BillingSettings:
             sandbox_database_url=os.environ.get("SANDBOX_PROVIDER_DATABASE_URL") or None,
             sandbox_settle_delay=dt.timedelta(milliseconds=_number("SANDBOX_SETTLE_DELAY_MS", 200)),
             sandbox_late_capture_delay=dt.timedelta(milliseconds=_number("SANDBOX_LATE_CAPTURE_MS", 2000)),
+            payment_tickets=PaymentTickets.from_env(),
         )

@@ -90,6 +90,18 @@ class Pay(BaseModel):
     payment_method_token: str = Field(
         description="The sandbox provider's test token: tok_ok, tok_decline or tok_timeout", examples=["tok_ok"],
     )
+    payment_ticket: str = Field(
+        "", description="The payment_ticket the hold answered with, if you have it: billing then takes the booking "
+                        "and its fee from it instead of asking registration. Optional; a retry with or without it is "
+                        "the same request.",
+    )
+
+
+class HeldBooking(Booking):  # type: ignore[valid-type, misc]
+    payment_ticket: str = Field(
+        "", description="Registration's signed word on this hold: pass it with the payment. Opaque; empty when the "
+                        "platform issues none.",
+    )
 
 
 class Suspend(BaseModel):

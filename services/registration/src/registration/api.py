@@ -180,9 +180,14 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             self.hold_admission.started()
             started = time.monotonic()
             try:
-                return await self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
+                response = await self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
             finally:
                 self.hold_admission.finished(time.monotonic() - started)
+            # Signed afresh on each answer (a replay gets the same ticket): the
+            # answer kept under the key stays what the batch wrote.
+            if self.config.payment_tickets is not None and response.booking.status == pb.BOOKING_STATUS_HELD:
+                response.payment_ticket = self.config.payment_tickets.issue(messages.held_booking(response.booking))
+            return response
 
     async def GetBooking(self, request, context):
         # A coroutine: billing asks for every booking it is paid for, so in a

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tuoguan_common.config import env_number
+from tuoguan_common.payment_tickets import PaymentTickets
 
 from .domain.policy import BookingPolicy, ReleasePolicy
 
@@ -35,6 +36,8 @@ class RegistrationConfig:
     # Holds slower than this (their fastest over 0.1 s) make the api turn a
     # growing share of new holds away (tuoguan_common.admission); 0: never.
     hold_latency_target: float = 0.05
+    # Signs the payment ticket of each hold (None: holds come without one).
+    payment_tickets: PaymentTickets | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrationConfig:
@@ -66,4 +69,5 @@ class RegistrationConfig:
             hold_batch_max=number("REGISTRATION_HOLD_BATCH_MAX", cls.hold_batch_max, minimum=1),
             hold_latency_target=number("REGISTRATION_HOLD_LATENCY_TARGET_MS", cls.hold_latency_target * 1000,
                                        float) / 1000,
+            payment_tickets=PaymentTickets.from_env(env),
         )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tuoguan.registration.v1 import registration_pb2 as pb
+from tuoguan_common.payment_tickets import HeldBooking
 
 from .domain.model import BookingStatus, Period, SessionStatus, Title
 
@@ -66,6 +67,12 @@ def booking(row: Row) -> pb.Booking:
         created_at=rfc3339(row["created_at"]), refunded_at=rfc3339(row["refunded_at"]),
         session_suspend_reason=row.get("session_suspend_reason") or "",
     )
+
+
+def held_booking(booking: pb.Booking) -> HeldBooking:
+    """What a hold's payment ticket says of its booking."""
+    return HeldBooking(booking_id=booking.booking_id, patient_id=booking.patient_id, fee_fen=booking.fee_fen,
+                       hold_expires_at=dt.datetime.fromisoformat(booking.hold_expires_at))
 
 
 def session(row: Row) -> pb.Session:

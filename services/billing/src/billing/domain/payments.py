@@ -182,6 +182,18 @@ def authorization_key(payment_id: str) -> str:
     return f"registration-fee:{payment_id}"
 
 
+def ticket_booking(stated: Booking, booking_id: str, now: dt.datetime) -> Booking | None:
+    """The booking as registration's payment ticket states it, when billing may
+    take it from there; None when the ticket's hold is over (registration is
+    asked then, and knows whether it still holds). A ticket of another
+    booking is the caller's mistake."""
+    if stated.booking_id != booking_id:
+        raise BadInput("payment_ticket", "was issued for another booking")
+    if stated.hold_expires_at is None or stated.hold_expires_at <= now:
+        return None
+    return stated
+
+
 def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]) -> None:
     """The patient may start paying this booking now, or the reason why not."""
     if booking.patient_id != patient_id:

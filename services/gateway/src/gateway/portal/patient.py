@@ -165,6 +165,8 @@ async def hold(request: Request):
         portal_state(request).availability.forget(("slots", str(form.get("doctor_id", ""))))
         raise
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
+    # Kept (signed, in the session cookie) for the payment of this hold: billing then need not ask registration.
+    request.session["payment_ticket"] = [reply.booking.booking_id, reply.payment_ticket]
     return redirect(f"/bookings/{reply.booking.booking_id}")
 
 
@@ -205,9 +207,11 @@ async def cashier(request: Request, booking_id: str):
 async def pay(request: Request, booking_id: str):
     form = await posted_form(request)
     _ = gettext(request)
+    held, ticket = request.session.get("payment_ticket") or ("", "")
     reply = await call(request, f"/bookings/{booking_id}", services(request).billing.PayRegistrationFee(
         billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=str(form.get("method", "")),
-                                              idempotency_key=str(form.get("key", "")))))
+                                              idempotency_key=str(form.get("key", "")),
+                                              payment_ticket=ticket if held == booking_id else "")))
     if reply.payment.status == billing_pb2.PAYMENT_STATUS_FAILED:
         flash(request, _(i18n.REASONS["payment_failed_hold_released"]), "error")
     else:

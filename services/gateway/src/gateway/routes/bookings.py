@@ -11,17 +11,17 @@ from .. import slip
 from ..convert import to_dict
 from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
-from ..models import Booking, BookingList, Hold, Pay, Payment, PaymentList
+from ..models import Booking, BookingList, HeldBooking, Hold, Pay, Payment, PaymentList
 
 router = APIRouter(prefix=API_PREFIX, tags=["bookings"])
 
 
-@router.post("/bookings", status_code=201, response_model=Booking,
+@router.post("/bookings", status_code=201, response_model=HeldBooking,
              summary="Hold a slot; pay within the hold time to confirm it")
 async def hold_slot(body: Hold, key: IdempotencyKey, services: CallerServices):
     reply = await services.registration.HoldSlot(
         registration_pb2.HoldSlotRequest(slot_id=body.slot_id, idempotency_key=key))
-    return to_dict(reply.booking)
+    return {**to_dict(reply.booking), "payment_ticket": reply.payment_ticket}
 
 
 @router.get("/bookings", response_model=BookingList, summary="The caller's bookings")
@@ -39,7 +39,8 @@ async def booking(booking_id: str, services: CallerServices):
              summary="Pay the registration fee of a held booking")
 async def pay(booking_id: str, body: Pay, key: IdempotencyKey, services: CallerServices):
     reply = await services.billing.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
-        booking_id=booking_id, payment_method_token=body.payment_method_token, idempotency_key=key))
+        booking_id=booking_id, payment_method_token=body.payment_method_token, idempotency_key=key,
+        payment_ticket=body.payment_ticket))
     return to_dict(reply.payment)
 
 

@@ -47,14 +47,16 @@ class Payment(_message.Message):
     def __init__(self, payment_id: _Optional[str] = ..., booking_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., amount_fen: _Optional[int] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., provider_reference: _Optional[str] = ..., failure_reason: _Optional[str] = ..., created_at: _Optional[str] = ..., settled_at: _Optional[str] = ..., refunded_fen: _Optional[int] = ...) -> None: ...
 
 class PayRegistrationFeeRequest(_message.Message):
-    __slots__ = ("booking_id", "payment_method_token", "idempotency_key")
+    __slots__ = ("booking_id", "payment_method_token", "idempotency_key", "payment_ticket")
     BOOKING_ID_FIELD_NUMBER: _ClassVar[int]
     PAYMENT_METHOD_TOKEN_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_TICKET_FIELD_NUMBER: _ClassVar[int]
     booking_id: str
     payment_method_token: str
     idempotency_key: str
-    def __init__(self, booking_id: _Optional[str] = ..., payment_method_token: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    payment_ticket: str
+    def __init__(self, booking_id: _Optional[str] = ..., payment_method_token: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., payment_ticket: _Optional[str] = ...) -> None: ...
 
 class PayRegistrationFeeResponse(_message.Message):
     __slots__ = ("payment",)

@@ -266,10 +266,12 @@ class HoldSlotRequest(_message.Message):
     def __init__(self, slot_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class HoldSlotResponse(_message.Message):
-    __slots__ = ("booking",)
+    __slots__ = ("booking", "payment_ticket")
     BOOKING_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_TICKET_FIELD_NUMBER: _ClassVar[int]
     booking: Booking
-    def __init__(self, booking: _Optional[_Union[Booking, _Mapping]] = ...) -> None: ...
+    payment_ticket: str
+    def __init__(self, booking: _Optional[_Union[Booking, _Mapping]] = ..., payment_ticket: _Optional[str] = ...) -> None: ...
 
 class GetBookingRequest(_message.Message):
     __slots__ = ("booking_id",)
