@@ -109,3 +109,24 @@ def test_without_the_key_billing_asks_registration_whatever_the_ticket(billing):
     patient_id, booking_id = billing.held_booking()
     billing.pay(patient_id, booking_id, ticket=ticket(booking_id, patient_id))
     assert billing.registration.asked == [booking_id]
+
+
+@with_tickets
+def test_a_retry_with_the_ticket_carries_on_a_payment_whose_first_attempt_died(billing):
+    patient_id, booking_id = str(uuid.uuid4()), str(uuid.uuid4())
+    key, held = str(uuid.uuid4()), ticket(booking_id, patient_id)
+
+    def dies(_payment_id):
+        raise RuntimeError("the api died here")
+
+    billing.provider.after_authorize = dies  # charged at the provider, reference never stored
+    try:
+        with pytest.raises(grpc.RpcError):
+            billing.pay(patient_id, booking_id, key=key, ticket=held)
+    finally:
+        billing.provider.after_authorize = None
+    resumed = billing.pay(patient_id, booking_id, key=key, ticket=held).payment
+    assert resumed.provider_reference.startswith("sbx_ch_")
+    assert billing.pay(patient_id, booking_id, key=key, ticket=held).payment == resumed
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
+    assert billing.registration.asked == []

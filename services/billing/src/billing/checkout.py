@@ -75,7 +75,8 @@ class Checkout:
 
         No transaction is open while registration or the provider is asked:
 
-        1. the first answer, if this request was made before (a short read);
+        1. the first answer, if this request was made before (a short read;
+           skipped with a usable ticket, as transaction 1 finds it too);
         2. the booking: from registration's payment ticket when the caller
            passed one on that verifies and whose hold still runs, otherwise
            from registration itself;
@@ -88,11 +89,14 @@ class Checkout:
         A retry of a request that stopped between 3 and 5 carries on from 4;
         the worker's ``authorize_unfinished`` does the same for one nobody retries.
         """
-        answer = await self.first_answers.submit(request)
+        booking = self._ticket_booking(request)
+        # Step 1 is there so that a repeat does not ask registration; with a
+        # ticket nobody is asked, and transaction 1 finds the first answer
+        # under the key itself.
+        answer = None if booking is not None else await self.first_answers.submit(request)
         if answer is None:
-            # Registration's refusals (not found, not yours, unavailable) reach the patient as they are.
-            booking = self._ticket_booking(request)
             if booking is None:
+                # Registration's refusals (not found, not yours, unavailable) reach the patient as they are.
                 booking = await self.bookings.get_booking_async(request.booking_id, request.bearer)
                 metrics.BILLING_BOOKINGS_LEARNED.labels("registration").inc()
             else:
