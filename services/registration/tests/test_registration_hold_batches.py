@@ -181,3 +181,48 @@ def store_value(store, sql: str, *params):
     with store.db.transaction() as cur:
         cur.execute(sql, params)
         return next(iter(cur.fetchone().values()))
+
+
+def test_a_batch_of_captures_confirms_in_arrival_order_with_queue_numbers_per_session(store, clinic):
+    """Captures for two sessions interleaved, one paid twice, one for no booking:
+    each session's queue numbers follow its last one in the order the payments
+    came, places move from held to booked, and the events say the same."""
+    from registration.domain.rules import CONFIRM, CapturedPayment
+
+    day = tomorrow()
+    morning = clinic.session(clinic.chen, [local(day, 8), local(day, 8, 30)], capacity=3)
+    afternoon = clinic.session(clinic.wang, [local(day, 14)], capacity=3)
+    held = [store.hold_slots([request(patient(), slot_id)], BookingPolicy(), utcnow())[0].booking
+            for slot_id in (morning[0], afternoon[0], morning[1], morning[0], afternoon[0])]
+    with store.db.transaction() as cur:  # the morning already gave out queue numbers 1 and 2
+        cur.execute("UPDATE sessions SET last_queue_number = 2 WHERE id = (SELECT session_id FROM slots WHERE id = %s)",
+                    (morning[0],))
+
+    def paid(booking, payment_id=None):
+        return booking.booking_id, CapturedPayment(payment_id or f"pay-{booking.booking_id}", booking.patient_id,
+                                                   booking.fee_fen), None
+
+    with store.db.transaction() as cur:
+        decisions = store.apply_payments_captured(cur, [
+            paid(held[0]), paid(held[1]), paid(held[2]), paid(held[0], "pay-again"), paid(held[3]),
+            (str(uuid.uuid4()), CapturedPayment("pay-nobody", "someone", 5000), None), paid(held[4]),
+        ], utcnow())
+        cur.execute("SELECT event_type, payload FROM outbox WHERE event_type IN ('BookingConfirmed', 'PaymentRejected') "
+                    "ORDER BY id")
+        events = cur.fetchall()
+    assert [d == CONFIRM for d in decisions] == [True, True, True, False, True, False, True]
+    queue = {e["payload"]["booking_id"]: int(e["payload"]["queue_number"])
+             for e in events if e["event_type"] == "BookingConfirmed"}
+    assert [queue[b.booking_id] for b in held] == [3, 1, 4, 5, 2]
+    assert sorted(e["payload"]["payment_id"] for e in events if e["event_type"] == "PaymentRejected") == \
+        ["pay-again", "pay-nobody"]
+    with store.db.transaction() as cur:
+        cur.execute("SELECT id::text, status, queue_number, payment_id FROM bookings WHERE id = ANY(%s::uuid[])",
+                    ([b.booking_id for b in held],))
+        rows = {r["id"]: r for r in cur.fetchall()}
+    assert all(rows[b.booking_id]["status"] == "CONFIRMED" for b in held)
+    assert [rows[b.booking_id]["queue_number"] for b in held] == [3, 1, 4, 5, 2]
+    assert rows[held[0].booking_id]["payment_id"] == f"pay-{held[0].booking_id}"
+    for slot_id, booked in ((morning[0], 2), (morning[1], 1), (afternoon[0], 2)):
+        counters = slot_counters(store, slot_id)
+        assert (counters["held"], counters["booked"], counters["booked_bookings"]) == (0, booked, booked)

@@ -134,19 +134,24 @@ WITH ended AS (
 SELECT * FROM ended
 """
 
-CONFIRM_BOOKING = """
-WITH queue AS (
-    UPDATE sessions SET last_queue_number = last_queue_number + 1 WHERE id = %(session_id)s
-    RETURNING last_queue_number
-), confirmed AS (
-    UPDATE bookings SET status = 'CONFIRMED', payment_id = %(payment_id)s, confirmed_at = %(now)s,
-                        updated_at = %(now)s, queue_number = (SELECT last_queue_number FROM queue)
-    WHERE id = %(booking_id)s AND status = 'HELD'
-    RETURNING slot_id, queue_number
+# A batch's confirmations in one statement, with its sessions' and slots' rows
+# locked and the bookings read (HELD) under those locks: queue numbers worked
+# out in arrival order from each session's last one.
+CONFIRM_BOOKINGS = """
+WITH queues AS (
+    UPDATE sessions s SET last_queue_number = q.last FROM unnest(%(sessions)s::uuid[], %(lasts)s::int[]) AS q(id, last)
+    WHERE s.id = q.id
 ), moved AS (
-    UPDATE slots SET held = held - 1, booked = booked + 1 WHERE id = (SELECT slot_id FROM confirmed)
+    UPDATE slots s SET held = s.held - m.n, booked = s.booked + m.n
+    FROM unnest(%(slots)s::uuid[], %(counts)s::int[]) AS m(id, n) WHERE s.id = m.id
+), confirmed AS (
+    UPDATE bookings b SET status = 'CONFIRMED', payment_id = c.payment_id, confirmed_at = %(now)s,
+                          updated_at = %(now)s, queue_number = c.queue_number
+    FROM unnest(%(ids)s::uuid[], %(payments)s::text[], %(numbers)s::int[]) AS c(id, payment_id, queue_number)
+    WHERE b.id = c.id AND b.status = 'HELD'
+    RETURNING 1
 )
-SELECT queue_number FROM confirmed
+SELECT count(*) AS n FROM confirmed
 """
 
 SAVE_TEMPLATE_BY_ID = """
@@ -673,20 +678,40 @@ class Store:
                 published.append((events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
                                                          reason=decision.reason), carrier))
         if confirmed:
-            # Their sessions next, in id order, before any queue number moves:
-            # two batches confirming in the same sessions wait, never deadlock.
-            cur.execute("SELECT id FROM sessions WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
-                        (pg_array(sorted({str(row["session_id"]) for row, _, _ in confirmed})),), prepare=False)
-        # Queue numbers are handed out in the order the payments came.
-        for row, payment, carrier in confirmed:
-            cur.execute(CONFIRM_BOOKING, {"session_id": row["session_id"], "payment_id": payment.payment_id,
-                                          "booking_id": row["id"], "now": now})
-            published.append((events.BookingConfirmed(
-                booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
-                payment_id=payment.payment_id, queue_number=cur.fetchone()["queue_number"],
-            ), carrier))
+            self._confirm(cur, confirmed, published, now)
         outbox.append_many(cur, published)
         return decisions
+
+    @staticmethod
+    def _confirm(cur: psycopg.Cursor, confirmed: Sequence[tuple[Row, rules.CapturedPayment, dict | None]],
+                 published: list[tuple[Message, dict | None]], now: dt.datetime) -> None:
+        """Confirms held bookings (each once), queue numbers in their order."""
+        # Their sessions next, in id order, before any queue number moves:
+        # two batches confirming in the same sessions wait, never deadlock.
+        cur.execute("SELECT id, last_queue_number FROM sessions WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
+                    (pg_array(sorted({str(row["session_id"]) for row, _, _ in confirmed})),), prepare=False)
+        last = {str(r["id"]): r["last_queue_number"] for r in cur.fetchall()}
+        moved: dict[str, int] = {}
+        numbers = []
+        for row, _, _ in confirmed:
+            session = str(row["session_id"])
+            last[session] += 1
+            numbers.append(last[session])
+            moved[str(row["slot_id"])] = moved.get(str(row["slot_id"]), 0) + 1
+        cur.execute(CONFIRM_BOOKINGS, {
+            "sessions": pg_array(last), "lasts": pg_array(last.values()),
+            "slots": pg_array(moved), "counts": pg_array(moved.values()),
+            "ids": pg_array(row["id"] for row, _, _ in confirmed),
+            "payments": pg_array(payment.payment_id for _, payment, _ in confirmed),
+            "numbers": pg_array(numbers), "now": now})
+        if cur.fetchone()["n"] != len(confirmed):
+            # The slot locks keep every booking as it was read: this is a bug, and the batch rolls back.
+            raise RuntimeError("a booking read as HELD under its slot's lock was not HELD when confirmed")
+        for (row, payment, carrier), number in zip(confirmed, numbers):
+            published.append((events.BookingConfirmed(
+                booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
+                payment_id=payment.payment_id, queue_number=number,
+            ), carrier))
 
     def apply_payment_failed(self, cur: psycopg.Cursor, booking_id: str, now: dt.datetime) -> bool:
         """Releases the hold whose payment failed; False when it was no longer held."""
