@@ -8,6 +8,7 @@ Every change of a payment, its journal entry and its event commit together.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
@@ -85,8 +86,9 @@ class FeeRequest:
     # Registration's signed word on the hold (tuoguan_common.payment_tickets), if the caller passed it on.
     payment_ticket: str = ""
 
-    @property
+    @functools.cached_property
     def payment_id(self) -> str:
+        # A uuid5 each time it was asked: several times per request per step.
         return payments.payment_id_for(self.patient_id, self.idempotency_key)
 
     @property
