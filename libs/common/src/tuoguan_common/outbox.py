@@ -326,8 +326,9 @@ class OutboxRelay:
         self._connect()
         assert self._conn is not None and self._channel is not None
         with self._conn.cursor() as cur:
+            # The payload as PostgreSQL writes jsonb out: already the JSON to send (no parse and dump again).
             cur.execute(
-                "SELECT id, event_type, payload, headers FROM outbox WHERE sent_at IS NULL "
+                "SELECT id, event_type, payload::text, headers FROM outbox WHERE sent_at IS NULL "
                 "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (self.batch_size,),
             )
@@ -338,7 +339,7 @@ class OutboxRelay:
             for _id, event_type, payload, headers in rows:
                 amqp_headers = {f"nameko.{k}": v for k, v in (headers or {}).items()}
                 msg = amqp.Message(
-                    json.dumps(payload, separators=(",", ":")),
+                    payload,
                     content_type="application/json", content_encoding="utf-8",
                     delivery_mode=2, application_headers=amqp_headers,
                 )
