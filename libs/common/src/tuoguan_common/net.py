@@ -1,13 +1,35 @@
 """Small socket helpers for starting processes on this machine."""
 from __future__ import annotations
 
+import random
 import socket
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = (int(n) for n in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, for a process started next to bind.
+
+    Picked at random below the ephemeral range: a port the kernel handed out
+    (bind to 0) is soon handed out again to some outgoing connection (the
+    platform makes hundreds), and the process meant to listen there then
+    fails with "Address already in use"."""
+    ephemeral = _ephemeral_ports()
+    for _ in range(200):
+        port = random.randint(10_000, ephemeral.start - 1) if ephemeral.start > 10_001 else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port below the ephemeral range")
 
 
 def answers(host: str, port: int, timeout: float = 0.5) -> bool:
