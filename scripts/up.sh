@@ -20,7 +20,8 @@ if [ ! -f .run/keys/session-secret ]; then
   uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/session-secret
 fi
 export GATEWAY_SESSION_SECRET=$(cat .run/keys/session-secret)
-# Registration signs each hold's payment ticket with it, billing checks them.
+# Registration signs each hold's payment ticket with it, billing checks them
+# (honcho gives every process one environment; the chart gives it to those two only).
 if [ ! -f .run/keys/payment-ticket-key ]; then
   uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/payment-ticket-key
 fi

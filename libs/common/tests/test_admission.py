@@ -34,7 +34,8 @@ def interval_of(gate: LatencyAdmission, clock: Clock, latencies: list[float]) ->
 
 
 def gauge() -> float:
-    return metrics.ADMISSION_REFUSE_PROBABILITY.labels("TestMethod")._value.get()
+    """As Prometheus reads it when it scrapes."""
+    return metrics.REGISTRY.get_sample_value("tuoguan_admission_refuse_probability", {"method": "TestMethod"})
 
 
 def test_calls_served_in_time_are_all_admitted():
@@ -103,6 +104,44 @@ def test_a_queue_stuck_with_nothing_finishing_counts_as_slow_and_idleness_as_fas
     clock.now += 0.3  # nothing in flight: idle, not slow
     gate.admit()
     assert gate.refuse_probability == pytest.approx(0.2)
+
+
+def test_a_single_call_stuck_alone_raises_the_share_when_it_finishes():
+    clock = Clock()
+    gate = admission(clock)
+    for _ in range(5):
+        interval_of(gate, clock, [0.2])
+    gate.admit()
+    assert gate.refuse_probability == pytest.approx(0.5)
+    gate.started()
+    clock.now += 1.0  # alone, through ten intervals, nobody else calling
+    gate.finished(1.0)
+    assert gate.refuse_probability == pytest.approx(0.9), "the intervals it waited through were slow, not idle"
+
+
+def test_the_gauge_falls_back_when_the_surge_is_over_without_another_call():
+    clock = Clock()
+    gate = admission(clock)
+    for _ in range(6):
+        interval_of(gate, clock, [0.2])
+    assert gauge() == pytest.approx(0.6)
+    before = gate.refuse_probability
+    clock.now += 2.0  # nobody calls any more
+    assert gauge() == 0
+    assert gate.refuse_probability == before, "reading the gauge changes nothing"
+
+
+def test_a_target_longer_than_the_interval_lengthens_the_interval():
+    clock = Clock()
+    gate = LatencyAdmission("TestMethod", 0.3, interval=0.1, clock=clock, chance=lambda: 0.0)
+    assert gate.interval == 0.3
+    for _ in range(20):  # every call on time, each in flight longer than 0.1 s
+        gate.admit()
+        gate.started()
+        clock.now += 0.25
+        gate.finished(0.25)
+    gate.admit()
+    assert gate.refuse_probability == 0
 
 
 def test_a_call_started_just_before_an_interval_ends_is_not_taken_for_a_stuck_queue():

@@ -105,7 +105,12 @@ def test_a_ticket_of_another_booking_or_patient_is_refused_and_writes_nothing(bi
     assert billing.registration.asked == []
 
 
-def test_without_the_key_billing_asks_registration_whatever_the_ticket(billing):
+@pytest.fixture
+def no_key_in_the_environment(monkeypatch):
+    monkeypatch.delenv("TUOGUAN_PAYMENT_TICKET_KEY", raising=False)
+
+
+def test_without_the_key_billing_asks_registration_whatever_the_ticket(no_key_in_the_environment, billing):
     patient_id, booking_id = billing.held_booking()
     billing.pay(patient_id, booking_id, ticket=ticket(booking_id, patient_id))
     assert billing.registration.asked == [booking_id]
@@ -130,3 +135,34 @@ def test_a_retry_with_the_ticket_carries_on_a_payment_whose_first_attempt_died(b
     assert billing.pay(patient_id, booking_id, key=key, ticket=held).payment == resumed
     assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
     assert billing.registration.asked == []
+
+
+@with_tickets
+def test_a_repeat_with_another_bookings_ticket_still_gets_its_first_answer(billing):
+    patient_id, booking_id = billing.held_booking()
+    _, other_booking = billing.held_booking()
+    key = str(uuid.uuid4())
+    first = billing.pay(patient_id, booking_id, key=key, ticket=ticket(booking_id, patient_id))
+    assert billing.pay(patient_id, booking_id, key=key, ticket=ticket(other_booking, patient_id)) == first
+
+
+@with_tickets
+def test_a_booking_cancelled_after_its_ticket_was_issued_is_charged_then_refunded(billing):
+    """The ticket cannot know of a cancellation: the saga settles it, as for any late capture."""
+    from test_billing_api import worker_with
+    from tuoguan.registration.v1 import events_pb2 as registration_events
+    from tuoguan_common import outbox
+
+    patient_id, booking_id = billing.held_booking()
+    billing.registration.set_status(booking_id, registration_pb2.BOOKING_STATUS_CANCELLED)
+    payment = billing.pay(patient_id, booking_id, ticket=ticket(booking_id, patient_id)).payment
+    assert billing.registration.asked == []
+    billing.cashier(after=billing.SETTLED).settle_pending()
+    # Registration's worker rejects the capture of a booking it no longer holds.
+    rejected = outbox.event_payload(registration_events.PaymentRejected(
+        booking_id=booking_id, payment_id=payment.payment_id, reason="booking_not_held"),
+        str(uuid.uuid4()), outbox.utcnow())
+    assert worker_with(billing.cashier(after=billing.SETTLED)).refund_rejected_payment(rejected) == "ok"
+    [refunded] = billing.rows("SELECT status, refunded_fen FROM payments WHERE payment_id = %s", payment.payment_id)
+    assert (refunded["status"], refunded["refunded_fen"]) == ("REFUNDED", 5000)
+    assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]

@@ -36,8 +36,8 @@ CEILING = 0.9
 class LatencyAdmission:
     """``admit()`` before a call, ``started()`` and ``finished(latency)`` around
     each call admitted. ``target`` None or 0 admits every call. The interval
-    should not exceed the target: a call in flight through a whole interval
-    counts as slower than the target."""
+    is at least the target: a call in flight through a whole interval then
+    took longer than the target."""
 
     def __init__(self, method: str, target: float | None, *, interval: float = DEFAULT_INTERVAL,
                  step: float = STEP, ceiling: float = CEILING, clock: Callable[[], float] = time.monotonic,
@@ -45,19 +45,20 @@ class LatencyAdmission:
         if interval <= 0 or not 0 < step <= ceiling < 1:
             raise ValueError("needs interval > 0 and 0 < step <= ceiling < 1")
         self.target = target or None
-        self.interval = interval
+        self.interval = max(interval, self.target or 0)
         self.step = step
         # Whole steps, so the probability comes back to exactly 0.
         self._level = 0
         self._top = math.floor(ceiling / step + 1e-9)
         self._clock = clock
         self._chance = chance
-        self._gauge = metrics.ADMISSION_REFUSE_PROBABILITY.labels(method)
-        self._gauge.set(0)
         self._in_flight = 0
         self._interval_start = clock()
         self._fastest: float | None = None  # the lowest latency finished in this interval
         self._busy_at_start = False  # a call was in flight when this interval began
+        # Read when scraped, so it falls back to 0 after a surge even when no call comes to roll it over.
+        metrics.ADMISSION_REFUSE_PROBABILITY.labels(method).set_function(
+            lambda: self._rolled(self._clock())[0] * self.step)
 
     @property
     def refuse_probability(self) -> float:
@@ -73,30 +74,37 @@ class LatencyAdmission:
         self._in_flight += 1
 
     def finished(self, latency: float) -> None:
+        if self.target is not None:
+            # Rolled over first: the intervals this call spent waiting counted it as in flight.
+            self._roll(self._clock())
+            if self._fastest is None or latency < self._fastest:
+                self._fastest = latency
         self._in_flight -= 1
-        if self.target is None:
-            return
-        self._roll(self._clock())
-        if self._fastest is None or latency < self._fastest:
-            self._fastest = latency
 
     def _clamp(self, level: int) -> int:
         return min(self._top, max(0, level))
 
-    def _roll(self, now: float) -> None:
+    def _rolled(self, now: float) -> tuple[int, int]:
+        """The level once the intervals ended by ``now`` are counted, and how
+        many there are. Changes nothing (the metrics thread reads it too)."""
+        if self.target is None:
+            return 0, 0
         elapsed = now - self._interval_start
         if elapsed < self.interval:
-            return
+            return self._level, 0
         intervals = math.floor(elapsed / self.interval)
         # Nothing finished in the interval: stuck if a call was in flight from
         # its start (it still is, then), idle otherwise.
         above = self._fastest > self.target if self._fastest is not None else self._busy_at_start
         level = self._clamp(self._level + (1 if above else -1))
         # The intervals after it saw no call start or finish: stuck while calls are in flight, idle otherwise.
-        level = self._clamp(level + (intervals - 1) * (1 if self._in_flight else -1))
-        if level != self._level:
-            self._level = level
-            self._gauge.set(self.refuse_probability)
+        return self._clamp(level + (intervals - 1) * (1 if self._in_flight else -1)), intervals
+
+    def _roll(self, now: float) -> None:
+        level, intervals = self._rolled(now)
+        if not intervals:
+            return
+        self._level = level
         self._interval_start += intervals * self.interval
         self._fastest = None
         self._busy_at_start = self._in_flight > 0

@@ -67,7 +67,6 @@ class Platform:
             "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": str(self.public_key),
             "GATEWAY_PORT": str(self.ports["gateway_http"]),
             "GATEWAY_SESSION_SECRET": self.session_secret,
-            "TUOGUAN_PAYMENT_TICKET_KEY": self.payment_ticket_key,
             # Its own waiting-room queue in a Redis other platforms may share.
             "WAITING_ROOM_NAMESPACE": f"tuoguan:{self.db_prefix}:waiting-room",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
@@ -88,15 +87,17 @@ class Platform:
 
     def _spawn_api(self, service: str, replicas: int) -> None:
         argv = [sys.executable, "-m", f"{service}.api"]
+        # Registration signs the payment tickets, billing checks them: nobody else holds the key.
+        own = {"TUOGUAN_PAYMENT_TICKET_KEY": self.payment_ticket_key} if service in ("registration", "billing") else {}
         if replicas == 1:
-            self._spawn(f"{service}-api", argv, self.ports[f"{service}_grpc"])
+            self._spawn(f"{service}-api", argv, self.ports[f"{service}_grpc"], own)
             return
         for i in range(replicas):
             if i > 0:
                 self.ports[f"{service}_metrics_{i + 1}"] = free_port()
             metrics_port = self.ports[f"{service}_metrics" if i == 0 else f"{service}_metrics_{i + 1}"]
             self._spawn(f"{service}-api" if i == 0 else f"{service}-api-{i + 1}", argv, self.ports[f"{service}_grpc"],
-                        {"TUOGUAN_GRPC_REUSEPORT": "1", f"{service.upper()}_METRICS_PORT": str(metrics_port)})
+                        {**own, "TUOGUAN_GRPC_REUSEPORT": "1", f"{service.upper()}_METRICS_PORT": str(metrics_port)})
 
     @property
     def procs(self) -> dict[str, subprocess.Popen]:

@@ -5,6 +5,9 @@ import random
 import socket
 
 
+_handed_out: set[int] = set()
+
+
 def _ephemeral_ports() -> range:
     try:
         low, high = (int(n) for n in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
@@ -23,12 +26,16 @@ def free_port() -> int:
     ephemeral = _ephemeral_ports()
     for _ in range(200):
         port = random.randint(10_000, ephemeral.start - 1) if ephemeral.start > 10_001 else 0
+        if port in _handed_out:  # not listened on yet, but promised
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return s.getsockname()[1]
+            port = s.getsockname()[1]
+        _handed_out.add(port)
+        return port
     raise OSError("no free port below the ephemeral range")
 
 

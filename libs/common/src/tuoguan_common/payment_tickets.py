@@ -3,8 +3,10 @@ hands to billing with the payment, so billing need not ask registration
 about the booking again.
 
 A ticket says: booking B of patient P is held for a fee of F fen until T.
-Registration signs it when the hold is made (HMAC-SHA256 under a key only
-registration and billing hold, ``TUOGUAN_PAYMENT_TICKET_KEY``); billing
+Registration signs it when the hold is made (HMAC-SHA256 under
+``TUOGUAN_PAYMENT_TICKET_KEY``, which the chart and the test launcher give
+to registration's and billing's apis only; `make up` runs every process in
+one environment, as it does with the token key); billing
 checks it and, when it holds, takes the booking from it instead of calling
 ``GetBooking`` (one gRPC call and one read per payment in a surge).
 

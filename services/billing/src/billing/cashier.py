@@ -88,7 +88,7 @@ class FeeRequest:
 
     @functools.cached_property
     def payment_id(self) -> str:
-        # A uuid5 each time it was asked: several times per request per step.
+        # Worked out once: every step asks for it, several times per request.
         return payments.payment_id_for(self.patient_id, self.idempotency_key)
 
     @property

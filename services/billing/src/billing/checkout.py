@@ -3,10 +3,12 @@ cashier's transactions and the provider's calls.
 
 A payment takes two group commits (tuoguan_common.group_commit): the read of
 earlier answers, then, once registration has answered, its two transactions
-and the provider's call. The requests that arrive while a batch is being
-written go together in the next one, so in a surge a payment costs a share
-of three transactions and one provider call instead of five transactions of
-its own, and no thread waits on the network per call.
+and the provider's call. With the hold's payment ticket registration is not
+asked and the read is skipped (transaction 1 finds a repeat's answer). The
+requests that arrive while a batch is being written go together in the next
+one, so in a surge a payment costs a share of two or three transactions and
+one provider call instead of five transactions of its own, and no thread
+waits on the network per call.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from tuoguan_common.payment_tickets import PaymentTickets
 
 from .cashier import PAY_LATER, Cashier, FeeRequest
 from .domain import payments
+from .domain.errors import BadInput
 from .domain.payments import Booking, Payment
 from .exceptions import ProviderUnavailable
 from .registration_client import BookingSource
@@ -89,12 +92,18 @@ class Checkout:
         A retry of a request that stopped between 3 and 5 carries on from 4;
         the worker's ``authorize_unfinished`` does the same for one nobody retries.
         """
-        booking = self._ticket_booking(request)
+        wrong_ticket: BadInput | None = None
+        try:
+            booking = self._ticket_booking(request)
+        except BadInput as exc:  # a repeat still gets its first answer; a new request is refused
+            booking, wrong_ticket = None, exc
         # Step 1 is there so that a repeat does not ask registration; with a
         # ticket nobody is asked, and transaction 1 finds the first answer
         # under the key itself.
         answer = None if booking is not None else await self.first_answers.submit(request)
         if answer is None:
+            if wrong_ticket is not None:
+                raise wrong_ticket
             if booking is None:
                 # Registration's refusals (not found, not yours, unavailable) reach the patient as they are.
                 booking = await self.bookings.get_booking_async(request.booking_id, request.bearer)

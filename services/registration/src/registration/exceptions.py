@@ -17,13 +17,14 @@ class BookingRefused(FailedPrecondition):
 
 
 class HoldsBusy(ResourceExhausted):
-    """Turned away before anything is held: holds are waiting past their
-    latency target (see tuoguan_common.admission). Nothing was written; the
-    same request may be sent again."""
+    """Turned away before the request is looked at: holds are waiting past
+    their latency target (see tuoguan_common.admission). This request wrote
+    nothing; sent again, it is decided (or, if an earlier try held a place,
+    answered) as usual."""
 
     def __init__(self):
-        super().__init__("too many patients are booking right now: try again in a few seconds",
-                         reason="holds_busy")
+        super().__init__("too many patients are booking right now: try again in a few seconds "
+                         "(a place held by an earlier try stays held)", reason="holds_busy")
 
 
 class TemplateExists(AlreadyExists):

@@ -74,7 +74,8 @@ REASONS = {
     "booking_not_found": N_("We could not find that booking."),
     "session_not_found": N_("We could not find that session."),
     "resource_exhausted": N_("The service is very busy right now. Please try again in a moment."),
-    "holds_busy": N_("Many patients are booking right now, so nothing was held. Please try again in a few seconds."),
+    "holds_busy": N_("Many patients are booking right now. Please try again in a few seconds; a time you held "
+                     "before stays in your bookings."),
     # Ticketing (O&M work orders) and the staff list.
     "invalid_transition": N_("This step is not possible in the ticket's current state. The page now shows where "
                              "it stands."),
