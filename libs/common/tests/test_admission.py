@@ -33,6 +33,15 @@ def interval_of(gate: LatencyAdmission, clock: Clock, latencies: list[float]) ->
     clock.now = start + 0.1 + 1e-6  # just past the interval's end, whatever the float rounding
 
 
+def after_slow_intervals(clock: Clock, intervals: int, *, chance: float = 0.5) -> LatencyAdmission:
+    """A gate that has seen ``intervals`` intervals of holds past the target, rolled over."""
+    gate = admission(clock, chance=chance)
+    for _ in range(intervals):
+        interval_of(gate, clock, [0.2])
+    gate.admit()
+    return gate
+
+
 def gauge() -> float:
     """As Prometheus reads it when it scrapes."""
     return metrics.REGISTRY.get_sample_value("tuoguan_admission_refuse_probability", {"method": "TestMethod"})
@@ -61,24 +70,15 @@ def test_a_standing_queue_raises_the_share_turned_away_a_step_an_interval_up_to_
 
 def test_a_call_is_turned_away_when_its_chance_falls_under_the_probability():
     clock = Clock()
-    gate = admission(clock, chance=0.25)
-    for _ in range(3):
-        interval_of(gate, clock, [0.2])
-    gate.admit()
+    gate = after_slow_intervals(clock, 3, chance=0.25)
     assert gate.refuse_probability == pytest.approx(0.3)
     assert not gate.admit()  # 0.25 < 0.3
-    lucky = admission(clock, chance=0.35)
-    for _ in range(3):
-        interval_of(lucky, clock, [0.2])
-    assert lucky.admit()  # 0.35 >= 0.3
+    assert after_slow_intervals(clock, 3, chance=0.35).admit()  # 0.35 >= 0.3
 
 
 def test_the_share_falls_back_to_exactly_nothing_once_calls_are_fast_again():
     clock = Clock()
-    gate = admission(clock, chance=0.0)
-    for _ in range(7):
-        interval_of(gate, clock, [0.2])
-    gate.admit()
+    gate = after_slow_intervals(clock, 7, chance=0.0)
     assert gate.refuse_probability == pytest.approx(0.7)
     for _ in range(7):
         interval_of(gate, clock, [0.01])
@@ -108,10 +108,7 @@ def test_a_queue_stuck_with_nothing_finishing_counts_as_slow_and_idleness_as_fas
 
 def test_a_single_call_stuck_alone_raises_the_share_when_it_finishes():
     clock = Clock()
-    gate = admission(clock)
-    for _ in range(5):
-        interval_of(gate, clock, [0.2])
-    gate.admit()
+    gate = after_slow_intervals(clock, 5)
     assert gate.refuse_probability == pytest.approx(0.5)
     gate.started()
     clock.now += 1.0  # alone, through ten intervals, nobody else calling
