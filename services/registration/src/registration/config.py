@@ -33,8 +33,9 @@ class RegistrationConfig:
     gauge_interval: float = 15.0
     # The most holds one transaction writes in a surge.
     hold_batch_max: int = 128
-    # Holds slower than this (their fastest over 0.1 s) make the api turn a
-    # growing share of new holds away (tuoguan_common.admission); 0: never.
+    # Holds slower than this (the fastest of each 0.1 s, or of each target if
+    # longer) make the api turn a growing share of new holds away
+    # (tuoguan_common.admission); 0: never.
     hold_latency_target: float = 0.05
     # Signs the payment ticket of each hold (None: holds come without one).
     payment_tickets: PaymentTickets | None = None
