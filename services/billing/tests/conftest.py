@@ -22,6 +22,7 @@ from billing.providers.base import MeteredProvider, PaymentProvider
 from billing.providers.sandbox import SandboxProvider
 from billing.registration_client import RegistrationClient
 from billing.store import BillingStore
+from billing.worker import BillingWorker
 from tuoguan.billing.v1 import billing_pb2 as pb
 from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2, registration_pb2_grpc
@@ -211,6 +212,13 @@ class Billing:
         provider = SandboxProvider(self.db, settle_delay=SETTLE_DELAY, late_capture_delay=LATE_CAPTURE, clock=clock)
         return Cashier(BillingStore(self.db), provider, clock=clock, payment_timeout=PAYMENT_TIMEOUT,
                        authorize_grace=AUTHORIZE_GRACE)
+
+    def worker(self, after: dt.timedelta = dt.timedelta(0)) -> BillingWorker:
+        """The worker's nameko service, its cashier (``cashier(after)``) given
+        by hand instead of by the container."""
+        worker = BillingWorker()
+        worker.cashier = self.cashier(after)
+        return worker
 
     @staticmethod
     def reason_of(error: grpc.RpcError) -> str | None:

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from billing.domain import ledger
-from billing.worker import BillingWorker
 from tuoguan.billing.v1 import billing_pb2 as pb
 from tuoguan.registration.v1 import events_pb2 as registration_events
 from tuoguan.registration.v1 import registration_pb2
@@ -45,13 +44,6 @@ def cancellation(payment: pb.Payment, event_id: str | None = None) -> dict:
         refund_due=True, payment_id=payment.payment_id, fee_fen=payment.amount_fen,
     )
     return outbox.event_payload(event, event_id or str(uuid.uuid4()), outbox.utcnow())
-
-
-def worker_with(cashier) -> BillingWorker:
-    # The nameko service class, its cashier given by hand instead of by the container.
-    worker = BillingWorker()
-    worker.cashier = cashier
-    return worker
 
 
 # Paying.
@@ -198,7 +190,7 @@ def test_a_timed_out_payment_answered_at_the_last_moment_is_captured_not_unknown
 
 def test_a_cancelled_booking_is_refunded_exactly_once_whatever_the_redeliveries(billing):
     payment = captured_payment(billing)
-    worker = worker_with(billing.cashier(after=billing.SETTLED))
+    worker = billing.worker(after=billing.SETTLED)
     event = cancellation(payment)
     assert worker.refund_cancelled_booking(event) == "ok"
     assert worker.refund_cancelled_booking(event) == "duplicate"  # the same event again
@@ -225,7 +217,7 @@ def test_a_cancellation_without_refund_due_refunds_nothing(billing):
     payment = captured_payment(billing)
     event = cancellation(payment)
     event["refund_due"] = False
-    assert worker_with(billing.cashier(after=billing.SETTLED)).refund_cancelled_booking(event) == "ok"
+    assert billing.worker(after=billing.SETTLED).refund_cancelled_booking(event) == "ok"
     assert billing.events("RefundIssued") == [] and status_of(billing, payment.payment_id) == "CAPTURED"
 
 
@@ -234,7 +226,7 @@ def test_a_capture_rejected_by_registration_is_refunded(billing):
     event = outbox.event_payload(registration_events.PaymentRejected(
         booking_id=payment.booking_id, payment_id=payment.payment_id, reason="hold_expired",
     ), str(uuid.uuid4()), outbox.utcnow())
-    worker = worker_with(billing.cashier(after=billing.SETTLED))
+    worker = billing.worker(after=billing.SETTLED)
     assert worker.refund_rejected_payment(event) == "ok"
     assert worker.refund_rejected_payment(event) == "duplicate"
     assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]
@@ -245,7 +237,7 @@ def test_a_refund_asked_before_the_capture_is_known_is_issued_once_captured(bill
     patient_id, booking_id = billing.held_booking()
     payment = billing.pay(patient_id, booking_id, token="tok_timeout").payment
     billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered()
-    assert worker_with(billing.cashier(after=billing.TIMED_OUT)).refund_cancelled_booking(cancellation(payment)) == "ok"
+    assert billing.worker(after=billing.TIMED_OUT).refund_cancelled_booking(cancellation(payment)) == "ok"
     assert billing.events("RefundIssued") == [] and status_of(billing, payment.payment_id) == "UNKNOWN"
 
     late = billing.cashier(after=billing.LATE_CAPTURED)
@@ -410,7 +402,7 @@ def test_a_refund_the_provider_cannot_make_now_is_kept_and_issued_later(billing)
     payment = billing.new_payment()
     billing.cashier(after=billing.SETTLED).settle_pending()
     # Seen from before the provider settled, it refuses the refund: the request stays on the payment.
-    assert worker_with(billing.cashier()).refund_cancelled_booking(cancellation(payment)) == "ok"
+    assert billing.worker().refund_cancelled_booking(cancellation(payment)) == "ok"
     assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
         {"status": "CAPTURED", "refund_requested_reason": "booking_cancelled"}]
     assert billing.events("RefundIssued") == []

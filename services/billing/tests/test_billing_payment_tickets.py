@@ -149,7 +149,6 @@ def test_a_repeat_with_another_bookings_ticket_still_gets_its_first_answer(billi
 @with_tickets
 def test_a_booking_cancelled_after_its_ticket_was_issued_is_charged_then_refunded(billing):
     """The ticket cannot know of a cancellation: the saga settles it, as for any late capture."""
-    from test_billing_api import worker_with
     from tuoguan.registration.v1 import events_pb2 as registration_events
     from tuoguan_common import outbox
 
@@ -162,7 +161,7 @@ def test_a_booking_cancelled_after_its_ticket_was_issued_is_charged_then_refunde
     rejected = outbox.event_payload(registration_events.PaymentRejected(
         booking_id=booking_id, payment_id=payment.payment_id, reason="booking_not_held"),
         str(uuid.uuid4()), outbox.utcnow())
-    assert worker_with(billing.cashier(after=billing.SETTLED)).refund_rejected_payment(rejected) == "ok"
+    assert billing.worker(after=billing.SETTLED).refund_rejected_payment(rejected) == "ok"
     [refunded] = billing.rows("SELECT status, refunded_fen FROM payments WHERE payment_id = %s", payment.payment_id)
     assert (refunded["status"], refunded["refunded_fen"]) == ("REFUNDED", 5000)
     assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]

@@ -340,10 +340,9 @@ class Cashier:
             seen = self.provider.authorizations([payments.authorization_key(p.payment_id) for p in batch])
             actions = {p.payment_id: payments.resume_action(p, payments.authorization_key(p.payment_id) in seen, now)
                        for p in batch}
-            for payment in batch:
-                if actions[payment.payment_id] is ResumeAction.RECORD:
-                    self.store.set_provider_references(
-                        cur, [(payment.payment_id, seen[payments.authorization_key(payment.payment_id)])], now)
+            self.store.set_provider_references(cur, [
+                (p.payment_id, seen[payments.authorization_key(p.payment_id)]) for p in batch
+                if actions[p.payment_id] is ResumeAction.RECORD], now)
             settled = self._book(cur, [payments.abandon(p, now) for p in batch
                                        if actions[p.payment_id] is ResumeAction.ABANDON], now)
         for payment in batch:
