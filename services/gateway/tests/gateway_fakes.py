@@ -72,8 +72,12 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
             booking_id=f"bk-{next(self._numbers)}", booking_number=f"R{next(self._numbers):06d}",
             patient_id=patient.subject, slot_id=request.slot_id, status=reg.BOOKING_STATUS_HELD, fee_fen=5000,
         )
+        if request.slot_id == "slot-free":
+            # A free clinic's booking: confirmed as it is held, nothing to pay.
+            booking.status, booking.queue_number, booking.fee_fen = reg.BOOKING_STATUS_CONFIRMED, 1, 0
         self.bookings[booking.booking_id] = booking
-        return reg.HoldSlotResponse(booking=booking, payment_ticket=f"ticket-of-{booking.booking_id}")
+        return reg.HoldSlotResponse(booking=booking, payment_ticket=f"ticket-of-{booking.booking_id}"
+                                    if booking.status == reg.BOOKING_STATUS_HELD else "")
 
     def GetBooking(self, request, context):
         return reg.GetBookingResponse(booking=self._booking(request.booking_id, auth.REGISTRATION_OFFICE))

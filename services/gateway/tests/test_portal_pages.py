@@ -110,3 +110,15 @@ def test_the_session_cookie_is_httponly_and_samesite(gateway_url):
         assert "13800000001" not in cookie
         client.cookies.set("tuoguan_session", "forged", domain="127.0.0.1")
         assert client.get("/bookings").status_code == 303
+
+
+def test_a_free_clinic_booking_needs_no_payment(browser_session):
+    token = csrf(browser_session.get("/"))
+    page = browser_session.post("/holds", data={"csrf": token, "slot_id": "slot-free", "key": "free", "back": "/"})
+    assert page.status_code == 200 and re.search(r"/bookings/bk-\d+$", str(page.url))
+    assert 'data-status="confirmed"' in page.text and 'id="queue-number">1<' in page.text
+    assert "/slip.pdf" in page.text and "/pay" not in page.text
+    assert 'data-confirm="确定取消此预约吗？"' in page.text, "no refund promised for a fee of 0"
+
+    paid = browser_session.post("/holds", data={"csrf": token, "slot_id": "slot-1", "key": "paid", "back": "/"})
+    assert 'data-status="held"' in paid.text and "/pay" in paid.text

@@ -84,15 +84,16 @@ class Clinic:
 
     def session(self, doctor_id: str, starts: list[dt.datetime], *, capacity: int = 5, minutes: int = 30,
                 released_at: dt.datetime | None = None, service_date: dt.date | None = None,
-                period: Period | None = None) -> list[str]:
-        """One session of ``doctor_id`` with a slot at each start; returns the slot ids in order."""
+                period: Period | None = None, fee_fen: int | None = None) -> list[str]:
+        """One session of ``doctor_id`` with a slot at each start (at the fee of
+        the doctor's title unless ``fee_fen`` is given); returns the slot ids in order."""
         service_date = service_date or SHANGHAI.local_date(starts[0])
         if period is None:
             hour = starts[0].astimezone(SHANGHAI.zone).hour
             period = Period.MORNING if hour < 12 else Period.AFTERNOON if hour < 18 else Period.EVENING
         planned = PlannedSession(
             None, doctor_id, self.department_of[doctor_id], service_date, period,
-            released_at or utcnow() - dt.timedelta(minutes=1), self.fee_of[doctor_id],
+            released_at or utcnow() - dt.timedelta(minutes=1), self.fee_of[doctor_id] if fee_fen is None else fee_fen,
             tuple(PlannedSlot(s, s + dt.timedelta(minutes=minutes), capacity) for s in starts),
         )
         assert self.store.publish([planned]) == (1, len(starts)), "a session for that doctor, day and period exists"
@@ -120,6 +121,13 @@ def slot_counters(store: Store, slot_id: str) -> dict:
             (slot_id,),
         )
         return cur.fetchone()
+
+
+def outbox_events(store: Store, event_type: str) -> list[dict]:
+    """The payloads of this type the service has published (or will), in order."""
+    with store.db.transaction() as cur:
+        cur.execute("SELECT payload FROM outbox WHERE event_type = %s ORDER BY id", (event_type,))
+        return [r["payload"] for r in cur.fetchall()]
 
 
 def hold(stub, metadata, slot_id: str, idempotency_key: str | None = None) -> pb.Booking:

@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 from registration.domain.rules import CapturedPayment
-from registration_testkit import SHANGHAI, hold, key, local, refused, slot_counters, tomorrow
+from registration_testkit import SHANGHAI, hold, key, local, outbox_events, refused, slot_counters, tomorrow
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common import auth
 from tuoguan_common.outbox import utcnow
@@ -21,12 +21,6 @@ def confirm(store, booking: pb.Booking, payment_id: str = "pay-1") -> None:
     with store.db.transaction() as cur:
         store.apply_payments_captured(
             cur, [(booking.booking_id, CapturedPayment(payment_id, booking.patient_id, booking.fee_fen), None)], utcnow())
-
-
-def outbox_events(store, event_type: str) -> list[dict]:
-    with store.db.transaction() as cur:
-        cur.execute("SELECT payload FROM outbox WHERE event_type = %s ORDER BY id", (event_type,))
-        return [r["payload"] for r in cur.fetchall()]
 
 
 def template(doctor_id: str, **overrides) -> pb.SessionTemplate:

@@ -114,16 +114,17 @@ SELECT id FROM slots WHERE id IN (SELECT slot_id FROM bookings WHERE id = ANY(%s
 """
 
 # Ends bookings that hold a place and gives their places back, in one
-# statement. Callers hold the slots' locks (LOCK_SLOTS_OF_BOOKINGS).
+# statement; a confirmed booking's fee is due back (a free booking has none).
+# Callers hold the slots' locks (LOCK_SLOTS_OF_BOOKINGS).
 END_BOOKINGS = """
 WITH ended AS (
     UPDATE bookings b
-    SET status = %(status)s, cancel_reason = %(reason)s, refund_due = (v.status = 'CONFIRMED'),
+    SET status = %(status)s, cancel_reason = %(reason)s, refund_due = (v.status = 'CONFIRMED' AND b.fee_fen > 0),
         ended_at = %(now)s, updated_at = %(now)s
     FROM (SELECT id, status FROM bookings
           WHERE id = ANY(%(ids)s::uuid[]) AND status = ANY(%(from_statuses)s) FOR UPDATE) v
     WHERE b.id = v.id
-    RETURNING b.id, b.patient_id, b.slot_id, b.payment_id, b.fee_fen, v.status AS previous_status
+    RETURNING b.id, b.patient_id, b.slot_id, b.payment_id, b.fee_fen, b.refund_due, v.status AS previous_status
 ), freed AS (
     UPDATE slots s SET held = s.held - c.held, booked = s.booked - c.booked
     FROM (SELECT slot_id, count(*) FILTER (WHERE previous_status = 'HELD') AS held,
@@ -512,8 +513,18 @@ class Store:
                     "patients": pg_array(b["patient_id"] for b, _ in held),
                     "slots": pg_array(b["slot_id"] for b, _ in held),
                     "hold_expires_at": policy.hold_expires_at(now), "now": now})
-                outbox.append_many(cur, [(_held_event(booking, response), request.trace_carrier)
-                                         for (booking, request), (_, response) in zip(held, answered)])
+                published: list[tuple[Message, dict | None]] = [
+                    (_held_event(booking, response), request.trace_carrier)
+                    for (booking, request), (_, response) in zip(held, answered)]
+                free = [(booking, request, response) for (booking, request), (_, response) in zip(held, answered)
+                        if rules.confirmed_when_held(booking["fee_fen"])]
+                if free:
+                    numbers = self._confirm(cur, [(booking, None, request.trace_carrier)
+                                                  for booking, request, _ in free], published, now)
+                    for (_, _, response), number in zip(free, numbers):
+                        response.booking.status = pb.BOOKING_STATUS_CONFIRMED
+                        response.booking.queue_number = number
+                outbox.append_many(cur, published)
                 keys.remember(cur, answered)
         return outcomes
 
@@ -664,7 +675,7 @@ class Store:
                 bookings[str(row["id"])] = rules.PaidBooking(
                     BookingStatus(row["status"]), row["patient_id"], row["fee_fen"], row["payment_id"])
         decisions: list[rules.CaptureDecision] = []
-        confirmed: list[tuple[Row, rules.CapturedPayment, dict | None]] = []
+        confirmed: list[tuple[Row, str | None, dict | None]] = []
         published: list[tuple[Message, dict | None]] = []
         for booking_id, payment, carrier in captured:
             booking = known[booking_id]
@@ -673,7 +684,7 @@ class Store:
             if decision == rules.CONFIRM:
                 bookings[booking] = replace(bookings[booking], status=BookingStatus.CONFIRMED,
                                             payment_id=payment.payment_id)
-                confirmed.append((rows[booking], payment, carrier))
+                confirmed.append((rows[booking], payment.payment_id, carrier))
             elif isinstance(decision, Refusal):
                 published.append((events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
                                                          reason=decision.reason), carrier))
@@ -683,9 +694,10 @@ class Store:
         return decisions
 
     @staticmethod
-    def _confirm(cur: psycopg.Cursor, confirmed: Sequence[tuple[Row, rules.CapturedPayment, dict | None]],
-                 published: list[tuple[Message, dict | None]], now: dt.datetime) -> None:
-        """Confirms held bookings (each once), queue numbers in their order."""
+    def _confirm(cur: psycopg.Cursor, confirmed: Sequence[tuple[Row, str | None, dict | None]],
+                 published: list[tuple[Message, dict | None]], now: dt.datetime) -> list[int]:
+        """Confirms held bookings (each once, with the payment of each, None
+        for a free one), queue numbers given in their order and returned."""
         # Their sessions next, in id order, before any queue number moves:
         # two batches confirming in the same sessions wait, never deadlock.
         cur.execute("SELECT id, last_queue_number FROM sessions WHERE id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE",
@@ -702,16 +714,17 @@ class Store:
             "sessions": pg_array(last), "lasts": pg_array(last.values()),
             "slots": pg_array(moved), "counts": pg_array(moved.values()),
             "ids": pg_array(row["id"] for row, _, _ in confirmed),
-            "payments": pg_array(payment.payment_id for _, payment, _ in confirmed),
+            "payments": pg_array(payment_id for _, payment_id, _ in confirmed),
             "numbers": pg_array(numbers), "now": now})
         if cur.fetchone()["n"] != len(confirmed):
             # The slot locks keep every booking as it was read: this is a bug, and the batch rolls back.
             raise RuntimeError("a booking read as HELD under its slot's lock was not HELD when confirmed")
-        for (row, payment, carrier), number in zip(confirmed, numbers):
+        for (row, payment_id, carrier), number in zip(confirmed, numbers):
             published.append((events.BookingConfirmed(
                 booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]),
-                payment_id=payment.payment_id, queue_number=number,
+                payment_id=payment_id or "", queue_number=number,
             ), carrier))
+        return numbers
 
     def apply_payment_failed(self, cur: psycopg.Cursor, booking_id: str, now: dt.datetime) -> bool:
         """Releases the hold whose payment failed; False when it was no longer held."""
@@ -764,7 +777,7 @@ class Store:
 def _cancelled_event(row: Row, reason: str) -> events.BookingCancelled:
     return events.BookingCancelled(
         booking_id=str(row["id"]), patient_id=row["patient_id"], slot_id=str(row["slot_id"]), reason=reason,
-        refund_due=row["previous_status"] == BookingStatus.CONFIRMED, payment_id=row["payment_id"] or "",
+        refund_due=row["refund_due"], payment_id=row["payment_id"] or "",
         fee_fen=row["fee_fen"],
     )
 

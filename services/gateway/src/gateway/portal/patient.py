@@ -165,8 +165,12 @@ async def hold(request: Request):
         portal_state(request).availability.forget(("slots", str(form.get("doctor_id", ""))))
         raise
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
-    # Kept (signed, in the session cookie) for the payment of this hold: billing then need not ask registration.
-    request.session["payment_ticket"] = [reply.booking.booking_id, reply.payment_ticket]
+    if reply.booking.status == reg.BOOKING_STATUS_HELD:
+        # Kept (signed, in the session cookie) for the payment of this hold: billing then need not ask registration.
+        request.session["payment_ticket"] = [reply.booking.booking_id, reply.payment_ticket]
+    else:
+        # A free clinic's booking is confirmed as it is held: nothing to pay, the next patient may come in.
+        await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
     return redirect(f"/bookings/{reply.booking.booking_id}")
 
 

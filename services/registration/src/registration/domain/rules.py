@@ -95,6 +95,12 @@ def no_show_decision(status: BookingStatus, starts_at: dt.datetime, now: dt.date
     return APPLY
 
 
+def confirmed_when_held(fee_fen: int) -> bool:
+    """A booking with no fee due (a free clinic) is confirmed as it is held:
+    there is nothing to pay, so no payment would ever confirm it."""
+    return fee_fen == 0
+
+
 @dataclass(frozen=True)
 class CapturedPayment:
     payment_id: str
