@@ -49,7 +49,7 @@ def worker(processes, database, infra, published):
         "registration-worker", [sys.executable, "-m", "tuoguan_common.worker_main", "registration"],
         env={"REGISTRATION_DATABASE_URL": database.url, "AMQP_URI": infra["amqp_uri"],
              "REGISTRATION_WORKER_METRICS_PORT": str(metrics_port), "REGISTRATION_EXPIRY_INTERVAL_SECONDS": "0.2",
-             "LOG_LEVEL": "WARNING"},
+             "TUOGUAN_QUEUE_WATCH_SECONDS": "0.2", "LOG_LEVEL": "WARNING"},
         ready_port=metrics_port,
     )
     wait_for_consumers(infra["amqp_uri"], HANDLER_QUEUES, timeout=30, message="the worker to consume billing's events")
@@ -64,6 +64,21 @@ def handled(metrics_port: int, handler: str, outcome: str) -> float:
     needle = f'handler="{handler}",outcome="{outcome}",service="registration"'
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("tuoguan_events_handled_total{") and needle in line)
+
+
+def test_the_worker_reports_its_event_queues_as_the_broker_counts_them(worker):
+    def queues() -> dict[str, float]:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{worker}/metrics", timeout=2).read().decode()
+        return {line.split('queue="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line.startswith("tuoguan_event_queue_consumers{")}
+
+    def every_queue() -> dict[str, float] | None:
+        counted = queues()
+        return counted if set(counted) == set(HANDLER_QUEUES) else None
+
+    counted = wait_for(every_queue, timeout=10, message="a figure for each of the worker's queues")
+    # This worker among the consumers of each.
+    assert all(consumers >= 1 for consumers in counted.values()), counted
 
 
 def hold(store, patient_id: str, slot_id: str) -> pb.Booking:

@@ -40,6 +40,15 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "tuoguan_gateway_http_request_seconds", "HTTP request duration", ["route", "method"], buckets=LATENCY_BUCKETS,
 )
+# The event queues a worker consumes, as the broker counts them (nameko_support.EventQueueWatch).
+EVENT_QUEUE_MESSAGES = Gauge(
+    "tuoguan_event_queue_messages", "Events waiting in a worker's queue for a handler (ready, not yet delivered)",
+    ["service", "queue"],
+)
+EVENT_QUEUE_CONSUMERS = Gauge(
+    "tuoguan_event_queue_consumers", "Consumers attached to a worker's event queue, every replica's",
+    ["service", "queue"],
+)
 # The outbox relay.
 OUTBOX_RELAYED = Counter("tuoguan_outbox_relayed_total", "Events relayed from the outbox to RabbitMQ", ["service"])
 OUTBOX_BACKLOG = Gauge("tuoguan_outbox_backlog_events", "Outbox events not yet relayed", ["service"])

@@ -3,7 +3,8 @@
 * ``WorkerStore``: the service's store over a connection pool built at
   container start, with psycopg's eventlet-safe wait function.
 * ``Observability``: a span per worker (child of the traceparent the relay put
-  in the AMQP headers) and RED metrics per event handler.
+  in the AMQP headers), RED metrics per event handler, and the depth of the
+  service's event queues (``EventQueueWatch``).
 * ``OutboxRelayer``: a greenthread relaying the service's outbox.
 * ``handle_event``: parse, dedupe by inbox, apply, commit: once per event id.
 * ``EventBatch``: the same for the events a handler's workers hold at once,
@@ -20,9 +21,11 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import eventlet
 import eventlet.event
+import kombu
 import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -59,13 +62,79 @@ class WorkerStore(DependencyProvider):
         return self.store
 
 
+class EventQueueWatch:
+    """How many events wait in each of a worker's queues, and how many
+    consumers (replicas) read it, as the broker counts them: a passive
+    declare per queue. A handler slower than its events shows here first,
+    before any saga times out. A queue the broker does not have (yet) or a
+    broker out of reach leaves no figure rather than a stale one."""
+
+    def __init__(self, service: str, amqp_uri: str, queues: Sequence[str]):
+        self.service = service
+        self.amqp_uri = amqp_uri
+        self.queues = list(queues)
+
+    def poll(self) -> dict[str, tuple[int, int]]:
+        """Reads every queue once; returns queue -> (messages, consumers) of those it could read."""
+        seen: dict[str, tuple[int, int]] = {}
+        conn = kombu.Connection(self.amqp_uri, connect_timeout=5)
+        try:
+            with conn:
+                for queue in self.queues:
+                    channel = conn.channel()
+                    try:
+                        _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
+                        seen[queue] = (messages, consumers)
+                    except conn.channel_errors:
+                        pass  # 404: the broker closed this channel, the next queue gets a new one
+                    finally:
+                        try:
+                            channel.close()
+                        except conn.channel_errors + conn.connection_errors:
+                            pass
+        except (OSError, *conn.connection_errors) as exc:
+            log.warning("event queue depths not read", extra={"error": type(exc).__name__})
+        for queue in self.queues:
+            if queue in seen:
+                metrics.EVENT_QUEUE_MESSAGES.labels(self.service, queue).set(seen[queue][0])
+                metrics.EVENT_QUEUE_CONSUMERS.labels(self.service, queue).set(seen[queue][1])
+            else:
+                for gauge in (metrics.EVENT_QUEUE_MESSAGES, metrics.EVENT_QUEUE_CONSUMERS):
+                    try:
+                        gauge.remove(self.service, queue)
+                    except KeyError:
+                        pass
+        return seen
+
+
 class Observability(DependencyProvider):
-    """Traces and measures every worker of the service."""
+    """Traces and measures every worker of the service, and watches the
+    depth of its event queues while the container runs."""
 
     def __init__(self, service: str):
         self.service = service
         self._tracer = telemetry.tracer("tuoguan.nameko")
         self._state: dict[int, tuple] = {}
+        self._watching = None
+
+    def start(self):
+        from nameko import config
+
+        queues = sorted(e.queue.name for e in self.container.entrypoints if isinstance(e, EventHandler))
+        if queues:
+            watch = EventQueueWatch(self.service, config["AMQP_URI"], queues)
+            interval = float(config.get("QUEUE_WATCH_SECONDS", 15.0))
+            self._watching = self.container.spawn_managed_thread(lambda: self._watch(watch, interval))
+
+    def _watch(self, watch: EventQueueWatch, interval: float) -> None:
+        while True:
+            watch.poll()
+            eventlet.sleep(interval)
+
+    def stop(self):
+        if self._watching is not None:
+            self._watching.kill()
+            self._watching = None
 
     def worker_setup(self, worker_ctx):
         carrier = {k: v for k, v in worker_ctx.context_data.items() if isinstance(v, str)}

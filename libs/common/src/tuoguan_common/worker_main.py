@@ -43,6 +43,8 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
         # (nameko_support.EventBatch), whose waiting handlers hold none; the
         # worker's other handlers then share the pool, each for the few
         # milliseconds of its transaction.
+        # How often the worker asks the broker how deep its event queues are.
+        "QUEUE_WATCH_SECONDS": env_number("TUOGUAN_QUEUE_WATCH_SECONDS", 15.0, float, minimum=0.1),
         "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", min(concurrency, DEFAULT_CONCURRENCY) + 4,
                                    minimum=1),
     }

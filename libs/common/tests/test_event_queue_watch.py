@@ -1,0 +1,56 @@
+"""A worker's event queues as the broker counts them, against the real
+RabbitMQ: waiting events, consumers, and no figure for a queue the broker does
+not have or when the broker is out of reach."""
+from __future__ import annotations
+
+import uuid
+
+import kombu
+import pytest
+from prometheus_client import REGISTRY
+
+from tuoguan_common.nameko_support import EventQueueWatch
+from tuoguan_common.testing import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def gauge(name: str, service: str, queue: str) -> float | None:
+    return REGISTRY.get_sample_value(name, {"service": service, "queue": queue})
+
+
+def test_waiting_events_and_consumers_of_each_queue(infra):
+    service = f"watch-{uuid.uuid4().hex[:6]}"
+    waiting, missing = f"evt-test-Waiting--{service}.h", f"evt-test-Missing--{service}.h"
+    with kombu.Connection(infra["amqp_uri"]) as conn:
+        queue = kombu.Queue(waiting, exchange=kombu.Exchange(service, type="topic", durable=False),
+                            routing_key="Waiting", durable=False, auto_delete=False)(conn.default_channel)
+        queue.declare()
+        try:
+            producer = conn.Producer()
+            for i in range(3):
+                producer.publish({"n": i}, exchange=queue.exchange, routing_key="Waiting")
+            watch = EventQueueWatch(service, infra["amqp_uri"], [missing, waiting])
+
+            assert watch.poll() == {waiting: (3, 0)}
+            assert gauge("tuoguan_event_queue_messages", service, waiting) == 3
+            assert gauge("tuoguan_event_queue_consumers", service, waiting) == 0
+            assert gauge("tuoguan_event_queue_messages", service, missing) is None
+
+            with kombu.Connection(infra["amqp_uri"]) as reader, reader.Consumer(
+                    kombu.Queue(waiting, durable=False, auto_delete=False, no_declare=True),
+                    prefetch_count=1, callbacks=[lambda body, message: None]):
+                reader.drain_events(timeout=5)
+                # One event delivered (unacknowledged) to the consumer: two still wait.
+                assert watch.poll() == {waiting: (2, 1)}
+        finally:
+            queue.delete()
+    assert watch.poll() == {}
+    assert gauge("tuoguan_event_queue_messages", service, waiting) is None, "no stale figure once the queue is gone"
+
+
+def test_a_broker_out_of_reach_leaves_no_figures():
+    service = f"watch-{uuid.uuid4().hex[:6]}"
+    watch = EventQueueWatch(service, f"amqp://guest:guest@127.0.0.1:{free_port()}//", ["evt-a--b.c"])
+    assert watch.poll() == {}
+    assert gauge("tuoguan_event_queue_messages", service, "evt-a--b.c") is None
