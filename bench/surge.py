@@ -336,7 +336,7 @@ def main() -> None:
         progress("publishing two weeks of evening clinics for the surge")
         slots = asyncio.run(publish_schedule(plat, issuer, capacity=40))
         progress(f"  {len(slots)} released slots")
-        listener = ConfirmationListener(amqp_uri)
+        listener = ConfirmationListener(plat.amqp_uri)
 
         progress(f"07:00 burst: {args.concurrency} patients at a time holding for {args.burst_seconds:.0f} s")
         burst = asyncio.run(hold_burst(plat, patients, slots, args.burst_seconds, args.concurrency))

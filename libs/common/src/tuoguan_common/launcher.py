@@ -21,6 +21,7 @@ from .db import drop_database, migrate, migrations_dir
 from .net import free_port
 from .processes import ProcessGroup
 from .topology import declare_event_queues
+from .vhosts import private_vhost
 
 DOMAIN_SERVICES = ("identity", "registration", "billing", "ticketing")
 WORKER_SERVICES = ("registration", "billing", "ticketing")
@@ -41,6 +42,9 @@ class Platform:
     # own /metrics port. One machine's stand-in for the chart's replicas.
     api_replicas: dict[str, int] = field(default_factory=dict)
     keep_databases: bool = False
+    # Its own RabbitMQ virtual host where the broker is local (vhosts.py):
+    # another platform on the broker then never takes this one's events.
+    own_vhost: bool = True
     ports: dict[str, int] = field(default_factory=dict)
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     payment_ticket_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -116,6 +120,9 @@ class Platform:
         for service in WORKER_SERVICES:
             self.ports[f"{service}_worker_metrics"] = free_port()
         self.ports["gateway_http"] = free_port()
+        self._drop_vhost = lambda: None
+        if self.own_vhost:
+            self.amqp_uri, self._drop_vhost = private_vhost(self.amqp_uri, self.db_prefix.replace("_", "-"))
         for service in DOMAIN_SERVICES:
             migrate(self.db_url(service), migrations_dir(service))
             declare_event_queues(service, self.amqp_uri)
@@ -142,6 +149,7 @@ class Platform:
 
     def stop(self) -> None:
         self.processes.stop_all()
+        self._drop_vhost()
         if not self.keep_databases:
             for service in DOMAIN_SERVICES:
                 drop_database(self.db_url(service))

@@ -22,6 +22,7 @@ import pytest
 from .config import DEFAULT_AMQP_URI, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL
 from .net import answers, free_port  # noqa: F401 - free_port is part of the fixtures' API
 from .processes import ProcessFailed, ProcessGroup
+from .vhosts import private_vhost
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -42,32 +43,6 @@ def docker_setup():
     # Only the infrastructure: the tests start the platform's own processes on fresh databases,
     # and compose's copies of them would consume the tests' events.
     return ["up --wait postgres rabbitmq redis"]
-
-
-def _isolated_vhost(amqp: str):
-    """A RabbitMQ virtual host of this test run's own, when the broker is the
-    local one we can administer: a `make up` running beside the tests (or a
-    second test run) then shares no queue with them. Returns (uri, cleanup)."""
-    if os.environ.get("AMQP_URI") or not shutil.which("rabbitmqctl"):
-        return amqp, lambda: None
-    vhost = f"tuoguan-test-{uuid.uuid4().hex[:8]}"
-    ctl = ["rabbitmqctl", "-q"]
-    made = subprocess.run(ctl + ["add_vhost", vhost], capture_output=True, timeout=60)
-    if made.returncode != 0:
-        return amqp, lambda: None
-    parts = urlsplit(amqp)
-    user = parts.username or "guest"
-
-    def cleanup():
-        subprocess.run(ctl + ["delete_vhost", vhost], capture_output=True, timeout=60)
-
-    allowed = subprocess.run(ctl + ["set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
-                             capture_output=True, timeout=60)
-    if allowed.returncode != 0:
-        cleanup()
-        return amqp, lambda: None
-
-    return parts._replace(path=f"/{vhost}").geturl(), cleanup
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +68,8 @@ def infra(request):
             + ". Start them (bash .ci/run does), set DATABASE_URL / AMQP_URI / REDIS_URL, or install a Docker engine.",
             pytrace=False,
         )
-    amqp, cleanup = _isolated_vhost(amqp)
+    # A test run of its own on the broker: a `make up` or a second run beside it shares no queue with it.
+    amqp, cleanup = private_vhost(amqp, "test")
     try:
         yield {"database_url": db, "amqp_uri": amqp, "redis_url": redis}
     finally:
