@@ -127,9 +127,11 @@ class Observability(DependencyProvider):
             self._watching = self.container.spawn_managed_thread(lambda: self._watch(watch, interval))
 
     def _watch(self, watch: EventQueueWatch, interval: float) -> None:
+        # Sleep first: dependencies start before the entrypoints, so a first
+        # look at once would find the worker's own consumers not attached yet.
         while True:
-            watch.poll()
             eventlet.sleep(interval)
+            watch.poll()
 
     def stop(self):
         if self._watching is not None:
