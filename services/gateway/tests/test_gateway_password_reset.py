@@ -6,6 +6,7 @@ code with the phone number masked; the tests read the code from that line.
 from __future__ import annotations
 
 import logging
+import uuid
 
 import pytest
 from gateway_testkit import Caller, error, fresh_phone
@@ -14,6 +15,10 @@ pytestmark = pytest.mark.integration
 
 RESET = "/api/v1/auth/password-reset"
 CONFIRM = "/api/v1/auth/password-reset/confirm"
+
+
+def confirm(http, body: dict, key: str | None = None):
+    return http.post(CONFIRM, json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())})
 
 
 @pytest.fixture
@@ -36,13 +41,16 @@ def test_a_patient_resets_a_forgotten_password(http, patient, codes):
     assert set(asked.json()) == {"expires_at", "resend_after_seconds"}
     assert asked.json()["resend_after_seconds"] == 60 and asked.json()["expires_at"].endswith("Z")
     [code] = codes(phone)
-    done = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
+    key = str(uuid.uuid4())
+    done = confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key)
     assert done.status_code == 204 and done.content == b""
+    # Its answer lost, the same request again: the first answer, though the code is used up.
+    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key).status_code == 204
     assert Caller(http, phone, "Renewed2027").account["login"] == phone
     old = http.post("/api/v1/auth/signin", json={"login": phone, "password": "Patient2026"})
     assert error(old) == (401, "bad_credentials", None)
     # The code worked once.
-    again = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Another2028"})
+    again = confirm(http, {"phone": phone, "code": code, "new_password": "Another2028"})
     assert error(again) == (422, "reset_code_invalid", "code")
 
 
@@ -69,16 +77,16 @@ def test_refusals_name_the_field_and_reason(http, patient, codes):
     http.post(RESET, json={"phone": phone})
     [code] = codes(phone)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    assert error(http.post(CONFIRM, json={"phone": phone, "code": wrong, "new_password": "Renewed2027"})) == \
+    assert error(confirm(http, {"phone": phone, "code": wrong, "new_password": "Renewed2027"})) == \
         (422, "reset_code_invalid", "code")
-    weak = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "password"})
+    weak = confirm(http, {"phone": phone, "code": code, "new_password": "password"})
     assert error(weak) == (422, "password_letters_and_digits", "new_password")
     assert "password" not in weak.json()["error"]["message"].replace("new_password", "")
     assert error(http.post(RESET, json={"phone": "12345"})) == (422, "phone_format", "phone")
-    missing = http.post(CONFIRM, json={"phone": phone, "new_password": "Renewed2027"})
+    missing = confirm(http, {"phone": phone, "new_password": "Renewed2027"})
     assert error(missing) == (422, "invalid_argument", "code")
     # None of these spent the code.
-    assert http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204
+    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204
 
 
 def test_five_wrong_codes_kill_it(http, patient, codes):
@@ -87,7 +95,16 @@ def test_five_wrong_codes_kill_it(http, patient, codes):
     [code] = codes(phone)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(5):
-        http.post(CONFIRM, json={"phone": phone, "code": wrong, "new_password": "Renewed2027"})
-    dead = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
+        confirm(http, {"phone": phone, "code": wrong, "new_password": "Renewed2027"})
+    dead = confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"})
     assert error(dead) == (422, "reset_code_invalid", "code")
     assert Caller(http, phone, "Patient2026").account["login"] == phone
+
+
+def test_a_reset_without_an_idempotency_key_is_refused(http, patient, codes):
+    phone = patient.account["login"]
+    http.post(RESET, json={"phone": phone})
+    [code] = codes(phone)
+    unkeyed = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
+    assert unkeyed.status_code == 422 and "Idempotency-Key" in unkeyed.text
+    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204

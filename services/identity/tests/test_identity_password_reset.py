@@ -87,8 +87,9 @@ def request_code(stub, phone=PHONE):
     return stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
 
 
-def reset(stub, code, new_password=NEW_PASSWORD, phone=PHONE):
-    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=new_password), timeout=10)
+def reset(stub, code, new_password=NEW_PASSWORD, phone=PHONE, key=None):
+    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=new_password,
+                                                      idempotency_key=key or str(uuid.uuid4())), timeout=10)
 
 
 def sign_in(stub, password, login=PHONE):
@@ -221,6 +222,39 @@ def test_a_used_code_cannot_be_used_again(stub, patient, notifier):
     reset(stub, code)
     assert failure(lambda: reset(stub, code, new_password="Another2028")) == INVALID
     assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_retried_reset_gets_its_first_answer_and_only_with_the_same_password(stub, patient, notifier):
+    """The answer of a reset that went through was lost: the retry with its key
+    succeeds (the code is used up by then), once the password proves it is the same request."""
+    request_code(stub)
+    code = notifier.last_code()
+    key = str(uuid.uuid4())
+    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert failure(lambda: reset(stub, code, new_password="Another2028", key=key)) == \
+        (grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", "idempotency_key")
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_refused_reset_leaves_its_key_free(stub, patient, notifier):
+    request_code(stub)
+    code = notifier.last_code()
+    key = str(uuid.uuid4())
+    assert failure(lambda: reset(stub, code, new_password="short", key=key))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert failure(lambda: reset(stub, wrong(code), key=key)) == INVALID
+    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_reset_without_a_key_is_refused_and_spends_no_attempt(stub, patient, notifier, identity_db):
+    request_code(stub)
+    code = notifier.last_code()
+    request = pb.ResetPasswordRequest(phone=PHONE, code=wrong(code), new_password=NEW_PASSWORD)
+    assert failure(lambda: stub.ResetPassword(request, timeout=10)) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "required", "idempotency_key")
+    assert stored(identity_db)["attempts"] == 0
+    assert reset(stub, code) == pb.ResetPasswordResponse()
 
 
 def test_a_new_code_no_sooner_than_a_minute_later_and_it_replaces_the_last(stub, patient, notifier, clock):

@@ -75,7 +75,8 @@ def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, tok
             lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
             [sent] = [line for line in lines if line["msg"] == "password reset code"]
             assert sent["phone_masked"] == masked and len(sent["code"]) == 6 and sent["code"].isdigit()
-            stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=sent["code"], new_password="Renewed2027"),
+            stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=sent["code"], new_password="Renewed2027",
+                                                      idempotency_key="process-test-reset"),
                                timeout=10)
             assert stub.SignIn(pb.SignInRequest(login=phone, password="Renewed2027"), timeout=10).access_token
         log = processes.log("identity-api")

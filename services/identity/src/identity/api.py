@@ -181,17 +181,38 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         phone = rules.patient_phone(request.phone)
         code = reset.presented_code(request.code)
         rules.password(request.new_password, field="new_password")
+        key = rules.idempotency_key(request.idempotency_key)
         digest = reset.code_digest(self.reset_key, phone, code)
+        # The key's owner is the code's digest: no phone number in the keys
+        # table, and only the holder of the code can replay its reset.
+        owner = digest.hex()
+        fingerprint = outbox.request_fingerprint(
+            identity_pb2.ResetPasswordRequest(phone=phone, code=code, idempotency_key=key))
         # Hashed before the transaction: argon2 is slow on purpose.
         password_hash = self.passwords.hash(request.new_password)
         now = self.clock()
         account_id = None
         with self.store.transaction() as cur:
-            verdict = self.reset_policy.judge(self.store.lock_reset_code(cur, phone), digest, now)
-            if verdict is Verdict.WRONG:
-                self.store.count_reset_attempt(cur, phone)
-            elif verdict is Verdict.ACCEPTED:
-                account_id = self.store.complete_password_reset(cur, phone, password_hash)
+            # The phone's code row first: concurrent resets of one phone take turns.
+            stored = self.store.lock_reset_code(cur, phone)
+            replayed = outbox.claim_key(cur, "ResetPassword", owner, key, fingerprint) is not None
+            if not replayed:
+                verdict = self.reset_policy.judge(stored, digest, now)
+                if verdict is Verdict.ACCEPTED:
+                    account_id = self.store.complete_password_reset(cur, phone, password_hash)
+                    outbox.store_response(cur, "ResetPassword", owner, key, identity_pb2.ResetPasswordResponse())
+                else:
+                    # A refused reset leaves its key free: asking again decides again.
+                    outbox.forget_keys(cur, "ResetPassword", [(owner, key)])
+                    if verdict is Verdict.WRONG:
+                        self.store.count_reset_attempt(cur, phone)
+        if replayed:
+            # The first answer, for the same password only (as a replayed sign-up).
+            account = self.store.account_by_login(phone)
+            if account is None or not self.passwords.verify(account.password_hash, request.new_password):
+                raise outbox.IdempotencyConflict(key)
+            log.info("password reset", extra={"outcome": "replayed", "account_id": account.account_id})
+            return identity_pb2.ResetPasswordResponse()
         log.info("password reset", extra={"outcome": verdict.value, "account_id": account_id})
         # Raised after the transaction commits: a wrong code's attempt must count.
         verdict.raise_unless_accepted()

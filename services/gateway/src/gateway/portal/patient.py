@@ -333,19 +333,21 @@ async def request_reset(request: Request, phone: Annotated[str, Form()] = "", cs
     except grpc.aio.AioRpcError as exc:
         return render(request, "reset_request.html", status_code=400, phone=phone, error=refusal_text(request, exc))
     flash(request, translate(request, "If an account uses this number, a verification code is on its way."), "info")
-    return render(request, "reset_confirm.html", phone=phone)
+    return render(request, "reset_confirm.html", phone=phone, key=form_key())
 
 
 @router.post("/reset/confirm")
 async def confirm_reset(request: Request, phone: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "",
-                        new_password: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
+                        new_password: Annotated[str, Form()] = "", key: Annotated[str, Form()] = "",
+                        csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     try:
         await services(request).identity.ResetPassword(identity_pb2.ResetPasswordRequest(
-            phone=phone, code=code, new_password=new_password))
+            phone=phone, code=code, new_password=new_password, idempotency_key=key))
     except grpc.aio.AioRpcError as exc:
-        return render(request, "reset_confirm.html", status_code=400, phone=phone,
+        # The same key again: a refused reset left it free.
+        return render(request, "reset_confirm.html", status_code=400, phone=phone, key=key or form_key(),
                       error=refusal_text(request, exc), field=refusal_field(exc))
     flash(request, translate(request, "Your password has been changed. Please sign in."), "success")
     return redirect("/signin")

@@ -40,10 +40,12 @@ async def request_password_reset(body: PasswordReset, services: CallerServices):
 
 @router.post("/auth/password-reset/confirm", status_code=204, response_class=Response,
              summary="Set a new password with the code sent to the phone")
-async def reset_password(body: PasswordResetConfirm, services: CallerServices):
+async def reset_password(body: PasswordResetConfirm, key: IdempotencyKey, services: CallerServices):
     """A wrong code is 422 with field ``code`` and reason ``reset_code_invalid``
-    (also after five wrong tries or once used), an old one ``reset_code_expired``."""
-    await services.identity.ResetPassword(identity_pb2.ResetPasswordRequest(**body.model_dump()))
+    (also after five wrong tries or once used), an old one ``reset_code_expired``.
+    Resent with the same ``Idempotency-Key`` (and password) after it went
+    through, it answers 204 again rather than finding its code used."""
+    await services.identity.ResetPassword(identity_pb2.ResetPasswordRequest(**body.model_dump(), idempotency_key=key))
     return Response(status_code=204)
 
 

@@ -123,14 +123,16 @@ class RequestPasswordResetResponse(_message.Message):
     def __init__(self, expires_at: _Optional[str] = ..., resend_after_seconds: _Optional[int] = ...) -> None: ...
 
 class ResetPasswordRequest(_message.Message):
-    __slots__ = ("phone", "code", "new_password")
+    __slots__ = ("phone", "code", "new_password", "idempotency_key")
     PHONE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     phone: str
     code: str
     new_password: str
-    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ..., new_password: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ResetPasswordResponse(_message.Message):
     __slots__ = ()
