@@ -370,10 +370,13 @@ def test_services_select_their_workloads_by_named_ports(name):
 # ------------------------------------------------------------ NetworkPolicies
 
 # Who calls whom over gRPC (DESIGN.md, README "The booking saga"): the gateway
-# every api; billing asks registration for the booking. Nobody else.
+# every api; billing asks registration for the booking; every other api reads
+# identity's list of revoked tokens. Nobody else.
 DESIGN_GRPC_CALLS = {
     "gateway": {"identity-api", "registration-api", "billing-api", "ticketing-api"},
-    "billing-api": {"registration-api"},
+    "billing-api": {"identity-api", "registration-api"},
+    "registration-api": {"identity-api"},
+    "ticketing-api": {"identity-api"},
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import jwt
@@ -13,7 +14,9 @@ import pytest
 
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth
+from tuoguan_common.errors import Unauthenticated
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+from tuoguan_common.revocations import RevocationList
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +117,92 @@ def test_bad_device_names_are_invalid_argument(identity, issuer, name, reason):
 def test_bad_validity_is_invalid_argument(identity, issuer, days):
     code, reason, field = failure(lambda: issue(identity, token_of(issuer, auth.ADMIN), days=days))
     assert (code, field, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "valid_days", "valid_days_range")
+
+
+# Revocation: identity records every token it issues (never the token itself).
+
+def revoke(stub, metadata, token_id, reason="leaked in a support ticket"):
+    return stub.RevokeDeviceToken(pb.RevokeDeviceTokenRequest(token_id=token_id, reason=reason),
+                                  metadata=metadata, timeout=10).token
+
+
+def revoked_ids(stub):
+    # No token: every api asks for the list, whoever it is.
+    return list(stub.ListRevokedTokens(pb.ListRevokedTokensRequest(), timeout=10).token_ids)
+
+
+def test_an_admin_lists_and_revokes_a_device_token_and_the_apis_learn_it(identity, issuer, identity_db):
+    admin_id = str(uuid.uuid4())
+    admin = auth.bearer_metadata(issuer.issue(admin_id, [auth.ADMIN]))
+    kept, leaked = issue(identity, admin, name="alertmanager"), issue(identity, admin, name="alertmanager")
+    assert leaked.token_id == claims(leaked.access_token)["jti"] and len(leaked.token_id) == 32
+    listed = identity.ListDeviceTokens(pb.ListDeviceTokensRequest(device_name="alertmanager"), metadata=admin).tokens
+    assert {t.token_id for t in listed} == {kept.token_id, leaked.token_id}
+    assert all(t.issued_by == admin_id and not t.revoked_at and t.expires_at for t in listed)
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT string_agg(t::text, ' ') AS everything FROM device_tokens t")
+        assert leaked.access_token not in cur.fetchone()["everything"], "the token itself is never stored"
+    assert revoked_ids(identity) == []
+
+    first = revoke(identity, admin, leaked.token_id)
+    assert (first.token_id, first.revoked_by, first.revoke_reason) == (leaked.token_id, admin_id,
+                                                                       "leaked in a support ticket")
+    assert first.revoked_at
+    again = revoke(identity, auth.bearer_metadata(issuer.issue("another-admin", [auth.ADMIN])), leaked.token_id.upper(),
+                   reason="second thoughts")
+    assert again == first, "a second revocation changes nothing"
+    assert revoked_ids(identity) == [leaked.token_id]
+    states = {t.token_id: t.revoked_at for t in identity.ListDeviceTokens(pb.ListDeviceTokensRequest(),
+                                                                          metadata=admin).tokens}
+    assert states == {kept.token_id: "", leaked.token_id: first.revoked_at}
+
+
+def test_a_verifier_refuses_a_revoked_token_once_its_list_is_refreshed(identity, issuer, token_keys):
+    admin = token_of(issuer, auth.ADMIN)
+    device = issue(identity, admin, name="freezer-b2-07")
+    revocations = RevocationList("test", lambda: revoked_ids(identity), refresh_seconds=3600)
+    checking = auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations)
+    assert checking.verify(device.access_token).subject == "device:freezer-b2-07"
+    revoke(identity, admin, device.token_id)
+    assert checking.verify(device.access_token).subject == "device:freezer-b2-07", "until the list is read again"
+    assert revocations.refresh()
+    with pytest.raises(Unauthenticated, match="revoked"):
+        checking.verify(device.access_token)
+
+
+def test_expired_tokens_leave_the_lists_unless_asked_for(identity, issuer, identity_db):
+    admin = token_of(issuer, auth.ADMIN)
+    old = issue(identity, admin, name="retired-scanner")
+    revoke(identity, admin, old.token_id)
+    with identity_db.transaction() as cur:
+        cur.execute("UPDATE device_tokens SET issued_at = now() - interval '2 days', "
+                    "expires_at = now() - interval '1 day' WHERE token_id = %s", (old.token_id,))
+    assert revoked_ids(identity) == [], "an expired token is refused anyway"
+    assert identity.ListDeviceTokens(pb.ListDeviceTokensRequest(device_name="retired-scanner"),
+                                     metadata=admin).tokens == []
+    everything = identity.ListDeviceTokens(pb.ListDeviceTokensRequest(device_name="retired-scanner",
+                                                                      include_expired=True), metadata=admin).tokens
+    assert [t.token_id for t in everything] == [old.token_id]
+
+
+@pytest.mark.parametrize("roles", [[auth.PATIENT], [auth.DEVICE], [auth.ENGINEER, auth.DISPATCHER]])
+def test_only_admins_list_and_revoke(identity, issuer, roles):
+    token_id = issue(identity, token_of(issuer, auth.ADMIN)).token_id
+    caller = token_of(issuer, *roles)
+    assert failure(lambda: identity.ListDeviceTokens(pb.ListDeviceTokensRequest(), metadata=caller))[0] == \
+        grpc.StatusCode.PERMISSION_DENIED
+    assert failure(lambda: revoke(identity, caller, token_id))[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert revoked_ids(identity) == []
+
+
+@pytest.mark.parametrize("token_id,reason,expected", [
+    ("", "leaked", (grpc.StatusCode.INVALID_ARGUMENT, "required", "token_id")),
+    ("not-a-token-id", "leaked", (grpc.StatusCode.INVALID_ARGUMENT, "token_id_format", "token_id")),
+    ("0" * 32, "", (grpc.StatusCode.INVALID_ARGUMENT, "required", "reason")),
+    ("0" * 32, "x" * 501, (grpc.StatusCode.INVALID_ARGUMENT, "too_long", "reason")),
+    ("0" * 32, "leaked", (grpc.StatusCode.NOT_FOUND, "device_token_not_found", None)),
+])
+def test_bad_revocations_say_which_field_and_write_nothing(identity, issuer, token_id, reason, expected):
+    issue(identity, token_of(issuer, auth.ADMIN))
+    assert failure(lambda: revoke(identity, token_of(issuer, auth.ADMIN), token_id, reason)) == expected
+    assert revoked_ids(identity) == []

@@ -1,5 +1,5 @@
 """Start-up of an api process: settings, logs, traces, metrics, database,
-token verifier, then the grpcio server until SIGTERM."""
+token verifier (with the revoked tokens' list), then the grpcio server until SIGTERM."""
 from __future__ import annotations
 
 import logging
@@ -9,8 +9,8 @@ from typing import Callable, Iterable
 
 import grpc
 
-from . import auth, metrics
-from .config import PORTS, Settings
+from . import auth, metrics, revocations
+from .config import PORTS, Settings, service_address
 from .db import Database, migrate
 from .grpc_server import build_server, serve_forever
 from .logs import setup_logging
@@ -19,17 +19,21 @@ from .telemetry import setup_tracing
 log = logging.getLogger(__name__)
 
 Register = Callable[[grpc.Server, Settings, Database], Iterable[str]]
+# Identity's own: where its api reads the revoked tokens (its table, not a call to itself).
+RevokedSource = Callable[[Database], Callable[[], Iterable[str]]]
 
 
-def run(service: str, register: Register, *, migrations_dir: Path | None = None) -> None:
+def run(service: str, register: Register, *, migrations_dir: Path | None = None,
+        revoked_source: RevokedSource | None = None) -> None:
     settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"])
     setup_logging(f"{service}-api", settings.log_level)
     setup_tracing(f"{service}-api", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
     if migrations_dir is not None and os.environ.get("TUOGUAN_MIGRATE_ON_START", "").lower() in ("1", "true", "yes"):
         migrate(settings.database_url, migrations_dir)
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
-    verifier = auth.TokenVerifier.from_file(settings.token_public_key_file)
     metrics.serve_metrics(settings.metrics_port)
+    revoked = _revocation_list(service, settings, database, revoked_source)
+    verifier = auth.TokenVerifier.from_file(settings.token_public_key_file, revoked)
     server, port = build_server(
         service=service,
         register=lambda srv: register(srv, settings, database),
@@ -43,5 +47,18 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None)
     try:
         serve_forever(server)
     finally:
+        if isinstance(revoked, revocations.RevocationList):
+            revoked.stop()
         database.close()
+
+
+def _revocation_list(service: str, settings: Settings, database: Database,
+                     revoked_source: RevokedSource | None) -> revocations.RevocationList | frozenset:
+    if settings.revocation_refresh_seconds <= 0:
+        log.warning("token revocation check off (TUOGUAN_REVOCATION_REFRESH_SECONDS=0): revoked tokens work until they expire")
+        return frozenset()
+    if revoked_source is not None:
+        return revocations.RevocationList(service, revoked_source(database), settings.revocation_refresh_seconds).start()
+    return revocations.from_identity(service, service_address("identity", PORTS["identity"]["grpc"]),
+                                     settings.revocation_refresh_seconds).start()
 

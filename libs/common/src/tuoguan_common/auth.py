@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import time
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,15 +110,19 @@ class TokenIssuer:
 
 
 class TokenVerifier:
-    def __init__(self, public_key_pem: bytes):
+    """Checks a token's signature, audience, issuer and expiry, and that its
+    id is not in ``revoked`` (a ``revocations.RevocationList``; none by default)."""
+
+    def __init__(self, public_key_pem: bytes, revoked: Container[str] = frozenset()):
         self._key = serialization.load_pem_public_key(public_key_pem)
-        self._cache: dict[str, tuple[Principal, int]] = {}
+        self.revoked = revoked
+        self._cache: dict[str, tuple[Principal, int, str]] = {}
 
     @classmethod
-    def from_file(cls, path: str | None) -> "TokenVerifier":
+    def from_file(cls, path: str | None, revoked: Container[str] = frozenset()) -> "TokenVerifier":
         if not path:
             raise SystemExit("TUOGUAN_TOKEN_PUBLIC_KEY_FILE is not set: the service cannot check tokens")
-        return cls(Path(path).read_bytes())
+        return cls(Path(path).read_bytes(), revoked)
 
     def verify(self, token: str) -> Principal:
         # A patient's token is presented on every call of a booking journey;
@@ -125,17 +130,22 @@ class TokenVerifier:
         cached = self._cache.get(token)
         now = time.time()
         if cached and cached[1] > now:
-            return cached[0]
-        try:
-            claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
-        except jwt.ExpiredSignatureError as exc:
-            raise Unauthenticated("the access token has expired: sign in again") from exc
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated("the access token is not valid") from exc
-        principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())))
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[token] = (principal, int(claims["exp"]))
+            principal, _, token_id = cached
+        else:
+            try:
+                claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
+            except jwt.ExpiredSignatureError as exc:
+                raise Unauthenticated("the access token has expired: sign in again") from exc
+            except jwt.PyJWTError as exc:
+                raise Unauthenticated("the access token is not valid") from exc
+            principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())))
+            token_id = str(claims.get("jti", ""))
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[token] = (principal, int(claims["exp"]), token_id)
+        # Checked on every call, cached or not: a revocation applies at once.
+        if token_id in self.revoked:
+            raise Unauthenticated("the access token has been revoked")
         return principal
 
 

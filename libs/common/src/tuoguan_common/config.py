@@ -58,6 +58,8 @@ class Settings:
     grpc_max_concurrent_rpcs: int
     db_pool_size: int
     grpc_reuse_port: bool = False
+    # How often the api reads identity's list of revoked tokens; 0 turns the check off.
+    revocation_refresh_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, service: str, *, grpc_port: int, metrics_port: int) -> "Settings":
@@ -77,6 +79,7 @@ class Settings:
             grpc_max_concurrent_rpcs=env_number("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
             db_pool_size=env_number("TUOGUAN_DB_POOL_SIZE", 8),
             grpc_reuse_port=os.environ.get("TUOGUAN_GRPC_REUSEPORT", "").lower() in ("1", "true", "yes"),
+            revocation_refresh_seconds=env_number("TUOGUAN_REVOCATION_REFRESH_SECONDS", 30.0, float, minimum=0),
         )
 
 

@@ -20,6 +20,13 @@ GRPC_HANDLED = Counter(
 GRPC_DURATION = Histogram(
     "tuoguan_grpc_server_handling_seconds", "gRPC call duration", ["service", "method"], buckets=LATENCY_BUCKETS,
 )
+TOKEN_REVOCATIONS = Gauge(
+    "tuoguan_token_revocations", "Revoked, unexpired tokens the api refuses (identity's list as last read)", ["service"],
+)
+TOKEN_REVOCATIONS_REFRESHED = Gauge(
+    "tuoguan_token_revocations_refreshed_timestamp_seconds", "When the api last read identity's revocation list",
+    ["service"],
+)
 ADMISSION_REFUSE_PROBABILITY = Gauge(
     "tuoguan_admission_refuse_probability",
     "Share of new calls an api turns away while the calls it admitted wait past their latency target, by method",

@@ -28,10 +28,12 @@ from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
 from .domain.throttle import SignInThrottle
 from .exceptions import (
-    AccountNotFound, BadCredentials, InvalidAccountField, LoginTaken, PhoneTaken, ResetTooSoon, TooManyAttempts,
+    AccountNotFound, BadCredentials, DeviceTokenNotFound, InvalidAccountField, LoginTaken, PhoneTaken, ResetTooSoon,
+    TooManyAttempts,
 )
 from .migrate import MIGRATIONS_DIR
 from .notifications import LogNotifier, Notifier
+from .store import DeviceTokenRecord
 from .passwords import Passwords
 from .store import AccountRecord, IdentityStore
 
@@ -43,6 +45,8 @@ ANONYMOUS = "anonymous"
 # Device tokens: "device:<name>", role DEVICE, valid for whole days.
 DEVICE_NAME = re.compile(r"[a-z0-9-]{1,64}")
 MAX_DEVICE_TOKEN_DAYS = 366
+TOKEN_ID = re.compile(r"[0-9a-f]{32}")
+MAX_REVOKE_REASON = 500
 
 
 def role_name(role: int) -> str:
@@ -71,6 +75,33 @@ def device_token_days(raw: int, field: str = "valid_days") -> int:
     if not 1 <= raw <= MAX_DEVICE_TOKEN_DAYS:
         raise InvalidAccountField(field, f"must be 1-{MAX_DEVICE_TOKEN_DAYS} days", "valid_days_range")
     return raw
+
+
+def device_token_id(raw: str, field: str = "token_id") -> str:
+    token_id = (raw or "").strip().lower()
+    if not token_id:
+        raise InvalidAccountField(field, "is required", "required")
+    if not TOKEN_ID.fullmatch(token_id):
+        raise InvalidAccountField(field, "must be the 32 hexadecimal digits IssueDeviceToken answered", "token_id_format")
+    return token_id
+
+
+def revoke_reason(raw: str, field: str = "reason") -> str:
+    reason = (raw or "").strip()
+    if not reason:
+        raise InvalidAccountField(field, "is required: say why, for the record", "required")
+    if len(reason) > MAX_REVOKE_REASON:
+        raise InvalidAccountField(field, f"must be at most {MAX_REVOKE_REASON} characters", "too_long")
+    return reason
+
+
+def device_token_message(record: DeviceTokenRecord) -> identity_pb2.DeviceToken:
+    return identity_pb2.DeviceToken(
+        token_id=record.token_id, device_name=record.device_name, issued_at=rfc3339(record.issued_at),
+        expires_at=rfc3339(record.expires_at), issued_by=record.issued_by,
+        revoked_at=rfc3339(record.revoked_at) if record.revoked_at else "", revoked_by=record.revoked_by or "",
+        revoke_reason=record.revoke_reason or "",
+    )
 
 
 def account_message(record: AccountRecord) -> identity_pb2.Account:
@@ -223,12 +254,40 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         name = device_name(request.device_name)
         days = device_token_days(request.valid_days)
         token = self.issuer.issue(f"device:{name}", [auth.DEVICE], ttl_seconds=days * 86_400)
-        # The expiry exactly as signed, read back from the token just made.
-        expires = jwt.decode(token, options={"verify_signature": False})["exp"]
-        expires_at = rfc3339(dt.datetime.fromtimestamp(expires, dt.timezone.utc))
+        # The id and expiry exactly as signed, read back from the token just made.
+        claims = jwt.decode(token, options={"verify_signature": False})
+        expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
+        self.store.record_device_token(DeviceTokenRecord(
+            token_id=claims["jti"], device_name=name, issued_by=admin.subject,
+            issued_at=dt.datetime.fromtimestamp(claims["iat"], dt.timezone.utc), expires_at=expires,
+            revoked_at=None, revoked_by=None, revoke_reason=None))
         # The token itself is never logged.
-        log.info("device token issued", extra={"device": name, "expires_at": expires_at, "by": admin.subject})
-        return identity_pb2.IssueDeviceTokenResponse(access_token=token, expires_at=expires_at)
+        log.info("device token issued", extra={"device": name, "token_id": claims["jti"],
+                                                "expires_at": rfc3339(expires), "by": admin.subject})
+        return identity_pb2.IssueDeviceTokenResponse(access_token=token, expires_at=rfc3339(expires),
+                                                     token_id=claims["jti"])
+
+    def ListDeviceTokens(self, request, context):
+        auth.current_principal().require(auth.ADMIN)
+        name = device_name(request.device_name) if request.device_name else None
+        records = self.store.device_tokens(name, request.include_expired, self.clock())
+        return identity_pb2.ListDeviceTokensResponse(tokens=[device_token_message(r) for r in records])
+
+    def RevokeDeviceToken(self, request, context):
+        admin = auth.current_principal().require(auth.ADMIN)
+        token_id = device_token_id(request.token_id)
+        reason = revoke_reason(request.reason)
+        record = self.store.revoke_device_token(token_id, admin.subject, reason, self.clock())
+        if record is None:
+            raise DeviceTokenNotFound()
+        # The reason is free text an admin typed: not logged.
+        log.info("device token revoked", extra={"device": record.device_name, "token_id": token_id,
+                                                 "by": record.revoked_by})
+        return identity_pb2.RevokeDeviceTokenResponse(token=device_token_message(record))
+
+    def ListRevokedTokens(self, request, context):
+        # No caller needed: every api asks, and the ids are random.
+        return identity_pb2.ListRevokedTokensResponse(token_ids=self.store.revoked_token_ids(self.clock()))
 
     def ListStaff(self, request, context):
         auth.current_principal().require(auth.DISPATCHER, auth.ADMIN)
@@ -302,7 +361,8 @@ def main() -> None:
     # The notification port's adapter is chosen here, at start-up; today the
     # only one is the development adapter, which logs the code.
     notifier: Notifier = LogNotifier()
-    api_main.run("identity", functools.partial(register, notifier=notifier), migrations_dir=MIGRATIONS_DIR)
+    api_main.run("identity", functools.partial(register, notifier=notifier), migrations_dir=MIGRATIONS_DIR,
+                 revoked_source=lambda database: lambda: IdentityStore(database).revoked_token_ids(outbox.utcnow()))
 
 
 if __name__ == "__main__":

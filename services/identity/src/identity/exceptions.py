@@ -73,3 +73,10 @@ class AccountNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("no account for this token")
+
+
+class DeviceTokenNotFound(NotFound):
+    reason = "device_token_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("no device token with this id was issued")

@@ -1,4 +1,4 @@
-"""All SQL of identity's own tables: accounts, sign-in failures and password reset codes."""
+"""All SQL of identity's own tables: accounts, sign-in failures, password reset codes and device tokens."""
 from __future__ import annotations
 
 import datetime as dt
@@ -32,6 +32,21 @@ def _record(row: dict | None) -> AccountRecord | None:
 
 
 _COLUMNS = "id, login, display_name, roles, password_hash"
+
+
+@dataclass(frozen=True)
+class DeviceTokenRecord:
+    token_id: str
+    device_name: str
+    issued_by: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+_DEVICE_COLUMNS = "token_id, device_name, issued_by, issued_at, expires_at, revoked_at, revoked_by, revoke_reason"
 
 
 class IdentityStore:
@@ -169,3 +184,43 @@ class IdentityStore:
             return None
         cur.execute("DELETE FROM sign_in_failures WHERE login = %s", (row["login"],))
         return str(row["id"])
+
+    # Device tokens.
+
+    def record_device_token(self, token: DeviceTokenRecord) -> None:
+        with self.transaction() as cur:
+            cur.execute(
+                f"INSERT INTO device_tokens ({_DEVICE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, NULL, NULL, NULL)",
+                (token.token_id, token.device_name, token.issued_by, token.issued_at, token.expires_at),
+            )
+
+    def device_tokens(self, device_name: str | None, include_expired: bool, now: dt.datetime) -> list[DeviceTokenRecord]:
+        with self.transaction() as cur:
+            cur.execute(
+                f"SELECT {_DEVICE_COLUMNS} FROM device_tokens "
+                "WHERE (%(device)s::text IS NULL OR device_name = %(device)s) AND (%(all)s OR expires_at > %(now)s) "
+                "ORDER BY issued_at DESC, token_id LIMIT 1000",
+                {"device": device_name, "all": include_expired, "now": now},
+            )
+            return [DeviceTokenRecord(**row) for row in cur.fetchall()]
+
+    def revoke_device_token(self, token_id: str, revoked_by: str, reason: str,
+                            now: dt.datetime) -> DeviceTokenRecord | None:
+        """Revokes the token once: a second revocation keeps the first's time,
+        admin and reason. None when no such token was issued."""
+        with self.transaction() as cur:
+            cur.execute(
+                "UPDATE device_tokens SET revoked_at = %s, revoked_by = %s, revoke_reason = %s "
+                "WHERE token_id = %s AND revoked_at IS NULL",
+                (now, revoked_by, reason, token_id),
+            )
+            cur.execute(f"SELECT {_DEVICE_COLUMNS} FROM device_tokens WHERE token_id = %s", (token_id,))
+            row = cur.fetchone()
+            return DeviceTokenRecord(**row) if row else None
+
+    def revoked_token_ids(self, now: dt.datetime) -> list[str]:
+        """The revoked tokens not yet expired (an expired one is refused anyway)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT token_id FROM device_tokens WHERE revoked_at IS NOT NULL AND expires_at > %s "
+                        "ORDER BY token_id", (now,))
+            return [row["token_id"] for row in cur.fetchall()]

@@ -147,12 +147,72 @@ class IssueDeviceTokenRequest(_message.Message):
     def __init__(self, device_name: _Optional[str] = ..., valid_days: _Optional[int] = ...) -> None: ...
 
 class IssueDeviceTokenResponse(_message.Message):
-    __slots__ = ("access_token", "expires_at")
+    __slots__ = ("access_token", "expires_at", "token_id")
     ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     access_token: str
     expires_at: str
-    def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[str] = ...) -> None: ...
+    token_id: str
+    def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[str] = ..., token_id: _Optional[str] = ...) -> None: ...
+
+class DeviceToken(_message.Message):
+    __slots__ = ("token_id", "device_name", "issued_at", "expires_at", "issued_by", "revoked_at", "revoked_by", "revoke_reason")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVOKE_REASON_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    device_name: str
+    issued_at: str
+    expires_at: str
+    issued_by: str
+    revoked_at: str
+    revoked_by: str
+    revoke_reason: str
+    def __init__(self, token_id: _Optional[str] = ..., device_name: _Optional[str] = ..., issued_at: _Optional[str] = ..., expires_at: _Optional[str] = ..., issued_by: _Optional[str] = ..., revoked_at: _Optional[str] = ..., revoked_by: _Optional[str] = ..., revoke_reason: _Optional[str] = ...) -> None: ...
+
+class ListDeviceTokensRequest(_message.Message):
+    __slots__ = ("device_name", "include_expired")
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    device_name: str
+    include_expired: bool
+    def __init__(self, device_name: _Optional[str] = ..., include_expired: _Optional[bool] = ...) -> None: ...
+
+class ListDeviceTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[DeviceToken]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[DeviceToken, _Mapping]]] = ...) -> None: ...
+
+class RevokeDeviceTokenRequest(_message.Message):
+    __slots__ = ("token_id", "reason")
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    token_id: str
+    reason: str
+    def __init__(self, token_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevokeDeviceTokenResponse(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: DeviceToken
+    def __init__(self, token: _Optional[_Union[DeviceToken, _Mapping]] = ...) -> None: ...
+
+class ListRevokedTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRevokedTokensResponse(_message.Message):
+    __slots__ = ("token_ids",)
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    token_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListStaffRequest(_message.Message):
     __slots__ = ("role",)

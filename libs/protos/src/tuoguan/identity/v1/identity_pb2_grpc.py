@@ -71,6 +71,21 @@ class IdentityServiceStub:
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.FromString,
                 _registered_method=True)
+        self.ListDeviceTokens = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/ListDeviceTokens',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListDeviceTokensRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListDeviceTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeDeviceToken = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/RevokeDeviceToken',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RevokeDeviceTokenRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RevokeDeviceTokenResponse.FromString,
+                _registered_method=True)
+        self.ListRevokedTokens = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/ListRevokedTokens',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListRevokedTokensRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListRevokedTokensResponse.FromString,
+                _registered_method=True)
         self.ListStaff = channel.unary_unary(
                 '/tuoguan.identity.v1.IdentityService/ListStaff',
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.SerializeToString,
@@ -132,7 +147,33 @@ class IdentityServiceServicer:
     def IssueDeviceToken(self, request, context):
         """Admins issue a long-lived token for a machine (Alertmanager, the specimen
         bank's devices): subject "device:<device_name>", the one role DEVICE. It
-        stays valid until it expires; nothing is stored, so keep valid_days short.
+        is valid until it expires or is revoked. Identity records its id, device,
+        issuer and expiry, never the token itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeviceTokens(self, request, context):
+        """Admins list the device tokens issued, newest first; expired ones only
+        when asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeDeviceToken(self, request, context):
+        """Admins revoke a device token (leaked, or its device retired): every api
+        that keeps the revocation list refuses it within its refresh interval.
+        Revoking it again changes nothing and answers the first revocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevokedTokens(self, request, context):
+        """The ids of the revoked tokens that have not expired yet: what the apis
+        refuse. No token needed: the ids are random and say nothing else.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -183,6 +224,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.IssueDeviceToken,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.FromString,
                     response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.SerializeToString,
+            ),
+            'ListDeviceTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeviceTokens,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListDeviceTokensRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListDeviceTokensResponse.SerializeToString,
+            ),
+            'RevokeDeviceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeDeviceToken,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RevokeDeviceTokenRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RevokeDeviceTokenResponse.SerializeToString,
+            ),
+            'ListRevokedTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevokedTokens,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListRevokedTokensRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListRevokedTokensResponse.SerializeToString,
             ),
             'ListStaff': grpc.unary_unary_rpc_method_handler(
                     servicer.ListStaff,
@@ -381,6 +437,87 @@ class IdentityService:
             '/tuoguan.identity.v1.IdentityService/IssueDeviceToken',
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenRequest.SerializeToString,
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.IssueDeviceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeviceTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/ListDeviceTokens',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListDeviceTokensRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListDeviceTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeDeviceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/RevokeDeviceToken',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.RevokeDeviceTokenRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.RevokeDeviceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevokedTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/ListRevokedTokens',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListRevokedTokensRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListRevokedTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

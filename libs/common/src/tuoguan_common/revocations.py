@@ -1,0 +1,79 @@
+"""The revoked tokens an api refuses, kept fresh in the background.
+
+Tokens are checked by signature alone, so a token that must stop working
+before it expires (a leaked device token, a retired device) needs a list.
+Identity keeps it (``ListRevokedTokens``: the revoked ids not yet expired);
+every api reads it at start and every ``TUOGUAN_REVOCATION_REFRESH_SECONDS``
+(30 s) after, and ``auth.TokenVerifier`` refuses the ids on it. When identity
+cannot be reached the last list read stays in force, and the api says so in
+its log and in ``tuoguan_token_revocations_refreshed_timestamp_seconds``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+from . import metrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REFRESH_SECONDS = 30.0
+
+
+class RevocationList:
+    """A set of revoked token ids (``in``), refreshed by ``start()``'s thread."""
+
+    def __init__(self, service: str, fetch: Callable[[], Iterable[str]], refresh_seconds: float = DEFAULT_REFRESH_SECONDS):
+        self.service = service
+        self._fetch = fetch
+        self.refresh_seconds = refresh_seconds
+        self._ids: frozenset[str] = frozenset()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __contains__(self, token_id: object) -> bool:
+        return token_id in self._ids
+
+    def refresh(self) -> bool:
+        """Reads the list once; False (and the last list kept) when it could not."""
+        try:
+            ids = frozenset(self._fetch())
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the last list; the next refresh tries again
+            log.warning("token revocation list not refreshed", extra={"error": type(exc).__name__})
+            return False
+        self._ids = ids
+        metrics.TOKEN_REVOCATIONS.labels(self.service).set(len(ids))
+        metrics.TOKEN_REVOCATIONS_REFRESHED.labels(self.service).set(time.time())
+        return True
+
+    def start(self) -> "RevocationList":
+        """Reads the list now (a restarted api refuses what was revoked before
+        it started), then every ``refresh_seconds`` in a daemon thread."""
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="token-revocations", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            self.refresh()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def from_identity(service: str, address: str, refresh_seconds: float = DEFAULT_REFRESH_SECONDS) -> RevocationList:
+    """The list as identity's api answers it at ``address``."""
+    import grpc
+    from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
+
+    stub = identity_pb2_grpc.IdentityServiceStub(grpc.insecure_channel(address))
+
+    def fetch() -> list[str]:
+        return list(stub.ListRevokedTokens(identity_pb2.ListRevokedTokensRequest(), timeout=5).token_ids)
+
+    return RevocationList(service, fetch, refresh_seconds)

@@ -1,0 +1,77 @@
+"""The revoked tokens' list as an api keeps it: what it refuses, when it
+learns a revocation, and what it does when identity cannot be reached."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+from prometheus_client import REGISTRY
+
+from tuoguan_common import auth
+from tuoguan_common.errors import Unauthenticated
+from tuoguan_common.revocations import RevocationList
+
+
+class Identity:
+    """What ListRevokedTokens answers, as the test sets it; ``down`` makes it fail."""
+
+    def __init__(self):
+        self.revoked: list[str] = []
+        self.down = False
+        self.asked = 0
+
+    def __call__(self) -> list[str]:
+        self.asked += 1
+        if self.down:
+            raise ConnectionError("identity is restarting")
+        return list(self.revoked)
+
+
+def jti(token: str) -> str:
+    return jwt.decode(token, options={"verify_signature": False})["jti"]
+
+
+def test_a_revoked_token_is_refused_on_every_call_even_when_remembered(issuer, token_keys):
+    identity = Identity()
+    revocations = RevocationList("revocations-test", identity, refresh_seconds=3600)
+    verifier = auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations)
+    device = issuer.issue("device:alertmanager", [auth.DEVICE], ttl_seconds=86_400)
+    other = issuer.issue("device:freezer-b2-07", [auth.DEVICE], ttl_seconds=86_400)
+    assert verifier.verify(device).subject == "device:alertmanager"  # now remembered as verified
+    identity.revoked = [jti(device)]
+    assert revocations.refresh()
+    with pytest.raises(Unauthenticated, match="revoked"):
+        verifier.verify(device)
+    assert verifier.verify(other).subject == "device:freezer-b2-07"
+    assert REGISTRY.get_sample_value("tuoguan_token_revocations", {"service": "revocations-test"}) == 1
+
+
+def test_identity_out_of_reach_keeps_the_last_list():
+    identity = Identity()
+    identity.revoked = ["a" * 32]
+    revocations = RevocationList("revocations-down", identity, refresh_seconds=3600)
+    assert revocations.refresh()
+    read_at = REGISTRY.get_sample_value("tuoguan_token_revocations_refreshed_timestamp_seconds",
+                                        {"service": "revocations-down"})
+    identity.down = True
+    assert not revocations.refresh()
+    assert "a" * 32 in revocations, "a revocation stays in force while identity is away"
+    assert REGISTRY.get_sample_value("tuoguan_token_revocations_refreshed_timestamp_seconds",
+                                     {"service": "revocations-down"}) == read_at
+
+
+def test_started_it_reads_at_once_then_every_interval():
+    identity = Identity()
+    identity.revoked = ["b" * 32]
+    revocations = RevocationList("revocations-timer", identity, refresh_seconds=0.05).start()
+    try:
+        assert "b" * 32 in revocations, "read before start() returns"
+        identity.revoked = []
+        deadline = time.monotonic() + 5
+        while "b" * 32 in revocations and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "b" * 32 not in revocations and identity.asked >= 2
+    finally:
+        revocations.stop()
