@@ -32,6 +32,8 @@ def platform(infra, tmp_path_factory):
             # no other journey's payment races it on a loaded machine.
             "REGISTRATION_HOLD_MINUTES": os.environ.get("E2E_HOLD_MINUTES", "0.25"),
             "TUOGUAN_TRACE_FILE": str(work / "spans.jsonl"),
+            # A revoked token is refused within this: a test waits seconds, not the default 30.
+            "TUOGUAN_REVOCATION_REFRESH_SECONDS": "1",
         },
     )
     plat.start()

@@ -346,7 +346,7 @@ def device_token(http, demo):
 def test_an_admin_issues_a_device_token(http, demo, verifier):
     reply = http.post("/api/v1/admin/device-tokens", headers=demo("admin").headers,
                       json={"device_name": "freezer-b2-07", "valid_days": 30})
-    assert reply.status_code == 201 and set(reply.json()) == {"access_token", "expires_at"}
+    assert reply.status_code == 201 and set(reply.json()) == {"access_token", "expires_at", "token_id"}
     principal = verifier.verify(reply.json()["access_token"])
     assert principal.subject == "device:freezer-b2-07" and principal.roles == {auth.DEVICE}
     assert reply.json()["expires_at"].endswith("Z")

@@ -35,7 +35,9 @@ PaymentList = message_model(billing_pb2.ListPaymentsResponse)
 Ledger = message_model(billing_pb2.GetLedgerBalancesResponse)
 ReconciliationReport = message_model(billing_pb2.GetReconciliationReportResponse)
 Role = enum_model(identity_pb2.Role.DESCRIPTOR)
-DeviceToken = message_model(identity_pb2.IssueDeviceTokenResponse)
+IssuedDeviceToken = message_model(identity_pb2.IssueDeviceTokenResponse)
+DeviceToken = message_model(identity_pb2.DeviceToken)
+DeviceTokenList = message_model(identity_pb2.ListDeviceTokensResponse)
 Subsystem = message_model(ticketing_pb2.Subsystem)
 SubsystemList = message_model(ticketing_pb2.ListSubsystemsResponse)
 CalendarDayList = message_model(ticketing_pb2.ListCalendarDaysResponse)
@@ -111,6 +113,11 @@ class Suspend(BaseModel):
 class DeviceTokenRequest(BaseModel):
     device_name: str = Field(description="1-64 characters of a-z, 0-9 and '-'", examples=["alertmanager"])
     valid_days: Int32 = Field(description="1-366", examples=[90])
+
+
+class DeviceTokenRevocation(BaseModel):
+    reason: str = Field(description="Why, for the record: 1-500 characters",
+                        examples=["posted in a chat by mistake / 误发到群聊"])
 
 
 class OpenTicket(BaseModel):

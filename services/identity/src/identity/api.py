@@ -33,9 +33,8 @@ from .exceptions import (
 )
 from .migrate import MIGRATIONS_DIR
 from .notifications import LogNotifier, Notifier
-from .store import DeviceTokenRecord
 from .passwords import Passwords
-from .store import AccountRecord, IdentityStore
+from .store import AccountRecord, DeviceTokenRecord, IdentityStore
 
 log = logging.getLogger(__name__)
 

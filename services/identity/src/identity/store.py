@@ -46,6 +46,7 @@ class DeviceTokenRecord:
     revoke_reason: str | None
 
 
+MAX_LISTED_DEVICE_TOKENS = 1000
 _DEVICE_COLUMNS = "token_id, device_name, issued_by, issued_at, expires_at, revoked_at, revoked_by, revoke_reason"
 
 
@@ -199,8 +200,8 @@ class IdentityStore:
             cur.execute(
                 f"SELECT {_DEVICE_COLUMNS} FROM device_tokens "
                 "WHERE (%(device)s::text IS NULL OR device_name = %(device)s) AND (%(all)s OR expires_at > %(now)s) "
-                "ORDER BY issued_at DESC, token_id LIMIT 1000",
-                {"device": device_name, "all": include_expired, "now": now},
+                "ORDER BY issued_at DESC, recorded_at DESC LIMIT %(limit)s",
+                {"device": device_name, "all": include_expired, "now": now, "limit": MAX_LISTED_DEVICE_TOKENS},
             )
             return [DeviceTokenRecord(**row) for row in cur.fetchall()]
 

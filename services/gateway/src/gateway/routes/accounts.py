@@ -1,7 +1,9 @@
 """Sign-up, sign-in and the caller's account (identity)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from tuoguan.identity.v1 import identity_pb2
 
@@ -9,8 +11,8 @@ from ..convert import fill, to_dict
 from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
-    Account, DeviceToken, DeviceTokenRequest, PasswordReset, PasswordResetConfirm, PasswordResetReply, SignIn,
-    SignInReply, SignUp, StaffAccount,
+    Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
+    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount,
 )
 
 router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
@@ -60,10 +62,36 @@ async def open_staff_account(body: StaffAccount, key: IdempotencyKey, services: 
     return to_dict((await services.identity.CreateStaffAccount(request)).account)
 
 
-@router.post("/admin/device-tokens", status_code=201, response_model=DeviceToken,
+@router.post("/admin/device-tokens", status_code=201, response_model=IssuedDeviceToken,
              summary="Admins issue a long-lived token for a machine (Alertmanager, a specimen bank device)")
 async def issue_device_token(body: DeviceTokenRequest, services: CallerServices):
-    """The token's subject is ``device:<device_name>`` and its one role ``device``. It is not
-    stored anywhere and stays valid until ``expires_at``: keep it as a secret of the machine."""
+    """The token's subject is ``device:<device_name>`` and its one role ``device``. Identity
+    records its ``token_id`` (to list and revoke it), never the token itself: keep the token as a
+    secret of the machine. It works until ``expires_at`` or until revoked."""
     return to_dict(await services.identity.IssueDeviceToken(
         identity_pb2.IssueDeviceTokenRequest(**body.model_dump())))
+
+
+@router.get("/admin/device-tokens", response_model=DeviceTokenList,
+            summary="Admins list the device tokens issued, newest first")
+async def device_tokens(
+    services: CallerServices,
+    device_name: Annotated[str, Query(description="Only this device's tokens; empty: every device's")] = "",
+    include_expired: Annotated[bool, Query(description="Expired tokens too")] = False,
+):
+    """Revoked tokens are listed (with ``revoked_at``, ``revoked_by`` and ``revoke_reason``)
+    until they expire. Anyone but an admin is refused (403)."""
+    return to_dict(await services.identity.ListDeviceTokens(
+        identity_pb2.ListDeviceTokensRequest(device_name=device_name, include_expired=include_expired)))
+
+
+@router.post("/admin/device-tokens/{token_id}/revoke", response_model=DeviceToken,
+             summary="Admins revoke a device token (leaked, or its device retired)")
+async def revoke_device_token(token_id: str, body: DeviceTokenRevocation, services: CallerServices):
+    """Every api refuses the token (401) within its refresh interval
+    (``TUOGUAN_REVOCATION_REFRESH_SECONDS``, 30 by default).
+    Revoking it again changes nothing and answers the first revocation. A ``token_id`` that
+    is not 32 lowercase hexadecimal digits, or a missing or too long ``reason`` (over 500
+    characters), is 422 with that field; an id never issued 404; anyone but an admin 403."""
+    return to_dict((await services.identity.RevokeDeviceToken(
+        identity_pb2.RevokeDeviceTokenRequest(token_id=token_id, reason=body.reason))).token)

@@ -155,8 +155,8 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDeviceTokens(self, request, context):
-        """Admins list the device tokens issued, newest first; expired ones only
-        when asked for.
+        """Admins list the device tokens issued, newest first (the newest 1,000);
+        expired ones only when asked for.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

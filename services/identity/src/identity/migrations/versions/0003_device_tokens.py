@@ -22,10 +22,12 @@ def upgrade() -> None:
             revoked_at    timestamptz,
             revoked_by    text,
             revoke_reason text,
+            -- Orders tokens issued within one second (issued_at is the token's, in whole seconds).
+            recorded_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
             CHECK ((revoked_at IS NULL) = (revoked_by IS NULL))
         )
     """)
-    op.execute("CREATE INDEX device_tokens_device ON device_tokens (device_name, issued_at DESC)")
+    op.execute("CREATE INDEX device_tokens_device ON device_tokens (device_name, issued_at DESC, recorded_at DESC)")
     # What every api asks for every refresh: the revoked tokens still unexpired.
     op.execute("CREATE INDEX device_tokens_revoked ON device_tokens (expires_at) WHERE revoked_at IS NOT NULL")
 
