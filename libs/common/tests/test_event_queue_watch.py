@@ -54,3 +54,13 @@ def test_a_broker_out_of_reach_leaves_no_figures():
     watch = EventQueueWatch(service, f"amqp://guest:guest@127.0.0.1:{free_port()}//", ["evt-a--b.c"])
     assert watch.poll() == {}
     assert gauge("tuoguan_event_queue_messages", service, "evt-a--b.c") is None
+
+
+def test_a_broker_that_refuses_the_password_leaves_no_figures_and_raises_nothing(infra):
+    """A rotated password: the worker's own connection stays up, new ones are refused."""
+    service = f"watch-{uuid.uuid4().hex[:6]}"
+    refused = infra["amqp_uri"].replace("guest:guest@", "guest:not-the-password@")
+    assert refused != infra["amqp_uri"]
+    watch = EventQueueWatch(service, refused, ["evt-a--b.c"])
+    assert watch.poll() == {}
+    assert gauge("tuoguan_event_queue_consumers", service, "evt-a--b.c") is None

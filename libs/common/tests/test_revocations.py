@@ -75,3 +75,24 @@ def test_started_it_reads_at_once_then_every_interval():
         assert "b" * 32 not in revocations and identity.asked >= 2
     finally:
         revocations.stop()
+
+
+def test_until_a_first_read_it_says_never_and_tries_every_second():
+    """Identity still starting beside the api: the figure's age says "never"
+    (the stale-list alert fires), and the api does not wait a whole interval to try again."""
+    identity = Identity()
+    identity.down = True
+    revocations = RevocationList("revocations-late", identity, refresh_seconds=3600)
+    assert REGISTRY.get_sample_value("tuoguan_token_revocations_refreshed_timestamp_seconds",
+                                     {"service": "revocations-late"}) == 0
+    revocations.start()
+    try:
+        identity.revoked, identity.down = ["c" * 32], False
+        deadline = time.monotonic() + 5
+        while "c" * 32 not in revocations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "c" * 32 in revocations
+        assert REGISTRY.get_sample_value("tuoguan_token_revocations_refreshed_timestamp_seconds",
+                                         {"service": "revocations-late"}) > 0
+    finally:
+        revocations.stop()

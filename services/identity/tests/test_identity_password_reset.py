@@ -237,14 +237,19 @@ def test_a_retried_reset_gets_its_first_answer_and_only_with_the_same_password(s
     assert sign_in(stub, NEW_PASSWORD).access_token
 
 
-def test_a_refused_reset_leaves_its_key_free(stub, patient, notifier):
+def test_a_refused_reset_leaves_its_key_free(stub, patient, notifier, clock, identity_db):
+    """The same request (code, key) refused again is refused for its reason,
+    not answered as a replay of a reset that never happened."""
     request_code(stub)
     code = notifier.last_code()
     key = str(uuid.uuid4())
-    assert failure(lambda: reset(stub, code, new_password="short", key=key))[0] == grpc.StatusCode.INVALID_ARGUMENT
-    assert failure(lambda: reset(stub, wrong(code), key=key)) == INVALID
-    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
-    assert sign_in(stub, NEW_PASSWORD).access_token
+    clock.advance(minutes=10)
+    assert failure(lambda: reset(stub, code, key=key)) == EXPIRED
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM idempotency_keys WHERE scope = 'ResetPassword'")
+        assert cur.fetchone()["n"] == 0
+    assert failure(lambda: reset(stub, code, key=key)) == EXPIRED
+    assert failure(lambda: sign_in(stub, NEW_PASSWORD))[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
 
 
 def test_a_reset_without_a_key_is_refused_and_spends_no_attempt(stub, patient, notifier, identity_db):

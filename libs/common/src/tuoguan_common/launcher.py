@@ -13,6 +13,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from .auth import generate_keypair
@@ -49,6 +50,7 @@ class Platform:
     session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     payment_ticket_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: ProcessGroup = field(init=False)
+    _drop_vhost: Callable[[], None] = field(init=False, default_factory=lambda: lambda: None, repr=False)
 
     def db_url(self, service: str) -> str:
         return urlsplit(self.database_url)._replace(path=f"/{self.db_prefix}_{service}").geturl()
@@ -120,14 +122,13 @@ class Platform:
         for service in WORKER_SERVICES:
             self.ports[f"{service}_worker_metrics"] = free_port()
         self.ports["gateway_http"] = free_port()
-        self._drop_vhost = lambda: None
-        if self.own_vhost:
-            self.amqp_uri, self._drop_vhost = private_vhost(self.amqp_uri, self.db_prefix.replace("_", "-"))
-        for service in DOMAIN_SERVICES:
-            migrate(self.db_url(service), migrations_dir(service))
-            declare_event_queues(service, self.amqp_uri)
         py = sys.executable
         try:
+            if self.own_vhost:
+                self.amqp_uri, self._drop_vhost = private_vhost(self.amqp_uri, self.db_prefix.replace("_", "-"))
+            for service in DOMAIN_SERVICES:
+                migrate(self.db_url(service), migrations_dir(service))
+                declare_event_queues(service, self.amqp_uri)
             for service in WORKER_SERVICES:
                 self._spawn(f"{service}-worker", [py, "-m", "tuoguan_common.worker_main", service],
                             self.ports[f"{service}_worker_metrics"])
@@ -150,6 +151,7 @@ class Platform:
     def stop(self) -> None:
         self.processes.stop_all()
         self._drop_vhost()
+        self._drop_vhost = lambda: None
         if not self.keep_databases:
             for service in DOMAIN_SERVICES:
                 drop_database(self.db_url(service))

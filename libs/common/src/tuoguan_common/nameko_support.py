@@ -81,18 +81,9 @@ class EventQueueWatch:
         try:
             with conn:
                 for queue in self.queues:
-                    channel = conn.channel()
-                    try:
-                        _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
-                        seen[queue] = (messages, consumers)
-                    except conn.channel_errors:
-                        pass  # 404: the broker closed this channel, the next queue gets a new one
-                    finally:
-                        try:
-                            channel.close()
-                        except conn.channel_errors + conn.connection_errors:
-                            pass
-        except (OSError, *conn.connection_errors) as exc:
+                    seen.update(self._read(conn, queue))
+        except (OSError, *conn.connection_errors, *conn.channel_errors) as exc:
+            # Refused (a rotated password), unreachable, closed: no figures this time.
             log.warning("event queue depths not read", extra={"error": type(exc).__name__})
         for queue in self.queues:
             if queue in seen:
@@ -105,6 +96,20 @@ class EventQueueWatch:
                     except KeyError:
                         pass
         return seen
+
+    @staticmethod
+    def _read(conn: kombu.Connection, queue: str) -> dict[str, tuple[int, int]]:
+        channel = conn.channel()
+        try:
+            _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
+            return {queue: (messages, consumers)}
+        except conn.channel_errors:
+            return {}  # 404: the broker closed this channel, the next queue gets a new one
+        finally:
+            try:
+                channel.close()
+            except conn.channel_errors + conn.connection_errors:
+                pass
 
 
 class Observability(DependencyProvider):
@@ -131,7 +136,10 @@ class Observability(DependencyProvider):
         # look at once would find the worker's own consumers not attached yet.
         while True:
             eventlet.sleep(interval)
-            watch.poll()
+            try:
+                watch.poll()
+            except Exception as exc:  # noqa: BLE001 - a managed thread that raises kills the container
+                log.warning("event queue depths not read", extra={"error": type(exc).__name__})
 
     def stop(self):
         if self._watching is not None:

@@ -32,6 +32,9 @@ class RevocationList:
         self._ids: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._read_once = False
+        # Never read is the stalest of all: the alert on the figure's age fires.
+        metrics.TOKEN_REVOCATIONS_REFRESHED.labels(service).set(0)
 
     def __contains__(self, token_id: object) -> bool:
         return token_id in self._ids
@@ -44,6 +47,7 @@ class RevocationList:
             log.warning("token revocation list not refreshed", extra={"error": type(exc).__name__})
             return False
         self._ids = ids
+        self._read_once = True
         metrics.TOKEN_REVOCATIONS.labels(self.service).set(len(ids))
         metrics.TOKEN_REVOCATIONS_REFRESHED.labels(self.service).set(time.time())
         return True
@@ -57,7 +61,8 @@ class RevocationList:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.refresh_seconds):
+        # Until a first read succeeds (identity starting beside this api), try every second.
+        while not self._stop.wait(self.refresh_seconds if self._read_once else min(1.0, self.refresh_seconds)):
             self.refresh()
 
     def stop(self) -> None:

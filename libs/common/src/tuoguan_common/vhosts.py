@@ -17,6 +17,8 @@ import uuid
 from typing import Callable
 from urllib.parse import urlsplit
 
+import kombu
+
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -44,4 +46,15 @@ def private_vhost(amqp_uri: str, label: str) -> tuple[str, Callable[[], None]]:
         delete()
         log.info("no virtual host of our own: rabbitmqctl refused the permissions; sharing %s", parts.path or "/")
         return amqp_uri, lambda: None
-    return parts._replace(path=f"/{vhost}").geturl(), delete
+    private = parts._replace(path=f"/{vhost}").geturl()
+    # rabbitmqctl speaks to this machine's node, which need not be the broker
+    # at the URI's port (a container's beside it): use the host only if it opens.
+    try:
+        with kombu.Connection(private, connect_timeout=5) as conn:
+            conn.connect()
+    except Exception as exc:  # noqa: BLE001 - any failure: the broker there is not the one administered
+        delete()
+        log.info("no virtual host of our own: the broker at the URI does not have it (%s); sharing %s",
+                 type(exc).__name__, parts.path or "/")
+        return amqp_uri, lambda: None
+    return private, delete
