@@ -8,7 +8,6 @@ import datetime as dt
 import functools
 import logging
 import math
-import re
 from typing import Callable, Iterable
 
 import grpc
@@ -23,12 +22,13 @@ from tuoguan_common.errors import AlreadyExists
 
 from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
+from .domain import device_tokens
 from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
 from .domain.throttle import SignInThrottle
 from .exceptions import (
-    AccountNotFound, BadCredentials, DeviceTokenNotFound, InvalidAccountField, LoginTaken, PhoneTaken, ResetTooSoon,
+    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, ResetTooSoon,
     TooManyAttempts,
 )
 from .migrate import MIGRATIONS_DIR
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
 # Sign-up has no caller yet; its idempotency keys share one owner.
 ANONYMOUS = "anonymous"
-# Device tokens: "device:<name>", role DEVICE, valid for whole days.
-DEVICE_NAME = re.compile(r"[a-z0-9-]{1,64}")
-MAX_DEVICE_TOKEN_DAYS = 366
-TOKEN_ID = re.compile(r"[0-9a-f]{32}")
-MAX_REVOKE_REASON = 500
 
 
 def role_name(role: int) -> str:
@@ -60,38 +55,6 @@ _ROLE_VALUES = {role_name(v): v for v in identity_pb2.Role.values() if v != iden
 
 def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def device_name(raw: str, field: str = "device_name") -> str:
-    if not raw:
-        raise InvalidAccountField(field, "is required", "required")
-    if not DEVICE_NAME.fullmatch(raw):
-        raise InvalidAccountField(field, "must be 1-64 characters of a-z, 0-9 and '-'", "device_name_format")
-    return raw
-
-
-def device_token_days(raw: int, field: str = "valid_days") -> int:
-    if not 1 <= raw <= MAX_DEVICE_TOKEN_DAYS:
-        raise InvalidAccountField(field, f"must be 1-{MAX_DEVICE_TOKEN_DAYS} days", "valid_days_range")
-    return raw
-
-
-def device_token_id(raw: str, field: str = "token_id") -> str:
-    token_id = (raw or "").strip().lower()
-    if not token_id:
-        raise InvalidAccountField(field, "is required", "required")
-    if not TOKEN_ID.fullmatch(token_id):
-        raise InvalidAccountField(field, "must be the 32 hexadecimal digits IssueDeviceToken answered", "token_id_format")
-    return token_id
-
-
-def revoke_reason(raw: str, field: str = "reason") -> str:
-    reason = (raw or "").strip()
-    if not reason:
-        raise InvalidAccountField(field, "is required: say why, for the record", "required")
-    if len(reason) > MAX_REVOKE_REASON:
-        raise InvalidAccountField(field, f"must be at most {MAX_REVOKE_REASON} characters", "too_long")
-    return reason
 
 
 def device_token_message(record: DeviceTokenRecord) -> identity_pb2.DeviceToken:
@@ -250,8 +213,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def IssueDeviceToken(self, request, context):
         admin = auth.current_principal().require(auth.ADMIN)
-        name = device_name(request.device_name)
-        days = device_token_days(request.valid_days)
+        name = device_tokens.device_name(request.device_name)
+        days = device_tokens.valid_days(request.valid_days)
         token = self.issuer.issue(f"device:{name}", [auth.DEVICE], ttl_seconds=days * 86_400)
         # The id and expiry exactly as signed, read back from the token just made.
         claims = jwt.decode(token, options={"verify_signature": False})
@@ -268,14 +231,14 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def ListDeviceTokens(self, request, context):
         auth.current_principal().require(auth.ADMIN)
-        name = device_name(request.device_name) if request.device_name else None
+        name = device_tokens.device_name(request.device_name) if request.device_name else None
         records = self.store.device_tokens(name, request.include_expired, self.clock())
         return identity_pb2.ListDeviceTokensResponse(tokens=[device_token_message(r) for r in records])
 
     def RevokeDeviceToken(self, request, context):
         admin = auth.current_principal().require(auth.ADMIN)
-        token_id = device_token_id(request.token_id)
-        reason = revoke_reason(request.reason)
+        token_id = device_tokens.token_id(request.token_id)
+        reason = device_tokens.revoke_reason(request.reason)
         record = self.store.revoke_device_token(token_id, admin.subject, reason, self.clock())
         if record is None:
             raise DeviceTokenNotFound()
