@@ -519,9 +519,9 @@ class Store:
                 free = [(booking, request, response) for (booking, request), (_, response) in zip(held, answered)
                         if rules.confirmed_when_held(booking["fee_fen"])]
                 if free:
-                    numbers = self._confirm(cur, [(booking, None, request.trace_carrier)
-                                                  for booking, request, _ in free], published, now)
-                    for (_, _, response), number in zip(free, numbers):
+                    queue_numbers = self._confirm(cur, [(booking, None, request.trace_carrier)
+                                                        for booking, request, _ in free], published, now)
+                    for (_, _, response), number in zip(free, queue_numbers):
                         response.booking.status = pb.BOOKING_STATUS_CONFIRMED
                         response.booking.queue_number = number
                 outbox.append_many(cur, published)
