@@ -34,6 +34,7 @@ from psycopg_pool import PoolTimeout
 
 from . import metrics, outbox, telemetry
 from .db import Database
+from .topology import queue_state
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class EventQueueWatch:
         try:
             with conn:
                 for queue in self.queues:
-                    seen.update(self._read(conn, queue))
+                    state = queue_state(conn, queue)
+                    if state is not None:
+                        seen[queue] = state
         except (OSError, *conn.connection_errors, *conn.channel_errors) as exc:
             # Refused (a rotated password), unreachable, closed: no figures this time.
             log.warning("event queue depths not read", extra={"error": type(exc).__name__})
@@ -96,20 +99,6 @@ class EventQueueWatch:
                     except KeyError:
                         pass
         return seen
-
-    @staticmethod
-    def _read(conn: kombu.Connection, queue: str) -> dict[str, tuple[int, int]]:
-        channel = conn.channel()
-        try:
-            _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
-            return {queue: (messages, consumers)}
-        except conn.channel_errors:
-            return {}  # 404: the broker closed this channel, the next queue gets a new one
-        finally:
-            try:
-                channel.close()
-            except conn.channel_errors + conn.connection_errors:
-                pass
 
 
 class Observability(DependencyProvider):

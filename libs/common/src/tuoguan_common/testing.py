@@ -233,16 +233,10 @@ class EventTap:
 
 def queue_consumers(connection, queue: str) -> int:
     """How many consumers a queue has; 0 when it does not exist yet."""
-    import amqp
+    from .topology import queue_state
 
-    channel = connection.channel()
-    try:
-        return channel.queue_declare(queue, passive=True).consumer_count
-    except amqp.exceptions.NotFound:
-        return 0
-    finally:
-        if channel.is_open:
-            channel.close()
+    state = queue_state(connection, queue)
+    return 0 if state is None else state[1]
 
 
 def wait_for_consumers(amqp_uri: str, queues: Iterable[str], *, exactly: int | None = None,

@@ -58,3 +58,20 @@ def declare_event_queues(service: str, amqp_uri: str | None = None) -> list[str]
             declared.append(queue_name)
     log.info("event queues declared", extra={"queues": len(declared)})
     return declared
+
+
+def queue_state(connection: kombu.Connection, queue: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of a queue as the broker counts them, by a
+    passive declare on a channel of its own; None when the broker has no such
+    queue (it closes that channel, so the next look opens another)."""
+    channel = connection.channel()
+    try:
+        _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
+        return messages, consumers
+    except connection.channel_errors:
+        return None
+    finally:
+        try:
+            channel.close()
+        except connection.channel_errors + connection.connection_errors:
+            pass

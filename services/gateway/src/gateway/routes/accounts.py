@@ -91,7 +91,7 @@ async def revoke_device_token(token_id: str, body: DeviceTokenRevocation, servic
     """Every api refuses the token (401) within its refresh interval
     (``TUOGUAN_REVOCATION_REFRESH_SECONDS``, 30 by default).
     Revoking it again changes nothing and answers the first revocation. A ``token_id`` that
-    is not 32 lowercase hexadecimal digits, or a missing or too long ``reason`` (over 500
+    is not 32 hexadecimal digits, or a missing or too long ``reason`` (over 500
     characters), is 422 with that field; an id never issued 404; anyone but an admin 403."""
     return to_dict((await services.identity.RevokeDeviceToken(
         identity_pb2.RevokeDeviceTokenRequest(token_id=token_id, reason=body.reason))).token)
