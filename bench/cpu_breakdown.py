@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import surge
 from tuoguan_common import auth
-from tuoguan_common.launcher import Platform
+from tuoguan_common.launcher import DOMAIN_SERVICES, Platform
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -55,6 +55,19 @@ def database_work(platform: Platform) -> dict[str, tuple[int, int]]:
     return {name.removeprefix(platform.db_prefix + "_"): (int(tx), int(written)) for name, tx, written in rows}
 
 
+def table_writes(platform: Platform) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """Rows inserted, updated and deleted so far, per table of every service database."""
+    import psycopg
+
+    counts = {}
+    for service in DOMAIN_SERVICES:
+        with psycopg.connect(platform.db_url(service)) as conn:
+            for table, ins, upd, dele in conn.execute(
+                    "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"):
+                counts[(service, table)] = (int(ins), int(upd), int(dele))
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=130.0, help="full bookings per second offered")
@@ -83,6 +96,7 @@ def main() -> None:
         before.update({name: cpu_of_commands(p) for name, p in others.items()})
         before["load generator"] = cpu_seconds(os.getpid())
         work_before = database_work(plat)
+        tables_before = table_writes(plat)
         spy = None
         if args.profile:
             svg = Path(plat.work_dir) / f"{args.profile}.folded"
@@ -118,6 +132,11 @@ def main() -> None:
         for name, (tx, written) in sorted(work_after.items()):
             tx0, written0 = work_before.get(name, (0, 0))
             print(f"{name:22} {(tx - tx0) / max(served, 1):18.1f} {(written - written0) / max(served, 1):24.1f}")
+        print(f"{'table':36} {'inserted':>9} {'updated':>9} {'deleted':>9}  rows per {unit}")
+        for (service, table), counts in sorted(table_writes(plat).items()):
+            per = [(now - then) / max(served, 1) for now, then in zip(counts, tables_before.get((service, table), (0, 0, 0)))]
+            if any(round(x, 2) for x in per):
+                print(f"{service + '.' + table:36} {per[0]:9.2f} {per[1]:9.2f} {per[2]:9.2f}")
     finally:
         if listener is not None:
             listener.close()
