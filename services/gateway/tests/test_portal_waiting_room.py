@@ -16,7 +16,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from gateway.portal.waiting_room import Standing, WaitingRoom
+from gateway.portal.waiting_room import IDLE_SECONDS, Standing, WaitingRoom
 from tuoguan_common.config import DEFAULT_REDIS_URL
 
 REDIS_URL = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
@@ -190,6 +190,26 @@ def test_a_ticket_beyond_the_tail_is_treated_as_new(namespace):
         assert await room.check(3) == Standing(ticket=2, position=1, outcome="queued", waiting=1)
 
     run_with_room(namespace, scenario, capacity=1)
+
+
+def test_a_queue_nobody_checks_expires_whole(namespace):
+    """Every key of the queue lives IDLE_SECONDS past its last check, so a
+    surge's (or a test platform's) queue does not stay in Redis for ever."""
+    async def scenario(room: WaitingRoom):
+        await room.check(None)  # admitted: tail, head, active
+        await room.check(1)  # taken
+        await room.check(None)  # queued behind it
+
+    run_with_room(namespace, scenario, capacity=1)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = sorted(k.decode().rsplit(":", 1)[1] for k in client.scan_iter(match=f"{namespace}:*"))
+        assert keys == ["active", "head", "tail", "taken"]
+        for key in keys:
+            ttl = client.ttl(f"{namespace}:{key}")
+            assert IDLE_SECONDS - 60 < ttl <= IDLE_SECONDS, (key, ttl)
+    finally:
+        client.close()
 
 
 def test_capacity_zero_switches_the_room_off_without_touching_redis(namespace):

@@ -8,7 +8,8 @@ check atomically: it drops spent admissions, lets the next tickets in while
 there is room, and answers where the asking ticket stands. A ticket whose turn
 comes has ``claim_seconds`` to take it (an abandoned tab must not hold a place
 for long); taken, it lasts ``pass_seconds`` or until the patient's booking is
-done.
+done. A queue nobody has checked for ``IDLE_SECONDS`` expires as a whole:
+its keys do not outlive a surge (or a test platform) by more than that.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ import redis.asyncio as aioredis
 from tuoguan_common import metrics
 
 log = logging.getLogger(__name__)
+
+# Far longer than any pass or claim: only a queue nobody uses any more expires.
+IDLE_SECONDS = 24 * 3600
 
 CHECK = """
 local tail_key, head_key, active_key, taken_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -49,16 +53,21 @@ while room > 0 and head < tail do
 end
 redis.call('SET', head_key, head)
 
+local standing
 if ticket > head then
-  return {ticket, ticket - head, 'queued', tail - head}
+  standing = {ticket, ticket - head, 'queued', tail - head}
+elseif not redis.call('ZSCORE', active_key, ticket) then
+  standing = {ticket, 0, 'missed_turn', tail - head}
+else
+  if redis.call('SADD', taken_key, ticket) == 1 then
+    redis.call('ZADD', active_key, now + pass_seconds, ticket)
+  end
+  standing = {ticket, 0, 'admitted', tail - head}
 end
-if not redis.call('ZSCORE', active_key, ticket) then
-  return {ticket, 0, 'missed_turn', tail - head}
+for _, key in ipairs(KEYS) do
+  redis.call('EXPIRE', key, ARGV[6])
 end
-if redis.call('SADD', taken_key, ticket) == 1 then
-  redis.call('ZADD', active_key, now + pass_seconds, ticket)
-end
-return {ticket, 0, 'admitted', tail - head}
+return standing
 """
 
 
@@ -95,7 +104,7 @@ class WaitingRoom:
             return Standing(ticket or 0, 0, "admitted", 0)
         try:
             raw = await self._check(keys=self._keys, args=[
-                time.time(), self.capacity, self.claim_seconds, self.pass_seconds, ticket or 0])
+                time.time(), self.capacity, self.claim_seconds, self.pass_seconds, ticket or 0, IDLE_SECONDS])
         except (aioredis.RedisError, OSError):
             # Without Redis the queue cannot be fair; letting patients through keeps
             # the platform usable, and the services still shed what they cannot take.
