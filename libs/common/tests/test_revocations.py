@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tuoguan_common import auth
+from tuoguan_common import revocations as revocations_module
 from tuoguan_common.errors import Unauthenticated
 from tuoguan_common.revocations import RevocationList
 
@@ -75,6 +76,30 @@ def test_started_it_reads_at_once_then_every_interval():
         assert "b" * 32 not in revocations and identity.asked >= 2
     finally:
         revocations.stop()
+
+
+def test_identity_starting_is_said_once_then_a_warning_past_the_grace(caplog, monkeypatch):
+    identity = Identity()
+    identity.down = True
+    revocations = RevocationList("revocations-starting", identity, refresh_seconds=3600)
+    caplog.set_level("INFO", logger="tuoguan_common.revocations")
+    for _ in range(3):
+        assert not revocations.refresh()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "token revocation list not read yet: waiting for identity")]
+    caplog.clear()
+    # Past the grace, still never read: every failure is a warning.
+    monkeypatch.setattr(revocations, "_created", time.monotonic() - revocations_module.STARTUP_GRACE_SECONDS - 1)
+    assert not revocations.refresh()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    caplog.clear()
+    # Read once, a later failure warns at once.
+    identity.down = False
+    fresh = RevocationList("revocations-starting", identity, refresh_seconds=3600)
+    assert fresh.refresh()
+    identity.down = True
+    assert not fresh.refresh()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
 
 
 def test_until_a_first_read_it_says_never_and_tries_every_second():

@@ -20,6 +20,9 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_SECONDS = 30.0
+# Identity starts beside the apis (`make up`, a rollout): for this long a
+# first read that fails is expected, said once at info, not a warning a second.
+STARTUP_GRACE_SECONDS = 30.0
 
 
 class RevocationList:
@@ -33,6 +36,8 @@ class RevocationList:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._read_once = False
+        self._created = time.monotonic()
+        self._waiting_said = False
         # Never read is the stalest of all: the alert on the figure's age fires.
         metrics.TOKEN_REVOCATIONS_REFRESHED.labels(service).set(0)
 
@@ -44,7 +49,12 @@ class RevocationList:
         try:
             ids = frozenset(self._fetch())
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last list; the next refresh tries again
-            log.warning("token revocation list not refreshed", extra={"error": type(exc).__name__})
+            if self._read_once or time.monotonic() - self._created > STARTUP_GRACE_SECONDS:
+                log.warning("token revocation list not refreshed", extra={"error": type(exc).__name__})
+            elif not self._waiting_said:
+                self._waiting_said = True
+                log.info("token revocation list not read yet: waiting for identity",
+                         extra={"error": type(exc).__name__})
             return False
         self._ids = ids
         self._read_once = True

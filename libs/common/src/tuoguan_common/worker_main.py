@@ -5,7 +5,14 @@ this is the process's entry point and imports the service module afterwards.
 """
 from __future__ import annotations
 
-import eventlet
+import warnings
+
+# nameko 3 runs on eventlet (STACK.md), and eventlet 0.41 announces its
+# deprecation in a dozen lines from every worker at start: nothing an operator
+# can act on, and it buries the start-up log of `make up`.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
 
