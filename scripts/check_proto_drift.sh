@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when the checked-in generated code differs from what proto/ generates,
-# or when buf lint finds a proto out of house style.
+# when buf lint finds a proto out of house style, or when proto/ breaks the
+# recorded v1 contract (scripts/proto_contract.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/gen_protos.sh
@@ -10,4 +11,5 @@ if ! git diff --quiet --exit-code -- libs/protos/src || [ -n "$(git status --por
   exit 1
 fi
 (cd proto && npx --yes @bufbuild/buf@1.75.0 lint)
-echo "protos: generated code matches, buf lint clean"
+./scripts/proto_contract.sh check
+echo "protos: generated code matches, buf lint clean, v1 contract kept"
