@@ -178,3 +178,25 @@ def test_calls_past_the_limit_in_flight_are_shed_with_resource_exhausted(verifie
         assert outcomes.count("RESOURCE_EXHAUSTED") == 4
     finally:
         srv.stop(0).wait(10)
+
+
+def test_request_fields_refuse_control_characters_and_name_the_field():
+    from tuoguan_common import errors
+
+    assert errors.text("  脑外科 \n门诊 ", "name", 20) == "脑外科 \n门诊"
+    assert errors.text("", "note", 20, required=False) == ""
+    assert errors.idempotency_key(" 5f0c-key ") == "5f0c-key"
+    assert errors.entity_id("5F0C8A0E-3E0B-4B8E-9D4E-6C3E9A1B2C3D", "slot_id") == "5f0c8a0e-3e0b-4b8e-9d4e-6c3e9a1b2c3d"
+    assert errors.entity_id(" ", "slot_id", required=False) is None
+    for call, field, problem in [
+        (lambda: errors.text("a\x00b", "reason", 20), "reason", "control characters"),
+        (lambda: errors.text("x" * 21, "reason", 20), "reason", "at most 20"),
+        (lambda: errors.require("a\x1bb", "name"), "name", "control characters"),
+        (lambda: errors.idempotency_key("k\x7f"), "idempotency_key", "control characters"),
+        (lambda: errors.idempotency_key("k" * 201), "idempotency_key", "at most 200"),
+        (lambda: errors.entity_id("slot-7", "slot_id"), "slot_id", "not a valid id"),
+        (lambda: errors.entity_id("", "slot_id"), "slot_id", "required"),
+    ]:
+        with pytest.raises(errors.InvalidArgument) as refused:
+            call()
+        assert refused.value.field == field and problem in refused.value.problem

@@ -108,6 +108,12 @@ def test_holding_needs_a_patient_token_and_a_valid_request(stub, clinic, people)
     with pytest.raises(grpc.RpcError) as no_key:
         stub.HoldSlot(pb.HoldSlotRequest(slot_id=slot_id), metadata=md)
     assert dict(no_key.value.trailing_metadata())["tuoguan-field"] == "idempotency_key"
+    # PostgreSQL's text cannot hold NUL: refused at the door, not INTERNAL from the batch's write.
+    for bad_key in ("a\x00b", "line\nbreak", "k" * 201):
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.HoldSlot(pb.HoldSlotRequest(slot_id=slot_id, idempotency_key=bad_key), metadata=md)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad_key
+        assert dict(bad.value.trailing_metadata())["tuoguan-field"] == "idempotency_key"
     assert slot_counters(clinic.store, slot_id)["held"] == 0
 
 

@@ -7,6 +7,9 @@ grpc.StatusCode members, so domain code can raise these without importing grpc.
 """
 from __future__ import annotations
 
+import re
+import uuid
+
 
 class TuoguanError(Exception):
     code: str = "INTERNAL"
@@ -66,9 +69,58 @@ class Unavailable(TuoguanError):
     reason = "unavailable"
 
 
+# C0 controls but tab, line feed and carriage return, and DEL: never meant in
+# a name, a reason or a key, and PostgreSQL's text cannot hold NUL at all (the
+# write would fail as a whole, a surge's shared batch with it).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f]")
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def plain(value: str, field: str) -> str:
+    """The text as given; raises InvalidArgument when it holds a control character."""
+    if _CONTROL.search(value):
+        raise InvalidArgument(field, "must not contain control characters")
+    return value
+
+
 def require(value: str, field: str) -> str:
-    """A required text field, stripped; raises InvalidArgument when empty."""
+    """A required text field, stripped; raises InvalidArgument when empty
+    or when it holds a control character."""
     value = (value or "").strip()
     if not value:
         raise InvalidArgument(field, "is required")
+    return plain(value, field)
+
+
+def text(value: str, field: str, limit: int, *, required: bool = True) -> str:
+    """A text field, stripped, at most ``limit`` characters, no control characters."""
+    value = (value or "").strip()
+    if required and not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > limit:
+        raise InvalidArgument(field, f"must be at most {limit} characters")
+    return plain(value, field)
+
+
+def entity_id(value: str, field: str, *, required: bool = True) -> str | None:
+    """A record's id (a UUID) in its canonical form; None when absent and not required."""
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise InvalidArgument(field, "is required")
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(field, "is not a valid id") from None
+
+
+def idempotency_key(value: str) -> str:
+    """Every write's idempotency key: required, at most 200 characters, one line."""
+    value = require(value, "idempotency_key")
+    if _ANY_CONTROL.search(value):
+        raise InvalidArgument("idempotency_key", "must not contain control characters")
+    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise InvalidArgument("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return value

@@ -11,7 +11,7 @@ from tuoguan_common import api_main, auth, outbox, telemetry
 from tuoguan_common.auth import current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
-from tuoguan_common.errors import require
+from tuoguan_common.errors import idempotency_key
 from tuoguan_common.grpc_server import current_token
 from tuoguan_common.payment_tickets import PaymentTickets
 
@@ -51,7 +51,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         patient = current_principal().require(auth.PATIENT)
         booking_id = payments.check_booking_id(request.booking_id)
         method_token = payments.check_method_token(request.payment_method_token)
-        key = require(request.idempotency_key, "idempotency_key")
+        key = idempotency_key(request.idempotency_key)
         # The request as parsed: spellings of one booking id are one request.
         parsed = billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=method_token,
                                                        idempotency_key=key)

@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Callable
 
@@ -18,7 +17,7 @@ from tuoguan_common.admission import LatencyAdmission
 from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
-from tuoguan_common.errors import TuoguanError, require
+from tuoguan_common.errors import entity_id, TuoguanError, idempotency_key, require, text
 from tuoguan_common.group_commit import GroupCommit
 from tuoguan_common.outbox import utcnow
 
@@ -33,20 +32,9 @@ from .store import HoldRequest, Idempotent, Store
 OFFICE = (REGISTRATION_OFFICE, ADMIN)
 # The longest range of days one ListSlots call may ask for.
 MAX_SEARCH_DAYS = 31
-MAX_KEY_LENGTH = 200
+# The office's word to the patients of a suspended session.
+MAX_REASON_LENGTH = 500
 _HH_MM = re.compile(r"^\d{2}:\d{2}$")
-
-
-def _id(value: str, field: str, *, required: bool = True) -> str | None:
-    value = (value or "").strip()
-    if not value:
-        if required:
-            raise InvalidArgument(field, "is required")
-        return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise InvalidArgument(field, "is not a valid id") from None
 
 
 def _date(value: str, field: str) -> dt.date | None:
@@ -71,12 +59,6 @@ def _time(value: str, field: str) -> dt.time:
     raise InvalidArgument(field, "must be a time of day as HH:MM")
 
 
-def _key(value: str) -> str:
-    value = require(value, "idempotency_key")
-    if len(value) > MAX_KEY_LENGTH:
-        raise InvalidArgument("idempotency_key", f"must be at most {MAX_KEY_LENGTH} characters")
-    return value
-
 
 @contextlib.contextmanager
 def _counted_hold() -> Iterator[None]:
@@ -91,8 +73,8 @@ def _counted_hold() -> Iterator[None]:
 
 def _template_fields(template: pb.SessionTemplate) -> dict:
     fields = {
-        "template_id": _id(template.template_id, "template.template_id", required=False),
-        "doctor_id": _id(template.doctor_id, "template.doctor_id"),
+        "template_id": entity_id(template.template_id, "template.template_id", required=False),
+        "doctor_id": entity_id(template.doctor_id, "template.doctor_id"),
         "weekday": template.weekday,
         "period": messages.PERIOD_FROM_PROTO.get(template.period),
         "start_time": _time(template.start_time, "template.start_time"),
@@ -147,12 +129,12 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         return pb.ListDepartmentsResponse(departments=[messages.department(r) for r in self.store.list_departments()])
 
     def ListDoctors(self, request, context):
-        department_id = _id(request.department_id, "department_id", required=False)
+        department_id = entity_id(request.department_id, "department_id", required=False)
         return pb.ListDoctorsResponse(doctors=[messages.doctor(r) for r in self.store.list_doctors(department_id)])
 
     def ListSlots(self, request, context):
-        department_id = _id(request.department_id, "department_id", required=False)
-        doctor_id = _id(request.doctor_id, "doctor_id", required=False)
+        department_id = entity_id(request.department_id, "department_id", required=False)
+        doctor_id = entity_id(request.doctor_id, "doctor_id", required=False)
         if department_id is None and doctor_id is None:
             raise InvalidArgument("department_id", "give a department_id or a doctor_id")
         first = _date(request.from_date, "from_date") or self._today()
@@ -172,8 +154,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         # no thread per call, only one per batch of holds.
         with _counted_hold():
             patient = current_principal().require(PATIENT)
-            slot_id = _id(request.slot_id, "slot_id")
-            idem = Idempotent.of("hold", patient.subject, _key(request.idempotency_key), request,
+            slot_id = entity_id(request.slot_id, "slot_id")
+            idem = Idempotent.of("hold", patient.subject, idempotency_key(request.idempotency_key), request,
                                  pb.HoldSlotResponse)
             if not self.hold_admission.admit():
                 raise HoldsBusy()
@@ -193,7 +175,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         # A coroutine: billing asks for every booking it is paid for, so in a
         # surge these reads share queries as the holds share transactions.
         principal = current_principal()
-        row = await self.booking_reads.submit(_id(request.booking_id, "booking_id"))
+        row = await self.booking_reads.submit(entity_id(request.booking_id, "booking_id"))
         if row is None:
             raise not_found("booking")
         principal.require_owner_or(row["patient_id"], *OFFICE, SERVICE)
@@ -206,8 +188,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     def CancelBooking(self, request, context):
         principal = current_principal()
-        booking_id = _id(request.booking_id, "booking_id")
-        key = _key(request.idempotency_key)
+        booking_id = entity_id(request.booking_id, "booking_id")
+        key = idempotency_key(request.idempotency_key)
         owner = self._booking_for(principal, booking_id, *OFFICE)["patient_id"]
         reason = "patient" if principal.subject == owner else "registration_office"
         idem = Idempotent.of("cancel", principal.subject, key, request, pb.CancelBookingResponse)
@@ -221,13 +203,13 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def PutSessionTemplate(self, request, context):
         office = current_principal().require(*OFFICE)
         fields = _template_fields(request.template)
-        idem = Idempotent.of("template", office.subject, _key(request.idempotency_key), request,
+        idem = Idempotent.of("template", office.subject, idempotency_key(request.idempotency_key), request,
                              pb.PutSessionTemplateResponse)
         return self.store.put_template(idem, fields)
 
     def ListSessionTemplates(self, request, context):
         current_principal().require(*OFFICE)
-        rows = self.store.list_templates(_id(request.doctor_id, "doctor_id", required=False))
+        rows = self.store.list_templates(entity_id(request.doctor_id, "doctor_id", required=False))
         return pb.ListSessionTemplatesResponse(templates=[messages.template(r) for r in rows])
 
     def PublishSchedule(self, request, context):
@@ -241,13 +223,13 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def ListSessions(self, request, context):
         current_principal().require(*OFFICE)
         day = _date(request.service_date, "service_date") or self._today()
-        rows = self.store.list_sessions(day, _id(request.department_id, "department_id", required=False),
-                                        self.clock(), _id(request.doctor_id, "doctor_id", required=False))
+        rows = self.store.list_sessions(day, entity_id(request.department_id, "department_id", required=False),
+                                        self.clock(), entity_id(request.doctor_id, "doctor_id", required=False))
         return pb.ListSessionsResponse(sessions=[messages.session(r) for r in rows])
 
     def ListSessionBookings(self, request, context):
         current_principal().require(*OFFICE)
-        found = self.store.session_bookings(_id(request.session_id, "session_id"), self.clock())
+        found = self.store.session_bookings(entity_id(request.session_id, "session_id"), self.clock())
         if found is None:
             raise not_found("session")
         session, rows = found
@@ -256,22 +238,23 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     def SuspendSession(self, request, context):
         office = current_principal().require(*OFFICE)
-        session_id = _id(request.session_id, "session_id")
-        idem = Idempotent.of("suspend", office.subject, _key(request.idempotency_key), request,
+        session_id = entity_id(request.session_id, "session_id")
+        idem = Idempotent.of("suspend", office.subject, idempotency_key(request.idempotency_key), request,
                              pb.SuspendSessionResponse)
-        response = self.store.suspend_session(idem, session_id, request.reason.strip(), self.clock())
+        reason = text(request.reason, "reason", MAX_REASON_LENGTH, required=False)
+        response = self.store.suspend_session(idem, session_id, reason, self.clock())
         if not idem.replayed and response.cancelled_bookings:
             metrics.REGISTRATION_BOOKINGS_CANCELLED.labels("session_suspended").inc(len(response.cancelled_bookings))
         return response
 
     def CheckInBooking(self, request, context):
         current_principal().require(*OFFICE)
-        row = self.store.check_in(_id(request.booking_id, "booking_id"), self._today(), self.clock())
+        row = self.store.check_in(entity_id(request.booking_id, "booking_id"), self._today(), self.clock())
         return pb.CheckInBookingResponse(booking=messages.booking(row))
 
     def MarkNoShow(self, request, context):
         current_principal().require(*OFFICE)
-        row = self.store.mark_no_show(_id(request.booking_id, "booking_id"), self.clock())
+        row = self.store.mark_no_show(entity_id(request.booking_id, "booking_id"), self.clock())
         return pb.MarkNoShowResponse(booking=messages.booking(row))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import uuid
 from typing import Callable
 
 import grpc
@@ -15,7 +14,7 @@ from tuoguan_common import api_main, metrics, roles
 from tuoguan_common.auth import current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
-from tuoguan_common.errors import require
+from tuoguan_common.errors import entity_id, idempotency_key, require, text
 from tuoguan_common.outbox import Idempotent, utcnow
 
 from . import messages
@@ -34,35 +33,10 @@ STAFF = (roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
 # Who may open a ticket: clinicians for themselves, the service desk for a caller, machines for alerts.
 REPORTERS = (roles.CLINICIAN, *STAFF, roles.REGISTRATION_OFFICE, roles.FINANCE, roles.CONSULTANT)
 MACHINES = (roles.DEVICE, roles.SERVICE, roles.ADMIN)
-MAX_KEY_LENGTH = 200
 MAX_TITLE = 200
 MAX_TEXT = 10_000
 MAX_ALERT_PAYLOAD = 1 << 20
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
-
-
-def _key(value: str) -> str:
-    value = require(value, "idempotency_key")
-    if len(value) > MAX_KEY_LENGTH:
-        raise InvalidArgument("idempotency_key", f"must be at most {MAX_KEY_LENGTH} characters")
-    return value
-
-
-def _id(value: str, field: str) -> str:
-    value = require(value, field)
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise InvalidArgument(field, "is not a valid id") from None
-
-
-def _text(value: str, field: str, limit: int, *, required: bool = True) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > limit:
-        raise InvalidArgument(field, f"must be at most {limit} characters")
-    return value
 
 
 def _enum(value: int, enum, prefix: str, field: str, *, required: bool = True) -> str | None:
@@ -111,22 +85,22 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
     def PutSubsystem(self, request, context):
         admin = current_principal().require(roles.ADMIN)
         s = request.subsystem
-        hours = _text(s.service_hours, "subsystem.service_hours", 200)
+        hours = text(s.service_hours, "subsystem.service_hours", 200)
         try:
             hours = str(ServiceHours.parse(hours))
         except ValueError as exc:
             raise InvalidArgument("subsystem.service_hours", str(exc)) from None
         fields = {
-            "id": _id(s.subsystem_id, "subsystem.subsystem_id") if s.subsystem_id else None,
-            "code": _code(s.code, "subsystem.code"), "name": _text(s.name, "subsystem.name", 100),
-            "name_en": _text(s.name_en, "subsystem.name_en", 100, required=False),
-            "category": _text(s.category, "subsystem.category", 40, required=False),
+            "id": entity_id(s.subsystem_id, "subsystem.subsystem_id") if s.subsystem_id else None,
+            "code": _code(s.code, "subsystem.code"), "name": text(s.name, "subsystem.name", 100),
+            "name_en": text(s.name_en, "subsystem.name_en", 100, required=False),
+            "category": text(s.category, "subsystem.category", 40, required=False),
             "criticality": _enum(s.criticality, pb.Criticality, "CRITICALITY", "subsystem.criticality"),
-            "team": _text(s.team, "subsystem.team", 40), "vendor": _text(s.vendor, "subsystem.vendor", 100,
+            "team": text(s.team, "subsystem.team", 40), "vendor": text(s.vendor, "subsystem.vendor", 100,
                                                                       required=False),
             "service_hours": hours, "active": s.active,
         }
-        idem = Idempotent.of("subsystem", admin.subject, _key(request.idempotency_key), request,
+        idem = Idempotent.of("subsystem", admin.subject, idempotency_key(request.idempotency_key), request,
                              pb.PutSubsystemResponse)
         return self.store.put_subsystem(idem, fields)
 
@@ -138,19 +112,19 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         source = "portal"
         if request.on_behalf_of:
             caller.require(*STAFF, roles.REGISTRATION_OFFICE)
-            requester = _text(request.on_behalf_of, "on_behalf_of", 100)
+            requester = text(request.on_behalf_of, "on_behalf_of", 100)
             source = "staff"
         elif set(caller.roles) & set(STAFF):
             source = "staff"
         new = NewTicket(
             kind=_enum(request.kind, pb.TicketKind, "TICKET_KIND", "kind"),
-            subsystem_code=_code(request.subsystem_code), title=_text(request.title, "title", MAX_TITLE),
-            description=_text(request.description, "description", MAX_TEXT, required=False),
+            subsystem_code=_code(request.subsystem_code), title=text(request.title, "title", MAX_TITLE),
+            description=text(request.description, "description", MAX_TEXT, required=False),
             impact=Level(_enum(request.impact, pb.Level, "LEVEL", "impact")),
             urgency=Level(_enum(request.urgency, pb.Level, "LEVEL", "urgency")),
             major_incident=request.major_incident, source=source, requester_id=requester,
             reported_by_id=caller.subject)
-        idem = Idempotent.of("open", caller.subject, _key(request.idempotency_key), request, pb.OpenTicketResponse)
+        idem = Idempotent.of("open", caller.subject, idempotency_key(request.idempotency_key), request, pb.OpenTicketResponse)
         response = self.store.open_ticket(idem, new, self.clock())
         if not idem.replayed:
             metrics.TICKETING_TICKETS_OPENED.labels(source, f"P{response.ticket.priority}").inc()
@@ -158,7 +132,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
 
     def GetTicket(self, request, context):
         caller = current_principal()
-        found = self.store.get_ticket(_id(request.ticket_id, "ticket_id"), self.clock())
+        found = self.store.get_ticket(entity_id(request.ticket_id, "ticket_id"), self.clock())
         if found is None:
             raise not_found("ticket")
         row, state, comments, worklogs, history = found
@@ -184,7 +158,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
 
     def ChangeTicket(self, request, context):
         caller = current_principal()
-        ticket_id = _id(request.ticket_id, "ticket_id")
+        ticket_id = entity_id(request.ticket_id, "ticket_id")
         action = ACTIONS.get(request.action)
         if action is None:
             raise InvalidArgument("action", "is required" if not request.action else "is not a known action")
@@ -192,12 +166,12 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         if action == Action.PAUSE:
             side = Side(_enum(request.pause_side, pb.PauseSide, "PAUSE_SIDE", "pause_side"))
         assignee = None
-        team = _text(request.team, "team", 40, required=False) or None
+        team = text(request.team, "team", 40, required=False) or None
         if action == Action.ASSIGN:
             # The contract: an engineer's account id and/or their team (a team alone puts it in the team's queue).
-            assignee = _text(request.assignee_id, "assignee_id", 100, required=team is None) or None
-        note = _text(request.note, "note", MAX_TEXT, required=action == Action.RESOLVE)
-        idem = Idempotent.of("change", caller.subject, _key(request.idempotency_key), request,
+            assignee = text(request.assignee_id, "assignee_id", 100, required=team is None) or None
+        note = text(request.note, "note", MAX_TEXT, required=action == Action.RESOLVE)
+        idem = Idempotent.of("change", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.ChangeTicketResponse)
         response = self.store.change_ticket(idem, ticket_id, caller, action, assignee_id=assignee,
                                             team=team, side=side,
@@ -211,26 +185,26 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
 
     def AddComment(self, request, context):
         caller = current_principal()
-        idem = Idempotent.of("comment", caller.subject, _key(request.idempotency_key), request,
+        idem = Idempotent.of("comment", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.AddCommentResponse)
-        return self.store.add_comment(idem, _id(request.ticket_id, "ticket_id"), caller,
-                                      _text(request.body, "body", MAX_TEXT), self.clock())
+        return self.store.add_comment(idem, entity_id(request.ticket_id, "ticket_id"), caller,
+                                      text(request.body, "body", MAX_TEXT), self.clock())
 
     def RecordWorklog(self, request, context):
         caller = current_principal().require(roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
         now = self.clock()
         log = validate_worklog(caller.subject, request.grade, request.activity,
                                _instant(request.started_at, "started_at"), request.minutes, request.note, now)
-        idem = Idempotent.of("worklog", caller.subject, _key(request.idempotency_key), request,
+        idem = Idempotent.of("worklog", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.RecordWorklogResponse)
-        response = self.store.record_worklog(idem, _id(request.ticket_id, "ticket_id"), caller, log, now)
+        response = self.store.record_worklog(idem, entity_id(request.ticket_id, "ticket_id"), caller, log, now)
         if not idem.replayed:
             metrics.TICKETING_WORKLOG_MINUTES.labels(log.grade).inc(log.minutes)
         return response
 
     def ListWorklogs(self, request, context):
         caller = current_principal()
-        found = self.store.worklogs(_id(request.ticket_id, "ticket_id"))
+        found = self.store.worklogs(entity_id(request.ticket_id, "ticket_id"))
         if found is None:
             raise not_found("ticket")
         row, logs = found
@@ -257,7 +231,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             day = dt.date.fromisoformat(require(request.day.day, "day.day"))
         except ValueError:
             raise InvalidArgument("day.day", "must be a date as YYYY-MM-DD") from None
-        note = _text(request.day.note, "day.note", 200, required=False)
+        note = text(request.day.note, "day.note", 200, required=False)
         row = self.store.put_calendar_day(day, request.day.working, note, remove=request.remove)
         if row is None:
             raise not_found("calendar_day")
