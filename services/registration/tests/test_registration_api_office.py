@@ -8,7 +8,8 @@ import time
 import grpc
 import pytest
 from registration.domain.rules import CapturedPayment
-from registration_testkit import SHANGHAI, hold, key, local, outbox_events, refused, slot_counters, tomorrow
+from registration_testkit import (SHANGHAI, hold, key, local, outbox_events, reason_of, refused, slot_counters,
+                                  tomorrow)
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common import auth
 from tuoguan_common.outbox import utcnow
@@ -66,6 +67,9 @@ def test_search_rejects_bad_input(stub):
                              to_date="2026-12-01"), "to_date"),
         (pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", from_date="2026-12-01",
                              to_date="2027-03-01"), "to_date"),
+        # An ISO week date is ten characters too; the calendar's last day has no span after it (was INTERNAL).
+        (pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", from_date="2026-W48-4"), "from_date"),
+        (pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", from_date="9999-12-31"), "from_date"),
     ]
     for request, field in cases:
         with pytest.raises(grpc.RpcError) as caught:
@@ -279,3 +283,75 @@ def test_check_in_on_the_day_and_no_show_after_the_start(stub, clinic, people, s
     assert [e["booking_id"] for e in outbox_events(store, "BookingCheckedIn")] == [visit.booking_id]
     assert [e["booking_id"] for e in outbox_events(store, "BookingMarkedNoShow")] == [missed.booking_id]
     assert slot_counters(store, later)["booked"] == 1  # a visit keeps its place
+
+
+def test_a_cancellation_racing_a_check_in_is_refused_cleanly(stub, clinic, people, store):
+    """Check-in takes the slot's lock as every writer of a booking's status
+    does: a cancellation waiting behind it reads the checked-in booking and is
+    refused, never half-way through (it was INTERNAL: read CONFIRMED, then
+    found nothing to cancel)."""
+    import threading
+
+    import psycopg
+
+    now = utcnow()
+    today = SHANGHAI.local_date(now)
+    slot_id = clinic.slot(clinic.chen, now + dt.timedelta(hours=4), service_date=today, period="evening")
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    confirm(store, booking)
+    office = people.office()
+    outcomes: dict[str, object] = {}
+
+    def call(name, fn):
+        try:
+            outcomes[name] = fn()
+        except grpc.RpcError as exc:
+            outcomes[name] = (exc.code(), reason_of(exc))
+
+    # The booking's row held by someone else: check-in waits on it (holding the
+    # slot's lock now), the cancellation behind check-in.
+    with psycopg.connect(store.db.url) as blocker:
+        blocker.execute("SELECT 1 FROM bookings WHERE id = %s FOR UPDATE", (booking.booking_id,))
+        check_in = threading.Thread(target=call, args=("check_in", lambda: stub.CheckInBooking(
+            pb.CheckInBookingRequest(booking_id=booking.booking_id), metadata=office).booking.status))
+        check_in.start()
+        time.sleep(0.5)
+        cancel = threading.Thread(target=call, args=("cancel", lambda: stub.CancelBooking(
+            pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key()), metadata=md)))
+        cancel.start()
+        time.sleep(0.5)
+        blocker.rollback()
+    check_in.join(10)
+    cancel.join(10)
+    assert outcomes["check_in"] == pb.BOOKING_STATUS_CHECKED_IN
+    assert outcomes["cancel"] == (grpc.StatusCode.FAILED_PRECONDITION, "booking_not_cancellable")
+    assert outbox_events(store, "BookingCancelled") == []
+    assert slot_counters(store, slot_id)["booked"] == 1
+
+
+def test_a_capture_after_the_hold_ended_is_rejected_and_ends_the_hold_whether_or_not_the_timer_ran(
+        stub, clinic, people, store):
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=2)
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    ended = dt.datetime.fromisoformat(booking.hold_expires_at)
+    payment = CapturedPayment("pay-late", booking.patient_id, booking.fee_fen)
+    with store.db.transaction() as cur:
+        # The expiry timer has not come by yet: the booking is still HELD in the table.
+        (decision,) = store.apply_payments_captured(cur, [(booking.booking_id, payment, None)],
+                                                    ended + dt.timedelta(seconds=1))
+    assert decision.reason == "booking_expired"
+    assert stub.GetBooking(pb.GetBookingRequest(booking_id=booking.booking_id), metadata=md).booking.status == \
+        pb.BOOKING_STATUS_EXPIRED
+    assert slot_counters(store, slot_id)["held"] == 0
+    assert [(e["booking_id"], e["reason"]) for e in outbox_events(store, "PaymentRejected")] == \
+        [(booking.booking_id, "booking_expired")]
+    assert [(e["booking_id"], e["reason"]) for e in outbox_events(store, "HoldReleased")] == \
+        [(booking.booking_id, "expired")]
+    # The same capture again (billing redelivers): rejected again, the hold not released twice.
+    with store.db.transaction() as cur:
+        (again,) = store.apply_payments_captured(cur, [(booking.booking_id, payment, None)],
+                                                 ended + dt.timedelta(seconds=2))
+    assert again.reason == "booking_expired"
+    assert len(outbox_events(store, "HoldReleased")) == 1 and slot_counters(store, slot_id)["held"] == 0

@@ -120,20 +120,32 @@ def test_no_show_once_the_visit_has_started():
     assert reason(rules.no_show_decision(BookingStatus.CHECKED_IN, starts, starts)) == rules.NOT_CONFIRMED
 
 
+def capture(booking, payment):
+    return rules.capture_decision(booking, payment, NOW)
+
+
 def test_a_captured_payment_confirms_a_held_booking_of_its_fee():
-    held = rules.PaidBooking(BookingStatus.HELD, "p1", 5000, None)
-    assert rules.capture_decision(held, rules.CapturedPayment("pay1", "p1", 5000)) == rules.CONFIRM
-    assert reason(rules.capture_decision(held, rules.CapturedPayment("pay1", "p1", 4000))) == "amount_mismatch"
-    assert reason(rules.capture_decision(held, rules.CapturedPayment("pay1", "p2", 5000))) == "patient_mismatch"
+    held = rules.PaidBooking(BookingStatus.HELD, "p1", 5000, None, NOW + dt.timedelta(seconds=1))
+    assert capture(held, rules.CapturedPayment("pay1", "p1", 5000)) == rules.CONFIRM
+    assert reason(capture(held, rules.CapturedPayment("pay1", "p1", 4000))) == "amount_mismatch"
+    assert reason(capture(held, rules.CapturedPayment("pay1", "p2", 5000))) == "patient_mismatch"
 
 
 def test_a_capture_that_comes_too_late_or_twice_is_rejected_or_ignored():
     payment = rules.CapturedPayment("pay1", "p1", 5000)
-    assert reason(rules.capture_decision(None, payment)) == "booking_not_found"
+    assert reason(capture(None, payment)) == "booking_not_found"
     expired = rules.PaidBooking(BookingStatus.EXPIRED, "p1", 5000, None)
-    assert reason(rules.capture_decision(expired, payment)) == "booking_expired"
+    assert reason(capture(expired, payment)) == "booking_expired"
     cancelled = rules.PaidBooking(BookingStatus.CANCELLED, "p1", 5000, None)
-    assert reason(rules.capture_decision(cancelled, payment)) == "booking_cancelled"
+    assert reason(capture(cancelled, payment)) == "booking_cancelled"
     confirmed = rules.PaidBooking(BookingStatus.CONFIRMED, "p1", 5000, "pay1")
-    assert rules.capture_decision(confirmed, payment) == rules.UNCHANGED
-    assert reason(rules.capture_decision(confirmed, rules.CapturedPayment("pay2", "p1", 5000))) == "already_paid"
+    assert capture(confirmed, payment) == rules.UNCHANGED
+    assert reason(capture(confirmed, rules.CapturedPayment("pay2", "p1", 5000))) == "already_paid"
+
+
+def test_a_capture_after_the_hold_ended_is_rejected_even_before_the_timer_expires_it():
+    payment = rules.CapturedPayment("pay1", "p1", 5000)
+    ended_now = rules.PaidBooking(BookingStatus.HELD, "p1", 5000, None, NOW)
+    assert reason(capture(ended_now, payment)) == rules.HOLD_ENDED == "booking_expired"
+    ended_before = rules.PaidBooking(BookingStatus.HELD, "p1", 5000, None, NOW - dt.timedelta(minutes=3))
+    assert reason(capture(ended_before, payment)) == rules.HOLD_ENDED

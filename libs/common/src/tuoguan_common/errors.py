@@ -7,6 +7,7 @@ grpc.StatusCode members, so domain code can raise these without importing grpc.
 """
 from __future__ import annotations
 
+import datetime
 import re
 import uuid
 
@@ -114,6 +115,29 @@ def entity_id(value: str, field: str, *, required: bool = True) -> str | None:
         return str(uuid.UUID(value))
     except ValueError:
         raise InvalidArgument(field, "is not a valid id") from None
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Far enough for any calendar the hospital keeps, near enough that a date
+# plus a search's span or a week's arithmetic never leaves what Python holds.
+FIRST_DATE, LAST_DATE = datetime.date(1900, 1, 1), datetime.date(2999, 12, 31)
+
+
+def calendar_date(value: str, field: str) -> datetime.date | None:
+    """A day as YYYY-MM-DD (nothing else fromisoformat reads, like 2026-W48-4),
+    between 1900 and 2999; None when absent."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        day = datetime.date.fromisoformat(value) if _ISO_DATE.match(value) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidArgument(field, "must be a date as YYYY-MM-DD")
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise InvalidArgument(field, f"must be between {FIRST_DATE} and {LAST_DATE}")
+    return day
 
 
 def idempotency_key(value: str) -> str:

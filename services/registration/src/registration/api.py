@@ -17,7 +17,7 @@ from tuoguan_common.admission import LatencyAdmission
 from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
-from tuoguan_common.errors import entity_id, TuoguanError, idempotency_key, require, text
+from tuoguan_common.errors import TuoguanError, calendar_date, entity_id, idempotency_key, require, text
 from tuoguan_common.group_commit import GroupCommit
 from tuoguan_common.outbox import utcnow
 
@@ -35,18 +35,6 @@ MAX_SEARCH_DAYS = 31
 # The office's word to the patients of a suspended session.
 MAX_REASON_LENGTH = 500
 _HH_MM = re.compile(r"^\d{2}:\d{2}$")
-
-
-def _date(value: str, field: str) -> dt.date | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            return dt.date.fromisoformat(value)
-    except ValueError:
-        pass
-    raise InvalidArgument(field, "must be a date as YYYY-MM-DD")
 
 
 def _time(value: str, field: str) -> dt.time:
@@ -137,8 +125,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         doctor_id = entity_id(request.doctor_id, "doctor_id", required=False)
         if department_id is None and doctor_id is None:
             raise InvalidArgument("department_id", "give a department_id or a doctor_id")
-        first = _date(request.from_date, "from_date") or self._today()
-        last = _date(request.to_date, "to_date") or first + dt.timedelta(days=self.config.release.days_ahead)
+        first = calendar_date(request.from_date, "from_date") or self._today()
+        last = calendar_date(request.to_date, "to_date") or first + dt.timedelta(days=self.config.release.days_ahead)
         if last < first:
             raise InvalidArgument("to_date", "must not be before from_date")
         if (last - first).days >= MAX_SEARCH_DAYS:
@@ -222,7 +210,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     def ListSessions(self, request, context):
         current_principal().require(*OFFICE)
-        day = _date(request.service_date, "service_date") or self._today()
+        day = calendar_date(request.service_date, "service_date") or self._today()
         rows = self.store.list_sessions(day, entity_id(request.department_id, "department_id", required=False),
                                         self.clock(), entity_id(request.doctor_id, "doctor_id", required=False))
         return pb.ListSessionsResponse(sessions=[messages.session(r) for r in rows])

@@ -625,11 +625,12 @@ class Store:
 
     def _move_booking(self, booking_id: str, decide: Callable[[Row], rules.Decision], status: BookingStatus,
                       event: Message, now: dt.datetime) -> Row:
-        """A change of a booking that keeps its place (check-in, no-show): the booking's lock is enough."""
+        """A change of a booking that keeps its place (check-in, no-show). It
+        moves the booking out of CONFIRMED, so it takes the slot's lock first as
+        every writer of a booking's status does: a cancellation in flight then
+        reads the booking as this change left it, never half-way."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT status, service_date, starts_at FROM bookings WHERE id = %s FOR UPDATE",
-                        (booking_id,))
-            row = cur.fetchone()
+            row = self._lock_booking_slot(cur, booking_id)
             if row is None:
                 raise not_found("booking")
             decision = decide(row)
@@ -673,23 +674,32 @@ class Store:
             for row in cur.fetchall():
                 rows[str(row["id"])] = row
                 bookings[str(row["id"])] = rules.PaidBooking(
-                    BookingStatus(row["status"]), row["patient_id"], row["fee_fen"], row["payment_id"])
+                    BookingStatus(row["status"]), row["patient_id"], row["fee_fen"], row["payment_id"],
+                    row["hold_expires_at"])
         decisions: list[rules.CaptureDecision] = []
         confirmed: list[tuple[Row, str | None, dict | None]] = []
+        lapsed: list[str] = []
         published: list[tuple[Message, dict | None]] = []
         for booking_id, payment, carrier in captured:
             booking = known[booking_id]
-            decision = rules.capture_decision(bookings.get(booking) if booking else None, payment)
+            decision = rules.capture_decision(bookings.get(booking) if booking else None, payment, now)
             decisions.append(decision)
             if decision == rules.CONFIRM:
                 bookings[booking] = replace(bookings[booking], status=BookingStatus.CONFIRMED,
                                             payment_id=payment.payment_id)
                 confirmed.append((rows[booking], payment.payment_id, carrier))
             elif isinstance(decision, Refusal):
+                if decision.reason == rules.HOLD_ENDED and bookings[booking].status == BookingStatus.HELD:
+                    # Its hold ran out before the timer came by: ended here, as the timer would end it.
+                    bookings[booking] = replace(bookings[booking], status=BookingStatus.EXPIRED)
+                    lapsed.append(booking)
                 published.append((events.PaymentRejected(booking_id=booking_id, payment_id=payment.payment_id,
                                                          reason=decision.reason), carrier))
         if confirmed:
             self._confirm(cur, confirmed, published, now)
+        if lapsed:
+            for row in self._end_bookings(cur, lapsed, BookingStatus.EXPIRED, "expired", _HELD, now):
+                published.append((_released_event(row, "expired"), None))
         outbox.append_many(cur, published)
         return decisions
 

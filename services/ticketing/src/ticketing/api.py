@@ -14,7 +14,7 @@ from tuoguan_common import api_main, metrics, roles
 from tuoguan_common.auth import current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
-from tuoguan_common.errors import entity_id, idempotency_key, require, text
+from tuoguan_common.errors import calendar_date, entity_id, idempotency_key, require, text
 from tuoguan_common.outbox import Idempotent, utcnow
 
 from . import messages
@@ -227,10 +227,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
 
     def PutCalendarDay(self, request, context):
         current_principal().require(roles.ADMIN)
-        try:
-            day = dt.date.fromisoformat(require(request.day.day, "day.day"))
-        except ValueError:
-            raise InvalidArgument("day.day", "must be a date as YYYY-MM-DD") from None
+        day = calendar_date(require(request.day.day, "day.day"), "day.day")
         note = text(request.day.note, "day.note", 200, required=False)
         row = self.store.put_calendar_day(day, request.day.working, note, remove=request.remove)
         if row is None:

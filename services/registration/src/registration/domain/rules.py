@@ -21,6 +21,7 @@ OVERLAPPING_BOOKING = "overlapping_booking"
 CANCEL_CUTOFF_PASSED = "cancel_cutoff_passed"
 BOOKING_NOT_CANCELLABLE = "booking_not_cancellable"
 NOT_CONFIRMED = "booking_not_confirmed"
+HOLD_ENDED = "booking_expired"  # the same code as a booking the timer has already expired
 NOT_SERVICE_DAY = "not_service_day"
 VISIT_NOT_STARTED = "visit_not_started"
 SESSION_ALREADY_SUSPENDED = "session_already_suspended"
@@ -116,6 +117,7 @@ class PaidBooking:
     patient_id: str
     fee_fen: int
     payment_id: str | None
+    hold_expires_at: dt.datetime | None = None
 
 
 # What a captured payment does to a booking: confirm it, nothing (the same
@@ -124,7 +126,7 @@ CONFIRM: Literal["confirm"] = "confirm"
 CaptureDecision = Refusal | Literal["confirm", "unchanged"]
 
 
-def capture_decision(booking: PaidBooking | None, payment: CapturedPayment) -> CaptureDecision:
+def capture_decision(booking: PaidBooking | None, payment: CapturedPayment, now: dt.datetime) -> CaptureDecision:
     if booking is None:
         return Refusal("booking_not_found", "no such booking")
     if booking.payment_id == payment.payment_id:
@@ -133,6 +135,9 @@ def capture_decision(booking: PaidBooking | None, payment: CapturedPayment) -> C
         if booking.payment_id:
             return Refusal("already_paid", "the booking was paid by another payment")
         return Refusal(f"booking_{booking.status.lower()}", f"the booking is {booking.status.lower()}")
+    # Whether the expiry timer has run yet or not: the answer must not race it.
+    if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
+        return Refusal(HOLD_ENDED, "the hold ended before the payment was captured")
     if payment.patient_id and payment.patient_id != booking.patient_id:
         return Refusal("patient_mismatch", "the payment is not from the booking's patient")
     if payment.amount_fen != booking.fee_fen:
