@@ -8,7 +8,8 @@ echo "==> installing (uv sync)"
 uv sync --frozen --quiet
 ./scripts/infra.sh
 
-mkdir -p .run/keys
+# Secrets: readable by their owner only (the directory and every key in it).
+mkdir -p .run/keys && chmod 700 .run/keys
 if [ ! -f .run/keys/token-signing.pem ]; then
   echo "==> generating a development token-signing key in .run/keys"
   uv run --no-sync python -c "from pathlib import Path; from tuoguan_common.auth import generate_keypair; generate_keypair(Path('.run/keys'))"
@@ -17,14 +18,16 @@ export TUOGUAN_TOKEN_PRIVATE_KEY_FILE=$PWD/.run/keys/token-signing.pem
 export TUOGUAN_TOKEN_PUBLIC_KEY_FILE=$PWD/.run/keys/token-verify.pem
 # Signs the portal's session cookies: kept, so a restart does not sign everyone out.
 if [ ! -f .run/keys/session-secret ]; then
-  uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/session-secret
+  (umask 077 && uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/session-secret)
 fi
 export GATEWAY_SESSION_SECRET=$(cat .run/keys/session-secret)
 # Registration signs each hold's payment ticket with it, billing checks them
 # (honcho gives every process one environment; the chart gives it to those two only).
 if [ ! -f .run/keys/payment-ticket-key ]; then
-  uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/payment-ticket-key
+  (umask 077 && uv run --no-sync python -c "import secrets; print(secrets.token_urlsafe(32))" > .run/keys/payment-ticket-key)
 fi
+# Made by an earlier version with the default umask: closed now.
+chmod 600 .run/keys/token-signing.pem .run/keys/session-secret .run/keys/payment-ticket-key
 export TUOGUAN_PAYMENT_TICKET_KEY=$(cat .run/keys/payment-ticket-key)
 
 for service in identity registration billing ticketing; do

@@ -23,9 +23,33 @@ def test_token_round_trip_carries_subject_and_roles(issuer, verifier):
 def test_expired_token_is_refused(token_keys, verifier):
     from pathlib import Path
 
-    short = auth.TokenIssuer(Path(token_keys["private"]).read_bytes(), ttl_seconds=-1)
+    short = auth.TokenIssuer(Path(token_keys["private"]).read_bytes(), ttl_seconds=-auth.CLOCK_SKEW_SECONDS - 1)
     with pytest.raises(Unauthenticated, match="expired"):
         verifier.verify(short.issue("acc-1", [auth.PATIENT]))
+
+
+def test_a_clock_a_little_behind_the_issuers_still_accepts_a_fresh_token(token_keys, verifier, monkeypatch):
+    import time
+    from pathlib import Path
+
+    issuer = auth.TokenIssuer(Path(token_keys["private"]).read_bytes())
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 5)  # identity's clock runs 5 s ahead
+    ahead = issuer.issue("acc-1", [auth.PATIENT])
+    monkeypatch.setattr(time, "time", real)
+    assert verifier.verify(ahead).subject == "acc-1"
+
+
+def test_a_token_without_expiry_or_subject_is_refused(token_keys, verifier):
+    import jwt
+    from pathlib import Path
+
+    key = Path(token_keys["private"]).read_bytes()
+    for missing in ("exp", "sub"):
+        claims = {"iss": auth.ISSUER, "aud": auth.AUDIENCE, "sub": "acc-1", "exp": 2**31, "roles": ["admin"]}
+        del claims[missing]
+        with pytest.raises(Unauthenticated, match="not valid"):
+            verifier.verify(jwt.encode(claims, key, algorithm=auth.ALGORITHM))
 
 
 def test_tampered_token_is_refused(issuer, verifier):
@@ -68,3 +92,11 @@ def test_json_log_lines_carry_the_trace_id():
     assert line["booking_id"] == "b-1"
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert line["ts"].endswith("Z") and time.strptime(line["ts"][:19], "%Y-%m-%dT%H:%M:%S")
+
+
+def test_a_generated_signing_key_is_readable_by_its_owner_only(tmp_path):
+    private, public = auth.generate_keypair(tmp_path / "keys")
+    assert private.stat().st_mode & 0o777 == 0o600
+    again, _ = auth.generate_keypair(tmp_path / "keys")  # a new pair replaces the old one
+    assert again.stat().st_mode & 0o777 == 0o600 and again.read_bytes() != b""
+    assert public.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")

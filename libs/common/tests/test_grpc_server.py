@@ -40,6 +40,7 @@ async def _refuse_on_the_loop(request, context):
 
 
 METHODS = {
+    "Public": lambda request, context: b"open to all",
     "Whoami": _echo_principal,
     "WhoamiAsync": _echo_principal_on_the_loop,
     "FullAsync": _refuse_on_the_loop,
@@ -205,3 +206,18 @@ def test_request_fields_refuse_control_characters_and_name_the_field():
         with pytest.raises(errors.InvalidArgument) as refused:
             call()
         assert refused.value.field == field and problem in refused.value.problem
+
+
+def test_a_stale_token_stops_only_what_needs_a_caller(server, issuer, verifier):
+    """Signing in again or searching must work for a client still sending its
+    expired or revoked token; a method that needs the caller refuses it, saying why."""
+    expired = issuer.issue("patient-1", [auth.PATIENT], ttl_seconds=-60)
+    assert call(server, "Public", expired) == b"open to all"
+    with pytest.raises(grpc.RpcError) as refused:
+        call(server, "Whoami", expired)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "expired" in refused.value.details()
+    with pytest.raises(grpc.RpcError) as forged:
+        call(server, "WhoamiAsync", "not-a-token")
+    assert forged.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert call(server, "Public", "not-a-token") == b"open to all"

@@ -7,6 +7,7 @@ travels in gRPC metadata as ``authorization: Bearer <token>``.
 from __future__ import annotations
 
 import contextvars
+import os
 import time
 import uuid
 from collections.abc import Container
@@ -49,17 +50,24 @@ class Principal:
         return self
 
 
-_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("tuoguan_principal", default=None)
+# The caller: a Principal, None (no token), or the refusal of the token it
+# presented, kept until a method asks who calls (see current_principal).
+_current: contextvars.ContextVar[Principal | Unauthenticated | None] = contextvars.ContextVar(
+    "tuoguan_principal", default=None)
 
 
 def current_principal() -> Principal:
     principal = _current.get()
+    if isinstance(principal, Unauthenticated):
+        raise Unauthenticated(principal.message)
     if principal is None:
         raise Unauthenticated("sign in first: no valid access token")
     return principal
 
 
-def set_current_principal(principal: Principal | None) -> contextvars.Token:
+def set_current_principal(principal: Principal | Unauthenticated | None) -> contextvars.Token:
+    """The caller for this context; an ``Unauthenticated`` when its token was
+    refused, so only a method that needs a caller refuses the call."""
     return _current.set(principal)
 
 
@@ -73,10 +81,12 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
     key = Ed25519PrivateKey.generate()
     private = directory / "token-signing.pem"
     public = directory / "token-verify.pem"
-    private.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    private.chmod(0o600)
+    # Created owner-only: never readable by others, not even between a write and a chmod.
+    private.unlink(missing_ok=True)
+    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
     public.write_bytes(
         key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
@@ -109,6 +119,11 @@ class TokenIssuer:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
+# Identity and the services run on different nodes: a clock a little behind
+# identity's must not refuse a token just issued ("iat" in its future).
+CLOCK_SKEW_SECONDS = 10
+
+
 class TokenVerifier:
     """Checks a token's signature, audience, issuer and expiry, and that its
     id is not in ``revoked`` (a ``revocations.RevocationList``; none by default)."""
@@ -133,7 +148,8 @@ class TokenVerifier:
             principal, _, token_id = cached
         else:
             try:
-                claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
+                claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                                    leeway=CLOCK_SKEW_SECONDS, options={"require": ["exp", "sub"]})
             except jwt.ExpiredSignatureError as exc:
                 raise Unauthenticated("the access token has expired: sign in again") from exc
             except jwt.PyJWTError as exc:

@@ -27,7 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import auth, metrics, telemetry
-from .errors import InvalidArgument, TuoguanError
+from .errors import InvalidArgument, TuoguanError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,14 @@ class PlatformInterceptor(aio.ServerInterceptor):
                         bearer = metadata.get("authorization", "")
                         principal = None
                         if bearer.startswith("Bearer ") and self.verifier is not None:
-                            principal = self.verifier.verify(bearer[len("Bearer "):])
-                            auth_token = _token.set(bearer[len("Bearer "):])
+                            try:
+                                principal = self.verifier.verify(bearer[len("Bearer "):])
+                                auth_token = _token.set(bearer[len("Bearer "):])
+                            except Unauthenticated as refused:
+                                # An expired or revoked token must not stop what needs none
+                                # (signing in again, a public search): the refusal waits
+                                # for a method that asks who calls.
+                                principal = refused
                         principal_token = auth.set_current_principal(principal)
                         return await run(request, context)
                     except TuoguanError as exc:
