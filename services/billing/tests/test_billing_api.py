@@ -8,8 +8,10 @@ import uuid
 import grpc
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from billing.domain import ledger
+from billing.exceptions import ProviderRequestConflict
 from tuoguan.billing.v1 import billing_pb2 as pb
 from tuoguan.registration.v1 import events_pb2 as registration_events
 from tuoguan.registration.v1 import registration_pb2
@@ -248,6 +250,58 @@ def test_a_refund_asked_before_the_capture_is_known_is_issued_once_captured(bill
     assert len(billing.events("RefundIssued")) == 1
 
 
+def refunds_counted() -> tuple[float, float]:
+    return (REGISTRY.get_sample_value("tuoguan_billing_refunds_total") or 0.0,
+            REGISTRY.get_sample_value("tuoguan_billing_refunded_fen_total") or 0.0)
+
+
+def test_a_refund_rolled_back_at_its_commit_is_not_counted(billing):
+    payment = captured_payment(billing)
+    worker = billing.worker(after=billing.SETTLED)
+    refund = worker.cashier.refund_for_booking
+
+    def then_a_stray_line(cur, **event):
+        done = refund(cur, **event)
+        # A line slipped into the refund's entry: the ledger's balance check
+        # refuses the transaction at its commit, after the handler returned.
+        cur.execute("INSERT INTO journal_lines SELECT entry_id, 9, 'revenue:registration_fees', 'credit', 1 "
+                    "FROM journal_entries WHERE payment_id = %s AND kind = 'registration_fee_refund'",
+                    (payment.payment_id,))
+        return done
+
+    worker.cashier.refund_for_booking = then_a_stray_line
+    before = refunds_counted()
+    assert worker.refund_cancelled_booking(cancellation(payment)) == "dead_lettered"
+    assert status_of(billing, payment.payment_id) == "CAPTURED" and billing.rows("SELECT 1 FROM refunds") == []
+    assert refunds_counted() == before
+
+    worker.cashier.refund_for_booking = refund
+    assert worker.refund_cancelled_booking(cancellation(payment)) == "ok"
+    assert refunds_counted() == (before[0] + 1, before[1] + 5000)
+
+
+def test_a_refund_that_keeps_failing_does_not_hold_back_the_others(billing, caplog):
+    stuck, other = captured_payment(billing), captured_payment(billing)
+    with billing.db.transaction() as cur:
+        cur.execute("UPDATE payments SET refund_requested_reason = 'booking_cancelled'")
+        # The provider saw the first one's refund key with another refund: it refuses it every time.
+        cur.execute("INSERT INTO sandbox_provider.refunds (reference, charge_reference, idempotency_key, amount_fen, "
+                    "created_at) VALUES ('sbx_re_other', %s, %s, 1, now())",
+                    (stuck.provider_reference, f"refund:{stuck.payment_id}"))
+    failed = REGISTRY.get_sample_value("tuoguan_billing_payments_total", {"outcome": "refund_failed"}) or 0.0
+    later = billing.cashier(after=billing.SETTLED)
+    assert [p.payment_id for p in later.issue_requested_refunds().refunded] == [other.payment_id]
+    # On every run: the stuck one is tried first, fails alone, and is counted each time.
+    assert later.issue_requested_refunds().refunded == []
+    assert REGISTRY.get_sample_value("tuoguan_billing_payments_total", {"outcome": "refund_failed"}) == failed + 2
+    assert {r["payment_id"]: (r["status"], r["refund_requested_reason"]) for r in billing.rows(
+        "SELECT payment_id::text, status, refund_requested_reason FROM payments")} == {
+        stuck.payment_id: ("CAPTURED", "booking_cancelled"), other.payment_id: ("REFUNDED", None)}
+    [logged, _] = [r for r in caplog.records if r.getMessage() == "refund failed; the other refunds go on"]
+    assert (logged.payment_id, logged.error) == (stuck.payment_id, ProviderRequestConflict.__name__)
+    assert stuck.patient_id not in caplog.text
+
+
 # Who may do what, and bad input.
 
 
@@ -343,6 +397,31 @@ def test_payments_are_read_by_their_patient_or_finance(billing):
     assert dict(error.trailing_metadata())["tuoguan-field"] == "payment_id"
     mine = billing.stub.ListPayments(pb.ListPaymentsRequest(), metadata=billing.token(patient_id)).payments
     assert [p.payment_id for p in mine] == [payment.payment_id]
+
+
+@pytest.mark.parametrize("spelling", [
+    lambda id: f"urn:uuid:{id}", lambda id: id.upper(), lambda id: "{" + id.replace("-", "") + "}",
+    lambda id: id.replace("-", "")[:1] + "-" + id.replace("-", "")[1:],
+])
+def test_a_payment_is_found_under_any_spelling_of_its_id(billing, spelling):
+    payment = billing.new_payment()
+    got = billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=spelling(payment.payment_id)),
+                                  metadata=billing.token(None, auth.FINANCE)).payment
+    assert got.payment_id == payment.payment_id
+
+
+@pytest.mark.parametrize("payment_id", [f"urn:uuid:{uuid.uuid4()}", "1-" + uuid.uuid4().hex[1:]])
+def test_a_payment_id_postgresql_would_not_read_is_not_an_internal_error(billing, payment_id):
+    fails(lambda: billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment_id),
+                                          metadata=billing.token(None, auth.FINANCE)), grpc.StatusCode.NOT_FOUND)
+
+
+@pytest.mark.parametrize("business_date", ["9999-12-31", "0001-01-01", "2026-W48-4", "2026-330"])
+def test_a_report_date_out_of_range_or_not_yyyy_mm_dd_is_an_invalid_argument(billing, business_date):
+    error = fails(lambda: billing.stub.GetReconciliationReport(
+        pb.GetReconciliationReportRequest(business_date=business_date), metadata=billing.token(None, auth.FINANCE)),
+        grpc.StatusCode.INVALID_ARGUMENT)
+    assert dict(error.trailing_metadata())["tuoguan-field"] == "business_date"
 
 
 def test_the_ledger_and_reconciliation_are_for_finance(billing):

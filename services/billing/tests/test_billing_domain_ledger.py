@@ -33,6 +33,18 @@ def test_refund_reverses_the_capture():
     assert trial.total_debit_fen == trial.total_credit_fen == 10000
 
 
+def test_a_charge_given_back_after_failure_is_journaled_as_its_capture_and_its_refund():
+    # Both are on the provider's statement, each dated when it moved there.
+    capture, refund = ledger.returned_charge_entries("p1", "r1", 5000, "sandbox", NOW, NOW + dt.timedelta(hours=1))
+    assert (capture.kind, capture.payment_id, capture.effective_at, capture.amount_fen) == (
+        ledger.EntryKind.REGISTRATION_FEE_CAPTURE, "p1", NOW, 5000)
+    assert (refund.kind, refund.payment_id, refund.refund_id, refund.effective_at, refund.amount_fen) == (
+        ledger.EntryKind.REGISTRATION_FEE_REFUND, "p1", "r1", NOW + dt.timedelta(hours=1), 5000)
+    trial = ledger.trial_balance_of([capture, refund])
+    assert trial.balanced and {b.account: b.balance_fen for b in trial.balances} == {
+        CLEARING: 0, ledger.REGISTRATION_FEES: 0}
+
+
 def test_an_unbalanced_entry_cannot_be_made():
     with pytest.raises(UnbalancedJournalEntry):
         JournalEntry("e", ledger.EntryKind.REGISTRATION_FEE_CAPTURE,

@@ -27,6 +27,7 @@ from tuoguan_common.errors import TuoguanError
 
 NOW = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)
 HOLD_ENDS = NOW + dt.timedelta(minutes=15)
+GRACE = dt.timedelta(seconds=5)
 BOOKING = Booking(booking_id="b1", patient_id="pat-1", status="HELD", fee_fen=5000, hold_expires_at=HOLD_ENDS)
 
 
@@ -203,12 +204,24 @@ def test_the_authorisation_key_is_the_payments():
 ])
 def test_what_the_worker_does_with_an_unauthorised_payment(seen, now, token, action):
     unauthorised = replace(payment(), method_token=token)
-    assert payments.resume_action(unauthorised, seen, now) is action
+    assert payments.resume_action(unauthorised, seen, now, grace=GRACE) is action
 
 
 def test_a_payment_without_a_known_hold_is_authorised_not_abandoned():
     unauthorised = replace(payment(), hold_expires_at=None, method_token="tok_ok")
-    assert payments.resume_action(unauthorised, False, NOW + dt.timedelta(days=1)) is ResumeAction.AUTHORIZE
+    assert payments.resume_action(unauthorised, False, NOW + dt.timedelta(days=1), grace=GRACE) is (
+        ResumeAction.AUTHORIZE)
+
+
+@pytest.mark.parametrize("token", ["tok_ok", None])
+def test_a_payment_younger_than_the_grace_is_not_given_up_when_its_hold_ends(token):
+    # Its first request may still be inside the provider's call: the charge
+    # may be on its way, and failing the payment now would strand it.
+    short_hold = replace(payment(), hold_expires_at=NOW + dt.timedelta(seconds=1), method_token=token)
+    assert payments.resume_action(short_hold, False, NOW + dt.timedelta(seconds=2), grace=GRACE) is ResumeAction.WAIT
+    assert payments.resume_action(short_hold, False, NOW + GRACE, grace=GRACE) is ResumeAction.ABANDON
+    assert payments.resume_action(short_hold, True, NOW + dt.timedelta(seconds=2), grace=GRACE) is (
+        ResumeAction.RECORD)
 
 
 def test_an_abandoned_payment_fails_with_its_reason():
@@ -237,6 +250,24 @@ def test_payment_ids_are_checked():
         payments.check_payment_id("nope")
     with pytest.raises(BadInput):
         payments.check_payment_id("")
+
+
+@pytest.mark.parametrize("text", [
+    "5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11", " 5B1E6F9C-3D1A-4C55-9A43-0F6F7B0D2A11 ",
+    "urn:uuid:5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11", "{5b1e6f9c3d1a4c559a430f6f7b0d2a11}",
+    "5-b1e6f9c3d1a4c559a430f6f7b0d2a11",
+])
+def test_a_payment_id_is_canonicalised(text):
+    # uuid.UUID reads spellings PostgreSQL's uuid does not (urn:uuid:, a
+    # hyphen anywhere): only the canonical form is passed on.
+    assert payments.check_payment_id(text) == "5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11"
+    assert payments.canonical_payment_id(text.strip()) == "5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11"
+    assert payments.is_payment_id(text.strip())
+
+
+@pytest.mark.parametrize("text", ["nope", "", None, "5b1e6f9c-3d1a-4c55-9a43"])
+def test_what_is_not_a_payment_id(text):
+    assert payments.canonical_payment_id(text) is None and not payments.is_payment_id(text)
 
 
 def answer(state, **kw):
@@ -286,6 +317,37 @@ def test_refunds_go_back_whole_and_once():
 ])
 def test_what_a_refund_request_does(status, action):
     assert payments.refund_action(payment(status)) is action
+
+
+def charged_after_failure(**changes) -> payments.Payment:
+    return payment(PaymentStatus.FAILED, failure_reason=payments.NEVER_AUTHORIZED, provider_reference="ch",
+                   refund_requested_reason=payments.CHARGED_AFTER_FAILURE, **changes)
+
+
+def test_a_failed_payment_is_charged_after_failure_only_when_so_marked():
+    assert payments.charged_after_failure(charged_after_failure())
+    # A decline is FAILED with a reference, and may carry a cancellation's refund request: nothing was captured.
+    declined = payment(PaymentStatus.FAILED, failure_reason="card_declined", provider_reference="ch",
+                       refund_requested_reason="booking_cancelled")
+    assert not payments.charged_after_failure(declined)
+    assert not payments.charged_after_failure(
+        payment(PaymentStatus.CAPTURED, refund_requested_reason=payments.CHARGED_AFTER_FAILURE))
+
+
+@pytest.mark.parametrize("record,action", [
+    (None, payments.ReturnAction.WAIT),
+    (answer(ChargeState.PENDING), payments.ReturnAction.WAIT),
+    (answer(ChargeState.CAPTURED, settled_at=NOW), payments.ReturnAction.REFUND),
+    (answer(ChargeState.DECLINED, decline_reason="card_declined", settled_at=NOW),
+     payments.ReturnAction.NOTHING_MOVED),
+])
+def test_a_charge_made_after_failure_goes_back_once_the_provider_captured_it(record, action):
+    assert payments.return_action(charged_after_failure(), record) is action
+
+
+def test_only_a_charge_made_after_failure_is_given_back_that_way():
+    with pytest.raises(NotRefundable):
+        payments.return_action(payment(PaymentStatus.CAPTURED), answer(ChargeState.CAPTURED, settled_at=NOW))
 
 
 def test_a_payment_ticket_states_the_booking_while_its_hold_runs():

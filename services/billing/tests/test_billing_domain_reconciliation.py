@@ -29,11 +29,30 @@ def test_a_shanghai_day_starts_at_16_utc_the_day_before():
     assert business_date_of(end) == DAY + dt.timedelta(days=1)
 
 
-@pytest.mark.parametrize("text", ["", "2026-13-01", "26-11-2026", "20261126", "yesterday"])
+@pytest.mark.parametrize("text", ["", "2026-13-01", "26-11-2026", "20261126", "yesterday",
+                                  # ISO week and ordinal dates, ten characters like YYYY-MM-DD
+                                  "2026-W48-4", "2026W484", "2026-330", "\u0662\u0660\u0662\u0666-11-26",
+                                  "2026-11-26T00:00", "2026-11-26\n1"])
 def test_bad_dates_are_invalid_arguments(text):
     with pytest.raises(BadInput) as caught:
         parse_business_date(text)
     assert caught.value.field == "business_date"
+    assert caught.value.problem.startswith("is")
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", "0001-01-01", "1999-12-31", "3000-01-01"])
+def test_dates_out_of_range_are_invalid_arguments(text):
+    # 0001-01-01 and 9999-12-31 have no UTC instants for their Shanghai day (OverflowError).
+    with pytest.raises(BadInput) as caught:
+        parse_business_date(text)
+    assert (caught.value.field, caught.value.problem) == ("business_date", "is out of range (2000-01-01 to 2999-12-31)")
+
+
+@pytest.mark.parametrize("text", ["2000-01-01", "2999-12-31"])
+def test_the_range_ends_are_business_days(text):
+    day = parse_business_date(text)
+    start, end = business_day(day)
+    assert business_date_of(start) == day and end - start == dt.timedelta(days=1)
 
 
 def test_parse_a_date():

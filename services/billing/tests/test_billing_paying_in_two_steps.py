@@ -5,15 +5,22 @@ in-process; the worker's step runs through its cashier, its clock moved on."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
+from billing import finance
+from billing.domain.reconciliation import Outcome, business_date_of
 from billing.exceptions import ProviderUnavailable
 from tuoguan.billing.v1 import billing_pb2 as pb
 
 pytestmark = pytest.mark.integration
+
+# A worker's clock past the bookings' default hold (15 minutes) and the grace.
+PAST_THE_HOLD = dt.timedelta(minutes=20)
 
 
 class Died(Exception):
@@ -45,6 +52,13 @@ def dies(where: str):
     def hook(_payment_id):
         raise Died(f"the api died {where}")
     return hook
+
+
+@pytest.fixture
+def short_grace(monkeypatch):
+    """The api's authorise grace, short enough for a test to outlive it (ask
+    for it before ``billing``, which reads it when it starts the api)."""
+    monkeypatch.setenv("BILLING_AUTHORIZE_GRACE_SECONDS", "1")
 
 
 def test_registration_and_the_provider_are_asked_with_no_transaction_open(billing):
@@ -121,11 +135,16 @@ def test_a_retry_after_the_api_died_after_the_provider_charged_finds_the_same_ch
         payment.payment_id]
 
 
-def test_a_retry_after_the_hold_is_over_fails_a_payment_the_provider_never_saw(billing):
+def test_a_retry_after_the_hold_and_the_grace_fails_a_payment_the_provider_never_saw(short_grace, billing):
     # Registration's expiry has not caught up yet: the booking is HELD, its hold over.
     payment_id, booking_id = billing.unfinished_payment(hold=-dt.timedelta(seconds=1))
     patient_id = billing.registration.bookings[booking_id].patient_id
     [key] = [r["key"] for r in stored_answer(billing)]
+    # Within the grace its first attempt may still be at the provider: not given up yet.
+    error = pytest.raises(grpc.RpcError, billing.pay, patient_id, booking_id, key=key).value
+    assert billing.reason_of(error) == "payment_in_progress"
+    assert payment_rows(billing)[0]["status"] == "PENDING"
+    time.sleep(1.1)
     payment = billing.pay(patient_id, booking_id, key=key).payment
     assert (payment.payment_id, payment.status, payment.failure_reason) == (
         payment_id, pb.PAYMENT_STATUS_FAILED, "never_authorized")
@@ -233,3 +252,173 @@ def test_the_worker_fails_an_unfinished_payment_whose_method_the_provider_refuse
     assert [(p.payment_id, p.failure_reason) for p in settled.failed] == [(payment_id, "unknown_payment_method")]
     assert charges(billing) == []
     assert [e["reason"] for e in billing.events("PaymentFailed")] == ["unknown_payment_method"]
+
+
+# A retry, or the worker, while the first attempt is still inside the provider's call.
+
+
+def counted(outcome: str | None = None, name: str = "tuoguan_billing_payments_total") -> float:
+    return REGISTRY.get_sample_value(name, {"outcome": outcome} if outcome else {}) or 0.0
+
+
+def retry_while_at_the_provider(billing, patient_id: str, booking_id: str, key: str, *, wait: float) -> dict:
+    """Makes the first attempt of ``key`` wait ``wait`` seconds inside the
+    provider's call (its hold runs out meanwhile), then retry: the retry's
+    answer, or its refusal's reason, under "retry"."""
+    retry: dict = {}
+
+    def slow_provider(_payment_id):
+        if retry:
+            return
+        retry["asked"] = True
+        time.sleep(wait)
+        try:
+            retry["answer"] = billing.pay(patient_id, booking_id, key=key).payment
+        except grpc.RpcError as exc:
+            retry["answer"] = billing.reason_of(exc)
+
+    billing.provider.before_authorize = slow_provider
+    return retry
+
+
+def test_a_retry_after_the_hold_ended_within_the_grace_is_told_the_payment_is_in_progress(billing):
+    # The grace is the api's default (5 s): the first attempt is inside it.
+    patient_id, booking_id = billing.held_booking(hold=dt.timedelta(milliseconds=300))
+    retry = retry_while_at_the_provider(billing, patient_id, booking_id, "k-1", wait=0.6)
+    first = billing.pay(patient_id, booking_id, key="k-1").payment
+    billing.provider.before_authorize = None
+
+    # Not failed as never_authorized: the first attempt's charge was on its way.
+    assert retry["answer"] == "payment_in_progress"
+    assert (first.status, first.provider_reference) == (pb.PAYMENT_STATUS_PENDING, charges(billing)[0]["reference"])
+    assert [(r["status"], r["provider_reference"]) for r in payment_rows(billing)] == [
+        ("PENDING", first.provider_reference)]
+    assert billing.events("PaymentFailed") == [] and len(charges(billing)) == 1
+    assert billing.pay(patient_id, booking_id, key="k-1").payment == first  # the retry, again: the first answer
+    # It settles as any late capture (registration rejects it and billing refunds it).
+    assert [p.payment_id for p in billing.cashier(after=billing.SETTLED).settle_pending().captured] == [
+        first.payment_id]
+
+
+def the_charge_went_back(billing, payment_id: str) -> None:
+    """The provider's charge for a FAILED payment was refunded once, and the
+    ledger and the provider's statement agree about it."""
+    [charge] = billing.rows("SELECT reference, amount_fen, settles_at FROM sandbox_provider.charges "
+                            "WHERE merchant_payment_id = %s", payment_id)
+    [refund] = billing.rows("SELECT idempotency_key, charge_reference, amount_fen, created_at "
+                            "FROM sandbox_provider.refunds")
+    assert (refund["idempotency_key"], refund["charge_reference"], refund["amount_fen"]) == (
+        f"refund:{payment_id}", charge["reference"], charge["amount_fen"])
+    # The payment stays FAILED: registration was told so and released the hold.
+    assert billing.rows("SELECT status, failure_reason, provider_reference, refund_requested_reason, refunded_fen "
+                        "FROM payments WHERE payment_id = %s", payment_id) == [{
+        "status": "FAILED", "failure_reason": "never_authorized", "provider_reference": charge["reference"],
+        "refund_requested_reason": None, "refunded_fen": 0}]
+    assert billing.rows("SELECT payment_id::text, amount_fen, reason FROM refunds") == [
+        {"payment_id": payment_id, "amount_fen": 5000, "reason": "charged_after_failure"}]
+    assert [(e["payment_id"], int(e["amount_fen"])) for e in billing.events("RefundIssued")] == [(payment_id, 5000)]
+    assert [e["reason"] for e in billing.events("PaymentFailed")] == ["never_authorized"]
+    assert billing.events("PaymentCaptured") == []
+    # Journaled as the capture and the refund the provider's statement shows: the books net to nothing...
+    assert sorted((r["kind"], r["effective_at"]) for r in billing.rows(
+        "SELECT kind, effective_at FROM journal_entries WHERE payment_id = %s", payment_id)) == [
+        ("registration_fee_capture", charge["settles_at"]), ("registration_fee_refund", refund["created_at"])]
+    trial = finance.ledger_balances(billing.cashier().store)
+    assert {b.account: b.balance_fen for b in trial.balances} == {
+        "asset:provider_clearing:sandbox": 0, "revenue:registration_fees": 0}
+    assert trial.total_debit_fen == trial.total_credit_fen == 10000
+    # ... and the days' reconciliation matches both movements.
+    cashier = billing.cashier(after=dt.timedelta(seconds=30))  # the provider's clock past both movements
+    lines = [line for day in {business_date_of(charge["settles_at"]), business_date_of(refund["created_at"])}
+             for line in finance.reconciliation_report(cashier.store, cashier.provider, day).lines]
+    assert sorted((line.kind.value, line.payment_id, line.ledger_fen, line.provider_fen, line.outcome)
+                  for line in lines) == [("capture", payment_id, 5000, 5000, Outcome.MATCHED),
+                                         ("refund", payment_id, 5000, 5000, Outcome.MATCHED)]
+
+
+def test_a_charge_that_lands_after_a_retry_gave_the_payment_up_goes_back(short_grace, billing):
+    # The reviewer's race: the provider is slow past the hold and the grace, the
+    # client retries with the same key, the retry fails the payment as never
+    # authorised (PaymentFailed), then the first attempt's charge goes through.
+    patient_id, booking_id = billing.held_booking(hold=dt.timedelta(milliseconds=300))
+    retry = retry_while_at_the_provider(billing, patient_id, booking_id, "k-1", wait=1.2)
+    landed, refunds = counted("charged_after_failure"), counted(name="tuoguan_billing_refunds_total")
+    first = billing.pay(patient_id, booking_id, key="k-1").payment
+    billing.provider.before_authorize = None
+
+    assert (retry["answer"].status, retry["answer"].failure_reason) == (pb.PAYMENT_STATUS_FAILED, "never_authorized")
+    # One answer for the key, the retry's, which came first; the charge's reference is stored all the same.
+    assert first == retry["answer"] == billing.pay(patient_id, booking_id, key="k-1").payment
+    assert counted("charged_after_failure") == landed + 1
+    # The provider has not captured it yet: the refund is asked for, the timer makes it once it has.
+    assert billing.rows("SELECT provider_reference, refund_requested_reason FROM payments") == [
+        {"provider_reference": charges(billing)[0]["reference"], "refund_requested_reason": "charged_after_failure"}]
+    assert billing.rows("SELECT 1 FROM sandbox_provider.refunds") == []
+
+    later = billing.cashier(after=billing.SETTLED)
+    assert [(p.payment_id, fen) for p, fen in later.issue_requested_refunds().returned] == [(first.payment_id, 5000)]
+    assert counted(name="tuoguan_billing_refunds_total") == refunds + 1
+    the_charge_went_back(billing, first.payment_id)
+    # Once: neither the timer again nor every other step moves any more money.
+    for cashier in (later, billing.cashier(after=dt.timedelta(seconds=30))):
+        assert cashier.issue_requested_refunds().returned == []
+        cashier.settle_pending(), cashier.give_up_on_unanswered(), cashier.reconcile_unknown()
+        cashier.authorize_unfinished()
+    the_charge_went_back(billing, first.payment_id)
+
+
+def test_a_charge_that_lands_after_the_worker_gave_the_payment_up_goes_back_at_once(billing):
+    # The worker fails the payment (its clock past the hold and the grace)
+    # while the api's request is at the provider; the charge is captured by
+    # the time the api stores its reference, and goes straight back.
+    patient_id, booking_id = billing.held_booking()
+    billing.provider.before_authorize = lambda _: billing.cashier(after=PAST_THE_HOLD).authorize_unfinished()
+    billing.provider.after_authorize = lambda _: time.sleep(0.4)  # past the sandbox's settle delay
+    payment = billing.pay(patient_id, booking_id).payment
+    billing.provider.before_authorize = billing.provider.after_authorize = None
+
+    assert (payment.status, payment.failure_reason) == (pb.PAYMENT_STATUS_FAILED, "never_authorized")
+    the_charge_went_back(billing, payment.payment_id)
+    assert billing.cashier(after=billing.SETTLED).issue_requested_refunds().returned == []
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.refunds")) == 1
+
+
+def test_a_charge_the_provider_declines_after_the_payment_failed_has_nothing_to_give_back(billing):
+    patient_id, booking_id = billing.held_booking()
+    billing.provider.before_authorize = lambda _: billing.cashier(after=PAST_THE_HOLD).authorize_unfinished()
+    payment = billing.pay(patient_id, booking_id, token="tok_decline").payment
+    billing.provider.before_authorize = None
+    assert billing.rows("SELECT refund_requested_reason FROM payments") == [
+        {"refund_requested_reason": "charged_after_failure"}]
+
+    later = billing.cashier(after=billing.SETTLED)
+    assert later.issue_requested_refunds().returned == []
+    # Declined: no money moved. The request is dropped, nothing is refunded or journaled.
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "FAILED", "refund_requested_reason": None}]
+    assert billing.rows("SELECT 1 FROM sandbox_provider.refunds") == []
+    assert billing.rows("SELECT 1 FROM journal_entries WHERE payment_id = %s", payment.payment_id) == []
+
+
+def test_the_workers_late_authorisation_of_a_payment_failed_meanwhile_goes_back(billing):
+    # The worker authorises an unfinished payment while its hold runs; the
+    # hold ends while the provider is asked, and a replica (or the api's
+    # retry) fails the payment as never authorised meanwhile.
+    payment_id, _ = billing.unfinished_payment()
+    worker = billing.cashier(after=billing.UNFINISHED)
+    authorize = worker.provider.authorize
+
+    def slow_authorize(*args, **kwargs):
+        billing.cashier(after=PAST_THE_HOLD).authorize_unfinished()
+        return authorize(*args, **kwargs)
+
+    worker.provider.authorize = slow_authorize
+    landed = counted("charged_after_failure")
+    assert worker.authorize_unfinished().failed == []
+    assert counted("charged_after_failure") == landed + 1
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "FAILED", "refund_requested_reason": "charged_after_failure"}]
+
+    assert [p.payment_id for p, _ in billing.cashier(after=billing.LATE_CAPTURED).issue_requested_refunds().returned
+            ] == [payment_id]
+    the_charge_went_back(billing, payment_id)

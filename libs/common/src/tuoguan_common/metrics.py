@@ -104,7 +104,10 @@ REGISTRATION_HOLDS_PER_TRANSACTION = Histogram(
 
 # Billing.
 BILLING_PAYMENTS = Counter(
-    "tuoguan_billing_payments_total", "Payments by final or interim outcome (pending, captured, failed, unknown)",
+    "tuoguan_billing_payments_total",
+    "Payments by final or interim outcome (pending, captured, failed, unknown), charges the provider made "
+    "after billing had failed the payment (charged_after_failure) and refunds that failed, retried next run "
+    "(refund_failed)",
     ["outcome"],
 )
 BILLING_PAYMENTS_PER_TRANSACTION = Histogram(

@@ -41,6 +41,13 @@ class Settled:
     failed: list[Payment] = field(default_factory=list)
     unknown: list[Payment] = field(default_factory=list)
     refunded: list[Payment] = field(default_factory=list)
+    # Charges made for payments billing had failed, given back: (payment, fen).
+    returned: list[tuple[Payment, int]] = field(default_factory=list)
+
+    def add(self, other: "Settled") -> "Settled":
+        for name in ("captured", "failed", "unknown", "refunded", "returned"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
 
     def count(self, *, reconciled: bool = False) -> "Settled":
         for payment in self.captured:
@@ -57,17 +64,21 @@ class Settled:
         for payment in self.refunded:
             metrics.BILLING_REFUNDS.inc()
             metrics.BILLING_REFUNDED_FEN.inc(payment.refunded_fen)
+        for _payment, fen in self.returned:
+            # Journaled as a capture and its refund: counted as both, so the
+            # fen counters still add up to the ledger.
+            metrics.BILLING_CAPTURED_FEN.inc(fen)
+            metrics.BILLING_REFUNDS.inc()
+            metrics.BILLING_REFUNDED_FEN.inc(fen)
         return self
 
 
-def _charged_after_giving_up(payment: Payment) -> None:
-    # The provider made a charge for a payment already failed as never
-    # authorised (an authorisation that outlived the worker's grace and the
-    # booking's hold).
-    # Its reference is on the row; the day's reconciliation shows the capture
-    # as missing in the ledger, for finance to refund by hand.
-    log.error("the provider charged a payment billing had already given up",
-              extra={"payment_id": payment.payment_id, "status": payment.status.value})
+# tuoguan_billing_payments_total's outcomes beyond a payment's statuses:
+# a charge that landed on a payment billing had failed (its money goes back),
+# and a requested refund that failed for a reason of its own (skipped, tried
+# again on the next round). Both are for an alert: neither should happen.
+CHARGED_AFTER_FAILURE = payments.CHARGED_AFTER_FAILURE
+REFUND_FAILED = "refund_failed"
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,9 @@ class Cashier:
                  authorize_grace: dt.timedelta = dt.timedelta(seconds=5), batch_size: int = 500):
         for outcome in ("captured", "failed"):
             metrics.BILLING_RECONCILED.labels(outcome)
+        # Shown at 0 from the start, so an alert on their rate sees the first one.
+        for outcome in (CHARGED_AFTER_FAILURE, REFUND_FAILED):
+            metrics.BILLING_PAYMENTS.labels(outcome)
         self.store = store
         self.provider = provider
         self.clock = clock
@@ -247,7 +261,7 @@ class Cashier:
         now = self.clock()
         with self.database.transaction() as cur:
             earlier = outbox.earlier_requests(cur, PAY_SCOPE, [a.request.key for a in batch], lock=True)
-            stored = self.store.set_provider_references(
+            late = self._store_references(
                 cur, [(a.payment.payment_id, a.reference) for a in batch if a.reference is not None], now)
             current = self.store.get_payments(cur, [a.payment.payment_id for a in batch])
             outcomes: list[billing_pb2.PayRegistrationFeeResponse | Exception] = []
@@ -265,10 +279,7 @@ class Cashier:
                     answered[a.request.key] = billing_pb2.PayRegistrationFeeResponse(payment=payment_message(payment))
                     outcomes.append(answered[a.request.key])
             outbox.store_responses(cur, PAY_SCOPE, [(*key, response) for key, response in answered.items()])
-        for a in batch:
-            payment = current.get(a.payment.payment_id)
-            if a.payment.payment_id in stored and payment is not None and payment.status is PaymentStatus.FAILED:
-                _charged_after_giving_up(payment)
+        self._return_at_once(late)
         pending = sum(1 for a in batch if a.opened_here and a.request.key in answered)
         if pending:
             metrics.BILLING_PAYMENTS.labels("pending").inc(pending)
@@ -304,20 +315,109 @@ class Cashier:
 
     def _resumed_authorization(self, request: FeeRequest, payment: Payment) -> str | None:
         """The provider's reference for a payment a retry resumes. None when
-        the retry comes after the booking's hold is over and the provider
-        never saw the payment: it is failed then, as the worker would (no money moved)."""
+        the retry comes after the booking's hold is over and after the grace
+        and the provider never saw the payment: it is failed then, as the
+        worker would (no money moved). Within the grace the request that
+        opened it may still be inside the provider's call: the retry is told
+        the payment is in progress, as the worker leaves it alone."""
         key = payments.authorization_key(payment.payment_id)
         seen = self.provider.authorizations([key])
         now = self.clock()
-        action = payments.resume_action(replace(payment, method_token=request.method_token), key in seen, now)
+        action = payments.resume_action(replace(payment, method_token=request.method_token), key in seen, now,
+                                        grace=self.authorize_grace)
         if action is ResumeAction.RECORD:
             return seen[key]
+        if action is ResumeAction.WAIT:
+            raise PaymentInProgress("this request's first attempt may still be at the provider: try again shortly")
         if action is ResumeAction.ABANDON:
             with self.database.transaction() as cur:
-                settled = self._book(cur, [payments.abandon(payment, now)], now)
+                # Read again under the lock: the first attempt may have stored
+                # its reference since the provider was asked. A charge it
+                # stores after this commits lands on the FAILED payment and
+                # goes back (_store_references).
+                current = self.store.get_payment(cur, payment.payment_id, lock=True)
+                unauthorised = (current is not None and current.status is PaymentStatus.PENDING
+                                and current.provider_reference is None)
+                settled = self._book(cur, [payments.abandon(current, now)] if unauthorised else [], now)
             settled.count()
             return None
         return _only(self.authorize_payments([(request, payment)]))
+
+    # Charges made for payments already failed: given back.
+
+    def _store_references(self, cur: psycopg.Cursor, references: Sequence[tuple[str, str]],
+                          now: dt.datetime) -> list[str]:
+        """Stores the provider's references; returns the payments, of those,
+        that billing had already FAILED (an authorisation that outlived the
+        grace and the hold: registration was told the payment failed, the
+        patient was charged). Their refund is asked for in the same
+        transaction, so the money goes back whatever happens next; the
+        caller tries at once after the commit (_return_at_once), the refund
+        timer until the provider has captured the charge."""
+        stored = self.store.set_provider_references(cur, references, now)
+        late = sorted(payment_id for payment_id, status in stored.items() if status is PaymentStatus.FAILED)
+        self.store.return_charges(cur, late, payments.CHARGED_AFTER_FAILURE, now)
+        return late
+
+    def _return_at_once(self, late: Sequence[str]) -> None:
+        """After the commit of _store_references: counts the charges that
+        landed on failed payments and gives each back if the provider has
+        captured it already (usually not yet: the refund timer does it then)."""
+        if not late:
+            return
+        metrics.BILLING_PAYMENTS.labels(CHARGED_AFTER_FAILURE).inc(len(late))
+        for payment_id in late:
+            log.error("the provider charged a payment billing had already failed; its refund is asked for",
+                      extra={"payment_id": payment_id})
+            try:
+                with self.database.transaction() as cur:
+                    payment = self.store.get_payment(cur, payment_id, lock=True)
+                    done = (self._return_charge(cur, payment) if payment is not None
+                            and payments.charged_after_failure(payment) else Settled())
+                done.count()
+            except Exception as exc:  # noqa: BLE001 - the refund is asked for already: the timer gives it back
+                log.error("charge made after failure not given back at once; the refund timer will",
+                          extra={"payment_id": payment_id, "error": type(exc).__name__})
+
+    def _return_charge(self, cur: psycopg.Cursor, payment: Payment) -> Settled:
+        """Gives back a charge made for a payment billing had failed, once
+        the provider has captured it: refunded under the key any refund of the
+        payment has (so it happens once, whoever asks and however often),
+        journaled as the capture and the refund the provider's statement
+        shows. The payment stays FAILED: registration was told so and
+        released the hold."""
+        assert payment.provider_reference is not None
+        now = self.clock()
+        try:
+            records = self.provider.lookup([payment.provider_reference])
+            record = next((r for r in records if r.reference == payment.provider_reference), None)
+            action = payments.return_action(payment, record)
+            if action is not payments.ReturnAction.REFUND:
+                if action is payments.ReturnAction.NOTHING_MOVED:
+                    self.store.forget_refund_request(cur, payment.payment_id, now)
+                log.info("charge made after failure not given back now",
+                         extra={"payment_id": payment.payment_id, "action": action.value})
+                return Settled()
+            assert record is not None and record.settled_at is not None
+            receipt = self.provider.refund(payment.provider_reference, record.amount_fen,
+                                           idempotency_key=f"refund:{payment.payment_id}")
+        except (ProviderUnavailable, RefundRefused) as exc:
+            log.error("provider did not give back a charge made after failure; will retry",
+                      extra={"payment_id": payment.payment_id, "error": type(exc).__name__})
+            return Settled()
+        refund_id = str(uuid.uuid4())
+        self.store.insert_refund(cur, refund_id=refund_id, payment_id=payment.payment_id,
+                                 amount_fen=receipt.amount_fen, reason=payments.CHARGED_AFTER_FAILURE,
+                                 provider_reference=receipt.reference, refunded_at=receipt.refunded_at)
+        self.store.post_entries(cur, ledger.returned_charge_entries(
+            payment.payment_id, refund_id, receipt.amount_fen, payment.provider, record.settled_at,
+            receipt.refunded_at), now)
+        self.store.forget_refund_request(cur, payment.payment_id, now)
+        outbox.append(cur, events_pb2.RefundIssued(
+            payment_id=payment.payment_id, booking_id=payment.booking_id, patient_id=payment.patient_id,
+            amount_fen=receipt.amount_fen, refund_id=refund_id,
+        ), trace_carrier=payment.trace_carrier)
+        return Settled(returned=[(payment, receipt.amount_fen)])
 
     # Finishing what the api did not (worker timer).
 
@@ -338,8 +438,10 @@ class Cashier:
             # Asked with the rows locked, so a replica cannot authorise one
             # while this one decides it was never seen.
             seen = self.provider.authorizations([payments.authorization_key(p.payment_id) for p in batch])
-            actions = {p.payment_id: payments.resume_action(p, payments.authorization_key(p.payment_id) in seen, now)
+            actions = {p.payment_id: payments.resume_action(p, payments.authorization_key(p.payment_id) in seen, now,
+                                                            grace=self.authorize_grace)
                        for p in batch}
+            # Locked PENDING rows: none of them is FAILED, nothing to give back.
             self.store.set_provider_references(cur, [
                 (p.payment_id, seen[payments.authorization_key(p.payment_id)]) for p in batch
                 if actions[p.payment_id] is ResumeAction.RECORD], now)
@@ -367,10 +469,10 @@ class Cashier:
                       extra={"payment_id": payment.payment_id, "error": type(exc).__name__})
             return Settled()
         with self.database.transaction() as cur:
-            stored = self.store.set_provider_references(cur, [(payment.payment_id, reference)], self.clock())
-            after = self.store.get_payment(cur, payment.payment_id)
-        if stored and after is not None and after.status is PaymentStatus.FAILED:
-            _charged_after_giving_up(after)
+            # The hold may have ended while the provider was asked, and the
+            # api's retry or another replica failed the payment meanwhile.
+            late = self._store_references(cur, [(payment.payment_id, reference)], self.clock())
+        self._return_at_once(late)
         return Settled()
 
     # Settling with the provider (worker timers).
@@ -482,23 +584,57 @@ class Cashier:
 
     def issue_requested_refunds(self) -> Settled:
         """Refunds asked for before their capture was known, or deferred
-        because the provider could not refund them then; one transaction each,
-        so one the provider still refuses does not hold back the others."""
+        because the provider could not refund them then; then the charges
+        made for payments billing had failed, once the provider has captured
+        them. One transaction each, so one the provider still refuses does
+        not hold back the others."""
+        settled = self._one_at_a_time(
+            self.store.claim_refunds_requested,
+            lambda cur, payment: self._refund(cur, payment, payment.refund_requested_reason or "requested"))
+        settled.add(self._one_at_a_time(
+            functools.partial(self.store.claim_charges_to_return, reason=payments.CHARGED_AFTER_FAILURE),
+            self._return_charge))
+        return settled.count()
+
+    def _one_at_a_time(self, claim: Callable[..., list[Payment]],
+                       refund: Callable[[psycopg.Cursor, Payment], Settled]) -> Settled:
+        """Claims and refunds payments one per transaction, each once per run.
+
+        A refund that fails for a reason of its own (the provider saw its
+        key with another refund, a bug) is rolled back, logged, counted and
+        skipped: raised, it would end the run, and the next run would claim
+        the same payment first again, so one bad refund would hold back
+        every later one for good. It is tried again on the next run.
+        """
         settled = Settled()
         tried: list[str] = []
         while len(tried) < self.batch_size:
-            with self.database.transaction() as cur:
-                claimed = self.store.claim_refunds_requested(cur, 1, skip=tried)
-                if not claimed:
-                    break
-                payment = claimed[0]
-                tried.append(payment.payment_id)
-                done = self._refund(cur, payment, payment.refund_requested_reason or "requested")
-            settled.refunded.extend(done.refunded)
-        return settled.count()
+            payment = None
+            try:
+                with self.database.transaction() as cur:
+                    claimed = claim(cur, 1, skip=tried)
+                    if not claimed:
+                        break
+                    payment = claimed[0]
+                    tried.append(payment.payment_id)
+                    done = refund(cur, payment)
+            except psycopg.OperationalError:
+                raise  # the database is gone: every refund would fail alike; the timer runs again
+            except Exception as exc:  # noqa: BLE001 - see above: skipped, not allowed to block the rest
+                if payment is None:
+                    raise  # the claim itself failed: nothing to skip, it would fail again at once
+                # No personal data: the payment's id and the error's type, not its text.
+                log.error("refund failed; the other refunds go on",
+                          extra={"payment_id": payment.payment_id, "error": type(exc).__name__})
+                metrics.BILLING_PAYMENTS.labels(REFUND_FAILED).inc()
+                continue
+            settled.add(done)
+        return settled
 
     def _payment_of_booking(self, cur: psycopg.Cursor, payment_id: str, booking_id: str) -> Payment | None:
-        if payment_id and payments.is_payment_id(payment_id):
+        # Canonical, as the database reads it: an event's id is text from another service.
+        payment_id = payments.canonical_payment_id(payment_id) or ""
+        if payment_id:
             payment = self.store.get_payment(cur, payment_id, lock=True)
             if payment is not None and booking_id and payment.booking_id != booking_id:
                 log.warning("refund event names another booking's payment", extra={"payment_id": payment_id})

@@ -68,19 +68,22 @@ class BillingStore:
         return {r["payment_id"] for r in cur.fetchall()}
 
     def set_provider_references(self, cur: psycopg.Cursor, references: Sequence[tuple[str, str]],
-                                now: dt.datetime) -> set[str]:
+                                now: dt.datetime) -> dict[str, PaymentStatus]:
         """Stores each (payment id, provider reference) once (the api, a
         retry and the worker may all learn it) and forgets the method token;
-        returns the ids stored now, not those stored already."""
+        returns the ids stored now, not those stored already, each with the
+        status of the payment it was stored on (FAILED: the charge came after
+        billing gave the payment up, and its money must go back)."""
         if not references:
-            return set()
+            return {}
         cur.execute(
             "UPDATE payments p SET provider_reference = r.reference, authorized_at = %s, method_token = NULL, "
             "updated_at = %s FROM unnest(%s::uuid[], %s::text[]) AS r(payment_id, reference) "
-            "WHERE p.payment_id = r.payment_id AND p.provider_reference IS NULL RETURNING p.payment_id::text",
+            "WHERE p.payment_id = r.payment_id AND p.provider_reference IS NULL "
+            "RETURNING p.payment_id::text, p.status",
             (now, now, pg_array(r[0] for r in references), pg_array(r[1] for r in references)), prepare=False,
         )
-        return {r["payment_id"] for r in cur.fetchall()}
+        return {r["payment_id"]: PaymentStatus(r["status"]) for r in cur.fetchall()}
 
     def withdraw_unauthorized(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> set[str]:
         """Deletes payments still PENDING without a reference: the provider
@@ -171,6 +174,18 @@ class BillingStore:
         )
         return [_payment(r) for r in cur.fetchall()]
 
+    def claim_charges_to_return(self, cur: psycopg.Cursor, limit: int, *, reason: str,
+                                skip: Sequence[str] = ()) -> list[Payment]:
+        """Locks FAILED payments whose charge must go back (their refund
+        asked for with ``reason``), oldest first, skipping those another
+        replica holds (a small partial index, empty but for those)."""
+        cur.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments "
+            "WHERE status = 'FAILED' AND refund_requested_reason = %s AND payment_id <> ALL(%s::uuid[]) "
+            "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED", (reason, list(skip), limit),
+        )
+        return [_payment(r) for r in cur.fetchall()]
+
     def save_transitions(self, cur: psycopg.Cursor, changed: Sequence[Payment], now: dt.datetime) -> set[str]:
         """Writes payments' new statuses in one statement; returns the ids
         written. Each row moves only from a status its lifecycle allows, so a
@@ -201,6 +216,23 @@ class BillingStore:
             "WHERE payment_id = %s AND refund_requested_reason IS NULL",
             (reason, now, payment_id),
         )
+
+    def return_charges(self, cur: psycopg.Cursor, payment_ids: Sequence[str], reason: str,
+                       now: dt.datetime) -> None:
+        """Asks for the refund of charges made for FAILED payments, whatever
+        was asked before: a refund asked for while the payment was pending
+        found nothing captured, and this one supersedes it."""
+        if not payment_ids:
+            return
+        cur.execute(
+            "UPDATE payments SET refund_requested_reason = %s, updated_at = %s "
+            "WHERE payment_id = ANY(%s::uuid[]) AND status = 'FAILED'",
+            (reason, now, pg_array(payment_ids)), prepare=False,
+        )
+
+    def forget_refund_request(self, cur: psycopg.Cursor, payment_id: str, now: dt.datetime) -> None:
+        cur.execute("UPDATE payments SET refund_requested_reason = NULL, updated_at = %s WHERE payment_id = %s",
+                    (now, payment_id))
 
     def count_unknown(self, cur: psycopg.Cursor) -> int:
         cur.execute("SELECT count(*) AS n FROM payments WHERE status = 'UNKNOWN'")

@@ -86,8 +86,12 @@ class BillingWorker:
                                                             booking_id=event.booking_id, reason=reason))
 
         outcome = handle_event(self.cashier.database, payload, message_type, handler, apply)
-        for settled in done:
-            settled.count()  # after the commit, so a rolled-back refund is never counted
+        # Only once committed: a transaction that failed after apply (at its
+        # commit, say) is dead-lettered with its refund rolled back, and
+        # ``done`` still holds what it would have refunded.
+        if outcome == "ok":
+            for settled in done:
+                settled.count()
         return outcome
 
 

@@ -134,6 +134,17 @@ def refund_entry(payment_id: str, refund_id: str, amount_fen: int, provider: str
     )
 
 
+def returned_charge_entries(payment_id: str, refund_id: str, amount_fen: int, provider: str,
+                            captured_at: dt.datetime, refunded_at: dt.datetime) -> tuple[JournalEntry, JournalEntry]:
+    """A charge the provider captured for a payment billing had failed, and
+    its refund: both moved money at the provider and both are on its
+    statement, so the ledger posts both (the capture as any other, the refund
+    out of it), the day's reconciliation matches each, and the fee nets to
+    nothing in every account."""
+    return (capture_entry(payment_id, amount_fen, provider, captured_at),
+            refund_entry(payment_id, refund_id, amount_fen, provider, refunded_at))
+
+
 @dataclass(frozen=True)
 class AccountBalance:
     account: str

@@ -7,8 +7,10 @@
 A PENDING payment is opened and committed before the provider is asked; until
 the provider's reference is stored it is "unauthorised", and the api's retry or
 the worker finishes the authorisation (the provider deduplicates it by
-``authorization_key``), or fails it once the booking's hold is over and the
-provider never saw it.
+``authorization_key``), or fails it once the booking's hold is over, the
+request that opened it has had its grace and the provider never saw it. A
+charge that reaches the provider after all is given back, the payment staying
+FAILED (``return_action``).
 
 One payment is attempted per hold: registration releases the hold when a
 payment fails, so after a FAILED payment the booking cannot be paid again (the
@@ -61,6 +63,10 @@ NOT_FOUND_AT_PROVIDER = "not_found_at_provider"
 NEVER_AUTHORIZED = "never_authorized"
 # Why the worker fails an unauthorised payment the provider refuses the token of.
 UNKNOWN_PAYMENT_METHOD = "unknown_payment_method"
+# Why a FAILED payment's charge is refunded: the provider made it after billing
+# had given the payment up (an authorisation that outlived the grace and the
+# hold), so registration was told the payment failed while the patient paid.
+CHARGED_AFTER_FAILURE = "charged_after_failure"
 
 # Payment method tokens as providers hand them to the payment page; the
 # provider decides whether it knows one, billing only checks the shape.
@@ -149,21 +155,33 @@ def check_booking_id(text: str, field: str = "booking_id") -> str:
         raise BadInput(field, "is not a valid id") from None
 
 
-def is_payment_id(text: str) -> bool:
+def canonical_payment_id(text: str) -> str | None:
+    """A payment id in its canonical form, None when it is not one.
+
+    uuid.UUID reads more spellings than PostgreSQL's uuid type does
+    (``urn:uuid:...``, hyphens anywhere: ``1-`` and 31 hex digits): the id
+    is passed on as uuid spells it, never as it came, so the database is
+    only ever asked about ids it can read.
+    """
     try:
-        uuid.UUID(text)
+        return str(uuid.UUID(text))
     except (ValueError, TypeError, AttributeError):
-        return False
-    return True
+        return None
+
+
+def is_payment_id(text: str) -> bool:
+    return canonical_payment_id(text) is not None
 
 
 def check_payment_id(text: str, field: str = "payment_id") -> str:
+    """The payment id in its canonical form (canonical_payment_id)."""
     text = (text or "").strip()
     if not text:
         raise BadInput(field, "is required")
-    if not is_payment_id(text):
+    payment_id = canonical_payment_id(text)
+    if payment_id is None:
         raise BadInput(field, "is not a payment id")
-    return text
+    return payment_id
 
 
 def payment_id_for(patient_id: str, idempotency_key: str) -> str:
@@ -231,23 +249,34 @@ def open_payment(payment_id: str, booking: Booking, provider: str, now: dt.datet
 
 
 class ResumeAction(enum.StrEnum):
-    """What the worker does with a payment opened but never authorised."""
+    """What the worker, or a retry of the request, does with a payment opened
+    but never authorised."""
 
     # The provider has the charge: store its reference, settle as usual.
     RECORD = "record"
     # The provider never saw it and the hold still runs: authorise it now.
     AUTHORIZE = "authorize"
-    # The provider never saw it and the hold is over: fail it, no money moved.
+    # The provider never saw it, the hold is over and so is the grace: fail
+    # it, no money moved.
     ABANDON = "abandon"
-    # Nothing to authorise it with and the hold still runs: ask again later.
+    # Ask again later: nothing to authorise it with while the hold runs, or
+    # the hold is over but the payment is younger than the grace, so the
+    # request that opened it may still be inside the provider's call (the
+    # api answers payment_in_progress).
     WAIT = "wait"
 
 
-def resume_action(payment: Payment, seen_by_provider: bool, now: dt.datetime) -> ResumeAction:
+def resume_action(payment: Payment, seen_by_provider: bool, now: dt.datetime, *,
+                  grace: dt.timedelta) -> ResumeAction:
+    """``grace``: how long the request that opened a payment may take to
+    authorise it (BILLING_AUTHORIZE_GRACE_SECONDS). "The provider never saw
+    it" is only known once that request is over: until then its charge may
+    still be on the way, and failing the payment would leave that charge on
+    a payment billing has given up."""
     if seen_by_provider:
         return ResumeAction.RECORD
     if payment.hold_expires_at is not None and now >= payment.hold_expires_at:
-        return ResumeAction.ABANDON
+        return ResumeAction.ABANDON if now - payment.created_at >= grace else ResumeAction.WAIT
     return ResumeAction.AUTHORIZE if payment.method_token else ResumeAction.WAIT
 
 
@@ -290,6 +319,35 @@ def unanswered(payment: Payment, now: dt.datetime, timeout: dt.timedelta) -> Pay
     if payment.status is PaymentStatus.PENDING and now - asked_at >= timeout:
         return transition(payment, PaymentStatus.UNKNOWN)
     return None
+
+
+class ReturnAction(enum.StrEnum):
+    """What becomes of a charge the provider made for a payment billing had failed."""
+
+    # The provider captured it: give it back.
+    REFUND = "refund"
+    # The provider declined it: no money moved, nothing to give back.
+    NOTHING_MOVED = "nothing_moved"
+    # The provider has not settled it yet: ask again later (it can only
+    # refund what it has captured).
+    WAIT = "wait"
+
+
+def charged_after_failure(payment: Payment) -> bool:
+    """A payment failed by billing whose charge the provider made all the same."""
+    return payment.status is PaymentStatus.FAILED and payment.refund_requested_reason == CHARGED_AFTER_FAILURE
+
+
+def return_action(payment: Payment, record: ChargeStatus | None) -> ReturnAction:
+    """``record``: the provider's own record of the payment's charge (None:
+    it has none yet, asked again later)."""
+    if not charged_after_failure(payment):
+        raise NotRefundable(f"payment {payment.payment_id} has no charge made after its failure to give back")
+    if record is None or record.state is ChargeState.PENDING:
+        return ReturnAction.WAIT
+    if record.state is ChargeState.CAPTURED:
+        return ReturnAction.REFUND
+    return ReturnAction.NOTHING_MOVED
 
 
 class RefundAction(enum.StrEnum):

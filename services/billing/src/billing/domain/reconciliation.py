@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from dataclasses import dataclass
 from typing import Iterable
 from zoneinfo import ZoneInfo
@@ -82,17 +83,31 @@ class ReconciliationReport:
         return len(self.lines) - self.matched
 
 
+# The API promises YYYY-MM-DD only: fromisoformat also reads 20261126 and ISO
+# week dates (2026-W48-4, ten characters too). ASCII digits only: \d would
+# take any script's.
+_BUSINESS_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# The days a report can be asked for. Far wider than the ledger's life; a date
+# outside is a typo (year 0206, 9026), and the ends of datetime's range
+# (0001-01-01, 9999-12-31) have no UTC instants for their Shanghai day.
+EARLIEST_BUSINESS_DATE = dt.date(2000, 1, 1)
+LATEST_BUSINESS_DATE = dt.date(2999, 12, 31)
+
+
 def parse_business_date(text: str) -> dt.date:
     text = (text or "").strip()
     if not text:
         raise BadInput("business_date", "is required (YYYY-MM-DD)")
     try:
-        # fromisoformat also takes 20261126; the API promises YYYY-MM-DD only.
-        if len(text) != 10:
+        if not _BUSINESS_DATE.fullmatch(text):
             raise ValueError(text)
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise BadInput("business_date", "is not a date (YYYY-MM-DD)") from None
+    if not EARLIEST_BUSINESS_DATE <= day <= LATEST_BUSINESS_DATE:
+        raise BadInput("business_date", f"is out of range ({EARLIEST_BUSINESS_DATE.isoformat()} "
+                                        f"to {LATEST_BUSINESS_DATE.isoformat()})")
+    return day
 
 
 def business_day(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
