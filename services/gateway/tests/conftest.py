@@ -1,17 +1,21 @@
 """The gateway, served by uvicorn on a free port, wired to the real identity
 api (on its own PostgreSQL database, demo accounts seeded) and to stand-ins
-for registration, billing and ticketing."""
+for registration, billing and ticketing; gateways of a test's own, with portal
+settings of its choosing; and waiting-room queues of a test's own in Redis."""
 from __future__ import annotations
 
-import threading
+import contextlib
+import uuid
 
 import httpx
 import pytest
+import redis
 from gateway_fakes import FakeBilling, FakeRegistration, FakeTicketing
-from gateway_testkit import Caller, fresh_phone, new_key
+from gateway_testkit import REDIS_URL, SESSION_SECRET, Caller, fresh_phone, new_key, serve
 
-from gateway.app import create_app, server
+from gateway.app import create_app
 from gateway.clients import Addresses
+from gateway.portal.settings import PortalSettings
 from identity.api import register as register_identity
 from identity.migrate import MIGRATIONS_DIR
 from identity.seed import DEMO_PATIENTS, DEMO_STAFF, seed
@@ -22,7 +26,7 @@ from tuoguan_common import telemetry
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database, drop_database, migrate
 from tuoguan_common.grpc_server import build_server
-from tuoguan_common.testing import free_port, unique_database_url, wait_for
+from tuoguan_common.testing import unique_database_url
 
 
 @pytest.fixture(scope="session")
@@ -74,14 +78,46 @@ def _add(add_servicer, servicer, srv, name):
 def gateway_url(grpc_servers):
     # A real tracer provider, so the gateway's spans have ids to propagate.
     telemetry.setup_tracing("gateway-tests", record=True)
-    port = free_port()
-    uvicorn_server = server(create_app(grpc_servers), host="127.0.0.1", port=port)
-    thread = threading.Thread(target=uvicorn_server.run, name="gateway-under-test", daemon=True)
-    thread.start()
-    wait_for(lambda: uvicorn_server.started, timeout=20, message="the gateway to start")
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(grpc_servers)) as url:
+        yield url
+
+
+@pytest.fixture
+def namespace():
+    """A waiting-room queue of the test's own in the real Redis; its keys are deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    problem = None
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        client.close()
+        pytest.fail(f"the waiting-room tests need a real Redis at {REDIS_URL} and it did not answer ({problem}). "
+                    "Start it (docker compose up -d redis) or set REDIS_URL.", pytrace=False)
+    ns = f"test:{uuid.uuid4().hex}"
+    try:
+        yield ns
+    finally:
+        keys = list(client.scan_iter(match=f"{ns}:*"))
+        if keys:
+            client.delete(*keys)
+        assert not list(client.scan_iter(match=f"{ns}:*"))
+        client.close()
+
+
+@pytest.fixture
+def own_gateway(grpc_servers, namespace):
+    """Starts a gateway of the test's own, on the same services, with these portal settings:
+    ``own_gateway(waiting_room_capacity=1)`` answers its URL. Its session secret is SESSION_SECRET
+    and its waiting room the test's namespace, unless the settings say otherwise."""
+    with contextlib.ExitStack() as running:
+        def start(**settings) -> str:
+            portal = PortalSettings(**{"session_secret": SESSION_SECRET, "waiting_room_namespace": namespace,
+                                       "redis_url": REDIS_URL, **settings})
+            return running.enter_context(serve(create_app(grpc_servers, portal)))
+
+        yield start
 
 
 @pytest.fixture

@@ -55,8 +55,10 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
 
     def ListSlots(self, request, context):
         self._seen("ListSlots", request, context)
-        return reg.ListSlotsResponse(slots=[reg.Slot(slot_id="slot-1", doctor_id="doc-wang", capacity=5,
-                                                     remaining=2, fee_fen=5000, period=reg.PERIOD_MORNING)])
+        day = request.from_date or "2026-12-01"
+        return reg.ListSlotsResponse(slots=[reg.Slot(
+            slot_id="slot-1", doctor_id="doc-wang", service_date=day, starts_at=f"{day}T08:00:00+08:00",
+            ends_at=f"{day}T08:15:00+08:00", capacity=5, remaining=2, fee_fen=5000, period=reg.PERIOD_MORNING)])
 
     def HoldSlot(self, request, context):
         self._seen("HoldSlot", request, context)

@@ -1,10 +1,27 @@
 """Helpers of the gateway's tests: signed-in callers, fresh phone numbers,
-idempotency keys, and the error envelope."""
+idempotency keys, the error envelope, JSON that can carry a lone surrogate, and
+a gateway served on a free port."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import threading
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from gateway.app import server
+from tuoguan_common.config import DEFAULT_REDIS_URL
+from tuoguan_common.testing import free_port, wait_for
+
+REDIS_URL = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+# The session secret of the gateways a test starts itself (conftest's own_gateway):
+# known, so that a test may sign a session cookie of its making.
+SESSION_SECRET = "test-session-secret-" + "s" * 16
 
 
 class Caller:
@@ -26,7 +43,31 @@ def new_key() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
 
+JSON_CONTENT = {"content-type": "application/json"}
+
+
+def escaped_json(data: Any) -> bytes:
+    """``data`` as JSON with every non-ASCII character escaped: how a lone UTF-16 surrogate
+    travels ("\\ud800"), which httpx's ``json=`` cannot send. Post it with JSON_CONTENT."""
+    return json.dumps(data).encode()
+
+
 def error(reply: httpx.Response) -> tuple[int, str, str | None]:
     """(status, reason, field) of a refusal."""
     body = reply.json()["error"]
     return reply.status_code, body["reason"], body["field"]
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serves ``app`` with uvicorn (in a thread, on a free port) while the block runs; yields its URL."""
+    port = free_port()
+    uvicorn_server = server(app, host="127.0.0.1", port=port)
+    thread = threading.Thread(target=uvicorn_server.run, name="gateway-under-test", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: uvicorn_server.started, timeout=20, message="the gateway to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(timeout=10)

@@ -9,7 +9,7 @@ import uuid
 
 import jwt
 import pytest
-from gateway_testkit import error
+from gateway_testkit import error, new_key
 
 from identity.store import DeviceTokenRecord, IdentityStore
 
@@ -25,8 +25,8 @@ def new_device() -> str:
     return f"freezer-{uuid.uuid4().hex[:8]}"
 
 
-def issue(http, caller, device: str) -> dict:
-    reply = http.post(ROUTE, headers=caller.headers, json={"device_name": device, "valid_days": 30})
+def issue(http, caller, device: str, key: dict[str, str] | None = None) -> dict:
+    reply = http.post(ROUTE, headers=caller.headers | (key or new_key()), json={"device_name": device, "valid_days": 30})
     assert reply.status_code == 201, reply.text
     return reply.json()
 
@@ -79,6 +79,26 @@ def test_an_admin_issues_lists_and_revokes_a_device_token(http, admin):
     assert listed(http, admin, device_name=device) == [revoked]
 
 
+def test_a_retried_issue_answers_the_same_token_and_issues_no_other(http, admin, verifier):
+    device, key = new_device(), new_key()
+    first = issue(http, admin, device, key)
+    again = issue(http, admin, device, key)
+    assert again == first
+    assert verifier.verify(again["access_token"]).subject == f"device:{device}"
+    assert [t["token_id"] for t in listed(http, admin, device_name=device)] == [first["token_id"]]
+    # The key for another request is refused, and issues nothing either.
+    other = http.post(ROUTE, headers=admin.headers | key, json={"device_name": device, "valid_days": 31})
+    assert error(other)[::2] == (422, "idempotency_key")
+    assert len(listed(http, admin, device_name=device)) == 1
+
+
+def test_an_issue_without_an_idempotency_key_is_422_and_issues_nothing(http, admin):
+    device = new_device()
+    reply = http.post(ROUTE, headers=admin.headers, json={"device_name": device, "valid_days": 30})
+    assert error(reply) == (422, "invalid_argument", "Idempotency-Key")
+    assert listed(http, admin, device_name=device) == []
+
+
 def test_the_list_filters_by_device_and_hides_expired_tokens_unless_asked(http, admin, identity_database):
     device, other = new_device(), new_device()
     older = issue(http, admin, device)["token_id"]
@@ -122,6 +142,8 @@ def test_bad_ids_and_reasons_are_refused_with_the_field(http, admin):
     assert error(revoke(http, admin, token_id, {}))[::2] == (422, "reason")
     assert error(revoke(http, admin, token_id, {"reason": ""}))[::2] == (422, "reason")
     assert error(revoke(http, admin, token_id, {"reason": "x" * 501}))[::2] == (422, "reason")
+    # PostgreSQL's text cannot hold NUL: the field's fault, not a failed service (502).
+    assert error(revoke(http, admin, token_id, {"reason": "leaked\u0000"})) == (422, "control_characters", "reason")
     assert [t["revoked_at"] for t in listed(http, admin, device_name=device)] == [""]
 
     longest = revoke(http, admin, token_id, {"reason": "x" * 500})

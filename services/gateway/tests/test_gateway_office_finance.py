@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from gateway_testkit import error, new_key
+from gateway_testkit import JSON_CONTENT, error, escaped_json, new_key
 
 from tuoguan.registration.v1 import registration_pb2 as reg
 
@@ -41,6 +41,21 @@ def test_office_puts_and_lists_session_templates(http, fakes, demo):
                            json=TEMPLATE | {"period": "midnight"}))[::2] == (422, "period")
     listed = http.get("/api/v1/office/session-templates", headers=office.headers, params={"doctor_id": "doc-wang"})
     assert listed.json()["templates"][0]["period"] == "afternoon"
+
+
+def test_proto_derived_requests_refuse_what_their_proto_cannot_hold(http, fakes, demo):
+    office = demo("office")
+    before = len(fakes["registration"].requests)
+    for changes, field in (({"weekday": 2**40}, "weekday"), ({"capacity_per_slot": -(2**31) - 1}, "capacity_per_slot"),
+                           ({"doctor_id": "doc-\ud800"}, "doctor_id")):
+        reply = http.post("/api/v1/office/session-templates", headers=office.headers | new_key() | JSON_CONTENT,
+                          content=escaped_json(TEMPLATE | changes))
+        assert error(reply) == (422, "invalid_argument", field)
+    for days_ahead in (2**40, 2**31):
+        reply = http.post("/api/v1/office/schedule/publish", headers=office.headers,
+                          json={"days_ahead": days_ahead, "release_now": False})
+        assert error(reply) == (422, "invalid_argument", "days_ahead")
+    assert len(fakes["registration"].requests) == before
 
 
 def test_office_publishes_and_suspends(http, fakes, demo):

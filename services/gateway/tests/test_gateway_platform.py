@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import typing
 
 import grpc
 import httpx
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from pydantic import BaseModel, ValidationError
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +19,7 @@ from fastapi.routing import iter_route_contexts
 from gateway_testkit import fresh_phone, new_key
 
 from gateway.app import create_app
+from gateway.convert import fill, message_model
 from gateway.errors import http_status
 from tuoguan_common.testing import free_port, wait_for
 
@@ -52,6 +56,66 @@ def test_openapi_lists_every_api_route():
               if r.path.startswith("/api/")}
     documented = {(m, p) for p, ops in app.openapi()["paths"].items() for m in ops if p.startswith("/api/")}
     assert served == documented == API
+
+
+def _request_bodies() -> dict[str, type[BaseModel]]:
+    bodies = {}
+    for route in iter_route_contexts(create_app().routes):
+        body = getattr(route, "body_field", None)
+        if body is not None and route.path.startswith("/api/"):
+            # TicketChange | None: the model itself.
+            [model] = [t for t in typing.get_args(body.field_info.annotation) or [body.field_info.annotation]
+                       if isinstance(t, type) and issubclass(t, BaseModel)]
+            bodies[route.path] = model
+    return bodies
+
+
+def test_no_request_body_takes_a_value_its_proto_field_could_not_hold():
+    """Every field of every request body refuses a lone surrogate and a number past 64 bits: as a
+    string or an integer a proto cannot hold it, and it must be 422 here, not a failure in protobuf."""
+    bodies = _request_bodies()
+    assert len(bodies) >= 15
+    for path, model in bodies.items():
+        for name in model.model_fields:
+            for value in ("\ud800", "x\udfffy", 2**64):
+                with pytest.raises(ValidationError) as refused:
+                    model.model_validate({name: value})
+                assert any(e["loc"][:1] == (name,) for e in refused.value.errors()), (path, name, value)
+
+
+WIDTHS = {
+    descriptor_pb2.FieldDescriptorProto.TYPE_INT32: (-(2**31), 2**31 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_UINT32: (0, 2**32 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_FIXED32: (0, 2**32 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_INT64: (-(2**63), 2**63 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_UINT64: (0, 2**64 - 1),
+    descriptor_pb2.FieldDescriptorProto.TYPE_FIXED64: (0, 2**64 - 1),
+}
+
+
+def test_derived_models_take_exactly_the_integers_their_proto_fields_hold():
+    file = descriptor_pb2.FileDescriptorProto(name="gateway_widths_test.proto", package="gateway_widths_test",
+                                              syntax="proto3")
+    message = file.message_type.add(name="GatewayWidthsTest")
+    for number, kind in enumerate(WIDTHS, start=1):
+        message.field.add(name=f"f{kind}", number=number, type=kind,
+                          label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    descriptor = pool.FindMessageTypeByName("gateway_widths_test.GatewayWidthsTest")
+    model, proto = message_model(descriptor), message_factory.GetMessageClass(descriptor)
+    for kind, (low, high) in WIDTHS.items():
+        for edge in (low, high):
+            # What the model takes, protobuf takes.
+            data = model.model_validate({f"f{kind}": edge}).model_dump(mode="json")
+            assert getattr(fill(proto(), data), f"f{kind}") == edge
+        for beyond in (low - 1, high + 1):
+            with pytest.raises(ValidationError):
+                model.model_validate({f"f{kind}": beyond})
+            with pytest.raises(ValueError):
+                setattr(proto(), f"f{kind}", beyond)
 
 
 @pytest.mark.integration

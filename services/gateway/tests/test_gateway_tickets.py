@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from gateway_testkit import error, new_key
+from gateway_testkit import JSON_CONTENT, error, escaped_json, new_key
 
 from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
 from tuoguan_common import auth
@@ -237,9 +237,13 @@ def test_comments_and_worklogs_are_refused_with_reasons(http, person):
                            json={"body": ""})) == (422, "invalid_argument", "body")
     assert error(http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key(),
                            json=worklog | {"minutes": 0})) == (422, "invalid_argument", "minutes")
-    # Past int32: refused by the gateway, not a failure in the protobuf runtime.
+    # Past int32, or a lone surrogate: refused by the gateway, not a failure in the protobuf runtime.
     assert error(http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key(),
                            json=worklog | {"minutes": 2**40}))[::2] == (422, "minutes")
+    assert error(http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key() | JSON_CONTENT,
+                           content=escaped_json(worklog | {"note": "\ud800"}))) == (422, "invalid_argument", "note")
+    assert error(http.post(f"/api/v1/tickets/{tid}/comments", headers=clinician.headers | new_key() | JSON_CONTENT,
+                           content=escaped_json({"body": "已重启\udc00"}))) == (422, "invalid_argument", "body")
     assert error(http.post(f"/api/v1/tickets/{tid}/worklogs", headers=clinician.headers | new_key(), json=worklog)) \
         == (403, "permission_denied", None)
     assert error(http.post("/api/v1/tickets/tk-none/comments", headers=clinician.headers | new_key(),
@@ -337,14 +341,14 @@ def alertmanager_payload(firing: str, resolved: str) -> dict:
 @pytest.fixture
 def device_token(http, demo):
     """Alertmanager's token, issued by the real identity through the gateway."""
-    reply = http.post("/api/v1/admin/device-tokens", headers=demo("admin").headers,
+    reply = http.post("/api/v1/admin/device-tokens", headers=demo("admin").headers | new_key(),
                       json={"device_name": "alertmanager", "valid_days": 365})
     assert reply.status_code == 201, reply.text
     return reply.json()["access_token"]
 
 
 def test_an_admin_issues_a_device_token(http, demo, verifier):
-    reply = http.post("/api/v1/admin/device-tokens", headers=demo("admin").headers,
+    reply = http.post("/api/v1/admin/device-tokens", headers=demo("admin").headers | new_key(),
                       json={"device_name": "freezer-b2-07", "valid_days": 30})
     assert reply.status_code == 201 and set(reply.json()) == {"access_token", "expires_at", "token_id"}
     principal = verifier.verify(reply.json()["access_token"])
@@ -354,16 +358,20 @@ def test_an_admin_issues_a_device_token(http, demo, verifier):
 
 def test_device_tokens_are_refused_with_reasons(http, demo):
     admin, office = demo("admin"), demo("office")
+    office_headers, admin_headers = office.headers | new_key(), admin.headers | new_key()
     route = "/api/v1/admin/device-tokens"
-    assert error(http.post(route, headers=office.headers, json={"device_name": "x", "valid_days": 1})) == \
+    assert error(http.post(route, headers=office_headers, json={"device_name": "x", "valid_days": 1})) == \
         (403, "permission_denied", None)
-    assert error(http.post(route, json={"device_name": "x", "valid_days": 1})) == (401, "unauthenticated", None)
-    assert error(http.post(route, headers=admin.headers, json={"device_name": "Freezer 7", "valid_days": 30})) == \
+    assert error(http.post(route, headers=new_key(), json={"device_name": "x", "valid_days": 1})) == \
+        (401, "unauthenticated", None)
+    assert error(http.post(route, headers=admin_headers, json={"device_name": "Freezer 7", "valid_days": 30})) == \
         (422, "device_name_format", "device_name")
-    assert error(http.post(route, headers=admin.headers, json={"device_name": "freezer-7", "valid_days": 400})) == \
+    assert error(http.post(route, headers=admin_headers, json={"device_name": "freezer-7", "valid_days": 400})) == \
         (422, "valid_days_range", "valid_days")
-    assert error(http.post(route, headers=admin.headers, json={"device_name": "freezer-7", "valid_days": 10**12})
+    assert error(http.post(route, headers=admin_headers, json={"device_name": "freezer-7", "valid_days": 10**12})
                  )[::2] == (422, "valid_days")
+    assert error(http.post(route, headers=admin.headers, json={"device_name": "freezer-7", "valid_days": 30})) == \
+        (422, "invalid_argument", "Idempotency-Key")
 
 
 def test_alertmanager_notifications_reach_the_service_verbatim(http, fakes, device_token):

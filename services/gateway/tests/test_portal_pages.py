@@ -1,15 +1,24 @@
 """The portal's pages over HTTP, against identity (real) and stand-ins for
 registration and billing: every rule's refusal reads as a sentence in the
 patient's language, forms need their CSRF token, sign-in guards the pages
-that need it, and redirects stay on the site."""
+that need it, redirects stay on the site, and the public pages load the same
+for everyone."""
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import re
+import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
+from gateway_testkit import SESSION_SECRET
+from itsdangerous import TimestampSigner
 
 from gateway.portal import i18n
+from gateway.portal.web import SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +37,20 @@ def alert(page: httpx.Response) -> str:
     return found.group(1)
 
 
+@contextlib.contextmanager
+def signed_in_client(gateway_url: str, login: str, password: str) -> Iterator[httpx.Client]:
+    """A portal session (cookies, redirects followed) signed in as ``login``."""
+    with httpx.Client(base_url=gateway_url, timeout=20, follow_redirects=True) as client:
+        token = csrf(client.get("/signin"))
+        signed_in = client.post("/signin", data={"login": login, "password": password, "next": "/", "csrf": token})
+        assert "退出登录" in signed_in.text
+        yield client
+
+
 @pytest.fixture
 def browser_session(gateway_url):
     """A portal session (cookies) signed in as the demo patient."""
-    with httpx.Client(base_url=gateway_url, timeout=20, follow_redirects=True) as client:
-        token = csrf(client.get("/signin"))
-        signed_in = client.post("/signin", data={"login": "13800000001", "password": "Patient1234",
-                                                 "next": "/", "csrf": token})
-        assert "退出登录" in signed_in.text
+    with signed_in_client(gateway_url, "13800000001", "Patient1234") as client:
         yield client
 
 
@@ -95,10 +110,69 @@ def test_pages_for_signed_in_people_send_strangers_to_sign_in(gateway_url):
             assert reply.status_code == 303 and reply.headers["location"] == f"/signin?next={path}"
 
 
+# Off this site as browsers read them: they take a backslash for a slash and drop tabs and newlines.
+OFF_SITE = ("https://evil.example/", "//evil.example/x", "javascript:alert(1)", "/\\evil.example",
+            "/\\/evil.example", "/\t/evil.example", "/\n/evil.example", "/\x00/evil.example")
+
+
 def test_redirects_stay_on_this_site(browser_session):
-    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+    for target in OFF_SITE:
         reply = browser_session.get("/language", params={"to": "en", "next": target}, follow_redirects=False)
-        assert reply.headers["location"] == "/"
+        assert reply.headers["location"] == "/", target
+    reply = browser_session.get("/language", params={"to": "en", "next": "/bookings?x=1"}, follow_redirects=False)
+    assert reply.headers["location"] == "/bookings?x=1"
+
+
+def test_the_waiting_room_sends_its_script_only_to_a_page_of_this_site(own_gateway):
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as first, httpx.Client(base_url=url, timeout=20) as second:
+        assert first.get("/queue").status_code == 303  # the only place: the second patient waits
+        for target in OFF_SITE:
+            page = second.get("/queue", params={"next": target})
+            # portal.js goes to data-next by itself when the patient's turn comes.
+            assert page.status_code == 200 and re.search(r'data-next="([^"]*)"', page.text).group(1) == "/", target
+        page = second.get("/queue", params={"next": "/departments/dep-cardio/doctors/doc-wang"})
+        assert 'data-next="/departments/dep-cardio/doctors/doc-wang"' in page.text
+
+
+def signed_session(session: dict) -> str:
+    """A session cookie as the portal signs it (Starlette's SessionMiddleware) with SESSION_SECRET."""
+    return TimestampSigner(SESSION_SECRET).sign(base64.b64encode(json.dumps(session).encode())).decode()
+
+
+def test_public_pages_load_without_the_patients_token(own_gateway, issuer, fakes):
+    """The catalogue and slot loads are shared by everyone who asks meanwhile: one patient's token that
+    the services refuse (the session still counts on it) must not fail them, nor sign anyone out."""
+    url = own_gateway(catalogue_cache_seconds=0, availability_cache_seconds=0, waiting_room_capacity=0)
+    refused = issuer.issue("acc-stale", ["patient"], ttl_seconds=-60)
+    session = {"token": refused, "token_expires": time.time() + 600,
+               "account": {"display_name": "周文静", "roles": ["patient"]}}
+    with httpx.Client(base_url=url, timeout=20, cookies={SESSION_COOKIE: signed_session(session)}) as client:
+        for path in ("/", "/departments/dep-cardio", "/departments/dep-cardio/doctors/doc-wang"):
+            page = client.get(path)
+            assert page.status_code == 200, (path, page.status_code, page.headers.get("location"))
+            assert "退出登录" in page.text  # still signed in
+    for rpc in ("ListDepartments", "ListSlots"):
+        assert "authorization" not in fakes["registration"].last(rpc)[2]
+    # A signed-in patient's token does not travel with them either.
+    with signed_in_client(url, "13800000001", "Patient1234") as patient:
+        assert patient.get("/departments/dep-cardio/doctors/doc-wang").status_code == 200
+    for rpc in ("ListDepartments", "ListSlots"):
+        assert "authorization" not in fakes["registration"].last(rpc)[2]
+
+
+def test_publishing_with_a_days_ahead_no_proto_holds_goes_back_with_a_message(gateway_url, fakes):
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        token = csrf(office.get("/office/templates"))
+        before = len(fakes["registration"].requests)
+        for days_ahead in ("abc", "1.5", str(2**40)):
+            page = office.post("/office/schedule/publish", data={"csrf": token, "days_ahead": days_ahead})
+            assert page.status_code == 200 and page.url.path == "/office/templates", days_ahead
+            assert alert(page) == "请检查填写的内容：提前天数。"
+        assert not [r for r in fakes["registration"].requests[before:] if r[0] == "PublishSchedule"]
+        published = office.post("/office/schedule/publish", data={"csrf": token, "days_ahead": "3"})
+        assert "已发布：新增 6 个出诊单元，共 60 个时段。" in published.text
+        assert fakes["registration"].last("PublishSchedule")[1].days_ahead == 3
 
 
 def test_the_session_cookie_is_httponly_and_samesite(gateway_url):

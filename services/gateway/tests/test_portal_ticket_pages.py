@@ -327,6 +327,12 @@ def test_a_worklog_with_bad_figures_is_refused_in_words(portal, fakes):
     assert alerts(typed) == ["请填写开始时间和所用的整数分钟数。"]
     refused = engineer.post(target, data={**fields, "key": "b", "minutes": "5000"})
     assert alerts(refused) == ["请检查填写的内容：工时（分钟）。"]
+    # Too many for the proto's int32 even: the same words, from the portal itself.
+    before = len(fakes["ticketing"].requests)
+    too_many = engineer.post(target, data={**fields, "key": "d", "minutes": str(2**40)})
+    assert too_many.status_code == 200 and path_of(too_many) == f"/tickets/{ticket_id}"
+    assert alerts(too_many) == ["请检查填写的内容：工时（分钟）。"]
+    assert not [r for r in fakes["ticketing"].requests[before:] if r[0] == "RecordWorklog"]
     unassigned = engineer.post(f"/tickets/{ticket_id}/actions/assign", data={"csrf": csrf(page), "key": "c"})
     assert alerts(unassigned) == ["请选择要派单的工程师。"]
 

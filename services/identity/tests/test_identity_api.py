@@ -1,18 +1,27 @@
 """Identity's gRPC API against a real PostgreSQL, the server in-process."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import secrets
 import uuid
 
 import grpc
 import pytest
 
+from identity.api import IdentityServicer
+from identity.exceptions import BadCredentials, TooManyAttempts
+from identity.notifications import LogNotifier
+from identity.passwords import Passwords
 from identity.seed import DEMO_PATIENTS, DEMO_STAFF, seed
+from identity.store import IdentityStore
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth, metrics
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY
 
 pytestmark = pytest.mark.integration
+
+# What tuoguan_common.grpc_server sends an error's retry_after_seconds as (the gateway's Retry-After).
 
 PHONE = "13912345678"
 PASSWORD = "Secret2026"
@@ -59,6 +68,9 @@ def test_sign_up_stores_an_argon2id_hash_never_the_password(identity, identity_d
     ({"password": "onlyletters"}, "password", "password_letters_and_digits"),
     ({"name": "名" * 41}, "display_name", "display_name_length"),
     ({"key": " "}, "idempotency_key", "required"),
+    # PostgreSQL's text cannot hold NUL: refused as the field's fault, not failed as INTERNAL.
+    ({"name": "赵\x00雅琴"}, "display_name", "display_name_characters"),
+    ({"key": "signup\x00"}, "idempotency_key", "control_characters"),
 ])
 def test_bad_sign_up_is_invalid_argument_naming_the_field(identity, identity_db, changes, field, reason):
     code, got_reason, got_field, _ = failure(lambda: sign_up(identity, **changes))
@@ -126,6 +138,47 @@ def test_five_failures_lock_the_login_for_the_window(identity, identity_db):
     with identity_db.transaction() as cur:
         cur.execute("UPDATE sign_in_failures SET failed_at = failed_at - interval '6 minutes'")
     assert sign_in(identity).access_token
+
+
+@pytest.mark.parametrize("login,reason", [
+    ("office\x00", "control_characters"),
+    # Over the btree index's row size (sign_in_failures_login), as random text that does not compress.
+    (secrets.token_hex(1600), "too_long"),
+    ("a" * 65, "too_long"),
+])
+def test_a_login_that_can_be_no_login_is_refused_before_anything_is_written(identity, identity_db, login, reason):
+    code, got_reason, field, _ = failure(lambda: sign_in(identity, login=login))
+    assert (code, field, got_reason) == (grpc.StatusCode.INVALID_ARGUMENT, "login", reason)
+    assert rows(identity_db, "SELECT 1 FROM sign_in_failures") == []
+    # The longest a login may be is still a sign-in attempt like any other.
+    assert failure(lambda: sign_in(identity, login="a" * 64))[1] == "bad_credentials"
+
+
+def test_a_locked_sign_in_knows_how_long_it_waits(identity_db, issuer):
+    now = [dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)]
+    servicer = IdentityServicer(IdentityStore(identity_db), issuer, Passwords(), notifier=LogNotifier(),
+                                reset_key=b"k" * 32, clock=lambda: now[0])
+    request = pb.SignInRequest(login="13900000000", password="Wrong2026")
+    for _ in range(5):
+        with pytest.raises(BadCredentials):
+            servicer.SignIn(request, None)
+        now[0] += dt.timedelta(seconds=50)
+    # The first failure is 250 s old: the lock lifts when it is 300 s old.
+    with pytest.raises(TooManyAttempts) as locked:
+        servicer.SignIn(request, None)
+    assert locked.value.retry_after_seconds == 50
+    now[0] += dt.timedelta(seconds=50)
+    with pytest.raises(BadCredentials):
+        servicer.SignIn(request, None)
+
+
+def test_a_locked_sign_in_sends_its_wait_as_trailing_metadata(identity):
+    for _ in range(5):
+        failure(lambda: sign_in(identity, login="nobody"))
+    with pytest.raises(grpc.RpcError) as locked:
+        sign_in(identity, login="nobody")
+    assert locked.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert 290 <= int(dict(locked.value.trailing_metadata())[RETRY_AFTER_KEY]) <= 300
 
 
 def test_success_forgets_earlier_failures(identity):

@@ -27,8 +27,9 @@ def token_of(issuer, *roles):
     return auth.bearer_metadata(issuer.issue(str(uuid.uuid4()), list(roles)))
 
 
-def issue(stub, metadata, name="alertmanager", days=90):
-    return stub.IssueDeviceToken(pb.IssueDeviceTokenRequest(device_name=name, valid_days=days),
+def issue(stub, metadata, name="alertmanager", days=90, key=None):
+    return stub.IssueDeviceToken(pb.IssueDeviceTokenRequest(device_name=name, valid_days=days,
+                                                            idempotency_key=uuid.uuid4().hex if key is None else key),
                                  metadata=metadata, timeout=10)
 
 
@@ -119,6 +120,50 @@ def test_bad_validity_is_invalid_argument(identity, issuer, days):
     assert (code, field, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "valid_days", "valid_days_range")
 
 
+def test_a_retry_with_the_same_key_answers_the_same_token_and_issues_no_other(identity, issuer, verifier,
+                                                                               identity_db):
+    admin = token_of(issuer, auth.ADMIN)
+    first = issue(identity, admin, name="freezer-b2-07", days=30, key="issue-1")
+    again = issue(identity, admin, name="freezer-b2-07", days=30, key="issue-1")
+    assert again == first
+    assert verifier.verify(again.access_token).subject == "device:freezer-b2-07"
+    listed = identity.ListDeviceTokens(pb.ListDeviceTokensRequest(device_name="freezer-b2-07"), metadata=admin)
+    assert [t.token_id for t in listed.tokens] == [first.token_id]
+    # The key's stored answer holds the token's id, not the token (nor its signature).
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT encode(response, 'escape') AS response FROM idempotency_keys "
+                    "WHERE scope = 'IssueDeviceToken'")
+        [stored] = [row["response"] for row in cur.fetchall()]
+    assert first.token_id in stored and first.access_token.rsplit(".", 1)[1] not in stored
+    # Another request with the key is refused; a key of another admin is another key.
+    code, reason, field = failure(lambda: issue(identity, admin, name="freezer-b2-07", days=31, key="issue-1"))
+    assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+    other = issue(identity, token_of(issuer, auth.ADMIN), name="freezer-b2-07", days=30, key="issue-1")
+    assert other.token_id != first.token_id
+
+
+def test_retries_racing_each_other_get_one_token(identity, issuer, identity_db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = token_of(issuer, auth.ADMIN)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda _: issue(identity, admin, name="racer", key="same-key"), range(8)))
+    assert len({(r.token_id, r.access_token) for r in replies}) == 1
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM device_tokens WHERE device_name = 'racer'")
+        assert cur.fetchone()["n"] == 1
+
+
+@pytest.mark.parametrize("key,reason", [("", "required"), ("  ", "required"), ("k" * 129, "too_long"),
+                                        ("key\x00", "control_characters")])
+def test_an_issue_without_a_usable_key_is_refused_and_issues_nothing(identity, issuer, identity_db, key, reason):
+    code, got_reason, field = failure(lambda: issue(identity, token_of(issuer, auth.ADMIN), key=key))
+    assert (code, field, got_reason) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key", reason)
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT count(*) AS n FROM device_tokens")
+        assert cur.fetchone()["n"] == 0
+
+
 # Revocation: identity records every token it issues (never the token itself).
 
 def revoke(stub, metadata, token_id, reason="leaked in a support ticket"):
@@ -200,6 +245,7 @@ def test_only_admins_list_and_revoke(identity, issuer, roles):
     ("not-a-token-id", "leaked", (grpc.StatusCode.INVALID_ARGUMENT, "token_id_format", "token_id")),
     ("0" * 32, "", (grpc.StatusCode.INVALID_ARGUMENT, "required", "reason")),
     ("0" * 32, "x" * 501, (grpc.StatusCode.INVALID_ARGUMENT, "too_long", "reason")),
+    ("0" * 32, "leaked\x00", (grpc.StatusCode.INVALID_ARGUMENT, "control_characters", "reason")),
     ("0" * 32, "leaked", (grpc.StatusCode.NOT_FOUND, "device_token_not_found", None)),
 ])
 def test_bad_revocations_say_which_field_and_write_nothing(identity, issuer, token_id, reason, expected):

@@ -7,7 +7,7 @@ import pytest
 
 from identity.domain import accounts as rules
 from identity.domain.throttle import SignInThrottle
-from identity.exceptions import InvalidAccountField
+from identity.exceptions import InvalidAccountField, TooManyAttempts
 from tuoguan_common import auth
 
 
@@ -70,6 +70,7 @@ def test_display_names_of_1_to_40_characters(name):
 
 @pytest.mark.parametrize("name,reason", [
     ("", "required"), ("   ", "required"), ("张" * 41, "display_name_length"), ("张\n明", "display_name_characters"),
+    ("张\x00明", "display_name_characters"),
 ])
 def test_display_name_refusals(name, reason):
     err = _broken(rules.display_name, name)
@@ -103,6 +104,31 @@ def test_idempotency_key_is_required_and_bounded():
     assert rules.idempotency_key(" k1 ") == "k1"
     assert _broken(rules.idempotency_key, "").field == "idempotency_key"
     assert _broken(rules.idempotency_key, "k" * 129).reason == "too_long"
+    err = _broken(rules.idempotency_key, "k\x001")
+    assert (err.field, err.reason) == ("idempotency_key", "control_characters")
+
+
+@pytest.mark.parametrize("login,expected", [
+    ("Office ", "office"), ("13800000001", "13800000001"), ("old-style login", "old-style login"), ("a" * 64, "a" * 64),
+])
+def test_a_sign_in_login_is_not_held_to_todays_rules(login, expected):
+    assert rules.sign_in_login(login) == expected
+
+
+@pytest.mark.parametrize("login,reason", [
+    ("", "required"), ("  ", "required"), ("a" * 65, "too_long"), ("ab" * 1600, "too_long"),
+    ("office\x00", "control_characters"), ("off\x1bice", "control_characters"), ("office\x7f", "control_characters"),
+])
+def test_a_sign_in_login_that_can_be_no_login_is_refused(login, reason):
+    err = _broken(rules.sign_in_login, login)
+    assert (err.field, err.reason) == ("login", reason)
+
+
+def test_control_characters_are_refused_in_free_text_naming_the_field():
+    err = _broken(rules.plain, "a\x00b", "display_name")
+    assert (err.field, err.reason) == ("display_name", "control_characters")
+    # Lines and tabs are text, as the platform's rule has it.
+    assert rules.plain("line one\nline two\tend", "reason") == "line one\nline two\tend"
 
 
 def test_throttle_locks_at_the_fifth_failure_within_the_window():
@@ -111,3 +137,20 @@ def test_throttle_locks_at_the_fifth_failure_within_the_window():
     assert throttle.window_start(now) == now - dt.timedelta(minutes=5)
     assert not throttle.is_locked(4)
     assert throttle.is_locked(5)
+
+
+def test_a_locked_login_waits_until_its_oldest_failure_leaves_the_window():
+    throttle = SignInThrottle(max_failures=5, window=dt.timedelta(minutes=5))
+    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+    assert throttle.seconds_until_unlocked(now, now) == 300
+    assert throttle.seconds_until_unlocked(now - dt.timedelta(seconds=250), now) == 50
+    assert throttle.seconds_until_unlocked(now - dt.timedelta(seconds=250.5), now) == 50
+    # Whole seconds, never 0: a client told to wait 0 would ask again at once.
+    assert throttle.seconds_until_unlocked(now - dt.timedelta(seconds=299.9), now) == 1
+    assert throttle.seconds_until_unlocked(now - dt.timedelta(minutes=6), now) == 1
+
+
+def test_a_locked_sign_in_says_how_long_to_wait():
+    locked = TooManyAttempts(50)
+    assert locked.retry_after_seconds == 50 and "1 minute" in locked.message
+    assert "5 minutes" in TooManyAttempts(300).message

@@ -35,6 +35,12 @@ def test_a_revocation_needs_a_reason_of_at_most_500_characters():
     assert refusal(lambda: device_tokens.revoke_reason("x" * 501)) == ("reason", "too_long")
 
 
+def test_a_revocation_reason_holds_no_control_character():
+    assert device_tokens.revoke_reason("leaked\n(see ticket 42)") == "leaked\n(see ticket 42)"
+    assert refusal(lambda: device_tokens.revoke_reason("leak\x00")) == ("reason", "control_characters")
+    assert refusal(lambda: device_tokens.revoke_reason("leak\x08ed")) == ("reason", "control_characters")
+
+
 def test_lifetimes_are_one_to_366_days():
     assert [device_tokens.valid_days(d) for d in (1, 366)] == [1, 366]
     assert refusal(lambda: device_tokens.valid_days(0)) == ("valid_days", "valid_days_range")

@@ -104,17 +104,21 @@ class TokenIssuer:
             raise SystemExit("TUOGUAN_TOKEN_PRIVATE_KEY_FILE is not set: identity cannot sign tokens")
         return cls(Path(path).read_bytes(), ttl_seconds)
 
-    def issue(self, subject: str, roles: list[str] | frozenset[str], ttl_seconds: int | None = None) -> str:
-        """A signed token; ``ttl_seconds`` overrides the issuer's lifetime (long-lived device tokens)."""
-        now = int(time.time())
+    def issue(self, subject: str, roles: list[str] | frozenset[str], ttl_seconds: int | None = None, *,
+              token_id: str | None = None, issued_at: int | None = None, expires_at: int | None = None) -> str:
+        """A signed token; ``ttl_seconds`` overrides the issuer's lifetime
+        (long-lived device tokens). ``token_id``, ``issued_at`` and
+        ``expires_at`` (epoch seconds) sign a recorded token again: Ed25519
+        signatures are deterministic, so the same claims give the same token."""
+        now = int(time.time()) if issued_at is None else issued_at
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "sub": subject,
             "roles": sorted(roles),
             "iat": now,
-            "exp": now + (self.ttl_seconds if ttl_seconds is None else ttl_seconds),
-            "jti": uuid.uuid4().hex,
+            "exp": expires_at if expires_at is not None else now + (self.ttl_seconds if ttl_seconds is None else ttl_seconds),
+            "jti": token_id or uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 REASON_KEY = "tuoguan-reason"
 FIELD_KEY = "tuoguan-field"
+# A refusal that ends after a known wait (an error with retry_after_seconds), in
+# whole seconds: the gateway\'s Retry-After.
+RETRY_AFTER_KEY = "tuoguan-retry-after"
 
 _token: contextvars.ContextVar[str | None] = contextvars.ContextVar("tuoguan_token", default=None)
 
@@ -113,6 +116,9 @@ class PlatformInterceptor(aio.ServerInterceptor):
                         trailing = ((REASON_KEY, exc.reason),)
                         if isinstance(exc, InvalidArgument):
                             trailing += ((FIELD_KEY, exc.field),)
+                        retry_after = getattr(exc, "retry_after_seconds", None)
+                        if retry_after:
+                            trailing += ((RETRY_AFTER_KEY, str(int(retry_after))),)
                         failure = (exc.message, trailing)
                     except grpc.RpcError as exc:
                         # A call this method made to another service failed: pass its status on.

@@ -10,28 +10,45 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from typing import Any, Mapping, TypeVar
+from typing import Annotated, Any, Mapping, TypeVar
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
 M = TypeVar("M", bound=Message)
 
 UNSPECIFIED = "unspecified"
 
-_SCALARS: dict[int, type] = {
-    FieldDescriptor.TYPE_STRING: str,
+
+def _utf8(value: str) -> str:
+    # JSON may spell a lone UTF-16 surrogate ("\ud800"); a proto string is UTF-8 and
+    # cannot hold one, so it is refused here (422 naming the field) rather than by protobuf (500).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+# The types of request fields that become proto fields: every string of a request
+# model is Text, every integer one of these widths; a value the proto cannot hold is 422.
+Text = Annotated[str, AfterValidator(_utf8)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+
+_SCALARS: dict[int, Any] = {
+    FieldDescriptor.TYPE_STRING: Text,
     FieldDescriptor.TYPE_BOOL: bool,
     FieldDescriptor.TYPE_BYTES: bytes,
     FieldDescriptor.TYPE_DOUBLE: float,
     FieldDescriptor.TYPE_FLOAT: float,
-    **{t: int for t in (
-        FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
-        FieldDescriptor.TYPE_SFIXED64,
-    )},
+    **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32), Int32),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32), UInt32),
+    **dict.fromkeys((FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64), Int64),
+    **dict.fromkeys((FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64), UInt64),
 }
 
 
@@ -124,7 +141,8 @@ def message_model(message: type[Message] | Descriptor) -> type[BaseModel]:
         elif field.enum_type is not None:
             fields[field.name] = (kind, kind(UNSPECIFIED))
         else:
-            fields[field.name] = (kind, kind())
+            # The proto3 zero value: 0, "", False, b"".
+            fields[field.name] = (kind, field.default_value)
     model = create_model(descriptor.name, __module__=__name__, **fields)
     _models[descriptor.full_name] = model
     return model

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY
 
 from .grpc_trailers import first_value
 
@@ -56,14 +56,27 @@ def http_status(code: grpc.StatusCode) -> int:
 # A service shedding load (RESOURCE_EXHAUSTED) or briefly unavailable: well-behaved
 # clients, the portal included, wait this long before trying again.
 RETRY_AFTER_SECONDS = "2"
+# A refusal that ends after a wait the service knows (a locked sign-in, a reset
+# code asked for again too soon) says how long, in seconds, in RETRY_AFTER_KEY's
+# trailing metadata; that wait is the Retry-After, not the load-shedding default.
 
 
-def error_response(status: int, reason: str, message: str, field: str | None = None, **extra: Any) -> JSONResponse:
+def error_response(status: int, reason: str, message: str, field: str | None = None, *,
+                   retry_after: str | None = None, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status in (429, 503):
-        headers = {"Retry-After": RETRY_AFTER_SECONDS}
+        headers = {"Retry-After": retry_after or RETRY_AFTER_SECONDS}
     body = {"error": {"reason": reason, "field": field, "message": message}, **extra}
     return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def retry_after(trailing: Any) -> str | None:
+    """The service's wait as a Retry-After value: whole seconds, at least 1; None
+    when it named none (or something that is no such number)."""
+    value = (first_value(trailing, RETRY_AFTER_KEY) or "").strip()
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        return None
+    return str(int(value))
 
 
 async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
@@ -78,6 +91,7 @@ async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONRespo
         message = "the service is unavailable, try again shortly" if status == 503 else "a service failed"
     return error_response(
         status, first_value(trailing, REASON_KEY) or code.name.lower(), message, first_value(trailing, FIELD_KEY),
+        retry_after=retry_after(trailing),
     )
 
 
@@ -90,7 +104,11 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
     loc = [str(part) for part in first["loc"]]
-    field = ".".join(loc[1:]) or (loc[0] if loc else None)
+    if first.get("type") == "json_invalid":
+        # A body that is not JSON at all: its loc is ("body", <byte offset>), and no field is at fault.
+        field = "body"
+    else:
+        field = ".".join(loc[1:]) or (loc[0] if loc else None)
     return error_response(422, "invalid_argument", first["msg"], field, detail=jsonable_encoder(problems))
 
 

@@ -3,7 +3,7 @@ descriptors); request bodies are written out, because the path and the
 Idempotency-Key header carry what the proto requests hold besides."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -12,7 +12,7 @@ from tuoguan.identity.v1 import identity_pb2
 from tuoguan.registration.v1 import registration_pb2
 from tuoguan.ticketing.v1 import ticketing_pb2
 
-from .convert import enum_model, message_model
+from .convert import Int32, Text, enum_model, message_model
 
 # Replies.
 Account = message_model(identity_pb2.Account)
@@ -51,48 +51,47 @@ WorklogList = message_model(ticketing_pb2.ListWorklogsResponse)
 AlertsReceived = message_model(ticketing_pb2.ReceiveAlertsResponse)
 TicketKind = enum_model(ticketing_pb2.TicketKind.DESCRIPTOR)
 Level = enum_model(ticketing_pb2.Level.DESCRIPTOR)
-# Proto int32 fields: a larger number is refused here (422) rather than failing in the protobuf runtime.
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 
-# Requests.
+# Requests. Their strings are Text and their integers Int32 (convert.py): a value
+# a proto field cannot hold is refused as 422 here, not by the protobuf runtime.
 class SignUp(BaseModel):
-    phone: str = Field(description="Mainland mobile number, 11 digits", examples=["13800000003"])
-    password: str = Field(description="At least 8 characters, letters and digits", examples=["Patient1234"])
-    display_name: str = Field(description="1-40 characters", examples=["周文静"])
+    phone: Text = Field(description="Mainland mobile number, 11 digits", examples=["13800000003"])
+    password: Text = Field(description="At least 8 characters, letters and digits", examples=["Patient1234"])
+    display_name: Text = Field(description="1-40 characters", examples=["周文静"])
 
 
 class SignIn(BaseModel):
-    login: str = Field(description="Phone number (patients) or staff id", examples=["13800000001"])
-    password: str = Field(examples=["Patient1234"])
+    login: Text = Field(description="Phone number (patients) or staff id", examples=["13800000001"])
+    password: Text = Field(examples=["Patient1234"])
 
 
 class PasswordReset(BaseModel):
-    phone: str = Field(description="The patient's mobile number, their login", examples=["13800000001"])
+    phone: Text = Field(description="The patient's mobile number, their login", examples=["13800000001"])
 
 
 class PasswordResetConfirm(BaseModel):
-    phone: str = Field(examples=["13800000001"])
-    code: str = Field(description="The 6 digits sent to the phone", examples=["123456"])
-    new_password: str = Field(description="At least 8 characters, letters and digits", examples=["Patient5678"])
+    phone: Text = Field(examples=["13800000001"])
+    code: Text = Field(description="The 6 digits sent to the phone", examples=["123456"])
+    new_password: Text = Field(description="At least 8 characters, letters and digits", examples=["Patient5678"])
 
 
 class StaffAccount(BaseModel):
-    login: str = Field(description="Staff id: a letter, then letters, digits, '.', '-', '_'", examples=["sun.li"])
-    password: str
-    display_name: str = Field(examples=["孙丽"])
+    login: Text = Field(description="Staff id: a letter, then letters, digits, '.', '-', '_'", examples=["sun.li"])
+    password: Text
+    display_name: Text = Field(examples=["孙丽"])
     roles: list[Role] = Field(examples=[["registration_office"]])
 
 
 class Hold(BaseModel):
-    slot_id: str
+    slot_id: Text
 
 
 class Pay(BaseModel):
-    payment_method_token: str = Field(
+    payment_method_token: Text = Field(
         description="The sandbox provider's test token: tok_ok, tok_decline or tok_timeout", examples=["tok_ok"],
     )
-    payment_ticket: str = Field(
+    payment_ticket: Text = Field(
         "", description="The payment_ticket the hold answered with, if you have it: billing then takes the booking "
                         "and its fee from it instead of asking registration. Optional; a retry with or without it is "
                         "the same request.",
@@ -107,28 +106,28 @@ class HeldBooking(Booking):  # type: ignore[valid-type, misc]
 
 
 class Suspend(BaseModel):
-    reason: str = Field(examples=["医生临时停诊 / doctor unavailable"])
+    reason: Text = Field(examples=["医生临时停诊 / doctor unavailable"])
 
 
 class DeviceTokenRequest(BaseModel):
-    device_name: str = Field(description="1-64 characters of a-z, 0-9 and '-'", examples=["alertmanager"])
+    device_name: Text = Field(description="1-64 characters of a-z, 0-9 and '-'", examples=["alertmanager"])
     valid_days: Int32 = Field(description="1-366", examples=[90])
 
 
 class DeviceTokenRevocation(BaseModel):
-    reason: str = Field(description="Why, for the record: 1-500 characters",
-                        examples=["posted in a chat by mistake / 误发到群聊"])
+    reason: Text = Field(description="Why, for the record: 1-500 characters",
+                         examples=["posted in a chat by mistake / 误发到群聊"])
 
 
 class OpenTicket(BaseModel):
     kind: TicketKind = Field(examples=["incident"])
-    subsystem_code: str = Field(description="The subsystem's code, from GET /api/v1/subsystems", examples=["PACS"])
-    title: str = Field(examples=["放射科阅片工作站无法调阅影像 / PACS viewer cannot load studies"])
-    description: str = ""
+    subsystem_code: Text = Field(description="The subsystem's code, from GET /api/v1/subsystems", examples=["PACS"])
+    title: Text = Field(examples=["放射科阅片工作站无法调阅影像 / PACS viewer cannot load studies"])
+    description: Text = ""
     impact: Level = Field(Level("unspecified"), description="With urgency, decides the priority")
     urgency: Level = Field(Level("unspecified"))
     major_incident: bool = False
-    on_behalf_of: str = Field("", description="Staff opening a ticket for a caller: the caller's account id")
+    on_behalf_of: Text = Field("", description="Staff opening a ticket for a caller: the caller's account id")
 
 
 TicketAction = Literal["assign", "start", "pause", "resume", "resolve", "confirm", "reopen", "close"]
@@ -136,25 +135,25 @@ TicketViewName = Literal["mine", "queue", "board"]
 
 
 class TicketChange(BaseModel):
-    assignee_id: str | None = Field(None, description="assign: the engineer's account id (and/or team)")
-    team: str | None = Field(None, description="assign: the team", examples=["imaging"])
+    assignee_id: Text | None = Field(None, description="assign: the engineer's account id (and/or team)")
+    team: Text | None = Field(None, description="assign: the team", examples=["imaging"])
     pause_side: Literal["hospital", "contractor", "vendor"] | None = Field(
         None, description="pause: whose side stopped the work; a contractor's pause does not stop the SLA clock",
     )
-    note: str | None = Field(None, description="resolve: how it was fixed; pause, reopen: why")
+    note: Text | None = Field(None, description="resolve: how it was fixed; pause, reopen: why")
 
 
 class NewComment(BaseModel):
-    body: str = Field(examples=["已重启影像服务，请再试 / image service restarted, please retry"])
+    body: Text = Field(examples=["已重启影像服务，请再试 / image service restarted, please retry"])
 
 
 class NewWorklog(BaseModel):
-    grade: str = Field(description="junior, intermediate, senior, expert", examples=["senior"])
-    activity: str = Field(description="diagnosis, repair, onsite, remote, change, travel, documentation",
-                          examples=["repair"])
-    started_at: str = Field(description="RFC 3339", examples=["2026-11-26T09:30:00+08:00"])
+    grade: Text = Field(description="junior, intermediate, senior, expert", examples=["senior"])
+    activity: Text = Field(description="diagnosis, repair, onsite, remote, change, travel, documentation",
+                           examples=["repair"])
+    started_at: Text = Field(description="RFC 3339", examples=["2026-11-26T09:30:00+08:00"])
     minutes: Int32 = Field(examples=[45])
-    note: str = ""
+    note: Text = ""
 
 
 # Errors, in the one shape every refusal has (see errors.py).
@@ -182,4 +181,4 @@ ERROR_RESPONSES = {
 
 class CalendarOverride(BaseModel):
     working: bool = Field(description="true: a working day (e.g. a make-up Saturday); false: a holiday")
-    note: str = Field("", max_length=200, examples=["2027 春节调休"])
+    note: Text = Field("", max_length=200, examples=["2027 春节调休"])

@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import math
+import uuid
 from typing import Callable, Iterable
 
 import grpc
-import jwt
 from google.protobuf.message import Message
 
 from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
@@ -66,6 +65,16 @@ def device_token_message(record: DeviceTokenRecord) -> identity_pb2.DeviceToken:
     )
 
 
+def signed_device_token(issuer: auth.TokenIssuer, record: DeviceTokenRecord) -> str:
+    """The token of a recorded device token: subject ``device:<name>``, the one
+    role DEVICE, its id as ``jti``, the claims ``TokenIssuer.issue`` writes. They
+    are the record's, and Ed25519 signatures are deterministic: one record, one
+    token, so a retried IssueDeviceToken answers the very token it first issued
+    although identity never keeps it."""
+    return issuer.issue(f"device:{record.device_name}", [auth.DEVICE], token_id=record.token_id,
+                        issued_at=int(record.issued_at.timestamp()), expires_at=int(record.expires_at.timestamp()))
+
+
 def account_message(record: AccountRecord) -> identity_pb2.Account:
     return identity_pb2.Account(
         account_id=record.account_id, login=record.login, display_name=record.display_name,
@@ -109,10 +118,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         password = rules.presented_password(request.password)
         now = self.clock()
         window_start = self.throttle.window_start(now)
-        failures = self.store.begin_attempt(login, now, since=window_start, limit=self.throttle.max_failures)
+        failures, oldest = self.store.begin_attempt(login, now, since=window_start, limit=self.throttle.max_failures)
         if self.throttle.is_locked(failures):
             self._signed_in("too_many_attempts")
-            raise TooManyAttempts(math.ceil(self.throttle.window.total_seconds() / 60))
+            raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
         record = self.store.account_by_login(login)
         # An unknown login is checked against a decoy hash: the same work and
         # the same answer as a wrong password. The attempt already counts as a
@@ -215,19 +224,32 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         admin = auth.current_principal().require(auth.ADMIN)
         name = device_tokens.device_name(request.device_name)
         days = device_tokens.valid_days(request.valid_days)
-        token = self.issuer.issue(f"device:{name}", [auth.DEVICE], ttl_seconds=days * 86_400)
-        # The id and expiry exactly as signed, read back from the token just made.
-        claims = jwt.decode(token, options={"verify_signature": False})
-        expires = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
-        self.store.record_device_token(DeviceTokenRecord(
-            token_id=claims["jti"], device_name=name, issued_by=admin.subject,
-            issued_at=dt.datetime.fromtimestamp(claims["iat"], dt.timezone.utc), expires_at=expires,
-            revoked_at=None, revoked_by=None, revoke_reason=None))
+        key = rules.idempotency_key(request.idempotency_key)
+        write = outbox.Idempotent.of("IssueDeviceToken", admin.subject, key, request,
+                                     identity_pb2.IssueDeviceTokenResponse)
+        # A token's times are whole seconds (its iat and exp).
+        issued_at = self.clock().replace(microsecond=0)
+        fresh = DeviceTokenRecord(
+            token_id=uuid.uuid4().hex, device_name=name, issued_by=admin.subject, issued_at=issued_at,
+            expires_at=issued_at + dt.timedelta(days=days), revoked_at=None, revoked_by=None, revoke_reason=None)
+        with self.store.transaction() as cur:
+            first = write.replay(cur)
+            if first is None:
+                self.store.insert_device_token(cur, fresh)
+                # The answer kept with the key leaves the token out, as everything
+                # identity stores does: a replay signs the record again.
+                write.remember(cur, identity_pb2.IssueDeviceTokenResponse(
+                    expires_at=rfc3339(fresh.expires_at), token_id=fresh.token_id))
+                record = fresh
+            else:
+                record = self.store.device_token(cur, first.token_id)
+        token = signed_device_token(self.issuer, record)
         # The token itself is never logged.
-        log.info("device token issued", extra={"device": name, "token_id": claims["jti"],
-                                                "expires_at": rfc3339(expires), "by": admin.subject})
-        return identity_pb2.IssueDeviceTokenResponse(access_token=token, expires_at=rfc3339(expires),
-                                                     token_id=claims["jti"])
+        log.info("device token issued", extra={"device": name, "token_id": record.token_id,
+                                                "expires_at": rfc3339(record.expires_at), "by": admin.subject,
+                                                "outcome": "replayed" if write.replayed else "issued"})
+        return identity_pb2.IssueDeviceTokenResponse(access_token=token, expires_at=rfc3339(record.expires_at),
+                                                     token_id=record.token_id)
 
     def ListDeviceTokens(self, request, context):
         auth.current_principal().require(auth.ADMIN)

@@ -1,6 +1,13 @@
 """Identity's errors; the gRPC interceptor maps each to its status once and
-sends ``reason`` (and ``field``) as trailing metadata."""
+sends ``reason`` (and ``field``) as trailing metadata.
+
+A refusal that ends after a known wait (``TooManyAttempts``, ``ResetTooSoon``)
+carries it as ``retry_after_seconds``, for the interceptor to send as
+``tuoguan-retry-after``: the gateway's Retry-After, rather than the couple of
+seconds that suit a service shedding load."""
 from __future__ import annotations
+
+import math
 
 from tuoguan_common.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
 
@@ -40,8 +47,10 @@ class BadCredentials(Unauthenticated):
 class TooManyAttempts(ResourceExhausted):
     reason = "too_many_attempts"
 
-    def __init__(self, retry_after_minutes: int) -> None:
-        super().__init__(f"too many failed sign-ins: try again in {retry_after_minutes} minutes")
+    def __init__(self, retry_after_seconds: int) -> None:
+        minutes = math.ceil(retry_after_seconds / 60)
+        super().__init__(f"too many failed sign-ins: try again in {minutes} minute{'' if minutes == 1 else 's'}")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ResetTooSoon(ResourceExhausted):

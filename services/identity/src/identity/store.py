@@ -96,22 +96,26 @@ class IdentityStore:
 
     # The sign-in throttle.
 
-    def begin_attempt(self, login: str, at: dt.datetime, *, since: dt.datetime, limit: int) -> int:
+    def begin_attempt(self, login: str, at: dt.datetime, *, since: dt.datetime,
+                      limit: int) -> tuple[int, dt.datetime | None]:
         """Counts the login's failures in the window and, below the limit, records
         this attempt as one until it succeeds: parallel guesses cannot all slip in
         under the limit, because each holds a place before the password is checked.
-        Returns the failures counted before this attempt."""
+        Returns the failures counted before this attempt and the oldest of them
+        (None when there are none): when it leaves the window, a locked login unlocks."""
         with self.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('sign-in:' || %s))", (login,))
             cur.execute(
-                "SELECT count(*) AS n FROM sign_in_failures WHERE login = %s AND failed_at >= %s", (login, since),
+                "SELECT count(*) AS n, min(failed_at) AS oldest FROM sign_in_failures "
+                "WHERE login = %s AND failed_at > %s", (login, since),
             )
-            failures = int(cur.fetchone()["n"])
+            row = cur.fetchone()
+            failures = int(row["n"])
             if failures < limit:
                 cur.execute("INSERT INTO sign_in_failures (login, failed_at) VALUES (%s, %s)", (login, at))
             # Failures older than the window count for nothing; keep the table small.
-            cur.execute("DELETE FROM sign_in_failures WHERE failed_at < %s", (since,))
-            return failures
+            cur.execute("DELETE FROM sign_in_failures WHERE failed_at <= %s", (since,))
+            return failures, row["oldest"]
 
     def clear_failures(self, login: str) -> None:
         with self.transaction() as cur:
@@ -189,11 +193,21 @@ class IdentityStore:
     # Device tokens.
 
     def record_device_token(self, token: DeviceTokenRecord) -> None:
+        """``insert_device_token`` in a transaction of its own (tests record tokens no route would issue)."""
         with self.transaction() as cur:
-            cur.execute(
-                f"INSERT INTO device_tokens ({_DEVICE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, NULL, NULL, NULL)",
-                (token.token_id, token.device_name, token.issued_by, token.issued_at, token.expires_at),
-            )
+            self.insert_device_token(cur, token)
+
+    def insert_device_token(self, cur: psycopg.Cursor, token: DeviceTokenRecord) -> None:
+        """Records an issued token inside the caller's transaction (that of its idempotency key)."""
+        cur.execute(
+            f"INSERT INTO device_tokens ({_DEVICE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, NULL, NULL, NULL)",
+            (token.token_id, token.device_name, token.issued_by, token.issued_at, token.expires_at),
+        )
+
+    def device_token(self, cur: psycopg.Cursor, token_id: str) -> DeviceTokenRecord | None:
+        cur.execute(f"SELECT {_DEVICE_COLUMNS} FROM device_tokens WHERE token_id = %s", (token_id,))
+        row = cur.fetchone()
+        return DeviceTokenRecord(**row) if row else None
 
     def device_tokens(self, device_name: str | None, include_expired: bool, now: dt.datetime) -> list[DeviceTokenRecord]:
         with self.transaction() as cur:

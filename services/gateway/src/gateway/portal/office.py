@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse
 from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .web import (
-    PortalRoute, call, flash, form_key, gettext, has_role, portal_state, posted_form, redirect, render, safe_next,
-    services, sign_in_redirect, signed_in, translate,
+    PortalRoute, call, check_field_text, flash, form_key, gettext, has_role, portal_state, posted_form, redirect,
+    render, safe_next, services, sign_in_redirect, signed_in, translate,
 )
 
 router = APIRouter(prefix="/office", route_class=PortalRoute, include_in_schema=False,
@@ -139,8 +139,15 @@ async def publish(request: Request):
     if (refusal := _refused(request)) is not None:
         return refusal
     form = await posted_form(request)
-    reply = await services(request).registration.PublishSchedule(reg.PublishScheduleRequest(
-        days_ahead=int(form.get("days_ahead") or 14), release_now=form.get("release_now") == "on"))
+    back = safe_next(form.get("back"), "/office/templates")
+    try:
+        # Not a whole number, or one too large for the proto's int32: ValueError either way.
+        publishing = reg.PublishScheduleRequest(days_ahead=int(form.get("days_ahead") or 14),
+                                                release_now=form.get("release_now") == "on")
+    except ValueError:
+        flash(request, check_field_text(request, "days_ahead"), "error")
+        return redirect(back)
+    reply = await call(request, back, services(request).registration.PublishSchedule(publishing))
     flash(request, translate(request, "Published: {sessions} new sessions with {slots} slots.").format(
         sessions=reply.sessions_created, slots=reply.slots_created), "success")
-    return redirect(safe_next(form.get("back"), "/office/templates"))
+    return redirect(back)

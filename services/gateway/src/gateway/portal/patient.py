@@ -20,8 +20,8 @@ from ..convert import enum_name, to_dict
 from . import i18n
 from .web import (
     FormExpired, GoBack, PortalRoute, call, csrf_ok, flash, form_key, formatter, gettext, portal_state, posted_form,
-    redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in, start_session,
-    translate,
+    public_services, redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
+    start_session, translate,
 )
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False, default_response_class=HTMLResponse)
@@ -50,22 +50,23 @@ ROLE_NAMES = {v.number: v.name.removeprefix("ROLE_").lower() for v in identity_p
 
 async def _departments(request: Request) -> list[reg.Department]:
     state = portal_state(request)
-    reply = await state.catalogue.get(("departments",), lambda: services(request).registration.ListDepartments(
+    reply = await state.catalogue.get(("departments",), lambda: public_services(request).registration.ListDepartments(
         reg.ListDepartmentsRequest()))
     return list(reply.departments)
 
 
 async def _doctors(request: Request, department_id: str) -> list[reg.Doctor]:
     state = portal_state(request)
-    reply = await state.catalogue.get(("doctors", department_id), lambda: services(request).registration.ListDoctors(
-        reg.ListDoctorsRequest(department_id=department_id)))
+    reply = await state.catalogue.get(
+        ("doctors", department_id), lambda: public_services(request).registration.ListDoctors(
+            reg.ListDoctorsRequest(department_id=department_id)))
     return list(reply.doctors)
 
 
 async def _slots(request: Request, doctor_id: str) -> list[reg.Slot]:
     state = portal_state(request)
     today = dt.date.today()
-    reply = await state.availability.get(("slots", doctor_id), lambda: services(request).registration.ListSlots(
+    reply = await state.availability.get(("slots", doctor_id), lambda: public_services(request).registration.ListSlots(
         reg.ListSlotsRequest(doctor_id=doctor_id, from_date=today.isoformat(),
                              to_date=(today + dt.timedelta(days=BOOKING_DAYS_AHEAD)).isoformat())))
     return list(reply.slots)

@@ -20,8 +20,9 @@ from tuoguan_common.grpc_server import FIELD_KEY
 from . import i18n
 from .i18n import HOSPITAL_TIME, N_
 from .web import (
-    GoBack, PortalRoute, call, flash, form_key, gettext, has_role, language, portal_state, posted_form, redirect,
-    refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in, translate,
+    GoBack, PortalRoute, call, check_field_text, flash, form_key, gettext, has_role, language, portal_state,
+    posted_form, redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
+    translate,
 )
 
 router = APIRouter(prefix="/tickets", route_class=PortalRoute, include_in_schema=False,
@@ -404,9 +405,15 @@ async def worklog(request: Request, ticket_id: str):
     except ValueError:
         flash(request, _("Enter when the work started and how many whole minutes it took."), "error")
         raise GoBack(back) from None
-    reply = await call(request, back, services(request).ticketing.RecordWorklog(tkt.RecordWorklogRequest(
-        ticket_id=ticket_id, grade=str(form.get("grade", "")), activity=str(form.get("activity", "")),
-        started_at=started.isoformat(), minutes=minutes, note=str(form.get("note", "")),
-        idempotency_key=str(form.get("key", "")))))
+    try:
+        recording = tkt.RecordWorklogRequest(
+            ticket_id=ticket_id, grade=str(form.get("grade", "")), activity=str(form.get("activity", "")),
+            started_at=started.isoformat(), minutes=minutes, note=str(form.get("note", "")),
+            idempotency_key=str(form.get("key", "")))
+    except ValueError:
+        # Too many minutes for the proto's int32: the words the service has for too many minutes.
+        flash(request, check_field_text(request, "minutes"), "error")
+        raise GoBack(back) from None
+    reply = await call(request, back, services(request).ticketing.RecordWorklog(recording))
     flash(request, _("{minutes} minutes of work are logged.").format(minutes=reply.worklog.minutes), "success")
     return redirect(f"{back}#worklogs")

@@ -87,11 +87,14 @@ class WaitingRoom:
     """The queue; ``check`` for a page of the booking flow, ``leave`` when a patient is done."""
 
     def __init__(self, redis_url: str, *, capacity: int, claim_seconds: int, pass_seconds: int,
-                 namespace: str = "tuoguan:waiting-room"):
+                 namespace: str = "tuoguan:waiting-room", timeout_seconds: float = 0.5):
         self.capacity = capacity
         self.claim_seconds = claim_seconds
         self.pass_seconds = pass_seconds
-        self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # Short: a Redis that does not answer lets patients through (fail open)
+        # rather than keep every booking page waiting on it.
+        self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout_seconds,
+                                              socket_connect_timeout=timeout_seconds)
         self._keys = [f"{namespace}:{k}" for k in ("tail", "head", "active", "taken")]
         self._check = self._redis.register_script(CHECK)
 

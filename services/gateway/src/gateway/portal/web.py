@@ -9,6 +9,7 @@ signed, not encrypted.
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 import time
 import uuid
@@ -131,12 +132,19 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+# Browsers read a backslash in a URL as a slash and drop tabs and newlines: a next
+# of /\evil.example or /<TAB>/evil.example would leave the site for //evil.example.
+# No path of this site has a control character either.
+_NOT_IN_A_NEXT = re.compile(r"[\\\x00-\x1f\x7f-\x9f]")
+
+
 def safe_next(url: str | None, default: str = "/") -> str:
     """Only a path on this site: never a redirect elsewhere."""
     if not url:
         return default
     parts = urlsplit(url)
-    if parts.scheme or parts.netloc or not url.startswith("/") or url.startswith("//"):
+    if (parts.scheme or parts.netloc or not url.startswith("/") or url.startswith("//")
+            or _NOT_IN_A_NEXT.search(url)):
         return default
     return url
 
@@ -166,6 +174,13 @@ def services(request: Request) -> Services:
     return request.app.state.clients.for_caller(token)
 
 
+def public_services(request: Request) -> Services:
+    """The services as nobody in particular, for what anyone may see. The portal's caches
+    load with these: a load is shared by everyone who asks meanwhile, so it must not carry
+    (and fail with) one person's token, or a token a service refuses would sign them all out."""
+    return request.app.state.clients.for_caller(None)
+
+
 def has_role(request: Request, *roles: str) -> bool:
     account = request.session.get("account") or {}
     return any(role in account.get("roles", ()) for role in roles)
@@ -185,14 +200,18 @@ def refusal_text(request: Request, exc: grpc.aio.AioRpcError) -> str:
     status = http_status(exc.code())
     if status == 422:
         field = first_value(exc.trailing_metadata(), FIELD_KEY) or ""
-        if field in i18n.FIELDS:
-            field = _(i18n.FIELDS[field])
-        return _("Please check the field: {field}.").format(field=field) if field else _(i18n.GENERAL_REFUSAL)
+        return check_field_text(request, field) if field else _(i18n.GENERAL_REFUSAL)
     if status == 429:
         return _(i18n.REASONS["resource_exhausted"])
     if status >= 500:
         return _(i18n.REASONS["unavailable"])
     return _(i18n.GENERAL_REFUSAL)
+
+
+def check_field_text(request: Request, field: str) -> str:
+    """Asks for another look at one field of a form, by its label where the form has one."""
+    _ = gettext(request)
+    return _("Please check the field: {field}.").format(field=_(i18n.FIELDS[field]) if field in i18n.FIELDS else field)
 
 
 def refusal_field(exc: grpc.aio.AioRpcError) -> str | None:

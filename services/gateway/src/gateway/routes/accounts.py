@@ -64,12 +64,13 @@ async def open_staff_account(body: StaffAccount, key: IdempotencyKey, services: 
 
 @router.post("/admin/device-tokens", status_code=201, response_model=IssuedDeviceToken,
              summary="Admins issue a long-lived token for a machine (Alertmanager, a specimen bank device)")
-async def issue_device_token(body: DeviceTokenRequest, services: CallerServices):
+async def issue_device_token(body: DeviceTokenRequest, key: IdempotencyKey, services: CallerServices):
     """The token's subject is ``device:<device_name>`` and its one role ``device``. Identity
     records its ``token_id`` (to list and revoke it), never the token itself: keep the token as a
-    secret of the machine. It works until ``expires_at`` or until revoked."""
+    secret of the machine. It works until ``expires_at`` or until revoked. Resent with the same
+    ``Idempotency-Key`` (an answer lost), it answers the same token again and issues no other."""
     return to_dict(await services.identity.IssueDeviceToken(
-        identity_pb2.IssueDeviceTokenRequest(**body.model_dump())))
+        identity_pb2.IssueDeviceTokenRequest(**body.model_dump(), idempotency_key=key)))
 
 
 @router.get("/admin/device-tokens", response_model=DeviceTokenList,

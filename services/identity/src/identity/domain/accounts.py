@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from tuoguan_common import errors
 from tuoguan_common.roles import (
     ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE, ROLES,
 )
@@ -26,6 +27,10 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 MAX_DISPLAY_NAME_LENGTH = 40
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
+# No login is longer (staff ids 32, phone numbers 11); a sign-in's login is
+# written to the throttle's log, whose btree index refuses rows of a few
+# kilobytes, so anything longer is refused before that write.
+MAX_SIGN_IN_LOGIN_LENGTH = 64
 
 STAFF_ROLES = frozenset({
     REGISTRATION_OFFICE, ADMIN, FINANCE, CLINICIAN,
@@ -47,6 +52,16 @@ def _required(raw: str, field: str) -> str:
     return value
 
 
+def plain(value: str, field: str) -> str:
+    """``value`` unless it holds a control character (the platform's rule,
+    ``tuoguan_common.errors.plain``: PostgreSQL's text cannot hold NUL, so
+    the write would fail as INTERNAL), as identity's own error with a reason."""
+    try:
+        return errors.plain(value, field)
+    except errors.InvalidArgument as refused:
+        raise InvalidAccountField(field, refused.problem, "control_characters") from None
+
+
 def patient_phone(raw: str, field: str = "phone") -> str:
     phone = _required(raw, field)
     if not PATIENT_PHONE.fullmatch(phone):
@@ -64,8 +79,15 @@ def staff_login(raw: str, field: str = "login") -> str:
 
 
 def sign_in_login(raw: str) -> str:
-    """The login as stored: phone numbers as typed, staff ids in lower case."""
-    return _required(raw, "login").lower()
+    """The login as stored: phone numbers as typed, staff ids in lower case.
+
+    Not held to today's login rules (an older login stays valid), but refused
+    when it could be no login at all (too long, a control character): the
+    throttle records every attempt's login before the password is checked."""
+    login = _required(raw, "login").lower()
+    if len(login) > MAX_SIGN_IN_LOGIN_LENGTH:
+        raise InvalidAccountField("login", f"must be at most {MAX_SIGN_IN_LOGIN_LENGTH} characters", "too_long")
+    return plain(login, "login")
 
 
 def password(raw: str, field: str = "password") -> str:
@@ -122,7 +144,7 @@ def idempotency_key(raw: str, field: str = "idempotency_key") -> str:
     key = _required(raw, field)
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidAccountField(field, f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", "too_long")
-    return key
+    return plain(key, field)
 
 
 def presented_password(raw: str, field: str = "password") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..exceptions import InvalidAccountField
+from .accounts import plain
 
 # Device tokens: "device:<name>", role DEVICE, valid for whole days.
 DEVICE_NAME = re.compile(r"[a-z0-9-]{1,64}")
@@ -43,4 +44,5 @@ def revoke_reason(raw: str, field: str = "reason") -> str:
         raise InvalidAccountField(field, "is required: say why, for the record", "required")
     if len(reason) > MAX_REVOKE_REASON:
         raise InvalidAccountField(field, f"must be at most {MAX_REVOKE_REASON} characters", "too_long")
-    return reason
+    # Free text an admin typed, kept in a text column: lines and tabs, but no other control character.
+    return plain(reason, field)

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tuoguan/identity/v1/identity.proto\x12\x13tuoguan.identity.v1\"l\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05login\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12(\n\x05roles\x18\x04 \x03(\x0e\x32\x19.tuoguan.identity.v1.Role\"f\n\x14SignUpPatientRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"F\n\x15SignUpPatientResponse\x12-\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\"0\n\rSignInRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"q\n\x0eSignInResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x02 \x01(\x03\x12-\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\"\x15\n\x13GetMyAccountRequest\"E\n\x14GetMyAccountResponse\x12-\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\"\x95\x01\n\x19\x43reateStaffAccountRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12(\n\x05roles\x18\x04 \x03(\x0e\x32\x19.tuoguan.identity.v1.Role\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"K\n\x1a\x43reateStaffAccountResponse\x12-\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05phone\x18\x01 \x01(\t\"P\n\x1cRequestPasswordResetResponse\x12\x12\n\nexpires_at\x18\x01 \x01(\t\x12\x1c\n\x14resend_after_seconds\x18\x02 \x01(\x05\"b\n\x14ResetPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\x17\n\x15ResetPasswordResponse\"B\n\x17IssueDeviceTokenRequest\x12\x13\n\x0b\x64\x65vice_name\x18\x01 \x01(\t\x12\x12\n\nvalid_days\x18\x02 \x01(\x05\"V\n\x18IssueDeviceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\x12\x10\n\x08token_id\x18\x03 \x01(\t\"\xad\x01\n\x0b\x44\x65viceToken\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12\x11\n\tissued_at\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x11\n\tissued_by\x18\x05 \x01(\t\x12\x12\n\nrevoked_at\x18\x06 \x01(\t\x12\x12\n\nrevoked_by\x18\x07 \x01(\t\x12\x15\n\rrevoke_reason\x18\x08 \x01(\t\"G\n\x17ListDeviceTokensRequest\x12\x13\n\x0b\x64\x65vice_name\x18\x01 \x01(\t\x12\x17\n\x0finclude_expired\x18\x02 \x01(\x08\"L\n\x18ListDeviceTokensResponse\x12\x30\n\x06tokens\x18\x01 \x03(\x0b\x32 .tuoguan.identity.v1.DeviceToken\"<\n\x18RevokeDeviceTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x19RevokeDeviceTokenResponse\x12/\n\x05token\x18\x01 \x01(\x0b\x32 .tuoguan.identity.v1.DeviceToken\"\x1a\n\x18ListRevokedTokensRequest\".\n\x19ListRevokedTokensResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\t\" \n\x10ListStaffRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\"C\n\x11ListStaffResponse\x12.\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1c.tuoguan.identity.v1.Account*\xd0\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0cROLE_PATIENT\x10\x01\x12\x1c\n\x18ROLE_REGISTRATION_OFFICE\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x12\n\x0eROLE_CLINICIAN\x10\x04\x12\x11\n\rROLE_ENGINEER\x10\x05\x12\x13\n\x0fROLE_DISPATCHER\x10\x06\x12\x13\n\x0fROLE_CONSULTANT\x10\x07\x12\x10\n\x0cROLE_FINANCE\x10\x08\x12\x0f\n\x0bROLE_DEVICE\x10\t2\xb3\t\n\x0fIdentityService\x12\x66\n\rSignUpPatient\x12).tuoguan.identity.v1.SignUpPatientRequest\x1a*.tuoguan.identity.v1.SignUpPatientResponse\x12Q\n\x06SignIn\x12\".tuoguan.identity.v1.SignInRequest\x1a#.tuoguan.identity.v1.SignInResponse\x12\x63\n\x0cGetMyAccount\x12(.tuoguan.identity.v1.GetMyAccountRequest\x1a).tuoguan.identity.v1.GetMyAccountResponse\x12u\n\x12\x43reateStaffAccount\x12..tuoguan.identity.v1.CreateStaffAccountRequest\x1a/.tuoguan.identity.v1.CreateStaffAccountResponse\x12{\n\x14RequestPasswordReset\x12\x30.tuoguan.identity.v1.RequestPasswordResetRequest\x1a\x31.tuoguan.identity.v1.RequestPasswordResetResponse\x12\x66\n\rResetPassword\x12).tuoguan.identity.v1.ResetPasswordRequest\x1a*.tuoguan.identity.v1.ResetPasswordResponse\x12o\n\x10IssueDeviceToken\x12,.tuoguan.identity.v1.IssueDeviceTokenRequest\x1a-.tuoguan.identity.v1.IssueDeviceTokenResponse\x12o\n\x10ListDeviceTokens\x12,.tuoguan.identity.v1.ListDeviceTokensRequest\x1a-.tuoguan.identity.v1.ListDeviceTokensResponse\x12r\n\x11RevokeDeviceToken\x12-.tuoguan.identity.v1.RevokeDeviceTokenRequest\x1a..tuoguan.identity.v1.RevokeDeviceTokenResponse\x12r\n\x11ListRevokedTokens\x12-.tuoguan.identity.v1.ListRevokedTokensRequest\x1a..tuoguan.identity.v1.ListRevokedTokensResponse\x12Z\n\tListStaff\x12%.tuoguan.identity.v1.ListStaffRequest\x1a&.tuoguan.identity.v1.ListStaffResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tuoguan/identity/v1/identity.proto\x12\x13tuoguan.identity.v1\"l\n\x07\x41\x63\x63ount\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\r\n\x05login\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12(\n\x05roles\x18\x04 \x03(\x0e\x32\x19.tuoguan.identity.v1.Role\"f\n\x14SignUpPatientRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"F\n\x15SignUpPatientResponse\x12-\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\"0\n\rSignInRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"q\n\x0eSignInResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x1a\n\x12\x65xpires_in_seconds\x18\x02 \x01(\x03\x12-\n\x07\x61\x63\x63ount\x18\x03 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\"\x15\n\x13GetMyAccountRequest\"E\n\x14GetMyAccountResponse\x12-\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\"\x95\x01\n\x19\x43reateStaffAccountRequest\x12\r\n\x05login\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12(\n\x05roles\x18\x04 \x03(\x0e\x32\x19.tuoguan.identity.v1.Role\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"K\n\x1a\x43reateStaffAccountResponse\x12-\n\x07\x61\x63\x63ount\x18\x01 \x01(\x0b\x32\x1c.tuoguan.identity.v1.Account\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05phone\x18\x01 \x01(\t\"P\n\x1cRequestPasswordResetResponse\x12\x12\n\nexpires_at\x18\x01 \x01(\t\x12\x1c\n\x14resend_after_seconds\x18\x02 \x01(\x05\"b\n\x14ResetPasswordRequest\x12\r\n\x05phone\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0cnew_password\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"\x17\n\x15ResetPasswordResponse\"[\n\x17IssueDeviceTokenRequest\x12\x13\n\x0b\x64\x65vice_name\x18\x01 \x01(\t\x12\x12\n\nvalid_days\x18\x02 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"V\n\x18IssueDeviceTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\t\x12\x10\n\x08token_id\x18\x03 \x01(\t\"\xad\x01\n\x0b\x44\x65viceToken\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x02 \x01(\t\x12\x11\n\tissued_at\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\t\x12\x11\n\tissued_by\x18\x05 \x01(\t\x12\x12\n\nrevoked_at\x18\x06 \x01(\t\x12\x12\n\nrevoked_by\x18\x07 \x01(\t\x12\x15\n\rrevoke_reason\x18\x08 \x01(\t\"G\n\x17ListDeviceTokensRequest\x12\x13\n\x0b\x64\x65vice_name\x18\x01 \x01(\t\x12\x17\n\x0finclude_expired\x18\x02 \x01(\x08\"L\n\x18ListDeviceTokensResponse\x12\x30\n\x06tokens\x18\x01 \x03(\x0b\x32 .tuoguan.identity.v1.DeviceToken\"<\n\x18RevokeDeviceTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x19RevokeDeviceTokenResponse\x12/\n\x05token\x18\x01 \x01(\x0b\x32 .tuoguan.identity.v1.DeviceToken\"\x1a\n\x18ListRevokedTokensRequest\".\n\x19ListRevokedTokensResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\t\" \n\x10ListStaffRequest\x12\x0c\n\x04role\x18\x01 \x01(\t\"C\n\x11ListStaffResponse\x12.\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x1c.tuoguan.identity.v1.Account*\xd0\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x10\n\x0cROLE_PATIENT\x10\x01\x12\x1c\n\x18ROLE_REGISTRATION_OFFICE\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x12\x12\n\x0eROLE_CLINICIAN\x10\x04\x12\x11\n\rROLE_ENGINEER\x10\x05\x12\x13\n\x0fROLE_DISPATCHER\x10\x06\x12\x13\n\x0fROLE_CONSULTANT\x10\x07\x12\x10\n\x0cROLE_FINANCE\x10\x08\x12\x0f\n\x0bROLE_DEVICE\x10\t2\xb3\t\n\x0fIdentityService\x12\x66\n\rSignUpPatient\x12).tuoguan.identity.v1.SignUpPatientRequest\x1a*.tuoguan.identity.v1.SignUpPatientResponse\x12Q\n\x06SignIn\x12\".tuoguan.identity.v1.SignInRequest\x1a#.tuoguan.identity.v1.SignInResponse\x12\x63\n\x0cGetMyAccount\x12(.tuoguan.identity.v1.GetMyAccountRequest\x1a).tuoguan.identity.v1.GetMyAccountResponse\x12u\n\x12\x43reateStaffAccount\x12..tuoguan.identity.v1.CreateStaffAccountRequest\x1a/.tuoguan.identity.v1.CreateStaffAccountResponse\x12{\n\x14RequestPasswordReset\x12\x30.tuoguan.identity.v1.RequestPasswordResetRequest\x1a\x31.tuoguan.identity.v1.RequestPasswordResetResponse\x12\x66\n\rResetPassword\x12).tuoguan.identity.v1.ResetPasswordRequest\x1a*.tuoguan.identity.v1.ResetPasswordResponse\x12o\n\x10IssueDeviceToken\x12,.tuoguan.identity.v1.IssueDeviceTokenRequest\x1a-.tuoguan.identity.v1.IssueDeviceTokenResponse\x12o\n\x10ListDeviceTokens\x12,.tuoguan.identity.v1.ListDeviceTokensRequest\x1a-.tuoguan.identity.v1.ListDeviceTokensResponse\x12r\n\x11RevokeDeviceToken\x12-.tuoguan.identity.v1.RevokeDeviceTokenRequest\x1a..tuoguan.identity.v1.RevokeDeviceTokenResponse\x12r\n\x11ListRevokedTokens\x12-.tuoguan.identity.v1.ListRevokedTokensRequest\x1a..tuoguan.identity.v1.ListRevokedTokensResponse\x12Z\n\tListStaff\x12%.tuoguan.identity.v1.ListStaffRequest\x1a&.tuoguan.identity.v1.ListStaffResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuoguan.identity.v1.identity_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1889
-  _globals['_ROLE']._serialized_end=2097
+  _globals['_ROLE']._serialized_start=1914
+  _globals['_ROLE']._serialized_end=2122
   _globals['_ACCOUNT']._serialized_start=59
   _globals['_ACCOUNT']._serialized_end=167
   _globals['_SIGNUPPATIENTREQUEST']._serialized_start=169
@@ -60,27 +60,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESETPASSWORDRESPONSE']._serialized_start=1061
   _globals['_RESETPASSWORDRESPONSE']._serialized_end=1084
   _globals['_ISSUEDEVICETOKENREQUEST']._serialized_start=1086
-  _globals['_ISSUEDEVICETOKENREQUEST']._serialized_end=1152
-  _globals['_ISSUEDEVICETOKENRESPONSE']._serialized_start=1154
-  _globals['_ISSUEDEVICETOKENRESPONSE']._serialized_end=1240
-  _globals['_DEVICETOKEN']._serialized_start=1243
-  _globals['_DEVICETOKEN']._serialized_end=1416
-  _globals['_LISTDEVICETOKENSREQUEST']._serialized_start=1418
-  _globals['_LISTDEVICETOKENSREQUEST']._serialized_end=1489
-  _globals['_LISTDEVICETOKENSRESPONSE']._serialized_start=1491
-  _globals['_LISTDEVICETOKENSRESPONSE']._serialized_end=1567
-  _globals['_REVOKEDEVICETOKENREQUEST']._serialized_start=1569
-  _globals['_REVOKEDEVICETOKENREQUEST']._serialized_end=1629
-  _globals['_REVOKEDEVICETOKENRESPONSE']._serialized_start=1631
-  _globals['_REVOKEDEVICETOKENRESPONSE']._serialized_end=1707
-  _globals['_LISTREVOKEDTOKENSREQUEST']._serialized_start=1709
-  _globals['_LISTREVOKEDTOKENSREQUEST']._serialized_end=1735
-  _globals['_LISTREVOKEDTOKENSRESPONSE']._serialized_start=1737
-  _globals['_LISTREVOKEDTOKENSRESPONSE']._serialized_end=1783
-  _globals['_LISTSTAFFREQUEST']._serialized_start=1785
-  _globals['_LISTSTAFFREQUEST']._serialized_end=1817
-  _globals['_LISTSTAFFRESPONSE']._serialized_start=1819
-  _globals['_LISTSTAFFRESPONSE']._serialized_end=1886
-  _globals['_IDENTITYSERVICE']._serialized_start=2100
-  _globals['_IDENTITYSERVICE']._serialized_end=3303
+  _globals['_ISSUEDEVICETOKENREQUEST']._serialized_end=1177
+  _globals['_ISSUEDEVICETOKENRESPONSE']._serialized_start=1179
+  _globals['_ISSUEDEVICETOKENRESPONSE']._serialized_end=1265
+  _globals['_DEVICETOKEN']._serialized_start=1268
+  _globals['_DEVICETOKEN']._serialized_end=1441
+  _globals['_LISTDEVICETOKENSREQUEST']._serialized_start=1443
+  _globals['_LISTDEVICETOKENSREQUEST']._serialized_end=1514
+  _globals['_LISTDEVICETOKENSRESPONSE']._serialized_start=1516
+  _globals['_LISTDEVICETOKENSRESPONSE']._serialized_end=1592
+  _globals['_REVOKEDEVICETOKENREQUEST']._serialized_start=1594
+  _globals['_REVOKEDEVICETOKENREQUEST']._serialized_end=1654
+  _globals['_REVOKEDEVICETOKENRESPONSE']._serialized_start=1656
+  _globals['_REVOKEDEVICETOKENRESPONSE']._serialized_end=1732
+  _globals['_LISTREVOKEDTOKENSREQUEST']._serialized_start=1734
+  _globals['_LISTREVOKEDTOKENSREQUEST']._serialized_end=1760
+  _globals['_LISTREVOKEDTOKENSRESPONSE']._serialized_start=1762
+  _globals['_LISTREVOKEDTOKENSRESPONSE']._serialized_end=1808
+  _globals['_LISTSTAFFREQUEST']._serialized_start=1810
+  _globals['_LISTSTAFFREQUEST']._serialized_end=1842
+  _globals['_LISTSTAFFRESPONSE']._serialized_start=1844
+  _globals['_LISTSTAFFRESPONSE']._serialized_end=1911
+  _globals['_IDENTITYSERVICE']._serialized_start=2125
+  _globals['_IDENTITYSERVICE']._serialized_end=3328
 # @@protoc_insertion_point(module_scope)

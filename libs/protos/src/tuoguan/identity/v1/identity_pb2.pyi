@@ -139,12 +139,14 @@ class ResetPasswordResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class IssueDeviceTokenRequest(_message.Message):
-    __slots__ = ("device_name", "valid_days")
+    __slots__ = ("device_name", "valid_days", "idempotency_key")
     DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     VALID_DAYS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     device_name: str
     valid_days: int
-    def __init__(self, device_name: _Optional[str] = ..., valid_days: _Optional[int] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, device_name: _Optional[str] = ..., valid_days: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class IssueDeviceTokenResponse(_message.Message):
     __slots__ = ("access_token", "expires_at", "token_id")

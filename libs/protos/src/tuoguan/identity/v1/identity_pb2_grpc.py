@@ -148,7 +148,8 @@ class IdentityServiceServicer:
         """Admins issue a long-lived token for a machine (Alertmanager, the specimen
         bank's devices): subject "device:<device_name>", the one role DEVICE. It
         is valid until it expires or is revoked. Identity records its id, device,
-        issuer and expiry, never the token itself.
+        issuer and expiry, never the token itself. A retry with the same
+        idempotency key answers the same token again, signed anew.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
