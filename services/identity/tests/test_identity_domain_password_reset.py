@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from dataclasses import replace
 
 import pytest
 
 from identity.config import IdentityConfig
 from identity.domain import password_reset as reset
 from identity.domain.password_reset import ResetCodePolicy, StoredCode, Verdict
-from identity.exceptions import InvalidAccountField, ResetCodeExpired, ResetCodeInvalid
+from identity.exceptions import (InvalidAccountField, ResetCodeExpired, ResetCodeInvalid, ResetCodesUsedUpToday,
+                                 ResetTooSoon)
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 KEY = b"k" * 32
@@ -39,10 +41,34 @@ def test_the_digest_is_keyed_and_bound_to_the_phone():
 
 def test_a_new_code_no_sooner_than_the_resend_interval():
     assert POLICY.seconds_until_resend(None, NOW) == 0
-    assert POLICY.seconds_until_resend(NOW, NOW) == 60
-    assert POLICY.seconds_until_resend(NOW, NOW + dt.timedelta(seconds=59.2)) == 1
-    assert POLICY.seconds_until_resend(NOW, NOW + dt.timedelta(seconds=60)) == 0
+    assert POLICY.seconds_until_resend(stored_code(), NOW) == 60
+    assert POLICY.seconds_until_resend(stored_code(), NOW + dt.timedelta(seconds=59.2)) == 1
+    assert POLICY.seconds_until_resend(stored_code(), NOW + dt.timedelta(seconds=60)) == 0
     assert POLICY.resend_after_seconds == 60
+    refusal = POLICY.resend_refusal(stored_code(), NOW + dt.timedelta(seconds=30))
+    assert isinstance(refusal, ResetTooSoon) and refusal.retry_after_seconds == 30
+    assert refusal.reason == "reset_too_soon"
+    assert POLICY.resend_refusal(None, NOW) is None
+
+
+def test_a_phone_gets_at_most_ten_codes_a_day_counted_from_its_first():
+    """Five guesses per code and a code a minute would be 7,200 guesses a day; ten codes a day make it 50."""
+    previous = None
+    at = NOW
+    for n in range(1, POLICY.max_codes_per_day + 1):
+        assert POLICY.resend_refusal(previous, at) is None, n
+        day_started_at, codes_today = POLICY.count_code(previous, at)
+        assert (day_started_at, codes_today) == (NOW, n)
+        previous = replace(stored_code(issued_at=at), day_started_at=day_started_at, codes_today=codes_today)
+        at += POLICY.resend_after
+    refusal = POLICY.resend_refusal(previous, at)
+    assert isinstance(refusal, ResetCodesUsedUpToday) and refusal.reason == "reset_codes_used_up_today"
+    assert refusal.retry_after_seconds == (NOW + dt.timedelta(days=1) - at).total_seconds()
+    assert "10 codes" in refusal.message and "23 h 50 min" in refusal.message
+    # The day over, a new one starts with this code.
+    next_day = NOW + dt.timedelta(days=1)
+    assert POLICY.resend_refusal(previous, next_day) is None
+    assert POLICY.count_code(previous, next_day) == (next_day, 1)
 
 
 def test_the_right_code_in_time_is_accepted():

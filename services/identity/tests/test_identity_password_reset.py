@@ -16,7 +16,7 @@ from identity.domain.password_reset import ResetCodePolicy
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan_common.config import Settings
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY, build_server
 
 pytestmark = pytest.mark.integration
 
@@ -284,6 +284,27 @@ def test_a_new_code_gives_fresh_attempts(stub, patient, notifier, clock):
     for _ in range(5):
         failure(lambda: reset(stub, wrong(notifier.last_code())))
     clock.advance(minutes=1)
+    request_code(stub)
+    reset(stub, notifier.last_code())
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_ten_codes_a_day_then_a_wait_until_the_day_is_over(stub, patient, notifier, clock, identity_db):
+    """A guesser asking a new code each minute gets fifty guesses a day, not thousands."""
+    for _ in range(10):
+        request_code(stub)
+        for _ in range(5):
+            failure(lambda: reset(stub, wrong(notifier.last_code())))
+        clock.advance(minutes=1)
+    assert len(notifier.sent) == 10
+    with pytest.raises(grpc.RpcError) as used_up:
+        request_code(stub)
+    assert used_up.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    trailing = dict(used_up.value.trailing_metadata())
+    assert trailing[REASON_KEY] == "reset_codes_used_up_today"
+    assert int(trailing[RETRY_AFTER_KEY]) == 24 * 3600 - 10 * 60  # the day began with the first code
+    assert len(notifier.sent) == 10, "nothing sent, nothing written"
+    clock.advance(hours=24)
     request_code(stub)
     reset(stub, notifier.last_code())
     assert sign_in(stub, NEW_PASSWORD).access_token

@@ -27,8 +27,7 @@ from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
 from .domain.throttle import SignInThrottle
 from .exceptions import (
-    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, ResetTooSoon,
-    TooManyAttempts,
+    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, TooManyAttempts,
 )
 from .migrate import MIGRATIONS_DIR
 from .notifications import LogNotifier, Notifier
@@ -163,14 +162,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         digest = reset.code_digest(self.reset_key, phone, issued.code)
         with self.store.transaction() as cur:
             previous = self.store.lock_reset_code(cur, phone)
-            wait = self.reset_policy.seconds_until_resend(previous.issued_at if previous else None, now)
+            refusal = self.reset_policy.resend_refusal(previous, now)
             account_id = None
-            if not wait:
-                account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at)
+            if refusal is None:
+                account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
+                                                       self.reset_policy.count_code(previous, now))
                 self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
-        if wait:
+        if refusal is not None:
             # Raised after the transaction, which wrote nothing.
-            raise ResetTooSoon(wait)
+            raise refusal
         # The same answer with or without an account; only an account's phone gets a code.
         if account_id is not None:
             self.notifier.send_reset_code(phone, issued.code)

@@ -56,9 +56,18 @@ class TooManyAttempts(ResourceExhausted):
 class ResetTooSoon(ResourceExhausted):
     reason = "reset_too_soon"
 
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(f"a code was sent moments ago: ask for a new one in {retry_after_seconds} seconds")
+    def __init__(self, retry_after_seconds: int, message: str | None = None) -> None:
+        super().__init__(message or f"a code was sent moments ago: ask for a new one in {retry_after_seconds} seconds")
         self.retry_after_seconds = retry_after_seconds
+
+
+class ResetCodesUsedUpToday(ResetTooSoon):
+    reason = "reset_codes_used_up_today"
+
+    def __init__(self, retry_after_seconds: int, per_day: int) -> None:
+        hours, minutes = divmod(math.ceil(retry_after_seconds / 60), 60)
+        super().__init__(retry_after_seconds, f"this phone has had its {per_day} codes for today: "
+                                              f"ask for a new one in {hours} h {minutes} min")
 
 
 class ResetCodeInvalid(InvalidArgument):

@@ -129,7 +129,8 @@ class IdentityStore:
         turns: two cannot both slip past the resend limit or the attempt limit."""
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('password-reset:' || %s))", (phone,))
         cur.execute(
-            "SELECT code_digest, issued_at, expires_at, attempts FROM password_reset_codes WHERE phone = %s",
+            "SELECT code_digest, issued_at, expires_at, attempts, day_started_at, codes_today "
+            "FROM password_reset_codes WHERE phone = %s",
             (phone,),
         )
         row = cur.fetchone()
@@ -139,26 +140,34 @@ class IdentityStore:
         return StoredCode(
             digest=bytes(digest) if digest is not None else None,
             issued_at=row["issued_at"], expires_at=row["expires_at"], attempts=row["attempts"],
+            day_started_at=row["day_started_at"], codes_today=row["codes_today"],
         )
 
     def put_reset_code(
         self, cur: psycopg.Cursor, phone: str, digest: bytes, issued_at: dt.datetime, expires_at: dt.datetime,
+        day: tuple[dt.datetime, int],
     ) -> str | None:
-        """Replaces the phone's code with a new one and its attempts with none.
-        Returns the account the phone signs in to; without one, the row keeps
-        no digest (nothing was sent, nothing can match) and None is returned."""
+        """Replaces the phone's code with a new one and its attempts with none;
+        ``day`` is the phone's day of codes with this one counted
+        (``ResetCodePolicy.count_code``). Returns the account the phone signs
+        in to; without one, the row keeps no digest (nothing was sent, nothing
+        can match) and None is returned."""
+        day_started_at, codes_today = day
         cur.execute(
             """
-            INSERT INTO password_reset_codes (phone, account_id, code_digest, issued_at, expires_at, attempts)
+            INSERT INTO password_reset_codes (phone, account_id, code_digest, issued_at, expires_at, attempts,
+                                              day_started_at, codes_today)
             SELECT %(phone)s, a.id, CASE WHEN a.id IS NULL THEN NULL ELSE %(digest)s::bytea END,
-                   %(issued_at)s, %(expires_at)s, 0
+                   %(issued_at)s, %(expires_at)s, 0, %(day_started_at)s, %(codes_today)s
             FROM (SELECT (SELECT id FROM accounts WHERE login = %(phone)s) AS id) a
             ON CONFLICT (phone) DO UPDATE SET
                 account_id = EXCLUDED.account_id, code_digest = EXCLUDED.code_digest,
-                issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, attempts = 0
+                issued_at = EXCLUDED.issued_at, expires_at = EXCLUDED.expires_at, attempts = 0,
+                day_started_at = EXCLUDED.day_started_at, codes_today = EXCLUDED.codes_today
             RETURNING account_id
             """,
-            {"phone": phone, "digest": digest, "issued_at": issued_at, "expires_at": expires_at},
+            {"phone": phone, "digest": digest, "issued_at": issued_at, "expires_at": expires_at,
+             "day_started_at": day_started_at, "codes_today": codes_today},
         )
         account_id = cur.fetchone()["account_id"]
         return str(account_id) if account_id is not None else None

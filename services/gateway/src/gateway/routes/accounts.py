@@ -35,7 +35,9 @@ async def sign_in(body: SignIn, services: CallerServices):
 async def request_password_reset(body: PasswordReset, services: CallerServices):
     """The same answer whether or not an account has this number; only an
     account's phone gets a code. A new code replaces the last one, but not
-    within ``resend_after_seconds`` of it (429, reason ``reset_too_soon``)."""
+    within ``resend_after_seconds`` of it (429, reason ``reset_too_soon``), and a
+    number gets at most 10 codes a day (429, ``reset_codes_used_up_today``); the
+    Retry-After header says how long to wait."""
     reply = await services.identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=body.phone))
     return to_dict(reply)
 

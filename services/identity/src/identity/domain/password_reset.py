@@ -4,7 +4,10 @@ A patient asks for a code; identity keeps only a keyed hash of it (HMAC-SHA256
 with a server secret, bound to the phone number), an expiry and an attempt
 counter. The code works once, until it expires, and dies after
 ``max_attempts`` wrong guesses. A new code replaces the previous one, but no
-sooner than ``resend_after`` after it. An unknown phone number is treated
+sooner than ``resend_after`` after it, and a phone gets at most
+``max_codes_per_day`` codes in a day (counted from the first): a fresh code
+per minute would otherwise give ``max_attempts`` fresh guesses per minute,
+thousands a day, and flood the phone. An unknown phone number is treated
 exactly like a known one (same answers, same rate limit), except that no code
 is sent and none can ever match. Pure: no I/O, time is a parameter.
 """
@@ -20,10 +23,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable
 
-from ..exceptions import InvalidAccountField, ResetCodeExpired, ResetCodeInvalid
+from ..exceptions import InvalidAccountField, ResetCodeExpired, ResetCodeInvalid, ResetCodesUsedUpToday, ResetTooSoon
 
 CODE_DIGITS = 6
 CODE_FORMAT = re.compile(rf"[0-9]{{{CODE_DIGITS}}}")
+DAY = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ResetCodePolicy:
     lifetime: dt.timedelta = dt.timedelta(minutes=10)
     resend_after: dt.timedelta = dt.timedelta(seconds=60)
     max_attempts: int = 5
+    # With max_attempts, at most 50 guesses of a million codes a day per phone.
+    max_codes_per_day: int = 10
     # An expired code is still answered as "expired" (not "invalid") for this
     # long, then forgotten.
     retention: dt.timedelta = dt.timedelta(days=1)
@@ -44,12 +50,34 @@ class ResetCodePolicy:
         code = f"{randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
         return IssuedCode(code=code, issued_at=now, expires_at=now + self.lifetime)
 
-    def seconds_until_resend(self, previous_issued_at: dt.datetime | None, now: dt.datetime) -> int:
-        """0 when a new code may be issued; otherwise the whole seconds to wait."""
-        if previous_issued_at is None:
+    def seconds_until_resend(self, previous: "StoredCode | None", now: dt.datetime) -> int:
+        """0 when a new code may be issued; otherwise the whole seconds to wait
+        for ``resend_after`` to pass since the last code."""
+        if previous is None:
             return 0
-        wait = (previous_issued_at + self.resend_after - now).total_seconds()
-        return max(0, math.ceil(wait))
+        return max(0, math.ceil((previous.issued_at + self.resend_after - now).total_seconds()))
+
+    def seconds_until_day_ends(self, previous: "StoredCode | None", now: dt.datetime) -> int:
+        """0 while the phone may have another code today; otherwise the whole
+        seconds until its day of ``max_codes_per_day`` codes ends."""
+        if previous is None or previous.day_started_at is None or previous.codes_today < self.max_codes_per_day:
+            return 0
+        return max(0, math.ceil((previous.day_started_at + DAY - now).total_seconds()))
+
+    def resend_refusal(self, previous: "StoredCode | None", now: dt.datetime) -> ResetTooSoon | None:
+        """Why no new code may be issued now (the day's codes used up, or the
+        last one too recent), with the wait; None when one may."""
+        day = self.seconds_until_day_ends(previous, now)
+        if day:
+            return ResetCodesUsedUpToday(day, self.max_codes_per_day)
+        wait = self.seconds_until_resend(previous, now)
+        return ResetTooSoon(wait) if wait else None
+
+    def count_code(self, previous: "StoredCode | None", now: dt.datetime) -> tuple[dt.datetime, int]:
+        """The day a code issued now counts in (when it started) and its count, this code included."""
+        if previous is None or previous.day_started_at is None or now >= previous.day_started_at + DAY:
+            return now, 1
+        return previous.day_started_at, previous.codes_today + 1
 
     def forget_before(self, now: dt.datetime) -> dt.datetime:
         """Codes that expired before this moment are deleted."""
@@ -84,6 +112,9 @@ class StoredCode:
     issued_at: dt.datetime
     expires_at: dt.datetime
     attempts: int
+    # The phone's day of codes: when its first code was issued, and how many since.
+    day_started_at: dt.datetime | None = None
+    codes_today: int = 0
 
 
 class Verdict(enum.Enum):
