@@ -3,6 +3,8 @@ every call is counted, health and reflection answer."""
 from __future__ import annotations
 
 import grpc
+import psycopg
+import psycopg_pool
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -49,6 +51,9 @@ METHODS = {
     "Missing": _raise(NotFound("no such booking")),
     "Full": _raise(FailedPrecondition("the slot is full", reason="slot_full")),
     "Boom": _boom,
+    "DatabaseDown": _raise(psycopg.OperationalError("connection failed: Connection refused")),
+    "PoolEmpty": _raise(psycopg_pool.PoolTimeout("couldn't get a connection after 5.00 sec")),
+    "Deadlock": _raise(psycopg.errors.DeadlockDetected("deadlock detected")),
 }
 
 
@@ -221,3 +226,17 @@ def test_a_stale_token_stops_only_what_needs_a_caller(server, issuer, verifier):
         call(server, "WhoamiAsync", "not-a-token")
     assert forged.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert call(server, "Public", "not-a-token") == b"open to all"
+
+
+@pytest.mark.parametrize("method", ["DatabaseDown", "PoolEmpty"])
+def test_a_database_out_of_reach_is_unavailable_worth_a_retry(server, method):
+    with pytest.raises(grpc.RpcError) as err:
+        call(server, method)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert dict(err.value.trailing_metadata() or ())[REASON_KEY] == "database_unavailable"
+
+
+def test_an_error_the_database_answered_stays_internal(server):
+    with pytest.raises(grpc.RpcError) as err:
+        call(server, "Deadlock")
+    assert err.value.code() == grpc.StatusCode.INTERNAL

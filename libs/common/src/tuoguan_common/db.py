@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 
+def unreachable(exc: BaseException) -> bool:
+    """The database cannot be reached (a lost connection, a pool that gives
+    none): every item would fail the same way, each after its own wait. An
+    error the server answered (a deadlock, a constraint) carries a SQLSTATE
+    and concerns the batch's contents: those are worth one at a time."""
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
+
+
 def pg_array(values: Iterable[object]) -> str:
     """An array parameter as PostgreSQL's array literal, for ``%s::<type>[]``.
 

@@ -20,18 +20,10 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-import psycopg
+from .db import unreachable
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-
-
-def unreachable(exc: BaseException) -> bool:
-    """The database cannot be reached (a lost connection, a pool that gives
-    none): every item would fail the same way, each after its own wait. An
-    error the server answered (a deadlock, a constraint) carries a SQLSTATE
-    and concerns the batch's contents: those are worth one at a time."""
-    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
 
 
 def outcomes_of(write_batch: Callable[[Sequence[Item]], Sequence[object]], items: list[Item], *,

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import auth, metrics, telemetry
 from .errors import InvalidArgument, TuoguanError, Unauthenticated
+from .db import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,19 @@ class PlatformInterceptor(aio.ServerInterceptor):
                             code = grpc.StatusCode.UNKNOWN
                         span.set_status(Status(StatusCode.ERROR, code.name))
                         failure = (exc.details() or code.name, tuple(exc.trailing_metadata() or ()))
-                    except Exception:
-                        code = grpc.StatusCode.INTERNAL
-                        span.set_status(Status(StatusCode.ERROR, "internal"))
-                        log.exception("unhandled error", extra={"method": short})
-                        failure = ("internal error", ())
+                    except Exception as exc:
+                        if unreachable(exc):
+                            # Not this call's fault, and worth trying again (a restarting
+                            # database, a pool with no connection free in time): say so.
+                            code = grpc.StatusCode.UNAVAILABLE
+                            log.warning("database unreachable", extra={"method": short, "error": type(exc).__name__})
+                            failure = ("the service cannot reach its database: try again shortly",
+                                       ((REASON_KEY, "database_unavailable"),))
+                        else:
+                            code = grpc.StatusCode.INTERNAL
+                            log.exception("unhandled error", extra={"method": short})
+                            failure = ("internal error", ())
+                        span.set_status(Status(StatusCode.ERROR, code.name.lower()))
                     finally:
                         if principal_token is not None:
                             auth.reset_current_principal(principal_token)

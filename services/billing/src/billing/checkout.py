@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan_common import metrics
-from tuoguan_common.group_commit import GroupCommit, outcomes_of, unreachable
+from tuoguan_common.db import unreachable
+from tuoguan_common.group_commit import GroupCommit, outcomes_of
 from tuoguan_common.payment_tickets import PaymentTickets
 
 from .cashier import PAY_LATER, Cashier, FeeRequest
