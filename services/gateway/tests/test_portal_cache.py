@@ -8,6 +8,7 @@ import gc
 import time
 import uuid
 
+import grpc
 import pytest
 from prometheus_client import REGISTRY
 
@@ -118,6 +119,49 @@ def test_a_failed_load_reaches_every_waiter_and_is_not_kept():
 
     asyncio.run(scenario())
     assert (lookups(cache, "miss"), lookups(cache, "joined"), lookups(cache, "hit")) == (2, 9, 1)
+
+
+def rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=code.name)
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED])
+def test_a_load_refused_for_its_caller_is_not_everyone_elses_refusal(code):
+    """The staff lists load with the asking desk user's token: one whose token a
+    service refuses must not pass that refusal on to everyone who joined."""
+    cache = new_cache(60)
+    refused = Loader(delay=0.1, error=rpc_error(code))
+    own = Loader("staff")
+
+    async def scenario():
+        first = asyncio.ensure_future(cache.get("staff", refused))
+        await asyncio.sleep(0.01)
+        joined = await asyncio.gather(*(cache.get("staff", own) for _ in range(5)))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await first
+        assert caught.value.code() == code
+        return joined
+
+    joined = asyncio.run(scenario())
+    assert joined == ["staff#1"] * 5, "the joiners loaded once more, with their own token, and shared that"
+    assert (refused.calls, own.calls) == (1, 1)
+
+
+def test_a_service_failure_is_shared_not_loaded_again_by_each_waiter():
+    cache = new_cache(60)
+    down = Loader(delay=0.1, error=rpc_error(grpc.StatusCode.UNAVAILABLE))
+    other = Loader()
+
+    async def scenario():
+        first = asyncio.ensure_future(cache.get("k", down))
+        await asyncio.sleep(0.01)
+        results = await asyncio.gather(*(cache.get("k", other) for _ in range(5)), return_exceptions=True)
+        await asyncio.gather(first, return_exceptions=True)
+        return results
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, grpc.aio.AioRpcError) and r.code() == grpc.StatusCode.UNAVAILABLE for r in results)
+    assert (down.calls, other.calls) == (1, 0)
 
 
 def test_a_failed_load_nobody_joined_leaves_no_unretrieved_exception():

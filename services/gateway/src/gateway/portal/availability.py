@@ -12,10 +12,14 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
+import grpc
+
 from tuoguan_common import metrics
 
 # Enough for every department, doctor and doctor's fortnight of slots a hospital has.
 MAX_ENTRIES = 4096
+# Refusals that concern who asked, not what was asked.
+_THE_CALLERS_OWN = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
 
 
 class TtlCache:
@@ -41,6 +45,12 @@ class TtlCache:
                 if not pending.cancelled() or (task is not None and task.cancelling()):
                     raise  # this caller was cancelled
                 # The caller whose load this joined was cancelled, not this one: load afresh.
+                return await self.get(key, load)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in _THE_CALLERS_OWN:
+                    raise  # the service's failure: everyone's, and one call found it out for all
+                # Refused for the caller who started the load (their token, their role),
+                # not for this one: a load of this caller's own.
                 return await self.get(key, load)
         metrics.PORTAL_CACHE_LOOKUPS.labels(self.name, "miss").inc()
         future = asyncio.get_running_loop().create_future()
