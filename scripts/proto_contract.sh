@@ -14,7 +14,8 @@ contract=contract-v1.json
 current=$(mktemp --suffix=.json)
 trap 'rm -f "$current"' EXIT
 buf build --exclude-source-info -o "$current"
-jq -S . "$current" > "$current.pretty" && mv "$current.pretty" "$current"
+python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1])), sys.stdout, indent=2, sort_keys=True, ensure_ascii=False); print()' \
+  "$current" > "$current.pretty" && mv "$current.pretty" "$current"
 
 breaking() {
   if ! buf breaking --against "$contract"; then

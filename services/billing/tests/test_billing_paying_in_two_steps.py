@@ -367,10 +367,12 @@ def test_a_charge_that_lands_after_a_retry_gave_the_payment_up_goes_back(short_g
     the_charge_went_back(billing, first.payment_id)
 
 
-def test_a_charge_that_lands_after_the_worker_gave_the_payment_up_goes_back_at_once(billing):
+def test_a_charge_that_lands_after_the_worker_gave_the_payment_up_goes_back_on_the_refund_timer(billing):
     # The worker fails the payment (its clock past the hold and the grace)
     # while the api's request is at the provider; the charge is captured by
-    # the time the api stores its reference, and goes straight back.
+    # the time the api stores its reference. The api asks the provider
+    # nothing more on the patient's call: it asks for the refund, and the
+    # worker's refund timer gives the money back, once.
     patient_id, booking_id = billing.held_booking()
     billing.provider.before_authorize = lambda _: billing.cashier(after=PAST_THE_HOLD).authorize_unfinished()
     billing.provider.after_authorize = lambda _: time.sleep(0.4)  # past the sandbox's settle delay
@@ -378,6 +380,11 @@ def test_a_charge_that_lands_after_the_worker_gave_the_payment_up_goes_back_at_o
     billing.provider.before_authorize = billing.provider.after_authorize = None
 
     assert (payment.status, payment.failure_reason) == (pb.PAYMENT_STATUS_FAILED, "never_authorized")
+    assert billing.rows("SELECT refund_requested_reason FROM payments") == [
+        {"refund_requested_reason": "charged_after_failure"}]
+    assert billing.rows("SELECT 1 FROM sandbox_provider.refunds") == []
+    assert [p.payment_id for p, _ in billing.cashier(after=billing.SETTLED).issue_requested_refunds().returned] == \
+        [payment.payment_id]
     the_charge_went_back(billing, payment.payment_id)
     assert billing.cashier(after=billing.SETTLED).issue_requested_refunds().returned == []
     assert len(billing.rows("SELECT 1 FROM sandbox_provider.refunds")) == 1

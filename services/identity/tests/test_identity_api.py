@@ -21,8 +21,6 @@ from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY
 
 pytestmark = pytest.mark.integration
 
-# What tuoguan_common.grpc_server sends an error's retry_after_seconds as (the gateway's Retry-After).
-
 PHONE = "13912345678"
 PASSWORD = "Secret2026"
 

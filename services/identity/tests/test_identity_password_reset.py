@@ -134,7 +134,8 @@ def test_a_patient_resets_a_forgotten_password_with_the_code(stub, patient, noti
     assert sign_in(stub, NEW_PASSWORD).account.login == PHONE
     assert failure(lambda: sign_in(stub, PASSWORD))[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
     assert password_hash(identity_db).startswith("$argon2id$")
-    assert stored(identity_db) is None
+    # The code is spent, its row kept: it carries the phone's day of codes.
+    assert stored(identity_db)["attempts"] == 5
 
 
 def test_an_unknown_phone_gets_the_same_answer_and_nothing_is_sent(stub, patient, notifier):
@@ -308,6 +309,17 @@ def test_ten_codes_a_day_then_a_wait_until_the_day_is_over(stub, patient, notifi
     request_code(stub)
     reset(stub, notifier.last_code())
     assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+def test_a_successful_reset_does_not_start_the_phones_day_of_codes_afresh(stub, patient, notifier, clock):
+    for _ in range(9):
+        request_code(stub)
+        clock.advance(minutes=1)
+    request_code(stub)
+    reset(stub, notifier.last_code())
+    assert failure(lambda: reset(stub, notifier.last_code(), new_password="Another2026")) == INVALID
+    clock.advance(minutes=1)
+    assert failure(lambda: request_code(stub))[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "reset_codes_used_up_today")
 
 
 @pytest.mark.parametrize("weak,reason", [

@@ -123,3 +123,14 @@ def test_a_storm_of_repeats_has_few_distinct_fingerprints():
     storm = [PAYLOAD] * 2000
     fingerprints = {notice.fingerprint for payload in storm for notice in parse_alertmanager(payload)}
     assert fingerprints == {"c2a4f6d9e0b1a3c5", "0f1e2d3c4b5a6978"}
+
+
+def test_a_nul_in_an_alerts_text_is_dropped_not_the_alert():
+    payload = copy.deepcopy(PAYLOAD)
+    payload["alerts"][0]["annotations"]["summary"] = "Freezer F-12\x00 above -70 °C"
+    payload["alerts"][0]["labels"]["freezer"] = "F-\x0012"
+    payload["alerts"][0]["fingerprint"] = "c2a4f6d9\x00e0b1a3c5"
+    freezer, _ = parse_alertmanager(payload)
+    assert freezer.summary == "Freezer F-12 above -70 °C"
+    assert freezer.labels["freezer"] == "F-12"
+    assert freezer.fingerprint == "c2a4f6d9e0b1a3c5"

@@ -124,7 +124,8 @@ class TokenIssuer:
 
 
 # Identity and the services run on different nodes: a clock a little behind
-# identity's must not refuse a token just issued ("iat" in its future).
+# identity's must not refuse a token just issued ("iat" in its future). The
+# same leeway lets a token live this much past its "exp", on a 15-minute life.
 CLOCK_SKEW_SECONDS = 10
 
 

@@ -85,6 +85,14 @@ def plain(value: str, field: str) -> str:
     return value
 
 
+def one_line(value: str, field: str) -> str:
+    """The text as given; raises InvalidArgument when it holds any control
+    character, tab and line breaks included (a key, a code: one line)."""
+    if _ANY_CONTROL.search(value):
+        raise InvalidArgument(field, "must not contain control characters")
+    return value
+
+
 def require(value: str, field: str) -> str:
     """A required text field, stripped; raises InvalidArgument when empty
     or when it holds a control character."""
@@ -117,7 +125,8 @@ def entity_id(value: str, field: str, *, required: bool = True) -> str | None:
         raise InvalidArgument(field, "is not a valid id") from None
 
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only (\d would take any script's).
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Far enough for any calendar the hospital keeps, near enough that a date
 # plus a search's span or a week's arithmetic never leaves what Python holds.
 FIRST_DATE, LAST_DATE = datetime.date(1900, 1, 1), datetime.date(2999, 12, 31)
@@ -130,7 +139,7 @@ def calendar_date(value: str, field: str) -> datetime.date | None:
     if not value:
         return None
     try:
-        day = datetime.date.fromisoformat(value) if _ISO_DATE.match(value) else None
+        day = datetime.date.fromisoformat(value) if _ISO_DATE.fullmatch(value) else None
     except ValueError:
         day = None
     if day is None:
@@ -142,9 +151,7 @@ def calendar_date(value: str, field: str) -> datetime.date | None:
 
 def idempotency_key(value: str) -> str:
     """Every write's idempotency key: required, at most 200 characters, one line."""
-    value = require(value, "idempotency_key")
-    if _ANY_CONTROL.search(value):
-        raise InvalidArgument("idempotency_key", "must not contain control characters")
+    value = one_line(require(value, "idempotency_key"), "idempotency_key")
     if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidArgument("idempotency_key", f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
     return value

@@ -18,6 +18,7 @@ import psycopg
 
 from tuoguan.billing.v1 import billing_pb2, events_pb2
 from tuoguan_common import metrics, outbox
+from tuoguan_common.db import unreachable
 from tuoguan_common.outbox import utcnow
 
 from .domain import ledger, payments
@@ -279,7 +280,10 @@ class Cashier:
                     answered[a.request.key] = billing_pb2.PayRegistrationFeeResponse(payment=payment_message(payment))
                     outcomes.append(answered[a.request.key])
             outbox.store_responses(cur, PAY_SCOPE, [(*key, response) for key, response in answered.items()])
-        self._return_at_once(late)
+        # Counted here, given back by the worker's refund timer: the api asks
+        # the provider nothing more on a patient's call (and never inside a
+        # transaction), least of all when the provider is slow.
+        self._count_late_charges(late)
         pending = sum(1 for a in batch if a.opened_here and a.request.key in answered)
         if pending:
             metrics.BILLING_PAYMENTS.labels("pending").inc(pending)
@@ -359,16 +363,21 @@ class Cashier:
         self.store.return_charges(cur, late, payments.CHARGED_AFTER_FAILURE, now)
         return late
 
-    def _return_at_once(self, late: Sequence[str]) -> None:
-        """After the commit of _store_references: counts the charges that
-        landed on failed payments and gives each back if the provider has
-        captured it already (usually not yet: the refund timer does it then)."""
-        if not late:
-            return
-        metrics.BILLING_PAYMENTS.labels(CHARGED_AFTER_FAILURE).inc(len(late))
+    @staticmethod
+    def _count_late_charges(late: Sequence[str]) -> None:
+        if late:
+            metrics.BILLING_PAYMENTS.labels(CHARGED_AFTER_FAILURE).inc(len(late))
         for payment_id in late:
             log.error("the provider charged a payment billing had already failed; its refund is asked for",
                       extra={"payment_id": payment_id})
+
+    def _return_at_once(self, late: Sequence[str]) -> None:
+        """The worker, after the commit of _store_references: counts the
+        charges that landed on failed payments and gives each back if the
+        provider has captured it already (usually not yet: the refund timer
+        does it then)."""
+        self._count_late_charges(late)
+        for payment_id in late:
             try:
                 with self.database.transaction() as cur:
                     payment = self.store.get_payment(cur, payment_id, lock=True)
@@ -404,6 +413,7 @@ class Cashier:
         except (ProviderUnavailable, RefundRefused) as exc:
             log.error("provider did not give back a charge made after failure; will retry",
                       extra={"payment_id": payment.payment_id, "error": type(exc).__name__})
+            metrics.BILLING_PAYMENTS.labels(REFUND_FAILED).inc()
             return Settled()
         refund_id = str(uuid.uuid4())
         self.store.insert_refund(cur, refund_id=refund_id, payment_id=payment.payment_id,
@@ -618,9 +628,9 @@ class Cashier:
                     payment = claimed[0]
                     tried.append(payment.payment_id)
                     done = refund(cur, payment)
-            except psycopg.OperationalError:
-                raise  # the database is gone: every refund would fail alike; the timer runs again
             except Exception as exc:  # noqa: BLE001 - see above: skipped, not allowed to block the rest
+                if unreachable(exc):
+                    raise  # the database is gone: every refund would fail alike; the timer runs again
                 if payment is None:
                     raise  # the claim itself failed: nothing to skip, it would fail again at once
                 # No personal data: the payment's id and the error's type, not its text.
@@ -653,6 +663,7 @@ class Cashier:
             # Kept, not lost: issue_requested_refunds tries again later.
             log.error("provider did not refund; will retry", extra={"payment_id": payment.payment_id,
                                                                      "error": type(exc).__name__})
+            metrics.BILLING_PAYMENTS.labels(REFUND_FAILED).inc()
             self.store.request_refund(cur, payment.payment_id, reason, self.clock())
             return Settled()
         now = self.clock()

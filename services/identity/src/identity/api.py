@@ -201,7 +201,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if not replayed:
                 verdict = self.reset_policy.judge(stored, digest, now)
                 if verdict is Verdict.ACCEPTED:
-                    account_id = self.store.complete_password_reset(cur, phone, password_hash)
+                    account_id = self.store.complete_password_reset(cur, phone, password_hash,
+                                                                  self.reset_policy.max_attempts)
                     outbox.store_response(cur, "ResetPassword", owner, key, identity_pb2.ResetPasswordResponse())
                 else:
                     # A refused reset leaves its key free: asking again decides again.

@@ -179,10 +179,14 @@ class IdentityStore:
     def count_reset_attempt(self, cur: psycopg.Cursor, phone: str) -> None:
         cur.execute("UPDATE password_reset_codes SET attempts = attempts + 1 WHERE phone = %s", (phone,))
 
-    def complete_password_reset(self, cur: psycopg.Cursor, phone: str, password_hash: str) -> str | None:
+    def complete_password_reset(self, cur: psycopg.Cursor, phone: str, password_hash: str,
+                                spent_attempts: int) -> str | None:
         """In the caller's transaction: the account of the phone's code gets the
-        new password hash, the code is deleted and the login's sign-in failures
-        are forgotten. Returns the account id (None when the code has none)."""
+        new password hash, the code is spent (its attempts set to
+        ``spent_attempts``, the policy's maximum) and the login's sign-in
+        failures are forgotten. The code's row stays until it is forgotten
+        with the others: it carries the phone's day of codes, which a reset
+        must not start afresh. Returns the account id (None when the code has none)."""
         cur.execute(
             """
             UPDATE accounts a SET password_hash = %s
@@ -193,7 +197,8 @@ class IdentityStore:
             (password_hash, phone),
         )
         row = cur.fetchone()
-        cur.execute("DELETE FROM password_reset_codes WHERE phone = %s", (phone,))
+        cur.execute("UPDATE password_reset_codes SET attempts = greatest(attempts, %s) WHERE phone = %s",
+                    (spent_attempts, phone))
         if row is None:
             return None
         cur.execute("DELETE FROM sign_in_failures WHERE login = %s", (row["login"],))

@@ -169,10 +169,6 @@ def canonical_payment_id(text: str) -> str | None:
         return None
 
 
-def is_payment_id(text: str) -> bool:
-    return canonical_payment_id(text) is not None
-
-
 def check_payment_id(text: str, field: str = "payment_id") -> str:
     """The payment id in its canonical form (canonical_payment_id)."""
     text = (text or "").strip()

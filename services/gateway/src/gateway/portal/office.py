@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tuoguan.registration.v1 import registration_pb2 as reg
+from tuoguan_common.errors import InvalidArgument, calendar_date
 
 from .web import (
     PortalRoute, call, check_field_text, flash, form_key, gettext, has_role, portal_state, posted_form, redirect,
@@ -34,8 +35,9 @@ async def day_view(request: Request, date: str = "", department_id: str = ""):
     if (refusal := _refused(request)) is not None:
         return refusal
     try:
-        day = dt.date.fromisoformat(date) if date else dt.date.today()
-    except ValueError:
+        # The dates registration accepts (a typo like 9999-12-31 would overflow the day links).
+        day = calendar_date(date, "date") or dt.date.today()
+    except InvalidArgument:
         day = dt.date.today()
     registration = services(request).registration
     departments = (await registration.ListDepartments(reg.ListDepartmentsRequest())).departments

@@ -144,7 +144,10 @@ def idempotency_key(raw: str, field: str = "idempotency_key") -> str:
     key = _required(raw, field)
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidAccountField(field, f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", "too_long")
-    return plain(key, field)
+    try:
+        return errors.one_line(key, field)  # every service's keys: one line, no control character
+    except errors.InvalidArgument as refused:
+        raise InvalidAccountField(field, refused.problem, "control_characters") from None
 
 
 def presented_password(raw: str, field: str = "password") -> str:

@@ -136,6 +136,10 @@ def capture_decision(booking: PaidBooking | None, payment: CapturedPayment, now:
             return Refusal("already_paid", "the booking was paid by another payment")
         return Refusal(f"booking_{booking.status.lower()}", f"the booking is {booking.status.lower()}")
     # Whether the expiry timer has run yet or not: the answer must not race it.
+    # ``now`` is when the capture is applied, the timer's clock, not when the
+    # provider captured: a hold that has ended may already have given its
+    # place to another patient, so a capture the worker reaches late is
+    # refunded, as billing refuses to start a payment after the hold's end.
     if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
         return Refusal(HOLD_ENDED, "the hold ended before the payment was captured")
     if payment.patient_id and payment.patient_id != booking.patient_id:

@@ -47,7 +47,9 @@ def _text_map(value: object, where: str) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise ValueError(f"{where}.{key}: must be a string")
-        out[key] = item
+        # PostgreSQL's text cannot hold NUL: dropped, not the alert (a machine's
+        # ticket must not be lost over one byte).
+        out[key.replace("\x00", "")] = item.replace("\x00", "")
     return out
 
 
@@ -110,7 +112,7 @@ def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
         subsystem = (labels.get("subsystem") or labels.get("service") or "unknown").strip() or "unknown"
         summary = (annotations.get("summary") or annotations.get("description") or alertname).strip()
         notices.append(AlertNotice(
-            fingerprint=fingerprint.strip(),
+            fingerprint=fingerprint.replace("\x00", "").strip(),
             status=status,
             subsystem_code=subsystem,
             alertname=alertname,
