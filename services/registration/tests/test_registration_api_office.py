@@ -355,3 +355,22 @@ def test_a_capture_after_the_hold_ended_is_rejected_and_ends_the_hold_whether_or
                                                  ended + dt.timedelta(seconds=2))
     assert again.reason == "booking_expired"
     assert len(outbox_events(store, "HoldReleased")) == 1 and slot_counters(store, slot_id)["held"] == 0
+
+
+def test_a_session_that_is_over_is_not_suspended(stub, clinic, people, store):
+    """Its patients came or did not: suspending it by mistake would refund them all."""
+    now = utcnow()
+    today = SHANGHAI.local_date(now)
+    slots = clinic.session(clinic.chen, [now - dt.timedelta(hours=3), now - dt.timedelta(hours=2, minutes=30)],
+                           service_date=today, period="evening")
+    with store.db.transaction() as cur:
+        cur.execute("SELECT session_id FROM slots WHERE id = %s", (slots[0],))
+        session_id = str(cur.fetchone()["session_id"])
+    office = people.office()
+    request = pb.SuspendSessionRequest(session_id=session_id, reason="entered by mistake", idempotency_key=key())
+    assert refused(stub.SuspendSession, request, metadata=office) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                      "session_over")
+    with store.db.transaction() as cur:
+        cur.execute("SELECT status FROM sessions WHERE id = %s", (session_id,))
+        assert cur.fetchone()["status"] == "OPEN"
+    assert outbox_events(store, "SessionSuspended") == []

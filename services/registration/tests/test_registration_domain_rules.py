@@ -149,3 +149,11 @@ def test_a_capture_after_the_hold_ended_is_rejected_even_before_the_timer_expire
     assert reason(capture(ended_now, payment)) == rules.HOLD_ENDED == "booking_expired"
     ended_before = rules.PaidBooking(BookingStatus.HELD, "p1", 5000, None, NOW - dt.timedelta(minutes=3))
     assert reason(capture(ended_before, payment)) == rules.HOLD_ENDED
+
+
+def test_a_session_is_suspended_until_its_last_slot_ends():
+    ends = NOW + dt.timedelta(minutes=30)
+    assert rules.suspend_refusal(ends, NOW) is None  # started or not, not over: the doctor may fall ill
+    assert rules.suspend_refusal(None, NOW) is None  # no slots: nothing to refund either way
+    assert reason(rules.suspend_refusal(ends, ends)) == rules.SESSION_OVER
+    assert reason(rules.suspend_refusal(ends, ends + dt.timedelta(hours=1))) == rules.SESSION_OVER

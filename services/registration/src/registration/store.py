@@ -588,7 +588,10 @@ class Store:
         """Suspends a session: closes its slots and cancels every booking that holds a place."""
         def write(cur: psycopg.Cursor) -> pb.SuspendSessionResponse:
             # Locking the slots first waits out holds in flight and keeps the slot-first order.
-            cur.execute("SELECT id FROM slots WHERE session_id = %s ORDER BY id FOR UPDATE", (session_id,))
+            cur.execute("SELECT id, ends_at FROM slots WHERE session_id = %s ORDER BY id FOR UPDATE", (session_id,))
+            refusal = rules.suspend_refusal(max((r["ends_at"] for r in cur.fetchall()), default=None), now)
+            if refusal is not None:
+                raise BookingRefused(refusal)
             cur.execute(
                 "UPDATE sessions SET status = 'SUSPENDED', suspended_at = %s, suspend_reason = %s "
                 "WHERE id = %s AND status = 'OPEN' RETURNING doctor_id, service_date",

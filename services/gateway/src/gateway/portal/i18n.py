@@ -53,6 +53,7 @@ REASONS = {
     "booking_not_confirmed": N_("Only a confirmed booking has a registration slip."),
     "visit_not_started": N_("The visit has not started yet, so it cannot be marked as a no-show."),
     "session_already_suspended": N_("This session is already suspended."),
+    "session_over": N_("This session is over: mark its bookings checked in or no-show instead."),
     "not_service_day": N_("Check-in is open on the day of the visit only."),
     "template_exists": N_("This doctor already has a session template for that weekday and period."),
     "bad_credentials": N_("The phone number or password is not correct."),

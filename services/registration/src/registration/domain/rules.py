@@ -25,6 +25,7 @@ HOLD_ENDED = "booking_expired"  # the same code as a booking the timer has alrea
 NOT_SERVICE_DAY = "not_service_day"
 VISIT_NOT_STARTED = "visit_not_started"
 SESSION_ALREADY_SUSPENDED = "session_already_suspended"
+SESSION_OVER = "session_over"
 
 # A decision that is not a refusal: do the change, or it was already done.
 APPLY: Literal["apply"] = "apply"
@@ -147,3 +148,11 @@ def capture_decision(booking: PaidBooking | None, payment: CapturedPayment, now:
     if payment.amount_fen != booking.fee_fen:
         return Refusal("amount_mismatch", "the amount paid is not the booking's fee")
     return CONFIRM
+
+
+def suspend_refusal(session_ends_at: dt.datetime | None, now: dt.datetime) -> Refusal | None:
+    """A session that is over is not suspended: its patients came or did not
+    (check-in, no-show), and suspending it would refund them all."""
+    if session_ends_at is not None and session_ends_at <= now:
+        return Refusal(SESSION_OVER, "the session is over: mark its bookings checked in or no-show instead")
+    return None
