@@ -2,6 +2,8 @@
 every call is counted, health and reflection answer."""
 from __future__ import annotations
 
+import datetime
+
 import grpc
 import psycopg
 import psycopg_pool
@@ -194,7 +196,7 @@ def test_request_fields_refuse_control_characters_and_name_the_field():
     assert errors.idempotency_key(" 5f0c-key ") == "5f0c-key"
     assert errors.entity_id("5F0C8A0E-3E0B-4B8E-9D4E-6C3E9A1B2C3D", "slot_id") == "5f0c8a0e-3e0b-4b8e-9d4e-6c3e9a1b2c3d"
     assert errors.entity_id(" ", "slot_id", required=False) is None
-    assert errors.calendar_date(" 2026-12-07 ", "day") == errors.FIRST_DATE.replace(year=2026, month=12, day=7)
+    assert errors.calendar_date(" 2026-12-07 ", "day") == datetime.date(2026, 12, 7)
     assert errors.calendar_date("", "day") is None
     for call, field, problem in [
         (lambda: errors.text("a\x00b", "reason", 20), "reason", "control characters"),

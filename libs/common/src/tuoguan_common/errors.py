@@ -78,19 +78,22 @@ _ANY_CONTROL = re.compile("[\x00-\x1f\x7f]")
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 
 
-def plain(value: str, field: str) -> str:
-    """The text as given; raises InvalidArgument when it holds a control character."""
-    if _CONTROL.search(value):
+def _without(controls: re.Pattern, value: str, field: str) -> str:
+    if controls.search(value):
         raise InvalidArgument(field, "must not contain control characters")
     return value
+
+
+def plain(value: str, field: str) -> str:
+    """The text as given; raises InvalidArgument when it holds a control
+    character other than tab and line breaks (free text: a name, a reason)."""
+    return _without(_CONTROL, value, field)
 
 
 def one_line(value: str, field: str) -> str:
     """The text as given; raises InvalidArgument when it holds any control
     character, tab and line breaks included (a key, a code: one line)."""
-    if _ANY_CONTROL.search(value):
-        raise InvalidArgument(field, "must not contain control characters")
-    return value
+    return _without(_ANY_CONTROL, value, field)
 
 
 def require(value: str, field: str) -> str:

@@ -75,10 +75,9 @@ class Settled:
 
 
 # tuoguan_billing_payments_total's outcomes beyond a payment's statuses:
-# a charge that landed on a payment billing had failed (its money goes back),
-# and a requested refund that failed for a reason of its own (skipped, tried
-# again on the next round). Both are for an alert: neither should happen.
-CHARGED_AFTER_FAILURE = payments.CHARGED_AFTER_FAILURE
+# payments.CHARGED_AFTER_FAILURE, a charge that landed on a payment billing had
+# failed (its money goes back), and a refund that failed (tried again on the
+# next round). Both are for an alert: neither should happen.
 REFUND_FAILED = "refund_failed"
 
 
@@ -152,7 +151,7 @@ class Cashier:
         for outcome in ("captured", "failed"):
             metrics.BILLING_RECONCILED.labels(outcome)
         # Shown at 0 from the start, so an alert on their rate sees the first one.
-        for outcome in (CHARGED_AFTER_FAILURE, REFUND_FAILED):
+        for outcome in (payments.CHARGED_AFTER_FAILURE, REFUND_FAILED):
             metrics.BILLING_PAYMENTS.labels(outcome)
         self.store = store
         self.provider = provider
@@ -355,8 +354,8 @@ class Cashier:
         that billing had already FAILED (an authorisation that outlived the
         grace and the hold: registration was told the payment failed, the
         patient was charged). Their refund is asked for in the same
-        transaction, so the money goes back whatever happens next; the
-        caller tries at once after the commit (_return_at_once), the refund
+        transaction, so the money goes back whatever happens next: the
+        worker tries at once after the commit (_return_at_once), the refund
         timer until the provider has captured the charge."""
         stored = self.store.set_provider_references(cur, references, now)
         late = sorted(payment_id for payment_id, status in stored.items() if status is PaymentStatus.FAILED)
@@ -366,7 +365,7 @@ class Cashier:
     @staticmethod
     def _count_late_charges(late: Sequence[str]) -> None:
         if late:
-            metrics.BILLING_PAYMENTS.labels(CHARGED_AFTER_FAILURE).inc(len(late))
+            metrics.BILLING_PAYMENTS.labels(payments.CHARGED_AFTER_FAILURE).inc(len(late))
         for payment_id in late:
             log.error("the provider charged a payment billing had already failed; its refund is asked for",
                       extra={"payment_id": payment_id})

@@ -56,9 +56,6 @@ def http_status(code: grpc.StatusCode) -> int:
 # A service shedding load (RESOURCE_EXHAUSTED) or briefly unavailable: well-behaved
 # clients, the portal included, wait this long before trying again.
 RETRY_AFTER_SECONDS = "2"
-# A refusal that ends after a wait the service knows (a locked sign-in, a reset
-# code asked for again too soon) says how long, in seconds, in RETRY_AFTER_KEY's
-# trailing metadata; that wait is the Retry-After, not the load-shedding default.
 
 
 def error_response(status: int, reason: str, message: str, field: str | None = None, *,
@@ -72,7 +69,10 @@ def error_response(status: int, reason: str, message: str, field: str | None = N
 
 def retry_after(trailing: Any) -> str | None:
     """The service's wait as a Retry-After value: whole seconds, at least 1; None
-    when it named none (or something that is no such number)."""
+    when it named none (or something that is no such number). A refusal that
+    ends after a wait the service knows (a locked sign-in, a reset code asked
+    for again too soon) names it in RETRY_AFTER_KEY's trailing metadata; that
+    wait, not the load-shedding default, is the Retry-After."""
     value = (first_value(trailing, RETRY_AFTER_KEY) or "").strip()
     if not value.isascii() or not value.isdigit() or int(value) < 1:
         return None

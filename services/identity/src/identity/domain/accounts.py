@@ -52,14 +52,19 @@ def _required(raw: str, field: str) -> str:
     return value
 
 
-def plain(value: str, field: str) -> str:
-    """``value`` unless it holds a control character (the platform's rule,
-    ``tuoguan_common.errors.plain``: PostgreSQL's text cannot hold NUL, so
-    the write would fail as INTERNAL), as identity's own error with a reason."""
+def _no_controls(check, value: str, field: str) -> str:
+    """The platform's rule on control characters (``tuoguan_common.errors``:
+    PostgreSQL's text cannot hold NUL, so the write would fail as INTERNAL),
+    refused as identity's own error with a reason."""
     try:
-        return errors.plain(value, field)
+        return check(value, field)
     except errors.InvalidArgument as refused:
         raise InvalidAccountField(field, refused.problem, "control_characters") from None
+
+
+def plain(value: str, field: str) -> str:
+    """Free text: ``value`` unless it holds a control character other than tab and line breaks."""
+    return _no_controls(errors.plain, value, field)
 
 
 def patient_phone(raw: str, field: str = "phone") -> str:
@@ -144,10 +149,7 @@ def idempotency_key(raw: str, field: str = "idempotency_key") -> str:
     key = _required(raw, field)
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise InvalidAccountField(field, f"must be at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters", "too_long")
-    try:
-        return errors.one_line(key, field)  # every service's keys: one line, no control character
-    except errors.InvalidArgument as refused:
-        raise InvalidAccountField(field, refused.problem, "control_characters") from None
+    return _no_controls(errors.one_line, key, field)  # every service's keys: one line
 
 
 def presented_password(raw: str, field: str = "password") -> str:
