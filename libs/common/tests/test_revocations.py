@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 
 from tuoguan_common import auth
 from tuoguan_common import revocations as revocations_module
-from tuoguan_common.errors import Unauthenticated
+from tuoguan_common.errors import TokenRevoked, Unauthenticated
 from tuoguan_common.revocations import RevocationList
 
 
@@ -121,3 +121,27 @@ def test_until_a_first_read_it_says_never_and_tries_every_second():
                                          {"service": "revocations-late"}) > 0
     finally:
         revocations.stop()
+
+
+def test_a_verified_caller_names_its_token_and_a_revoked_one_still_says_whose_it_was(issuer, token_keys):
+    identity = Identity()
+    revocations = RevocationList("revocations-principal", identity, refresh_seconds=3600)
+    verifier = auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations)
+    token = issuer.issue("patient-7", [auth.PATIENT])
+    claims = jwt.decode(token, options={"verify_signature": False})
+    principal = verifier.verify(token)
+    assert (principal.token_id, principal.expires_at) == (claims["jti"], claims["exp"])
+    assert principal == auth.Principal("patient-7", frozenset({auth.PATIENT})), "who calls, whatever the token"
+    identity.revoked = [claims["jti"]]
+    assert revocations.refresh()
+    with pytest.raises(TokenRevoked) as refused:
+        verifier.verify(token)
+    assert refused.value.principal.token_id == claims["jti"] and refused.value.principal.subject == "patient-7"
+    # The refusal waits for a method that asks who calls, and keeps its kind.
+    reset = auth.set_current_principal(refused.value)
+    try:
+        with pytest.raises(TokenRevoked) as asked:
+            auth.current_principal()
+        assert asked.value.principal.subject == "patient-7" and asked.value.code == "UNAUTHENTICATED"
+    finally:
+        auth.reset_current_principal(reset)

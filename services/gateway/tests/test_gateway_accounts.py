@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+import jwt
 import pytest
 from gateway_testkit import JSON_CONTENT, Caller, error, escaped_json, fresh_phone, new_key
 
@@ -111,3 +112,13 @@ def test_admins_open_staff_accounts_the_service_decides_who_is_admin(http, patie
     not_a_role = body | {"roles": ["surgeon"]}
     assert error(http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json=not_a_role))[::2] \
         == (422, "roles.0")
+
+
+def test_signing_out_records_the_token_and_a_device_token_is_left_to_admins(http, patient, identity_database, issuer):
+    token_id = jwt.decode(patient.token, options={"verify_signature": False})["jti"]
+    assert http.post("/api/v1/auth/signout", headers=patient.headers).status_code == 204
+    with identity_database.transaction() as cur:
+        cur.execute("SELECT account_id FROM signed_out_tokens WHERE token_id = %s", (token_id,))
+        assert cur.fetchone()["account_id"] == patient.account["account_id"]
+    device = {"Authorization": f"Bearer {issuer.issue('device:alertmanager', ['device'])}"}
+    assert error(http.post("/api/v1/auth/signout", headers=device))[:2] == (403, "not_a_sign_in_token")

@@ -7,7 +7,7 @@ import pytest
 
 from identity.domain import accounts as rules
 from identity.domain.throttle import SignInThrottle
-from identity.exceptions import InvalidAccountField, TooManyAttempts
+from identity.exceptions import InvalidAccountField, NotASignInToken, TooManyAttempts
 from tuoguan_common import auth
 
 
@@ -154,3 +154,15 @@ def test_a_locked_sign_in_says_how_long_to_wait():
     locked = TooManyAttempts(50)
     assert locked.retry_after_seconds == 50 and "1 minute" in locked.message
     assert "5 minutes" in TooManyAttempts(300).message
+
+
+@pytest.mark.parametrize("roles,token_id,allowed", [
+    ({auth.PATIENT}, "a" * 32, True), ({auth.REGISTRATION_OFFICE, auth.ADMIN}, "a" * 32, True),
+    ({auth.DEVICE}, "a" * 32, False), ({auth.SERVICE}, "a" * 32, False), ({auth.PATIENT}, "", False),
+])
+def test_only_a_sign_in_token_with_an_id_is_signed_out(roles, token_id, allowed):
+    if allowed:
+        rules.check_sign_out(frozenset(roles), token_id)
+    else:
+        with pytest.raises(NotASignInToken):
+            rules.check_sign_out(frozenset(roles), token_id)

@@ -11,14 +11,14 @@ import os
 import time
 import uuid
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .errors import PermissionDenied, Unauthenticated
+from .errors import PermissionDenied, TokenRevoked, Unauthenticated
 
 ISSUER = "tuoguan-identity"
 AUDIENCE = "tuoguan"
@@ -34,6 +34,10 @@ from .roles import (  # noqa: F401 - the roles are part of this module's API
 class Principal:
     subject: str
     roles: frozenset[str]
+    # The token the caller presented (its id, its expiry in epoch seconds):
+    # what signing out revokes. Not part of who the caller is.
+    token_id: str = field(default="", compare=False)
+    expires_at: int = field(default=0, compare=False)
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -58,6 +62,8 @@ _current: contextvars.ContextVar[Principal | Unauthenticated | None] = contextva
 
 def current_principal() -> Principal:
     principal = _current.get()
+    if isinstance(principal, TokenRevoked):
+        raise TokenRevoked(principal.message, principal.principal)
     if isinstance(principal, Unauthenticated):
         raise Unauthenticated(principal.message)
     if principal is None:
@@ -136,7 +142,7 @@ class TokenVerifier:
     def __init__(self, public_key_pem: bytes, revoked: Container[str] = frozenset()):
         self._key = serialization.load_pem_public_key(public_key_pem)
         self.revoked = revoked
-        self._cache: dict[str, tuple[Principal, int, str]] = {}
+        self._cache: dict[str, Principal] = {}
 
     @classmethod
     def from_file(cls, path: str | None, revoked: Container[str] = frozenset()) -> "TokenVerifier":
@@ -147,11 +153,8 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         # A patient's token is presented on every call of a booking journey;
         # remembering verified tokens until they expire saves the signature check.
-        cached = self._cache.get(token)
-        now = time.time()
-        if cached and cached[1] > now:
-            principal, _, token_id = cached
-        else:
+        principal = self._cache.get(token)
+        if principal is None or principal.expires_at <= time.time():
             try:
                 claims = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
                                     leeway=CLOCK_SKEW_SECONDS, options={"require": ["exp", "sub"]})
@@ -159,14 +162,14 @@ class TokenVerifier:
                 raise Unauthenticated("the access token has expired: sign in again") from exc
             except jwt.PyJWTError as exc:
                 raise Unauthenticated("the access token is not valid") from exc
-            principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())))
-            token_id = str(claims.get("jti", ""))
+            principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())),
+                                  token_id=str(claims.get("jti", "")), expires_at=int(claims["exp"]))
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            self._cache[token] = (principal, int(claims["exp"]), token_id)
+            self._cache[token] = principal
         # Checked on every call, cached or not: a revocation applies at once.
-        if token_id in self.revoked:
-            raise Unauthenticated("the access token has been revoked")
+        if principal.token_id in self.revoked:
+            raise TokenRevoked("the access token has been revoked", principal)
         return principal
 
 

@@ -60,6 +60,15 @@ class Unauthenticated(TuoguanError):
     reason = "unauthenticated"
 
 
+class TokenRevoked(Unauthenticated):
+    """A token signed out or revoked: refused like any bad token, but it
+    names its caller (``principal``), so signing out again is no error."""
+
+    def __init__(self, message: str, principal: object):
+        super().__init__(message)
+        self.principal = principal
+
+
 class PermissionDenied(TuoguanError):
     code = "PERMISSION_DENIED"
     reason = "permission_denied"

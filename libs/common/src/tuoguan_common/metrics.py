@@ -77,6 +77,7 @@ PORTAL_CACHE_LOOKUPS = Counter(
 
 # Identity.
 IDENTITY_SIGN_INS = Counter("tuoguan_identity_sign_ins_total", "Sign-in attempts by outcome", ["outcome"])
+IDENTITY_SIGN_OUTS = Counter("tuoguan_identity_sign_outs_total", "Sign-in tokens revoked by their holder signing out")
 IDENTITY_SIGN_UPS = Counter("tuoguan_identity_sign_ups_total", "Patient accounts created")
 
 # Registration.

@@ -17,7 +17,7 @@ from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
 from tuoguan_common import api_main, auth, metrics, outbox
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
-from tuoguan_common.errors import AlreadyExists
+from tuoguan_common.errors import AlreadyExists, TokenRevoked
 
 from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
@@ -136,6 +136,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return identity_pb2.SignInResponse(
             access_token=token, expires_in_seconds=self.issuer.ttl_seconds, account=account_message(record),
         )
+
+    def SignOut(self, request, context):
+        try:
+            principal = auth.current_principal()
+        except TokenRevoked:
+            # Signed out already (a retry, a second tab): nothing more to do.
+            return identity_pb2.SignOutResponse()
+        rules.check_sign_out(principal.roles, principal.token_id)
+        expires_at = dt.datetime.fromtimestamp(principal.expires_at, dt.timezone.utc)
+        if self.store.sign_out(principal.token_id, principal.subject, expires_at, self.clock()):
+            metrics.IDENTITY_SIGN_OUTS.inc()
+            log.info("signed out", extra={"account_id": principal.subject})
+        return identity_pb2.SignOutResponse()
 
     def GetMyAccount(self, request, context):
         record = self.store.account_by_id(auth.current_principal().subject)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 
-from tuoguan_common.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted, Unauthenticated
+from tuoguan_common.errors import (
+    AlreadyExists, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated,
+)
 
 
 class InvalidAccountField(InvalidArgument):
@@ -98,3 +100,10 @@ class DeviceTokenNotFound(NotFound):
 
     def __init__(self) -> None:
         super().__init__("no device token with this id was issued")
+
+
+class NotASignInToken(PermissionDenied):
+    reason = "not_a_sign_in_token"
+
+    def __init__(self) -> None:
+        super().__init__("only a token from signing in is signed out: an admin revokes a device token")

@@ -1,4 +1,5 @@
-"""All SQL of identity's own tables: accounts, sign-in failures, password reset codes and device tokens."""
+"""All SQL of identity's own tables: accounts, sign-in failures, password reset
+codes, device tokens and signed-out tokens."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from tuoguan_common.auth import CLOCK_SKEW_SECONDS
 from tuoguan_common.db import Database
 
 from .domain.accounts import NewAccount
@@ -32,6 +34,8 @@ def _record(row: dict | None) -> AccountRecord | None:
 
 
 _COLUMNS = "id, login, display_name, roles, password_hash"
+# A verifier accepts a token this long past its "exp": so long it stays listed.
+TOKEN_LEEWAY = dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -247,9 +251,24 @@ class IdentityStore:
             row = cur.fetchone()
             return DeviceTokenRecord(**row) if row else None
 
-    def revoked_token_ids(self, now: dt.datetime) -> list[str]:
-        """The revoked tokens not yet expired (an expired one is refused anyway)."""
+    def sign_out(self, token_id: str, account_id: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
+        """Revokes a sign-in token; False when it was already signed out. The
+        tokens past their expiry (and its leeway) leave the table here: the
+        table holds at most a token lifetime's sign-outs."""
         with self.transaction() as cur:
-            cur.execute("SELECT token_id FROM device_tokens WHERE revoked_at IS NOT NULL AND expires_at > %s "
-                        "ORDER BY token_id", (now,))
+            cur.execute("DELETE FROM signed_out_tokens WHERE expires_at <= %s", (now - TOKEN_LEEWAY,))
+            cur.execute(
+                "INSERT INTO signed_out_tokens (token_id, account_id, expires_at, signed_out_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (token_id) DO NOTHING RETURNING 1",
+                (token_id, account_id, expires_at, now),
+            )
+            return cur.fetchone() is not None
+
+    def revoked_token_ids(self, now: dt.datetime) -> list[str]:
+        """The revoked and signed-out tokens a verifier could still accept: not
+        past their expiry and its leeway (an expired one is refused anyway)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT token_id FROM device_tokens WHERE revoked_at IS NOT NULL AND expires_at > %(since)s "
+                        "UNION SELECT token_id FROM signed_out_tokens WHERE expires_at > %(since)s "
+                        "ORDER BY token_id", {"since": now - TOKEN_LEEWAY})
             return [row["token_id"] for row in cur.fetchall()]

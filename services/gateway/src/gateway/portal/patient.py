@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 from typing import Annotated
 from urllib.parse import quote
 
@@ -23,6 +24,8 @@ from .web import (
     public_services, redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
     start_session, translate,
 )
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False, default_response_class=HTMLResponse)
 
@@ -287,6 +290,14 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
 async def sign_out(request: Request):
     await posted_form(request, sign_in=False)
     await portal_state(request).waiting_room.leave(request.session.get("ticket"))
+    if signed_in(request):
+        # The token goes on the revocation list, so a copy of this cookie is
+        # worth nothing either. If identity cannot take it now, the patient is
+        # still signed out of this browser; the token lapses with its 15 minutes.
+        try:
+            await services(request).identity.SignOut(identity_pb2.SignOutRequest())
+        except grpc.aio.AioRpcError as exc:
+            log.warning("sign-out not recorded by identity", extra={"code": exc.code().name})
     lang = request.session.get("lang")
     request.session.clear()
     if lang:

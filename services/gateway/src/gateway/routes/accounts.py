@@ -30,6 +30,17 @@ async def sign_in(body: SignIn, services: CallerServices):
     return to_dict(await services.identity.SignIn(identity_pb2.SignInRequest(**body.model_dump())))
 
 
+@router.post("/auth/signout", status_code=204, response_class=Response,
+             summary="Sign out: the access token this request carries stops working")
+async def sign_out(services: CallerServices):
+    """Every service refuses the token within its revocation refresh interval
+    (30 s by default); the account's other tokens keep working. Signing out
+    again with the same token is no error. A device token is not signed out
+    (403, reason ``not_a_sign_in_token``): an admin revokes it."""
+    await services.identity.SignOut(identity_pb2.SignOutRequest())
+    return Response(status_code=204)
+
+
 @router.post("/auth/password-reset", status_code=202, response_model=PasswordResetReply,
              summary="A patient who forgot their password asks for a code by text message")
 async def request_password_reset(body: PasswordReset, services: CallerServices):

@@ -12,10 +12,10 @@ from typing import Iterable
 
 from tuoguan_common import errors
 from tuoguan_common.roles import (
-    ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE, ROLES,
+    ADMIN, CLINICIAN, CONSULTANT, DEVICE, DISPATCHER, ENGINEER, FINANCE, PATIENT, REGISTRATION_OFFICE, ROLES, SERVICE,
 )
 
-from ..exceptions import InvalidAccountField
+from ..exceptions import InvalidAccountField, NotASignInToken
 
 # Mainland China mobile numbers: 11 digits, 1 then 3-9 (no +86, no spaces).
 PATIENT_PHONE = re.compile(r"1[3-9][0-9]{9}")
@@ -173,3 +173,12 @@ def new_staff(login: str, secret: str, display: str, roles: Iterable[str]) -> Ne
     login = staff_login(login)
     password(secret)
     return NewAccount(login=login, display_name=display_name(display), roles=staff_roles(roles))
+
+
+def check_sign_out(roles: frozenset[str], token_id: str) -> None:
+    """Patients and staff sign out of the token they signed in with. A
+    machine's token is not signed out by the machine (an admin revokes a
+    device token, and a service's own token would lock the service out), and
+    a token without an id could not be listed as revoked."""
+    if roles & {DEVICE, SERVICE} or not token_id:
+        raise NotASignInToken()

@@ -78,6 +78,14 @@ class SignInResponse(_message.Message):
     account: Account
     def __init__(self, access_token: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
+class SignOutRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SignOutResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class GetMyAccountRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -46,6 +46,11 @@ class IdentityServiceStub:
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignInRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignInResponse.FromString,
                 _registered_method=True)
+        self.SignOut = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/SignOut',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignOutRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignOutResponse.FromString,
+                _registered_method=True)
         self.GetMyAccount = channel.unary_unary(
                 '/tuoguan.identity.v1.IdentityService/GetMyAccount',
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.GetMyAccountRequest.SerializeToString,
@@ -107,6 +112,15 @@ class IdentityServiceServicer:
 
     def SignIn(self, request, context):
         """Patients and staff sign in; the response carries a signed access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignOut(self, request, context):
+        """The caller signs out: the token the call carries is revoked, and every
+        api that keeps the revocation list refuses it within its refresh
+        interval. Signing out with a token already signed out changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -200,6 +214,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.SignIn,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignInRequest.FromString,
                     response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignInResponse.SerializeToString,
+            ),
+            'SignOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOut,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignOutRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignOutResponse.SerializeToString,
             ),
             'GetMyAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMyAccount,
@@ -303,6 +322,33 @@ class IdentityService:
             '/tuoguan.identity.v1.IdentityService/SignIn',
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignInRequest.SerializeToString,
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/SignOut',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignOutRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignOutResponse.FromString,
             options,
             channel_credentials,
             insecure,
