@@ -144,7 +144,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
 
     def ListTickets(self, request, context):
         caller = current_principal()
-        view = messages.enum_key(pb.TicketView, "TICKET_VIEW", request.view) or "mine"
+        view = _enum(request.view, pb.TicketView, "TICKET_VIEW", "view", required=False) or "mine"
         if view == "queue":
             caller.require(roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
         elif view == "board":
