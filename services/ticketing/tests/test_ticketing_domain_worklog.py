@@ -52,6 +52,8 @@ def test_the_enums_have_the_wire_values():
     ({"activity": "coffee"}, "activity"),
     ({"engineer_id": "  "}, "engineer_id"),
     ({"note": "x" * 2001}, "note"),
+    ({"note": "toner\x00"}, "note"),
+    ({"note": "\x1b[31mred"}, "note"),
     ({"started_at": NOW + dt.timedelta(minutes=5, seconds=1)}, "started_at"),
     ({"started_at": NOW - dt.timedelta(days=31, seconds=1)}, "started_at"),
     ({"started_at": dt.datetime(2026, 11, 30, 9)}, "started_at"),
@@ -63,6 +65,7 @@ def test_invalid_worklogs_name_the_field(overrides, field):
 def test_the_boundaries_are_allowed():
     assert valid(minutes=1).minutes == 1 and valid(minutes=1440).minutes == 1440
     assert valid(note="x" * 2000).note == "x" * 2000
+    assert valid(note="1. toner\r\n2.\tdrum").note == "1. toner\r\n2.\tdrum"
     valid(started_at=NOW + dt.timedelta(minutes=5))
     valid(started_at=NOW - dt.timedelta(days=31))
 

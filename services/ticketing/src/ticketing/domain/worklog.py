@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tuoguan_common.errors import InvalidArgument
+from tuoguan_common.errors import InvalidArgument, plain
 
 from ticketing.domain.lifecycle import Status
 
@@ -60,7 +60,7 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
 
     minutes 1..1440; the start not in the future (5 minutes of slack for
     clocks) nor more than 31 days ago; a known grade and activity; a note of at
-    most 2000 characters (stripped).
+    most 2000 characters (stripped) with no control character but tab and line breaks.
     """
     engineer_id = str(engineer_id or "").strip()
     if not engineer_id:
@@ -80,6 +80,8 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
         raise InvalidArgument("note", f"is longer than {MAX_NOTE} characters")
+    # PostgreSQL's text cannot hold NUL: the write would fail as INTERNAL after the checks had passed.
+    note = plain(note, "note")
     return Worklog(engineer_id=engineer_id, grade=Grade(grade_value), activity=Activity(activity_value),
                    started_at=started_at, minutes=minutes, note=note)
 
