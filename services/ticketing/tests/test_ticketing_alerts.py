@@ -198,3 +198,25 @@ def test_the_open_ticket_gauge_counts_unresolved_work_only(stub, people, store):
     assert sum(store.open_by_priority().values()) == 2
     stub.ReceiveAlerts(alerts_request(alert("gauge-a", status="resolved")), metadata=device.md)
     assert sum(store.open_by_priority().values()) == 1
+
+
+def test_a_fingerprint_too_long_to_index_or_a_nesting_too_deep_is_refused_and_nothing_is_applied(
+        stub, people, database):
+    """Alertmanager's fingerprints are 16 hex digits; one of kilobytes cannot go into the index that keeps
+    one ticket per alert (it was INTERNAL, after the notification's earlier alerts had been applied)."""
+    import secrets
+
+    device = people.device()
+    huge = alert(secrets.token_hex(2000))
+    r = refused(stub.ReceiveAlerts, alerts_request(alert("good-before-huge"), huge), metadata=device.md)
+    assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "alertmanager_payload")
+    deep = '{"version": "4", "alerts": ' + "[" * 5000 + "]" * 5000 + "}"
+    r = refused(stub.ReceiveAlerts, pb.ReceiveAlertsRequest(alertmanager_payload=deep), metadata=device.md)
+    assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "alertmanager_payload")
+    assert alert_tickets(database) == []
+
+    # A blank fingerprint is no fingerprint: two different alerts are two tickets, not one.
+    blank_a, blank_b = alert("  ", instance="lis-1:8080"), alert("  ", instance="lis-2:8080")
+    reply = stub.ReceiveAlerts(alerts_request(blank_a, blank_b), metadata=device.md)
+    assert (reply.opened, reply.updated) == (2, 0)
+    assert all(t["alert_fingerprint"].strip() for t in alert_tickets(database))

@@ -96,6 +96,7 @@ def bad(mutate) -> str:
     (lambda p: p["alerts"][0].update(startsAt="2026-11-30T01:02:03"), "alerts[0].startsAt"),
     (lambda p: p["alerts"][1].update(endsAt=17), "alerts[1].endsAt"),
     (lambda p: p["alerts"][0].update(fingerprint=123), "alerts[0].fingerprint"),
+    (lambda p: p["alerts"][0].update(fingerprint="f" * 201), "alerts[0].fingerprint"),
 ])
 def test_malformed_payloads_name_the_field(mutate, field):
     assert bad(mutate).startswith(field)
@@ -134,3 +135,13 @@ def test_a_nul_in_an_alerts_text_is_dropped_not_the_alert():
     assert freezer.summary == "Freezer F-12 above -70 °C"
     assert freezer.labels["freezer"] == "F-12"
     assert freezer.fingerprint == "c2a4f6d9e0b1a3c5"
+
+
+def test_a_blank_fingerprint_is_derived_from_the_labels():
+    payload = copy.deepcopy(PAYLOAD)
+    payload["alerts"][0]["fingerprint"] = " \t "
+    freezer = parse_alertmanager(payload)[0]
+    del payload["alerts"][0]["fingerprint"]
+    assert freezer.fingerprint and freezer.fingerprint == parse_alertmanager(payload)[0].fingerprint
+    payload["alerts"][0]["fingerprint"] = "f" * 200
+    assert parse_alertmanager(payload)[0].fingerprint == "f" * 200

@@ -245,6 +245,9 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             notices = parse_alertmanager(json.loads(request.alertmanager_payload))
         except (ValueError, TypeError) as exc:
             raise InvalidArgument("alertmanager_payload", str(exc)) from None
+        except RecursionError:
+            # Under 1 MiB there is room for arrays nested deeper than the JSON decoder's recursion goes.
+            raise InvalidArgument("alertmanager_payload", "is nested too deeply") from None
         counts = {"opened": 0, "updated": 0, "resolved": 0, "ignored": 0}
         ids = []
         now = self.clock()

@@ -18,6 +18,9 @@ RESOLVED = "resolved"
 _STATUSES = (FIRING, RESOLVED)
 # Alertmanager's "no end time": the zero time of Go.
 _GO_ZERO_YEAR = 1
+# Alertmanager's fingerprints are 16 hex digits. The key goes into the unique index that keeps one open
+# ticket per alert, and a btree entry has a limit of its own (about 2.7 kB): far past this is not an alert.
+MAX_FINGERPRINT = 200
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,19 @@ def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
         labels = {**common_labels, **_text_map(alert.get("labels"), f"{where}.labels")}
         annotations = _text_map(alert.get("annotations"), f"{where}.annotations")
         fingerprint = alert.get("fingerprint")
-        if fingerprint is None or fingerprint == "":
-            fingerprint = _fingerprint(labels)
-        elif not isinstance(fingerprint, str):
+        if fingerprint is not None and not isinstance(fingerprint, str):
             raise ValueError(f"{where}.fingerprint: must be a string")
+        fingerprint = (fingerprint or "").replace("\x00", "").strip()
+        if not fingerprint:
+            # A blank one would make every such alert the same ticket.
+            fingerprint = _fingerprint(labels)
+        elif len(fingerprint) > MAX_FINGERPRINT:
+            raise ValueError(f"{where}.fingerprint: must be at most {MAX_FINGERPRINT} characters")
         alertname = labels.get("alertname") or "unnamed alert"
         subsystem = (labels.get("subsystem") or labels.get("service") or "unknown").strip() or "unknown"
         summary = (annotations.get("summary") or annotations.get("description") or alertname).strip()
         notices.append(AlertNotice(
-            fingerprint=fingerprint.replace("\x00", "").strip(),
+            fingerprint=fingerprint,
             status=status,
             subsystem_code=subsystem,
             alertname=alertname,
