@@ -102,7 +102,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         }
         idem = Idempotent.of("subsystem", admin.subject, idempotency_key(request.idempotency_key), request,
                              pb.PutSubsystemResponse)
-        return self.store.put_subsystem(idem, fields)
+        return self.store.put_subsystem(idem, fields, self.clock())
 
     # Tickets.
 
@@ -229,7 +229,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         current_principal().require(roles.ADMIN)
         day = calendar_date(require(request.day.day, "day.day"), "day.day")
         note = text(request.day.note, "day.note", 200, required=False)
-        row = self.store.put_calendar_day(day, request.day.working, note, remove=request.remove)
+        row = self.store.put_calendar_day(day, request.day.working, note, remove=request.remove, now=self.clock())
         if row is None:
             raise not_found("calendar_day")
         return pb.PutCalendarDayResponse(day=pb.CalendarDay(day=row["day"].isoformat(), working=row["working"],

@@ -90,14 +90,19 @@ class Store:
 
     # ---- the calendar and the SLA ---------------------------------------------------------------
 
-    def calendar(self, cur: psycopg.Cursor) -> WorkingCalendar:
-        """The working calendar with the hospital's overrides, refreshed now and then through the
-        caller's own transaction (a second connection per call would deadlock a busy pool)."""
-        if self._calendar is None or time.monotonic() - self._calendar_read > CALENDAR_TTL_SECONDS:
-            cur.execute("SELECT day, working FROM calendar_overrides")
-            rows = cur.fetchall()
-            self._calendar = WorkingCalendar(extra_holidays=[r["day"] for r in rows if not r["working"]],
-                                             extra_workdays=[r["day"] for r in rows if r["working"]])
+    @staticmethod
+    def _read_calendar(cur: psycopg.Cursor) -> WorkingCalendar:
+        cur.execute("SELECT day, working FROM calendar_overrides")
+        rows = cur.fetchall()
+        return WorkingCalendar(extra_holidays=[r["day"] for r in rows if not r["working"]],
+                               extra_workdays=[r["day"] for r in rows if r["working"]])
+
+    def calendar(self, cur: psycopg.Cursor, *, fresh: bool = False) -> WorkingCalendar:
+        """The working calendar with the hospital's overrides, refreshed now and then (always with
+        ``fresh``) through the caller's own transaction (a second connection per call would deadlock a
+        busy pool)."""
+        if fresh or self._calendar is None or time.monotonic() - self._calendar_read > CALENDAR_TTL_SECONDS:
+            self._calendar = self._read_calendar(cur)
             self._calendar_read = time.monotonic()
         return self._calendar
 
@@ -107,7 +112,8 @@ class Store:
                         (dt.date(year, 1, 1), dt.date(year, 12, 31)))
             return cur.fetchall()
 
-    def put_calendar_day(self, day: dt.date, working: bool, note: str, *, remove: bool) -> Row | None:
+    def put_calendar_day(self, day: dt.date, working: bool, note: str, *, remove: bool,
+                         now: dt.datetime) -> Row | None:
         """Sets (or removes) one day's override; every ticket's SLA is rated with it from now on."""
         with self.db.transaction() as cur:
             if remove:
@@ -117,9 +123,34 @@ class Store:
                             "ON CONFLICT (day) DO UPDATE SET working = EXCLUDED.working, note = EXCLUDED.note "
                             "RETURNING *", (day, working, note))
             row = cur.fetchone()
-        # This process sees it at once; the other replicas within CALENDAR_TTL_SECONDS.
+            if row is not None:
+                self._recheck_open(cur, now)
+                self._move_auto_closes(cur, self._read_calendar(cur))
+        # This process's reads see it at once, the other replicas' within CALENDAR_TTL_SECONDS; the worker
+        # reads the calendar afresh for every escalation run.
         self._calendar = None
         return row
+
+    def _recheck_open(self, cur: psycopg.Cursor, now: dt.datetime, subsystem_id: str | None = None) -> None:
+        """The worker looks at these open tickets again at once: next_check_at was worked out with the old
+        hours or calendar, and a threshold the change brought forward would otherwise be acted on only at
+        that old instant (days late across a weekend or a holiday)."""
+        cur.execute("UPDATE tickets SET next_check_at = %(now)s WHERE next_check_at > %(now)s "
+                    "AND status IN ('new', 'assigned', 'in_progress', 'pending') "
+                    "AND (%(subsystem)s::uuid IS NULL OR subsystem_id = %(subsystem)s::uuid)",
+                    {"now": now, "subsystem": subsystem_id})
+
+    def _move_auto_closes(self, cur: psycopg.Cursor, calendar: WorkingCalendar) -> None:
+        """Unconfirmed resolutions close after the hospital's working hours, which a changed day moves."""
+        cur.execute("SELECT id, resolved_at, auto_close_at FROM tickets WHERE status = 'resolved' "
+                    "AND auto_close_at IS NOT NULL")
+        for row in cur.fetchall():
+            moved = lifecycle.auto_close_at(row["resolved_at"], lifecycle.HOSPITAL_HOURS, calendar,
+                                            self.config.auto_close_working_hours)
+            if moved != row["auto_close_at"]:
+                # Only if it is still the same resolution: a confirmation or a reopening since wins.
+                cur.execute("UPDATE tickets SET auto_close_at = %s WHERE id = %s AND status = 'resolved' "
+                            "AND resolved_at = %s", (moved, row["id"], row["resolved_at"]))
 
     def sla(self, calendar: WorkingCalendar, row: Row, history: Sequence[Row], now: dt.datetime) -> SlaState:
         return compute_sla([_event(e) for e in history], service_hours(row["service_hours"]), calendar,
@@ -162,7 +193,7 @@ class Store:
             cur.execute("SELECT * FROM subsystems" + ("" if include_inactive else " WHERE active") + " ORDER BY code")
             return cur.fetchall()
 
-    def put_subsystem(self, idem: Idempotent, fields: dict[str, Any]) -> pb.PutSubsystemResponse:
+    def put_subsystem(self, idem: Idempotent, fields: dict[str, Any], now: dt.datetime) -> pb.PutSubsystemResponse:
         def write(cur: psycopg.Cursor) -> pb.PutSubsystemResponse:
             try:
                 if fields.get("id"):
@@ -181,6 +212,9 @@ class Store:
             row = cur.fetchone()
             if row is None:
                 raise not_found("subsystem")
+            if fields.get("id"):
+                # Its tickets are rated on the new service hours from now on.
+                self._recheck_open(cur, now, str(row["id"]))
             return pb.PutSubsystemResponse(subsystem=messages.subsystem(row))
 
         return idem.run(self.db, write)
@@ -484,9 +518,12 @@ class Store:
                         (now, limit))
             rows = cur.fetchall()
             history = self._history(cur, [r["id"] for r in rows])
+            # Not the copy kept for reads: a day an admin changed a minute ago must count here, or this run
+            # would put next_check_at back where the old calendar had it.
+            calendar = self.calendar(cur, fresh=True) if rows else None
             for row in rows:
                 ticket_id = str(row["id"])
-                state = self.sla(self.calendar(cur), row, history[ticket_id], now)
+                state = self.sla(calendar, row, history[ticket_id], now)
                 breaches = []
                 if state.response_breached and not row["response_breached"]:
                     breaches.append("response")

@@ -1,0 +1,86 @@
+"""The SLA is computed from the history on every read, so a change to a
+subsystem's service hours or to the working calendar re-rates open tickets at
+once. What the worker acts on must follow: the escalation timer's next look
+(next_check_at) and the instant an unconfirmed resolution closes by itself
+(auto_close_at) were kept from before the change, so a threshold the change
+brought forward was acted on days late, and a day off given to the hospital
+did not give the requester that day to confirm."""
+from __future__ import annotations
+
+import pytest
+from ticketing_testkit import ALWAYS, OFFICE, change, instant, open_request, shanghai, ticket_row, worklog
+from tuoguan.ticketing.v1 import ticketing_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+
+def opened(stub, person, subsystem: str, impact: int, urgency: int) -> pb.Ticket:
+    return stub.OpenTicket(open_request(subsystem, impact, urgency), metadata=person.md).ticket
+
+
+def read(stub, person, ticket_id: str) -> pb.Ticket:
+    return stub.GetTicket(pb.GetTicketRequest(ticket_id=ticket_id), metadata=person.md).ticket
+
+
+def calendar_day(day: str, working: bool, remove: bool = False) -> pb.PutCalendarDayRequest:
+    return pb.PutCalendarDayRequest(day=pb.CalendarDay(day=day, working=working, note="调休"), remove=remove)
+
+
+def test_serving_a_subsystem_around_the_clock_brings_its_tickets_escalation_forward(stub, people, clock, store):
+    admin, clinician = people.admin(), people.clinician()
+    # Friday evening, after FIN's office hours: a P1's 15 minutes to respond start on Monday morning.
+    clock.set(shanghai(2025, 11, 7, 18, 0))
+    ticket = opened(stub, clinician, OFFICE, pb.LEVEL_HIGH, pb.LEVEL_HIGH)
+    assert instant(ticket.sla.response_due) == shanghai(2025, 11, 10, 8, 15)
+
+    fin = next(s for s in stub.ListSubsystems(pb.ListSubsystemsRequest(), metadata=admin.md).subsystems
+               if s.code == OFFICE)
+    fin.service_hours = "24x7"
+    stub.PutSubsystem(pb.PutSubsystemRequest(subsystem=fin, idempotency_key="fin-24x7"), metadata=admin.md)
+    assert instant(read(stub, clinician, ticket.ticket_id).sla.response_due) == shanghai(2025, 11, 7, 18, 15)
+
+    # The worker's escalation timer, a quarter of an hour after the new due instant, sees the breach.
+    acted = store.escalate_due(shanghai(2025, 11, 7, 18, 30), 200)
+    assert acted == [(ticket.ticket_id, 0, ["response"])]
+
+
+def test_a_make_up_working_day_brings_the_escalation_forward_for_the_worker_too(stub, people, clock, store):
+    admin, clinician = people.admin(), people.clinician()
+    # 2027 is past the statutory data: Monday to Friday until an admin says otherwise. A P4 opened on
+    # Friday at 16:00 has 8 hours of FIN's office hours to respond: Monday 16:00.
+    clock.set(shanghai(2027, 1, 29, 16, 0))
+    ticket = opened(stub, clinician, OFFICE, pb.LEVEL_LOW, pb.LEVEL_LOW)
+    assert instant(ticket.sla.response_due) == shanghai(2027, 2, 1, 16, 0)
+    # The worker has looked already (and keeps its copy of the calendar for a while).
+    assert store.escalate_due(shanghai(2027, 1, 29, 16, 30), 200) == []
+
+    # Saturday becomes a make-up working day: the response is due on Saturday at 16:00.
+    stub.PutCalendarDay(calendar_day("2027-01-30", True), metadata=admin.md)
+    assert instant(read(stub, clinician, ticket.ticket_id).sla.response_due) == shanghai(2027, 1, 30, 16, 0)
+    assert store.escalate_due(shanghai(2027, 1, 30, 16, 30), 200) == [(ticket.ticket_id, 0, ["response"])]
+
+
+def test_a_day_off_moves_an_unconfirmed_resolutions_auto_close(stub, people, clock, store, database):
+    admin, clinician, dispatcher, engineer = people.admin(), people.clinician(), people.dispatcher(), \
+        people.engineer()
+    t0 = clock.set(shanghai(2027, 1, 29, 16, 0))
+    tid = opened(stub, clinician, ALWAYS, pb.LEVEL_MEDIUM, pb.LEVEL_MEDIUM).ticket_id
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md)
+    stub.RecordWorklog(worklog(tid, t0, 45), metadata=engineer.md)
+    clock.set(shanghai(2027, 1, 29, 17, 0))
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_RESOLVE, note="index rebuilt"), metadata=engineer.md)
+    # 24 of the hospital's working hours (08:00-12:00, 13:30-17:30): half an hour on Friday, Monday,
+    # Tuesday, and Wednesday until 17:00.
+    assert ticket_row(database, tid)["auto_close_at"] == shanghai(2027, 2, 3, 17, 0)
+
+    # Tuesday is given to the hospital as a day off: the requester has until Thursday.
+    stub.PutCalendarDay(calendar_day("2027-02-02", False), metadata=admin.md)
+    assert ticket_row(database, tid)["auto_close_at"] == shanghai(2027, 2, 4, 17, 0)
+    assert store.auto_close_due(shanghai(2027, 2, 3, 17, 30), 200) == 0
+    assert ticket_row(database, tid)["status"] == "resolved"
+
+    # Taken back: Wednesday again.
+    stub.PutCalendarDay(calendar_day("2027-02-02", False, remove=True), metadata=admin.md)
+    assert ticket_row(database, tid)["auto_close_at"] == shanghai(2027, 2, 3, 17, 0)
+    assert store.auto_close_due(shanghai(2027, 2, 3, 17, 30), 200) == 1
