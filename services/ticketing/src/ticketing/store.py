@@ -507,6 +507,14 @@ class Store:
         self._rate(cur, ticket_id, now)
         return "opened", ticket_id
 
+    def open_device_alarms(self, cur: psycopg.Cursor, device_id: str) -> list[str]:
+        """The fingerprints of a device's open alarm tickets (``device:<id>:<kind>``)."""
+        # A prefix compared as it is: with LIKE, an underscore or a percent sign in a device id was a
+        # wildcard, and clearing FRZ_09 resolved FRZ-09's alarm too.
+        cur.execute("SELECT DISTINCT alert_fingerprint FROM tickets WHERE starts_with(alert_fingerprint, %s) "
+                    "AND status <> 'closed' ORDER BY alert_fingerprint", (f"device:{device_id}:",))
+        return [row["alert_fingerprint"] for row in cur.fetchall()]
+
     # ---- the worker's timers --------------------------------------------------------------------
 
     def escalate_due(self, now: dt.datetime, limit: int) -> list[tuple[str, int, list[str]]]:

@@ -71,10 +71,8 @@ class TicketingWorker:
 
         def apply(cur, event):
             # A cleared alarm carries no kind: every open ticket of the device's alarms resolves.
-            cur.execute("SELECT DISTINCT alert_fingerprint FROM tickets WHERE alert_fingerprint LIKE %s "
-                        "AND status <> 'closed'", (f"device:{event.device_id}:%",))
-            for row in cur.fetchall():
-                notice = dataclasses.replace(device_notice(event, "resolved"), fingerprint=row["alert_fingerprint"])
+            for fingerprint in self.store.open_device_alarms(cur, event.device_id):
+                notice = dataclasses.replace(device_notice(event, "resolved"), fingerprint=fingerprint)
                 outcomes.append(self.store.receive_alert_in(cur, notice, "service:ticketing", "device", utcnow())[0])
 
         result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmCleared, "device_alarm_cleared",
