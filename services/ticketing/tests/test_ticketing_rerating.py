@@ -7,6 +7,8 @@ brought forward was acted on days late, and a day off given to the hospital
 did not give the requester that day to confirm."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from ticketing_testkit import ALWAYS, OFFICE, change, instant, open_request, shanghai, ticket_row, worklog
 from tuoguan.ticketing.v1 import ticketing_pb2 as pb
@@ -84,3 +86,22 @@ def test_a_day_off_moves_an_unconfirmed_resolutions_auto_close(stub, people, clo
     stub.PutCalendarDay(calendar_day("2027-02-02", False, remove=True), metadata=admin.md)
     assert ticket_row(database, tid)["auto_close_at"] == shanghai(2027, 2, 3, 17, 0)
     assert store.auto_close_due(shanghai(2027, 2, 3, 17, 30), 200) == 1
+
+
+def test_a_response_made_after_its_due_instant_is_still_reported_as_breached(stub, people, clock, store, database):
+    """The worker had not looked between the due instant and the start (its timer runs every few seconds,
+    and not at all while it restarts): the start moved next_check_at to the resolution's 75 % mark, so the
+    response breach was announced hours later, or never once the ticket was resolved by then."""
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    t0 = clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = opened(stub, clinician, ALWAYS, pb.LEVEL_HIGH, pb.LEVEL_HIGH).ticket_id   # P1: 15 minutes
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    clock.set(shanghai(2025, 11, 4, 9, 20))
+    started = stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md).ticket
+    assert started.sla.response_breached
+
+    assert store.escalate_due(shanghai(2025, 11, 4, 9, 20) + dt.timedelta(seconds=5), 200) == [(tid, 0, ["response"])]
+    assert ticket_row(database, tid)["response_breached"] is True
+    # Once, and the next look is the resolution's 75 % mark (3 of its 4 hours).
+    assert store.escalate_due(shanghai(2025, 11, 4, 9, 30), 200) == []
+    assert ticket_row(database, tid)["next_check_at"] == t0 + dt.timedelta(hours=3)

@@ -182,7 +182,8 @@ class Store:
         row = self._view(cur, ticket_id)
         history = self._history(cur, [ticket_id])[ticket_id]
         state = self.sla(self.calendar(cur), row, history, now)
-        next_check = escalation.next_check_at(state, now) if row["status"] in OPEN else None
+        next_check = escalation.next_check_at(state, now, response_breach_reported=row["response_breached"]) \
+            if row["status"] in OPEN else None
         cur.execute("UPDATE tickets SET next_check_at = %s WHERE id = %s", (next_check, ticket_id))
         return row, state
 
