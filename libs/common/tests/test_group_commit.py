@@ -150,3 +150,25 @@ def test_a_database_out_of_reach_fails_every_call_at_once_not_one_wait_each():
     calls.clear()
     assert outcomes_of(deadlocked, [1, 2, 3]) == [10, 20, 30]
     assert calls == [[1, 2, 3], [1], [2], [3]]
+
+
+def test_a_call_given_up_while_queued_is_not_written():
+    """A caller that gave up (its deadline passed, it hung up) before its
+    batch began is not written for: in a surge that hold would take a place
+    nobody pays for, and its retry with the same key writes it then."""
+    recorder = Recorder(hold_first=True)
+    commit = GroupCommit(recorder)
+
+    async def main():
+        first = asyncio.ensure_future(outcome(commit, 1))
+        while not recorder.batches:
+            await asyncio.sleep(0.001)
+        kept, abandoned = asyncio.ensure_future(outcome(commit, 2)), asyncio.ensure_future(outcome(commit, 3))
+        await asyncio.sleep(0.01)
+        abandoned.cancel()
+        await asyncio.sleep(0.01)
+        recorder.release_first.set()
+        return await asyncio.gather(first, kept), abandoned.cancelled()
+
+    assert asyncio.run(main()) == ([10, 20], True)
+    assert recorder.batches == [[1], [2]]

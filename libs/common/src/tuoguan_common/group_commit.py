@@ -76,8 +76,14 @@ class GroupCommit(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         try:
             while self._queued:
+                # A caller that gave up while queued (its deadline passed, it
+                # hung up) is not written for: a hold nobody will pay for would
+                # only take a place until it expires. A retry with its key writes it.
+                self._queued = [queued for queued in self._queued if not queued[1].done()]
                 batch = self._queued[: self.max_batch]
                 del self._queued[: self.max_batch]
+                if not batch:
+                    break
                 write = functools.partial(outcomes_of, self._write_batch, [item for item, _, _ in batch],
                                           shared=self._shared)
                 try:
