@@ -16,6 +16,7 @@ from gateway_testkit import REDIS_URL, SESSION_SECRET, Caller, fresh_phone, new_
 from gateway.app import create_app
 from gateway.clients import Addresses
 from gateway.portal.settings import PortalSettings
+from gateway.sign_in_guard import SignInGuardSettings
 from identity.api import register as register_identity
 from identity.migrate import MIGRATIONS_DIR
 from identity.seed import DEMO_PATIENTS, DEMO_STAFF, seed
@@ -78,8 +79,16 @@ def _add(add_servicer, servicer, srv, name):
 def gateway_url(grpc_servers):
     # A real tracer provider, so the gateway's spans have ids to propagate.
     telemetry.setup_tracing("gateway-tests", record=True)
-    with serve(create_app(grpc_servers)) as url:
+    # Failed sign-ins counted under a namespace of this run's own: every test
+    # signs in from 127.0.0.1, and runs before it must not count.
+    guard = SignInGuardSettings(redis_url=REDIS_URL, namespace=f"test:{uuid.uuid4().hex}:sign-in-failures")
+    with serve(create_app(grpc_servers, guard_settings=guard)) as url:
         yield url
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    keys = list(client.scan_iter(match=f"{guard.namespace}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture
@@ -110,12 +119,15 @@ def namespace():
 def own_gateway(grpc_servers, namespace):
     """Starts a gateway of the test's own, on the same services, with these portal settings:
     ``own_gateway(waiting_room_capacity=1)`` answers its URL. Its session secret is SESSION_SECRET
-    and its waiting room the test's namespace, unless the settings say otherwise."""
+    and its waiting room the test's namespace, unless the settings say otherwise; ``guard`` (its
+    count of failed sign-ins, in the test's namespace too) and ``trusted_proxies`` likewise."""
     with contextlib.ExitStack() as running:
-        def start(**settings) -> str:
+        def start(guard: SignInGuardSettings | None = None, trusted_proxies: str = "127.0.0.1", **settings) -> str:
             portal = PortalSettings(**{"session_secret": SESSION_SECRET, "waiting_room_namespace": namespace,
                                        "redis_url": REDIS_URL, **settings})
-            return running.enter_context(serve(create_app(grpc_servers, portal)))
+            guard = guard or SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures")
+            return running.enter_context(serve(create_app(grpc_servers, portal, guard),
+                                               trusted_proxies=trusted_proxies))
 
         yield start
 

@@ -59,10 +59,10 @@ def error(reply: httpx.Response) -> tuple[int, str, str | None]:
 
 
 @contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
+def serve(app: FastAPI, trusted_proxies: str = "127.0.0.1") -> Iterator[str]:
     """Serves ``app`` with uvicorn (in a thread, on a free port) while the block runs; yields its URL."""
     port = free_port()
-    uvicorn_server = server(app, host="127.0.0.1", port=port)
+    uvicorn_server = server(app, host="127.0.0.1", port=port, trusted_proxies=trusted_proxies)
     thread = threading.Thread(target=uvicorn_server.run, name="gateway-under-test", daemon=True)
     thread.start()
     try:

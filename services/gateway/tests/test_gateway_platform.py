@@ -24,7 +24,8 @@ from gateway.errors import http_status
 from tuoguan_common.testing import free_port, wait_for
 
 API = {
-    ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("get", "/api/v1/me"),
+    ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("post", "/api/v1/auth/signout"),
+    ("get", "/api/v1/me"),
     ("post", "/api/v1/admin/staff-accounts"),
     ("get", "/api/v1/departments"), ("get", "/api/v1/departments/{department_id}/doctors"), ("get", "/api/v1/slots"),
     ("post", "/api/v1/bookings"), ("get", "/api/v1/bookings"), ("get", "/api/v1/bookings/{booking_id}"),

@@ -70,6 +70,11 @@ PORTAL_WAITING_ROOM = Counter(
 PORTAL_WAITING_ROOM_QUEUE = Gauge(
     "tuoguan_portal_waiting_room_queue", "Patients waiting for their turn, as last seen by this gateway",
 )
+GATEWAY_SIGN_IN_GUARD = Counter(
+    "tuoguan_gateway_sign_in_guard_total",
+    "The gateway's count of failed sign-ins per client address, by outcome (failure_counted, refused, unavailable)",
+    ["outcome"],
+)
 PORTAL_CACHE_LOOKUPS = Counter(
     "tuoguan_portal_cache_lookups_total", "Portal cache lookups by cache (catalogue, availability) and outcome",
     ["cache", "outcome"],

@@ -16,7 +16,8 @@ def main() -> None:
     setup_logging("gateway", settings.log_level)
     setup_tracing("gateway", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
     port = int(os.environ.get("GATEWAY_PORT") or PORTS["gateway"]["http"])
-    server(create_app(), host="0.0.0.0", port=port).run()
+    trusted_proxies = os.environ.get("GATEWAY_TRUSTED_PROXIES") or "127.0.0.1"
+    server(create_app(), host="0.0.0.0", port=port, trusted_proxies=trusted_proxies).run()
 
 
 if __name__ == "__main__":

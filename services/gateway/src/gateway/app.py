@@ -14,11 +14,14 @@ from .models import ERROR_RESPONSES
 from .observability import RequestTelemetry
 from .portal.settings import PortalSettings
 from .routes import accounts, bookings, catalogue, finance, office, tickets
+from .sign_in_guard import SignInGuard, SignInGuardSettings
 
 
-def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None) -> FastAPI:
+def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None,
+               guard_settings: SignInGuardSettings | None = None) -> FastAPI:
     """The app; ``addresses`` points it at other servers (tests), else the environment decides."""
     portal_settings = portal_settings or PortalSettings.from_env()
+    guard_settings = guard_settings or SignInGuardSettings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -26,9 +29,11 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
         app.state.clients = Clients(addresses or Addresses.from_env())
         # The portal's seams (the Redis client belongs to the running loop, like the channels).
         app.state.portal = portal.PortalState(portal_settings)
+        app.state.sign_in_guard = SignInGuard(guard_settings, portal_settings.session_secret)
         try:
             yield
         finally:
+            await app.state.sign_in_guard.close()
             await app.state.portal.close()
             await app.state.clients.close()
 
@@ -59,10 +64,13 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     return app
 
 
-def server(app: FastAPI, *, host: str, port: int) -> uvicorn.Server:
-    """The uvicorn server the process (and the tests) run."""
+def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.0.1") -> uvicorn.Server:
+    """The uvicorn server the process (and the tests) run. Behind
+    ``trusted_proxies`` (addresses and networks, comma-separated: the
+    ingress), a request's client is the right-most address of its
+    X-Forwarded-For that is not one of them; otherwise it is the peer."""
     return uvicorn.Server(uvicorn.Config(
-        app, host=host, port=port,
+        app, host=host, port=port, proxy_headers=True, forwarded_allow_ips=trusted_proxies,
         # The plain asyncio loop: grpc.aio's poller is built and tested against it.
         loop="asyncio",
         # Logs go through the JSON root logger; the access log is replaced by the

@@ -44,9 +44,11 @@ UPSTREAM_FAILED = 502
 class ApiError(Exception):
     """A refusal decided in the gateway itself (e.g. a slip for an unpaid booking)."""
 
-    def __init__(self, status: int, reason: str, message: str, field: str | None = None):
+    def __init__(self, status: int, reason: str, message: str, field: str | None = None, *,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.status, self.reason, self.message, self.field = status, reason, message, field
+        self.retry_after = retry_after
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -96,7 +98,8 @@ async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONRespo
 
 
 async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.reason, exc.message, exc.field)
+    return error_response(exc.status, exc.reason, exc.message, exc.field,
+                          retry_after=str(exc.retry_after) if exc.retry_after else None)
 
 
 async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .. import slip
 from ..convert import enum_name, to_dict
+from ..sign_in_guard import AddressRefused, client_address
 from . import i18n
 from .web import (
     FormExpired, GoBack, PortalRoute, call, csrf_ok, flash, form_key, formatter, gettext, portal_state, posted_form,
@@ -275,10 +276,17 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     try:
-        reply = await services(request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password))
+        reply = await request.app.state.sign_in_guard.sign_in(client_address(request), lambda: services(
+            request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password)))
     except grpc.aio.AioRpcError as exc:
         return render(request, "signin.html", status_code=400, next=safe_next(next), login=login,
                       error=refusal_text(request, exc))
+    except AddressRefused as refused:
+        page = render(request, "signin.html", status_code=429, next=safe_next(next), login=login,
+                      error=translate(request, "Too many failed sign-ins from your network. "
+                                               "Please try again in %(minutes)s min.") % {"minutes": refused.minutes})
+        page.headers["Retry-After"] = str(refused.retry_after)
+        return page
     account = {"account_id": reply.account.account_id, "display_name": reply.account.display_name,
                "roles": [ROLE_NAMES.get(r, "") for r in reply.account.roles]}
     start_session(request, reply.access_token, reply.expires_in_seconds, account)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from tuoguan.identity.v1 import identity_pb2
 
@@ -14,6 +14,7 @@ from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
     PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount,
 )
+from ..sign_in_guard import client_address
 
 router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
 
@@ -26,8 +27,13 @@ async def sign_up(body: SignUp, key: IdempotencyKey, services: CallerServices):
 
 
 @router.post("/auth/signin", response_model=SignInReply, summary="Sign in: returns an access token")
-async def sign_in(body: SignIn, services: CallerServices):
-    return to_dict(await services.identity.SignIn(identity_pb2.SignInRequest(**body.model_dump())))
+async def sign_in(body: SignIn, services: CallerServices, request: Request):
+    """Wrong login or password is 401 (``bad_credentials``); after 5 for one login in 5 minutes,
+    429 (``too_many_attempts``). An address with too many failed sign-ins in its window
+    (``SIGN_IN_FAILURES_PER_ADDRESS``, 200 in 10 minutes) is refused with 429
+    (``too_many_attempts_from_address``) until the window ends; Retry-After says when."""
+    return to_dict(await request.app.state.sign_in_guard.sign_in(
+        client_address(request), lambda: services.identity.SignIn(identity_pb2.SignInRequest(**body.model_dump()))))
 
 
 @router.post("/auth/signout", status_code=204, response_class=Response,
