@@ -21,6 +21,7 @@ def test_a_worklog_note_with_a_control_character_is_refused_and_nothing_is_logge
     t0 = clock.set(shanghai(2025, 11, 4, 9, 0))
     tid = stub.OpenTicket(open_request(), metadata=clinician.md).ticket.ticket_id
     stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    clock.set(shanghai(2025, 11, 4, 9, 30))
     for note in ("replaced the toner\x00", "bell\x07"):
         r = refused(stub.RecordWorklog, worklog(tid, t0, 10, note=note), metadata=engineer.md)
         assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "note"), repr(note)

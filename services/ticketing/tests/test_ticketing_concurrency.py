@@ -1,8 +1,12 @@
-"""Many callers at once on a small connection pool: nothing in a call may need
+"""Many callers at once: on a small connection pool, nothing in a call may need
 a second connection while it holds one (the calendar is read through the
-call's own transaction), or a busy api deadlocks until every call times out."""
+call's own transaction), or a busy api deadlocks until every call times out;
+one engineer's overlapping worklogs racing each other record exactly one, and
+a worklog retried with its key at once is recorded once."""
 from __future__ import annotations
 
+import datetime as dt
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -10,10 +14,11 @@ import pytest
 from ticketing.api import register
 from ticketing.config import TicketingConfig
 from ticketing.seed import seed
-from ticketing_testkit import ALWAYS, open_request
+from ticketing_testkit import ALWAYS, change, open_request, outbox, query, shanghai, ticket_row, worklog
+from tuoguan.ticketing.v1 import ticketing_pb2 as pb
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc as pb_grpc
 from tuoguan_common.db import Database
-from tuoguan_common.grpc_server import build_server
+from tuoguan_common.grpc_server import REASON_KEY, build_server
 from tuoguan_common.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -38,3 +43,58 @@ def test_more_callers_than_connections_all_get_their_ticket(database, verifier, 
         channel.close()
         server.stop(0).wait()
         small.close()
+
+
+def _at_once(calls: list) -> list:
+    """Runs every call from its own thread, released together; each call's answer or its RpcError."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_many_overlapping_worklogs_of_one_engineer_at_once_record_exactly_one(stub, people, clock, database):
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    t0 = clock.set(shanghai(2025, 11, 4, 9, 0))
+    tickets = []
+    for i in range(4):
+        tid = stub.OpenTicket(open_request(ALWAYS, title=f"#{i}"), metadata=clinician.md).ticket.ticket_id
+        stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+        tickets.append(tid)
+    clock.set(t0 + dt.timedelta(hours=3))
+    # 24 claims on the same engineer's morning, spread over four tickets: every one shares 09:23-10:00
+    # with every other.
+    requests = [worklog(tickets[i % 4], t0 + dt.timedelta(minutes=i), 60 - i) for i in range(24)]
+    answers = _at_once([lambda r=r: stub.RecordWorklog(r, metadata=engineer.md, timeout=30) for r in requests])
+
+    recorded = [a.worklog for a in answers if isinstance(a, pb.RecordWorklogResponse)]
+    refusals = [(a.code(), dict(a.trailing_metadata() or ()).get(REASON_KEY)) for a in answers
+                if isinstance(a, grpc.RpcError)]
+    assert len(recorded) == 1, refusals
+    assert refusals == [(grpc.StatusCode.FAILED_PRECONDITION, "worklog_overlaps")] * 23
+    rows = query(database, "SELECT id, minutes FROM worklogs")
+    assert [(str(r["id"]), r["minutes"]) for r in rows] == [(recorded[0].worklog_id, recorded[0].minutes)]
+    assert sum(ticket_row(database, t)["worklog_minutes"] for t in tickets) == recorded[0].minutes
+    assert len(outbox(database, "WorklogRecorded")) == 1
+
+
+def test_a_worklog_retried_with_its_key_at_once_is_recorded_once(stub, people, clock, database):
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    t0 = clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = stub.OpenTicket(open_request(ALWAYS), metadata=clinician.md).ticket.ticket_id
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    clock.set(t0 + dt.timedelta(hours=1))
+    request = worklog(tid, t0, 50)
+    answers = _at_once([lambda: stub.RecordWorklog(request, metadata=engineer.md, timeout=30)] * 12)
+
+    assert all(isinstance(a, pb.RecordWorklogResponse) for a in answers), answers
+    assert len({a.worklog.worklog_id for a in answers}) == 1
+    assert len(query(database, "SELECT id FROM worklogs")) == 1
+    assert ticket_row(database, tid)["worklog_minutes"] == 50

@@ -1,4 +1,5 @@
-"""Worklog validation and when worklogs become billable."""
+"""Worklog validation (time already worked, in range), overlaps between one
+engineer's worklogs, and when worklogs become billable."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ticketing.domain.lifecycle import Status
-from ticketing.domain.worklog import Activity, Grade, Worklog, billable, validate_worklog
+from ticketing.domain.worklog import (
+    CLOCK_SKEW,
+    Activity,
+    Grade,
+    Worklog,
+    WorklogInFuture,
+    WorklogOverlaps,
+    billable,
+    overlaps,
+    refuse_overlap,
+    validate_worklog,
+)
 from tuoguan_common.errors import InvalidArgument
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone.utc)
@@ -55,6 +67,8 @@ def test_the_enums_have_the_wire_values():
     ({"note": "toner\x00"}, "note"),
     ({"note": "\x1b[31mred"}, "note"),
     ({"started_at": NOW + dt.timedelta(minutes=5, seconds=1)}, "started_at"),
+    ({"started_at": NOW + dt.timedelta(seconds=61), "minutes": 1}, "started_at"),
+    ({"started_at": NOW - dt.timedelta(minutes=30), "minutes": 32}, "minutes"),
     ({"started_at": NOW - dt.timedelta(days=31, seconds=1)}, "started_at"),
     ({"started_at": dt.datetime(2026, 11, 30, 9)}, "started_at"),
 ])
@@ -63,23 +77,111 @@ def test_invalid_worklogs_name_the_field(overrides, field):
 
 
 def test_the_boundaries_are_allowed():
-    assert valid(minutes=1).minutes == 1 and valid(minutes=1440).minutes == 1440
+    assert valid(minutes=1).minutes == 1
+    assert valid(minutes=1440, started_at=NOW - dt.timedelta(days=1)).minutes == 1440
     assert valid(note="x" * 2000).note == "x" * 2000
     assert valid(note="1. toner\r\n2.\tdrum").note == "1. toner\r\n2.\tdrum"
-    valid(started_at=NOW + dt.timedelta(minutes=5))
     valid(started_at=NOW - dt.timedelta(days=31))
+    # Ending now, or within the clock skew after it, is time worked.
+    assert valid(started_at=NOW - dt.timedelta(minutes=90), minutes=90).ended_at == NOW
+    assert valid(started_at=NOW - dt.timedelta(minutes=89), minutes=90).ended_at == NOW + CLOCK_SKEW
+    assert valid(started_at=NOW + CLOCK_SKEW - dt.timedelta(minutes=1), minutes=1).ended_at == NOW + CLOCK_SKEW
 
 
 def test_the_problem_text_lists_the_choices():
     assert "junior, intermediate, senior, expert" in problem(grade="guru").problem
 
 
+def test_the_clock_skew_is_a_minute():
+    assert CLOCK_SKEW == dt.timedelta(seconds=60)
+
+
+def test_time_not_worked_yet_is_refused_with_its_own_reason():
+    ends_later = problem(started_at=NOW - dt.timedelta(minutes=30), minutes=45)
+    assert isinstance(ends_later, WorklogInFuture)
+    assert (ends_later.code, ends_later.reason, ends_later.field) == \
+        ("INVALID_ARGUMENT", "worklog_in_future", "minutes")
+    # The end it would have, in the hospital's time.
+    assert "2026-11-30T18:15+08:00" in ends_later.problem
+    starts_later = problem(started_at=NOW + dt.timedelta(minutes=10), minutes=5)
+    assert (starts_later.reason, starts_later.field) == ("worklog_in_future", "started_at")
+    assert valid(started_at=NOW - dt.timedelta(minutes=89), minutes=90, now=NOW).minutes == 90
+    assert problem(started_at=NOW - dt.timedelta(minutes=89), minutes=90,
+                   now=NOW - dt.timedelta(microseconds=1)).reason == "worklog_in_future"
+
+
 @given(st.integers(1, 1440), st.sampled_from(list(Grade)), st.sampled_from(list(Activity)),
-       st.integers(-31 * 24 * 60, 5))
-def test_anything_in_range_is_accepted(minutes, grade, activity, offset):
-    log = valid(minutes=minutes, grade=grade.value, activity=activity.value,
-                started_at=NOW + dt.timedelta(minutes=offset))
+       st.integers(0, 31 * 24 * 60 * 60))
+def test_anything_in_range_that_ended_is_accepted(minutes, grade, activity, seconds_ago):
+    started_at = max(NOW - dt.timedelta(seconds=seconds_ago), NOW - dt.timedelta(days=31))
+    started_at = min(started_at, NOW - dt.timedelta(minutes=minutes))
+    log = valid(minutes=minutes, grade=grade.value, activity=activity.value, started_at=started_at)
     assert (log.minutes, log.grade, log.activity) == (minutes, grade, activity)
+    assert log.ended_at <= NOW
+
+
+@given(st.integers(1, 1440), st.integers(-31 * 24 * 3600, 25 * 3600))
+def test_a_worklog_is_accepted_exactly_when_it_ends_by_now_and_its_skew(minutes, offset_seconds):
+    started_at = NOW + dt.timedelta(seconds=offset_seconds)
+    ended_at = started_at + dt.timedelta(minutes=minutes)
+    if ended_at <= NOW + CLOCK_SKEW:
+        assert valid(started_at=started_at, minutes=minutes).ended_at == ended_at
+    else:
+        refusal = problem(started_at=started_at, minutes=minutes)
+        assert refusal.reason == "worklog_in_future"
+        assert refusal.field == ("started_at" if started_at > NOW + CLOCK_SKEW else "minutes")
+
+
+# ---- overlaps ---------------------------------------------------------------------------------
+
+T9 = dt.datetime(2025, 11, 4, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in the hospital
+
+
+def at(minutes: int) -> dt.datetime:
+    return T9 + dt.timedelta(minutes=minutes)
+
+
+def log_at(start: int, minutes: int) -> Worklog:
+    return Worklog("eng-7", Grade.SENIOR, Activity.REPAIR, at(start), minutes)
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ((0, 60), (30, 90), True),    # the second starts inside the first
+    ((30, 90), (0, 60), True),    # and the other way round
+    ((0, 60), (10, 20), True),    # inside
+    ((0, 60), (0, 60), True),     # the same span
+    ((0, 60), (60, 90), False),   # one ends as the next starts: back to back is fine
+    ((60, 90), (0, 60), False),
+    ((0, 60), (61, 90), False),
+    ((0, 1), (0, 1), True),
+])
+def test_spans_overlap_when_they_share_an_instant(a, b, expected):
+    assert overlaps(at(a[0]), at(a[1]), at(b[0]), at(b[1])) == expected
+
+
+@given(st.integers(0, 20), st.integers(1, 10), st.integers(0, 20), st.integers(1, 10))
+def test_overlap_is_a_shared_minute_of_half_open_spans(a, a_len, b, b_len):
+    shared = set(range(a, a + a_len)) & set(range(b, b + b_len))
+    assert overlaps(at(a), at(a + a_len), at(b), at(b + b_len)) == bool(shared)
+    assert overlaps(at(a), at(a + a_len), at(b), at(b + b_len)) == \
+        overlaps(at(b), at(b + b_len), at(a), at(a + a_len))
+
+
+def test_an_overlapping_worklog_is_refused_naming_the_earliest_span_it_overlaps():
+    recorded = [(at(120), at(180)), (at(0), at(60)), (at(240), at(300))]
+    with pytest.raises(WorklogOverlaps) as caught:
+        refuse_overlap(log_at(30, 120), recorded)
+    refusal = caught.value
+    assert (refusal.code, refusal.reason) == ("FAILED_PRECONDITION", "worklog_overlaps")
+    assert (refusal.started_at, refusal.ended_at) == (at(0), at(60))
+    assert "from 2025-11-04T09:00+08:00 to 2025-11-04T10:00+08:00" in refusal.message
+    # Nothing personal: not the engineer, not what they did.
+    assert "eng-7" not in refusal.message and "repair" not in refusal.message
+
+
+def test_back_to_back_or_apart_is_no_overlap():
+    refuse_overlap(log_at(60, 60), [(at(0), at(60)), (at(120), at(180))])
+    refuse_overlap(log_at(60, 60), [])
 
 
 @pytest.mark.parametrize("status", list(Status))

@@ -69,8 +69,8 @@ def test_a_day_off_moves_an_unconfirmed_resolutions_auto_close(stub, people, clo
     tid = opened(stub, clinician, ALWAYS, pb.LEVEL_MEDIUM, pb.LEVEL_MEDIUM).ticket_id
     stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
     stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md)
-    stub.RecordWorklog(worklog(tid, t0, 45), metadata=engineer.md)
     clock.set(shanghai(2027, 1, 29, 17, 0))
+    stub.RecordWorklog(worklog(tid, t0, 45), metadata=engineer.md)
     stub.ChangeTicket(change(tid, pb.TICKET_ACTION_RESOLVE, note="index rebuilt"), metadata=engineer.md)
     # 24 of the hospital's working hours (08:00-12:00, 13:30-17:30): half an hour on Friday, Monday,
     # Tuesday, and Wednesday until 17:00.

@@ -5,8 +5,12 @@ from __future__ import annotations
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 from .domain.lifecycle import TicketRefused
+from .domain.worklog import WorklogInFuture, WorklogOverlaps
 
-__all__ = ["InvalidArgument", "NotFound", "Refused", "not_found", "refused"]
+# WorklogInFuture (INVALID_ARGUMENT naming started_at or minutes, reason worklog_in_future) and
+# WorklogOverlaps (FAILED_PRECONDITION, reason worklog_overlaps) are the worklog rules' own, raised
+# by the domain; the store turns the database's exclusion violation into the latter.
+__all__ = ["InvalidArgument", "NotFound", "Refused", "WorklogInFuture", "WorklogOverlaps", "not_found", "refused"]
 
 
 class Refused(FailedPrecondition):

@@ -33,7 +33,7 @@ from .domain.calendar import ServiceHours, WorkingCalendar
 from .domain.lifecycle import Action, Status, TicketRefused
 from .domain.priority import Level, Priority
 from .domain.sla import EventKind, Side, SlaState, TicketEvent, compute_sla
-from .domain.worklog import Worklog
+from .domain.worklog import Worklog, refuse_overlap
 from .exceptions import not_found, refused
 
 Row = dict[str, Any]
@@ -51,6 +51,11 @@ MAX_LISTED = 500
 MAX_RATED = 5000
 # The actor of the worker's own changes (the escalation's priority raise, auto-close).
 ESCALATOR = "service:ticketing"
+# Migration 0002: one engineer's worklogs may not overlap (engineer_id, [started_at, ended_at)).
+WORKLOG_OVERLAP_CONSTRAINT = "worklogs_no_overlap"
+# The first key of the two-key advisory locks that serialise one engineer's worklogs (a space of
+# its own: the alerts' one-key locks never meet these).
+WORKLOG_LOCK_SPACE = 4101
 
 
 @functools.lru_cache(maxsize=256)
@@ -440,12 +445,7 @@ class Store:
             if row["status"] == "closed":
                 raise refused(TicketRefused("ticket_closed", "a closed ticket takes no more worklogs"))
             worklog_id = str(uuid.uuid4())
-            cur.execute(
-                "INSERT INTO worklogs (id, ticket_id, engineer_id, grade, activity, started_at, minutes, note, "
-                "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-                (worklog_id, ticket_id, log.engineer_id, str(log.grade), str(log.activity), log.started_at,
-                 log.minutes, log.note, now))
-            saved = cur.fetchone()
+            saved = self._insert_worklog(cur, worklog_id, ticket_id, log, now)
             cur.execute("UPDATE tickets SET worklog_minutes = worklog_minutes + %s, updated_at = %s WHERE id = %s",
                         (log.minutes, now, ticket_id))
             outbox.append(cur, events.WorklogRecorded(
@@ -454,6 +454,37 @@ class Store:
             return pb.RecordWorklogResponse(worklog=messages.worklog(saved))
 
         return idem.run(self.db, write)
+
+    @staticmethod
+    def _insert_worklog(cur: psycopg.Cursor, worklog_id: str, ticket_id: str, log: Worklog,
+                        now: dt.datetime) -> Row:
+        """The worklog's row, or ``WorklogOverlaps`` naming the engineer's worklog it overlaps.
+
+        The database decides (the exclusion constraint ``worklogs_no_overlap``): the one place the
+        rule holds against every writer at once, and the one place its violation becomes the domain's
+        refusal. The engineer's advisory lock queues their concurrent worklogs, so the second finds
+        the first committed and is refused at once: two inserts racing without it can each find the
+        other's uncommitted row and wait for each other until PostgreSQL's deadlock detector aborts
+        one (INTERNAL, a second later)."""
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (WORKLOG_LOCK_SPACE, log.engineer_id))
+        try:
+            # A savepoint: after the violation the transaction still reads what was overlapped.
+            with cur.connection.transaction():
+                cur.execute(
+                    "INSERT INTO worklogs (id, ticket_id, engineer_id, grade, activity, started_at, minutes, "
+                    "note, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+                    (worklog_id, ticket_id, log.engineer_id, str(log.grade), str(log.activity), log.started_at,
+                     log.minutes, log.note, now))
+                return cur.fetchone()
+        except psycopg.errors.ExclusionViolation as exc:
+            if exc.diag.constraint_name != WORKLOG_OVERLAP_CONSTRAINT:
+                raise
+        cur.execute("SELECT started_at, ended_at FROM worklogs WHERE engineer_id = %s "
+                    "AND tstzrange(started_at, ended_at) && tstzrange(%s, %s)",
+                    (log.engineer_id, log.started_at, log.ended_at))
+        refuse_overlap(log, [(r["started_at"], r["ended_at"]) for r in cur.fetchall()])
+        # Not reached: the row the constraint met is committed (it waited for it), so the read finds it.
+        raise AssertionError("worklogs_no_overlap refused a worklog that overlaps nothing")
 
     def worklogs(self, ticket_id: str) -> tuple[Row, list[Row]] | None:
         with self.db.transaction() as cur:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tuoguan_common.errors import InvalidArgument, plain
+from tuoguan_common.errors import FailedPrecondition, InvalidArgument, plain
 
+from ticketing.domain.calendar import HOSPITAL_TZ
 from ticketing.domain.lifecycle import Status
 
 
@@ -43,8 +45,38 @@ class Worklog:
 
 MAX_MINUTES = 24 * 60
 MAX_NOTE = 2000
-FUTURE_SLACK = dt.timedelta(minutes=5)
+# A worklog is time already worked, so it must end by "now". The engineer's
+# phone or PC, the portal and the api each keep their own clock, and NTP lets
+# them drift apart by seconds: a minute lets "I have just finished" through
+# from a clock a little ahead, and is far too short to claim work not yet done
+# (the shortest worklog is a minute).
+CLOCK_SKEW = dt.timedelta(seconds=60)
 MAX_AGE = dt.timedelta(days=31)
+IN_FUTURE = "worklog_in_future"
+OVERLAPS = "worklog_overlaps"
+
+
+class WorklogInFuture(InvalidArgument):
+    """The worklog claims time not worked yet: it starts, or ends, after now."""
+
+    reason = IN_FUTURE
+
+
+class WorklogOverlaps(FailedPrecondition):
+    """The engineer already logged time in part of this worklog's span (on this ticket or another):
+    one person's hour is paid once. Names the span it overlaps, nothing personal."""
+
+    reason = OVERLAPS
+
+    def __init__(self, started_at: dt.datetime, ended_at: dt.datetime):
+        super().__init__(f"this worklog overlaps time already logged from {_hospital_time(started_at)} to "
+                         f"{_hospital_time(ended_at)}: one engineer's worklogs may not overlap")
+        self.started_at = started_at
+        self.ended_at = ended_at
+
+
+def _hospital_time(moment: dt.datetime) -> str:
+    return moment.astimezone(HOSPITAL_TZ).isoformat(timespec="minutes")
 
 
 def _choice(enum: type[StrEnum], value: str, field: str) -> StrEnum:
@@ -58,9 +90,11 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
                      now: dt.datetime) -> Worklog:
     """A checked Worklog, or InvalidArgument(field, problem).
 
-    minutes 1..1440; the start not in the future (5 minutes of slack for
-    clocks) nor more than 31 days ago; a known grade and activity; a note of at
-    most 2000 characters (stripped) with no control character but tab and line breaks.
+    minutes 1..1440; the start not more than 31 days ago and the end (start +
+    minutes) not after ``now`` (CLOCK_SKEW of slack): ``WorklogInFuture``
+    naming started_at when the start itself is after now, else minutes; a known
+    grade and activity; a note of at most 2000 characters (stripped) with no
+    control character but tab and line breaks.
     """
     engineer_id = str(engineer_id or "").strip()
     if not engineer_id:
@@ -69,14 +103,19 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
     activity_value = _choice(Activity, activity, "activity")
     if not isinstance(started_at, dt.datetime) or started_at.tzinfo is None or started_at.utcoffset() is None:
         raise InvalidArgument("started_at", "must be a date and time with a time zone")
-    if started_at > now + FUTURE_SLACK:
-        raise InvalidArgument("started_at", "is in the future")
+    latest_end = now + CLOCK_SKEW
+    if started_at > latest_end:
+        raise WorklogInFuture("started_at", "is in the future: log time once it has been worked")
     if started_at < now - MAX_AGE:
         raise InvalidArgument("started_at", f"is more than {MAX_AGE.days} days ago")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise InvalidArgument("minutes", "must be a whole number of minutes")
     if not 1 <= minutes <= MAX_MINUTES:
         raise InvalidArgument("minutes", f"must be between 1 and {MAX_MINUTES}")
+    ended_at = started_at + dt.timedelta(minutes=minutes)
+    if ended_at > latest_end:
+        raise WorklogInFuture("minutes", f"would end the worklog at {_hospital_time(ended_at)}, after now: "
+                                         "log time once it has been worked")
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
         raise InvalidArgument("note", f"is longer than {MAX_NOTE} characters")
@@ -89,3 +128,18 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
 def billable(status: Status) -> bool:
     """Worklogs become billable when the ticket is CLOSED (confirmed by the requester, auto-closed or closed)."""
     return Status(status) == Status.CLOSED
+
+
+def overlaps(started_at: dt.datetime, ended_at: dt.datetime, other_start: dt.datetime,
+             other_end: dt.datetime) -> bool:
+    """Whether two spans [start, end) share an instant: one ending as the next starts does not
+    (PostgreSQL's ``tstzrange(a, b) && tstzrange(c, d)``, which the database enforces)."""
+    return started_at < other_end and other_start < ended_at
+
+
+def refuse_overlap(log: Worklog, recorded: Iterable[tuple[dt.datetime, dt.datetime]]) -> None:
+    """Raises ``WorklogOverlaps`` naming the earliest recorded span (start, end) of the same engineer
+    that ``log`` overlaps; returns when none does."""
+    hit = sorted(span for span in recorded if overlaps(log.started_at, log.ended_at, *span))
+    if hit:
+        raise WorklogOverlaps(*hit[0])

@@ -1,0 +1,83 @@
+"""Migration 0002 (worklogs may not overlap) on a database that already holds
+worklogs: their ends are filled in, and worklogs that already overlap stop the
+migration, naming how many, instead of being deleted or left to break it
+halfway."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import psycopg
+import pytest
+from ticketing.migrate import MIGRATIONS_DIR
+from ticketing_testkit import shanghai
+from alembic import command
+from alembic.config import Config
+from tuoguan_common.db import drop_database, migrate, sqlalchemy_url
+from tuoguan_common.testing import unique_database_url
+
+pytestmark = pytest.mark.integration
+
+T0 = shanghai(2025, 11, 4, 9, 0)
+TICKET = str(uuid.uuid4())
+
+
+@pytest.fixture
+def at_0001(infra):
+    url = unique_database_url(infra, "ticketing")
+    migrate(url, MIGRATIONS_DIR, "0001")
+    with psycopg.connect(url, autocommit=True) as conn:
+        subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
+                                 "VALUES ('HIS', 'HIS', 'critical', 'apps', '24x7') RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
+                     "source, requester_id, reported_by_id, created_at, updated_at) VALUES (%s, 'T1', 'incident', "
+                     "%s, 'x', 'low', 'low', 4, 'in_progress', 'portal', 'c', 'c', %s, %s)",
+                     (TICKET, subsystem, T0, T0))
+    yield url
+    drop_database(url)
+
+
+def add_worklog(url: str, engineer: str, start: dt.datetime, minutes: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO worklogs (id, ticket_id, engineer_id, grade, activity, started_at, minutes, "
+                     "created_at) VALUES (%s, %s, %s, 'senior', 'repair', %s, %s, %s)",
+                     (str(uuid.uuid4()), TICKET, engineer, start, minutes, start))
+
+
+def test_existing_worklogs_get_their_end_and_the_rule_from_then_on(at_0001):
+    add_worklog(at_0001, "eng-1", T0, 60)
+    add_worklog(at_0001, "eng-1", T0 + dt.timedelta(minutes=60), 30)  # back to back
+    add_worklog(at_0001, "eng-2", T0, 60)                             # someone else
+    migrate(at_0001, MIGRATIONS_DIR)
+    with psycopg.connect(at_0001) as conn:
+        ends = conn.execute("SELECT ended_at FROM worklogs ORDER BY engineer_id, started_at").fetchall()
+    assert [e for (e,) in ends] == [T0 + dt.timedelta(minutes=60), T0 + dt.timedelta(minutes=90),
+                                    T0 + dt.timedelta(minutes=60)]
+    with pytest.raises(psycopg.errors.ExclusionViolation) as caught:
+        add_worklog(at_0001, "eng-2", T0 + dt.timedelta(minutes=59), 10)
+    assert caught.value.diag.constraint_name == "worklogs_no_overlap"
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(at_0001))
+    command.downgrade(config, "0001")
+    with psycopg.connect(at_0001) as conn:
+        assert "ended_at" not in columns(conn)
+    migrate(at_0001, MIGRATIONS_DIR)
+
+
+def columns(conn: psycopg.Connection) -> set[str]:
+    return {c for (c,) in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'worklogs'").fetchall()}
+
+
+def test_worklogs_that_already_overlap_stop_the_migration(at_0001):
+    add_worklog(at_0001, "eng-1", T0, 60)
+    add_worklog(at_0001, "eng-1", T0 + dt.timedelta(minutes=30), 60)
+    with pytest.raises(RuntimeError, match=r"1 pair\(s\) of recorded worklogs overlap"):
+        migrate(at_0001, MIGRATIONS_DIR)
+    with psycopg.connect(at_0001) as conn:
+        # Nothing of 0002 stayed: the migration is one transaction.
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert "ended_at" not in columns(conn)
+        assert conn.execute("SELECT count(*) FROM worklogs").fetchone() == (2,)

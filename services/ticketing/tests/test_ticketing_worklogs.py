@@ -1,0 +1,147 @@
+"""Worklogs are time already worked, each hour of an engineer paid once: the
+api refuses a worklog that ends after now, or that overlaps time the same
+engineer already logged on any ticket, and writes nothing; a retry with the
+idempotency key still gets the first answer. Over real gRPC and PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import grpc
+import pytest
+from ticketing.domain.worklog import overlaps
+from ticketing_testkit import (
+    change,
+    instant,
+    open_request,
+    outbox,
+    query,
+    refused,
+    shanghai,
+    ticket_row,
+    worklog,
+)
+from tuoguan.ticketing.v1 import ticketing_pb2 as pb
+
+pytestmark = pytest.mark.integration
+
+T0 = shanghai(2025, 11, 4, 9, 0)
+
+
+def minutes(n: float) -> dt.timedelta:
+    return dt.timedelta(minutes=n)
+
+
+def assigned_tickets(stub, people, engineer, count: int = 1) -> list[str]:
+    clinician, dispatcher = people.clinician(), people.dispatcher()
+    ids = []
+    for i in range(count):
+        tid = stub.OpenTicket(open_request(title=f"打印机卡纸 #{i}"), metadata=clinician.md).ticket.ticket_id
+        stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+        ids.append(tid)
+    return ids
+
+
+def test_a_worklog_ending_in_the_future_is_refused_and_nothing_is_written(stub, people, clock, database):
+    engineer = people.engineer()
+    clock.set(T0)
+    (tid,) = assigned_tickets(stub, people, engineer)
+    now = clock.set(T0 + dt.timedelta(hours=1))
+
+    # Started half an hour ago, 45 minutes: a quarter of an hour not worked yet.
+    ends_later = worklog(tid, now - minutes(30), 45)
+    r = refused(stub.RecordWorklog, ends_later, metadata=engineer.md)
+    assert (r.code, r.reason, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "worklog_in_future", "minutes")
+    r = refused(stub.RecordWorklog, worklog(tid, now + minutes(10), 5), metadata=engineer.md)
+    assert (r.code, r.reason, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "worklog_in_future", "started_at")
+    # A minute past now is the clock skew allowed; a second more is not.
+    r = refused(stub.RecordWorklog, worklog(tid, now - minutes(29) + dt.timedelta(seconds=1), 30),
+                metadata=engineer.md)
+    assert (r.reason, r.field) == ("worklog_in_future", "minutes")
+
+    assert query(database, "SELECT id FROM worklogs") == []
+    assert ticket_row(database, tid)["worklog_minutes"] == 0
+    assert outbox(database, "WorklogRecorded") == []
+    assert query(database, "SELECT key FROM idempotency_keys WHERE scope = 'worklog'") == []
+
+    # The same request, key and all, once the time has been worked: the refusal kept nothing back.
+    later = clock.set(now + minutes(15))
+    saved = stub.RecordWorklog(ends_later, metadata=engineer.md).worklog
+    assert (saved.minutes, instant(saved.started_at)) == (45, now - minutes(30))
+    # Ending a minute after the api's now: within the clock skew.
+    assert stub.RecordWorklog(worklog(tid, later, 1), metadata=engineer.md).worklog.minutes == 1
+    assert ticket_row(database, tid)["worklog_minutes"] == 46
+
+
+def test_one_engineers_worklogs_may_not_overlap_across_tickets(stub, people, clock, database):
+    engineer, colleague = people.engineer(), people.engineer()
+    clock.set(T0)
+    first, second = assigned_tickets(stub, people, engineer, 2)
+    (theirs,) = assigned_tickets(stub, people, colleague)
+    clock.set(T0 + dt.timedelta(hours=4))
+
+    kept = stub.RecordWorklog(worklog(first, T0, 60), metadata=engineer.md).worklog
+    for ticket, start, length in ((second, T0 + minutes(30), 60), (first, T0 + minutes(59), 1),
+                                  (second, T0 - minutes(30), 120), (second, T0 + minutes(10), 20)):
+        r = refused(stub.RecordWorklog, worklog(ticket, start, length), metadata=engineer.md)
+        assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "worklog_overlaps")
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.RecordWorklog(worklog(second, T0 + minutes(30), 60, note="换了硒鼓"), metadata=engineer.md)
+    message = caught.value.details()
+    assert "from 2025-11-04T09:00+08:00 to 2025-11-04T10:00+08:00" in message
+    assert engineer.id not in message and "硒鼓" not in message
+
+    assert [r["id"] for r in query(database, "SELECT id FROM worklogs")] == [uuid.UUID(kept.worklog_id)]
+    assert (ticket_row(database, first)["worklog_minutes"], ticket_row(database, second)["worklog_minutes"]) == \
+        (60, 0)
+    assert len(outbox(database, "WorklogRecorded")) == 1
+
+    # Back to back is no overlap, and another engineer's hour is theirs.
+    after = stub.RecordWorklog(worklog(second, T0 + minutes(60), 30), metadata=engineer.md).worklog
+    before = stub.RecordWorklog(worklog(second, T0 - minutes(30), 30), metadata=engineer.md).worklog
+    same_hour = stub.RecordWorklog(worklog(theirs, T0, 60), metadata=colleague.md).worklog
+    assert (after.minutes, before.minutes, same_hour.minutes) == (30, 30, 60)
+    assert ticket_row(database, second)["worklog_minutes"] == 60
+
+
+def test_a_retry_with_its_key_answers_the_first_worklog_not_an_overlap(stub, people, clock, database):
+    engineer = people.engineer()
+    clock.set(T0)
+    (tid,) = assigned_tickets(stub, people, engineer)
+    clock.set(T0 + dt.timedelta(hours=2))
+    request = worklog(tid, T0, 45)
+
+    first = stub.RecordWorklog(request, metadata=engineer.md).worklog
+    assert stub.RecordWorklog(request, metadata=engineer.md).worklog == first
+    clock.set(T0 + dt.timedelta(days=1))
+    assert stub.RecordWorklog(request, metadata=engineer.md).worklog == first
+    assert len(query(database, "SELECT id FROM worklogs")) == 1
+    assert ticket_row(database, tid)["worklog_minutes"] == 45
+    assert len(outbox(database, "WorklogRecorded")) == 1
+
+    # The same time under a new key is a second claim on it.
+    again = pb.RecordWorklogRequest()
+    again.CopyFrom(request)
+    again.idempotency_key = "another-key"
+    r = refused(stub.RecordWorklog, again, metadata=engineer.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "worklog_overlaps")
+
+
+# What the domain calls an overlap is what the database's constraint refuses.
+@pytest.mark.parametrize("a, b", [
+    ((0, 60), (30, 90)), ((0, 60), (60, 90)), ((60, 90), (0, 60)), ((0, 60), (10, 20)), ((0, 60), (0, 60)),
+    ((0, 1), (1, 2)), ((0, 60), (61, 62)),
+])
+def test_the_domains_overlap_is_postgresqls(database, a, b):
+    (a0, a1), (b0, b1) = [(T0 + minutes(s), T0 + minutes(e)) for s, e in (a, b)]
+    (row,) = query(database, "SELECT tstzrange(%s, %s) && tstzrange(%s, %s) AS hit", a0, a1, b0, b1)
+    assert row["hit"] == overlaps(a0, a1, b0, b1)
+
+
+def test_the_stored_end_is_the_start_plus_the_minutes_in_any_time_zone(database):
+    started = shanghai(2025, 3, 29, 23, 0)
+    with database.transaction() as cur:
+        # Europe/London's clocks went forward that night: whole minutes are still whole minutes.
+        cur.execute("SET LOCAL TIME ZONE 'Europe/London'")
+        cur.execute("SELECT worklog_end(%s, 1440) AS ended_at", (started,))
+        assert cur.fetchone()["ended_at"] == started + dt.timedelta(hours=24)
