@@ -1,15 +1,18 @@
 """Steps people take in the portal, in a real browser."""
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import random
 import re
 import time
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 
 _phones = itertools.count(random.randint(0, 10_000_000))
 PASSWORD = "Secret1234"
+HOSPITAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
 def new_phone() -> str:
@@ -87,9 +90,14 @@ def open_ticket(page: Page, number: str) -> None:
     expect(page.locator("#ticket-number")).to_have_text(number)
 
 
-def log_work(page: Page, minutes: int, grade: str = "高级工程师", activity: str = "维修", note: str = "") -> None:
-    """The engineer logs time on the open ticket page (the start defaults to half an hour ago)."""
+def log_work(page: Page, minutes: int, grade: str = "高级工程师", activity: str = "维修", note: str = "",
+             started_minutes_ago: int | None = None) -> None:
+    """The engineer logs time on the open ticket page (the start defaults to half an hour ago).
+    One engineer's worklogs may not overlap: a second one in a session starts earlier."""
     form = page.locator("#log-work")
+    if started_minutes_ago is not None:
+        started = dt.datetime.now(HOSPITAL_TIME) - dt.timedelta(minutes=started_minutes_ago)
+        form.get_by_label("开始时间").fill(started.strftime("%Y-%m-%dT%H:%M"))
     form.get_by_label("人员级别").select_option(label=grade)
     form.get_by_label("工作内容").select_option(label=activity)
     form.get_by_label("工时（分钟）").fill(str(minutes))

@@ -22,7 +22,7 @@ PASSWORDS = {"clinician": "Clinician1234", "dispatcher": "Dispatcher1234", "engi
 # Every reason the ticketing service gives (domain/lifecycle.py, store.py, exceptions.py).
 TICKETING_REASONS = ["invalid_transition", "worklog_required", "not_requester", "not_assignee", "role_not_allowed",
                      "not_your_ticket", "ticket_closed", "ticket_not_found", "subsystem_not_found",
-                     "subsystem_code_taken"]
+                     "subsystem_code_taken", "worklog_overlaps", "worklog_in_future"]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -52,6 +52,9 @@ return failures
 """
 
 
+OUTCOMES = ("failure_counted", "refused", "unavailable")
+
+
 @dataclass(frozen=True)
 class SignInGuardSettings:
     # Failed sign-ins an address may have in a window; 0 switches the check off.
@@ -99,6 +102,9 @@ class SignInGuard:
         self._redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=timeout_seconds,
                                               socket_connect_timeout=timeout_seconds)
         self._count = self._redis.register_script(COUNT_FAILURE)
+        # Served at 0 from the start: a rate of refusals reads 0, not "no data", on a quiet day.
+        for outcome in OUTCOMES:
+            metrics.GATEWAY_SIGN_IN_GUARD.labels(outcome)
 
     @property
     def enabled(self) -> bool:

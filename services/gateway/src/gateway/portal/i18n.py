@@ -82,6 +82,10 @@ REASONS = {
     "invalid_transition": N_("This step is not possible in the ticket's current state. The page now shows where "
                              "it stands."),
     "worklog_required": N_("Log the work done on this ticket before resolving it."),
+    "worklog_overlaps": N_("You have already logged time that overlaps this period. "
+                           "Check the start time and the minutes."),
+    "worklog_in_future": N_("Only time already worked can be logged: the work must end by now. "
+                            "Check the start time and the minutes."),
     "not_requester": N_("Only the person who reported the problem can confirm or reopen its resolution."),
     "not_assignee": N_("Only the engineer the ticket is assigned to can do this."),
     "role_not_allowed": N_("Your role does not allow this step on a ticket."),
