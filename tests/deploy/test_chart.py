@@ -138,6 +138,9 @@ def test_values_schema_is_a_valid_json_schema_and_accepts_the_defaults():
     ({"image": {"digest": "latest"}}, "/image/digest"),
     ({"secrets": {"databaseUrl": "mysql://db/tuoguan"}}, "/secrets/databaseUrl"),
     ({"migrations": {"hook": "whenever"}}, "/migrations/hook"),
+    ({"services": {"billing-api": {"secretEnv": {"BILLING_PROVIDER_KEY": {"optional": True}}}}},
+     "/services/billing-api/secretEnv/BILLING_PROVIDER_KEY"),
+    ({"default": {"egress": [{"too": []}]}}, "/default/egress/0"),
 ], ids=lambda v: str(v) if isinstance(v, str) else None)
 def test_schema_rejects_bad_values(bad, message):
     import helm_python as helm
@@ -307,6 +310,52 @@ def test_environment_wires_ports_addresses_and_credentials(name):
         items = {i["key"] for i in key_volume["items"]}
         assert items == ({"token-verify.pem", "token-signing.pem"} if process == "identity-api"
                          else {"token-verify.pem"}), process
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_only_identity_api_gets_the_sms_gateway_and_its_optional_key(name):
+    """identity-api's IDENTITY_SMS_API_KEY comes from the credentials Secret's
+    sms-api-key, optional (a Secret without it still starts the pod); the
+    production example names the gateway (IDENTITY_SMS_URL), the others do
+    not: their reset codes go to the log."""
+    values = json.loads(values_of(name))
+    credentials = (values.get("secrets") or {}).get("existingSecret") or "tuoguan-credentials"
+    for process, deployment in platform_deployments(rendered(name)).items():
+        env = env_of(pod_spec(deployment)["containers"][0])
+        sms = {var: entry for var, entry in env.items() if var.startswith("IDENTITY_SMS_")}
+        refs = [entry for entry in env.values()
+                if entry.get("valueFrom", {}).get("secretKeyRef", {}).get("key") == "sms-api-key"]
+        if process != "identity-api":
+            assert not sms and not refs, process
+            continue
+        assert sms["IDENTITY_SMS_API_KEY"] == {"name": "IDENTITY_SMS_API_KEY", "valueFrom": {"secretKeyRef": {
+            "name": credentials, "key": "sms-api-key", "optional": True}}}
+        if name == "production":
+            assert sms["IDENTITY_SMS_URL"]["value"].startswith("https://")
+        else:
+            assert "IDENTITY_SMS_URL" not in sms
+
+
+def test_production_lets_identity_api_alone_reach_the_sms_gateway():
+    manifests = rendered("production")
+    for name, pod in pods(manifests).items():
+        if name == "otel-collector":
+            continue  # exports wherever its configuration says
+        assert allows(manifests, pod, None, 443) == (name == "identity-api"), name
+    policy = next(p for p in of_kind(manifests, "NetworkPolicy") if component(p) == "identity-api")
+    to_443 = [rule for rule in policy["spec"]["egress"] if any(p.get("port") == 443 for p in rule.get("ports", []))]
+    assert to_443 == [{"to": [{"ipBlock": {"cidr": "10.20.2.0/24"}}], "ports": [{"port": 443, "protocol": "TCP"}]}]
+
+
+def test_the_chart_made_secret_holds_an_sms_api_key_only_when_given():
+    import base64
+
+    def credentials(values):
+        return by_name(tools.render(tools.with_token_keys(values)), "Secret")["tuoguan-credentials"]["data"]
+
+    assert "sms-api-key" not in credentials({}), "never generated: a made-up key is no key"
+    given = credentials({"secrets": {"smsApiKey": "sk-live-1"}})
+    assert base64.b64decode(given["sms-api-key"]).decode() == "sk-live-1"
 
 
 def test_billing_api_asks_registration_api():

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import grpc
 import pytest
 
@@ -28,3 +33,87 @@ def identity(identity_db, issuer, verifier):
     yield identity_pb2_grpc.IdentityServiceStub(channel)
     channel.close()
     server.stop(0)
+
+
+class SmsGateway:
+    """A stand-in for the SMS provider's HTTP gateway (an external provider,
+    like the sandbox payment provider): a threaded ``http.server`` on a free
+    local port that records every request it receives. ``fail`` makes it
+    answer 500, redirect, hang past the client's timeout or go down; ``recover``
+    brings it back as it was, on the same port."""
+
+    PATH = "/v1/sms/messages"
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self.status = 200
+        self.delay = 0.0
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.PATH}"
+
+    def start(self) -> SmsGateway:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                gateway.received.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                         "body": json.loads(body)})
+                time.sleep(gateway.delay)
+                self.send_response(gateway.status)
+                if 300 <= gateway.status < 400:
+                    self.send_header("Location", f"http://127.0.0.1:{gateway.port}/elsewhere")
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"accepted": true}' if gateway.status < 300 else b'{"error": "no"}')
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client that gave up (the timeout case) closed its end
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def fail(self, how: str) -> None:
+        if how == "down":
+            self.stop()
+        elif how == "error":
+            self.status = 500
+        elif how == "redirect":
+            self.status = 307
+        elif how == "timeout":
+            self.delay = 2.0
+        else:
+            raise ValueError(how)
+
+    def recover(self) -> None:
+        self.status, self.delay = 200, 0.0
+        if self._server is None:
+            self.start()
+
+    def codes(self, phone: str) -> list[str]:
+        return [m["body"]["params"]["code"] for m in self.received if m["body"]["phone"] == phone]
+
+
+@pytest.fixture
+def sms_gateway():
+    gateway = SmsGateway().start()
+    yield gateway
+    gateway.stop()

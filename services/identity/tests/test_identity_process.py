@@ -73,6 +73,9 @@ def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, tok
             stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone="13700000009"), timeout=10)
             log = processes.log("identity-api")
             lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+            # Chosen because IDENTITY_SMS_URL is unset, and said so at start-up.
+            [warning] = [line for line in lines if "written to this log" in line["msg"]]
+            assert warning["level"] == "warning" and "IDENTITY_SMS_URL" in warning["msg"]
             [sent] = [line for line in lines if line["msg"] == "password reset code"]
             assert sent["phone_masked"] == masked and len(sent["code"]) == 6 and sent["code"].isdigit()
             stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=sent["code"], new_password="Renewed2027",
@@ -82,6 +85,51 @@ def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, tok
         log = processes.log("identity-api")
         assert masked in log
         for secret in (phone, "13700000009", "Renewed2027"):
+            assert secret not in log
+    finally:
+        processes.stop_all()
+        drop_database(env["IDENTITY_DATABASE_URL"])
+
+
+def test_with_a_gateway_set_the_api_process_texts_the_code_and_logs_none(infra, token_keys, processes,
+                                                                        sms_gateway):
+    """``python -m identity.api`` with IDENTITY_SMS_URL: the code goes to the
+    SMS gateway (the stand-in), never to the log."""
+    grpc_port, metrics_port = free_port(), free_port()
+    env = {
+        "IDENTITY_DATABASE_URL": unique_database_url(infra, "identity"),
+        "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": token_keys["private"],
+        "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
+        "IDENTITY_GRPC_PORT": str(grpc_port),
+        "IDENTITY_METRICS_PORT": str(metrics_port),
+        "IDENTITY_SMS_URL": sms_gateway.url,
+        "IDENTITY_SMS_API_KEY": "sk-process-test",
+        "IDENTITY_SMS_SIGN_NAME": "肿瘤医院",
+    }
+    phone = "13800000001"
+    try:
+        subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
+                       capture_output=True)
+        processes.start("identity-api", [sys.executable, "-m", "identity.api"], env, ready_port=grpc_port)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
+            [message] = sms_gateway.received
+            assert message["headers"]["authorization"] == "Bearer sk-process-test"
+            assert message["body"]["sign_name"] == "肿瘤医院" and message["body"]["phone"] == phone
+            code = message["body"]["params"]["code"]
+            stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password="Renewed2027",
+                                                      idempotency_key="process-test-sms-reset"), timeout=10)
+            assert stub.SignIn(pb.SignInRequest(login=phone, password="Renewed2027"), timeout=10).access_token
+        exposition = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'tuoguan_identity_sms_sends_total{outcome="sent"} 1.0' in exposition
+        assert 'tuoguan_identity_sms_sends_total{outcome="timeout"} 0.0' in exposition
+        log = processes.log("identity-api")
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        assert [line["msg"] for line in lines if line["msg"].startswith("password reset code")] == \
+            ["password reset codes go by SMS", "password reset code sent by SMS", "password reset code issued"]
+        assert "written to this log" not in log and "138****0001" in log
+        for secret in (code, phone, "sk-process-test", "Renewed2027"):
             assert secret not in log
     finally:
         processes.stop_all()

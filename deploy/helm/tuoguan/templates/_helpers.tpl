@@ -299,6 +299,17 @@ The environment of a platform process: (dict "root" $ "name" "billing-api" "c" $
       {{- /* An existing Secret without it: billing asks registration about every booking. */}}
       optional: true
 {{- end }}
+{{- range $name := keys (default dict $c.secretEnv) | sortAlpha }}
+{{- $ref := index $c.secretEnv $name }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $credentials }}
+      key: {{ $ref.key }}
+      {{- if $ref.optional }}
+      optional: true
+      {{- end }}
+{{- end }}
 {{- with include "tuoguan.otlpEndpoint" $root }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

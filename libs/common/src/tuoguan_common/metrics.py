@@ -84,6 +84,10 @@ PORTAL_CACHE_LOOKUPS = Counter(
 IDENTITY_SIGN_INS = Counter("tuoguan_identity_sign_ins_total", "Sign-in attempts by outcome", ["outcome"])
 IDENTITY_SIGN_OUTS = Counter("tuoguan_identity_sign_outs_total", "Sign-in tokens revoked by their holder signing out")
 IDENTITY_SIGN_UPS = Counter("tuoguan_identity_sign_ups_total", "Patient accounts created")
+IDENTITY_SMS_SENDS = Counter(
+    "tuoguan_identity_sms_sends_total",
+    "Password reset codes posted to the SMS gateway, by outcome (sent, rejected, timeout, unreachable)", ["outcome"],
+)
 
 # Registration.
 REGISTRATION_HOLDS = Counter(

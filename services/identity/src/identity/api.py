@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
+import time
 import uuid
 from typing import Callable, Iterable
 
@@ -19,18 +19,20 @@ from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
 from tuoguan_common.errors import AlreadyExists, TokenRevoked
 
+from . import sms
 from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
 from .domain import device_tokens
 from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
+from .domain.sends import Decoy, RecentSends
 from .domain.throttle import SignInThrottle
 from .exceptions import (
-    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, TooManyAttempts,
+    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, SmsUnavailable, TooManyAttempts,
 )
 from .migrate import MIGRATIONS_DIR
-from .notifications import LogNotifier, Notifier
+from .notifications import LogNotifier, Notifier, choose_notifier
 from .passwords import Passwords
 from .store import AccountRecord, DeviceTokenRecord, IdentityStore
 
@@ -93,6 +95,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         throttle: SignInThrottle = SignInThrottle(),
         reset_policy: ResetCodePolicy = ResetCodePolicy(),
         clock: Callable[[], dt.datetime] = outbox.utcnow,
+        sends: RecentSends | None = None,
     ):
         self.store = store
         self.issuer = issuer
@@ -102,6 +105,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.throttle = throttle
         self.reset_policy = reset_policy
         self.clock = clock
+        self.sends = sends or RecentSends()
 
     def SignUpPatient(self, request, context):
         account = rules.new_patient(request.phone, request.password, request.display_name)
@@ -173,24 +177,51 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         now = self.clock()
         issued = self.reset_policy.issue(now)
         digest = reset.code_digest(self.reset_key, phone, issued.code)
-        with self.store.transaction() as cur:
-            previous = self.store.lock_reset_code(cur, phone)
-            refusal = self.reset_policy.resend_refusal(previous, now)
-            account_id = None
-            if refusal is None:
-                account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
-                                                       self.reset_policy.count_code(previous, now))
-                self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
+        decoy: Decoy | None = None
+        try:
+            with self.store.transaction() as cur:
+                previous = self.store.lock_reset_code(cur, phone)
+                refusal = self.reset_policy.resend_refusal(previous, now)
+                account_id = None
+                if refusal is None:
+                    account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
+                                                           self.reset_policy.count_code(previous, now))
+                    self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
+                    if account_id is not None:
+                        # Sent before the commit, holding the phone's lock: a send
+                        # that fails rolls the code (and its count in the day) back,
+                        # and the patient may ask again at once.
+                        self._send_reset_code(phone, issued.code)
+                    else:
+                        # The same answer with or without an account: nothing is
+                        # sent, but the wait and, while sends fail, the refusal are
+                        # those of a send (domain/sends.py).
+                        decoy = self.sends.decoy(time.monotonic())
+                        if decoy.fails:
+                            raise SmsUnavailable()
+        finally:
+            # Outside the transaction: a pooled connection does not wait with it.
+            if decoy is not None:
+                time.sleep(decoy.seconds)
         if refusal is not None:
             # Raised after the transaction, which wrote nothing.
             raise refusal
-        # The same answer with or without an account; only an account's phone gets a code.
-        if account_id is not None:
-            self.notifier.send_reset_code(phone, issued.code)
         log.info("password reset code issued", extra={"account_id": account_id})
         return identity_pb2.RequestPasswordResetResponse(
             expires_at=rfc3339(issued.expires_at), resend_after_seconds=self.reset_policy.resend_after_seconds,
         )
+
+    def _send_reset_code(self, phone: str, code: str) -> None:
+        """Sends through the notifier and remembers how it went and how long it took."""
+        started = time.monotonic()
+        try:
+            self.notifier.send_reset_code(phone, code)
+        except SmsUnavailable:
+            ended = time.monotonic()
+            self.sends.record(False, ended - started, ended)
+            raise
+        ended = time.monotonic()
+        self.sends.record(True, ended - started, ended)
 
     def ResetPassword(self, request, context):
         phone = rules.patient_phone(request.phone)
@@ -345,6 +376,7 @@ def register(
     if issuer is None:
         issuer = auth.TokenIssuer.from_file(settings.token_private_key_file)
     config = config or IdentityConfig.from_env()
+    sms.count_from_zero()
     servicer = IdentityServicer(
         IdentityStore(database), issuer, Passwords(),
         notifier=notifier if notifier is not None else LogNotifier(),
@@ -362,11 +394,15 @@ def revoked_tokens(database: Database) -> Callable[[], list[str]]:
 
 
 def main() -> None:
-    # The notification port's adapter is chosen here, at start-up; today the
-    # only one is the development adapter, which logs the code.
-    notifier: Notifier = LogNotifier()
-    api_main.run("identity", functools.partial(register, notifier=notifier), migrations_dir=MIGRATIONS_DIR,
-                 revoked_source=revoked_tokens)
+    config = IdentityConfig.from_env()
+
+    def start(server: grpc.Server, settings: Settings, database: Database) -> Iterable[str]:
+        # The notification port's adapter is chosen here, at start-up, once
+        # logging is set up: the SMS gateway when IDENTITY_SMS_URL names one,
+        # else the development adapter, with a warning.
+        return register(server, settings, database, notifier=choose_notifier(config), config=config)
+
+    api_main.run("identity", start, migrations_dir=MIGRATIONS_DIR, revoked_source=revoked_tokens)
 
 
 if __name__ == "__main__":

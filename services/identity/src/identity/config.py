@@ -5,21 +5,56 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tuoguan_common.config import env_number
 
 from .domain.password_reset import ResetCodePolicy
 
 _RESET_KEY_LABEL = b"tuoguan-identity/password-reset-code/v1"
+# Printable ASCII only: the API key goes into an HTTP header as it is.
+_HEADER_TEXT = re.compile(r"[\x21-\x7e]+")
+
+
+@dataclass(frozen=True)
+class SmsGatewayConfig:
+    """The SMS gateway that texts reset codes (``sms.HttpSmsNotifier``)."""
+
+    url: str
+    api_key: str | None = None
+    sign_name: str = "Tuoguan"
+    # Each of connect, send and read; a slower gateway counts as down.
+    timeout_seconds: float = 3.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SmsGatewayConfig | None:
+        """None when ``IDENTITY_SMS_URL`` is unset: codes then go to the log."""
+        url = (env.get("IDENTITY_SMS_URL") or "").strip()
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # Not echoed: a URL may carry credentials.
+            raise SystemExit("IDENTITY_SMS_URL must be an http:// or https:// URL with a host")
+        # Secrets often end in a line break: stripped, as nobody means one in a key.
+        api_key = (env.get("IDENTITY_SMS_API_KEY") or "").strip() or None
+        if api_key is not None and not _HEADER_TEXT.fullmatch(api_key):
+            raise SystemExit("IDENTITY_SMS_API_KEY must be printable ASCII without spaces")
+        sign_name = (env.get("IDENTITY_SMS_SIGN_NAME") or "").strip() or cls.sign_name
+        timeout = env_number("IDENTITY_SMS_TIMEOUT_SECONDS", cls.timeout_seconds, float, env, minimum=0.1)
+        return cls(url=url, api_key=api_key, sign_name=sign_name, timeout_seconds=timeout)
 
 
 @dataclass(frozen=True)
 class IdentityConfig:
     reset: ResetCodePolicy = field(default_factory=ResetCodePolicy)
+    # None: no SMS gateway, reset codes go to the log (the development adapter).
+    sms: SmsGatewayConfig | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IdentityConfig:
@@ -29,7 +64,8 @@ class IdentityConfig:
         resend = env_number("IDENTITY_RESET_RESEND_SECONDS", ResetCodePolicy.resend_after.total_seconds(), float,
                             env, minimum=0)
         return cls(reset=ResetCodePolicy(lifetime=dt.timedelta(minutes=minutes),
-                                         resend_after=dt.timedelta(seconds=resend)))
+                                         resend_after=dt.timedelta(seconds=resend)),
+                   sms=SmsGatewayConfig.from_env(env))
 
 
 def reset_code_key(private_key_file: str | None) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from tuoguan_common.errors import (
-    AlreadyExists, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated,
+    AlreadyExists, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable,
 )
 
 
@@ -70,6 +70,16 @@ class ResetCodesUsedUpToday(ResetTooSoon):
         hours, minutes = divmod(math.ceil(retry_after_seconds / 60), 60)
         super().__init__(retry_after_seconds, f"this phone has had its {per_day} codes for today: "
                                               f"ask for a new one in {hours} h {minutes} min")
+
+
+class SmsUnavailable(Unavailable):
+    # The SMS gateway did not take the code (it refused, timed out or could not
+    # be reached): nothing was written, so asking again at once is no "too soon".
+    # A phone without an account gets it too while sends are failing.
+    reason = "sms_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the code could not be sent by text message: try again in a moment")
 
 
 class ResetCodeInvalid(InvalidArgument):

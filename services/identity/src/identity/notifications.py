@@ -1,25 +1,34 @@
 """The notification port: how identity reaches a person's phone.
 
 ``Notifier`` is the port; the api receives one at start-up (``identity.api``'s
-``main`` builds it, tests pass their own). ``LogNotifier`` is the development
-adapter: instead of sending a text message it writes one log line with the
-phone number masked and the code, so a developer running ``make up`` can read
-the code from identity-api's log. A production adapter (an SMS gateway)
-implements the same one method.
+``main`` has ``choose_notifier`` build it, tests pass their own). Its one
+method returns once the code is on its way, or raises ``SmsUnavailable`` when
+it is not: the api sends before it commits, so a code that did not go out is
+never stored.
+
+* ``sms.HttpSmsNotifier``, the production adapter: a text message through the
+  SMS gateway that ``IDENTITY_SMS_URL`` names.
+* ``LogNotifier``, the development adapter: instead of sending a text message
+  it writes one log line with the phone number masked and the code, so a
+  developer running ``make up`` can read the code from identity-api's log.
+  Chosen when ``IDENTITY_SMS_URL`` is unset, with a warning at start-up.
 """
 from __future__ import annotations
 
 import logging
 from typing import Protocol
 
+from .config import IdentityConfig
 from .domain.password_reset import mask_phone
+from .sms import HttpSmsNotifier
 
 log = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
     def send_reset_code(self, phone: str, code: str) -> None:
-        """Sends the password reset ``code`` to ``phone``."""
+        """Sends the password reset ``code`` to ``phone``; raises
+        ``exceptions.SmsUnavailable`` when it could not."""
 
 
 class LogNotifier:
@@ -30,3 +39,16 @@ class LogNotifier:
 
     def send_reset_code(self, phone: str, code: str) -> None:
         self._log.info("password reset code", extra={"phone_masked": mask_phone(phone), "code": code})
+
+
+def choose_notifier(config: IdentityConfig) -> Notifier:
+    """The adapter of this process, chosen at start-up (logging is set up by
+    then): the SMS gateway when ``IDENTITY_SMS_URL`` names one; otherwise the
+    development adapter, which a production deployment must not run unnoticed."""
+    if config.sms is not None:
+        log.info("password reset codes go by SMS", extra={"sms_timeout_seconds": config.sms.timeout_seconds,
+                                                          "sms_api_key_set": config.sms.api_key is not None})
+        return HttpSmsNotifier(config.sms, minutes=config.reset.lifetime_minutes)
+    log.warning("password reset codes are written to this log, not sent to anyone: "
+                "set IDENTITY_SMS_URL to send them by SMS")
+    return LogNotifier()

@@ -42,6 +42,11 @@ class ResetCodePolicy:
     retention: dt.timedelta = dt.timedelta(days=1)
 
     @property
+    def lifetime_minutes(self) -> int:
+        """The lifetime as the patient is told it: whole minutes, rounded down, at least 1."""
+        return max(1, int(self.lifetime.total_seconds() // 60))
+
+    @property
     def resend_after_seconds(self) -> int:
         return math.ceil(self.resend_after.total_seconds())
 

@@ -1,0 +1,107 @@
+"""The notification port's production adapter: reset codes by text message,
+through an HTTP SMS gateway.
+
+``HttpSmsNotifier.send_reset_code`` POSTs one JSON message to
+``IDENTITY_SMS_URL`` and returns once the gateway answered 2xx. Anything else
+(another status, a redirect, which is not followed, a timeout, no connection)
+raises ``SmsUnavailable``: the caller sends before it commits, so a code that
+did not go out is never stored. Neither the code nor the full phone number is
+ever logged; each send counts in ``tuoguan_identity_sms_sends_total`` by outcome.
+
+The standard library's HTTP client: the production image installs the
+lock's runtime dependencies only, and a send a minute needs no pool. It
+honours ``HTTPS_PROXY``/``NO_PROXY``, as a hospital's egress proxy wants.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Callable
+
+from tuoguan_common import metrics
+
+from .config import SmsGatewayConfig
+from .domain.password_reset import mask_phone
+from .exceptions import SmsUnavailable
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "password_reset"
+# sent: the gateway answered 2xx; rejected: any other status; timeout: no
+# answer in time; unreachable: no connection (refused, DNS, TLS, reset).
+OUTCOMES = ("sent", "rejected", "timeout", "unreachable")
+
+
+def reset_code_message(phone: str, code: str, minutes: int, sign_name: str) -> dict:
+    """The gateway's JSON body: the template and its parameters, not a text
+    (the provider keeps the approved wording and its signature)."""
+    return {"phone": phone, "template": TEMPLATE, "params": {"code": code, "minutes": minutes},
+            "sign_name": sign_name}
+
+
+def count_from_zero() -> None:
+    """Every outcome's series exists before the first send (and in development,
+    where nothing goes by SMS), so rates and alerts read 0, not nothing."""
+    for outcome in OUTCOMES:
+        metrics.IDENTITY_SMS_SENDS.labels(outcome)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect is an answer other than 2xx: not followed (a POST with a code
+    # in it goes where it was configured to go, nowhere else).
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class HttpSmsNotifier:
+    """Sends reset codes through an HTTP SMS gateway; ``minutes`` is the codes'
+    lifetime, for the message's text."""
+
+    def __init__(self, config: SmsGatewayConfig, minutes: int, *,
+                 request_id: Callable[[], str] = lambda: uuid.uuid4().hex):
+        self.config = config
+        self.minutes = minutes
+        self._request_id = request_id
+        self._opener = urllib.request.build_opener(_NoRedirects)
+
+    def send_reset_code(self, phone: str, code: str) -> None:
+        # One id per message: the gateway drops a repeat of it, and its records
+        # and identity's log meet on it.
+        request_id = self._request_id()
+        headers = {"Content-Type": "application/json", "Accept": "application/json",
+                   "Idempotency-Key": request_id, "X-Request-Id": request_id, "User-Agent": "tuoguan-identity"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        body = json.dumps(reset_code_message(phone, code, self.minutes, self.config.sign_name)).encode()
+        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
+        started = time.monotonic()
+        outcome, status = self._post(request)
+        metrics.IDENTITY_SMS_SENDS.labels(outcome).inc()
+        # The gateway's answer's body is not logged: it may repeat the number or the code.
+        extra = {"outcome": outcome, "status": status, "request_id": request_id, "phone_masked": mask_phone(phone),
+                 "duration_ms": round((time.monotonic() - started) * 1000)}
+        if outcome != "sent":
+            log.warning("password reset code not sent by SMS", extra=extra)
+            raise SmsUnavailable()
+        log.info("password reset code sent by SMS", extra=extra)
+
+    def _post(self, request: urllib.request.Request) -> tuple[str, int | None]:
+        """The outcome of one POST and the status the gateway answered (None without one)."""
+        try:
+            with self._opener.open(request, timeout=self.config.timeout_seconds) as response:
+                status = response.status
+        except urllib.error.HTTPError as answer:  # a status other than 2xx, redirects included
+            answer.close()
+            return "rejected", answer.code
+        except urllib.error.URLError as failure:
+            return ("timeout" if isinstance(failure.reason, TimeoutError) else "unreachable"), None
+        except TimeoutError:  # the answer did not come in time
+            return "timeout", None
+        except (OSError, http.client.HTTPException):  # the connection broke, or no HTTP came back
+            return "unreachable", None
+        return ("sent" if 200 <= status < 300 else "rejected"), status

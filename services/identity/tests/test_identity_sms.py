@@ -1,0 +1,198 @@
+"""Reset codes by text message: the real grpcio server in-process on a real
+PostgreSQL, with the production adapter (``sms.HttpSmsNotifier``, chosen by
+``choose_notifier`` as ``main`` does) posting to a real local HTTP server that
+stands in for the SMS provider's gateway (``sms_gateway``, conftest.py)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+import uuid
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from identity.api import register
+from identity.config import IdentityConfig, SmsGatewayConfig
+from identity.notifications import choose_notifier
+from identity.sms import HttpSmsNotifier
+from tuoguan.identity.v1 import identity_pb2 as pb
+from tuoguan.identity.v1 import identity_pb2_grpc
+from tuoguan_common.config import Settings
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+
+pytestmark = pytest.mark.integration
+
+PHONE = "13912345678"
+MASKED = "139****5678"
+PASSWORD = "Secret2026"
+NEW_PASSWORD = "Renewed2027"
+UNKNOWN = "13700000009"
+API_KEY = "sk-test-4f1c9e"
+UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, "sms_unavailable", None)
+# What LogRecord carries of itself (times, thread ids...): not what was logged.
+STANDARD_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class Clock:
+    """Still unless moved: a retry 'at once' really is at once."""
+
+    def __init__(self):
+        self.now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def stub(identity_db, issuer, verifier, sms_gateway):
+    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
+    config = IdentityConfig(sms=SmsGatewayConfig(url=sms_gateway.url, api_key=API_KEY, timeout_seconds=0.5))
+    notifier = choose_notifier(config)
+    assert isinstance(notifier, HttpSmsNotifier)
+    server, port = build_server(
+        service="identity",
+        register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier, config=config,
+                                      clock=Clock()),
+        verifier=verifier, port=0, host="127.0.0.1",
+    )
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield identity_pb2_grpc.IdentityServiceStub(channel)
+    channel.close()
+    server.stop(0)
+
+
+@pytest.fixture
+def patient(stub):
+    stub.SignUpPatient(pb.SignUpPatientRequest(
+        phone=PHONE, password=PASSWORD, display_name="赵雅琴", idempotency_key=uuid.uuid4().hex), timeout=10)
+    return PHONE
+
+
+def request_code(stub, phone=PHONE):
+    return stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
+
+
+def reset(stub, code, phone=PHONE):
+    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=NEW_PASSWORD,
+                                                      idempotency_key=str(uuid.uuid4())), timeout=10)
+
+
+def sign_in(stub, password, login=PHONE):
+    return stub.SignIn(pb.SignInRequest(login=login, password=password), timeout=10)
+
+
+def failure(call):
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    trailing = dict(err.value.trailing_metadata() or ())
+    return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY)
+
+
+def code_row(db, phone=PHONE):
+    with db.transaction() as cur:
+        cur.execute("SELECT codes_today, attempts FROM password_reset_codes WHERE phone = %s", (phone,))
+        return cur.fetchone()
+
+
+def sends(outcome: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_identity_sms_sends_total", {"outcome": outcome}) or 0.0
+
+
+def logged(caplog) -> str:
+    """Every record's message and the fields it was logged with."""
+    return " ".join(f"{r.getMessage()} {({k: v for k, v in vars(r).items() if k not in STANDARD_RECORD_FIELDS})}"
+                    for r in caplog.records)
+
+
+def test_a_reset_code_goes_by_text_message_once_and_sets_the_new_password(stub, patient, sms_gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    before = sends("sent")
+    reply = request_code(stub)
+    assert reply.expires_at == "2026-12-01T08:10:00Z" and reply.resend_after_seconds == 60
+    [message] = sms_gateway.received
+    assert message["path"] == sms_gateway.PATH
+    headers = message["headers"]
+    assert headers["authorization"] == f"Bearer {API_KEY}"
+    assert headers["content-type"] == "application/json"
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["idempotency-key"])
+    code = message["body"]["params"]["code"]
+    assert re.fullmatch(r"[0-9]{6}", code)
+    assert message["body"] == {"phone": PHONE, "template": "password_reset", "params": {"code": code, "minutes": 10},
+                               "sign_name": "Tuoguan"}
+    assert sends("sent") == before + 1
+    assert reset(stub, code) == pb.ResetPasswordResponse()
+    assert sign_in(stub, NEW_PASSWORD).access_token
+    # The code, the full number and the key never reach the log; the masked number and the request id do.
+    text = logged(caplog)
+    assert "password reset code sent by SMS" in text and MASKED in text and headers["idempotency-key"] in text
+    for secret in (code, PHONE, API_KEY):
+        assert secret not in text
+
+
+@pytest.mark.parametrize("how, outcome", [
+    ("down", "unreachable"), ("error", "rejected"), ("redirect", "rejected"), ("timeout", "timeout"),
+])
+def test_a_code_the_gateway_does_not_take_is_unavailable_and_leaves_nothing_written(
+        stub, patient, sms_gateway, identity_db, caplog, how, outcome):
+    caplog.set_level(logging.DEBUG)
+    before = sends(outcome)
+    sms_gateway.fail(how)
+    started = time.monotonic()
+    assert failure(lambda: request_code(stub)) == UNAVAILABLE
+    assert time.monotonic() - started < 5, "the send gives up after its timeout"
+    assert sends(outcome) == before + 1
+    # No code row: the patient is not held to the resend wait, and the day's count is not spent.
+    assert code_row(identity_db) is None
+    tried = sms_gateway.codes(PHONE)  # a code the gateway received but did not accept works nowhere
+    assert [m["path"] for m in sms_gateway.received] == [sms_gateway.PATH] * len(tried), "no redirect is followed"
+    # The gateway is back: asking again at once sends a code that works.
+    sms_gateway.recover()
+    request_code(stub)
+    code = sms_gateway.codes(PHONE)[-1]
+    assert len(sms_gateway.codes(PHONE)) == len(tried) + 1
+    assert code_row(identity_db)["codes_today"] == 1
+    for stale in set(tried) - {code}:
+        assert failure(lambda: reset(stub, stale))[1] == "reset_code_invalid"
+    reset(stub, code)
+    assert sign_in(stub, NEW_PASSWORD).access_token
+    text = logged(caplog)
+    assert "password reset code not sent by SMS" in text
+    for secret in (*tried, code, PHONE, API_KEY):
+        assert secret not in text
+
+
+def test_a_phone_without_an_account_gets_the_same_answer_and_no_message(stub, patient, sms_gateway, identity_db):
+    known = request_code(stub)
+    unknown = request_code(stub, UNKNOWN)
+    assert unknown == known
+    assert [m["body"]["phone"] for m in sms_gateway.received] == [PHONE]
+    # Its limits are a known phone's too.
+    assert failure(lambda: request_code(stub, UNKNOWN)) == failure(lambda: request_code(stub))
+    assert code_row(identity_db, UNKNOWN)["codes_today"] == 1
+
+
+def test_a_phone_without_an_account_is_answered_as_slowly_as_a_send(stub, patient, sms_gateway):
+    sms_gateway.delay = 0.4
+    started = time.monotonic()
+    request_code(stub)
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    request_code(stub, UNKNOWN)
+    assert time.monotonic() - started >= 0.35, "it waits as long as the last send took"
+    assert len(sms_gateway.received) == 1
+
+
+def test_while_sends_fail_a_phone_without_an_account_is_refused_alike(stub, patient, sms_gateway, identity_db):
+    sms_gateway.fail("error")
+    assert failure(lambda: request_code(stub)) == UNAVAILABLE
+    assert failure(lambda: request_code(stub, UNKNOWN)) == UNAVAILABLE
+    assert code_row(identity_db, UNKNOWN) is None
+    # Once an account's code goes out again, both are answered again.
+    sms_gateway.recover()
+    request_code(stub)
+    request_code(stub, UNKNOWN)
+    assert [m["body"]["phone"] for m in sms_gateway.received] == [PHONE, PHONE]
