@@ -69,6 +69,7 @@ REASONS = {
     "reset_code_expired": N_("The verification code has expired. Request a new one."),
     "reset_too_soon": N_("A code was sent a moment ago. Please wait before requesting another."),
     "reset_codes_used_up_today": N_("This number has had all its verification codes for today. Please try again later."),
+    "sms_unavailable": N_("The text message could not be sent just now. Please try again in a moment."),
     "permission_denied": N_("You are not allowed to do this."),
     "unauthenticated": N_("Please sign in again."),
     "not_found": N_("We could not find that."),
