@@ -21,18 +21,33 @@ def identity_db(make_database):
 
 
 @pytest.fixture
-def identity(identity_db, issuer, verifier):
-    """A stub of the real identity api, in-process on a free port, on a fresh database."""
+def serve_identity(identity_db, issuer, verifier):
+    """Starts the real identity api in-process on a free port, on the test's fresh database:
+    ``serve_identity(verifier=..., notifier=..., config=..., clock=...)`` answers a stub; the
+    keywords but ``verifier`` go to ``identity.api.register``. Stopped after the test."""
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
-    server, port = build_server(
-        service="identity", register=lambda srv: register(srv, settings, identity_db, issuer=issuer),
-        verifier=verifier, port=0, host="127.0.0.1",
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield identity_pb2_grpc.IdentityServiceStub(channel)
-    channel.close()
-    server.stop(0)
+    started = []
+
+    def serve(verifier=verifier, **options):
+        server, port = build_server(
+            service="identity", register=lambda srv: register(srv, settings, identity_db, issuer=issuer, **options),
+            verifier=verifier, port=0, host="127.0.0.1",
+        )
+        server.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        started.append((server, channel))
+        return identity_pb2_grpc.IdentityServiceStub(channel)
+
+    yield serve
+    for server, channel in started:
+        channel.close()
+        server.stop(0)
+
+
+@pytest.fixture
+def identity(serve_identity):
+    """A stub of the real identity api, in-process on a free port, on a fresh database."""
+    return serve_identity()
 
 
 class SmsGateway:

@@ -59,21 +59,9 @@ def clock():
 
 
 @pytest.fixture
-def stub(identity_db, issuer, verifier, notifier, clock):
+def stub(serve_identity, notifier, clock):
     """Identity's api with the recording notifier, the test's clock and the default policy."""
-    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
-    config = IdentityConfig(reset=ResetCodePolicy())
-    server, port = build_server(
-        service="identity",
-        register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier,
-                                      config=config, clock=clock),
-        verifier=verifier, port=0, host="127.0.0.1",
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield identity_pb2_grpc.IdentityServiceStub(channel)
-    channel.close()
-    server.stop(0)
+    return serve_identity(notifier=notifier, config=IdentityConfig(reset=ResetCodePolicy()), clock=clock)
 
 
 @pytest.fixture

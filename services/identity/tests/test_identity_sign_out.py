@@ -13,12 +13,10 @@ import jwt
 import pytest
 from prometheus_client import REGISTRY
 
-from identity.api import register, revoked_tokens
+from identity.api import revoked_tokens
 from tuoguan.identity.v1 import identity_pb2 as pb
-from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan_common import auth
-from tuoguan_common.config import Settings
-from tuoguan_common.grpc_server import REASON_KEY, build_server
+from tuoguan_common.grpc_server import REASON_KEY
 from tuoguan_common.revocations import RevocationList
 
 pytestmark = pytest.mark.integration
@@ -41,18 +39,8 @@ def revocations(identity_db):
 
 
 @pytest.fixture
-def identity(identity_db, issuer, token_keys, revocations):
-    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
-    verifier = auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations)
-    server, port = build_server(
-        service="identity", register=lambda srv: register(srv, settings, identity_db, issuer=issuer),
-        verifier=verifier, port=0, host="127.0.0.1",
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield identity_pb2_grpc.IdentityServiceStub(channel)
-    channel.close()
-    server.stop(0)
+def identity(serve_identity, token_keys, revocations):
+    return serve_identity(verifier=auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations))
 
 
 def as_caller(token):

@@ -14,14 +14,11 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from identity.api import register
 from identity.config import IdentityConfig, SmsGatewayConfig
 from identity.notifications import choose_notifier
 from identity.sms import HttpSmsNotifier
 from tuoguan.identity.v1 import identity_pb2 as pb
-from tuoguan.identity.v1 import identity_pb2_grpc
-from tuoguan_common.config import Settings
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -47,22 +44,11 @@ class Clock:
 
 
 @pytest.fixture
-def stub(identity_db, issuer, verifier, sms_gateway):
-    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
+def stub(serve_identity, sms_gateway):
     config = IdentityConfig(sms=SmsGatewayConfig(url=sms_gateway.url, api_key=API_KEY, timeout_seconds=0.5))
     notifier = choose_notifier(config)
     assert isinstance(notifier, HttpSmsNotifier)
-    server, port = build_server(
-        service="identity",
-        register=lambda srv: register(srv, settings, identity_db, issuer=issuer, notifier=notifier, config=config,
-                                      clock=Clock()),
-        verifier=verifier, port=0, host="127.0.0.1",
-    )
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    yield identity_pb2_grpc.IdentityServiceStub(channel)
-    channel.close()
-    server.stop(0)
+    return serve_identity(notifier=notifier, config=config, clock=Clock())
 
 
 @pytest.fixture
