@@ -13,16 +13,14 @@ import pytest
 from identity.api import register
 from identity.config import IdentityConfig
 from identity.domain.password_reset import ResetCodePolicy
+from identity_testkit import NEW_PASSWORD, PASSWORD, PHONE, failure, request_code, reset, sign_in, sign_up_patient
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan_common.config import Settings
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY, build_server
+from tuoguan_common.grpc_server import REASON_KEY, RETRY_AFTER_KEY, build_server
 
 pytestmark = pytest.mark.integration
 
-PHONE = "13912345678"
-PASSWORD = "Secret2026"
-NEW_PASSWORD = "Renewed2027"
 UNKNOWN = "13700000009"
 
 
@@ -66,29 +64,8 @@ def stub(serve_identity, notifier, clock):
 
 @pytest.fixture
 def patient(stub):
-    stub.SignUpPatient(pb.SignUpPatientRequest(
-        phone=PHONE, password=PASSWORD, display_name="赵雅琴", idempotency_key=uuid.uuid4().hex), timeout=10)
-    return PHONE
+    return sign_up_patient(stub)
 
-
-def request_code(stub, phone=PHONE):
-    return stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
-
-
-def reset(stub, code, new_password=NEW_PASSWORD, phone=PHONE, key=None):
-    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=new_password,
-                                                      idempotency_key=key or str(uuid.uuid4())), timeout=10)
-
-
-def sign_in(stub, password, login=PHONE):
-    return stub.SignIn(pb.SignInRequest(login=login, password=password), timeout=10)
-
-
-def failure(call):
-    with pytest.raises(grpc.RpcError) as err:
-        call()
-    trailing = dict(err.value.trailing_metadata() or ())
-    return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY)
 
 
 def wrong(code: str) -> str:

@@ -8,7 +8,6 @@ import datetime as dt
 import logging
 import re
 import time
-import uuid
 
 import grpc
 import pytest
@@ -17,15 +16,12 @@ from prometheus_client import REGISTRY
 from identity.config import IdentityConfig, SmsGatewayConfig
 from identity.notifications import choose_notifier
 from identity.sms import HttpSmsNotifier
+from identity_testkit import NEW_PASSWORD, PHONE, failure, request_code, reset, sign_in, sign_up_patient
 from tuoguan.identity.v1 import identity_pb2 as pb
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
 
 pytestmark = pytest.mark.integration
 
-PHONE = "13912345678"
 MASKED = "139****5678"
-PASSWORD = "Secret2026"
-NEW_PASSWORD = "Renewed2027"
 UNKNOWN = "13700000009"
 API_KEY = "sk-test-4f1c9e"
 UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, "sms_unavailable", None)
@@ -53,29 +49,8 @@ def stub(serve_identity, sms_gateway):
 
 @pytest.fixture
 def patient(stub):
-    stub.SignUpPatient(pb.SignUpPatientRequest(
-        phone=PHONE, password=PASSWORD, display_name="赵雅琴", idempotency_key=uuid.uuid4().hex), timeout=10)
-    return PHONE
+    return sign_up_patient(stub)
 
-
-def request_code(stub, phone=PHONE):
-    return stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
-
-
-def reset(stub, code, phone=PHONE):
-    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=NEW_PASSWORD,
-                                                      idempotency_key=str(uuid.uuid4())), timeout=10)
-
-
-def sign_in(stub, password, login=PHONE):
-    return stub.SignIn(pb.SignInRequest(login=login, password=password), timeout=10)
-
-
-def failure(call):
-    with pytest.raises(grpc.RpcError) as err:
-        call()
-    trailing = dict(err.value.trailing_metadata() or ())
-    return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY)
 
 
 def code_row(db, phone=PHONE):

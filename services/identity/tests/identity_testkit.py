@@ -1,0 +1,42 @@
+"""Steps of identity's tests through its gRPC api: a patient with a known
+phone and password, reset codes asked for and used, and a refusal read as
+(code, reason, field)."""
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+
+from tuoguan.identity.v1 import identity_pb2 as pb
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
+
+PHONE = "13912345678"
+PASSWORD = "Secret2026"
+NEW_PASSWORD = "Renewed2027"
+
+
+def sign_up_patient(stub, phone: str = PHONE) -> str:
+    stub.SignUpPatient(pb.SignUpPatientRequest(
+        phone=phone, password=PASSWORD, display_name="赵雅琴", idempotency_key=uuid.uuid4().hex), timeout=10)
+    return phone
+
+
+def request_code(stub, phone=PHONE):
+    return stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
+
+
+def reset(stub, code, new_password=NEW_PASSWORD, phone=PHONE, key=None):
+    return stub.ResetPassword(pb.ResetPasswordRequest(phone=phone, code=code, new_password=new_password,
+                                                      idempotency_key=key or str(uuid.uuid4())), timeout=10)
+
+
+def sign_in(stub, password, login=PHONE):
+    return stub.SignIn(pb.SignInRequest(login=login, password=password), timeout=10)
+
+
+def failure(call):
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    trailing = dict(err.value.trailing_metadata() or ())
+    return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY)
