@@ -18,8 +18,9 @@ def last(values):
     return values[-1]
 
 
-def test_before_any_send_a_phone_without_an_account_is_answered_at_once():
-    assert RecentSends().decoy(at=100.0) == Decoy(fails=False, seconds=0.0)
+def test_before_any_send_a_phone_without_an_account_waits_a_typical_sends_time():
+    assert RecentSends().decoy(at=100.0) == Decoy(fails=False, seconds=0.3)
+    assert RecentSends(first_seconds=1.2).decoy(at=100.0) == Decoy(fails=False, seconds=1.2)
 
 
 def test_it_waits_as_long_as_a_recent_send_took():

@@ -93,6 +93,8 @@ def test_signing_out_one_token_leaves_the_others(identity, revocations):
     phone, laptop = sign_in(identity).access_token, sign_in(identity).access_token
     identity.SignOut(pb.SignOutRequest(), metadata=as_caller(laptop), timeout=10)
     assert revocations.refresh()
+    assert refusal(lambda: identity.GetMyAccount(pb.GetMyAccountRequest(), metadata=as_caller(laptop)))[0] == \
+        grpc.StatusCode.UNAUTHENTICATED
     assert identity.GetMyAccount(pb.GetMyAccountRequest(), metadata=as_caller(phone)).account.login
 
 

@@ -4,6 +4,7 @@ PostgreSQL, with the production adapter (``sms.HttpSmsNotifier``, chosen by
 stands in for the SMS provider's gateway (``sms_gateway``, conftest.py)."""
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import logging
 import re
@@ -14,9 +15,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from identity.config import IdentityConfig, SmsGatewayConfig
+from identity.domain.password_reset import ResetCodePolicy
 from identity.notifications import choose_notifier
 from identity.sms import HttpSmsNotifier
-from identity_testkit import NEW_PASSWORD, PHONE, failure, request_code, reset, sign_in, sign_up_patient
+from identity_testkit import NEW_PASSWORD, PASSWORD, PHONE, failure, request_code, reset, sign_in, sign_up_patient
+from tuoguan_common.grpc_server import REASON_KEY, RETRY_AFTER_KEY
 from tuoguan.identity.v1 import identity_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -40,16 +43,25 @@ class Clock:
 
 
 @pytest.fixture
-def stub(serve_identity, sms_gateway):
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def stub(serve_identity, sms_gateway, clock):
     config = IdentityConfig(sms=SmsGatewayConfig(url=sms_gateway.url, api_key=API_KEY, timeout_seconds=0.5))
     notifier = choose_notifier(config)
     assert isinstance(notifier, HttpSmsNotifier)
-    return serve_identity(notifier=notifier, config=config, clock=Clock())
+    return serve_identity(notifier=notifier, config=config, clock=clock)
 
 
 @pytest.fixture
 def patient(stub):
     return sign_up_patient(stub)
+
+
+def after_the_resend_wait(clock) -> None:
+    clock.now += dt.timedelta(seconds=ResetCodePolicy().resend_after_seconds + 1)
 
 
 
@@ -97,25 +109,32 @@ def test_a_reset_code_goes_by_text_message_once_and_sets_the_new_password(stub, 
 @pytest.mark.parametrize("how, outcome", [
     ("down", "unreachable"), ("error", "rejected"), ("redirect", "rejected"), ("timeout", "timeout"),
 ])
-def test_a_code_the_gateway_does_not_take_is_unavailable_and_leaves_nothing_written(
-        stub, patient, sms_gateway, identity_db, caplog, how, outcome):
+def test_a_code_the_gateway_does_not_take_is_unavailable_and_asking_again_waits_the_resend_wait(
+        stub, patient, sms_gateway, identity_db, caplog, clock, how, outcome):
     caplog.set_level(logging.DEBUG)
     before = sends(outcome)
     sms_gateway.fail(how)
     started = time.monotonic()
-    assert failure(lambda: request_code(stub)) == UNAVAILABLE
+    with pytest.raises(grpc.RpcError) as refused:
+        request_code(stub)
+    assert (refused.value.code(), dict(refused.value.trailing_metadata())[REASON_KEY]) == UNAVAILABLE[:2]
+    wait = ResetCodePolicy().resend_after_seconds
+    assert dict(refused.value.trailing_metadata())[RETRY_AFTER_KEY] == str(wait)
+    assert f"try again in {wait} seconds" in refused.value.details()
     assert time.monotonic() - started < 5, "the send gives up after its timeout"
     assert sends(outcome) == before + 1
-    # No code row: the patient is not held to the resend wait, and the day's count is not spent.
-    assert code_row(identity_db) is None
-    tried = sms_gateway.codes(PHONE)  # a code the gateway received but did not accept works nowhere
+    # The code stands, and so do its resend wait and its place in the day's count:
+    # a text that timed out may have reached the phone, and nobody may make it ring faster.
+    assert code_row(identity_db)["codes_today"] == 1
+    tried = sms_gateway.codes(PHONE)
     assert [m["path"] for m in sms_gateway.received] == [sms_gateway.PATH] * len(tried), "no redirect is followed"
-    # The gateway is back: asking again at once sends a code that works.
     sms_gateway.recover()
+    assert failure(lambda: request_code(stub))[1] == "reset_too_soon"
+    after_the_resend_wait(clock)
     request_code(stub)
     code = sms_gateway.codes(PHONE)[-1]
     assert len(sms_gateway.codes(PHONE)) == len(tried) + 1
-    assert code_row(identity_db)["codes_today"] == 1
+    assert code_row(identity_db)["codes_today"] == 2
     for stale in set(tried) - {code}:
         assert failure(lambda: reset(stub, stale))[1] == "reset_code_invalid"
     reset(stub, code)
@@ -147,13 +166,38 @@ def test_a_phone_without_an_account_is_answered_as_slowly_as_a_send(stub, patien
     assert len(sms_gateway.received) == 1
 
 
-def test_while_sends_fail_a_phone_without_an_account_is_refused_alike(stub, patient, sms_gateway, identity_db):
+def test_while_sends_fail_a_phone_without_an_account_is_refused_alike(stub, patient, sms_gateway, identity_db,
+                                                                        clock):
     sms_gateway.fail("error")
     assert failure(lambda: request_code(stub)) == UNAVAILABLE
     assert failure(lambda: request_code(stub, UNKNOWN)) == UNAVAILABLE
-    assert code_row(identity_db, UNKNOWN) is None
+    assert code_row(identity_db, UNKNOWN)["codes_today"] == code_row(identity_db)["codes_today"] == 1
     # Once an account's code goes out again, both are answered again.
     sms_gateway.recover()
+    after_the_resend_wait(clock)
     request_code(stub)
     request_code(stub, UNKNOWN)
     assert [m["body"]["phone"] for m in sms_gateway.received] == [PHONE, PHONE]
+
+
+def test_asking_again_and_again_while_the_gateway_times_out_sends_one_text(stub, patient, sms_gateway):
+    sms_gateway.fail("timeout")
+    answers = [failure(lambda: request_code(stub))[1] for _ in range(6)]
+    assert answers == ["sms_unavailable"] + ["reset_too_soon"] * 5
+    assert len(sms_gateway.codes(PHONE)) == 1, "the phone rang once"
+
+
+def test_a_slow_gateway_takes_at_most_four_threads_and_sign_in_goes_on(stub, sms_gateway):
+    phones = [f"1391234{i:04d}" for i in range(8)]
+    for phone in phones:
+        sign_up_patient(stub, phone)
+    sms_gateway.delay = 1.5  # past the client's 0.5 s timeout: each send takes its whole timeout
+    with concurrent.futures.ThreadPoolExecutor(len(phones)) as pool:
+        asked = [pool.submit(lambda phone=phone: failure(lambda: request_code(stub, phone))[1]) for phone in phones]
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert sign_in(stub, PASSWORD, login=phones[0]).access_token
+        assert time.monotonic() - started < 0.5 + 0.4, "a sign-in does not queue behind the sends"
+        answers = [f.result() for f in asked]
+    assert answers == ["sms_unavailable"] * len(phones)
+    assert len(sms_gateway.received) == 4, "four sends at once, the others refused without one"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from typing import Callable, Iterable
@@ -26,7 +27,7 @@ from .domain import device_tokens
 from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
-from .domain.sends import Decoy, RecentSends
+from .domain.sends import RecentSends
 from .domain.throttle import SignInThrottle
 from .exceptions import (
     AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, SmsUnavailable, TooManyAttempts,
@@ -39,6 +40,10 @@ from .store import AccountRecord, DeviceTokenRecord, IdentityStore
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
+# Reset codes sent at once by one process, out of its 16 request threads: a
+# slow SMS gateway (or someone asking for codes in a loop) cannot take the
+# threads that sign patients in. Past it, the request is refused sms_unavailable.
+MAX_CONCURRENT_SENDS = 4
 # Sign-up has no caller yet; its idempotency keys share one owner.
 ANONYMOUS = "anonymous"
 
@@ -96,6 +101,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         reset_policy: ResetCodePolicy = ResetCodePolicy(),
         clock: Callable[[], dt.datetime] = outbox.utcnow,
         sends: RecentSends | None = None,
+        max_concurrent_sends: int = MAX_CONCURRENT_SENDS,
     ):
         self.store = store
         self.issuer = issuer
@@ -106,6 +112,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.reset_policy = reset_policy
         self.clock = clock
         self.sends = sends or RecentSends()
+        self.send_slots = threading.BoundedSemaphore(max_concurrent_sends)
 
     def SignUpPatient(self, request, context):
         account = rules.new_patient(request.phone, request.password, request.display_name)
@@ -177,41 +184,45 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         now = self.clock()
         issued = self.reset_policy.issue(now)
         digest = reset.code_digest(self.reset_key, phone, issued.code)
-        decoy: Decoy | None = None
-        try:
-            with self.store.transaction() as cur:
-                previous = self.store.lock_reset_code(cur, phone)
-                refusal = self.reset_policy.resend_refusal(previous, now)
-                account_id = None
-                if refusal is None:
-                    account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
-                                                           self.reset_policy.count_code(previous, now))
-                    self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
-                    if account_id is not None:
-                        # Sent before the commit, holding the phone's lock: a send
-                        # that fails rolls the code (and its count in the day) back,
-                        # and the patient may ask again at once.
-                        self._send_reset_code(phone, issued.code)
-                    else:
-                        # The same answer with or without an account: nothing is
-                        # sent, but the wait and, while sends fail, the refusal are
-                        # those of a send (domain/sends.py).
-                        decoy = self.sends.decoy(time.monotonic())
-                        if decoy.fails:
-                            raise SmsUnavailable()
-        finally:
-            # Outside the transaction: a pooled connection does not wait with it.
-            if decoy is not None:
-                time.sleep(decoy.seconds)
+        with self.store.transaction() as cur:
+            previous = self.store.lock_reset_code(cur, phone)
+            refusal = self.reset_policy.resend_refusal(previous, now)
+            account_id = None
+            if refusal is None:
+                account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
+                                                       self.reset_policy.count_code(previous, now))
+                self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
         if refusal is not None:
             # Raised after the transaction, which wrote nothing.
             raise refusal
+        # The code, its resend wait and the day's count are committed before the
+        # send, which holds no lock and no connection: a send that fails (or
+        # times out after the text went) is not tried again before the resend
+        # wait, so nobody makes a phone ring faster than that, and a slow SMS
+        # gateway holds no patient's sign-in up.
+        retry_after = self.reset_policy.resend_after_seconds
+        if not self.send_slots.acquire(blocking=False):
+            # As many sends under way as allowed: the threads stay for sign-ins.
+            raise SmsUnavailable(retry_after)
+        try:
+            if account_id is not None:
+                self._send_reset_code(phone, issued.code, retry_after)
+            else:
+                # The same answer with or without an account: nothing is sent,
+                # but the wait and, while sends fail, the refusal are those of a
+                # send (domain/sends.py).
+                decoy = self.sends.decoy(time.monotonic())
+                time.sleep(decoy.seconds)
+                if decoy.fails:
+                    raise SmsUnavailable(retry_after)
+        finally:
+            self.send_slots.release()
         log.info("password reset code issued", extra={"account_id": account_id})
         return identity_pb2.RequestPasswordResetResponse(
             expires_at=rfc3339(issued.expires_at), resend_after_seconds=self.reset_policy.resend_after_seconds,
         )
 
-    def _send_reset_code(self, phone: str, code: str) -> None:
+    def _send_reset_code(self, phone: str, code: str, retry_after: int) -> None:
         """Sends through the notifier and remembers how it went and how long it took."""
         started = time.monotonic()
         try:
@@ -219,7 +230,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         except SmsUnavailable:
             ended = time.monotonic()
             self.sends.record(False, ended - started, ended)
-            raise
+            raise SmsUnavailable(retry_after) from None
         ended = time.monotonic()
         self.sends.record(True, ended - started, ended)
 

@@ -74,12 +74,17 @@ class ResetCodesUsedUpToday(ResetTooSoon):
 
 class SmsUnavailable(Unavailable):
     # The SMS gateway did not take the code (it refused, timed out or could not
-    # be reached): nothing was written, so asking again at once is no "too soon".
-    # A phone without an account gets it too while sends are failing.
+    # be reached), or too many sends were under way. The code and its resend
+    # wait stand (a timed-out text may yet arrive): asking again works after
+    # the wait, ``retry_after_seconds`` (None from the notifier itself, which
+    # does not know it; the api says it). A phone without an account gets it
+    # too while sends are failing.
     reason = "sms_unavailable"
 
-    def __init__(self) -> None:
-        super().__init__("the code could not be sent by text message: try again in a moment")
+    def __init__(self, retry_after_seconds: int | None = None) -> None:
+        wait = f"in {retry_after_seconds} seconds" if retry_after_seconds else "in a moment"
+        super().__init__(f"the code could not be sent by text message: try again {wait}")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ResetCodeInvalid(InvalidArgument):
