@@ -50,7 +50,7 @@ def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
         assert ticket_id in [t["ticket_id"] for t in queue]
         assert act(http, engineer, ticket_id, "start")["status"] == "in_progress"
         # Hours back: the demo engineer's worklogs of the other journeys (browser, observability) are nearer now.
-        started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=4)).isoformat()
+        started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)).isoformat()
         logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
             "grade": "senior", "activity": "repair", "started_at": started, "minutes": 35,
             "note": "rebuilt the PACS cache index"})

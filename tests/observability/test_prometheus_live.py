@@ -137,7 +137,7 @@ def drive_bookings(http: httpx.Client, round_: int) -> None:
     assert refused.status_code in (400, 401, 403), refused.text
 
 
-def drive_tickets(http: httpx.Client) -> None:
+def drive_tickets(http: httpx.Client, round_: int) -> None:
     """A clinician's ticket from report to billable worklog; one alert opened and resolved by Alertmanager."""
     clinician = sign_in(http, "clinician", "Clinician1234")
     dispatcher = sign_in(http, "dispatcher", "Dispatcher1234")
@@ -157,8 +157,9 @@ def drive_tickets(http: httpx.Client) -> None:
     act(engineer, "start")
     logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
         "grade": "senior", "activity": "repair", "minutes": 20, "note": "rebuilt the cache index",
-        # Three hours back: the demo engineer's other journeys (browser, e2e) log other hours.
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3 * 3600))})
+        # Three hours back and an hour more each round: one engineer's worklogs may not overlap,
+        # and the demo engineer's other journeys (browser, e2e) log other hours.
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (3 + round_) * 3600))})
     assert logged.status_code == 201, logged.text
     act(engineer, "resolve", note="cache index rebuilt")
     act(clinician, "confirm")
@@ -261,7 +262,7 @@ def prometheus(platform, tmp_path_factory):
             for round_ in range(2):
                 browse_the_portal(http)
                 drive_bookings(http, round_)
-                drive_tickets(http)
+                drive_tickets(http, round_)
                 time.sleep(1.5)
         server.wait("every rule evaluated", lambda: not unhealthy_rules(server) or unhealthy_rules(server), 20)
         server.wait("the traffic in the rates", lambda: not idle_rates(server) or idle_rates(server), DATA_TIMEOUT)

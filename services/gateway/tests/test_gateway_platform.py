@@ -223,4 +223,6 @@ def test_python_m_gateway_serves_on_gateway_port_with_addresses_from_the_environ
         assert client.get("/api/v1/departments").status_code == 200
         signed_in = client.post("/api/v1/auth/signin", json={"login": "finance", "password": "Finance1234"})
         assert signed_in.json()["account"]["roles"] == ["finance"]
-    assert '"route": "/api/v1/auth/signin"' in processes.log("gateway")
+    # The request's log line is written once its answer has gone: it may land a moment after.
+    wait_for(lambda: '"route": "/api/v1/auth/signin"' in processes.log("gateway"), timeout=10,
+             message="the sign-in's request line in the gateway's log")

@@ -112,8 +112,15 @@ def test_with_a_gateway_the_codes_go_by_sms(caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_without_a_gateway_the_codes_go_to_the_log_with_a_warning(caplog):
+def test_without_a_gateway_identity_does_not_start_unless_told_the_codes_may_go_to_the_log():
+    with pytest.raises(SystemExit, match="IDENTITY_SMS_URL.*IDENTITY_RESET_CODES_TO_LOG=true"):
+        choose_notifier(IdentityConfig.from_env({}))
+    with pytest.raises(SystemExit):
+        choose_notifier(IdentityConfig.from_env({"IDENTITY_RESET_CODES_TO_LOG": "no"}))
+
+
+def test_told_so_the_codes_go_to_the_log_with_a_warning(caplog):
     caplog.set_level(logging.INFO)
-    assert isinstance(choose_notifier(IdentityConfig.from_env({})), LogNotifier)
+    assert isinstance(choose_notifier(IdentityConfig.from_env({"IDENTITY_RESET_CODES_TO_LOG": "true"})), LogNotifier)
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "written to this log" in warning.getMessage() and "IDENTITY_SMS_URL" in warning.getMessage()

@@ -28,6 +28,7 @@ def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, pro
         "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
         "IDENTITY_GRPC_PORT": str(grpc_port),
         "IDENTITY_METRICS_PORT": str(metrics_port),
+        "IDENTITY_RESET_CODES_TO_LOG": "true",
     }
     try:
         subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
@@ -58,6 +59,7 @@ def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, tok
         "IDENTITY_GRPC_PORT": str(grpc_port),
         "IDENTITY_METRICS_PORT": str(metrics_port),
         "IDENTITY_RESET_CODE_MINUTES": "3",
+        "IDENTITY_RESET_CODES_TO_LOG": "true",
     }
     phone, masked = "13800000001", "138****0001"
     try:

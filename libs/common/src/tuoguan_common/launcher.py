@@ -77,6 +77,9 @@ class Platform:
             "WAITING_ROOM_NAMESPACE": f"tuoguan:{self.db_prefix}:waiting-room",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "PYTHONUNBUFFERED": "1",
+            # A developer's platform: password-reset codes in identity-api's log
+            # (unless IDENTITY_SMS_URL names a gateway).
+            "IDENTITY_RESET_CODES_TO_LOG": os.environ.get("IDENTITY_RESET_CODES_TO_LOG", "true"),
         }
         for service in DOMAIN_SERVICES:
             up = service.upper()

@@ -53,8 +53,10 @@ class SmsGatewayConfig:
 @dataclass(frozen=True)
 class IdentityConfig:
     reset: ResetCodePolicy = field(default_factory=ResetCodePolicy)
-    # None: no SMS gateway, reset codes go to the log (the development adapter).
+    # None: no SMS gateway; then reset codes go to the log (the development
+    # adapter) only when ``codes_to_log`` says so, else identity does not start.
     sms: SmsGatewayConfig | None = None
+    codes_to_log: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IdentityConfig:
@@ -65,7 +67,8 @@ class IdentityConfig:
                             env, minimum=0)
         return cls(reset=ResetCodePolicy(lifetime=dt.timedelta(minutes=minutes),
                                          resend_after=dt.timedelta(seconds=resend)),
-                   sms=SmsGatewayConfig.from_env(env))
+                   sms=SmsGatewayConfig.from_env(env),
+                   codes_to_log=(env.get("IDENTITY_RESET_CODES_TO_LOG") or "").strip().lower() in ("1", "true", "yes"))
 
 
 def reset_code_key(private_key_file: str | None) -> bytes:

@@ -49,6 +49,10 @@ def choose_notifier(config: IdentityConfig) -> Notifier:
         log.info("password reset codes go by SMS", extra={"sms_timeout_seconds": config.sms.timeout_seconds,
                                                           "sms_api_key_set": config.sms.api_key is not None})
         return HttpSmsNotifier(config.sms, minutes=config.reset.lifetime_minutes)
+    if not config.codes_to_log:
+        # Whoever reads the log could reset any patient's password: never by default.
+        raise SystemExit("IDENTITY_SMS_URL is not set: set it to the SMS gateway that texts password-reset codes, "
+                         "or IDENTITY_RESET_CODES_TO_LOG=true to write them to this log (development only)")
     log.warning("password reset codes are written to this log, not sent to anyone: "
                 "set IDENTITY_SMS_URL to send them by SMS")
     return LogNotifier()
