@@ -29,6 +29,9 @@ fi
 # Made by an earlier version with the default umask: closed now.
 chmod 600 .run/keys/token-signing.pem .run/keys/session-secret .run/keys/payment-ticket-key
 export TUOGUAN_PAYMENT_TICKET_KEY=$(cat .run/keys/payment-ticket-key)
+# A developer's platform: password-reset codes go to identity-api's log (set
+# IDENTITY_SMS_URL to a gateway to text them instead).
+export IDENTITY_RESET_CODES_TO_LOG=${IDENTITY_RESET_CODES_TO_LOG:-true}
 
 for service in identity registration billing ticketing; do
   echo "==> migrating $service"
