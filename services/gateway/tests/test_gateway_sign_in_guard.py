@@ -1,10 +1,15 @@
 """Failed sign-ins counted per client address (the real identity, the real
-Redis): password spraying from one address is refused past the limit, other
+Redis): password spraying from one address is refused past the limit, also
+when the guesses arrive all at once, an IPv6 network is one address, other
 addresses and successful sign-ins are not held back, the address is never
-stored as it is, and without Redis sign-in goes on."""
+stored as it is, an address not counted is seen in the metric, and without
+Redis sign-in goes on with one warning now and then."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import socket
 
 import httpx
 import pytest
@@ -12,7 +17,8 @@ import redis
 from gateway_testkit import REDIS_URL, error, fresh_phone, new_key
 from prometheus_client import REGISTRY
 
-from gateway.sign_in_guard import SignInGuardSettings
+from gateway import sign_in_guard
+from gateway.sign_in_guard import SignInGuard, SignInGuardSettings
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +55,17 @@ def guard_count(outcome: str) -> float:
     return REGISTRY.get_sample_value("tuoguan_gateway_sign_in_guard_total", {"outcome": outcome}) or 0.0
 
 
+def stored_counts(namespace: str) -> list[int]:
+    stored = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        return [int(stored.get(key)) for key in stored_keys(namespace)]
+    finally:
+        stored.close()
+
+
 def test_an_address_spraying_passwords_is_refused_and_its_neighbours_are_not(own_gateway, namespace):
     with httpx.Client(base_url=own_gateway(guard=guard(namespace)), timeout=20) as http:
-        refused_before = guard_count("refused")
+        refused_before, not_counted_before = guard_count("refused"), guard_count("not_counted")
         spray(http, SPRAYER)
         refused = sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, SPRAYER)
         assert error(refused)[:2] == (429, "too_many_attempts_from_address")
@@ -62,6 +76,7 @@ def test_an_address_spraying_passwords_is_refused_and_its_neighbours_are_not(own
         assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, NEIGHBOUR).status_code == 200
         assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, f"{SPRAYER}, {NEIGHBOUR}").status_code == 200
         assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, f"{NEIGHBOUR}, {SPRAYER}").status_code == 429
+        assert guard_count("not_counted") == not_counted_before
 
     keys = stored_keys(namespace)
     assert len(keys) == 1 and SPRAYER not in keys[0], "a keyed hash of the address, never the address"
@@ -105,12 +120,82 @@ def test_forwarded_addresses_from_an_untrusted_peer_are_not_believed(own_gateway
     assert stored_keys(namespace) == []
 
 
-@pytest.mark.parametrize("address", ["10.20.0.7", "192.168.1.20", "fd00::7", "127.0.0.1"])
-def test_a_private_address_is_not_counted(own_gateway, namespace, address):
+@pytest.mark.parametrize("address", ["10.20.0.7", "192.168.1.20", "fd00::7", "::ffff:10.20.0.7", "127.0.0.1"])
+def test_a_private_address_is_not_counted_and_that_is_seen(own_gateway, namespace, address):
     with httpx.Client(base_url=own_gateway(guard=guard(namespace)), timeout=20) as http:
+        # Served at 0 from the start, like the other outcomes.
+        assert 'tuoguan_gateway_sign_in_guard_total{outcome="not_counted"}' in http.get("/metrics").text
+        not_counted = guard_count("not_counted")
         spray(http, address, times=4)
         assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, address).status_code == 200
+        assert guard_count("not_counted") == not_counted + 5
     assert stored_keys(namespace) == []
+
+
+async def _guess_at_once(url: str, address: str, guesses: int) -> list[int]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=guesses)) as http:
+        replies = await asyncio.gather(*(
+            http.post("/api/v1/auth/signin", json={"login": fresh_phone(), "password": "Guess2026"},
+                      headers={"X-Forwarded-For": address})
+            for _ in range(guesses)))
+    return [reply.status_code for reply in replies]
+
+
+def test_guesses_sent_all_at_once_reach_identity_at_most_the_limit(own_gateway, namespace):
+    # Each guess takes its place in the count before identity is asked: reading
+    # the count, asking, then adding let every guess of a burst through.
+    url = own_gateway(guard=guard(namespace, max_failures=5))
+    statuses = asyncio.run(_guess_at_once(url, SPRAYER, guesses=40))
+    reached_identity = [status for status in statuses if status != 429]
+    assert len(reached_identity) <= 5, statuses
+    assert statuses.count(401) == 5 and statuses.count(429) == 35, statuses
+    assert stored_counts(namespace) == [5]
+
+
+def test_an_ipv6_network_is_one_address_and_a_mapped_ipv4_address_is_the_address(own_gateway, namespace):
+    with httpx.Client(base_url=own_gateway(guard=guard(namespace)), timeout=20) as http:
+        # Three addresses of one /64: one subscriber's, one count.
+        spray(http, "2408:8000:1:2::7", times=2)
+        spray(http, "2408:8000:1:2:ffff::1", times=1)
+        assert error(sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, "2408:8000:1:2::99"))[:2] == (
+            429, "too_many_attempts_from_address")
+        assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, "2408:8000:1:3::7").status_code == 200
+        # An IPv4 client seen through an IPv6 socket is that IPv4 client.
+        spray(http, f"::ffff:{NEIGHBOUR}", times=3)
+        assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, NEIGHBOUR).status_code == 429
+    assert sorted(stored_counts(namespace)) == [3, 3]
+    assert not any("2408" in key or NEIGHBOUR in key for key in stored_keys(namespace))
+
+
+def test_a_sign_in_that_ends_otherwise_gives_its_place_back(namespace):
+    """Cancelled while identity is asked, or failing for another reason: the
+    place it took in the count is given back."""
+    async def scenario() -> None:
+        guard_ = SignInGuard(guard(namespace), "a-secret")
+        asked = asyncio.Event()
+
+        async def hangs() -> None:
+            asked.set()
+            await asyncio.Event().wait()
+
+        async def breaks() -> None:
+            raise RuntimeError("identity is not there")
+
+        try:
+            signing_in = asyncio.create_task(guard_.sign_in(SPRAYER, hangs))
+            await asked.wait()
+            assert stored_counts(namespace) == [1], "the place is taken before identity is asked"
+            signing_in.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await signing_in
+            assert stored_keys(namespace) == []
+            with pytest.raises(RuntimeError):
+                await guard_.sign_in(SPRAYER, breaks)
+            assert stored_keys(namespace) == []
+        finally:
+            await guard_.close()
+
+    asyncio.run(scenario())
 
 
 def test_without_redis_signing_in_goes_on(own_gateway, namespace):
@@ -120,6 +205,27 @@ def test_without_redis_signing_in_goes_on(own_gateway, namespace):
         spray(http, SPRAYER, times=4)
         assert sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, SPRAYER).status_code == 200
         assert guard_count("unavailable") >= unavailable + 5
+
+
+def test_redis_timing_out_in_a_burst_warns_once_and_counts_every_sign_in(own_gateway, namespace, monkeypatch, caplog):
+    # A Redis that takes connections and never answers: every call times out.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(100)
+    monkeypatch.setattr(sign_in_guard, "unavailable", sign_in_guard._Unavailable())
+    caplog.set_level(logging.WARNING, logger="gateway.sign_in_guard")
+    try:
+        hanging = guard(namespace, redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        url = own_gateway(guard=hanging)
+        unavailable = guard_count("unavailable")
+        statuses = asyncio.run(_guess_at_once(url, SPRAYER, guesses=20))
+    finally:
+        silent.close()
+    assert statuses == [401] * 20, "failing open: the guesses go through"
+    assert guard_count("unavailable") == unavailable + 20
+    warnings = [record.getMessage() for record in caplog.records if "sign-in guard unavailable" in record.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert SPRAYER not in warnings[0]
 
 
 def test_switched_off_nothing_is_counted(own_gateway, namespace):

@@ -72,7 +72,8 @@ PORTAL_WAITING_ROOM_QUEUE = Gauge(
 )
 GATEWAY_SIGN_IN_GUARD = Counter(
     "tuoguan_gateway_sign_in_guard_total",
-    "The gateway's count of failed sign-ins per client address, by outcome (failure_counted, refused, unavailable)",
+    "The gateway's count of failed sign-ins per client address, by outcome "
+    "(failure_counted, refused, unavailable, not_counted: the client's address is not a public one)",
     ["outcome"],
 )
 PORTAL_CACHE_LOOKUPS = Counter(
