@@ -145,3 +145,29 @@ def test_a_verified_caller_names_its_token_and_a_revoked_one_still_says_whose_it
         assert asked.value.principal.subject == "patient-7" and asked.value.code == "UNAUTHENTICATED"
     finally:
         auth.reset_current_principal(reset)
+
+
+def test_a_list_past_grpcs_default_4_mb_is_still_read():
+    """150,000 sign-outs within a token's lifetime: about 5 MB of ids."""
+    from concurrent import futures
+
+    import grpc
+    from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
+
+    ids = [f"{i:032x}" for i in range(150_000)]
+
+    class Identity(identity_pb2_grpc.IdentityServiceServicer):
+        def ListRevokedTokens(self, request, context):
+            return identity_pb2.ListRevokedTokensResponse(token_ids=ids)
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), options=[("grpc.max_send_message_length", -1)])
+    identity_pb2_grpc.add_IdentityServiceServicer_to_server(Identity(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        assert identity_pb2.ListRevokedTokensResponse(token_ids=ids).ByteSize() > 4 * 1024 * 1024
+        revocations = revocations_module.from_identity("revocations-large", f"127.0.0.1:{port}", refresh_seconds=3600)
+        assert revocations.refresh()
+        assert ids[-1] in revocations
+    finally:
+        server.stop(0)

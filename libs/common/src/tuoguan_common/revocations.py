@@ -20,6 +20,7 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH_SECONDS = 30.0
+MAX_LIST_BYTES = 64 * 1024 * 1024
 # Identity starts beside the apis (`make up`, a rollout): for this long a
 # first read that fails is expected, said once at info, not a warning a second.
 STARTUP_GRACE_SECONDS = 30.0
@@ -86,7 +87,11 @@ def from_identity(service: str, address: str, refresh_seconds: float = DEFAULT_R
     import grpc
     from tuoguan.identity.v1 import identity_pb2, identity_pb2_grpc
 
-    stub = identity_pb2_grpc.IdentityServiceStub(grpc.insecure_channel(address))
+    # Every sign-out stays on the list for a token's lifetime (15 minutes): a
+    # storm of them must not outgrow gRPC's default 4 MB answer (about 110,000
+    # ids), past which every refresh would fail and the last list stay in force.
+    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_LIST_BYTES)])
+    stub = identity_pb2_grpc.IdentityServiceStub(channel)
 
     def fetch() -> list[str]:
         return list(stub.ListRevokedTokens(identity_pb2.ListRevokedTokensRequest(), timeout=5).token_ids)
