@@ -9,6 +9,7 @@ Helm, kubernetes-validate bundles the schemas.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import re
 import shlex
@@ -334,6 +335,23 @@ def test_only_identity_api_gets_the_sms_gateway_and_its_optional_key(name):
             assert sms["IDENTITY_SMS_URL"]["value"].startswith("https://")
         else:
             assert "IDENTITY_SMS_URL" not in sms
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_the_gateway_trusts_as_proxies_only_the_network_a_values_file_names(name):
+    """The chart trusts no proxy of its own: trusting every private network let
+    anyone reaching the ingress from one (the hospital's Wi-Fi, a pod) name any
+    client in X-Forwarded-For. The production example names the ingress
+    controllers' pod network, one private network, not a whole private block."""
+    for process, deployment in platform_deployments(rendered(name)).items():
+        trusted = env_of(pod_spec(deployment)["containers"][0]).get("GATEWAY_TRUSTED_PROXIES")
+        if process != "gateway" or name != "production":
+            assert trusted is None, (name, process)
+            continue
+        networks = [ipaddress.ip_network(net.strip()) for net in trusted["value"].split(",")]
+        assert networks, trusted
+        for network in networks:
+            assert network.is_private and network.prefixlen >= (17 if network.version == 4 else 48), network
 
 
 def test_production_lets_identity_api_alone_reach_the_sms_gateway():
