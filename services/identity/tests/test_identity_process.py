@@ -20,16 +20,21 @@ from tuoguan_common.testing import free_port, unique_database_url
 pytestmark = pytest.mark.integration
 
 
-def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, processes):
-    grpc_port, metrics_port = free_port(), free_port()
-    env = {
+def api_env(infra, token_keys, **settings: str) -> dict[str, str]:
+    """``python -m identity.api``'s environment: a fresh database's URL, the keys, free ports, ``settings``."""
+    return {
         "IDENTITY_DATABASE_URL": unique_database_url(infra, "identity"),
         "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": token_keys["private"],
         "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
-        "IDENTITY_GRPC_PORT": str(grpc_port),
-        "IDENTITY_METRICS_PORT": str(metrics_port),
-        "IDENTITY_RESET_CODES_TO_LOG": "true",
+        "IDENTITY_GRPC_PORT": str(free_port()),
+        "IDENTITY_METRICS_PORT": str(free_port()),
+        **settings,
     }
+
+
+def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, processes):
+    env = api_env(infra, token_keys, IDENTITY_RESET_CODES_TO_LOG="true")
+    grpc_port, metrics_port = int(env["IDENTITY_GRPC_PORT"]), int(env["IDENTITY_METRICS_PORT"])
     try:
         subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
                        capture_output=True)
@@ -51,16 +56,8 @@ def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, pro
 def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, token_keys, processes):
     """``python -m identity.api`` wires the development adapter: a reset code
     is one log line with the phone number masked, never the full number."""
-    grpc_port, metrics_port = free_port(), free_port()
-    env = {
-        "IDENTITY_DATABASE_URL": unique_database_url(infra, "identity"),
-        "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": token_keys["private"],
-        "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
-        "IDENTITY_GRPC_PORT": str(grpc_port),
-        "IDENTITY_METRICS_PORT": str(metrics_port),
-        "IDENTITY_RESET_CODE_MINUTES": "3",
-        "IDENTITY_RESET_CODES_TO_LOG": "true",
-    }
+    env = api_env(infra, token_keys, IDENTITY_RESET_CODE_MINUTES="3", IDENTITY_RESET_CODES_TO_LOG="true")
+    grpc_port = int(env["IDENTITY_GRPC_PORT"])
     phone, masked = "13800000001", "138****0001"
     try:
         subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
@@ -97,17 +94,9 @@ def test_with_a_gateway_set_the_api_process_texts_the_code_and_logs_none(infra, 
                                                                         sms_gateway):
     """``python -m identity.api`` with IDENTITY_SMS_URL: the code goes to the
     SMS gateway (the stand-in), never to the log."""
-    grpc_port, metrics_port = free_port(), free_port()
-    env = {
-        "IDENTITY_DATABASE_URL": unique_database_url(infra, "identity"),
-        "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": token_keys["private"],
-        "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
-        "IDENTITY_GRPC_PORT": str(grpc_port),
-        "IDENTITY_METRICS_PORT": str(metrics_port),
-        "IDENTITY_SMS_URL": sms_gateway.url,
-        "IDENTITY_SMS_API_KEY": "sk-process-test",
-        "IDENTITY_SMS_SIGN_NAME": "肿瘤医院",
-    }
+    env = api_env(infra, token_keys, IDENTITY_SMS_URL=sms_gateway.url, IDENTITY_SMS_API_KEY="sk-process-test",
+                  IDENTITY_SMS_SIGN_NAME="肿瘤医院")
+    grpc_port, metrics_port = int(env["IDENTITY_GRPC_PORT"]), int(env["IDENTITY_METRICS_PORT"])
     phone = "13800000001"
     try:
         subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
