@@ -3,15 +3,16 @@
 ``Notifier`` is the port; the api receives one at start-up (``identity.api``'s
 ``main`` has ``choose_notifier`` build it, tests pass their own). Its one
 method returns once the code is on its way, or raises ``SmsUnavailable`` when
-it is not: the api sends before it commits, so a code that did not go out is
-never stored.
+it is not: the api has stored the code and its resend wait before it sends,
+holding no lock, and tells the patient to ask again after that wait.
 
 * ``sms.HttpSmsNotifier``, the production adapter: a text message through the
   SMS gateway that ``IDENTITY_SMS_URL`` names.
 * ``LogNotifier``, the development adapter: instead of sending a text message
   it writes one log line with the phone number masked and the code, so a
   developer running ``make up`` can read the code from identity-api's log.
-  Chosen when ``IDENTITY_SMS_URL`` is unset, with a warning at start-up.
+  Chosen when ``IDENTITY_SMS_URL`` is unset and ``IDENTITY_RESET_CODES_TO_LOG``
+  is true, with a warning at start-up; with neither, identity does not start.
 """
 from __future__ import annotations
 

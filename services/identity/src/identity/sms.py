@@ -4,8 +4,9 @@ through an HTTP SMS gateway.
 ``HttpSmsNotifier.send_reset_code`` POSTs one JSON message to
 ``IDENTITY_SMS_URL`` and returns once the gateway answered 2xx. Anything else
 (another status, a redirect, which is not followed, a timeout, no connection)
-raises ``SmsUnavailable``: the caller sends before it commits, so a code that
-did not go out is never stored. Neither the code nor the full phone number is
+raises ``SmsUnavailable``: the caller has stored the code and its resend
+wait first, so a send that failed (or timed out after the text went) is not
+tried again before that wait. Neither the code nor the full phone number is
 ever logged; each send counts in ``tuoguan_identity_sms_sends_total`` by outcome.
 
 The standard library's HTTP client: the production image installs the
