@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tuoguan_common import auth
+from tuoguan_common import auth, config
 from tuoguan_common.config import service_database_url
 from tuoguan_common.errors import PermissionDenied, Unauthenticated
 from tuoguan_common.logs import JsonFormatter
@@ -100,3 +100,15 @@ def test_a_generated_signing_key_is_readable_by_its_owner_only(tmp_path):
     again, _ = auth.generate_keypair(tmp_path / "keys")  # a new pair replaces the old one
     assert again.stat().st_mode & 0o777 == 0o600 and again.read_bytes() != b""
     assert public.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+
+
+@pytest.mark.parametrize("raw,off_by_default,on_by_default", [
+    (None, False, True), ("", False, True), ("  ", False, True),
+    ("1", True, True), ("true", True, True), ("YES", True, True), (" true\n", True, True),
+    ("0", False, False), ("false", False, False), ("No", False, False),
+    ("maybe", False, True),  # neither word: the switch stays where its default puts it
+])
+def test_a_switch_from_the_environment(raw, off_by_default, on_by_default):
+    env = {} if raw is None else {"SWITCH": raw}
+    assert config.env_flag("SWITCH", env=env) is off_by_default
+    assert config.env_flag("SWITCH", True, env) is on_by_default

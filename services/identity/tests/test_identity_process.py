@@ -2,12 +2,14 @@
 migrates first) and ``python -m identity.api``."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -20,9 +22,12 @@ from tuoguan_common.testing import free_port, unique_database_url
 pytestmark = pytest.mark.integration
 
 
-def api_env(infra, token_keys, **settings: str) -> dict[str, str]:
-    """``python -m identity.api``'s environment: a fresh database's URL, the keys, free ports, ``settings``."""
-    return {
+@contextlib.contextmanager
+def seeded_api(infra, token_keys, processes, **settings: str) -> Iterator[dict[str, str]]:
+    """``python -m identity.api`` with ``settings`` on a fresh database that
+    ``python -m identity.seed`` filled, on free ports; its environment while it
+    runs. Stopped, and the database dropped, afterwards."""
+    env = {
         "IDENTITY_DATABASE_URL": unique_database_url(infra, "identity"),
         "TUOGUAN_TOKEN_PRIVATE_KEY_FILE": token_keys["private"],
         "TUOGUAN_TOKEN_PUBLIC_KEY_FILE": token_keys["public"],
@@ -30,15 +35,20 @@ def api_env(infra, token_keys, **settings: str) -> dict[str, str]:
         "IDENTITY_METRICS_PORT": str(free_port()),
         **settings,
     }
-
-
-def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, processes):
-    env = api_env(infra, token_keys, IDENTITY_RESET_CODES_TO_LOG="true")
-    grpc_port, metrics_port = int(env["IDENTITY_GRPC_PORT"]), int(env["IDENTITY_METRICS_PORT"])
     try:
         subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
                        capture_output=True)
-        processes.start("identity-api", [sys.executable, "-m", "identity.api"], env, ready_port=grpc_port)
+        processes.start("identity-api", [sys.executable, "-m", "identity.api"], env,
+                        ready_port=int(env["IDENTITY_GRPC_PORT"]))
+        yield env
+    finally:
+        processes.stop_all()
+        drop_database(env["IDENTITY_DATABASE_URL"])
+
+
+def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, processes):
+    with seeded_api(infra, token_keys, processes, IDENTITY_RESET_CODES_TO_LOG="true") as env:
+        grpc_port, metrics_port = int(env["IDENTITY_GRPC_PORT"]), int(env["IDENTITY_METRICS_PORT"])
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             reply = identity_pb2_grpc.IdentityServiceStub(channel).SignIn(
                 pb.SignInRequest(login="office", password="Office1234"), timeout=10)
@@ -48,21 +58,15 @@ def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, pro
         # Logins (phone numbers, for patients) and passwords never reach the log.
         log = processes.log("identity-api")
         assert "sign-in" in log and "office" not in log and "Office1234" not in log
-    finally:
-        processes.stop_all()
-        drop_database(env["IDENTITY_DATABASE_URL"])
 
 
 def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, token_keys, processes):
     """``python -m identity.api`` wires the development adapter: a reset code
     is one log line with the phone number masked, never the full number."""
-    env = api_env(infra, token_keys, IDENTITY_RESET_CODE_MINUTES="3", IDENTITY_RESET_CODES_TO_LOG="true")
-    grpc_port = int(env["IDENTITY_GRPC_PORT"])
     phone, masked = "13800000001", "138****0001"
-    try:
-        subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
-                       capture_output=True)
-        processes.start("identity-api", [sys.executable, "-m", "identity.api"], env, ready_port=grpc_port)
+    with seeded_api(infra, token_keys, processes, IDENTITY_RESET_CODE_MINUTES="3",
+                    IDENTITY_RESET_CODES_TO_LOG="true") as env:
+        grpc_port = int(env["IDENTITY_GRPC_PORT"])
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             asked = dt.datetime.now(dt.timezone.utc)
@@ -85,23 +89,16 @@ def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, tok
         assert masked in log
         for secret in (phone, "13700000009", "Renewed2027"):
             assert secret not in log
-    finally:
-        processes.stop_all()
-        drop_database(env["IDENTITY_DATABASE_URL"])
 
 
 def test_with_a_gateway_set_the_api_process_texts_the_code_and_logs_none(infra, token_keys, processes,
                                                                         sms_gateway):
     """``python -m identity.api`` with IDENTITY_SMS_URL: the code goes to the
     SMS gateway (the stand-in), never to the log."""
-    env = api_env(infra, token_keys, IDENTITY_SMS_URL=sms_gateway.url, IDENTITY_SMS_API_KEY="sk-process-test",
-                  IDENTITY_SMS_SIGN_NAME="肿瘤医院")
-    grpc_port, metrics_port = int(env["IDENTITY_GRPC_PORT"]), int(env["IDENTITY_METRICS_PORT"])
     phone = "13800000001"
-    try:
-        subprocess.run([sys.executable, "-m", "identity.seed"], env={**os.environ, **env}, check=True, timeout=120,
-                       capture_output=True)
-        processes.start("identity-api", [sys.executable, "-m", "identity.api"], env, ready_port=grpc_port)
+    with seeded_api(infra, token_keys, processes, IDENTITY_SMS_URL=sms_gateway.url,
+                    IDENTITY_SMS_API_KEY="sk-process-test", IDENTITY_SMS_SIGN_NAME="肿瘤医院") as env:
+        grpc_port, metrics_port = int(env["IDENTITY_GRPC_PORT"]), int(env["IDENTITY_METRICS_PORT"])
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             stub.RequestPasswordReset(pb.RequestPasswordResetRequest(phone=phone), timeout=10)
@@ -122,6 +119,3 @@ def test_with_a_gateway_set_the_api_process_texts_the_code_and_logs_none(infra, 
         assert "written to this log" not in log and "138****0001" in log
         for secret in (code, phone, "sk-process-test", "Renewed2027"):
             assert secret not in log
-    finally:
-        processes.stop_all()
-        drop_database(env["IDENTITY_DATABASE_URL"])

@@ -3,14 +3,13 @@ token verifier (with the revoked tokens' list), then the grpcio server until SIG
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 import grpc
 
 from . import auth, metrics, revocations
-from .config import PORTS, Settings, service_address
+from .config import PORTS, Settings, env_flag, service_address
 from .db import Database, migrate
 from .grpc_server import build_server, serve_forever
 from .logs import setup_logging
@@ -28,7 +27,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None,
     settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"])
     setup_logging(f"{service}-api", settings.log_level)
     setup_tracing(f"{service}-api", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
-    if migrations_dir is not None and os.environ.get("TUOGUAN_MIGRATE_ON_START", "").lower() in ("1", "true", "yes"):
+    if migrations_dir is not None and env_flag("TUOGUAN_MIGRATE_ON_START"):
         migrate(settings.database_url, migrations_dir)
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
     metrics.serve_metrics(settings.metrics_port)

@@ -26,6 +26,17 @@ def env_number(name: str, default, kind=int, env: Mapping[str, str] | None = Non
     return value
 
 
+def env_flag(name: str, default: bool = False, env: Mapping[str, str] | None = None) -> bool:
+    """A switch from the environment: unset or empty is ``default``; an "off"
+    switch turns on only with 1, true or yes, an "on" one off only with 0,
+    false or no (any case)."""
+    env = os.environ if env is None else env
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    return raw not in ("0", "false", "no") if default else raw in ("1", "true", "yes")
+
+
 def service_database_url(service: str, env: dict[str, str] | None = None) -> str:
     """One database per service on the server that DATABASE_URL names.
 
@@ -78,7 +89,7 @@ class Settings:
             grpc_workers=env_number("TUOGUAN_GRPC_WORKERS", 16),
             grpc_max_concurrent_rpcs=env_number("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
             db_pool_size=env_number("TUOGUAN_DB_POOL_SIZE", 8),
-            grpc_reuse_port=os.environ.get("TUOGUAN_GRPC_REUSEPORT", "").lower() in ("1", "true", "yes"),
+            grpc_reuse_port=env_flag("TUOGUAN_GRPC_REUSEPORT"),
             revocation_refresh_seconds=env_number("TUOGUAN_REVOCATION_REFRESH_SECONDS", 30.0, float, minimum=0),
         )
 

@@ -224,15 +224,15 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def _send_reset_code(self, phone: str, code: str, retry_after: int) -> None:
         """Sends through the notifier and remembers how it went and how long it took."""
-        started = time.monotonic()
+        started, sent = time.monotonic(), False
         try:
             self.notifier.send_reset_code(phone, code)
+            sent = True
         except SmsUnavailable:
-            ended = time.monotonic()
-            self.sends.record(False, ended - started, ended)
             raise SmsUnavailable(retry_after) from None
-        ended = time.monotonic()
-        self.sends.record(True, ended - started, ended)
+        finally:
+            ended = time.monotonic()
+            self.sends.record(sent, ended - started, ended)
 
     def ResetPassword(self, request, context):
         phone = rules.patient_phone(request.phone)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tuoguan_common.config import env_number
+from tuoguan_common.config import env_flag, env_number
 
 from .domain.password_reset import ResetCodePolicy
 
@@ -68,7 +68,7 @@ class IdentityConfig:
         return cls(reset=ResetCodePolicy(lifetime=dt.timedelta(minutes=minutes),
                                          resend_after=dt.timedelta(seconds=resend)),
                    sms=SmsGatewayConfig.from_env(env),
-                   codes_to_log=(env.get("IDENTITY_RESET_CODES_TO_LOG") or "").strip().lower() in ("1", "true", "yes"))
+                   codes_to_log=env_flag("IDENTITY_RESET_CODES_TO_LOG", env=env))
 
 
 def reset_code_key(private_key_file: str | None) -> bytes:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuoguan_common.config import env_number
+from tuoguan_common.config import env_flag, env_number
 
 from .domain.priority import PriorityMatrix
 from .domain.sla import SlaPolicy
@@ -39,7 +39,7 @@ class TicketingConfig:
                 raise SystemExit(f"TICKETING_PRIORITY_MATRIX_FILE {path}: {exc}") from exc
         return cls(
             matrix=matrix,
-            require_worklog=env.get("TICKETING_REQUIRE_WORKLOG", "true").lower() not in ("0", "false", "no"),
+            require_worklog=env_flag("TICKETING_REQUIRE_WORKLOG", True, env),
             auto_close_working_hours=env_number("TICKETING_AUTO_CLOSE_WORKING_HOURS", cls.auto_close_working_hours,
                                                 float, env, minimum=0),
             escalation_team=env.get("TICKETING_ESCALATION_TEAM") or cls.escalation_team,

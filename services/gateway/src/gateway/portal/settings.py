@@ -6,7 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from tuoguan_common.config import DEFAULT_REDIS_URL, env_number
+from tuoguan_common.config import DEFAULT_REDIS_URL, env_flag, env_number
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class PortalSettings:
             secret = secrets.token_urlsafe(32)
         return cls(
             session_secret=secret,
-            secure_cookies=os.environ.get("GATEWAY_SECURE_COOKIES", "").lower() in ("1", "true", "yes"),
+            secure_cookies=env_flag("GATEWAY_SECURE_COOKIES"),
             redis_url=os.environ.get("REDIS_URL") or cls.redis_url,
             waiting_room_capacity=env_number("WAITING_ROOM_CAPACITY", cls.waiting_room_capacity, minimum=0),
             waiting_room_pass_seconds=env_number("WAITING_ROOM_PASS_SECONDS", cls.waiting_room_pass_seconds,
