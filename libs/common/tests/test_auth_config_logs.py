@@ -5,6 +5,7 @@ import json
 import logging
 import time
 
+import jwt
 import pytest
 
 from tuoguan_common import auth, config
@@ -18,6 +19,14 @@ def test_token_round_trip_carries_subject_and_roles(issuer, verifier):
     principal = verifier.verify(issuer.issue("acc-1", [auth.PATIENT]))
     assert principal.subject == "acc-1"
     assert principal.roles == frozenset({auth.PATIENT})
+    assert principal.grade == ""
+
+
+def test_an_engineers_token_carries_the_grade_identity_gave_it(issuer, verifier):
+    token = issuer.issue("eng-1", [auth.ENGINEER], grade="senior")
+    assert verifier.verify(token).grade == "senior"
+    # No claim at all for the ungraded: a token says nothing it was not told.
+    assert "grade" not in jwt.decode(issuer.issue("eng-2", [auth.ENGINEER]), options={"verify_signature": False})
 
 
 def test_expired_token_is_refused(token_keys, verifier):

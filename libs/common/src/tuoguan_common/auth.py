@@ -38,6 +38,9 @@ class Principal:
     # what signing out revokes. Not part of who the caller is.
     token_id: str = field(default="", compare=False)
     expires_at: int = field(default=0, compare=False)
+    # An engineer's rate grade as identity held it at sign-in ("" for anyone
+    # else, and for an engineer not graded yet): what prices their worklogs.
+    grade: str = ""
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -111,11 +114,13 @@ class TokenIssuer:
         return cls(Path(path).read_bytes(), ttl_seconds)
 
     def issue(self, subject: str, roles: list[str] | frozenset[str], ttl_seconds: int | None = None, *,
-              token_id: str | None = None, issued_at: int | None = None, expires_at: int | None = None) -> str:
+              token_id: str | None = None, issued_at: int | None = None, expires_at: int | None = None,
+              grade: str = "") -> str:
         """A signed token; ``ttl_seconds`` overrides the issuer's lifetime
         (long-lived device tokens). ``token_id``, ``issued_at`` and
         ``expires_at`` (epoch seconds) sign a recorded token again: Ed25519
-        signatures are deterministic, so the same claims give the same token."""
+        signatures are deterministic, so the same claims give the same token.
+        ``grade`` is an engineer's rate grade, carried only when there is one."""
         now = int(time.time()) if issued_at is None else issued_at
         claims = {
             "iss": ISSUER,
@@ -126,6 +131,8 @@ class TokenIssuer:
             "exp": expires_at if expires_at is not None else now + (self.ttl_seconds if ttl_seconds is None else ttl_seconds),
             "jti": token_id or uuid.uuid4().hex,
         }
+        if grade:
+            claims["grade"] = grade
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -163,7 +170,8 @@ class TokenVerifier:
             except jwt.PyJWTError as exc:
                 raise Unauthenticated("the access token is not valid") from exc
             principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())),
-                                  token_id=str(claims.get("jti", "")), expires_at=int(claims["exp"]))
+                                  token_id=str(claims.get("jti", "")), expires_at=int(claims["exp"]),
+                                  grade=str(claims.get("grade", "")))
             if len(self._cache) > 50_000:
                 self._cache.clear()
             self._cache[token] = principal

@@ -14,3 +14,7 @@ SERVICE = "service"
 ROLES = frozenset(
     {PATIENT, REGISTRATION_OFFICE, ADMIN, CLINICIAN, ENGINEER, DISPATCHER, CONSULTANT, FINANCE, DEVICE, SERVICE}
 )
+
+# The contract's rate grades of the contractor's engineers, lowest first: an
+# engineer's logged hours are priced by their grade (the "time" of the fee).
+GRADES = ("junior", "intermediate", "senior", "expert")

@@ -31,16 +31,18 @@ ROLE_FINANCE: Role
 ROLE_DEVICE: Role
 
 class Account(_message.Message):
-    __slots__ = ("account_id", "login", "display_name", "roles")
+    __slots__ = ("account_id", "login", "display_name", "roles", "grade")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
+    GRADE_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     login: str
     display_name: str
     roles: _containers.RepeatedScalarFieldContainer[Role]
-    def __init__(self, account_id: _Optional[str] = ..., login: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ...) -> None: ...
+    grade: str
+    def __init__(self, account_id: _Optional[str] = ..., login: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ..., grade: _Optional[str] = ...) -> None: ...
 
 class SignUpPatientRequest(_message.Message):
     __slots__ = ("phone", "password", "display_name", "idempotency_key")
@@ -97,18 +99,20 @@ class GetMyAccountResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class CreateStaffAccountRequest(_message.Message):
-    __slots__ = ("login", "password", "display_name", "roles", "idempotency_key")
+    __slots__ = ("login", "password", "display_name", "roles", "idempotency_key", "grade")
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    GRADE_FIELD_NUMBER: _ClassVar[int]
     login: str
     password: str
     display_name: str
     roles: _containers.RepeatedScalarFieldContainer[Role]
     idempotency_key: str
-    def __init__(self, login: _Optional[str] = ..., password: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    grade: str
+    def __init__(self, login: _Optional[str] = ..., password: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ..., idempotency_key: _Optional[str] = ..., grade: _Optional[str] = ...) -> None: ...
 
 class CreateStaffAccountResponse(_message.Message):
     __slots__ = ("account",)
@@ -229,6 +233,20 @@ class ListStaffRequest(_message.Message):
     ROLE_FIELD_NUMBER: _ClassVar[int]
     role: str
     def __init__(self, role: _Optional[str] = ...) -> None: ...
+
+class SetStaffGradeRequest(_message.Message):
+    __slots__ = ("account_id", "grade")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    GRADE_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    grade: str
+    def __init__(self, account_id: _Optional[str] = ..., grade: _Optional[str] = ...) -> None: ...
+
+class SetStaffGradeResponse(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: Account
+    def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class ListStaffResponse(_message.Message):
     __slots__ = ("accounts",)

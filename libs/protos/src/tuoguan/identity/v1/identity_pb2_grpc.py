@@ -96,6 +96,11 @@ class IdentityServiceStub:
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.SerializeToString,
                 response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffResponse.FromString,
                 _registered_method=True)
+        self.SetStaffGrade = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/SetStaffGrade',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SetStaffGradeRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SetStaffGradeResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -202,6 +207,18 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetStaffGrade(self, request, context):
+        """Admins set an engineer's rate grade (junior, intermediate, senior,
+        expert): the contract prices an engineer's logged hours by it. Sign-in
+        puts the grade in the engineer's token, so ticketing records each
+        worklog at the grade the account holds, never one the engineer chose.
+        A token already issued keeps the grade it was issued with until it
+        expires (15 minutes). Setting the grade it already has changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -264,6 +281,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListStaff,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.FromString,
                     response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffResponse.SerializeToString,
+            ),
+            'SetStaffGrade': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetStaffGrade,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SetStaffGradeRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SetStaffGradeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -592,6 +614,33 @@ class IdentityService:
             '/tuoguan.identity.v1.IdentityService/ListStaff',
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffRequest.SerializeToString,
             tuoguan_dot_identity_dot_v1_dot_identity__pb2.ListStaffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetStaffGrade(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/SetStaffGrade',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.SetStaffGradeRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.SetStaffGradeResponse.FromString,
             options,
             channel_credentials,
             insecure,
