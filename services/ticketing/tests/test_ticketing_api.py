@@ -371,6 +371,37 @@ def test_the_requester_reopens_a_resolution_and_the_clock_runs_again(stub, peopl
     assert len(outbox(database, "TicketResolved", ticket_id=tid)) == 2
 
 
+
+def test_a_dispatcher_closing_a_resolved_ticket_bills_its_worklogs_and_an_unresolved_one_nothing(
+        stub, people, clock, database):
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    t0 = clock.set(shanghai(2025, 11, 5, 10, 0))
+    resolved_tid = opened(stub, clinician, ALWAYS, MEDIUM, MEDIUM).ticket_id
+    duplicate_tid = opened(stub, clinician, ALWAYS, MEDIUM, MEDIUM).ticket_id
+    for tid in (resolved_tid, duplicate_tid):
+        act(stub, dispatcher, tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id)
+    act(stub, engineer, resolved_tid, pb.TICKET_ACTION_START)
+    clock.set(t0 + dt.timedelta(hours=3))
+    stub.RecordWorklog(worklog(resolved_tid, t0, 40, activity="repair"), metadata=engineer.md)
+    stub.RecordWorklog(worklog(duplicate_tid, t0 + dt.timedelta(hours=1), 15, activity="diagnosis"),
+                       metadata=engineer.md)
+    act(stub, engineer, resolved_tid, pb.TICKET_ACTION_RESOLVE, note="reindexed the orders table")
+
+    # The requester is out of reach: the dispatcher closes the resolution. The work resolved something.
+    assert act(stub, dispatcher, resolved_tid, pb.TICKET_ACTION_CLOSE).status == pb.TICKET_STATUS_CLOSED
+    (closed_event,) = outbox(database, "TicketClosed", ticket_id=resolved_tid)
+    assert (closed_event["how"], closed_event["billable_minutes"]) == ("closed", 40)
+    assert [b["minutes"] for b in outbox(database, "WorklogBillable", ticket_id=resolved_tid)] == [40]
+
+    # A duplicate closed unresolved bills nothing, though someone looked at it.
+    assert act(stub, dispatcher, duplicate_tid, pb.TICKET_ACTION_CLOSE).status == pb.TICKET_STATUS_CLOSED
+    (closed_event,) = outbox(database, "TicketClosed", ticket_id=duplicate_tid)
+    assert (closed_event["how"], closed_event["billable_minutes"]) == ("closed", 0)
+    assert outbox(database, "WorklogBillable", ticket_id=duplicate_tid) == []
+    got = stub.GetTicket(pb.GetTicketRequest(ticket_id=duplicate_tid), metadata=dispatcher.md)
+    assert [w.billable for w in got.worklogs] == [False]
+
+
 # ---- the queue and the board ------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ticketing.domain.lifecycle import Status
 from ticketing.domain.worklog import (
     CLOCK_SKEW,
     Activity,
@@ -15,7 +14,7 @@ from ticketing.domain.worklog import (
     Worklog,
     WorklogInFuture,
     WorklogOverlaps,
-    billable,
+    billable_on_close,
     overlaps,
     refuse_overlap,
     validate_worklog,
@@ -184,6 +183,6 @@ def test_back_to_back_or_apart_is_no_overlap():
     refuse_overlap(log_at(60, 60), [])
 
 
-@pytest.mark.parametrize("status", list(Status))
-def test_worklogs_are_billable_only_once_closed(status):
-    assert billable(status) == (status == Status.CLOSED)
+def test_a_close_bills_the_worklogs_of_a_resolved_ticket_only():
+    assert billable_on_close(resolved=True)
+    assert not billable_on_close(resolved=False)

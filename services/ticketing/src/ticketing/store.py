@@ -33,7 +33,7 @@ from .domain.calendar import ServiceHours, WorkingCalendar
 from .domain.lifecycle import Action, Status, TicketRefused
 from .domain.priority import Level, Priority
 from .domain.sla import EventKind, Side, SlaState, TicketEvent, compute_sla
-from .domain.worklog import Worklog, refuse_overlap
+from .domain.worklog import Worklog, billable_on_close, refuse_overlap
 from .exceptions import not_found, refused
 
 Row = dict[str, Any]
@@ -390,7 +390,8 @@ class Store:
             outbox.append(cur, events.TicketReopened(ticket_id=ticket_id, reopened_at=at))
         if row["status"] == "closed":
             how = {Action.CONFIRM: "confirmed", Action.AUTO_CLOSE: "auto"}.get(action, "closed")
-            billable = self._make_billable(cur, row, now) if how in ("confirmed", "auto") else 0
+            resolved = row["resolved_at"] is not None
+            billable = self._make_billable(cur, row, now) if billable_on_close(resolved) else 0
             outbox.append(cur, events.TicketClosed(
                 ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}", how=how,
                 closed_at=at, resolution_breached=state.resolution_breached,

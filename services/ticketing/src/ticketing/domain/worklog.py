@@ -9,7 +9,6 @@ from enum import StrEnum
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, plain
 
 from ticketing.domain.calendar import HOSPITAL_TZ
-from ticketing.domain.lifecycle import Status
 
 
 class Activity(StrEnum):
@@ -125,9 +124,12 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
                    started_at=started_at, minutes=minutes, note=note)
 
 
-def billable(status: Status) -> bool:
-    """Worklogs become billable when the ticket is CLOSED (confirmed by the requester, auto-closed or closed)."""
-    return Status(status) == Status.CLOSED
+def billable_on_close(resolved: bool) -> bool:
+    """Whether closing a ticket makes its worklogs billable: when it closes after a resolution, however it
+    closes (the requester confirmed, it closed by itself, or a dispatcher or admin closed it: the requester out of
+    reach, the alarm cleared). A ticket closed unresolved (a duplicate, a mistake) bills nothing: the fee pays
+    for work that resolved something."""
+    return resolved
 
 
 def overlaps(started_at: dt.datetime, ended_at: dt.datetime, other_start: dt.datetime,
