@@ -195,11 +195,13 @@ def test_the_full_lifecycle_measures_the_sla_and_bills_the_worklogs_on_confirmat
     r = refused(stub.ChangeTicket, change(tid, pb.TICKET_ACTION_RESOLVE), metadata=engineer.md)
     assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "note")
 
+    # The engineer's token says senior: a request may repeat the grade or leave it out.
     onsite = stub.RecordWorklog(worklog(tid, t0 + dt.timedelta(minutes=15), 90, grade="senior", activity="onsite"),
                                 metadata=engineer.md).worklog
-    remote = stub.RecordWorklog(worklog(tid, t0 + dt.timedelta(hours=3), 30, grade="junior", activity="remote"),
+    remote = stub.RecordWorklog(worklog(tid, t0 + dt.timedelta(hours=3), 30, activity="remote"),
                                 metadata=engineer.md).worklog
-    assert (onsite.engineer_id, onsite.minutes, onsite.billable) == (engineer.id, 90, False)
+    assert (onsite.engineer_id, onsite.minutes, onsite.billable, onsite.grade) == (engineer.id, 90, False, "senior")
+    assert remote.grade == "senior"
     r = refused(stub.RecordWorklog, worklog(tid, t0, 10), metadata=clinician.md)
     assert r.code == grpc.StatusCode.PERMISSION_DENIED
     r = refused(stub.RecordWorklog, worklog(tid, t0, 10), metadata=people.engineer().md)
@@ -256,7 +258,7 @@ def test_the_full_lifecycle_measures_the_sla_and_bills_the_worklogs_on_confirmat
     assert len(outbox(database, "TicketResumed", ticket_id=tid)) == 1
     recorded = outbox(database, "WorklogRecorded", ticket_id=tid)
     assert [(w["worklog_id"], w["engineer_id"], w["grade"], w["activity"], w["minutes"]) for w in recorded] == \
-        [(onsite.worklog_id, engineer.id, "senior", "onsite", 90), (remote.worklog_id, engineer.id, "junior",
+        [(onsite.worklog_id, engineer.id, "senior", "onsite", 90), (remote.worklog_id, engineer.id, "senior",
                                                                     "remote", 30)]
     (resolved_event,) = outbox(database, "TicketResolved", ticket_id=tid)
     assert {k: resolved_event[k] for k in ("subsystem_code", "priority", "assignee_id", "resolution_elapsed_seconds",
@@ -268,7 +270,7 @@ def test_the_full_lifecycle_measures_the_sla_and_bills_the_worklogs_on_confirmat
     assert instant(closed_event["closed_at"]) == t0 + dt.timedelta(hours=6)
     billable = outbox(database, "WorklogBillable", ticket_id=tid)
     assert sorted((b["worklog_id"], b["minutes"], b["grade"]) for b in billable) == \
-        sorted([(onsite.worklog_id, 90, "senior"), (remote.worklog_id, 30, "junior")])
+        sorted([(onsite.worklog_id, 90, "senior"), (remote.worklog_id, 30, "senior")])
     assert all(instant(b["billable_at"]) == t0 + dt.timedelta(hours=6) for b in billable)
 
 

@@ -1,5 +1,5 @@
-"""Worklog validation (time already worked, in range), overlaps between one
-engineer's worklogs, and when worklogs become billable."""
+"""Worklog validation (time already worked, in range, at the account's grade),
+overlaps between one engineer's worklogs, and when worklogs become billable."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ticketing.domain.worklog import (
     CLOCK_SKEW,
     Activity,
+    EngineerNotGraded,
     Grade,
     Worklog,
     WorklogInFuture,
@@ -18,14 +19,16 @@ from ticketing.domain.worklog import (
     overlaps,
     refuse_overlap,
     validate_worklog,
+    worklog_grade,
 )
 from tuoguan_common.errors import InvalidArgument
+from tuoguan_common.roles import GRADES
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone.utc)
 
 
 def valid(**overrides):
-    args = dict(engineer_id="eng-7", grade="senior", activity="onsite", started_at=NOW - dt.timedelta(hours=2),
+    args = dict(engineer_id="eng-7", account_grade="senior", activity="onsite", started_at=NOW - dt.timedelta(hours=2),
                 minutes=90, note="replaced the PACS workstation's NIC", now=NOW)
     args.update(overrides)
     return validate_worklog(**args)
@@ -42,7 +45,7 @@ def test_a_valid_worklog():
     assert log == Worklog("eng-7", Grade.SENIOR, Activity.ONSITE, NOW - dt.timedelta(hours=2), 90,
                           "replaced the PACS workstation's NIC")
     assert log.ended_at == NOW - dt.timedelta(minutes=30)
-    assert valid(grade=" Expert ", activity="REMOTE", note="  ").grade == Grade.EXPERT
+    assert valid(account_grade="expert", activity="REMOTE", note="  ").grade == Grade.EXPERT
     assert valid(note=None).note == ""
 
 
@@ -50,6 +53,8 @@ def test_the_enums_have_the_wire_values():
     assert [a.value for a in Activity] == ["diagnosis", "repair", "onsite", "remote", "change", "travel",
                                            "documentation"]
     assert [g.value for g in Grade] == ["junior", "intermediate", "senior", "expert"]
+    # The contract's grades, as identity gives them to accounts.
+    assert tuple(g.value for g in Grade) == GRADES
 
 
 @pytest.mark.parametrize("overrides, field", [
@@ -58,8 +63,8 @@ def test_the_enums_have_the_wire_values():
     ({"minutes": -5}, "minutes"),
     ({"minutes": 1.5}, "minutes"),
     ({"minutes": True}, "minutes"),
-    ({"grade": "principal"}, "grade"),
-    ({"grade": ""}, "grade"),
+    ({"requested_grade": "junior"}, "grade"),
+    ({"requested_grade": "principal"}, "grade"),
     ({"activity": "coffee"}, "activity"),
     ({"engineer_id": "  "}, "engineer_id"),
     ({"note": "x" * 2001}, "note"),
@@ -88,7 +93,46 @@ def test_the_boundaries_are_allowed():
 
 
 def test_the_problem_text_lists_the_choices():
-    assert "junior, intermediate, senior, expert" in problem(grade="guru").problem
+    assert "diagnosis, repair, onsite" in problem(activity="coffee").problem
+
+
+# ---- the grade: the account's, never the client's ---------------------------------------------
+
+
+@pytest.mark.parametrize("requested", ["", "   ", "senior", " Senior ", "SENIOR"])
+def test_the_worklog_is_at_the_accounts_grade_and_the_request_may_only_repeat_it(requested):
+    assert worklog_grade("senior", requested) == Grade.SENIOR
+    assert valid(account_grade="senior", requested_grade=requested).grade == Grade.SENIOR
+
+
+@pytest.mark.parametrize("requested", ["junior", "senior", "expert", "guru"])
+def test_a_grade_other_than_the_accounts_is_refused_naming_the_accounts(requested):
+    refusal = problem(account_grade="intermediate", requested_grade=requested)
+    assert (refusal.code, refusal.reason, refusal.field) == ("INVALID_ARGUMENT", "invalid_argument", "grade")
+    assert "this account's grade is intermediate" in refusal.problem
+
+
+@pytest.mark.parametrize("account_grade", ["", "  ", None])
+@pytest.mark.parametrize("requested", ["", "senior"])
+def test_an_account_without_a_grade_logs_no_time(account_grade, requested):
+    with pytest.raises(EngineerNotGraded) as caught:
+        valid(account_grade=account_grade, requested_grade=requested)
+    refusal = caught.value
+    assert (refusal.code, refusal.reason) == ("FAILED_PRECONDITION", "engineer_not_graded")
+    assert "an admin sets engineers' grades in identity" in refusal.message
+    assert "sign in again" in refusal.message
+
+
+def test_a_grade_the_contract_does_not_know_is_no_grade():
+    with pytest.raises(EngineerNotGraded) as caught:
+        worklog_grade("principal")
+    assert caught.value.reason == "engineer_not_graded"
+    assert "'principal' is not one of junior, intermediate, senior, expert" in caught.value.message
+
+
+def test_the_accounts_grade_is_read_like_any_other_choice():
+    assert worklog_grade(" Expert ") == Grade.EXPERT
+    assert worklog_grade("EXPERT", "expert") == Grade.EXPERT
 
 
 def test_the_clock_skew_is_a_minute():
@@ -114,7 +158,7 @@ def test_time_not_worked_yet_is_refused_with_its_own_reason():
 def test_anything_in_range_that_ended_is_accepted(minutes, grade, activity, seconds_ago):
     started_at = max(NOW - dt.timedelta(seconds=seconds_ago), NOW - dt.timedelta(days=31))
     started_at = min(started_at, NOW - dt.timedelta(minutes=minutes))
-    log = valid(minutes=minutes, grade=grade.value, activity=activity.value, started_at=started_at)
+    log = valid(minutes=minutes, account_grade=grade.value, activity=activity.value, started_at=started_at)
     assert (log.minutes, log.grade, log.activity) == (minutes, grade, activity)
     assert log.ended_at <= NOW
 

@@ -243,7 +243,7 @@ def test_unconfirmed_resolutions_close_by_themselves_and_their_worklogs_become_b
     act(store, fresh, "assign", utcnow(), assignee_id=DISPATCHER.subject)
     act(store, fresh, "start", utcnow())
     idem = Idempotent("worklog", DISPATCHER.subject, key(), "fingerprint", pb.RecordWorklogResponse)
-    store.record_worklog(idem, fresh, DISPATCHER, validate_worklog(DISPATCHER.subject, "junior", "remote",
+    store.record_worklog(idem, fresh, DISPATCHER, validate_worklog(DISPATCHER.subject, "senior", "remote",
                                                                    utcnow() - dt.timedelta(minutes=15), 15, "",
                                                                    utcnow()), utcnow())
     act(store, fresh, "resolve", utcnow(), note="cache cleared")

@@ -1,7 +1,9 @@
-"""Worklogs are time already worked, each hour of an engineer paid once: the
-api refuses a worklog that ends after now, or that overlaps time the same
-engineer already logged on any ticket, and writes nothing; a retry with the
-idempotency key still gets the first answer. Over real gRPC and PostgreSQL."""
+"""Worklogs are time already worked, each hour of an engineer paid once, at
+the grade identity gave the engineer's account: the api refuses a worklog that
+ends after now, that overlaps time the same engineer already logged on any
+ticket, that claims a grade other than the one in the caller's token, or from
+an account without a grade, and writes nothing; a retry with the idempotency
+key still gets the first answer. Over real gRPC and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,6 +11,7 @@ import uuid
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 from ticketing.domain.worklog import overlaps
 from ticketing_testkit import (
     change,
@@ -22,6 +25,7 @@ from ticketing_testkit import (
     worklog,
 )
 from tuoguan.ticketing.v1 import ticketing_pb2 as pb
+from tuoguan_common import auth
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +46,87 @@ def assigned_tickets(stub, people, engineer, count: int = 1) -> list[str]:
     return ids
 
 
+def nothing_written(database, tid: str) -> None:
+    """No worklog row, no minutes on the ticket, no event and no idempotency key kept."""
+    assert query(database, "SELECT id FROM worklogs") == []
+    assert ticket_row(database, tid)["worklog_minutes"] == 0
+    assert outbox(database, "WorklogRecorded") == []
+    assert query(database, "SELECT key FROM idempotency_keys WHERE scope = 'worklog'") == []
+
+
+def minutes_counted(grade: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_ticketing_worklog_minutes_total", {"grade": grade}) or 0.0
+
+
+def test_a_worklog_is_recorded_at_the_grade_in_the_engineers_token(stub, people, clock, database):
+    clinician, dispatcher, expert = people.clinician(), people.dispatcher(), people.engineer(grade="expert")
+    clock.set(T0)
+    tid = stub.OpenTicket(open_request(), metadata=clinician.md).ticket.ticket_id
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=expert.id), metadata=dispatcher.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=expert.md)
+    clock.set(T0 + dt.timedelta(hours=3))
+    counted = minutes_counted("expert")
+
+    # No grade in the request: the account's. The same grade, in any case, is the same request's grade.
+    first = stub.RecordWorklog(worklog(tid, T0, 40), metadata=expert.md).worklog
+    second = stub.RecordWorklog(worklog(tid, T0 + minutes(60), 20, grade=" Expert "), metadata=expert.md).worklog
+    assert (first.grade, second.grade) == ("expert", "expert")
+    assert [r["grade"] for r in query(database, "SELECT grade FROM worklogs ORDER BY started_at")] == \
+        ["expert", "expert"]
+    assert [(e["worklog_id"], e["grade"]) for e in outbox(database, "WorklogRecorded", ticket_id=tid)] == \
+        [(first.worklog_id, "expert"), (second.worklog_id, "expert")]
+    assert minutes_counted("expert") - counted == 60
+
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_RESOLVE, note="replaced the RAID controller"), metadata=expert.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_CONFIRM), metadata=clinician.md)
+    assert sorted((b["worklog_id"], b["grade"], b["minutes"]) for b in outbox(database, "WorklogBillable",
+                                                                                 ticket_id=tid)) == \
+        sorted([(first.worklog_id, "expert", 40), (second.worklog_id, "expert", 20)])
+
+
+def test_a_grade_other_than_the_accounts_is_refused_and_nothing_is_written(stub, people, clock, database):
+    engineer = people.engineer(grade="intermediate")
+    clock.set(T0)
+    (tid,) = assigned_tickets(stub, people, engineer)
+    clock.set(T0 + dt.timedelta(hours=2))
+
+    for claimed in ("expert", "junior", "guru"):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.RecordWorklog(worklog(tid, T0, 30, grade=claimed), metadata=engineer.md)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "this account's grade is intermediate" in caught.value.details()
+        r = refused(stub.RecordWorklog, worklog(tid, T0, 30, grade=claimed), metadata=engineer.md)
+        assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "grade")
+    nothing_written(database, tid)
+
+    # Without the claim, the same half hour is recorded at the account's grade.
+    assert stub.RecordWorklog(worklog(tid, T0, 30), metadata=engineer.md).worklog.grade == "intermediate"
+
+
+def test_an_account_without_a_grade_logs_nothing(stub, people, clock, database):
+    ungraded, dispatcher, admin = people.ungraded_engineer(), people.dispatcher(), people.admin()
+    clock.set(T0)
+    (tid,) = assigned_tickets(stub, people, ungraded)
+    clock.set(T0 + dt.timedelta(hours=2))
+
+    # Whatever grade the request names: the account has none to price the time at.
+    for claimed in ("", "senior"):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.RecordWorklog(worklog(tid, T0, 30, grade=claimed), metadata=ungraded.md)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "an admin sets engineers' grades in identity" in caught.value.details()
+        r = refused(stub.RecordWorklog, worklog(tid, T0, 30, grade=claimed), metadata=ungraded.md)
+        assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "engineer_not_graded")
+    # Dispatchers and admins may log time on any ticket, by the same rule: their own token's grade.
+    for desk in (dispatcher, admin):
+        r = refused(stub.RecordWorklog, worklog(tid, T0, 30, grade="senior"), metadata=desk.md)
+        assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "engineer_not_graded")
+    nothing_written(database, tid)
+
+    graded_dispatcher = people.person(auth.DISPATCHER, grade="junior")
+    assert stub.RecordWorklog(worklog(tid, T0, 30), metadata=graded_dispatcher.md).worklog.grade == "junior"
+
+
 def test_a_worklog_ending_in_the_future_is_refused_and_nothing_is_written(stub, people, clock, database):
     engineer = people.engineer()
     clock.set(T0)
@@ -59,10 +144,7 @@ def test_a_worklog_ending_in_the_future_is_refused_and_nothing_is_written(stub, 
                 metadata=engineer.md)
     assert (r.reason, r.field) == ("worklog_in_future", "minutes")
 
-    assert query(database, "SELECT id FROM worklogs") == []
-    assert ticket_row(database, tid)["worklog_minutes"] == 0
-    assert outbox(database, "WorklogRecorded") == []
-    assert query(database, "SELECT key FROM idempotency_keys WHERE scope = 'worklog'") == []
+    nothing_written(database, tid)
 
     # The same request, key and all, once the time has been worked: the refusal kept nothing back.
     later = clock.set(now + minutes(15))

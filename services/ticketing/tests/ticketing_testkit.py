@@ -56,20 +56,30 @@ class Clock:
 class Person:
     id: str
     md: tuple
+    # The rate grade in the person's token ("" for none): what their worklogs are recorded at.
+    grade: str = ""
+
+
+# An engineer's grade when a test names none: identity's tokens carry an engineer's grade once an admin set it.
+ENGINEER_GRADE = "senior"
 
 
 @dataclass
 class People:
     issuer: auth.TokenIssuer
 
-    def person(self, *roles: str) -> Person:
+    def person(self, *roles: str, grade: str = "") -> Person:
         subject = str(uuid.uuid4())
-        return Person(subject, auth.bearer_metadata(self.issuer.issue(subject, list(roles))))
+        return Person(subject, auth.bearer_metadata(self.issuer.issue(subject, list(roles), grade=grade)), grade)
 
     def clinician(self) -> Person:
         return self.person(auth.CLINICIAN)
 
-    def engineer(self) -> Person:
+    def engineer(self, grade: str = ENGINEER_GRADE) -> Person:
+        return self.person(auth.ENGINEER, grade=grade)
+
+    def ungraded_engineer(self) -> Person:
+        """An engineer no admin has graded yet: their token carries no grade."""
         return self.person(auth.ENGINEER)
 
     def dispatcher(self) -> Person:
@@ -117,8 +127,9 @@ def change(ticket_id: str, action: int, **fields) -> pb.ChangeTicketRequest:
     return pb.ChangeTicketRequest(ticket_id=ticket_id, action=action, **fields)
 
 
-def worklog(ticket_id: str, started_at: dt.datetime, minutes: int, *, grade: str = "senior",
+def worklog(ticket_id: str, started_at: dt.datetime, minutes: int, *, grade: str = "",
             activity: str = "onsite", note: str = "") -> pb.RecordWorklogRequest:
+    """A RecordWorklogRequest; no grade unless the test names one (the service records the token's)."""
     return pb.RecordWorklogRequest(ticket_id=ticket_id, grade=grade, activity=activity,
                                    started_at=started_at.isoformat(), minutes=minutes, note=note,
                                    idempotency_key=key())

@@ -193,8 +193,10 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
     def RecordWorklog(self, request, context):
         caller = current_principal().require(roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
         now = self.clock()
-        log = validate_worklog(caller.subject, request.grade, request.activity,
-                               _instant(request.started_at, "started_at"), request.minutes, request.note, now)
+        # Priced at the grade identity gave the account (the token's claim); the request's may only repeat it.
+        log = validate_worklog(caller.subject, caller.grade, request.activity,
+                               _instant(request.started_at, "started_at"), request.minutes, request.note, now,
+                               requested_grade=request.grade)
         idem = Idempotent.of("worklog", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.RecordWorklogResponse)
         response = self.store.record_worklog(idem, entity_id(request.ticket_id, "ticket_id"), caller, log, now)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 from .domain.lifecycle import TicketRefused
-from .domain.worklog import WorklogInFuture, WorklogOverlaps
+from .domain.worklog import EngineerNotGraded, WorklogInFuture, WorklogOverlaps
 
-# WorklogInFuture (INVALID_ARGUMENT naming started_at or minutes, reason worklog_in_future) and
-# WorklogOverlaps (FAILED_PRECONDITION, reason worklog_overlaps) are the worklog rules' own, raised
-# by the domain; the store turns the database's exclusion violation into the latter.
-__all__ = ["InvalidArgument", "NotFound", "Refused", "WorklogInFuture", "WorklogOverlaps", "not_found", "refused"]
+# WorklogInFuture (INVALID_ARGUMENT naming started_at or minutes, reason worklog_in_future),
+# WorklogOverlaps (FAILED_PRECONDITION, reason worklog_overlaps) and EngineerNotGraded
+# (FAILED_PRECONDITION, reason engineer_not_graded: the caller's token carries no rate grade) are the
+# worklog rules' own, raised by the domain; the store turns the database's exclusion violation into
+# WorklogOverlaps.
+__all__ = ["EngineerNotGraded", "InvalidArgument", "NotFound", "Refused", "WorklogInFuture", "WorklogOverlaps",
+           "not_found", "refused"]
 
 
 class Refused(FailedPrecondition):

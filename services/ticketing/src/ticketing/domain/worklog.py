@@ -1,4 +1,7 @@
-"""Worklogs: the engineer's time on a ticket, priced later by grade (the "time" part of the fee)."""
+"""Worklogs: the engineer's time on a ticket, priced later by grade (the "time" part of the fee).
+
+The grade is the engineer's account's, never the client's choice: an admin sets it in identity, sign-in puts
+it in the engineer's token, and a worklog is recorded at the grade the caller's token carries."""
 from __future__ import annotations
 
 import datetime as dt
@@ -53,6 +56,7 @@ CLOCK_SKEW = dt.timedelta(seconds=60)
 MAX_AGE = dt.timedelta(days=31)
 IN_FUTURE = "worklog_in_future"
 OVERLAPS = "worklog_overlaps"
+NOT_GRADED = "engineer_not_graded"
 
 
 class WorklogInFuture(InvalidArgument):
@@ -74,6 +78,19 @@ class WorklogOverlaps(FailedPrecondition):
         self.ended_at = ended_at
 
 
+class EngineerNotGraded(FailedPrecondition):
+    """The caller's token carries no rate grade (or one the contract does not know), so their hours have
+    no price: an admin sets engineers' grades in identity, and the engineer signs in again afterwards."""
+
+    reason = NOT_GRADED
+
+    def __init__(self, grade: str = ""):
+        known = f"the grade {grade!r} is not one of {', '.join(g.value for g in Grade)}" if grade else \
+            "no rate grade"
+        super().__init__(f"this account has {known}, so its time cannot be logged: an admin sets engineers' "
+                         "grades in identity; sign in again once it is set")
+
+
 def _hospital_time(moment: dt.datetime) -> str:
     return moment.astimezone(HOSPITAL_TZ).isoformat(timespec="minutes")
 
@@ -85,20 +102,44 @@ def _choice(enum: type[StrEnum], value: str, field: str) -> StrEnum:
         raise InvalidArgument(field, f"{value!r} is not one of {', '.join(m.value for m in enum)}") from None
 
 
-def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt.datetime, minutes: int, note: str,
-                     now: dt.datetime) -> Worklog:
-    """A checked Worklog, or InvalidArgument(field, problem).
+def _normal(grade: str | None) -> str:
+    return str(grade or "").strip().lower()
 
-    minutes 1..1440; the start not more than 31 days ago and the end (start +
+
+def worklog_grade(account_grade: str, requested: str = "") -> Grade:
+    """The grade a worklog is recorded at: the account's (``account_grade``, the caller's token's claim).
+
+    ``EngineerNotGraded`` (FAILED_PRECONDITION, reason engineer_not_graded) when the account has none, or
+    one the contract does not know; a ``requested`` grade (stripped, any case) other than the account's is
+    InvalidArgument on grade naming the account's: a client cannot price its own hours. An empty
+    ``requested`` is the account's."""
+    try:
+        grade = Grade(_normal(account_grade))
+    except ValueError:
+        raise EngineerNotGraded(str(account_grade or "").strip()) from None
+    asked = _normal(requested)
+    if asked and asked != grade:
+        raise InvalidArgument("grade", f"this account's grade is {grade.value}: a worklog is recorded at the "
+                                       "account's grade (leave grade empty)")
+    return grade
+
+
+def validate_worklog(engineer_id: str, account_grade: str, activity: str, started_at: dt.datetime, minutes: int,
+                     note: str, now: dt.datetime, *, requested_grade: str = "") -> Worklog:
+    """A checked Worklog, or InvalidArgument(field, problem) (``EngineerNotGraded`` for an account without a
+    grade).
+
+    The grade is ``account_grade``, the caller's token's (``worklog_grade``; ``requested_grade``, the client's,
+    may only repeat it); minutes 1..1440; the start not more than 31 days ago and the end (start +
     minutes) not after ``now`` (CLOCK_SKEW of slack): ``WorklogInFuture``
     naming started_at when the start itself is after now, else minutes; a known
-    grade and activity; a note of at most 2000 characters (stripped) with no
+    activity; a note of at most 2000 characters (stripped) with no
     control character but tab and line breaks.
     """
     engineer_id = str(engineer_id or "").strip()
     if not engineer_id:
         raise InvalidArgument("engineer_id", "is required")
-    grade_value = _choice(Grade, grade, "grade")
+    grade = worklog_grade(account_grade, requested_grade)
     activity_value = _choice(Activity, activity, "activity")
     if not isinstance(started_at, dt.datetime) or started_at.tzinfo is None or started_at.utcoffset() is None:
         raise InvalidArgument("started_at", "must be a date and time with a time zone")
@@ -120,7 +161,7 @@ def validate_worklog(engineer_id: str, grade: str, activity: str, started_at: dt
         raise InvalidArgument("note", f"is longer than {MAX_NOTE} characters")
     # PostgreSQL's text cannot hold NUL: the write would fail as INTERNAL after the checks had passed.
     note = plain(note, "note")
-    return Worklog(engineer_id=engineer_id, grade=Grade(grade_value), activity=Activity(activity_value),
+    return Worklog(engineer_id=engineer_id, grade=grade, activity=Activity(activity_value),
                    started_at=started_at, minutes=minutes, note=note)
 
 
