@@ -58,6 +58,11 @@ def test_seeded_api_process_signs_in_demo_staff(infra, token_keys, verifier, pro
         # Logins (phone numbers, for patients) and passwords never reach the log.
         log = processes.log("identity-api")
         assert "sign-in" in log and "office" not in log and "Office1234" not in log
+        # The seed graded the demo engineers: their tokens carry the grade that prices their worklogs.
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            engineer = identity_pb2_grpc.IdentityServiceStub(channel).SignIn(
+                pb.SignInRequest(login="engineer", password="Engineer1234"), timeout=10)
+        assert verifier.verify(engineer.access_token).grade == "senior"
 
 
 def test_the_development_notifier_logs_the_code_with_the_phone_masked(infra, token_keys, processes):

@@ -23,7 +23,7 @@ from tuoguan_common.errors import AlreadyExists, TokenRevoked
 from . import sms
 from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
-from .domain import device_tokens
+from .domain import device_tokens, grades
 from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
@@ -84,7 +84,7 @@ def signed_device_token(issuer: auth.TokenIssuer, record: DeviceTokenRecord) -> 
 def account_message(record: AccountRecord) -> identity_pb2.Account:
     return identity_pb2.Account(
         account_id=record.account_id, login=record.login, display_name=record.display_name,
-        roles=[_ROLE_VALUES[r] for r in record.roles if r in _ROLE_VALUES],
+        roles=[_ROLE_VALUES[r] for r in record.roles if r in _ROLE_VALUES], grade=record.grade or "",
     )
 
 
@@ -142,7 +142,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.store.clear_failures(login)
         if self.passwords.needs_rehash(record.password_hash):
             self.store.replace_password_hash(record.account_id, self.passwords.hash(password))
-        token = self.issuer.issue(record.account_id, record.roles)
+        # An engineer's token carries their grade: what ticketing prices their worklogs by.
+        token = self.issuer.issue(record.account_id, record.roles, grade=grades.token_grade(record.roles, record.grade))
         self._signed_in("ok", account_id=record.account_id)
         return identity_pb2.SignInResponse(
             access_token=token, expires_in_seconds=self.issuer.ttl_seconds, account=account_message(record),
@@ -171,12 +172,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         admin = auth.current_principal().require(auth.ADMIN)
         account = rules.new_staff(
             request.login, request.password, request.display_name, [role_name(r) for r in request.roles],
+            request.grade,
         )
         key = rules.idempotency_key(request.idempotency_key)
         reply, created = self._open_account("CreateStaffAccount", admin.subject, key, request, account, LoginTaken)
         if created:
-            log.info("staff account opened",
-                     extra={"account_id": reply.account_id, "roles": list(account.roles), "by": admin.subject})
+            log.info("staff account opened", extra={"account_id": reply.account_id, "roles": list(account.roles),
+                                                    "grade": account.grade, "by": admin.subject})
         return identity_pb2.CreateStaffAccountResponse(account=reply)
 
     def RequestPasswordReset(self, request, context):
@@ -335,6 +337,24 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         return identity_pb2.ListStaffResponse(
             accounts=[account_message(r) for r in self.store.accounts_with_role(role)])
 
+    def SetStaffGrade(self, request, context):
+        admin = auth.current_principal().require(auth.ADMIN)
+        account_id = rules.account_id(request.account_id)
+        grade = grades.grade(request.grade)
+        with self.store.transaction() as cur:
+            record = self.store.lock_account(cur, account_id)
+            if record is None:
+                raise AccountNotFound("no account with this id")
+            previous = record.grade
+            changed = grades.grade_change(record.roles, previous, grade)
+            if changed:
+                record = self.store.set_grade(cur, account_id, grade, admin.subject, self.clock())
+        if changed:
+            # Who changed whose price, by account id: no names in the log.
+            log.info("staff grade set", extra={"account_id": account_id, "grade": grade,
+                                               "previous_grade": previous, "by": admin.subject})
+        return identity_pb2.SetStaffGradeResponse(account=account_message(record))
+
     def _open_account(
         self, scope: str, owner: str, key: str, request: Message, account: NewAccount, taken: type[AlreadyExists],
     ) -> tuple[identity_pb2.Account, bool]:
@@ -352,7 +372,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         with self.store.transaction() as cur:
             first = outbox.claim_key(cur, scope, owner, key, fingerprint)
             if first is None:
-                record = self.store.insert_account(cur, account, password_hash)
+                record = self.store.insert_account(cur, account, password_hash, by=owner, at=self.clock())
                 if record is None:
                     raise taken()
                 reply = account_message(record)

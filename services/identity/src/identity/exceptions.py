@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from tuoguan_common.errors import (
-    AlreadyExists, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated, Unavailable,
+    AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unauthenticated,
+    Unavailable,
 )
 
 
@@ -106,8 +107,17 @@ class ResetCodeExpired(InvalidArgument):
 class AccountNotFound(NotFound):
     reason = "account_not_found"
 
+    def __init__(self, message: str = "no account for this token") -> None:
+        super().__init__(message)
+
+
+class NotAnEngineer(FailedPrecondition):
+    # Only an engineer's hours are priced by a grade: a patient, a dispatcher
+    # or a clinician has none.
+    reason = "not_an_engineer"
+
     def __init__(self) -> None:
-        super().__init__("no account for this token")
+        super().__init__("only an account holding the engineer role has a rate grade")
 
 
 class DeviceTokenNotFound(NotFound):

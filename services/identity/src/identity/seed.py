@@ -1,7 +1,9 @@
 """``python -m identity.seed``: the demo accounts, created once.
 
 Patients sign in with their phone number, staff with their staff id. Running
-it again changes nothing (and keeps the passwords people may have changed).
+it again changes nothing (and keeps the passwords people may have changed),
+but gives a demo engineer its grade if it has none (a database seeded before
+grades existed); a grade an admin set stays.
 """
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from tuoguan_common import auth
 from tuoguan_common.config import service_database_url
 from tuoguan_common.db import Database, migrate_service
 from tuoguan_common.logs import setup_logging
+from tuoguan_common.outbox import utcnow
 
 from .domain import accounts as rules
+from .domain import grades
 from .passwords import Passwords
 from .store import IdentityStore
 
@@ -33,6 +37,10 @@ DEMO_STAFF = [
     ("engineer", "Engineer1234", "周杰", [auth.ENGINEER]),
     ("engineer2", "Engineer1234", "吴磊", [auth.ENGINEER]),
 ]
+# The demo engineers' rate grades, which price their worklogs.
+DEMO_GRADES = {"engineer": "senior", "engineer2": "intermediate"}
+# Who the grade changes the seed writes were set by (an admin's are their account id).
+SEEDED_BY = "seed"
 
 
 def seed(database: Database, passwords: Passwords | None = None) -> int:
@@ -41,14 +49,29 @@ def seed(database: Database, passwords: Passwords | None = None) -> int:
     store = IdentityStore(database)
     # Demo data obeys the same rules as sign-up, so it cannot drift from them.
     wanted = [(rules.new_patient(phone, secret, name), secret) for phone, secret, name in DEMO_PATIENTS]
-    wanted += [(rules.new_staff(login, secret, name, roles), secret) for login, secret, name, roles in DEMO_STAFF]
+    wanted += [(rules.new_staff(login, secret, name, roles, DEMO_GRADES.get(login, "")), secret)
+               for login, secret, name, roles in DEMO_STAFF]
     created = 0
     for account, secret in wanted:
-        if store.account_by_login(account.login) is not None:
-            continue
-        with store.transaction() as cur:
-            created += store.insert_account(cur, account, passwords.hash(secret)) is not None
+        existing = store.account_by_login(account.login)
+        if existing is None:
+            with store.transaction() as cur:
+                created += store.insert_account(cur, account, passwords.hash(secret),
+                                                by=SEEDED_BY, at=utcnow()) is not None
+        elif account.grade is not None and existing.grade is None:
+            _grade_if_ungraded(store, existing.account_id, account.grade)
     return created
+
+
+def _grade_if_ungraded(store: IdentityStore, account_id: str, grade: str) -> None:
+    """Gives an existing demo engineer its grade, unless it has one by now (an admin's stays)."""
+    with store.transaction() as cur:
+        record = store.lock_account(cur, account_id)
+        # Roles never change, but an account of that login that is not an
+        # engineer's is left as it is rather than stopping the seed.
+        if record is not None and record.grade is None and grades.is_engineer(record.roles):
+            store.set_grade(cur, account_id, grade, SEEDED_BY, utcnow())
+            log.info("demo engineer graded", extra={"account_id": account_id, "grade": grade})
 
 
 def main() -> None:

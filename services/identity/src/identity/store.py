@@ -1,5 +1,5 @@
-"""All SQL of identity's own tables: accounts, sign-in failures, password reset
-codes, device tokens and signed-out tokens."""
+"""All SQL of identity's own tables: accounts (and their grade changes),
+sign-in failures, password reset codes, device tokens and signed-out tokens."""
 from __future__ import annotations
 
 import datetime as dt
@@ -22,6 +22,8 @@ class AccountRecord:
     display_name: str
     roles: tuple[str, ...]
     password_hash: str
+    # An engineer's rate grade; None for everyone else and the ungraded.
+    grade: str | None = None
 
 
 def _record(row: dict | None) -> AccountRecord | None:
@@ -29,11 +31,11 @@ def _record(row: dict | None) -> AccountRecord | None:
         return None
     return AccountRecord(
         account_id=str(row["id"]), login=row["login"], display_name=row["display_name"],
-        roles=tuple(row["roles"]), password_hash=row["password_hash"],
+        roles=tuple(row["roles"]), password_hash=row["password_hash"], grade=row["grade"],
     )
 
 
-_COLUMNS = "id, login, display_name, roles, password_hash"
+_COLUMNS = "id, login, display_name, roles, password_hash, grade"
 # A verifier accepts a token this long past its "exp": so long it stays listed.
 TOKEN_LEEWAY = dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
 
@@ -63,14 +65,20 @@ class IdentityStore:
 
     # Accounts.
 
-    def insert_account(self, cur: psycopg.Cursor, account: NewAccount, password_hash: str) -> AccountRecord | None:
-        """Adds the account inside the caller's transaction; None when the login is taken."""
+    def insert_account(self, cur: psycopg.Cursor, account: NewAccount, password_hash: str, *,
+                       by: str, at: dt.datetime) -> AccountRecord | None:
+        """Adds the account inside the caller's transaction; None when the login
+        is taken. An account opened with a grade records that grade as given
+        ``by`` (the admin's account id) ``at`` that time."""
         cur.execute(
-            f"INSERT INTO accounts (login, password_hash, display_name, roles) VALUES (%s, %s, %s, %s) "
+            f"INSERT INTO accounts (login, password_hash, display_name, roles, grade) VALUES (%s, %s, %s, %s, %s) "
             f"ON CONFLICT (login) DO NOTHING RETURNING {_COLUMNS}",
-            (account.login, password_hash, account.display_name, list(account.roles)),
+            (account.login, password_hash, account.display_name, list(account.roles), account.grade),
         )
-        return _record(cur.fetchone())
+        record = _record(cur.fetchone())
+        if record is not None and record.grade is not None:
+            self._grade_given(cur, record.account_id, record.grade, by, at)
+        return record
 
     def account_by_login(self, login: str) -> AccountRecord | None:
         with self.transaction() as cur:
@@ -93,6 +101,26 @@ class IdentityStore:
             cur.execute(f"SELECT {_COLUMNS} FROM accounts WHERE %s = ANY(roles) ORDER BY display_name, login",
                         (role,))
             return [_record(row) for row in cur.fetchall()]
+
+    def lock_account(self, cur: psycopg.Cursor, account_id: str) -> AccountRecord | None:
+        """The account, locked for the caller's transaction: changes of one
+        account's grade take turns (two identical ones write one change)."""
+        cur.execute(f"SELECT {_COLUMNS} FROM accounts WHERE id = %s FOR UPDATE", (uuid.UUID(account_id),))
+        return _record(cur.fetchone())
+
+    def set_grade(self, cur: psycopg.Cursor, account_id: str, grade: str, by: str, at: dt.datetime) -> AccountRecord:
+        """In the caller's transaction (that of ``lock_account``): the account's
+        new grade, and the change recorded as given ``by`` ``at`` that time."""
+        cur.execute(f"UPDATE accounts SET grade = %s WHERE id = %s RETURNING {_COLUMNS}",
+                    (grade, uuid.UUID(account_id)))
+        record = _record(cur.fetchone())
+        self._grade_given(cur, account_id, grade, by, at)
+        return record
+
+    @staticmethod
+    def _grade_given(cur: psycopg.Cursor, account_id: str, grade: str, by: str, at: dt.datetime) -> None:
+        cur.execute("INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) VALUES (%s, %s, %s, %s)",
+                    (uuid.UUID(account_id), grade, by, at))
 
     def replace_password_hash(self, account_id: str, password_hash: str) -> None:
         with self.transaction() as cur:

@@ -7,6 +7,7 @@ with a letter), so one ``accounts.login`` column serves both.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -16,6 +17,7 @@ from tuoguan_common.roles import (
 )
 
 from ..exceptions import InvalidAccountField, NotASignInToken
+from . import grades
 
 # Mainland China mobile numbers: 11 digits, 1 then 3-9 (no +86, no spaces).
 PATIENT_PHONE = re.compile(r"1[3-9][0-9]{9}")
@@ -43,6 +45,8 @@ class NewAccount:
     login: str
     display_name: str
     roles: tuple[str, ...]
+    # An engineer's rate grade (domain/grades.py); None for everyone else.
+    grade: str | None = None
 
 
 def _required(raw: str, field: str) -> str:
@@ -169,10 +173,22 @@ def new_patient(phone: str, secret: str, display: str) -> NewAccount:
     return NewAccount(login=login, display_name=display_name(display), roles=(PATIENT,))
 
 
-def new_staff(login: str, secret: str, display: str, roles: Iterable[str]) -> NewAccount:
+def new_staff(login: str, secret: str, display: str, roles: Iterable[str], grade: str = "") -> NewAccount:
+    """A staff account; an engineer may open with a rate grade, or be graded later."""
     login = staff_login(login)
     password(secret)
-    return NewAccount(login=login, display_name=display_name(display), roles=staff_roles(roles))
+    name = display_name(display)
+    held = staff_roles(roles)
+    return NewAccount(login=login, display_name=name, roles=held, grade=grades.new_account_grade(grade, held))
+
+
+def account_id(raw: str, field: str = "account_id") -> str:
+    """An account's id (a UUID) in its canonical form."""
+    value = _required(raw, field)
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidAccountField(field, "is not an account id", "account_id_format") from None
 
 
 def check_sign_out(roles: frozenset[str], token_id: str) -> None:

@@ -1,0 +1,92 @@
+"""Migration 0006 (engineers' rate grades) on a database that already holds
+accounts: existing engineers get no grade, the database refuses a grade that
+is not the contract's or an account that is not an engineer's, and the
+downgrade takes the grades and their history away again."""
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from alembic import command
+from alembic.config import Config
+
+from identity.migrate import MIGRATIONS_DIR
+from tuoguan_common.db import drop_database, migrate, sqlalchemy_url
+from tuoguan_common.testing import unique_database_url
+
+pytestmark = pytest.mark.integration
+
+ENGINEER, DISPATCHER = str(uuid.uuid4()), str(uuid.uuid4())
+
+
+@pytest.fixture
+def at_0005(infra):
+    url = unique_database_url(infra, "identity")
+    migrate(url, MIGRATIONS_DIR, "0005")
+    with psycopg.connect(url, autocommit=True) as conn:
+        for account_id, login, role in ((ENGINEER, "engineer", "engineer"), (DISPATCHER, "dispatcher", "dispatcher")):
+            conn.execute("INSERT INTO accounts (id, login, password_hash, display_name, roles) "
+                         "VALUES (%s, %s, '$argon2id$v=19$x', 'x', ARRAY[%s])", (account_id, login, role))
+    yield url
+    drop_database(url)
+
+
+def downgrade(url: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
+    command.downgrade(config, revision)
+
+
+def columns(conn: psycopg.Connection) -> set[str]:
+    return {c for (c,) in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'").fetchall()}
+
+
+def tables(conn: psycopg.Connection) -> set[str]:
+    return {t for (t,) in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+
+
+def refused(conn: psycopg.Connection, sql: str, *args) -> str:
+    with pytest.raises(psycopg.errors.CheckViolation) as caught:
+        conn.execute(sql, args)
+    return caught.value.diag.constraint_name
+
+
+def test_existing_engineers_get_no_grade_and_only_the_contracts_grades_fit(at_0005):
+    migrate(at_0005, MIGRATIONS_DIR)
+    with psycopg.connect(at_0005, autocommit=True) as conn:
+        assert conn.execute("SELECT login, grade FROM accounts ORDER BY login").fetchall() == \
+            [("dispatcher", None), ("engineer", None)]
+        assert conn.execute("SELECT count(*) FROM staff_grade_changes").fetchone() == (0,)
+        for grade in ("junior", "intermediate", "senior", "expert"):
+            conn.execute("UPDATE accounts SET grade = %s WHERE id = %s", (grade, ENGINEER))
+        assert refused(conn, "UPDATE accounts SET grade = 'Senior' WHERE id = %s", ENGINEER) == "accounts_grade_known"
+        assert refused(conn, "UPDATE accounts SET grade = 'senior' WHERE id = %s", DISPATCHER) == \
+            "accounts_grade_engineers_only"
+        conn.execute("INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) "
+                     "VALUES (%s, 'senior', 'admin-id', now())", (ENGINEER,))
+        refused(conn, "INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) "
+                      "VALUES (%s, 'principal', 'admin-id', now())", ENGINEER)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) "
+                         "VALUES (%s, 'senior', 'admin-id', now())", (str(uuid.uuid4()),))
+
+
+def test_the_downgrade_drops_the_grades_and_their_history_and_the_upgrade_comes_back(at_0005):
+    migrate(at_0005, MIGRATIONS_DIR)
+    with psycopg.connect(at_0005, autocommit=True) as conn:
+        conn.execute("UPDATE accounts SET grade = 'senior' WHERE id = %s", (ENGINEER,))
+        conn.execute("INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) "
+                     "VALUES (%s, 'senior', 'admin-id', now())", (ENGINEER,))
+    downgrade(at_0005, "0005")
+    with psycopg.connect(at_0005) as conn:
+        assert "grade" not in columns(conn)
+        assert "staff_grade_changes" not in tables(conn)
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (2,)
+    migrate(at_0005, MIGRATIONS_DIR)
+    with psycopg.connect(at_0005) as conn:
+        assert "grade" in columns(conn) and "staff_grade_changes" in tables(conn)
+        assert conn.execute("SELECT grade FROM accounts WHERE id = %s", (ENGINEER,)).fetchone() == (None,)
