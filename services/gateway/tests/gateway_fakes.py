@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 
+from ticketing.domain.worklog import worklog_grade
 from tuoguan.billing.v1 import billing_pb2 as bill
 from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2 as reg
@@ -202,7 +203,10 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     NOT_FOUND ticket_not_found, a step the lifecycle does not allow
     FAILED_PRECONDITION invalid_transition; a ticket id "refuse:<reason>"
     is refused with that reason. A repeated idempotency key returns the
-    first answer; confirming a resolution makes its worklogs billable."""
+    first answer; confirming a resolution makes its worklogs billable. A
+    worklog is recorded at the grade in the caller's token, by ticketing's
+    own rule (worklog_grade: another grade is INVALID_ARGUMENT on grade, no
+    grade FAILED_PRECONDITION engineer_not_graded)."""
 
     STAFF = (auth.ENGINEER, auth.DISPATCHER, auth.ADMIN)
     # action: (statuses it starts from, the status it leads to, who may take it; None: the requester)
@@ -432,9 +436,10 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     def RecordWorklog(self, request, context):
         self._seen("RecordWorklog", request, context)
         engineer = auth.current_principal().require(auth.ENGINEER)
+        # The real service's rule, checked before the ticket is read: the grade in the caller's token; the
+        # request's may only repeat it.
+        grade = worklog_grade(engineer.grade, request.grade)
         ticket = self._ticket(request.ticket_id)
-        if request.grade not in ("junior", "intermediate", "senior", "expert"):
-            raise InvalidArgument("grade", "must be junior, intermediate, senior or expert")
         if not 0 < request.minutes <= 24 * 60:
             raise InvalidArgument("minutes", "must be 1-1440")
 
@@ -442,7 +447,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
             worklogs = self.worklogs.setdefault(ticket.ticket_id, [])
             worklog = tkt.Worklog(
                 worklog_id=f"wl-{ticket.ticket_id}-{len(worklogs) + 1}", ticket_id=ticket.ticket_id,
-                engineer_id=engineer.subject, grade=request.grade, activity=request.activity,
+                engineer_id=engineer.subject, grade=grade.value, activity=request.activity,
                 started_at=request.started_at, minutes=request.minutes, note=request.note, created_at=self.NOW,
             )
             worklogs.append(worklog)

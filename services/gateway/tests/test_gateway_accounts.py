@@ -16,7 +16,7 @@ def test_a_patient_signs_up_signs_in_and_sees_their_account(http):
                           json={"phone": phone, "password": "Patient2026", "display_name": "周文静"})
     assert signed_up.status_code == 201
     assert signed_up.json() | {"account_id": ""} == {
-        "account_id": "", "login": phone, "display_name": "周文静", "roles": ["patient"]}
+        "account_id": "", "login": phone, "display_name": "周文静", "roles": ["patient"], "grade": ""}
     me = Caller(http, phone, "Patient2026")
     reply = http.get("/api/v1/me", headers=me.headers)
     assert reply.status_code == 200 and reply.json() == signed_up.json()
@@ -112,6 +112,67 @@ def test_admins_open_staff_accounts_the_service_decides_who_is_admin(http, patie
     not_a_role = body | {"roles": ["surgeon"]}
     assert error(http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json=not_a_role))[::2] \
         == (422, "roles.0")
+
+
+def test_admins_grade_engineers_and_the_next_sign_in_carries_the_grade(http, demo, fakes):
+    admin, dispatcher = demo("admin"), demo("dispatcher")
+    login = f"eng{fresh_phone()[-6:]}"
+    opened = http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json={
+        "login": login, "password": "Engineer2026", "display_name": "郑浩", "roles": ["engineer"]})
+    assert opened.status_code == 201 and opened.json()["grade"] == "", opened.text
+    account_id = opened.json()["account_id"]
+    ungraded = Caller(http, login, "Engineer2026")
+    assert ungraded.account["grade"] == ""
+    assert "grade" not in jwt.decode(ungraded.token, options={"verify_signature": False})
+    # Ticketing (here its stand-in, by the same rule) records no time for an engineer without a grade.
+    ticket = http.post("/api/v1/tickets", headers=ungraded.headers | new_key(), json={
+        "kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站黑屏"})
+    assert ticket.status_code == 201, ticket.text
+    worklogs = f"/api/v1/tickets/{ticket.json()['ticket_id']}/worklogs"
+    worklog = {"activity": "repair", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 30}
+    assert error(http.post(worklogs, headers=ungraded.headers | new_key(), json=worklog)) == \
+        (409, "engineer_not_graded", None)
+
+    path = f"/api/v1/admin/staff-accounts/{account_id}/grade"
+    assert error(http.put(path, headers=dispatcher.headers, json={"grade": "senior"}))[0] == 403
+    graded = http.put(path, headers=admin.headers, json={"grade": "senior"})
+    assert graded.status_code == 200, graded.text
+    assert graded.json() == opened.json() | {"grade": "senior"}
+    assert http.put(path, headers=admin.headers, json={"grade": "senior"}).json() == graded.json()
+    # The token already issued keeps what it was issued with; the next sign-in carries the grade.
+    assert error(http.post(worklogs, headers=ungraded.headers | new_key(), json=worklog))[1] == "engineer_not_graded"
+    engineer = Caller(http, login, "Engineer2026")
+    assert engineer.account["grade"] == "senior"
+    assert jwt.decode(engineer.token, options={"verify_signature": False})["grade"] == "senior"
+    logged = http.post(worklogs, headers=engineer.headers | new_key(), json=worklog)
+    assert logged.status_code == 201 and logged.json()["grade"] == "senior", logged.text
+    assert error(http.post(worklogs, headers=engineer.headers | new_key(),
+                           json=worklog | {"grade": "expert", "started_at": "2026-11-26T10:30:00+08:00"})) == \
+        (422, "invalid_argument", "grade")
+    assert http.get("/api/v1/me", headers=engineer.headers).json()["grade"] == "senior"
+
+
+def test_grade_refusals_are_mapped(http, demo):
+    admin = demo("admin")
+    engineer_id = demo("engineer").account["account_id"]
+    path = f"/api/v1/admin/staff-accounts/{engineer_id}/grade"
+    assert error(http.put(path, headers=admin.headers, json={"grade": "guru"}))[::2] == (422, "grade")
+    assert error(http.put(path, headers=admin.headers, json={}))[::2] == (422, "grade")
+    office_id = demo("office").account["account_id"]
+    assert error(http.put(f"/api/v1/admin/staff-accounts/{office_id}/grade", headers=admin.headers,
+                          json={"grade": "senior"}))[:2] == (409, "not_an_engineer")
+    assert error(http.put("/api/v1/admin/staff-accounts/00000000-0000-0000-0000-000000000000/grade",
+                          headers=admin.headers, json={"grade": "senior"}))[0] == 404
+    assert error(http.put(path, json={"grade": "senior"}))[0] == 401
+    # Only an engineer's account opens with a grade.
+    body = {"login": f"fin{fresh_phone()[-6:]}", "password": "Finance2026", "display_name": "孙丽",
+            "roles": ["finance"], "grade": "senior"}
+    assert error(http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json=body))[::2] == \
+        (422, "grade")
+    expert = body | {"login": f"eng{fresh_phone()[-6:]}", "roles": ["engineer"], "grade": "expert"}
+    created = http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json=expert)
+    assert created.status_code == 201 and created.json()["grade"] == "expert", created.text
+    assert Caller(http, expert["login"], "Finance2026").account["grade"] == "expert"
 
 
 def test_signing_out_records_the_token_and_a_device_token_is_left_to_admins(http, patient, identity_database, issuer):

@@ -34,10 +34,13 @@ class Staff:
 
 @pytest.fixture
 def person(issuer):
-    """A fresh account holding the roles named: person(auth.CLINICIAN)."""
-    def make(*roles: str) -> Staff:
+    """A fresh account holding the roles named: person(auth.CLINICIAN). An engineer's token carries
+    ``grade`` (senior unless named; "" for an engineer not graded yet), as identity signs it."""
+    def make(*roles: str, grade: str | None = None) -> Staff:
         subject = f"acc-{uuid.uuid4().hex[:12]}"
-        return Staff(subject, issuer.issue(subject, list(roles)))
+        if grade is None:
+            grade = "senior" if auth.ENGINEER in roles else ""
+        return Staff(subject, issuer.issue(subject, list(roles), grade=grade))
     return make
 
 
@@ -203,16 +206,18 @@ def test_a_ticket_with_its_comments_and_worklogs(http, fakes, person):
     assert comment.json() == {"comment_id": f"cm-{tid}-1", "author_id": clinician.subject,
                               "body": "仍然无法打开 / still failing", "created_at": "2026-11-26T09:00:00Z"}
     assert fakes["ticketing"].last("AddComment")[1].idempotency_key == key["Idempotency-Key"]
-    worklog_body = {"grade": "senior", "activity": "remote", "started_at": "2026-11-26T09:30:00+08:00",
-                    "minutes": 45, "note": "重启影像服务"}
+    # No grade: the service records the one in the engineer's token.
+    worklog_body = {"activity": "remote", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 45,
+                    "note": "重启影像服务"}
     key = new_key()
     worklog = http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | key, json=worklog_body)
     assert worklog.status_code == 201, worklog.text
-    assert worklog.json() == worklog_body | {"worklog_id": f"wl-{tid}-1", "ticket_id": tid,
+    assert worklog.json() == worklog_body | {"worklog_id": f"wl-{tid}-1", "ticket_id": tid, "grade": "senior",
                                              "engineer_id": engineer.subject, "billable": False,
                                              "created_at": "2026-11-26T09:00:00Z"}
     _, request, metadata = fakes["ticketing"].last("RecordWorklog")
     assert (request.ticket_id, request.minutes, request.idempotency_key) == (tid, 45, key["Idempotency-Key"])
+    assert request.grade == ""
     assert metadata["authorization"] == f"Bearer {engineer.token}"
     listed = http.get(f"/api/v1/tickets/{tid}/worklogs", headers=clinician.headers)
     assert listed.status_code == 200 and listed.json() == {"worklogs": [worklog.json()]}
@@ -228,7 +233,7 @@ def test_a_ticket_with_its_comments_and_worklogs(http, fakes, person):
 def test_comments_and_worklogs_are_refused_with_reasons(http, person):
     clinician, engineer = person(auth.CLINICIAN), person(auth.ENGINEER)
     tid = open_ticket(http, clinician)["ticket_id"]
-    worklog = {"grade": "senior", "activity": "repair", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 30}
+    worklog = {"activity": "repair", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 30}
     assert error(http.post(f"/api/v1/tickets/{tid}/comments", headers=clinician.headers, json={"body": "x"})) == \
         (422, "invalid_argument", "Idempotency-Key")
     assert error(http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers, json=worklog)) == \
@@ -250,6 +255,28 @@ def test_comments_and_worklogs_are_refused_with_reasons(http, person):
                            json={"body": "x"})) == (404, "ticket_not_found", None)
     assert error(http.get("/api/v1/tickets/tk-none/worklogs", headers=clinician.headers)) == \
         (404, "ticket_not_found", None)
+
+
+def test_a_worklog_is_at_the_accounts_grade_and_another_is_refused(http, fakes, person):
+    clinician, engineer = person(auth.CLINICIAN), person(auth.ENGINEER, grade="intermediate")
+    ungraded = person(auth.ENGINEER, grade="")
+    tid = open_ticket(http, clinician)["ticket_id"]
+    worklog = {"activity": "repair", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 30}
+    before = len(fakes["ticketing"].worklogs.get(tid, []))
+
+    claimed = http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key(),
+                        json=worklog | {"grade": "expert"})
+    assert error(claimed) == (422, "invalid_argument", "grade")
+    assert "intermediate" in claimed.json()["error"]["message"]
+    not_graded = http.post(f"/api/v1/tickets/{tid}/worklogs", headers=ungraded.headers | new_key(), json=worklog)
+    assert error(not_graded) == (409, "engineer_not_graded", None)
+    assert "an admin sets engineers' grades" in not_graded.json()["error"]["message"]
+    assert len(fakes["ticketing"].worklogs.get(tid, [])) == before
+
+    # The account's own grade, named or not, is recorded.
+    for body in (worklog, worklog | {"grade": "Intermediate", "started_at": "2026-11-26T10:30:00+08:00"}):
+        logged = http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key(), json=body)
+        assert logged.status_code == 201 and logged.json()["grade"] == "intermediate", logged.text
 
 
 def test_a_ticket_through_its_lifecycle(http, fakes, person):

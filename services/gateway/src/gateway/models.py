@@ -81,6 +81,13 @@ class StaffAccount(BaseModel):
     password: Text
     display_name: Text = Field(examples=["孙丽"])
     roles: list[Role] = Field(examples=[["registration_office"]])
+    grade: Text = Field("", description="Engineers only, optional: the rate grade (junior, intermediate, senior, "
+                                        "expert) that prices their worklogs; also set later with PUT "
+                                        "/api/v1/admin/staff-accounts/{account_id}/grade", examples=[""])
+
+
+class StaffGrade(BaseModel):
+    grade: Text = Field(description="junior, intermediate, senior or expert", examples=["senior"])
 
 
 class Hold(BaseModel):
@@ -148,7 +155,9 @@ class NewComment(BaseModel):
 
 
 class NewWorklog(BaseModel):
-    grade: Text = Field(description="junior, intermediate, senior, expert", examples=["senior"])
+    grade: Text = Field("", description="Optional: the worklog is recorded at the rate grade an admin gave the "
+                                        "engineer's account (the token's); a different grade is refused (422, field "
+                                        "grade)", examples=[""])
     activity: Text = Field(description="diagnosis, repair, onsite, remote, change, travel, documentation",
                            examples=["repair"])
     started_at: Text = Field(description="RFC 3339", examples=["2026-11-26T09:30:00+08:00"])

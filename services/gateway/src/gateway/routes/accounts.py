@@ -12,7 +12,7 @@ from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
-    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount,
+    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount, StaffGrade,
 )
 from ..sign_in_guard import client_address
 
@@ -77,8 +77,22 @@ async def my_account(services: CallerServices):
 
 @router.post("/admin/staff-accounts", status_code=201, response_model=Account, summary="Admins open staff accounts")
 async def open_staff_account(body: StaffAccount, key: IdempotencyKey, services: CallerServices):
+    """An engineer's account may open with its rate ``grade``; any other account's is refused (422, field
+    ``grade``)."""
     request = fill(identity_pb2.CreateStaffAccountRequest(idempotency_key=key), body.model_dump(mode="json"))
     return to_dict((await services.identity.CreateStaffAccount(request)).account)
+
+
+@router.put("/admin/staff-accounts/{account_id}/grade", response_model=Account,
+            summary="Admins set an engineer's rate grade, which prices their worklogs")
+async def set_staff_grade(account_id: str, body: StaffGrade, services: CallerServices):
+    """The engineer's next sign-in carries the grade, and ticketing records their worklogs at it; a token
+    already issued keeps the grade it was issued with until it expires. Setting the grade the account already
+    has changes nothing. A grade not one of junior, intermediate, senior, expert is 422 (field ``grade``); an
+    account that is not an engineer's 409 (``not_an_engineer``); an unknown account 404; anyone but an admin
+    403."""
+    return to_dict((await services.identity.SetStaffGrade(
+        identity_pb2.SetStaffGradeRequest(account_id=account_id, grade=body.grade))).account)
 
 
 @router.post("/admin/device-tokens", status_code=201, response_model=IssuedDeviceToken,

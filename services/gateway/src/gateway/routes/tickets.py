@@ -111,6 +111,10 @@ async def add_comment(ticket_id: str, body: NewComment, key: IdempotencyKey, ser
 @router.post("/tickets/{ticket_id}/worklogs", status_code=201, response_model=Worklog,
              summary="An engineer logs time on a ticket")
 async def record_worklog(ticket_id: str, body: NewWorklog, key: IdempotencyKey, services: CallerServices):
+    """Recorded at the rate grade an admin gave the caller's account (the grade in their token): a ``grade``
+    other than that one is 422 (field ``grade``), and an account without a grade 409
+    (``engineer_not_graded``: an admin sets it, then the engineer signs in again). Time not worked yet is 422
+    (``worklog_in_future``), time overlapping the engineer's other worklogs 409 (``worklog_overlaps``)."""
     request = fill(ticketing_pb2.RecordWorklogRequest(ticket_id=ticket_id, idempotency_key=key),
                    body.model_dump(mode="json"))
     return to_dict((await services.ticketing.RecordWorklog(request)).worklog)
