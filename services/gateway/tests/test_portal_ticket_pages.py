@@ -6,6 +6,7 @@ pages, and every ticketing refusal reads as a Chinese sentence."""
 from __future__ import annotations
 
 import re
+import uuid
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,7 +23,7 @@ PASSWORDS = {"clinician": "Clinician1234", "dispatcher": "Dispatcher1234", "engi
 # Every reason the ticketing service gives (domain/lifecycle.py, store.py, exceptions.py).
 TICKETING_REASONS = ["invalid_transition", "worklog_required", "not_requester", "not_assignee", "role_not_allowed",
                      "not_your_ticket", "ticket_closed", "ticket_not_found", "subsystem_not_found",
-                     "subsystem_code_taken", "worklog_overlaps", "worklog_in_future"]
+                     "subsystem_code_taken", "worklog_overlaps", "worklog_in_future", "engineer_not_graded"]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -57,14 +58,15 @@ def path_of(reply: httpx.Response) -> str:
 
 @pytest.fixture
 def portal(gateway_url):
-    """Browser-like sessions (cookies, redirects followed) signed in as demo accounts: portal("clinician")."""
+    """Browser-like sessions (cookies, redirects followed) signed in as demo accounts: portal("clinician"),
+    or as an account of the test's own with its password."""
     clients = []
 
-    def sign_in(login: str) -> httpx.Client:
+    def sign_in(login: str, password: str | None = None) -> httpx.Client:
         client = httpx.Client(base_url=gateway_url, timeout=20, follow_redirects=True)
         clients.append(client)
         token = csrf(client.get("/signin"))
-        page = client.post("/signin", data={"login": login, "password": PASSWORDS[login], "next": "/",
+        page = client.post("/signin", data={"login": login, "password": password or PASSWORDS[login], "next": "/",
                                             "csrf": token})
         assert page.status_code == 200 and "退出登录" in page.text, page.text[-2000:]
         client.landing = page
@@ -212,18 +214,25 @@ def test_a_ticket_from_report_to_confirmation_through_the_pages(portal, fakes):
     assert status_message(act(engineer, ticket_id, "start")) == "已开始处理，响应时间已记录。"
     assert ticketing.tickets[ticket_id].status == tkt.TICKET_STATUS_IN_PROGRESS
     detail = engineer.get(f"/tickets/{ticket_id}")
-    for label in ("人员级别", "工作内容", "开始时间", "工时（分钟）", "工作记录"):
+    for label in ("工作内容", "开始时间", "工时（分钟）", "工作记录"):
         assert re.search(rf'<label for="wl-[a-z]+">{re.escape(label)}</label>', detail.text), label
+    # The grade is the account's (the demo engineer is senior): shown, not chosen.
+    assert 'name="grade"' not in detail.text
+    assert re.search(r'<p class="worklog-grade" id="wl-grade" data-grade="senior">您的人员级别：高级工程师。', detail.text)
     started = re.search(r'name="started_at" type="datetime-local" required value="([^"]+)"', detail.text).group(1)
     target = f"/tickets/{ticket_id}/worklogs"
-    logged = engineer.post(target, data={"csrf": csrf(detail), "key": form_key(detail, target), "grade": "senior",
+    # A grade posted all the same (a form of an older page, a crafted post) is not passed on.
+    logged = engineer.post(target, data={"csrf": csrf(detail), "key": form_key(detail, target), "grade": "expert",
                                          "activity": "repair", "started_at": started, "minutes": "30",
                                          "note": "重建 PACS 缓存索引"})
     assert status_message(logged) == "已登记 30 分钟工时。"
     _, worklog, _ = ticketing.last("RecordWorklog")
-    assert (worklog.grade, worklog.activity, worklog.minutes) == ("senior", "repair", 30)
+    assert (worklog.grade, worklog.activity, worklog.minutes) == ("", "repair", 30)
     assert worklog.started_at == f"{started}:00+08:00"
+    assert [w.grade for w in ticketing.worklogs[ticket_id]] == ["senior"]
     assert 'data-billable="no"' in logged.text
+    row = re.search(r'<tr data-worklog=.*?</tr>', logged.text, re.S).group(0)
+    assert "<td>高级工程师</td>" in row
     paused_sides = re.findall(r'name="pause_side" value="(\d)"', logged.text)
     assert paused_sides == ["1", "2", "3"] and "SLA 暂停计时" in logged.text
     resolved = act(engineer, ticket_id, "resolve", note="已重建缓存索引，调阅恢复正常")
@@ -241,6 +250,35 @@ def test_a_ticket_from_report_to_confirmation_through_the_pages(portal, fakes):
     assert f'data-ticket="{number}"' in clinician.get("/tickets").text.split("<h2>已关闭</h2>")[1]
     # The O&M side sees the worklog billable now.
     assert 'data-billable="yes"' in engineer.get(f"/tickets/{ticket_id}").text
+
+
+def test_an_engineer_without_a_grade_is_told_an_admin_must_set_it(portal, gateway_url, fakes):
+    with httpx.Client(base_url=gateway_url, timeout=20) as http:
+        admin = http.post("/api/v1/auth/signin", json={"login": "admin", "password": PASSWORDS["admin"]}).json()
+        login = f"eng{uuid.uuid4().hex[:8]}"
+        opened = http.post("/api/v1/admin/staff-accounts", json={
+            "login": login, "password": "Engineer2026", "display_name": "郑浩", "roles": ["engineer"]},
+            headers={"Authorization": f"Bearer {admin['access_token']}", "Idempotency-Key": uuid.uuid4().hex})
+        assert opened.status_code == 201 and opened.json()["grade"] == "", opened.text
+    clinician, dispatcher, ungraded = portal("clinician"), portal("dispatcher"), portal(login, "Engineer2026")
+    ticket_id = ticket_id_of(report(clinician))
+    act(dispatcher, ticket_id, "assign", assignee_id=opened.json()["account_id"])
+
+    page = ungraded.get(f"/tickets/{ticket_id}")
+    section = re.search(r'<section class="action" id="log-work".*?</section>', page.text, re.S).group(0)
+    assert '<p class="worklog-grade not-graded" id="wl-grade" data-grade="">' in section
+    assert zh("Your account has no grade yet, so your time cannot be logged. An admin must set your grade; "
+              "then sign out and sign in again.") in section
+    assert "<form" not in section  # nothing to submit that could only be refused
+    english = ungraded.get(f"/tickets/{ticket_id}", params={"lang": "en"})
+    assert "An admin must set your grade" in english.text
+
+    # Posted all the same: ticketing's refusal, in words, and nothing recorded.
+    target = f"/tickets/{ticket_id}/worklogs"
+    refused = ungraded.post(target, data={"csrf": csrf(page), "key": "ungraded", "activity": "repair",
+                                          "started_at": "2026-11-26T08:00", "minutes": "30"})
+    assert alerts(refused) == [zh(i18n.REASONS["engineer_not_graded"])]
+    assert not fakes["ticketing"].worklogs.get(ticket_id)
 
 
 def test_the_viewer_is_offered_only_their_own_steps(portal, fakes):
@@ -322,7 +360,7 @@ def test_a_worklog_with_bad_figures_is_refused_in_words(portal, fakes):
     act(dispatcher, ticket_id, "assign", assignee_id=engineer_id)
     page = engineer.get(f"/tickets/{ticket_id}")
     target = f"/tickets/{ticket_id}/worklogs"
-    fields = {"csrf": csrf(page), "grade": "senior", "activity": "repair", "started_at": "2026-11-26T08:00"}
+    fields = {"csrf": csrf(page), "activity": "repair", "started_at": "2026-11-26T08:00"}
     typed = engineer.post(target, data={**fields, "key": "a", "minutes": "half an hour"})
     assert alerts(typed) == ["请填写开始时间和所用的整数分钟数。"]
     refused = engineer.post(target, data={**fields, "key": "b", "minutes": "5000"})
@@ -343,7 +381,7 @@ def test_ticket_forms_without_their_csrf_token_change_nothing(portal, fakes):
     for path, data in (("/tickets", {"subsystem_code": "PACS", "title": "x", "kind": "1", "impact": "1",
                                      "urgency": "1"}),
                        ("/tickets/tk-1/actions/start", {}), ("/tickets/tk-1/comments", {"body": "x"}),
-                       ("/tickets/tk-1/worklogs", {"grade": "senior", "minutes": "5"})):
+                       ("/tickets/tk-1/worklogs", {"activity": "repair", "minutes": "5"})):
         page = engineer.post(path, data={**data, "key": "no-csrf"})
         assert page.status_code == 403 and "表单已失效" in page.text, path
         page = engineer.post(path, data={**data, "key": "wrong-csrf", "csrf": "forged"})

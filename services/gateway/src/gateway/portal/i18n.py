@@ -85,6 +85,8 @@ REASONS = {
     "worklog_required": N_("Log the work done on this ticket before resolving it."),
     "worklog_overlaps": N_("You have already logged time that overlaps this period. "
                            "Check the start time and the minutes."),
+    "engineer_not_graded": N_("Your account has no grade yet, so your time cannot be logged. "
+                              "An admin must set your grade; then sign out and sign in again."),
     "worklog_in_future": N_("Only time already worked can be logged: the work must end by now. "
                             "Check the start time and the minutes."),
     "not_requester": N_("Only the person who reported the problem can confirm or reopen its resolution."),

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 
 import grpc
+import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -76,6 +77,18 @@ async def _me(request: Request) -> str:
         request.session["account"] = {**account, "account_id": reply.account.account_id}
         return reply.account.account_id
     return account["account_id"]
+
+
+def _my_grade(request: Request) -> str:
+    """The rate grade in the signed-in person's token, as identity signed it at sign-in: the grade ticketing
+    records their worklogs at; "" for none (or one the portal has no name for). Read, not verified, and only
+    shown: ticketing verifies the token and decides."""
+    try:
+        claims = jwt.decode(request.session.get("token") or "", options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    grade = claims.get("grade")
+    return grade if isinstance(grade, str) and grade in i18n.WORKLOG_GRADES else ""
 
 
 async def _staff(request: Request, *roles: str) -> dict[str, list[identity_pb2.Account]]:
@@ -321,7 +334,8 @@ async def ticket_page(request: Request, ticket_id: str):
         timeline=_timeline(request, ticket, list(reply.comments), list(reply.history), people),
         worklogs=[(w, people.name(w.engineer_id, ticket, default=translate(request, "An engineer")))
                   for w in reply.worklogs] if has_role(request, *STAFF) else None,
-        offered=offered, engineers=staff["engineer"], elapsed=duration(request, ticket.sla.resolution_elapsed_seconds),
+        offered=offered, engineers=staff["engineer"], grade=_my_grade(request),
+        elapsed=duration(request, ticket.sla.resolution_elapsed_seconds),
         target=duration(request, ticket.sla.resolution_target_seconds), key=form_key(),
         started_default=(now - dt.timedelta(minutes=LOGGED_MINUTES_DEFAULT)).strftime(LOCAL_MINUTE),
         started_max=now.strftime(LOCAL_MINUTE))
@@ -406,8 +420,9 @@ async def worklog(request: Request, ticket_id: str):
         flash(request, _("Enter when the work started and how many whole minutes it took."), "error")
         raise GoBack(back) from None
     try:
+        # No grade: ticketing records the one in the engineer's token, whatever a form would say.
         recording = tkt.RecordWorklogRequest(
-            ticket_id=ticket_id, grade=str(form.get("grade", "")), activity=str(form.get("activity", "")),
+            ticket_id=ticket_id, activity=str(form.get("activity", "")),
             started_at=started.isoformat(), minutes=minutes, note=str(form.get("note", "")),
             idempotency_key=str(form.get("key", "")))
     except ValueError:
