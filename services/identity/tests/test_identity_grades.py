@@ -153,6 +153,16 @@ def test_nobody_but_an_admin_sets_a_grade(identity, identity_db, admin, issuer, 
     assert changes(identity_db) == []
 
 
+def test_an_admin_who_is_also_an_engineer_does_not_grade_themself(identity, identity_db, admin, issuer):
+    both = create_staff(identity, admin, roles=(pb.ROLE_ENGINEER, pb.ROLE_ADMIN), grade="junior")
+    themself = auth.bearer_metadata(issuer.issue(both.account_id, [auth.ADMIN, auth.ENGINEER]))
+    code, reason, _field = failure(lambda: set_grade(identity, themself, both.account_id, "expert"))
+    assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "own_grade")
+    assert stored_grade(identity_db, both.account_id) == "junior"
+    # Another admin may.
+    assert set_grade(identity, admin, both.account_id, "expert").grade == "expert"
+
+
 def test_without_a_token_it_is_unauthenticated(identity, identity_db, admin):
     engineer = create_staff(identity, admin)
     code, _reason, _field = failure(lambda: set_grade(identity, (), engineer.account_id, "expert"))

@@ -341,6 +341,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         admin = auth.current_principal().require(auth.ADMIN)
         account_id = rules.account_id(request.account_id)
         grade = grades.grade(request.grade)
+        grades.refuse_own_grade(admin.subject, account_id)
         with self.store.transaction() as cur:
             record = self.store.lock_account(cur, account_id)
             if record is None:

@@ -120,6 +120,15 @@ class NotAnEngineer(FailedPrecondition):
         super().__init__("only an account holding the engineer role has a rate grade")
 
 
+class OwnGrade(PermissionDenied):
+    # An account holding both admin and engineer would price its own hours:
+    # another admin grades it.
+    reason = "own_grade"
+
+    def __init__(self) -> None:
+        super().__init__("an admin may not set their own grade: another admin sets it")
+
+
 class DeviceTokenNotFound(NotFound):
     reason = "device_token_not_found"
 

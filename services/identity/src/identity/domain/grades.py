@@ -8,7 +8,7 @@ from typing import Iterable
 
 from tuoguan_common.roles import ENGINEER, GRADES
 
-from ..exceptions import InvalidAccountField, NotAnEngineer
+from ..exceptions import InvalidAccountField, NotAnEngineer, OwnGrade
 
 FIELD = "grade"
 
@@ -39,6 +39,13 @@ def new_account_grade(raw: str, roles: Iterable[str], field: str = FIELD) -> str
         raise InvalidAccountField(field, "only an account holding the engineer role has a rate grade",
                                   "not_an_engineer")
     return value
+
+
+def refuse_own_grade(admin_id: str, account_id: str) -> None:
+    """Nobody sets the price of their own hours: an admin who is also an
+    engineer is graded by another admin (``OwnGrade``)."""
+    if admin_id == account_id:
+        raise OwnGrade()
 
 
 def grade_change(roles: Iterable[str], current: str | None, wanted: str) -> bool:
