@@ -5,7 +5,13 @@ import copy
 import datetime as dt
 
 import pytest
-from ticketing.domain.alerts import AlertNotice, alert_impact_urgency, parse_alertmanager
+from ticketing.domain.alerts import (
+    AlertNotice,
+    alert_impact_urgency,
+    device_alarm_fingerprint,
+    device_alarms_prefix,
+    parse_alertmanager,
+)
 from ticketing.domain.priority import Level
 
 UTC = dt.timezone.utc
@@ -145,3 +151,15 @@ def test_a_blank_fingerprint_is_derived_from_the_labels():
     assert freezer.fingerprint and freezer.fingerprint == parse_alertmanager(payload)[0].fingerprint
     payload["alerts"][0]["fingerprint"] = "f" * 200
     assert parse_alertmanager(payload)[0].fingerprint == "f" * 200
+
+
+def test_a_devices_alarm_fingerprints_start_with_its_prefix_and_no_other_devices():
+    assert device_alarm_fingerprint("FRZ-09", "temperature_high") == "device:FRZ-09:temperature_high"
+    # Read as "FRZ" with kind "1:door_open" before the id was encoded: the same key as FRZ:1's door.
+    assert device_alarm_fingerprint("FRZ", "1:door_open") != device_alarm_fingerprint("FRZ:1", "door_open")
+    # Ids without ':' or '%' read as they did before the encoding: their open alarms still clear.
+    assert device_alarm_fingerprint("冰箱 3/A", "door_open") == "device:冰箱 3/A:door_open"
+    for device in ("FRZ:1", "FRZ%", "FRZ%3A1", "冰箱 3", "FRZ/1"):
+        fingerprint = device_alarm_fingerprint(device, "door_open")
+        assert fingerprint.startswith(device_alarms_prefix(device))
+        assert not fingerprint.startswith(device_alarms_prefix("FRZ"))

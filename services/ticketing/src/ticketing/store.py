@@ -28,7 +28,7 @@ from tuoguan_common.outbox import Idempotent
 from . import messages
 from .config import TicketingConfig
 from .domain import escalation, lifecycle
-from .domain.alerts import AlertNotice, alert_impact_urgency
+from .domain.alerts import AlertNotice, alert_impact_urgency, device_alarms_prefix
 from .domain.calendar import ServiceHours, WorkingCalendar
 from .domain.lifecycle import Action, Status, TicketRefused
 from .domain.priority import Level, Priority
@@ -541,11 +541,11 @@ class Store:
         return "opened", ticket_id
 
     def open_device_alarms(self, cur: psycopg.Cursor, device_id: str) -> list[str]:
-        """The fingerprints of a device's open alarm tickets (``device:<id>:<kind>``)."""
+        """The fingerprints of a device's open alarm tickets (``alerts.device_alarm_fingerprint``)."""
         # A prefix compared as it is: with LIKE, an underscore or a percent sign in a device id was a
         # wildcard, and clearing FRZ_09 resolved FRZ-09's alarm too.
         cur.execute("SELECT DISTINCT alert_fingerprint FROM tickets WHERE starts_with(alert_fingerprint, %s) "
-                    "AND status <> 'closed' ORDER BY alert_fingerprint", (f"device:{device_id}:",))
+                    "AND status <> 'closed' ORDER BY alert_fingerprint", (device_alarms_prefix(device_id),))
         return [row["alert_fingerprint"] for row in cur.fetchall()]
 
     # ---- the worker's timers --------------------------------------------------------------------

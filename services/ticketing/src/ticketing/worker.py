@@ -17,7 +17,7 @@ from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerSt
 from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig
-from .domain.alerts import AlertNotice
+from .domain.alerts import AlertNotice, device_alarm_fingerprint
 from .domain.calendar import HOSPITAL_TZ, statutory_data_until
 from .store import Store
 
@@ -38,7 +38,7 @@ def _instant(text: str) -> dt.datetime:
 def device_notice(event, status: str) -> AlertNotice:
     """A freezer's alarm as an alert: one ticket per device and kind of trouble."""
     return AlertNotice(
-        fingerprint=f"device:{event.device_id}:{getattr(event, 'kind', '') or 'alarm'}",
+        fingerprint=device_alarm_fingerprint(event.device_id, getattr(event, "kind", "") or "alarm"),
         status=status, subsystem_code=event.subsystem_code or "BIOBANK",
         alertname=getattr(event, "kind", "") or "device_alarm", severity=getattr(event, "severity", "") or "critical",
         summary=getattr(event, "summary", "") or f"device {event.device_id}",

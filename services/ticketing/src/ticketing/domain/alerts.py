@@ -23,6 +23,19 @@ _GO_ZERO_YEAR = 1
 MAX_FINGERPRINT = 200
 
 
+def device_alarms_prefix(device_id: str) -> str:
+    """What every fingerprint of one device's alarms starts with, and no other device's: a ':' in the id is
+    written %3A (and '%' itself %25), so it cannot read as another device's id and kind ("FRZ" and kind
+    "1:door_open" against "FRZ:1" and "door_open"), and clearing FRZ leaves FRZ:1's alarms open. Any other
+    id reads as it did before, so the alarms open across an upgrade still clear."""
+    return "device:" + device_id.replace("%", "%25").replace(":", "%3A") + ":"
+
+
+def device_alarm_fingerprint(device_id: str, kind: str) -> str:
+    """One open ticket per device and kind of trouble."""
+    return device_alarms_prefix(device_id) + kind
+
+
 @dataclass(frozen=True)
 class AlertNotice:
     fingerprint: str
