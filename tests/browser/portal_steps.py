@@ -90,15 +90,17 @@ def open_ticket(page: Page, number: str) -> None:
     expect(page.locator("#ticket-number")).to_have_text(number)
 
 
-def log_work(page: Page, minutes: int, grade: str = "高级工程师", activity: str = "维修", note: str = "",
-             started_minutes_ago: int | None = None) -> None:
-    """The engineer logs time on the open ticket page (the start defaults to half an hour ago).
-    One engineer's worklogs may not overlap: a second one in a session starts earlier."""
+def log_work(page: Page, minutes: int, activity: str = "维修", note: str = "",
+             started_minutes_ago: int | None = None, grade: str = "高级工程师") -> None:
+    """The engineer logs time on the open ticket page (the start defaults to half an hour ago), at the
+    grade of their account, which the form shows and does not let them choose (the demo engineer is
+    senior). One engineer's worklogs may not overlap: a second one in a session starts earlier."""
     form = page.locator("#log-work")
+    expect(form.locator("#wl-grade")).to_contain_text(f"您的人员级别：{grade}")
+    expect(form.get_by_label("人员级别")).to_have_count(0)
     if started_minutes_ago is not None:
         started = dt.datetime.now(HOSPITAL_TIME) - dt.timedelta(minutes=started_minutes_ago)
         form.get_by_label("开始时间").fill(started.strftime("%Y-%m-%dT%H:%M"))
-    form.get_by_label("人员级别").select_option(label=grade)
     form.get_by_label("工作内容").select_option(label=activity)
     form.get_by_label("工时（分钟）").fill(str(minutes))
     if note:

@@ -1,6 +1,6 @@
 """O&M tickets in Chromium against the whole platform: a clinician reports a
 PACS problem from a phone, the dispatcher assigns it on the board, the
-engineer starts, logs 30 minutes and resolves, the clinician confirms, and the
+engineer starts, logs 30 minutes at their account's grade and resolves, the clinician confirms, and the
 worklog becomes billable; refusals read as Chinese sentences; every ticket
 page passes axe-core's WCAG 2.1 AA checks and fits a 360 px phone."""
 from __future__ import annotations
@@ -66,6 +66,8 @@ def test_a_pacs_problem_from_report_to_a_billable_worklog(new_context, shots):
     shots(engineer, "resolve-needs-worklog")
     log_work(engineer, 30, note="重建 PACS 缓存索引")
     expect(engineer.locator("tr[data-worklog] td.minutes")).to_have_text("30")
+    # Recorded at the grade identity gave the demo engineer's account.
+    expect(engineer.locator("tr[data-worklog] td").nth(2)).to_have_text("高级工程师")
     expect(engineer.locator("tr[data-worklog] td.billable")).to_have_text("待确认")
     shots(engineer, "worklog")
     engineer.get_by_label("是如何解决的？（报修人可以看到）").fill("已重建 PACS 缓存索引，影像调阅恢复正常")

@@ -1,9 +1,11 @@
 """An O&M ticket end to end through the gateway: a clinician reports a PACS
 problem, the dispatcher assigns it, the engineer works, logs time and
-resolves, the clinician confirms, and the worklog becomes billable; machines
-open tickets through the Alertmanager webhook with a device token, deduplicated
-by fingerprint, and resolve them. Every step crosses the real ticketing api,
-its worker (outbox relay) and RabbitMQ."""
+resolves, the clinician confirms, and the worklog becomes billable at the
+engineer's grade; an admin grades a new engineer, whose worklogs are then
+recorded at that grade and no other; machines open tickets through the
+Alertmanager webhook with a device token, deduplicated by fingerprint, and
+resolve them. Every step crosses the real identity and ticketing apis,
+ticketing's worker (outbox relay) and RabbitMQ."""
 from __future__ import annotations
 
 import datetime as dt
@@ -51,10 +53,11 @@ def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
         assert act(http, engineer, ticket_id, "start")["status"] == "in_progress"
         # Hours back: the demo engineer's worklogs of the other journeys (browser, observability) are nearer now.
         started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)).isoformat()
+        # No grade: the demo engineer's account is senior (identity's seed), and the worklog is recorded at it.
         logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
-            "grade": "senior", "activity": "repair", "started_at": started, "minutes": 35,
-            "note": "rebuilt the PACS cache index"})
+            "activity": "repair", "started_at": started, "minutes": 35, "note": "rebuilt the PACS cache index"})
         assert logged.status_code == 201, logged.text
+        assert logged.json()["grade"] == "senior"
         assert act(http, engineer, ticket_id, "resolve", note="cache index rebuilt")["status"] == "resolved"
         closed = act(http, clinician, ticket_id, "confirm")
         assert closed["status"] == "closed" and closed["sla"]["responded_at"]
@@ -66,6 +69,53 @@ def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
         (closed_event,) = tap.events("TicketClosed", ticket_id=ticket_id)
         assert closed_event["how"] == "confirmed" and closed_event["billable_minutes"] == 35
         assert tap.events("WorklogBillable", ticket_id=ticket_id)[0]["grade"] == "senior"
+
+
+def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_grade(platform, http):
+    admin, _ = sign_in(http, "admin", "Admin1234")
+    clinician, _ = sign_in(http, "clinician", "Clinician1234")
+    dispatcher, _ = sign_in(http, "dispatcher", "Dispatcher1234")
+    login = f"eng{uuid.uuid4().hex[:8]}"
+    opened = http.post("/api/v1/admin/staff-accounts", headers={**admin, **key()}, json={
+        "login": login, "password": "Engineer2026", "display_name": "郑浩", "roles": ["engineer"]})
+    assert opened.status_code == 201 and opened.json()["grade"] == "", opened.text
+    engineer_id = opened.json()["account_id"]
+    reply = http.post("/api/v1/tickets", headers={**clinician, **key()}, json={
+        "kind": "incident", "subsystem_code": "LIS", "title": "检验结果回传失败", "impact": "medium",
+        "urgency": "medium"})
+    assert reply.status_code == 201, reply.text
+    ticket_id = reply.json()["ticket_id"]
+    assert act(http, dispatcher, ticket_id, "assign", assignee_id=engineer_id)["status"] == "assigned"
+    worklogs = f"/api/v1/tickets/{ticket_id}/worklogs"
+    # Hours of its own: a new engineer, but the same habit as the other journeys.
+    started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=8)).isoformat()
+    worklog = {"activity": "remote", "started_at": started, "minutes": 25, "note": "restarted the LIS interface"}
+
+    # Not graded yet: ticketing records no time for the account.
+    ungraded, _ = sign_in(http, login, "Engineer2026")
+    refused = http.post(worklogs, headers={**ungraded, **key()}, json=worklog)
+    assert refused.status_code == 409 and refused.json()["error"]["reason"] == "engineer_not_graded", refused.text
+
+    graded = http.put(f"/api/v1/admin/staff-accounts/{engineer_id}/grade", headers=admin, json={"grade": "expert"})
+    assert graded.status_code == 200, graded.text
+    assert (graded.json()["account_id"], graded.json()["grade"]) == (engineer_id, "expert")
+    engineer, _ = sign_in(http, login, "Engineer2026")
+    assert http.get("/api/v1/me", headers=engineer).json()["grade"] == "expert"
+    with EventTap(platform.amqp_uri, "ticketing", ["WorklogRecorded"]) as tap:
+        # Another grade than the account's is refused, naming the field; nothing is recorded.
+        claimed = http.post(worklogs, headers={**engineer, **key()}, json={**worklog, "grade": "junior"})
+        assert claimed.status_code == 422, claimed.text
+        assert (claimed.json()["error"]["field"], claimed.json()["error"]["reason"]) == ("grade", "invalid_argument")
+        assert "expert" in claimed.json()["error"]["message"]
+        logged = http.post(worklogs, headers={**engineer, **key()}, json=worklog)
+        assert logged.status_code == 201, logged.text
+        assert (logged.json()["grade"], logged.json()["engineer_id"]) == ("expert", engineer_id)
+        (recorded,) = wait_for(lambda: tap.events("WorklogRecorded", ticket_id=ticket_id), timeout=20,
+                               message="WorklogRecorded relayed to RabbitMQ")
+        assert (recorded["worklog_id"], recorded["grade"], recorded["minutes"]) == \
+            (logged.json()["worklog_id"], "expert", 25)
+    listed = http.get(worklogs, headers=dispatcher).json()["worklogs"]
+    assert [(w["grade"], w["minutes"]) for w in listed] == [("expert", 25)]
 
 
 def test_alertmanager_opens_one_ticket_per_alert_and_resolves_it(platform, http):

@@ -156,7 +156,7 @@ def drive_tickets(http: httpx.Client, round_: int) -> None:
     act(dispatcher, "assign", assignee_id=engineer_id)
     act(engineer, "start")
     logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
-        "grade": "senior", "activity": "repair", "minutes": 20, "note": "rebuilt the cache index",
+        "activity": "repair", "minutes": 20, "note": "rebuilt the cache index",
         # Three hours back and an hour more each round: one engineer's worklogs may not overlap,
         # and the demo engineer's other journeys (browser, e2e) log other hours.
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (3 + round_) * 3600))})
