@@ -164,6 +164,8 @@ def test_grade_refusals_are_mapped(http, demo):
     assert error(http.put("/api/v1/admin/staff-accounts/00000000-0000-0000-0000-000000000000/grade",
                           headers=admin.headers, json={"grade": "senior"}))[0] == 404
     assert error(http.put(path, json={"grade": "senior"}))[0] == 401
+    assert error(http.put(f"/api/v1/admin/staff-accounts/{admin.account['account_id']}/grade", headers=admin.headers,
+                          json={"grade": "senior"}))[:2] == (403, "own_grade")
     # Only an engineer's account opens with a grade.
     body = {"login": f"fin{fresh_phone()[-6:]}", "password": "Finance2026", "display_name": "孙丽",
             "roles": ["finance"], "grade": "senior"}

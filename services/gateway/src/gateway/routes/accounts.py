@@ -90,7 +90,7 @@ async def set_staff_grade(account_id: str, body: StaffGrade, services: CallerSer
     already issued keeps the grade it was issued with until it expires. Setting the grade the account already
     has changes nothing. A grade not one of junior, intermediate, senior, expert is 422 (field ``grade``); an
     account that is not an engineer's 409 (``not_an_engineer``); an unknown account 404; anyone but an admin
-    403."""
+    403, and an admin their own grade too (``own_grade``: another admin sets it)."""
     return to_dict((await services.identity.SetStaffGrade(
         identity_pb2.SetStaffGradeRequest(account_id=account_id, grade=body.grade))).account)
 
