@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from ticketing_testkit import ALWAYS, OFFICE, change, instant, open_request, shanghai, ticket_row, worklog
+from ticketing_testkit import ALWAYS, OFFICE, change, instant, open_request, outbox, shanghai, ticket_row, worklog
+from ticketing.store import Store
 from tuoguan.ticketing.v1 import ticketing_pb2 as pb
 
 pytestmark = pytest.mark.integration
@@ -91,7 +92,8 @@ def test_a_day_off_moves_an_unconfirmed_resolutions_auto_close(stub, people, clo
 def test_a_response_made_after_its_due_instant_is_still_reported_as_breached(stub, people, clock, store, database):
     """The worker had not looked between the due instant and the start (its timer runs every few seconds,
     and not at all while it restarts): the start moved next_check_at to the resolution's 75 % mark, so the
-    response breach was announced hours later, or never once the ticket was resolved by then."""
+    response breach was announced hours later, or never once the ticket was resolved by then. The late
+    start announces it itself, once."""
     clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
     t0 = clock.set(shanghai(2025, 11, 4, 9, 0))
     tid = opened(stub, clinician, ALWAYS, pb.LEVEL_HIGH, pb.LEVEL_HIGH).ticket_id   # P1: 15 minutes
@@ -99,9 +101,53 @@ def test_a_response_made_after_its_due_instant_is_still_reported_as_breached(stu
     clock.set(shanghai(2025, 11, 4, 9, 20))
     started = stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md).ticket
     assert started.sla.response_breached
-
-    assert store.escalate_due(shanghai(2025, 11, 4, 9, 20) + dt.timedelta(seconds=5), 200) == [(tid, 0, ["response"])]
+    (breach,) = outbox(database, "SlaBreached", ticket_id=tid)
+    assert breach["target"] == "response"
+    assert (instant(breach["due_at"]), instant(breach["detected_at"])) == (t0 + dt.timedelta(minutes=15),
+                                                                           shanghai(2025, 11, 4, 9, 20))
     assert ticket_row(database, tid)["response_breached"] is True
+
+    assert store.escalate_due(shanghai(2025, 11, 4, 9, 20) + dt.timedelta(seconds=5), 200) == []
+    assert len(outbox(database, "SlaBreached", ticket_id=tid)) == 1
     # Once, and the next look is the resolution's 75 % mark (3 of its 4 hours).
     assert store.escalate_due(shanghai(2025, 11, 4, 9, 30), 200) == []
     assert ticket_row(database, tid)["next_check_at"] == t0 + dt.timedelta(hours=3)
+
+
+def test_a_late_response_resolved_before_the_worker_looks_is_reported_once(stub, people, clock, store, database):
+    """Started and resolved in one go after the response was due, between two of the worker's looks: the
+    worker looks at open tickets only, so the changes announce it."""
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = opened(stub, clinician, ALWAYS, pb.LEVEL_HIGH, pb.LEVEL_HIGH).ticket_id   # P1: 15 minutes
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    clock.set(shanghai(2025, 11, 4, 9, 16))
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md)
+    stub.RecordWorklog(worklog(tid, shanghai(2025, 11, 4, 9, 6), 10), metadata=engineer.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_RESOLVE, note="restarted the interface engine"),
+                      metadata=engineer.md)
+    assert store.escalate_due(shanghai(2025, 11, 4, 9, 16) + dt.timedelta(seconds=5), 200) == []
+    assert [b["target"] for b in outbox(database, "SlaBreached", ticket_id=tid)] == ["response"]
+    (resolved,) = outbox(database, "TicketResolved", ticket_id=tid)
+    assert resolved["response_breached"] is True
+
+
+def test_a_day_another_replica_changed_counts_at_once(store, config, database):
+    """Each api replica keeps the calendar it read; one that kept it a minute after another replica took a
+    change rated tickets by the old days (and put their next checks back)."""
+    other_replica = Store(database, config)
+    tuesday, now = dt.date(2027, 2, 2), shanghai(2027, 1, 20, 9, 0)
+    with database.transaction() as cur:
+        assert store.calendar(cur).is_working_day(tuesday)
+        kept = store.calendar(cur)
+    other_replica.put_calendar_day(tuesday, False, "春节调休", remove=False, now=now)
+    with database.transaction() as cur:
+        assert not store.calendar(cur).is_working_day(tuesday)
+    other_replica.put_calendar_day(tuesday, True, "", remove=False, now=now)
+    with database.transaction() as cur:
+        assert store.calendar(cur).is_working_day(tuesday)
+    other_replica.put_calendar_day(tuesday, False, "", remove=True, now=now)
+    with database.transaction() as cur:
+        assert store.calendar(cur) == kept
+        # Unchanged since: the copy is kept (with what it has worked out), not read again.
+        assert store.calendar(cur) is store.calendar(cur)

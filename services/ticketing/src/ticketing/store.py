@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ FROM tickets t JOIN subsystems s ON s.id = t.subsystem_id
 OPEN = ("new", "assigned", "in_progress", "pending")
 STAFF = frozenset({roles.ENGINEER, roles.DISPATCHER, roles.ADMIN, roles.SERVICE})
 # How long the worker trusts its copy of the calendar overrides.
-CALENDAR_TTL_SECONDS = 60.0
 MAX_LISTED = 500
 # The queue and the board rate every open ticket (up to this many) before ordering them by urgency.
 MAX_RATED = 5000
@@ -91,7 +89,7 @@ class Store:
         self.db = db
         self.config = config
         self._calendar: WorkingCalendar | None = None
-        self._calendar_read = 0.0
+        self._calendar_stamp: tuple | None = None
 
     # ---- the calendar and the SLA ---------------------------------------------------------------
 
@@ -103,12 +101,18 @@ class Store:
                                extra_workdays=[r["day"] for r in rows if r["working"]])
 
     def calendar(self, cur: psycopg.Cursor, *, fresh: bool = False) -> WorkingCalendar:
-        """The working calendar with the hospital's overrides, refreshed now and then (always with
-        ``fresh``) through the caller's own transaction (a second connection per call would deadlock a
-        busy pool)."""
-        if fresh or self._calendar is None or time.monotonic() - self._calendar_read > CALENDAR_TTL_SECONDS:
+        """The working calendar with the overrides committed now, through the caller's own transaction (a
+        second connection per call would deadlock a busy pool). A summary of the overrides (how many, and a
+        sum of their hashes) is read on every call and the days only when it changed (always with ``fresh``):
+        a replica that kept its copy for a minute after another one took a change put a ticket's next check
+        back where the old calendar had it, days late across a holiday."""
+        cur.execute("SELECT count(*) AS days, coalesce(sum(hashtextextended(day::text || working::text, 0)), 0) "
+                    "AS hashes FROM calendar_overrides")
+        summary = cur.fetchone()
+        stamp = (summary["days"], summary["hashes"])
+        if fresh or self._calendar is None or stamp != self._calendar_stamp:
             self._calendar = self._read_calendar(cur)
-            self._calendar_read = time.monotonic()
+            self._calendar_stamp = stamp
         return self._calendar
 
     def calendar_days(self, year: int) -> list[Row]:
@@ -131,9 +135,6 @@ class Store:
             if row is not None:
                 self._recheck_open(cur, now)
                 self._move_auto_closes(cur, self._read_calendar(cur))
-        # This process's reads see it at once, the other replicas' within CALENDAR_TTL_SECONDS; the worker
-        # reads the calendar afresh for every escalation run.
-        self._calendar = None
         return row
 
     def _recheck_open(self, cur: psycopg.Cursor, now: dt.datetime, subsystem_id: str | None = None) -> None:
@@ -372,6 +373,7 @@ class Store:
     def _announce(self, cur: psycopg.Cursor, row: Row, state: SlaState, action: Action, now: dt.datetime) -> None:
         """The events a change tells the other services."""
         ticket_id, at = str(row["id"]), messages.rfc3339(now)
+        self._report_response_breach(cur, row, state, now)
         if action == Action.ASSIGN:
             outbox.append(cur, events.TicketAssigned(ticket_id=ticket_id, assignee_id=row["assignee_id"] or "",
                                                      team=row["team"], assigned_at=at))
@@ -397,6 +399,19 @@ class Store:
                 closed_at=at, resolution_breached=state.resolution_breached,
                 response_breached=state.response_breached,
                 resolution_elapsed_seconds=state.resolution_elapsed_seconds, billable_minutes=billable))
+
+    def _report_response_breach(self, cur: psycopg.Cursor, row: Row, state: SlaState, now: dt.datetime) -> bool:
+        """Announces a breached response once per ticket, when first seen: by the worker at the due instant, or
+        by the change that responded late. An engineer who starts and resolves between two of the worker's looks
+        (seconds apart) would otherwise leave a late response never announced: the worker looks at open tickets
+        only. True when it announced."""
+        if not state.response_breached or row["response_breached"]:
+            return False
+        outbox.append(cur, events.SlaBreached(
+            ticket_id=str(row["id"]), subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
+            target="response", due_at=messages.rfc3339(state.response_due), detected_at=messages.rfc3339(now)))
+        cur.execute("UPDATE tickets SET response_breached = true WHERE id = %s", (row["id"],))
+        return True
 
     def _make_billable(self, cur: psycopg.Cursor, row: Row, now: dt.datetime) -> int:
         cur.execute("UPDATE worklogs SET billable = true WHERE ticket_id = %s AND NOT billable RETURNING *",
@@ -565,13 +580,7 @@ class Store:
             for row in rows:
                 ticket_id = str(row["id"])
                 state = self.sla(calendar, row, history[ticket_id], now)
-                breaches = []
-                if state.response_breached and not row["response_breached"]:
-                    breaches.append("response")
-                    outbox.append(cur, events.SlaBreached(
-                        ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
-                        target="response", due_at=messages.rfc3339(state.response_due),
-                        detected_at=messages.rfc3339(now)))
+                breaches = ["response"] if self._report_response_breach(cur, row, state, now) else []
                 priority = row["priority"]
                 level = max(state.escalation_level, row["escalation_level"])
                 for crossed in range(row["escalation_level"] + 1, level + 1):
