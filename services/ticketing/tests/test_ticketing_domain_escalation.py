@@ -36,3 +36,12 @@ def test_a_resolved_ticket_needs_no_look_unless_a_breach_is_unreported():
     resolved = TicketEvent(at=T0 + dt.timedelta(minutes=10), kind=EventKind.RESOLVED)
     now = T0 + dt.timedelta(hours=1)
     assert next_check_at(state(resolved, now=now), now, response_breach_reported=False) is None
+
+
+def test_a_level_the_ticket_was_not_taken_to_is_looked_at_at_once():
+    """Resolved past its due instant and reopened: the level came while it stood resolved."""
+    now = T0 + dt.timedelta(hours=4, minutes=10)
+    breached = state(now=now)
+    assert breached.escalation_level == 2
+    assert next_check_at(breached, now, response_breach_reported=True, level_reached=0) == now
+    assert next_check_at(breached, now, response_breach_reported=True, level_reached=2) > now

@@ -151,3 +151,30 @@ def test_a_day_another_replica_changed_counts_at_once(store, config, database):
         assert store.calendar(cur) == kept
         # Unchanged since: the copy is kept (with what it has worked out), not read again.
         assert store.calendar(cur) is store.calendar(cur)
+
+
+def test_a_late_resolution_made_between_the_workers_looks_is_announced_once(stub, people, clock, store, database):
+    """Resolved half a minute past its due instant, before the timer looked (it looks at open tickets only,
+    every few seconds, and not at all while it restarts): the resolution announces the breach. Reopened, the
+    ticket is escalated by the timer as before, without a second announcement."""
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = opened(stub, clinician, ALWAYS, pb.LEVEL_HIGH, pb.LEVEL_HIGH).ticket_id   # P1
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md)
+    due = instant(read(stub, engineer, tid).sla.resolution_due)
+    late = clock.set(due + dt.timedelta(seconds=30))
+    stub.RecordWorklog(worklog(tid, late - dt.timedelta(minutes=60), 30), metadata=engineer.md)
+    resolved = stub.ChangeTicket(change(tid, pb.TICKET_ACTION_RESOLVE, note="failed over to the standby"),
+                                 metadata=engineer.md).ticket
+    assert resolved.sla.resolution_breached
+    assert store.escalate_due(late + dt.timedelta(seconds=5), 200) == []
+    (breach,) = outbox(database, "SlaBreached", ticket_id=tid, target="resolution")
+    assert (instant(breach["due_at"]), instant(breach["detected_at"])) == (due, late)
+
+    clock.set(late + dt.timedelta(minutes=5))
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_REOPEN, note="down again"), metadata=clinician.md)
+    acted = store.escalate_due(late + dt.timedelta(minutes=5, seconds=5), 200)
+    assert [(ticket, level) for ticket, level, _breaches in acted] == [(tid, 2)]
+    assert len(outbox(database, "SlaBreached", ticket_id=tid, target="resolution")) == 1
+    assert read(stub, engineer, tid).priority == pb.PRIORITY_P1

@@ -88,8 +88,9 @@ class Store:
     def __init__(self, db: Database, config: TicketingConfig):
         self.db = db
         self.config = config
-        self._calendar: WorkingCalendar | None = None
-        self._calendar_stamp: tuple | None = None
+        # (summary of the overrides, the calendar read with it): one tuple, so that threads replacing it
+        # at once never leave one's calendar beside another's summary.
+        self._calendar: tuple[tuple, WorkingCalendar] | None = None
 
     # ---- the calendar and the SLA ---------------------------------------------------------------
 
@@ -105,15 +106,17 @@ class Store:
         second connection per call would deadlock a busy pool). A summary of the overrides (how many, and a
         sum of their hashes) is read on every call and the days only when it changed (always with ``fresh``):
         a replica that kept its copy for a minute after another one took a change put a ticket's next check
-        back where the old calendar had it, days late across a holiday."""
-        cur.execute("SELECT count(*) AS days, coalesce(sum(hashtextextended(day::text || working::text, 0)), 0) "
-                    "AS hashes FROM calendar_overrides")
-        summary = cur.fetchone()
-        stamp = (summary["days"], summary["hashes"])
-        if fresh or self._calendar is None or stamp != self._calendar_stamp:
-            self._calendar = self._read_calendar(cur)
-            self._calendar_stamp = stamp
-        return self._calendar
+        back where the old calendar had it, days late across a holiday. Read through a cursor of its own on
+        the caller's connection: the caller's cursor may hold rows it has not fetched yet."""
+        with cur.connection.cursor() as own:
+            own.execute("SELECT count(*) AS days, coalesce(sum(hashtextextended(day::text || working::text, 0)), "
+                        "0) AS hashes FROM calendar_overrides")
+            summary = own.fetchone()
+            stamp = (summary["days"], summary["hashes"])
+            kept = self._calendar
+            if fresh or kept is None or kept[0] != stamp:
+                kept = self._calendar = (stamp, self._read_calendar(own))
+        return kept[1]
 
     def calendar_days(self, year: int) -> list[Row]:
         with self.db.transaction() as cur:
@@ -188,7 +191,8 @@ class Store:
         row = self._view(cur, ticket_id)
         history = self._history(cur, [ticket_id])[ticket_id]
         state = self.sla(self.calendar(cur), row, history, now)
-        next_check = escalation.next_check_at(state, now, response_breach_reported=row["response_breached"]) \
+        next_check = escalation.next_check_at(state, now, response_breach_reported=row["response_breached"],
+                                              level_reached=row["escalation_level"]) \
             if row["status"] in OPEN else None
         cur.execute("UPDATE tickets SET next_check_at = %s WHERE id = %s", (next_check, ticket_id))
         return row, state
@@ -283,7 +287,8 @@ class Store:
             cur.execute("SELECT * FROM comments WHERE ticket_id = %s ORDER BY created_at", (ticket_id,))
             comments = cur.fetchall()
             cur.execute("SELECT * FROM worklogs WHERE ticket_id = %s ORDER BY started_at", (ticket_id,))
-            return row, self.sla(self.calendar(cur), row, history, now), comments, cur.fetchall(), history
+            worklogs = cur.fetchall()
+            return row, self.sla(self.calendar(cur), row, history, now), comments, worklogs, history
 
     def list_tickets(self, view: str, subject: str, *, open_only: bool, subsystem_code: str | None, limit: int,
                      now: dt.datetime) -> list[tuple[Row, SlaState]]:
@@ -374,6 +379,7 @@ class Store:
         """The events a change tells the other services."""
         ticket_id, at = str(row["id"]), messages.rfc3339(now)
         self._report_response_breach(cur, row, state, now)
+        self._report_late_resolution(cur, row, state, now)
         if action == Action.ASSIGN:
             outbox.append(cur, events.TicketAssigned(ticket_id=ticket_id, assignee_id=row["assignee_id"] or "",
                                                      team=row["team"], assigned_at=at))
@@ -412,6 +418,18 @@ class Store:
             target="response", due_at=messages.rfc3339(state.response_due), detected_at=messages.rfc3339(now)))
         cur.execute("UPDATE tickets SET response_breached = true WHERE id = %s", (row["id"],))
         return True
+
+    def _report_late_resolution(self, cur: psycopg.Cursor, row: Row, state: SlaState, now: dt.datetime) -> None:
+        """Announces a breached resolution once, for a ticket resolved (or closed) after its due instant before
+        the timer saw the breach: the timer looks at open tickets only. An open ticket's breach is the timer's
+        to announce, with the priority raise and the escalation that go with it."""
+        if row["status"] in OPEN or not state.resolution_breached or row["resolution_breached"]:
+            return
+        outbox.append(cur, events.SlaBreached(
+            ticket_id=str(row["id"]), subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
+            target="resolution", due_at=messages.rfc3339(state.resolution_due or now),
+            detected_at=messages.rfc3339(now)))
+        cur.execute("UPDATE tickets SET resolution_breached = true WHERE id = %s", (row["id"],))
 
     def _make_billable(self, cur: psycopg.Cursor, row: Row, now: dt.datetime) -> int:
         cur.execute("UPDATE worklogs SET billable = true WHERE ticket_id = %s AND NOT billable RETURNING *",
@@ -585,11 +603,13 @@ class Store:
                 level = max(state.escalation_level, row["escalation_level"])
                 for crossed in range(row["escalation_level"] + 1, level + 1):
                     if crossed == 2:
-                        breaches.append("resolution")
-                        outbox.append(cur, events.SlaBreached(
-                            ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{priority}",
-                            target="resolution", due_at=messages.rfc3339(state.resolution_due or now),
-                            detected_at=messages.rfc3339(now)))
+                        # Announced already when a late resolution was reopened: once per ticket.
+                        if not row["resolution_breached"]:
+                            breaches.append("resolution")
+                            outbox.append(cur, events.SlaBreached(
+                                ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{priority}",
+                                target="resolution", due_at=messages.rfc3339(state.resolution_due or now),
+                                detected_at=messages.rfc3339(now)))
                         if priority > 1:
                             # A breach raises the priority a step: the queue puts it first.
                             priority -= 1
