@@ -81,3 +81,41 @@ def test_worklogs_that_already_overlap_stop_the_migration(at_0001):
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
         assert "ended_at" not in columns(conn)
         assert conn.execute("SELECT count(*) FROM worklogs").fetchone() == (2,)
+
+
+def test_open_device_alarms_take_the_fingerprint_their_clearance_looks_for(infra):
+    from ticketing.domain.alerts import device_alarm_fingerprint
+
+    url = unique_database_url(infra, "ticketing")
+    migrate(url, MIGRATIONS_DIR, "0002")
+    fingerprints = {  # before the upgrade -> after
+        ("device:00:1A:2B:temperature_high", "new"): "device:00%3A1A%3A2B:temperature_high",
+        ("device:FRZ-09:door_open", "assigned"): "device:FRZ-09:door_open",
+        ("device:AA:BB:door_open", "closed"): "device:AA:BB:door_open",      # closed: history as it was
+        ("3f0b2c7d9e1a4b56", "new"): "3f0b2c7d9e1a4b56",                     # Alertmanager's own
+    }
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
+                                     "VALUES ('BIOBANK', 'Biobank', 'critical', 'lab', '24x7') RETURNING id").fetchone()[0]
+            for n, (fingerprint, status) in enumerate(fingerprints):
+                conn.execute(
+                    "INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
+                    "source, requester_id, reported_by_id, created_at, updated_at, alert_fingerprint) VALUES "
+                    "(%s, %s, 'incident', %s, 'x', 'high', 'high', 1, %s, 'device', 'd', 'd', %s, %s, %s)",
+                    (str(uuid.uuid4()), f"T{n}", subsystem, status, T0, T0, fingerprint))
+        migrate(url, MIGRATIONS_DIR)
+        with psycopg.connect(url) as conn:
+            got = dict(conn.execute("SELECT number, alert_fingerprint FROM tickets").fetchall())
+        assert [got[f"T{n}"] for n in range(len(fingerprints))] == list(fingerprints.values())
+        assert got["T0"] == device_alarm_fingerprint("00:1A:2B", "temperature_high")
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
+        command.downgrade(config, "0002")
+        with psycopg.connect(url) as conn:
+            restored = dict(conn.execute("SELECT number, alert_fingerprint FROM tickets").fetchall())
+        assert [restored[f"T{n}"] for n in range(len(fingerprints))] == [f for f, _status in fingerprints]
+    finally:
+        drop_database(url)
