@@ -16,6 +16,7 @@ from tuoguan.registration.v1 import registration_pb2_grpc
 from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc
 from tuoguan_common import auth
+from tuoguan_common.roles import GRADES
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable, require
 
 DEPARTMENTS = [
@@ -206,7 +207,8 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     first answer; confirming a resolution makes its worklogs billable. A
     worklog is recorded at the grade in the caller's token, by ticketing's
     own rule (worklog_grade: another grade is INVALID_ARGUMENT on grade, no
-    grade FAILED_PRECONDITION engineer_not_graded)."""
+    grade FAILED_PRECONDITION engineer_not_graded); with ``before_grades``
+    set, as a ticketing-api pod from before grades did (a rolling upgrade)."""
 
     STAFF = (auth.ENGINEER, auth.DISPATCHER, auth.ADMIN)
     # action: (statuses it starts from, the status it leads to, who may take it; None: the requester)
@@ -227,6 +229,9 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
 
     def __init__(self):
         self.requests: list[tuple[str, object, dict[str, str]]] = []
+        # A test sets it (monkeypatch) to be a ticketing-api pod from before grades: a worklog's grade is the
+        # request's, required (INVALID_ARGUMENT on grade when empty or unknown), and the token's is not read.
+        self.before_grades = False
         self.subsystems: dict[str, tkt.Subsystem] = {s.code: s for s in (
             tkt.Subsystem(subsystem_id="sub-his", code="HIS", name="医院信息系统", name_en="Hospital information system",
                           category="clinical", criticality=tkt.CRITICALITY_CRITICAL, team="apps-clinical",
@@ -436,9 +441,14 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     def RecordWorklog(self, request, context):
         self._seen("RecordWorklog", request, context)
         engineer = auth.current_principal().require(auth.ENGINEER)
-        # The real service's rule, checked before the ticket is read: the grade in the caller's token; the
-        # request's may only repeat it.
-        grade = worklog_grade(engineer.grade, request.grade)
+        if self.before_grades:
+            grade = request.grade.strip().lower()
+            if grade not in GRADES:
+                raise InvalidArgument("grade", f"{request.grade!r} is not one of {', '.join(GRADES)}")
+        else:
+            # The real service's rule, checked before the ticket is read: the grade in the caller's token; the
+            # request's may only repeat it.
+            grade = worklog_grade(engineer.grade, request.grade).value
         ticket = self._ticket(request.ticket_id)
         if not 0 < request.minutes <= 24 * 60:
             raise InvalidArgument("minutes", "must be 1-1440")
@@ -447,7 +457,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
             worklogs = self.worklogs.setdefault(ticket.ticket_id, [])
             worklog = tkt.Worklog(
                 worklog_id=f"wl-{ticket.ticket_id}-{len(worklogs) + 1}", ticket_id=ticket.ticket_id,
-                engineer_id=engineer.subject, grade=grade.value, activity=request.activity,
+                engineer_id=engineer.subject, grade=grade, activity=request.activity,
                 started_at=request.started_at, minutes=request.minutes, note=request.note, created_at=self.NOW,
             )
             worklogs.append(worklog)

@@ -206,7 +206,7 @@ def test_a_ticket_with_its_comments_and_worklogs(http, fakes, person):
     assert comment.json() == {"comment_id": f"cm-{tid}-1", "author_id": clinician.subject,
                               "body": "仍然无法打开 / still failing", "created_at": "2026-11-26T09:00:00Z"}
     assert fakes["ticketing"].last("AddComment")[1].idempotency_key == key["Idempotency-Key"]
-    # No grade: the service records the one in the engineer's token.
+    # No grade: the gateway sends the one in the engineer's token, and the service records it.
     worklog_body = {"activity": "remote", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 45,
                     "note": "重启影像服务"}
     key = new_key()
@@ -217,7 +217,7 @@ def test_a_ticket_with_its_comments_and_worklogs(http, fakes, person):
                                              "created_at": "2026-11-26T09:00:00Z"}
     _, request, metadata = fakes["ticketing"].last("RecordWorklog")
     assert (request.ticket_id, request.minutes, request.idempotency_key) == (tid, 45, key["Idempotency-Key"])
-    assert request.grade == ""
+    assert request.grade == "senior"
     assert metadata["authorization"] == f"Bearer {engineer.token}"
     listed = http.get(f"/api/v1/tickets/{tid}/worklogs", headers=clinician.headers)
     assert listed.status_code == 200 and listed.json() == {"worklogs": [worklog.json()]}
@@ -277,6 +277,29 @@ def test_a_worklog_is_at_the_accounts_grade_and_another_is_refused(http, fakes, 
     for body in (worklog, worklog | {"grade": "Intermediate", "started_at": "2026-11-26T10:30:00+08:00"}):
         logged = http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key(), json=body)
         assert logged.status_code == 201 and logged.json()["grade"] == "intermediate", logged.text
+    # A grade the body names goes on as it is (ticketing judges it); none, the token's ("" when it has none).
+    sent = [r.grade for name, r, _ in fakes["ticketing"].requests if name == "RecordWorklog" and r.ticket_id == tid]
+    assert sent == ["expert", "", "intermediate", "Intermediate"]
+
+
+def test_a_ticketing_pod_from_before_grades_records_the_tokens_grade(http, fakes, person, monkeypatch):
+    """A rolling upgrade: this gateway reaching a ticketing-api pod that still requires a grade. A worklog
+    naming none goes there with the token's, so an engineer who was graded (and signed in again) logs time
+    at it; one not graded yet is refused on grade, as that pod always refused a worklog without one."""
+    monkeypatch.setattr(fakes["ticketing"], "before_grades", True)
+    clinician, engineer = person(auth.CLINICIAN), person(auth.ENGINEER, grade="expert")
+    ungraded = person(auth.ENGINEER, grade="")
+    tid = open_ticket(http, clinician)["ticket_id"]
+    worklogs = f"/api/v1/tickets/{tid}/worklogs"
+    worklog = {"activity": "repair", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 30}
+    logged = http.post(worklogs, headers=engineer.headers | new_key(), json=worklog)
+    assert logged.status_code == 201 and logged.json()["grade"] == "expert", logged.text
+    assert fakes["ticketing"].last("RecordWorklog")[1].grade == "expert"
+    assert error(http.post(worklogs, headers=ungraded.headers | new_key(), json=worklog)) == \
+        (422, "invalid_argument", "grade")
+    # Blank is none: the token's grade, not spaces that pod would refuse.
+    blank = worklog | {"grade": " ", "started_at": "2026-11-26T10:30:00+08:00"}
+    assert http.post(worklogs, headers=engineer.headers | new_key(), json=blank).json()["grade"] == "expert"
 
 
 def test_a_ticket_through_its_lifecycle(http, fakes, person):

@@ -1,10 +1,11 @@
-"""What route handlers receive: the services as the caller sees them, and the
-Idempotency-Key header of a write."""
+"""What route handlers receive: the services as the caller sees them, the rate
+grade the caller's token carries, and the Idempotency-Key header of a write."""
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
+import jwt
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -19,17 +20,42 @@ bearer = HTTPBearer(auto_error=False, description="The access_token from POST /a
 TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
-def caller_services(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Services:
-    clients: Clients = request.app.state.clients
+def caller_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
+    """The caller's bearer token as it is sent on to the services; None without one."""
     if credentials and not TOKEN68.fullmatch(credentials.credentials):
         # What a service answers for a token it cannot verify.
         raise ApiError(401, "unauthenticated", "the access token is not valid")
-    return clients.for_caller(credentials.credentials if credentials else None)
+    return credentials.credentials if credentials else None
+
+
+def token_grade(token: str | None) -> str:
+    """The rate grade claim of a token, as identity signed it at sign-in (an engineer's, once an admin
+    graded them); "" for none, or for anything that is not a token with a grade. Read, NOT verified: only
+    to pass it on to ticketing or show it, never to decide anything here. Ticketing verifies the token and
+    records a worklog at the grade in it, whatever grade a request names. The portal and the API both
+    read it here, so the two cannot come to read it differently."""
+    if not token:
+        return ""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    grade = claims.get("grade")
+    return grade if isinstance(grade, str) else ""
+
+
+def caller_grade(token: Annotated[str | None, Depends(caller_token)]) -> str:
+    return token_grade(token)
+
+
+def caller_services(request: Request, token: Annotated[str | None, Depends(caller_token)]) -> Services:
+    clients: Clients = request.app.state.clients
+    return clients.for_caller(token)
 
 
 CallerServices = Annotated[Services, Depends(caller_services)]
+# The grade claim of the caller's token (token_grade): unverified, to pass on, not to decide with.
+CallerGrade = Annotated[str, Depends(caller_grade)]
 IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", min_length=1, max_length=128,
     description="A fresh random value per intended write; resending it returns the first answer",

@@ -9,13 +9,13 @@ import asyncio
 import datetime as dt
 
 import grpc
-import jwt
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from tuoguan.identity.v1 import identity_pb2
 from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
 
+from ..deps import token_grade
 from ..grpc_trailers import first_value
 from tuoguan_common.grpc_server import FIELD_KEY
 from . import i18n
@@ -81,14 +81,10 @@ async def _me(request: Request) -> str:
 
 def _my_grade(request: Request) -> str:
     """The rate grade in the signed-in person's token, as identity signed it at sign-in: the grade ticketing
-    records their worklogs at; "" for none (or one the portal has no name for). Read, not verified, and only
-    shown: ticketing verifies the token and decides."""
-    try:
-        claims = jwt.decode(request.session.get("token") or "", options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return ""
-    grade = claims.get("grade")
-    return grade if isinstance(grade, str) and grade in i18n.WORKLOG_GRADES else ""
+    records their worklogs at; "" for none (or one the portal has no name for). Read, not verified
+    (deps.token_grade), only shown and passed on: ticketing verifies the token and decides."""
+    grade = token_grade(request.session.get("token"))
+    return grade if grade in i18n.WORKLOG_GRADES else ""
 
 
 async def _staff(request: Request, *roles: str) -> dict[str, list[identity_pb2.Account]]:
@@ -420,9 +416,12 @@ async def worklog(request: Request, ticket_id: str):
         flash(request, _("Enter when the work started and how many whole minutes it took."), "error")
         raise GoBack(back) from None
     try:
-        # No grade: ticketing records the one in the engineer's token, whatever a form would say.
+        # The grade is the token's, never the form's (a posted one is ignored). It is sent rather than left
+        # empty for ticketing-api pods from before grades, which require one and which this portal may reach
+        # during a rolling upgrade; a current ticketing verifies the token and records its grade, and this one
+        # is that grade.
         recording = tkt.RecordWorklogRequest(
-            ticket_id=ticket_id, activity=str(form.get("activity", "")),
+            ticket_id=ticket_id, grade=_my_grade(request), activity=str(form.get("activity", "")),
             started_at=started.isoformat(), minutes=minutes, note=str(form.get("note", "")),
             idempotency_key=str(form.get("key", "")))
     except ValueError:

@@ -14,7 +14,7 @@ from tuoguan.ticketing.v1 import ticketing_pb2
 from ..convert import enum_number, fill, to_dict
 from ..errors import ApiError
 from . import API_PREFIX
-from ..deps import CallerServices, IdempotencyKey
+from ..deps import CallerGrade, CallerServices, IdempotencyKey
 from ..models import (
     AlertsReceived, CalendarDay, CalendarDayList, CalendarOverride, Comment, ErrorReply, NewComment, NewWorklog, OpenTicket, Subsystem, SubsystemList, Ticket,
     TicketAction, TicketChange, TicketDetail, TicketList, TicketViewName, Worklog, WorklogList,
@@ -110,13 +110,20 @@ async def add_comment(ticket_id: str, body: NewComment, key: IdempotencyKey, ser
 
 @router.post("/tickets/{ticket_id}/worklogs", status_code=201, response_model=Worklog,
              summary="An engineer logs time on a ticket")
-async def record_worklog(ticket_id: str, body: NewWorklog, key: IdempotencyKey, services: CallerServices):
+async def record_worklog(ticket_id: str, body: NewWorklog, key: IdempotencyKey, services: CallerServices,
+                         token_grade: CallerGrade):
     """Recorded at the rate grade an admin gave the caller's account (the grade in their token): a ``grade``
     other than that one is 422 (field ``grade``), and an account without a grade 409
     (``engineer_not_graded``: an admin sets it, then the engineer signs in again). Time not worked yet is 422
     (``worklog_in_future``), time overlapping the engineer's other worklogs 409 (``worklog_overlaps``)."""
-    request = fill(ticketing_pb2.RecordWorklogRequest(ticket_id=ticket_id, idempotency_key=key),
-                   body.model_dump(mode="json"))
+    fields = body.model_dump(mode="json")
+    if not fields["grade"].strip():
+        # Sent on as the token's grade, not left empty: ticketing-api pods from before grades still
+        # require one (an empty grade is 422 there), and during a rolling upgrade this gateway may reach
+        # them. A current ticketing verifies the token and records its grade all the same; a grade the
+        # body names goes as it is, and a current ticketing refuses one that is not the token's.
+        fields["grade"] = token_grade
+    request = fill(ticketing_pb2.RecordWorklogRequest(ticket_id=ticket_id, idempotency_key=key), fields)
     return to_dict((await services.ticketing.RecordWorklog(request)).worklog)
 
 
