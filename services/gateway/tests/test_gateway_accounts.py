@@ -177,6 +177,43 @@ def test_grade_refusals_are_mapped(http, demo):
     assert Caller(http, expert["login"], "Finance2026").account["grade"] == "expert"
 
 
+def test_admins_and_dispatchers_list_the_engineers_with_their_grades(http, demo, patient):
+    admin, dispatcher = demo("admin"), demo("dispatcher")
+    login = f"eng{fresh_phone()[-6:]}"
+    opened = http.post("/api/v1/admin/staff-accounts", headers=admin.headers | new_key(), json={
+        "login": login, "password": "Engineer2026", "display_name": "郑浩", "roles": ["engineer"]})
+    assert opened.status_code == 201, opened.text
+    listed = http.get("/api/v1/admin/staff-accounts", headers=admin.headers, params={"role": "engineer"})
+    assert listed.status_code == 200, listed.text
+    accounts = {a["login"]: a for a in listed.json()["accounts"]}
+    # Whom to grade: the new engineer, with the id the grade endpoint takes; the seeded ones are graded.
+    assert accounts[login] == opened.json() | {"grade": ""}
+    assert (accounts["engineer"]["grade"], accounts["engineer2"]["grade"]) == ("senior", "intermediate")
+    assert accounts["engineer"]["roles"] == ["engineer"] and accounts["engineer"]["display_name"] == "周杰"
+    assert all("engineer" in a["roles"] for a in accounts.values())
+    # Engineers unless another role is named; dispatchers may list too.
+    assert http.get("/api/v1/admin/staff-accounts", headers=dispatcher.headers).json() == listed.json()
+    graded = http.put(f"/api/v1/admin/staff-accounts/{opened.json()['account_id']}/grade", headers=admin.headers,
+                      json={"grade": "junior"})
+    assert graded.status_code == 200, graded.text
+    again = http.get("/api/v1/admin/staff-accounts", headers=admin.headers).json()["accounts"]
+    assert [a["grade"] for a in again if a["login"] == login] == ["junior"]
+    dispatchers = http.get("/api/v1/admin/staff-accounts", headers=admin.headers, params={"role": "dispatcher"})
+    assert "dispatcher" in {a["login"] for a in dispatchers.json()["accounts"]}
+    assert all("dispatcher" in a["roles"] for a in dispatchers.json()["accounts"])
+
+
+def test_listing_staff_refusals_are_mapped(http, demo, patient):
+    admin, engineer = demo("admin"), demo("engineer")
+    path = "/api/v1/admin/staff-accounts"
+    assert error(http.get(path, headers=engineer.headers))[0] == 403
+    assert error(http.get(path, headers=patient.headers))[0] == 403
+    assert error(http.get(path))[0] == 401
+    assert error(http.get(path, headers=admin.headers, params={"role": "janitor"})) == (422, "unknown_role", "role")
+    assert error(http.get(path, headers=admin.headers, params={"role": "patient"})) == (422, "role_not_staff", "role")
+    assert error(http.get(path, headers=admin.headers, params={"role": ""}))[::2] == (422, "role")
+
+
 def test_signing_out_records_the_token_and_a_device_token_is_left_to_admins(http, patient, identity_database, issuer):
     token_id = jwt.decode(patient.token, options={"verify_signature": False})["jti"]
     assert http.post("/api/v1/auth/signout", headers=patient.headers).status_code == 204

@@ -26,7 +26,8 @@ from tuoguan_common.testing import free_port, wait_for
 API = {
     ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("post", "/api/v1/auth/signout"),
     ("get", "/api/v1/me"),
-    ("post", "/api/v1/admin/staff-accounts"), ("put", "/api/v1/admin/staff-accounts/{account_id}/grade"),
+    ("post", "/api/v1/admin/staff-accounts"), ("get", "/api/v1/admin/staff-accounts"),
+    ("put", "/api/v1/admin/staff-accounts/{account_id}/grade"),
     ("get", "/api/v1/departments"), ("get", "/api/v1/departments/{department_id}/doctors"), ("get", "/api/v1/slots"),
     ("post", "/api/v1/bookings"), ("get", "/api/v1/bookings"), ("get", "/api/v1/bookings/{booking_id}"),
     ("post", "/api/v1/bookings/{booking_id}/payment"), ("get", "/api/v1/bookings/{booking_id}/payments"),

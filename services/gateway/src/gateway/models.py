@@ -16,6 +16,7 @@ from .convert import Int32, Text, enum_model, message_model
 
 # Replies.
 Account = message_model(identity_pb2.Account)
+StaffList = message_model(identity_pb2.ListStaffResponse)
 SignInReply = message_model(identity_pb2.SignInResponse)
 PasswordResetReply = message_model(identity_pb2.RequestPasswordResetResponse)
 DepartmentList = message_model(registration_pb2.ListDepartmentsResponse)

@@ -12,7 +12,7 @@ from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
-    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount, StaffGrade,
+    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount, StaffGrade, StaffList,
 )
 from ..sign_in_guard import client_address
 
@@ -83,10 +83,26 @@ async def open_staff_account(body: StaffAccount, key: IdempotencyKey, services: 
     return to_dict((await services.identity.CreateStaffAccount(request)).account)
 
 
+@router.get("/admin/staff-accounts", response_model=StaffList,
+            summary="Admins and dispatchers list the staff accounts holding a role (engineers unless named), "
+                    "with engineers' grades")
+async def staff_accounts(
+    services: CallerServices,
+    role: Annotated[str, Query(description="A staff role as tokens carry it: engineer, dispatcher, clinician, "
+                                           "admin, finance, registration_office, consultant")] = "engineer",
+):
+    """Ordered by display name, then login. An engineer's ``grade`` is empty until an admin sets it (PUT
+    /api/v1/admin/staff-accounts/{account_id}/grade): the engineers to grade. A role the platform does not
+    know is 422 (field ``role``, ``unknown_role``), and ``patient`` 422 (``role_not_staff``: patients are
+    never listed); anyone but a dispatcher or an admin 403."""
+    return to_dict(await services.identity.ListStaff(identity_pb2.ListStaffRequest(role=role)))
+
+
 @router.put("/admin/staff-accounts/{account_id}/grade", response_model=Account,
             summary="Admins set an engineer's rate grade, which prices their worklogs")
 async def set_staff_grade(account_id: str, body: StaffGrade, services: CallerServices):
-    """The engineer's next sign-in carries the grade, and ticketing records their worklogs at it; a token
+    """GET /api/v1/admin/staff-accounts lists the engineers, their ids and grades. The engineer's next
+    sign-in carries the grade, and ticketing records their worklogs at it; a token
     already issued keeps the grade it was issued with until it expires. Setting the grade the account already
     has changes nothing. A grade not one of junior, intermediate, senior, expert is 422 (field ``grade``); an
     account that is not an engineer's 409 (``not_an_engineer``); an unknown account 404; anyone but an admin
