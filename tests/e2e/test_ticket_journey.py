@@ -1,11 +1,12 @@
 """An O&M ticket end to end through the gateway: a clinician reports a PACS
 problem, the dispatcher assigns it, the engineer works, logs time and
 resolves, the clinician confirms, and the worklog becomes billable at the
-engineer's grade; an admin grades a new engineer, whose worklogs are then
-recorded at that grade and no other; machines open tickets through the
-Alertmanager webhook with a device token, deduplicated by fingerprint, and
-resolve them. Every step crosses the real identity and ticketing apis,
-ticketing's worker (outbox relay) and RabbitMQ."""
+engineer's grade; an admin finds a new engineer without a grade in the staff
+list and grades them, and their worklogs are then recorded at that grade and
+no other; machines open tickets through the Alertmanager webhook with a
+device token, deduplicated by fingerprint, and resolve them. Every step
+crosses the real identity and ticketing apis, ticketing's worker (outbox
+relay) and RabbitMQ."""
 from __future__ import annotations
 
 import datetime as dt
@@ -96,7 +97,14 @@ def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_gra
     refused = http.post(worklogs, headers={**ungraded, **key()}, json=worklog)
     assert refused.status_code == 409 and refused.json()["error"]["reason"] == "engineer_not_graded", refused.text
 
-    graded = http.put(f"/api/v1/admin/staff-accounts/{engineer_id}/grade", headers=admin, json={"grade": "expert"})
+    # Whom to grade: the admin lists the engineers, and the new one is there without a grade.
+    listed = http.get("/api/v1/admin/staff-accounts", headers=admin, params={"role": "engineer"})
+    assert listed.status_code == 200, listed.text
+    ungraded_ids = [a["account_id"] for a in listed.json()["accounts"] if a["login"] == login and not a["grade"]]
+    assert ungraded_ids == [engineer_id]
+    assert {a["login"]: a["grade"] for a in listed.json()["accounts"]}["engineer"] == "senior"
+    graded = http.put(f"/api/v1/admin/staff-accounts/{ungraded_ids[0]}/grade", headers=admin,
+                      json={"grade": "expert"})
     assert graded.status_code == 200, graded.text
     assert (graded.json()["account_id"], graded.json()["grade"]) == (engineer_id, "expert")
     engineer, _ = sign_in(http, login, "Engineer2026")
@@ -107,6 +115,8 @@ def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_gra
         assert claimed.status_code == 422, claimed.text
         assert (claimed.json()["error"]["field"], claimed.json()["error"]["reason"]) == ("grade", "invalid_argument")
         assert "expert" in claimed.json()["error"]["message"]
+        # No grade named: the gateway sends the token's (for ticketing pods from before grades), and
+        # ticketing, checking it against the token it verifies, records it.
         logged = http.post(worklogs, headers={**engineer, **key()}, json=worklog)
         assert logged.status_code == 201, logged.text
         assert (logged.json()["grade"], logged.json()["engineer_id"]) == ("expert", engineer_id)
