@@ -281,6 +281,23 @@ def test_an_engineer_without_a_grade_is_told_an_admin_must_set_it(portal, gatewa
     assert not fakes["ticketing"].worklogs.get(ticket_id)
 
 
+def test_a_dispatcher_working_a_ticket_is_not_offered_a_worklog(portal, gateway_url, fakes):
+    """Only engineers log time (ticketing refuses anyone else): a form that could only be refused is not shown."""
+    with httpx.Client(base_url=gateway_url, timeout=20) as http:
+        admin = http.post("/api/v1/auth/signin", json={"login": "admin", "password": PASSWORDS["admin"]}).json()
+        login = f"desk{uuid.uuid4().hex[:8]}"
+        opened = http.post("/api/v1/admin/staff-accounts", json={
+            "login": login, "password": "Dispatcher2026", "display_name": "钱进", "roles": ["dispatcher"]},
+            headers={"Authorization": f"Bearer {admin['access_token']}", "Idempotency-Key": uuid.uuid4().hex})
+        assert opened.status_code == 201, opened.text
+    clinician, dispatcher, desk = portal("clinician"), portal("dispatcher"), portal(login, "Dispatcher2026")
+    ticket_id = ticket_id_of(report(clinician))
+    act(dispatcher, ticket_id, "assign", assignee_id=opened.json()["account_id"])
+    page = desk.get(f"/tickets/{ticket_id}").text
+    assert f'action="/tickets/{ticket_id}/actions/start"' in page
+    assert 'id="log-work"' not in page
+
+
 def test_a_ticketing_pod_from_before_grades_records_the_grade_in_the_token(portal, fakes, monkeypatch):
     """A rolling upgrade: this portal reaching a ticketing-api pod that still requires a grade in the
     request. The portal sends the one in the engineer's token (engineer2 is intermediate), never the form's."""

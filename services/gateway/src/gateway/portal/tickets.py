@@ -178,7 +178,8 @@ def _actions(request: Request, ticket: tkt.Ticket, me: str) -> set[str]:
             offered.update({"pause", "resolve"})
         if status == tkt.TICKET_STATUS_PENDING:
             offered.update({"resume", "resolve"})
-        if status != tkt.TICKET_STATUS_CLOSED:
+        # Only engineers log time (ticketing refuses anyone else: the contract prices engineers' hours).
+        if status != tkt.TICKET_STATUS_CLOSED and has_role(request, "engineer"):
             offered.add("worklog")
     if me and ticket.requester_id == me and status == tkt.TICKET_STATUS_RESOLVED:
         offered.update({"confirm", "reopen"})
