@@ -90,6 +90,18 @@ def ticket_id_of(page: httpx.Response) -> str:
     return re.search(r'data-ticket-id="([^"]+)"', page.text).group(1)
 
 
+def staff_account(gateway_url: str, role: str, password: str, name: str) -> tuple[str, dict]:
+    """A staff account of the test's own, opened by the demo admin through the API: (login, Account)."""
+    login = f"{role[:4]}{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=gateway_url, timeout=20) as http:
+        admin = http.post("/api/v1/auth/signin", json={"login": "admin", "password": PASSWORDS["admin"]}).json()
+        opened = http.post("/api/v1/admin/staff-accounts", json={
+            "login": login, "password": password, "display_name": name, "roles": [role]},
+            headers={"Authorization": f"Bearer {admin['access_token']}", "Idempotency-Key": uuid.uuid4().hex})
+    assert opened.status_code == 201, opened.text
+    return login, opened.json()
+
+
 def act(client: httpx.Client, ticket_id: str, action: str, **fields) -> httpx.Response:
     page = client.get(f"/tickets/{ticket_id}")
     target = f"/tickets/{ticket_id}/actions/{action}"
@@ -253,16 +265,11 @@ def test_a_ticket_from_report_to_confirmation_through_the_pages(portal, fakes):
 
 
 def test_an_engineer_without_a_grade_is_told_an_admin_must_set_it(portal, gateway_url, fakes):
-    with httpx.Client(base_url=gateway_url, timeout=20) as http:
-        admin = http.post("/api/v1/auth/signin", json={"login": "admin", "password": PASSWORDS["admin"]}).json()
-        login = f"eng{uuid.uuid4().hex[:8]}"
-        opened = http.post("/api/v1/admin/staff-accounts", json={
-            "login": login, "password": "Engineer2026", "display_name": "郑浩", "roles": ["engineer"]},
-            headers={"Authorization": f"Bearer {admin['access_token']}", "Idempotency-Key": uuid.uuid4().hex})
-        assert opened.status_code == 201 and opened.json()["grade"] == "", opened.text
+    login, opened = staff_account(gateway_url, "engineer", "Engineer2026", "郑浩")
+    assert opened["grade"] == ""
     clinician, dispatcher, ungraded = portal("clinician"), portal("dispatcher"), portal(login, "Engineer2026")
     ticket_id = ticket_id_of(report(clinician))
-    act(dispatcher, ticket_id, "assign", assignee_id=opened.json()["account_id"])
+    act(dispatcher, ticket_id, "assign", assignee_id=opened["account_id"])
 
     page = ungraded.get(f"/tickets/{ticket_id}")
     section = re.search(r'<section class="action" id="log-work".*?</section>', page.text, re.S).group(0)
@@ -283,16 +290,10 @@ def test_an_engineer_without_a_grade_is_told_an_admin_must_set_it(portal, gatewa
 
 def test_a_dispatcher_working_a_ticket_is_not_offered_a_worklog(portal, gateway_url, fakes):
     """Only engineers log time (ticketing refuses anyone else): a form that could only be refused is not shown."""
-    with httpx.Client(base_url=gateway_url, timeout=20) as http:
-        admin = http.post("/api/v1/auth/signin", json={"login": "admin", "password": PASSWORDS["admin"]}).json()
-        login = f"desk{uuid.uuid4().hex[:8]}"
-        opened = http.post("/api/v1/admin/staff-accounts", json={
-            "login": login, "password": "Dispatcher2026", "display_name": "钱进", "roles": ["dispatcher"]},
-            headers={"Authorization": f"Bearer {admin['access_token']}", "Idempotency-Key": uuid.uuid4().hex})
-        assert opened.status_code == 201, opened.text
+    login, opened = staff_account(gateway_url, "dispatcher", "Dispatcher2026", "钱进")
     clinician, dispatcher, desk = portal("clinician"), portal("dispatcher"), portal(login, "Dispatcher2026")
     ticket_id = ticket_id_of(report(clinician))
-    act(dispatcher, ticket_id, "assign", assignee_id=opened.json()["account_id"])
+    act(dispatcher, ticket_id, "assign", assignee_id=opened["account_id"])
     page = desk.get(f"/tickets/{ticket_id}").text
     assert f'action="/tickets/{ticket_id}/actions/start"' in page
     assert 'id="log-work"' not in page
