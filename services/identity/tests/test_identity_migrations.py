@@ -4,6 +4,7 @@ is not the contract's or an account that is not an engineer's, and the
 downgrade takes the grades and their history away again."""
 from __future__ import annotations
 
+import threading
 import uuid
 
 import psycopg
@@ -90,3 +91,32 @@ def test_the_downgrade_drops_the_grades_and_their_history_and_the_upgrade_comes_
     with psycopg.connect(at_0005) as conn:
         assert "grade" in columns(conn) and "staff_grade_changes" in tables(conn)
         assert conn.execute("SELECT grade FROM accounts WHERE id = %s", (ENGINEER,)).fetchone() == (None,)
+
+
+def test_a_migration_waiting_behind_a_long_transaction_gives_up_instead_of_holding_up_sign_ins(at_0005, monkeypatch):
+    """0006 alters accounts: behind a transaction that reads the table (a report, a stuck client), it would
+    wait, and every sign-in would queue behind it. It gives up after the lock timeout, changing nothing, and
+    runs once the table is free."""
+    monkeypatch.setenv("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", "300")
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(at_0005, MIGRATIONS_DIR)
+        except BaseException as exc:  # noqa: BLE001 - what the deploy step would report
+            failures.append(exc)
+
+    with psycopg.connect(at_0005) as reader:
+        reader.execute("SELECT count(*) FROM accounts").fetchone()   # the transaction holds its lock
+        attempt = threading.Thread(target=run)
+        attempt.start()
+        attempt.join(timeout=15)
+        waited_on = attempt.is_alive()
+    attempt.join()  # the reader has gone: a migration still waiting goes on now
+    assert not waited_on, "the migration waited behind the transaction instead of giving up"
+    assert len(failures) == 1 and "lock timeout" in str(failures[0])
+    with psycopg.connect(at_0005) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
+    migrate(at_0005, MIGRATIONS_DIR)
+    with psycopg.connect(at_0005) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"

@@ -110,12 +110,25 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
 
 
+# How long a migration waits for a table's lock before it gives up (and the
+# deploy step fails, to be run again): a schema change queued behind a long
+# transaction holds up every query on the table behind it, sign-ins and
+# bookings included, for as long as it waits.
+MIGRATION_LOCK_TIMEOUT_MS = 10_000
+
+
 def run_alembic_env() -> None:
-    """The body of every service's ``migrations/env.py``: online, plain SQL."""
+    """The body of every service's ``migrations/env.py``: online, plain SQL,
+    each lock waited for at most ``TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS``
+    (``MIGRATION_LOCK_TIMEOUT_MS``; 0 waits as long as it takes)."""
     from alembic import context
     from sqlalchemy import create_engine, pool
 
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    from .config import env_number
+
+    lock_timeout = env_number("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", MIGRATION_LOCK_TIMEOUT_MS, minimum=0)
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool,
+                           connect_args={"options": f"-c lock_timeout={lock_timeout}"})
     with engine.connect() as connection:
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():
