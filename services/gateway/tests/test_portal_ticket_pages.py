@@ -90,6 +90,13 @@ def ticket_id_of(page: httpx.Response) -> str:
     return re.search(r'data-ticket-id="([^"]+)"', page.text).group(1)
 
 
+def assign_to(dispatcher: httpx.Client, ticket_id: str, engineer: str) -> None:
+    """The dispatcher assigns the ticket to the engineer named as the ticket page's choice lists them."""
+    engineer_id = re.search(r'<option value="([0-9a-f-]{36})">' + re.escape(engineer) + "</option>",
+                            dispatcher.get(f"/tickets/{ticket_id}").text).group(1)
+    act(dispatcher, ticket_id, "assign", assignee_id=engineer_id)
+
+
 def staff_account(gateway_url: str, role: str, password: str, name: str) -> tuple[str, dict]:
     """A staff account of the test's own, opened by the demo admin through the API: (login, Account)."""
     login = f"{role[:4]}{uuid.uuid4().hex[:8]}"
@@ -304,9 +311,7 @@ def test_a_ticketing_pod_from_before_grades_records_the_grade_in_the_token(porta
     request. The portal sends the one in the engineer's token (engineer2 is intermediate), never the form's."""
     clinician, dispatcher, engineer = portal("clinician"), portal("dispatcher"), portal("engineer2")
     ticket_id = ticket_id_of(report(clinician))
-    engineer_id = re.search(r'<option value="([0-9a-f-]{36})">吴磊 \(engineer2\)</option>',
-                            dispatcher.get(f"/tickets/{ticket_id}").text).group(1)
-    act(dispatcher, ticket_id, "assign", assignee_id=engineer_id)
+    assign_to(dispatcher, ticket_id, "吴磊 (engineer2)")
     page = engineer.get(f"/tickets/{ticket_id}")
     assert 'data-grade="intermediate"' in page.text
     monkeypatch.setattr(fakes["ticketing"], "before_grades", True)
@@ -392,9 +397,7 @@ def test_a_refused_report_comes_back_as_typed_with_the_field_marked(portal):
 def test_a_worklog_with_bad_figures_is_refused_in_words(portal, fakes):
     clinician, dispatcher, engineer = portal("clinician"), portal("dispatcher"), portal("engineer")
     ticket_id = ticket_id_of(report(clinician))
-    engineer_id = re.search(r'<option value="([0-9a-f-]{36})">周杰 \(engineer\)</option>',
-                            dispatcher.get(f"/tickets/{ticket_id}").text).group(1)
-    act(dispatcher, ticket_id, "assign", assignee_id=engineer_id)
+    assign_to(dispatcher, ticket_id, "周杰 (engineer)")
     page = engineer.get(f"/tickets/{ticket_id}")
     target = f"/tickets/{ticket_id}/worklogs"
     fields = {"csrf": csrf(page), "activity": "repair", "started_at": "2026-11-26T08:00"}

@@ -105,14 +105,15 @@ class Refusal:
     code: grpc.StatusCode
     reason: str | None
     field: str | None
+    details: str = ""
 
 
 def refused(call, *args, **kwargs) -> Refusal:
-    """Calls an RPC that must fail; returns its status code, reason and field."""
+    """Calls an RPC that must fail; returns its status code, reason, field and message."""
     with pytest.raises(grpc.RpcError) as caught:
         call(*args, **kwargs)
     trailing = _trailing(caught.value)
-    return Refusal(caught.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY))
+    return Refusal(caught.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY), caught.value.details())
 
 
 def open_request(subsystem: str = ALWAYS, impact: int = pb.LEVEL_MEDIUM, urgency: int = pb.LEVEL_MEDIUM, *,

@@ -43,7 +43,6 @@ FROM tickets t JOIN subsystems s ON s.id = t.subsystem_id
 """
 OPEN = ("new", "assigned", "in_progress", "pending")
 STAFF = frozenset({roles.ENGINEER, roles.DISPATCHER, roles.ADMIN, roles.SERVICE})
-# How long the worker trusts its copy of the calendar overrides.
 MAX_LISTED = 500
 # The queue and the board rate every open ticket (up to this many) before ordering them by urgency.
 MAX_RATED = 5000
@@ -101,10 +100,10 @@ class Store:
         return WorkingCalendar(extra_holidays=[r["day"] for r in rows if not r["working"]],
                                extra_workdays=[r["day"] for r in rows if r["working"]])
 
-    def calendar(self, cur: psycopg.Cursor, *, fresh: bool = False) -> WorkingCalendar:
+    def calendar(self, cur: psycopg.Cursor) -> WorkingCalendar:
         """The working calendar with the overrides committed now, through the caller's own transaction (a
         second connection per call would deadlock a busy pool). A summary of the overrides (how many, and a
-        sum of their hashes) is read on every call and the days only when it changed (always with ``fresh``):
+        sum of their hashes) is read on every call and the days only when it changed:
         a replica that kept its copy for a minute after another one took a change put a ticket's next check
         back where the old calendar had it, days late across a holiday. Read through a cursor of its own on
         the caller's connection: the caller's cursor may hold rows it has not fetched yet."""
@@ -114,7 +113,7 @@ class Store:
             summary = own.fetchone()
             stamp = (summary["days"], summary["hashes"])
             kept = self._calendar
-            if fresh or kept is None or kept[0] != stamp:
+            if kept is None or kept[0] != stamp:
                 kept = self._calendar = (stamp, self._read_calendar(own))
         return kept[1]
 
@@ -413,10 +412,7 @@ class Store:
         only. True when it announced."""
         if not state.response_breached or row["response_breached"]:
             return False
-        outbox.append(cur, events.SlaBreached(
-            ticket_id=str(row["id"]), subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
-            target="response", due_at=messages.rfc3339(state.response_due), detected_at=messages.rfc3339(now)))
-        cur.execute("UPDATE tickets SET response_breached = true WHERE id = %s", (row["id"],))
+        self._report_breach(cur, row, "response", state.response_due, row["priority"], now)
         return True
 
     def _report_late_resolution(self, cur: psycopg.Cursor, row: Row, state: SlaState, now: dt.datetime) -> None:
@@ -425,11 +421,18 @@ class Store:
         to announce, with the priority raise and the escalation that go with it."""
         if row["status"] in OPEN or not state.resolution_breached or row["resolution_breached"]:
             return
+        self._report_breach(cur, row, "resolution", state.resolution_due or now, row["priority"], now)
+
+    @staticmethod
+    def _report_breach(cur: psycopg.Cursor, row: Row, target: str, due_at: dt.datetime, priority: int,
+                       now: dt.datetime) -> None:
+        """SlaBreached for ``target`` (response or resolution), and the ticket's flag that it was announced:
+        each target is announced once per ticket."""
         outbox.append(cur, events.SlaBreached(
-            ticket_id=str(row["id"]), subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
-            target="resolution", due_at=messages.rfc3339(state.resolution_due or now),
-            detected_at=messages.rfc3339(now)))
-        cur.execute("UPDATE tickets SET resolution_breached = true WHERE id = %s", (row["id"],))
+            ticket_id=str(row["id"]), subsystem_code=row["subsystem_code"], priority=f"P{priority}", target=target,
+            due_at=messages.rfc3339(due_at), detected_at=messages.rfc3339(now)))
+        flag = {"response": "response_breached", "resolution": "resolution_breached"}[target]
+        cur.execute(f"UPDATE tickets SET {flag} = true WHERE id = %s", (row["id"],))
 
     def _make_billable(self, cur: psycopg.Cursor, row: Row, now: dt.datetime) -> int:
         cur.execute("UPDATE worklogs SET billable = true WHERE ticket_id = %s AND NOT billable RETURNING *",
@@ -592,9 +595,7 @@ class Store:
                         (now, limit))
             rows = cur.fetchall()
             history = self._history(cur, [r["id"] for r in rows])
-            # Not the copy kept for reads: a day an admin changed a minute ago must count here, or this run
-            # would put next_check_at back where the old calendar had it.
-            calendar = self.calendar(cur, fresh=True) if rows else None
+            calendar = self.calendar(cur) if rows else None
             for row in rows:
                 ticket_id = str(row["id"])
                 state = self.sla(calendar, row, history[ticket_id], now)
@@ -606,10 +607,7 @@ class Store:
                         # Announced already when a late resolution was reopened: once per ticket.
                         if not row["resolution_breached"]:
                             breaches.append("resolution")
-                            outbox.append(cur, events.SlaBreached(
-                                ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{priority}",
-                                target="resolution", due_at=messages.rfc3339(state.resolution_due or now),
-                                detected_at=messages.rfc3339(now)))
+                            self._report_breach(cur, row, "resolution", state.resolution_due or now, priority, now)
                         if priority > 1:
                             # A breach raises the priority a step: the queue puts it first.
                             priority -= 1

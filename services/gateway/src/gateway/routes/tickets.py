@@ -121,7 +121,8 @@ async def record_worklog(ticket_id: str, body: NewWorklog, key: IdempotencyKey, 
         # Sent on as the token's grade, not left empty: ticketing-api pods from before grades still
         # require one (an empty grade is 422 there), and during a rolling upgrade this gateway may reach
         # them. A current ticketing verifies the token and records its grade all the same; a grade the
-        # body names goes as it is, and a current ticketing refuses one that is not the token's.
+        # body names goes as it is, and a current ticketing refuses one that is not the token's. Needed
+        # for the release that brings grades only: the next one can send the body as it is.
         fields["grade"] = token_grade
     request = fill(ticketing_pb2.RecordWorklogRequest(ticket_id=ticket_id, idempotency_key=key), fields)
     return to_dict((await services.ticketing.RecordWorklog(request)).worklog)
