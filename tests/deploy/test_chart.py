@@ -142,6 +142,15 @@ def test_values_schema_is_a_valid_json_schema_and_accepts_the_defaults():
     ({"services": {"billing-api": {"secretEnv": {"BILLING_PROVIDER_KEY": {"optional": True}}}}},
      "/services/billing-api/secretEnv/BILLING_PROVIDER_KEY"),
     ({"default": {"egress": [{"too": []}]}}, "/default/egress/0"),
+    ({"services": {"identity-api": {"image": {"digest": "0.2.0"}}}}, "/services/identity-api/image/digest"),
+    ({"services": {"identity-api": {"image": {"tag": "0.2.0 "}}}}, "/services/identity-api/image/tag"),
+    ({"services": {"identity-api": {"image": {"repository": "registry.example.org/tuoguan tuoguan"}}}},
+     "/services/identity-api/image/repository"),
+    ({"services": {"identity-api": {"image": "tuoguan:0.2.0"}}}, "at '/services/identity-api/image': got string"),
+    # The pull policy stays global, and so does the image of every component: that is `image:`.
+    ({"services": {"identity-api": {"image": {"pullPolicy": "Always"}}}},
+     "at '/services/identity-api/image': additional properties 'pullPolicy' not allowed"),
+    ({"default": {"image": {"tag": "0.2.0"}}}, "at '/default': additional properties 'image' not allowed"),
 ], ids=lambda v: str(v) if isinstance(v, str) else None)
 def test_schema_rejects_bad_values(bad, message):
     import helm_python as helm
@@ -167,6 +176,12 @@ def test_schema_rejects_a_bad_values_file_naming_every_mistake():
     ({"postgresql": {"enabled": False}}, "secrets.databaseUrl"),
     ({"rabbitmq": {"enabled": False}}, "secrets.amqpUri"),
     ({"redis": {"enabled": False}}, "secrets.redisUrl"),
+    # One database, one revision: which image's migrations would run is not for the chart to guess.
+    ({"services": {"registration-worker": {"migrate": True, "image": {"tag": "0.2.0"}}}},
+     "services.registration-api and services.registration-worker both migrate registration"),
+    ({"migrations": {"seed": True}, "services": {"ticketing-api": {"image": {"tag": "0.2.0"}},
+                                                 "ticketing-worker": {"seed": True}}},
+     "services.ticketing-api and services.ticketing-worker both seed ticketing"),
 ], ids=str)
 def test_templates_refuse_inconsistent_values(bad, message):
     import helm_python as helm
@@ -544,7 +559,7 @@ def test_migrations_run_as_a_hook_job_for_every_domain_service(name):
         ("post-install,pre-upgrade" if in_chart else "pre-install,pre-upgrade")
     assert annotations["helm.sh/hook"] == hook
     assert "pre-upgrade" in hook
-    script = job["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    script = "\n".join(c["args"][0] for c in containers(job))
     migrated = re.findall(r"python -m (\w+)\.migrate", script)
     assert sorted(migrated) == DOMAIN_SERVICES
     seeded = re.findall(r"python -m (\w+)\.seed", script)
@@ -552,8 +567,8 @@ def test_migrations_run_as_a_hook_job_for_every_domain_service(name):
         assert sorted(seeded) == sorted(p.parent.name for p in REPO.glob("services/*/src/*/seed.py"))
     else:
         assert not seeded
-    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
-    assert {"DATABASE_URL", "AMQP_URI"} <= set(env)  # migrate also declares the workers' queues
+    env = {var: entry for c in containers(job) for var, entry in env_of(c).items()}
+    assert all({"DATABASE_URL", "AMQP_URI"} <= set(env_of(c)) for c in containers(job))  # it declares queues too
     # What the Job reads exists before it: a hook of lower weight, or a Secret outside the chart.
     for entry in env.values():
         ref = entry.get("valueFrom", {}).get("secretKeyRef")
@@ -680,6 +695,138 @@ def test_a_service_added_in_values_gets_everything():
     (job,) = of_kind(manifests, "Job")
     assert "python -m assessment.migrate" in job["spec"]["template"]["spec"]["containers"][0]["args"][0]
     assert not tools.validate(manifests, ["1.30"])
+
+
+# ------------------------------------- one component's own image (rolling)
+
+PINNED_DIGEST = "sha256:" + "1" * 64
+
+
+def with_values(base: str, extra: dict) -> list[dict]:
+    """A CI values file with more values over it, rendered."""
+    return tools.render(tools.deep_merge(json.loads(values_of(base)), extra))
+
+
+def images_of(manifests: list[dict]) -> dict[str, str]:
+    return {process: pod_spec(d)["containers"][0]["image"] for process, d in platform_deployments(manifests).items()}
+
+
+def migrate_steps(manifests: list[dict]) -> list[tuple[str, str]]:
+    """(image, command) of every `python -m` the migrate Job runs, in order."""
+    (job,) = of_kind(manifests, "Job")
+    return [(c["image"], line) for c in containers(job) for line in c["args"][0].splitlines()
+            if line.startswith("python -m ")]
+
+
+def production_image(tag: str | None = None, digest: str | None = None) -> str:
+    image = json.loads(values_of("production"))["image"]
+    return f"{image['repository']}:{tag or image['tag']}@{digest or image['digest']}"
+
+
+@pytest.mark.parametrize("own, expected", [
+    ({}, production_image()),
+    ({"repository": "", "tag": "", "digest": ""}, production_image()),
+    # Not the global digest: it is the global tag's image, which would run under the new tag's name.
+    ({"tag": "0.2.0"}, "registry.example.org/tuoguan/tuoguan:0.2.0"),
+    ({"tag": "0.2.0", "digest": PINNED_DIGEST}, production_image("0.2.0", PINNED_DIGEST)),
+    ({"digest": PINNED_DIGEST}, production_image(digest=PINNED_DIGEST)),
+    ({"repository": "mirror.example.org/tuoguan"}, "mirror.example.org/tuoguan:0.1.0"),
+], ids=str)
+def test_a_component_pinned_to_its_own_image_runs_it_and_the_others_keep_the_global_one(own, expected):
+    manifests = with_values("production", {"services": {"identity-api": {"image": own}}})
+    images = images_of(manifests)
+    assert images.pop("identity-api") == expected
+    assert images == {process: production_image() for process in procfile() if process != "identity-api"}
+    # A step of a rolling upgrade replaces no other component's pods.
+    before = platform_deployments(rendered("production"))
+    for process, deployment in platform_deployments(manifests).items():
+        if process != "identity-api":
+            assert deployment["spec"]["template"] == before[process]["spec"]["template"], process
+    assert not tools.validate(manifests, ["1.30"])
+
+
+def test_moving_the_global_image_to_a_components_pin_does_not_restart_it():
+    """The last step of a rolling upgrade: image.* becomes the release, the pins go."""
+    release = {"tag": "0.2.0", "digest": PINNED_DIGEST}
+    pinned = platform_deployments(with_values("production", {"services": {"identity-api": {"image": release}}}))
+    moved = platform_deployments(with_values("production", {"image": release}))
+    assert pinned["identity-api"]["spec"]["template"] == moved["identity-api"]["spec"]["template"]
+    assert pinned["gateway"]["spec"]["template"] != moved["gateway"]["spec"]["template"]
+
+
+def test_the_version_label_is_the_tag_a_component_runs():
+    app_version = yaml.safe_load((tools.CHART / "Chart.yaml").read_text())["appVersion"]
+    assert app_version != "0.2.0"
+    manifests = with_values("minimal", {"services": {"identity-api": {"image": {"tag": "0.2.0"}},
+                                                     "ticketing-api": {"image": {"digest": PINNED_DIGEST}}}})
+    images = images_of(manifests)
+    assert images["identity-api"] == "tuoguan:0.2.0"
+    assert images["ticketing-api"] == f"tuoguan:{app_version}@{PINNED_DIGEST}"
+    for obj in manifests:
+        labels = [obj["metadata"]["labels"]] + ([pod_labels(obj)] if obj["kind"] in WORKLOADS else [])
+        expected = "0.2.0" if component(obj) == "identity-api" else app_version
+        for found in labels:
+            assert found["app.kubernetes.io/version"] == expected, f"{obj['kind']}/{obj['metadata']['name']}"
+    # The selector has no version in it: a Deployment's selector is immutable, and a pin must
+    # update the Deployment, not have the upgrade refused.
+    before, after = platform_deployments(rendered("minimal")), platform_deployments(manifests)
+    assert {p: d["spec"]["selector"] for p, d in after.items()} == \
+        {p: d["spec"]["selector"] for p, d in before.items()}
+    assert not tools.lint(tools.deep_merge(json.loads(values_of("minimal")),
+                                           {"services": {"identity-api": {"image": {"tag": "0.2.0"}}}}))
+
+
+def test_each_services_migrations_and_seed_run_in_the_image_of_the_component_that_asks_for_them():
+    """identity-api pinned: identity's migrations and seed run in its image (its database at the
+    revision its code expects, before its new pods start), the others' in the global image (not
+    migrated ahead of their pods), in the order they always run, the wait once, first."""
+    seed = {"migrations": {"seed": True}}
+    unpinned = with_values("production", seed)
+    manifests = with_values("production", tools.deep_merge(seed, {"services": {
+        "identity-api": {"image": {"tag": "0.2.0", "digest": PINNED_DIGEST}}}}))
+    pinned = production_image("0.2.0", PINNED_DIGEST)
+    before = migrate_steps(unpinned)
+    assert {image for image, _ in before} == {production_image()}
+    commands = [command for _, command in before]
+    assert {"python -m identity.migrate", "python -m identity.seed"} <= set(commands)
+    assert max(i for i, c in enumerate(commands) if c.endswith(".migrate")) < \
+        min(i for i, c in enumerate(commands) if c.endswith(".seed"))
+    assert migrate_steps(manifests) == [
+        (pinned if command.split()[2].startswith("identity.") else production_image(), command)
+        for command in commands]
+
+    (job,) = of_kind(manifests, "Job")
+    (single,) = containers(of_kind(unpinned, "Job")[0])
+    steps = containers(job)
+    assert len(steps) > 2 and pod_spec(job)["containers"][0]["name"] == "migrate"
+    assert len({c["name"] for c in steps}) == len(steps)
+    assert [("psycopg.connect" in c["args"][0]) for c in steps] == [True] + [False] * (len(steps) - 1)
+    for container in steps:
+        assert {k: v for k, v in container.items() if k not in ("name", "image", "args")} == \
+            {k: v for k, v in single.items() if k not in ("name", "image", "args")}, container["name"]
+    assert not tools.validate(manifests, ["1.30"])
+
+
+@pytest.mark.parametrize("services, expected", [
+    # The worker is not the one that migrates: ticketing still migrates in ticketing-api's image.
+    ({"ticketing-worker": {"image": {"tag": "0.2.0"}}}, {}),
+    # Pinned to the global image itself: nothing to split, one container as before.
+    ({"billing-api": {"image": {"tag": "0.1.0", "digest": production_image().split("@")[1]}}}, {}),
+    # Two components migrating one service in one image: it migrates once, in that image.
+    ({"registration-api": {"image": {"tag": "0.2.0"}},
+      "registration-worker": {"migrate": True, "image": {"tag": "0.2.0"}}},
+     {"registration": "registry.example.org/tuoguan/tuoguan:0.2.0"}),
+], ids=["worker-pinned", "pinned-to-the-global-image", "api-and-worker-together"])
+def test_the_migrate_job_follows_the_components_that_migrate(services, expected):
+    manifests = with_values("production", {"services": services})
+    steps = migrate_steps(manifests)
+    assert sorted(command.split()[2].split(".")[0] for _, command in steps) == DOMAIN_SERVICES
+    for image, command in steps:
+        assert image == expected.get(command.split()[2].split(".")[0], production_image()), command
+    # A container per run of consecutive steps in one image.
+    (job,) = of_kind(manifests, "Job")
+    runs = [image for i, (image, _) in enumerate(steps) if i == 0 or steps[i - 1][0] != image]
+    assert [c["image"] for c in containers(job)] == runs and len(runs) == (3 if expected else 1)
 
 
 # ---------------------------------------------------------------- the image

@@ -33,11 +33,14 @@
 {{- end -}}
 {{- end -}}
 
-{{/* Labels: (dict "root" $ "component" "gateway") */}}
+{{/*
+Labels: (dict "root" $ "component" "gateway" ["image" $c.image]); the version is
+the tag of the image the component runs.
+*/}}
 {{- define "tuoguan.labels" -}}
 helm.sh/chart: {{ include "tuoguan.chart" .root }}
 {{ include "tuoguan.selectorLabels" . }}
-app.kubernetes.io/version: {{ default .root.Chart.AppVersion .root.Values.image.tag | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ include "tuoguan.imageTag" . | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: tuoguan
 {{- end -}}
@@ -55,14 +58,32 @@ app.kubernetes.io/component: {{ .component }}
       {{- include "tuoguan.selectorLabels" . | nindent 6 }}
 {{- end -}}
 
-{{/* The platform image, by digest when one is given. */}}
+{{/*
+The platform image of one component, by digest when one is given:
+(dict "root" $ "image" $c.image), the image from services.<name>.image over the
+global image, key by key (an empty key falls back). The global digest names the
+global repository:tag, so a component naming its own repository or tag does not
+inherit it: it would otherwise pull the global image under the new tag's name.
+*/}}
 {{- define "tuoguan.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- $global := .root.Values.image -}}
+{{- $own := default dict .image -}}
+{{- $repository := default $global.repository $own.repository -}}
+{{- $tag := include "tuoguan.imageTag" . -}}
+{{- $digest := $own.digest -}}
+{{- if not (or $digest $own.repository $own.tag) -}}
+{{- $digest = $global.digest -}}
 {{- end -}}
+{{- if $digest -}}
+{{- printf "%s:%s@%s" $repository $tag $digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The tag of one component's image: (dict "root" $ ["image" $c.image]) */}}
+{{- define "tuoguan.imageTag" -}}
+{{- default (default .root.Chart.AppVersion .root.Values.image.tag) (default dict .image).tag -}}
 {{- end -}}
 
 {{/*
@@ -107,6 +128,52 @@ post-install,pre-upgrade
 {{- else -}}
 pre-install,pre-upgrade
 {{- end -}}
+{{- end -}}
+
+{{/*
+One container of the migrate Job: (dict "root" $ "name" "migrate" "group" (dict "image" ... "script" (list ...))
+"migrate" $services "credentials" $secret "d" .Values.default). Every container gets the same
+environment: which service a step migrates is in its script, not in what it may read.
+*/}}
+{{- define "tuoguan.migrateContainer" -}}
+{{- $root := .root -}}
+{{- $credentials := .credentials -}}
+- name: {{ .name }}
+  image: {{ .group.image }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: [sh, -c]
+  args:
+    - {{ join "\n" .group.script | quote }}
+  env:
+    - name: LOG_LEVEL
+      value: {{ $root.Values.env.LOG_LEVEL | default "INFO" | quote }}
+    - name: WAIT_SECONDS
+      value: {{ $root.Values.migrations.waitSeconds | quote }}
+    - name: DATABASE_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ $credentials }}
+          key: database-url
+    {{- range .migrate }}
+    - name: {{ upper . }}_DATABASE_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ $credentials }}
+          key: {{ . }}-database-url
+          optional: true
+    {{- end }}
+    - name: AMQP_URI
+      valueFrom:
+        secretKeyRef:
+          name: {{ $credentials }}
+          key: amqp-uri
+  resources:
+    {{- toYaml $root.Values.migrations.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .d.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
 {{- end -}}
 
 {{/* Where traces go: the in-chart collector, an external one, or nowhere. */}}
