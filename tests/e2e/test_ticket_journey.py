@@ -2,7 +2,8 @@
 problem, the dispatcher assigns it, the engineer works, logs time and
 resolves, the clinician confirms, and the worklog becomes billable at the
 engineer's grade; an admin finds a new engineer without a grade in the staff
-list and grades them, and their worklogs are then recorded at that grade and
+list and grades them, which ends the sessions they signed in before (their
+tokens say no grade), and their worklogs are then recorded at that grade and
 no other; machines open tickets through the Alertmanager webhook with a
 device token, deduplicated by fingerprint, and resolve them. Every step
 crosses the real identity and ticketing apis, ticketing's worker (outbox
@@ -107,6 +108,16 @@ def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_gra
                       json={"grade": "expert"})
     assert graded.status_code == 200, graded.text
     assert (graded.json()["account_id"], graded.json()["grade"]) == (engineer_id, "expert")
+
+    # The token signed before says "no grade": withdrawn, every api refuses it within its refresh (1 s here).
+    def refused_by_ticketing():
+        reply = http.post(worklogs, headers={**ungraded, **key()}, json=worklog)
+        return reply if reply.status_code == 401 else None
+
+    gone = wait_for(refused_by_ticketing, timeout=15, interval=0.2,
+                    message="ticketing to refuse the token signed before the grade")
+    assert "sign in again" in gone.json()["error"]["message"], gone.text
+    assert http.get("/api/v1/me", headers=ungraded).status_code == 401
     engineer, _ = sign_in(http, login, "Engineer2026")
     assert http.get("/api/v1/me", headers=engineer).json()["grade"] == "expert"
     with EventTap(platform.amqp_uri, "ticketing", ["WorklogRecorded"]) as tap:

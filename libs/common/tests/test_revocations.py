@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from tuoguan_common import auth
 from tuoguan_common import revocations as revocations_module
 from tuoguan_common.errors import TokenRevoked, Unauthenticated
-from tuoguan_common.revocations import RevocationList
+from tuoguan_common.revocations import RevocationList, Revoked
 
 
 class Identity:
@@ -20,14 +20,16 @@ class Identity:
 
     def __init__(self):
         self.revoked: list[str] = []
+        self.withdrawn: dict[str, int] = {}
         self.down = False
         self.asked = 0
 
-    def __call__(self) -> list[str]:
+    def __call__(self) -> Revoked | list[str]:
         self.asked += 1
         if self.down:
             raise ConnectionError("identity is restarting")
-        return list(self.revoked)
+        # Identity answered just the ids before it withdrew whole accounts; a fetch may still.
+        return Revoked(frozenset(self.revoked), dict(self.withdrawn)) if self.withdrawn else list(self.revoked)
 
 
 def jti(token: str) -> str:
@@ -147,6 +149,38 @@ def test_a_verified_caller_names_its_token_and_a_revoked_one_still_says_whose_it
         auth.reset_current_principal(reset)
 
 
+def test_an_accounts_tokens_older_than_its_generation_are_refused_even_when_remembered(issuer, token_keys):
+    identity = Identity()
+    revocations = RevocationList("revocations-generations", identity, refresh_seconds=3600)
+    verifier = auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations)
+    before = issuer.issue("engineer-1", [auth.ENGINEER], grade="junior")
+    other = issuer.issue("engineer-2", [auth.ENGINEER], grade="senior")
+    assert verifier.verify(before).generation == 0   # now remembered as verified
+    identity.withdrawn = {"engineer-1": 1}
+    assert revocations.refresh()
+    with pytest.raises(TokenRevoked, match="sign in again") as refused:
+        verifier.verify(before)
+    assert refused.value.principal.grade == "junior"
+    after = issuer.issue("engineer-1", [auth.ENGINEER], grade="senior", generation=1)
+    assert (verifier.verify(after).grade, verifier.verify(after).generation) == ("senior", 1)
+    assert verifier.verify(other).subject == "engineer-2", "other accounts keep their tokens"
+    assert REGISTRY.get_sample_value("tuoguan_token_withdrawn_accounts", {"service": "revocations-generations"}) == 1
+    # A verifier without a list (tests, the check switched off) refuses no generation.
+    assert auth.TokenVerifier(Path(token_keys["public"]).read_bytes()).verify(before).subject == "engineer-1"
+
+
+@pytest.mark.parametrize("generation", ["1", -1, True, 1.5])
+def test_a_token_whose_generation_is_not_a_count_is_not_valid(token_keys, generation):
+    """Identity signs only counts; anything else is a token no api accepts."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(Path(token_keys["private"]).read_bytes(), password=None)
+    token = jwt.encode({"iss": auth.ISSUER, "aud": auth.AUDIENCE, "sub": "engineer-1", "roles": [auth.ENGINEER],
+                        "exp": int(time.time()) + 60, "jti": "x" * 32, "gen": generation}, key, algorithm=auth.ALGORITHM)
+    with pytest.raises(Unauthenticated, match="not valid"):
+        auth.TokenVerifier(Path(token_keys["public"]).read_bytes()).verify(token)
+
+
 def test_a_list_past_grpcs_default_4_mb_is_still_read():
     """150,000 sign-outs within a token's lifetime: about 5 MB of ids."""
     from concurrent import futures
@@ -158,7 +192,8 @@ def test_a_list_past_grpcs_default_4_mb_is_still_read():
 
     class Identity(identity_pb2_grpc.IdentityServiceServicer):
         def ListRevokedTokens(self, request, context):
-            return identity_pb2.ListRevokedTokensResponse(token_ids=ids)
+            return identity_pb2.ListRevokedTokensResponse(token_ids=ids, withdrawn_accounts=[
+                identity_pb2.WithdrawnAccount(account_id="engineer-3", token_generation=3)])
 
     server = grpc.server(futures.ThreadPoolExecutor(2), options=[("grpc.max_send_message_length", -1)])
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(Identity(), server)
@@ -169,5 +204,6 @@ def test_a_list_past_grpcs_default_4_mb_is_still_read():
         revocations = revocations_module.from_identity("revocations-large", f"127.0.0.1:{port}", refresh_seconds=3600)
         assert revocations.refresh()
         assert ids[-1] in revocations
+        assert (revocations.generation_required("engineer-3"), revocations.generation_required("other")) == (3, 0)
     finally:
         server.stop(0)

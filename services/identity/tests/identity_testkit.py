@@ -1,8 +1,9 @@
 """Steps of identity's tests through its gRPC api: a patient with a known
-phone and password, reset codes asked for and used, and a refusal read as
-(code, reason, field)."""
+phone and password, reset codes asked for and used (sent to a recording
+notifier, at a clock the test moves), and a refusal read as (code, reason, field)."""
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import grpc
@@ -40,3 +41,25 @@ def failure(call):
         call()
     trailing = dict(err.value.trailing_metadata() or ())
     return err.value.code(), trailing.get(REASON_KEY), trailing.get(FIELD_KEY)
+
+
+class RecordingNotifier:
+    def __init__(self):
+        self.sent: list[tuple[str, str]] = []
+
+    def send_reset_code(self, phone: str, code: str) -> None:
+        self.sent.append((phone, code))
+
+    def last_code(self, phone: str = PHONE) -> str:
+        return [code for to, code in self.sent if to == phone][-1]
+
+
+class Clock:
+    def __init__(self):
+        self.now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += dt.timedelta(**delta)

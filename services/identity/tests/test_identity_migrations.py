@@ -1,7 +1,9 @@
 """Migration 0006 (engineers' rate grades) on a database that already holds
 accounts: existing engineers get no grade, the database refuses a grade that
 is not the contract's or an account that is not an engineer's, and the
-downgrade takes the grades and their history away again."""
+downgrade takes the grades and their history away again. Migration 0007
+(token generations) leaves every existing token valid and takes no lock on
+the accounts every sign-in reads."""
 from __future__ import annotations
 
 import threading
@@ -19,6 +21,7 @@ from tuoguan_common.testing import unique_database_url
 pytestmark = pytest.mark.integration
 
 ENGINEER, DISPATCHER = str(uuid.uuid4()), str(uuid.uuid4())
+HEAD = "0007"
 
 
 @pytest.fixture
@@ -119,4 +122,27 @@ def test_a_migration_waiting_behind_a_long_transaction_gives_up_instead_of_holdi
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
     migrate(at_0005, MIGRATIONS_DIR)
     with psycopg.connect(at_0005) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
+
+
+def test_token_generations_start_with_no_account_withdrawn_and_need_no_lock_on_accounts(at_0005, monkeypatch):
+    """Existing tokens carry no generation (0) and stay valid: no account has a
+    row. 0007 runs beside a transaction reading accounts (sign-ins go on), and
+    its downgrade drops the generations only."""
+    migrate(at_0005, MIGRATIONS_DIR, "0006")
+    monkeypatch.setenv("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", "300")
+    with psycopg.connect(at_0005) as reader:
+        reader.execute("SELECT count(*) FROM accounts").fetchone()
+        migrate(at_0005, MIGRATIONS_DIR)
+    with psycopg.connect(at_0005, autocommit=True) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
+        assert conn.execute("SELECT count(*) FROM account_token_generations").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO account_token_generations VALUES (%s, 0, now())", (ENGINEER,))
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO account_token_generations VALUES (%s, 1, now())", (str(uuid.uuid4()),))
+        conn.execute("INSERT INTO account_token_generations VALUES (%s, 1, now())", (ENGINEER,))
+    downgrade(at_0005, "0006")
+    with psycopg.connect(at_0005) as conn:
+        assert "account_token_generations" not in tables(conn)
+        assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (2,)

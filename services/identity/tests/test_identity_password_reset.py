@@ -3,7 +3,6 @@ grpcio server in-process on a real PostgreSQL, with a recording notifier (the
 notification port's test double) and a clock the test moves."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 
@@ -13,7 +12,9 @@ import pytest
 from identity.api import register
 from identity.config import IdentityConfig
 from identity.domain.password_reset import ResetCodePolicy
-from identity_testkit import NEW_PASSWORD, PASSWORD, PHONE, failure, request_code, reset, sign_in, sign_up_patient
+from identity_testkit import (
+    NEW_PASSWORD, PASSWORD, PHONE, Clock, RecordingNotifier, failure, request_code, reset, sign_in, sign_up_patient,
+)
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan_common.config import Settings
@@ -22,28 +23,6 @@ from tuoguan_common.grpc_server import REASON_KEY, RETRY_AFTER_KEY, build_server
 pytestmark = pytest.mark.integration
 
 UNKNOWN = "13700000009"
-
-
-class RecordingNotifier:
-    def __init__(self):
-        self.sent: list[tuple[str, str]] = []
-
-    def send_reset_code(self, phone: str, code: str) -> None:
-        self.sent.append((phone, code))
-
-    def last_code(self, phone: str = PHONE) -> str:
-        return [code for to, code in self.sent if to == phone][-1]
-
-
-class Clock:
-    def __init__(self):
-        self.now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 @pytest.fixture

@@ -41,6 +41,10 @@ class Principal:
     # An engineer's rate grade as identity held it at sign-in ("" for anyone
     # else, and for an engineer not graded yet): what prices their worklogs.
     grade: str = ""
+    # The account's token generation at sign-in (claim "gen", 0 when absent):
+    # identity moves it on when what a token says of the account goes stale
+    # (a new grade, a password reset), and the older tokens are refused.
+    generation: int = field(default=0, compare=False)
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -115,12 +119,13 @@ class TokenIssuer:
 
     def issue(self, subject: str, roles: list[str] | frozenset[str], ttl_seconds: int | None = None, *,
               token_id: str | None = None, issued_at: int | None = None, expires_at: int | None = None,
-              grade: str = "") -> str:
+              grade: str = "", generation: int = 0) -> str:
         """A signed token; ``ttl_seconds`` overrides the issuer's lifetime
         (long-lived device tokens). ``token_id``, ``issued_at`` and
         ``expires_at`` (epoch seconds) sign a recorded token again: Ed25519
         signatures are deterministic, so the same claims give the same token.
-        ``grade`` is an engineer's rate grade, carried only when there is one."""
+        ``grade`` is an engineer's rate grade and ``generation`` the account's
+        token generation, each carried only when there is one."""
         now = int(time.time()) if issued_at is None else issued_at
         claims = {
             "iss": ISSUER,
@@ -133,6 +138,8 @@ class TokenIssuer:
         }
         if grade:
             claims["grade"] = grade
+        if generation:
+            claims["gen"] = generation
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -143,12 +150,15 @@ CLOCK_SKEW_SECONDS = 10
 
 
 class TokenVerifier:
-    """Checks a token's signature, audience, issuer and expiry, and that its
-    id is not in ``revoked`` (a ``revocations.RevocationList``; none by default)."""
+    """Checks a token's signature, audience, issuer and expiry, and that
+    ``revoked`` (a ``revocations.RevocationList``; nothing by default) has
+    not withdrawn it: its id is not in it, and its generation is not below the
+    one ``revoked.generation_required(subject)`` answers for its account."""
 
     def __init__(self, public_key_pem: bytes, revoked: Container[str] = frozenset()):
         self._key = serialization.load_pem_public_key(public_key_pem)
         self.revoked = revoked
+        self._generation_required = getattr(revoked, "generation_required", lambda subject: 0)
         self._cache: dict[str, Principal] = {}
 
     @classmethod
@@ -171,14 +181,24 @@ class TokenVerifier:
                 raise Unauthenticated("the access token is not valid") from exc
             principal = Principal(subject=str(claims["sub"]), roles=frozenset(claims.get("roles", ())),
                                   token_id=str(claims.get("jti", "")), expires_at=int(claims["exp"]),
-                                  grade=str(claims.get("grade", "")))
+                                  grade=str(claims.get("grade", "")), generation=_generation(claims))
             if len(self._cache) > 50_000:
                 self._cache.clear()
             self._cache[token] = principal
         # Checked on every call, cached or not: a revocation applies at once.
         if principal.token_id in self.revoked:
             raise TokenRevoked("the access token has been revoked", principal)
+        if principal.generation < self._generation_required(principal.subject):
+            raise TokenRevoked("the account changed since this token was issued: sign in again", principal)
         return principal
+
+
+def _generation(claims: dict) -> int:
+    generation = claims.get("gen", 0)
+    # Signed by identity, so never anything else; a bool is an int to Python.
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        raise Unauthenticated("the access token is not valid")
+    return generation
 
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:

@@ -23,6 +23,11 @@ GRPC_DURATION = Histogram(
 TOKEN_REVOCATIONS = Gauge(
     "tuoguan_token_revocations", "Revoked, unexpired tokens the api refuses (identity's list as last read)", ["service"],
 )
+TOKEN_WITHDRAWN_ACCOUNTS = Gauge(
+    "tuoguan_token_withdrawn_accounts",
+    "Accounts whose older tokens the api refuses (a grade changed, a password reset; identity's list as last read)",
+    ["service"],
+)
 TOKEN_REVOCATIONS_REFRESHED = Gauge(
     "tuoguan_token_revocations_refreshed_timestamp_seconds", "When the api last read identity's revocation list",
     ["service"],

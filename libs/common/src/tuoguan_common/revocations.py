@@ -1,8 +1,12 @@
 """The revoked tokens an api refuses, kept fresh in the background.
 
 Tokens are checked by signature alone, so a token that must stop working
-before it expires (a leaked device token, a retired device) needs a list.
-Identity keeps it (``ListRevokedTokens``: the revoked ids not yet expired);
+before it expires (a leaked device token, a retired device, a sign-out)
+needs a list. So does every token of an account whose tokens went stale at
+once (an engineer's new grade, a password reset): identity then moves the
+account's token generation on, and lists the account with the generation a
+token must carry. Identity keeps the list (``ListRevokedTokens``: the
+revoked ids not yet expired, the accounts withdrawn within a token's life);
 every api reads it at start and every ``TUOGUAN_REVOCATION_REFRESH_SECONDS``
 (30 s) after, and ``auth.TokenVerifier`` refuses the ids on it. When identity
 cannot be reached the last list read stays in force, and the api says so in
@@ -13,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from . import metrics
@@ -26,14 +32,25 @@ MAX_LIST_BYTES = 64 * 1024 * 1024
 STARTUP_GRACE_SECONDS = 30.0
 
 
-class RevocationList:
-    """A set of revoked token ids (``in``), refreshed by ``start()``'s thread."""
+@dataclass(frozen=True)
+class Revoked:
+    """What identity has withdrawn: token ids, and per account the lowest
+    token generation still accepted."""
+    token_ids: frozenset[str] = frozenset()
+    generations: Mapping[str, int] = field(default_factory=dict)
 
-    def __init__(self, service: str, fetch: Callable[[], Iterable[str]], refresh_seconds: float = DEFAULT_REFRESH_SECONDS):
+
+class RevocationList:
+    """A set of revoked token ids (``in``) and the accounts' required token
+    generations (``generation_required``), refreshed by ``start()``'s thread.
+    ``fetch`` answers a ``Revoked``, or just the revoked ids."""
+
+    def __init__(self, service: str, fetch: Callable[[], Revoked | Iterable[str]],
+                 refresh_seconds: float = DEFAULT_REFRESH_SECONDS):
         self.service = service
         self._fetch = fetch
         self.refresh_seconds = refresh_seconds
-        self._ids: frozenset[str] = frozenset()
+        self._revoked = Revoked()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._read_once = False
@@ -43,12 +60,16 @@ class RevocationList:
         metrics.TOKEN_REVOCATIONS_REFRESHED.labels(service).set(0)
 
     def __contains__(self, token_id: object) -> bool:
-        return token_id in self._ids
+        return token_id in self._revoked.token_ids
+
+    def generation_required(self, account_id: str) -> int:
+        return self._revoked.generations.get(account_id, 0)
 
     def refresh(self) -> bool:
         """Reads the list once; False (and the last list kept) when it could not."""
         try:
-            ids = frozenset(self._fetch())
+            fetched = self._fetch()
+            revoked = fetched if isinstance(fetched, Revoked) else Revoked(frozenset(fetched))
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last list; the next refresh tries again
             if self._read_once or time.monotonic() - self._created > STARTUP_GRACE_SECONDS:
                 log.warning("token revocation list not refreshed", extra={"error": type(exc).__name__})
@@ -57,9 +78,10 @@ class RevocationList:
                 log.info("token revocation list not read yet: waiting for identity",
                          extra={"error": type(exc).__name__})
             return False
-        self._ids = ids
+        self._revoked = revoked
         self._read_once = True
-        metrics.TOKEN_REVOCATIONS.labels(self.service).set(len(ids))
+        metrics.TOKEN_REVOCATIONS.labels(self.service).set(len(revoked.token_ids))
+        metrics.TOKEN_WITHDRAWN_ACCOUNTS.labels(self.service).set(len(revoked.generations))
         metrics.TOKEN_REVOCATIONS_REFRESHED.labels(self.service).set(time.time())
         return True
 
@@ -93,7 +115,9 @@ def from_identity(service: str, address: str, refresh_seconds: float = DEFAULT_R
     channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_LIST_BYTES)])
     stub = identity_pb2_grpc.IdentityServiceStub(channel)
 
-    def fetch() -> list[str]:
-        return list(stub.ListRevokedTokens(identity_pb2.ListRevokedTokensRequest(), timeout=5).token_ids)
+    def fetch() -> Revoked:
+        answer = stub.ListRevokedTokens(identity_pb2.ListRevokedTokensRequest(), timeout=5)
+        return Revoked(frozenset(answer.token_ids),
+                       {a.account_id: a.token_generation for a in answer.withdrawn_accounts})
 
     return RevocationList(service, fetch, refresh_seconds)

@@ -19,6 +19,7 @@ from tuoguan_common import api_main, auth, metrics, outbox
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
 from tuoguan_common.errors import AlreadyExists, TokenRevoked
+from tuoguan_common.revocations import Revoked
 
 from . import sms
 from .config import IdentityConfig, reset_code_key
@@ -142,8 +143,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.store.clear_failures(login)
         if self.passwords.needs_rehash(record.password_hash):
             self.store.replace_password_hash(record.account_id, self.passwords.hash(password))
-        # An engineer's token carries their grade: what ticketing prices their worklogs by.
-        token = self.issuer.issue(record.account_id, record.roles, grade=grades.token_grade(record.roles, record.grade))
+        # An engineer's token carries their grade: what ticketing prices their
+        # worklogs by. Read with it, the generation makes the token refused
+        # once a later change of the grade withdraws the account's tokens.
+        token = self.issuer.issue(record.account_id, record.roles, grade=grades.token_grade(record.roles, record.grade),
+                                  generation=record.token_generation)
         self._signed_in("ok", account_id=record.account_id)
         return identity_pb2.SignInResponse(
             access_token=token, expires_in_seconds=self.issuer.ttl_seconds, account=account_message(record),
@@ -259,7 +263,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 verdict = self.reset_policy.judge(stored, digest, now)
                 if verdict is Verdict.ACCEPTED:
                     account_id = self.store.complete_password_reset(cur, phone, password_hash,
-                                                                  self.reset_policy.max_attempts)
+                                                                  self.reset_policy.max_attempts, now)
                     outbox.store_response(cur, "ResetPassword", owner, key, identity_pb2.ResetPasswordResponse())
                 else:
                     # A refused reset leaves its key free: asking again decides again.
@@ -329,7 +333,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def ListRevokedTokens(self, request, context):
         # No caller needed: every api asks, and the ids are random.
-        return identity_pb2.ListRevokedTokensResponse(token_ids=self.store.revoked_token_ids(self.clock()))
+        revoked = self.store.revoked(self.clock())
+        return identity_pb2.ListRevokedTokensResponse(
+            token_ids=sorted(revoked.token_ids),
+            withdrawn_accounts=[identity_pb2.WithdrawnAccount(account_id=account_id, token_generation=generation)
+                                for account_id, generation in sorted(revoked.generations.items())])
 
     def ListStaff(self, request, context):
         auth.current_principal().require(auth.DISPATCHER, auth.ADMIN)
@@ -353,7 +361,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if changed:
             # Who changed whose price, by account id: no names in the log.
             log.info("staff grade set", extra={"account_id": account_id, "grade": grade,
-                                               "previous_grade": previous, "by": admin.subject})
+                                               "previous_grade": previous, "by": admin.subject,
+                                               "token_generation": record.token_generation})
         return identity_pb2.SetStaffGradeResponse(account=account_message(record))
 
     def _open_account(
@@ -419,10 +428,10 @@ def register(
     return [SERVICE_NAME]
 
 
-def revoked_tokens(database: Database) -> Callable[[], list[str]]:
-    """Identity's own revocation list: read from its table, not asked of itself over gRPC."""
+def revoked_tokens(database: Database) -> Callable[[], Revoked]:
+    """Identity's own revocation list: read from its tables, not asked of itself over gRPC."""
     store = IdentityStore(database)
-    return lambda: store.revoked_token_ids(outbox.utcnow())
+    return lambda: store.revoked(outbox.utcnow())
 
 
 def main() -> None:

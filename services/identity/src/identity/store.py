@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import psycopg
 
-from tuoguan_common.auth import CLOCK_SKEW_SECONDS
+from tuoguan_common.auth import CLOCK_SKEW_SECONDS, DEFAULT_TTL_SECONDS
 from tuoguan_common.db import Database
+from tuoguan_common.revocations import Revoked
 
 from .domain.accounts import NewAccount
 from .domain.password_reset import StoredCode
@@ -24,6 +25,8 @@ class AccountRecord:
     password_hash: str
     # An engineer's rate grade; None for everyone else and the ungraded.
     grade: str | None = None
+    # What the account's tokens must carry (claim "gen"): moved on when they are withdrawn.
+    token_generation: int = 0
 
 
 def _record(row: dict | None) -> AccountRecord | None:
@@ -32,12 +35,19 @@ def _record(row: dict | None) -> AccountRecord | None:
     return AccountRecord(
         account_id=str(row["id"]), login=row["login"], display_name=row["display_name"],
         roles=tuple(row["roles"]), password_hash=row["password_hash"], grade=row["grade"],
+        token_generation=row["token_generation"],
     )
 
 
-_COLUMNS = "id, login, display_name, roles, password_hash, grade"
+# The generation in the same statement as the grade: a token signed from one
+# read never pairs a grade with the generation of another.
+_COLUMNS = ("id, login, display_name, roles, password_hash, grade, "
+            "coalesce((SELECT g.generation FROM account_token_generations g WHERE g.account_id = accounts.id), 0) "
+            "AS token_generation")
 # A verifier accepts a token this long past its "exp": so long it stays listed.
 TOKEN_LEEWAY = dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
+# Sign-in tokens live this long (identity signs them with its issuer's default).
+SIGN_IN_TOKEN_LIFETIME = dt.timedelta(seconds=DEFAULT_TTL_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,10 @@ class IdentityStore:
 
     def set_grade(self, cur: psycopg.Cursor, account_id: str, grade: str, by: str, at: dt.datetime) -> AccountRecord:
         """In the caller's transaction (that of ``lock_account``): the account's
-        new grade, and the change recorded as given ``by`` ``at`` that time."""
+        new grade, the change recorded as given ``by`` ``at`` that time, and
+        the account's tokens withdrawn: they carry the old grade, and the new
+        price applies from the engineer's next sign-in, not a token's life later."""
+        self.withdraw_tokens(cur, account_id, at)
         cur.execute(f"UPDATE accounts SET grade = %s WHERE id = %s RETURNING {_COLUMNS}",
                     (grade, uuid.UUID(account_id)))
         record = _record(cur.fetchone())
@@ -121,6 +134,18 @@ class IdentityStore:
     def _grade_given(cur: psycopg.Cursor, account_id: str, grade: str, by: str, at: dt.datetime) -> None:
         cur.execute("INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) VALUES (%s, %s, %s, %s)",
                     (uuid.UUID(account_id), grade, by, at))
+
+    @staticmethod
+    def withdraw_tokens(cur: psycopg.Cursor, account_id: str, at: dt.datetime) -> int:
+        """In the caller's transaction: moves the account's token generation on,
+        so every token signed before is refused; returns the new generation."""
+        cur.execute(
+            "INSERT INTO account_token_generations AS g (account_id, generation, withdrawn_at) VALUES (%s, 1, %s) "
+            "ON CONFLICT (account_id) DO UPDATE SET generation = g.generation + 1, withdrawn_at = excluded.withdrawn_at "
+            "RETURNING generation",
+            (uuid.UUID(account_id), at),
+        )
+        return cur.fetchone()["generation"]
 
     def replace_password_hash(self, account_id: str, password_hash: str) -> None:
         with self.transaction() as cur:
@@ -212,11 +237,12 @@ class IdentityStore:
         cur.execute("UPDATE password_reset_codes SET attempts = attempts + 1 WHERE phone = %s", (phone,))
 
     def complete_password_reset(self, cur: psycopg.Cursor, phone: str, password_hash: str,
-                                spent_attempts: int) -> str | None:
+                                spent_attempts: int, at: dt.datetime) -> str | None:
         """In the caller's transaction: the account of the phone's code gets the
         new password hash, the code is spent (its attempts set to
-        ``spent_attempts``, the policy's maximum) and the login's sign-in
-        failures are forgotten. The code's row stays until it is forgotten
+        ``spent_attempts``, the policy's maximum), the login's sign-in
+        failures are forgotten and the account's tokens are withdrawn (whoever
+        signed in with the old password, maybe a thief, is signed out). The code's row stays until it is forgotten
         with the others: it carries the phone's day of codes, which a reset
         must not start afresh. Returns the account id (None when the code has none)."""
         cur.execute(
@@ -234,6 +260,7 @@ class IdentityStore:
         if row is None:
             return None
         cur.execute("DELETE FROM sign_in_failures WHERE login = %s", (row["login"],))
+        self.withdraw_tokens(cur, str(row["id"]), at)
         return str(row["id"])
 
     # Device tokens.
@@ -292,11 +319,16 @@ class IdentityStore:
             )
             return cur.fetchone() is not None
 
-    def revoked_token_ids(self, now: dt.datetime) -> list[str]:
-        """The revoked and signed-out tokens a verifier could still accept: not
-        past their expiry and its leeway (an expired one is refused anyway)."""
+    def revoked(self, now: dt.datetime) -> Revoked:
+        """What a verifier could still accept and must not: the revoked and
+        signed-out tokens not past their expiry and its leeway (an expired one
+        is refused anyway), and the accounts withdrawn since the oldest
+        sign-in token still alive was signed."""
         with self.transaction() as cur:
             cur.execute("SELECT token_id FROM device_tokens WHERE revoked_at IS NOT NULL AND expires_at > %(since)s "
                         "UNION SELECT token_id FROM signed_out_tokens WHERE expires_at > %(since)s "
                         "ORDER BY token_id", {"since": now - TOKEN_LEEWAY})
-            return [row["token_id"] for row in cur.fetchall()]
+            token_ids = frozenset(row["token_id"] for row in cur.fetchall())
+            cur.execute("SELECT account_id, generation FROM account_token_generations WHERE withdrawn_at > %s",
+                        (now - TOKEN_LEEWAY - SIGN_IN_TOKEN_LIFETIME,))
+            return Revoked(token_ids, {str(row["account_id"]): row["generation"] for row in cur.fetchall()})

@@ -223,10 +223,20 @@ class ListRevokedTokensRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListRevokedTokensResponse(_message.Message):
-    __slots__ = ("token_ids",)
+    __slots__ = ("token_ids", "withdrawn_accounts")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, token_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    withdrawn_accounts: _containers.RepeatedCompositeFieldContainer[WithdrawnAccount]
+    def __init__(self, token_ids: _Optional[_Iterable[str]] = ..., withdrawn_accounts: _Optional[_Iterable[_Union[WithdrawnAccount, _Mapping]]] = ...) -> None: ...
+
+class WithdrawnAccount(_message.Message):
+    __slots__ = ("account_id", "token_generation")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    token_generation: int
+    def __init__(self, account_id: _Optional[str] = ..., token_generation: _Optional[int] = ...) -> None: ...
 
 class ListStaffRequest(_message.Message):
     __slots__ = ("role",)

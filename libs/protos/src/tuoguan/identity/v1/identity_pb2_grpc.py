@@ -192,8 +192,10 @@ class IdentityServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRevokedTokens(self, request, context):
-        """The ids of the revoked tokens that have not expired yet: what the apis
-        refuse. No token needed: the ids are random and say nothing else.
+        """The ids of the revoked tokens that have not expired yet, and the accounts
+        whose earlier tokens are withdrawn: what the apis refuse. No token
+        needed: the ids are random and say nothing else, and only the cluster's
+        apis reach identity (the gateway does not offer it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
