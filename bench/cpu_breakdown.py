@@ -110,6 +110,8 @@ def main() -> None:
             result = asyncio.run(surge.sustained(plat, patients, slots, listener, args.rate, args.seconds))
             served, unit = result["confirmed"], "booking"
             print(f"failed calls: {result['errors'] or 'none'}")
+            print(f"hold p50 {result['hold_p50_ms']:.0f} ms, p99 {result['hold_p99_ms']:.0f} ms; "
+                  f"hold to confirmed p99 {result['full_p99_ms']:.0f} ms")
         wall = time.monotonic() - started
         if spy is not None:
             spy.wait(timeout=60)
