@@ -8,6 +8,7 @@ import time
 import grpc
 import pytest
 from registration.domain.rules import CapturedPayment
+from registration.store import Idempotent
 from registration_testkit import (SHANGHAI, hold, key, local, outbox_events, reason_of, refused, slot_counters,
                                   tomorrow)
 from tuoguan.registration.v1 import registration_pb2 as pb
@@ -252,6 +253,45 @@ def test_suspending_a_session_cancels_its_bookings_once(stub, clinic, people, st
                                                                      "session_already_suspended")
     _, patient = people.patient()
     assert refused(stub.SuspendSession, again, metadata=patient)[0] == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_suspending_a_session_cancels_check_ins_whose_slot_has_not_started(stub, clinic, people, store):
+    """Check-in opens at the start of the day, hours before the slot: those
+    patients are refunded and told like confirmed ones (they stayed checked in,
+    unrefunded and untold). A checked-in patient whose slot has started has been
+    or is being seen and keeps the booking."""
+    now = utcnow()
+    today = SHANGHAI.local_date(now)
+    early, late = clinic.session(clinic.chen, [now + dt.timedelta(hours=1), now + dt.timedelta(hours=3)],
+                                 service_date=today, period="evening")
+    seen, waiting, coming = people.patient(), people.patient(), people.patient()
+    bookings = {}
+    for name, (_, md), slot_id in (("seen", seen, early), ("waiting", waiting, late), ("coming", coming, late)):
+        bookings[name] = hold(stub, md, slot_id)
+        confirm(store, bookings[name], f"pay-{name}")
+    office = people.office()
+    for name in ("seen", "waiting"):
+        stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=bookings[name].booking_id), metadata=office)
+    session_id = bookings["seen"].session_id
+
+    # The doctor is called away once the early slot has started.
+    later = now + dt.timedelta(hours=1, minutes=5)
+    request = pb.SuspendSessionRequest(session_id=session_id, reason="called to theatre", idempotency_key=key())
+    response = store.suspend_session(Idempotent.of("suspend", "office-1", request.idempotency_key, request,
+                                                   pb.SuspendSessionResponse),
+                                     session_id, request.reason, later)
+    assert sorted((b.booking_id, b.status, b.refund_due) for b in response.cancelled_bookings) == sorted(
+        [(bookings["waiting"].booking_id, pb.BOOKING_STATUS_CANCELLED, True),
+         (bookings["coming"].booking_id, pb.BOOKING_STATUS_CANCELLED, True)])
+    assert sorted((e["booking_id"], e["refund_due"], e["payment_id"]) for e in outbox_events(store, "BookingCancelled")) \
+        == sorted([(bookings["waiting"].booking_id, True, "pay-waiting"),
+                   (bookings["coming"].booking_id, True, "pay-coming")])
+    (suspended,) = outbox_events(store, "SessionSuspended")
+    assert sorted(suspended["patient_ids"]) == sorted([waiting[0], coming[0]])
+    assert stub.GetBooking(pb.GetBookingRequest(booking_id=bookings["seen"].booking_id),
+                           metadata=seen[1]).booking.status == pb.BOOKING_STATUS_CHECKED_IN
+    assert (slot_counters(store, early)["booked"], slot_counters(store, late)["booked"]) == (1, 0)
+    assert response.session.booked == 1
 
 
 def test_check_in_on_the_day_and_no_show_after_the_start(stub, clinic, people, store):

@@ -157,3 +157,14 @@ def test_a_session_is_suspended_until_its_last_slot_ends():
     assert rules.suspend_refusal(None, NOW) is None  # no slots: nothing to refund either way
     assert reason(rules.suspend_refusal(ends, ends)) == rules.SESSION_OVER
     assert reason(rules.suspend_refusal(ends, ends + dt.timedelta(hours=1))) == rules.SESSION_OVER
+
+
+def test_a_suspension_ends_bookings_that_hold_a_place_and_check_ins_not_yet_seen():
+    later, started = NOW + dt.timedelta(hours=2), NOW - dt.timedelta(minutes=5)
+    for status in (BookingStatus.HELD, BookingStatus.CONFIRMED):
+        assert rules.ended_by_suspension(status, later, NOW) and rules.ended_by_suspension(status, started, NOW)
+    assert rules.ended_by_suspension(BookingStatus.CHECKED_IN, later, NOW)
+    assert not rules.ended_by_suspension(BookingStatus.CHECKED_IN, started, NOW)
+    assert not rules.ended_by_suspension(BookingStatus.CHECKED_IN, NOW, NOW)
+    for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED, BookingStatus.NO_SHOW):
+        assert not rules.ended_by_suspension(status, later, NOW)

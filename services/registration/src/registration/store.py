@@ -30,7 +30,7 @@ from tuoguan_common.db import Database, pg_array
 
 from . import messages
 from .domain import rules
-from .domain.model import ACTIVE, BookingStatus, PatientBooking, Period, Refusal, SlotState
+from .domain.model import ACTIVE, STANDING, BookingStatus, PatientBooking, Period, Refusal, SlotState
 from .domain.policy import BookingPolicy
 from .domain.schedule import PlannedSession, Template
 from .exceptions import BookingRefused, TemplateExists, not_found
@@ -47,6 +47,7 @@ MAX_LISTED_SLOTS = 5000
 
 _ACTIVE = [str(s) for s in ACTIVE]
 _HELD = [str(BookingStatus.HELD)]
+_STANDING = [str(s) for s in STANDING]
 
 
 BOOKING_VIEW = """
@@ -114,12 +115,14 @@ SELECT id FROM slots WHERE id IN (SELECT slot_id FROM bookings WHERE id = ANY(%s
 """
 
 # Ends bookings that hold a place and gives their places back, in one
-# statement; a confirmed booking's fee is due back (a free booking has none).
+# statement; a paid booking's fee (confirmed, or checked in before a
+# suspension) is due back (a free booking has none).
 # Callers hold the slots' locks (LOCK_SLOTS_OF_BOOKINGS).
 END_BOOKINGS = """
 WITH ended AS (
     UPDATE bookings b
-    SET status = %(status)s, cancel_reason = %(reason)s, refund_due = (v.status = 'CONFIRMED' AND b.fee_fen > 0),
+    SET status = %(status)s, cancel_reason = %(reason)s,
+        refund_due = (v.status IN ('CONFIRMED', 'CHECKED_IN') AND b.fee_fen > 0),
         ended_at = %(now)s, updated_at = %(now)s
     FROM (SELECT id, status FROM bookings
           WHERE id = ANY(%(ids)s::uuid[]) AND status = ANY(%(from_statuses)s) FOR UPDATE) v
@@ -128,7 +131,7 @@ WITH ended AS (
 ), freed AS (
     UPDATE slots s SET held = s.held - c.held, booked = s.booked - c.booked
     FROM (SELECT slot_id, count(*) FILTER (WHERE previous_status = 'HELD') AS held,
-                 count(*) FILTER (WHERE previous_status = 'CONFIRMED') AS booked
+                 count(*) FILTER (WHERE previous_status IN ('CONFIRMED', 'CHECKED_IN')) AS booked
           FROM ended GROUP BY slot_id) c
     WHERE s.id = c.slot_id
 )
@@ -585,7 +588,8 @@ class Store:
 
     def suspend_session(self, idem: Idempotent, session_id: str, reason: str,
                         now: dt.datetime) -> pb.SuspendSessionResponse:
-        """Suspends a session: closes its slots and cancels every booking that holds a place."""
+        """Suspends a session: closes its slots and cancels every booking that
+        holds a place, and every check-in whose slot has not started yet."""
         def write(cur: psycopg.Cursor) -> pb.SuspendSessionResponse:
             # Locking the slots first waits out holds in flight and keeps the slot-first order.
             cur.execute("SELECT id, ends_at FROM slots WHERE session_id = %s ORDER BY id FOR UPDATE", (session_id,))
@@ -604,10 +608,12 @@ class Store:
                     raise not_found("session")
                 raise BookingRefused(Refusal(rules.SESSION_ALREADY_SUSPENDED, "the session is already suspended"))
             cur.execute("UPDATE slots SET suspended = true WHERE session_id = %s", (session_id,))
-            cur.execute("SELECT id FROM bookings WHERE session_id = %s AND status IN ('HELD', 'CONFIRMED')",
-                        (session_id,))
-            ended = self._end_bookings(cur, [str(r["id"]) for r in cur.fetchall()], BookingStatus.CANCELLED,
-                                       "session_suspended", _ACTIVE, now)
+            # Read under the slots' locks: no check-in or cancellation moves them meanwhile.
+            cur.execute("SELECT id, status, starts_at FROM bookings WHERE session_id = %s AND status = ANY(%s)",
+                        (session_id, _STANDING))
+            due = [str(r["id"]) for r in cur.fetchall()
+                   if rules.ended_by_suspension(BookingStatus(r["status"]), r["starts_at"], now)]
+            ended = self._end_bookings(cur, due, BookingStatus.CANCELLED, "session_suspended", _STANDING, now)
             for row in ended:
                 outbox.append(cur, _cancelled_event(row, "session_suspended"))
             outbox.append(cur, events.SessionSuspended(

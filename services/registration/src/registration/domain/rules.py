@@ -150,6 +150,16 @@ def capture_decision(booking: PaidBooking | None, payment: CapturedPayment, now:
     return CONFIRM
 
 
+def ended_by_suspension(status: BookingStatus, starts_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether suspending the session cancels this booking. A patient may check
+    in any time on the day, hours before the slot: that visit will not happen
+    either, so it is cancelled (and refunded) like a confirmed one. One whose
+    slot has started is being or has been seen: it stands, fee and all."""
+    if status in ACTIVE:
+        return True
+    return status == BookingStatus.CHECKED_IN and starts_at > now
+
+
 def suspend_refusal(session_ends_at: dt.datetime | None, now: dt.datetime) -> Refusal | None:
     """A session that is over is not suspended: its patients came or did not
     (check-in, no-show), and suspending it would refund them all."""
