@@ -184,8 +184,9 @@ class Billing:
     def unfinished_payment(self, *, hold: dt.timedelta = HOLD, charged: bool = False) -> tuple[str, str]:
         """(payment id, booking id) of a payment whose api died before storing
         the provider's reference: after the provider charged it when
-        ``charged``, before asking it otherwise. Its booking's hold ends ``hold`` from now."""
-        patient_id, booking_id = self.held_booking(hold=hold)
+        ``charged``, before asking it otherwise. Its booking's hold ends ``hold`` from now
+        (already over: it ran out after the payment opened, while the api was dead)."""
+        patient_id, booking_id = self.held_booking(hold=max(hold, HOLD))
 
         def dies(_payment_id):
             raise RuntimeError("the api died here")
@@ -200,6 +201,12 @@ class Billing:
         finally:
             self.provider.before_authorize = self.provider.after_authorize = None
         [row] = self.rows("SELECT payment_id::text FROM payments WHERE booking_id = %s", booking_id)
+        if hold < HOLD:
+            # Billing refuses to open a payment on a hold that is over: the hold is cut short once it is open.
+            ends = utcnow() + hold
+            self.registration.bookings[booking_id].hold_expires_at = (
+                ends.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+            self.rows("UPDATE payments SET hold_expires_at = %s WHERE booking_id = %s RETURNING 1", ends, booking_id)
         return row["payment_id"], booking_id
 
     def token(self, subject: str | None = None, *roles: str) -> tuple[tuple[str, str], ...]:

@@ -3,6 +3,7 @@ gRPC server answering GetBooking. The worker's steps run here through the
 same cashier the worker uses, with its clock moved forward instead of sleeping."""
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import grpc
@@ -313,6 +314,15 @@ def test_only_the_callers_held_booking_can_be_paid(billing):
     error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
     assert billing.reason_of(error) == "booking_not_held"
     assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []
+
+
+def test_a_booking_whose_hold_is_over_is_not_charged_though_registration_still_says_held(billing):
+    # Registration's expiry timer has not got to the booking yet: GetBooking says HELD, its hold ended.
+    patient_id, booking_id = billing.held_booking(hold=-dt.timedelta(seconds=1))
+    error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
+    assert billing.reason_of(error) == "booking_not_held" and "hold is over" in error.details()
+    assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []
+    assert billing.rows("SELECT 1 FROM sandbox_provider.charges") == []
 
 
 A_BOOKING = "5b1e6f9c-3d1a-4c55-9a43-0f6f7b0d2a11"

@@ -74,7 +74,18 @@ def test_the_amount_is_the_bookings_fee():
 
 
 def test_a_held_booking_of_the_caller_is_payable():
-    payments.check_payable(BOOKING, "pat-1", [])
+    payments.check_payable(BOOKING, "pat-1", [], NOW)
+    # Registration did not say when the hold ends: its status decides.
+    payments.check_payable(replace(BOOKING, hold_expires_at=None), "pat-1", [], NOW)
+
+
+@pytest.mark.parametrize("now", [HOLD_ENDS, HOLD_ENDS + dt.timedelta(seconds=1)])
+def test_a_booking_whose_hold_is_over_is_not_held_whatever_registration_still_says(now):
+    # Registration's expiry timer has not got to it yet: still HELD there.
+    with pytest.raises(BookingNotHeld) as caught:
+        payments.check_payable(BOOKING, "pat-1", [], now)
+    assert "hold is over" in caught.value.message
+    assert exceptions.service_error(caught.value).reason == "booking_not_held"
 
 
 def test_a_payment_opens_with_the_bookings_hold_and_the_token_until_authorised():
@@ -102,12 +113,13 @@ def test_a_payment_opens_with_the_bookings_hold_and_the_token_until_authorised()
 ])
 def test_reasons_not_to_pay(booking, caller, existing, error):
     with pytest.raises(error):
-        payments.check_payable(booking, caller, existing)
+        payments.check_payable(booking, caller, existing, NOW)
 
 
 def test_a_failed_payment_says_to_hold_the_slot_again():
     with pytest.raises(PaymentFailedHoldReleased) as caught:
-        payments.check_payable(BOOKING, "pat-1", [payment(PaymentStatus.FAILED, failure_reason="card_declined")])
+        payments.check_payable(BOOKING, "pat-1", [payment(PaymentStatus.FAILED, failure_reason="card_declined")],
+                               NOW)
     assert "hold the slot again" in caught.value.message
 
 

@@ -205,7 +205,7 @@ class Cashier:
             for i in opening:
                 request, booking = batch[i]
                 try:
-                    payments.check_payable(booking, request.patient_id, existing.get(booking.booking_id, ()))
+                    payments.check_payable(booking, request.patient_id, existing.get(booking.booking_id, ()), now)
                 except BillingRuleError as exc:
                     outcomes[i] = exc
                     continue
@@ -225,7 +225,7 @@ class Cashier:
                     continue
                 try:
                     payments.check_payable(booking, request.patient_id, [
-                        p for p in after.get(booking.booking_id, ()) if p.payment_id != request.payment_id])
+                        p for p in after.get(booking.booking_id, ()) if p.payment_id != request.payment_id], now)
                 except BillingRuleError as exc:
                     outcomes[i] = exc
                     withdrawn.append(request.payment_id)

@@ -208,7 +208,7 @@ def ticket_booking(stated: Booking, booking_id: str, now: dt.datetime) -> Bookin
     return stated
 
 
-def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]) -> None:
+def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment], now: dt.datetime) -> None:
     """The patient may start paying this booking now, or the reason why not."""
     if booking.patient_id != patient_id:
         raise NotTheirs("not yours")
@@ -230,6 +230,11 @@ def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]
         )
     if booking.status != "HELD":
         raise BookingNotHeld(f"the booking is {booking.status.lower()}, not held: it cannot be paid")
+    # Registration still says HELD until its expiry timer gets to the booking;
+    # the hold is over all the same, and a capture now would only be rejected
+    # and refunded.
+    if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
+        raise BookingNotHeld("the booking's hold is over: it cannot be paid, hold the slot again")
     if booking.fee_fen <= 0:
         raise NoFeeDue("this booking has no fee to pay")
 
