@@ -117,7 +117,8 @@ def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_gra
     gone = wait_for(refused_by_ticketing, timeout=15, interval=0.2,
                     message="ticketing to refuse the token signed before the grade")
     assert "sign in again" in gone.json()["error"]["message"], gone.text
-    assert http.get("/api/v1/me", headers=ungraded).status_code == 401
+    wait_for(lambda: http.get("/api/v1/me", headers=ungraded).status_code == 401, timeout=15, interval=0.2,
+             message="identity to refuse it too (its own refresh)")
     engineer, _ = sign_in(http, login, "Engineer2026")
     assert http.get("/api/v1/me", headers=engineer).json()["grade"] == "expert"
     with EventTap(platform.amqp_uri, "ticketing", ["WorklogRecorded"]) as tap:

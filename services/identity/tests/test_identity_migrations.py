@@ -2,8 +2,9 @@
 accounts: existing engineers get no grade, the database refuses a grade that
 is not the contract's or an account that is not an engineer's, and the
 downgrade takes the grades and their history away again. Migration 0007
-(token generations) leaves every existing token valid and takes no lock on
-the accounts every sign-in reads."""
+(token generations) leaves every existing token valid, runs beside the
+sign-ins reading accounts, and gives up rather than queue writers behind a
+long transaction writing accounts."""
 from __future__ import annotations
 
 import threading
@@ -125,12 +126,19 @@ def test_a_migration_waiting_behind_a_long_transaction_gives_up_instead_of_holdi
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
 
 
-def test_token_generations_start_with_no_account_withdrawn_and_need_no_lock_on_accounts(at_0005, monkeypatch):
+def test_token_generations_start_with_no_account_withdrawn_and_let_sign_ins_read_on(at_0005, monkeypatch):
     """Existing tokens carry no generation (0) and stay valid: no account has a
-    row. 0007 runs beside a transaction reading accounts (sign-ins go on), and
-    its downgrade drops the generations only."""
+    row. 0007 runs beside a transaction reading accounts (sign-ins go on); behind
+    one writing accounts it gives up after the lock timeout (its foreign key
+    locks out writers) and runs once that ends. Its downgrade drops the generations only."""
     migrate(at_0005, MIGRATIONS_DIR, "0006")
     monkeypatch.setenv("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", "300")
+    with psycopg.connect(at_0005) as writer:
+        writer.execute("UPDATE accounts SET display_name = 'y' WHERE id = %s", (ENGINEER,))
+        with pytest.raises(Exception, match="lock timeout"):
+            migrate(at_0005, MIGRATIONS_DIR)
+    with psycopg.connect(at_0005) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
     with psycopg.connect(at_0005) as reader:
         reader.execute("SELECT count(*) FROM accounts").fetchone()
         migrate(at_0005, MIGRATIONS_DIR)

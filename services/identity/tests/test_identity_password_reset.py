@@ -12,6 +12,7 @@ import pytest
 from identity.api import register
 from identity.config import IdentityConfig
 from identity.domain.password_reset import ResetCodePolicy
+from identity.store import IdentityStore
 from identity_testkit import (
     NEW_PASSWORD, PASSWORD, PHONE, Clock, RecordingNotifier, failure, request_code, reset, sign_in, sign_up_patient,
 )
@@ -306,3 +307,20 @@ def test_no_full_phone_number_or_password_reaches_the_logs(stub, patient, notifi
     assert "password reset" in logged
     for secret in (PHONE, UNKNOWN, PASSWORD, NEW_PASSWORD):
         assert secret not in logged
+
+
+def test_a_sign_in_rehashing_the_old_password_cannot_undo_a_reset_that_raced_it(stub, patient, notifier, identity_db):
+    """A sign-in checked the old password, then the reset landed: its stronger hash of the old password is
+    not stored, so the old password (maybe a thief's) does not come back."""
+    old_hash = password_hash(identity_db)
+    account_id = IdentityStore(identity_db).account_by_login(PHONE).account_id
+    request_code(stub)
+    reset(stub, notifier.last_code())
+    assert not IdentityStore(identity_db).rehash_password(account_id, old_hash, "$argon2id$v=19$old-password-again")
+    assert password_hash(identity_db) not in (old_hash, "$argon2id$v=19$old-password-again")
+    assert sign_in(stub, NEW_PASSWORD).account.login == PHONE
+    assert failure(lambda: sign_in(stub, PASSWORD))[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
+    # Unraced, the stronger hash is stored.
+    current = password_hash(identity_db)
+    assert IdentityStore(identity_db).rehash_password(account_id, current, "$argon2id$v=19$stronger")
+    assert password_hash(identity_db) == "$argon2id$v=19$stronger"

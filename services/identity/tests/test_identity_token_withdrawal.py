@@ -6,6 +6,7 @@ the generation a token must carry, and the apis refuse every older token
 after their next read of the list. The account's next sign-in works."""
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 
@@ -120,6 +121,37 @@ def test_a_new_grade_signs_the_engineer_out_and_the_next_sign_in_carries_it(iden
     assert claims(sign_in_engineer(identity))["gen"] == 2
 
 
+def test_a_sign_in_that_read_the_account_before_a_grade_change_signs_a_token_that_is_refused(
+        serve_identity, token_keys, revocations, admin, monkeypatch):
+    """The sign-in read the old grade, then spent its time on argon2 while the admin changed the grade: the
+    token it signs afterwards carries the old grade and the old generation, so it is refused like the others."""
+    import identity.api
+
+    reading, go_on = threading.Event(), threading.Event()
+
+    class SlowPasswords(identity.api.Passwords):
+        def verify(self, password_hash, password):
+            # Only the sign-in checks a password here: it waits for the admin's change.
+            reading.set()
+            go_on.wait(10)
+            return super().verify(password_hash, password)
+
+    monkeypatch.setattr(identity.api, "Passwords", SlowPasswords)
+    stub = serve_identity(verifier=auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations))
+    account = engineer(stub, admin)
+    tokens: list[str] = []
+    racing = threading.Thread(target=lambda: tokens.append(sign_in_engineer(stub)))
+    racing.start()
+    assert reading.wait(10)
+    set_grade(stub, admin, account.account_id, "senior")
+    go_on.set()
+    racing.join(10)
+    [late] = tokens
+    assert claims(late)["grade"] == "junior" and "gen" not in claims(late), "signed from the read before the change"
+    assert revocations.refresh()
+    assert refused(stub, late)[0] == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_a_password_reset_signs_out_every_session_of_the_account_and_no_other(identity, notifier, revocations,
                                                                                identity_db):
     patient = sign_up_patient(identity)
@@ -142,10 +174,11 @@ def test_a_password_reset_signs_out_every_session_of_the_account_and_no_other(id
 
 
 def test_a_withdrawn_account_leaves_the_list_once_no_older_token_can_be_alive(identity, admin, clock):
-    """A sign-in token lives 15 minutes, and a verifier allows 10 s past its expiry."""
+    """A sign-in token lives 15 minutes, a verifier allows 10 s past its expiry, and a sign-in that read the
+    account before the withdrawal may sign a little after it: listed 5 minutes more."""
     account = engineer(identity, admin)
     set_grade(identity, admin, account.account_id, "senior")
-    clock.advance(minutes=15, seconds=auth.CLOCK_SKEW_SECONDS - 1)
+    clock.advance(minutes=15 + 5, seconds=auth.CLOCK_SKEW_SECONDS - 1)
     assert withdrawn(identity) == {account.account_id: 1}
     clock.advance(seconds=2)
     assert withdrawn(identity) == {}

@@ -142,7 +142,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             raise BadCredentials()
         self.store.clear_failures(login)
         if self.passwords.needs_rehash(record.password_hash):
-            self.store.replace_password_hash(record.account_id, self.passwords.hash(password))
+            self.store.rehash_password(record.account_id, record.password_hash, self.passwords.hash(password))
         # An engineer's token carries their grade: what ticketing prices their
         # worklogs by. Read with it, the generation makes the token refused
         # once a later change of the grade withdraws the account's tokens.

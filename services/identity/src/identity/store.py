@@ -40,7 +40,9 @@ def _record(row: dict | None) -> AccountRecord | None:
 
 
 # The generation in the same statement as the grade: a token signed from one
-# read never pairs a grade with the generation of another.
+# plain read (sign-in's account_by_login) never pairs a grade with the
+# generation of another. Not so for lock_account's FOR UPDATE after a wait
+# (PostgreSQL rechecks the locked row, not the subquery): nothing signs from it.
 _COLUMNS = ("id, login, display_name, roles, password_hash, grade, "
             "coalesce((SELECT g.generation FROM account_token_generations g WHERE g.account_id = accounts.id), 0) "
             "AS token_generation")
@@ -48,6 +50,12 @@ _COLUMNS = ("id, login, display_name, roles, password_hash, grade, "
 TOKEN_LEEWAY = dt.timedelta(seconds=CLOCK_SKEW_SECONDS)
 # Sign-in tokens live this long (identity signs them with its issuer's default).
 SIGN_IN_TOKEN_LIFETIME = dt.timedelta(seconds=DEFAULT_TTL_SECONDS)
+# A sign-in reads the account's generation, then checks the password (argon2,
+# slow on purpose) and signs: a withdrawal committed meanwhile leaves a token
+# of the old generation whose life starts after the withdrawal. Identity pods'
+# clocks differ too. So an account stays listed this much longer than a token
+# signed at its withdrawal could live; the list stays small all the same.
+WITHDRAWAL_MARGIN = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -147,9 +155,14 @@ class IdentityStore:
         )
         return cur.fetchone()["generation"]
 
-    def replace_password_hash(self, account_id: str, password_hash: str) -> None:
+    def rehash_password(self, account_id: str, checked_hash: str, password_hash: str) -> bool:
+        """Stores a stronger hash of the password just checked against
+        ``checked_hash``, unless the password changed meanwhile (a reset racing
+        the sign-in): the old password must not come back. False when it did."""
         with self.transaction() as cur:
-            cur.execute("UPDATE accounts SET password_hash = %s WHERE id = %s", (password_hash, account_id))
+            cur.execute("UPDATE accounts SET password_hash = %s WHERE id = %s AND password_hash = %s",
+                        (password_hash, account_id, checked_hash))
+            return cur.rowcount == 1
 
     # The sign-in throttle.
 
@@ -323,12 +336,12 @@ class IdentityStore:
         """What a verifier could still accept and must not: the revoked and
         signed-out tokens not past their expiry and its leeway (an expired one
         is refused anyway), and the accounts withdrawn since the oldest
-        sign-in token still alive was signed."""
+        sign-in token still alive was signed (with ``WITHDRAWAL_MARGIN``)."""
         with self.transaction() as cur:
             cur.execute("SELECT token_id FROM device_tokens WHERE revoked_at IS NOT NULL AND expires_at > %(since)s "
                         "UNION SELECT token_id FROM signed_out_tokens WHERE expires_at > %(since)s "
                         "ORDER BY token_id", {"since": now - TOKEN_LEEWAY})
             token_ids = frozenset(row["token_id"] for row in cur.fetchall())
             cur.execute("SELECT account_id, generation FROM account_token_generations WHERE withdrawn_at > %s",
-                        (now - TOKEN_LEEWAY - SIGN_IN_TOKEN_LIFETIME,))
+                        (now - TOKEN_LEEWAY - SIGN_IN_TOKEN_LIFETIME - WITHDRAWAL_MARGIN,))
             return Revoked(token_ids, {str(row["account_id"]): row["generation"] for row in cur.fetchall()})

@@ -102,9 +102,9 @@ async def staff_accounts(
             summary="Admins set an engineer's rate grade, which prices their worklogs")
 async def set_staff_grade(account_id: str, body: StaffGrade, services: CallerServices):
     """GET /api/v1/admin/staff-accounts lists the engineers, their ids and grades. The engineer's next
-    sign-in carries the grade, and ticketing records their worklogs at it; a token
-    already issued keeps the grade it was issued with until it expires. Setting the grade the account already
-    has changes nothing. A grade not one of junior, intermediate, senior, expert is 422 (field ``grade``); an
+    sign-in carries the grade, and ticketing records their worklogs at it; a change signs the engineer out
+    (their tokens carry the old grade: every service refuses them within its revocation refresh, 30 s by
+    default, with 401). Setting the grade the account already has changes nothing. A grade not one of junior, intermediate, senior, expert is 422 (field ``grade``); an
     account that is not an engineer's 409 (``not_an_engineer``); an unknown account 404; anyone but an admin
     403, and an admin their own grade too (``own_grade``: another admin sets it)."""
     return to_dict((await services.identity.SetStaffGrade(

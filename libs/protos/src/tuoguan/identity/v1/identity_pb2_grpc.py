@@ -194,8 +194,8 @@ class IdentityServiceServicer:
     def ListRevokedTokens(self, request, context):
         """The ids of the revoked tokens that have not expired yet, and the accounts
         whose earlier tokens are withdrawn: what the apis refuse. No token
-        needed: the ids are random and say nothing else, and only the cluster's
-        apis reach identity (the gateway does not offer it).
+        needed: only the cluster's apis reach identity (the gateway does not
+        offer this call), and the answer holds ids only, no name, login or phone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -214,8 +214,9 @@ class IdentityServiceServicer:
         expert): the contract prices an engineer's logged hours by it. Sign-in
         puts the grade in the engineer's token, so ticketing records each
         worklog at the grade the account holds, never one the engineer chose.
-        A token already issued keeps the grade it was issued with until it
-        expires (15 minutes). Setting the grade it already has changes nothing.
+        A change withdraws the engineer's tokens (see ListRevokedTokens): the
+        apis refuse them within their refresh interval, and the next sign-in
+        carries the new grade. Setting the grade it already has changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -6,9 +6,10 @@ be trusted any more (the password was reset, maybe after a theft), identity
 moves the account's generation on; tokens signed with an earlier one are
 refused by every api once it reads identity's revocation list.
 
-A table of its own rather than a column of ``accounts``: no lock on the
-accounts table, which every sign-in reads, and only the accounts ever
-withdrawn have a row. ``withdrawn_at`` finds the ones a verifier still
+A table of its own rather than a column of ``accounts``: sign-ins read
+accounts on while it runs (its foreign key locks out only writers of
+accounts, for the instant of creating an empty table, or gives up after the
+lock timeout), and only the accounts ever withdrawn have a row. ``withdrawn_at`` finds the ones a verifier still
 needs to know of (withdrawn within a token's lifetime).
 
 Revision ID: 0007
