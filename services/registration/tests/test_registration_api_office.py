@@ -195,6 +195,33 @@ def test_a_schedule_published_without_release_now_waits_for_the_release_time(stu
     assert len(stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.lin)).slots) == published.slots_created
 
 
+def test_a_template_moved_to_another_period_or_doctor_changes_only_days_not_yet_published(stub, clinic, people):
+    """Publishing knew a day by doctor and period only: a template moved to the
+    afternoon made an afternoon session beside each morning already published."""
+    office = people.office()
+    day = tomorrow() + dt.timedelta(days=2)
+    morning = put_template(stub, office, template(clinic.chen, weekday=day.isoweekday(), start_time="08:00",
+                                                  end_time="12:00"))
+    first = stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=7, release_now=True), metadata=office)
+    assert first.sessions_created == 1
+    put_template(stub, office, template(clinic.chen, template_id=morning.template_id, weekday=day.isoweekday(),
+                                        period=pb.PERIOD_AFTERNOON, start_time="14:00", end_time="17:00"))
+    assert stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=7, release_now=True),
+                                metadata=office).sessions_created == 0
+    put_template(stub, office, template(clinic.lin, template_id=morning.template_id, weekday=day.isoweekday(),
+                                        period=pb.PERIOD_AFTERNOON, start_time="14:00", end_time="17:00"))
+    assert stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=7, release_now=True),
+                                metadata=office).sessions_created == 0
+    sessions = stub.ListSessions(pb.ListSessionsRequest(service_date=day.isoformat()), metadata=office).sessions
+    assert [(s.doctor_id, s.period, s.capacity) for s in sessions] == [(clinic.chen, pb.PERIOD_MORNING, 8 * 4)]
+    # The week after, not yet published, is the template as it is now.
+    later = stub.PublishSchedule(pb.PublishScheduleRequest(days_ahead=14, release_now=True), metadata=office)
+    assert later.sessions_created == 1
+    next_week = stub.ListSessions(pb.ListSessionsRequest(service_date=(day + dt.timedelta(days=7)).isoformat()),
+                                  metadata=office).sessions
+    assert [(s.doctor_id, s.period) for s in next_week] == [(clinic.lin, pb.PERIOD_AFTERNOON)]
+
+
 def test_templates_reject_bad_numbers(stub, clinic, people):
     office = people.office()
     cases = [

@@ -56,6 +56,26 @@ def test_plan_follows_weekdays_from_tomorrow_over_the_window():
     assert all(p.fee_fen == 5000 and p.slots[0].capacity == 4 for p in planned)
 
 
+def test_a_day_published_from_a_template_is_not_published_again_whatever_the_template_became():
+    first, last = dt.date(2026, 11, 30), dt.date(2026, 12, 7)  # two Mondays
+    now = dt.datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    published = [schedule.PublishedSession("t1", "doc", first, Period.MORNING)]
+    # The template moved to the afternoon: its first Monday stays the morning it was published as.
+    afternoon = template(period=Period.AFTERNOON, start=dt.time(13, 30), end=dt.time(17, 0))
+    planned = schedule.plan_sessions([afternoon], first, last, POLICY, now)
+    assert [p.service_date for p in schedule.not_yet_published(planned, published)] == [last]
+    # Or to another doctor.
+    moved = schedule.Template("t1", "doc2", "dep", 1, Period.MORNING, dt.time(8), dt.time(12), 30, 4, 5000)
+    planned = schedule.plan_sessions([moved], first, last, POLICY, now)
+    assert [p.service_date for p in schedule.not_yet_published(planned, published)] == [last]
+    # Another template for the doctor's day and period made already (by hand, or before a template was replaced).
+    other = schedule.Template("t2", "doc", "dep", 1, Period.MORNING, dt.time(8), dt.time(12), 30, 4, 5000)
+    by_hand = [schedule.PublishedSession(None, "doc", first, Period.MORNING)]
+    planned = schedule.plan_sessions([other], first, last, POLICY, now)
+    assert [p.service_date for p in schedule.not_yet_published(planned, by_hand)] == [last]
+    assert schedule.not_yet_published(planned, []) == planned
+
+
 def test_template_numbers_are_checked():
     assert schedule.template_problem(dt.time(8), dt.time(12), 30, 4) is None
     assert schedule.template_problem(dt.time(8), dt.time(12), 2, 4)[0] == "template.slot_minutes"

@@ -32,7 +32,7 @@ from . import messages
 from .domain import rules
 from .domain.model import ACTIVE, STANDING, BookingStatus, PatientBooking, Period, Refusal, SlotState
 from .domain.policy import BookingPolicy
-from .domain.schedule import PlannedSession, Template
+from .domain.schedule import PlannedSession, PublishedSession, Template, not_yet_published
 from .exceptions import BookingRefused, TemplateExists, not_found
 
 Row = dict[str, Any]
@@ -337,17 +337,19 @@ class Store:
         sessions = slots = 0
         with self.db.transaction() as cur:
             cur.execute(
-                "SELECT doctor_id, service_date, period FROM sessions WHERE service_date BETWEEN %s AND %s",
+                "SELECT template_id, doctor_id, service_date, period FROM sessions "
+                "WHERE service_date BETWEEN %s AND %s",
                 (min(p.service_date for p in planned), max(p.service_date for p in planned)),
             )
-            existing = {(str(r["doctor_id"]), r["service_date"], r["period"]) for r in cur.fetchall()}
-            for p in planned:
-                if (p.doctor_id, p.service_date, str(p.period)) in existing:
-                    continue
-                # A concurrent publisher may have made it since: the unique key decides.
+            published = [PublishedSession(None if r["template_id"] is None else str(r["template_id"]),
+                                          str(r["doctor_id"]), r["service_date"], Period(r["period"]))
+                         for r in cur.fetchall()]
+            for p in not_yet_published(planned, published):
+                # A concurrent publisher may have made it since: the unique keys decide
+                # (doctor, day and period; template and day).
                 cur.execute(
                     "INSERT INTO sessions (doctor_id, department_id, template_id, service_date, period, released_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (doctor_id, service_date, period) DO NOTHING "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
                     "RETURNING id",
                     (p.doctor_id, p.department_id, p.template_id, p.service_date, p.period, p.released_at),
                 )

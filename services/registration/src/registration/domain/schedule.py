@@ -105,6 +105,32 @@ def publish_window(today: dt.date, days_ahead: int) -> tuple[dt.date, dt.date]:
     return today + dt.timedelta(days=1), today + dt.timedelta(days=days_ahead)
 
 
+@dataclass(frozen=True)
+class PublishedSession:
+    """A session that exists, as far as publishing cares."""
+
+    template_id: str | None
+    doctor_id: str
+    service_date: dt.date
+    period: Period
+
+
+def not_yet_published(planned: Iterable[PlannedSession],
+                      published: Iterable[PublishedSession]) -> list[PlannedSession]:
+    """The planned sessions whose day is not published yet. A doctor's day and
+    period holds one session, and a template makes one session a day: once a
+    day is published from a template, editing the template (its period, even
+    its doctor) changes only the days not yet published."""
+    doctor_days, template_days = set(), set()
+    for session in published:
+        doctor_days.add((session.doctor_id, session.service_date, Period(session.period)))
+        if session.template_id is not None:
+            template_days.add((session.template_id, session.service_date))
+    return [p for p in planned
+            if (p.doctor_id, p.service_date, p.period) not in doctor_days
+            and (p.template_id is None or (p.template_id, p.service_date) not in template_days)]
+
+
 def plan_sessions(templates: Iterable[Template], first_day: dt.date, last_day: dt.date, policy: ReleasePolicy,
                   now: dt.datetime, *, release_now: bool = False) -> list[PlannedSession]:
     by_weekday: dict[int, list[Template]] = {}
