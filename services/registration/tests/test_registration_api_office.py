@@ -222,6 +222,53 @@ def test_a_template_moved_to_another_period_or_doctor_changes_only_days_not_yet_
     assert [(s.doctor_id, s.period) for s in next_week] == [(clinic.lin, pb.PERIOD_AFTERNOON)]
 
 
+def test_a_doctors_active_templates_on_one_weekday_may_not_overlap(stub, clinic, people):
+    """Both were accepted: a doctor published twice over the same hours, and a
+    patient could book both sessions at once."""
+    office = people.office()
+
+    def overlap(tpl: pb.SessionTemplate) -> tuple:
+        with pytest.raises(grpc.RpcError) as caught:
+            put_template(stub, office, tpl)
+        return (caught.value.code(), reason_of(caught.value),
+                dict(caught.value.trailing_metadata())["tuoguan-field"])
+
+    morning = put_template(stub, office, template(clinic.chen, weekday=2, start_time="08:00", end_time="12:00"))
+    assert overlap(template(clinic.chen, weekday=2, period=pb.PERIOD_AFTERNOON, start_time="11:00",
+                            end_time="15:00")) == (grpc.StatusCode.INVALID_ARGUMENT, "template_overlaps",
+                                                   "template.start_time")
+    assert overlap(template(clinic.chen, weekday=2, period=pb.PERIOD_EVENING, start_time="07:00",
+                            end_time="09:00"))[1:] == ("template_overlaps", "template.end_time")
+    afternoon = put_template(stub, office, template(clinic.chen, weekday=2, period=pb.PERIOD_AFTERNOON,
+                                                    start_time="12:00", end_time="15:00"))
+    # Edited by id, or replaced by doctor, weekday and period: the template it replaces is not in its way.
+    assert overlap(template(clinic.chen, template_id=afternoon.template_id, weekday=2, period=pb.PERIOD_AFTERNOON,
+                            start_time="11:30", end_time="15:00"))[1:] == ("template_overlaps", "template.start_time")
+    assert overlap(template(clinic.chen, weekday=2, start_time="08:00", end_time="12:30"))[1:] == \
+        ("template_overlaps", "template.end_time")
+    put_template(stub, office, template(clinic.chen, weekday=2, start_time="07:30", end_time="11:30"))
+    # An inactive template publishes nothing: it may overlap until it is made active.
+    evening = template(clinic.chen, weekday=2, period=pb.PERIOD_EVENING, start_time="14:00", end_time="18:00",
+                       active=False)
+    put_template(stub, office, evening)
+    evening.active = True
+    assert overlap(evening)[1:] == ("template_overlaps", "template.start_time")
+    # Moved to a doctor whose hours it runs into.
+    put_template(stub, office, template(clinic.lin, weekday=3, start_time="09:00", end_time="12:00"))
+    assert overlap(template(clinic.lin, template_id=afternoon.template_id, weekday=3, period=pb.PERIOD_AFTERNOON,
+                            start_time="11:00", end_time="15:00"))[1:] == ("template_overlaps", "template.start_time")
+    # Another weekday or another doctor is no overlap; refusals stored nothing.
+    put_template(stub, office, template(clinic.chen, weekday=4, start_time="11:00", end_time="15:00"))
+    put_template(stub, office, template(clinic.wang, weekday=2, start_time="11:00", end_time="15:00"))
+    listed = stub.ListSessionTemplates(pb.ListSessionTemplatesRequest(doctor_id=clinic.chen), metadata=office)
+    assert [(t.template_id == morning.template_id, t.weekday, t.period, t.start_time, t.end_time, t.active)
+            for t in listed.templates] == [
+        (True, 2, pb.PERIOD_MORNING, "07:30", "11:30", True),
+        (False, 2, pb.PERIOD_AFTERNOON, "12:00", "15:00", True),
+        (False, 2, pb.PERIOD_EVENING, "14:00", "18:00", False),
+        (False, 4, pb.PERIOD_MORNING, "11:00", "15:00", True)]
+
+
 def test_templates_reject_bad_numbers(stub, clinic, people):
     office = people.office()
     cases = [

@@ -76,6 +76,21 @@ def test_a_day_published_from_a_template_is_not_published_again_whatever_the_tem
     assert schedule.not_yet_published(planned, []) == planned
 
 
+def test_a_doctors_templates_on_one_weekday_may_touch_but_not_overlap():
+    morning = [(Period.MORNING, dt.time(8), dt.time(12))]
+    assert schedule.overlap_problem(dt.time(12), dt.time(15), morning) is None
+    assert schedule.overlap_problem(dt.time(6), dt.time(8), morning) is None
+    assert schedule.overlap_problem(dt.time(13), dt.time(15), []) is None
+    field, problem = schedule.overlap_problem(dt.time(11), dt.time(15), morning)
+    assert (field, problem.endswith("must be 12:00 or later")) == ("template.start_time", True)
+    assert "morning template" in problem and "08:00-12:00" in problem
+    assert schedule.overlap_problem(dt.time(7), dt.time(9), morning)[0] == "template.end_time"
+    assert schedule.overlap_problem(dt.time(7), dt.time(13), morning)[0] == "template.end_time"
+    assert schedule.overlap_problem(dt.time(9), dt.time(10), morning)[0] == "template.start_time"
+    evening = (Period.EVENING, dt.time(18), dt.time(21))
+    assert "evening" in schedule.overlap_problem(dt.time(17), dt.time(19), [evening, *morning])[1]
+
+
 def test_template_numbers_are_checked():
     assert schedule.template_problem(dt.time(8), dt.time(12), 30, 4) is None
     assert schedule.template_problem(dt.time(8), dt.time(12), 2, 4)[0] == "template.slot_minutes"

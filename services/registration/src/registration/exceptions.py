@@ -6,7 +6,8 @@ from tuoguan_common.errors import AlreadyExists, FailedPrecondition, InvalidArgu
 
 from .domain.model import Refusal
 
-__all__ = ["BookingRefused", "HoldsBusy", "InvalidArgument", "NotFound", "TemplateExists", "not_found"]
+__all__ = ["BookingRefused", "HoldsBusy", "InvalidArgument", "NotFound", "TemplateExists", "TemplateOverlaps",
+           "not_found"]
 
 
 class BookingRefused(FailedPrecondition):
@@ -30,6 +31,14 @@ class HoldsBusy(ResourceExhausted):
 class TemplateExists(AlreadyExists):
     def __init__(self):
         super().__init__("the doctor already has a template for this weekday and period", reason="template_exists")
+
+
+class TemplateOverlaps(InvalidArgument):
+    """The template's hours run into another active template of the doctor
+    that weekday. An invalid argument, so the office's form is told which
+    time to change (the field), with a reason of its own to say why."""
+
+    reason = "template_overlaps"
 
 
 def not_found(what: str) -> NotFound:

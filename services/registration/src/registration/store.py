@@ -32,8 +32,8 @@ from . import messages
 from .domain import rules
 from .domain.model import ACTIVE, STANDING, BookingStatus, PatientBooking, Period, Refusal, SlotState
 from .domain.policy import BookingPolicy
-from .domain.schedule import PlannedSession, PublishedSession, Template, not_yet_published
-from .exceptions import BookingRefused, TemplateExists, not_found
+from .domain.schedule import PlannedSession, PublishedSession, Template, not_yet_published, overlap_problem
+from .exceptions import BookingRefused, TemplateExists, TemplateOverlaps, not_found
 
 Row = dict[str, Any]
 
@@ -178,6 +178,13 @@ RETURNING *
 """
 
 
+OTHER_ACTIVE_TEMPLATES = """
+SELECT period, start_time, end_time FROM session_templates
+WHERE doctor_id = %(doctor_id)s AND weekday = %(weekday)s AND active
+  AND CASE WHEN %(template_id)s::uuid IS NULL THEN period <> %(period)s ELSE id <> %(template_id)s::uuid END
+"""
+
+
 def _slot_state(row: Row) -> SlotState:
     return SlotState(
         slot_id=str(row["id"]), department_id=str(row["department_id"]), service_date=row["service_date"],
@@ -280,24 +287,36 @@ class Store:
 
     def save_template(self, cur: psycopg.Cursor, fields: dict[str, Any]) -> Row:
         """Creates or replaces a template: by its id when given, else by doctor, weekday and period."""
-        cur.execute("SELECT 1 FROM doctors WHERE id = %s", (fields["doctor_id"],))
+        # The doctor's row serialises saves of the doctor's templates: two at
+        # once would each pass the overlap check against the other. NO KEY:
+        # publishing's foreign keys to the doctor do not wait on it.
+        cur.execute("SELECT 1 FROM doctors WHERE id = %s FOR NO KEY UPDATE", (fields["doctor_id"],))
         if cur.fetchone() is None:
             raise not_found("doctor")
-        if not fields.get("template_id"):
+        fields = {**fields, "template_id": fields.get("template_id")}
+        if fields["template_id"]:
+            cur.execute("SELECT 1 FROM session_templates WHERE id = %(template_id)s", fields)
+            if cur.fetchone() is None:
+                raise not_found("template")
+            cur.execute(
+                "SELECT 1 FROM session_templates WHERE doctor_id = %(doctor_id)s AND weekday = %(weekday)s "
+                "AND period = %(period)s AND id <> %(template_id)s",
+                fields,
+            )
+            if cur.fetchone() is not None:
+                raise TemplateExists()
+        if fields["active"]:
+            # The template it replaces (the same id, or by key the same period) is not in its way.
+            cur.execute(OTHER_ACTIVE_TEMPLATES, fields)
+            problem = overlap_problem(fields["start_time"], fields["end_time"],
+                                      [(Period(r["period"]), r["start_time"], r["end_time"]) for r in cur.fetchall()])
+            if problem is not None:
+                raise TemplateOverlaps(*problem)
+        if not fields["template_id"]:
             cur.execute(SAVE_TEMPLATE_BY_KEY, fields)
             return cur.fetchone()
-        cur.execute(
-            "SELECT 1 FROM session_templates WHERE doctor_id = %(doctor_id)s AND weekday = %(weekday)s "
-            "AND period = %(period)s AND id <> %(template_id)s",
-            fields,
-        )
-        if cur.fetchone() is not None:
-            raise TemplateExists()
         cur.execute(SAVE_TEMPLATE_BY_ID, fields)
-        row = cur.fetchone()
-        if row is None:
-            raise not_found("template")
-        return row
+        return cur.fetchone()
 
     def put_template(self, idem: Idempotent, fields: dict[str, Any]) -> pb.PutSessionTemplateResponse:
         def write(cur: psycopg.Cursor) -> pb.PutSessionTemplateResponse:

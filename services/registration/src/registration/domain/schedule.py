@@ -62,6 +62,21 @@ def template_problem(start: dt.time, end: dt.time, slot_minutes: int, capacity_p
     return None
 
 
+def overlap_problem(start: dt.time, end: dt.time,
+                    others: Iterable[tuple[Period, dt.time, dt.time]]) -> tuple[str, str] | None:
+    """Where a template's hours run into another active template of the same
+    doctor on the same weekday, as (field, problem): a doctor holds one
+    session at a time, and a patient could otherwise book both at once.
+    Touching is not overlapping (08:00-12:00 and 12:00-15:00 both stand)."""
+    for period, other_start, other_end in sorted(others, key=lambda o: o[1]):
+        if start < other_end and other_start < end:
+            overlaps = f"overlaps the doctor's {period} template that weekday ({other_start:%H:%M}-{other_end:%H:%M})"
+            if start < other_start:
+                return "template.end_time", f"{overlaps}: must be {other_start:%H:%M} or earlier"
+            return "template.start_time", f"{overlaps}: must be {other_end:%H:%M} or later"
+    return None
+
+
 def _minutes(t: dt.time) -> int:
     return t.hour * 60 + t.minute
 
