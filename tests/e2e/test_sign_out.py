@@ -66,3 +66,5 @@ def test_a_copy_of_the_portal_cookie_is_worth_nothing_after_signing_out(platform
 
         page = wait_for(sent_to_sign_in, timeout=15, interval=0.2, message="the copied cookie to be refused")
         assert page.headers["location"].startswith("/signin")
+        told = thief.get(page.headers["location"])
+        assert "您的登录已结束，请重新登录。" in told.text, "the sign-in page says why it is shown"

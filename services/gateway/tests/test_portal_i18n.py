@@ -3,6 +3,7 @@ check), the language a request gets, and Babel's formatting of money, dates
 and times in the hospital's time zone."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 import subprocess
 import sys
@@ -222,6 +223,12 @@ def test_times_are_in_the_hospitals_time_zone():
         assert fmt.time("") == "—"
     instant = Formatter("en").instant("2026-11-30T16:30:00Z")
     assert (instant.date().isoformat(), instant.hour, instant.utcoffset().total_seconds()) == ("2026-12-01", 0, 8 * 3600)
+
+
+def test_the_hospitals_date_is_shanghais_whatever_the_servers_zone():
+    assert i18n.hospital_today(dt.datetime(2026, 11, 27, 23, 30, tzinfo=dt.timezone.utc)) == dt.date(2026, 11, 28)
+    assert i18n.hospital_today(dt.datetime(2026, 11, 27, 15, 59, tzinfo=dt.timezone.utc)) == dt.date(2026, 11, 27)
+    assert i18n.hospital_today() == dt.datetime.now(i18n.HOSPITAL_TIME).date()
 
 
 def test_dates():

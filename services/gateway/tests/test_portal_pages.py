@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import re
 import time
@@ -159,6 +160,34 @@ def test_public_pages_load_without_the_patients_token(own_gateway, issuer, fakes
         assert patient.get("/departments/dep-cardio/doctors/doc-wang").status_code == 200
     for rpc in ("ListDepartments", "ListSlots"):
         assert "authorization" not in fakes["registration"].last(rpc)[2]
+
+
+@pytest.fixture
+def server_zone_on_another_date(monkeypatch) -> Iterator[None]:
+    """The process' local zone set where today is not Shanghai's today: 12 hours behind UTC until 19:00
+    in Shanghai, 14 hours ahead from then on. A container's zone (UTC) differs only from 00:00 to 08:00."""
+    zone = "Etc/GMT+12" if dt.datetime.now(i18n.HOSPITAL_TIME).hour < 19 else "Etc/GMT-14"
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    assert dt.date.today() != i18n.hospital_today()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_portal_counts_days_from_the_hospitals_date_not_the_servers(own_gateway, fakes,
+                                                                         server_zone_on_another_date):
+    """The patient's fortnight of slots and the office's day view start at the hospital's today: on a
+    server's date, the day released at 07:00 stayed out of the patients' reach until 08:00."""
+    url = own_gateway(availability_cache_seconds=0, waiting_room_capacity=0)
+    today = i18n.hospital_today()
+    with httpx.Client(base_url=url, timeout=20) as client:
+        assert client.get("/departments/dep-cardio/doctors/doc-wang").status_code == 200
+    asked = fakes["registration"].last("ListSlots")[1]
+    assert (asked.from_date, asked.to_date) == (today.isoformat(), (today + dt.timedelta(days=14)).isoformat())
+    with signed_in_client(url, "office", "Office1234") as office:
+        assert office.get("/office").status_code == 200
+    assert fakes["registration"].last("ListSessions")[1].service_date == today.isoformat()
 
 
 def test_publishing_with_a_days_ahead_no_proto_holds_goes_back_with_a_message(gateway_url, fakes):

@@ -26,6 +26,12 @@ DEFAULT_LANGUAGE = "zh_CN"
 HOSPITAL_TIME = ZoneInfo("Asia/Shanghai")
 
 
+def hospital_today(now: dt.datetime | None = None) -> dt.date:
+    """The hospital's date, whatever the server's zone (a container's is UTC:
+    its date is yesterday's until 08:00 in Shanghai, through the 07:00 release)."""
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(HOSPITAL_TIME).date()
+
+
 def N_(message: str) -> str:
     """Marks text for the catalogue; it is translated where it is shown."""
     return message
@@ -56,6 +62,7 @@ REASONS = {
     "session_over": N_("This session is over: mark its bookings checked in or no-show instead."),
     "not_service_day": N_("Check-in is open on the day of the visit only."),
     "template_exists": N_("This doctor already has a session template for that weekday and period."),
+    "template_overlaps": N_("These hours overlap another of this doctor's session templates on that weekday."),
     "bad_credentials": N_("The phone number or password is not correct."),
     "too_many_attempts": N_("Too many attempts. Please wait a few minutes and try again."),
     "phone_taken": N_("An account with this phone number already exists. Sign in instead."),

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan_common.errors import InvalidArgument, calendar_date
 
+from .i18n import hospital_today
 from .web import (
     PortalRoute, call, check_field_text, flash, form_key, gettext, has_role, portal_state, posted_form, redirect,
     render, safe_next, services, sign_in_redirect, signed_in, translate,
@@ -36,9 +37,9 @@ async def day_view(request: Request, date: str = "", department_id: str = ""):
         return refusal
     try:
         # The dates registration accepts (a typo like 9999-12-31 would overflow the day links).
-        day = calendar_date(date, "date") or dt.date.today()
+        day = calendar_date(date, "date") or hospital_today()
     except InvalidArgument:
-        day = dt.date.today()
+        day = hospital_today()
     registration = services(request).registration
     departments = (await registration.ListDepartments(reg.ListDepartmentsRequest())).departments
     sessions = (await registration.ListSessions(reg.ListSessionsRequest(

@@ -69,7 +69,7 @@ async def _doctors(request: Request, department_id: str) -> list[reg.Doctor]:
 
 async def _slots(request: Request, doctor_id: str) -> list[reg.Slot]:
     state = portal_state(request)
-    today = dt.date.today()
+    today = i18n.hospital_today()
     reply = await state.availability.get(("slots", doctor_id), lambda: public_services(request).registration.ListSlots(
         reg.ListSlotsRequest(doctor_id=doctor_id, from_date=today.isoformat(),
                              to_date=(today + dt.timedelta(days=BOOKING_DAYS_AHEAD)).isoformat())))

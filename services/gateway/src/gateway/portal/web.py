@@ -274,7 +274,11 @@ class PortalRoute(APIRoute):
                     request, "This form has expired. Please go back, reload the page and try again."))
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    # Refused by a service (signed out elsewhere, a new password, a
+                    # new grade): without a word the sign-in page would look like a fault.
                     request.session.pop("token", None)
+                    request.session.pop("account", None)
+                    flash(request, translate(request, "Your session has ended. Please sign in again."))
                     return sign_in_redirect(request)
                 return render(request, "error.html", status_code=http_status(exc.code()),
                               message=refusal_text(request, exc))
