@@ -143,6 +143,8 @@ def test_values_schema_is_a_valid_json_schema_and_accepts_the_defaults():
      "/services/billing-api/secretEnv/BILLING_PROVIDER_KEY"),
     ({"default": {"egress": [{"too": []}]}}, "/default/egress/0"),
     ({"services": {"identity-api": {"image": {"digest": "0.2.0"}}}}, "/services/identity-api/image/digest"),
+    # A digest alone would run under the global tag's name, and label the pods with it.
+    ({"services": {"identity-api": {"image": {"digest": "sha256:" + "a" * 64}}}}, "/services/identity-api/image"),
     ({"services": {"identity-api": {"image": {"tag": "0.2.0 "}}}}, "/services/identity-api/image/tag"),
     ({"services": {"identity-api": {"image": {"repository": "registry.example.org/tuoguan tuoguan"}}}},
      "/services/identity-api/image/repository"),
@@ -729,7 +731,6 @@ def production_image(tag: str | None = None, digest: str | None = None) -> str:
     # Not the global digest: it is the global tag's image, which would run under the new tag's name.
     ({"tag": "0.2.0"}, "registry.example.org/tuoguan/tuoguan:0.2.0"),
     ({"tag": "0.2.0", "digest": PINNED_DIGEST}, production_image("0.2.0", PINNED_DIGEST)),
-    ({"digest": PINNED_DIGEST}, production_image(digest=PINNED_DIGEST)),
     ({"repository": "mirror.example.org/tuoguan"}, "mirror.example.org/tuoguan:0.1.0"),
 ], ids=str)
 def test_a_component_pinned_to_its_own_image_runs_it_and_the_others_keep_the_global_one(own, expected):
@@ -757,14 +758,16 @@ def test_moving_the_global_image_to_a_components_pin_does_not_restart_it():
 def test_the_version_label_is_the_tag_a_component_runs():
     app_version = yaml.safe_load((tools.CHART / "Chart.yaml").read_text())["appVersion"]
     assert app_version != "0.2.0"
-    manifests = with_values("minimal", {"services": {"identity-api": {"image": {"tag": "0.2.0"}},
-                                                     "ticketing-api": {"image": {"digest": PINNED_DIGEST}}}})
+    manifests = with_values("minimal", {"services": {
+        "identity-api": {"image": {"tag": "0.2.0"}}, "gateway": {"image": {"tag": "0.2.1", "digest": PINNED_DIGEST}}},
+        "ingress": {"enabled": True}})
     images = images_of(manifests)
     assert images["identity-api"] == "tuoguan:0.2.0"
-    assert images["ticketing-api"] == f"tuoguan:{app_version}@{PINNED_DIGEST}"
+    assert images["gateway"] == f"tuoguan:0.2.1@{PINNED_DIGEST}"
+    assert of_kind(manifests, "Ingress"), "the gateway's Ingress is labelled too"
     for obj in manifests:
         labels = [obj["metadata"]["labels"]] + ([pod_labels(obj)] if obj["kind"] in WORKLOADS else [])
-        expected = "0.2.0" if component(obj) == "identity-api" else app_version
+        expected = {"identity-api": "0.2.0", "gateway": "0.2.1"}.get(component(obj), app_version)
         for found in labels:
             assert found["app.kubernetes.io/version"] == expected, f"{obj['kind']}/{obj['metadata']['name']}"
     # The selector has no version in it: a Deployment's selector is immutable, and a pin must
