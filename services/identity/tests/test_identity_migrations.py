@@ -12,11 +12,9 @@ import uuid
 
 import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
 
 from identity.migrate import MIGRATIONS_DIR
-from tuoguan_common.db import drop_database, migrate, sqlalchemy_url
+from tuoguan_common.db import downgrade, drop_database, migrate
 from tuoguan_common.testing import unique_database_url
 
 pytestmark = pytest.mark.integration
@@ -35,13 +33,6 @@ def at_0005(infra):
                          "VALUES (%s, %s, '$argon2id$v=19$x', 'x', ARRAY[%s])", (account_id, login, role))
     yield url
     drop_database(url)
-
-
-def downgrade(url: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
-    command.downgrade(config, revision)
 
 
 def columns(conn: psycopg.Connection) -> set[str]:
@@ -86,7 +77,7 @@ def test_the_downgrade_drops_the_grades_and_their_history_and_the_upgrade_comes_
         conn.execute("UPDATE accounts SET grade = 'senior' WHERE id = %s", (ENGINEER,))
         conn.execute("INSERT INTO staff_grade_changes (account_id, grade, set_by, set_at) "
                      "VALUES (%s, 'senior', 'admin-id', now())", (ENGINEER,))
-    downgrade(at_0005, "0005")
+    downgrade(at_0005, MIGRATIONS_DIR, "0005")
     with psycopg.connect(at_0005) as conn:
         assert "grade" not in columns(conn)
         assert "staff_grade_changes" not in tables(conn)
@@ -150,7 +141,7 @@ def test_token_generations_start_with_no_account_withdrawn_and_let_sign_ins_read
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             conn.execute("INSERT INTO account_token_generations VALUES (%s, 1, now())", (str(uuid.uuid4()),))
         conn.execute("INSERT INTO account_token_generations VALUES (%s, 1, now())", (ENGINEER,))
-    downgrade(at_0005, "0006")
+    downgrade(at_0005, MIGRATIONS_DIR, "0006")
     with psycopg.connect(at_0005) as conn:
         assert "account_token_generations" not in tables(conn)
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (2,)

@@ -10,10 +10,8 @@ import time
 
 import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
 from registration.migrate import MIGRATIONS_DIR
-from tuoguan_common.db import drop_database, migrate, sqlalchemy_url
+from tuoguan_common.db import downgrade, drop_database, migrate
 from tuoguan_common.testing import unique_database_url
 
 pytestmark = pytest.mark.integration
@@ -28,13 +26,6 @@ def at_0003(infra):
     migrate(url, MIGRATIONS_DIR, "0003")
     yield url
     drop_database(url)
-
-
-def downgrade(url: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
-    command.downgrade(config, revision)
 
 
 def a_doctor_and_template(conn: psycopg.Connection) -> tuple[str, str, str]:
@@ -87,7 +78,7 @@ def test_days_published_twice_keep_both_sessions_and_the_first_keeps_the_templat
             a_session(conn, doctor, department, template, NEXT_MONDAY, "evening", t0)
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
 
-    downgrade(at_0003, "0003")
+    downgrade(at_0003, MIGRATIONS_DIR, "0003")
     with psycopg.connect(at_0003) as conn:
         assert index_state(conn) is None
         assert conn.execute("SELECT count(*) FROM sessions").fetchone() == (4,)

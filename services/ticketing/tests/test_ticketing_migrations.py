@@ -11,9 +11,7 @@ import psycopg
 import pytest
 from ticketing.migrate import MIGRATIONS_DIR
 from ticketing_testkit import shanghai
-from alembic import command
-from alembic.config import Config
-from tuoguan_common.db import drop_database, migrate, sqlalchemy_url
+from tuoguan_common.db import downgrade, drop_database, migrate
 from tuoguan_common.testing import unique_database_url
 
 pytestmark = pytest.mark.integration
@@ -57,10 +55,7 @@ def test_existing_worklogs_get_their_end_and_the_rule_from_then_on(at_0001):
         add_worklog(at_0001, "eng-2", T0 + dt.timedelta(minutes=59), 10)
     assert caught.value.diag.constraint_name == "worklogs_no_overlap"
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", sqlalchemy_url(at_0001))
-    command.downgrade(config, "0001")
+    downgrade(at_0001, MIGRATIONS_DIR, "0001")
     with psycopg.connect(at_0001) as conn:
         assert "ended_at" not in columns(conn)
     migrate(at_0001, MIGRATIONS_DIR)
@@ -110,10 +105,7 @@ def test_open_device_alarms_take_the_fingerprint_their_clearance_looks_for(infra
         assert [got[f"T{n}"] for n in range(len(fingerprints))] == list(fingerprints.values())
         assert got["T0"] == device_alarm_fingerprint("00:1A:2B", "temperature_high")
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
-        command.downgrade(config, "0002")
+        downgrade(url, MIGRATIONS_DIR, "0002")
         with psycopg.connect(url) as conn:
             restored = dict(conn.execute("SELECT number, alert_fingerprint FROM tickets").fetchall())
         assert [restored[f"T{n}"] for n in range(len(fingerprints))] == [f for f, _status in fingerprints]

@@ -87,6 +87,17 @@ def migrate(url: str, migrations_dir: Path, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
+def downgrade(url: str, migrations_dir: Path, revision: str) -> None:
+    """Takes the service's database back down to ``revision`` (migration tests)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(url))
+    command.downgrade(cfg, revision)
+
+
 def migrations_dir(service: str) -> Path:
     """``<service>/migrations`` inside the installed package ``<service>``."""
     spec = importlib.util.find_spec(service)
