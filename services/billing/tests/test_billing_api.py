@@ -298,7 +298,7 @@ def test_a_refund_that_keeps_failing_does_not_hold_back_the_others(billing, capl
     assert {r["payment_id"]: (r["status"], r["refund_requested_reason"]) for r in billing.rows(
         "SELECT payment_id::text, status, refund_requested_reason FROM payments")} == {
         stuck.payment_id: ("CAPTURED", "booking_cancelled"), other.payment_id: ("REFUNDED", None)}
-    [logged, _] = [r for r in caplog.records if r.getMessage() == "refund failed; the other refunds go on"]
+    [logged, _] = [r for r in caplog.records if r.getMessage() == "provider did not refund; will retry"]
     assert (logged.payment_id, logged.error) == (stuck.payment_id, ProviderRequestConflict.__name__)
     assert stuck.patient_id not in caplog.text
 
@@ -499,6 +499,49 @@ def test_a_refund_the_provider_cannot_make_now_is_kept_and_issued_later(billing)
     later = billing.cashier(after=billing.SETTLED)
     assert [p.payment_id for p in later.issue_requested_refunds().refunded] == [payment.payment_id]
     assert later.issue_requested_refunds().refunded == []
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "REFUNDED", "refund_requested_reason": None}]
+    assert len(billing.events("RefundIssued")) == 1
+
+
+class ProviderBroke(Exception):
+    """An error of the provider's adapter billing has no name for."""
+
+
+@pytest.mark.parametrize("provider_fails", ["conflict", "unexpected"])
+def test_a_refund_event_the_provider_fails_is_kept_for_the_timer_not_dead_lettered(billing, caplog, provider_fails):
+    payment = captured_payment(billing)
+    worker = billing.worker(after=billing.SETTLED)
+    refund = worker.cashier.provider.refund
+    if provider_fails == "conflict":
+        # The provider saw the payment's refund key with another refund: it refuses this one.
+        billing.rows("INSERT INTO sandbox_provider.refunds (reference, charge_reference, idempotency_key, "
+                     "amount_fen, created_at) VALUES ('sbx_re_other', %s, %s, 1, now()) RETURNING 1",
+                     payment.provider_reference, f"refund:{payment.payment_id}")
+        error = ProviderRequestConflict.__name__
+    else:
+        def broken(*args, **kwargs):
+            raise ProviderBroke("the adapter fell over")
+
+        worker.cashier.provider.refund = broken
+        error = ProviderBroke.__name__
+    failed = REGISTRY.get_sample_value("tuoguan_billing_payments_total", {"outcome": "refund_failed"}) or 0.0
+
+    # Handled, not dead-lettered: the request stays on the payment for the refund timer.
+    assert worker.refund_cancelled_booking(cancellation(payment)) == "ok"
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "CAPTURED", "refund_requested_reason": "booking_cancelled"}]
+    assert billing.rows("SELECT 1 FROM dead_letters") == [] and billing.events("RefundIssued") == []
+    assert REGISTRY.get_sample_value("tuoguan_billing_payments_total", {"outcome": "refund_failed"}) == failed + 1
+    [logged] = [r for r in caplog.records if r.getMessage() == "provider did not refund; will retry"]
+    assert (logged.payment_id, logged.error) == (payment.payment_id, error)
+    assert payment.patient_id not in caplog.text
+
+    # Once the provider is sorted out, the timer gives the fee back, once.
+    billing.rows("DELETE FROM sandbox_provider.refunds RETURNING 1")
+    worker.cashier.provider.refund = refund
+    assert [p.payment_id for p in worker.cashier.issue_requested_refunds().refunded] == [payment.payment_id]
+    assert worker.cashier.issue_requested_refunds().refunded == []
     assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
         {"status": "REFUNDED", "refund_requested_reason": None}]
     assert len(billing.events("RefundIssued")) == 1

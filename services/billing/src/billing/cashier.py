@@ -658,8 +658,11 @@ class Cashier:
             # the refund the provider already made.
             receipt = self.provider.refund(payment.provider_reference, payment.amount_fen,
                                            idempotency_key=f"refund:{payment.payment_id}")
-        except (ProviderUnavailable, RefundRefused) as exc:
-            # Kept, not lost: issue_requested_refunds tries again later.
+        except Exception as exc:  # noqa: BLE001 - whatever the provider said, the request must outlive it
+            # Kept, not lost: issue_requested_refunds tries again later. Raised
+            # on an event's path, it would dead-letter the event and roll the
+            # request back with it, and nothing would ever try again. Only the
+            # provider was asked here: billing's transaction is intact.
             log.error("provider did not refund; will retry", extra={"payment_id": payment.payment_id,
                                                                      "error": type(exc).__name__})
             metrics.BILLING_PAYMENTS.labels(REFUND_FAILED).inc()
