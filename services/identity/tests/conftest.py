@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from identity.api import register
+from identity_testkit import Clock, RecordingNotifier
 from identity.migrate import MIGRATIONS_DIR
 from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan_common.config import Settings
@@ -42,6 +43,18 @@ def serve_identity(identity_db, issuer, verifier):
     for server, channel in started:
         channel.close()
         server.stop(0)
+
+
+@pytest.fixture
+def clock():
+    """Identity's clock, still unless the test moves it (a retry "at once" really is at once)."""
+    return Clock()
+
+
+@pytest.fixture
+def notifier():
+    """The reset codes identity sends, recorded instead of texted."""
+    return RecordingNotifier()
 
 
 @pytest.fixture

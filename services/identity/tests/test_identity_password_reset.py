@@ -14,7 +14,7 @@ from identity.config import IdentityConfig
 from identity.domain.password_reset import ResetCodePolicy
 from identity.store import IdentityStore
 from identity_testkit import (
-    NEW_PASSWORD, PASSWORD, PHONE, Clock, RecordingNotifier, failure, request_code, reset, sign_in, sign_up_patient,
+    NEW_PASSWORD, PASSWORD, PHONE, RecordingNotifier, failure, request_code, reset, sign_in, sign_up_patient,
 )
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan.identity.v1 import identity_pb2_grpc
@@ -24,16 +24,6 @@ from tuoguan_common.grpc_server import REASON_KEY, RETRY_AFTER_KEY, build_server
 pytestmark = pytest.mark.integration
 
 UNKNOWN = "13700000009"
-
-
-@pytest.fixture
-def notifier():
-    return RecordingNotifier()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

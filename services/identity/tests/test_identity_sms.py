@@ -32,21 +32,6 @@ UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, "sms_unavailable", None)
 STANDARD_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-class Clock:
-    """Still unless moved: a retry 'at once' really is at once."""
-
-    def __init__(self):
-        self.now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def stub(serve_identity, sms_gateway, clock):
     config = IdentityConfig(sms=SmsGatewayConfig(url=sms_gateway.url, api_key=API_KEY, timeout_seconds=0.5))

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from identity.api import revoked_tokens
 from identity.config import IdentityConfig
 from identity.domain.password_reset import ResetCodePolicy
-from identity_testkit import NEW_PASSWORD, PASSWORD, Clock, RecordingNotifier, request_code, reset, sign_in, \
+from identity_testkit import NEW_PASSWORD, PASSWORD, request_code, reset, sign_in, \
     sign_up_patient
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth
@@ -28,16 +28,6 @@ pytestmark = pytest.mark.integration
 
 ADMIN_ID = str(uuid.uuid4())
 ENGINEER_PASSWORD = "Engineer2026"
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def notifier():
-    return RecordingNotifier()
 
 
 @pytest.fixture
