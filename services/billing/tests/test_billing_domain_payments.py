@@ -371,3 +371,24 @@ def test_a_payment_ticket_states_the_booking_while_its_hold_runs():
     with pytest.raises(errors.BadInput) as wrong:
         payments.ticket_booking(stated, "b2", NOW)
     assert wrong.value.field == "payment_ticket"
+
+
+@pytest.mark.parametrize("failed,may_land", [
+    (dict(failure_reason="never_authorized"), True),
+    (dict(failure_reason="not_found_at_provider", provider_reference="sbx_ch_1"), True),
+    # Its charge is asked back already: the refund timer has it.
+    (dict(failure_reason="never_authorized", refund_requested_reason="charged_after_failure"), False),
+    # The provider's own word: declined, or the token refused before any charge.
+    (dict(failure_reason="card_declined", provider_reference="sbx_ch_1"), False),
+    (dict(failure_reason="unknown_payment_method"), False),
+])
+def test_a_charge_may_land_on_a_payment_failed_without_the_providers_word(failed, may_land):
+    assert payments.charge_may_land(payment(PaymentStatus.FAILED, **failed)) is may_land
+    assert payments.charge_may_land(payment(PaymentStatus.PENDING)) is False
+
+
+@pytest.mark.parametrize("state,moved", [
+    (None, False), (ChargeState.DECLINED, False), (ChargeState.PENDING, True), (ChargeState.CAPTURED, True)])
+def test_a_charge_found_after_the_failure_goes_back_unless_declined(state, moved):
+    record = None if state is None else ChargeStatus("sbx_ch_1", "p1", 5000, state)
+    assert payments.charged_after_all(record) is moved

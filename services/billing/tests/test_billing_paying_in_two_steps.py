@@ -300,7 +300,7 @@ def test_a_retry_after_the_hold_ended_within_the_grace_is_told_the_payment_is_in
         first.payment_id]
 
 
-def the_charge_went_back(billing, payment_id: str) -> None:
+def the_charge_went_back(billing, payment_id: str, reason: str = "never_authorized") -> None:
     """The provider's charge for a FAILED payment was refunded once, and the
     ledger and the provider's statement agree about it."""
     [charge] = billing.rows("SELECT reference, amount_fen, settles_at FROM sandbox_provider.charges "
@@ -312,12 +312,12 @@ def the_charge_went_back(billing, payment_id: str) -> None:
     # The payment stays FAILED: registration was told so and released the hold.
     assert billing.rows("SELECT status, failure_reason, provider_reference, refund_requested_reason, refunded_fen "
                         "FROM payments WHERE payment_id = %s", payment_id) == [{
-        "status": "FAILED", "failure_reason": "never_authorized", "provider_reference": charge["reference"],
+        "status": "FAILED", "failure_reason": reason, "provider_reference": charge["reference"],
         "refund_requested_reason": None, "refunded_fen": 0}]
     assert billing.rows("SELECT payment_id::text, amount_fen, reason FROM refunds") == [
         {"payment_id": payment_id, "amount_fen": 5000, "reason": "charged_after_failure"}]
     assert [(e["payment_id"], int(e["amount_fen"])) for e in billing.events("RefundIssued")] == [(payment_id, 5000)]
-    assert [e["reason"] for e in billing.events("PaymentFailed")] == ["never_authorized"]
+    assert [e["reason"] for e in billing.events("PaymentFailed")] == [reason]
     assert billing.events("PaymentCaptured") == []
     # Journaled as the capture and the refund the provider's statement shows: the books net to nothing...
     assert sorted((r["kind"], r["effective_at"]) for r in billing.rows(
@@ -429,3 +429,162 @@ def test_the_workers_late_authorisation_of_a_payment_failed_meanwhile_goes_back(
     assert [p.payment_id for p, _ in billing.cashier(after=billing.LATE_CAPTURED).issue_requested_refunds().returned
             ] == [payment_id]
     the_charge_went_back(billing, payment_id)
+
+
+# A charge that lands after the payment failed, where nobody stores its reference.
+
+
+def lost_the_provider(_payment_id):
+    raise ProviderUnavailable("the client's deadline passed while the provider made the charge")
+
+
+def charged_after_it_failed(billing, token: str = "tok_ok", *, ends=lost_the_provider) -> tuple[str, str, str]:
+    """(payment id, patient id, booking id) of a payment the worker failed as
+    never authorised (its clock past the hold and the grace) while the api's
+    call was at the provider, which made the charge all the same; then the
+    api's call ended with ``ends`` raised, so the api never stored the charge's
+    reference. Its idempotency key is k-1."""
+    patient_id, booking_id = billing.held_booking()
+    billing.provider.before_authorize = lambda _: billing.cashier(after=PAST_THE_HOLD).authorize_unfinished()
+    billing.provider.after_authorize = ends
+    try:
+        pytest.raises(grpc.RpcError, billing.pay, patient_id, booking_id, token=token, key="k-1")
+    finally:
+        billing.provider.before_authorize = billing.provider.after_authorize = None
+    [row] = billing.rows("SELECT payment_id::text, status, failure_reason, provider_reference FROM payments "
+                         "WHERE booking_id = %s", booking_id)
+    assert (row["status"], row["failure_reason"], row["provider_reference"]) == ("FAILED", "never_authorized", None)
+    assert row["payment_id"] in [c["merchant_payment_id"] for c in charges(billing)]
+    return row["payment_id"], patient_id, booking_id
+
+
+def every_timer(cashier) -> None:
+    cashier.authorize_unfinished(), cashier.settle_pending(), cashier.give_up_on_unanswered()
+    cashier.reconcile_unknown(), cashier.issue_requested_refunds(), cashier.find_charges_after_failure()
+
+
+@pytest.mark.parametrize("ends", [lost_the_provider, dies("after the provider charged")])
+def test_a_charge_that_lands_after_the_payment_failed_and_the_api_lost_it_goes_back(billing, ends):
+    # The reviewer's case: nothing stores the charge's reference, no retry comes.
+    payment_id, _, _ = charged_after_it_failed(billing, ends=ends)
+    landed, refunds = counted("charged_after_failure"), counted(name="tuoguan_billing_refunds_total")
+    # None of the other timers ever looks at a FAILED payment.
+    every_other = billing.cashier(after=billing.SETTLED)
+    every_other.authorize_unfinished(), every_other.settle_pending(), every_other.give_up_on_unanswered()
+    every_other.reconcile_unknown()
+    assert every_other.issue_requested_refunds().returned == []
+
+    # The worker's sweep asks the provider about it, stores the charge and,
+    # captured by now, gives it back at once.
+    returned = billing.cashier(after=billing.SETTLED).find_charges_after_failure().returned
+    assert [(p.payment_id, fen) for p, fen in returned] == [(payment_id, 5000)]
+    assert counted("charged_after_failure") == landed + 1
+    assert counted(name="tuoguan_billing_refunds_total") == refunds + 1
+    the_charge_went_back(billing, payment_id)
+    # Once: another run of the sweep, or of any timer, changes nothing.
+    for after in (billing.SETTLED, dt.timedelta(hours=2)):
+        every_timer(billing.cashier(after=after))
+    assert counted("charged_after_failure") == landed + 1
+    the_charge_went_back(billing, payment_id)
+
+
+def test_a_retry_of_a_payment_failed_while_its_charge_was_on_the_way_finds_the_charge(billing):
+    payment_id, patient_id, booking_id = charged_after_it_failed(billing)
+    [charge] = charges(billing)
+    landed = counted("charged_after_failure")
+    retry = billing.pay(patient_id, booking_id, key="k-1").payment
+    # Still failed (registration released the hold), with the charge, whose refund is asked for.
+    assert (retry.payment_id, retry.status, retry.failure_reason, retry.provider_reference) == (
+        payment_id, pb.PAYMENT_STATUS_FAILED, "never_authorized", charge["reference"])
+    assert counted("charged_after_failure") == landed + 1
+    assert billing.rows("SELECT refund_requested_reason FROM payments") == [
+        {"refund_requested_reason": "charged_after_failure"}]
+    assert billing.pay(patient_id, booking_id, key="k-1").payment == retry
+
+    assert billing.cashier(after=billing.SETTLED).find_charges_after_failure().returned == []  # asked for already
+    assert [p.payment_id for p, _ in billing.cashier(after=billing.SETTLED).issue_requested_refunds().returned] == [
+        payment_id]
+    every_timer(billing.cashier(after=billing.SETTLED))
+    assert counted("charged_after_failure") == landed + 1
+    the_charge_went_back(billing, payment_id)
+
+
+def test_a_charge_the_providers_records_show_after_reconciliation_failed_the_payment_goes_back(billing):
+    payment = billing.new_payment("tok_timeout")  # answered only in the provider's records, captured late
+    billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered()
+    # The provider's records do not show the charge yet: reconciliation fails the payment.
+    reconciling = billing.cashier(after=billing.TIMED_OUT)
+    reconciling.provider.lookup = lambda references: []
+    assert [(p.payment_id, p.failure_reason) for p in reconciling.reconcile_unknown().failed] == [
+        (payment.payment_id, "not_found_at_provider")]
+    landed = counted("charged_after_failure")
+
+    # The sweep finds the charge, not captured yet: its refund is asked for...
+    assert billing.cashier(after=billing.TIMED_OUT).find_charges_after_failure().returned == []
+    assert counted("charged_after_failure") == landed + 1
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments") == [
+        {"status": "FAILED", "refund_requested_reason": "charged_after_failure"}]
+    # ... and the refund timer makes it once the provider has captured it.
+    later = billing.cashier(after=billing.LATE_CAPTURED)
+    assert [p.payment_id for p, _ in later.issue_requested_refunds().returned] == [payment.payment_id]
+    every_timer(later)
+    assert counted("charged_after_failure") == landed + 1
+    the_charge_went_back(billing, payment.payment_id, reason="not_found_at_provider")
+
+
+def test_the_sweep_asks_once_about_a_declined_charge_and_never_about_what_moved_no_money(billing):
+    never_charged, _ = billing.unfinished_payment(hold=dt.timedelta(seconds=1))
+    billing.cashier(after=billing.UNFINISHED).authorize_unfinished()  # failed: the provider never saw it
+    declined, _, _ = charged_after_it_failed(billing, token="tok_decline")
+    landed = counted("charged_after_failure")
+    sweep = billing.cashier(after=billing.SETTLED)
+    assert sweep.find_charges_after_failure().returned == []
+    assert counted("charged_after_failure") == landed + 1  # the declined charge, stored and asked back
+    assert sweep.issue_requested_refunds().returned == []  # declined: no money moved, the request is dropped
+    for _ in range(2):
+        assert sweep.find_charges_after_failure().returned == []
+    assert counted("charged_after_failure") == landed + 1
+    assert {r["payment_id"]: (r["status"], r["provider_reference"] is None, r["refund_requested_reason"])
+            for r in billing.rows("SELECT payment_id::text, status, provider_reference, refund_requested_reason "
+                                  "FROM payments")} == {
+        never_charged: ("FAILED", True, None), declined: ("FAILED", False, None)}
+    assert billing.rows("SELECT 1 FROM sandbox_provider.refunds") == [] and billing.rows("SELECT 1 FROM refunds") == []
+
+
+def test_the_sweep_takes_a_batch_at_a_time_and_only_failures_of_its_window(billing):
+    first, _, _ = charged_after_it_failed(billing)
+    second, _, _ = charged_after_it_failed(billing)
+    # Failed longer ago than the window (a day by default): no longer asked about.
+    assert billing.cashier(after=dt.timedelta(hours=25)).find_charges_after_failure().returned == []
+    assert billing.rows("SELECT 1 FROM payments WHERE refund_requested_reason IS NOT NULL") == []
+
+    sweep = billing.cashier(after=billing.SETTLED)
+    sweep.batch_size = 1
+    assert [p.payment_id for p, _ in sweep.find_charges_after_failure().returned] == [first]
+    assert [p.payment_id for p, _ in sweep.find_charges_after_failure().returned] == [second]
+    assert sweep.find_charges_after_failure().returned == []
+    assert sorted(r["payment_id"] for r in billing.rows("SELECT payment_id::text FROM refunds")) == sorted(
+        [first, second])
+
+
+def test_the_sweep_reads_its_window_on_its_index(billing):
+    class Explained:
+        """A cursor that plans the store's query instead of running it."""
+
+        def __init__(self, cur):
+            self.cur, self.plan = cur, ""
+
+        def execute(self, sql, params=None, **options):
+            self.cur.execute("EXPLAIN " + sql, params)
+            self.plan = " ".join(str(row) for row in self.cur.fetchall())
+
+        def fetchall(self):
+            return []
+
+    store = billing.cashier().store
+    with billing.db.transaction() as cur:
+        cur.execute("SET LOCAL enable_seqscan = off")  # the test's table is too small to be worth an index
+        for after in (None, (dt.datetime.now(dt.timezone.utc), str(uuid.uuid4()))):
+            explained = Explained(cur)
+            store.failed_unheard(explained, dt.datetime.now(dt.timezone.utc), after, 10)
+            assert "payments_failed_unheard" in explained.plan, explained.plan

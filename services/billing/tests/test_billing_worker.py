@@ -98,7 +98,8 @@ def test_the_worker_settles_reconciles_and_refunds_once(infra, billing, billing_
 
 def test_the_worker_finishes_the_payments_the_api_did_not(infra, billing, billing_events, processes):
     start_worker(processes, infra, billing, BILLING_AUTHORIZE_GRACE_SECONDS="0.5",
-                 BILLING_AUTHORIZE_RETRY_INTERVAL_SECONDS="0.2")
+                 BILLING_AUTHORIZE_RETRY_INTERVAL_SECONDS="0.2", BILLING_LATE_CHARGE_CHECK_INTERVAL_SECONDS="0.2",
+                 BILLING_RECONCILE_INTERVAL_SECONDS="0.5")
 
     # The api died between its two transactions, and nobody retried.
     authorised, _ = billing.unfinished_payment()  # before asking the provider; the hold runs
@@ -117,3 +118,12 @@ def test_the_worker_finishes_the_payments_the_api_did_not(infra, billing, billin
     charged = billing.rows("SELECT merchant_payment_id FROM sandbox_provider.charges")
     assert sorted(c["merchant_payment_id"] for c in charged) == sorted([authorised, recorded])
     assert billing.rows("SELECT 1 FROM payments WHERE method_token IS NOT NULL") == []
+
+    # The api's call that made the abandoned payment's charge was still at the
+    # provider; the charge lands now, and nobody stores it: the worker's sweep
+    # finds it and gives the money back.
+    billing.provider.authorize(abandoned, 5000, "tok_ok", f"registration-fee:{abandoned}")
+    wait_for(lambda: of("RefundIssued"), timeout=20, message="the late charge given back")
+    assert [(e["payment_id"], int(e["amount_fen"])) for e in of("RefundIssued")] == [(abandoned, 5000)]
+    assert billing.rows("SELECT status, refund_requested_reason FROM payments WHERE payment_id = %s", abandoned) == [
+        {"status": "FAILED", "refund_requested_reason": None}]

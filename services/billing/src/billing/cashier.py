@@ -147,7 +147,8 @@ def _first_answer(request: FeeRequest, earlier: outbox.EarlierRequest | None) ->
 class Cashier:
     def __init__(self, store: BillingStore, provider: PaymentProvider, *,
                  clock: Callable[[], dt.datetime] = utcnow, payment_timeout: dt.timedelta = dt.timedelta(seconds=5),
-                 authorize_grace: dt.timedelta = dt.timedelta(seconds=5), batch_size: int = 500):
+                 authorize_grace: dt.timedelta = dt.timedelta(seconds=5), batch_size: int = 500,
+                 late_charge_window: dt.timedelta = dt.timedelta(hours=24)):
         for outcome in ("captured", "failed"):
             metrics.BILLING_RECONCILED.labels(outcome)
         # Shown at 0 from the start, so an alert on their rate sees the first one.
@@ -159,6 +160,12 @@ class Cashier:
         self.payment_timeout = payment_timeout
         self.authorize_grace = authorize_grace
         self.batch_size = batch_size
+        # How long after billing failed a payment without the provider's word
+        # a charge may still land on it: at least the acquirer's longest
+        # authorisation (find_charges_after_failure).
+        self.late_charge_window = late_charge_window
+        # Where find_charges_after_failure's next run carries on (failed at, payment id); None: from the start.
+        self._sweep_after: tuple[dt.datetime, str] | None = None
 
     @property
     def database(self):
@@ -314,7 +321,25 @@ class Cashier:
         reference = None
         if payment.status is PaymentStatus.PENDING and payment.provider_reference is None:
             reference = self._resumed_authorization(request, payment)
+        elif payments.charge_may_land(payment) and payment.provider_reference is None:
+            # Failed while its first attempt was still inside the provider's
+            # call (the api's client gave up on it, or the api died): the
+            # charge may have landed since. Stored, it goes back (_store_references).
+            reference = self._charge_made_after_all(payment)
         return _only(self.answer_payments([Authorized(request, payment, reference, opened_here=False)]))
+
+    def _charge_made_after_all(self, payment: Payment) -> str | None:
+        """The reference of a charge the provider made for a payment billing
+        had failed as never authorised; None when it has none (or does not
+        answer: the payment is failed whatever it says, and the worker's
+        sweep, find_charges_after_failure, asks again)."""
+        key = payments.authorization_key(payment.payment_id)
+        try:
+            return self.provider.authorizations([key]).get(key)
+        except ProviderUnavailable:
+            log.warning("provider not asked about a failed payment's charge; the worker will",
+                        extra={"payment_id": payment.payment_id})
+            return None
 
     def _resumed_authorization(self, request: FeeRequest, payment: Payment) -> str | None:
         """The provider's reference for a payment a retry resumes. None when
@@ -370,22 +395,78 @@ class Cashier:
             log.error("the provider charged a payment billing had already failed; its refund is asked for",
                       extra={"payment_id": payment_id})
 
-    def _return_at_once(self, late: Sequence[str]) -> None:
+    def _return_at_once(self, late: Sequence[str]) -> Settled:
         """The worker, after the commit of _store_references: counts the
         charges that landed on failed payments and gives each back if the
         provider has captured it already (usually not yet: the refund timer
-        does it then)."""
+        does it then). Returns what it gave back, counted already."""
         self._count_late_charges(late)
+        returned = Settled()
         for payment_id in late:
             try:
                 with self.database.transaction() as cur:
                     payment = self.store.get_payment(cur, payment_id, lock=True)
                     done = (self._return_charge(cur, payment) if payment is not None
                             and payments.charged_after_failure(payment) else Settled())
-                done.count()
+                returned.add(done.count())
             except Exception as exc:  # noqa: BLE001 - the refund is asked for already: the timer gives it back
                 log.error("charge made after failure not given back at once; the refund timer will",
                           extra={"payment_id": payment_id, "error": type(exc).__name__})
+        return returned
+
+    def find_charges_after_failure(self) -> Settled:
+        """Asks the provider about the payments billing failed without its
+        word (payments.FAILED_UNHEARD) in the last ``late_charge_window``:
+        a charge that landed on one after all is stored and asked back, as
+        wherever else billing learns of it (_store_references), and given
+        back at once if captured, otherwise by the refund timer. Nothing else
+        would ever look at such a payment again: the api's call that made the
+        charge ended in a timeout or a crash, or the provider's records were
+        late for reconciliation.
+
+        One batch per run (``batch_size``), in failure order; the next run
+        carries on after it, and starts over once a batch comes back short, so
+        a backlog larger than a batch is still seen in turn. Nothing is
+        locked while the provider is asked; the rows are locked and read
+        again before anything is written, and each payment is asked back
+        once (its request, or its refund, takes it out of the sweep), so a
+        second run, or another replica's, changes nothing. Returns what was
+        given back, counted already."""
+        now = self.clock()
+        with self.database.transaction() as cur:
+            batch = self.store.failed_unheard(cur, now - self.late_charge_window, self._sweep_after,
+                                              self.batch_size)
+        if not batch:
+            self._sweep_after = None
+            return Settled()
+        unheard = [p for p in batch if p.provider_reference is None]
+        # not_found_at_provider: the reference is known, the provider's records did not show it then.
+        unseen = [p for p in batch if p.provider_reference is not None]
+        keys = {p.payment_id: payments.authorization_key(p.payment_id) for p in unheard}
+        seen = self.provider.authorizations(list(keys.values())) if unheard else {}
+        records = ({r.reference: r for r in self.provider.lookup([p.provider_reference for p in unseen])}
+                   if unseen else {})
+        references = [(p.payment_id, seen[keys[p.payment_id]]) for p in unheard if keys[p.payment_id] in seen]
+        recorded = [p.payment_id for p in unseen if payments.charged_after_all(records.get(p.provider_reference))]
+        late: list[str] = []
+        if references or recorded:
+            with self.database.transaction() as cur:
+                # Only a reference not stored yet is stored: a charge the api
+                # or a retry stored meanwhile was counted and asked back there.
+                late = self._store_references(cur, references, now)
+                # Locked, then read again: the refund timer may have given
+                # one back (or dropped it, declined) since the read above.
+                current = self.store.lock_payments(cur, recorded)
+                refunded = self.store.refunded_payments(cur, recorded)
+                found = sorted(payment_id for payment_id, payment in current.items()
+                               if payments.charge_may_land(payment) and payment_id not in refunded)
+                self.store.return_charges(cur, found, payments.CHARGED_AFTER_FAILURE, now)
+                late = sorted({*late, *found})
+        # Moved on only once the batch is done: a run that failed asks about it again.
+        self._sweep_after = (batch[-1].settled_at, batch[-1].payment_id) if len(batch) == self.batch_size else None
+        log.info("failed payments asked about at the provider", extra={"counts": {
+            "asked": len(batch), "charged_after_failure": len(late)}})
+        return self._return_at_once(late)
 
     def _return_charge(self, cur: psycopg.Cursor, payment: Payment) -> Settled:
         """Gives back a charge made for a payment billing had failed, once

@@ -27,6 +27,11 @@ class BillingSettings:
     authorize_retry_interval_seconds: float
     timeout_check_interval_seconds: float
     reconcile_interval_seconds: float
+    # How long after billing failed a payment without the provider's word a
+    # charge may still land on it (at least the acquirer's longest
+    # authorisation), and how often the worker asks the provider about such payments.
+    late_charge_window: dt.timedelta
+    late_charge_check_interval_seconds: float
     batch_size: int
     # The most payments one of the api's transactions takes in a surge (billing.checkout).
     pay_batch_max: int
@@ -50,6 +55,8 @@ class BillingSettings:
             authorize_retry_interval_seconds=_number("BILLING_AUTHORIZE_RETRY_INTERVAL_SECONDS", 1.0),
             timeout_check_interval_seconds=_number("BILLING_TIMEOUT_CHECK_INTERVAL_SECONDS", 0.5),
             reconcile_interval_seconds=_number("BILLING_RECONCILE_INTERVAL_SECONDS", 10.0),
+            late_charge_window=dt.timedelta(seconds=_number("BILLING_LATE_CHARGE_WINDOW_SECONDS", 86400.0)),
+            late_charge_check_interval_seconds=_number("BILLING_LATE_CHARGE_CHECK_INTERVAL_SECONDS", 60.0),
             batch_size=_number("BILLING_BATCH_SIZE", 500, int),
             pay_batch_max=max(1, _number("BILLING_PAY_BATCH_MAX", 128, int)),
             worker_metrics_port=_number("BILLING_WORKER_METRICS_PORT", PORTS["billing"]["worker_metrics"], int),

@@ -106,6 +106,44 @@ class BillingStore:
         )
         return [_payment(r) for r in cur.fetchall()]
 
+    def failed_unheard(self, cur: psycopg.Cursor, failed_since: dt.datetime, after: tuple[dt.datetime, str] | None,
+                       limit: int) -> list[Payment]:
+        """FAILED payments billing gave up without the provider's word
+        (payments.FAILED_UNHEARD) since ``failed_since``, whose charge, if
+        any, was neither asked back nor refunded: in failure order, from
+        after ``after`` (failed at, payment id), at most ``limit``. Read, not
+        locked. The literals match the partial index payments_failed_unheard."""
+        conditions, params = ["settled_at >= %s"], [failed_since]
+        if after is not None:
+            conditions.append("(settled_at, payment_id) > (%s, %s::uuid)")
+            params.extend(after)
+        cur.execute(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments p WHERE status = 'FAILED' "
+            "AND failure_reason IN ('never_authorized', 'not_found_at_provider') AND refund_requested_reason IS NULL "
+            f"AND {' AND '.join(conditions)} "
+            "AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.payment_id) "
+            "ORDER BY settled_at, payment_id LIMIT %s",
+            (*params, limit),
+        )
+        return [_payment(r) for r in cur.fetchall()]
+
+    def lock_payments(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> dict[str, Payment]:
+        """Locks these payments (in id order, so two callers never deadlock)
+        and reads them as they are once locked."""
+        if not payment_ids:
+            return {}
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = ANY(%s::uuid[]) "
+                    "ORDER BY payment_id FOR UPDATE", (pg_array(payment_ids),), prepare=False)
+        return {r["payment_id"]: _payment(r) for r in cur.fetchall()}
+
+    def refunded_payments(self, cur: psycopg.Cursor, payment_ids: Sequence[str]) -> set[str]:
+        """Those of these payments that have a refund."""
+        if not payment_ids:
+            return set()
+        cur.execute("SELECT payment_id::text FROM refunds WHERE payment_id = ANY(%s::uuid[])",
+                    (pg_array(payment_ids),), prepare=False)
+        return {r["payment_id"] for r in cur.fetchall()}
+
     def get_payment(self, cur: psycopg.Cursor, payment_id: str, *, lock: bool = False) -> Payment | None:
         cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE payment_id = %s"
                     + (" FOR UPDATE" if lock else ""), (payment_id,))

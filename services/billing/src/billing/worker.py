@@ -31,7 +31,8 @@ class CashierDependency(WorkerStore):
     def _build(self, database) -> Cashier:
         self.provider = build_provider(SETTINGS, database.url)
         return Cashier(BillingStore(database), self.provider, payment_timeout=SETTINGS.payment_timeout,
-                       authorize_grace=SETTINGS.authorize_grace, batch_size=SETTINGS.batch_size)
+                       authorize_grace=SETTINGS.authorize_grace, batch_size=SETTINGS.batch_size,
+                       late_charge_window=SETTINGS.late_charge_window)
 
     def stop(self):
         if self.provider is not None:
@@ -65,6 +66,10 @@ class BillingWorker:
     @timer(interval=SETTINGS.reconcile_interval_seconds)
     def issue_requested_refunds(self):
         self.cashier.issue_requested_refunds()
+
+    @timer(interval=SETTINGS.late_charge_check_interval_seconds)
+    def find_charges_after_failure(self):
+        self.cashier.find_charges_after_failure()
 
     @event_handler("registration", "BookingCancelled", requeue_on_error=True)
     def refund_cancelled_booking(self, payload):

@@ -68,6 +68,12 @@ UNKNOWN_PAYMENT_METHOD = "unknown_payment_method"
 # hold), so registration was told the payment failed while the patient paid.
 CHARGED_AFTER_FAILURE = "charged_after_failure"
 
+# The failures billing decided without the provider's word that no charge
+# was made: it never saw the charge, or its records did not show it yet. A
+# charge may land on such a payment afterwards (an authorisation still on its
+# way, a provider's records late), and its money must go back (``charge_may_land``).
+FAILED_UNHEARD = frozenset({NEVER_AUTHORIZED, NOT_FOUND_AT_PROVIDER})
+
 # Payment method tokens as providers hand them to the payment page; the
 # provider decides whether it knows one, billing only checks the shape.
 TOKEN_PATTERN = re.compile(r"^tok_[a-z0-9_]{1,60}$")
@@ -337,6 +343,21 @@ class ReturnAction(enum.StrEnum):
 def charged_after_failure(payment: Payment) -> bool:
     """A payment failed by billing whose charge the provider made all the same."""
     return payment.status is PaymentStatus.FAILED and payment.refund_requested_reason == CHARGED_AFTER_FAILURE
+
+
+def charge_may_land(payment: Payment) -> bool:
+    """A payment billing failed without the provider's word (FAILED_UNHEARD)
+    whose charge, if one lands, has not been asked back yet: the provider is
+    asked about it again (a retry of its request, the worker's sweep)."""
+    return (payment.status is PaymentStatus.FAILED and payment.failure_reason in FAILED_UNHEARD
+            and payment.refund_requested_reason is None)
+
+
+def charged_after_all(record: ChargeStatus | None) -> bool:
+    """``record``: the provider's record of a charge billing had failed the
+    payment of. Captured or on its way: the money must go back. Declined, or
+    none: no money moved."""
+    return record is not None and record.state is not ChargeState.DECLINED
 
 
 def return_action(payment: Payment, record: ChargeStatus | None) -> ReturnAction:
