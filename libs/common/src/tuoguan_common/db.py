@@ -146,6 +146,32 @@ def run_alembic_env() -> None:
             context.run_migrations()
 
 
+def create_index_concurrently(name: str, definition: str, *, unique: bool = False) -> None:
+    """In a migration: builds index ``name`` (``definition``: ``ON table (...)
+    [WHERE ...]``) without stopping the table's writes, as CREATE INDEX
+    CONCURRENTLY outside the migration's transaction. A build that failed
+    before (the run stopped, a duplicate for a unique one) leaves an invalid
+    index: it is dropped and built again."""
+    from alembic import op
+    from sqlalchemy import text
+
+    with op.get_context().autocommit_block():
+        invalid = op.get_bind().execute(text(
+            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = :name AND NOT i.indisvalid"), {"name": name}).first()
+        if invalid is not None:
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}")
+
+
+def drop_index_concurrently(name: str) -> None:
+    """In a migration: drops index ``name`` without stopping the table's writes."""
+    from alembic import op
+
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+
 class Database:
     """A pool of connections to one service's database."""
 

@@ -22,6 +22,8 @@ import logging
 from alembic import op
 from sqlalchemy import text
 
+from tuoguan_common.db import create_index_concurrently, drop_index_concurrently
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -42,19 +44,12 @@ RETURNING s.id, s.service_date
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        bind = op.get_bind()
-        invalid = bind.execute(text(
-            "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = :name AND NOT i.indisvalid"), {"name": INDEX}).first()
-        if invalid is not None:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
-        detached = bind.execute(text(DETACH_LATER_DUPLICATES)).fetchall()
-        if detached:
-            log.warning("sessions published twice from one template, detached from it: %s",
-                        ", ".join(f"{row.id} ({row.service_date})" for row in detached))
-        op.execute(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON sessions (template_id, service_date)")
+        detached = op.get_bind().execute(text(DETACH_LATER_DUPLICATES)).fetchall()
+    if detached:
+        log.warning("sessions published twice from one template, detached from it: %s",
+                    ", ".join(f"{row.id} ({row.service_date})" for row in detached))
+    create_index_concurrently(INDEX, "ON sessions (template_id, service_date)", unique=True)
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
+    drop_index_concurrently(INDEX)
