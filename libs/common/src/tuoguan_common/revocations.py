@@ -8,7 +8,8 @@ account's token generation on, and lists the account with the generation a
 token must carry. Identity keeps the list (``ListRevokedTokens``: the
 revoked ids not yet expired, the accounts withdrawn within a token's life);
 every api reads it at start and every ``TUOGUAN_REVOCATION_REFRESH_SECONDS``
-(30 s) after, and ``auth.TokenVerifier`` refuses the ids on it. When identity
+(30 s) after, and ``auth.TokenVerifier`` refuses the ids on it and the
+listed accounts' tokens of an earlier generation. When identity
 cannot be reached the last list read stays in force, and the api says so in
 its log and in ``tuoguan_token_revocations_refreshed_timestamp_seconds``.
 """
