@@ -7,7 +7,6 @@ sign-ins reading accounts, and gives up rather than queue writers behind a
 long transaction writing accounts."""
 from __future__ import annotations
 
-import threading
 import uuid
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 
 from identity.migrate import MIGRATIONS_DIR
 from tuoguan_common.db import downgrade, drop_database, migrate
-from tuoguan_common.testing import unique_database_url
+from tuoguan_common.testing import migrate_in_background, unique_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -93,18 +92,9 @@ def test_a_migration_waiting_behind_a_long_transaction_gives_up_instead_of_holdi
     wait, and every sign-in would queue behind it. It gives up after the lock timeout, changing nothing, and
     runs once the table is free."""
     monkeypatch.setenv("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", "300")
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            migrate(at_0005, MIGRATIONS_DIR)
-        except BaseException as exc:  # noqa: BLE001 - what the deploy step would report
-            failures.append(exc)
-
     with psycopg.connect(at_0005) as reader:
         reader.execute("SELECT count(*) FROM accounts").fetchone()   # the transaction holds its lock
-        attempt = threading.Thread(target=run)
-        attempt.start()
+        attempt, failures = migrate_in_background(at_0005, MIGRATIONS_DIR)
         attempt.join(timeout=15)
         waited_on = attempt.is_alive()
     attempt.join()  # the reader has gone: a migration still waiting goes on now

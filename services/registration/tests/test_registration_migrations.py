@@ -5,14 +5,13 @@ index beside the confirmations writing sessions, never in their way."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 
 import psycopg
 import pytest
 from registration.migrate import MIGRATIONS_DIR
 from tuoguan_common.db import downgrade, drop_database, migrate
-from tuoguan_common.testing import unique_database_url
+from tuoguan_common.testing import migrate_in_background, unique_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -96,18 +95,9 @@ def test_the_index_is_built_beside_writers_of_sessions_not_in_their_way(at_0003)
         doctor, department, template = a_doctor_and_template(conn)
         busy = a_session(conn, doctor, department, template, MONDAY, "afternoon", t0)
         other = a_session(conn, doctor, department, template, NEXT_MONDAY, "afternoon", t0)
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            migrate(at_0003, MIGRATIONS_DIR)
-        except BaseException as exc:  # noqa: BLE001 - what the deploy step would report
-            failures.append(exc)
-
     with psycopg.connect(at_0003) as long_writer:
         long_writer.execute("UPDATE sessions SET last_queue_number = last_queue_number + 1 WHERE id = %s", (busy,))
-        attempt = threading.Thread(target=run)
-        attempt.start()
+        attempt, failures = migrate_in_background(at_0003, MIGRATIONS_DIR)
         time.sleep(1.0)
         with psycopg.connect(at_0003, autocommit=True) as confirmation:
             confirmation.execute("SET lock_timeout = '2s'")

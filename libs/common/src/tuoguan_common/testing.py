@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -121,6 +122,24 @@ def make_database(infra):
     for url, db in made:
         db.close()
         drop_database(url)
+
+
+def migrate_in_background(url: str, migrations_dir: Path) -> tuple[threading.Thread, list[BaseException]]:
+    """Starts a service's migrations in a thread, as a deploy step beside the
+    running platform: the thread, and what it raised (filled once it ends)."""
+    from .db import migrate
+
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate(url, migrations_dir)
+        except BaseException as exc:  # noqa: BLE001 - what the deploy step would report
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="migrate")
+    thread.start()
+    return thread, failures
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
