@@ -146,6 +146,17 @@ def test_unknown_paths_get_the_error_envelope(http):
     assert reply.status_code == 404 and reply.json()["error"]["reason"] == "not_found"
 
 
+@pytest.mark.parametrize("proxied", [{"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"}],
+                         ids=["x-forwarded-for", "forwarded"])
+def test_metrics_are_not_served_through_a_proxy(http, proxied):
+    """Prometheus scrapes the pod; through the ingress /metrics is not there (the sign-in guard's counts
+    would pace a password sprayer), answered as any unknown path."""
+    assert "tuoguan_gateway_http_requests_total" in http.get("/metrics").text
+    refused = http.get("/metrics", headers=proxied)
+    assert refused.status_code == 404 and refused.json()["error"]["reason"] == "not_found", refused.text
+    assert "tuoguan_" not in refused.text
+
+
 @pytest.mark.integration
 def test_metrics_are_labelled_by_route_template_never_the_raw_path(http, patient):
     booking = http.post("/api/v1/bookings", headers=patient.headers | new_key(), json={"slot_id": "slot-1"}).json()

@@ -104,6 +104,16 @@ def test_a_form_without_its_csrf_token_changes_nothing(browser_session, fakes):
     assert len(fakes["registration"].requests) == before
 
 
+@pytest.mark.parametrize("sent", [{"data": {"csrf": "é"}}, {"files": {"csrf": ("csrf.txt", b"x")}}], ids=["non-ascii", "file"])
+def test_a_csrf_token_no_session_could_hold_is_an_expired_form_not_a_fault(browser_session, fakes, sent):
+    """Anyone could post these; a 500 each would feed the error-rate alerts."""
+    before = len(fakes["registration"].requests)
+    data = {"slot_id": "slot-1", "key": "odd-csrf", "back": "/", **sent.get("data", {})}
+    page = browser_session.post("/holds", data=data, files=sent.get("files"))
+    assert page.status_code == 403 and "表单已失效" in page.text
+    assert len(fakes["registration"].requests) == before
+
+
 def test_pages_for_signed_in_people_send_strangers_to_sign_in(gateway_url):
     with httpx.Client(base_url=gateway_url, timeout=20) as client:
         for path in ("/bookings", "/bookings/bk-1", "/office"):
@@ -202,6 +212,16 @@ def test_publishing_with_a_days_ahead_no_proto_holds_goes_back_with_a_message(ga
         published = office.post("/office/schedule/publish", data={"csrf": token, "days_ahead": "3"})
         assert "已发布：新增 6 个出诊单元，共 60 个时段。" in published.text
         assert fakes["registration"].last("PublishSchedule")[1].days_ahead == 3
+
+
+@pytest.mark.parametrize("path, field", [("/office/templates", "weekday"),
+                                         ("/office/bookings/bk-1/check-in", "back")])
+def test_a_file_sent_in_a_forms_text_field_reads_as_empty_not_as_a_fault(gateway_url, path, field):
+    """No portal form takes a file, but anyone can post one: the page answers, it does not fail with a 500."""
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        token = csrf(office.get("/office/templates"))
+        page = office.post(path, data={"csrf": token}, files={field: ("x.txt", b"3")})
+        assert page.status_code == 200, (page.status_code, page.text[:200])
 
 
 def test_the_session_cookie_is_httponly_and_samesite(gateway_url):

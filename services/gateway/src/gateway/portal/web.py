@@ -107,7 +107,9 @@ def csrf_token(request: Request) -> str:
 
 def csrf_ok(request: Request, form: Any) -> bool:
     sent = form.get("csrf") or ""
-    return bool(sent) and secrets.compare_digest(sent, request.session.get("csrf", ""))
+    # Compared as bytes: compare_digest refuses a str that is not ASCII (and a file part is no token).
+    return isinstance(sent, str) and bool(sent) and secrets.compare_digest(
+        sent.encode(), request.session.get("csrf", "").encode())
 
 
 def flash(request: Request, message: str, kind: str = "info") -> None:
@@ -235,8 +237,10 @@ class SignInFirst(Exception):
 
 
 async def posted_form(request: Request, *, sign_in: bool = True):
-    """The form of a POST, after the CSRF check (and the sign-in check)."""
-    form = await request.form()
+    """The form of a POST, after the CSRF check (and the sign-in check), each
+    field as text: a file part (anyone can send one; no portal form asks for
+    one) reads as empty rather than failing the page that reads it."""
+    form = {name: value if isinstance(value, str) else "" for name, value in (await request.form()).items()}
     if not csrf_ok(request, form):
         raise FormExpired()
     if sign_in and not signed_in(request):
