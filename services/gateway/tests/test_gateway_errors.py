@@ -77,7 +77,9 @@ def test_a_reset_code_asked_again_too_soon_says_to_wait_for_the_resend(http, pat
     assert 50 <= int(again.headers["retry-after"]) <= 60
 
 
-@pytest.mark.parametrize("body", [b'{"login": "x",', b"login=x", b'{"login": "x"}}', b""])
+@pytest.mark.parametrize("body", [b'{"login": "x",', b"login=x", b'{"login": "x"}}', b"",
+                                  b'{"login": "\xff"}', b"[" * 100_000 + b"]" * 100_000],
+                         ids=["cut", "form", "trailing", "empty", "not-utf-8", "nested-100000-deep"])
 def test_a_body_that_is_not_json_names_the_body_not_a_byte_offset(http, body):
     reply = http.post(SIGNIN, content=body, headers={"content-type": "application/json"})
     assert error(reply) == (422, "invalid_argument", "body")

@@ -115,7 +115,15 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
     return error_response(422, "invalid_argument", first["msg"], field, detail=jsonable_encoder(problems))
 
 
+# What FastAPI raises (400) for a body its JSON reader fails on other than as
+# invalid JSON: bytes that are not UTF-8, nesting deeper than Python's recursion.
+BODY_NOT_PARSED = "There was an error parsing the body"
+
+
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == BODY_NOT_PARSED:
+        # The same answer as any other body that is not JSON (on_validation_error's json_invalid).
+        return error_response(422, "invalid_argument", "the body is not valid JSON", "body")
     reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, reason, str(exc.detail))
 
