@@ -24,12 +24,11 @@ class Identity:
         self.down = False
         self.asked = 0
 
-    def __call__(self) -> Revoked | list[str]:
+    def __call__(self) -> Revoked:
         self.asked += 1
         if self.down:
             raise ConnectionError("identity is restarting")
-        # Identity answered just the ids before it withdrew whole accounts; a fetch may still.
-        return Revoked(frozenset(self.revoked), dict(self.withdrawn)) if self.withdrawn else list(self.revoked)
+        return Revoked(frozenset(self.revoked), dict(self.withdrawn))
 
 
 def jti(token: str) -> str:

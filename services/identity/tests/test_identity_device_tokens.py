@@ -16,7 +16,7 @@ from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth
 from tuoguan_common.errors import Unauthenticated
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
-from tuoguan_common.revocations import RevocationList
+from tuoguan_common.revocations import RevocationList, Revoked
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +205,7 @@ def test_an_admin_lists_and_revokes_a_device_token_and_the_apis_learn_it(identit
 def test_a_verifier_refuses_a_revoked_token_once_its_list_is_refreshed(identity, issuer, token_keys):
     admin = token_of(issuer, auth.ADMIN)
     device = issue(identity, admin, name="freezer-b2-07")
-    revocations = RevocationList("test", lambda: revoked_ids(identity), refresh_seconds=3600)
+    revocations = RevocationList("test", lambda: Revoked(frozenset(revoked_ids(identity))), refresh_seconds=3600)
     checking = auth.TokenVerifier(Path(token_keys["public"]).read_bytes(), revocations)
     assert checking.verify(device.access_token).subject == "device:freezer-b2-07"
     revoke(identity, admin, device.token_id)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 Register = Callable[[grpc.Server, Settings, Database], Iterable[str]]
 # Identity's own: where its api reads the revoked tokens (its table, not a call to itself).
-RevokedSource = Callable[[Database], Callable[[], "revocations.Revoked | Iterable[str]"]]
+RevokedSource = Callable[[Database], Callable[[], "revocations.Revoked"]]
 
 
 def run(service: str, register: Register, *, migrations_dir: Path | None = None,

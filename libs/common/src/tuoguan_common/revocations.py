@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from . import metrics
 
@@ -43,10 +43,10 @@ class Revoked:
 
 class RevocationList:
     """A set of revoked token ids (``in``) and the accounts' required token
-    generations (``generation_required``), refreshed by ``start()``'s thread.
-    ``fetch`` answers a ``Revoked``, or just the revoked ids."""
+    generations (``generation_required``), refreshed by ``start()``'s thread
+    from what ``fetch`` answers."""
 
-    def __init__(self, service: str, fetch: Callable[[], Revoked | Iterable[str]],
+    def __init__(self, service: str, fetch: Callable[[], Revoked],
                  refresh_seconds: float = DEFAULT_REFRESH_SECONDS):
         self.service = service
         self._fetch = fetch
@@ -69,8 +69,7 @@ class RevocationList:
     def refresh(self) -> bool:
         """Reads the list once; False (and the last list kept) when it could not."""
         try:
-            fetched = self._fetch()
-            revoked = fetched if isinstance(fetched, Revoked) else Revoked(frozenset(fetched))
+            revoked = self._fetch()
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last list; the next refresh tries again
             if self._read_once or time.monotonic() - self._created > STARTUP_GRACE_SECONDS:
                 log.warning("token revocation list not refreshed", extra={"error": type(exc).__name__})

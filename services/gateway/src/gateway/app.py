@@ -13,6 +13,7 @@ from .clients import Addresses, Clients
 from .models import ERROR_RESPONSES
 from .observability import RequestTelemetry
 from .portal.settings import PortalSettings
+from .body_limit import BodyLimit
 from .routes import accounts, bookings, catalogue, finance, office, tickets
 from .sign_in_guard import SignInGuard, SignInGuardSettings
 
@@ -47,6 +48,8 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
         # the raw path and query; RequestTelemetry records the route template only.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    # Inside the telemetry, so a refused body is counted and traced like any reply.
+    app.add_middleware(BodyLimit, limits=tickets.BODY_LIMITS)
     app.add_middleware(RequestTelemetry)
     errors.install(app)
     for module in (accounts, catalogue, bookings, office, finance, tickets):

@@ -183,7 +183,8 @@ class ErrorReply(BaseModel):
 ERROR_RESPONSES = {
     status: {"model": ErrorReply, "description": description} for status, description in {
         401: "No or no valid access token", 403: "Not allowed for this account", 404: "Not found",
-        409: "Conflicts with the current state", 422: "A field is invalid", 429: "Too many attempts",
+        409: "Conflicts with the current state", 413: "The body is larger than 256 KiB",
+        422: "A field is invalid", 429: "Too many attempts",
         503: "A service is unavailable",
     }.items()
 }

@@ -25,6 +25,9 @@ router = APIRouter(prefix=API_PREFIX, tags=["tickets"])
 # Alertmanager batches alerts per group (max_alerts, 0 = all): a storm stays
 # well under this; a larger body is refused before it is read in full.
 MAX_WEBHOOK_BYTES = 1 << 20
+WEBHOOK_PATH = "/alertmanager/webhook"
+# The routes whose bodies may be larger than the gateway's limit (body_limit.py).
+BODY_LIMITS = {router.prefix + WEBHOOK_PATH: MAX_WEBHOOK_BYTES}
 
 
 @router.get("/subsystems", response_model=SubsystemList, summary="The subsystems the contractor maintains")
@@ -134,7 +137,7 @@ async def worklogs(ticket_id: str, services: CallerServices):
 
 
 @router.post(
-    "/alertmanager/webhook", response_model=AlertsReceived,
+    WEBHOOK_PATH, response_model=AlertsReceived,
     summary="Prometheus Alertmanager's webhook receiver: alerts open, update and resolve tickets",
     openapi_extra={"requestBody": {"required": True, "description": (
         "Alertmanager's webhook body, version 4, passed on as received. Configure the receiver with "
@@ -144,7 +147,7 @@ async def worklogs(ticket_id: str, services: CallerServices):
     responses={413: {"model": ErrorReply, "description": "The body is larger than 1 MiB"}},
 )
 async def alertmanager_webhook(request: Request, services: CallerServices):
-    payload = await _body_at_most(request, MAX_WEBHOOK_BYTES)
+    payload = await request.body()  # at most MAX_WEBHOOK_BYTES: see BODY_LIMITS
     try:
         text = payload.decode("utf-8")
         if not isinstance(json.loads(text), dict):
@@ -156,17 +159,3 @@ async def alertmanager_webhook(request: Request, services: CallerServices):
     return to_dict(await services.ticketing.ReceiveAlerts(
         ticketing_pb2.ReceiveAlertsRequest(alertmanager_payload=text)))
 
-
-async def _body_at_most(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    too_large = ApiError(413, "payload_too_large", f"the body is larger than {limit} bytes", "body")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
