@@ -84,6 +84,20 @@ def test_repeated_failures_are_429(http, patient):
     assert "retry-after" in reply.headers
 
 
+def test_strangers_failures_do_not_lock_out_a_device_that_keeps_its_cookie(http, patient):
+    login = patient.account["login"]
+    signed_in = http.post("/api/v1/auth/signin", json={"login": login, "password": "Patient2026"})
+    cookie = signed_in.json()["device_cookie"]
+    assert cookie
+    for _ in range(5):
+        http.post("/api/v1/auth/signin", json={"login": login, "password": "Wrong2026"})
+    assert error(http.post("/api/v1/auth/signin", json={"login": login, "password": "Patient2026"})) == \
+        (429, "too_many_attempts", None)
+    again = http.post("/api/v1/auth/signin", json={"login": login, "password": "Patient2026", "device_cookie": cookie})
+    assert again.status_code == 200, again.text
+    assert again.json()["account"]["login"] == login and again.json()["device_cookie"]
+
+
 @pytest.mark.parametrize("login,reason", [
     ("office\u0000", "control_characters"),
     # Past the btree index's row size on the throttle's log, as random text that does not compress.

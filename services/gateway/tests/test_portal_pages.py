@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_testkit import SESSION_SECRET
+from gateway_testkit import SESSION_SECRET, fresh_phone, new_key
 from itsdangerous import TimestampSigner
 
 from gateway.portal import i18n
-from gateway.portal.web import SESSION_COOKIE
+from gateway.portal.web import DEVICE_COOKIE, SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +257,27 @@ def test_the_office_day_view_reads_a_date_it_cannot_use_as_today(gateway_url, fa
             assert fakes["registration"].last("ListSessions")[1].service_date == dt.date.today().isoformat(), date
         assert office.get("/office", params={"date": "2026-12-07"}).status_code == 200
         assert fakes["registration"].last("ListSessions")[1].service_date == "2026-12-07"
+
+
+def test_the_browser_keeps_its_device_cookie_so_strangers_cannot_lock_its_owner_out(gateway_url, http):
+    phone = fresh_phone()
+    assert http.post("/api/v1/auth/signup", headers=new_key(),
+                     json={"phone": phone, "password": "Patient2026", "display_name": "周文静"}).status_code == 201
+    with httpx.Client(base_url=gateway_url, timeout=20) as owner:
+        signed_in = owner.post("/signin", data={"login": phone, "password": "Patient2026", "next": "/",
+                                                 "csrf": csrf(owner.get("/signin"))})
+        assert signed_in.status_code == 303
+        set_cookie = next(v for v in signed_in.headers.get_list("set-cookie") if v.startswith(DEVICE_COOKIE + "="))
+        assert "httponly" in set_cookie.lower() and "samesite=lax" in set_cookie.lower()
+        assert "max-age=15552000" in set_cookie.lower()
+        owner.post("/signout", data={"csrf": csrf(owner.get("/signin"))})
+        # Signing out ends the session, not the device's standing.
+        assert owner.cookies.get(DEVICE_COOKIE)
+        with httpx.Client(base_url=gateway_url, timeout=20) as stranger:
+            for password in ["Guess2026"] * 5 + ["Patient2026"]:
+                page = stranger.post("/signin", data={"login": phone, "password": password, "next": "/",
+                                                      "csrf": csrf(stranger.get("/signin"))})
+            assert page.status_code == 400 and "退出登录" not in page.text
+        again = owner.post("/signin", data={"login": phone, "password": "Patient2026", "next": "/",
+                                            "csrf": csrf(owner.get("/signin"))}, follow_redirects=True)
+        assert "退出登录" in again.text

@@ -65,6 +65,10 @@ class SignUp(BaseModel):
 class SignIn(BaseModel):
     login: Text = Field(description="Phone number (patients) or staff id", examples=["13800000001"])
     password: Text = Field(examples=["Patient1234"])
+    device_cookie: Text = Field(
+        "", description="The device_cookie this login's last sign-in (or password reset) on this device answered. "
+                        "With it, wrong passwords others send for the login do not lock this device out.",
+        examples=[""])
 
 
 class PasswordReset(BaseModel):

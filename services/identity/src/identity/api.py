@@ -24,7 +24,7 @@ from tuoguan_common.revocations import Revoked
 from . import sms
 from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
-from .domain import device_tokens, grades
+from .domain import device_cookies, device_tokens, grades
 from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import ResetCodePolicy, Verdict
@@ -128,19 +128,25 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         login = rules.sign_in_login(request.login)
         password = rules.presented_password(request.password)
         now = self.clock()
+        record = self.store.account_by_login(login)
+        # A device the account knows (its cookie) is throttled on its own count,
+        # so strangers' guesses, which lock the login, do not lock it out.
+        device = device_cookies.device_of(self.reset_key, record.account_id if record else None,
+                                          record.token_generation if record else 0, request.device_cookie, now)
+        counted_as = device_cookies.throttle_login(login, device)
         window_start = self.throttle.window_start(now)
-        failures, oldest = self.store.begin_attempt(login, now, since=window_start, limit=self.throttle.max_failures)
+        failures, oldest = self.store.begin_attempt(counted_as, now, since=window_start,
+                                                    limit=self.throttle.max_failures)
         if self.throttle.is_locked(failures):
             self._signed_in("too_many_attempts")
             raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
-        record = self.store.account_by_login(login)
         # An unknown login is checked against a decoy hash: the same work and
         # the same answer as a wrong password. The attempt already counts as a
         # failure; only a success takes it back.
         if not self.passwords.verify(record.password_hash if record else None, password):
             self._signed_in("bad_credentials")
             raise BadCredentials()
-        self.store.clear_failures(login)
+        self.store.clear_failures(counted_as)
         if self.passwords.needs_rehash(record.password_hash):
             self.store.rehash_password(record.account_id, record.password_hash, self.passwords.hash(password))
         # An engineer's token carries their grade: what ticketing prices their
@@ -151,6 +157,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._signed_in("ok", account_id=record.account_id)
         return identity_pb2.SignInResponse(
             access_token=token, expires_in_seconds=self.issuer.ttl_seconds, account=account_message(record),
+            device_cookie=device_cookies.issue(self.reset_key, record.account_id, record.token_generation,
+                                               device or device_cookies.new_device_id(), now),
         )
 
     def SignOut(self, request, context):

@@ -21,9 +21,9 @@ from ..convert import enum_name, to_dict
 from ..sign_in_guard import AddressRefused, client_address
 from . import i18n
 from .web import (
-    FormExpired, GoBack, PortalRoute, call, csrf_ok, flash, form_key, formatter, gettext, portal_state, posted_form,
+    FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, portal_state, posted_form,
     public_services, redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
-    start_session, translate,
+    remember_device, start_session, translate,
 )
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,8 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
         raise FormExpired()
     try:
         reply = await request.app.state.sign_in_guard.sign_in(client_address(request), lambda: services(
-            request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password)))
+            request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password,
+                                                                device_cookie=device_cookie(request))))
     except grpc.aio.AioRpcError as exc:
         return render(request, "signin.html", status_code=400, next=safe_next(next), login=login,
                       error=refusal_text(request, exc))
@@ -291,7 +292,8 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
                "roles": [ROLE_NAMES.get(r, "") for r in reply.account.roles]}
     start_session(request, reply.access_token, reply.expires_in_seconds, account)
     default = _home_page(account["roles"])
-    return redirect(safe_next(next, default) if next != "/" else default)
+    return remember_device(request, redirect(safe_next(next, default) if next != "/" else default),
+                           reply.device_cookie)
 
 
 @router.post("/signout")
@@ -363,11 +365,11 @@ async def confirm_reset(request: Request, phone: Annotated[str, Form()] = "", co
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     try:
-        await services(request).identity.ResetPassword(identity_pb2.ResetPasswordRequest(
+        reset = await services(request).identity.ResetPassword(identity_pb2.ResetPasswordRequest(
             phone=phone, code=code, new_password=new_password, idempotency_key=key))
     except grpc.aio.AioRpcError as exc:
         # The same key again: a refused reset left it free.
         return render(request, "reset_confirm.html", status_code=400, phone=phone, key=key or form_key(),
                       error=refusal_text(request, exc), field=refusal_field(exc))
     flash(request, translate(request, "Your password has been changed. Please sign in."), "success")
-    return redirect("/signin")
+    return remember_device(request, redirect("/signin"), reset.device_cookie)

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 import grpc
 from fastapi import Request
 from fastapi.routing import APIRoute
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..clients import Services
@@ -169,6 +169,24 @@ def start_session(request: Request, token: str, expires_in: int, account: dict[s
         request.session["lang"] = lang
     if ticket:
         request.session["ticket"] = ticket
+
+
+# Identity's device cookie for the login last signed in (or reset) in this
+# browser: with it, strangers' wrong passwords for that login do not lock the
+# owner out here. Kept apart from the session, which signing out clears.
+DEVICE_COOKIE = "tuoguan_device"
+DEVICE_COOKIE_MAX_AGE = 180 * 24 * 3600
+
+
+def device_cookie(request: Request) -> str:
+    return request.cookies.get(DEVICE_COOKIE, "")
+
+
+def remember_device(request: Request, response: Response, value: str) -> Response:
+    if value:
+        response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_COOKIE_MAX_AGE, httponly=True, samesite="lax",
+                            secure=portal_state(request).settings.secure_cookies)
+    return response
 
 
 def services(request: Request) -> Services:

@@ -29,7 +29,8 @@ async def sign_up(body: SignUp, key: IdempotencyKey, services: CallerServices):
 @router.post("/auth/signin", response_model=SignInReply, summary="Sign in: returns an access token")
 async def sign_in(body: SignIn, services: CallerServices, request: Request):
     """Wrong login or password is 401 (``bad_credentials``); after 5 for one login in 5 minutes,
-    429 (``too_many_attempts``). An address with too many failed sign-ins in its window
+    429 (``too_many_attempts``), except from a device that sends this login's ``device_cookie``, whose
+    own wrong passwords count apart: keep the one each sign-in answers. An address with too many failed sign-ins in its window
     (``SIGN_IN_FAILURES_PER_ADDRESS``, 200 in 10 minutes) is refused with 429
     (``too_many_attempts_from_address``) until the window ends; Retry-After says when."""
     return to_dict(await request.app.state.sign_in_guard.sign_in(

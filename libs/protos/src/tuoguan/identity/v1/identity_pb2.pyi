@@ -63,22 +63,26 @@ class SignUpPatientResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class SignInRequest(_message.Message):
-    __slots__ = ("login", "password")
+    __slots__ = ("login", "password", "device_cookie")
     LOGIN_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_COOKIE_FIELD_NUMBER: _ClassVar[int]
     login: str
     password: str
-    def __init__(self, login: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    device_cookie: str
+    def __init__(self, login: _Optional[str] = ..., password: _Optional[str] = ..., device_cookie: _Optional[str] = ...) -> None: ...
 
 class SignInResponse(_message.Message):
-    __slots__ = ("access_token", "expires_in_seconds", "account")
+    __slots__ = ("access_token", "expires_in_seconds", "account", "device_cookie")
     ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_COOKIE_FIELD_NUMBER: _ClassVar[int]
     access_token: str
     expires_in_seconds: int
     account: Account
-    def __init__(self, access_token: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
+    device_cookie: str
+    def __init__(self, access_token: _Optional[str] = ..., expires_in_seconds: _Optional[int] = ..., account: _Optional[_Union[Account, _Mapping]] = ..., device_cookie: _Optional[str] = ...) -> None: ...
 
 class SignOutRequest(_message.Message):
     __slots__ = ()
@@ -147,8 +151,10 @@ class ResetPasswordRequest(_message.Message):
     def __init__(self, phone: _Optional[str] = ..., code: _Optional[str] = ..., new_password: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ResetPasswordResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("device_cookie",)
+    DEVICE_COOKIE_FIELD_NUMBER: _ClassVar[int]
+    device_cookie: str
+    def __init__(self, device_cookie: _Optional[str] = ...) -> None: ...
 
 class IssueDeviceTokenRequest(_message.Message):
     __slots__ = ("device_name", "valid_days", "idempotency_key")
