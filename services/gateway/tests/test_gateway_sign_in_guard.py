@@ -182,7 +182,7 @@ def test_a_sign_in_that_ends_otherwise_gives_its_place_back(namespace):
             raise RuntimeError("identity is not there")
 
         try:
-            signing_in = asyncio.create_task(guard_.sign_in(SPRAYER, hangs))
+            signing_in = asyncio.create_task(guard_.attempt(SPRAYER, hangs))
             await asked.wait()
             assert stored_counts(namespace) == [1], "the place is taken before identity is asked"
             signing_in.cancel()
@@ -190,7 +190,7 @@ def test_a_sign_in_that_ends_otherwise_gives_its_place_back(namespace):
                 await signing_in
             assert stored_keys(namespace) == []
             with pytest.raises(RuntimeError):
-                await guard_.sign_in(SPRAYER, breaks)
+                await guard_.attempt(SPRAYER, breaks)
             assert stored_keys(namespace) == []
         finally:
             await guard_.close()
@@ -241,3 +241,49 @@ def test_sign_up_and_sign_in_of_a_new_patient_are_unaffected(own_gateway, namesp
         assert http.post("/api/v1/auth/signup", headers=new_key(),
                          json={"phone": phone, "password": "Patient2026", "display_name": "周文静"}).status_code == 201
         assert sign_in(http, phone, "Patient2026", SPRAYER).status_code == 200
+
+
+def sign_up(http: httpx.Client, phone: str, address: str) -> httpx.Response:
+    return http.post("/api/v1/auth/signup", headers=new_key() | {"X-Forwarded-For": address},
+                     json={"phone": phone, "password": "Patient2026", "display_name": "周文静"})
+
+
+def guess_reset_code(http: httpx.Client, phone: str, address: str) -> httpx.Response:
+    return http.post("/api/v1/auth/password-reset/confirm", headers=new_key() | {"X-Forwarded-For": address},
+                     json={"phone": phone, "code": "123456", "new_password": "Taken2026x"})
+
+
+def test_taken_phones_at_sign_up_and_wrong_reset_codes_count_as_wrong_passwords_do(own_gateway, namespace):
+    with httpx.Client(base_url=own_gateway(guard=guard(namespace)), timeout=20) as http:
+        # Signing up is no miss, nor is a sign-up refused for its own fields.
+        for _ in range(4):
+            assert sign_up(http, fresh_phone(), SPRAYER).status_code == 201
+        assert error(http.post("/api/v1/auth/signup", headers=new_key() | {"X-Forwarded-For": SPRAYER},
+                               json={"phone": "123", "password": "Patient2026", "display_name": "周"}))[0] == 422
+        # Learning that a number has an account is.
+        assert error(sign_up(http, PATIENT_LOGIN, SPRAYER))[:2] == (409, "phone_taken")
+        # So is a guess at a reset code (a number that asked for none: no code can match).
+        assert error(guess_reset_code(http, fresh_phone(), SPRAYER))[:2] == (422, "reset_code_invalid")
+        spray(http, SPRAYER, times=1)
+        # One count for all three: the address is refused each of them now.
+        for refused in (sign_up(http, fresh_phone(), SPRAYER), guess_reset_code(http, fresh_phone(), SPRAYER),
+                        sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, SPRAYER)):
+            assert error(refused)[:2] == (429, "too_many_attempts_from_address")
+        assert sign_up(http, fresh_phone(), NEIGHBOUR).status_code == 201
+    assert stored_counts(namespace) == [3]
+
+
+def test_the_portal_sign_up_and_reset_say_why_and_for_how_long(own_gateway, namespace):
+    url = own_gateway(guard=guard(namespace))
+    with httpx.Client(base_url=url, timeout=20) as http:
+        spray(http, SPRAYER)
+    with httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": SPRAYER}) as browser:
+        for path, data in (("/signup", {"phone": fresh_phone(), "password": "Patient2026", "display_name": "周文静",
+                                        "key": "k1", "next": "/"}),
+                           ("/reset/confirm", {"phone": fresh_phone(), "code": "123456",
+                                               "new_password": "Taken2026x", "key": "k2"})):
+            form = browser.get("/signup")
+            token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+            page = browser.post(path, data=data | {"csrf": token})
+            assert page.status_code == 429 and 1 <= int(page.headers["Retry-After"]) <= 60, path
+            assert "您所在网络的失败尝试次数过多" in page.text, page.text[-1500:]

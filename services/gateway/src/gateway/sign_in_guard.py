@@ -7,7 +7,11 @@ and, once an address has had ``max_failures`` in a window, refuses its
 sign-ins (429, ``too_many_attempts_from_address``, Retry-After) until the
 window ends. The limit is generous on purpose: a mobile carrier's NAT puts
 many patients behind one address, and only failures count, so their
-successful sign-ins cost them nothing.
+successful sign-ins cost them nothing. Sign-ups and password resets go
+through the same count: a sign-up told the phone is taken, a reset told its
+code is wrong, is a guess as a wrong password is (``*_MISSES``), and one
+address's guesses at reset codes across many phones would otherwise go
+unslowed, as would its search for which numbers have accounts.
 
 The count cannot be outrun by sending many guesses at once: before it asks
 identity, a sign-in takes a place in its address's count (one Redis script:
@@ -85,6 +89,15 @@ return 0
 
 OUTCOMES = ("failure_counted", "refused", "unavailable", "not_counted")
 
+# The refusals an address is counted for: each is a guess that missed. A wrong
+# password; a phone number already taken (a sign-up that learns which numbers
+# have accounts, the targets for the rest); a wrong or expired reset code (a
+# guess at a code someone asked for). One count for all: a guesser does not
+# get a second allowance by switching from one to another.
+SIGN_IN_MISSES = frozenset({"bad_credentials"})
+SIGN_UP_MISSES = frozenset({"phone_taken"})
+RESET_MISSES = frozenset({"reset_code_invalid", "reset_code_expired"})
+
 # An IPv6 subscriber gets a /64 (at least) and picks any address in it.
 IPV6_NETWORK_PREFIX = 64
 # At most one "unavailable" warning per this many seconds, per process.
@@ -138,7 +151,8 @@ class AddressRefused(ApiError):
     def __init__(self, retry_after_seconds: int):
         minutes = math.ceil(retry_after_seconds / 60)
         super().__init__(429, "too_many_attempts_from_address",
-                         f"too many failed sign-ins from this network: try again in {minutes} "
+                         f"too many failed attempts (sign-in, sign-up or password reset) from this network: "
+                         f"try again in {minutes} "
                          f"minute{'' if minutes == 1 else 's'}", retry_after=retry_after_seconds)
         self.minutes = minutes
 
@@ -192,11 +206,12 @@ class SignInGuard:
         digest = hmac.new(self._secret, address.encode(), hashlib.sha256).hexdigest()[:32]
         return f"{self.settings.namespace}:{digest}"
 
-    async def sign_in(self, address: str | None, attempt: Callable[[], Awaitable[Reply]]) -> Reply:
+    async def attempt(self, address: str | None, attempt: Callable[[], Awaitable[Reply]], *,
+                      misses: frozenset[str] = SIGN_IN_MISSES) -> Reply:
         """Runs ``attempt`` (the call to identity) unless the address is
         refused (``AddressRefused``), and counts it against the address when
-        identity answers wrong login or password. ``address`` is as
-        ``client_address`` gives it; None is not counted."""
+        identity refuses it for one of ``misses`` (the reasons). ``address``
+        is as ``client_address`` gives it; None is not counted."""
         if not self.enabled:
             return await attempt()
         if not address:
@@ -216,7 +231,7 @@ class SignInGuard:
         try:
             return await attempt()
         except grpc.aio.AioRpcError as exc:
-            failed = first_value(exc.trailing_metadata(), REASON_KEY) == "bad_credentials"
+            failed = first_value(exc.trailing_metadata(), REASON_KEY) in misses
             raise
         finally:
             if failed:

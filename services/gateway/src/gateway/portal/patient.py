@@ -18,7 +18,7 @@ from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .. import slip
 from ..convert import enum_name, to_dict
-from ..sign_in_guard import AddressRefused, client_address
+from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client_address
 from . import i18n
 from .web import (
     FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, portal_state, posted_form,
@@ -276,24 +276,33 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     try:
-        reply = await request.app.state.sign_in_guard.sign_in(client_address(request), lambda: services(
+        reply = await request.app.state.sign_in_guard.attempt(client_address(request), lambda: services(
             request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password,
                                                                 device_cookie=device_cookie(request))))
     except grpc.aio.AioRpcError as exc:
         return render(request, "signin.html", status_code=400, next=safe_next(next), login=login,
                       error=refusal_text(request, exc))
     except AddressRefused as refused:
-        page = render(request, "signin.html", status_code=429, next=safe_next(next), login=login,
-                      error=translate(request, "Too many failed sign-ins from your network. "
-                                               "Please try again in %(minutes)s min.") % {"minutes": refused.minutes})
-        page.headers["Retry-After"] = str(refused.retry_after)
-        return page
+        return _refused_page(request, "signin.html", refused, translate(
+            request, "Too many failed sign-ins from your network. Please try again in %(minutes)s min."),
+            next=safe_next(next), login=login)
     account = {"account_id": reply.account.account_id, "display_name": reply.account.display_name,
                "roles": [ROLE_NAMES.get(r, "") for r in reply.account.roles]}
     start_session(request, reply.access_token, reply.expires_in_seconds, account)
     default = _home_page(account["roles"])
     return remember_device(request, redirect(safe_next(next, default) if next != "/" else default),
                            reply.device_cookie)
+
+
+def _refused_page(request: Request, template: str, refused: AddressRefused, message: str, **context):
+    """The form again, saying its network must wait (the sign-in guard refused its address)."""
+    page = render(request, template, status_code=429, error=message % {"minutes": refused.minutes}, **context)
+    page.headers["Retry-After"] = str(refused.retry_after)
+    return page
+
+
+def _too_many_failures(request: Request) -> str:
+    return translate(request, "Too many failed attempts from your network. Please try again in %(minutes)s min.")
 
 
 @router.post("/signout")
@@ -329,16 +338,20 @@ async def sign_up(request: Request, phone: Annotated[str, Form()] = "", password
         raise FormExpired()
     identity = services(request).identity
     try:
-        await identity.SignUpPatient(identity_pb2.SignUpPatientRequest(
-            phone=phone, password=password, display_name=display_name, idempotency_key=key))
+        await request.app.state.sign_in_guard.attempt(client_address(request), lambda: identity.SignUpPatient(
+            identity_pb2.SignUpPatientRequest(phone=phone, password=password, display_name=display_name,
+                                              idempotency_key=key)), misses=SIGN_UP_MISSES)
         reply = await identity.SignIn(identity_pb2.SignInRequest(login=phone, password=password))
     except grpc.aio.AioRpcError as exc:
         return render(request, "signup.html", status_code=400, next=safe_next(next), key=key, phone=phone,
                       display_name=display_name, error=refusal_text(request, exc), field=refusal_field(exc))
+    except AddressRefused as refused:
+        return _refused_page(request, "signup.html", refused, _too_many_failures(request), next=safe_next(next),
+                             key=key, phone=phone, display_name=display_name)
     start_session(request, reply.access_token, reply.expires_in_seconds,
                   {"display_name": reply.account.display_name, "roles": ["patient"]})
     flash(request, translate(request, "Welcome! Your account is ready."), "success")
-    return redirect(safe_next(next))
+    return remember_device(request, redirect(safe_next(next)), reply.device_cookie)
 
 
 @router.get("/reset")
@@ -365,11 +378,16 @@ async def confirm_reset(request: Request, phone: Annotated[str, Form()] = "", co
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     try:
-        reset = await services(request).identity.ResetPassword(identity_pb2.ResetPasswordRequest(
-            phone=phone, code=code, new_password=new_password, idempotency_key=key))
+        reset = await request.app.state.sign_in_guard.attempt(
+            client_address(request), lambda: services(request).identity.ResetPassword(
+                identity_pb2.ResetPasswordRequest(phone=phone, code=code, new_password=new_password,
+                                                  idempotency_key=key)), misses=RESET_MISSES)
     except grpc.aio.AioRpcError as exc:
         # The same key again: a refused reset left it free.
         return render(request, "reset_confirm.html", status_code=400, phone=phone, key=key or form_key(),
                       error=refusal_text(request, exc), field=refusal_field(exc))
+    except AddressRefused as refused:
+        return _refused_page(request, "reset_confirm.html", refused, _too_many_failures(request), phone=phone,
+                             key=key or form_key())
     flash(request, translate(request, "Your password has been changed. Please sign in."), "success")
     return remember_device(request, redirect("/signin"), reset.device_cookie)

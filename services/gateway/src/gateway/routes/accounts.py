@@ -14,15 +14,18 @@ from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
     PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount, StaffGrade, StaffList,
 )
-from ..sign_in_guard import client_address
+from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, client_address
 
 router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
 
 
 @router.post("/auth/signup", status_code=201, response_model=Account, summary="A patient opens an account")
-async def sign_up(body: SignUp, key: IdempotencyKey, services: CallerServices):
-    reply = await services.identity.SignUpPatient(
-        identity_pb2.SignUpPatientRequest(**body.model_dump(), idempotency_key=key))
+async def sign_up(body: SignUp, key: IdempotencyKey, services: CallerServices, request: Request):
+    """A phone number with an account already is 409 ``phone_taken``; such answers count against the
+    client's address as failed sign-ins do (429 ``too_many_attempts_from_address`` past the limit)."""
+    reply = await request.app.state.sign_in_guard.attempt(
+        client_address(request), lambda: services.identity.SignUpPatient(
+            identity_pb2.SignUpPatientRequest(**body.model_dump(), idempotency_key=key)), misses=SIGN_UP_MISSES)
     return to_dict(reply.account)
 
 
@@ -33,7 +36,7 @@ async def sign_in(body: SignIn, services: CallerServices, request: Request):
     own wrong passwords count apart: keep the one each sign-in answers. An address with too many failed sign-ins in its window
     (``SIGN_IN_FAILURES_PER_ADDRESS``, 200 in 10 minutes) is refused with 429
     (``too_many_attempts_from_address``) until the window ends; Retry-After says when."""
-    return to_dict(await request.app.state.sign_in_guard.sign_in(
+    return to_dict(await request.app.state.sign_in_guard.attempt(
         client_address(request), lambda: services.identity.SignIn(identity_pb2.SignInRequest(**body.model_dump()))))
 
 
@@ -62,12 +65,15 @@ async def request_password_reset(body: PasswordReset, services: CallerServices):
 
 @router.post("/auth/password-reset/confirm", status_code=204, response_class=Response,
              summary="Set a new password with the code sent to the phone")
-async def reset_password(body: PasswordResetConfirm, key: IdempotencyKey, services: CallerServices):
+async def reset_password(body: PasswordResetConfirm, key: IdempotencyKey, services: CallerServices,
+                         request: Request):
     """A wrong code is 422 with field ``code`` and reason ``reset_code_invalid``
     (also after five wrong tries or once used), an old one ``reset_code_expired``.
     Resent with the same ``Idempotency-Key`` (and password) after it went
-    through, it answers 204 again rather than finding its code used."""
-    await services.identity.ResetPassword(identity_pb2.ResetPasswordRequest(**body.model_dump(), idempotency_key=key))
+    through, it answers 204 again rather than finding its code used. Wrong and expired codes count
+    against the client's address as failed sign-ins do (429 ``too_many_attempts_from_address``)."""
+    await request.app.state.sign_in_guard.attempt(client_address(request), lambda: services.identity.ResetPassword(
+        identity_pb2.ResetPasswordRequest(**body.model_dump(), idempotency_key=key)), misses=RESET_MISSES)
     return Response(status_code=204)
 
 
