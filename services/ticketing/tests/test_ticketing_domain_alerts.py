@@ -163,3 +163,35 @@ def test_a_devices_alarm_fingerprints_start_with_its_prefix_and_no_other_devices
         fingerprint = device_alarm_fingerprint(device, "door_open")
         assert fingerprint.startswith(device_alarms_prefix(device))
         assert not fingerprint.startswith(device_alarms_prefix("FRZ"))
+
+
+def test_a_device_alarm_raised_at_or_before_the_devices_clearance_is_over():
+    from ticketing.domain.alerts import alarm_cleared
+
+    raised = dt.datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
+    second = dt.timedelta(seconds=1)
+    # Raised, then cleared: over, whichever of the two events is handled first.
+    assert alarm_cleared(raised, raised + second)
+    assert alarm_cleared(raised, raised)                       # the same instant: cleared
+    # Raised after the clearance (a new episode), or a clearance older than the open ticket's raise (an
+    # earlier episode's, delivered late): not over.
+    assert not alarm_cleared(raised, raised - second)
+    # Never cleared: not over. A ticket whose raise was not kept (opened before): a clearance clears it.
+    assert not alarm_cleared(raised, None)
+    assert alarm_cleared(None, raised)
+    assert not alarm_cleared(None, None)
+    # Instants, whatever their time zone.
+    assert alarm_cleared(raised, dt.datetime(2026, 1, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))))
+
+
+def test_alarm_times_ahead_of_our_clock_are_kept_at_our_time_plus_the_skew():
+    from ticketing.domain.alerts import ALARM_CLOCK_SKEW, alarm_cleared, alarm_time
+
+    now = dt.datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert alarm_time(now - dt.timedelta(hours=1), now) == now - dt.timedelta(hours=1)
+    assert alarm_time(now + ALARM_CLOCK_SKEW, now) == now + ALARM_CLOCK_SKEW
+    # A bank clock gone to 2099 does not silence the device's alarms until then.
+    assert alarm_time(dt.datetime(2099, 1, 1, tzinfo=UTC), now) == now + ALARM_CLOCK_SKEW
+    # A bank clock an hour fast: an alarm, then its clearance a minute later, handled in order, still clears.
+    minute, hour = dt.timedelta(minutes=1), dt.timedelta(hours=1)
+    assert alarm_cleared(alarm_time(now + hour, now), alarm_time(now + hour + minute, now + minute))

@@ -111,3 +111,48 @@ def test_open_device_alarms_take_the_fingerprint_their_clearance_looks_for(infra
         assert [restored[f"T{n}"] for n in range(len(fingerprints))] == [f for f, _status in fingerprints]
     finally:
         drop_database(url)
+
+
+def test_device_alarm_clearances_and_raise_times_come_with_0004_and_go_with_its_downgrade(infra):
+    url = unique_database_url(infra, "ticketing")
+    migrate(url, MIGRATIONS_DIR, "0003")
+
+    def tables_and_columns() -> tuple[set[str], set[str]]:
+        with psycopg.connect(url) as conn:
+            tables = {t for (t,) in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+            ticket_columns = {c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tickets'").fetchall()}
+        return tables, ticket_columns
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
+                                     "VALUES ('BIOBANK', 'Biobank', 'critical', 'lab', '24x7') RETURNING id").fetchone()[0]
+            conn.execute(
+                "INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
+                "source, requester_id, reported_by_id, created_at, updated_at, alert_fingerprint) VALUES "
+                "(%s, 'T1', 'incident', %s, 'x', 'high', 'high', 1, 'new', 'device', 'd', 'd', %s, %s, "
+                "'device:FRZ-09:door_open')", (TICKET, subsystem, T0, T0))
+        migrate(url, MIGRATIONS_DIR)
+        tables, ticket_columns = tables_and_columns()
+        assert "device_alarm_clearances" in tables and "alert_raised_at" in ticket_columns
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The alarm open across the upgrade has no raise time: its clearance resolves it as before.
+            assert conn.execute("SELECT alert_raised_at FROM tickets").fetchall() == [(None,)]
+            conn.execute("INSERT INTO device_alarm_clearances (fingerprint_prefix, cleared_at) "
+                         "VALUES ('device:FRZ-09:', %s)", (T0,))
+            with pytest.raises(psycopg.errors.UniqueViolation):  # one row per device
+                conn.execute("INSERT INTO device_alarm_clearances (fingerprint_prefix, cleared_at) "
+                             "VALUES ('device:FRZ-09:', %s)", (T0,))
+
+        downgrade(url, MIGRATIONS_DIR, "0003")
+        tables, ticket_columns = tables_and_columns()
+        assert "device_alarm_clearances" not in tables and "alert_raised_at" not in ticket_columns
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT number, alert_fingerprint FROM tickets").fetchall() == \
+                [("T1", "device:FRZ-09:door_open")]
+        migrate(url, MIGRATIONS_DIR)
+        assert "device_alarm_clearances" in tables_and_columns()[0]
+    finally:
+        drop_database(url)

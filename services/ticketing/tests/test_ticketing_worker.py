@@ -84,15 +84,31 @@ def device_tickets(database, device_id: str) -> list[dict]:
 
 
 def alarm(device_id: str, kind: str = "temperature_high", severity: str = "critical",
-          subsystem_code: str = "BIOBANK") -> specimens.DeviceAlarmRaised:
+          subsystem_code: str = "BIOBANK", at: dt.datetime | None = None) -> specimens.DeviceAlarmRaised:
     return specimens.DeviceAlarmRaised(
         alarm_id=str(uuid.uuid4()), device_id=device_id, subsystem_code=subsystem_code, kind=kind, severity=severity,
-        raised_at=utcnow().isoformat(), summary=f"Freezer {device_id}: -61.5 °C (limit -70 °C)")
+        raised_at=(at or utcnow()).isoformat(), summary=f"Freezer {device_id}: -61.5 °C (limit -70 °C)")
 
 
-def cleared(device_id: str) -> specimens.DeviceAlarmCleared:
+def cleared(device_id: str, at: dt.datetime | None = None) -> specimens.DeviceAlarmCleared:
     return specimens.DeviceAlarmCleared(alarm_id=str(uuid.uuid4()), device_id=device_id, subsystem_code="BIOBANK",
-                                        cleared_at=utcnow().isoformat())
+                                        cleared_at=(at or utcnow()).isoformat())
+
+
+def alert_outcomes(metrics_port: int, outcome: str) -> float:
+    """tuoguan_ticketing_alert_notifications_total: what the device alarms did (opened, ignored, ...)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("tuoguan_ticketing_alert_notifications_total{") and f'outcome="{outcome}"' in line)
+
+
+def handle(metrics_port: int, publish, handler: str, event, event_id: str | None = None,
+           outcome: str = "ok") -> str:
+    """Publishes one event and waits until the worker has handled it (the next one goes after it)."""
+    before = handled(metrics_port, handler, outcome)
+    event_id = publish(event, event_id) if event_id else publish(event)
+    wait_for(lambda: handled(metrics_port, handler, outcome) > before, message=f"{handler} {outcome}")
+    return event_id
 
 
 def open_at(store, when: dt.datetime, impact: Level = Level.MEDIUM, urgency: Level = Level.MEDIUM,
@@ -293,3 +309,105 @@ def test_a_cleared_alarm_resolves_its_own_devices_tickets_only(start_worker, pub
     assert statuses == {"device:FRZ-09:temperature_high": "new", "device:FRZ_09:temperature_high": "resolved",
                         "device:FRZ%25:temperature_high": "resolved", "device:FRZ%3A1:temperature_high": "new",
                         "device:FRZ:temperature_high": "resolved"}
+
+
+RAISED, CLEARED = "on_device_alarm", "on_device_alarm_cleared"
+
+
+def test_an_alarm_whose_clearance_was_handled_first_opens_no_ticket(start_worker, publish, database):
+    """The two events come on separate queues: a clearance handled before the alarm it clears (the raise
+    requeued after a deadlock, or behind other work) is kept, and the raise opens nothing (it opened a
+    ticket nothing would ever resolve, which breached its SLA and escalated)."""
+    metrics_port = start_worker()
+    at = utcnow() - dt.timedelta(minutes=10)
+    clear_id = handle(metrics_port, publish, CLEARED, cleared("FRZ-21", at=at))
+    raise_id = handle(metrics_port, publish, RAISED, alarm("FRZ-21", at=at - dt.timedelta(seconds=5)))
+    # A clearance names no kind: it clears each of the device's alarms raised until then, the same instant too.
+    handle(metrics_port, publish, RAISED, alarm("FRZ-21", kind="door_open", severity="warning", at=at))
+    assert device_tickets(database, "FRZ-21") == []
+    assert alert_outcomes(metrics_port, "ignored") == 2 and alert_outcomes(metrics_port, "opened") == 0
+    # The clearance kept: one row for the device, under the fingerprints' own prefix.
+    assert query(database, "SELECT fingerprint_prefix, cleared_at FROM device_alarm_clearances") == \
+        [{"fingerprint_prefix": "device:FRZ-21:", "cleared_at": at}]
+
+    # Redeliveries (the same event) and copies (another relay's, a new id) change nothing.
+    late = alarm("FRZ-21", at=at - dt.timedelta(seconds=5))
+    handle(metrics_port, publish, CLEARED, cleared("FRZ-21", at=at), clear_id, outcome="duplicate")
+    handle(metrics_port, publish, RAISED, late, raise_id, outcome="duplicate")
+    handle(metrics_port, publish, RAISED, late)
+    handle(metrics_port, publish, CLEARED, cleared("FRZ-21", at=at - dt.timedelta(minutes=1)))  # older: kept max
+    assert device_tickets(database, "FRZ-21") == []
+    assert alert_outcomes(metrics_port, "ignored") == 3
+    assert query(database, "SELECT cleared_at FROM device_alarm_clearances") == [{"cleared_at": at}]
+
+    # Kept per device with the fingerprints' encoding: FRZ:1's clearance is not FRZ's.
+    handle(metrics_port, publish, CLEARED, cleared("FRZ:1", at=at))
+    handle(metrics_port, publish, RAISED, alarm("FRZ:1", kind="1:door_open", at=at - dt.timedelta(seconds=1)))
+    handle(metrics_port, publish, RAISED, alarm("FRZ", kind="1:door_open", at=at - dt.timedelta(seconds=1)))
+    assert [t["alert_fingerprint"] for t in query(
+        database, "SELECT alert_fingerprint FROM tickets WHERE alert_fingerprint LIKE 'device:FRZ%%'")] == \
+        ["device:FRZ:1:door_open"]
+    assert query(database, "SELECT * FROM dead_letters") == []
+
+
+def test_an_alarm_raised_after_an_earlier_clearance_opens_a_ticket_that_only_a_later_one_resolves(
+        start_worker, publish, database):
+    metrics_port = start_worker()
+    t0 = utcnow() - dt.timedelta(hours=1)
+    old_clear = cleared("FRZ-22", at=t0)                      # the last episode's
+    old_clear_id = handle(metrics_port, publish, CLEARED, old_clear)
+    new_alarm = alarm("FRZ-22", at=t0 + dt.timedelta(minutes=10))
+    new_alarm_id = handle(metrics_port, publish, RAISED, new_alarm)
+    (ticket,) = device_tickets(database, "FRZ-22")
+    assert ticket["status"] == "new"
+
+    # The last episode's clearance again, or another one older than this alarm, delivered late: still open.
+    handle(metrics_port, publish, CLEARED, old_clear, old_clear_id, outcome="duplicate")
+    handle(metrics_port, publish, CLEARED, old_clear)
+    handle(metrics_port, publish, CLEARED, cleared("FRZ-22", at=t0 + dt.timedelta(minutes=5)))
+    assert [t["status"] for t in device_tickets(database, "FRZ-22")] == ["new"]
+    assert ticket_events(database, str(ticket["id"])) == ["opened"]
+
+    # Its own clearance resolves it, as before.
+    handle(metrics_port, publish, CLEARED, cleared("FRZ-22", at=t0 + dt.timedelta(minutes=20)))
+    assert [t["status"] for t in device_tickets(database, "FRZ-22")] == ["resolved"]
+    # The alarm again, late (redelivered, or a copy): the clearance is after it, so no "fired again".
+    handle(metrics_port, publish, RAISED, new_alarm, new_alarm_id, outcome="duplicate")
+    handle(metrics_port, publish, RAISED, new_alarm)
+    (row,) = device_tickets(database, "FRZ-22")
+    assert (row["status"], row["alert_repeats"]) == ("resolved", 0)
+    # A new episode after that clearance fires it again: reopened.
+    handle(metrics_port, publish, RAISED, alarm("FRZ-22", at=t0 + dt.timedelta(minutes=30)))
+    (row,) = device_tickets(database, "FRZ-22")
+    assert row["status"] == "in_progress"
+    assert ticket_events(database, str(ticket["id"])) == ["opened", "resolved", "reopened"]
+    # The ticket keeps its alarm's latest raise (the bank's time), which later clearances are compared with.
+    assert row["alert_raised_at"] == t0 + dt.timedelta(minutes=30)
+
+
+def test_a_late_clearance_resolves_only_the_alarms_raised_before_it(start_worker, publish, database):
+    metrics_port = start_worker()
+    t0 = utcnow() - dt.timedelta(hours=1)
+    handle(metrics_port, publish, RAISED, alarm("FRZ-23", kind="door_open", severity="warning", at=t0))
+    handle(metrics_port, publish, RAISED, alarm("FRZ-23", at=t0 + dt.timedelta(minutes=10)))
+    # A ticket opened before its raise was kept (before migration 0004): a clearance resolves it, as before.
+    handle(metrics_port, publish, RAISED, alarm("FRZ-23", kind="power_loss", at=t0 + dt.timedelta(minutes=30)))
+    query(database, "UPDATE tickets SET alert_raised_at = NULL WHERE alert_fingerprint = %s RETURNING 1",
+          "device:FRZ-23:power_loss")
+
+    handle(metrics_port, publish, CLEARED, cleared("FRZ-23", at=t0 + dt.timedelta(minutes=5)))
+    statuses = {t["alert_fingerprint"]: t["status"] for t in device_tickets(database, "FRZ-23")}
+    assert statuses == {"device:FRZ-23:door_open": "resolved", "device:FRZ-23:temperature_high": "new",
+                        "device:FRZ-23:power_loss": "resolved"}
+    assert alert_outcomes(metrics_port, "resolved") == 2 and alert_outcomes(metrics_port, "ignored") == 1
+
+
+def test_the_worker_forgets_month_old_clearances(start_worker, database):
+    now = utcnow()
+    for prefix, age in (("device:FRZ-OLD:", 31), ("device:FRZ-NEW:", 29)):
+        query(database, "INSERT INTO device_alarm_clearances (fingerprint_prefix, cleared_at) VALUES (%s, %s) "
+                        "RETURNING 1", prefix, now - dt.timedelta(days=age))
+    start_worker()
+    wait_for(lambda: [r["fingerprint_prefix"] for r in query(
+        database, "SELECT fingerprint_prefix FROM device_alarm_clearances")] == ["device:FRZ-NEW:"],
+        message="the month-old clearance forgotten")

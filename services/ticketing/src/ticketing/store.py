@@ -8,6 +8,7 @@ cross) and the escalation level already acted on.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import uuid
@@ -27,7 +28,14 @@ from tuoguan_common.outbox import Idempotent
 from . import messages
 from .config import TicketingConfig
 from .domain import escalation, lifecycle
-from .domain.alerts import AlertNotice, alert_impact_urgency, device_alarms_prefix
+from .domain.alerts import (
+    CLEARANCE_KEPT,
+    AlertNotice,
+    alarm_cleared,
+    alarm_time,
+    alert_impact_urgency,
+    device_alarms_prefix,
+)
 from .domain.calendar import ServiceHours, WorkingCalendar
 from .domain.lifecycle import Action, Status, TicketRefused
 from .domain.priority import Level, Priority
@@ -53,6 +61,8 @@ WORKLOG_OVERLAP_CONSTRAINT = "worklogs_no_overlap"
 # The first key of the two-key advisory locks that serialise one engineer's worklogs (a space of
 # its own: the alerts' one-key locks never meet these).
 WORKLOG_LOCK_SPACE = 4101
+# The first key of the two-key advisory locks that serialise one device's alarms and clearances.
+DEVICE_ALARM_LOCK_SPACE = 4102
 
 
 @functools.lru_cache(maxsize=256)
@@ -576,13 +586,68 @@ class Store:
         self._rate(cur, ticket_id, now)
         return "opened", ticket_id
 
-    def open_device_alarms(self, cur: psycopg.Cursor, device_id: str) -> list[str]:
-        """The fingerprints of a device's open alarm tickets (``alerts.device_alarm_fingerprint``)."""
+    def open_device_alarms(self, cur: psycopg.Cursor, device_id: str) -> dict[str, dt.datetime | None]:
+        """A device's open alarm tickets: fingerprint (``alerts.device_alarm_fingerprint``) -> the alarm's
+        latest raise (None for a ticket opened before it was kept)."""
         # A prefix compared as it is: with LIKE, an underscore or a percent sign in a device id was a
         # wildcard, and clearing FRZ_09 resolved FRZ-09's alarm too.
-        cur.execute("SELECT DISTINCT alert_fingerprint FROM tickets WHERE starts_with(alert_fingerprint, %s) "
+        cur.execute("SELECT alert_fingerprint, alert_raised_at FROM tickets WHERE starts_with(alert_fingerprint, %s) "
                     "AND status <> 'closed' ORDER BY alert_fingerprint", (device_alarms_prefix(device_id),))
-        return [row["alert_fingerprint"] for row in cur.fetchall()]
+        return {row["alert_fingerprint"]: row["alert_raised_at"] for row in cur.fetchall()}
+
+    # The bank's DeviceAlarmRaised and DeviceAlarmCleared come on separate queues, so in any order: each
+    # device's latest clearance is kept (device_alarm_clearances, migration 0004) and each device ticket its
+    # alarm's latest raise (tickets.alert_raised_at); ``alerts.alarm_cleared`` compares them. A per-device
+    # lock makes a raise and a clearance of one device handled at the same moment take turns: otherwise
+    # the raise could miss the clearance and the clearance the raise's ticket, both uncommitted.
+
+    def _lock_device(self, cur: psycopg.Cursor, prefix: str) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (DEVICE_ALARM_LOCK_SPACE, prefix))
+
+    def device_alarm_raised(self, cur: psycopg.Cursor, device_id: str, notice: AlertNotice, reporter_id: str,
+                            now: dt.datetime) -> tuple[str, str]:
+        """A device's alarm raised at ``notice.starts_at``, inside the caller's transaction: "ignored" when
+        the device's latest clearance is at or after it, else as any alert ("opened" | "updated")."""
+        prefix = device_alarms_prefix(device_id)
+        raised_at = alarm_time(notice.starts_at, now)
+        self._lock_device(cur, prefix)
+        cur.execute("SELECT cleared_at FROM device_alarm_clearances WHERE fingerprint_prefix = %s", (prefix,))
+        clearance = cur.fetchone()
+        if alarm_cleared(raised_at, clearance["cleared_at"] if clearance else None):
+            return "ignored", ""
+        outcome, ticket_id = self.receive_alert_in(cur, notice, reporter_id, "device", now)
+        if ticket_id and outcome in ("opened", "updated"):
+            cur.execute("UPDATE tickets SET alert_raised_at = GREATEST(alert_raised_at, %s) WHERE id = %s",
+                        (raised_at, ticket_id))
+        return outcome, ticket_id
+
+    def device_alarm_cleared(self, cur: psycopg.Cursor, device_id: str, notice: AlertNotice,
+                             cleared_at: dt.datetime, reporter_id: str, now: dt.datetime) -> list[str]:
+        """A device's alarms cleared at ``cleared_at``, inside the caller's transaction: the clearance is
+        kept (the latest per device) for alarms raised before it and handled after it, and each open ticket
+        of the device's alarms raised until then resolves. An outcome per open ticket."""
+        prefix = device_alarms_prefix(device_id)
+        self._lock_device(cur, prefix)
+        cleared_at = alarm_time(cleared_at, now)
+        cur.execute("INSERT INTO device_alarm_clearances (fingerprint_prefix, cleared_at) VALUES (%s, %s) "
+                    "ON CONFLICT (fingerprint_prefix) DO UPDATE "
+                    "SET cleared_at = GREATEST(device_alarm_clearances.cleared_at, EXCLUDED.cleared_at)",
+                    (prefix, cleared_at))
+        outcomes = []
+        for fingerprint, raised_at in self.open_device_alarms(cur, device_id).items():
+            if not alarm_cleared(raised_at, cleared_at):
+                # Raised after this clearance: an earlier episode's clearance, delivered late.
+                outcomes.append("ignored")
+                continue
+            resolved = dataclasses.replace(notice, status="resolved", fingerprint=fingerprint)
+            outcomes.append(self.receive_alert_in(cur, resolved, reporter_id, "device", now)[0])
+        return outcomes
+
+    def forget_old_clearances(self, now: dt.datetime) -> int:
+        """Devices' clearances older than ``alerts.CLEARANCE_KEPT``: no alarm from before them is still coming."""
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM device_alarm_clearances WHERE cleared_at < %s", (now - CLEARANCE_KEPT,))
+            return cur.rowcount
 
     # ---- the worker's timers --------------------------------------------------------------------
 

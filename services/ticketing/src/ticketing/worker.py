@@ -3,7 +3,6 @@ unconfirmed resolutions that close by themselves, the open-ticket gauge, and
 the specimen bank's device alarms. ``tuoguan-worker ticketing`` runs it."""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import os
@@ -57,8 +56,9 @@ class TicketingWorker:
         outcomes = []
 
         def apply(cur, event):
-            outcomes.append(self.store.receive_alert_in(cur, device_notice(event, "firing"), "service:ticketing",
-                                                        "device", utcnow())[0])
+            # Nothing when the device's clearance, handled first, is at or after this raise.
+            outcomes.append(self.store.device_alarm_raised(cur, event.device_id, device_notice(event, "firing"),
+                                                           "service:ticketing", utcnow())[0])
 
         result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmRaised, "device_alarm", apply)
         for outcome in outcomes:
@@ -70,10 +70,11 @@ class TicketingWorker:
         outcomes = []
 
         def apply(cur, event):
-            # A cleared alarm carries no kind: every open ticket of the device's alarms resolves.
-            for fingerprint in self.store.open_device_alarms(cur, event.device_id):
-                notice = dataclasses.replace(device_notice(event, "resolved"), fingerprint=fingerprint)
-                outcomes.append(self.store.receive_alert_in(cur, notice, "service:ticketing", "device", utcnow())[0])
+            # A cleared alarm carries no kind: every open ticket of the device's alarms raised until then
+            # resolves, and the clearance is kept for the raises still on their way.
+            outcomes.extend(self.store.device_alarm_cleared(cur, event.device_id, device_notice(event, "resolved"),
+                                                            _instant(event.cleared_at), "service:ticketing",
+                                                            utcnow()))
 
         result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmCleared, "device_alarm_cleared",
                               apply)
@@ -98,6 +99,8 @@ class TicketingWorker:
         closed = self.store.auto_close_due(utcnow(), BATCH)
         if closed:
             metrics.TICKETING_TICKETS_CLOSED.labels("auto").inc(closed)
+        # One row per device at most, but devices come and go: a month-old clearance has no raise left to stop.
+        self.store.forget_old_clearances(utcnow())
 
     @timer(interval=15, eager=True)
     def measure_open_tickets(self):

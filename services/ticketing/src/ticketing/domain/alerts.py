@@ -36,6 +36,36 @@ def device_alarm_fingerprint(device_id: str, kind: str) -> str:
     return device_alarms_prefix(device_id) + kind
 
 
+# A device alarm's time (raised or cleared) further ahead of ticketing's clock than this is the bank's clock's
+# mistake: it is kept as ticketing's time plus this, so a clearance dated 2099 cannot silence the device's
+# alarms until then, nor an alarm dated 2099 ignore every clearance.
+ALARM_CLOCK_SKEW = dt.timedelta(minutes=5)
+# How long a device's latest clearance is remembered: an alarm raised before it and delivered later than
+# this (a month behind its clearance) would open a ticket again.
+CLEARANCE_KEPT = dt.timedelta(days=30)
+
+
+def alarm_cleared(raised_at: dt.datetime | None, cleared_at: dt.datetime | None) -> bool:
+    """Whether a device alarm raised at ``raised_at`` is over by the device's clearance at ``cleared_at``.
+
+    The bank's DeviceAlarmRaised and DeviceAlarmCleared come on separate queues, in any order, and a
+    clearance names no kind: it clears every alarm of the device raised until then (at the same instant
+    included). So a raise at or before the device's latest clearance opens nothing, and a clearance older
+    than an open ticket's latest raise (an earlier episode's, delivered late) leaves it open. No clearance
+    clears nothing; a clearance clears a ticket whose raise time is unknown (opened before it was kept).
+    """
+    if cleared_at is None:
+        return False
+    return raised_at is None or raised_at <= cleared_at
+
+
+def alarm_time(at: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """A raise or clearance time of the bank's clock as kept and compared: as it is, unless it is past ``now``
+    by more than ``ALARM_CLOCK_SKEW`` (then ``now`` plus that). Both times the same way: with a bank clock
+    running fast, a raise and its clearance handled in order still compare in order."""
+    return min(at, now + ALARM_CLOCK_SKEW)
+
+
 @dataclass(frozen=True)
 class AlertNotice:
     fingerprint: str
