@@ -4,6 +4,7 @@ notification port's test double) and a clock the test moves."""
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 
 import grpc
@@ -314,3 +315,54 @@ def test_a_sign_in_rehashing_the_old_password_cannot_undo_a_reset_that_raced_it(
     current = password_hash(identity_db)
     assert IdentityStore(identity_db).rehash_password(account_id, current, "$argon2id$v=19$stronger")
     assert password_hash(identity_db) == "$argon2id$v=19$stronger"
+
+
+class HeldNotifier(RecordingNotifier):
+    """Sends that keep their send slot until the test lets them go (a slow SMS gateway)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sending = threading.Semaphore(0)
+        self.go_on = threading.Event()
+
+    def send_reset_code(self, phone: str, code: str) -> None:
+        self.sending.release()
+        self.go_on.wait(10)
+        super().send_reset_code(phone, code)
+
+
+def test_a_request_finding_every_send_slot_taken_writes_nothing(serve_identity, clock, identity_db):
+    """Four sends under way hold every send slot: a fifth request is refused sms_unavailable with no code,
+    no resend wait and no place in the phone's day written, so asking again once a slot is free gets a code
+    at once. (Four requests for numbers without an account, each waiting a decoy's send time, hold the
+    slots as well: each refused request must not spend one of the patient's ten codes a day.)"""
+    notifier = HeldNotifier()
+    stub = serve_identity(notifier=notifier, config=IdentityConfig(reset=ResetCodePolicy()), clock=clock)
+    holders = [sign_up_patient(stub, f"1391234{i:04d}") for i in range(4)]
+    sign_up_patient(stub)
+    threads = [threading.Thread(target=request_code, args=(stub, phone)) for phone in holders]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in holders:
+            assert notifier.sending.acquire(timeout=10), "the four sends hold the four slots"
+        for phone in (PHONE, UNKNOWN):
+            with pytest.raises(grpc.RpcError) as refused:
+                request_code(stub, phone)
+            trailing = dict(refused.value.trailing_metadata())
+            assert (refused.value.code(), trailing[REASON_KEY], trailing[RETRY_AFTER_KEY]) == \
+                (grpc.StatusCode.UNAVAILABLE, "sms_unavailable", "60")
+            assert stored(identity_db, phone) is None, "nothing written"
+    finally:
+        notifier.go_on.set()
+        for thread in threads:
+            thread.join(10)
+    # The same moment, the slots free again: a code at once, the phone's first of the day.
+    request_code(stub)
+    request_code(stub, UNKNOWN)
+    assert [to for to, _ in notifier.sent if to in (PHONE, UNKNOWN)] == [PHONE]
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT phone, codes_today FROM password_reset_codes WHERE phone IN (%s, %s)", (PHONE, UNKNOWN))
+        assert {row["phone"]: row["codes_today"] for row in cur.fetchall()} == {PHONE: 1, UNKNOWN: 1}
+    reset(stub, notifier.last_code())
+    assert sign_in(stub, NEW_PASSWORD).access_token

@@ -195,30 +195,34 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def RequestPasswordReset(self, request, context):
         phone = rules.patient_phone(request.phone)
-        now = self.clock()
-        issued = self.reset_policy.issue(now)
-        digest = reset.code_digest(self.reset_key, phone, issued.code)
-        with self.store.transaction() as cur:
-            previous = self.store.lock_reset_code(cur, phone)
-            refusal = self.reset_policy.resend_refusal(previous, now)
-            account_id = None
-            if refusal is None:
-                account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
-                                                       self.reset_policy.count_code(previous, now))
-                self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
-        if refusal is not None:
-            # Raised after the transaction, which wrote nothing.
-            raise refusal
-        # The code, its resend wait and the day's count are committed before the
-        # send, which holds no lock and no connection: a send that fails (or
-        # times out after the text went) is not tried again before the resend
-        # wait, so nobody makes a phone ring faster than that, and a slow SMS
-        # gateway holds no patient's sign-in up.
         retry_after = self.reset_policy.resend_after_seconds
+        # The send slot before anything is written: a request refused for want
+        # of one leaves no code, no resend wait and no place in the day's
+        # count, so requests holding the slots (a send, or a decoy for a
+        # number without an account) cannot spend another patient's codes.
         if not self.send_slots.acquire(blocking=False):
             # As many sends under way as allowed: the threads stay for sign-ins.
             raise SmsUnavailable(retry_after)
         try:
+            now = self.clock()
+            issued = self.reset_policy.issue(now)
+            digest = reset.code_digest(self.reset_key, phone, issued.code)
+            with self.store.transaction() as cur:
+                previous = self.store.lock_reset_code(cur, phone)
+                refusal = self.reset_policy.resend_refusal(previous, now)
+                account_id = None
+                if refusal is None:
+                    account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
+                                                           self.reset_policy.count_code(previous, now))
+                    self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
+            if refusal is not None:
+                # Raised after the transaction, which wrote nothing.
+                raise refusal
+            # The code, its resend wait and the day's count are committed before
+            # the send, which holds no lock and no connection: a send that fails
+            # (or times out after the text went) is not tried again before the
+            # resend wait, so nobody makes a phone ring faster than that, and a
+            # slow SMS gateway holds no patient's sign-in up.
             if account_id is not None:
                 self._send_reset_code(phone, issued.code, retry_after)
             else:

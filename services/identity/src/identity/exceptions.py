@@ -75,11 +75,11 @@ class ResetCodesUsedUpToday(ResetTooSoon):
 
 class SmsUnavailable(Unavailable):
     # The SMS gateway did not take the code (it refused, timed out or could not
-    # be reached), or too many sends were under way. The code and its resend
-    # wait stand (a timed-out text may yet arrive): asking again works after
-    # the wait, ``retry_after_seconds`` (None from the notifier itself, which
-    # does not know it; the api says it). A phone without an account gets it
-    # too while sends are failing.
+    # be reached): the code and its resend wait stand (a timed-out text may yet
+    # arrive), and asking again works after the wait, ``retry_after_seconds``
+    # (None from the notifier itself, which does not know it; the api says
+    # it). A phone without an account gets it too while sends are failing.
+    # Or too many sends were under way: then nothing was written.
     reason = "sms_unavailable"
 
     def __init__(self, retry_after_seconds: int | None = None) -> None:
