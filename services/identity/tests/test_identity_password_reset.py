@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -366,3 +367,95 @@ def test_a_request_finding_every_send_slot_taken_writes_nothing(serve_identity, 
         assert {row["phone"]: row["codes_today"] for row in cur.fetchall()} == {PHONE: 1, UNKNOWN: 1}
     reset(stub, notifier.last_code())
     assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+class Hashing:
+    """The new passwords identity's api hashed (``identity.api.Passwords``, recorded), and what each hash does first."""
+
+    def __init__(self):
+        self.passwords: list[str] = []
+        self.before = lambda: None
+
+
+@pytest.fixture
+def hashing(monkeypatch):
+    """Records the api's password hashes; serve identity after asking for it (``serve_identity``)."""
+    import identity.api
+
+    recorded = Hashing()
+
+    class RecordedPasswords(identity.api.Passwords):
+        def hash(self, password: str) -> str:
+            recorded.passwords.append(password)
+            recorded.before()
+            return super().hash(password)
+
+    monkeypatch.setattr(identity.api, "Passwords", RecordedPasswords)
+    return recorded
+
+
+def test_only_a_reset_the_code_allows_hashes_the_new_password(hashing, serve_identity, notifier, clock, identity_db):
+    """argon2 (slow and 64 MiB on purpose) runs only once the code is accepted: resets with a wrong code, for
+    a phone that never asked for one, or with a spent code cost no hash. A wrong code still counts its attempt,
+    and a retry of the reset that went through still gets its answer."""
+    stub = serve_identity(notifier=notifier, config=IdentityConfig(reset=ResetCodePolicy()), clock=clock)
+    sign_up_patient(stub)
+    request_code(stub)
+    code = notifier.last_code()
+    hashing.passwords.clear()
+    assert failure(lambda: reset(stub, wrong(code))) == INVALID
+    assert stored(identity_db)["attempts"] == 1, "the wrong code's attempt counts"
+    for phone in ("13600000000", UNKNOWN):
+        assert failure(lambda: reset(stub, "123456", phone=phone)) == INVALID
+    assert hashing.passwords == [], "no code accepted, nothing hashed"
+    key = str(uuid.uuid4())
+    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert hashing.passwords == [NEW_PASSWORD]
+    # Spent: refused without a hash; the retry of the reset is answered, by a check of the password only.
+    assert failure(lambda: reset(stub, code, new_password="Another2028")) == INVALID
+    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert hashing.passwords == [NEW_PASSWORD]
+    assert sign_in(stub, NEW_PASSWORD).access_token
+
+
+@pytest.mark.parametrize("same_key", [False, True], ids=["two-keys", "one-key"])
+def test_two_resets_racing_with_one_code_reset_the_password_once(hashing, serve_identity, notifier, clock,
+                                                                 identity_db, same_key):
+    """Both were accepted and both hashed their password before either completed: the second to complete finds
+    the code spent and is refused as a spent code is (with one key, it is the retry and gets the first answer).
+    One password set, the account's tokens withdrawn once, one key kept."""
+    stub = serve_identity(notifier=notifier, config=IdentityConfig(reset=ResetCodePolicy()), clock=clock)
+    sign_up_patient(stub)
+    request_code(stub)
+    code = notifier.last_code()
+    hashing.passwords.clear()
+    both_hashing = threading.Barrier(2)
+    hashing.before = lambda: both_hashing.wait(10)
+    key = str(uuid.uuid4())
+    passwords = [NEW_PASSWORD, NEW_PASSWORD] if same_key else [NEW_PASSWORD, "Another2028"]
+
+    def attempt(password):
+        try:
+            reset(stub, code, new_password=password, key=key if same_key else None)
+            return password, "ok"
+        except grpc.RpcError as refused:
+            return password, dict(refused.trailing_metadata() or ())[REASON_KEY]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(attempt, passwords))
+    assert sorted(hashing.passwords) == sorted(passwords), "both were accepted and hashed before either completed"
+    if same_key:
+        assert outcomes == [(NEW_PASSWORD, "ok"), (NEW_PASSWORD, "ok")]
+        winner = NEW_PASSWORD
+    else:
+        assert sorted(outcome for _, outcome in outcomes) == ["ok", "reset_code_invalid"]
+        [winner] = [password for password, outcome in outcomes if outcome == "ok"]
+        [loser] = [password for password, outcome in outcomes if outcome != "ok"]
+        assert failure(lambda: sign_in(stub, loser))[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
+    assert sign_in(stub, winner).account.login == PHONE
+    assert stored(identity_db)["attempts"] == 5, "spent"
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT generation FROM account_token_generations")
+        assert [row["generation"] for row in cur.fetchall()] == [1], "the tokens withdrawn once"
+        cur.execute("SELECT count(*) AS n FROM idempotency_keys WHERE scope = 'ResetPassword'")
+        assert cur.fetchone()["n"] == 1

@@ -263,25 +263,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         owner = digest.hex()
         fingerprint = outbox.request_fingerprint(
             identity_pb2.ResetPasswordRequest(phone=phone, code=code, idempotency_key=key))
-        # Hashed before the transaction: argon2 is slow on purpose.
-        password_hash = self.passwords.hash(request.new_password)
-        now = self.clock()
-        account_id = None
-        with self.store.transaction() as cur:
-            # The phone's code row first: concurrent resets of one phone take turns.
-            stored = self.store.lock_reset_code(cur, phone)
-            replayed = outbox.claim_key(cur, "ResetPassword", owner, key, fingerprint) is not None
-            if not replayed:
-                verdict = self.reset_policy.judge(stored, digest, now)
-                if verdict is Verdict.ACCEPTED:
-                    account_id = self.store.complete_password_reset(cur, phone, password_hash,
-                                                                  self.reset_policy.max_attempts, now)
-                    outbox.store_response(cur, "ResetPassword", owner, key, identity_pb2.ResetPasswordResponse())
-                else:
-                    # A refused reset leaves its key free: asking again decides again.
-                    outbox.forget_keys(cur, "ResetPassword", [(owner, key)])
-                    if verdict is Verdict.WRONG:
-                        self.store.count_reset_attempt(cur, phone)
+        # The code is judged before the new password is hashed: argon2 is slow
+        # on purpose (and takes 64 MiB), and only a reset the code allows may
+        # cost it. A wrong code counts its attempt in this first transaction.
+        replayed, verdict, account_id = self._reset_with_code(phone, digest, owner, key, fingerprint)
+        if not replayed and verdict is Verdict.ACCEPTED:
+            # Hashed between the transactions: no lock or connection waits for
+            # argon2. The second locks the code again and completes the reset
+            # only if the code is still accepted: a concurrent reset may have
+            # spent it, a new code replaced it, guesses killed it meanwhile.
+            password_hash = self.passwords.hash(request.new_password)
+            replayed, verdict, account_id = self._reset_with_code(phone, digest, owner, key, fingerprint,
+                                                                  password_hash)
         if replayed:
             # The first answer, for the same password only (as a replayed sign-up).
             account = self.store.account_by_login(phone)
@@ -293,6 +286,34 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         # Raised after the transaction commits: a wrong code's attempt must count.
         verdict.raise_unless_accepted()
         return identity_pb2.ResetPasswordResponse()
+
+    def _reset_with_code(
+        self, phone: str, digest: bytes, owner: str, key: str, fingerprint: str, password_hash: str | None = None,
+    ) -> tuple[bool, Verdict | None, str | None]:
+        """One transaction of ResetPassword: the phone's code row locked (so
+        concurrent resets of one phone take turns), the key claimed and the
+        presented code judged. Returns (replayed, verdict, account id): True
+        and no verdict when the key was answered before. A refused code
+        leaves its key free (asking again decides again), and a wrong one
+        counts an attempt. An accepted code completes the reset only with
+        ``password_hash``: without it, nothing is done and the key is left
+        free for the call that brings the hash."""
+        now = self.clock()
+        account_id = None
+        with self.store.transaction() as cur:
+            stored = self.store.lock_reset_code(cur, phone)
+            if outbox.claim_key(cur, "ResetPassword", owner, key, fingerprint) is not None:
+                return True, None, None
+            verdict = self.reset_policy.judge(stored, digest, now)
+            if verdict is Verdict.ACCEPTED and password_hash is not None:
+                account_id = self.store.complete_password_reset(cur, phone, password_hash,
+                                                              self.reset_policy.max_attempts, now)
+                outbox.store_response(cur, "ResetPassword", owner, key, identity_pb2.ResetPasswordResponse())
+            else:
+                outbox.forget_keys(cur, "ResetPassword", [(owner, key)])
+                if verdict is Verdict.WRONG:
+                    self.store.count_reset_attempt(cur, phone)
+        return False, verdict, account_id
 
     def IssueDeviceToken(self, request, context):
         admin = auth.current_principal().require(auth.ADMIN)
