@@ -230,6 +230,19 @@ def test_only_admins_open_staff_accounts(identity, issuer, verifier):
         assert (code, got_field) == (grpc.StatusCode.INVALID_ARGUMENT, field)
 
 
+@pytest.mark.parametrize("roles", [[pb.ROLE_DEVICE], [pb.ROLE_ENGINEER, pb.ROLE_DEVICE], [pb.ROLE_PATIENT]])
+def test_a_person_cannot_be_given_a_machines_or_a_patients_role(identity, issuer, identity_db, roles):
+    """``device`` is a machine's role (IssueDeviceToken): a person holding it could not sign out and would act
+    with a machine's rights. Refused as ``patient`` is, before anything is written."""
+    admin = auth.bearer_metadata(issuer.issue(str(uuid.uuid4()), [auth.ADMIN]))
+    code, reason, field, details = failure(
+        lambda: identity.CreateStaffAccount(_staff_request(roles=roles), metadata=admin))
+    assert (code, reason, field) == (grpc.StatusCode.INVALID_ARGUMENT, "role_not_staff", "roles")
+    assert "device" not in details.split("choose from")[1]
+    assert rows(identity_db, "SELECT login FROM accounts") == []
+    assert rows(identity_db, "SELECT key FROM idempotency_keys") == []
+
+
 def test_seed_is_idempotent_and_every_demo_account_signs_in(identity, identity_db, verifier):
     assert seed(identity_db) == len(DEMO_PATIENTS) + len(DEMO_STAFF)
     assert seed(identity_db) == 0

@@ -84,10 +84,10 @@ def test_staff_ids_are_lower_case_and_cannot_look_like_a_phone_number():
         assert _broken(rules.staff_login, bad).reason == "login_format"
 
 
-def test_staff_roles_exclude_patients_and_services():
+def test_staff_roles_exclude_patients_services_and_devices():
     assert rules.staff_roles([auth.FINANCE, auth.ADMIN, auth.FINANCE]) == (auth.ADMIN, auth.FINANCE)
     assert _broken(rules.staff_roles, []).reason == "required"
-    for outsider in (auth.PATIENT, auth.SERVICE, "unknown_role_42"):
+    for outsider in (auth.PATIENT, auth.SERVICE, auth.DEVICE, "unknown_role_42"):
         err = _broken(rules.staff_roles, [auth.ADMIN, outsider])
         assert (err.field, err.reason) == ("roles", "role_not_staff")
 

@@ -109,8 +109,8 @@ def test_without_a_token_it_is_unauthenticated(seeded):
     ("engineers", "unknown_role"), ("5", "unknown_role"),
     # Patients are not staff: their logins are phone numbers, never listed.
     ("patient", "role_not_staff"),
-    # Services act on their own behalf; they have no accounts.
-    ("service", "role_not_staff"),
+    # Services act on their own behalf, and devices with an admin's token: they have no accounts.
+    ("service", "role_not_staff"), ("device", "role_not_staff"),
 ])
 def test_an_unknown_or_non_staff_role_is_an_invalid_argument(seeded, issuer, role, reason):
     code, got_reason, field = failure(lambda: list_staff(seeded, token_of(issuer, auth.DISPATCHER), role=role))
@@ -119,7 +119,7 @@ def test_an_unknown_or_non_staff_role_is_an_invalid_argument(seeded, issuer, rol
 
 def test_a_patient_is_never_listed_even_by_an_admin(seeded, issuer):
     admin = token_of(issuer, auth.ADMIN)
-    everyone = {a.login for role in sorted(auth.ROLES - {auth.PATIENT, auth.SERVICE})
+    everyone = {a.login for role in sorted(auth.ROLES - {auth.PATIENT, auth.SERVICE, auth.DEVICE})
                 for a in list_staff(seeded, admin, role=role)}
     assert everyone == {login for login, *_ in DEMO_STAFF}
     assert not any(login.isdigit() for login in everyone)

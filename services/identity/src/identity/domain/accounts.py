@@ -34,9 +34,13 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 128
 # kilobytes, so anything longer is refused before that write.
 MAX_SIGN_IN_LOGIN_LENGTH = 64
 
+# The roles a person on the staff may hold. Not DEVICE: that is a machine's
+# (IssueDeviceToken signs it, subject "device:<name>"), and a person holding
+# it could not sign out and would act with a machine's rights (ticketing's
+# MACHINES). Not PATIENT or SERVICE either.
 STAFF_ROLES = frozenset({
     REGISTRATION_OFFICE, ADMIN, FINANCE, CLINICIAN,
-    ENGINEER, DISPATCHER, CONSULTANT, DEVICE,
+    ENGINEER, DISPATCHER, CONSULTANT,
 })
 
 
