@@ -67,7 +67,7 @@ def test_a_patient_resets_a_forgotten_password_with_the_code(stub, patient, noti
     assert phone == PHONE and len(code) == 6 and code.isdigit()
     # Only a keyed hash of the code is kept.
     assert code not in stored(identity_db)["everything"]
-    assert reset(stub, code) == pb.ResetPasswordResponse()
+    assert reset(stub, code).device_cookie
     assert sign_in(stub, NEW_PASSWORD).account.login == PHONE
     assert failure(lambda: sign_in(stub, PASSWORD))[:2] == (grpc.StatusCode.UNAUTHENTICATED, "bad_credentials")
     assert password_hash(identity_db).startswith("$argon2id$")
@@ -168,8 +168,8 @@ def test_a_retried_reset_gets_its_first_answer_and_only_with_the_same_password(s
     request_code(stub)
     code = notifier.last_code()
     key = str(uuid.uuid4())
-    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
-    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert reset(stub, code, key=key).device_cookie
+    assert reset(stub, code, key=key).device_cookie
     assert failure(lambda: reset(stub, code, new_password="Another2028", key=key)) == \
         (grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", "idempotency_key")
     assert sign_in(stub, NEW_PASSWORD).access_token
@@ -197,7 +197,7 @@ def test_a_reset_without_a_key_is_refused_and_spends_no_attempt(stub, patient, n
     assert failure(lambda: stub.ResetPassword(request, timeout=10)) == (
         grpc.StatusCode.INVALID_ARGUMENT, "required", "idempotency_key")
     assert stored(identity_db)["attempts"] == 0
-    assert reset(stub, code) == pb.ResetPasswordResponse()
+    assert reset(stub, code).device_cookie
 
 
 def test_a_new_code_no_sooner_than_a_minute_later_and_it_replaces_the_last(stub, patient, notifier, clock):
@@ -409,11 +409,11 @@ def test_only_a_reset_the_code_allows_hashes_the_new_password(hashing, serve_ide
         assert failure(lambda: reset(stub, "123456", phone=phone)) == INVALID
     assert hashing.passwords == [], "no code accepted, nothing hashed"
     key = str(uuid.uuid4())
-    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert reset(stub, code, key=key).device_cookie
     assert hashing.passwords == [NEW_PASSWORD]
     # Spent: refused without a hash; the retry of the reset is answered, by a check of the password only.
     assert failure(lambda: reset(stub, code, new_password="Another2028")) == INVALID
-    assert reset(stub, code, key=key) == pb.ResetPasswordResponse()
+    assert reset(stub, code, key=key).device_cookie
     assert hashing.passwords == [NEW_PASSWORD]
     assert sign_in(stub, NEW_PASSWORD).access_token
 
@@ -459,3 +459,20 @@ def test_two_resets_racing_with_one_code_reset_the_password_once(hashing, serve_
         assert [row["generation"] for row in cur.fetchall()] == [1], "the tokens withdrawn once"
         cur.execute("SELECT count(*) AS n FROM idempotency_keys WHERE scope = 'ResetPassword'")
         assert cur.fetchone()["n"] == 1
+
+
+def test_the_device_that_reset_the_password_is_not_locked_out_by_strangers(stub, patient, notifier):
+    before = stub.SignIn(pb.SignInRequest(login=PHONE, password=PASSWORD), timeout=10).device_cookie
+    request_code(stub)
+    key = str(uuid.uuid4())
+    cookie = reset(stub, notifier.last_code(), key=key).device_cookie
+    # A replay answers a cookie of the account's generation as well.
+    assert reset(stub, notifier.last_code(), key=key).device_cookie
+    for _ in range(5):
+        assert failure(lambda: sign_in(stub, "Guess2026"))[1] == "bad_credentials"
+    assert failure(lambda: sign_in(stub, NEW_PASSWORD))[1] == "too_many_attempts"
+    signed_in = stub.SignIn(pb.SignInRequest(login=PHONE, password=NEW_PASSWORD, device_cookie=cookie), timeout=10)
+    assert signed_in.account.login == PHONE
+    # The reset voided the cookies given before it: whoever held the old password is a stranger again.
+    assert failure(lambda: stub.SignIn(pb.SignInRequest(login=PHONE, password=NEW_PASSWORD, device_cookie=before),
+                                       timeout=10))[1] == "too_many_attempts"

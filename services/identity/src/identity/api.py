@@ -281,11 +281,21 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             if account is None or not self.passwords.verify(account.password_hash, request.new_password):
                 raise outbox.IdempotencyConflict(key)
             log.info("password reset", extra={"outcome": "replayed", "account_id": account.account_id})
-            return identity_pb2.ResetPasswordResponse()
+            return self._reset_answer(account)
         log.info("password reset", extra={"outcome": verdict.value, "account_id": account_id})
         # Raised after the transaction commits: a wrong code's attempt must count.
         verdict.raise_unless_accepted()
-        return identity_pb2.ResetPasswordResponse()
+        return self._reset_answer(self.store.account_by_id(account_id) if account_id else None)
+
+    def _reset_answer(self, account: AccountRecord | None) -> identity_pb2.ResetPasswordResponse:
+        """A reset proves the phone: the device that made it is trusted with the
+        login's sign-ins from now on (its cookie is of the generation the reset
+        moved the account to, which voided every earlier cookie)."""
+        if account is None:
+            return identity_pb2.ResetPasswordResponse()
+        return identity_pb2.ResetPasswordResponse(device_cookie=device_cookies.issue(
+            self.reset_key, account.account_id, account.token_generation, device_cookies.new_device_id(),
+            self.clock()))
 
     def _reset_with_code(
         self, phone: str, digest: bytes, owner: str, key: str, fingerprint: str, password_hash: str | None = None,
