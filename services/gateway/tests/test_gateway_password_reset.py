@@ -6,10 +6,14 @@ code with the phone number masked; the tests read the code from that line.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
+import httpx
 import pytest
 from gateway_testkit import Caller, error, fresh_phone
+
+from gateway.portal.web import DEVICE_COOKIE
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +112,18 @@ def test_a_reset_without_an_idempotency_key_is_refused(http, patient, codes):
     unkeyed = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
     assert unkeyed.status_code == 422 and "Idempotency-Key" in unkeyed.text
     assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204
+
+
+def test_the_portal_keeps_the_device_cookie_a_reset_answers(gateway_url, patient, codes):
+    phone = patient.account["login"]
+    with httpx.Client(base_url=gateway_url, timeout=20) as browser:
+        def csrf(path: str) -> str:
+            return re.search(r'name="csrf" value="([^"]+)"', browser.get(path).text).group(1)
+
+        asked = browser.post("/reset", data={"phone": phone, "csrf": csrf("/reset")})
+        key = re.search(r'name="key" value="([^"]+)"', asked.text).group(1)
+        [code] = codes(phone)
+        done = browser.post("/reset/confirm", data={"phone": phone, "code": code, "new_password": "Renewed2027",
+                                                    "key": key, "csrf": csrf("/reset")})
+        assert done.status_code == 303 and done.headers["location"] == "/signin"
+        assert browser.cookies.get(DEVICE_COOKIE)
