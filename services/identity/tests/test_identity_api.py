@@ -93,6 +93,26 @@ def test_repeating_a_sign_up_returns_the_first_answer(identity, identity_db):
         assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
 
 
+def test_replaying_a_sign_up_to_guess_its_password_is_throttled_as_signing_in_is(identity):
+    sign_up(identity, key="signup-1")
+    for _ in range(5):
+        code, _, field, _ = failure(lambda: sign_up(identity, key="signup-1", password="Guess2026x"))
+        assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+    # The sixth guess is refused before the password is checked, and so is a stranger's sign-in: one count.
+    assert failure(lambda: sign_up(identity, key="signup-1", password=PASSWORD))[1] == "too_many_attempts"
+    assert failure(lambda: sign_in(identity))[1] == "too_many_attempts"
+
+
+def test_a_retried_sign_up_with_its_password_forgets_the_failures_before_it(identity):
+    sign_up(identity, key="signup-1")
+    for _ in range(4):
+        failure(lambda: sign_in(identity, password="Wrong2026"))
+    assert sign_up(identity, key="signup-1").account.login == PHONE
+    for _ in range(4):
+        failure(lambda: sign_in(identity, password="Wrong2026"))
+    assert sign_in(identity).access_token
+
+
 def test_sign_in_issues_a_token_the_services_accept(identity, verifier):
     account = sign_up(identity).account
     reply = sign_in(identity)

@@ -432,9 +432,18 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 outbox.store_response(cur, scope, owner, key, reply)
                 return reply, True
         reply = identity_pb2.Account.FromString(first)
+        # A replay proves the password as a sign-in does, so it counts in the
+        # login's throttle as one: else whoever learnt the key could guess the
+        # password through replays, unthrottled.
+        now = self.clock()
+        failures, oldest = self.store.begin_attempt(account.login, now, since=self.throttle.window_start(now),
+                                                    limit=self.throttle.max_failures)
+        if self.throttle.is_locked(failures):
+            raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
         record = self.store.account_by_id(reply.account_id)
         if record is None or not self.passwords.verify(record.password_hash, request.password):
             raise outbox.IdempotencyConflict(key)
+        self.store.clear_failures(account.login)
         return reply, False
 
     @staticmethod
