@@ -49,6 +49,11 @@ def test_a_forged_or_altered_cookie_names_no_device(presented):
     assert device_cookies.device_of(KEY, "acc-1", 0, presented, NOW) is None
 
 
+def test_a_cookie_is_short_and_anything_long_is_none():
+    assert len(cookie()) < device_cookies.MAX_LENGTH
+    assert device_cookies.device_of(KEY, "acc-1", 0, cookie() + "=" * device_cookies.MAX_LENGTH, NOW) is None
+
+
 def test_a_cookie_holds_nothing_but_a_random_device_and_its_expiry():
     issued = cookie(account_id="13912345678")
     assert "13912345678" not in issued and "acc" not in issued

@@ -30,6 +30,8 @@ VERSION = "v1"
 LIFETIME = dt.timedelta(days=180)
 DEVICE_ID_BYTES = 16
 MAC_BYTES = 16
+# Every cookie issued is 58 characters; anything much longer is not one, and is not decoded.
+MAX_LENGTH = 128
 # A login never holds a line break (accounts.py), so the two throttle counts never meet.
 _SEPARATOR = "\n"
 _PAYLOAD = struct.Struct(f">{DEVICE_ID_BYTES}sQ")
@@ -64,7 +66,7 @@ def device_of(key: bytes, account_id: str | None, generation: int, cookie: str, 
     """The device id a cookie names when it is this account's, of its current
     generation, and not expired; None for anything else (no account, no
     cookie, a forged, altered, expired or another account's one)."""
-    if account_id is None or not cookie or not cookie.isascii():
+    if account_id is None or not cookie or len(cookie) > MAX_LENGTH or not cookie.isascii():
         return None
     version, _, rest = cookie.partition(".")
     encoded_payload, _, encoded_mac = rest.partition(".")
