@@ -1,16 +1,17 @@
 """A worker's event queues as the broker counts them, against the real
 RabbitMQ: waiting events, consumers, and no figure for a queue the broker does
-not have or when the broker is out of reach."""
+not have or when the broker is out of reach or stops answering."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 import kombu
 import pytest
 from prometheus_client import REGISTRY
 
 from tuoguan_common.nameko_support import EventQueueWatch
-from tuoguan_common.testing import free_port
+from tuoguan_common.testing import SilentProxy, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +65,31 @@ def test_a_broker_that_refuses_the_password_leaves_no_figures_and_raises_nothing
     watch = EventQueueWatch(service, refused, ["evt-a--b.c"])
     assert watch.poll() == {}
     assert gauge("tuoguan_event_queue_consumers", service, "evt-a--b.c") is None
+
+
+def test_a_broker_that_stops_answering_leaves_no_figures_in_time(infra, green_driver):
+    """Under eventlet, as in the worker: a poll waited forever on a broker that
+    kept the connection open but stopped answering, its last figures standing."""
+    service = f"watch-{uuid.uuid4().hex[:6]}"
+    waiting = f"evt-test-Waiting--{service}.h"
+    with kombu.Connection(infra["amqp_uri"]) as conn:
+        queue = kombu.Queue(waiting, exchange=kombu.Exchange(service, type="topic", durable=False),
+                            routing_key="Waiting", durable=False, auto_delete=False)(conn.default_channel)
+        queue.declare()
+        try:
+            conn.Producer().publish({"n": 1}, exchange=queue.exchange, routing_key="Waiting")
+            with SilentProxy(urlsplit(infra["amqp_uri"]).port or 5672) as broker:
+                watch = green_driver(service=service, database_url="postgresql://unused", queues=[waiting],
+                                     amqp_uri=broker.url(infra["amqp_uri"]))
+                assert watch.ask("watch") == {"connected": True}
+                answered = watch.ask("go")
+                assert answered["seen"] == {waiting: [1, 0]} and answered["figure"] == 1
+
+                assert watch.ask("watch") == {"connected": True}
+                broker.frozen.set()
+                silent = watch.ask("go", timeout=30)
+                assert silent["seen"] == {} and silent["figure"] is None, silent
+                assert silent["seconds"] < 9, silent  # the watch waits 5 s for an answer
+        finally:
+            queue.delete()
+

@@ -1,15 +1,19 @@
 """The outbox relay against the real PostgreSQL and RabbitMQ: every event
-arrives once, as a nameko event a nameko handler can consume."""
+arrives once, as a nameko event a nameko handler can consume; a broker or a
+database that stops answering fails a run in time, as the worker runs it
+(under eventlet), and the next run publishes."""
 from __future__ import annotations
 
+import time
 import uuid
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from tuoguan.billing.v1 import events_pb2
 from tuoguan_common import outbox
-from tuoguan_common.testing import EventTap, wait_for
+from tuoguan_common.testing import EventTap, SilentProxy, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +93,81 @@ def test_a_transient_failure_goes_back_to_the_queue(outbox_db):
         handle_event(outbox_db, payload, events_pb2.PaymentCaptured, "h", database_down)
     ok = handle_event(outbox_db, payload, events_pb2.PaymentCaptured, "h", lambda cur, event: None)
     assert ok == "ok"  # the retry applies it, once
+
+
+def append_captures(db, n: int) -> list[str]:
+    with db.transaction() as cur:
+        return [outbox.append(cur, events_pb2.PaymentCaptured(payment_id=f"p{i}")) for i in range(n)]
+
+
+def unsent_and_unlocked(db) -> int:
+    """Unsent rows nobody holds: a run that failed kept no lock."""
+    with db.transaction() as cur:
+        cur.execute("SELECT id FROM outbox WHERE sent_at IS NULL FOR UPDATE SKIP LOCKED")
+        return len(cur.fetchall())
+
+
+def test_a_broker_that_stops_answering_fails_the_run_in_time_and_the_next_run_publishes(
+        infra, outbox_db, green_driver):
+    """py-amqp's read timeout is a socket option eventlet's sockets ignore: this run waited forever."""
+    service = f"svc{uuid.uuid4().hex[:6]}"
+    with SilentProxy(urlsplit(infra["amqp_uri"]).port or 5672) as broker, \
+            EventTap(infra["amqp_uri"], service, ["PaymentCaptured"]) as tap:
+        relay = green_driver(service=service, database_url=outbox_db.url, amqp_uri=broker.url(infra["amqp_uri"]),
+                             relay={"io_timeout": 2.0})
+        connected = relay.ask("run")
+        assert connected["sent"] == 0
+        ids = append_captures(outbox_db, 3)
+
+        broker.frozen.set()  # the connection stays open; nothing comes back
+        failed = relay.ask("run", timeout=25)
+        assert failed.get("raised") == "TimeoutError", failed
+        assert failed["seconds"] < 8, failed
+        assert failed["last_success"] == connected["last_success"]
+        wait_for(lambda: unsent_and_unlocked(outbox_db) == 3, message="the failed run's batch rolled back")
+
+        broker.frozen.clear()
+        recovered = relay.ask("run")
+        assert recovered["sent"] == 3, recovered
+        assert recovered["last_success"] > failed["last_success"]
+        # The failed run's publishes reach the broker too once it answers: the inbox absorbs doubles.
+        wait_for(lambda: {m["event_id"] for m in tap.events("PaymentCaptured")} == set(ids),
+                 message="the batch published after the broker came back")
+    assert unsent_and_unlocked(outbox_db) == 0
+
+
+def test_a_database_that_stops_answering_fails_the_run_in_time_and_the_worker_still_stops(
+        infra, outbox_db, green_driver):
+    """A query the server never answers leaves the kernel nothing to time out: only
+    the run's own deadline ends it. Before, the run waited forever, and so did the
+    worker's stop, on a relay stuck connecting."""
+    service = f"svc{uuid.uuid4().hex[:6]}"
+    limits = {"run_timeout": 3.0, "io_timeout": 2.0, "connect_timeout": 2}
+    with SilentProxy(urlsplit(outbox_db.url).port or 5432) as database, \
+            EventTap(infra["amqp_uri"], service, ["PaymentCaptured"]) as tap:
+        relay = green_driver(service=service, database_url=database.url(outbox_db.url), amqp_uri=infra["amqp_uri"],
+                             relay=limits)
+        assert relay.ask("run")["sent"] == 0
+        ids = append_captures(outbox_db, 3)
+
+        database.frozen.set()
+        failed = relay.ask("run", timeout=25)
+        assert failed.get("raised") == "DeadlineExceeded", failed
+        assert 2.5 < failed["seconds"] < 8, failed
+
+        assert relay.ask("relayer-start")["relaying"]
+        time.sleep(1.0)  # the worker's relay is connecting to the silent server
+        stopped = relay.ask("relayer-stop", timeout=40)
+        assert stopped["seconds"] < limits["run_timeout"] + 2 * limits["io_timeout"], stopped
+
+        database.frozen.clear()
+        # The failed run's query reaches the server once it answers, and holds
+        # the batch until that session ends: the rows come with a later run.
+        sent = 0
+        deadline = time.monotonic() + 20
+        while sent < 3 and time.monotonic() < deadline:
+            sent += relay.ask("run").get("sent", 0)
+        assert sent == 3
+        wait_for(lambda: {m["event_id"] for m in tap.events("PaymentCaptured")} == set(ids),
+                 message="the batch published after the database came back")
+

@@ -65,6 +65,13 @@ EVENT_QUEUE_CONSUMERS = Gauge(
 OUTBOX_RELAYED = Counter("tuoguan_outbox_relayed_total", "Events relayed from the outbox to RabbitMQ", ["service"])
 OUTBOX_BACKLOG = Gauge("tuoguan_outbox_backlog_events", "Outbox events not yet relayed", ["service"])
 OUTBOX_RELAY_ERRORS = Counter("tuoguan_outbox_relay_errors_total", "Failed relay attempts", ["service"])
+# Advances every run, idle ones too: a relay stuck inside a run counts
+# neither a failure nor a relayed event, and only this stops moving.
+OUTBOX_RELAY_LAST_SUCCESS = Gauge(
+    "tuoguan_outbox_relay_last_success_timestamp_seconds",
+    "When the worker's outbox relay last finished a run (a batch sent or nothing to send); its start until then",
+    ["service"],
+)
 # Worker timers.
 TIMER_RUNS = Counter("tuoguan_timer_runs_total", "Timer runs, by timer and outcome", ["service", "timer", "outcome"])
 # The portal (gateway): its waiting room and its cache of the catalogue and availability.

@@ -34,6 +34,7 @@ from psycopg_pool import PoolTimeout
 
 from . import metrics, outbox, telemetry
 from .db import Database
+from .net import limit_amqp_waits
 from .topology import queue_state
 
 log = logging.getLogger(__name__)
@@ -68,26 +69,37 @@ class EventQueueWatch:
     consumers (replicas) read it, as the broker counts them: a passive
     declare per queue. A handler slower than its events shows here first,
     before any saga times out. A queue the broker does not have (yet) or a
-    broker out of reach leaves no figure rather than a stale one."""
+    broker out of reach or silent leaves no figure rather than a stale one."""
 
-    def __init__(self, service: str, amqp_uri: str, queues: Sequence[str]):
+    def __init__(self, service: str, amqp_uri: str, queues: Sequence[str], *, timeout: float = 5.0):
         self.service = service
         self.amqp_uri = amqp_uri
         self.queues = list(queues)
+        # For each wait on the broker: one that stopped answering would
+        # otherwise hold the watch, and leave its last figures standing, forever.
+        self.timeout = timeout
 
     def poll(self) -> dict[str, tuple[int, int]]:
         """Reads every queue once; returns queue -> (messages, consumers) of those it could read."""
         seen: dict[str, tuple[int, int]] = {}
-        conn = kombu.Connection(self.amqp_uri, connect_timeout=5)
+        conn = kombu.Connection(self.amqp_uri, connect_timeout=self.timeout)
+        answered = False
         try:
-            with conn:
-                for queue in self.queues:
-                    state = queue_state(conn, queue)
-                    if state is not None:
-                        seen[queue] = state
+            conn.connect()
+            limit_amqp_waits(conn.connection, self.timeout)
+            for queue in self.queues:
+                state = queue_state(conn, queue)
+                if state is not None:
+                    seen[queue] = state
+            answered = True
         except (OSError, *conn.connection_errors, *conn.channel_errors) as exc:
-            # Refused (a rotated password), unreachable, closed: no figures this time.
+            # Refused (a rotated password), unreachable, closed, silent: no figures this time.
             log.warning("event queue depths not read", extra={"error": type(exc).__name__})
+        finally:
+            if answered:
+                conn.release()
+            else:
+                conn.collect()  # a broker that did not answer is not asked to close either
         for queue in self.queues:
             if queue in seen:
                 metrics.EVENT_QUEUE_MESSAGES.labels(self.service, queue).set(seen[queue][0])
@@ -190,7 +202,11 @@ class OutboxRelayer(DependencyProvider):
     def stop(self):
         self._stopping = True
         if self._gt is not None:
-            self._gt.wait()
+            # The relay's own time limits end its run and its closing well
+            # within this; should they not, the container must still stop.
+            with eventlet.Timeout(self.relay.run_timeout + 2 * self.relay.io_timeout, False):
+                self._gt.wait()
+            self._gt.kill()
 
     def kill(self):
         self._stopping = True

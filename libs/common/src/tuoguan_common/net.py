@@ -1,4 +1,5 @@
-"""Small socket helpers for starting processes on this machine."""
+"""Small socket helpers: ports for processes started on this machine, and
+waits on a peer that may stop answering."""
 from __future__ import annotations
 
 import random
@@ -46,3 +47,16 @@ def answers(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def limit_amqp_waits(connection, seconds: float) -> None:
+    """Every later read or write on a connected py-amqp ``connection`` gives
+    up after ``seconds`` (``socket.timeout``, an ``OSError``).
+
+    py-amqp's own read_timeout and write_timeout are socket options
+    (SO_RCVTIMEO, SO_SNDTIMEO) that eventlet's green sockets ignore: in a
+    worker, a broker that kept the connection open but stopped answering held
+    its caller forever. The socket's own timeout is honoured by green and
+    plain sockets alike. py-amqp waits with the socket's timeout unless a
+    call names another, and puts it back afterwards."""
+    connection.transport.sock.settimeout(seconds)

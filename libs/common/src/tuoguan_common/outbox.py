@@ -8,10 +8,12 @@ once the broker has committed them. Consumers record each handled event id in
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,6 +29,7 @@ from psycopg.types.json import Jsonb
 from . import metrics, telemetry
 from .db import pg_array
 from .errors import InvalidArgument
+from .net import limit_amqp_waits
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +274,20 @@ class OutboxRelay:
     replicas share the work), published inside one AMQP transaction (the broker
     has every message once tx_commit returns), then marked sent. A crash
     between publish and mark re-sends the batch: consumers' inbox absorbs it.
+
+    A run holds its batch's row locks, so nothing it waits for may hold it
+    forever: a peer that keeps the connection open but stops answering (a
+    broker's memory alarm, a node gone without a reset, a database failover)
+    fails the run, which drops both connections; the next run connects again.
     """
+
+    # How long one wait on RabbitMQ, or on data sent to PostgreSQL, may last.
+    io_timeout = 15.0
+    connect_timeout = 5
+    # A whole run in a green process (the worker), where eventlet can cut any
+    # wait short: a query the database never answers leaves no error for the
+    # kernel to report (the bytes were acknowledged), so only a deadline ends it.
+    run_timeout = 45.0
 
     def __init__(self, service: str, database_url: str, amqp_uri: str, *, batch_size: int = 200):
         self.service = service
@@ -281,16 +297,31 @@ class OutboxRelay:
         self.exchange_name = f"{service}.events"
         self._conn: psycopg.Connection | None = None
         self._amqp = None
-        # Series exist from the start, so rate() and alerts see zero, not nothing.
+        # Series exist from the start, so rate() and alerts see zero, not nothing;
+        # a relay stuck in its first run ages from its start.
         metrics.OUTBOX_RELAY_ERRORS.labels(service)
         metrics.OUTBOX_RELAYED.labels(service)
+        metrics.OUTBOX_RELAY_LAST_SUCCESS.labels(service).set_to_current_time()
         self._channel = None
 
     def _connect(self) -> None:
         import amqp
 
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.database_url, autocommit=False)
+            self._conn = psycopg.connect(
+                self.database_url, autocommit=False, connect_timeout=self.connect_timeout,
+                # A server gone without a word: the kernel gives up on data it
+                # sent that is never acknowledged, and probes an idle connection.
+                tcp_user_timeout=int(self.io_timeout * 1000),
+                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+            )
+            # The other side of the same failure: a relay that vanished while
+            # holding its batch's row locks (its transaction idle on the
+            # server) frees them for the other replicas. Longer than a run
+            # may last, so the relay's own deadline ends a slow run first.
+            self._conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+                               (str(int((self.run_timeout + self.io_timeout) * 1000)),))
+            self._conn.commit()
         if self._amqp is None:
             from kombu.utils.url import parse_url
 
@@ -298,29 +329,70 @@ class OutboxRelay:
             host = f"{parts.get('hostname') or '127.0.0.1'}:{parts.get('port') or 5672}"
             self._amqp = amqp.Connection(
                 host=host, userid=parts.get("userid") or "guest", password=parts.get("password") or "guest",
-                virtual_host=parts.get("virtual_host") or "/", heartbeat=0,
-                # A broker that blocks publishers (memory or disk alarm) must
-                # not hold the batch's row locks forever: time out, roll back,
-                # reconnect, and let the error counter tell.
-                connect_timeout=5, read_timeout=15, write_timeout=15,
+                virtual_host=parts.get("virtual_host") or "/", heartbeat=0, connect_timeout=self.connect_timeout,
             )
             self._amqp.connect()
+            # A broker that blocks publishers (memory or disk alarm) must not
+            # hold the batch's row locks forever: time out, roll back,
+            # reconnect, and let the error counter tell.
+            limit_amqp_waits(self._amqp, self.io_timeout)
             self._channel = self._amqp.channel()
             # Same declaration as nameko's get_event_exchange, so both agree.
             self._channel.exchange_declare(self.exchange_name, "topic", durable=True, auto_delete=False)
             self._channel.tx_select()
 
     def close(self) -> None:
-        for closer in (self._channel, self._amqp, self._conn):
-            try:
-                if closer is not None:
-                    closer.close()
-            except Exception:  # noqa: BLE001 - closing after a failure
-                pass
+        """Closes both connections, telling the peers if they answer in time."""
+        # Best effort: a peer that does not answer has its connection dropped below.
+        with contextlib.suppress(Exception):
+            with _time_limit(self.io_timeout, "closing the outbox relay's connections"):
+                for closer in (self._channel, self._amqp, self._conn):
+                    if closer is not None:
+                        closer.close()
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Drops both connections without waiting on either peer.
+
+        PostgreSQL rolls back the run's transaction when its connection goes
+        (a server the close does not reach: once
+        idle_in_transaction_session_timeout has passed); RabbitMQ discards an
+        AMQP transaction that was not committed.
+        """
+        if self._amqp is not None:
+            with contextlib.suppress(Exception):
+                self._amqp.collect()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
         self._conn = self._amqp = self._channel = None
 
     def relay_once(self) -> int:
-        """Publishes one batch; returns how many events it sent."""
+        """Publishes one batch; returns how many events it sent.
+
+        A run that fails or runs out of time abandons its connections (the
+        batch stays unsent) and raises; the next run connects again.
+        """
+        sent = self._limited(self._relay_batch)
+        metrics.OUTBOX_RELAY_LAST_SUCCESS.labels(self.service).set_to_current_time()
+        return sent
+
+    def backlog(self) -> int:
+        n = self._limited(self._count_backlog)
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(n)
+        return n
+
+    def _limited(self, step: Callable[[], int]) -> int:
+        try:
+            with _time_limit(self.run_timeout, f"an outbox relay run of {self.service}"):
+                return step()
+        except BaseException:
+            # A run cut short leaves a transaction open or a reply unread:
+            # neither connection is fit for the next run.
+            self.abandon()
+            raise
+
+    def _relay_batch(self) -> int:
         import amqp
 
         self._connect()
@@ -350,14 +422,13 @@ class OutboxRelay:
         metrics.OUTBOX_RELAYED.labels(self.service).inc(len(rows))
         return len(rows)
 
-    def backlog(self) -> int:
+    def _count_backlog(self) -> int:
         self._connect()
         assert self._conn is not None
         with self._conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
             n = cur.fetchone()[0]
         self._conn.commit()
-        metrics.OUTBOX_BACKLOG.labels(self.service).set(n)
         return n
 
     def run(self, should_stop, *, idle_sleep: float = 0.05, sleep=time.sleep) -> None:
@@ -372,12 +443,33 @@ class OutboxRelay:
             except Exception:  # noqa: BLE001 - the relay must outlive a broker or database restart
                 metrics.OUTBOX_RELAY_ERRORS.labels(self.service).inc()
                 log.exception("outbox relay failed; reconnecting")
-                self.close()
                 sleep(1.0)
                 continue
             if sent < self.batch_size:
                 sleep(idle_sleep)
         self.close()
+
+
+class DeadlineExceeded(Exception):
+    """A relay run, or its closing, took longer than its time limit.
+
+    Neither an OSError (psycopg reports any OSError raised in its wait as a
+    closed socket) nor eventlet's own Timeout (a BaseException, which would
+    end the relay's loop instead of failing one run)."""
+
+
+def _time_limit(seconds: float, what: str) -> contextlib.AbstractContextManager:
+    """A deadline for everything inside, where it can be kept: in a process
+    eventlet has patched, any wait is cut short with ``DeadlineExceeded``. A
+    plain process has no such means; its sockets' own timeouts bound each
+    wait there."""
+    if "eventlet" in sys.modules:
+        import eventlet
+        from eventlet import patcher
+
+        if patcher.is_monkey_patched("socket"):
+            return eventlet.Timeout(seconds, DeadlineExceeded(f"{what} took longer than {seconds:g}s"))
+    return contextlib.nullcontext()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -173,6 +174,73 @@ def processes(tmp_path):
     group = Processes(tmp_path, cwd=REPO)
     yield group
     group.stop_all()
+
+
+class SilentProxy:
+    """A TCP proxy to ``target_port`` on this machine that can go silent:
+    while ``frozen`` it keeps every connection open and accepts what is sent
+    (the kernel acknowledges it) but forwards nothing either way, as a broker
+    or database server that stopped answering, or vanished without a reset.
+    Thawed, it forwards what it held. A side that closes closes the other.
+    Plain threads: the test process is never eventlet-patched."""
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1"):
+        self.host = host
+        self.target = (host, target_port)
+        self.frozen = threading.Event()
+        self._closed = threading.Event()
+        self._listener = socket.create_server((host, 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = [self._listener]
+        threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
+
+    def url(self, url: str) -> str:
+        """``url`` (a server on the target port) through the proxy."""
+        parts = urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        return parts._replace(netloc=f"{userinfo}@{self.host}:{self.port}" if userinfo
+                              else f"{self.host}:{self.port}").geturl()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                continue
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                while self.frozen.is_set() and not self._closed.is_set():
+                    time.sleep(0.02)
+                sink.sendall(data)
+            while self.frozen.is_set() and not self._closed.is_set():
+                time.sleep(0.02)
+        except OSError:
+            pass
+        for s in (sink, source):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        for s in self._sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def __enter__(self) -> "SilentProxy":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 # RabbitMQ, as the workers see it: nameko events on ``<source>.events``
