@@ -13,7 +13,7 @@ import pytest
 
 from tuoguan.billing.v1 import events_pb2
 from tuoguan_common import outbox
-from tuoguan_common.nameko_support import EventBatch
+from tuoguan_common.nameko_support import DeliveredPayload, EventBatch
 
 pytestmark = pytest.mark.integration
 
@@ -128,6 +128,36 @@ def test_a_transient_failure_sends_every_event_of_the_batch_back_to_its_queue(ou
     # Redelivered, each is applied once.
     again = handle_at_once(batch, outbox_db, payloads, Recorder())
     assert again == [("duplicate", None), ("ok", "result-q0"), ("ok", "result-q1"), ("ok", "result-q2")]
+
+
+def test_a_server_refusing_writes_after_a_failover_sends_the_batch_back_and_a_repeating_error_is_found_alone(
+        outbox_db):
+    """Transient by SQLSTATE, not by class: 25006 is an InternalError (it was
+    dead-lettered), 54000 an OperationalError (the whole batch went back, for ever)."""
+    batch = EventBatch(events_pb2.PaymentCaptured, "h")
+    refused = handle_at_once(batch, outbox_db, [captured("r0"), captured("r1")],
+                             Recorder(fail_on="r1", error=psycopg.errors.ReadOnlySqlTransaction))
+    assert [type(a) for a in refused] == [psycopg.errors.ReadOnlySqlTransaction] * 2
+    payloads = [captured("p0"), captured("big"), captured("p2")]
+    apply = Recorder(fail_on="big", error=psycopg.errors.ProgramLimitExceeded)
+    answers = handle_at_once(batch, outbox_db, payloads, apply)
+    assert answers == [("ok", "result-p0"), ("dead_lettered", None), ("ok", "result-p2")]
+    assert [(r["event_id"], r["error"]) for r in rows(outbox_db, "SELECT event_id, error FROM dead_letters")] == \
+        [(payloads[1]["event_id"], "ProgramLimitExceeded")]
+
+
+def test_on_its_last_attempt_an_event_of_a_batch_failing_transiently_is_dead_lettered_alone(outbox_db):
+    batch = EventBatch(events_pb2.PaymentCaptured, "h")
+    last = DeliveredPayload(captured("q1"), attempt=10, last=True)
+    payloads = [captured("q0"), last, DeliveredPayload(captured("q2"), attempt=3, last=False)]
+    answers = handle_at_once(batch, outbox_db, payloads,
+                             Recorder(fail_on="q0", error=psycopg.errors.SerializationFailure))
+    assert isinstance(answers[0], psycopg.errors.SerializationFailure)
+    assert answers[1] == ("dead_lettered", None)
+    assert isinstance(answers[2], psycopg.errors.SerializationFailure)
+    assert [(r["event_id"], r["error"]) for r in rows(outbox_db, "SELECT event_id, error FROM dead_letters")] == \
+        [(last["event_id"], "SerializationFailure on attempt 10, the last")]
+    assert rows(outbox_db, "SELECT * FROM inbox") == []
 
 
 def test_a_malformed_event_is_dead_lettered_without_a_batch(outbox_db):

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .config import service_database_url
 
@@ -31,6 +31,32 @@ def unreachable(exc: BaseException) -> bool:
     error the server answered (a deadlock, a constraint) carries a SQLSTATE
     and concerns the batch's contents: those are worth one at a time."""
     return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
+
+
+# Answers that say nothing about the work itself: the same transaction may
+# succeed when tried again.
+_TRANSIENT_SQLSTATES = frozenset({
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available (lock_timeout, NOWAIT)
+    "57P01", "57P02", "57P03",  # admin_shutdown, crash_shutdown, cannot_connect_now (a restart)
+    "25006",  # read_only_sql_transaction: a primary demoted by a failover
+})
+# Connection exception; insufficient resources (too many connections, out of memory, disk full).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53")
+
+
+def transient(exc: BaseException) -> bool:
+    """A database failure worth trying the work again for, judged by its
+    SQLSTATE rather than psycopg's class: an OperationalError may repeat
+    every time (54000, an index row too large), and a server made read-only
+    by a failover refuses writes with an InternalError (25006). No SQLSTATE:
+    only when the database could not be reached, or the pool gave no
+    connection in time."""
+    if isinstance(exc, PoolTimeout) or unreachable(exc):
+        return True
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+    return bool(state) and (state in _TRANSIENT_SQLSTATES or state.startswith(_TRANSIENT_SQLSTATE_CLASSES))
 
 
 def pg_array(values: Iterable[object]) -> str:

@@ -6,6 +6,8 @@
   in the AMQP headers), RED metrics per event handler, and the depth of the
   service's event queues (``EventQueueWatch``).
 * ``OutboxRelayer``: a greenthread relaying the service's outbox.
+* ``event_handler``: nameko's, with a failed event tried again later a
+  bounded number of times, then dead-lettered.
 * ``handle_event``: parse, dedupe by inbox, apply, commit: once per event id.
 * ``EventBatch``: the same for the events a handler's workers hold at once,
   in one transaction.
@@ -22,7 +24,6 @@ from typing import Any, Callable, Generic, Sequence, TypeVar
 import eventlet
 import eventlet.event
 import kombu
-import psycopg
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from nameko.events import EventHandler
@@ -30,10 +31,9 @@ from nameko.extensions import DependencyProvider
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from psycopg_pool import PoolTimeout
 
 from . import metrics, outbox, telemetry
-from .db import Database
+from .db import Database, transient
 from .net import limit_amqp_waits
 from .topology import queue_state
 
@@ -217,9 +217,134 @@ class OutboxRelayer(DependencyProvider):
         return self.relay
 
 
-# Failures worth retrying: the database or the network, not the event.
-TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.errors.SerializationFailure,
-                    psycopg.errors.DeadlockDetected, PoolTimeout)
+# How many times a worker tries an event that keeps failing transiently
+# before it dead-letters it, and the longest wait between two tries (the
+# first retry waits RETRY_FIRST_SECONDS, each next one twice as long): with
+# these, about 20 s of trying. Workers read TUOGUAN_EVENT_MAX_ATTEMPTS and
+# TUOGUAN_EVENT_RETRY_MAX_SECONDS (worker_main.nameko_config).
+MAX_ATTEMPTS = 10
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+# The queues are classic ones (no x-delivery-count), and a message nameko
+# puts back with basic.reject comes back unchanged: the attempt is counted
+# in a header of its own on a copy published again.
+ATTEMPT_HEADER = "x-tuoguan-attempt"
+
+
+class DeliveredPayload(dict):
+    """An event's payload as its handler receives it from ``event_handler``,
+    knowing which attempt at it this is and whether it is the last one
+    (``handle_event`` and ``EventBatch`` then dead-letter a transient failure
+    instead of raising). A plain dict is a first attempt, never the last."""
+
+    def __init__(self, payload: dict, *, attempt: int, last: bool):
+        super().__init__(payload)
+        self.attempt = attempt
+        self.last = last
+
+
+def _last_attempt(payload: Any) -> bool:
+    return bool(getattr(payload, "last", False))
+
+
+def attempt_of(message) -> int:
+    """Which attempt at its event a delivered message is (1 for the first)."""
+    try:
+        return max(1, int((message.headers or {}).get(ATTEMPT_HEADER, 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def retry_delay(attempt: int, longest: float = RETRY_MAX_SECONDS) -> float:
+    """How long a worker waits before it tries an event the ``attempt``-th time."""
+    return 0.0 if attempt <= 1 else min(longest, RETRY_FIRST_SECONDS * 2 ** (attempt - 2))
+
+
+class RetryingEventHandler(EventHandler):
+    """nameko's event handler, with a failed event tried again later, a
+    bounded number of times (``requeue_on_error=True``).
+
+    nameko put a failed message straight back on its queue, so an event that
+    failed every time came back hundreds of times a second, for ever. Here
+    the failed message is published again to its queue with its attempt
+    counted (``ATTEMPT_HEADER``) and only then acknowledged; a later attempt
+    waits ``retry_delay`` in a greenthread of its own (holding a prefetch
+    slot, not a worker) before its handler runs; from the last attempt on,
+    the handler's ``DeliveredPayload`` says so, and a transient failure is
+    dead-lettered with its reason. Should the copy not be published (the
+    broker out of reach), the message is put back after the same wait, and
+    the broker redelivers it (its attempt not counted).
+    """
+
+    # For each wait on the broker while publishing the copy: a silent one must not hold a worker.
+    broker_timeout = 15.0
+
+    def setup(self):
+        from nameko import config
+
+        super().setup()
+        self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", MAX_ATTEMPTS))
+        self.longest_delay = float(config.get("EVENT_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS))
+
+    def handle_message(self, body, message):
+        attempt = attempt_of(message)
+        if isinstance(body, dict):
+            body = DeliveredPayload(body, attempt=attempt, last=attempt >= self.max_attempts)
+        delay = retry_delay(attempt, self.longest_delay)
+        if delay <= 0:
+            super().handle_message(body, message)
+        else:
+            self.container.spawn_managed_thread(
+                lambda: self._handle_later(delay, body, message),
+                identifier=f"RetryingEventHandler.wait_to_retry[{self.container.service_name}.{self.method_name}]")
+
+    def _handle_later(self, delay: float, body, message) -> None:
+        eventlet.sleep(delay)
+        if self.consumer.should_stop:
+            self.consumer.requeue_message(message)  # stopping: the broker hands it to another worker
+        else:
+            super().handle_message(body, message)
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None or not self.requeue_on_error:
+            return super().handle_message_processed(message, result, exc_info)
+        attempt = attempt_of(message)
+        delay = retry_delay(attempt + 1, self.longest_delay)
+        try:
+            self._publish_again(message, attempt + 1)
+        except Exception as exc:  # noqa: BLE001 - the broker's own redelivery still retries it
+            log.warning("failed event not published again; put back", extra={
+                "queue": self.queue.name, "attempt": attempt, "error": type(exc).__name__})
+            eventlet.sleep(delay)  # the redelivery comes at once: it must not come hundreds of times a second
+            self.consumer.requeue_message(message)
+            return
+        log.warning("event failed; tried again later", extra={
+            "queue": self.queue.name, "attempt": attempt, "error": exc_info[0].__name__, "retry_in_seconds": delay})
+        self.consumer.ack_message(message)
+
+    def _publish_again(self, message, attempt: int) -> None:
+        # A connection of its own: the consumer's belongs to its greenthread.
+        connection = kombu.Connection(self.amqp_uri, connect_timeout=self.broker_timeout,
+                                      transport_options={"confirm_publish": True})
+        published = False
+        try:
+            connection.connect()
+            limit_amqp_waits(connection.connection, self.broker_timeout)
+            connection.Producer().publish(
+                message.body, exchange="", routing_key=self.queue.name, mandatory=True, delivery_mode=2,
+                headers={**(message.headers or {}), ATTEMPT_HEADER: attempt},
+                content_type=message.content_type, content_encoding=message.content_encoding, retry=False)
+            published = True
+        finally:
+            if published:
+                connection.release()
+            else:
+                connection.collect()  # a broker that did not answer is not asked to close either
+
+
+# Consumers declare their handlers with this instead of nameko's own:
+# ``@event_handler("<source>", "<EventName>", requeue_on_error=True)``.
+event_handler = RetryingEventHandler.decorator
 
 
 def _parse(payload: Any, message_type: type[Message]) -> tuple[str, Message]:
@@ -239,10 +364,12 @@ def handle_event(
 ) -> str:
     """Applies an event once: the inbox row and the effect commit together.
 
-    A transient failure raises, and the message goes back to its queue to be
-    tried again. An event that can never be applied (malformed, or refused by
-    the handler's own rules) is kept in ``dead_letters`` and acknowledged, so
-    it cannot loop forever in front of the events behind it.
+    A transient failure (``db.transient``) raises, and the message goes back
+    to its queue to be tried again, until its last attempt, when it is
+    dead-lettered. An event that can never be applied (malformed, refused by
+    the handler's own rules, or failing the database's in a way that would
+    repeat) is kept in ``dead_letters`` and acknowledged, so it cannot loop
+    forever in front of the events behind it.
     """
     event_type = message_type.DESCRIPTOR.name
     try:
@@ -254,18 +381,21 @@ def handle_event(
             if not outbox.first_time(cur, event_id, handler):
                 return "duplicate"
             apply(cur, event)
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception as exc:  # noqa: BLE001 - anything else would fail the same way every time
+    except Exception as exc:  # noqa: BLE001 - sorted here: tried again, or it would fail the same way every time
+        if transient(exc) and not _last_attempt(payload):
+            raise
         return _dead_letter(database, payload, event_type, handler, exc, "dead_lettered")
     return "ok"
 
 
 def _dead_letter(database: Database, payload, event_type: str, handler: str, exc: BaseException, outcome: str) -> str:
+    error = type(exc).__name__
+    if transient(exc):
+        error += f" on attempt {getattr(payload, 'attempt', 1)}, the last"
     log.error("event dead-lettered", extra={"event_type": event_type, "handler": handler,
-                                            "error": type(exc).__name__, "outcome": outcome})
+                                            "error": error, "outcome": outcome})
     with database.transaction() as cur:
-        outbox.dead_letter(cur, payload, event_type, handler, type(exc).__name__)
+        outbox.dead_letter(cur, payload, event_type, handler, error)
     return outcome
 
 
@@ -298,10 +428,10 @@ class EventBatch(Generic[Result]):
     started it.
 
     Once per event id, as ``handle_event``: a redelivered event is a
-    duplicate; a database or network failure raises in every worker of the
-    batch, so each message goes back to its queue; any other failure applies
-    the batch again one event at a time, so only the bad event is
-    dead-lettered.
+    duplicate; a transient failure (``db.transient``) raises in every worker
+    of the batch, so each message goes back to its queue (an event on its
+    last attempt is dead-lettered instead); any other failure applies the
+    batch again one event at a time, so only the bad event is dead-lettered.
     """
 
     def __init__(self, message_type: type[Message], handler: str):
@@ -326,7 +456,14 @@ class EventBatch(Generic[Result]):
             # context of the event that started it (its spans join that trace).
             self._writing = True
             eventlet.spawn_n(contextvars.copy_context().run, self._drain, database, apply_batch)
-        return answer.wait()
+        try:
+            return answer.wait()
+        except Exception as exc:
+            # The batch failed transiently: on its last attempt, this event
+            # is put aside alone, while the others are tried again.
+            if transient(exc) and _last_attempt(payload):
+                return _dead_letter(database, payload, self.event_type, self.handler, exc, "dead_lettered"), None
+            raise
 
     def _drain(self, database: Database, apply_batch) -> None:
         batch: list = []
@@ -348,19 +485,19 @@ class EventBatch(Generic[Result]):
     def _answer(self, database: Database, batch: list, apply_batch) -> None:
         try:
             outcomes = self._write(database, batch, apply_batch)
-        except TRANSIENT_ERRORS as exc:
-            outcomes = [exc] * len(batch)
-        except Exception as exc:  # noqa: BLE001 - the bad event is found one at a time
-            if len(batch) > 1:
+        except Exception as exc:  # noqa: BLE001 - transient: all tried again; else the bad event is found alone
+            if transient(exc):
+                outcomes = [exc] * len(batch)
+            elif len(batch) > 1:
                 for item in batch:
                     self._answer(database, [item], apply_batch)
                 return
-            outcomes = [exc]
-            try:
-                outcomes = [(_dead_letter(database, batch[0][2], self.event_type, self.handler, exc,
-                                          "dead_lettered"), None)]
-            except Exception as failure:  # noqa: BLE001 - the worker raises it; the message is requeued
-                outcomes = [failure]
+            else:
+                try:
+                    outcomes = [(_dead_letter(database, batch[0][2], self.event_type, self.handler, exc,
+                                              "dead_lettered"), None)]
+                except Exception as failure:  # noqa: BLE001 - the worker raises it; the message is requeued
+                    outcomes = [failure]
         for (_, _, _, answer), outcome in zip(batch, outcomes):
             if isinstance(outcome, BaseException):
                 answer.send_exception(outcome)

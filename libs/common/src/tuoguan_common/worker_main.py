@@ -37,6 +37,7 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
     default of handlers at once (and prefetch); ``<SERVICE>_WORKER_CONCURRENCY``,
     then ``TUOGUAN_WORKER_CONCURRENCY``, override it."""
     from .config import DEFAULT_AMQP_URI, env_number, service_database_url
+    from .nameko_support import MAX_ATTEMPTS, RETRY_MAX_SECONDS
 
     concurrency = env_number(f"{service.upper()}_WORKER_CONCURRENCY",
                              env_number("TUOGUAN_WORKER_CONCURRENCY", concurrency, minimum=1), minimum=1)
@@ -54,6 +55,9 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
         "QUEUE_WATCH_SECONDS": env_number("TUOGUAN_QUEUE_WATCH_SECONDS", 15.0, float, minimum=0.1),
         "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", min(concurrency, DEFAULT_CONCURRENCY) + 4,
                                    minimum=1),
+        # An event failing transiently: how many tries before it is dead-lettered, and the longest wait between two.
+        "EVENT_MAX_ATTEMPTS": env_number("TUOGUAN_EVENT_MAX_ATTEMPTS", MAX_ATTEMPTS, minimum=1),
+        "EVENT_RETRY_MAX_SECONDS": env_number("TUOGUAN_EVENT_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS, float, minimum=0),
     }
 
 

@@ -6,11 +6,10 @@ the rules' orchestration, the same one the api uses.
 """
 from __future__ import annotations
 
-from nameko.events import event_handler
 from nameko.timer import timer
 
 from tuoguan.registration.v1 import events_pb2 as registration_events
-from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, handle_event
+from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, event_handler, handle_event
 
 from .cashier import Cashier, Settled
 from .providers import build_provider

@@ -6,13 +6,12 @@ import logging
 import os
 from collections.abc import Sequence
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from tuoguan.billing.v1 import events_pb2 as billing_events
 from tuoguan_common import metrics
 from tuoguan_common.config import PORTS
 from tuoguan_common.nameko_support import (Delivery, EventBatch, Observability, OutboxRelayer, WorkerStore,
-                                           handle_event)
+                                           event_handler, handle_event)
 from tuoguan_common.outbox import utcnow
 
 from .config import RegistrationConfig

@@ -7,12 +7,11 @@ import datetime as dt
 import functools
 import os
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from tuoguan.specimens.v1 import events_pb2 as specimen_events
 from tuoguan_common import metrics
 from tuoguan_common.config import PORTS
-from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, handle_event
+from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, event_handler, handle_event
 from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig

@@ -1,0 +1,155 @@
+"""A worker's handler whose event fails, as its own process on the real
+PostgreSQL and RabbitMQ (``retry_worker.py``): an error that would repeat is
+dead-lettered at once; a transient one (SQLSTATE, not psycopg's class) is
+tried again, later each time, and dead-lettered after the last attempt."""
+from __future__ import annotations
+
+import random
+import string
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+import pytest
+
+from tuoguan.billing.v1 import events_pb2
+from tuoguan_common import outbox
+from tuoguan_common.db import drop_database, ensure_database, transient
+from tuoguan_common.nameko_support import retry_delay
+from tuoguan_common.testing import free_port, publish_event, unique_database_url, wait_for, wait_for_consumers
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = """
+CREATE TABLE effects (payment_id text PRIMARY KEY, note text);
+CREATE INDEX effects_note ON effects (note);
+CREATE TABLE gate (id int PRIMARY KEY);
+INSERT INTO gate VALUES (1);
+CREATE TABLE switch (read_only boolean NOT NULL);
+INSERT INTO switch VALUES (false);
+"""
+ATTEMPTS = 5  # the worker's TUOGUAN_EVENT_MAX_ATTEMPTS here; the waits between them are the platform's own
+
+
+@dataclass
+class RetryWorker:
+    url: str
+    amqp_uri: str
+    source: str
+    metrics_port: int
+    log: Callable[[], str]
+
+    def publish(self, payment_id: str, **fields) -> str:
+        return publish_event(self.amqp_uri, self.source, events_pb2.PaymentCaptured(payment_id=payment_id, **fields))
+
+    def rows(self, sql: str, *params) -> list[tuple]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, *params) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    def outcomes(self) -> dict[str, float]:
+        """The handler's outcomes so far, as the worker counts them (tuoguan_events_handled_total)."""
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        found: dict[str, float] = {}
+        for line in body.splitlines():
+            if line.startswith("tuoguan_events_handled_total{") and 'handler="on_captured"' in line:
+                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                found[outcome] = found.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
+        return found
+
+
+@pytest.fixture
+def retry_worker(infra, processes):
+    url = unique_database_url(infra, "retries")
+    ensure_database(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(outbox.DDL)
+        conn.execute(SCHEMA)
+    source = f"retrysrc{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    processes.start("retry-worker", [sys.executable, str(Path(__file__).with_name("retry_worker.py"))], {
+        "RETRYTEST_DATABASE_URL": url, "AMQP_URI": infra["amqp_uri"], "RETRYTEST_WORKER_METRICS_PORT": str(port),
+        "RETRY_TEST_SOURCE": source, "TUOGUAN_EVENT_MAX_ATTEMPTS": str(ATTEMPTS),
+    }, ready_port=port)
+    wait_for_consumers(infra["amqp_uri"], [f"evt-{source}-PaymentCaptured--retrytest.on_captured"], timeout=30)
+    yield RetryWorker(url, infra["amqp_uri"], source, port, lambda: processes.log("retry-worker"))
+    processes.stop_all()
+    drop_database(url)
+
+
+def test_an_error_the_database_would_repeat_is_dead_lettered_once_not_retried(retry_worker):
+    """54000 (an index row too large) is an OperationalError: it was retried
+    hundreds of times a second, for ever."""
+    oversized = "".join(random.choices(string.ascii_letters + string.digits, k=8000))
+    event_id = retry_worker.publish("oversized:1", booking_id=oversized)
+    letters = wait_for(lambda: retry_worker.rows("SELECT event_id::text, error FROM dead_letters"), timeout=15,
+                       message="the event dead-lettered")
+    assert letters == [(event_id, "ProgramLimitExceeded")]
+    time.sleep(1.0)  # anything retried would show by now
+    assert retry_worker.outcomes() == {"dead_lettered": 1.0}
+    assert retry_worker.rows("SELECT count(*) FROM effects") == [(0,)]
+
+
+def test_a_lost_connection_and_a_server_refusing_writes_are_waited_for_and_the_event_applied_once(retry_worker):
+    """A failover: the worker's connections go, and the apply's reaches a
+    demoted primary, which refuses writes with 25006 (an InternalError),
+    while the dead letter could be written: the event was dead-lettered."""
+    name = retry_worker.url.rsplit("/", 1)[1]
+    retry_worker.execute("UPDATE switch SET read_only = true")
+    retry_worker.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = %s AND pid <> pg_backend_pid()", name)
+    event_id = retry_worker.publish("applied:1")
+    wait_for(lambda: "ReadOnlySqlTransaction" in retry_worker.log(), timeout=15,
+             message="the event refused by the read-only server (after the lost connection)")
+    assert "AdminShutdown" in retry_worker.log()  # the first attempt met the connection the server ended
+    assert retry_worker.rows("SELECT count(*) FROM dead_letters") == [(0,)]
+
+    retry_worker.execute("UPDATE switch SET read_only = false")
+    wait_for(lambda: retry_worker.rows("SELECT payment_id FROM effects"), timeout=20, message="the event applied")
+    assert retry_worker.rows("SELECT event_id::text FROM inbox") == [(event_id,)]
+    assert retry_worker.rows("SELECT count(*) FROM dead_letters") == [(0,)]
+    assert retry_worker.outcomes()["ok"] == 1.0
+
+
+def test_an_event_failing_transiently_for_ever_is_dead_lettered_after_the_last_attempt_each_tried_later(
+        retry_worker):
+    """A lock never released (55P03): the event came back at once, hundreds of times a second, for ever."""
+    with psycopg.connect(retry_worker.url) as holder:
+        holder.execute("SELECT id FROM gate WHERE id = 1 FOR UPDATE")
+        published = time.monotonic()
+        event_id = retry_worker.publish("locked:1")
+        letters = wait_for(lambda: retry_worker.rows("SELECT event_id::text, error FROM dead_letters"), timeout=30,
+                           message="the event dead-lettered after its last attempt")
+        elapsed = time.monotonic() - published
+    assert letters == [(event_id, f"LockNotAvailable on attempt {ATTEMPTS}, the last")]
+    # Each attempt after the first waited longer than the one before.
+    assert elapsed >= sum(retry_delay(n) for n in range(2, ATTEMPTS + 1))
+    time.sleep(1.0)
+    assert retry_worker.outcomes() == {"error": ATTEMPTS - 1, "dead_lettered": 1.0}
+    assert retry_worker.rows("SELECT count(*) FROM inbox") == [(0,)]
+
+
+@pytest.mark.parametrize("sqlstate, retried", [
+    ("40001", True), ("40P01", True), ("55P03", True), ("25006", True), ("57P01", True), ("57P03", True),
+    ("08006", True), ("53300", True), ("53100", True),
+    ("54000", False), ("23505", False), ("22001", False), ("42P01", False), ("57014", False),
+])
+def test_transient_is_decided_by_sqlstate(sqlstate, retried):
+    assert transient(psycopg.errors.lookup(sqlstate)("from the server")) is retried
+
+
+def test_no_sqlstate_is_transient_only_when_the_database_was_not_reached():
+    from psycopg_pool import PoolTimeout
+
+    assert transient(psycopg.OperationalError("server closed the connection unexpectedly"))
+    assert transient(PoolTimeout("couldn't get a connection after 30.00 sec"))
+    assert not transient(psycopg.InternalError("no SQLSTATE"))
+    assert not transient(ValueError("a rule the event breaks"))
