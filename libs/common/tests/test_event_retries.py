@@ -55,8 +55,8 @@ class RetryWorker:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql, params)
 
-    def outcomes(self) -> dict[str, float]:
-        """The handler's outcomes so far, as the worker counts them (tuoguan_events_handled_total)."""
+    def outcome_series(self) -> dict[str, float]:
+        """Every outcome series of the handler the worker serves (tuoguan_events_handled_total), zeros included."""
         body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
         found: dict[str, float] = {}
         for line in body.splitlines():
@@ -64,6 +64,10 @@ class RetryWorker:
                 outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
                 found[outcome] = found.get(outcome, 0) + float(line.rsplit(" ", 1)[1])
         return found
+
+    def outcomes(self) -> dict[str, float]:
+        """The handler's outcomes so far, as the worker counts them."""
+        return {outcome: n for outcome, n in self.outcome_series().items() if n}
 
 
 @pytest.fixture
@@ -83,6 +87,12 @@ def retry_worker(infra, processes):
     yield RetryWorker(url, infra["amqp_uri"], source, port, lambda: processes.log("retry-worker"))
     processes.stop_all()
     drop_database(url)
+
+
+def test_every_outcome_is_served_at_zero_before_the_first_event(retry_worker):
+    # Born at 1, the first dead letter since a restart would be no rise to increase() (TuoguanEventsDeadLettered).
+    assert retry_worker.outcome_series() == dict.fromkeys(["ok", "duplicate", "malformed", "dead_lettered", "error"],
+                                                          0.0)
 
 
 def test_an_error_the_database_would_repeat_is_dead_lettered_once_not_retried(retry_worker):

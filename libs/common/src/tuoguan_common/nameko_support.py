@@ -113,6 +113,11 @@ class EventQueueWatch:
         return seen
 
 
+# What tuoguan_events_handled_total counts a handled event as: a handler's
+# result when it is one of these, "error" when it raised, else "ok".
+EVENT_OUTCOMES = ("ok", "duplicate", "malformed", "dead_lettered", "error")
+
+
 class Observability(DependencyProvider):
     """Traces and measures every worker of the service, and watches the
     depth of its event queues while the container runs."""
@@ -126,7 +131,14 @@ class Observability(DependencyProvider):
     def start(self):
         from nameko import config
 
-        queues = sorted(e.queue.name for e in self.container.entrypoints if isinstance(e, EventHandler))
+        handlers = [e for e in self.container.entrypoints if isinstance(e, EventHandler)]
+        # Every outcome's series from the start, at 0: a series born at 1 (the
+        # first dead letter since the worker started) is no rise to increase(),
+        # and TuoguanEventsDeadLettered would miss it.
+        for entrypoint in handlers:
+            for outcome in EVENT_OUTCOMES:
+                metrics.EVENTS_HANDLED.labels(self.service, entrypoint.event_type, entrypoint.method_name, outcome)
+        queues = sorted(e.queue.name for e in handlers)
         if queues:
             watch = EventQueueWatch(self.service, config["AMQP_URI"], queues)
             interval = float(config.get("QUEUE_WATCH_SECONDS", 15.0))
@@ -176,8 +188,7 @@ class Observability(DependencyProvider):
         otel_context.detach(token)
         elapsed = time.perf_counter() - started
         if event_type:
-            outcome = "error" if exc_info else (
-                result if result in ("ok", "duplicate", "malformed", "dead_lettered") else "ok")
+            outcome = "error" if exc_info else (result if result in EVENT_OUTCOMES else "ok")
             metrics.EVENTS_HANDLED.labels(self.service, event_type, handler, outcome).inc()
             metrics.EVENT_DURATION.labels(self.service, handler).observe(elapsed)
         else:
