@@ -4,7 +4,10 @@ route takes for real still passes."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from gateway_testkit import JSON_CONTENT, error, escaped_json, new_key
@@ -78,3 +81,22 @@ def test_a_portal_form_over_the_limit_is_413(http):
 def test_reads_without_a_body_are_untouched(http, clinician):
     assert http.get("/api/v1/subsystems", headers=clinician).status_code == 200
     assert http.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_client_that_leaves_before_its_body_is_whole_is_499_not_a_server_error(gateway_url):
+    def count(status: str) -> float:
+        return REGISTRY.get_sample_value("tuoguan_gateway_http_requests_total",
+                                         {"route": UNMATCHED, "method": "POST", "status": status}) or 0.0
+
+    left, failed = count("499"), count("500")
+    host, port = urlsplit(gateway_url).hostname, urlsplit(gateway_url).port
+    for _ in range(3):
+        with socket.create_connection((host, port), timeout=5) as client:
+            client.sendall(b"POST /api/v1/tickets HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 1000\r\n\r\n{\"kind\": ")
+    deadline = time.monotonic() + 10
+    while count("499") < left + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count("499") == left + 3
+    # Nothing for TuoguanGateway5xxRatioHigh: anyone could trip it by hanging up.
+    assert count("500") == failed

@@ -11,29 +11,35 @@ from identity.domain import device_cookies
 KEY = b"k" * 32
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
 DEVICE = "0123456789abcdef0123456789abcdef"
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
 
 
 def cookie(**changes) -> str:
-    fields = {"key": KEY, "account_id": "acc-1", "generation": 0, "device_id": DEVICE, "now": NOW} | changes
+    fields = {"key": KEY, "account_id": "acc-1", "password_hash": HASH, "device_id": DEVICE, "now": NOW} | changes
     return device_cookies.issue(**fields)
 
 
 def test_a_cookie_names_its_device_for_its_account_until_it_expires():
     issued = cookie()
-    assert device_cookies.device_of(KEY, "acc-1", 0, issued, NOW) == DEVICE
+    assert device_cookies.device_of(KEY, "acc-1", HASH, issued, NOW) == DEVICE
     almost = NOW + device_cookies.LIFETIME - dt.timedelta(seconds=1)
-    assert device_cookies.device_of(KEY, "acc-1", 0, issued, almost) == DEVICE
-    assert device_cookies.device_of(KEY, "acc-1", 0, issued, NOW + device_cookies.LIFETIME) is None
+    assert device_cookies.device_of(KEY, "acc-1", HASH, issued, almost) == DEVICE
+    assert device_cookies.device_of(KEY, "acc-1", HASH, issued, NOW + device_cookies.LIFETIME) is None
 
 
-@pytest.mark.parametrize("account_id,generation,key", [
-    ("acc-2", 0, KEY),  # another account's
-    (None, 0, KEY),  # the login has no account
-    ("acc-1", 1, KEY),  # the account's tokens were withdrawn since (reset, grade change)
-    ("acc-1", 0, b"x" * 32),  # another secret's
+@pytest.mark.parametrize("account_id,password_hash,key", [
+    ("acc-2", HASH, KEY),  # another account's
+    (None, HASH, KEY),  # the login has no account
+    ("acc-1", HASH.replace("aGFzaA", "bmV3"), KEY),  # the password changed since (a reset)
+    ("acc-1", HASH, b"x" * 32),  # another secret's
 ])
-def test_a_cookie_is_nobody_elses(account_id, generation, key):
-    assert device_cookies.device_of(key, account_id, generation, cookie(), NOW) is None
+def test_a_cookie_is_nobody_elses(account_id, password_hash, key):
+    assert device_cookies.device_of(key, account_id, password_hash, cookie(), NOW) is None
+
+
+def test_the_cookies_key_is_their_own():
+    assert device_cookies.derive_key(b"s" * 32) not in (b"s" * 32, device_cookies.derive_key(b"t" * 32))
+    assert len(device_cookies.derive_key(b"s" * 32)) == 32
 
 
 def _flip(text: str, at: int) -> str:
@@ -46,12 +52,12 @@ def _flip(text: str, at: int) -> str:
 ], ids=["empty", "version-only", "empty-parts", "other-version", "not-base64", "not-ascii", "longer-mac",
         "payload-altered", "mac-altered"])
 def test_a_forged_or_altered_cookie_names_no_device(presented):
-    assert device_cookies.device_of(KEY, "acc-1", 0, presented, NOW) is None
+    assert device_cookies.device_of(KEY, "acc-1", HASH, presented, NOW) is None
 
 
 def test_a_cookie_is_short_and_anything_long_is_none():
     assert len(cookie()) < device_cookies.MAX_LENGTH
-    assert device_cookies.device_of(KEY, "acc-1", 0, cookie() + "=" * device_cookies.MAX_LENGTH, NOW) is None
+    assert device_cookies.device_of(KEY, "acc-1", HASH, cookie() + "=" * device_cookies.MAX_LENGTH, NOW) is None
 
 
 def test_a_cookie_holds_nothing_but_a_random_device_and_its_expiry():

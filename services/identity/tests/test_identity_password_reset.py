@@ -476,3 +476,14 @@ def test_the_device_that_reset_the_password_is_not_locked_out_by_strangers(stub,
     # The reset voided the cookies given before it: whoever held the old password is a stranger again.
     assert failure(lambda: stub.SignIn(pb.SignInRequest(login=PHONE, password=NEW_PASSWORD, device_cookie=before),
                                        timeout=10))[1] == "too_many_attempts"
+
+
+def test_replaying_a_reset_to_guess_its_password_is_throttled_as_signing_in_is(stub, patient, notifier):
+    request_code(stub)
+    key = str(uuid.uuid4())
+    reset(stub, notifier.last_code(), key=key)
+    for _ in range(5):
+        assert failure(lambda: reset(stub, notifier.last_code(), "Guess2026x", key=key))[2] == "idempotency_key"
+    # The sixth is refused before the password is checked: no device cookie for a guesser.
+    assert failure(lambda: reset(stub, notifier.last_code(), NEW_PASSWORD, key=key))[1] == "too_many_attempts"
+    assert failure(lambda: sign_in(stub, NEW_PASSWORD))[1] == "too_many_attempts"

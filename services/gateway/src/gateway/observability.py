@@ -27,6 +27,9 @@ def route_template(scope: Scope) -> str:
     return getattr(route, "path", None) or UNMATCHED
 
 
+CLIENT_CLOSED_REQUEST = 499
+
+
 class RequestTelemetry:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -38,7 +41,7 @@ class RequestTelemetry:
             return
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        status = 500
+        status: int | None = None
 
         async def remember_status(message: Message) -> None:
             nonlocal status
@@ -50,9 +53,16 @@ class RequestTelemetry:
         with self.tracer.start_as_current_span(
             f"HTTP {method}", context=telemetry.extract(headers), kind=SpanKind.SERVER,
         ) as span:
+            failed = True
             try:
                 await self.app(scope, receive, remember_status)
+                failed = False
             finally:
+                if status is None:
+                    # No reply began: the app failed (500), or the client left
+                    # before its request was whole (499, nginx's "client closed
+                    # request": no fault of ours, and no 5xx for the alerts).
+                    status = 500 if failed else CLIENT_CLOSED_REQUEST
                 elapsed = time.perf_counter() - started
                 route = route_template(scope)
                 span.update_name(f"{method} {route}")

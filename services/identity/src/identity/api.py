@@ -109,6 +109,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.passwords = passwords
         self.notifier = notifier
         self.reset_key = reset_key
+        self.cookie_key = device_cookies.derive_key(reset_key)
         self.throttle = throttle
         self.reset_policy = reset_policy
         self.clock = clock
@@ -131,8 +132,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         record = self.store.account_by_login(login)
         # A device the account knows (its cookie) is throttled on its own count,
         # so strangers' guesses, which lock the login, do not lock it out.
-        device = device_cookies.device_of(self.reset_key, record.account_id if record else None,
-                                          record.token_generation if record else 0, request.device_cookie, now)
+        device = device_cookies.device_of(self.cookie_key, record.account_id if record else None,
+                                          record.password_hash if record else "", request.device_cookie, now)
         counted_as = device_cookies.throttle_login(login, device)
         window_start = self.throttle.window_start(now)
         failures, oldest = self.store.begin_attempt(counted_as, now, since=window_start,
@@ -147,8 +148,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self._signed_in("bad_credentials")
             raise BadCredentials()
         self.store.clear_failures(counted_as)
-        if self.passwords.needs_rehash(record.password_hash):
-            self.store.rehash_password(record.account_id, record.password_hash, self.passwords.hash(password))
+        password_hash = record.password_hash
+        if self.passwords.needs_rehash(password_hash):
+            stronger = self.passwords.hash(password)
+            if self.store.rehash_password(record.account_id, password_hash, stronger):
+                password_hash = stronger
         # An engineer's token carries their grade: what ticketing prices their
         # worklogs by. Read with it, the generation makes the token refused
         # once a later change of the grade withdraws the account's tokens.
@@ -157,7 +161,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self._signed_in("ok", account_id=record.account_id)
         return identity_pb2.SignInResponse(
             access_token=token, expires_in_seconds=self.issuer.ttl_seconds, account=account_message(record),
-            device_cookie=device_cookies.issue(self.reset_key, record.account_id, record.token_generation,
+            device_cookie=device_cookies.issue(self.cookie_key, record.account_id, password_hash,
                                                device or device_cookies.new_device_id(), now),
         )
 
@@ -278,8 +282,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if replayed:
             # The first answer, for the same password only (as a replayed sign-up).
             account = self.store.account_by_login(phone)
-            if account is None or not self.passwords.verify(account.password_hash, request.new_password):
-                raise outbox.IdempotencyConflict(key)
+            self._prove_replay(phone, account, request.new_password, key)
             log.info("password reset", extra={"outcome": "replayed", "account_id": account.account_id})
             return self._reset_answer(account)
         log.info("password reset", extra={"outcome": verdict.value, "account_id": account_id})
@@ -289,12 +292,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def _reset_answer(self, account: AccountRecord | None) -> identity_pb2.ResetPasswordResponse:
         """A reset proves the phone: the device that made it is trusted with the
-        login's sign-ins from now on (its cookie is of the generation the reset
-        moved the account to, which voided every earlier cookie)."""
+        login's sign-ins from now on (its cookie is of the new password, which
+        voided every earlier cookie)."""
         if account is None:
             return identity_pb2.ResetPasswordResponse()
         return identity_pb2.ResetPasswordResponse(device_cookie=device_cookies.issue(
-            self.reset_key, account.account_id, account.token_generation, device_cookies.new_device_id(),
+            self.cookie_key, account.account_id, account.password_hash, device_cookies.new_device_id(),
             self.clock()))
 
     def _reset_with_code(
@@ -432,19 +435,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 outbox.store_response(cur, scope, owner, key, reply)
                 return reply, True
         reply = identity_pb2.Account.FromString(first)
-        # A replay proves the password as a sign-in does, so it counts in the
-        # login's throttle as one: else whoever learnt the key could guess the
-        # password through replays, unthrottled.
+        self._prove_replay(account.login, self.store.account_by_id(reply.account_id), request.password, key)
+        return reply, False
+
+    def _prove_replay(self, login: str, record: AccountRecord | None, password: str, key: str) -> None:
+        """A replayed sign-up or reset answers only for the password its first
+        call set, checked as a sign-in checks one, in the login's throttle:
+        else whoever learnt the key could guess the password through
+        replays, unthrottled (and, through a reset's, get a device cookie)."""
         now = self.clock()
-        failures, oldest = self.store.begin_attempt(account.login, now, since=self.throttle.window_start(now),
+        failures, oldest = self.store.begin_attempt(login, now, since=self.throttle.window_start(now),
                                                     limit=self.throttle.max_failures)
         if self.throttle.is_locked(failures):
             raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
-        record = self.store.account_by_id(reply.account_id)
-        if record is None or not self.passwords.verify(record.password_hash, request.password):
+        if record is None or not self.passwords.verify(record.password_hash, password):
             raise outbox.IdempotencyConflict(key)
-        self.store.clear_failures(account.login)
-        return reply, False
+        self.store.clear_failures(login)
 
     @staticmethod
     def _signed_in(outcome: str, account_id: str | None = None) -> None:

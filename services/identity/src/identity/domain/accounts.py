@@ -100,7 +100,9 @@ def sign_in_login(raw: str) -> str:
     login = _required(raw, "login").lower()
     if len(login) > MAX_SIGN_IN_LOGIN_LENGTH:
         raise InvalidAccountField("login", f"must be at most {MAX_SIGN_IN_LOGIN_LENGTH} characters", "too_long")
-    return plain(login, "login")
+    # One line: the throttle counts a known device's failures under the login
+    # and a line break (domain/device_cookies.py), which no login may forge.
+    return _no_controls(errors.one_line, login, "login")
 
 
 def password(raw: str, field: str = "password") -> str:
