@@ -33,6 +33,7 @@ check-rules:
 	promtool check config observability/prometheus/prometheus.yml
 	promtool check rules observability/prometheus/rules/*.yml
 	promtool test rules observability/prometheus/tests/*.yml
+	amtool check-config observability/alertmanager/alertmanager.yml
 
 bench: bench-surge bench-ticketing
 

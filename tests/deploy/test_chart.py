@@ -669,6 +669,56 @@ def test_prometheus_scrapes_every_process_with_the_labels_the_rules_use(name):
         assert headless["spec"]["clusterIP"] == "None" and port in {p["port"] for p in headless["spec"]["ports"]}
 
 
+def prometheus_config(manifests: list[dict]) -> dict:
+    """The in-chart Prometheus's generated prometheus.yml."""
+    return yaml.safe_load(by_name(manifests, "ConfigMap")["tuoguan-prometheus"]["data"]["prometheus.yml"])
+
+
+@pytest.mark.parametrize("name", [n for n in CI_FILES if n != "minimal"])
+def test_the_in_chart_prometheus_sends_alerts_nowhere_unless_the_values_name_an_alertmanager(name):
+    assert "alerting" not in prometheus_config(rendered(name))
+
+
+def test_the_in_chart_prometheus_sends_its_alerts_to_the_alertmanagers_the_values_name(tmp_path):
+    from tests.observability.support import binary
+
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    manifests = with_values("production", {"observability": {"prometheus": {"alerting": {
+        "alertmanagers": ["alertmanager-operated.monitoring.svc:9093", "alertmanager-1.monitoring.svc:9093"],
+        "scheme": "https", "pathPrefix": "/alertmanager", "networkPeers": peers}}}})
+    config = prometheus_config(manifests)
+    assert config["alerting"] == {"alertmanagers": [{
+        "scheme": "https", "path_prefix": "/alertmanager",
+        "static_configs": [{"targets": ["alertmanager-operated.monitoring.svc:9093",
+                                        "alertmanager-1.monitoring.svc:9093"]}]}]}
+    # What the chart generates, Prometheus accepts.
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    import subprocess
+
+    done = subprocess.run([binary("promtool"), "check", "config", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Its NetworkPolicy lets it reach them on their port, and nothing else new.
+    prometheus = pods(manifests)["prometheus"]
+    assert allows(manifests, prometheus, None, 9093)
+    assert not allows(manifests, prometheus, None, 9094)
+    policy = by_name(manifests, "NetworkPolicy")["tuoguan-prometheus"]
+    assert policy["spec"]["egress"][-1] == {"ports": [{"port": 9093, "protocol": "TCP"}], "to": peers}
+    assert not tools.validate(manifests, ["1.30"])
+    assert not tools.lint(tools.deep_merge(json.loads(values_of("production")), {"observability": {
+        "prometheus": {"alerting": {"alertmanagers": ["alertmanager-operated.monitoring.svc:9093"]}}}}))
+
+
+@pytest.mark.parametrize("address", ["alertmanager-operated.monitoring.svc", "http://am:9093", "am:9093/api"])
+def test_an_alertmanager_is_named_host_and_port(address):
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError) as failure:
+        tools.render(tools.with_token_keys({"observability": {"enabled": True, "prometheus": {
+            "alerting": {"alertmanagers": [address]}}}}))
+    assert "/observability/prometheus/alerting/alertmanagers/0" in str(failure.value)
+
+
 def test_collector_configuration_keeps_the_file_and_points_traces_where_the_values_say():
     source = yaml.safe_load((REPO / "observability" / "otel-collector" / "config.yaml").read_text())
     for name, endpoint in (("production", "tempo-distributor.monitoring.svc.cluster.local:4317"), ("tilt", None)):

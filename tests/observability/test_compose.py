@@ -68,7 +68,7 @@ def test_compose_parses_and_keeps_the_infrastructure():
     assert services["postgres"]["ports"] == ["127.0.0.1:5432:5432"]
     assert services["rabbitmq"]["ports"][0] == "127.0.0.1:5672:5672"
     assert services["redis"]["ports"] == ["127.0.0.1:6379:6379"]
-    for name in ("mosquitto", "prometheus", "grafana", "otel-collector", "migrate", *PROCESSES):
+    for name in ("mosquitto", "prometheus", "alertmanager", "grafana", "otel-collector", "migrate", *PROCESSES):
         assert name in services, f"docker-compose.yml has no {name}"
 
 
@@ -87,7 +87,7 @@ def test_every_mounted_observability_path_exists():
         for source, _target in bind_mounts(service):
             assert (REPO / source).exists(), f"{name} mounts {source}, which does not exist"
             mounted.append(source)
-    for needed in ("./observability/prometheus", "./observability/grafana/dashboards",
+    for needed in ("./observability/prometheus", "./observability/alertmanager", "./observability/grafana/dashboards",
                    "./observability/otel-collector/config.yaml"):
         assert needed in mounted, f"compose does not mount {needed}"
 
@@ -149,3 +149,16 @@ def test_prometheus_scrapes_every_process_where_compose_runs_it():
     services = compose()["services"]
     for target in targets("tuoguan-api") | targets("tuoguan-worker") | targets("tuoguan-gateway"):
         assert target.split(":")[0] in services, f"Prometheus scrapes {target}, compose has no such service"
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_compose_runs_on_the_repositorys_routing():
+    (alerting,) = load_yaml(PROMETHEUS_YML)["alerting"]["alertmanagers"]
+    targets = {t for static in alerting["static_configs"] for t in static["targets"]}
+    services = compose()["services"]
+    assert targets == {"alertmanager:9093"}
+    alertmanager = services["alertmanager"]
+    target = dict(bind_mounts(alertmanager))["./observability/alertmanager"]
+    assert f"--config.file={target}/alertmanager.yml" in alertmanager["command"]
+    # Its receivers read their secrets there: a volume, filled by hand, never the repository.
+    assert any(v.split(":")[1] == "/etc/alertmanager/secrets" for v in alertmanager["volumes"]
+               if not v.startswith("."))
