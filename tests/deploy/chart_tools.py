@@ -35,7 +35,7 @@ IGNORED = {"__pycache__", ".DS_Store", PLACEHOLDER}
 KUBE_VERSIONS = ("1.30", "1.37")
 # Kinds from CRDs, which kubernetes-validate has no schema for; the tests check
 # their shape themselves.
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod"}
 
 

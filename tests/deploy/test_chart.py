@@ -612,6 +612,66 @@ def test_service_monitors_only_when_forced_or_the_operator_is_there():
         assert endpoint["path"] == "/metrics"
 
 
+def relabel(labels: dict[str, str], rules: list[dict]) -> dict[str, str]:
+    """Prometheus's `replace` relabelling (the operator's relabelings, camelCase)."""
+    out = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace", rule
+        source = rule.get("separator", ";").join(out.get(name, "") for name in rule.get("sourceLabels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), source)
+        if match:
+            replacement = re.sub(r"\$\{?(\d+)\}?", r"\\g<\1>", rule.get("replacement", "$1"))
+            out[rule["targetLabel"]] = match.expand(replacement)
+    return out
+
+
+def test_service_monitors_give_their_targets_the_service_and_process_the_rules_select():
+    """kube-prometheus-stack labels each target service=<the Kubernetes Service's name>
+    and no process; every rule selecting service= or process= was dead. The
+    ServiceMonitors' relabelings (after the operator's own) give both, as the
+    chart's own Prometheus does; honorLabels keeps the apis' and workers'
+    own `service` label rather than renaming it exported_service."""
+    manifests = rendered("production")
+    deployments = platform_deployments(manifests)
+    config = prometheus_config(manifests)
+    own = {}  # what the chart's own Prometheus gives each component
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            (dns,) = sd["names"]
+            own[dns.split("-headless.")[0].removeprefix("tuoguan-")] = (
+                {r["target_label"]: r["replacement"] for r in job["relabel_configs"] if re.fullmatch(r["regex"], dns)},
+                job["honor_labels"])
+    for monitor in of_kind(manifests, "ServiceMonitor"):
+        process = component(monitor)
+        kind = deployments[process]["metadata"]["labels"]["tuoguan.io/kind"]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        operator = {"job": monitor["metadata"]["name"], "service": monitor["metadata"]["name"],
+                    "namespace": "tuoguan", "pod": f"{monitor['metadata']['name']}-0", "endpoint": endpoint["port"]}
+        labels = relabel(operator, endpoint.get("relabelings", []))
+        expected = {"service": process.rsplit("-", 1)[0] if kind != "gateway" else "gateway", "process": kind}
+        assert {k: labels.get(k) for k in expected} == expected == own[process][0], process
+        assert endpoint.get("honorLabels", False) is own[process][1] is (kind != "gateway"), process
+
+
+def test_with_the_operator_the_rules_come_as_a_prometheus_rule(tmp_path):
+    from tests.observability.support import binary
+
+    assert not of_kind(rendered("minimal"), "PrometheusRule")
+    manifests = rendered("production")
+    (rule,) = of_kind(manifests, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # kube-prometheus-stack's ruleSelector
+    groups = [g for path in sorted((REPO / "observability" / "prometheus" / "rules").glob("*.yml"))
+              for g in yaml.safe_load(path.read_text())["groups"]]
+    assert sorted(rule["spec"]["groups"], key=lambda g: g["name"]) == sorted(groups, key=lambda g: g["name"])
+    path = tmp_path / "rules.yml"
+    path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
+    import subprocess
+
+    done = subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not of_kind(with_values("production", {"serviceMonitor": {"prometheusRule": False}}), "PrometheusRule")
+
+
 def test_ingress_routes_to_the_gateway():
     (ingress,) = of_kind(rendered("production"), "Ingress")
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
