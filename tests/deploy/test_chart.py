@@ -638,7 +638,7 @@ def test_service_monitors_give_their_targets_the_service_and_process_the_rules_s
     for job in config["scrape_configs"]:
         for sd in job.get("dns_sd_configs", []):
             (dns,) = sd["names"]
-            own[dns.split("-headless.")[0].removeprefix("tuoguan-")] = (
+            own[dns.split("-metrics.")[0].removeprefix("tuoguan-")] = (
                 {r["target_label"]: r["replacement"] for r in job["relabel_configs"] if re.fullmatch(r["regex"], dns)},
                 job["honor_labels"])
     for monitor in of_kind(manifests, "ServiceMonitor"):
@@ -662,7 +662,11 @@ def test_with_the_operator_the_rules_come_as_a_prometheus_rule(tmp_path):
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # kube-prometheus-stack's ruleSelector
     groups = [g for path in sorted((REPO / "observability" / "prometheus" / "rules").glob("*.yml"))
               for g in yaml.safe_load(path.read_text())["groups"]]
-    assert sorted(rule["spec"]["groups"], key=lambda g: g["name"]) == sorted(groups, key=lambda g: g["name"])
+    (deployment,) = [g for g in rule["spec"]["groups"] if g["name"] == "tuoguan-deployment.recording"]
+    assert sorted((g for g in rule["spec"]["groups"] if g is not deployment), key=lambda g: g["name"]) == \
+        sorted(groups, key=lambda g: g["name"])
+    # The operator's targets carry their namespace: the components are this release's.
+    assert deployed(deployment) == {("tuoguan", s, k) for _n, s, k in components_of(manifests)}
     path = tmp_path / "rules.yml"
     path.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}, sort_keys=False))
     import subprocess
@@ -670,6 +674,70 @@ def test_with_the_operator_the_rules_come_as_a_prometheus_rule(tmp_path):
     done = subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not of_kind(with_values("production", {"serviceMonitor": {"prometheusRule": False}}), "PrometheusRule")
+
+
+def components_of(manifests: list[dict]) -> set[tuple[str, str, str]]:
+    """(process, service, kind) of every platform Deployment."""
+    return {(p, p.rsplit("-", 1)[0] if d["metadata"]["labels"]["tuoguan.io/kind"] != "gateway" else "gateway",
+             d["metadata"]["labels"]["tuoguan.io/kind"]) for p, d in platform_deployments(manifests).items()}
+
+
+def deployed(group: dict) -> set[tuple[str | None, str, str]]:
+    """(namespace, service, process) of the deployment's recorded components (TuoguanServiceAbsent's input)."""
+    from tests.observability.support import DEPLOYMENT_SERIES
+
+    assert {r["record"] for r in group["rules"]} == DEPLOYMENT_SERIES and all(r["expr"] == "vector(1)"
+                                                                          for r in group["rules"])
+    found = [(r["labels"].get("namespace"), r["labels"]["service"], r["labels"]["process"]) for r in group["rules"]]
+    assert len(found) == len(set(found))
+    return set(found)
+
+
+def deployment_rule_file(manifests: list[dict]) -> str:
+    return by_name(manifests, "ConfigMap")["tuoguan-prometheus-rules"]["data"]["tuoguan-deployment.generated.yml"]
+
+
+@pytest.mark.parametrize("name", [n for n in CI_FILES if n != "minimal"])
+def test_the_in_chart_prometheus_knows_which_components_the_release_runs(name):
+    manifests = rendered(name)
+    (group,) = yaml.safe_load(deployment_rule_file(manifests))["groups"]
+    assert deployed(group) == {(None, s, k) for _p, s, k in components_of(manifests)}
+
+
+def test_a_component_the_release_runs_with_no_target_alerts_and_one_it_does_not_run_does_not(tmp_path):
+    """The chart's generated group with the repository's rules, through promtool: a release
+    without ticketing-worker and with registration-worker at 0 replicas (no autoscaler)
+    expects neither; of the others, the one with no target at all alerts."""
+    from tests.observability.support import RULES_DIR, binary
+
+    manifests = with_values("tilt", {"services": {"ticketing-worker": {"enabled": False},
+                                                  "registration-worker": {"replicas": 0}}})
+    (group,) = yaml.safe_load(deployment_rule_file(manifests))["groups"]
+    expected = deployed(group)
+    assert (None, "ticketing", "worker") not in expected and (None, "registration", "worker") not in expected
+    (tmp_path / "deployment.yml").write_text(deployment_rule_file(manifests))
+    up = [f'up{{service="{s}", process="{k}", instance="10.0.0.{i}:1"}}'
+          for i, (_ns, s, k) in enumerate(sorted(expected)) if (s, k) != ("billing", "worker")]
+    tests = {
+        "rule_files": [str(tmp_path / "deployment.yml"), str(RULES_DIR / "alerts-platform.yml")],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": [{"series": s, "values": "1x10"} for s in up],
+                   "alert_rule_test": [{"eval_time": "10m", "alertname": "TuoguanServiceAbsent", "exp_alerts": [{
+                       "exp_labels": {"severity": "critical", "subsystem": "REG-ONLINE", "service": "billing",
+                                      "process": "worker"},
+                       "exp_annotations": {
+                           "summary": "No billing worker runs: Prometheus finds no replica to scrape",
+                           "description": "The deployment runs the billing worker, but for 3 minutes Prometheus has "
+                                          "found no replica of it, ready or not: none is running (scaled to zero, "
+                                          "every pod pending or evicted, the Deployment gone) or its discovery is "
+                                          "broken.",
+                           "runbook_url": "docs/runbooks/TuoguanServiceAbsent.md"}}]}]}]}
+    (tmp_path / "absent.test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    import subprocess
+
+    done = subprocess.run([binary("promtool"), "test", "rules", str(tmp_path / "absent.test.yml")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "FAILED" not in done.stdout, done.stdout + done.stderr
 
 
 def test_ingress_routes_to_the_gateway():
@@ -718,15 +786,25 @@ def test_prometheus_scrapes_every_process_with_the_labels_the_rules_use(name):
             (dns,) = sd["names"]
             labels = {r["target_label"]: r["replacement"] for r in job.get("relabel_configs", [])
                       if re.fullmatch(r["regex"], dns)}
-            labelled[dns.split("-headless.")[0].removeprefix("tuoguan-")] = (labels, sd["port"])
+            labelled[dns.split("-metrics.")[0].removeprefix("tuoguan-")] = (labels, sd["port"], dns.split(".")[0])
     deployments = platform_deployments(manifests)
     assert set(labelled) == set(deployments)
-    for process, (labels, port) in labelled.items():
+    services = by_name(manifests, "Service")
+    for process, (labels, port, name) in labelled.items():
         kind = deployments[process]["metadata"]["labels"]["tuoguan.io/kind"]
         assert labels == {"service": process.rsplit("-", 1)[0] if kind != "gateway" else "gateway",
                           "process": kind}, process
-        headless = by_name(manifests, "Service")[f"tuoguan-{process}-headless"]
-        assert headless["spec"]["clusterIP"] == "None" and port in {p["port"] for p in headless["spec"]["ports"]}
+        # Its metrics Service: headless, every pod ready or not (a crash-looping replica is a target
+        # at up == 0, not gone), the metrics port only. The gRPC clients' headless Service keeps
+        # ready pods only.
+        metrics = services[name]
+        assert name == f"tuoguan-{process}-metrics"
+        assert metrics["spec"]["clusterIP"] == "None" and metrics["spec"]["publishNotReadyAddresses"] is True
+        assert [p["port"] for p in metrics["spec"]["ports"]] == [port]
+        assert matches({"matchLabels": metrics["spec"]["selector"]}, pod_labels(deployments[process]))
+        headless = services[f"tuoguan-{process}-headless"]
+        assert not headless["spec"].get("publishNotReadyAddresses"), process
+        assert not services[f"tuoguan-{process}"]["spec"].get("publishNotReadyAddresses"), process
 
 
 def prometheus_config(manifests: list[dict]) -> dict:

@@ -25,6 +25,11 @@ DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 RUNBOOKS_DIR = REPO / "docs" / "runbooks"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
+# Series the deployment records rather than the repository's rules: the
+# components it runs, for TuoguanServiceAbsent (the chart generates the rule
+# group; compose's static targets need none).
+DEPLOYMENT_SERIES = {"service_process:tuoguan_component:deployed"}
+
 # Grafana's own variables, as a panel would see them over a short range.
 BUILTIN_VARIABLES = {
     "__rate_interval": "1m", "__interval": "15s", "__interval_ms": "15000",

@@ -308,7 +308,7 @@ def test_the_traffic_shows_in_the_rates(prometheus, what):
 
 # Alerts a healthy platform at rest must not even have pending, whatever the
 # date and however loaded the machine: each is wrong here if it is pending.
-QUIET = ["TuoguanServiceDown", "TuoguanOutboxRelayStalled", "TuoguanOutboxRelayErrors", "TuoguanEventsDeadLettered",
+QUIET = ["TuoguanServiceDown", "TuoguanServiceAbsent", "TuoguanOutboxRelayStalled", "TuoguanOutboxRelayErrors", "TuoguanEventsDeadLettered",
          "TuoguanEventHandlerFailing", "TuoguanTimerFailing", "TuoguanSlotsNearlySoldOut",
          "TuoguanWaitingRoomQueueLong", "TuoguanWaitingRoomUnavailable", "TuoguanPaymentsStuckUnknown",
          "TuoguanGateway5xxRatioHigh", "TuoguanGrpcErrorRatioHigh"]
