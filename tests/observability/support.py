@@ -2,6 +2,7 @@
 dashboards parsed, PromQL's metric names, Grafana's variables, the binaries."""
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -24,6 +25,7 @@ GRAFANA_DIR = OBSERVABILITY / "grafana"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 RUNBOOKS_DIR = REPO / "docs" / "runbooks"
 COMPOSE_FILE = REPO / "docker-compose.yml"
+BOOKING_RULES = REPO / "services" / "registration" / "src" / "registration" / "domain" / "rules.py"
 
 # Series the deployment records rather than the repository's rules: the
 # components it runs, for TuoguanServiceAbsent (the chart generates the rule
@@ -148,3 +150,27 @@ def render(expr: str, variables: dict) -> str:
             return variables[name].get("allValue") or ".*"
         raise AssertionError(f"${name} is neither a Grafana variable nor one of the dashboard's")
     return _VARIABLE.sub(value, expr)
+
+
+def hold_rule_reasons() -> set[str]:
+    """The reasons the booking rules refuse a hold for, a full slot aside: every
+    Refusal(<constant>, ...) of slot_refusal and patient_refusal in
+    registration/domain/rules.py. Any other outcome of a hold attempt
+    (holds_busy, unauthenticated, ...) is answered before the rules look."""
+    tree = ast.parse(BOOKING_RULES.read_text())
+    constants = {node.targets[0].id: node.value.value for node in tree.body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                 and isinstance(node.targets[0], ast.Name)}
+    reasons = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name in ("slot_refusal", "patient_refusal"):
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Refusal":
+                    reasons.add(constants[call.args[0].id])
+    assert constants["SLOT_FULL"] in reasons, "slot_refusal no longer refuses a full slot: the rules changed"
+    return reasons - {constants["SLOT_FULL"]}
+
+
+def matched_outcomes(expr: str) -> list[set[str]]:
+    """The outcome alternatives of each `outcome=~"a|b"` selector of a query, in order."""
+    return [set(found.split("|")) for found in re.findall(r'outcome=~"([^"]+)"', expr)]

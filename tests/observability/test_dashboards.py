@@ -9,8 +9,9 @@ import re
 import pytest
 
 from .support import (
-    COMPOSE_FILE, DASHBOARDS_DIR, GRAFANA_DIR, all_panels, dashboards, exposed_metric_names, load_yaml,
-    metric_names_in, recording_rules, template_variables, unowned_gauge_reads, variables_in, BUILTIN_VARIABLES,
+    COMPOSE_FILE, DASHBOARDS_DIR, GRAFANA_DIR, all_panels, dashboards, exposed_metric_names, hold_rule_reasons,
+    load_yaml, matched_outcomes, metric_names_in, recording_rules, template_variables, unowned_gauge_reads,
+    variables_in, BUILTIN_VARIABLES,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -103,3 +104,12 @@ def test_provisioning_points_at_the_dashboards_and_the_datasource_the_variable_d
     assert mounts["./observability/grafana/dashboards"] == provider["options"]["path"], \
         "compose mounts the dashboards somewhere the provider does not look"
     assert "PROMETHEUS_URL" in grafana["environment"], "the datasource's ${PROMETHEUS_URL} is not set in compose"
+
+
+def test_the_holds_refused_by_a_rule_panel_counts_the_rules_reasons_as_the_alert_does():
+    """Not `outcome!~"held|slot_full"`: the surge's load shedding (holds_busy) is no rule's refusal."""
+    (panel,) = [p for p in all_panels(dashboards()["registration-surge.json"]) if p["title"] == "Holds refused by a rule"]
+    (target,) = panel["targets"]
+    reasons = hold_rule_reasons()
+    assert matched_outcomes(target["expr"]) == [reasons, reasons | {"held", "slot_full"}]
+    assert "!~" not in target["expr"]

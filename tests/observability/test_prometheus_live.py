@@ -21,7 +21,9 @@ from tests.e2e.journey import available_slots, department, key, new_patient, sig
 from tuoguan_common.launcher import DOMAIN_SERVICES, WORKER_SERVICES
 from tuoguan_common.net import free_port
 
-from .support import PROMETHEUS_YML, RULES_DIR, alert_rules, binary, load_yaml, panel_queries, render, rule_groups
+from .support import (
+    PROMETHEUS_YML, RULES_DIR, alert_rules, binary, hold_rule_reasons, load_yaml, panel_queries, render, rule_groups,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -194,8 +196,9 @@ TRAFFIC = {
         f'sum(rate(tuoguan_events_handled_total{{service="{s}", process="worker", outcome="ok"}}[1m])) > 0'
         for s in ("registration", "billing")],
     "bookings confirmed": ['sum(rate(tuoguan_registration_bookings_confirmed_total[1m])) > 0'],
-    "holds held and refused": ['sum(rate(tuoguan_registration_holds_total{outcome="held"}[1m])) > 0',
-                               'sum(rate(tuoguan_registration_holds_total{outcome!~"held|slot_full"}[1m])) > 0'],
+    "holds held and refused by a rule": [
+        'sum(rate(tuoguan_registration_holds_total{outcome="held"}[1m])) > 0',
+        f'sum(rate(tuoguan_registration_holds_total{{outcome=~"{"|".join(sorted(hold_rule_reasons()))}"}}[1m])) > 0'],
     "payments captured, failed, refunded": [
         f'sum(rate(tuoguan_billing_payments_total{{outcome="{o}"}}[1m])) > 0' for o in ("captured", "failed")]
         + ['sum(rate(tuoguan_billing_refunds_total[1m])) > 0'],

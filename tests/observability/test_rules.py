@@ -12,7 +12,7 @@ import pytest
 
 from .support import (
     DEPLOYMENT_SERIES, PROMETHEUS_YML, REPO, RULE_TESTS_DIR, RULES_DIR, RUNBOOKS_DIR, alert_rules, binary,
-    exposed_metric_names,
+    exposed_metric_names, hold_rule_reasons, matched_outcomes,
     load_yaml, metric_names_in, recording_rules, rule_files, unowned_gauge_reads,
 )
 
@@ -123,3 +123,17 @@ def test_every_platform_job_gives_its_targets_service_and_process_labels(job):
         labels |= set(static.get("labels", {}))
     labels |= {r.get("target_label") for r in config.get("relabel_configs", [])}
     assert {"service", "process"} <= labels, f"{job} does not set service and process on its targets"
+
+
+def test_hold_refusals_count_the_booking_rules_reasons_and_nothing_else():
+    """holds_busy (the api shedding holds in the 07:00 surge) and refusals of the
+    caller are no rule's: the ratio names the rules' reasons one by one, over
+    the attempts the rules judged."""
+    reasons = hold_rule_reasons()
+    assert reasons and not reasons & {"holds_busy", "unauthenticated", "permission_denied", "held"}
+    records = {r["record"]: r["expr"] for r in recording_rules()}
+    (judged,) = matched_outcomes(records["service:tuoguan_registration_holds_judged:rate5m"])
+    assert judged == reasons | {"held", "slot_full"}
+    (refused,) = matched_outcomes(records["service:tuoguan_registration_holds_refused:ratio_rate5m"])
+    assert refused == reasons
+    assert "!~" not in records["service:tuoguan_registration_holds_refused:ratio_rate5m"]
