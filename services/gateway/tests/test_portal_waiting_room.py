@@ -8,6 +8,7 @@ Without a Redis that answers, these tests fail; they are never skipped.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import redis
@@ -19,6 +20,8 @@ from gateway.portal.waiting_room import IDLE_SECONDS, Standing, WaitingRoom
 # Nothing listens on port 1: a Redis that is down.
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 CHECKS = "tuoguan_portal_waiting_room_checks_total"
+QUEUE = "tuoguan_portal_waiting_room_queue"
+CHECKED = "tuoguan_portal_waiting_room_checked_timestamp_seconds"
 
 
 def run_with_room(namespace: str, scenario, *, capacity: int, claim_seconds: int = 60, pass_seconds: int = 600,
@@ -214,3 +217,29 @@ def test_without_redis_the_room_lets_patients_through(namespace):
 
     run_with_room(namespace, scenario, capacity=5, url=UNREACHABLE_REDIS)
     assert checks("room_unavailable") == before + 2
+
+
+def test_a_check_that_cannot_read_redis_leaves_no_stale_queue_length(namespace):
+    """The queue gauge is what this gateway last read. A check that cannot read
+    Redis makes it unknown (NaN) rather than leave the figure read before the
+    outage, which kept TuoguanWaitingRoomQueueLong firing through the max over
+    replicas; the checked timestamp stays at the last read, so the rules can
+    tell a replica's figure is old (one nobody checks through any more)."""
+    async def arrive(room: WaitingRoom, patients: int):
+        for _ in range(patients):
+            await room.check(None)
+
+    started = time.time()
+    run_with_room(namespace, lambda room: arrive(room, 4), capacity=1)  # one admitted, three queued
+    assert REGISTRY.get_sample_value(QUEUE) == 3
+    read_at = REGISTRY.get_sample_value(CHECKED)
+    assert started - 1 <= read_at <= time.time() + 1
+
+    run_with_room(namespace, lambda room: arrive(room, 1), capacity=1, url=UNREACHABLE_REDIS)
+    assert math.isnan(REGISTRY.get_sample_value(QUEUE))
+    assert REGISTRY.get_sample_value(CHECKED) == read_at
+
+    # Redis back: the next check reads the queue again.
+    run_with_room(namespace, lambda room: arrive(room, 2), capacity=1)
+    assert REGISTRY.get_sample_value(QUEUE) == 5
+    assert REGISTRY.get_sample_value(CHECKED) >= read_at

@@ -79,8 +79,17 @@ PORTAL_WAITING_ROOM = Counter(
     "tuoguan_portal_waiting_room_checks_total",
     "Waiting-room checks by outcome (admitted, queued, missed_turn, room_unavailable)", ["outcome"],
 )
+# Set by each check that reads the queue from Redis. A check that cannot read it
+# sets NaN (unknown), never leaves the last figure standing; a replica nobody
+# checks through keeps its last figure, which the rules and panels weigh by the
+# timestamp below (a replica's figure is current only if it read it lately).
 PORTAL_WAITING_ROOM_QUEUE = Gauge(
-    "tuoguan_portal_waiting_room_queue", "Patients waiting for their turn, as last seen by this gateway",
+    "tuoguan_portal_waiting_room_queue",
+    "Patients waiting for their turn, as this gateway last read it (NaN: its last check could not read Redis)",
+)
+PORTAL_WAITING_ROOM_CHECKED = Gauge(
+    "tuoguan_portal_waiting_room_checked_timestamp_seconds",
+    "When this gateway last read the waiting room's queue from Redis (0: never)",
 )
 GATEWAY_SIGN_IN_GUARD = Counter(
     "tuoguan_gateway_sign_in_guard_total",

@@ -14,6 +14,7 @@ its keys do not outlive a surge (or a test platform) by more than that.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -113,10 +114,15 @@ class WaitingRoom:
             # the platform usable, and the services still shed what they cannot take.
             log.warning("waiting room unavailable: letting the patient through")
             metrics.PORTAL_WAITING_ROOM.labels("room_unavailable").inc()
+            # The queue's length is unknown now: the last figure read would stand
+            # for the whole outage (and keep TuoguanWaitingRoomQueueLong firing
+            # through the max over replicas); the checked timestamp stays put.
+            metrics.PORTAL_WAITING_ROOM_QUEUE.set(math.nan)
             return Standing(ticket or 0, 0, "room_unavailable", 0)
         standing = Standing(int(raw[0]), int(raw[1]), raw[2].decode(), int(raw[3]))
         metrics.PORTAL_WAITING_ROOM.labels(standing.outcome).inc()
         metrics.PORTAL_WAITING_ROOM_QUEUE.set(standing.waiting)
+        metrics.PORTAL_WAITING_ROOM_CHECKED.set_to_current_time()
         return standing
 
     async def leave(self, ticket: int | None) -> None:
