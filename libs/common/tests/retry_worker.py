@@ -6,6 +6,7 @@ through ``handle_event``; the event's payment id says what its effect does:
 * ``oversized:<n>``: writes the booking id, thousands of random characters,
   to an indexed column: the server refuses it every time (54000);
 * ``locked:<n>``: takes the row the test holds, without waiting (55P03);
+* ``raises:<n>``: the handler raises before ``handle_event``, every time;
 * anything else: writes the payment id to ``effects``; while the test's
   ``switch`` says read-only, in a read-only transaction, refused (25006) as
   on a connection to a primary a failover demoted (while another connection,
@@ -42,6 +43,8 @@ class RetryTestWorker:
 
     @event_handler(os.environ.get("RETRY_TEST_SOURCE", "retrysource"), "PaymentCaptured", requeue_on_error=True)
     def on_captured(self, payload):
+        if payload.get("payment_id", "").startswith("raises:"):
+            raise RuntimeError("a handler failing outside handle_event")
         return handle_event(self.database, payload, events_pb2.PaymentCaptured, "on_captured", apply)
 
 

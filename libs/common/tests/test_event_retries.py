@@ -4,6 +4,7 @@ dead-lettered at once; a transient one (SQLSTATE, not psycopg's class) is
 tried again, later each time, and dead-lettered after the last attempt."""
 from __future__ import annotations
 
+import json
 import random
 import string
 import sys
@@ -43,6 +44,31 @@ class RetryWorker:
     source: str
     metrics_port: int
     log: Callable[[], str]
+
+    @property
+    def queue(self) -> str:
+        return f"evt-{self.source}-PaymentCaptured--retrytest.on_captured"
+
+    def queue_messages(self, queue: str) -> int | None:
+        """How many messages wait in ``queue`` (None: no such queue)."""
+        import kombu
+
+        with kombu.Connection(self.amqp_uri) as conn:
+            try:
+                return conn.channel().queue_declare(queue, passive=True).message_count
+            except conn.channel_errors:
+                return None
+
+    def take(self, queue: str):
+        """The messages waiting in ``queue``, taken off it."""
+        import kombu
+
+        taken = []
+        with kombu.Connection(self.amqp_uri) as conn:
+            channel = conn.channel()
+            while (message := channel.basic_get(queue, no_ack=True)) is not None:
+                taken.append(message)
+        return taken
 
     def publish(self, payment_id: str, **fields) -> str:
         return publish_event(self.amqp_uri, self.source, events_pb2.PaymentCaptured(payment_id=payment_id, **fields))
@@ -84,15 +110,20 @@ def retry_worker(infra, processes):
         "RETRY_TEST_SOURCE": source, "TUOGUAN_EVENT_MAX_ATTEMPTS": str(ATTEMPTS),
     }, ready_port=port)
     wait_for_consumers(infra["amqp_uri"], [f"evt-{source}-PaymentCaptured--retrytest.on_captured"], timeout=30)
-    yield RetryWorker(url, infra["amqp_uri"], source, port, lambda: processes.log("retry-worker"))
+    worker = RetryWorker(url, infra["amqp_uri"], source, port, lambda: processes.log("retry-worker"))
+    yield worker
     processes.stop_all()
     drop_database(url)
+    import kombu
+
+    with kombu.Connection(infra["amqp_uri"]) as conn:
+        conn.channel().queue_delete(worker.queue + ".parked")
 
 
 def test_every_outcome_is_served_at_zero_before_the_first_event(retry_worker):
     # Born at 1, the first dead letter since a restart would be no rise to increase() (TuoguanEventsDeadLettered).
-    assert retry_worker.outcome_series() == dict.fromkeys(["ok", "duplicate", "malformed", "dead_lettered", "error"],
-                                                          0.0)
+    assert retry_worker.outcome_series() == dict.fromkeys(
+        ["ok", "duplicate", "malformed", "dead_lettered", "parked", "error"], 0.0)
 
 
 def test_an_error_the_database_would_repeat_is_dead_lettered_once_not_retried(retry_worker):
@@ -145,6 +176,28 @@ def test_an_event_failing_transiently_for_ever_is_dead_lettered_after_the_last_a
     time.sleep(1.0)
     assert retry_worker.outcomes() == {"error": ATTEMPTS - 1, "dead_lettered": 1.0}
     assert retry_worker.rows("SELECT count(*) FROM inbox") == [(0,)]
+
+
+@pytest.mark.parametrize("payment_id, error", [
+    ("nul:\x00", "UntranslatableCharacter"),  # the apply and the dead letter's jsonb both refuse it (22P05)
+    ("raises:1", "RuntimeError"),  # outside handle_event
+])
+def test_an_event_whose_handler_still_raises_on_its_last_attempt_is_parked_not_cycled(
+        retry_worker, payment_id, error):
+    """Published again every 5 s for ever, and never put aside, before."""
+    event_id = retry_worker.publish(payment_id)
+    parked = retry_worker.queue + ".parked"
+    wait_for(lambda: retry_worker.queue_messages(parked), timeout=30, message="the event parked")
+    time.sleep(2.0)  # a copy published again would be back and failing by now
+    assert retry_worker.outcomes() == {"error": ATTEMPTS - 1, "parked": 1.0}
+    assert retry_worker.queue_messages(retry_worker.queue) == 0
+    [message] = retry_worker.take(parked)
+    assert message.headers["x-tuoguan-attempt"] == ATTEMPTS
+    assert message.headers["x-tuoguan-error"] == error
+    assert json.loads(message.body)["event_id"] == event_id
+    assert retry_worker.rows("SELECT count(*) FROM dead_letters") == [(0,)]
+    assert "event parked" in retry_worker.log()
+    assert "event dead-lettered" not in retry_worker.log()  # it never was
 
 
 @pytest.mark.parametrize("sqlstate, retried", [

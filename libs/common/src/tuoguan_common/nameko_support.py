@@ -7,7 +7,8 @@
   service's event queues (``EventQueueWatch``).
 * ``OutboxRelayer``: a greenthread relaying the service's outbox.
 * ``event_handler``: nameko's, with a failed event tried again later a
-  bounded number of times, then dead-lettered.
+  bounded number of times, then dead-lettered (or, when even that fails,
+  parked on the broker).
 * ``handle_event``: parse, dedupe by inbox, apply, commit: once per event id.
 * ``EventBatch``: the same for the events a handler's workers hold at once,
   in one transaction.
@@ -114,8 +115,10 @@ class EventQueueWatch:
 
 
 # What tuoguan_events_handled_total counts a handled event as: a handler's
-# result when it is one of these, "error" when it raised, else "ok".
-EVENT_OUTCOMES = ("ok", "duplicate", "malformed", "dead_lettered", "error")
+# result when it is one of these, "error" when it raised, else "ok";
+# "parked" when it raised on its last attempt and the message was put in its
+# queue's parking queue (RetryingEventHandler).
+EVENT_OUTCOMES = ("ok", "duplicate", "malformed", "dead_lettered", "parked", "error")
 
 
 class Observability(DependencyProvider):
@@ -240,6 +243,10 @@ RETRY_MAX_SECONDS = 5.0
 # puts back with basic.reject comes back unchanged: the attempt is counted
 # in a header of its own on a copy published again.
 ATTEMPT_HEADER = "x-tuoguan-attempt"
+# A message still failing on its last attempt goes to ``<queue>.parked`` (a
+# durable queue nobody consumes) with the type of its last error in this header.
+PARKED_SUFFIX = ".parked"
+ERROR_HEADER = "x-tuoguan-error"
 
 
 class DeliveredPayload(dict):
@@ -285,6 +292,14 @@ class RetryingEventHandler(EventHandler):
     dead-lettered with its reason. Should the copy not be published (the
     broker out of reach), the message is put back after the same wait, and
     the broker redelivers it (its attempt not counted).
+
+    A handler may still raise on its last attempt: the error arose outside
+    ``handle_event``/``EventBatch``, or the dead letter itself could not be
+    written (a payload with ``\\u0000`` fails the apply and the jsonb insert
+    alike, 22P05). Published again, such a message came back every few
+    seconds for ever, and was never put aside. It is parked instead: the copy
+    goes to ``<queue>.parked`` (durable, no consumers; runbook
+    TuoguanEventsDeadLettered) and the handler's outcome is "parked".
     """
 
     # For each wait on the broker while publishing the copy: a silent one must not hold a worker.
@@ -316,24 +331,50 @@ class RetryingEventHandler(EventHandler):
         else:
             super().handle_message(body, message)
 
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        # Before the dependencies see the result: a parked message is the
+        # worker's outcome "parked" (Observability counts it so), not an error.
+        if self.handle_message_processed(message, result, exc_info) == "parked":
+            return "parked", None
+        return result, exc_info
+
     def handle_message_processed(self, message, result=None, exc_info=None):
+        """Acknowledges, publishes again, parks or puts back the message;
+        returns "parked" when it parked it."""
         if exc_info is None or not self.requeue_on_error:
             return super().handle_message_processed(message, result, exc_info)
         attempt = attempt_of(message)
+        error = exc_info[0].__name__
+        parking = attempt >= self.max_attempts
         delay = retry_delay(attempt + 1, self.longest_delay)
         try:
-            self._publish_again(message, attempt + 1)
+            if parking:
+                self._park(message, error)
+            else:
+                self._publish_again(message, attempt + 1)
         except Exception as exc:  # noqa: BLE001 - the broker's own redelivery still retries it
             log.warning("failed event not published again; put back", extra={
                 "queue": self.queue.name, "attempt": attempt, "error": type(exc).__name__})
             eventlet.sleep(delay)  # the redelivery comes at once: it must not come hundreds of times a second
             self.consumer.requeue_message(message)
-            return
-        log.warning("event failed; tried again later", extra={
-            "queue": self.queue.name, "attempt": attempt, "error": exc_info[0].__name__, "retry_in_seconds": delay})
+            return None
+        if parking:
+            log.error("event parked", extra={
+                "queue": self.queue.name, "parked_in": self.queue.name + PARKED_SUFFIX, "attempt": attempt,
+                "error": error})
+        else:
+            log.warning("event failed; tried again later", extra={
+                "queue": self.queue.name, "attempt": attempt, "error": error, "retry_in_seconds": delay})
         self.consumer.ack_message(message)
+        return "parked" if parking else None
 
     def _publish_again(self, message, attempt: int) -> None:
+        self._publish(message, self.queue.name, {ATTEMPT_HEADER: attempt})
+
+    def _park(self, message, error: str) -> None:
+        self._publish(message, self.queue.name + PARKED_SUFFIX, {ERROR_HEADER: error}, declare=True)
+
+    def _publish(self, message, queue: str, headers: dict, *, declare: bool = False) -> None:
         # A connection of its own: the consumer's belongs to its greenthread.
         connection = kombu.Connection(self.amqp_uri, connect_timeout=self.broker_timeout,
                                       transport_options={"confirm_publish": True})
@@ -341,9 +382,13 @@ class RetryingEventHandler(EventHandler):
         try:
             connection.connect()
             limit_amqp_waits(connection.connection, self.broker_timeout)
+            if declare:
+                # Declared on demand: only a queue that ever parked a message has one. Durable, so
+                # that what is parked outlives a broker restart until an operator looks at it.
+                connection.default_channel.queue_declare(queue, durable=True, auto_delete=False)
             connection.Producer().publish(
-                message.body, exchange="", routing_key=self.queue.name, mandatory=True, delivery_mode=2,
-                headers={**(message.headers or {}), ATTEMPT_HEADER: attempt},
+                message.body, exchange="", routing_key=queue, mandatory=True, delivery_mode=2,
+                headers={**(message.headers or {}), **headers},
                 content_type=message.content_type, content_encoding=message.content_encoding, retry=False)
             published = True
         finally:
@@ -403,10 +448,12 @@ def _dead_letter(database: Database, payload, event_type: str, handler: str, exc
     error = type(exc).__name__
     if transient(exc):
         error += f" on attempt {getattr(payload, 'attempt', 1)}, the last"
-    log.error("event dead-lettered", extra={"event_type": event_type, "handler": handler,
-                                            "error": error, "outcome": outcome})
     with database.transaction() as cur:
         outbox.dead_letter(cur, payload, event_type, handler, error)
+    # Only once it is written: a dead letter that could not be (the payload's
+    # \u0000 refused by jsonb too) raises, and the message is tried again or parked.
+    log.error("event dead-lettered", extra={"event_type": event_type, "handler": handler,
+                                            "error": error, "outcome": outcome})
     return outcome
 
 
