@@ -42,6 +42,13 @@ EVENTS_HANDLED = Counter(
     "tuoguan_events_handled_total", "Events handled, by handler and outcome (ok, duplicate, error)",
     ["service", "event_type", "handler", "outcome"],
 )
+# Connections a worker's event handler opened to publish its failed events
+# again (or park them): one, kept while it works; each break opens another.
+EVENT_REPUBLISH_CONNECTIONS = Counter(
+    "tuoguan_event_republish_connections_total",
+    "Connections an event handler opened to the broker to publish failed events again",
+    ["service", "handler"],
+)
 EVENT_DURATION = Histogram(
     "tuoguan_event_handling_seconds", "Event handler duration", ["service", "handler"], buckets=LATENCY_BUCKETS,
 )

@@ -228,6 +228,17 @@ class SilentProxy:
             except OSError:
                 pass
 
+    def drop(self) -> None:
+        """Closes every connection through the proxy, as a server restarting
+        does (clients see them closed); new ones are forwarded as before."""
+        dropped, self._sockets = self._sockets[1:], self._sockets[:1]
+        for s in dropped:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+
     def close(self) -> None:
         self._closed.set()
         for s in self._sockets:
