@@ -251,6 +251,35 @@ def test_failed_events_are_published_again_on_one_kept_connection_which_a_broker
             stop_retry_worker(worker, processes)
 
 
+def test_a_database_outage_longer_than_the_attempts_budget_does_not_use_it_up(infra, processes):
+    """Every try during an outage failed (lost connections, then no connection
+    from the pool in time), each counted: the budget (~20 s in production)
+    was spent and the event dead-lettered, or parked, with nothing wrong with it."""
+    with SilentProxy(urlsplit(infra["database_url"]).port) as database:
+        worker = start_retry_worker(infra, processes, database_url=database.url, env={
+            "TUOGUAN_WORKER_DB_POOL_TIMEOUT": "0.5", "TUOGUAN_EVENT_RETRY_MAX_SECONDS": "1"})
+        try:
+            database.refusing.set()
+            database.drop()
+            event_id = worker.publish("applied:1")
+            # Tries every ~1.5 s (the longest delay, then the pool's wait): more than the attempts allow.
+            wait_for(lambda: worker.outcomes().get("error", 0) >= ATTEMPTS + 2, timeout=40,
+                     message="more failed tries than the attempts allow")
+            assert "attempt not counted" in worker.log()
+            assert worker.rows("SELECT count(*) FROM dead_letters") == [(0,)]
+            assert not worker.queue_messages(worker.queue + ".parked")
+
+            database.refusing.clear()
+            wait_for(lambda: worker.rows("SELECT payment_id FROM effects"), timeout=60,
+                     message="the event applied once the database answers")
+            assert worker.rows("SELECT event_id::text FROM inbox") == [(event_id,)]
+            assert worker.rows("SELECT count(*) FROM dead_letters") == [(0,)]
+            assert worker.outcomes()["ok"] == 1.0
+            assert "parked" not in worker.outcomes()
+        finally:
+            stop_retry_worker(worker, processes)
+
+
 @pytest.mark.parametrize("sqlstate, retried", [
     ("40001", True), ("40P01", True), ("55P03", True), ("25006", True), ("57P01", True), ("57P03", True),
     ("08006", True), ("53300", True), ("53100", True),

@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 
+def not_reached(exc: BaseException) -> bool:
+    """The work never reached the database: it could not be reached, or the
+    pool gave no connection in time. Nothing about the work itself is known."""
+    return isinstance(exc, PoolTimeout) or unreachable(exc)
+
+
 def unreachable(exc: BaseException) -> bool:
     """The database cannot be reached (a lost connection, a pool that gives
     none): every item would fail the same way, each after its own wait. An
@@ -201,11 +207,12 @@ def drop_index_concurrently(name: str) -> None:
 class Database:
     """A pool of connections to one service's database."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, name: str = "db"):
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, name: str = "db", timeout: float = 30.0):
         self.url = url
         self.dbname = urlsplit(url).path.lstrip("/")
+        # timeout: how long a caller waits for a connection before PoolTimeout (psycopg_pool's default, 30 s).
         self.pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, name=name,
+            url, min_size=min_size, max_size=max_size, open=False, name=name, timeout=timeout,
             kwargs={"row_factory": dict_row, "autocommit": False},
         )
 

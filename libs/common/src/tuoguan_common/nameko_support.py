@@ -35,7 +35,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import metrics, outbox, telemetry
-from .db import Database, transient
+from .db import Database, not_reached, transient
 from .net import limit_amqp_waits
 from .topology import queue_state
 
@@ -55,7 +55,8 @@ class WorkerStore(DependencyProvider):
         from nameko import config
 
         self.database = Database(config["DATABASE_URL"], max_size=int(config.get("DB_POOL_SIZE", 8)),
-                                 name=f"{self.service}-worker").open()
+                                 name=f"{self.service}-worker",
+                                 timeout=float(config.get("DB_POOL_TIMEOUT", 30.0))).open()
         self.store = self.store_factory(self.database)
 
     def stop(self):
@@ -248,6 +249,9 @@ ATTEMPT_HEADER = "x-tuoguan-attempt"
 # durable queue nobody consumes) with the type of its last error in this header.
 PARKED_SUFFIX = ".parked"
 ERROR_HEADER = "x-tuoguan-error"
+# Set (1) on a copy published again after a failure that never reached the
+# database: its attempt is not counted, and it waits the longest delay.
+NOT_REACHED_HEADER = "x-tuoguan-db-not-reached"
 
 
 class DeliveredPayload(dict):
@@ -413,6 +417,9 @@ class RetryingEventHandler(EventHandler):
         if isinstance(body, dict):
             body = DeliveredPayload(body, attempt=attempt, last=attempt >= self.max_attempts)
         delay = retry_delay(attempt, self.longest_delay)
+        if (message.headers or {}).get(NOT_REACHED_HEADER):
+            # The database was out of reach the last time: a first attempt would otherwise come back at once.
+            delay = self.longest_delay
         if delay <= 0:
             super().handle_message(body, message)
         else:
@@ -441,13 +448,19 @@ class RetryingEventHandler(EventHandler):
             return super().handle_message_processed(message, result, exc_info)
         attempt = attempt_of(message)
         error = exc_info[0].__name__
-        parking = attempt >= self.max_attempts
-        delay = retry_delay(attempt + 1, self.longest_delay)
+        # An outage of the database (a failover, a restart) used up the attempts in ~20 s, and
+        # dead-lettered (or parked) events that had nothing wrong: a try that never reached the
+        # database is not counted. It is published again as the same attempt, to wait the longest
+        # delay, for as long as the outage lasts.
+        counted = not not_reached(exc_info[1])
+        parking = counted and attempt >= self.max_attempts
+        next_attempt = attempt + 1 if counted else attempt
+        delay = retry_delay(next_attempt, self.longest_delay) if counted else self.longest_delay
         try:
             if parking:
                 self._park(message, error)
             else:
-                self._publish_again(message, attempt + 1)
+                self._publish_again(message, next_attempt, counted=counted)
         except Exception as exc:  # noqa: BLE001 - the broker's own redelivery still retries it
             log.warning("failed event not published again; put back", extra={
                 "queue": self.queue.name, "attempt": attempt, "error": type(exc).__name__})
@@ -459,13 +472,15 @@ class RetryingEventHandler(EventHandler):
                 "queue": self.queue.name, "parked_in": self.queue.name + PARKED_SUFFIX, "attempt": attempt,
                 "error": error})
         else:
-            log.warning("event failed; tried again later", extra={
-                "queue": self.queue.name, "attempt": attempt, "error": error, "retry_in_seconds": delay})
+            log.warning("event failed; tried again later" if counted
+                        else "event failed, the database not reached; tried again later, attempt not counted",
+                        extra={"queue": self.queue.name, "attempt": attempt, "error": error,
+                               "retry_in_seconds": delay})
         self.consumer.ack_message(message)
         return "parked" if parking else None
 
-    def _publish_again(self, message, attempt: int) -> None:
-        self._publish(message, self.queue.name, {ATTEMPT_HEADER: attempt})
+    def _publish_again(self, message, attempt: int, *, counted: bool = True) -> None:
+        self._publish(message, self.queue.name, {ATTEMPT_HEADER: attempt, NOT_REACHED_HEADER: 0 if counted else 1})
 
     def _park(self, message, error: str) -> None:
         self._publish(message, self.queue.name + PARKED_SUFFIX, {ERROR_HEADER: error}, declare=True)
@@ -519,7 +534,8 @@ def handle_event(
                 return "duplicate"
             apply(cur, event)
     except Exception as exc:  # noqa: BLE001 - sorted here: tried again, or it would fail the same way every time
-        if transient(exc) and not _last_attempt(payload):
+        # Not reached: raised even on the last attempt, which then does not count (RetryingEventHandler).
+        if transient(exc) and (not _last_attempt(payload) or not_reached(exc)):
             raise
         return _dead_letter(database, payload, event_type, handler, exc, "dead_lettered")
     return "ok"
@@ -600,7 +616,7 @@ class EventBatch(Generic[Result]):
         except Exception as exc:
             # The batch failed transiently: on its last attempt, this event
             # is put aside alone, while the others are tried again.
-            if transient(exc) and _last_attempt(payload):
+            if transient(exc) and _last_attempt(payload) and not not_reached(exc):
                 return _dead_letter(database, payload, self.event_type, self.handler, exc, "dead_lettered"), None
             raise
 

@@ -188,6 +188,8 @@ class SilentProxy:
         self.host = host
         self.target = (host, target_port)
         self.frozen = threading.Event()
+        # While set, a new connection is closed at once, as a server down (with drop(): an outage).
+        self.refusing = threading.Event()
         self._closed = threading.Event()
         self._listener = socket.create_server((host, 0))
         self.port = self._listener.getsockname()[1]
@@ -205,6 +207,9 @@ class SilentProxy:
         while not self._closed.is_set():
             try:
                 client, _ = self._listener.accept()
+                if self.refusing.is_set():
+                    client.close()
+                    continue
                 upstream = socket.create_connection(self.target)
             except OSError:
                 continue

@@ -55,6 +55,8 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
         "QUEUE_WATCH_SECONDS": env_number("TUOGUAN_QUEUE_WATCH_SECONDS", 15.0, float, minimum=0.1),
         "DB_POOL_SIZE": env_number("TUOGUAN_WORKER_DB_POOL_SIZE", min(concurrency, DEFAULT_CONCURRENCY) + 4,
                                    minimum=1),
+        # How long a handler waits for one of the pool's connections (PoolTimeout after).
+        "DB_POOL_TIMEOUT": env_number("TUOGUAN_WORKER_DB_POOL_TIMEOUT", 30.0, float, minimum=0.1),
         # An event failing transiently: how many tries before it is dead-lettered, and the longest wait between two.
         "EVENT_MAX_ATTEMPTS": env_number("TUOGUAN_EVENT_MAX_ATTEMPTS", MAX_ATTEMPTS, minimum=1),
         "EVENT_RETRY_MAX_SECONDS": env_number("TUOGUAN_EVENT_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS, float, minimum=0),
