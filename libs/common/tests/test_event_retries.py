@@ -282,8 +282,8 @@ def test_a_database_outage_longer_than_the_attempts_budget_does_not_use_it_up(in
 
 @pytest.mark.parametrize("sqlstate, retried", [
     ("40001", True), ("40P01", True), ("55P03", True), ("25006", True), ("57P01", True), ("57P03", True),
-    ("08006", True), ("53300", True), ("53100", True),
-    ("54000", False), ("23505", False), ("22001", False), ("42P01", False), ("57014", False),
+    ("08006", True), ("53300", True), ("53100", True), ("57014", True), ("57P05", True),
+    ("54000", False), ("23505", False), ("22001", False), ("42P01", False), ("22P05", False),
 ])
 def test_transient_is_decided_by_sqlstate(sqlstate, retried):
     assert transient(psycopg.errors.lookup(sqlstate)("from the server")) is retried

@@ -47,6 +47,11 @@ _TRANSIENT_SQLSTATES = frozenset({
     "55P03",  # lock_not_available (lock_timeout, NOWAIT)
     "57P01", "57P02", "57P03",  # admin_shutdown, crash_shutdown, cannot_connect_now (a restart)
     "25006",  # read_only_sql_transaction: a primary demoted by a failover
+    # query_canceled: statement_timeout, or a cancel (pg_cancel_backend, a failover's
+    # tooling): the same statement may well finish in time when tried again.
+    "57014",
+    # idle_session_timeout: the server ended a connection the pool kept idle; a new one will do.
+    "57P05",
 })
 # Connection exception; insufficient resources (too many connections, out of memory, disk full).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53")
