@@ -4,7 +4,8 @@ is not the contract's or an account that is not an engineer's, and the
 downgrade takes the grades and their history away again. Migration 0007
 (token generations) leaves every existing token valid, runs beside the
 sign-ins reading accounts, and gives up rather than queue writers behind a
-long transaction writing accounts."""
+long transaction writing accounts. Migration 0008 builds the retention
+purge's indexes beside the writers of the inbox and the keys."""
 from __future__ import annotations
 
 import uuid
@@ -14,12 +15,12 @@ import pytest
 
 from identity.migrate import MIGRATIONS_DIR
 from tuoguan_common.db import downgrade, drop_database, migrate
-from tuoguan_common.testing import migrate_in_background, unique_database_url
+from tuoguan_common.testing import check_retention_indexes_migration, migrate_in_background, unique_database_url
 
 pytestmark = pytest.mark.integration
 
 ENGINEER, DISPATCHER = str(uuid.uuid4()), str(uuid.uuid4())
-HEAD = "0007"
+HEAD = "0008"
 
 
 @pytest.fixture
@@ -135,3 +136,13 @@ def test_token_generations_start_with_no_account_withdrawn_and_let_sign_ins_read
     with psycopg.connect(at_0005) as conn:
         assert "account_token_generations" not in tables(conn)
         assert conn.execute("SELECT count(*) FROM accounts").fetchone() == (2,)
+
+
+def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade(infra):
+    """Migration 0008: the retention purge's indexes on inbox and
+    idempotency_keys, built CONCURRENTLY on a database with rows."""
+    url = unique_database_url(infra, "identity")
+    try:
+        check_retention_indexes_migration(url, MIGRATIONS_DIR, "0007")
+    finally:
+        drop_database(url)

@@ -12,12 +12,13 @@ import urllib.request
 from collections.abc import Iterator
 
 import grpc
+import psycopg
 import pytest
 
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan.identity.v1 import identity_pb2_grpc
 from tuoguan_common.db import drop_database
-from tuoguan_common.testing import free_port, unique_database_url
+from tuoguan_common.testing import free_port, unique_database_url, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +125,24 @@ def test_with_a_gateway_set_the_api_process_texts_the_code_and_logs_none(infra, 
         assert "written to this log" not in log and "138****0001" in log
         for secret in (code, phone, "sk-process-test", "Renewed2027"):
             assert secret not in log
+
+
+def test_the_api_process_purges_idempotency_keys_past_their_retention(infra, token_keys, processes):
+    """Identity has no worker: ``python -m identity.api`` purges its own
+    database every TUOGUAN_RETENTION_INTERVAL_SECONDS, in a thread, and stops
+    with the api."""
+    with seeded_api(infra, token_keys, processes, IDENTITY_RESET_CODES_TO_LOG="true",
+                    TUOGUAN_RETENTION_INTERVAL_SECONDS="0.3") as env:
+        with psycopg.connect(env["IDENTITY_DATABASE_URL"], autocommit=True) as conn:
+            conn.execute("INSERT INTO idempotency_keys (scope, owner, key, request_hash, created_at) VALUES "
+                         "('SignUpPatient', 'sign-up', 'old', 'h', now() - interval '8 days'), "
+                         "('SignUpPatient', 'sign-up', 'new', 'h', now() - interval '6 days')")
+            wait_for(lambda: conn.execute("SELECT array_agg(key) FROM idempotency_keys").fetchone()[0] == ["new"],
+                     message="the week-old key purged")
+        exposition = urllib.request.urlopen(f"http://127.0.0.1:{env['IDENTITY_METRICS_PORT']}/metrics",
+                                            timeout=5).read().decode()
+        assert ('tuoguan_retention_deleted_rows_total{service="identity",table="idempotency_keys"} 1.0'
+                in exposition)
+        assert 'tuoguan_timer_runs_total{outcome="error",service="identity",timer="purge_retention"} 0.0' \
+            in exposition
+        assert '"msg": "retention purge"' in processes.log("identity-api")

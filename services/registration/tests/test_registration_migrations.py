@@ -1,7 +1,8 @@
 """Migration 0004 (one session per template and day) on a database that
 already holds the doubled days the old publishing made: it cancels nothing,
 detaches the later session of each pair from its template, and builds its
-index beside the confirmations writing sessions, never in their way."""
+index beside the confirmations writing sessions, never in their way.
+Migration 0005 builds the retention purge's indexes the same way."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,11 +12,12 @@ import psycopg
 import pytest
 from registration.migrate import MIGRATIONS_DIR
 from tuoguan_common.db import downgrade, drop_database, migrate
-from tuoguan_common.testing import migrate_in_background, unique_database_url
+from tuoguan_common.testing import check_retention_indexes_migration, migrate_in_background, unique_database_url
 
 pytestmark = pytest.mark.integration
 
 INDEX = "sessions_one_per_template_day"
+HEAD = "0005"
 MONDAY, NEXT_MONDAY = dt.date(2026, 11, 30), dt.date(2026, 12, 7)
 
 
@@ -75,7 +77,7 @@ def test_days_published_twice_keep_both_sessions_and_the_first_keeps_the_templat
         assert index_state(conn) is True
         with pytest.raises(psycopg.errors.UniqueViolation):
             a_session(conn, doctor, department, template, NEXT_MONDAY, "evening", t0)
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
 
     downgrade(at_0003, MIGRATIONS_DIR, "0003")
     with psycopg.connect(at_0003) as conn:
@@ -112,3 +114,12 @@ def test_the_index_is_built_beside_writers_of_sessions_not_in_their_way(at_0003)
         assert index_state(conn) is True
         assert conn.execute("SELECT last_queue_number FROM sessions WHERE id = %s", (other,)).fetchone() == (1,)
 
+
+def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade(infra):
+    """Migration 0005: the retention purge's indexes on inbox and
+    idempotency_keys, built CONCURRENTLY on a database with rows."""
+    url = unique_database_url(infra, "registration")
+    try:
+        check_retention_indexes_migration(url, MIGRATIONS_DIR, "0004")
+    finally:
+        drop_database(url)

@@ -1,7 +1,8 @@
 """Migration 0002 (worklogs may not overlap) on a database that already holds
 worklogs: their ends are filled in, and worklogs that already overlap stop the
 migration, naming how many, instead of being deleted or left to break it
-halfway."""
+halfway. Migration 0005 builds the retention purge's indexes beside the
+writers of the inbox and the keys."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +13,7 @@ import pytest
 from ticketing.migrate import MIGRATIONS_DIR
 from ticketing_testkit import shanghai
 from tuoguan_common.db import downgrade, drop_database, migrate
-from tuoguan_common.testing import unique_database_url
+from tuoguan_common.testing import check_retention_indexes_migration, unique_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -154,5 +155,15 @@ def test_device_alarm_clearances_and_raise_times_come_with_0004_and_go_with_its_
                 [("T1", "device:FRZ-09:door_open")]
         migrate(url, MIGRATIONS_DIR)
         assert "device_alarm_clearances" in tables_and_columns()[0]
+    finally:
+        drop_database(url)
+
+
+def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade(infra):
+    """Migration 0005: the retention purge's indexes on inbox and
+    idempotency_keys, built CONCURRENTLY on a database with rows."""
+    url = unique_database_url(infra, "ticketing")
+    try:
+        check_retention_indexes_migration(url, MIGRATIONS_DIR, "0004")
     finally:
         drop_database(url)

@@ -51,14 +51,14 @@ def publish(infra):
 def start_worker(processes, database, infra, published):
     """Starts the ticketing worker on the test's database (its settings are read at import: the environment)."""
 
-    def start(auto_close_working_hours: str = "24") -> int:
+    def start(auto_close_working_hours: str = "24", **env: str) -> int:
         metrics_port = free_port()
         processes.start(
             "ticketing-worker", [sys.executable, "-m", "tuoguan_common.worker_main", "ticketing"],
             env={"TICKETING_DATABASE_URL": database.url, "AMQP_URI": infra["amqp_uri"],
                  "TICKETING_WORKER_METRICS_PORT": str(metrics_port), "TICKETING_ESCALATION_INTERVAL": "0.2",
                  "TICKETING_AUTO_CLOSE_INTERVAL": "0.2",
-                 "TICKETING_AUTO_CLOSE_WORKING_HOURS": auto_close_working_hours, "LOG_LEVEL": "WARNING"},
+                 "TICKETING_AUTO_CLOSE_WORKING_HOURS": auto_close_working_hours, "LOG_LEVEL": "WARNING", **env},
             ready_port=metrics_port,
         )
         wait_for_consumers(infra["amqp_uri"], HANDLER_QUEUES, timeout=30,
@@ -66,6 +66,14 @@ def start_worker(processes, database, infra, published):
         return metrics_port
 
     return start
+
+
+def sample(metrics_port: int, name: str, **labels: str) -> float:
+    """The sum of a metric's series that carry ``labels``, as the worker serves them."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+    wanted = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") and all(w in line for w in wanted))
 
 
 def handled(metrics_port: int, handler: str, outcome: str) -> float:
@@ -411,3 +419,33 @@ def test_the_worker_forgets_month_old_clearances(start_worker, database):
     wait_for(lambda: [r["fingerprint_prefix"] for r in query(
         database, "SELECT fingerprint_prefix FROM device_alarm_clearances")] == ["device:FRZ-NEW:"],
         message="the month-old clearance forgotten")
+
+
+def test_the_worker_purges_the_outbox_inbox_and_keys_past_their_retention(start_worker, database):
+    """Every TUOGUAN_RETENTION_INTERVAL_SECONDS the worker's timer deletes sent
+    events a week old, inbox rows two weeks old and keys a week old; newer
+    rows and events not yet sent stay."""
+    day = dt.timedelta(days=1)
+    now = utcnow()
+    with database.transaction() as cur:
+        cur.execute("INSERT INTO outbox (event_id, event_type, payload, created_at, sent_at) VALUES "
+                    "(gen_random_uuid(), 'TicketOpened', '{}', %(old)s, %(old)s), "
+                    "(gen_random_uuid(), 'TicketOpened', '{}', %(new)s, %(new)s)", {"old": now - 8 * day, "new": now - day})
+        cur.execute("INSERT INTO inbox (event_id, handler, handled_at) VALUES "
+                    "(gen_random_uuid(), 'device_alarm', %s), (gen_random_uuid(), 'device_alarm', %s)",
+                    (now - 15 * day, now - 13 * day))
+        cur.execute("INSERT INTO idempotency_keys (scope, owner, key, request_hash, created_at) VALUES "
+                    "('open', 'clinician-1', 'old', 'h', %s), ('open', 'clinician-1', 'new', 'h', %s)",
+                    (now - 8 * day, now - 6 * day))
+    metrics_port = start_worker(TUOGUAN_RETENTION_INTERVAL_SECONDS="0.3")
+
+    wait_for(lambda: sample(metrics_port, "tuoguan_timer_runs_total", timer="purge_retention", outcome="ok") >= 1,
+             message="a purge run")
+    assert query(database, "SELECT count(*) AS n, min(sent_at) > now() - interval '2 days' AS newer FROM outbox") \
+        == [{"n": 1, "newer": True}]
+    assert query(database, "SELECT count(*) AS n, min(handled_at) > now() - interval '14 days' AS newer FROM inbox") \
+        == [{"n": 1, "newer": True}]
+    assert [r["key"] for r in query(database, "SELECT key FROM idempotency_keys")] == ["new"]
+    for table in ("outbox", "inbox", "idempotency_keys"):
+        assert sample(metrics_port, "tuoguan_retention_deleted_rows_total", service="ticketing", table=table) == 1
+    assert sample(metrics_port, "tuoguan_timer_runs_total", timer="purge_retention", outcome="error") == 0

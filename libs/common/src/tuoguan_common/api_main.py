@@ -1,5 +1,6 @@
 """Start-up of an api process: settings, logs, traces, metrics, database,
-token verifier (with the revoked tokens' list), then the grpcio server until SIGTERM."""
+token verifier (with the revoked tokens' list), the retention purge of a
+service without a worker, then the grpcio server until SIGTERM."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ from typing import Callable, Iterable
 
 import grpc
 
-from . import auth, metrics, revocations
+from . import auth, metrics, retention, revocations
 from .config import PORTS, Settings, env_flag, service_address
 from .db import Database, migrate
 from .grpc_server import build_server, serve_forever
@@ -23,7 +24,10 @@ RevokedSource = Callable[[Database], Callable[[], "revocations.Revoked"]]
 
 
 def run(service: str, register: Register, *, migrations_dir: Path | None = None,
-        revoked_source: RevokedSource | None = None) -> None:
+        revoked_source: RevokedSource | None = None, purge_retention: bool = False) -> None:
+    """``purge_retention``: the api purges its database's outbox, inbox and
+    idempotency keys past their retention in a thread (``retention.PeriodicPurge``),
+    for a service that has no worker to do it (identity)."""
     settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"])
     setup_logging(f"{service}-api", settings.log_level)
     setup_tracing(f"{service}-api", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
@@ -32,6 +36,11 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None,
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
     metrics.serve_metrics(settings.metrics_port)
     revoked = _revocation_list(service, settings, database, revoked_source)
+    purger = None
+    if purge_retention:
+        config = retention.settings_from_env()
+        purger = retention.PeriodicPurge(service, settings.database_url, retention.RetentionPolicy.from_settings(config),
+                                         config["RETENTION_INTERVAL_SECONDS"]).start()
     verifier = auth.TokenVerifier.from_file(settings.token_public_key_file, revoked)
     server, port = build_server(
         service=service,
@@ -46,6 +55,8 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None,
     try:
         serve_forever(server)
     finally:
+        if purger is not None:
+            purger.stop()
         if isinstance(revoked, revocations.RevocationList):
             revoked.stop()
         database.close()

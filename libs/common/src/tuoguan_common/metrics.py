@@ -81,6 +81,12 @@ OUTBOX_RELAY_LAST_SUCCESS = Gauge(
 )
 # Worker timers.
 TIMER_RUNS = Counter("tuoguan_timer_runs_total", "Timer runs, by timer and outcome", ["service", "timer", "outcome"])
+# The retention purge of the tables every service shares (tuoguan_common.retention).
+RETENTION_DELETED = Counter(
+    "tuoguan_retention_deleted_rows_total",
+    "Rows the retention purge deleted from a service's shared tables, by table (outbox, inbox, idempotency_keys)",
+    ["service", "table"],
+)
 # The portal (gateway): its waiting room and its cache of the catalogue and availability.
 PORTAL_WAITING_ROOM = Counter(
     "tuoguan_portal_waiting_room_checks_total",

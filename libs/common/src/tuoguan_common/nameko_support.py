@@ -6,6 +6,8 @@
   in the AMQP headers), RED metrics per event handler, and the depth of the
   service's event queues (``EventQueueWatch``).
 * ``OutboxRelayer``: a greenthread relaying the service's outbox.
+* ``RetentionPurge``: a worker class's timer deleting the outbox, inbox and
+  idempotency keys past their retention (``retention``).
 * ``event_handler``: nameko's, with a failed event tried again later a
   bounded number of times, then dead-lettered (or, when even that fails,
   parked on the broker).
@@ -30,11 +32,12 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
+from nameko.timer import Timer
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from . import metrics, outbox, telemetry
+from . import metrics, outbox, retention, telemetry
 from .db import Database, not_reached, transient
 from .net import limit_amqp_waits
 from .topology import queue_state
@@ -231,6 +234,73 @@ class OutboxRelayer(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.relay
+
+
+class RetentionTimer(Timer):
+    """nameko's timer, its interval read from the worker's configuration when
+    the container starts (``RETENTION_INTERVAL_SECONDS``; 0: it never fires)
+    rather than fixed at import. Stopping, it tells the run in progress
+    (``stopping``), which ends after the round of batches it is in instead of
+    spending its budget."""
+
+    def __init__(self, **kwargs):
+        super().__init__(interval=retention.DEFAULT_INTERVAL_SECONDS, **kwargs)
+        self.stopping = False
+
+    def setup(self):
+        from nameko import config
+
+        super().setup()
+        self.interval = float(config.get("RETENTION_INTERVAL_SECONDS", retention.DEFAULT_INTERVAL_SECONDS))
+
+    def start(self):
+        if self.interval > 0:
+            super().start()
+        else:
+            log.warning("retention purge off (TUOGUAN_RETENTION_INTERVAL_SECONDS=0): the outbox, inbox and "
+                        "idempotency keys grow without limit")
+
+    def stop(self):
+        self.stopping = True
+        if self.gt is not None:
+            super().stop()
+
+    def kill(self):
+        self.stopping = True
+        if self.gt is not None:
+            super().kill()
+
+
+class RetentionPurger(DependencyProvider):
+    """The purge of the worker's own database, as its configuration says
+    (``retention.settings_from_env``), for the timer that calls it."""
+
+    def setup(self):
+        from nameko import config
+
+        self.database_url = config["DATABASE_URL"]
+        self.policy = retention.RetentionPolicy.from_settings(config)
+        retention.count_from_zero(self.container.service_name)
+
+    def get_dependency(self, worker_ctx):
+        timer = worker_ctx.entrypoint
+        return lambda: retention.purge(self.database_url, self.container.service_name, self.policy,
+                                       should_stop=lambda: getattr(timer, "stopping", False))
+
+
+class RetentionPurge:
+    """Mixed into a worker class (``class BillingWorker(RetentionPurge)``):
+    every ``TUOGUAN_RETENTION_INTERVAL_SECONDS`` (10 minutes) the timer
+    ``purge_retention`` deletes the service's sent outbox rows, inbox rows and
+    idempotency keys past their retention. A timer like the worker's others:
+    tuoguan_timer_runs_total and TuoguanTimerFailing count its runs. Every
+    replica runs it; one at a time purges (``retention.purge``)."""
+
+    retention_purger = RetentionPurger()
+
+    @RetentionTimer.decorator
+    def purge_retention(self):
+        self.retention_purger()
 
 
 # How many times a worker tries an event that keeps failing transiently

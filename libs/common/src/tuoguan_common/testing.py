@@ -143,6 +143,56 @@ def migrate_in_background(url: str, migrations_dir: Path) -> tuple[threading.Thr
     return thread, failures
 
 
+def retention_indexes(url: str) -> dict[str, bool]:
+    """The retention purge's indexes (``retention.INDEXES``) the database has: name -> valid."""
+    import psycopg
+
+    from .retention import INDEXES
+
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                 "WHERE c.relname = ANY(%s)", (list(INDEXES),)).fetchall())
+
+
+def check_retention_indexes_migration(url: str, migrations_dir: Path, previous: str) -> None:
+    """A service's migration that builds the retention purge's indexes, from
+    ``previous`` (its revision before) on a database with rows: built beside a
+    transaction writing the inbox, while other writers of the inbox and the
+    keys go on (CONCURRENTLY: a plain CREATE INDEX would queue them behind
+    it); dropped by the downgrade; built again by the next upgrade."""
+    import psycopg
+
+    from .db import downgrade, migrate
+    from .retention import INDEXES
+
+    def write(conn: psycopg.Connection) -> None:
+        conn.execute("INSERT INTO inbox (event_id, handler) VALUES (gen_random_uuid(), 'handler')")
+        conn.execute("INSERT INTO idempotency_keys (scope, owner, key, request_hash) "
+                     "VALUES ('scope', 'owner', gen_random_uuid()::text, 'h')")
+
+    migrate(url, migrations_dir, previous)
+    assert retention_indexes(url) == {}
+    with psycopg.connect(url) as long_writer:
+        write(long_writer)
+        attempt, failures = migrate_in_background(url, migrations_dir)
+        time.sleep(1.0)
+        with psycopg.connect(url, autocommit=True) as writer:
+            writer.execute("SET lock_timeout = '2s'")
+            write(writer)
+        assert attempt.is_alive(), "the build did not wait for the transaction writing the inbox"
+        long_writer.commit()
+    attempt.join(60)
+    assert not attempt.is_alive() and failures == []
+    assert retention_indexes(url) == {name: True for name in INDEXES}
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM idempotency_keys)"
+                            ).fetchone() == (2, 2)
+    downgrade(url, migrations_dir, previous)
+    assert retention_indexes(url) == {}
+    migrate(url, migrations_dir)
+    assert retention_indexes(url) == {name: True for name in INDEXES}
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
     """Polls until predicate() is truthy; fails the test with ``message`` otherwise."""
     deadline = time.monotonic() + timeout

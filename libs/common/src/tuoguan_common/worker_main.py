@@ -38,6 +38,7 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
     then ``TUOGUAN_WORKER_CONCURRENCY``, override it."""
     from .config import DEFAULT_AMQP_URI, env_number, service_database_url
     from .nameko_support import MAX_ATTEMPTS, RETRY_MAX_SECONDS
+    from .retention import settings_from_env as retention_settings
 
     concurrency = env_number(f"{service.upper()}_WORKER_CONCURRENCY",
                              env_number("TUOGUAN_WORKER_CONCURRENCY", concurrency, minimum=1), minimum=1)
@@ -60,6 +61,8 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
         # An event failing transiently: how many tries before it is dead-lettered, and the longest wait between two.
         "EVENT_MAX_ATTEMPTS": env_number("TUOGUAN_EVENT_MAX_ATTEMPTS", MAX_ATTEMPTS, minimum=1),
         "EVENT_RETRY_MAX_SECONDS": env_number("TUOGUAN_EVENT_RETRY_MAX_SECONDS", RETRY_MAX_SECONDS, float, minimum=0),
+        # The purge of the outbox, inbox and idempotency keys (nameko_support.RetentionPurge): how often, how much.
+        **retention_settings(),
     }
 
 

@@ -1,5 +1,6 @@
 """Billing's nameko worker: relays the outbox, settles payments with the
-provider on timers, and refunds fees when registration says so.
+provider on timers, refunds fees when registration says so, and purges the
+outbox, inbox and idempotency keys past their retention (``RetentionPurge``).
 
 Run with ``tuoguan-worker billing``. Entrypoints stay thin: the cashier holds
 the rules' orchestration, the same one the api uses.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from nameko.timer import timer
 
 from tuoguan.registration.v1 import events_pb2 as registration_events
-from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, event_handler, handle_event
+from tuoguan_common.nameko_support import (Observability, OutboxRelayer, RetentionPurge, WorkerStore, event_handler,
+                                           handle_event)
 
 from .cashier import Cashier, Settled
 from .providers import build_provider
@@ -39,7 +41,7 @@ class CashierDependency(WorkerStore):
         super().stop()
 
 
-class BillingWorker:
+class BillingWorker(RetentionPurge):
     name = "billing"
 
     relayer = OutboxRelayer("billing")

@@ -501,7 +501,9 @@ def main() -> None:
         # else the development adapter, with a warning.
         return register(server, settings, database, notifier=choose_notifier(config), config=config)
 
-    api_main.run("identity", start, migrations_dir=MIGRATIONS_DIR, revoked_source=revoked_tokens)
+    # Identity has no worker: its api purges the outbox, inbox and idempotency keys past their retention.
+    api_main.run("identity", start, migrations_dir=MIGRATIONS_DIR, revoked_source=revoked_tokens,
+                 purge_retention=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Registration's worker: billing's payment events, hold expiry, daily
-publishing and the capacity gauge. ``tuoguan-worker registration`` runs it."""
+publishing, the capacity gauge and the purge of the outbox, inbox and
+idempotency keys past their retention (``RetentionPurge``).
+``tuoguan-worker registration`` runs it."""
 from __future__ import annotations
 
 import logging
@@ -10,8 +12,8 @@ from nameko.timer import timer
 from tuoguan.billing.v1 import events_pb2 as billing_events
 from tuoguan_common import metrics
 from tuoguan_common.config import PORTS
-from tuoguan_common.nameko_support import (Delivery, EventBatch, Observability, OutboxRelayer, WorkerStore,
-                                           event_handler, handle_event)
+from tuoguan_common.nameko_support import (Delivery, EventBatch, Observability, OutboxRelayer, RetentionPurge,
+                                           WorkerStore, event_handler, handle_event)
 from tuoguan_common.outbox import utcnow
 
 from .config import RegistrationConfig
@@ -32,7 +34,7 @@ CONFIRMATIONS_AT_ONCE = 32
 CONFIRMATIONS: EventBatch[rules.CaptureDecision] = EventBatch(billing_events.PaymentCaptured, "payment_captured")
 
 
-class RegistrationWorker:
+class RegistrationWorker(RetentionPurge):
     name = "registration"
 
     store = WorkerStore(Store, "registration")

@@ -1,6 +1,8 @@
 """Ticketing's worker: the SLA clocks (escalation before and after a breach),
-unconfirmed resolutions that close by themselves, the open-ticket gauge, and
-the specimen bank's device alarms. ``tuoguan-worker ticketing`` runs it."""
+unconfirmed resolutions that close by themselves, the open-ticket gauge, the
+specimen bank's device alarms, and the purge of the outbox, inbox and
+idempotency keys past their retention (``RetentionPurge``).
+``tuoguan-worker ticketing`` runs it."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +13,8 @@ from nameko.timer import timer
 from tuoguan.specimens.v1 import events_pb2 as specimen_events
 from tuoguan_common import metrics
 from tuoguan_common.config import PORTS
-from tuoguan_common.nameko_support import Observability, OutboxRelayer, WorkerStore, event_handler, handle_event
+from tuoguan_common.nameko_support import (Observability, OutboxRelayer, RetentionPurge, WorkerStore, event_handler,
+                                           handle_event)
 from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig
@@ -43,7 +46,7 @@ def device_notice(event, status: str) -> AlertNotice:
         starts_at=_instant(getattr(event, "raised_at", "") or getattr(event, "cleared_at", "")), ends_at=None)
 
 
-class TicketingWorker:
+class TicketingWorker(RetentionPurge):
     name = "ticketing"
 
     store = WorkerStore(functools.partial(Store, config=CONFIG), "ticketing")
