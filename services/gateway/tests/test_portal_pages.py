@@ -248,13 +248,13 @@ def test_a_free_clinic_booking_needs_no_payment(browser_session):
 
 
 def test_the_office_day_view_reads_a_date_it_cannot_use_as_today(gateway_url, fakes):
-    import datetime as dt
-
+    # Today is the hospital's (Shanghai's), not the server's: they differ from 16:00 to 24:00 UTC.
     with signed_in_client(gateway_url, "office", "Office1234") as office:
         for date in ("9999-12-31", "2026-W48-4", "1899-12-31", "soon"):
             page = office.get("/office", params={"date": date})
             assert page.status_code == 200, date
-            assert fakes["registration"].last("ListSessions")[1].service_date == dt.date.today().isoformat(), date
+            assert fakes["registration"].last("ListSessions")[1].service_date == \
+                i18n.hospital_today().isoformat(), date
         assert office.get("/office", params={"date": "2026-12-07"}).status_code == 200
         assert fakes["registration"].last("ListSessions")[1].service_date == "2026-12-07"
 
