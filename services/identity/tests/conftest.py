@@ -25,11 +25,13 @@ def identity_db(make_database):
 def serve_identity(identity_db, issuer, verifier):
     """Starts the real identity api in-process on a free port, on the test's fresh database:
     ``serve_identity(verifier=..., notifier=..., config=..., clock=...)`` answers a stub; the
-    keywords but ``verifier`` go to ``identity.api.register``. Stopped after the test."""
+    keywords but ``verifier`` go to ``identity.api.register``. Without a notifier, codes are
+    recorded (``RecordingNotifier``), and ``stub.notifier`` is the api's. Stopped after the test."""
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
     started = []
 
     def serve(verifier=verifier, **options):
+        options.setdefault("notifier", RecordingNotifier())
         server, port = build_server(
             service="identity", register=lambda srv: register(srv, settings, identity_db, issuer=issuer, **options),
             verifier=verifier, port=0, host="127.0.0.1",
@@ -37,7 +39,9 @@ def serve_identity(identity_db, issuer, verifier):
         server.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         started.append((server, channel))
-        return identity_pb2_grpc.IdentityServiceStub(channel)
+        stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        stub.notifier = options["notifier"]
+        return stub
 
     yield serve
     for server, channel in started:

@@ -1,5 +1,5 @@
 """Steps of identity's tests through its gRPC api: a patient with a known
-phone and password, reset codes asked for and used (sent to a recording
+phone and password (signed up with the code sent to the phone), reset codes asked for and used (sent to a recording
 notifier, at a clock the test moves), and a refusal read as (code, reason, field)."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 import grpc
 import pytest
 
+from identity.domain.password_reset import CodeMessage
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
 
@@ -17,9 +18,21 @@ PASSWORD = "Secret2026"
 NEW_PASSWORD = "Renewed2027"
 
 
-def sign_up_patient(stub, phone: str = PHONE) -> str:
+def sign_up_code(stub, phone: str = PHONE, codes=None) -> str:
+    """Asks for a sign-up code for ``phone`` and answers it, as the phone got it:
+    from ``codes(phone)`` or the notifier ``serve_identity`` gave the api."""
+    stub.RequestSignUpCode(pb.RequestSignUpCodeRequest(phone=phone), timeout=10)
+    return (codes or stub.notifier.last_code)(phone)
+
+
+def sign_up_patient(stub, phone: str = PHONE, *, codes=None, password: str = PASSWORD, name: str = "赵雅琴",
+                    key: str | None = None):
+    """Signs a patient up as the portal does: a code to the phone, then the
+    account with it. Answers the phone."""
+    code = sign_up_code(stub, phone, codes)
     stub.SignUpPatient(pb.SignUpPatientRequest(
-        phone=phone, password=PASSWORD, display_name="赵雅琴", idempotency_key=uuid.uuid4().hex), timeout=10)
+        phone=phone, password=password, display_name=name, code=code, idempotency_key=key or uuid.uuid4().hex),
+        timeout=10)
     return phone
 
 
@@ -46,9 +59,11 @@ def failure(call):
 class RecordingNotifier:
     def __init__(self):
         self.sent: list[tuple[str, str]] = []
+        self.messages: list[CodeMessage] = []
 
-    def send_reset_code(self, phone: str, code: str) -> None:
+    def send_code(self, phone: str, code: str, message: CodeMessage) -> None:
         self.sent.append((phone, code))
+        self.messages.append(message)
 
     def last_code(self, phone: str = PHONE) -> str:
         return [code for to, code in self.sent if to == phone][-1]

@@ -15,6 +15,7 @@ from identity.notifications import LogNotifier
 from identity.passwords import Passwords
 from identity.seed import DEMO_PATIENTS, DEMO_STAFF, seed
 from identity.store import IdentityStore
+from identity_testkit import sign_up_code
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth, metrics
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY
@@ -25,9 +26,11 @@ PHONE = "13912345678"
 PASSWORD = "Secret2026"
 
 
-def sign_up(stub, phone=PHONE, password=PASSWORD, name="赵雅琴", key=None):
+def sign_up(stub, phone=PHONE, password=PASSWORD, name="赵雅琴", key=None, code=None):
+    """Signs up with ``code``, or with a sign-up code asked for now."""
     return stub.SignUpPatient(pb.SignUpPatientRequest(
         phone=phone, password=password, display_name=name, idempotency_key=key or uuid.uuid4().hex,
+        code=code or sign_up_code(stub, phone),
     ), timeout=10)
 
 
@@ -69,9 +72,12 @@ def test_sign_up_stores_an_argon2id_hash_never_the_password(identity, identity_d
     # PostgreSQL's text cannot hold NUL: refused as the field's fault, not failed as INTERNAL.
     ({"name": "赵\x00雅琴"}, "display_name", "display_name_characters"),
     ({"key": "signup\x00"}, "idempotency_key", "control_characters"),
+    ({"code": " "}, "code", "required"),
+    ({"code": "12a456"}, "code", "sign_up_code_invalid"),
 ])
 def test_bad_sign_up_is_invalid_argument_naming_the_field(identity, identity_db, changes, field, reason):
-    code, got_reason, got_field, _ = failure(lambda: sign_up(identity, **changes))
+    # Judged before any code is looked up: a well-formed code, whichever, is as good here.
+    code, got_reason, got_field, _ = failure(lambda: sign_up(identity, **{"code": "000000", **changes}))
     assert (code, got_field, got_reason) == (grpc.StatusCode.INVALID_ARGUMENT, field, reason)
     assert rows(identity_db, "SELECT 1 FROM accounts") == []
 
@@ -83,31 +89,35 @@ def test_a_phone_number_signs_up_once(identity):
 
 
 def test_repeating_a_sign_up_returns_the_first_answer(identity, identity_db):
-    first = sign_up(identity, key="signup-1").account
-    again = sign_up(identity, key="signup-1").account
+    # A retry resends the request as it was: the same code, spent by the first.
+    code = sign_up_code(identity)
+    first = sign_up(identity, key="signup-1", code=code).account
+    again = sign_up(identity, key="signup-1", code=code).account
     assert again == first
     assert len(rows(identity_db, "SELECT 1 FROM accounts")) == 1
     # The same key for another request, or without the right password, is refused.
     for changes in ({"name": "别的名字"}, {"password": "Other2026x"}):
-        code, _, field, _ = failure(lambda: sign_up(identity, key="signup-1", **changes))
-        assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+        code_, _, field, _ = failure(lambda: sign_up(identity, key="signup-1", code=code, **changes))
+        assert (code_, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
 
 
 def test_replaying_a_sign_up_to_guess_its_password_is_throttled_as_signing_in_is(identity):
-    sign_up(identity, key="signup-1")
+    code = sign_up_code(identity)
+    sign_up(identity, key="signup-1", code=code)
     for _ in range(5):
-        code, _, field, _ = failure(lambda: sign_up(identity, key="signup-1", password="Guess2026x"))
-        assert (code, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+        status, _, field, _ = failure(lambda: sign_up(identity, key="signup-1", password="Guess2026x", code=code))
+        assert (status, field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
     # The sixth guess is refused before the password is checked, and so is a stranger's sign-in: one count.
-    assert failure(lambda: sign_up(identity, key="signup-1", password=PASSWORD))[1] == "too_many_attempts"
+    assert failure(lambda: sign_up(identity, key="signup-1", password=PASSWORD, code=code))[1] == "too_many_attempts"
     assert failure(lambda: sign_in(identity))[1] == "too_many_attempts"
 
 
 def test_a_retried_sign_up_with_its_password_forgets_the_failures_before_it(identity):
-    sign_up(identity, key="signup-1")
+    code = sign_up_code(identity)
+    sign_up(identity, key="signup-1", code=code)
     for _ in range(4):
         failure(lambda: sign_in(identity, password="Wrong2026"))
-    assert sign_up(identity, key="signup-1").account.login == PHONE
+    assert sign_up(identity, key="signup-1", code=code).account.login == PHONE
     for _ in range(4):
         failure(lambda: sign_in(identity, password="Wrong2026"))
     assert sign_in(identity).access_token

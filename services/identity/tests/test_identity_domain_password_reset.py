@@ -140,3 +140,26 @@ def test_digests_compare_in_constant_time(monkeypatch):
     monkeypatch.setattr(reset.hmac, "compare_digest", lambda a, b: seen.append((a, b)) or real(a, b))
     POLICY.judge(stored_code(), reset.code_digest(KEY, PHONE, "654321"), NOW)
     assert len(seen) == 1
+
+
+def test_a_sign_up_code_resets_no_password_and_an_accounts_code_opens_no_second_account():
+    from identity.domain.password_reset import for_reset, for_sign_up
+    from identity.exceptions import PhoneTaken
+    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.timezone.utc)
+    sign_up = StoredCode(digest=b"d" * 32, issued_at=now, expires_at=now, attempts=0)
+    account = StoredCode(digest=b"d" * 32, issued_at=now, expires_at=now, attempts=0, account_id="a-1")
+    assert for_reset(Verdict.ACCEPTED, sign_up) is Verdict.INVALID
+    assert for_reset(Verdict.ACCEPTED, account) is Verdict.ACCEPTED
+    assert for_sign_up(Verdict.ACCEPTED, sign_up) is Verdict.ACCEPTED
+    with pytest.raises(PhoneTaken):
+        for_sign_up(Verdict.ACCEPTED, account)
+    for verdict in (Verdict.WRONG, Verdict.EXPIRED, Verdict.INVALID):
+        assert for_reset(verdict, sign_up) is verdict and for_sign_up(verdict, account) is verdict
+
+
+def test_a_sign_up_code_goes_in_the_text_that_says_whether_the_number_has_an_account():
+    from identity.domain.password_reset import CodeMessage
+    assert CodeMessage.for_sign_up(None) is CodeMessage.SIGN_UP
+    assert CodeMessage.for_sign_up("a-1") is CodeMessage.ACCOUNT_EXISTS
+    assert {m.what for m in CodeMessage} == {"password reset code", "sign-up code",
+                                             "sign-up code for a number with an account"}

@@ -8,10 +8,10 @@ import logging
 import pytest
 
 from identity.config import IdentityConfig, SmsGatewayConfig
-from identity.domain.password_reset import ResetCodePolicy
+from identity.domain.password_reset import CodeMessage, ResetCodePolicy
 from identity.domain.sends import Decoy, RecentSends
 from identity.notifications import LogNotifier, choose_notifier
-from identity.sms import HttpSmsNotifier, reset_code_message
+from identity.sms import HttpSmsNotifier, code_message
 
 
 def last(values):
@@ -90,9 +90,13 @@ def test_bad_gateway_settings_stop_the_start(env, problem):
     assert "two words" not in str(stopped.value)
 
 
-def test_the_message_names_the_template_and_its_parameters():
-    assert reset_code_message("13800000001", "012345", 10, "Tuoguan") == {
-        "phone": "13800000001", "template": "password_reset", "params": {"code": "012345", "minutes": 10},
+@pytest.mark.parametrize("message, template", [
+    (CodeMessage.PASSWORD_RESET, "password_reset"), (CodeMessage.SIGN_UP, "sign_up"),
+    (CodeMessage.ACCOUNT_EXISTS, "sign_up_account_exists"),
+])
+def test_the_message_names_the_template_and_its_parameters(message, template):
+    assert code_message("13800000001", "012345", 10, "Tuoguan", message) == {
+        "phone": "13800000001", "template": template, "params": {"code": "012345", "minutes": 10},
         "sign_name": "Tuoguan"}
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from identity.seed import DEMO_GRADES, SEEDED_BY, seed
 from identity.store import IdentityStore
+from identity_testkit import PASSWORD as PATIENT_PASSWORD, sign_up_patient
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY
@@ -184,9 +185,9 @@ def test_an_account_id_that_is_no_id_is_an_invalid_argument(identity, admin, acc
 @pytest.mark.parametrize("kind", ["patient", "dispatcher"])
 def test_an_account_that_is_not_an_engineers_is_a_failed_precondition(identity, identity_db, admin, kind):
     if kind == "patient":
-        account_id = identity.SignUpPatient(pb.SignUpPatientRequest(
-            phone="13912345678", password="Secret2026", display_name="赵雅琴", idempotency_key=uuid.uuid4().hex),
-            timeout=10).account.account_id
+        sign_up_patient(identity, "13912345678")
+        account_id = identity.SignIn(pb.SignInRequest(login="13912345678", password=PATIENT_PASSWORD),
+                                     timeout=10).account.account_id
     else:
         account_id = create_staff(identity, admin, login="sun.wei", roles=[pb.ROLE_DISPATCHER]).account_id
     code, reason, _field = failure(lambda: set_grade(identity, admin, account_id, "senior"))

@@ -5,7 +5,9 @@ downgrade takes the grades and their history away again. Migration 0007
 (token generations) leaves every existing token valid, runs beside the
 sign-ins reading accounts, and gives up rather than queue writers behind a
 long transaction writing accounts. Migration 0008 builds the retention
-purge's indexes beside the writers of the inbox and the keys."""
+purge's indexes beside the writers of the inbox and the keys. Migration 0009
+lets a phone without an account hold a (sign-up) code, and its downgrade
+voids such codes."""
 from __future__ import annotations
 
 import uuid
@@ -20,7 +22,7 @@ from tuoguan_common.testing import check_retention_indexes_migration, migrate_in
 pytestmark = pytest.mark.integration
 
 ENGINEER, DISPATCHER = str(uuid.uuid4()), str(uuid.uuid4())
-HEAD = "0008"
+HEAD = "0009"
 
 
 @pytest.fixture
@@ -144,5 +146,31 @@ def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade
     url = unique_database_url(infra, "identity")
     try:
         check_retention_indexes_migration(url, MIGRATIONS_DIR, "0007")
+    finally:
+        drop_database(url)
+
+
+def test_sign_up_codes_may_be_kept_for_phones_without_an_account_and_the_downgrade_voids_them(infra):
+    url = unique_database_url(infra, "identity")
+    digest = bytes(32)
+    insert = ("INSERT INTO password_reset_codes (phone, account_id, code_digest, issued_at, expires_at) "
+              "VALUES (%s, %s, %s, now(), now() + interval '10 minutes')")
+    try:
+        migrate(url, MIGRATIONS_DIR, "0008")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO accounts (id, login, password_hash, display_name, roles) "
+                         "VALUES (%s, '13800000001', '$argon2id$v=19$x', 'x', ARRAY['patient'])", (ENGINEER,))
+            conn.execute(insert, ("13800000001", ENGINEER, digest))
+            conn.execute(insert, ("13800000002", None, None))
+            assert refused(conn, insert, "13800000003", None, digest) == "password_reset_codes_check"
+        migrate(url, MIGRATIONS_DIR, HEAD)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(insert, ("13800000003", None, digest))
+            assert refused(conn, insert, "13800000004", ENGINEER, None) == "password_reset_codes_account_has_digest"
+        downgrade(url, MIGRATIONS_DIR, "0008")
+        with psycopg.connect(url, autocommit=True) as conn:
+            kept = dict(conn.execute("SELECT phone, code_digest IS NOT NULL FROM password_reset_codes").fetchall())
+            assert kept == {"13800000001": True, "13800000002": False, "13800000003": False}
+            assert refused(conn, insert, "13800000005", None, digest) == "password_reset_codes_check"
     finally:
         drop_database(url)

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from identity.api import revoked_tokens
+from identity_testkit import sign_up_code
 from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common import auth
 from tuoguan_common.grpc_server import REASON_KEY
@@ -26,6 +27,7 @@ PHONE, PASSWORD = "13912345678", "Secret2026"
 
 def sign_up(stub):
     return stub.SignUpPatient(pb.SignUpPatientRequest(phone=PHONE, password=PASSWORD, display_name="赵雅琴",
+                                                      code=sign_up_code(stub, PHONE),
                                                       idempotency_key=uuid.uuid4().hex), timeout=10)
 
 

@@ -27,11 +27,12 @@ from .domain import accounts as rules
 from .domain import device_cookies, device_tokens, grades
 from .domain import password_reset as reset
 from .domain.accounts import NewAccount
-from .domain.password_reset import ResetCodePolicy, Verdict
+from .domain.password_reset import CodeMessage, ResetCodePolicy, Verdict
 from .domain.sends import RecentSends
 from .domain.throttle import SignInThrottle
 from .exceptions import (
-    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, SmsUnavailable, TooManyAttempts,
+    AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, SignUpCodeExpired, SignUpCodeInvalid,
+    SmsUnavailable, TooManyAttempts,
 )
 from .migrate import MIGRATIONS_DIR
 from .notifications import LogNotifier, Notifier, choose_notifier
@@ -82,6 +83,16 @@ def signed_device_token(issuer: auth.TokenIssuer, record: DeviceTokenRecord) -> 
                         issued_at=int(record.issued_at.timestamp()), expires_at=int(record.expires_at.timestamp()))
 
 
+def without_password(request: Message) -> Message:
+    """The request as its idempotency key's fingerprint takes it: a fast hash
+    of the password kept next to the argon2 hash would undo argon2, so a
+    replay proves the password against the account instead."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("password")
+    return copy
+
+
 def account_message(record: AccountRecord) -> identity_pb2.Account:
     return identity_pb2.Account(
         account_id=record.account_id, login=record.login, display_name=record.display_name,
@@ -116,13 +127,45 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.sends = sends or RecentSends()
         self.send_slots = threading.BoundedSemaphore(max_concurrent_sends)
 
+    def RequestSignUpCode(self, request, context):
+        phone = rules.patient_phone(request.phone)
+        issued, account_id = self._issue_code(phone, sign_up=True)
+        log.info("sign-up code issued", extra={"account_id": account_id})
+        return identity_pb2.RequestSignUpCodeResponse(
+            expires_at=rfc3339(issued.expires_at), resend_after_seconds=self.reset_policy.resend_after_seconds,
+        )
+
     def SignUpPatient(self, request, context):
         account = rules.new_patient(request.phone, request.password, request.display_name)
+        code = reset.presented_code(request.code, invalid=SignUpCodeInvalid)
         key = rules.idempotency_key(request.idempotency_key)
-        reply, created = self._open_account("SignUpPatient", ANONYMOUS, key, request, account, PhoneTaken)
-        if created:
-            metrics.IDENTITY_SIGN_UPS.inc()
-            log.info("patient account opened", extra={"account_id": reply.account_id})
+        phone = account.login
+        digest = reset.code_digest(self.reset_key, phone, code)
+        fingerprint = outbox.request_fingerprint(without_password(request))
+
+        def open_account(cur, now: dt.datetime) -> tuple[identity_pb2.Account, Message]:
+            record = self.store.insert_account(cur, account, password_hash, by=ANONYMOUS, at=now)
+            if record is None:
+                raise PhoneTaken()
+            self.store.spend_sign_up_code(cur, phone)
+            return account_message(record), account_message(record)
+
+        # As a reset: the code is judged (a wrong one counted) before argon2
+        # runs, then again, with the hash, in the transaction that opens the account.
+        reply = None
+        first, verdict, _ = self._with_code("SignUpPatient", phone, digest, ANONYMOUS, key, fingerprint,
+                                            reset.for_sign_up)
+        if first is None and verdict is Verdict.ACCEPTED:
+            password_hash = self.passwords.hash(request.password)
+            first, verdict, reply = self._with_code("SignUpPatient", phone, digest, ANONYMOUS, key, fingerprint,
+                                                    reset.for_sign_up, open_account)
+        if first is not None:
+            reply = identity_pb2.Account.FromString(first)
+            self._prove_replay(phone, self.store.account_by_id(reply.account_id), request.password, key)
+            return identity_pb2.SignUpPatientResponse(account=reply)
+        verdict.raise_unless_accepted(SignUpCodeInvalid, SignUpCodeExpired)
+        metrics.IDENTITY_SIGN_UPS.inc()
+        log.info("patient account opened", extra={"account_id": reply.account_id})
         return identity_pb2.SignUpPatientResponse(account=reply)
 
     def SignIn(self, request, context):
@@ -199,6 +242,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def RequestPasswordReset(self, request, context):
         phone = rules.patient_phone(request.phone)
+        issued, account_id = self._issue_code(phone, sign_up=False)
+        log.info("password reset code issued", extra={"account_id": account_id})
+        return identity_pb2.RequestPasswordResetResponse(
+            expires_at=rfc3339(issued.expires_at), resend_after_seconds=self.reset_policy.resend_after_seconds,
+        )
+
+    def _issue_code(self, phone: str, *, sign_up: bool) -> tuple[reset.IssuedCode, str | None]:
+        """Issues the phone's new code and sends it: the code and the account
+        the phone signs in to (None without one). A reset code goes only to an
+        account's phone; a sign-up code to every phone, in the text that says
+        whether it has an account."""
         retry_after = self.reset_policy.resend_after_seconds
         # The send slot before anything is written: a request refused for want
         # of one leaves no code, no resend wait and no place in the day's
@@ -217,7 +271,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 account_id = None
                 if refusal is None:
                     account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
-                                                           self.reset_policy.count_code(previous, now))
+                                                           self.reset_policy.count_code(previous, now),
+                                                           sign_up=sign_up)
                     self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
             if refusal is not None:
                 # Raised after the transaction, which wrote nothing.
@@ -227,8 +282,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             # (or times out after the text went) is not tried again before the
             # resend wait, so nobody makes a phone ring faster than that, and a
             # slow SMS gateway holds no patient's sign-in up.
-            if account_id is not None:
-                self._send_reset_code(phone, issued.code, retry_after)
+            if sign_up:
+                self._send_code(phone, issued.code, CodeMessage.for_sign_up(account_id), retry_after)
+            elif account_id is not None:
+                self._send_code(phone, issued.code, CodeMessage.PASSWORD_RESET, retry_after)
             else:
                 # The same answer with or without an account: nothing is sent,
                 # but the wait and, while sends fail, the refusal are those of a
@@ -239,16 +296,13 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                     raise SmsUnavailable(retry_after)
         finally:
             self.send_slots.release()
-        log.info("password reset code issued", extra={"account_id": account_id})
-        return identity_pb2.RequestPasswordResetResponse(
-            expires_at=rfc3339(issued.expires_at), resend_after_seconds=self.reset_policy.resend_after_seconds,
-        )
+        return issued, account_id
 
-    def _send_reset_code(self, phone: str, code: str, retry_after: int) -> None:
+    def _send_code(self, phone: str, code: str, message: CodeMessage, retry_after: int) -> None:
         """Sends through the notifier and remembers how it went and how long it took."""
         started, sent = time.monotonic(), False
         try:
-            self.notifier.send_reset_code(phone, code)
+            self.notifier.send_code(phone, code, message)
             sent = True
         except SmsUnavailable:
             raise SmsUnavailable(retry_after) from None
@@ -267,18 +321,25 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         owner = digest.hex()
         fingerprint = outbox.request_fingerprint(
             identity_pb2.ResetPasswordRequest(phone=phone, code=code, idempotency_key=key))
+
+        def complete_reset(cur, now: dt.datetime) -> tuple[str | None, Message]:
+            return (self.store.complete_password_reset(cur, phone, password_hash, self.reset_policy.max_attempts,
+                                                       now), identity_pb2.ResetPasswordResponse())
+
         # The code is judged before the new password is hashed: argon2 is slow
         # on purpose (and takes 64 MiB), and only a reset the code allows may
         # cost it. A wrong code counts its attempt in this first transaction.
-        replayed, verdict, account_id = self._reset_with_code(phone, digest, owner, key, fingerprint)
-        if not replayed and verdict is Verdict.ACCEPTED:
+        first, verdict, account_id = self._with_code("ResetPassword", phone, digest, owner, key, fingerprint,
+                                                     reset.for_reset)
+        if first is None and verdict is Verdict.ACCEPTED:
             # Hashed between the transactions: no lock or connection waits for
             # argon2. The second locks the code again and completes the reset
             # only if the code is still accepted: a concurrent reset may have
             # spent it, a new code replaced it, guesses killed it meanwhile.
             password_hash = self.passwords.hash(request.new_password)
-            replayed, verdict, account_id = self._reset_with_code(phone, digest, owner, key, fingerprint,
-                                                                  password_hash)
+            first, verdict, account_id = self._with_code("ResetPassword", phone, digest, owner, key, fingerprint,
+                                                         reset.for_reset, complete_reset)
+        replayed = first is not None
         if replayed:
             # The first answer, for the same password only (as a replayed sign-up).
             account = self.store.account_by_login(phone)
@@ -300,33 +361,38 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self.cookie_key, account.account_id, account.password_hash, device_cookies.new_device_id(),
             self.clock()))
 
-    def _reset_with_code(
-        self, phone: str, digest: bytes, owner: str, key: str, fingerprint: str, password_hash: str | None = None,
-    ) -> tuple[bool, Verdict | None, str | None]:
-        """One transaction of ResetPassword: the phone's code row locked (so
-        concurrent resets of one phone take turns), the key claimed and the
-        presented code judged. Returns (replayed, verdict, account id): True
-        and no verdict when the key was answered before. A refused code
-        leaves its key free (asking again decides again), and a wrong one
-        counts an attempt. An accepted code completes the reset only with
-        ``password_hash``: without it, nothing is done and the key is left
-        free for the call that brings the hash."""
+    def _with_code(
+        self, scope: str, phone: str, digest: bytes, owner: str, key: str, fingerprint: str,
+        judged: Callable[[Verdict, reset.StoredCode | None], Verdict],
+        complete: Callable[[object, dt.datetime], tuple[object, Message]] | None = None,
+    ) -> tuple[bytes | None, Verdict | None, object]:
+        """One transaction of a call that a phone's code allows (a reset, a
+        sign-up): the code's row locked (so concurrent calls for one phone take
+        turns), the idempotency key claimed and the presented code judged, then
+        ``judged`` by what the call needs of it. Returns (the first answer,
+        verdict, what ``complete`` returned): the first answer, and no verdict,
+        when the key was answered before. A refused code leaves its key free
+        (asking again decides again), and a wrong one counts an attempt. An
+        accepted code completes the call only with ``complete`` (given the
+        cursor and the time, it answers what it did and the answer to keep
+        with the key); without it, nothing is done and the key is left free
+        for the call that completes."""
         now = self.clock()
-        account_id = None
+        done = None
         with self.store.transaction() as cur:
             stored = self.store.lock_reset_code(cur, phone)
-            if outbox.claim_key(cur, "ResetPassword", owner, key, fingerprint) is not None:
-                return True, None, None
-            verdict = self.reset_policy.judge(stored, digest, now)
-            if verdict is Verdict.ACCEPTED and password_hash is not None:
-                account_id = self.store.complete_password_reset(cur, phone, password_hash,
-                                                              self.reset_policy.max_attempts, now)
-                outbox.store_response(cur, "ResetPassword", owner, key, identity_pb2.ResetPasswordResponse())
+            first = outbox.claim_key(cur, scope, owner, key, fingerprint)
+            if first is not None:
+                return first, None, None
+            verdict = judged(self.reset_policy.judge(stored, digest, now), stored)
+            if verdict is Verdict.ACCEPTED and complete is not None:
+                done, answer = complete(cur, now)
+                outbox.store_response(cur, scope, owner, key, answer)
             else:
-                outbox.forget_keys(cur, "ResetPassword", [(owner, key)])
+                outbox.forget_keys(cur, scope, [(owner, key)])
                 if verdict is Verdict.WRONG:
                     self.store.count_reset_attempt(cur, phone)
-        return False, verdict, account_id
+        return None, verdict, done
 
     def IssueDeviceToken(self, request, context):
         admin = auth.current_principal().require(auth.ADMIN)
@@ -415,13 +481,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self, scope: str, owner: str, key: str, request: Message, account: NewAccount, taken: type[AlreadyExists],
     ) -> tuple[identity_pb2.Account, bool]:
         """Creates the account once per idempotency key; True when this call created it."""
-        # The fingerprint leaves the password out: a fast hash of it kept next
-        # to the argon2 hash would undo argon2. A replay proves the password
-        # against the account instead.
-        without_password = type(request)()
-        without_password.CopyFrom(request)
-        without_password.ClearField("password")
-        fingerprint = outbox.request_fingerprint(without_password)
+        fingerprint = outbox.request_fingerprint(without_password(request))
         # Hashed before the transaction: argon2 is slow on purpose, and a
         # pooled connection should not wait for it.
         password_hash = self.passwords.hash(request.password)

@@ -25,10 +25,12 @@ class InvalidAccountField(InvalidArgument):
 
 
 class PhoneTaken(AlreadyExists):
+    # Told only to whoever brought the phone's code: its holder.
     reason = "phone_taken"
 
     def __init__(self) -> None:
-        super().__init__("an account with this phone number exists: sign in instead")
+        super().__init__("an account with this phone number exists: sign in, or reset its password "
+                         "with the code sent to the phone")
 
 
 class LoginTaken(AlreadyExists):
@@ -102,6 +104,14 @@ class ResetCodeExpired(InvalidArgument):
 
     def __init__(self) -> None:
         super().__init__("code", "has expired: ask for a new one")
+
+
+class SignUpCodeInvalid(ResetCodeInvalid):
+    reason = "sign_up_code_invalid"
+
+
+class SignUpCodeExpired(ResetCodeExpired):
+    reason = "sign_up_code_expired"
 
 
 class AccountNotFound(NotFound):

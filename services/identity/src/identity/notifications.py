@@ -2,14 +2,16 @@
 
 ``Notifier`` is the port; the api receives one at start-up (``identity.api``'s
 ``main`` has ``choose_notifier`` build it, tests pass their own). Its one
-method returns once the code is on its way, or raises ``SmsUnavailable`` when
+method sends a code in one of the texts of ``CodeMessage`` (password reset,
+sign-up, or sign-up for a number with an account) and returns once it is on its way, or raises ``SmsUnavailable`` when
 it is not: the api has stored the code and its resend wait before it sends,
 holding no lock, and tells the patient to ask again after that wait.
 
 * ``sms.HttpSmsNotifier``, the production adapter: a text message through the
   SMS gateway that ``IDENTITY_SMS_URL`` names.
 * ``LogNotifier``, the development adapter: instead of sending a text message
-  it writes one log line with the phone number masked and the code, so a
+  it writes one log line (``"password reset code"``, ``"sign-up code"``...)
+  with the phone number masked and the code, so a
   developer running ``make up`` can read the code from identity-api's log.
   Chosen when ``IDENTITY_SMS_URL`` is unset and ``IDENTITY_RESET_CODES_TO_LOG``
   is true, with a warning at start-up; with neither, identity does not start.
@@ -20,15 +22,15 @@ import logging
 from typing import Protocol
 
 from .config import IdentityConfig
-from .domain.password_reset import mask_phone
+from .domain.password_reset import CodeMessage, mask_phone
 from .sms import HttpSmsNotifier
 
 log = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
-    def send_reset_code(self, phone: str, code: str) -> None:
-        """Sends the password reset ``code`` to ``phone``; raises
+    def send_code(self, phone: str, code: str, message: CodeMessage) -> None:
+        """Sends ``code`` to ``phone`` in the text ``message``; raises
         ``exceptions.SmsUnavailable`` when it could not."""
 
 
@@ -38,8 +40,8 @@ class LogNotifier:
     def __init__(self, logger: logging.Logger | None = None):
         self._log = logger or log
 
-    def send_reset_code(self, phone: str, code: str) -> None:
-        self._log.info("password reset code", extra={"phone_masked": mask_phone(phone), "code": code})
+    def send_code(self, phone: str, code: str, message: CodeMessage) -> None:
+        self._log.info(message.what, extra={"phone_masked": mask_phone(phone), "code": code})
 
 
 def choose_notifier(config: IdentityConfig) -> Notifier:
@@ -47,13 +49,14 @@ def choose_notifier(config: IdentityConfig) -> Notifier:
     then): the SMS gateway when ``IDENTITY_SMS_URL`` names one; otherwise the
     development adapter, which a production deployment must not run unnoticed."""
     if config.sms is not None:
-        log.info("password reset codes go by SMS", extra={"sms_timeout_seconds": config.sms.timeout_seconds,
+        log.info("password reset and sign-up codes go by SMS", extra={"sms_timeout_seconds": config.sms.timeout_seconds,
                                                           "sms_api_key_set": config.sms.api_key is not None})
         return HttpSmsNotifier(config.sms, minutes=config.reset.lifetime_minutes)
     if not config.codes_to_log:
         # Whoever reads the log could reset any patient's password: never by default.
-        raise SystemExit("IDENTITY_SMS_URL is not set: set it to the SMS gateway that texts password-reset codes, "
+        raise SystemExit("IDENTITY_SMS_URL is not set: set it to the SMS gateway that texts password-reset and "
+                         "sign-up codes, "
                          "or IDENTITY_RESET_CODES_TO_LOG=true to write them to this log (development only)")
-    log.warning("password reset codes are written to this log, not sent to anyone: "
+    log.warning("password reset and sign-up codes are written to this log, not sent to anyone: "
                 "set IDENTITY_SMS_URL to send them by SMS")
     return LogNotifier()

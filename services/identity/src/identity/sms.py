@@ -1,7 +1,7 @@
-"""The notification port's production adapter: reset codes by text message,
+"""The notification port's production adapter: codes by text message,
 through an HTTP SMS gateway.
 
-``HttpSmsNotifier.send_reset_code`` POSTs one JSON message to
+``HttpSmsNotifier.send_code`` POSTs one JSON message to
 ``IDENTITY_SMS_URL`` and returns once the gateway answered 2xx. Anything else
 (another status, a redirect, which is not followed, a timeout, no connection)
 raises ``SmsUnavailable``: the caller has stored the code and its resend
@@ -27,21 +27,21 @@ from typing import Callable
 from tuoguan_common import metrics
 
 from .config import SmsGatewayConfig
-from .domain.password_reset import mask_phone
+from .domain.password_reset import CodeMessage, mask_phone
 from .exceptions import SmsUnavailable
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = "password_reset"
 # sent: the gateway answered 2xx; rejected: any other status; timeout: no
 # answer in time; unreachable: no connection (refused, DNS, TLS, reset).
 OUTCOMES = ("sent", "rejected", "timeout", "unreachable")
 
 
-def reset_code_message(phone: str, code: str, minutes: int, sign_name: str) -> dict:
+def code_message(phone: str, code: str, minutes: int, sign_name: str,
+                 message: CodeMessage = CodeMessage.PASSWORD_RESET) -> dict:
     """The gateway's JSON body: the template and its parameters, not a text
-    (the provider keeps the approved wording and its signature)."""
-    return {"phone": phone, "template": TEMPLATE, "params": {"code": code, "minutes": minutes},
+    (the provider keeps the approved wording of each template and its signature)."""
+    return {"phone": phone, "template": message.value, "params": {"code": code, "minutes": minutes},
             "sign_name": sign_name}
 
 
@@ -60,7 +60,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class HttpSmsNotifier:
-    """Sends reset codes through an HTTP SMS gateway; ``minutes`` is the codes'
+    """Sends codes through an HTTP SMS gateway; ``minutes`` is the codes'
     lifetime, for the message's text."""
 
     def __init__(self, config: SmsGatewayConfig, minutes: int, *,
@@ -70,7 +70,7 @@ class HttpSmsNotifier:
         self._request_id = request_id
         self._opener = urllib.request.build_opener(_NoRedirects)
 
-    def send_reset_code(self, phone: str, code: str) -> None:
+    def send_code(self, phone: str, code: str, message: CodeMessage) -> None:
         # One id per message: the gateway drops a repeat of it, and its records
         # and identity's log meet on it.
         request_id = self._request_id()
@@ -78,7 +78,7 @@ class HttpSmsNotifier:
                    "Idempotency-Key": request_id, "X-Request-Id": request_id, "User-Agent": "tuoguan-identity"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
-        body = json.dumps(reset_code_message(phone, code, self.minutes, self.config.sign_name)).encode()
+        body = json.dumps(code_message(phone, code, self.minutes, self.config.sign_name, message)).encode()
         request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
         started = time.monotonic()
         outcome, status = self._post(request)
@@ -87,9 +87,9 @@ class HttpSmsNotifier:
         extra = {"outcome": outcome, "status": status, "request_id": request_id, "phone_masked": mask_phone(phone),
                  "duration_ms": round((time.monotonic() - started) * 1000)}
         if outcome != "sent":
-            log.warning("password reset code not sent by SMS", extra=extra)
+            log.warning(f"{message.what} not sent by SMS", extra=extra)
             raise SmsUnavailable()
-        log.info("password reset code sent by SMS", extra=extra)
+        log.info(f"{message.what} sent by SMS", extra=extra)
 
     def _post(self, request: urllib.request.Request) -> tuple[str, int | None]:
         """The outcome of one POST and the status the gateway answered (None without one)."""

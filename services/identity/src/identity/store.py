@@ -199,7 +199,7 @@ class IdentityStore:
         turns: two cannot both slip past the resend limit or the attempt limit."""
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('password-reset:' || %s))", (phone,))
         cur.execute(
-            "SELECT code_digest, issued_at, expires_at, attempts, day_started_at, codes_today "
+            "SELECT code_digest, issued_at, expires_at, attempts, day_started_at, codes_today, account_id "
             "FROM password_reset_codes WHERE phone = %s",
             (phone,),
         )
@@ -211,23 +211,25 @@ class IdentityStore:
             digest=bytes(digest) if digest is not None else None,
             issued_at=row["issued_at"], expires_at=row["expires_at"], attempts=row["attempts"],
             day_started_at=row["day_started_at"], codes_today=row["codes_today"],
+            account_id=str(row["account_id"]) if row["account_id"] is not None else None,
         )
 
     def put_reset_code(
         self, cur: psycopg.Cursor, phone: str, digest: bytes, issued_at: dt.datetime, expires_at: dt.datetime,
-        day: tuple[dt.datetime, int],
+        day: tuple[dt.datetime, int], *, sign_up: bool = False,
     ) -> str | None:
         """Replaces the phone's code with a new one and its attempts with none;
         ``day`` is the phone's day of codes with this one counted
         (``ResetCodePolicy.count_code``). Returns the account the phone signs
-        in to; without one, the row keeps no digest (nothing was sent, nothing
-        can match) and None is returned."""
+        in to, or None. A reset code for a phone without an account keeps no
+        digest (nothing was sent, nothing can match); a ``sign_up`` code is
+        sent to every phone and keeps its digest."""
         day_started_at, codes_today = day
         cur.execute(
             """
             INSERT INTO password_reset_codes (phone, account_id, code_digest, issued_at, expires_at, attempts,
                                               day_started_at, codes_today)
-            SELECT %(phone)s, a.id, CASE WHEN a.id IS NULL THEN NULL ELSE %(digest)s::bytea END,
+            SELECT %(phone)s, a.id, CASE WHEN a.id IS NULL AND NOT %(sign_up)s THEN NULL ELSE %(digest)s::bytea END,
                    %(issued_at)s, %(expires_at)s, 0, %(day_started_at)s, %(codes_today)s
             FROM (SELECT (SELECT id FROM accounts WHERE login = %(phone)s) AS id) a
             ON CONFLICT (phone) DO UPDATE SET
@@ -237,7 +239,7 @@ class IdentityStore:
             RETURNING account_id
             """,
             {"phone": phone, "digest": digest, "issued_at": issued_at, "expires_at": expires_at,
-             "day_started_at": day_started_at, "codes_today": codes_today},
+             "day_started_at": day_started_at, "codes_today": codes_today, "sign_up": sign_up},
         )
         account_id = cur.fetchone()["account_id"]
         return str(account_id) if account_id is not None else None
@@ -248,6 +250,12 @@ class IdentityStore:
 
     def count_reset_attempt(self, cur: psycopg.Cursor, phone: str) -> None:
         cur.execute("UPDATE password_reset_codes SET attempts = attempts + 1 WHERE phone = %s", (phone,))
+
+    def spend_sign_up_code(self, cur: psycopg.Cursor, phone: str) -> None:
+        """In the transaction that opens the phone's account: its code is gone,
+        and with it the phone's resend wait and day of codes. Only the phone's
+        holder brings its code, and they may ask for a reset code at once."""
+        cur.execute("DELETE FROM password_reset_codes WHERE phone = %s", (phone,))
 
     def complete_password_reset(self, cur: psycopg.Cursor, phone: str, password_hash: str,
                                 spent_attempts: int, at: dt.datetime) -> str | None:

@@ -1,4 +1,5 @@
-"""Resetting a forgotten password with a one-time code sent to the phone.
+"""One-time codes sent to a phone: to reset a forgotten password, and to prove
+a phone is the patient's before an account signs in with it.
 
 A patient asks for a code; identity keeps only a keyed hash of it (HMAC-SHA256
 with a server secret, bound to the phone number), an expiry and an attempt
@@ -9,7 +10,10 @@ sooner than ``resend_after`` after it, and a phone gets at most
 per minute would otherwise give ``max_attempts`` fresh guesses per minute,
 thousands a day, and flood the phone. An unknown phone number is treated
 exactly like a known one (same answers, same rate limit), except that no code
-is sent and none can ever match. Pure: no I/O, time is a parameter.
+is sent and none can ever match. A sign-up code is sent to any phone: a
+number without an account gets a sign-up code, a number with one a text
+saying so, with a reset code; both kinds share the phone's one current code
+and its limits. Pure: no I/O, time is a parameter.
 """
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable
 
-from ..exceptions import InvalidAccountField, ResetCodeExpired, ResetCodeInvalid, ResetCodesUsedUpToday, ResetTooSoon
+from ..exceptions import (
+    InvalidAccountField, PhoneTaken, ResetCodeExpired, ResetCodeInvalid, ResetCodesUsedUpToday, ResetTooSoon,
+)
 
 CODE_DIGITS = 6
 CODE_FORMAT = re.compile(rf"[0-9]{{{CODE_DIGITS}}}")
@@ -102,6 +108,26 @@ class ResetCodePolicy:
         return Verdict.WRONG
 
 
+class CodeMessage(enum.Enum):
+    """The text message a code goes in: the SMS provider's template name."""
+
+    PASSWORD_RESET = "password_reset"
+    SIGN_UP = "sign_up"
+    # A sign-up code asked for a number that has an account: the text says so,
+    # and its code resets that account's password.
+    ACCOUNT_EXISTS = "sign_up_account_exists"
+
+    @property
+    def what(self) -> str:
+        """How the log names the code (never the code itself, outside development)."""
+        return {CodeMessage.PASSWORD_RESET: "password reset code", CodeMessage.SIGN_UP: "sign-up code",
+                CodeMessage.ACCOUNT_EXISTS: "sign-up code for a number with an account"}[self]
+
+    @classmethod
+    def for_sign_up(cls, account_id: str | None) -> "CodeMessage":
+        return cls.ACCOUNT_EXISTS if account_id else cls.SIGN_UP
+
+
 @dataclass(frozen=True)
 class IssuedCode:
     code: str
@@ -113,13 +139,16 @@ class IssuedCode:
 class StoredCode:
     """What the store keeps of the current code of a phone number."""
 
-    digest: bytes | None  # None: no account has this phone, no code was sent
+    digest: bytes | None  # None: a reset asked for a phone without an account, no code was sent
     issued_at: dt.datetime
     expires_at: dt.datetime
     attempts: int
     # The phone's day of codes: when its first code was issued, and how many since.
     day_started_at: dt.datetime | None = None
     codes_today: int = 0
+    # The account the phone signed in to when the code was issued; None for a
+    # sign-up code sent to a number without one.
+    account_id: str | None = None
 
 
 class Verdict(enum.Enum):
@@ -128,11 +157,30 @@ class Verdict(enum.Enum):
     INVALID = "invalid"  # no code, used, replaced, or dead after too many attempts
     EXPIRED = "expired"
 
-    def raise_unless_accepted(self) -> None:
+    def raise_unless_accepted(self, invalid: type[Exception] = ResetCodeInvalid,
+                              expired: type[Exception] = ResetCodeExpired) -> None:
         if self is Verdict.EXPIRED:
-            raise ResetCodeExpired()
+            raise expired()
         if self in (Verdict.WRONG, Verdict.INVALID):
-            raise ResetCodeInvalid()
+            raise invalid()
+
+
+def for_reset(verdict: Verdict, stored: StoredCode | None) -> Verdict:
+    """A code resets a password only if it was sent to an account's phone: a
+    sign-up code of a number without an account is answered as any invalid
+    code (and costs no attempt)."""
+    if verdict is Verdict.ACCEPTED and stored is not None and stored.account_id is None:
+        return Verdict.INVALID
+    return verdict
+
+
+def for_sign_up(verdict: Verdict, stored: StoredCode | None) -> Verdict:
+    """A right code sent to a number with an account opens no second one; the
+    caller has proved they hold the phone, so they may be told (and its code
+    still resets the password)."""
+    if verdict is Verdict.ACCEPTED and stored is not None and stored.account_id is not None:
+        raise PhoneTaken()
+    return verdict
 
 
 def code_digest(key: bytes, phone: str, code: str) -> bytes:
@@ -141,14 +189,15 @@ def code_digest(key: bytes, phone: str, code: str) -> bytes:
     return hmac.new(key, f"{phone}:{code}".encode(), hashlib.sha256).digest()
 
 
-def presented_code(raw: str, field: str = "code") -> str:
+def presented_code(raw: str, field: str = "code", invalid: type[ResetCodeInvalid] = ResetCodeInvalid) -> str:
     """The code as typed (spaces around it ignored). A malformed code is refused
-    before any lookup, so it costs no attempt."""
+    before any lookup, so it costs no attempt; with the reason of ``invalid``,
+    as a wrong code is."""
     code = (raw or "").strip()
     if not code:
         raise InvalidAccountField(field, "is required", "required")
     if not CODE_FORMAT.fullmatch(code):
-        raise InvalidAccountField(field, f"must be the {CODE_DIGITS} digits sent to the phone", "reset_code_invalid")
+        raise InvalidAccountField(field, f"must be the {CODE_DIGITS} digits sent to the phone", invalid.reason)
     return code
 
 

@@ -44,17 +44,33 @@ class Account(_message.Message):
     grade: str
     def __init__(self, account_id: _Optional[str] = ..., login: _Optional[str] = ..., display_name: _Optional[str] = ..., roles: _Optional[_Iterable[_Union[Role, str]]] = ..., grade: _Optional[str] = ...) -> None: ...
 
+class RequestSignUpCodeRequest(_message.Message):
+    __slots__ = ("phone",)
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    phone: str
+    def __init__(self, phone: _Optional[str] = ...) -> None: ...
+
+class RequestSignUpCodeResponse(_message.Message):
+    __slots__ = ("expires_at", "resend_after_seconds")
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    RESEND_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    expires_at: str
+    resend_after_seconds: int
+    def __init__(self, expires_at: _Optional[str] = ..., resend_after_seconds: _Optional[int] = ...) -> None: ...
+
 class SignUpPatientRequest(_message.Message):
-    __slots__ = ("phone", "password", "display_name", "idempotency_key")
+    __slots__ = ("phone", "password", "display_name", "idempotency_key", "code")
     PHONE_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     phone: str
     password: str
     display_name: str
     idempotency_key: str
-    def __init__(self, phone: _Optional[str] = ..., password: _Optional[str] = ..., display_name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    code: str
+    def __init__(self, phone: _Optional[str] = ..., password: _Optional[str] = ..., display_name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class SignUpPatientResponse(_message.Message):
     __slots__ = ("account",)

@@ -36,6 +36,11 @@ class IdentityServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.RequestSignUpCode = channel.unary_unary(
+                '/tuoguan.identity.v1.IdentityService/RequestSignUpCode',
+                request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestSignUpCodeRequest.SerializeToString,
+                response_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestSignUpCodeResponse.FromString,
+                _registered_method=True)
         self.SignUpPatient = channel.unary_unary(
                 '/tuoguan.identity.v1.IdentityService/SignUpPatient',
                 request_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignUpPatientRequest.SerializeToString,
@@ -108,8 +113,20 @@ class IdentityServiceServicer:
     issues the short-lived signed tokens every other service verifies itself.
     """
 
+    def RequestSignUpCode(self, request, context):
+        """A patient who wants an account asks for a code by text message, to prove
+        they hold the phone. No token needed. The answer is the same whether or
+        not an account has this phone number: a number without one is sent a
+        sign-up code; a number with one is told so, with a code that resets its
+        password. Codes share a phone's limits with password reset codes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SignUpPatient(self, request, context):
-        """A patient creates an account with a mobile phone number and a password.
+        """A patient creates an account with a mobile phone number, the code
+        RequestSignUpCode sent to it, and a password.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,6 +242,11 @@ class IdentityServiceServicer:
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'RequestSignUpCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestSignUpCode,
+                    request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestSignUpCodeRequest.FromString,
+                    response_serializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestSignUpCodeResponse.SerializeToString,
+            ),
             'SignUpPatient': grpc.unary_unary_rpc_method_handler(
                     servicer.SignUpPatient,
                     request_deserializer=tuoguan_dot_identity_dot_v1_dot_identity__pb2.SignUpPatientRequest.FromString,
@@ -302,6 +324,33 @@ class IdentityService:
     """Accounts and sign-in. Identity is the only service that sees passwords; it
     issues the short-lived signed tokens every other service verifies itself.
     """
+
+    @staticmethod
+    def RequestSignUpCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuoguan.identity.v1.IdentityService/RequestSignUpCode',
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestSignUpCodeRequest.SerializeToString,
+            tuoguan_dot_identity_dot_v1_dot_identity__pb2.RequestSignUpCodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SignUpPatient(request,
