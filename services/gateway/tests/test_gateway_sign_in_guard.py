@@ -18,7 +18,9 @@ from gateway_testkit import REDIS_URL, error, fresh_phone, new_key
 from prometheus_client import REGISTRY
 
 from gateway import sign_in_guard
+from gateway.address_guard import Unavailable
 from gateway.sign_in_guard import SignInGuard, SignInGuardSettings
+from tuoguan_common import metrics
 
 pytestmark = pytest.mark.integration
 
@@ -212,8 +214,8 @@ def test_redis_timing_out_in_a_burst_warns_once_and_counts_every_sign_in(own_gat
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(100)
-    monkeypatch.setattr(sign_in_guard, "unavailable", sign_in_guard._Unavailable())
-    caplog.set_level(logging.WARNING, logger="gateway.sign_in_guard")
+    monkeypatch.setattr(sign_in_guard, "unavailable", Unavailable("sign-in guard", metrics.GATEWAY_SIGN_IN_GUARD))
+    caplog.set_level(logging.WARNING, logger="gateway.address_guard")
     try:
         hanging = guard(namespace, redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
         url = own_gateway(guard=hanging)

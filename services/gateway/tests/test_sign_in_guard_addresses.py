@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
-from gateway.sign_in_guard import _Unavailable, counted_address
+from gateway.address_guard import Unavailable
+from gateway.sign_in_guard import counted_address
+from tuoguan_common import metrics
 
 
 @pytest.mark.parametrize(("host", "counted"), [
@@ -45,8 +47,8 @@ class Clock:
 
 def test_being_unavailable_warns_at_most_once_per_interval_and_says_how_often(caplog):
     clock = Clock()
-    unavailable = _Unavailable(interval=10, clock=clock)
-    caplog.set_level(logging.WARNING, logger="gateway.sign_in_guard")
+    unavailable = Unavailable("sign-in guard", metrics.GATEWAY_SIGN_IN_GUARD, interval=10, clock=clock)
+    caplog.set_level(logging.WARNING, logger="gateway.address_guard")
     for _ in range(50):
         unavailable("sign-ins go through unchecked", TimeoutError("Timeout reading from socket"))
         clock.now += 0.1  # 5 s in all
