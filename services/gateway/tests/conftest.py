@@ -16,6 +16,7 @@ from gateway_testkit import REDIS_URL, SESSION_SECRET, Caller, fresh_phone, new_
 from gateway.app import create_app
 from gateway.clients import Addresses
 from gateway.portal.settings import PortalSettings
+from gateway.send_guard import SendGuardSettings
 from gateway.sign_in_guard import SignInGuardSettings
 from identity.api import register as register_identity
 from identity.migrate import MIGRATIONS_DIR
@@ -81,11 +82,13 @@ def gateway_url(grpc_servers):
     telemetry.setup_tracing("gateway-tests", record=True)
     # Failed sign-ins counted under a namespace of this run's own: every test
     # signs in from 127.0.0.1, and runs before it must not count.
-    guard = SignInGuardSettings(redis_url=REDIS_URL, namespace=f"test:{uuid.uuid4().hex}:sign-in-failures")
-    with serve(create_app(grpc_servers, guard_settings=guard)) as url:
+    run = f"test:{uuid.uuid4().hex}"
+    guard = SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{run}:sign-in-failures")
+    send_guard = SendGuardSettings(redis_url=REDIS_URL, namespace=f"{run}:sms-codes")
+    with serve(create_app(grpc_servers, guard_settings=guard, send_guard_settings=send_guard)) as url:
         yield url
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    keys = list(client.scan_iter(match=f"{guard.namespace}:*"))
+    keys = list(client.scan_iter(match=f"{run}:*"))
     if keys:
         client.delete(*keys)
     client.close()
@@ -120,13 +123,16 @@ def own_gateway(grpc_servers, namespace):
     """Starts a gateway of the test's own, on the same services, with these portal settings:
     ``own_gateway(waiting_room_capacity=1)`` answers its URL. Its session secret is SESSION_SECRET
     and its waiting room the test's namespace, unless the settings say otherwise; ``guard`` (its
-    count of failed sign-ins, in the test's namespace too) and ``trusted_proxies`` likewise."""
+    count of failed sign-ins, in the test's namespace too), ``send_guard`` (its count of text
+    messages, likewise) and ``trusted_proxies`` likewise."""
     with contextlib.ExitStack() as running:
-        def start(guard: SignInGuardSettings | None = None, trusted_proxies: str = "127.0.0.1", **settings) -> str:
+        def start(guard: SignInGuardSettings | None = None, trusted_proxies: str = "127.0.0.1",
+                  send_guard: SendGuardSettings | None = None, **settings) -> str:
             portal = PortalSettings(**{"session_secret": SESSION_SECRET, "waiting_room_namespace": namespace,
                                        "redis_url": REDIS_URL, **settings})
             guard = guard or SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures")
-            return running.enter_context(serve(create_app(grpc_servers, portal, guard),
+            send_guard = send_guard or SendGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sms-codes")
+            return running.enter_context(serve(create_app(grpc_servers, portal, guard, send_guard),
                                                trusted_proxies=trusted_proxies))
 
         yield start

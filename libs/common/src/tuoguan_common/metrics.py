@@ -110,6 +110,13 @@ GATEWAY_SIGN_IN_GUARD = Counter(
     "(failure_counted, refused, unavailable, not_counted: the client's address is not a public one)",
     ["outcome"],
 )
+GATEWAY_SEND_GUARD = Counter(
+    "tuoguan_gateway_send_guard_total",
+    "The gateway's count of text-message codes asked for per client address (SMS pumping), by outcome "
+    "(counted: identity accepted the request, a code may have gone out; refused; unavailable; "
+    "not_counted: the client's address is not a public one)",
+    ["outcome"],
+)
 PORTAL_CACHE_LOOKUPS = Counter(
     "tuoguan_portal_cache_lookups_total", "Portal cache lookups by cache (catalogue, availability) and outcome",
     ["cache", "outcome"],

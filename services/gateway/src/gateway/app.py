@@ -15,14 +15,17 @@ from .observability import RequestTelemetry
 from .portal.settings import PortalSettings
 from .body_limit import BodyLimit
 from .routes import accounts, bookings, catalogue, finance, office, tickets
+from .send_guard import SendGuard, SendGuardSettings
 from .sign_in_guard import SignInGuard, SignInGuardSettings
 
 
 def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None,
-               guard_settings: SignInGuardSettings | None = None) -> FastAPI:
+               guard_settings: SignInGuardSettings | None = None,
+               send_guard_settings: SendGuardSettings | None = None) -> FastAPI:
     """The app; ``addresses`` points it at other servers (tests), else the environment decides."""
     portal_settings = portal_settings or PortalSettings.from_env()
     guard_settings = guard_settings or SignInGuardSettings.from_env()
+    send_guard_settings = send_guard_settings or SendGuardSettings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -31,9 +34,12 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
         # The portal's seams (the Redis client belongs to the running loop, like the channels).
         app.state.portal = portal.PortalState(portal_settings)
         app.state.sign_in_guard = SignInGuard(guard_settings, portal_settings.session_secret)
+        # Text messages (codes) asked for per address: a count apart from the failed sign-ins.
+        app.state.send_guard = SendGuard(send_guard_settings, portal_settings.session_secret)
         try:
             yield
         finally:
+            await app.state.send_guard.close()
             await app.state.sign_in_guard.close()
             await app.state.portal.close()
             await app.state.clients.close()

@@ -18,6 +18,8 @@ from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .. import slip
 from ..convert import enum_name, to_dict
+from ..address_guard import AddressLimited
+from ..send_guard import TooManyCodes
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client_address
 from . import i18n
 from .web import (
@@ -294,8 +296,8 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
                            reply.device_cookie)
 
 
-def _refused_page(request: Request, template: str, refused: AddressRefused, message: str, **context):
-    """The form again, saying its network must wait (the sign-in guard refused its address)."""
+def _refused_page(request: Request, template: str, refused: AddressLimited, message: str, **context):
+    """The form again, saying its network must wait (the sign-in or the send guard refused its address)."""
     page = render(request, template, status_code=429, error=message % {"minutes": refused.minutes}, **context)
     page.headers["Retry-After"] = str(refused.retry_after)
     return page
@@ -303,6 +305,11 @@ def _refused_page(request: Request, template: str, refused: AddressRefused, mess
 
 def _too_many_failures(request: Request) -> str:
     return translate(request, "Too many failed attempts from your network. Please try again in %(minutes)s min.")
+
+
+def _too_many_codes(request: Request) -> str:
+    return translate(request, "Too many verification codes have been requested from your network. "
+                              "Please try again in %(minutes)s min.")
 
 
 @router.post("/signout")
@@ -364,9 +371,12 @@ async def request_reset(request: Request, phone: Annotated[str, Form()] = "", cs
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     try:
-        await services(request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=phone))
+        await request.app.state.send_guard.attempt(client_address(request), lambda: services(
+            request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=phone)))
     except grpc.aio.AioRpcError as exc:
         return render(request, "reset_request.html", status_code=400, phone=phone, error=refusal_text(request, exc))
+    except TooManyCodes as refused:
+        return _refused_page(request, "reset_request.html", refused, _too_many_codes(request), phone=phone)
     flash(request, translate(request, "If an account uses this number, a verification code is on its way."), "info")
     return render(request, "reset_confirm.html", phone=phone, key=form_key())
 

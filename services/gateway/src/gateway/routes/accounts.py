@@ -53,13 +53,19 @@ async def sign_out(services: CallerServices):
 
 @router.post("/auth/password-reset", status_code=202, response_model=PasswordResetReply,
              summary="A patient who forgot their password asks for a code by text message")
-async def request_password_reset(body: PasswordReset, services: CallerServices):
+async def request_password_reset(body: PasswordReset, services: CallerServices, request: Request):
     """The same answer whether or not an account has this number; only an
     account's phone gets a code. A new code replaces the last one, but not
     within ``resend_after_seconds`` of it (429, reason ``reset_too_soon``), and a
     number gets at most 10 codes a day (429, ``reset_codes_used_up_today``); the
-    Retry-After header says how long to wait."""
-    reply = await services.identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=body.phone))
+    Retry-After header says how long to wait. Each request answered 202 counts
+    against the client's address, whatever the number (refused ones do not): past
+    ``SMS_CODES_PER_ADDRESS`` in its window (20 an hour), the address is refused
+    with 429 (``too_many_codes_from_address``) until the window ends, Retry-After
+    saying when."""
+    reply = await request.app.state.send_guard.attempt(
+        client_address(request), lambda: services.identity.RequestPasswordReset(
+            identity_pb2.RequestPasswordResetRequest(phone=body.phone)))
     return to_dict(reply)
 
 

@@ -1,0 +1,207 @@
+"""Text-message codes counted per client address (the real identity, the real
+Redis), against SMS pumping: an address gets its number of codes and then 429,
+also when it asks for them all at once; requests identity refuses, fails or
+that are cancelled do not use up its allowance; other addresses, private ones
+and the failed sign-ins' count are apart; without Redis codes go on; the
+portal says why and for how long."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import pytest
+import redis
+from gateway_testkit import REDIS_URL, error, fresh_phone
+from prometheus_client import REGISTRY
+
+from gateway.send_guard import SendGuard, SendGuardSettings
+
+pytestmark = pytest.mark.integration
+
+RESET = "/api/v1/auth/password-reset"
+# Public addresses (two carriers' networks): private and loopback ones are not counted.
+PUMPER, NEIGHBOUR = "36.110.5.7", "117.136.1.2"
+PATIENT_LOGIN, PATIENT_PASSWORD = "13800000001", "Patient1234"
+
+
+def send_guard(namespace: str, **settings) -> SendGuardSettings:
+    return SendGuardSettings(**{"max_sends": 3, "window_seconds": 60, "redis_url": REDIS_URL,
+                                "namespace": f"{namespace}:sms-codes", **settings})
+
+
+def ask_code(http: httpx.Client, phone: str, address: str | None) -> httpx.Response:
+    headers = {"X-Forwarded-For": address} if address else {}
+    return http.post(RESET, json={"phone": phone}, headers=headers)
+
+
+def ask_codes(http: httpx.Client, address: str | None, times: int) -> None:
+    """A code for each of ``times`` numbers no one asked a code for yet: identity's per-phone limits never see two."""
+    for _ in range(times):
+        reply = ask_code(http, fresh_phone(), address)
+        assert reply.status_code == 202, reply.text
+
+
+def stored_keys(namespace: str, what: str = "sms-codes") -> list[str]:
+    stored = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        return [key.decode() for key in stored.scan_iter(match=f"{namespace}:{what}:*")]
+    finally:
+        stored.close()
+
+
+def stored_counts(namespace: str) -> list[int]:
+    stored = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        return [int(stored.get(key)) for key in stored_keys(namespace)]
+    finally:
+        stored.close()
+
+
+def guard_count(outcome: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_send_guard_total", {"outcome": outcome}) or 0.0
+
+
+def test_an_address_gets_its_codes_then_is_refused_and_its_neighbours_are_not(own_gateway, namespace):
+    with httpx.Client(base_url=own_gateway(send_guard=send_guard(namespace)), timeout=20) as http:
+        # Served at 0 from the start, like the sign-in guard's outcomes.
+        assert 'tuoguan_gateway_send_guard_total{outcome="refused"}' in http.get("/metrics").text
+        counted, refused_before = guard_count("counted"), guard_count("refused")
+        ask_codes(http, PUMPER, times=3)
+        assert guard_count("counted") == counted + 3
+        refused = ask_code(http, fresh_phone(), PUMPER)
+        assert error(refused)[:2] == (429, "too_many_codes_from_address")
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert "try again in 1 minute" in refused.json()["error"]["message"]
+        assert guard_count("refused") == refused_before + 1
+        # Another address, and the right-most untrusted one of a chain, are their own.
+        ask_codes(http, NEIGHBOUR, times=1)
+        ask_codes(http, f"{PUMPER}, {NEIGHBOUR}", times=1)
+        assert error(ask_code(http, fresh_phone(), f"{NEIGHBOUR}, {PUMPER}"))[:2] == (
+            429, "too_many_codes_from_address")
+        # The failed sign-ins' count is another: signing in from the address goes on.
+        assert http.post("/api/v1/auth/signin", json={"login": PATIENT_LOGIN, "password": PATIENT_PASSWORD},
+                         headers={"X-Forwarded-For": PUMPER}).status_code == 200
+
+    assert sorted(stored_counts(namespace)) == [2, 3]
+    keys = stored_keys(namespace)
+    assert not any(PUMPER in key or NEIGHBOUR in key for key in keys), "a keyed hash of the address, never itself"
+    assert stored_keys(namespace, "sign-in-failures") == []
+    stored = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        assert all(0 < stored.ttl(key) <= 60 for key in keys)
+    finally:
+        stored.close()
+
+
+def test_requests_identity_refuses_do_not_use_up_the_allowance(own_gateway, namespace):
+    with httpx.Client(base_url=own_gateway(send_guard=send_guard(namespace)), timeout=20) as http:
+        phone = fresh_phone()
+        assert ask_code(http, phone, PUMPER).status_code == 202
+        # Too soon for this number: no code went out, the place is given back.
+        for _ in range(5):
+            assert error(ask_code(http, phone, PUMPER))[:2] == (429, "reset_too_soon")
+        # Not a number at all.
+        for _ in range(3):
+            assert error(ask_code(http, "12345", PUMPER))[:2] == (422, "phone_format", "phone")[:2]
+        assert stored_counts(namespace) == [1]
+        ask_codes(http, PUMPER, times=2)
+        assert error(ask_code(http, fresh_phone(), PUMPER))[:2] == (429, "too_many_codes_from_address")
+    assert stored_counts(namespace) == [3]
+
+
+async def _ask_at_once(url: str, address: str, requests: int) -> list[tuple[int, str]]:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=requests)) as http:
+        replies = await asyncio.gather(*(
+            http.post(RESET, json={"phone": fresh_phone()}, headers={"X-Forwarded-For": address})
+            for _ in range(requests)))
+    return [(reply.status_code, reply.json().get("error", {}).get("reason", "")) for reply in replies]
+
+
+def test_codes_asked_for_all_at_once_reach_identity_at_most_the_limit(own_gateway, namespace):
+    # Each request takes its place in the count before identity is asked:
+    # reading the count, asking, then adding let every request of a burst through.
+    url = own_gateway(send_guard=send_guard(namespace, max_sends=5))
+    answers = asyncio.run(_ask_at_once(url, PUMPER, requests=40))
+    # Identity itself turns some of a burst away (its send slots: sms_unavailable), which gives their places back.
+    assert set(answers) <= {(202, ""), (429, "too_many_codes_from_address"), (503, "sms_unavailable")}, answers
+    accepted = answers.count((202, ""))
+    assert 1 <= accepted <= 5, answers
+    assert stored_counts(namespace) == [accepted]
+    # What is left of the allowance, one at a time, and not one more.
+    with httpx.Client(base_url=url, timeout=20) as http:
+        ask_codes(http, PUMPER, times=5 - accepted)
+        assert error(ask_code(http, fresh_phone(), PUMPER))[:2] == (429, "too_many_codes_from_address")
+    assert stored_counts(namespace) == [5]
+
+
+@pytest.mark.parametrize("address", ["10.20.0.7", "192.168.1.20", "fd00::7", "::ffff:10.20.0.7", "127.0.0.1"])
+def test_a_private_address_is_not_counted_and_that_is_seen(own_gateway, namespace, address):
+    with httpx.Client(base_url=own_gateway(send_guard=send_guard(namespace, max_sends=1)), timeout=20) as http:
+        not_counted = guard_count("not_counted")
+        ask_codes(http, address, times=3)
+        assert guard_count("not_counted") == not_counted + 3
+    assert stored_keys(namespace) == []
+
+
+def test_without_redis_codes_go_on(own_gateway, namespace):
+    down = send_guard(namespace, max_sends=1, redis_url="redis://127.0.0.1:1/0")
+    with httpx.Client(base_url=own_gateway(send_guard=down), timeout=20) as http:
+        unavailable = guard_count("unavailable")
+        ask_codes(http, PUMPER, times=3)
+        assert guard_count("unavailable") >= unavailable + 3
+
+
+def test_switched_off_nothing_is_counted(own_gateway, namespace):
+    with httpx.Client(base_url=own_gateway(send_guard=send_guard(namespace, max_sends=0)), timeout=20) as http:
+        ask_codes(http, PUMPER, times=4)
+    assert stored_keys(namespace) == []
+
+
+def test_a_request_that_fails_or_is_cancelled_gives_its_place_back(namespace):
+    async def scenario() -> None:
+        guard = SendGuard(send_guard(namespace), "a-secret")
+        asked = asyncio.Event()
+
+        async def hangs() -> None:
+            asked.set()
+            await asyncio.Event().wait()
+
+        async def breaks() -> None:
+            raise RuntimeError("identity is not there")
+
+        async def sends() -> str:
+            return "sent"
+
+        try:
+            sending = asyncio.create_task(guard.attempt(PUMPER, hangs))
+            await asked.wait()
+            assert stored_counts(namespace) == [1], "the place is taken before identity is asked"
+            sending.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            assert stored_keys(namespace) == []
+            with pytest.raises(RuntimeError):
+                await guard.attempt(PUMPER, breaks)
+            assert stored_keys(namespace) == []
+            assert await guard.attempt(PUMPER, sends) == "sent"
+            assert stored_counts(namespace) == [1]
+        finally:
+            await guard.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_portal_tells_the_patient_why_and_for_how_long(own_gateway, namespace):
+    url = own_gateway(send_guard=send_guard(namespace, max_sends=1))
+    with httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": PUMPER}) as browser:
+        def ask(phone: str) -> httpx.Response:
+            token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/reset").text).group(1)
+            return browser.post("/reset", data={"phone": phone, "csrf": token})
+
+        assert ask(fresh_phone()).status_code == 200
+        phone = fresh_phone()
+        page = ask(phone)
+        assert page.status_code == 429 and 1 <= int(page.headers["Retry-After"]) <= 60
+        assert "您所在网络请求的验证码过多，请 1 分钟后再试。" in page.text, page.text[-1500:]
+        assert f'value="{phone}"' in page.text, "the form again, with the number"
