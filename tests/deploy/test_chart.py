@@ -305,6 +305,8 @@ def test_environment_wires_ports_addresses_and_credentials(name):
         else:
             assert env["GATEWAY_PORT"]["value"] == str(PORTS["gateway"]["http"])
             assert {"REDIS_URL", "GATEWAY_SESSION_SECRET"} <= set(env) and "DATABASE_URL" not in env
+            # The send guard's limit, set (and so seen) in the values, not only the code's default.
+            assert {"SMS_CODES_PER_ADDRESS", "SMS_CODES_ADDRESS_WINDOW_SECONDS"} <= set(env)
         assert ("TUOGUAN_TOKEN_PRIVATE_KEY_FILE" in env) == (process == "identity-api"), process
         # The payment ticket key: registration signs, billing checks, nobody else holds it.
         assert ("TUOGUAN_PAYMENT_TICKET_KEY" in env) == (process in {"registration-api", "billing-api"}), process
