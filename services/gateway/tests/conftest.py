@@ -15,6 +15,7 @@ from gateway_testkit import REDIS_URL, SESSION_SECRET, Caller, fresh_phone, new_
 
 from gateway.app import create_app
 from gateway.clients import Addresses
+from gateway.limits import ServerLimits
 from gateway.portal.settings import PortalSettings
 from gateway.send_guard import SendGuardSettings
 from gateway.sign_in_guard import SignInGuardSettings
@@ -124,16 +125,19 @@ def own_gateway(grpc_servers, namespace):
     ``own_gateway(waiting_room_capacity=1)`` answers its URL. Its session secret is SESSION_SECRET
     and its waiting room the test's namespace, unless the settings say otherwise; ``guard`` (its
     count of failed sign-ins, in the test's namespace too), ``send_guard`` (its count of text
-    messages, likewise) and ``trusted_proxies`` likewise."""
+    messages, likewise), ``trusted_proxies`` and ``limits`` (its connections' and bodies' limits)
+    likewise."""
     with contextlib.ExitStack() as running:
         def start(guard: SignInGuardSettings | None = None, trusted_proxies: str = "127.0.0.1",
-                  send_guard: SendGuardSettings | None = None, **settings) -> str:
+                  send_guard: SendGuardSettings | None = None, limits: ServerLimits | None = None,
+                  **settings) -> str:
             portal = PortalSettings(**{"session_secret": SESSION_SECRET, "waiting_room_namespace": namespace,
                                        "redis_url": REDIS_URL, **settings})
             guard = guard or SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures")
             send_guard = send_guard or SendGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sms-codes")
-            return running.enter_context(serve(create_app(grpc_servers, portal, guard, send_guard),
-                                               trusted_proxies=trusted_proxies))
+            limits = limits or ServerLimits()
+            return running.enter_context(serve(create_app(grpc_servers, portal, guard, send_guard, limits),
+                                               trusted_proxies=trusted_proxies, limits=limits))
 
         yield start
 

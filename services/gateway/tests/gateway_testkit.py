@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 
 from gateway.app import server
+from gateway.limits import ServerLimits
 from tuoguan_common.config import DEFAULT_REDIS_URL
 from tuoguan_common.testing import free_port, wait_for
 
@@ -59,10 +60,10 @@ def error(reply: httpx.Response) -> tuple[int, str, str | None]:
 
 
 @contextlib.contextmanager
-def serve(app: FastAPI, trusted_proxies: str = "127.0.0.1") -> Iterator[str]:
+def serve(app: FastAPI, trusted_proxies: str = "127.0.0.1", limits: ServerLimits | None = None) -> Iterator[str]:
     """Serves ``app`` with uvicorn (in a thread, on a free port) while the block runs; yields its URL."""
     port = free_port()
-    uvicorn_server = server(app, host="127.0.0.1", port=port, trusted_proxies=trusted_proxies)
+    uvicorn_server = server(app, host="127.0.0.1", port=port, trusted_proxies=trusted_proxies, limits=limits)
     thread = threading.Thread(target=uvicorn_server.run, name="gateway-under-test", daemon=True)
     thread.start()
     try:

@@ -8,6 +8,7 @@ from tuoguan_common.logs import setup_logging
 from tuoguan_common.telemetry import setup_tracing
 
 from .app import create_app, server
+from .limits import ServerLimits
 
 
 def main() -> None:
@@ -17,7 +18,9 @@ def main() -> None:
     setup_tracing("gateway", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
     port = int(os.environ.get("GATEWAY_PORT") or PORTS["gateway"]["http"])
     trusted_proxies = os.environ.get("GATEWAY_TRUSTED_PROXIES") or "127.0.0.1"
-    server(create_app(), host="0.0.0.0", port=port, trusted_proxies=trusted_proxies).run()
+    limits = ServerLimits.from_env()
+    server(create_app(limits=limits), host="0.0.0.0", port=port, trusted_proxies=trusted_proxies,
+           limits=limits).run()
 
 
 if __name__ == "__main__":

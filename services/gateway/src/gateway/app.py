@@ -14,6 +14,7 @@ from .models import ERROR_RESPONSES
 from .observability import RequestTelemetry
 from .portal.settings import PortalSettings
 from .body_limit import BodyLimit
+from .limits import ServerLimits
 from .routes import accounts, bookings, catalogue, finance, office, tickets
 from .send_guard import SendGuard, SendGuardSettings
 from .sign_in_guard import SignInGuard, SignInGuardSettings
@@ -21,11 +22,12 @@ from .sign_in_guard import SignInGuard, SignInGuardSettings
 
 def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None,
                guard_settings: SignInGuardSettings | None = None,
-               send_guard_settings: SendGuardSettings | None = None) -> FastAPI:
+               send_guard_settings: SendGuardSettings | None = None, limits: ServerLimits | None = None) -> FastAPI:
     """The app; ``addresses`` points it at other servers (tests), else the environment decides."""
     portal_settings = portal_settings or PortalSettings.from_env()
     guard_settings = guard_settings or SignInGuardSettings.from_env()
     send_guard_settings = send_guard_settings or SendGuardSettings.from_env()
+    limits = limits or ServerLimits.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -55,7 +57,7 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # Inside the telemetry, so a refused body is counted and traced like any reply.
-    app.add_middleware(BodyLimit, limits=tickets.BODY_LIMITS)
+    app.add_middleware(BodyLimit, limits=tickets.BODY_LIMITS, timeout=limits.body_timeout_seconds)
     app.add_middleware(RequestTelemetry)
     errors.install(app)
     for module in (accounts, catalogue, bookings, office, finance, tickets):
@@ -78,11 +80,15 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     return app
 
 
-def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.0.1") -> uvicorn.Server:
+def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.0.1",
+           limits: ServerLimits | None = None) -> uvicorn.Server:
     """The uvicorn server the process (and the tests) run. Behind
     ``trusted_proxies`` (addresses and networks, comma-separated: the
     ingress), a request's client is the right-most address of its
-    X-Forwarded-For that is not one of them; otherwise it is the peer."""
+    X-Forwarded-For that is not one of them; otherwise it is the peer.
+    ``limits`` (else the environment's) caps its connections and their
+    keep-alive; the app's body deadline is create_app's."""
+    limits = limits or ServerLimits.from_env()
     return uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, proxy_headers=True, forwarded_allow_ips=trusted_proxies,
         # The plain asyncio loop: grpc.aio's poller is built and tested against it.
@@ -91,4 +97,6 @@ def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.
         # telemetry middleware's line, which names the route, not the client's address.
         log_config=None, access_log=False,
         lifespan="on",
+        limit_concurrency=limits.uvicorn_limit_concurrency(),
+        timeout_keep_alive=limits.keep_alive_seconds,
     ))

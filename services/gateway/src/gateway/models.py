@@ -187,9 +187,11 @@ class ErrorReply(BaseModel):
 ERROR_RESPONSES = {
     status: {"model": ErrorReply, "description": description} for status, description in {
         401: "No or no valid access token", 403: "Not allowed for this account", 404: "Not found",
+        408: "The body did not arrive in time (30 s by default); the connection is closed",
         409: "Conflicts with the current state", 413: "The body is larger than 256 KiB",
         422: "A field is invalid", 429: "Too many attempts or requests; Retry-After says how many seconds to wait",
-        503: "A service is unavailable",
+        503: "A service is unavailable, or this gateway has as many connections as it takes "
+             "(then a plain-text reply, not this body)",
     }.items()
 }
 

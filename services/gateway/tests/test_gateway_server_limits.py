@@ -1,0 +1,226 @@
+"""Slow or numerous clients cannot take the gateway: a body not whole within
+its deadline is 408 request_timeout on ``body`` and its connection closed,
+however it is trickled; connections past the cap are turned away with 503
+while those under it are served. Against a real uvicorn, over raw sockets
+(the client's pace is the point). Deadlines are short here; the margins
+around them are wide, for a busy two-core machine."""
+from __future__ import annotations
+
+import http.client
+import json
+import select
+import socket
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+from prometheus_client import REGISTRY
+
+from gateway.limits import ServerLimits
+from gateway.observability import UNMATCHED
+from tuoguan_common import auth
+
+pytestmark = pytest.mark.integration
+
+DEADLINE = 0.5
+TICKET = json.dumps({"kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站无法调阅影像"}).encode()
+
+
+@pytest.fixture
+def clinician_token(issuer) -> str:
+    return issuer.issue(f"acc-{uuid.uuid4().hex[:12]}", [auth.CLINICIAN])
+
+
+def address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
+
+
+def head(length: int, path: str = "/api/v1/tickets") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def answered(client: socket.socket, wait: float) -> bool:
+    return bool(select.select([client], [], [], wait)[0])
+
+
+def read_reply(client: socket.socket, timeout: float = 10) -> tuple[int, dict[str, str], bytes, bool]:
+    """(status, headers, body, closed) of the one reply on ``client``; closed:
+    the server closed the connection after it (rather than waiting for more)."""
+    client.settimeout(timeout)
+    data = b""
+    closed = False
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        if not chunk:
+            closed = True
+            break
+        data += chunk
+    header_block, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = header_block.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length and not closed:
+        chunk = client.recv(65536)
+        closed = not chunk
+        body += chunk
+    if not closed:
+        try:
+            closed = client.recv(1) == b""
+        except TimeoutError:
+            closed = False
+        except ConnectionResetError:
+            closed = True
+    return int(status_line.split()[1]), headers, body[:length], closed
+
+
+def requests_counted(status: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_http_requests_total",
+                                     {"route": UNMATCHED, "method": "POST", "status": status}) or 0.0
+
+
+def test_a_body_trickled_past_its_deadline_is_408_and_the_connection_is_closed(own_gateway, fakes):
+    # A keep-alive longer than the test: only the 408 may close the connection.
+    url = own_gateway(limits=ServerLimits(body_timeout_seconds=DEADLINE, keep_alive_seconds=60))
+    before, timed_out = len(fakes["ticketing"].requests), requests_counted("408")
+    body = b" " * (1000 - len(TICKET)) + TICKET
+    with socket.create_connection(address(url), timeout=10) as client:
+        client.sendall(head(len(body)))
+        started = time.monotonic()
+        # Ten bytes every 0.1 s: each piece well within the deadline (a deadline
+        # per piece would never end), the whole body ten seconds long.
+        sent = 0
+        while sent < len(body) and not answered(client, 0.1):
+            client.sendall(body[sent:sent + 10])
+            sent += 10
+        waited = time.monotonic() - started
+        status, headers, reply, closed = read_reply(client)
+    assert sent < len(body), "the whole body went through: no deadline stopped the trickle"
+    assert DEADLINE <= waited < 8
+    assert status == 408
+    answer = json.loads(reply)["error"]
+    assert (answer["reason"], answer["field"]) == ("request_timeout", "body")
+    assert "0.5 seconds" in answer["message"]
+    assert headers["connection"] == "close"
+    assert closed, "the connection stayed open after the 408"
+    assert len(fakes["ticketing"].requests) == before
+    # Counted like any other reply, under no route (none was matched).
+    assert requests_counted("408") == timed_out + 1
+
+
+def test_a_body_declared_but_never_sent_is_408_too(own_gateway):
+    # A keep-alive longer than the test: only the 408 may close the connection.
+    url = own_gateway(limits=ServerLimits(body_timeout_seconds=DEADLINE, keep_alive_seconds=60))
+    with socket.create_connection(address(url), timeout=10) as client:
+        client.sendall(head(1000) + b'{"kind": ')
+        assert answered(client, 8), "no answer to a body that stopped half-way"
+        status, _, reply, closed = read_reply(client)
+    assert (status, json.loads(reply)["error"]["reason"], closed) == (408, "request_timeout", True)
+
+
+def test_a_body_sent_within_its_deadline_is_served_and_the_connection_kept(own_gateway, fakes, clinician_token):
+    # The deadline is one request's, from its headers on: not the connection's,
+    # so a second request after a pause longer than the deadline is served too.
+    url = own_gateway(limits=ServerLimits(body_timeout_seconds=3, keep_alive_seconds=60))
+    connection = http.client.HTTPConnection(*address(url), timeout=20)
+    try:
+        for attempt in range(2):
+            def pieces():
+                for start in range(0, len(TICKET), len(TICKET) // 3 + 1):
+                    time.sleep(0.2)
+                    yield TICKET[start:start + len(TICKET) // 3 + 1]
+
+            connection.request("POST", "/api/v1/tickets", body=pieces(), encode_chunked=True, headers={
+                "Authorization": f"Bearer {clinician_token}", "Content-Type": "application/json",
+                "Idempotency-Key": uuid.uuid4().hex})
+            reply = connection.getresponse()
+            assert reply.status == 201, reply.read()
+            reply.read()
+            assert fakes["ticketing"].last("OpenTicket")[1].title == "阅片工作站无法调阅影像"
+            if not attempt:
+                time.sleep(4)
+        # Both on one connection: the first answer did not close it.
+        assert connection.sock is not None
+    finally:
+        connection.close()
+
+
+def healthz(connection: http.client.HTTPConnection) -> int:
+    connection.request("GET", "/healthz")
+    reply = connection.getresponse()
+    reply.read()
+    return reply.status
+
+
+def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gateway):
+    cap = 3
+    # Idle connections count: kept open past the test, they hold their places.
+    url = own_gateway(limits=ServerLimits(concurrency=cap, keep_alive_seconds=60))
+    held = [http.client.HTTPConnection(*address(url), timeout=20) for _ in range(cap)]
+    try:
+        assert [healthz(connection) for connection in held] == [200] * cap
+        extra = http.client.HTTPConnection(*address(url), timeout=20)
+        extra.request("GET", "/healthz")
+        refused = extra.getresponse()
+        assert refused.status == 503
+        assert refused.getheader("connection") == "close"
+        refused.read()
+        extra.close()
+        # Those already in are still served.
+        assert [healthz(connection) for connection in held] == [200] * cap
+        # One leaves: its place is free for a new connection.
+        held.pop().close()
+        deadline, status = time.monotonic() + 10, None
+        while status != 200 and time.monotonic() < deadline:
+            newcomer = http.client.HTTPConnection(*address(url), timeout=20)
+            try:
+                status = healthz(newcomer)
+            finally:
+                newcomer.close()
+            time.sleep(0.05)
+        assert status == 200
+    finally:
+        for connection in held:
+            connection.close()
+
+
+def test_the_openapi_documents_the_408():
+    from gateway.app import create_app
+
+    spec = create_app().openapi()
+    responses = spec["paths"]["/api/v1/tickets"]["post"]["responses"]
+    assert "408" in responses and "413" in responses
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, ServerLimits(concurrency=1000, keep_alive_seconds=5, body_timeout_seconds=30.0)),
+    ({"GATEWAY_LIMIT_CONCURRENCY": "200", "GATEWAY_KEEP_ALIVE_SECONDS": "75", "GATEWAY_BODY_TIMEOUT_SECONDS": "2.5"},
+     ServerLimits(concurrency=200, keep_alive_seconds=75, body_timeout_seconds=2.5)),
+    ({"GATEWAY_LIMIT_CONCURRENCY": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0"},
+     ServerLimits(concurrency=0, body_timeout_seconds=0.0)),
+])
+def test_limits_come_from_the_environment(monkeypatch, env, expected):
+    for name in ("GATEWAY_LIMIT_CONCURRENCY", "GATEWAY_KEEP_ALIVE_SECONDS", "GATEWAY_BODY_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert ServerLimits.from_env() == expected
+
+
+def test_a_limit_that_is_no_number_stops_the_start(monkeypatch):
+    monkeypatch.setenv("GATEWAY_LIMIT_CONCURRENCY", "lots")
+    with pytest.raises(SystemExit, match="GATEWAY_LIMIT_CONCURRENCY"):
+        ServerLimits.from_env()
+
+
+def test_the_server_gets_the_cap_and_the_keep_alive():
+    from gateway.app import create_app, server
+
+    config = server(create_app(), host="127.0.0.1", port=0,
+                    limits=ServerLimits(concurrency=10, keep_alive_seconds=7)).config
+    # uvicorn serves one connection fewer than its limit.
+    assert (config.limit_concurrency, config.timeout_keep_alive) == (11, 7)
+    assert server(create_app(), host="127.0.0.1", port=0,
+                  limits=ServerLimits(concurrency=0)).config.limit_concurrency is None
