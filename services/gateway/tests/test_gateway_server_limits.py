@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.limits import ServerLimits
+from gateway.limits import HeaderDeadlineProtocol, ServerLimits
 from gateway.observability import UNMATCHED
 from tuoguan_common import auth
 
@@ -195,14 +195,16 @@ def test_the_openapi_documents_the_408():
 
 
 @pytest.mark.parametrize(("env", "expected"), [
-    ({}, ServerLimits(concurrency=1000, keep_alive_seconds=5, body_timeout_seconds=30.0)),
-    ({"GATEWAY_LIMIT_CONCURRENCY": "200", "GATEWAY_KEEP_ALIVE_SECONDS": "75", "GATEWAY_BODY_TIMEOUT_SECONDS": "2.5"},
-     ServerLimits(concurrency=200, keep_alive_seconds=75, body_timeout_seconds=2.5)),
-    ({"GATEWAY_LIMIT_CONCURRENCY": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0"},
-     ServerLimits(concurrency=0, body_timeout_seconds=0.0)),
+    ({}, ServerLimits(concurrency=1000, keep_alive_seconds=5, body_timeout_seconds=30.0, header_timeout_seconds=10.0)),
+    ({"GATEWAY_LIMIT_CONCURRENCY": "200", "GATEWAY_KEEP_ALIVE_SECONDS": "75", "GATEWAY_BODY_TIMEOUT_SECONDS": "2.5",
+      "GATEWAY_HEADER_TIMEOUT_SECONDS": "4"},
+     ServerLimits(concurrency=200, keep_alive_seconds=75, body_timeout_seconds=2.5, header_timeout_seconds=4.0)),
+    ({"GATEWAY_LIMIT_CONCURRENCY": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0", "GATEWAY_HEADER_TIMEOUT_SECONDS": "0"},
+     ServerLimits(concurrency=0, body_timeout_seconds=0.0, header_timeout_seconds=0.0)),
 ])
 def test_limits_come_from_the_environment(monkeypatch, env, expected):
-    for name in ("GATEWAY_LIMIT_CONCURRENCY", "GATEWAY_KEEP_ALIVE_SECONDS", "GATEWAY_BODY_TIMEOUT_SECONDS"):
+    for name in ("GATEWAY_LIMIT_CONCURRENCY", "GATEWAY_KEEP_ALIVE_SECONDS", "GATEWAY_BODY_TIMEOUT_SECONDS",
+                 "GATEWAY_HEADER_TIMEOUT_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -219,8 +221,62 @@ def test_the_server_gets_the_cap_and_the_keep_alive():
     from gateway.app import create_app, server
 
     config = server(create_app(), host="127.0.0.1", port=0,
-                    limits=ServerLimits(concurrency=10, keep_alive_seconds=7)).config
+                    limits=ServerLimits(concurrency=10, keep_alive_seconds=7, header_timeout_seconds=3)).config
     # uvicorn serves one connection fewer than its limit.
     assert (config.limit_concurrency, config.timeout_keep_alive) == (11, 7)
-    assert server(create_app(), host="127.0.0.1", port=0,
-                  limits=ServerLimits(concurrency=0)).config.limit_concurrency is None
+    assert issubclass(config.http, HeaderDeadlineProtocol) and config.http.header_timeout_seconds == 3
+    unlimited = server(create_app(), host="127.0.0.1", port=0,
+                       limits=ServerLimits(concurrency=0, header_timeout_seconds=0)).config
+    assert (unlimited.limit_concurrency, unlimited.http) == (None, "httptools")
+
+
+def test_connections_that_never_finish_their_headers_are_closed_and_free_their_places(own_gateway):
+    cap = 2
+    url = own_gateway(limits=ServerLimits(concurrency=cap, header_timeout_seconds=DEADLINE, keep_alive_seconds=60))
+    silent = socket.create_connection(address(url), timeout=10)
+    trickler = socket.create_connection(address(url), timeout=10)
+    try:
+        # A byte every 0.1 s: each well within the deadline, the headers never whole.
+        headers, sent, started = b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Padding: " + b"x" * 200, 0, time.monotonic()
+        while sent < len(headers) and not answered(trickler, 0.1):
+            trickler.sendall(headers[sent:sent + 1])
+            sent += 1
+        assert sent < len(headers), "the trickled headers were never cut off"
+        assert DEADLINE <= time.monotonic() - started < 8
+        assert trickler.recv(1) == b"", "closed without a reply"
+        assert answered(silent, 8) and silent.recv(1) == b"", "a connection that sent nothing stayed open"
+        # Their places in the cap are free again.
+        newcomers = [http.client.HTTPConnection(*address(url), timeout=20) for _ in range(cap)]
+        try:
+            assert [healthz(connection) for connection in newcomers] == [200] * cap
+        finally:
+            for connection in newcomers:
+                connection.close()
+    finally:
+        silent.close()
+        trickler.close()
+
+
+def test_the_header_deadline_spares_idle_keep_alive_and_slow_bodies(own_gateway, fakes, clinician_token):
+    url = own_gateway(limits=ServerLimits(header_timeout_seconds=DEADLINE, body_timeout_seconds=10,
+                                          keep_alive_seconds=60))
+    connection = http.client.HTTPConnection(*address(url), timeout=20)
+    try:
+        assert healthz(connection) == 200
+        # Idle between requests for longer than the header deadline: the keep-alive's to end, not it.
+        time.sleep(2)
+        assert healthz(connection) == 200
+
+        def pieces():
+            for start in range(0, len(TICKET), 16):
+                time.sleep(0.1)
+                yield TICKET[start:start + 16]
+
+        # A body longer in coming than the header deadline: the body deadline's to judge.
+        connection.request("POST", "/api/v1/tickets", body=pieces(), encode_chunked=True, headers={
+            "Authorization": f"Bearer {clinician_token}", "Content-Type": "application/json",
+            "Idempotency-Key": uuid.uuid4().hex})
+        reply = connection.getresponse()
+        assert reply.status == 201, reply.read()
+    finally:
+        connection.close()

@@ -97,6 +97,7 @@ def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.
         # telemetry middleware's line, which names the route, not the client's address.
         log_config=None, access_log=False,
         lifespan="on",
+        http=limits.http_protocol(),
         limit_concurrency=limits.uvicorn_limit_concurrency(),
         timeout_keep_alive=limits.keep_alive_seconds,
     ))

@@ -10,7 +10,10 @@ process.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tuoguan_common.config import env_number
 
@@ -31,6 +34,12 @@ class ServerLimits:
     # (not per chunk: trickling a byte at a time must not reset it); past it
     # the request is answered 408 and its connection closed. 0: no deadline.
     body_timeout_seconds: float = BODY_TIMEOUT_SECONDS
+    # How long a request's headers may take to arrive, from the connection's
+    # opening or the request's first byte on; past it the connection is
+    # closed without a reply. uvicorn has no such deadline: a connection that
+    # never sends a whole request would hold its place in the cap forever,
+    # and a few hundred of them would shut every patient out. 0: none.
+    header_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls) -> "ServerLimits":
@@ -39,6 +48,8 @@ class ServerLimits:
             keep_alive_seconds=env_number("GATEWAY_KEEP_ALIVE_SECONDS", cls.keep_alive_seconds, minimum=1),
             body_timeout_seconds=env_number("GATEWAY_BODY_TIMEOUT_SECONDS", cls.body_timeout_seconds, float,
                                             minimum=0),
+            header_timeout_seconds=env_number("GATEWAY_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, float,
+                                              minimum=0),
         )
 
     def uvicorn_limit_concurrency(self) -> int | None:
@@ -47,3 +58,51 @@ class ServerLimits:
         limit: a limit of N serves N - 1. One more, so that ``concurrency``
         connections are served and the next one is refused."""
         return self.concurrency + 1 if self.concurrency else None
+
+    def http_protocol(self) -> type[asyncio.Protocol] | str:
+        """uvicorn's HTTP/1.1 protocol (httptools), with the header deadline."""
+        if not self.header_timeout_seconds:
+            return "httptools"
+        return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,),
+                    {"header_timeout_seconds": self.header_timeout_seconds})
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """Closes a connection whose request headers are not whole in time.
+    Armed when the connection opens and when a request's first byte arrives
+    (the keep-alive timeout covers the wait before it), disarmed when its
+    headers are complete: the body has its own deadline (BodyLimit)."""
+
+    header_timeout_seconds: float
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_deadline: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is None:
+            self._header_deadline = self.loop.call_later(self.header_timeout_seconds, self._headers_too_slow)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        # No request yet, so no reply: there is nothing to answer it about.
+        if not self.transport.is_closing():
+            self.transport.close()
