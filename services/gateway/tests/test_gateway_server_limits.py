@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.limits import HeaderDeadlineProtocol, ServerLimits
+from gateway.limits import GatewayHttpProtocol, ServerLimits
 from gateway.observability import UNMATCHED
 from tuoguan_common import auth
 
@@ -147,11 +147,28 @@ def test_a_body_sent_within_its_deadline_is_served_and_the_connection_kept(own_g
         connection.close()
 
 
-def healthz(connection: http.client.HTTPConnection) -> int:
-    connection.request("GET", "/healthz")
+def get(connection: http.client.HTTPConnection, path: str) -> int:
+    connection.request("GET", path)
     reply = connection.getresponse()
     reply.read()
     return reply.status
+
+
+def healthz(connection: http.client.HTTPConnection) -> int:
+    return get(connection, "/healthz")
+
+
+def refused_by_the_cap() -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_http_requests_total",
+                                     {"route": UNMATCHED, "method": "GET", "status": "503"}) or 0.0
+
+
+def open_connections() -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_open_connections")
+
+
+# A page that asks no service: 200 whenever the gateway serves it.
+PAGE = "/docs"
 
 
 def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gateway):
@@ -160,23 +177,34 @@ def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gate
     url = own_gateway(limits=ServerLimits(concurrency=cap, keep_alive_seconds=60))
     held = [http.client.HTTPConnection(*address(url), timeout=20) for _ in range(cap)]
     try:
-        assert [healthz(connection) for connection in held] == [200] * cap
+        assert [get(connection, PAGE) for connection in held] == [200] * cap
+        assert open_connections() == cap
+        refused = refused_by_the_cap()
         extra = http.client.HTTPConnection(*address(url), timeout=20)
-        extra.request("GET", "/healthz")
-        refused = extra.getresponse()
-        assert refused.status == 503
-        assert refused.getheader("connection") == "close"
-        refused.read()
+        extra.request("GET", PAGE)
+        reply = extra.getresponse()
+        assert reply.status == 503
+        assert reply.getheader("connection") == "close"
+        reply.read()
         extra.close()
+        # Counted with every other reply, for the 5xx ratio (uvicorn answers it, not the app).
+        assert refused_by_the_cap() == refused + 1
+        # The pod's own probes and scrape are served past the cap.
+        for path in ("/healthz", "/metrics"):
+            probe = http.client.HTTPConnection(*address(url), timeout=20)
+            try:
+                assert get(probe, path) == 200, path
+            finally:
+                probe.close()
         # Those already in are still served.
-        assert [healthz(connection) for connection in held] == [200] * cap
+        assert [get(connection, PAGE) for connection in held] == [200] * cap
         # One leaves: its place is free for a new connection.
         held.pop().close()
         deadline, status = time.monotonic() + 10, None
         while status != 200 and time.monotonic() < deadline:
             newcomer = http.client.HTTPConnection(*address(url), timeout=20)
             try:
-                status = healthz(newcomer)
+                status = get(newcomer, PAGE)
             finally:
                 newcomer.close()
             time.sleep(0.05)
@@ -224,10 +252,10 @@ def test_the_server_gets_the_cap_and_the_keep_alive():
                     limits=ServerLimits(concurrency=10, keep_alive_seconds=7, header_timeout_seconds=3)).config
     # uvicorn serves one connection fewer than its limit.
     assert (config.limit_concurrency, config.timeout_keep_alive) == (11, 7)
-    assert issubclass(config.http, HeaderDeadlineProtocol) and config.http.header_timeout_seconds == 3
+    assert issubclass(config.http, GatewayHttpProtocol) and config.http.header_timeout_seconds == 3
     unlimited = server(create_app(), host="127.0.0.1", port=0,
                        limits=ServerLimits(concurrency=0, header_timeout_seconds=0)).config
-    assert (unlimited.limit_concurrency, unlimited.http) == (None, "httptools")
+    assert (unlimited.limit_concurrency, unlimited.http.header_timeout_seconds) == (None, 0)
 
 
 def test_connections_that_never_finish_their_headers_are_closed_and_free_their_places(own_gateway):
@@ -248,7 +276,7 @@ def test_connections_that_never_finish_their_headers_are_closed_and_free_their_p
         # Their places in the cap are free again.
         newcomers = [http.client.HTTPConnection(*address(url), timeout=20) for _ in range(cap)]
         try:
-            assert [healthz(connection) for connection in newcomers] == [200] * cap
+            assert [get(connection, PAGE) for connection in newcomers] == [200] * cap
         finally:
             for connection in newcomers:
                 connection.close()

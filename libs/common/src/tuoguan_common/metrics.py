@@ -59,6 +59,10 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "tuoguan_gateway_http_request_seconds", "HTTP request duration", ["route", "method"], buckets=LATENCY_BUCKETS,
 )
+# Against GATEWAY_LIMIT_CONCURRENCY: past it, requests are refused 503 (counted above, route "unmatched").
+GATEWAY_OPEN_CONNECTIONS = Gauge(
+    "tuoguan_gateway_open_connections", "HTTP connections open to this gateway process, idle keep-alive ones included",
+)
 # The event queues a worker consumes, as the broker counts them (nameko_support.EventQueueWatch).
 EVENT_QUEUE_MESSAGES = Gauge(
     "tuoguan_event_queue_messages", "Events waiting in a worker's queue for a handler (ready, not yet delivered)",

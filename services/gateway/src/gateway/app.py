@@ -8,6 +8,8 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from tuoguan_common import metrics
+
 from . import errors, portal
 from .clients import Addresses, Clients
 from .models import ERROR_RESPONSES
@@ -89,7 +91,7 @@ def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.
     ``limits`` (else the environment's) caps its connections and their
     keep-alive; the app's body deadline is create_app's."""
     limits = limits or ServerLimits.from_env()
-    return uvicorn.Server(uvicorn.Config(
+    uvicorn_server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, proxy_headers=True, forwarded_allow_ips=trusted_proxies,
         # The plain asyncio loop: grpc.aio's poller is built and tested against it.
         loop="asyncio",
@@ -101,3 +103,7 @@ def server(app: FastAPI, *, host: str, port: int, trusted_proxies: str = "127.0.
         limit_concurrency=limits.uvicorn_limit_concurrency(),
         timeout_keep_alive=limits.keep_alive_seconds,
     ))
+    # Read when scraped: one server per process (the tests' last one wins).
+    state = uvicorn_server.server_state
+    metrics.GATEWAY_OPEN_CONNECTIONS.set_function(lambda: len(state.connections))
+    return uvicorn_server

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tuoguan_common import metrics
 from tuoguan_common.config import env_number
 
 from .body_limit import BODY_TIMEOUT_SECONDS
+from .observability import METHODS, UNMATCHED
 
 
 @dataclass(frozen=True)
@@ -59,21 +62,36 @@ class ServerLimits:
         connections are served and the next one is refused."""
         return self.concurrency + 1 if self.concurrency else None
 
-    def http_protocol(self) -> type[asyncio.Protocol] | str:
-        """uvicorn's HTTP/1.1 protocol (httptools), with the header deadline."""
-        if not self.header_timeout_seconds:
-            return "httptools"
-        return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,),
+    def http_protocol(self) -> type[asyncio.Protocol]:
+        """uvicorn's HTTP/1.1 protocol (httptools) with this header deadline."""
+        return type("GatewayHttpProtocol", (GatewayHttpProtocol,),
                     {"header_timeout_seconds": self.header_timeout_seconds})
 
 
-class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """Closes a connection whose request headers are not whole in time.
-    Armed when the connection opens and when a request's first byte arrives
-    (the keep-alive timeout covers the wait before it), disarmed when its
-    headers are complete: the body has its own deadline (BodyLimit)."""
+# The pod's own: the kubelet's probes and Prometheus' scrape. A liveness probe
+# answered 503 by the cap restarts a gateway that is only busy (and drops every
+# patient it was serving), and the metrics that show the overload are wanted
+# most while it lasts. Both are cheap and read no body.
+UNCAPPED_PATHS = frozenset({b"/healthz", b"/metrics"})
 
-    header_timeout_seconds: float
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, and three things it lacks.
+
+    A header deadline: a connection whose request headers are not whole
+    ``header_timeout_seconds`` (0: never) after it opened, or after the
+    request's first byte (the keep-alive timeout covers the wait before it),
+    is closed; once they are, the body is BodyLimit's to time.
+
+    UNCAPPED_PATHS are served past the connection cap.
+
+    A request the cap turns away is counted like any reply
+    (tuoguan_gateway_http_requests_total, route "unmatched", 503): uvicorn
+    answers it without running the app, so RequestTelemetry never sees it,
+    and the 5xx ratio must.
+    """
+
+    header_timeout_seconds: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_deadline: asyncio.TimerHandle | None = None
@@ -86,6 +104,21 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
+        cap = self.limit_concurrency
+        if cap is None or (self.parser.should_upgrade() and self._should_upgrade()):
+            super().on_headers_complete()
+            return
+        if httptools.parse_url(self.url).path in UNCAPPED_PATHS:
+            self.limit_concurrency = None
+            try:
+                super().on_headers_complete()
+            finally:
+                self.limit_concurrency = cap
+            return
+        # uvicorn's own test of its limit (on_headers_complete), made first.
+        if len(self.connections) >= cap or len(self.tasks) >= cap:
+            method = self.parser.get_method().decode("ascii", "replace")
+            metrics.HTTP_REQUESTS.labels(UNMATCHED, method if method in METHODS else "OTHER", "503").inc()
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -93,7 +126,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _arm_header_deadline(self) -> None:
-        if self._header_deadline is None:
+        if self._header_deadline is None and self.header_timeout_seconds:
             self._header_deadline = self.loop.call_later(self.header_timeout_seconds, self._headers_too_slow)
 
     def _disarm_header_deadline(self) -> None:
