@@ -373,6 +373,39 @@ def test_the_gateway_trusts_as_proxies_only_the_network_a_values_file_names(name
             assert network.is_private and network.prefixlen >= (17 if network.version == 4 else 48), network
 
 
+GATEWAY_LIMITS = {"GATEWAY_LIMIT_CONCURRENCY", "GATEWAY_HEADER_TIMEOUT_SECONDS", "GATEWAY_BODY_TIMEOUT_SECONDS",
+                  "GATEWAY_KEEP_ALIVE_SECONDS"}
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_the_gateway_states_its_limits_on_slow_and_numerous_clients(name):
+    """The gateway's cap on connections and its deadlines come from the
+    values (services.gateway.env), the code's defaults, and the gateway
+    starts with them; no other process gets them."""
+    from gateway.limits import ServerLimits
+
+    for process, deployment in platform_deployments(rendered(name)).items():
+        env = env_of(pod_spec(deployment)["containers"][0])
+        if process != "gateway":
+            assert not GATEWAY_LIMITS & set(env), process
+            continue
+        given = {var: env[var]["value"] for var in GATEWAY_LIMITS}
+        assert given == {"GATEWAY_LIMIT_CONCURRENCY": "1000", "GATEWAY_HEADER_TIMEOUT_SECONDS": "10",
+                         "GATEWAY_BODY_TIMEOUT_SECONDS": "30", "GATEWAY_KEEP_ALIVE_SECONDS": "5"}, name
+        with pytest.MonkeyPatch.context() as patch:
+            for var, value in given.items():
+                patch.setenv(var, value)
+            assert ServerLimits.from_env() == ServerLimits()
+
+
+def test_a_values_file_may_change_one_gateway_limit_and_keep_the_others():
+    values = tools.with_token_keys({"services": {"gateway": {"env": {"GATEWAY_LIMIT_CONCURRENCY": "400"}}}})
+    (gateway,) = [d for process, d in platform_deployments(tools.render(values)).items() if process == "gateway"]
+    env = env_of(pod_spec(gateway)["containers"][0])
+    assert env["GATEWAY_LIMIT_CONCURRENCY"]["value"] == "400"
+    assert env["GATEWAY_BODY_TIMEOUT_SECONDS"]["value"] == "30"
+
+
 def test_production_lets_identity_api_alone_reach_the_sms_gateway():
     manifests = rendered("production")
     for name, pod in pods(manifests).items():
