@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from gateway.limits import GatewayHttpProtocol, ServerLimits
 from gateway.observability import UNMATCHED
 from tuoguan_common import auth
+from tuoguan_common.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -196,7 +197,9 @@ def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gate
                 assert get(probe, path) == 200, path
             finally:
                 probe.close()
-        # Those already in are still served.
+        # Those already in are still served, once the server has seen the
+        # others go (uvicorn counts every open connection at every request).
+        wait_for(lambda: open_connections() == cap, timeout=10, message="the probes' connections to close")
         assert [get(connection, PAGE) for connection in held] == [200] * cap
         # One leaves: its place is free for a new connection.
         held.pop().close()
