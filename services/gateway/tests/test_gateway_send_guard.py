@@ -1,7 +1,8 @@
 """Text-message codes counted per client address (the real identity, the real
 Redis), against SMS pumping: an address gets its number of codes and then 429,
-also when it asks for them all at once; requests identity refuses, fails or
-that are cancelled do not use up its allowance; other addresses, private ones
+also when it asks for them all at once; requests identity refuses before any
+text do not use up its allowance (those that fail or are cancelled, which may
+have made a phone ring, do); other addresses, private ones
 and the failed sign-ins' count are apart; without Redis codes go on; the
 portal says why and for how long."""
 from __future__ import annotations
@@ -123,10 +124,11 @@ def test_codes_asked_for_all_at_once_reach_identity_at_most_the_limit(own_gatewa
     # reading the count, asking, then adding let every request of a burst through.
     url = own_gateway(send_guard=send_guard(namespace, max_sends=5))
     answers = asyncio.run(_ask_at_once(url, PUMPER, requests=40))
-    # Identity itself turns some of a burst away (its send slots: sms_unavailable), which gives their places back.
+    # Identity itself turns some of a burst away (its send slots: sms_unavailable), which keep their places:
+    # a send that failed may yet have gone out.
     assert set(answers) <= {(202, ""), (429, "too_many_codes_from_address"), (503, "sms_unavailable")}, answers
-    accepted = answers.count((202, ""))
-    assert 1 <= accepted <= 5, answers
+    accepted = answers.count((202, "")) + answers.count((503, "sms_unavailable"))
+    assert 1 <= accepted <= 5 and answers.count((429, "too_many_codes_from_address")) == 40 - accepted, answers
     assert stored_counts(namespace) == [accepted]
     # What is left of the allowance, one at a time, and not one more.
     with httpx.Client(base_url=url, timeout=20) as http:
@@ -158,7 +160,8 @@ def test_switched_off_nothing_is_counted(own_gateway, namespace):
     assert stored_keys(namespace) == []
 
 
-def test_a_request_that_fails_or_is_cancelled_gives_its_place_back(namespace):
+def test_a_request_that_fails_or_is_cancelled_keeps_its_place(namespace):
+    """Identity may have been sending when the call broke or the client went: the text may arrive."""
     async def scenario() -> None:
         guard = SendGuard(send_guard(namespace), "a-secret")
         asked = asyncio.Event()
@@ -180,12 +183,12 @@ def test_a_request_that_fails_or_is_cancelled_gives_its_place_back(namespace):
             sending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await sending
-            assert stored_keys(namespace) == []
+            assert stored_counts(namespace) == [1]
             with pytest.raises(RuntimeError):
                 await guard.attempt(PUMPER, breaks)
-            assert stored_keys(namespace) == []
+            assert stored_counts(namespace) == [2]
             assert await guard.attempt(PUMPER, sends) == "sent"
-            assert stored_counts(namespace) == [1]
+            assert stored_counts(namespace) == [3]
         finally:
             await guard.close()
 

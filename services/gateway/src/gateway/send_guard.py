@@ -13,13 +13,14 @@ ends. A count of its own, apart from the failed sign-ins
 nor is a guesser given a code for free.
 
 Before it asks identity, a request takes a place in its address's count, and
-keeps it when identity answered: a code may have gone out (identity gives the
-same answer whether or not the number has an account, so every such answer
-counts). When identity refuses (too soon for this phone, its codes used up
-today, the SMS gateway not answering, a number that is not one) or the call
-fails or is cancelled, the place is given back: no code went out because of
-it. So at most ``max_sends`` accepted requests reach identity per address
-and window, however many arrive together. How the count is kept (Redis, a
+keeps it unless identity refused it for a reason that says no text went out:
+too soon for this phone, its codes used up today, a field that is not valid
+(``NOTHING_SENT``). Every other end keeps it: an answer (identity gives the
+same one whether or not the number has an account), a send the SMS gateway
+failed or timed out on (the text may yet arrive), a call that failed or was
+cancelled while identity may have been sending. So at most ``max_sends``
+requests that may have made a phone ring reach identity per address and
+window, however many arrive together. How the count is kept (Redis, a
 keyed hash of the address, which addresses are counted, going on without
 Redis) is ``address_guard``'s; metric ``tuoguan_gateway_send_guard_total``, a
 kept place counted as ``counted``.
@@ -33,10 +34,14 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import grpc
+
 from tuoguan_common import metrics
+from tuoguan_common.grpc_server import REASON_KEY
 from tuoguan_common.config import DEFAULT_REDIS_URL, env_number
 
 from .address_guard import AddressCount, AddressLimited, Reply, Unavailable
+from .grpc_trailers import first_value
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,16 @@ class TooManyCodes(AddressLimited):
 unavailable = Unavailable("send guard", metrics.GATEWAY_SEND_GUARD)
 
 
-def _answered(error: BaseException | None) -> bool:
-    return error is None
+# Identity's refusals before any text: the only ends that give a place back.
+NOTHING_SENT = frozenset({"reset_too_soon", "reset_codes_used_up_today"})
+
+
+def _may_have_sent(error: BaseException | None) -> bool:
+    if not isinstance(error, grpc.aio.AioRpcError):
+        return True
+    if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        return False
+    return first_value(error.trailing_metadata(), REASON_KEY) not in NOTHING_SENT
 
 
 class SendGuard:
@@ -87,9 +100,9 @@ class SendGuard:
     async def attempt(self, address: str | None, send: Callable[[], Awaitable[Reply]]) -> Reply:
         """Runs ``send`` (the call that makes identity text a code) unless the
         address has had its codes for this window (``TooManyCodes``), and counts
-        it against the address when identity answered it. ``address`` is as
+        it against the address unless identity refused it before any text. ``address`` is as
         ``client_address`` gives it; None is not counted."""
-        return await self._count.attempt(address, send, _answered)
+        return await self._count.attempt(address, send, _may_have_sent)
 
     async def close(self) -> None:
         await self._count.close()
