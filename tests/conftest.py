@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e import journey
 from tuoguan_common.launcher import Platform
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -37,6 +38,7 @@ def platform(infra, tmp_path_factory):
         },
     )
     plat.start()
+    journey.platform = plat
     try:
         plat.seed()
         yield plat

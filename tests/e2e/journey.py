@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
 import uuid
@@ -9,6 +10,24 @@ import uuid
 import httpx
 
 _phones = itertools.count(random.randint(0, 10_000_000))
+# The platform under test (tests/conftest.py sets it): identity texts codes to
+# its log there, with the phone number masked, and the steps read them.
+platform = None
+
+
+def texted_code(phone: str, what: str = "sign-up code", timeout: float = 15.0) -> str:
+    """The last code of the text ``what`` identity's development notifier sent
+    ``phone`` (to its log): what the patient reads on the phone."""
+    masked = f"{phone[:3]}****{phone[-4:]}"
+    deadline = time.monotonic() + timeout
+    while True:
+        for name in [n for n in platform.procs if n.startswith("identity-api")]:
+            for line in reversed(platform.log(name).splitlines()):
+                record = json.loads(line) if line.startswith("{") else {}
+                if record.get("msg") == what and record.get("phone_masked") == masked:
+                    return record["code"]
+        assert time.monotonic() < deadline, f"identity logged no {what} for {masked}"
+        time.sleep(0.1)
 
 
 def new_phone() -> str:
@@ -23,7 +42,10 @@ def sign_in(http: httpx.Client, login: str, password: str) -> dict[str, str]:
 
 def new_patient(http: httpx.Client, name: str = "王小明") -> dict[str, str]:
     phone = new_phone()
-    r = http.post("/api/v1/auth/signup", json={"phone": phone, "password": "Secret1234", "display_name": name},
+    asked = http.post("/api/v1/auth/signup/code", json={"phone": phone})
+    assert asked.status_code == 202, asked.text
+    r = http.post("/api/v1/auth/signup", json={"phone": phone, "code": texted_code(phone), "password": "Secret1234",
+                                               "display_name": name},
                   headers={"Idempotency-Key": str(uuid.uuid4())})
     assert r.status_code in (200, 201), r.text
     return sign_in(http, phone, "Secret1234")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import redis
 from gateway_fakes import FakeBilling, FakeRegistration, FakeTicketing
-from gateway_testkit import REDIS_URL, SESSION_SECRET, Caller, fresh_phone, new_key, serve
+from gateway_testkit import CODES, REDIS_URL, SESSION_SECRET, Caller, fresh_phone, serve, sign_up
 
 from gateway.app import create_app
 from gateway.clients import Addresses
@@ -53,7 +53,7 @@ def grpc_servers(identity_database, fakes, issuer, verifier):
     """identity (real), registration, billing and ticketing (stand-ins); their addresses."""
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
     registrations = {
-        "identity": lambda srv: register_identity(srv, settings, identity_database, issuer=issuer),
+        "identity": lambda srv: register_identity(srv, settings, identity_database, issuer=issuer, notifier=CODES),
         "registration": lambda srv: _add(registration_pb2_grpc.add_RegistrationServiceServicer_to_server,
                                          fakes["registration"], srv, "tuoguan.registration.v1.RegistrationService"),
         "billing": lambda srv: _add(billing_pb2_grpc.add_BillingServiceServicer_to_server,
@@ -152,8 +152,7 @@ def http(gateway_url):
 def patient(http) -> Caller:
     """A patient who has just signed up."""
     phone = fresh_phone()
-    reply = http.post("/api/v1/auth/signup", headers=new_key(),
-                      json={"phone": phone, "password": "Patient2026", "display_name": "周文静"})
+    reply = sign_up(http, phone)
     assert reply.status_code == 201, reply.text
     return Caller(http, phone, "Patient2026")
 

@@ -1,6 +1,7 @@
-"""Helpers of the gateway's tests: signed-in callers, fresh phone numbers,
-idempotency keys, the error envelope, JSON that can carry a lone surrogate, and
-a gateway served on a free port."""
+"""Helpers of the gateway's tests: signed-in callers, patients signed up with
+the code texted to them, fresh phone numbers, idempotency keys, the error
+envelope, JSON that can carry a lone surrogate, and a gateway served on a
+free port."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 
 from gateway.app import server
 from gateway.limits import ServerLimits
+from identity.notifications import LogNotifier
 from tuoguan_common.config import DEFAULT_REDIS_URL
 from tuoguan_common.testing import free_port, wait_for
 
@@ -34,6 +36,40 @@ class Caller:
         self.token = reply.json()["access_token"]
         self.headers = {"Authorization": f"Bearer {self.token}"}
         self.account = reply.json()["account"]
+
+
+class CodeBook(LogNotifier):
+    """Identity's notifier in the gateway's tests: the development adapter (its
+    log lines, which some tests read), remembering each phone's last code."""
+
+    def __init__(self):
+        super().__init__()
+        self._last: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def send_code(self, phone, code, message) -> None:
+        super().send_code(phone, code, message)
+        with self._lock:
+            self._last[phone] = code
+
+    def last_code(self, phone: str) -> str:
+        with self._lock:
+            return self._last[phone]
+
+
+# The one identity of the test session texts through it.
+CODES = CodeBook()
+
+
+def sign_up(http: httpx.Client, phone: str, password: str = "Patient2026", display_name: str = "周文静",
+            headers: dict[str, str] | None = None, key: str | None = None) -> httpx.Response:
+    """A patient signs up as the API's users do: a code to the phone, then the
+    account with it. Answers the sign-up's reply (the code's must be 202)."""
+    asked = http.post("/api/v1/auth/signup/code", json={"phone": phone}, headers=headers)
+    assert asked.status_code == 202, asked.text
+    return http.post("/api/v1/auth/signup", headers={**(headers or {}), "Idempotency-Key": key or uuid.uuid4().hex},
+                     json={"phone": phone, "code": CODES.last_code(phone), "password": password,
+                           "display_name": display_name})
 
 
 def fresh_phone() -> str:

@@ -5,16 +5,22 @@ import secrets
 
 import jwt
 import pytest
-from gateway_testkit import JSON_CONTENT, Caller, error, escaped_json, fresh_phone, new_key
+from gateway_testkit import CODES, JSON_CONTENT, Caller, error, escaped_json, fresh_phone, new_key, sign_up
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_patient_signs_up_signs_in_and_sees_their_account(http):
     phone = fresh_phone()
-    signed_up = http.post("/api/v1/auth/signup", headers=new_key(),
-                          json={"phone": phone, "password": "Patient2026", "display_name": "周文静"})
-    assert signed_up.status_code == 201
+    asked = http.post("/api/v1/auth/signup/code", json={"phone": phone})
+    assert asked.status_code == 202, asked.text
+    assert set(asked.json()) == {"expires_at", "resend_after_seconds"} and asked.json()["resend_after_seconds"] == 60
+    key = new_key()
+    body = {"phone": phone, "code": CODES.last_code(phone), "password": "Patient2026", "display_name": "周文静"}
+    signed_up = http.post("/api/v1/auth/signup", headers=key, json=body)
+    assert signed_up.status_code == 201, signed_up.text
+    # Its answer lost, the same request again: the same account, no other.
+    assert http.post("/api/v1/auth/signup", headers=key, json=body).json() == signed_up.json()
     assert signed_up.json() | {"account_id": ""} == {
         "account_id": "", "login": phone, "display_name": "周文静", "roles": ["patient"], "grade": ""}
     me = Caller(http, phone, "Patient2026")
@@ -23,20 +29,39 @@ def test_a_patient_signs_up_signs_in_and_sees_their_account(http):
 
 
 def test_service_refusals_name_the_field_and_reason(http):
-    bad_phone = {"phone": "12345", "password": "Patient2026", "display_name": "周文静"}
+    bad_phone = {"phone": "12345", "code": "123456", "password": "Patient2026", "display_name": "周文静"}
     assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=bad_phone)) == \
         (422, "phone_format", "phone")
     weak = bad_phone | {"phone": fresh_phone(), "password": "password"}
     assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=weak)) == \
         (422, "password_letters_and_digits", "password")
+    assert error(http.post("/api/v1/auth/signup/code", json={"phone": "12345"})) == (422, "phone_format", "phone")
 
+
+def test_no_account_opens_without_the_code_sent_to_the_phone(http):
+    phone = fresh_phone()
+    body = {"phone": phone, "password": "Patient2026", "display_name": "周文静"}
+    assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=body | {"code": ""})) == \
+        (422, "required", "code")
+    # Nobody asked a code for this number: any code is wrong.
+    assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=body | {"code": "123456"})) == \
+        (422, "sign_up_code_invalid", "code")
+    assert http.post("/api/v1/auth/signup/code", json={"phone": phone}).status_code == 202
+    wrong = f"{(int(CODES.last_code(phone)) + 1) % 10**6:06d}"
+    assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=body | {"code": wrong})) == \
+        (422, "sign_up_code_invalid", "code")
+    assert error(http.post("/api/v1/auth/signin", json={"login": phone, "password": "Patient2026"}))[0] == 401
+    # Asked again at once: too soon for this number.
+    again = http.post("/api/v1/auth/signup/code", json={"phone": phone})
+    assert error(again)[:2] == (429, "reset_too_soon") and int(again.headers["Retry-After"]) > 0
 
 def test_malformed_requests_are_422_with_the_field_and_never_echo_input(http):
-    reply = http.post("/api/v1/auth/signup", headers=new_key(), json={"phone": fresh_phone(), "password": 12345678})
+    reply = http.post("/api/v1/auth/signup", headers=new_key(),
+                      json={"phone": fresh_phone(), "code": "123456", "password": 12345678})
     assert error(reply)[0::2] == (422, "password")
     assert "12345678" not in reply.text
-    missing_key = http.post("/api/v1/auth/signup",
-                            json={"phone": fresh_phone(), "password": "Patient2026", "display_name": "周文静"})
+    missing_key = http.post("/api/v1/auth/signup", json={"phone": fresh_phone(), "code": "123456",
+                                                         "password": "Patient2026", "display_name": "周文静"})
     assert error(missing_key) == (422, "invalid_argument", "Idempotency-Key")
 
 
@@ -50,8 +75,9 @@ def test_a_token_that_could_not_travel_to_a_service_is_401_not_a_failure(http, t
 
 
 @pytest.mark.parametrize(("path", "body", "field"), [
-    ("/api/v1/auth/signup", {"phone": "13912345670", "password": "Patient2026", "display_name": "\ud800"},
-     "display_name"),
+    ("/api/v1/auth/signup", {"phone": "13912345670", "code": "123456", "password": "Patient2026",
+                             "display_name": "\ud800"}, "display_name"),
+    ("/api/v1/auth/signup/code", {"phone": "1380000\udfff0001"}, "phone"),
     ("/api/v1/auth/signin", {"login": "13800000001", "password": "\ud800"}, "password"),
     ("/api/v1/auth/password-reset", {"phone": "1380000\udfff0001"}, "phone"),
 ])
@@ -61,9 +87,17 @@ def test_a_lone_surrogate_is_422_naming_its_field(http, path, body, field):
     assert error(reply) == (422, "invalid_argument", field)
 
 
-def test_a_phone_number_signs_up_once(http, patient):
-    again = {"phone": patient.account["login"], "password": "Other2026", "display_name": "另一人"}
+def test_a_phone_number_signs_up_once_and_its_code_then_resets_the_password(http, patient):
+    phone = patient.account["login"]
+    # Asked for a number with an account: the same answer, the text says so (with a code for its password).
+    assert sign_up(http, phone, password="Other2026", display_name="另一人").status_code == 409
+    code = CODES.last_code(phone)
+    again = {"phone": phone, "code": code, "password": "Other2026", "display_name": "另一人"}
     assert error(http.post("/api/v1/auth/signup", headers=new_key(), json=again)) == (409, "phone_taken", None)
+    reset = http.post("/api/v1/auth/password-reset/confirm", headers=new_key(),
+                      json={"phone": phone, "code": code, "new_password": "Renewed2027"})
+    assert reset.status_code == 204, reset.text
+    assert Caller(http, phone, "Renewed2027").account == patient.account
 
 
 def test_bad_credentials_are_401_and_do_not_say_which_part_was_wrong(http, patient):

@@ -86,5 +86,6 @@ def test_a_body_that_is_not_json_names_the_body_not_a_byte_offset(http, body):
 
 
 def test_a_missing_body_field_is_still_named(http):
-    reply = http.post("/api/v1/auth/signup", headers=new_key(), json={"phone": "13800000001", "password": "x1x1x1x1"})
+    reply = http.post("/api/v1/auth/signup", headers=new_key(),
+                      json={"phone": "13800000001", "code": "123456", "password": "x1x1x1x1"})
     assert error(reply) == (422, "invalid_argument", "display_name")

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from fastapi.routing import iter_route_contexts
-from gateway_testkit import fresh_phone, new_key
+from gateway_testkit import fresh_phone, new_key, sign_up
 
 from gateway.app import create_app
 from gateway.convert import fill, message_model
@@ -24,7 +24,7 @@ from gateway.errors import http_status
 from tuoguan_common.testing import free_port, wait_for
 
 API = {
-    ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("post", "/api/v1/auth/signout"),
+    ("post", "/api/v1/auth/signup/code"), ("post", "/api/v1/auth/signup"), ("post", "/api/v1/auth/signin"), ("post", "/api/v1/auth/signout"),
     ("get", "/api/v1/me"),
     ("post", "/api/v1/admin/staff-accounts"), ("get", "/api/v1/admin/staff-accounts"),
     ("put", "/api/v1/admin/staff-accounts/{account_id}/grade"),
@@ -204,8 +204,7 @@ def test_one_server_span_per_request_naming_only_the_route_template(http, patien
 def test_no_phone_number_or_password_reaches_the_gateway_logs(http, caplog):
     caplog.set_level(logging.DEBUG)
     phone = fresh_phone()
-    http.post("/api/v1/auth/signup", headers=new_key(),
-              json={"phone": phone, "password": "Secret2026", "display_name": "吴思远"})
+    sign_up(http, phone, password="Secret2026", display_name="吴思远")
     http.post("/api/v1/auth/signin", json={"login": phone, "password": "Wrong2026"})
     logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "/api/v1/auth/signin" in logged

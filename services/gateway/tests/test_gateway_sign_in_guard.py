@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 from gateway_testkit import REDIS_URL, error, fresh_phone, new_key
+from gateway_testkit import sign_up as sign_up_with_code
 from prometheus_client import REGISTRY
 
 from gateway import sign_in_guard
@@ -240,14 +241,17 @@ def test_switched_off_nothing_is_counted(own_gateway, namespace):
 def test_sign_up_and_sign_in_of_a_new_patient_are_unaffected(own_gateway, namespace):
     with httpx.Client(base_url=own_gateway(guard=guard(namespace)), timeout=20) as http:
         phone = fresh_phone()
-        assert http.post("/api/v1/auth/signup", headers=new_key(),
-                         json={"phone": phone, "password": "Patient2026", "display_name": "周文静"}).status_code == 201
+        assert sign_up(http, phone, SPRAYER).status_code == 201
         assert sign_in(http, phone, "Patient2026", SPRAYER).status_code == 200
 
 
 def sign_up(http: httpx.Client, phone: str, address: str) -> httpx.Response:
+    return sign_up_with_code(http, phone, headers={"X-Forwarded-For": address})
+
+
+def guess_sign_up_code(http: httpx.Client, phone: str, address: str) -> httpx.Response:
     return http.post("/api/v1/auth/signup", headers=new_key() | {"X-Forwarded-For": address},
-                     json={"phone": phone, "password": "Patient2026", "display_name": "周文静"})
+                     json={"phone": phone, "code": "123456", "password": "Patient2026", "display_name": "周文静"})
 
 
 def guess_reset_code(http: httpx.Client, phone: str, address: str) -> httpx.Response:
@@ -255,20 +259,21 @@ def guess_reset_code(http: httpx.Client, phone: str, address: str) -> httpx.Resp
                      json={"phone": phone, "code": "123456", "new_password": "Taken2026x"})
 
 
-def test_taken_phones_at_sign_up_and_wrong_reset_codes_count_as_wrong_passwords_do(own_gateway, namespace):
+def test_wrong_sign_up_and_reset_codes_count_as_wrong_passwords_do(own_gateway, namespace):
     with httpx.Client(base_url=own_gateway(guard=guard(namespace)), timeout=20) as http:
         # Signing up is no miss, nor is a sign-up refused for its own fields.
         for _ in range(4):
             assert sign_up(http, fresh_phone(), SPRAYER).status_code == 201
         assert error(http.post("/api/v1/auth/signup", headers=new_key() | {"X-Forwarded-For": SPRAYER},
-                               json={"phone": "123", "password": "Patient2026", "display_name": "周"}))[0] == 422
-        # Learning that a number has an account is.
-        assert error(sign_up(http, PATIENT_LOGIN, SPRAYER))[:2] == (409, "phone_taken")
-        # So is a guess at a reset code (a number that asked for none: no code can match).
+                               json={"phone": "123", "code": "123456", "password": "Patient2026",
+                                     "display_name": "周"}))[0] == 422
+        # A guess at a sign-up code is (a number that asked for none: no code can match)...
+        assert error(guess_sign_up_code(http, fresh_phone(), SPRAYER))[:2] == (422, "sign_up_code_invalid")
+        # ...and so is one at a reset code.
         assert error(guess_reset_code(http, fresh_phone(), SPRAYER))[:2] == (422, "reset_code_invalid")
         spray(http, SPRAYER, times=1)
         # One count for all three: the address is refused each of them now.
-        for refused in (sign_up(http, fresh_phone(), SPRAYER), guess_reset_code(http, fresh_phone(), SPRAYER),
+        for refused in (guess_sign_up_code(http, fresh_phone(), SPRAYER), guess_reset_code(http, fresh_phone(), SPRAYER),
                         sign_in(http, PATIENT_LOGIN, PATIENT_PASSWORD, SPRAYER)):
             assert error(refused)[:2] == (429, "too_many_attempts_from_address")
         assert sign_up(http, fresh_phone(), NEIGHBOUR).status_code == 201
@@ -280,8 +285,8 @@ def test_the_portal_sign_up_and_reset_say_why_and_for_how_long(own_gateway, name
     with httpx.Client(base_url=url, timeout=20) as http:
         spray(http, SPRAYER)
     with httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": SPRAYER}) as browser:
-        for path, data in (("/signup", {"phone": fresh_phone(), "password": "Patient2026", "display_name": "周文静",
-                                        "key": "k1", "next": "/"}),
+        for path, data in (("/signup", {"phone": fresh_phone(), "code": "123456", "password": "Patient2026",
+                                        "display_name": "周文静", "key": "k1", "next": "/"}),
                            ("/reset/confirm", {"phone": fresh_phone(), "code": "123456",
                                                "new_password": "Taken2026x", "key": "k2"})):
             form = browser.get("/signup")

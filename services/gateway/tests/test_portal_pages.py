@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_testkit import SESSION_SECRET, fresh_phone, new_key
+from gateway_testkit import SESSION_SECRET, fresh_phone, sign_up
 from itsdangerous import TimestampSigner
 
 from gateway.portal import i18n
@@ -261,8 +261,7 @@ def test_the_office_day_view_reads_a_date_it_cannot_use_as_today(gateway_url, fa
 
 def test_the_browser_keeps_its_device_cookie_so_strangers_cannot_lock_its_owner_out(gateway_url, http):
     phone = fresh_phone()
-    assert http.post("/api/v1/auth/signup", headers=new_key(),
-                     json={"phone": phone, "password": "Patient2026", "display_name": "周文静"}).status_code == 201
+    assert sign_up(http, phone).status_code == 201
     with httpx.Client(base_url=gateway_url, timeout=20) as owner:
         signed_in = owner.post("/signin", data={"login": phone, "password": "Patient2026", "next": "/",
                                                  "csrf": csrf(owner.get("/signin"))})

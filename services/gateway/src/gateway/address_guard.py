@@ -182,7 +182,7 @@ class AddressCount:
         """Runs ``call`` unless the address is refused (the guard's
         ``AddressLimited``), and keeps its place in the address's count when
         ``keep`` says so of how it ended: None when it answered, else what it
-        raised (never for a cancelled call, whose place is always given back).
+        raised (a cancelled call's ``CancelledError`` too).
         ``address`` is as ``client_address`` gives it; None is not counted."""
         if not self.enabled:
             return await call()
@@ -203,7 +203,7 @@ class AddressCount:
             reply = await call()
             kept = keep(None)
             return reply
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             kept = keep(exc)
             raise
         finally:

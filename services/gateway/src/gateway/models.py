@@ -19,6 +19,7 @@ Account = message_model(identity_pb2.Account)
 StaffList = message_model(identity_pb2.ListStaffResponse)
 SignInReply = message_model(identity_pb2.SignInResponse)
 PasswordResetReply = message_model(identity_pb2.RequestPasswordResetResponse)
+SignUpCodeReply = message_model(identity_pb2.RequestSignUpCodeResponse)
 DepartmentList = message_model(registration_pb2.ListDepartmentsResponse)
 DoctorList = message_model(registration_pb2.ListDoctorsResponse)
 SlotList = message_model(registration_pb2.ListSlotsResponse)
@@ -56,8 +57,13 @@ Level = enum_model(ticketing_pb2.Level.DESCRIPTOR)
 
 # Requests. Their strings are Text and their integers Int32 (convert.py): a value
 # a proto field cannot hold is refused as 422 here, not by the protobuf runtime.
+class SignUpCode(BaseModel):
+    phone: Text = Field(description="Mainland mobile number, 11 digits: the account's login", examples=["13800000003"])
+
+
 class SignUp(BaseModel):
     phone: Text = Field(description="Mainland mobile number, 11 digits", examples=["13800000003"])
+    code: Text = Field(description="The 6 digits POST /api/v1/auth/signup/code sent to the phone", examples=["123456"])
     password: Text = Field(description="At least 8 characters, letters and digits", examples=["Patient1234"])
     display_name: Text = Field(description="1-40 characters", examples=["周文静"])
 

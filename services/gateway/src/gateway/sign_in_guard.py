@@ -8,10 +8,9 @@ sign-ins (429, ``too_many_attempts_from_address``, Retry-After) until the
 window ends. The limit is generous on purpose: a mobile carrier's NAT puts
 many patients behind one address, and only failures count, so their
 successful sign-ins cost them nothing. Sign-ups and password resets go
-through the same count: a sign-up told the phone is taken, a reset told its
-code is wrong, is a guess as a wrong password is (``*_MISSES``), and one
-address's guesses at reset codes across many phones would otherwise go
-unslowed, as would its search for which numbers have accounts.
+through the same count: a sign-up or a reset told its code is wrong is a
+guess as a wrong password is (``*_MISSES``), and one address's guesses at
+codes across many phones would otherwise go unslowed.
 
 The count cannot be outrun by sending many guesses at once: before it asks
 identity, a sign-in takes a place in its address's count, and afterwards
@@ -43,12 +42,12 @@ __all__ = ["AddressRefused", "RESET_MISSES", "SIGN_IN_MISSES", "SIGN_UP_MISSES",
            "SignInGuardSettings", "client_address", "counted_address"]
 
 # The refusals an address is counted for: each is a guess that missed. A wrong
-# password; a phone number already taken (a sign-up that learns which numbers
-# have accounts, the targets for the rest); a wrong or expired reset code (a
-# guess at a code someone asked for). One count for all: a guesser does not
-# get a second allowance by switching from one to another.
+# password; a wrong or expired sign-up or reset code (a guess at a code
+# someone asked for). One count for all: a guesser does not get a second
+# allowance by switching from one to another. (A phone number already taken
+# is told only to whoever brought its code: no guess.)
 SIGN_IN_MISSES = frozenset({"bad_credentials"})
-SIGN_UP_MISSES = frozenset({"phone_taken"})
+SIGN_UP_MISSES = frozenset({"sign_up_code_invalid", "sign_up_code_expired"})
 RESET_MISSES = frozenset({"reset_code_invalid", "reset_code_expired"})
 
 

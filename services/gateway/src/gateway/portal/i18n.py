@@ -65,7 +65,8 @@ REASONS = {
     "template_overlaps": N_("These hours overlap another of this doctor's session templates on that weekday."),
     "bad_credentials": N_("The phone number or password is not correct."),
     "too_many_attempts": N_("Too many attempts. Please wait a few minutes and try again."),
-    "phone_taken": N_("An account with this phone number already exists. Sign in instead."),
+    "phone_taken": N_("An account with this phone number already exists. Sign in, or reset its password "
+                      "with the code you received."),
     "phone_format": N_("Enter an 11-digit mainland mobile number."),
     "password_too_short": N_("The password is too short (at least 8 characters)."),
     "password_too_long": N_("The password is too long."),
@@ -74,6 +75,8 @@ REASONS = {
     "required": N_("This field is required."),
     "reset_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
     "reset_code_expired": N_("The verification code has expired. Request a new one."),
+    "sign_up_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
+    "sign_up_code_expired": N_("The verification code has expired. Request a new one."),
     "reset_too_soon": N_("A code was sent a moment ago. Please wait before requesting another."),
     "reset_codes_used_up_today": N_("This number has had all its verification codes for today. Please try again later."),
     "sms_unavailable": N_("The text message could not be sent just now. Please try again in a moment."),

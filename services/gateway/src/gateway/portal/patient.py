@@ -334,27 +334,47 @@ async def sign_out(request: Request):
 
 @router.get("/signup")
 async def sign_up_page(request: Request, next: str = "/"):
-    return render(request, "signup.html", next=safe_next(next), key=form_key())
+    return render(request, "signup.html", next=safe_next(next))
+
+
+@router.post("/signup/code")
+async def request_sign_up_code(request: Request, phone: Annotated[str, Form()] = "",
+                               next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
+    """The first step: a code to the phone, the same answer whether or not it has an account (its text says)."""
+    if not csrf_ok(request, {"csrf": csrf}):
+        raise FormExpired()
+    try:
+        await request.app.state.send_guard.attempt(client_address(request), lambda: services(
+            request).identity.RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(phone=phone)))
+    except grpc.aio.AioRpcError as exc:
+        return render(request, "signup.html", status_code=400, next=safe_next(next), phone=phone,
+                      error=refusal_text(request, exc), field=refusal_field(exc))
+    except TooManyCodes as refused:
+        return _refused_page(request, "signup.html", refused, _too_many_codes(request), next=safe_next(next),
+                             phone=phone)
+    flash(request, translate(request, "A verification code is on its way to this number."), "info")
+    return render(request, "signup_confirm.html", next=safe_next(next), phone=phone, key=form_key())
 
 
 @router.post("/signup")
-async def sign_up(request: Request, phone: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-                  display_name: Annotated[str, Form()] = "", key: Annotated[str, Form()] = "",
-                  next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
+async def sign_up(request: Request, phone: Annotated[str, Form()] = "", code: Annotated[str, Form()] = "",
+                  password: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
+                  key: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/",
+                  csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
     identity = services(request).identity
+    again = {"next": safe_next(next), "key": key or form_key(), "phone": phone, "display_name": display_name}
     try:
         await request.app.state.sign_in_guard.attempt(client_address(request), lambda: identity.SignUpPatient(
-            identity_pb2.SignUpPatientRequest(phone=phone, password=password, display_name=display_name,
+            identity_pb2.SignUpPatientRequest(phone=phone, code=code, password=password, display_name=display_name,
                                               idempotency_key=key)), misses=SIGN_UP_MISSES)
         reply = await identity.SignIn(identity_pb2.SignInRequest(login=phone, password=password))
     except grpc.aio.AioRpcError as exc:
-        return render(request, "signup.html", status_code=400, next=safe_next(next), key=key, phone=phone,
-                      display_name=display_name, error=refusal_text(request, exc), field=refusal_field(exc))
+        return render(request, "signup_confirm.html", status_code=400, error=refusal_text(request, exc),
+                      field=refusal_field(exc), **again)
     except AddressRefused as refused:
-        return _refused_page(request, "signup.html", refused, _too_many_failures(request), next=safe_next(next),
-                             key=key, phone=phone, display_name=display_name)
+        return _refused_page(request, "signup_confirm.html", refused, _too_many_failures(request), **again)
     start_session(request, reply.access_token, reply.expires_in_seconds,
                   {"display_name": reply.account.display_name, "roles": ["patient"]})
     flash(request, translate(request, "Welcome! Your account is ready."), "success")

@@ -12,17 +12,38 @@ from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
-    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, StaffAccount, StaffGrade, StaffList,
+    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, SignUpCode, SignUpCodeReply, StaffAccount,
+    StaffGrade, StaffList,
 )
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, client_address
 
 router = APIRouter(prefix=API_PREFIX, tags=["accounts"])
 
 
+@router.post("/auth/signup/code", status_code=202, response_model=SignUpCodeReply,
+             summary="A patient who wants an account asks for a code by text message, to prove the phone is theirs")
+async def request_sign_up_code(body: SignUpCode, services: CallerServices, request: Request):
+    """The same answer whether or not an account has this number: a number without one is texted a
+    sign-up code; a number with one is texted that it has an account, with a code that resets its
+    password (POST /api/v1/auth/password-reset/confirm). Codes share each number's limits with
+    password-reset codes: one per ``resend_after_seconds`` (429 ``reset_too_soon``), 10 a day (429
+    ``reset_codes_used_up_today``), and each client address's (429 ``too_many_codes_from_address``);
+    Retry-After says how long to wait."""
+    reply = await request.app.state.send_guard.attempt(client_address(request), lambda: services.identity.
+                                                       RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(
+                                                           phone=body.phone)))
+    return to_dict(reply)
+
+
 @router.post("/auth/signup", status_code=201, response_model=Account, summary="A patient opens an account")
 async def sign_up(body: SignUp, key: IdempotencyKey, services: CallerServices, request: Request):
-    """A phone number with an account already is 409 ``phone_taken``; such answers count against the
-    client's address as failed sign-ins do (429 ``too_many_attempts_from_address`` past the limit)."""
+    """With the ``code`` POST /api/v1/auth/signup/code texted to the phone. A wrong code is 422 with
+    field ``code`` and reason ``sign_up_code_invalid`` (also after five wrong tries or once used), an
+    old one ``sign_up_code_expired``; such answers count against the client's address as failed
+    sign-ins do (429 ``too_many_attempts_from_address`` past the limit). The right code of a number
+    that has an account is 409 ``phone_taken``: sign in, or reset the password with that code.
+    Resent with the same ``Idempotency-Key`` (and password) after it went through, it answers the
+    account again and opens no other."""
     reply = await request.app.state.sign_in_guard.attempt(
         client_address(request), lambda: services.identity.SignUpPatient(
             identity_pb2.SignUpPatientRequest(**body.model_dump(), idempotency_key=key)), misses=SIGN_UP_MISSES)

@@ -1,0 +1,50 @@
+"""The portal's sign-up, as a browser does it: a code to the phone first, then
+the account with it; against the real identity api."""
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from gateway_testkit import CODES, fresh_phone
+
+from gateway.portal.web import DEVICE_COOKIE
+
+pytestmark = pytest.mark.integration
+
+
+def csrf(page: httpx.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def hidden(page: httpx.Response, name: str) -> str:
+    return re.search(rf'name="{name}" value="([^"]*)"', page.text).group(1)
+
+
+def test_a_patient_proves_the_phone_then_opens_the_account_and_is_signed_in(gateway_url):
+    phone = fresh_phone()
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": "zh-CN"}) as browser:
+        first = browser.get("/signup?next=/bookings")
+        assert first.status_code == 200 and 'action="/signup/code"' in first.text and 'name="password"' not in first.text
+        asked = browser.post("/signup/code", data={"phone": phone, "next": "/bookings", "csrf": csrf(first)})
+        assert asked.status_code == 200 and "验证码已发送至该手机号" in asked.text
+        assert hidden(asked, "phone") == phone and 'name="code"' in asked.text
+        form = {"phone": phone, "next": "/bookings", "key": hidden(asked, "key"), "csrf": csrf(asked),
+                "display_name": "周文静", "password": "Patient2026"}
+        wrong = browser.post("/signup", data=form | {"code": f"{(int(CODES.last_code(phone)) + 1) % 10**6:06d}"})
+        assert wrong.status_code == 400 and 'id="code"' in wrong.text and 'aria-invalid="true"' in wrong.text
+        assert "验证码不正确" in wrong.text
+        # The form comes back with what was typed, but no password, and the same key.
+        assert hidden(wrong, "key") == form["key"] and "周文静" in wrong.text and "Patient2026" not in wrong.text
+        done = browser.post("/signup", data=form | {"code": CODES.last_code(phone), "csrf": csrf(wrong)})
+        assert done.status_code == 303 and done.headers["location"] == "/bookings"
+        assert any(v.startswith(DEVICE_COOKIE + "=") for v in done.headers.get_list("set-cookie"))
+        assert "退出登录" in browser.get("/").text  # signed in
+
+
+def test_a_number_that_is_not_one_is_refused_on_the_first_step(gateway_url):
+    with httpx.Client(base_url=gateway_url, timeout=20) as browser:
+        page = browser.get("/signup")
+        refused = browser.post("/signup/code", data={"phone": "12345", "next": "/", "csrf": csrf(page)})
+        assert refused.status_code == 400 and 'action="/signup/code"' in refused.text
+        assert 'id="phone"' in refused.text and 'aria-invalid="true"' in refused.text
