@@ -312,7 +312,7 @@ def test_the_traffic_shows_in_the_rates(prometheus, what):
 # Alerts a healthy platform at rest must not even have pending, whatever the
 # date and however loaded the machine: each is wrong here if it is pending.
 QUIET = ["TuoguanServiceDown", "TuoguanServiceAbsent", "TuoguanOutboxRelayStalled", "TuoguanOutboxRelayErrors", "TuoguanEventsDeadLettered",
-         "TuoguanEventHandlerFailing", "TuoguanTimerFailing", "TuoguanSlotsNearlySoldOut",
+         "TuoguanEventsParked", "TuoguanEventHandlerFailing", "TuoguanTimerFailing", "TuoguanSlotsNearlySoldOut",
          "TuoguanWaitingRoomQueueLong", "TuoguanWaitingRoomUnavailable", "TuoguanPaymentsStuckUnknown",
          "TuoguanGateway5xxRatioHigh", "TuoguanGrpcErrorRatioHigh"]
 

@@ -50,11 +50,42 @@ def test_waiting_events_and_consumers_of_each_queue(infra):
     assert gauge("tuoguan_event_queue_messages", service, waiting) is None, "no stale figure once the queue is gone"
 
 
+def test_parked_events_of_each_parking_queue_nothing_parked_reading_0(infra):
+    """Parked events (RetryingEventHandler's ``<queue>.parked``) were counted
+    nowhere: nobody saw them unless they looked on the broker."""
+    service = f"watch-{uuid.uuid4().hex[:6]}"
+    parked, unused = f"evt-test-Parked--{service}.h.parked", f"evt-test-Unused--{service}.h.parked"
+    with kombu.Connection(infra["amqp_uri"]) as conn:
+        channel = conn.channel()
+        try:
+            channel.queue_declare(parked, durable=True, auto_delete=False)  # as the handler parks
+            producer = conn.Producer()
+            for i in range(2):
+                producer.publish({"n": i}, exchange="", routing_key=parked, delivery_mode=2)
+            watch = EventQueueWatch(service, infra["amqp_uri"], [], parked=[parked, unused])
+
+            assert watch.poll() == {parked: (2, 0), unused: (0, 0)}
+            assert gauge("tuoguan_event_queue_parked_messages", service, parked) == 2
+            # No parking queue yet: declared as the handler would, so it reads 0 (and the broker
+            # logs no failed passive declare every poll).
+            assert gauge("tuoguan_event_queue_parked_messages", service, unused) == 0
+            assert channel.queue_declare(unused, passive=True).message_count == 0
+
+            assert channel.basic_get(parked, no_ack=True) is not None  # an operator drops one
+            watch.poll()
+            assert gauge("tuoguan_event_queue_parked_messages", service, parked) == 1
+        finally:
+            channel.queue_delete(parked)
+            channel.queue_delete(unused)
+
+
 def test_a_broker_out_of_reach_leaves_no_figures():
     service = f"watch-{uuid.uuid4().hex[:6]}"
-    watch = EventQueueWatch(service, f"amqp://guest:guest@127.0.0.1:{free_port()}//", ["evt-a--b.c"])
+    watch = EventQueueWatch(service, f"amqp://guest:guest@127.0.0.1:{free_port()}//", ["evt-a--b.c"],
+                            parked=["evt-a--b.c.parked"])
     assert watch.poll() == {}
     assert gauge("tuoguan_event_queue_messages", service, "evt-a--b.c") is None
+    assert gauge("tuoguan_event_queue_parked_messages", service, "evt-a--b.c.parked") is None
 
 
 def test_a_broker_that_refuses_the_password_leaves_no_figures_and_raises_nothing(infra):

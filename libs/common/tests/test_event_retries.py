@@ -219,6 +219,28 @@ def test_an_event_whose_handler_still_raises_on_its_last_attempt_is_parked_not_c
     assert "event dead-lettered" not in retry_worker.log()  # it never was
 
 
+def test_the_worker_reports_its_parked_events_until_a_person_takes_them(infra, processes):
+    """TuoguanEventsDeadLettered fired for 15 minutes after an event was
+    parked, then nothing said it was still there."""
+    worker = start_retry_worker(infra, processes, env={"TUOGUAN_QUEUE_WATCH_SECONDS": "0.2"})
+    parked = worker.queue + ".parked"
+    try:
+        def depth() -> float | None:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).read()
+            needle = f'tuoguan_event_queue_parked_messages{{queue="{parked}",service="retrytest"}} '
+            return next((float(line.rsplit(" ", 1)[1]) for line in body.decode().splitlines()
+                         if line.startswith(needle)), None)
+
+        wait_for(lambda: depth() == 0, timeout=10, message="the parking queue read, nothing parked")
+        worker.publish("raises:1")
+        wait_for(lambda: depth() == 1, timeout=30, message="the parked event counted")
+        assert worker.outcomes() == {"error": ATTEMPTS - 1, "parked": 1.0}
+        assert len(worker.take(parked)) == 1  # dropped by an operator
+        wait_for(lambda: depth() == 0, timeout=10, message="the parking queue empty again")
+    finally:
+        stop_retry_worker(worker, processes)
+
+
 def test_failed_events_are_published_again_on_one_kept_connection_which_a_broker_restart_replaces(
         infra, processes):
     """A connection of its own per failed message before: ~3 ms of CPU and a

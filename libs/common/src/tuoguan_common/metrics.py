@@ -72,6 +72,14 @@ EVENT_QUEUE_CONSUMERS = Gauge(
     "tuoguan_event_queue_consumers", "Consumers attached to a worker's event queue, every replica's",
     ["service", "queue"],
 )
+# The parking queue of each event handler of a worker (``<queue>.parked``,
+# nameko_support.RetryingEventHandler): events that failed their last attempt
+# and could not even be dead-lettered, which nobody consumes. 0: none parked.
+EVENT_QUEUE_PARKED = Gauge(
+    "tuoguan_event_queue_parked_messages",
+    "Events parked in a worker's parking queue (<queue>.parked), which nobody applies unless a person does",
+    ["service", "queue"],
+)
 # The outbox relay.
 OUTBOX_RELAYED = Counter("tuoguan_outbox_relayed_total", "Events relayed from the outbox to RabbitMQ", ["service"])
 OUTBOX_BACKLOG = Gauge("tuoguan_outbox_backlog_events", "Outbox events not yet relayed", ["service"])

@@ -4,7 +4,7 @@
   container start, with psycopg's eventlet-safe wait function.
 * ``Observability``: a span per worker (child of the traceparent the relay put
   in the AMQP headers), RED metrics per event handler, and the depth of the
-  service's event queues (``EventQueueWatch``).
+  service's event queues and of their parking queues (``EventQueueWatch``).
 * ``OutboxRelayer``: a greenthread relaying the service's outbox.
 * ``RetentionPurge``: a worker class's timer deleting the outbox, inbox and
   idempotency keys past their retention (``retention``).
@@ -75,18 +75,27 @@ class EventQueueWatch:
     consumers (replicas) read it, as the broker counts them: a passive
     declare per queue. A handler slower than its events shows here first,
     before any saga times out. A queue the broker does not have (yet) or a
-    broker out of reach or silent leaves no figure rather than a stale one."""
+    broker out of reach or silent leaves no figure rather than a stale one.
 
-    def __init__(self, service: str, amqp_uri: str, queues: Sequence[str], *, timeout: float = 5.0):
+    ``parked``: parking queues (``<queue>.parked``) whose messages it counts
+    too (``tuoguan_event_queue_parked_messages``): events that failed their
+    last attempt, which stay there until a person acts. A handler declares its
+    parking queue only when it first parks; the watch declares it (empty) if
+    the broker does not have it, so that nothing parked reads 0."""
+
+    def __init__(self, service: str, amqp_uri: str, queues: Sequence[str], *, parked: Sequence[str] = (),
+                 timeout: float = 5.0):
         self.service = service
         self.amqp_uri = amqp_uri
         self.queues = list(queues)
+        self.parked = list(parked)
         # For each wait on the broker: one that stopped answering would
         # otherwise hold the watch, and leave its last figures standing, forever.
         self.timeout = timeout
 
     def poll(self) -> dict[str, tuple[int, int]]:
-        """Reads every queue once; returns queue -> (messages, consumers) of those it could read."""
+        """Reads every queue (and parking queue) once; returns queue -> (messages, consumers) of those it
+        could read."""
         seen: dict[str, tuple[int, int]] = {}
         conn = kombu.Connection(self.amqp_uri, connect_timeout=self.timeout)
         answered = False
@@ -95,6 +104,10 @@ class EventQueueWatch:
             limit_amqp_waits(conn.connection, self.timeout)
             for queue in self.queues:
                 state = queue_state(conn, queue)
+                if state is not None:
+                    seen[queue] = state
+            for queue in self.parked:
+                state = queue_state(conn, queue, create=True)
                 if state is not None:
                     seen[queue] = state
             answered = True
@@ -116,6 +129,14 @@ class EventQueueWatch:
                         gauge.remove(self.service, queue)
                     except KeyError:
                         pass
+        for queue in self.parked:
+            if queue in seen:
+                metrics.EVENT_QUEUE_PARKED.labels(self.service, queue).set(seen[queue][0])
+            else:
+                try:
+                    metrics.EVENT_QUEUE_PARKED.remove(self.service, queue)
+                except KeyError:
+                    pass
         return seen
 
 
@@ -128,7 +149,7 @@ EVENT_OUTCOMES = ("ok", "duplicate", "malformed", "dead_lettered", "parked", "er
 
 class Observability(DependencyProvider):
     """Traces and measures every worker of the service, and watches the
-    depth of its event queues while the container runs."""
+    depth of its event queues and their parking queues while the container runs."""
 
     def __init__(self, service: str):
         self.service = service
@@ -148,7 +169,8 @@ class Observability(DependencyProvider):
                 metrics.EVENTS_HANDLED.labels(self.service, entrypoint.event_type, entrypoint.method_name, outcome)
         queues = sorted(e.queue.name for e in handlers)
         if queues:
-            watch = EventQueueWatch(self.service, config["AMQP_URI"], queues)
+            watch = EventQueueWatch(self.service, config["AMQP_URI"], queues,
+                                    parked=[queue + PARKED_SUFFIX for queue in queues])
             interval = float(config.get("QUEUE_WATCH_SECONDS", 15.0))
             self._watching = self.container.spawn_managed_thread(lambda: self._watch(watch, interval))
 
@@ -316,7 +338,8 @@ RETRY_MAX_SECONDS = 5.0
 # in a header of its own on a copy published again.
 ATTEMPT_HEADER = "x-tuoguan-attempt"
 # A message still failing on its last attempt goes to ``<queue>.parked`` (a
-# durable queue nobody consumes) with the type of its last error in this header.
+# durable queue nobody consumes) with the type of its last error in this header;
+# the worker's EventQueueWatch reports its depth (tuoguan_event_queue_parked_messages).
 PARKED_SUFFIX = ".parked"
 ERROR_HEADER = "x-tuoguan-error"
 # Set (1) on a copy published again after a failure that never reached the
@@ -458,8 +481,9 @@ class RetryingEventHandler(EventHandler):
     written (a payload with ``\\u0000`` fails the apply and the jsonb insert
     alike, 22P05). Published again, such a message came back every few
     seconds for ever, and was never put aside. It is parked instead: the copy
-    goes to ``<queue>.parked`` (durable, no consumers; runbook
-    TuoguanEventsDeadLettered) and the handler's outcome is "parked".
+    goes to ``<queue>.parked`` (durable, no consumers; runbooks
+    TuoguanEventsDeadLettered and TuoguanEventsParked) and the handler's
+    outcome is "parked".
     """
 
     # For each wait on the broker while publishing the copy: a silent one must not hold a worker.
@@ -556,9 +580,9 @@ class RetryingEventHandler(EventHandler):
         self._publish(message, self.queue.name + PARKED_SUFFIX, {ERROR_HEADER: error}, declare=True)
 
     def _publish(self, message, queue: str, headers: dict, *, declare: bool = False) -> None:
-        # Declared on demand (declare=True for the parking queue): only a queue that ever parked a
-        # message has one. Durable, so that what is parked outlives a broker restart until an
-        # operator looks at it.
+        # Declared on demand (declare=True for the parking queue), as the worker's EventQueueWatch
+        # declares it too: it may have been deleted since. Durable, so that what is parked outlives
+        # a broker restart until an operator looks at it.
         self.republisher.publish(queue, message.body, headers={**(message.headers or {}), **headers},
                                  content_type=message.content_type, content_encoding=message.content_encoding,
                                  declare=declare)

@@ -60,13 +60,21 @@ def declare_event_queues(service: str, amqp_uri: str | None = None) -> list[str]
     return declared
 
 
-def queue_state(connection: kombu.Connection, queue: str) -> tuple[int, int] | None:
+def queue_state(connection: kombu.Connection, queue: str, *, create: bool = False) -> tuple[int, int] | None:
     """(ready messages, consumers) of a queue as the broker counts them, by a
     passive declare on a channel of its own; None when the broker has no such
-    queue (it closes that channel, so the next look opens another)."""
+    queue (it closes that channel, so the next look opens another).
+
+    ``create``: a durable queue the broker does not have yet is declared
+    (empty) rather than looked for, as a worker's parking queues (durable, not
+    auto-deleted, as the handler declares them when it parks): a queue looked
+    for and missing costs an error line in the broker's log each time."""
     channel = connection.channel()
     try:
-        _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
+        if create:
+            _, messages, consumers = channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+        else:
+            _, messages, consumers = channel.queue_declare(queue=queue, passive=True)
         return messages, consumers
     except connection.channel_errors:
         return None
