@@ -77,6 +77,33 @@ INDEXES = {
     "idempotency_keys_created_at": "ON idempotency_keys (created_at)",
 }
 
+
+def create_indexes() -> None:
+    """The body of each service's retention migration's ``upgrade()`` (billing
+    0006, identity 0008, registration 0005, ticketing 0005): builds
+    ``INDEXES``, ``inbox`` by ``handled_at`` and ``idempotency_keys`` by
+    ``created_at``, so each run's deletion of the oldest rows walks an index
+    instead of reading the whole table (the outbox goes by its primary key and
+    needs none). New databases get them there too: the shared DDL does not
+    hold them.
+
+    CONCURRENTLY (``db.create_index_concurrently``): a plain CREATE INDEX would
+    stop the table's writes for as long as it read the table (a table that grew
+    unpurged until that release: minutes). A build that failed leaves an
+    invalid index, dropped and built again on the next run."""
+    from .db import create_index_concurrently
+
+    for name, definition in INDEXES.items():
+        create_index_concurrently(name, definition)
+
+
+def drop_indexes() -> None:
+    """The body of the same migrations' ``downgrade()``: drops ``INDEXES`` CONCURRENTLY."""
+    from .db import drop_index_concurrently
+
+    for name in INDEXES:
+        drop_index_concurrently(name)
+
 # One purge per database at a time: pg_try_advisory_lock's key (one bigint,
 # apart from the two-int keys registration locks patients with).
 LOCK_KEY = 0x7475_6F67_7561_6E01
