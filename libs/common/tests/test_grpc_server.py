@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tuoguan_common import auth, metrics
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+from tuoguan_common.outbox import IdempotencyConflict
 
 
 def _echo_principal(request, context):
@@ -50,6 +51,7 @@ METHODS = {
     "FullAsync": _refuse_on_the_loop,
     "OfficeOnly": _office_only,
     "Invalid": _raise(InvalidArgument("slot_id", "is required")),
+    "KeyReused": _raise(IdempotencyConflict("key-1")),
     "Missing": _raise(NotFound("no such booking")),
     "Full": _raise(FailedPrecondition("the slot is full", reason="slot_full")),
     "Boom": _boom,
@@ -106,6 +108,8 @@ def test_role_is_enforced(server, issuer):
 
 @pytest.mark.parametrize("method,code,reason,field", [
     ("Invalid", grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", "slot_id"),
+    # A key reused for another request: still INVALID_ARGUMENT on the key, with a reason of its own.
+    ("KeyReused", grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused", "idempotency_key"),
     ("Missing", grpc.StatusCode.NOT_FOUND, "not_found", None),
     ("Full", grpc.StatusCode.FAILED_PRECONDITION, "slot_full", None),
 ])

@@ -56,9 +56,11 @@ def test_idempotency_key_returns_first_answer_and_rejects_reuse(outbox_db):
     with outbox_db.transaction() as cur:
         stored = outbox.claim_key(cur, "pay", "patient-1", "k1", fp)
         assert events_pb2.PaymentCaptured.FromString(stored).payment_id == "answer"
-    with pytest.raises(outbox.IdempotencyConflict):
+    with pytest.raises(outbox.IdempotencyConflict) as reused:
         with outbox_db.transaction() as cur:
             outbox.claim_key(cur, "pay", "patient-1", "k1", outbox.request_fingerprint(events_pb2.PaymentCaptured(payment_id="b")))
+    assert (reused.value.code, reused.value.reason, reused.value.field) == \
+        ("INVALID_ARGUMENT", "idempotency_key_reused", "idempotency_key")
 
 
 

@@ -108,6 +108,7 @@ def test_a_key_reused_for_another_request_is_refused(billing):
     error = fails(lambda: billing.pay(patient_id, booking_id, token="tok_decline", key="k-1"),
                   grpc.StatusCode.INVALID_ARGUMENT)
     assert "idempotency_key" in error.details()
+    assert billing.reason_of(error) == "idempotency_key_reused"
 
 
 def test_one_payment_per_booking_while_pending_or_captured(billing):

@@ -174,7 +174,7 @@ def test_a_retried_reset_gets_its_first_answer_and_only_with_the_same_password(s
     assert reset(stub, code, key=key).device_cookie
     assert reset(stub, code, key=key).device_cookie
     assert failure(lambda: reset(stub, code, new_password="Another2028", key=key)) == \
-        (grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", "idempotency_key")
+        (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused", "idempotency_key")
     assert sign_in(stub, NEW_PASSWORD).access_token
 
 

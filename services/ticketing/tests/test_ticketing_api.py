@@ -109,7 +109,7 @@ def test_open_is_idempotent_and_refuses_bad_input(stub, people, database):
     # The same key for another request is a mistake, not a replay.
     other = open_request(ALWAYS, title="another", idempotency_key=request.idempotency_key)
     r = refused(stub.OpenTicket, other, metadata=clinician.md)
-    assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+    assert (r.code, r.reason, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused", "idempotency_key")
 
     for bad, field in [
         (open_request(kind=99), "kind"),

@@ -166,7 +166,11 @@ def request_fingerprint(request: Message) -> str:
 
 
 class IdempotencyConflict(InvalidArgument):
-    """The key was used before for a different request."""
+    """The key was used before for a different request: INVALID_ARGUMENT on
+    ``idempotency_key`` (HTTP 422), with a reason of its own, so a client can
+    tell a key it reused by mistake (make a new one) from a field it got wrong."""
+
+    reason = "idempotency_key_reused"
 
     def __init__(self, key: str):
         super().__init__("idempotency_key", "was already used for a different request")
