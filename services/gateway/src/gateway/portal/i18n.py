@@ -75,6 +75,7 @@ REASONS = {
     "required": N_("This field is required."),
     "reset_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
     "reset_code_expired": N_("The verification code has expired. Request a new one."),
+    "idempotency_key_reused": N_("This form was already sent with other details. Please open the page again."),
     "sign_up_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
     "sign_up_code_expired": N_("The verification code has expired. Request a new one."),
     "reset_too_soon": N_("A code was sent a moment ago. Please wait before requesting another."),
