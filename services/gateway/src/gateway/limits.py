@@ -109,11 +109,17 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             super().on_headers_complete()
             return
         if httptools.parse_url(self.url).path in UNCAPPED_PATHS:
+            over = len(self.connections) >= cap or len(self.tasks) >= cap
             self.limit_concurrency = None
             try:
                 super().on_headers_complete()
             finally:
                 self.limit_concurrency = cap
+            if over:
+                # Served past the cap, then closed: a client repeating these
+                # requests on kept-alive connections must not hold the cap's
+                # places and keep patients out while the probe stays green.
+                self.cycle.keep_alive = False
             return
         # uvicorn's own test of its limit (on_headers_complete), made first.
         if len(self.connections) >= cap or len(self.tasks) >= cap:
