@@ -127,3 +127,14 @@ def test_the_portal_keeps_the_device_cookie_a_reset_answers(gateway_url, patient
                                                     "key": key, "csrf": csrf("/reset")})
         assert done.status_code == 303 and done.headers["location"] == "/signin"
         assert browser.cookies.get(DEVICE_COOKIE)
+
+
+def test_the_portal_asked_again_at_once_goes_on_to_the_code_sent_a_moment_ago(gateway_url, patient, codes):
+    phone = patient.account["login"]
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": "zh-CN"}) as browser:
+        token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/reset").text).group(1)
+        assert browser.post("/reset", data={"phone": phone, "csrf": token}).status_code == 200
+        again = browser.post("/reset", data={"phone": phone, "csrf": token})
+        assert again.status_code == 200 and 'action="/reset/confirm"' in again.text
+        assert "刚才已向其发送验证码" in again.text
+    assert len(codes(phone)) == 1, "no second code"

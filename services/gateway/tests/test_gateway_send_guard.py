@@ -208,3 +208,18 @@ def test_the_portal_tells_the_patient_why_and_for_how_long(own_gateway, namespac
         assert page.status_code == 429 and 1 <= int(page.headers["Retry-After"]) <= 60
         assert "您所在网络请求的验证码过多，请 1 分钟后再试。" in page.text, page.text[-1500:]
         assert f'value="{phone}"' in page.text, "the form again, with the number"
+
+
+def test_sign_up_codes_count_in_the_same_allowance_through_the_api_and_the_portal(own_gateway, namespace):
+    """Sign-up codes go to any number: the route most worth pumping."""
+    url = own_gateway(send_guard=send_guard(namespace, max_sends=3))
+    with httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": PUMPER}) as http:
+        assert http.post("/api/v1/auth/signup/code", json={"phone": fresh_phone()}).status_code == 202
+        token = re.search(r'name="csrf" value="([^"]+)"', http.get("/signup").text).group(1)
+        assert http.post("/signup/code", data={"phone": fresh_phone(), "next": "/", "csrf": token}).status_code == 200
+        assert ask_code(http, fresh_phone(), None).status_code == 202
+        refused = http.post("/api/v1/auth/signup/code", json={"phone": fresh_phone()})
+        assert error(refused)[:2] == (429, "too_many_codes_from_address") and int(refused.headers["Retry-After"]) > 0
+        page = http.post("/signup/code", data={"phone": fresh_phone(), "next": "/", "csrf": token})
+        assert page.status_code == 429 and "您所在网络请求的验证码过多" in page.text
+    assert stored_counts(namespace) == [3]

@@ -48,3 +48,36 @@ def test_a_number_that_is_not_one_is_refused_on_the_first_step(gateway_url):
         refused = browser.post("/signup/code", data={"phone": "12345", "next": "/", "csrf": csrf(page)})
         assert refused.status_code == 400 and 'action="/signup/code"' in refused.text
         assert 'id="phone"' in refused.text and 'aria-invalid="true"' in refused.text
+
+
+def test_asking_again_at_once_goes_on_to_the_code_sent_a_moment_ago(gateway_url):
+    phone = fresh_phone()
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": "zh-CN"}) as browser:
+        token = csrf(browser.get("/signup"))
+        assert browser.post("/signup/code", data={"phone": phone, "next": "/", "csrf": token}).status_code == 200
+        code = CODES.last_code(phone)
+        # A second click, or the page sent again: no new code, and the form for the one sent.
+        again = browser.post("/signup/code", data={"phone": phone, "next": "/", "csrf": token})
+        assert again.status_code == 200 and "刚才已向该手机号发送验证码" in again.text and 'name="code"' in again.text
+        assert CODES.last_code(phone) == code
+        done = browser.post("/signup", data={"phone": phone, "code": code, "next": "/", "key": hidden(again, "key"),
+                                             "csrf": csrf(again), "display_name": "周文静", "password": "Patient2026"})
+        assert done.status_code == 303
+
+
+def test_a_number_with_an_account_is_led_to_set_a_new_password_with_its_code(gateway_url, patient):
+    phone = patient.account["login"]
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": "zh-CN"}) as browser:
+        asked = browser.post("/signup/code", data={"phone": phone, "next": "/", "csrf": csrf(browser.get("/signup"))})
+        # The same page as for any number: the text tells the holder the number has an account.
+        assert asked.status_code == 200 and "验证码已发送至该手机号" in asked.text
+        code = CODES.last_code(phone)
+        taken = browser.post("/signup", data={"phone": phone, "code": code, "next": "/", "key": hidden(asked, "key"),
+                                              "csrf": csrf(asked), "display_name": "别人", "password": "Other2026x"})
+        assert taken.status_code == 200 and 'action="/reset/confirm"' in taken.text
+        assert "该手机号已注册账户" in taken.text and f'value="{code}"' in taken.text
+        reset = browser.post("/reset/confirm", data={"phone": phone, "code": code, "new_password": "Renewed2027",
+                                                     "key": hidden(taken, "key"), "csrf": csrf(taken)})
+        assert reset.status_code == 303
+    patient_again = httpx.post(f"{gateway_url}/api/v1/auth/signin", json={"login": phone, "password": "Renewed2027"})
+    assert patient_again.status_code == 200

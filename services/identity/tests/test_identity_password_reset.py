@@ -138,8 +138,10 @@ def test_an_expired_code_is_refused(stub, patient, notifier, clock):
     assert sign_in(stub, NEW_PASSWORD).access_token
 
 
-def test_a_code_of_zero_minutes_is_expired_at_once(identity_db, issuer, verifier, patient):
+def test_a_code_of_zero_minutes_is_expired_at_once(identity_db, issuer, verifier, serve_identity):
     """IDENTITY_RESET_CODE_MINUTES=0 through the configuration, on the real clock."""
+    # Signed up through an api of the usual lifetime, on the real clock too (no code of this one's would do).
+    sign_up_patient(serve_identity())
     notifier = RecordingNotifier()
     settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
     config = IdentityConfig.from_env({"IDENTITY_RESET_CODE_MINUTES": "0"})
@@ -231,20 +233,21 @@ def test_a_new_code_gives_fresh_attempts(stub, patient, notifier, clock):
 
 
 def test_ten_codes_a_day_then_a_wait_until_the_day_is_over(stub, patient, notifier, clock, identity_db):
-    """A guesser asking a new code each minute gets fifty guesses a day, not thousands."""
-    for _ in range(10):
+    """A guesser asking a new code each minute gets fifty guesses a day, not thousands. (The
+    patient's sign-up code, just now, was the phone's first of the day.)"""
+    for _ in range(9):
         request_code(stub)
         for _ in range(5):
             failure(lambda: reset(stub, wrong(notifier.last_code())))
         clock.advance(minutes=1)
-    assert len(notifier.sent) == 10
+    assert len(notifier.sent) == 9
     with pytest.raises(grpc.RpcError) as used_up:
         request_code(stub)
     assert used_up.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailing = dict(used_up.value.trailing_metadata())
     assert trailing[REASON_KEY] == "reset_codes_used_up_today"
-    assert int(trailing[RETRY_AFTER_KEY]) == 24 * 3600 - 10 * 60  # the day began with the first code
-    assert len(notifier.sent) == 10, "nothing sent, nothing written"
+    assert int(trailing[RETRY_AFTER_KEY]) == 24 * 3600 - 9 * 60  # the day began with the first code
+    assert len(notifier.sent) == 9, "nothing sent, nothing written"
     clock.advance(hours=24)
     request_code(stub)
     reset(stub, notifier.last_code())
@@ -252,7 +255,8 @@ def test_ten_codes_a_day_then_a_wait_until_the_day_is_over(stub, patient, notifi
 
 
 def test_a_successful_reset_does_not_start_the_phones_day_of_codes_afresh(stub, patient, notifier, clock):
-    for _ in range(9):
+    # The sign-up's code, then eight, then the tenth spent by a reset.
+    for _ in range(8):
         request_code(stub)
         clock.advance(minutes=1)
     request_code(stub)
@@ -353,12 +357,13 @@ def test_a_request_finding_every_send_slot_taken_writes_nothing(serve_identity, 
         for _ in holders:
             assert notifier.sending.acquire(timeout=10), "the four sends hold the four slots"
         for phone in (PHONE, UNKNOWN):
+            before = stored(identity_db, phone)  # the sign-up's spent code, or nothing
             with pytest.raises(grpc.RpcError) as refused:
                 request_code(stub, phone)
             trailing = dict(refused.value.trailing_metadata())
             assert (refused.value.code(), trailing[REASON_KEY], trailing[RETRY_AFTER_KEY]) == \
                 (grpc.StatusCode.UNAVAILABLE, "sms_unavailable", "60")
-            assert stored(identity_db, phone) is None, "nothing written"
+            assert stored(identity_db, phone) == before, "nothing written"
     finally:
         notifier.go_on.set()
         for thread in threads:
@@ -369,7 +374,8 @@ def test_a_request_finding_every_send_slot_taken_writes_nothing(serve_identity, 
     assert [to for to, _ in notifier.sent if to in (PHONE, UNKNOWN)] == [PHONE]
     with identity_db.transaction() as cur:
         cur.execute("SELECT phone, codes_today FROM password_reset_codes WHERE phone IN (%s, %s)", (PHONE, UNKNOWN))
-        assert {row["phone"]: row["codes_today"] for row in cur.fetchall()} == {PHONE: 1, UNKNOWN: 1}
+        # The phone's sign-up code was its first of the day.
+        assert {row["phone"]: row["codes_today"] for row in cur.fetchall()} == {PHONE: 2, UNKNOWN: 1}
     reset(stub, notifier.last_code())
     assert sign_in(stub, NEW_PASSWORD).access_token
 

@@ -41,9 +41,9 @@ def accounts(db) -> list[str]:
         return [row["login"] for row in cur.fetchall()]
 
 
-def code_row(db, phone: str = PHONE):
+def code_row(db, phone: str = PHONE, columns: str = "attempts, account_id"):
     with db.transaction() as cur:
-        cur.execute("SELECT attempts, account_id FROM password_reset_codes WHERE phone = %s", (phone,))
+        cur.execute(f"SELECT {columns} FROM password_reset_codes WHERE phone = %s", (phone,))
         return cur.fetchone()
 
 
@@ -59,11 +59,14 @@ def test_a_number_without_an_account_gets_a_sign_up_code_that_opens_one_once(stu
     account = sign_up(stub, code).account
     assert account.login == PHONE and list(account.roles) == [pb.ROLE_PATIENT]
     assert sign_in(stub, PASSWORD).account == account
-    # Spent: the row is gone, and with it the resend wait (a reset code may be asked for at once).
-    assert code_row(identity_db) is None
+    # Spent, and the account's now; the resend wait is over (a reset code may be asked for at once),
+    # the phone's day of codes is not (the sign-up's code counts in it).
+    row = code_row(identity_db)
+    assert (row["attempts"], str(row["account_id"])) == (5, account.account_id)
     assert failure(lambda: sign_up(stub, code, name="另一个人")) == INVALID
     request_code(stub)
     assert notifier.messages[-1] is CodeMessage.PASSWORD_RESET
+    assert code_row(identity_db, columns="codes_today")["codes_today"] == 2
 
 
 def test_no_account_opens_without_the_right_code(stub, notifier, identity_db):

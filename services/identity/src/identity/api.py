@@ -42,7 +42,7 @@ from .store import AccountRecord, DeviceTokenRecord, IdentityStore
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name
-# Reset codes sent at once by one process, out of its 16 request threads: a
+# Codes (sign-up, reset) sent at once by one process, out of its 16 request threads: a
 # slow SMS gateway (or someone asking for codes in a loop) cannot take the
 # threads that sign patients in. Past it, the request is refused sms_unavailable.
 MAX_CONCURRENT_SENDS = 4
@@ -147,7 +147,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             record = self.store.insert_account(cur, account, password_hash, by=ANONYMOUS, at=now)
             if record is None:
                 raise PhoneTaken()
-            self.store.spend_sign_up_code(cur, phone)
+            self.store.spend_sign_up_code(cur, phone, record.account_id, self.reset_policy.max_attempts,
+                                          self.reset_policy.resend_wait_over(now))
             return account_message(record), account_message(record)
 
         # As a reset: the code is judged (a wrong one counted) before argon2

@@ -251,11 +251,19 @@ class IdentityStore:
     def count_reset_attempt(self, cur: psycopg.Cursor, phone: str) -> None:
         cur.execute("UPDATE password_reset_codes SET attempts = attempts + 1 WHERE phone = %s", (phone,))
 
-    def spend_sign_up_code(self, cur: psycopg.Cursor, phone: str) -> None:
-        """In the transaction that opens the phone's account: its code is gone,
-        and with it the phone's resend wait and day of codes. Only the phone's
-        holder brings its code, and they may ask for a reset code at once."""
-        cur.execute("DELETE FROM password_reset_codes WHERE phone = %s", (phone,))
+    def spend_sign_up_code(self, cur: psycopg.Cursor, phone: str, account_id: str, spent_attempts: int,
+                           resend_wait_over: dt.datetime) -> None:
+        """In the transaction that opens the phone's account: its code is spent
+        (attempts at ``spent_attempts``, the policy's maximum) and now the
+        account's, and the phone's resend wait is over (``issued_at`` no later
+        than ``resend_wait_over``): only the phone's holder brings its code, and
+        they may ask for a reset code at once. The phone's day of codes stays: a
+        sign-up must not start it afresh (nor tell whoever used it up that the
+        number now has an account)."""
+        cur.execute(
+            "UPDATE password_reset_codes SET account_id = %s, attempts = greatest(attempts, %s), "
+            "issued_at = least(issued_at, %s) WHERE phone = %s",
+            (account_id, spent_attempts, resend_wait_over, phone))
 
     def complete_password_reset(self, cur: psycopg.Cursor, phone: str, password_hash: str,
                                 spent_attempts: int, at: dt.datetime) -> str | None:

@@ -24,7 +24,8 @@ from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client
 from . import i18n
 from .web import (
     FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, portal_state, posted_form,
-    public_services, redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
+    public_services, redirect, refusal_field, refusal_reason, refusal_text, render, safe_next, services,
+    sign_in_redirect, signed_in,
     remember_device, start_session, translate,
 )
 
@@ -303,6 +304,11 @@ def _refused_page(request: Request, template: str, refused: AddressLimited, mess
     return page
 
 
+# A code asked for again within its resend wait: the last one is still good, so
+# the form to enter it comes next, not a refusal.
+STILL_ON_ITS_WAY = frozenset({"reset_too_soon"})
+
+
 def _too_many_failures(request: Request) -> str:
     return translate(request, "Too many failed attempts from your network. Please try again in %(minutes)s min.")
 
@@ -347,6 +353,10 @@ async def request_sign_up_code(request: Request, phone: Annotated[str, Form()] =
         await request.app.state.send_guard.attempt(client_address(request), lambda: services(
             request).identity.RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(phone=phone)))
     except grpc.aio.AioRpcError as exc:
+        if refusal_reason(exc) in STILL_ON_ITS_WAY:
+            # Sent a moment ago (a second click, the page sent again): that code stands, enter it.
+            flash(request, translate(request, "A code was sent to this number a moment ago: enter it below."), "info")
+            return render(request, "signup_confirm.html", next=safe_next(next), phone=phone, key=form_key())
         return render(request, "signup.html", status_code=400, next=safe_next(next), phone=phone,
                       error=refusal_text(request, exc), field=refusal_field(exc))
     except TooManyCodes as refused:
@@ -371,6 +381,12 @@ async def sign_up(request: Request, phone: Annotated[str, Form()] = "", code: An
                                               idempotency_key=key)), misses=SIGN_UP_MISSES)
         reply = await identity.SignIn(identity_pb2.SignInRequest(login=phone, password=password))
     except grpc.aio.AioRpcError as exc:
+        if refusal_reason(exc) == "phone_taken":
+            # Only the phone's holder gets here (with its code): the text they got says the number
+            # has an account, and its code sets a new password.
+            flash(request, translate(request, "This number already has an account. Choose a new password with "
+                                              "the code you received, or sign in."), "info")
+            return render(request, "reset_confirm.html", phone=phone, code=code, key=form_key())
         return render(request, "signup_confirm.html", status_code=400, error=refusal_text(request, exc),
                       field=refusal_field(exc), **again)
     except AddressRefused as refused:
@@ -394,6 +410,10 @@ async def request_reset(request: Request, phone: Annotated[str, Form()] = "", cs
         await request.app.state.send_guard.attempt(client_address(request), lambda: services(
             request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=phone)))
     except grpc.aio.AioRpcError as exc:
+        if refusal_reason(exc) in STILL_ON_ITS_WAY:
+            flash(request, translate(request, "If an account uses this number, a code was sent to it a moment ago: "
+                                              "enter it below."), "info")
+            return render(request, "reset_confirm.html", phone=phone, key=form_key())
         return render(request, "reset_request.html", status_code=400, phone=phone, error=refusal_text(request, exc))
     except TooManyCodes as refused:
         return _refused_page(request, "reset_request.html", refused, _too_many_codes(request), phone=phone)

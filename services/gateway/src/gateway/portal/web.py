@@ -238,6 +238,10 @@ def refusal_field(exc: grpc.aio.AioRpcError) -> str | None:
     return first_value(exc.trailing_metadata(), FIELD_KEY)
 
 
+def refusal_reason(exc: grpc.aio.AioRpcError) -> str | None:
+    return first_value(exc.trailing_metadata(), REASON_KEY)
+
+
 class GoBack(Exception):
     """A form was refused: its message is flashed, the person goes back to ``url``."""
 

@@ -28,7 +28,8 @@ async def request_sign_up_code(body: SignUpCode, services: CallerServices, reque
     password (POST /api/v1/auth/password-reset/confirm). Codes share each number's limits with
     password-reset codes: one per ``resend_after_seconds`` (429 ``reset_too_soon``), 10 a day (429
     ``reset_codes_used_up_today``), and each client address's (429 ``too_many_codes_from_address``);
-    Retry-After says how long to wait."""
+    Retry-After says how long to wait. A text the SMS gateway did not take is 503 ``sms_unavailable``:
+    ask again after the resend wait (it may yet arrive)."""
     reply = await request.app.state.send_guard.attempt(client_address(request), lambda: services.identity.
                                                        RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(
                                                            phone=body.phone)))

@@ -90,6 +90,11 @@ class ResetCodePolicy:
             return now, 1
         return previous.day_started_at, previous.codes_today + 1
 
+    def resend_wait_over(self, now: dt.datetime) -> dt.datetime:
+        """An issue time whose resend wait is over at ``now``: a sign-up spends its
+        code so, as only the phone's holder brings it (the day's count stays)."""
+        return now - self.resend_after
+
     def forget_before(self, now: dt.datetime) -> dt.datetime:
         """Codes that expired before this moment are deleted."""
         return now - self.retention

@@ -17,8 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Every row already meets the new rule (the old one implies it): added NOT
-    # VALID and validated after, so no write waits for the check of the table.
+    # Every row already meets the new rule (the old one implies it). Both
+    # statements run in this migration's one transaction, under the first's
+    # ACCESS EXCLUSIVE lock: brief, as the table holds a day of codes at most
+    # (sign-ins do not read it; code requests and resets wait that instant).
     op.execute("""
         ALTER TABLE password_reset_codes
             DROP CONSTRAINT password_reset_codes_check,
