@@ -129,7 +129,7 @@ def test_repeating_a_hold_returns_the_first_booking_and_takes_one_place(stub, cl
         cur.execute("SELECT count(*) AS n FROM outbox WHERE event_type = 'SlotHeld'")
         assert cur.fetchone()["n"] == 1
     other_slot = clinic.slot(clinic.wang, local(tomorrow(), 15))
-    assert refused(hold, stub, md, other_slot, same_key) == (grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument")
+    assert refused(hold, stub, md, other_slot, same_key) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused")
 
 
 def test_concurrent_repeats_of_one_hold_make_one_booking(stub, clinic, people, store):
