@@ -116,8 +116,9 @@ def test_with_a_gateway_set_the_api_process_texts_the_code_and_logs_none(infra, 
                                                       idempotency_key="process-test-sms-reset"), timeout=10)
             assert stub.SignIn(pb.SignInRequest(login=phone, password="Renewed2027"), timeout=10).access_token
         exposition = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-        assert 'tuoguan_identity_sms_sends_total{outcome="sent"} 1.0' in exposition
-        assert 'tuoguan_identity_sms_sends_total{outcome="timeout"} 0.0' in exposition
+        assert 'tuoguan_identity_sms_sends_total{outcome="sent",template="password_reset"} 1.0' in exposition
+        assert 'tuoguan_identity_sms_sends_total{outcome="timeout",template="password_reset"} 0.0' in exposition
+        assert 'tuoguan_identity_sms_sends_total{outcome="sent",template="sign_up"} 0.0' in exposition
         log = processes.log("identity-api")
         lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
         assert [line["msg"] for line in lines if line["msg"].startswith("password reset code")] == \

@@ -64,7 +64,8 @@ def code_row(db, phone=PHONE):
 
 
 def sends(outcome: str) -> float:
-    return REGISTRY.get_sample_value("tuoguan_identity_sms_sends_total", {"outcome": outcome}) or 0.0
+    return REGISTRY.get_sample_value("tuoguan_identity_sms_sends_total",
+                                     {"template": "password_reset", "outcome": outcome}) or 0.0
 
 
 def logged(caplog) -> str:

@@ -140,7 +140,8 @@ IDENTITY_SIGN_OUTS = Counter("tuoguan_identity_sign_outs_total", "Sign-in tokens
 IDENTITY_SIGN_UPS = Counter("tuoguan_identity_sign_ups_total", "Patient accounts created")
 IDENTITY_SMS_SENDS = Counter(
     "tuoguan_identity_sms_sends_total",
-    "Password reset codes posted to the SMS gateway, by outcome (sent, rejected, timeout, unreachable)", ["outcome"],
+    "Codes posted to the SMS gateway, by template (password_reset, sign_up, sign_up_account_exists: one the "
+    "provider refuses alone shows here) and outcome (sent, rejected, timeout, unreachable)", ["template", "outcome"],
 )
 
 # Registration.

@@ -149,7 +149,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                 raise PhoneTaken()
             self.store.spend_sign_up_code(cur, phone, record.account_id, self.reset_policy.max_attempts,
                                           self.reset_policy.resend_wait_over(now))
-            return account_message(record), account_message(record)
+            opened = account_message(record)
+            return opened, opened
 
         # As a reset: the code is judged (a wrong one counted) before argon2
         # runs, then again, with the hash, in the transaction that opens the account.

@@ -7,7 +7,7 @@ through an HTTP SMS gateway.
 raises ``SmsUnavailable``: the caller has stored the code and its resend
 wait first, so a send that failed (or timed out after the text went) is not
 tried again before that wait. Neither the code nor the full phone number is
-ever logged; each send counts in ``tuoguan_identity_sms_sends_total`` by outcome.
+ever logged; each send counts in ``tuoguan_identity_sms_sends_total`` by template and outcome.
 
 The standard library's HTTP client: the production image installs the
 lock's runtime dependencies only, and a send a minute needs no pool. It
@@ -49,7 +49,8 @@ def count_from_zero() -> None:
     """Every outcome's series exists before the first send (and in development,
     where nothing goes by SMS), so rates and alerts read 0, not nothing."""
     for outcome in OUTCOMES:
-        metrics.IDENTITY_SMS_SENDS.labels(outcome)
+        for message in CodeMessage:
+            metrics.IDENTITY_SMS_SENDS.labels(message.value, outcome)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -82,7 +83,7 @@ class HttpSmsNotifier:
         request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
         started = time.monotonic()
         outcome, status = self._post(request)
-        metrics.IDENTITY_SMS_SENDS.labels(outcome).inc()
+        metrics.IDENTITY_SMS_SENDS.labels(message.value, outcome).inc()
         # The gateway's answer's body is not logged: it may repeat the number or the code.
         extra = {"outcome": outcome, "status": status, "request_id": request_id, "phone_masked": mask_phone(phone),
                  "duration_ms": round((time.monotonic() - started) * 1000)}
