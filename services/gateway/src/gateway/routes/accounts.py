@@ -80,8 +80,9 @@ async def request_password_reset(body: PasswordReset, services: CallerServices, 
     account's phone gets a code. A new code replaces the last one, but not
     within ``resend_after_seconds`` of it (429, reason ``reset_too_soon``), and a
     number gets at most 10 codes a day (429, ``reset_codes_used_up_today``); the
-    Retry-After header says how long to wait. Each request answered 202 counts
-    against the client's address, whatever the number (refused ones do not): past
+    Retry-After header says how long to wait. Each request counts against the
+    client's address, whatever the number, but those refused before any text
+    (``reset_too_soon``, ``reset_codes_used_up_today``, a field 422): past
     ``SMS_CODES_PER_ADDRESS`` in its window (20 an hour), the address is refused
     with 429 (``too_many_codes_from_address``) until the window ends, Retry-After
     saying when."""
