@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote
 
@@ -306,7 +307,7 @@ def _refused_page(request: Request, template: str, refused: AddressLimited, mess
 
 # A code asked for again within its resend wait: the last one is still good, so
 # the form to enter it comes next, not a refusal.
-STILL_ON_ITS_WAY = frozenset({"reset_too_soon"})
+CODE_STILL_ON_ITS_WAY = "reset_too_soon"
 
 
 def _too_many_failures(request: Request) -> str:
@@ -343,27 +344,38 @@ async def sign_up_page(request: Request, next: str = "/"):
     return render(request, "signup.html", next=safe_next(next))
 
 
+async def _ask_for_code(request: Request, ask: Callable[[], Awaitable[object]], *, form: str, confirm: str,
+                       sent: str, sent_before: str, **context) -> HTMLResponse:
+    """The first step of a sign-up or a reset: ``ask`` makes identity text a code (under the
+    address's send limit), and the form to enter it comes next, also when a code was sent a
+    moment ago (a second click, the page sent again: that code stands). Any other refusal
+    shows ``form`` again."""
+    try:
+        await request.app.state.send_guard.attempt(client_address(request), ask)
+    except grpc.aio.AioRpcError as exc:
+        if refusal_reason(exc) != CODE_STILL_ON_ITS_WAY:
+            return render(request, form, status_code=400, error=refusal_text(request, exc),
+                          field=refusal_field(exc), **context)
+        flash(request, translate(request, sent_before), "info")
+    except TooManyCodes as refused:
+        return _refused_page(request, form, refused, _too_many_codes(request), **context)
+    else:
+        flash(request, translate(request, sent), "info")
+    return render(request, confirm, key=form_key(), **context)
+
+
 @router.post("/signup/code")
 async def request_sign_up_code(request: Request, phone: Annotated[str, Form()] = "",
                                next: Annotated[str, Form()] = "/", csrf: Annotated[str, Form()] = ""):
     """The first step: a code to the phone, the same answer whether or not it has an account (its text says)."""
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
-    try:
-        await request.app.state.send_guard.attempt(client_address(request), lambda: services(
-            request).identity.RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(phone=phone)))
-    except grpc.aio.AioRpcError as exc:
-        if refusal_reason(exc) in STILL_ON_ITS_WAY:
-            # Sent a moment ago (a second click, the page sent again): that code stands, enter it.
-            flash(request, translate(request, "A code was sent to this number a moment ago: enter it below."), "info")
-            return render(request, "signup_confirm.html", next=safe_next(next), phone=phone, key=form_key())
-        return render(request, "signup.html", status_code=400, next=safe_next(next), phone=phone,
-                      error=refusal_text(request, exc), field=refusal_field(exc))
-    except TooManyCodes as refused:
-        return _refused_page(request, "signup.html", refused, _too_many_codes(request), next=safe_next(next),
-                             phone=phone)
-    flash(request, translate(request, "A verification code is on its way to this number."), "info")
-    return render(request, "signup_confirm.html", next=safe_next(next), phone=phone, key=form_key())
+    return await _ask_for_code(
+        request, lambda: services(request).identity.RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(
+            phone=phone)),
+        form="signup.html", confirm="signup_confirm.html", next=safe_next(next), phone=phone,
+        sent=i18n.N_("A verification code is on its way to this number."),
+        sent_before=i18n.N_("A code was sent to this number a moment ago: enter it below."))
 
 
 @router.post("/signup")
@@ -406,19 +418,12 @@ async def reset_page(request: Request):
 async def request_reset(request: Request, phone: Annotated[str, Form()] = "", csrf: Annotated[str, Form()] = ""):
     if not csrf_ok(request, {"csrf": csrf}):
         raise FormExpired()
-    try:
-        await request.app.state.send_guard.attempt(client_address(request), lambda: services(
-            request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(phone=phone)))
-    except grpc.aio.AioRpcError as exc:
-        if refusal_reason(exc) in STILL_ON_ITS_WAY:
-            flash(request, translate(request, "If an account uses this number, a code was sent to it a moment ago: "
-                                              "enter it below."), "info")
-            return render(request, "reset_confirm.html", phone=phone, key=form_key())
-        return render(request, "reset_request.html", status_code=400, phone=phone, error=refusal_text(request, exc))
-    except TooManyCodes as refused:
-        return _refused_page(request, "reset_request.html", refused, _too_many_codes(request), phone=phone)
-    flash(request, translate(request, "If an account uses this number, a verification code is on its way."), "info")
-    return render(request, "reset_confirm.html", phone=phone, key=form_key())
+    return await _ask_for_code(
+        request, lambda: services(request).identity.RequestPasswordReset(identity_pb2.RequestPasswordResetRequest(
+            phone=phone)),
+        form="reset_request.html", confirm="reset_confirm.html", phone=phone,
+        sent=i18n.N_("If an account uses this number, a verification code is on its way."),
+        sent_before=i18n.N_("If an account uses this number, a code was sent to it a moment ago: enter it below."))
 
 
 @router.post("/reset/confirm")
