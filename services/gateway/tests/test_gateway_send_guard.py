@@ -8,15 +8,25 @@ portal says why and for how long."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import re
 
 import httpx
 import pytest
 import redis
-from gateway_testkit import REDIS_URL, error, fresh_phone
+from gateway_testkit import CODES, REDIS_URL, SESSION_SECRET, error, fresh_phone, serve
 from prometheus_client import REGISTRY
 
+from gateway.app import create_app
+from gateway.portal.settings import PortalSettings
 from gateway.send_guard import SendGuard, SendGuardSettings
+from gateway.sign_in_guard import SignInGuardSettings
+from identity.api import register as register_identity
+from identity.config import IdentityConfig
+from identity.domain.text_budget import TextBudget
+from tuoguan_common.config import Settings
+from tuoguan_common.grpc_server import build_server
 
 pytestmark = pytest.mark.integration
 
@@ -223,3 +233,43 @@ def test_sign_up_codes_count_in_the_same_allowance_through_the_api_and_the_porta
         page = http.post("/signup/code", data={"phone": fresh_phone(), "next": "/", "csrf": token})
         assert page.status_code == 429 and "您所在网络请求的验证码过多" in page.text
     assert stored_counts(namespace) == [3]
+
+
+@pytest.fixture
+def identity_with_one_text_an_hour(grpc_servers, identity_database, issuer, verifier):
+    """The real identity, allowed one text per clock hour, at a still clock of an hour
+    nobody else texts in (the texts' count is in the database the gateway's identity shares)."""
+    settings = Settings.from_env("identity", grpc_port=0, metrics_port=0)
+    at = dt.datetime(2031, 3, 3, 10, 0, tzinfo=dt.timezone.utc)
+    srv, port = build_server(
+        service="identity", verifier=verifier, port=0, host="127.0.0.1",
+        register=lambda s: register_identity(s, settings, identity_database, issuer=issuer, notifier=CODES,
+                                             config=IdentityConfig(texts=TextBudget(per_hour=1)), clock=lambda: at))
+    srv.start()
+    yield dataclasses.replace(grpc_servers, identity=f"127.0.0.1:{port}")
+    srv.stop(0)
+
+
+def test_past_the_platforms_texts_for_the_hour_every_number_is_refused_and_keeps_no_place(
+        identity_with_one_text_an_hour, namespace):
+    settings = send_guard(namespace)
+    app = create_app(identity_with_one_text_an_hour, PortalSettings(session_secret=SESSION_SECRET,
+                                                                    waiting_room_namespace=namespace,
+                                                                    redis_url=REDIS_URL),
+                     SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures"), settings)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": PUMPER}) as http:
+        assert http.post("/api/v1/auth/signup/code", json={"phone": fresh_phone()}).status_code == 202
+        for route in ("/api/v1/auth/signup/code", RESET, RESET):
+            refused = http.post(route, json={"phone": fresh_phone()})
+            assert error(refused) == (503, "sms_hourly_limit_reached", None)
+            assert refused.headers["Retry-After"] == "3600", "the rest of identity's clock hour"
+        # No text went out for them: the address keeps the one place it used.
+        assert stored_counts(namespace) == [1]
+        token = re.search(r'name="csrf" value="([^"]+)"', http.get("/signup", headers={"Accept-Language": "zh-CN"})
+                          .text).group(1)
+        page = http.post("/signup/code", data={"phone": fresh_phone(), "next": "/", "csrf": token},
+                         headers={"Accept-Language": "zh-CN"})
+        # The form again (as for any refusal of identity's), saying why and until when.
+        assert page.status_code == 400
+        assert "本小时内已无法再发送短信验证码，请在下一个整点后再试。" in page.text, page.text[-1500:]
+    assert stored_counts(namespace) == [1]

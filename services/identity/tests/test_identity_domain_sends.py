@@ -128,3 +128,27 @@ def test_told_so_the_codes_go_to_the_log_with_a_warning(caplog):
     assert isinstance(choose_notifier(IdentityConfig.from_env({"IDENTITY_RESET_CODES_TO_LOG": "true"})), LogNotifier)
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "written to this log" in warning.getMessage() and "IDENTITY_SMS_URL" in warning.getMessage()
+
+
+def test_the_hours_texts_are_counted_by_clock_hour_and_their_refusal_says_until_when():
+    from identity.domain.text_budget import TextBudget
+    from identity.exceptions import SmsHourlyLimitReached
+
+    budget = TextBudget(per_hour=3)
+    at = dt.datetime(2026, 12, 1, 8, 59, 30, 250_000, tzinfo=dt.timezone.utc)
+    assert budget.hour_of(at) == dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)
+    assert budget.seconds_until_next_hour(at) == 30, "rounded up"
+    assert budget.seconds_until_next_hour(budget.hour_of(at)) == 3600
+    assert [budget.allows(n) for n in (0, 2, 3, 4)] == [True, True, False, False]
+    assert TextBudget(per_hour=0).allows(10**9), "0: no budget"
+    refusal = budget.refusal(at)
+    assert isinstance(refusal, SmsHourlyLimitReached) and refusal.retry_after_seconds == 30
+    assert "1 minute" in str(refusal)
+    assert budget.forget_before(at) == dt.datetime(2026, 10, 30, 8, tzinfo=dt.timezone.utc)
+
+
+def test_the_hours_texts_come_from_the_environment():
+    assert IdentityConfig.from_env({}).texts.per_hour == 2000
+    assert IdentityConfig.from_env({"IDENTITY_SMS_TEXTS_PER_HOUR": "0"}).texts.enabled is False
+    with pytest.raises(SystemExit, match="IDENTITY_SMS_TEXTS_PER_HOUR"):
+        IdentityConfig.from_env({"IDENTITY_SMS_TEXTS_PER_HOUR": "-1"})

@@ -7,7 +7,7 @@ sign-ins reading accounts, and gives up rather than queue writers behind a
 long transaction writing accounts. Migration 0008 builds the retention
 purge's indexes beside the writers of the inbox and the keys. Migration 0009
 lets a phone without an account hold a (sign-up) code, and its downgrade
-voids such codes."""
+voids such codes. Migration 0010 counts texts per clock hour, never below 0."""
 from __future__ import annotations
 
 import uuid
@@ -22,7 +22,7 @@ from tuoguan_common.testing import check_retention_indexes_migration, migrate_in
 pytestmark = pytest.mark.integration
 
 ENGINEER, DISPATCHER = str(uuid.uuid4()), str(uuid.uuid4())
-HEAD = "0009"
+HEAD = "0010"
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ def test_sign_up_codes_may_be_kept_for_phones_without_an_account_and_the_downgra
             conn.execute(insert, ("13800000001", ENGINEER, digest))
             conn.execute(insert, ("13800000002", None, None))
             assert refused(conn, insert, "13800000003", None, digest) == "password_reset_codes_check"
-        migrate(url, MIGRATIONS_DIR, HEAD)
+        migrate(url, MIGRATIONS_DIR, "0009")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(insert, ("13800000003", None, digest))
             assert refused(conn, insert, "13800000004", ENGINEER, None) == "password_reset_codes_account_has_digest"
@@ -172,5 +172,22 @@ def test_sign_up_codes_may_be_kept_for_phones_without_an_account_and_the_downgra
             kept = dict(conn.execute("SELECT phone, code_digest IS NOT NULL FROM password_reset_codes").fetchall())
             assert kept == {"13800000001": True, "13800000002": False, "13800000003": False}
             assert refused(conn, insert, "13800000005", None, digest) == "password_reset_codes_check"
+    finally:
+        drop_database(url)
+
+
+def test_texts_are_counted_per_hour_never_below_nothing_and_the_downgrade_drops_the_counts(infra):
+    url = unique_database_url(infra, "identity")
+    try:
+        migrate(url, MIGRATIONS_DIR, HEAD)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO texts_per_hour VALUES ('2026-12-01 08:00+00', 3)")
+            assert refused(conn, "INSERT INTO texts_per_hour VALUES (%s, %s)", "2026-12-01 09:00+00", -1) \
+                == "texts_per_hour_texts_check"
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute("INSERT INTO texts_per_hour VALUES ('2026-12-01 08:00+00', 1)")
+        downgrade(url, MIGRATIONS_DIR, "0009")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('texts_per_hour')").fetchone() == (None,)
     finally:
         drop_database(url)

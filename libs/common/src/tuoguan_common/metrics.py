@@ -143,6 +143,15 @@ IDENTITY_SMS_SENDS = Counter(
     "Codes posted to the SMS gateway, by template (password_reset, sign_up, sign_up_account_exists: one the "
     "provider refuses alone shows here) and outcome (sent, rejected, timeout, unreachable)", ["template", "outcome"],
 )
+IDENTITY_SMS_HOURLY_LIMIT_REFUSALS = Counter(
+    "tuoguan_identity_sms_hourly_limit_refusals_total",
+    "Code requests refused because this clock hour's texts (IDENTITY_SMS_TEXTS_PER_HOUR, across identity's "
+    "replicas) are spent",
+)
+IDENTITY_SMS_TEXTS_PER_HOUR_LIMIT = Gauge(
+    "tuoguan_identity_sms_texts_per_hour_limit",
+    "Texts identity may send in a clock hour (IDENTITY_SMS_TEXTS_PER_HOUR; 0: no limit)",
+)
 
 # Registration.
 REGISTRATION_HOLDS = Counter(

@@ -14,8 +14,8 @@ nor is a guesser given a code for free.
 
 Before it asks identity, a request takes a place in its address's count, and
 keeps it unless identity refused it for a reason that says no text went out:
-too soon for this phone, its codes used up today, a field that is not valid
-(``NOTHING_SENT``). Every other end keeps it: an answer (identity gives the
+too soon for this phone, its codes used up today, the platform's texts for
+the hour spent, a field that is not valid (``NOTHING_SENT``). Every other end keeps it: an answer (identity gives the
 same one whether or not the number has an account), a send the SMS gateway
 failed or timed out on (the text may yet arrive), a call that failed or was
 cancelled while identity may have been sending. So at most ``max_sends``
@@ -73,7 +73,7 @@ unavailable = Unavailable("send guard", metrics.GATEWAY_SEND_GUARD)
 
 
 # Identity's refusals before any text: the only ends that give a place back.
-NOTHING_SENT = frozenset({"reset_too_soon", "reset_codes_used_up_today"})
+NOTHING_SENT = frozenset({"reset_too_soon", "reset_codes_used_up_today", "sms_hourly_limit_reached"})
 
 
 def _may_have_sent(error: BaseException | None) -> bool:

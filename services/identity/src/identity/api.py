@@ -29,6 +29,7 @@ from .domain import password_reset as reset
 from .domain.accounts import NewAccount
 from .domain.password_reset import CodeMessage, ResetCodePolicy, Verdict
 from .domain.sends import RecentSends
+from .domain.text_budget import TextBudget
 from .domain.throttle import SignInThrottle
 from .exceptions import (
     AccountNotFound, BadCredentials, DeviceTokenNotFound, LoginTaken, PhoneTaken, SignUpCodeExpired, SignUpCodeInvalid,
@@ -114,6 +115,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         clock: Callable[[], dt.datetime] = outbox.utcnow,
         sends: RecentSends | None = None,
         max_concurrent_sends: int = MAX_CONCURRENT_SENDS,
+        text_budget: TextBudget = TextBudget(),
     ):
         self.store = store
         self.issuer = issuer
@@ -126,6 +128,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.clock = clock
         self.sends = sends or RecentSends()
         self.send_slots = threading.BoundedSemaphore(max_concurrent_sends)
+        self.text_budget = text_budget
 
     def RequestSignUpCode(self, request, context):
         phone = rules.patient_phone(request.phone)
@@ -275,6 +278,10 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                     account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
                                                            self.reset_policy.count_code(previous, now),
                                                            sign_up=sign_up)
+                    if not self._text_budget_allows(cur, now, texts=sign_up or account_id is not None):
+                        # Raised in the transaction: the code just put is rolled back.
+                        metrics.IDENTITY_SMS_HOURLY_LIMIT_REFUSALS.inc()
+                        raise self.text_budget.refusal(now)
                     self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
             if refusal is not None:
                 # Raised after the transaction, which wrote nothing.
@@ -299,6 +306,22 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         finally:
             self.send_slots.release()
         return issued, account_id
+
+    def _text_budget_allows(self, cur, now: dt.datetime, *, texts: bool) -> bool:
+        """Whether this hour's texts leave room for this request, counting its
+        text if it ``texts``. A request that texts nothing (a reset for a number
+        without an account) is refused alike once they are spent, and counts
+        nothing: it costs nothing, and it must not spend the patients' texts."""
+        budget = self.text_budget
+        if not budget.enabled:
+            return True
+        hour = budget.hour_of(now)
+        if not texts:
+            return budget.allows(self.store.texts_in(cur, hour))
+        if not self.store.spend_text(cur, hour, budget.per_hour):
+            return False
+        self.store.forget_texts_per_hour(cur, budget.forget_before(now))
+        return True
 
     def _send_code(self, phone: str, code: str, message: CodeMessage, retry_after: int) -> None:
         """Sends through the notifier and remembers how it went and how long it took."""
@@ -542,8 +565,9 @@ def register(
         IdentityStore(database), issuer, Passwords(),
         notifier=notifier if notifier is not None else LogNotifier(),
         reset_key=reset_code_key(settings.token_private_key_file),
-        reset_policy=config.reset, clock=clock,
+        reset_policy=config.reset, clock=clock, text_budget=config.texts,
     )
+    metrics.IDENTITY_SMS_TEXTS_PER_HOUR_LIMIT.set(config.texts.per_hour)
     identity_pb2_grpc.add_IdentityServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
 

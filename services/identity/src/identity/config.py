@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from tuoguan_common.config import env_flag, env_number
 
 from .domain.password_reset import ResetCodePolicy
+from .domain.text_budget import TextBudget
 
 _RESET_KEY_LABEL = b"tuoguan-identity/password-reset-code/v1"
 # Printable ASCII only: the API key goes into an HTTP header as it is.
@@ -57,6 +58,7 @@ class IdentityConfig:
     # adapter) only when ``codes_to_log`` says so, else identity does not start.
     sms: SmsGatewayConfig | None = None
     codes_to_log: bool = False
+    texts: TextBudget = field(default_factory=TextBudget)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IdentityConfig:
@@ -68,7 +70,9 @@ class IdentityConfig:
         return cls(reset=ResetCodePolicy(lifetime=dt.timedelta(minutes=minutes),
                                          resend_after=dt.timedelta(seconds=resend)),
                    sms=SmsGatewayConfig.from_env(env),
-                   codes_to_log=env_flag("IDENTITY_RESET_CODES_TO_LOG", env=env))
+                   codes_to_log=env_flag("IDENTITY_RESET_CODES_TO_LOG", env=env),
+                   texts=TextBudget(per_hour=env_number("IDENTITY_SMS_TEXTS_PER_HOUR", TextBudget.per_hour, int, env,
+                                                        minimum=0)))
 
 
 def reset_code_key(private_key_file: str | None) -> bytes:

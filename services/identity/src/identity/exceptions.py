@@ -90,6 +90,19 @@ class SmsUnavailable(Unavailable):
         self.retry_after_seconds = retry_after_seconds
 
 
+class SmsHourlyLimitReached(Unavailable):
+    # The platform's texts for this clock hour are spent (domain/text_budget.py):
+    # every code request is refused alike until the hour ends, and nothing was
+    # written or sent.
+    reason = "sms_hourly_limit_reached"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        minutes = math.ceil(retry_after_seconds / 60)
+        super().__init__(f"no more codes can be sent by text message this hour: try again in {minutes} "
+                         f"minute{'' if minutes == 1 else 's'}")
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ResetCodeInvalid(InvalidArgument):
     # One answer for a wrong, used, replaced or exhausted code and for a phone
     # number without an account, so the answer does not tell which it was.

@@ -248,6 +248,29 @@ class IdentityStore:
         """Keeps the table small: codes long expired are answered as unknown."""
         cur.execute("DELETE FROM password_reset_codes WHERE expires_at < %s", (expired_before,))
 
+    @staticmethod
+    def spend_text(cur: psycopg.Cursor, hour: dt.datetime, per_hour: int) -> bool:
+        """Counts one text in ``hour`` if it has had fewer than ``per_hour``;
+        False, counting nothing, if it has had them. The hour's row stays
+        locked until the caller's transaction ends, so concurrent requests
+        cannot both take the last text."""
+        cur.execute(
+            "INSERT INTO texts_per_hour (hour, texts) VALUES (%(hour)s, 1) "
+            "ON CONFLICT (hour) DO UPDATE SET texts = texts_per_hour.texts + 1 "
+            "WHERE texts_per_hour.texts < %(per_hour)s RETURNING texts",
+            {"hour": hour, "per_hour": per_hour})
+        return cur.fetchone() is not None
+
+    @staticmethod
+    def texts_in(cur: psycopg.Cursor, hour: dt.datetime) -> int:
+        cur.execute("SELECT texts FROM texts_per_hour WHERE hour = %s", (hour,))
+        row = cur.fetchone()
+        return row["texts"] if row is not None else 0
+
+    @staticmethod
+    def forget_texts_per_hour(cur: psycopg.Cursor, before: dt.datetime) -> None:
+        cur.execute("DELETE FROM texts_per_hour WHERE hour < %s", (before,))
+
     def count_reset_attempt(self, cur: psycopg.Cursor, phone: str) -> None:
         cur.execute("UPDATE password_reset_codes SET attempts = attempts + 1 WHERE phone = %s", (phone,))
 

@@ -81,6 +81,8 @@ REASONS = {
     "reset_too_soon": N_("A code was sent a moment ago. Please wait before requesting another."),
     "reset_codes_used_up_today": N_("This number has had all its verification codes for today. Please try again later."),
     "sms_unavailable": N_("The text message could not be sent just now. Please try again in a moment."),
+    "sms_hourly_limit_reached": N_("No more verification codes can be sent by text message this hour. "
+                                   "Please try again after the hour."),
     "permission_denied": N_("You are not allowed to do this."),
     "unauthenticated": N_("Please sign in again."),
     "not_found": N_("We could not find that."),

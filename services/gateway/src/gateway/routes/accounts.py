@@ -29,7 +29,9 @@ async def request_sign_up_code(body: SignUpCode, services: CallerServices, reque
     password-reset codes: one per ``resend_after_seconds`` (429 ``reset_too_soon``), 10 a day (429
     ``reset_codes_used_up_today``), and each client address's (429 ``too_many_codes_from_address``);
     Retry-After says how long to wait. A text the SMS gateway did not take is 503 ``sms_unavailable``:
-    ask again after the resend wait (it may yet arrive)."""
+    ask again after the resend wait (it may yet arrive). Once the platform's texts for the clock hour
+    are spent (``IDENTITY_SMS_TEXTS_PER_HOUR``), every number is 503 ``sms_hourly_limit_reached``, Retry-After
+    the rest of the hour."""
     reply = await request.app.state.send_guard.attempt(client_address(request), lambda: services.identity.
                                                        RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(
                                                            phone=body.phone)))
@@ -85,7 +87,9 @@ async def request_password_reset(body: PasswordReset, services: CallerServices, 
     (``reset_too_soon``, ``reset_codes_used_up_today``, a field 422): past
     ``SMS_CODES_PER_ADDRESS`` in its window (20 an hour), the address is refused
     with 429 (``too_many_codes_from_address``) until the window ends, Retry-After
-    saying when."""
+    saying when. Once the platform's texts for the clock hour are spent, every
+    number is 503 ``sms_hourly_limit_reached`` (not counted against the address),
+    Retry-After the rest of the hour."""
     reply = await request.app.state.send_guard.attempt(
         client_address(request), lambda: services.identity.RequestPasswordReset(
             identity_pb2.RequestPasswordResetRequest(phone=body.phone)))
