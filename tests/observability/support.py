@@ -42,13 +42,17 @@ _RECORDED = re.compile(r"\b[a-z_]+:tuoguan_[a-z0-9_]+:[a-z0-9_]+\b")
 _RAW = re.compile(r"\btuoguan_[a-z0-9_]+\b")
 
 
-def binary(name: str) -> str:
-    """The path of a Prometheus binary; fails (never skips) when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` is not installed: `apt-get install -y prometheus prometheus-alertmanager` "
-                    "(Debian's packages; .ci/run installs them)", pytrace=False)
-    return path
+def binary(name: str, *aliases: str) -> str:
+    """The path of a Prometheus binary (or of the first of its other names
+    found: Debian installs Alertmanager as `prometheus-alertmanager`); fails
+    (never skips) when it is missing."""
+    for candidate in (name, *aliases):
+        path = shutil.which(candidate)
+        if path is not None:
+            return path
+    names = " or ".join(f"`{n}`" for n in (name, *aliases))
+    pytest.fail(f"{names} is not installed: `apt-get install -y prometheus prometheus-alertmanager` "
+                "(Debian's packages; .ci/run installs them)", pytrace=False)
 
 
 def load_yaml(path: Path):
@@ -65,6 +69,35 @@ def rule_groups() -> list[tuple[Path, dict]]:
 
 def alert_rules() -> list[dict]:
     return [rule for _path, group in rule_groups() for rule in group["rules"] if "alert" in rule]
+
+
+def fired_alerts() -> list[dict[str, str]]:
+    """The label sets the alert rules give their alerts, alertname included:
+    every `exp_labels` of the promtool unit tests, which promtool holds the
+    rules to (all of them: a label more or less fails the test)."""
+    found = []
+    for path in sorted(RULE_TESTS_DIR.glob("*.yml")):
+        for case in load_yaml(path)["tests"]:
+            for check in case.get("alert_rule_test", []):
+                for alert in check.get("exp_alerts") or []:
+                    labels = {"alertname": check["alertname"],
+                              **{k: str(v) for k, v in alert.get("exp_labels", {}).items()}}
+                    if labels not in found:
+                        found.append(labels)
+    return found
+
+
+def matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    """Whether Alertmanager's matchers (`name="v"`, `!=`, `=~`, `!~`; regexes
+    anchored) all select an alert with these labels (a missing label is "")."""
+    for matcher in matchers:
+        name, op, value = re.fullmatch(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*', matcher).groups()
+        have = labels.get(name, "")
+        ok = {"=": have == value, "!=": have != value,
+              "=~": re.fullmatch(value, have) is not None, "!~": re.fullmatch(value, have) is None}[op]
+        if not ok:
+            return False
+    return True
 
 
 def recording_rules() -> list[dict]:

@@ -16,7 +16,7 @@ from gateway.routes import API_PREFIX
 from gateway.routes.tickets import WEBHOOK_PATH
 from tuoguan_common.config import PORTS
 
-from .support import ALERTMANAGER_YML, REPO, alert_rules, binary, load_yaml
+from .support import ALERTMANAGER_YML, REPO, alert_rules, binary, fired_alerts, load_yaml, matches
 
 PEOPLE, TICKETS = "oncall", "tickets"
 SUBSYSTEMS = REPO / "services" / "ticketing" / "src" / "ticketing" / "subsystems.json"
@@ -120,3 +120,20 @@ def test_inhibitions_name_alerts_that_exist():
             key, _, value = matcher.partition("=")
             if key == "alertname":
                 assert set(value.lstrip("~").strip('"').split("|")) <= names, matcher
+
+
+def test_inhibitions_tie_cause_and_consequence_by_labels_both_carry():
+    """An `equal` label one side lacks compares "" with a value: the rule
+    inhibits nothing (or, lacking on both, everything). Every alert a rule's
+    matchers select, with the labels the rules give it (the promtool tests'),
+    must carry each of its `equal` labels."""
+    alerts = fired_alerts()
+    problems = []
+    for rule in config()["inhibit_rules"]:
+        sources = [a for a in alerts if matches(rule["source_matchers"], a)]
+        targets = [a for a in alerts if matches(rule["target_matchers"], a) and not matches(rule["source_matchers"], a)]
+        assert sources and targets, f"no promtool test fires a source and a target of {rule}"
+        for alert in sources + targets:
+            if missing := set(rule["equal"]) - alert.keys():
+                problems.append(f"{alert['alertname']} has no {sorted(missing)}: {rule}")
+    assert not problems, "\n".join(sorted(set(problems)))
