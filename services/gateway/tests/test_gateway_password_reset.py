@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 RESET = "/api/v1/auth/password-reset"
 CONFIRM = "/api/v1/auth/password-reset/confirm"
+SIGN_IN = "/api/v1/auth/signin"
 
 
 def confirm(http, body: dict, key: str | None = None):
@@ -47,9 +48,12 @@ def test_a_patient_resets_a_forgotten_password(http, patient, codes):
     [code] = codes(phone)
     key = str(uuid.uuid4())
     done = confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key)
-    assert done.status_code == 204 and done.content == b""
-    # Its answer lost, the same request again: the first answer, though the code is used up.
-    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key).status_code == 204
+    assert done.status_code == 200, done.text
+    assert set(done.json()) == {"device_cookie"} and done.json()["device_cookie"]
+    # Its answer lost, the same request again: the first answer, though the code is used up, and a cookie too.
+    replayed = confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["device_cookie"]
     assert Caller(http, phone, "Renewed2027").account["login"] == phone
     old = http.post("/api/v1/auth/signin", json={"login": phone, "password": "Patient2026"})
     assert error(old) == (401, "bad_credentials", None)
@@ -90,7 +94,7 @@ def test_refusals_name_the_field_and_reason(http, patient, codes):
     missing = confirm(http, {"phone": phone, "new_password": "Renewed2027"})
     assert error(missing) == (422, "invalid_argument", "code")
     # None of these spent the code.
-    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204
+    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 200
 
 
 def test_five_wrong_codes_kill_it(http, patient, codes):
@@ -111,7 +115,47 @@ def test_a_reset_without_an_idempotency_key_is_refused(http, patient, codes):
     [code] = codes(phone)
     unkeyed = http.post(CONFIRM, json={"phone": phone, "code": code, "new_password": "Renewed2027"})
     assert unkeyed.status_code == 422 and "Idempotency-Key" in unkeyed.text
-    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 204
+    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 200
+
+
+def lock_out(http, login: str) -> None:
+    """Strangers' wrong passwords, until identity locks the login (for them)."""
+    for _ in range(5):
+        http.post(SIGN_IN, json={"login": login, "password": "Wrong2026x"})
+    locked = http.post(SIGN_IN, json={"login": login, "password": "Renewed2027"})
+    assert error(locked) == (429, "too_many_attempts", None)
+
+
+@pytest.mark.parametrize("replayed", [False, True], ids=["first_answer", "replayed_answer"])
+def test_the_device_cookie_a_reset_answers_signs_in_past_strangers_lockout(http, patient, codes, replayed):
+    phone = patient.account["login"]
+    assert http.post(RESET, json={"phone": phone}).status_code == 202
+    [code] = codes(phone)
+    key = str(uuid.uuid4())
+    done = confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key)
+    assert done.status_code == 200, done.text
+    if replayed:
+        done = confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}, key)
+        assert done.status_code == 200, done.text
+    cookie = done.json()["device_cookie"]
+    # After the reset: a reset clears the login's throttle, and strangers then lock it again.
+    lock_out(http, phone)
+    # Identity's own cookie for this login, not any string: a made-up one is refused like none.
+    forged = http.post(SIGN_IN, json={"login": phone, "password": "Renewed2027", "device_cookie": cookie[::-1]})
+    assert error(forged) == (429, "too_many_attempts", None)
+    trusted = http.post(SIGN_IN, json={"login": phone, "password": "Renewed2027", "device_cookie": cookie})
+    assert trusted.status_code == 200, trusted.text
+    assert trusted.json()["account"]["login"] == phone and trusted.json()["access_token"]
+
+
+def test_the_openapi_describes_the_reset_reply():
+    from gateway.app import create_app
+
+    spec = create_app().openapi()
+    answers = spec["paths"][CONFIRM]["post"]["responses"]
+    assert "204" not in answers
+    schema = answers["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(spec["components"]["schemas"][schema]["properties"]) == {"device_cookie"}
 
 
 def test_the_portal_keeps_the_device_cookie_a_reset_answers(gateway_url, patient, codes):

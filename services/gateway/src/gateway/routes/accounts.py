@@ -12,7 +12,7 @@ from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
-    PasswordResetConfirm, PasswordResetReply, SignIn, SignInReply, SignUp, SignUpCode, SignUpCodeReply, StaffAccount,
+    PasswordResetConfirm, PasswordResetConfirmReply, PasswordResetReply, SignIn, SignInReply, SignUp, SignUpCode, SignUpCodeReply, StaffAccount,
     StaffGrade, StaffList,
 )
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, client_address
@@ -96,18 +96,22 @@ async def request_password_reset(body: PasswordReset, services: CallerServices, 
     return to_dict(reply)
 
 
-@router.post("/auth/password-reset/confirm", status_code=204, response_class=Response,
-             summary="Set a new password with the code sent to the phone")
+@router.post("/auth/password-reset/confirm", response_model=PasswordResetConfirmReply,
+             summary="Set a new password with the code sent to the phone: returns a device cookie")
 async def reset_password(body: PasswordResetConfirm, key: IdempotencyKey, services: CallerServices,
                          request: Request):
-    """A wrong code is 422 with field ``code`` and reason ``reset_code_invalid``
+    """Answers a ``device_cookie``, as a sign-in does: the device that proved it holds the phone
+    keeps it and sends it with this login's sign-ins (POST /api/v1/auth/signin), so strangers'
+    wrong passwords for the login do not lock it out. It replaces the cookies of the old password,
+    which the reset voided. A wrong code is 422 with field ``code`` and reason ``reset_code_invalid``
     (also after five wrong tries or once used), an old one ``reset_code_expired``.
-    Resent with the same ``Idempotency-Key`` (and password) after it went
-    through, it answers 204 again rather than finding its code used. Wrong and expired codes count
-    against the client's address as failed sign-ins do (429 ``too_many_attempts_from_address``)."""
-    await request.app.state.sign_in_guard.attempt(client_address(request), lambda: services.identity.ResetPassword(
-        identity_pb2.ResetPasswordRequest(**body.model_dump(), idempotency_key=key)), misses=RESET_MISSES)
-    return Response(status_code=204)
+    Resent with the same ``Idempotency-Key`` (and password) after it went through, it answers 200
+    again, with a device cookie as good as the first, rather than finding its code used. Wrong and
+    expired codes count against the client's address as failed sign-ins do (429
+    ``too_many_attempts_from_address``)."""
+    return to_dict(await request.app.state.sign_in_guard.attempt(
+        client_address(request), lambda: services.identity.ResetPassword(
+            identity_pb2.ResetPasswordRequest(**body.model_dump(), idempotency_key=key)), misses=RESET_MISSES))
 
 
 @router.get("/me", response_model=Account, summary="The signed-in account")
