@@ -172,7 +172,7 @@ def open_connections() -> float:
 PAGE = "/docs"
 
 
-def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gateway):
+def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gateway, caplog):
     cap = 3
     # Idle connections count: kept open past the test, they hold their places.
     url = own_gateway(limits=ServerLimits(concurrency=cap, keep_alive_seconds=60))
@@ -186,8 +186,15 @@ def test_connections_past_the_cap_are_503_and_those_under_it_are_served(own_gate
         reply = extra.getresponse()
         assert reply.status == 503
         assert reply.getheader("connection") == "close"
-        reply.read()
+        # The gateway's error shape, with the wait any client needs to try again.
+        assert reply.getheader("content-type") == "application/json"
+        refusal = json.loads(reply.read())["error"]
+        assert (refusal["reason"], refusal["field"]) == ("server_busy", None)
+        assert "try again" in refusal["message"]
+        assert 1 <= int(reply.getheader("retry-after")) <= 5
         extra.close()
+        # The line the runbook (TuoguanGateway5xxRatioHigh) tells operators to look for.
+        assert "Exceeded concurrency limit." in caplog.messages
         # Counted with every other reply, for the 5xx ratio (uvicorn answers it, not the app).
         assert refused_by_the_cap() == refused + 1
         # The pod's own probes and scrape are served past the cap, then closed: a client

@@ -20,15 +20,16 @@ from tuoguan_common import metrics
 from tuoguan_common.config import env_number
 
 from .body_limit import BODY_TIMEOUT_SECONDS
+from .errors import error_response
 from .observability import METHODS, UNMATCHED
 
 
 @dataclass(frozen=True)
 class ServerLimits:
-    # Connections open at once, idle keep-alive ones included, past which
-    # uvicorn answers a request 503 (its own plain-text reply, Connection:
-    # close) without running the app; 0: no cap. With bodies of at most
-    # 256 KiB, a thousand slow clients hold ~260 MiB at worst.
+    # Connections open at once, idle keep-alive ones included, past which a
+    # request is answered 503 server_busy (Retry-After, Connection: close)
+    # without running the app; 0: no cap. With bodies of at most 256 KiB, a
+    # thousand slow clients hold ~260 MiB at worst.
     concurrency: int = 1000
     # How long an idle keep-alive connection stays open, counted in the cap
     # all the while (uvicorn's default, now stated and settable).
@@ -68,6 +69,29 @@ class ServerLimits:
                     {"header_timeout_seconds": self.header_timeout_seconds})
 
 
+# How long a client turned away by the cap should wait. Places free as
+# connections end: a request takes milliseconds, an idle keep-alive connection
+# goes within GATEWAY_KEEP_ALIVE_SECONDS (5), so one is usually free again a
+# moment later. Not 0: the clients refused together in a burst would all come
+# straight back into the same full cap; not more: a patient would wait for
+# nothing.
+SERVER_BUSY_RETRY_AFTER_SECONDS = 2
+# Built once: it is sent when the process is at its busiest.
+_SERVER_BUSY = error_response(
+    503, "server_busy", "this server has as many connections open as it takes; try again in a moment",
+    retry_after=str(SERVER_BUSY_RETRY_AFTER_SECONDS))
+# The refused request's body, if any, is never read: the connection cannot carry another request.
+_SERVER_BUSY.headers["Connection"] = "close"
+
+
+async def server_busy(scope, receive, send) -> None:
+    """The cap's refusal, in the gateway's error shape (uvicorn's own is plain
+    text without Retry-After: a client could neither parse it like any other
+    refusal nor tell when to try again)."""
+    await send({"type": "http.response.start", "status": 503, "headers": _SERVER_BUSY.raw_headers})
+    await send({"type": "http.response.body", "body": _SERVER_BUSY.body})
+
+
 # The pod's own: the kubelet's probes and Prometheus' scrape. A liveness probe
 # answered 503 by the cap restarts a gateway that is only busy (and drops every
 # patient it was serving), and the metrics that show the overload are wanted
@@ -85,10 +109,10 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     UNCAPPED_PATHS are served past the connection cap.
 
-    A request the cap turns away is counted like any reply
-    (tuoguan_gateway_http_requests_total, route "unmatched", 503): uvicorn
-    answers it without running the app, so RequestTelemetry never sees it,
-    and the 5xx ratio must.
+    A request the cap turns away is answered ``server_busy`` (above) in place
+    of uvicorn's plain text, and counted like any reply
+    (tuoguan_gateway_http_requests_total, route "unmatched", 503): it never
+    reaches the app, so RequestTelemetry never sees it, and the 5xx ratio must.
     """
 
     header_timeout_seconds: float = 0.0
@@ -125,6 +149,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         if len(self.connections) >= cap or len(self.tasks) >= cap:
             method = self.parser.get_method().decode("ascii", "replace")
             metrics.HTTP_REQUESTS.labels(UNMATCHED, method if method in METHODS else "OTHER", "503").inc()
+            # uvicorn's line, which the runbook (TuoguanGateway5xxRatioHigh) names.
+            self.logger.warning("Exceeded concurrency limit.")
+            # uvicorn answers with its own app past its limit; below it, with
+            # self.app: the request runs as one under the cap, on server_busy.
+            app, self.app, self.limit_concurrency = self.app, server_busy, None
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app, self.limit_concurrency = app, cap
+            return
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

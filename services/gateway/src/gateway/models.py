@@ -197,8 +197,8 @@ ERROR_RESPONSES = {
         408: "The body did not arrive in time (30 s by default); the connection is closed",
         409: "Conflicts with the current state", 413: "The body is larger than 256 KiB",
         422: "A field is invalid", 429: "Too many attempts or requests; Retry-After says how many seconds to wait",
-        503: "A service is unavailable, or this gateway has as many connections as it takes "
-             "(then a plain-text reply, not this body)",
+        503: "A service is unavailable, or this gateway has as many connections as it takes (reason "
+             "server_busy, the connection closed); Retry-After says how many seconds to wait",
     }.items()
 }
 
