@@ -78,6 +78,41 @@ def test_a_portal_form_over_the_limit_is_413(http):
     assert http.post("/signin", data={"login": "13800000001", "password": "p"}).status_code != 413
 
 
+# What a browser sends with a form's POST.
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(("accept_language", "html_lang", "hospital", "told"), [
+    ("zh-CN,zh;q=0.9", "zh-CN", "托管肿瘤医院", "表单内容过多，无法提交，所填内容均未保存。请返回上一页"),
+    ("en-GB,en;q=0.8", "en", "Tuoguan Cancer Hospital",
+     "The form was too large to send, and nothing was saved. Please go back"),
+])
+def test_a_browsers_form_over_the_limit_is_a_portal_page_in_its_language(http, accept_language, html_lang,
+                                                                          hospital, told):
+    form = f"login={'x' * MAX_BODY_BYTES}&password=p".encode()
+    refused = refused_413()
+    for content in (form, chunked(form)):
+        reply = http.post("/signin", content=content, headers={
+            "Accept": BROWSER_ACCEPT, "Accept-Language": accept_language,
+            "Content-Type": "application/x-www-form-urlencoded"})
+        assert reply.status_code == 413
+        assert reply.headers["content-type"].startswith("text/html")
+        # The portal's layout (its stylesheet, the hospital's name, the way back), in the visitor's language.
+        assert f'<html lang="{html_lang}">' in reply.text
+        assert 'href="/static/portal.css"' in reply.text and hospital in reply.text
+        assert told in reply.text
+        assert "payload_too_large" not in reply.text
+    # Counted as the JSON refusal is.
+    assert refused_413() == refused + 2
+
+
+def test_the_api_answers_json_over_the_limit_even_to_a_browser(http, fakes, clinician):
+    body = json.dumps(TICKET | {"description": "x" * MAX_BODY_BYTES}).encode()
+    reply = http.post("/api/v1/tickets", content=body, headers=clinician | new_key() | JSON_CONTENT | {
+        "Accept": BROWSER_ACCEPT, "Accept-Language": "en"})
+    assert error(reply) == (413, "payload_too_large", "body")
+
+
 def test_reads_without_a_body_are_untouched(http, clinician):
     assert http.get("/api/v1/subsystems", headers=clinician).status_code == 200
     assert http.get("/healthz").json() == {"status": "ok"}

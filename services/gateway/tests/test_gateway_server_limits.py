@@ -121,6 +121,42 @@ def test_a_body_declared_but_never_sent_is_408_too(own_gateway):
     assert (status, json.loads(reply)["error"]["reason"], closed) == (408, "request_timeout", True)
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(("accept_language", "html_lang", "told"), [
+    ("zh-CN,zh;q=0.9", "zh-CN", "抱歉，表单提交用时过长（可能是网络较慢），未能送达，所填内容均未保存。请返回上一页后重新提交。"),
+    ("en-US,en;q=0.9", "en", "The form took too long to reach us (the connection may be slow), and nothing was "
+                             "saved. Please go back and try again."),
+])
+def test_a_browsers_form_past_its_deadline_is_a_portal_page_in_its_language(own_gateway, accept_language,
+                                                                             html_lang, told):
+    url = own_gateway(limits=ServerLimits(body_timeout_seconds=DEADLINE, keep_alive_seconds=60))
+    with socket.create_connection(address(url), timeout=10) as client:
+        client.sendall(b"POST /signin HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                       + f"Accept: {BROWSER_ACCEPT}\r\nAccept-Language: {accept_language}\r\n".encode()
+                       + b"Content-Length: 1000\r\n\r\nlogin=138")
+        assert answered(client, 8), "no answer to a form that stopped half-way"
+        status, headers, reply, closed = read_reply(client)
+    page = reply.decode()
+    assert status == 408
+    assert headers["content-type"].startswith("text/html")
+    assert f'<html lang="{html_lang}">' in page and 'href="/static/portal.css"' in page
+    assert told in page
+    # As the JSON 408: the rest of the form may still be on its way.
+    assert headers["connection"] == "close" and closed
+
+
+def test_the_api_answers_json_past_the_deadline_even_to_a_browser(own_gateway):
+    url = own_gateway(limits=ServerLimits(body_timeout_seconds=DEADLINE, keep_alive_seconds=60))
+    with socket.create_connection(address(url), timeout=10) as client:
+        client.sendall(head(1000).replace(b"\r\n\r\n", f"\r\nAccept: {BROWSER_ACCEPT}\r\n\r\n".encode())
+                       + b'{"kind": ')
+        assert answered(client, 8)
+        status, headers, reply, closed = read_reply(client)
+    assert (status, json.loads(reply)["error"]["reason"], closed) == (408, "request_timeout", True)
+
+
 def test_a_body_sent_within_its_deadline_is_served_and_the_connection_kept(own_gateway, fakes, clinician_token):
     # The deadline is one request's, from its headers on: not the connection's,
     # so a second request after a pause longer than the deadline is served too.

@@ -59,7 +59,8 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     # Inside the telemetry, so a refused body is counted and traced like any reply.
-    app.add_middleware(BodyLimit, limits=tickets.BODY_LIMITS, timeout=limits.body_timeout_seconds)
+    app.add_middleware(BodyLimit, limits=tickets.BODY_LIMITS, timeout=limits.body_timeout_seconds,
+                       page=portal.body_refused_page)
     app.add_middleware(RequestTelemetry)
     errors.install(app)
     for module in (accounts, catalogue, bookings, office, finance, tickets):

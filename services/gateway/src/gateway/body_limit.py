@@ -12,12 +12,18 @@ A body also has a deadline: held until it is whole, a body trickled a byte at
 a time kept its connection and its bytes forever (a slowloris). The deadline
 covers the whole body, from the request's headers on, so no pace of
 trickling resets it.
+
+Both refusals are the API's JSON error; a browser's form post to the portal
+(any path outside /api/, from a client that accepts HTML) gets ``page``'s
+answer instead: a patient would otherwise be shown raw JSON.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Mapping
+from typing import Callable, Mapping
 
+from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
@@ -43,17 +49,58 @@ def too_slow(timeout: float):
 # What _read answers for a body over its limit (None: the client left).
 _TOO_LARGE = object()
 
+# A page for a refused body: (the request's scope, 408 or 413) -> the reply.
+Page = Callable[[Scope, int], Response]
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def wants_a_page(scope: Scope) -> bool:
+    """Outside the API, from a client that takes HTML (every browser's
+    navigation and form post says so; curl's and scripts' */* does not)."""
+    path = scope["path"]
+    if path == "/api" or path.startswith("/api/"):
+        return False
+    for part in Headers(scope=scope).get("accept", "").lower().split(","):
+        media, *params = [piece.strip() for piece in part.split(";")]
+        if media in _HTML_TYPES and not any(_refused(param) for param in params):
+            return True
+    return False
+
+
+def _refused(param: str) -> bool:
+    """``q=0``: the client says it does not want that type."""
+    name, _, value = param.partition("=")
+    try:
+        return name.strip() == "q" and float(value) == 0
+    except ValueError:
+        return False
+
 
 class BodyLimit:
     """Reads a request's body up to its path's limit, then hands it on whole;
     a longer body, declared (Content-Length) or sent (chunked), is answered
     413 payload_too_large on ``body`` and never reaches a route. A body not
     whole within ``timeout`` seconds (0: no deadline) is answered 408
-    request_timeout on ``body``, and its connection closed."""
+    request_timeout on ``body``, and its connection closed. Where
+    ``wants_a_page``, ``page`` answers them instead, with the same status."""
 
     def __init__(self, app: ASGIApp, *, limit: int = MAX_BODY_BYTES, limits: Mapping[str, int] | None = None,
-                 timeout: float = BODY_TIMEOUT_SECONDS):
+                 timeout: float = BODY_TIMEOUT_SECONDS, page: Page | None = None):
         self.app, self.limit, self.limits, self.timeout = app, limit, dict(limits or {}), timeout
+        self.page = page
+
+    def _too_large(self, scope: Scope, limit: int) -> Response:
+        if self.page is not None and wants_a_page(scope):
+            return self.page(scope, 413)
+        return too_large(limit)
+
+    def _too_slow(self, scope: Scope) -> Response:
+        if self.page is None or not wants_a_page(scope):
+            return too_slow(self.timeout)
+        reply = self.page(scope, 408)
+        # As too_slow's: the rest of the body may still be on its way.
+        reply.headers["Connection"] = "close"
+        return reply
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,19 +109,19 @@ class BodyLimit:
         limit = self.limits.get(scope["path"], self.limit)
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await too_large(limit)(scope, receive, send)
+            await self._too_large(scope, limit)(scope, receive, send)
             return
         try:
             async with asyncio.timeout(self.timeout or None):
                 body = await self._read(receive, limit)
         except TimeoutError:
-            await too_slow(self.timeout)(scope, receive, send)
+            await self._too_slow(scope)(scope, receive, send)
             return
         if body is None:
             # The client went away before its body was complete: nobody to answer.
             return
         if body is _TOO_LARGE:
-            await too_large(limit)(scope, receive, send)
+            await self._too_large(scope, limit)(scope, receive, send)
             return
         delivered = False
 

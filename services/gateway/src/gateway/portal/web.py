@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.types import Scope
 
 from ..clients import Services
 from ..errors import http_status
@@ -123,6 +124,21 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         request=request, account=request.session.get("account"), csrf=csrf_token(request),
         flashes=messages, current_language=lang, path=request.url.path, here=_here(request), **context)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def body_refused_page(scope: Scope, status: int) -> HTMLResponse:
+    """The page for a form BodyLimit refused (408: too slow, 413: too large),
+    in the visitor's language. No route ran: nothing the form asked for was
+    done, and the page says so, so that the patient sends it again rather
+    than wonder whether a booking or a reset went through."""
+    request = Request(scope)
+    if status == 413:
+        message = translate(request, "The form was too large to send, and nothing was saved. Please go back, "
+                                     "shorten what you entered and try again.")
+    else:
+        message = translate(request, "The form took too long to reach us (the connection may be slow), and "
+                                     "nothing was saved. Please go back and try again.")
+    return render(request, "error.html", status_code=status, message=message)
 
 
 def _here(request: Request) -> str:
