@@ -374,7 +374,7 @@ def test_the_gateway_trusts_as_proxies_only_the_network_a_values_file_names(name
 
 
 GATEWAY_LIMITS = {"GATEWAY_LIMIT_CONCURRENCY", "GATEWAY_HEADER_TIMEOUT_SECONDS", "GATEWAY_BODY_TIMEOUT_SECONDS",
-                  "GATEWAY_KEEP_ALIVE_SECONDS"}
+                  "GATEWAY_KEEP_ALIVE_SECONDS", "GATEWAY_WRITE_TIMEOUT_SECONDS"}
 
 
 @pytest.mark.parametrize("name", CI_FILES)
@@ -391,7 +391,8 @@ def test_the_gateway_states_its_limits_on_slow_and_numerous_clients(name):
             continue
         given = {var: env[var]["value"] for var in GATEWAY_LIMITS}
         assert given == {"GATEWAY_LIMIT_CONCURRENCY": "1000", "GATEWAY_HEADER_TIMEOUT_SECONDS": "10",
-                         "GATEWAY_BODY_TIMEOUT_SECONDS": "30", "GATEWAY_KEEP_ALIVE_SECONDS": "5"}, name
+                         "GATEWAY_BODY_TIMEOUT_SECONDS": "30", "GATEWAY_KEEP_ALIVE_SECONDS": "5",
+                         "GATEWAY_WRITE_TIMEOUT_SECONDS": "30"}, name
         with pytest.MonkeyPatch.context() as patch:
             for var, value in given.items():
                 patch.setenv(var, value)

@@ -6,8 +6,10 @@ while those under it are served. Against a real uvicorn, over raw sockets
 around them are wide, for a busy two-core machine."""
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
+import re
 import select
 import socket
 import time
@@ -204,6 +206,10 @@ def open_connections() -> float:
     return REGISTRY.get_sample_value("tuoguan_gateway_open_connections")
 
 
+def closed_for(reason: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_connections_closed_total", {"reason": reason}) or 0.0
+
+
 # A page that asks no service: 200 whenever the gateway serves it.
 PAGE = "/docs"
 
@@ -273,16 +279,19 @@ def test_the_openapi_documents_the_408():
 
 
 @pytest.mark.parametrize(("env", "expected"), [
-    ({}, ServerLimits(concurrency=1000, keep_alive_seconds=5, body_timeout_seconds=30.0, header_timeout_seconds=10.0)),
+    ({}, ServerLimits(concurrency=1000, keep_alive_seconds=5, body_timeout_seconds=30.0, header_timeout_seconds=10.0,
+                      write_timeout_seconds=30.0)),
     ({"GATEWAY_LIMIT_CONCURRENCY": "200", "GATEWAY_KEEP_ALIVE_SECONDS": "75", "GATEWAY_BODY_TIMEOUT_SECONDS": "2.5",
-      "GATEWAY_HEADER_TIMEOUT_SECONDS": "4"},
-     ServerLimits(concurrency=200, keep_alive_seconds=75, body_timeout_seconds=2.5, header_timeout_seconds=4.0)),
-    ({"GATEWAY_LIMIT_CONCURRENCY": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0", "GATEWAY_HEADER_TIMEOUT_SECONDS": "0"},
-     ServerLimits(concurrency=0, body_timeout_seconds=0.0, header_timeout_seconds=0.0)),
+      "GATEWAY_HEADER_TIMEOUT_SECONDS": "4", "GATEWAY_WRITE_TIMEOUT_SECONDS": "12.5"},
+     ServerLimits(concurrency=200, keep_alive_seconds=75, body_timeout_seconds=2.5, header_timeout_seconds=4.0,
+                  write_timeout_seconds=12.5)),
+    ({"GATEWAY_LIMIT_CONCURRENCY": "0", "GATEWAY_BODY_TIMEOUT_SECONDS": "0", "GATEWAY_HEADER_TIMEOUT_SECONDS": "0",
+      "GATEWAY_WRITE_TIMEOUT_SECONDS": "0"},
+     ServerLimits(concurrency=0, body_timeout_seconds=0.0, header_timeout_seconds=0.0, write_timeout_seconds=0.0)),
 ])
 def test_limits_come_from_the_environment(monkeypatch, env, expected):
     for name in ("GATEWAY_LIMIT_CONCURRENCY", "GATEWAY_KEEP_ALIVE_SECONDS", "GATEWAY_BODY_TIMEOUT_SECONDS",
-                 "GATEWAY_HEADER_TIMEOUT_SECONDS"):
+                 "GATEWAY_HEADER_TIMEOUT_SECONDS", "GATEWAY_WRITE_TIMEOUT_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -299,18 +308,22 @@ def test_the_server_gets_the_cap_and_the_keep_alive():
     from gateway.app import create_app, server
 
     config = server(create_app(), host="127.0.0.1", port=0,
-                    limits=ServerLimits(concurrency=10, keep_alive_seconds=7, header_timeout_seconds=3)).config
+                    limits=ServerLimits(concurrency=10, keep_alive_seconds=7, header_timeout_seconds=3,
+                                        write_timeout_seconds=9)).config
     # uvicorn serves one connection fewer than its limit.
     assert (config.limit_concurrency, config.timeout_keep_alive) == (11, 7)
     assert issubclass(config.http, GatewayHttpProtocol) and config.http.header_timeout_seconds == 3
+    assert config.http.write_timeout_seconds == 9
     unlimited = server(create_app(), host="127.0.0.1", port=0,
-                       limits=ServerLimits(concurrency=0, header_timeout_seconds=0)).config
-    assert (unlimited.limit_concurrency, unlimited.http.header_timeout_seconds) == (None, 0)
+                       limits=ServerLimits(concurrency=0, header_timeout_seconds=0, write_timeout_seconds=0)).config
+    assert (unlimited.limit_concurrency, unlimited.http.header_timeout_seconds,
+            unlimited.http.write_timeout_seconds) == (None, 0, 0)
 
 
 def test_connections_that_never_finish_their_headers_are_closed_and_free_their_places(own_gateway):
     cap = 2
     url = own_gateway(limits=ServerLimits(concurrency=cap, header_timeout_seconds=DEADLINE, keep_alive_seconds=60))
+    header_timeouts = closed_for("header_timeout")
     silent = socket.create_connection(address(url), timeout=10)
     trickler = socket.create_connection(address(url), timeout=10)
     try:
@@ -323,6 +336,8 @@ def test_connections_that_never_finish_their_headers_are_closed_and_free_their_p
         assert DEADLINE <= time.monotonic() - started < 8
         assert trickler.recv(1) == b"", "closed without a reply"
         assert answered(silent, 8) and silent.recv(1) == b"", "a connection that sent nothing stayed open"
+        # Counted, for the operators: stalled clients are why places in the cap were taken.
+        assert closed_for("header_timeout") == header_timeouts + 2
         # Their places in the cap are free again.
         newcomers = [http.client.HTTPConnection(*address(url), timeout=20) for _ in range(cap)]
         try:
@@ -358,3 +373,99 @@ def test_the_header_deadline_spares_idle_keep_alive_and_slow_bodies(own_gateway,
         assert reply.status == 201, reply.read()
     finally:
         connection.close()
+
+
+# The largest answer needing no service: about 140 KB, more than a small
+# receive window and the kernel's buffers take, so the server must wait for
+# the client to read.
+LARGE = "/openapi.json"
+WRITE_DEADLINE = 1.5
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallSendBuffers(ServerLimits):
+    """The gateway's limits, its connections' kernel send buffers made as
+    small as a remote client's path would keep them: on loopback Linux lets
+    one grow to 4 MB, taking the whole of an answer nobody reads, and the
+    server's own writing would never have to wait."""
+
+    def http_protocol(self):
+        class Protocol(super().http_protocol()):
+            def connection_made(self, transport):
+                transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+                super().connection_made(transport)
+
+        return Protocol
+
+
+def small_window_client(url: str) -> socket.socket:
+    """A client whose receive buffer (set before connecting: it sizes the TCP
+    window) holds a few KB, so what it does not read stays on the server."""
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(10)
+    client.connect(address(url))
+    return client
+
+
+def get_request(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: gateway\r\n\r\n".encode()
+
+
+def test_a_client_that_stops_reading_is_cut_off_after_the_write_deadline(own_gateway):
+    # A keep-alive longer than the test: only the write deadline may end the connection.
+    url = own_gateway(limits=SmallSendBuffers(write_timeout_seconds=WRITE_DEADLINE, keep_alive_seconds=60))
+    cut_off, header_timeouts = closed_for("write_timeout"), closed_for("header_timeout")
+    client = small_window_client(url)
+    try:
+        client.sendall(get_request(LARGE))
+        started = time.monotonic()
+        wait_for(lambda: closed_for("write_timeout") == cut_off + 1, timeout=15,
+                 message="the server to drop the connection that does not read")
+        waited = time.monotonic() - started
+        # Its place in the cap is free again.
+        wait_for(lambda: open_connections() == 0, timeout=10, message="the connection to be gone")
+        assert WRITE_DEADLINE <= waited < 10
+        # The client, reading at last: part of the answer, then the connection is gone.
+        received, gone = b"", False
+        try:
+            while chunk := client.recv(65536):
+                received += chunk
+            gone = True
+        except ConnectionResetError:
+            gone = True
+        assert gone
+        assert len(received) < 100_000, "the whole answer got through: the client was not holding it up"
+    finally:
+        client.close()
+    assert closed_for("header_timeout") == header_timeouts
+
+
+def test_a_client_that_reads_is_not_cut_off(own_gateway):
+    url = own_gateway(limits=SmallSendBuffers(write_timeout_seconds=WRITE_DEADLINE, keep_alive_seconds=60))
+    cut_off = closed_for("write_timeout")
+    client = small_window_client(url)
+    started, lengths = time.monotonic(), []
+    try:
+        # Several answers on one connection, each read 16 KB at a time at a
+        # pace that keeps the server waiting on the client now and then, the
+        # whole longer than the deadline: the deadline is a pause's, not the
+        # connection's or an answer's.
+        while time.monotonic() - started < 2 * WRITE_DEADLINE:
+            client.sendall(get_request(LARGE))
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += client.recv(16384)
+            head_, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head_).group(1))
+            while len(body) < length:
+                time.sleep(0.02)
+                chunk = client.recv(16384)
+                assert chunk, "the connection was closed mid-answer"
+                body += chunk
+            assert head_.startswith(b"HTTP/1.1 200") and json.loads(body)["openapi"]
+            lengths.append(length)
+    finally:
+        client.close()
+    assert len(lengths) >= 2 and min(lengths) > 100_000
+    assert closed_for("write_timeout") == cut_off

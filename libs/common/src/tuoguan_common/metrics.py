@@ -63,6 +63,14 @@ HTTP_DURATION = Histogram(
 GATEWAY_OPEN_CONNECTIONS = Gauge(
     "tuoguan_gateway_open_connections", "HTTP connections open to this gateway process, idle keep-alive ones included",
 )
+# Connections the gateway closes on its own deadlines (limits.py): each held a
+# place in GATEWAY_LIMIT_CONCURRENCY until then. A rising rate is a client (or an
+# attack) that connects and then stalls: no headers, or no reading of its answer.
+GATEWAY_CONNECTIONS_CLOSED = Counter(
+    "tuoguan_gateway_connections_closed_total",
+    "Connections the gateway closed itself, by reason (header_timeout: the request's headers did not arrive in "
+    "time; write_timeout: the client stopped reading its response)", ["reason"],
+)
 # The event queues a worker consumes, as the broker counts them (nameko_support.EventQueueWatch).
 EVENT_QUEUE_MESSAGES = Gauge(
     "tuoguan_event_queue_messages", "Events waiting in a worker's queue for a handler (ready, not yet delivered)",

@@ -44,6 +44,14 @@ class ServerLimits:
     # never sends a whole request would hold its place in the cap forever,
     # and a few hundred of them would shut every patient out. 0: none.
     header_timeout_seconds: float = 10.0
+    # How long the connection's writing may stay paused (the client not
+    # reading: its window and the kernel's buffers full, then ours past its
+    # high-water mark) before the connection is dropped. uvicorn waits
+    # forever: a client that asks and never reads holds its place in the cap,
+    # and the answer's bytes, for good. The pause ends once the client has
+    # read ~50 KiB: a phone on a poor link (a few KB/s) does that in seconds.
+    # 0: none.
+    write_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> "ServerLimits":
@@ -54,6 +62,8 @@ class ServerLimits:
                                             minimum=0),
             header_timeout_seconds=env_number("GATEWAY_HEADER_TIMEOUT_SECONDS", cls.header_timeout_seconds, float,
                                               minimum=0),
+            write_timeout_seconds=env_number("GATEWAY_WRITE_TIMEOUT_SECONDS", cls.write_timeout_seconds, float,
+                                             minimum=0),
         )
 
     def uvicorn_limit_concurrency(self) -> int | None:
@@ -64,9 +74,17 @@ class ServerLimits:
         return self.concurrency + 1 if self.concurrency else None
 
     def http_protocol(self) -> type[asyncio.Protocol]:
-        """uvicorn's HTTP/1.1 protocol (httptools) with this header deadline."""
+        """uvicorn's HTTP/1.1 protocol (httptools) with these header and write deadlines."""
         return type("GatewayHttpProtocol", (GatewayHttpProtocol,),
-                    {"header_timeout_seconds": self.header_timeout_seconds})
+                    {"header_timeout_seconds": self.header_timeout_seconds,
+                     "write_timeout_seconds": self.write_timeout_seconds})
+
+
+HEADER_TIMEOUT, WRITE_TIMEOUT = "header_timeout", "write_timeout"
+# Both series from the start, at 0: a rate over a counter that appears only at
+# its first close misses that close.
+for _reason in (HEADER_TIMEOUT, WRITE_TIMEOUT):
+    metrics.GATEWAY_CONNECTIONS_CLOSED.labels(_reason)
 
 
 # How long a client turned away by the cap should wait. Places free as
@@ -100,12 +118,17 @@ UNCAPPED_PATHS = frozenset({b"/healthz", b"/metrics"})
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, and three things it lacks.
+    """uvicorn's httptools protocol, and four things it lacks.
 
     A header deadline: a connection whose request headers are not whole
     ``header_timeout_seconds`` (0: never) after it opened, or after the
     request's first byte (the keep-alive timeout covers the wait before it),
     is closed; once they are, the body is BodyLimit's to time.
+
+    A write deadline: a connection whose transport stays paused for writing
+    (asyncio's pause_writing, until resume_writing) for ``write_timeout_seconds``
+    (0: never) is aborted. Both deadlines' closes are counted
+    (tuoguan_gateway_connections_closed_total, by reason).
 
     UNCAPPED_PATHS are served past the connection cap.
 
@@ -116,9 +139,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     """
 
     header_timeout_seconds: float = 0.0
+    write_timeout_seconds: float = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._write_deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm_header_deadline()
 
@@ -161,8 +186,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             return
         super().on_headers_complete()
 
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_deadline is None and self.write_timeout_seconds:
+            self._write_deadline = self.loop.call_later(self.write_timeout_seconds, self._writes_too_slow)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._disarm_write_deadline()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_deadline()
+        self._disarm_write_deadline()
         super().connection_lost(exc)
 
     def _arm_header_deadline(self) -> None:
@@ -178,4 +213,18 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._header_deadline = None
         # No request yet, so no reply: there is nothing to answer it about.
         if not self.transport.is_closing():
+            metrics.GATEWAY_CONNECTIONS_CLOSED.labels(HEADER_TIMEOUT).inc()
             self.transport.close()
+
+    def _disarm_write_deadline(self) -> None:
+        if self._write_deadline is not None:
+            self._write_deadline.cancel()
+            self._write_deadline = None
+
+    def _writes_too_slow(self) -> None:
+        self._write_deadline = None
+        metrics.GATEWAY_CONNECTIONS_CLOSED.labels(WRITE_TIMEOUT).inc()
+        # Not close(): it waits for the buffer to drain, which is what this
+        # client is not letting happen. abort() drops the buffer and the
+        # connection now (connection_lost frees the place in the cap).
+        self.transport.abort()
