@@ -320,6 +320,16 @@ def test_the_server_gets_the_cap_and_the_keep_alive():
             unlimited.http.write_timeout_seconds) == (None, 0, 0)
 
 
+def closed_unanswered(client: socket.socket) -> bool:
+    """The server closed ``client`` without a byte of reply. A byte the client
+    sent as the server closed finds no socket there, and TCP answers it with a
+    reset instead of the end of the stream: closed all the same."""
+    try:
+        return client.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
 def test_connections_that_never_finish_their_headers_are_closed_and_free_their_places(own_gateway):
     cap = 2
     url = own_gateway(limits=ServerLimits(concurrency=cap, header_timeout_seconds=DEADLINE, keep_alive_seconds=60))
@@ -334,8 +344,8 @@ def test_connections_that_never_finish_their_headers_are_closed_and_free_their_p
             sent += 1
         assert sent < len(headers), "the trickled headers were never cut off"
         assert DEADLINE <= time.monotonic() - started < 8
-        assert trickler.recv(1) == b"", "closed without a reply"
-        assert answered(silent, 8) and silent.recv(1) == b"", "a connection that sent nothing stayed open"
+        assert closed_unanswered(trickler), "closed without a reply"
+        assert answered(silent, 8) and closed_unanswered(silent), "a connection that sent nothing stayed open"
         # Counted, for the operators: stalled clients are why places in the cap were taken.
         assert closed_for("header_timeout") == header_timeouts + 2
         # Their places in the cap are free again.
