@@ -125,18 +125,19 @@ def own_gateway(grpc_servers, namespace):
     ``own_gateway(waiting_room_capacity=1)`` answers its URL. Its session secret is SESSION_SECRET
     and its waiting room the test's namespace, unless the settings say otherwise; ``guard`` (its
     count of failed sign-ins, in the test's namespace too), ``send_guard`` (its count of text
-    messages, likewise), ``trusted_proxies`` and ``limits`` (its connections' and bodies' limits)
-    likewise."""
+    messages, likewise), ``trusted_proxies``, ``limits`` (its connections' and bodies' limits) and
+    ``webhook_via_proxy`` likewise."""
     with contextlib.ExitStack() as running:
         def start(guard: SignInGuardSettings | None = None, trusted_proxies: str = "127.0.0.1",
                   send_guard: SendGuardSettings | None = None, limits: ServerLimits | None = None,
-                  **settings) -> str:
+                  webhook_via_proxy: bool = False, **settings) -> str:
             portal = PortalSettings(**{"session_secret": SESSION_SECRET, "waiting_room_namespace": namespace,
                                        "redis_url": REDIS_URL, **settings})
             guard = guard or SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures")
             send_guard = send_guard or SendGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sms-codes")
             limits = limits or ServerLimits()
-            return running.enter_context(serve(create_app(grpc_servers, portal, guard, send_guard, limits),
+            return running.enter_context(serve(create_app(grpc_servers, portal, guard, send_guard, limits,
+                                                          webhook_via_proxy=webhook_via_proxy),
                                                trusted_proxies=trusted_proxies, limits=limits))
 
         yield start

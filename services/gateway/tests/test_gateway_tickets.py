@@ -5,9 +5,12 @@ enum values are lower-case names; refusals come back mapped."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from gateway_testkit import JSON_CONTENT, error, escaped_json, new_key
 
@@ -501,3 +504,44 @@ def test_the_webhook_needs_a_device_token(http, fakes, person):
     assert "authorization" not in fakes["ticketing"].last("ReceiveAlerts")[2]
     assert error(http.post(webhook, headers=person(auth.CLINICIAN).headers, content=body)) == \
         (403, "permission_denied", None)
+
+
+PROXIED = [{"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=203.0.113.7"}]
+
+
+@pytest.mark.parametrize("proxied", PROXIED, ids=["x-forwarded-for", "forwarded"])
+def test_through_a_proxy_the_webhook_is_not_there(http, fakes, device_token, proxied):
+    """Alertmanager calls the pod; through the ingress the webhook is an unknown path (its 1 MiB bodies,
+    read before the token is checked, are not the internet's to send)."""
+    headers = {"Authorization": f"Bearer {device_token}", "Content-Type": "application/json"} | proxied
+    body = json.dumps(alertmanager_payload(uuid.uuid4().hex[:16], uuid.uuid4().hex[:16])).encode()
+    before = len(fakes["ticketing"].requests)
+    assert error(http.post("/api/v1/alertmanager/webhook", headers=headers, content=body)) == \
+        (404, "not_found", None)
+    assert len(fakes["ticketing"].requests) == before
+
+
+def test_through_a_proxy_the_webhook_is_refused_before_its_body_is_read(gateway_url):
+    """A proxied request that sends its headers and then nothing is answered at once, not after the body's
+    30-second deadline: none of the body was waited for."""
+    host, port = gateway_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /api/v1/alertmanager/webhook HTTP/1.1\r\nHost: gateway\r\n"
+                     b"X-Forwarded-For: 203.0.113.7\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000000\r\n\r\n{")
+        started = time.monotonic()
+        answer = conn.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 404"), answer[:200]
+        assert time.monotonic() - started < 3
+        assert b'"not_found"' in answer
+
+
+def test_a_deployment_may_let_alertmanager_through_its_proxy(own_gateway, fakes, device_token):
+    url = own_gateway(webhook_via_proxy=True)
+    headers = {"Authorization": f"Bearer {device_token}", "Content-Type": "application/json"} | PROXIED[0]
+    body = json.dumps(alertmanager_payload(uuid.uuid4().hex[:16], uuid.uuid4().hex[:16])).encode()
+    with httpx.Client(base_url=url, timeout=20) as client:
+        reply = client.post("/api/v1/alertmanager/webhook", headers=headers, content=body)
+        assert reply.status_code == 200, reply.text
+        # /metrics stays the pod's whatever the webhook does.
+        assert client.get("/metrics", headers=PROXIED[0]).status_code == 404

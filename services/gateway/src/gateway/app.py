@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from tuoguan_common import metrics
+from tuoguan_common.config import env_flag
 
 from . import errors, portal
 from .clients import Addresses, Clients
@@ -17,6 +18,7 @@ from .observability import RequestTelemetry
 from .portal.settings import PortalSettings
 from .body_limit import BodyLimit
 from .limits import ServerLimits
+from .pod_only import PodOnly
 from .routes import accounts, bookings, catalogue, finance, office, tickets
 from .send_guard import SendGuard, SendGuardSettings
 from .sign_in_guard import SignInGuard, SignInGuardSettings
@@ -24,8 +26,11 @@ from .sign_in_guard import SignInGuard, SignInGuardSettings
 
 def create_app(addresses: Addresses | None = None, portal_settings: PortalSettings | None = None,
                guard_settings: SignInGuardSettings | None = None,
-               send_guard_settings: SendGuardSettings | None = None, limits: ServerLimits | None = None) -> FastAPI:
-    """The app; ``addresses`` points it at other servers (tests), else the environment decides."""
+               send_guard_settings: SendGuardSettings | None = None, limits: ServerLimits | None = None,
+               webhook_via_proxy: bool | None = None) -> FastAPI:
+    """The app; ``addresses`` points it at other servers (tests), else the environment decides.
+    ``webhook_via_proxy`` (else ALERTMANAGER_WEBHOOK_VIA_PROXY): Alertmanager's webhook
+    answers requests that came through a proxy (pod_only.py)."""
     portal_settings = portal_settings or PortalSettings.from_env()
     guard_settings = guard_settings or SignInGuardSettings.from_env()
     send_guard_settings = send_guard_settings or SendGuardSettings.from_env()
@@ -61,6 +66,11 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     # Inside the telemetry, so a refused body is counted and traced like any reply.
     app.add_middleware(BodyLimit, limits=tickets.BODY_LIMITS, timeout=limits.body_timeout_seconds,
                        page=portal.body_refused_page)
+    # Outside the body's limit: a path refused through a proxy reads none of its body.
+    if webhook_via_proxy is None:
+        webhook_via_proxy = env_flag("ALERTMANAGER_WEBHOOK_VIA_PROXY")
+    app.add_middleware(PodOnly, paths=frozenset({"/metrics"} if webhook_via_proxy else
+                                                {"/metrics", tickets.WEBHOOK_ROUTE}))
     app.add_middleware(RequestTelemetry)
     errors.install(app)
     for module in (accounts, catalogue, bookings, office, finance, tickets):
@@ -72,12 +82,8 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
         return {"status": "ok"}
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        # Prometheus scrapes the pod itself; a request that came through a proxy
-        # (the ingress adds X-Forwarded-For) is the internet's, and the sign-in
-        # guard's counts would pace a password sprayer under its limit.
-        if "x-forwarded-for" in request.headers or "forwarded" in request.headers:
-            raise HTTPException(status_code=404)
+    async def prometheus_metrics() -> Response:
+        # Prometheus scrapes the pod itself; through a proxy PodOnly answers 404.
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -27,7 +27,8 @@ router = APIRouter(prefix=API_PREFIX, tags=["tickets"])
 MAX_WEBHOOK_BYTES = 1 << 20
 WEBHOOK_PATH = "/alertmanager/webhook"
 # The routes whose bodies may be larger than the gateway's limit (body_limit.py).
-BODY_LIMITS = {router.prefix + WEBHOOK_PATH: MAX_WEBHOOK_BYTES}
+WEBHOOK_ROUTE = router.prefix + WEBHOOK_PATH
+BODY_LIMITS = {WEBHOOK_ROUTE: MAX_WEBHOOK_BYTES}
 
 
 @router.get("/subsystems", response_model=SubsystemList, summary="The subsystems the contractor maintains")
@@ -142,7 +143,9 @@ async def worklogs(ticket_id: str, services: CallerServices):
     openapi_extra={"requestBody": {"required": True, "description": (
         "Alertmanager's webhook body, version 4, passed on as received. Configure the receiver with "
         "`http_config.authorization.credentials`: a device token from POST /api/v1/admin/device-tokens. "
-        "Resending is harmless: the service deduplicates alerts by fingerprint."),
+        "Resending is harmless: the service deduplicates alerts by fingerprint. Post to the gateway "
+        "directly (its Service in the cluster): through a proxy (X-Forwarded-For or Forwarded) this path "
+        "is 404 unless the gateway runs with ALERTMANAGER_WEBHOOK_VIA_PROXY=true."),
         "content": {"application/json": {"schema": {"type": "object"}}}}},
     responses={413: {"model": ErrorReply, "description": "The body is larger than 1 MiB"}},
 )
