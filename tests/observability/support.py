@@ -6,8 +6,10 @@ import ast
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from prometheus_client import Counter, Gauge, Histogram
@@ -53,6 +55,31 @@ def binary(name: str, *aliases: str) -> str:
     names = " or ".join(f"`{n}`" for n in (name, *aliases))
     pytest.fail(f"{names} is not installed: `apt-get install -y prometheus prometheus-alertmanager` "
                 "(Debian's packages; .ci/run installs them)", pytrace=False)
+
+
+class LiveServer:
+    """A real server binary a test started on 127.0.0.1:``port``, its output
+    in ``log``: its URL, an HTTP client to it, its last log lines, and a stop
+    that kills it if it will not end."""
+
+    def __init__(self, command: list[str], port: int, log: Path, *, client_timeout: float):
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.client = httpx.Client(base_url=self.url, timeout=client_timeout)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def load_yaml(path: Path):

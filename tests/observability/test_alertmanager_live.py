@@ -6,10 +6,8 @@ for the same service (and handler, queue), and not for another one. No
 platform needed: it starts in a second, and each test has its own."""
 from __future__ import annotations
 
-import subprocess
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,21 +15,12 @@ import yaml
 
 from tuoguan_common.net import free_port
 
-from .support import ALERTMANAGER_YML, binary, fired_alerts, load_yaml, matches
+from .support import ALERTMANAGER_YML, LiveServer, binary, fired_alerts, load_yaml, matches
 
 TIMEOUT = 15.0
 
 
-class Alertmanager:
-    def __init__(self, url: str, process: subprocess.Popen, log: Path):
-        self.url = url
-        self.process = process
-        self.log = log
-        self.client = httpx.Client(base_url=url, timeout=5)
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
+class Alertmanager(LiveServer):
     def post(self, *alerts: dict[str, str]) -> None:
         """Fires these alerts (label sets), as Prometheus sends them."""
         now = datetime.now(timezone.utc)
@@ -64,15 +53,6 @@ class Alertmanager:
                 return seen
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 def live_config() -> dict:
     """alertmanager.yml's route and inhibit_rules as they are; the receivers
@@ -88,14 +68,12 @@ def alertmanager(tmp_path):
     port = free_port()
     config = tmp_path / "alertmanager.yml"
     config.write_text(yaml.safe_dump(live_config(), sort_keys=False))
-    log = tmp_path / "alertmanager.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [binary("alertmanager", "prometheus-alertmanager"), f"--config.file={config}",
-             f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-             "--cluster.listen-address=", "--log.level=warn"],
-            stdout=out, stderr=subprocess.STDOUT)
-    server = Alertmanager(f"http://127.0.0.1:{port}", process, log)
+    server = Alertmanager(
+        [binary("alertmanager", "prometheus-alertmanager"), f"--config.file={config}",
+         f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+         "--cluster.listen-address=", "--log.level=warn"],
+        port, tmp_path / "alertmanager.log", client_timeout=5)
+    process = server.process
     try:
         deadline = time.monotonic() + TIMEOUT
         while True:

@@ -8,10 +8,8 @@ give, or a query Prometheus rejects fails here, not on an SRE's screen."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +20,7 @@ from tuoguan_common.launcher import DOMAIN_SERVICES, WORKER_SERVICES
 from tuoguan_common.net import free_port
 
 from .support import (
-    PROMETHEUS_YML, RULES_DIR, alert_rules, binary, hold_rule_reasons, load_yaml, panel_queries, render, rule_groups,
+    PROMETHEUS_YML, RULES_DIR, LiveServer, alert_rules, binary, hold_rule_reasons, load_yaml, panel_queries, render, rule_groups,
 )
 
 pytestmark = pytest.mark.integration
@@ -30,16 +28,7 @@ pytestmark = pytest.mark.integration
 DATA_TIMEOUT = 45.0
 
 
-class Prometheus:
-    def __init__(self, url: str, process: subprocess.Popen, log: Path):
-        self.url = url
-        self.process = process
-        self.log = log
-        self.client = httpx.Client(base_url=url, timeout=10)
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
+class Prometheus(LiveServer):
     def get(self, path: str, **params) -> dict:
         reply = self.client.get(path, params=params)
         assert reply.status_code == 200, f"{path}: {reply.status_code} {reply.text[:500]}"
@@ -63,15 +52,6 @@ class Prometheus:
                 last = exc
             time.sleep(0.5)
         raise AssertionError(f"{what} within {timeout:.0f}s; last: {last}\n{self.logs()}")
-
-    def stop(self) -> None:
-        self.client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def live_config(platform, own_port: int) -> dict:
@@ -251,13 +231,10 @@ def prometheus(platform, tmp_path_factory):
     port = free_port()
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump(live_config(platform, port), sort_keys=False))
-    log = work / "prometheus.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-            stdout=out, stderr=subprocess.STDOUT)
-    server = Prometheus(f"http://127.0.0.1:{port}", process, log)
+    server = Prometheus(
+        [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        port, work / "prometheus.log", client_timeout=10)
     try:
         server.wait("Prometheus ready", lambda: server.client.get("/-/ready").status_code == 200 or "not ready", 20)
         # Prometheus syncs its targets a few seconds after start: the traffic
