@@ -1075,3 +1075,22 @@ def test_dockerfile_is_one_pinned_multi_stage_non_root_image_from_the_lock():
     # The chart runs it as the same user.
     default = yaml.safe_load((tools.CHART / "values.yaml").read_text())["default"]
     assert default["podSecurityContext"]["runAsUser"] == 10001
+
+
+def test_production_lets_its_alertmanager_post_to_the_gateway_and_nothing_else_new():
+    """Through the ingress the webhook is 404 (pod_only.py): the Alertmanager posts to the gateway's
+    Service, which the policy lets it reach on the gateway's port only."""
+    alertmanager = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}}
+    for name, allowed in (("production", True), ("minimal", False)):
+        policies = of_kind(rendered(name), "NetworkPolicy")
+        reaching = [rule for p in policies for rule in p["spec"].get("ingress", [])
+                    if alertmanager in rule.get("from", [])]
+        if not allowed:
+            assert reaching == []
+            continue
+        (gateway,) = [p for p in policies if component(p) == "gateway"]
+        (rule,) = [r for r in gateway["spec"]["ingress"] if alertmanager in r.get("from", [])]
+        assert [port["port"] for port in rule["ports"]] == [8000]
+        assert all(alertmanager not in r.get("from", []) for p in policies if p is not gateway
+                   for r in p["spec"].get("ingress", []))

@@ -135,3 +135,19 @@ def test_a_client_that_leaves_before_its_body_is_whole_is_499_not_a_server_error
     assert count("499") == left + 3
     # Nothing for TuoguanGateway5xxRatioHigh: anyone could trip it by hanging up.
     assert count("500") == failed
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"], ids=["api-client", "browser"])
+def test_a_body_refused_as_too_large_closes_its_connection(gateway_url, accept):
+    """The rest of the body is never read: kept open, the connection would go on taking it with no
+    deadline left (each chunk restarting the keep-alive timer) and keep its place in the cap."""
+    host, port = urlsplit(gateway_url).hostname, urlsplit(gateway_url).port
+    path = b"/api/v1/tickets" if accept == "application/json" else b"/signin"
+    with socket.create_connection((host, port), timeout=5) as client:
+        client.sendall(b"POST " + path + b" HTTP/1.1\r\nHost: gateway\r\nAccept: " + accept.encode()
+                       + b"\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{")
+        answer = b""
+        while chunk := client.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"connection: close" in answer.lower()

@@ -479,3 +479,30 @@ def test_a_client_that_reads_is_not_cut_off(own_gateway):
         client.close()
     assert len(lengths) >= 2 and min(lengths) > 100_000
     assert closed_for("write_timeout") == cut_off
+
+
+def test_a_slow_but_steady_reader_gets_the_whole_answer(own_gateway):
+    """An answer is written at once, so writing stays paused until nearly all of it is read: at a poor
+    link's pace that takes longer than the deadline, and the deadline must see the progress, not only
+    the length of the pause."""
+    url = own_gateway(limits=SmallSendBuffers(write_timeout_seconds=WRITE_DEADLINE, keep_alive_seconds=60))
+    cut_off = closed_for("write_timeout")
+    client = small_window_client(url)
+    started = time.monotonic()
+    try:
+        client.sendall(get_request(LARGE))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += client.recv(4096)
+        head_, _, body = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head_).group(1))
+        while len(body) < length:
+            time.sleep(0.15)  # ~27 KB/s
+            chunk = client.recv(4096)
+            assert chunk, f"the connection was closed after {len(body)} of {length} bytes"
+            body += chunk
+    finally:
+        client.close()
+    assert time.monotonic() - started > 2 * WRITE_DEADLINE, "slower than the deadline, or it proves nothing"
+    assert json.loads(body)["openapi"]
+    assert closed_for("write_timeout") == cut_off

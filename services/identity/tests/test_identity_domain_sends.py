@@ -139,8 +139,7 @@ def test_the_hours_texts_are_counted_by_clock_hour_and_their_refusal_says_until_
     assert budget.hour_of(at) == dt.datetime(2026, 12, 1, 8, tzinfo=dt.timezone.utc)
     assert budget.seconds_until_next_hour(at) == 30, "rounded up"
     assert budget.seconds_until_next_hour(budget.hour_of(at)) == 3600
-    assert [budget.allows(n) for n in (0, 2, 3, 4)] == [True, True, False, False]
-    assert TextBudget(per_hour=0).allows(10**9), "0: no budget"
+    assert budget.enabled and not TextBudget(per_hour=0).enabled, "0: no budget"
     refusal = budget.refusal(at)
     assert isinstance(refusal, SmsHourlyLimitReached) and refusal.retry_after_seconds == 30
     assert "1 minute" in str(refusal)

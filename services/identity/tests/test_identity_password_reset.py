@@ -498,3 +498,28 @@ def test_replaying_a_reset_to_guess_its_password_is_throttled_as_signing_in_is(s
     # The sixth is refused before the password is checked: no device cookie for a guesser.
     assert failure(lambda: reset(stub, notifier.last_code(), NEW_PASSWORD, key=key))[1] == "too_many_attempts"
     assert failure(lambda: sign_in(stub, NEW_PASSWORD))[1] == "too_many_attempts"
+
+
+def test_forgetting_old_codes_passes_over_a_row_another_request_is_writing(identity_db):
+    """Two code requests, each writing over an old row of its own phone and then forgetting old rows,
+    would each wait on the other's row: a deadlock, one of them answered INTERNAL. A row another
+    transaction holds is left for a later purge."""
+    import datetime as dt
+
+    import psycopg
+
+    store = IdentityStore(identity_db)
+    old = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with identity_db.transaction() as cur:
+        for number in ("13700000001", "13700000002"):
+            cur.execute("INSERT INTO password_reset_codes (phone, issued_at, expires_at) VALUES (%s, %s, %s)",
+                        (number, old, old))
+    with psycopg.connect(identity_db.url) as other:
+        other.execute("UPDATE password_reset_codes SET attempts = 1 WHERE phone = '13700000002'")
+        with identity_db.transaction() as cur:
+            cur.execute("SET LOCAL lock_timeout = '2s'")
+            store.forget_reset_codes(cur, old + dt.timedelta(days=1))
+        other.rollback()
+    with identity_db.transaction() as cur:
+        cur.execute("SELECT phone FROM password_reset_codes")
+        assert [row["phone"] for row in cur.fetchall()] == ["13700000002"]

@@ -35,7 +35,12 @@ BODY_TIMEOUT_SECONDS = 30.0
 
 
 def too_large(limit: int):
-    return error_response(413, "payload_too_large", f"the body is larger than {limit} bytes", "body")
+    reply = error_response(413, "payload_too_large", f"the body is larger than {limit} bytes", "body")
+    # The rest of the body is not read: left open, the connection would go on
+    # taking it (each chunk restarting uvicorn's keep-alive timer, no deadline
+    # of ours left) and hold its place in the cap for as long as it trickled.
+    reply.headers["Connection"] = "close"
+    return reply
 
 
 def too_slow(timeout: float):
@@ -90,9 +95,12 @@ class BodyLimit:
         self.page = page
 
     def _too_large(self, scope: Scope, limit: int) -> Response:
-        if self.page is not None and wants_a_page(scope):
-            return self.page(scope, 413)
-        return too_large(limit)
+        if self.page is None or not wants_a_page(scope):
+            return too_large(limit)
+        reply = self.page(scope, 413)
+        # As too_large's: the rest of the body is not read.
+        reply.headers["Connection"] = "close"
+        return reply
 
     def _too_slow(self, scope: Scope) -> Response:
         if self.page is None or not wants_a_page(scope):

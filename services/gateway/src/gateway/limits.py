@@ -46,11 +46,12 @@ class ServerLimits:
     header_timeout_seconds: float = 10.0
     # How long the connection's writing may stay paused (the client not
     # reading: its window and the kernel's buffers full, then ours past its
-    # high-water mark) before the connection is dropped. uvicorn waits
-    # forever: a client that asks and never reads holds its place in the cap,
-    # and the answer's bytes, for good. The pause ends once the client has
-    # read ~50 KiB: a phone on a poor link (a few KB/s) does that in seconds.
-    # 0: none.
+    # high-water mark) with none of the waiting answer taken, before the
+    # connection is dropped. uvicorn waits forever: a client that asks and
+    # never reads holds its place in the cap, and the answer's bytes, for
+    # good. A slow reader is not cut off: the pause may last as long as it
+    # takes (an answer written at once stays paused until nearly all of it is
+    # read), so long as each period takes some of it. 0: none.
     write_timeout_seconds: float = 30.0
 
     @classmethod
@@ -189,7 +190,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._write_deadline is None and self.write_timeout_seconds:
-            self._write_deadline = self.loop.call_later(self.write_timeout_seconds, self._writes_too_slow)
+            self._arm_write_deadline()
+
+    def _arm_write_deadline(self) -> None:
+        # What is still to be sent now: at the deadline, less means the client read some.
+        self._unsent_when_armed = self.transport.get_write_buffer_size()
+        self._write_deadline = self.loop.call_later(self.write_timeout_seconds, self._writes_too_slow)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -223,6 +229,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _writes_too_slow(self) -> None:
         self._write_deadline = None
+        if self.transport.is_closing():
+            return
+        if self.transport.get_write_buffer_size() < self._unsent_when_armed:
+            # Still paused, but the client took some of the answer meanwhile:
+            # slow, not stalled. Another period, from here.
+            self._arm_write_deadline()
+            return
         metrics.GATEWAY_CONNECTIONS_CLOSED.labels(WRITE_TIMEOUT).inc()
         # Not close(): it waits for the buffer to drain, which is what this
         # client is not letting happen. abort() drops the buffer and the

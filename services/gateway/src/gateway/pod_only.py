@@ -35,7 +35,16 @@ class PodOnly:
         self.app, self.paths = app, paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths and came_through_a_proxy(Headers(scope=scope)):
-            await error_response(404, "not_found", "Not Found")(scope, receive, send)
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        if not came_through_a_proxy(headers):
+            await self.app(scope, receive, send)
+            return
+        reply = error_response(404, "not_found", "Not Found")
+        if "transfer-encoding" in headers or headers.get("content-length", "0") != "0":
+            # Its body is not read: left open, the connection would go on taking
+            # it with no deadline (BodyLimit's is not reached) and keep its place.
+            reply.headers["Connection"] = "close"
+        await reply(scope, receive, send)

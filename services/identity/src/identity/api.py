@@ -278,11 +278,12 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                     account_id = self.store.put_reset_code(cur, phone, digest, issued.issued_at, issued.expires_at,
                                                            self.reset_policy.count_code(previous, now),
                                                            sign_up=sign_up)
-                    if not self._text_budget_allows(cur, now, texts=sign_up or account_id is not None):
+                    self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
+                    # Last, so the hour's one row is locked only until the commit just after.
+                    if not self._text_budget_allows(cur, now):
                         # Raised in the transaction: the code just put is rolled back.
                         metrics.IDENTITY_SMS_HOURLY_LIMIT_REFUSALS.inc()
                         raise self.text_budget.refusal(now)
-                    self.store.forget_reset_codes(cur, self.reset_policy.forget_before(now))
             if refusal is not None:
                 # Raised after the transaction, which wrote nothing.
                 raise refusal
@@ -307,18 +308,16 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
             self.send_slots.release()
         return issued, account_id
 
-    def _text_budget_allows(self, cur, now: dt.datetime, *, texts: bool) -> bool:
-        """Whether this hour's texts leave room for this request, counting its
-        text if it ``texts``. A request that texts nothing (a reset for a number
-        without an account) is refused alike once they are spent, and counts
-        nothing: it costs nothing, and it must not spend the patients' texts."""
+    def _text_budget_allows(self, cur, now: dt.datetime) -> bool:
+        """Whether this hour's texts leave room for this request, counting it
+        if they do. Every request that would be answered as sent counts, also
+        a reset for a number without an account, which texts nothing: counted
+        apart, the hour's count would move differently for numbers with and
+        without accounts, and whoever watched it fill would learn which is which."""
         budget = self.text_budget
         if not budget.enabled:
             return True
-        hour = budget.hour_of(now)
-        if not texts:
-            return budget.allows(self.store.texts_in(cur, hour))
-        if not self.store.spend_text(cur, hour, budget.per_hour):
+        if not self.store.spend_text(cur, budget.hour_of(now), budget.per_hour):
             return False
         self.store.forget_texts_per_hour(cur, budget.forget_before(now))
         return True

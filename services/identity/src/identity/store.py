@@ -246,7 +246,11 @@ class IdentityStore:
 
     def forget_reset_codes(self, cur: psycopg.Cursor, expired_before: dt.datetime) -> None:
         """Keeps the table small: codes long expired are answered as unknown."""
-        cur.execute("DELETE FROM password_reset_codes WHERE expires_at < %s", (expired_before,))
+        # Rows another request has locked (it is writing a new code over one)
+        # are left for later: waiting on them while holding this phone's row,
+        # as that request may wait on ours, would deadlock.
+        cur.execute("DELETE FROM password_reset_codes WHERE phone IN (SELECT phone FROM password_reset_codes "
+                    "WHERE expires_at < %s FOR UPDATE SKIP LOCKED)", (expired_before,))
 
     @staticmethod
     def spend_text(cur: psycopg.Cursor, hour: dt.datetime, per_hour: int) -> bool:
@@ -260,12 +264,6 @@ class IdentityStore:
             "WHERE texts_per_hour.texts < %(per_hour)s RETURNING texts",
             {"hour": hour, "per_hour": per_hour})
         return cur.fetchone() is not None
-
-    @staticmethod
-    def texts_in(cur: psycopg.Cursor, hour: dt.datetime) -> int:
-        cur.execute("SELECT texts FROM texts_per_hour WHERE hour = %s", (hour,))
-        row = cur.fetchone()
-        return row["texts"] if row is not None else 0
 
     @staticmethod
     def forget_texts_per_hour(cur: psycopg.Cursor, before: dt.datetime) -> None:

@@ -7,9 +7,12 @@ the gateway's Redis is down, could make the hospital text as many numbers as
 it liked, each message paid for. So identity counts the texts it sends in each
 clock hour, in its database (one count across its replicas, with no Redis to
 lose), and past ``per_hour`` refuses every code request until the hour ends:
-sign-up and reset, for a number with an account or without one alike (a
-request that would text nothing is refused too, or the refusal would tell
-which numbers have accounts). Only requests that text count.
+sign-up and reset, for a number with an account or without one alike.
+Every request answered as sent counts, also a reset for a number without an
+account, which texts nothing: were it refused but not counted, the hour's
+count would fill differently for numbers with and without accounts, and
+whoever watched it fill (one probe, then one more request) would learn which
+is which.
 
 A clock hour, not a sliding one: one count row per hour, and a retry time the
 patient can be told. Up to twice ``per_hour`` can go out across an hour's
@@ -48,10 +51,6 @@ class TextBudget:
     def seconds_until_next_hour(self, now: dt.datetime) -> int:
         """Whole seconds until the next hour's budget, at least 1."""
         return max(1, math.ceil((self.hour_of(now) + HOUR - now).total_seconds()))
-
-    def allows(self, texts_this_hour: int) -> bool:
-        """Whether one more text fits in an hour that has had ``texts_this_hour``."""
-        return not self.enabled or texts_this_hour < self.per_hour
 
     def refusal(self, now: dt.datetime) -> SmsHourlyLimitReached:
         return SmsHourlyLimitReached(self.seconds_until_next_hour(now))
