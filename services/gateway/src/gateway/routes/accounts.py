@@ -12,8 +12,8 @@ from . import API_PREFIX
 from ..deps import CallerServices, IdempotencyKey
 from ..models import (
     Account, DeviceToken, DeviceTokenList, DeviceTokenRequest, DeviceTokenRevocation, IssuedDeviceToken, PasswordReset,
-    PasswordResetConfirm, PasswordResetConfirmReply, PasswordResetReply, SignIn, SignInReply, SignUp, SignUpCode, SignUpCodeReply, StaffAccount,
-    StaffGrade, StaffList,
+    PasswordResetConfirm, PasswordResetConfirmReply, PasswordResetReply, SignIn, SignInReply, SignUp, SignUpCode,
+    SignUpCodeReply, StaffAccount, StaffGrade, StaffList,
 )
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, client_address
 
@@ -30,8 +30,8 @@ async def request_sign_up_code(body: SignUpCode, services: CallerServices, reque
     ``reset_codes_used_up_today``), and each client address's (429 ``too_many_codes_from_address``);
     Retry-After says how long to wait. A text the SMS gateway did not take is 503 ``sms_unavailable``:
     ask again after the resend wait (it may yet arrive). Once the platform's texts for the clock hour
-    are spent (``IDENTITY_SMS_TEXTS_PER_HOUR``), every number is 503 ``sms_hourly_limit_reached``, Retry-After
-    the rest of the hour."""
+    are spent (``IDENTITY_SMS_TEXTS_PER_HOUR``), every number is 503 ``sms_hourly_limit_reached``,
+    Retry-After the rest of the hour."""
     reply = await request.app.state.send_guard.attempt(client_address(request), lambda: services.identity.
                                                        RequestSignUpCode(identity_pb2.RequestSignUpCodeRequest(
                                                            phone=body.phone)))
