@@ -422,6 +422,22 @@ def get_request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: gateway\r\n\r\n".encode()
 
 
+def read_answer(client: socket.socket, size: int, *, pause: float) -> tuple[bytes, bytes]:
+    """One answer's head and body, read ``size`` bytes at a time with ``pause`` seconds before each
+    read of the body; fails if the server closes the connection mid-answer."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += client.recv(size)
+    head_, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head_).group(1))
+    while len(body) < length:
+        time.sleep(pause)
+        chunk = client.recv(size)
+        assert chunk, f"the connection was closed after {len(body)} of {length} bytes"
+        body += chunk
+    return head_, body
+
+
 def test_a_client_that_stops_reading_is_cut_off_after_the_write_deadline(own_gateway):
     # A keep-alive longer than the test: only the write deadline may end the connection.
     url = own_gateway(limits=SmallSendBuffers(write_timeout_seconds=WRITE_DEADLINE, keep_alive_seconds=60))
@@ -463,18 +479,9 @@ def test_a_client_that_reads_is_not_cut_off(own_gateway):
         # connection's or an answer's.
         while time.monotonic() - started < 2 * WRITE_DEADLINE:
             client.sendall(get_request(LARGE))
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += client.recv(16384)
-            head_, _, body = data.partition(b"\r\n\r\n")
-            length = int(re.search(rb"(?i)content-length: *(\d+)", head_).group(1))
-            while len(body) < length:
-                time.sleep(0.02)
-                chunk = client.recv(16384)
-                assert chunk, "the connection was closed mid-answer"
-                body += chunk
+            head_, body = read_answer(client, 16384, pause=0.02)
             assert head_.startswith(b"HTTP/1.1 200") and json.loads(body)["openapi"]
-            lengths.append(length)
+            lengths.append(len(body))
     finally:
         client.close()
     assert len(lengths) >= 2 and min(lengths) > 100_000
@@ -491,16 +498,7 @@ def test_a_slow_but_steady_reader_gets_the_whole_answer(own_gateway):
     started = time.monotonic()
     try:
         client.sendall(get_request(LARGE))
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += client.recv(4096)
-        head_, _, body = data.partition(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length: *(\d+)", head_).group(1))
-        while len(body) < length:
-            time.sleep(0.15)  # ~27 KB/s
-            chunk = client.recv(4096)
-            assert chunk, f"the connection was closed after {len(body)} of {length} bytes"
-            body += chunk
+        _, body = read_answer(client, 4096, pause=0.15)  # ~27 KB/s
     finally:
         client.close()
     assert time.monotonic() - started > 2 * WRITE_DEADLINE, "slower than the deadline, or it proves nothing"
