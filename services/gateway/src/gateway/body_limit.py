@@ -35,20 +35,11 @@ BODY_TIMEOUT_SECONDS = 30.0
 
 
 def too_large(limit: int):
-    reply = error_response(413, "payload_too_large", f"the body is larger than {limit} bytes", "body")
-    # The rest of the body is not read: left open, the connection would go on
-    # taking it (each chunk restarting uvicorn's keep-alive timer, no deadline
-    # of ours left) and hold its place in the cap for as long as it trickled.
-    reply.headers["Connection"] = "close"
-    return reply
+    return error_response(413, "payload_too_large", f"the body is larger than {limit} bytes", "body")
 
 
 def too_slow(timeout: float):
-    reply = error_response(408, "request_timeout", f"the body did not arrive within {timeout:g} seconds", "body")
-    # The rest of the body may still be on its way: the connection cannot carry
-    # another request, and is closed rather than left to the trickle.
-    reply.headers["Connection"] = "close"
-    return reply
+    return error_response(408, "request_timeout", f"the body did not arrive within {timeout:g} seconds", "body")
 
 
 # What _read answers for a body over its limit (None: the client left).
@@ -67,12 +58,12 @@ def wants_a_page(scope: Scope) -> bool:
         return False
     for part in Headers(scope=scope).get("accept", "").lower().split(","):
         media, *params = [piece.strip() for piece in part.split(";")]
-        if media in _HTML_TYPES and not any(_refused(param) for param in params):
+        if media in _HTML_TYPES and not any(_declined(param) for param in params):
             return True
     return False
 
 
-def _refused(param: str) -> bool:
+def _declined(param: str) -> bool:
     """``q=0``: the client says it does not want that type."""
     name, _, value = param.partition("=")
     try:
@@ -94,19 +85,15 @@ class BodyLimit:
         self.app, self.limit, self.limits, self.timeout = app, limit, dict(limits or {}), timeout
         self.page = page
 
-    def _too_large(self, scope: Scope, limit: int) -> Response:
-        if self.page is None or not wants_a_page(scope):
-            return too_large(limit)
-        reply = self.page(scope, 413)
-        # As too_large's: the rest of the body is not read.
-        reply.headers["Connection"] = "close"
-        return reply
-
-    def _too_slow(self, scope: Scope) -> Response:
-        if self.page is None or not wants_a_page(scope):
-            return too_slow(self.timeout)
-        reply = self.page(scope, 408)
-        # As too_slow's: the rest of the body may still be on its way.
+    def _refusal(self, scope: Scope, reply: Response) -> Response:
+        """``reply`` (too_large's, too_slow's), or the page with its status
+        where ``wants_a_page``; either closes the connection."""
+        if self.page is not None and wants_a_page(scope):
+            reply = self.page(scope, reply.status_code)
+        # The rest of the body is not read and may still be on its way: left
+        # open, the connection would go on taking it (each chunk restarting
+        # uvicorn's keep-alive timer, no deadline of ours left) and hold its
+        # place in the cap for as long as it trickled.
         reply.headers["Connection"] = "close"
         return reply
 
@@ -117,19 +104,19 @@ class BodyLimit:
         limit = self.limits.get(scope["path"], self.limit)
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await self._too_large(scope, limit)(scope, receive, send)
+            await self._refusal(scope, too_large(limit))(scope, receive, send)
             return
         try:
             async with asyncio.timeout(self.timeout or None):
                 body = await self._read(receive, limit)
         except TimeoutError:
-            await self._too_slow(scope)(scope, receive, send)
+            await self._refusal(scope, too_slow(self.timeout))(scope, receive, send)
             return
         if body is None:
             # The client went away before its body was complete: nobody to answer.
             return
         if body is _TOO_LARGE:
-            await self._too_large(scope, limit)(scope, receive, send)
+            await self._refusal(scope, too_large(limit))(scope, receive, send)
             return
         delivered = False
 

@@ -95,20 +95,15 @@ for _reason in (HEADER_TIMEOUT, WRITE_TIMEOUT):
 # straight back into the same full cap; not more: a patient would wait for
 # nothing.
 SERVER_BUSY_RETRY_AFTER_SECONDS = 2
-# Built once: it is sent when the process is at its busiest.
-_SERVER_BUSY = error_response(
+# The cap's refusal (an ASGI app), in the gateway's error shape: uvicorn's own
+# is plain text without Retry-After, which a client could neither parse like
+# any other refusal nor tell when to try again by. Built once: it is sent when
+# the process is at its busiest.
+server_busy = error_response(
     503, "server_busy", "this server has as many connections open as it takes; try again in a moment",
     retry_after=str(SERVER_BUSY_RETRY_AFTER_SECONDS))
 # The refused request's body, if any, is never read: the connection cannot carry another request.
-_SERVER_BUSY.headers["Connection"] = "close"
-
-
-async def server_busy(scope, receive, send) -> None:
-    """The cap's refusal, in the gateway's error shape (uvicorn's own is plain
-    text without Retry-After: a client could neither parse it like any other
-    refusal nor tell when to try again)."""
-    await send({"type": "http.response.start", "status": 503, "headers": _SERVER_BUSY.raw_headers})
-    await send({"type": "http.response.body", "body": _SERVER_BUSY.body})
+server_busy.headers["Connection"] = "close"
 
 
 # The pod's own: the kubelet's probes and Prometheus' scrape. A liveness probe

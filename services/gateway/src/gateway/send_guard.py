@@ -15,8 +15,9 @@ nor is a guesser given a code for free.
 Before it asks identity, a request takes a place in its address's count, and
 keeps it unless identity refused it for a reason that says no text went out:
 too soon for this phone, its codes used up today, the platform's texts for
-the hour spent, a field that is not valid (``NOTHING_SENT``). Every other end keeps it: an answer (identity gives the
-same one whether or not the number has an account), a send the SMS gateway
+the hour spent, a field that is not valid (``NOTHING_SENT``). Every other end
+keeps it: an answer (identity gives the same one whether or not the number
+has an account), a send the SMS gateway
 failed or timed out on (the text may yet arrive), a call that failed or was
 cancelled while identity may have been sending. So at most ``max_sends``
 requests that may have made a phone ring reach identity per address and
