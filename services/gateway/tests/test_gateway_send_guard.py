@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import re
+import time
 
 import httpx
 import pytest
@@ -250,6 +251,10 @@ def identity_with_one_text_an_hour(grpc_servers, identity_database, issuer, veri
     srv.stop(0)
 
 
+def hourly_limit_refusals() -> float:
+    return REGISTRY.get_sample_value("tuoguan_identity_sms_hourly_limit_refusals_total") or 0.0
+
+
 def test_past_the_platforms_texts_for_the_hour_every_number_is_refused_and_keeps_no_place(
         identity_with_one_text_an_hour, namespace):
     settings = send_guard(namespace)
@@ -257,12 +262,16 @@ def test_past_the_platforms_texts_for_the_hour_every_number_is_refused_and_keeps
                                                                     waiting_room_namespace=namespace,
                                                                     redis_url=REDIS_URL),
                      SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures"), settings)
+    identity_refusals, repeated = hourly_limit_refusals(), guard_count("hourly_limit")
     with serve(app) as url, httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": PUMPER}) as http:
         assert http.post("/api/v1/auth/signup/code", json={"phone": fresh_phone()}).status_code == 202
         for route in ("/api/v1/auth/signup/code", RESET, RESET):
             refused = http.post(route, json={"phone": fresh_phone()})
             assert error(refused) == (503, "sms_hourly_limit_reached", None)
             assert refused.headers["Retry-After"] == "3600", "the rest of identity's clock hour"
+        # Identity refused the first; the gateway repeated its refusal to the others without asking it.
+        assert hourly_limit_refusals() - identity_refusals == 1
+        assert guard_count("hourly_limit") - repeated == 2
         # No text went out for them: the address keeps the one place it used.
         assert stored_counts(namespace) == [1]
         token = re.search(r'name="csrf" value="([^"]+)"', http.get("/signup", headers={"Accept-Language": "zh-CN"})
@@ -272,4 +281,24 @@ def test_past_the_platforms_texts_for_the_hour_every_number_is_refused_and_keeps
         # The form again (as for any refusal of identity's), saying why and until when.
         assert page.status_code == 400
         assert "本小时内已无法再发送短信验证码，请在下一个整点后再试。" in page.text, page.text[-1500:]
+        assert hourly_limit_refusals() - identity_refusals == 1, "the portal's request did not reach identity either"
     assert stored_counts(namespace) == [1]
+
+
+def test_the_gateway_asks_identity_again_once_its_recheck_is_due(identity_with_one_text_an_hour, namespace):
+    """A limit an operator raised (or an hour that ended) is seen within the recheck interval."""
+    settings = send_guard(namespace, hourly_limit_recheck_seconds=0.5)
+    app = create_app(identity_with_one_text_an_hour, PortalSettings(session_secret=SESSION_SECRET,
+                                                                    waiting_room_namespace=namespace,
+                                                                    redis_url=REDIS_URL),
+                     SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{namespace}:sign-in-failures"), settings)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": PUMPER}) as http:
+        # The hour's one text (unless an earlier test spent it), then identity's refusal, which the gateway learns.
+        http.post(RESET, json={"phone": fresh_phone()})
+        assert error(http.post(RESET, json={"phone": fresh_phone()}))[1] == "sms_hourly_limit_reached"
+        before = hourly_limit_refusals()
+        assert error(http.post(RESET, json={"phone": fresh_phone()}))[1] == "sms_hourly_limit_reached"
+        assert hourly_limit_refusals() == before, "the gateway repeats identity's refusal"
+        time.sleep(0.6)
+        assert error(http.post(RESET, json={"phone": fresh_phone()}))[1] == "sms_hourly_limit_reached"
+        assert hourly_limit_refusals() == before + 1, "past the recheck, identity is asked again"

@@ -134,7 +134,8 @@ GATEWAY_SEND_GUARD = Counter(
     "tuoguan_gateway_send_guard_total",
     "The gateway's count of text-message codes asked for per client address (SMS pumping), by outcome "
     "(counted: identity accepted the request, a code may have gone out; refused; unavailable; "
-    "not_counted: the client's address is not a public one)",
+    "not_counted: the client's address is not a public one; hourly_limit: refused without asking identity, "
+    "the platform's texts for the hour being spent)",
     ["outcome"],
 )
 PORTAL_CACHE_LOOKUPS = Counter(
