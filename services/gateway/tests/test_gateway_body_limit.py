@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from gateway.body_limit import MAX_BODY_BYTES
 from gateway.observability import UNMATCHED
 from tuoguan_common import auth
+from tuoguan_common.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +48,9 @@ def test_a_json_body_over_the_limit_is_413_and_reaches_no_service(http, fakes, c
         assert error(reply) == (413, "payload_too_large", "body")
         assert str(MAX_BODY_BYTES) in reply.json()["error"]["message"]
     assert len(fakes["ticketing"].requests) == before
-    # Counted like any other reply, under no route (none was matched).
-    assert refused_413() == refused + 3
+    # Counted like any other reply, under no route (none was matched): once its answer is sent,
+    # which the client may read first.
+    wait_for(lambda: refused_413() == refused + 3, timeout=10, message="the 413s to be counted")
 
 
 def test_a_body_of_exactly_the_limit_passes(http, fakes, clinician):
@@ -103,7 +105,7 @@ def test_a_browsers_form_over_the_limit_is_a_portal_page_in_its_language(http, a
         assert told in reply.text
         assert "payload_too_large" not in reply.text
     # Counted as the JSON refusal is.
-    assert refused_413() == refused + 2
+    wait_for(lambda: refused_413() == refused + 2, timeout=10, message="the 413s to be counted")
 
 
 def test_the_api_answers_json_over_the_limit_even_to_a_browser(http, fakes, clinician):

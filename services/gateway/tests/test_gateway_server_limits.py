@@ -504,3 +504,36 @@ def test_a_slow_but_steady_reader_gets_the_whole_answer(own_gateway):
     assert time.monotonic() - started > 2 * WRITE_DEADLINE, "slower than the deadline, or it proves nothing"
     assert json.loads(body)["openapi"]
     assert closed_for("write_timeout") == cut_off
+
+
+@pytest.mark.parametrize("method, path, accept_language, html_lang, told, reloads", [
+    ("GET", "/", "zh-CN,zh;q=0.9", "zh-CN", "此刻使用预约挂号服务的人太多，未能受理您的请求，所填内容均未保存。", True),
+    ("POST", "/signin", "en-US,en;q=0.9", "en", "Please go back and send the form again in a moment.", False),
+])
+def test_a_browser_past_the_cap_gets_a_portal_page_in_its_language(own_gateway, method, path, accept_language,
+                                                                   html_lang, told, reloads):
+    """A patient at the Monday surge is told, in their language, to wait a moment, not shown raw JSON;
+    a page asked for reloads by itself, a form sent is never sent again behind the patient's back."""
+    url = own_gateway(limits=ServerLimits(concurrency=1, keep_alive_seconds=60))
+    held = http.client.HTTPConnection(*address(url), timeout=20)
+    try:
+        assert get(held, PAGE) == 200
+        with socket.create_connection(address(url), timeout=10) as client:
+            client.sendall(f"{method} {path} HTTP/1.1\r\nHost: gateway\r\nAccept: {BROWSER_ACCEPT}\r\n"
+                           f"Accept-Language: {accept_language}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                           f"Content-Length: 9\r\n\r\nlogin=138".encode())
+            status, headers, reply, closed = read_reply(client)
+        page = reply.decode()
+        assert status == 503 and headers["content-type"].startswith("text/html")
+        assert f'<html lang="{html_lang}">' in page and told in page
+        assert ('<meta http-equiv="refresh" content="5">' in page) is reloads
+        assert 1 <= int(headers["retry-after"]) <= 5 and headers["cache-control"] == "no-store"
+        assert headers["connection"] == "close" and closed
+        # The API answers its JSON, whoever asks.
+        with socket.create_connection(address(url), timeout=10) as client:
+            client.sendall(f"GET /api/v1/departments HTTP/1.1\r\nHost: gateway\r\nAccept: {BROWSER_ACCEPT}\r\n"
+                           f"Accept-Language: {accept_language}\r\n\r\n".encode())
+            status, headers, reply, closed = read_reply(client)
+        assert (status, json.loads(reply)["error"]["reason"]) == (503, "server_busy")
+    finally:
+        held.close()

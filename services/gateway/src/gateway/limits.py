@@ -14,13 +14,18 @@ import asyncio
 from dataclasses import dataclass
 
 import httptools
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tuoguan_common import metrics
 from tuoguan_common.config import env_number
 
-from .body_limit import BODY_TIMEOUT_SECONDS
+from . import portal
+from .body_limit import BODY_TIMEOUT_SECONDS, wants_a_page
 from .errors import error_response
+from .portal.i18n import choose_language
 from .observability import METHODS, UNMATCHED
 
 
@@ -95,15 +100,47 @@ for _reason in (HEADER_TIMEOUT, WRITE_TIMEOUT):
 # straight back into the same full cap; not more: a patient would wait for
 # nothing.
 SERVER_BUSY_RETRY_AFTER_SECONDS = 2
-# The cap's refusal (an ASGI app), in the gateway's error shape: uvicorn's own
-# is plain text without Retry-After, which a client could neither parse like
-# any other refusal nor tell when to try again by. Built once: it is sent when
-# the process is at its busiest.
-server_busy = error_response(
-    503, "server_busy", "this server has as many connections open as it takes; try again in a moment",
-    retry_after=str(SERVER_BUSY_RETRY_AFTER_SECONDS))
-# The refused request's body, if any, is never read: the connection cannot carry another request.
-server_busy.headers["Connection"] = "close"
+
+
+class ServerBusy:
+    """The cap's refusal (an ASGI app): the gateway's JSON error, or for a
+    browser outside the API (``wants_a_page``) the portal's page in the
+    language its Accept-Language asks for (the session is not read at the
+    cap). uvicorn's own is plain text without Retry-After, which a client
+    could neither parse like any other refusal nor tell when to try again by,
+    and which a patient would be shown raw. Every answer is built once: it is
+    sent when the process is at its busiest."""
+
+    def __init__(self) -> None:
+        self._json = self._closing(error_response(
+            503, "server_busy", "this server has as many connections open as it takes; try again in a moment",
+            retry_after=str(SERVER_BUSY_RETRY_AFTER_SECONDS)))
+        self._pages: dict[tuple[str, bool], Response] = {}
+
+    @staticmethod
+    def _closing(response: Response) -> Response:
+        # The refused request's body, if any, is never read: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
+        response.headers["Retry-After"] = str(SERVER_BUSY_RETRY_AFTER_SECONDS)
+        return response
+
+    def page(self, language: str, reload: bool) -> Response:
+        page = self._pages.get((language, reload))
+        if page is None:
+            page = self._pages[language, reload] = self._closing(portal.server_busy_page(language, reload))
+        return page
+
+    def answer(self, scope: Scope) -> Response:
+        if not wants_a_page(scope):
+            return self._json
+        language = choose_language(None, None, Headers(scope=scope).get("accept-language"))
+        return self.page(language, scope["method"] in ("GET", "HEAD"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.answer(scope)(scope, receive, send)
+
+
+server_busy = ServerBusy()
 
 
 # The pod's own: the kubelet's probes and Prometheus' scrape. A liveness probe

@@ -141,6 +141,24 @@ def body_refused_page(scope: Scope, status: int) -> HTMLResponse:
     return render(request, "error.html", status_code=status, message=message)
 
 
+# How long a browser turned away by the connection cap waits before asking
+# again by itself: longer than the cap's Retry-After, since every patient
+# refused in the burst reloads on the same beat.
+BUSY_TRY_AGAIN_SECONDS = 5
+
+
+def server_busy_page(language: str, reload: bool) -> HTMLResponse:
+    """The page for a browser the gateway's connection cap turned away (limits.py,
+    which makes it once per language and kind, and sends it before the
+    request's session is read). A page asked for
+    (``reload``, a GET) tries again by itself; a form sent is not sent again
+    behind the patient's back, so that page says to send it again."""
+    html = environment(language).get_template("busy.html").render(
+        account=None, csrf="", flashes=[], current_language=language, path="/", here="/",
+        try_again_seconds=BUSY_TRY_AGAIN_SECONDS if reload else None)
+    return HTMLResponse(html, status_code=503, headers={"Cache-Control": "no-store"})
+
+
 def _here(request: Request) -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
