@@ -108,7 +108,7 @@ def test_a_parked_events_alert_is_quiet_while_its_dead_lettering_fires(alertmana
     """One parked event fires both: TuoguanEventsDeadLettered (outcome parked)
     tells it, its handler's TuoguanEventsParked is inhibited. Another
     handler's parking queue, of the same service or another, is not."""
-    cause = fired("TuoguanEventsDeadLettered", service="ticketing", handler="on_booking_confirmed")
+    cause = fired("TuoguanEventsDeadLettered", service="ticketing", handler="on_booking_confirmed", outcome="parked")
     parked = fired("TuoguanEventsParked", service="ticketing", handler="on_booking_confirmed")
     # The same event, as the rules label it: the service and the handler tie them.
     assert (cause["service"], cause["handler"]) == (parked["service"], parked["handler"])
@@ -127,9 +127,35 @@ def test_a_parked_events_alert_is_quiet_while_its_dead_lettering_fires(alertmana
     assert status == {"cause": [], "parked": status["parked"], "same service": [], "other service": []}, status
 
 
+def test_only_parked_dead_lettering_quiets_its_handlers_parking_queue(alertmanager):
+    """An event dead-lettered or malformed is in the dead_letters table: its
+    TuoguanEventsDeadLettered says nothing of the handler's parking queue, whose
+    TuoguanEventsParked is heard. A parked one, of another handler, still
+    quiets that handler's."""
+    parked_cause = fired("TuoguanEventsDeadLettered", service="ticketing", handler="on_booking_confirmed",
+                         outcome="parked")
+    parked = fired("TuoguanEventsParked", service="ticketing", handler="on_booking_confirmed")
+    dead_lettered = fired("TuoguanEventsDeadLettered", outcome="dead_lettered")
+    malformed = fired("TuoguanEventsDeadLettered", outcome="malformed")
+    queues = {"refund_rejected_payment": "evt-registration-PaymentRejected--billing.refund_rejected_payment.parked",
+              "on_payment_captured": "evt-billing-PaymentCaptured--registration.on_payment_captured.parked"}
+    beside = {name: other(parked, service=cause["service"], handler=cause["handler"], queue=queues[cause["handler"]])
+              for name, cause in [("dead_lettered", dead_lettered), ("malformed", malformed)]}
+    alerts = [parked_cause, parked, dead_lettered, malformed, *beside.values()]
+    alertmanager.post(*alerts)
+    seen = alertmanager.settle(alerts, inhibited=[parked])
+    status = {name: seen.get(frozenset(a.items())) for name, a in
+              [("parked", parked), ("beside dead_lettered", beside["dead_lettered"]),
+               ("beside malformed", beside["malformed"])]}
+    assert None not in status.values(), f"alerts not listed: {status}\n{alertmanager.logs()}"
+    assert status["parked"], f"TuoguanEventsParked not inhibited by its parked events' alert: {status}"
+    assert status["beside dead_lettered"] == [], f"dead-lettered events quiet the parking queue: {status}"
+    assert status["beside malformed"] == [], f"malformed events quiet the parking queue: {status}"
+
+
 def test_the_parked_events_alert_speaks_once_its_dead_lettering_is_resolved(alertmanager):
     """Events still parked when TuoguanEventsDeadLettered clears are alerted then."""
-    cause = fired("TuoguanEventsDeadLettered", service="ticketing", handler="on_booking_confirmed")
+    cause = fired("TuoguanEventsDeadLettered", service="ticketing", handler="on_booking_confirmed", outcome="parked")
     parked = fired("TuoguanEventsParked", service="ticketing", handler="on_booking_confirmed")
     alertmanager.post(cause, parked)
     assert alertmanager.settle([cause, parked], inhibited=[parked])[frozenset(parked.items())]

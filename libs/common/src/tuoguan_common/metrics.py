@@ -39,7 +39,8 @@ ADMISSION_REFUSE_PROBABILITY = Gauge(
 )
 # RED: event handlers (worker processes).
 EVENTS_HANDLED = Counter(
-    "tuoguan_events_handled_total", "Events handled, by handler and outcome (ok, duplicate, error)",
+    "tuoguan_events_handled_total",
+    "Events handled, by handler and outcome (ok, duplicate, malformed, dead_lettered, parked, error)",
     ["service", "event_type", "handler", "outcome"],
 )
 # Connections a worker's event handler opened to publish its failed events
