@@ -853,6 +853,20 @@ def test_the_in_chart_prometheus_sends_alerts_nowhere_unless_the_values_name_an_
     assert "alerting" not in prometheus_config(rendered(name))
 
 
+@pytest.mark.parametrize("namespace", ["tuoguan", "tuoguan-staging"])
+def test_the_in_chart_prometheus_labels_its_alerts_with_the_release_namespace(namespace):
+    """Its targets carry no namespace (it sees one release), so its alerts
+    would carry none either: an Alertmanager hearing staging and production
+    would tie their inhibitions across both (alertmanager.yml's `equal`
+    starts with the namespace)."""
+    from tests.observability.support import DEPLOYMENT_LABEL
+
+    config = prometheus_config(tools.render(json.loads(values_of("tilt")), namespace=namespace))
+    assert config["global"]["external_labels"] == {DEPLOYMENT_LABEL: namespace}
+    for job in config["scrape_configs"]:  # an external label never overrides the alert's own
+        assert DEPLOYMENT_LABEL not in {r.get("target_label") for r in job.get("relabel_configs", [])}
+
+
 def test_the_in_chart_prometheus_sends_its_alerts_to_the_alertmanagers_the_values_name(tmp_path):
     from tests.observability.support import binary
 

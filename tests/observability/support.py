@@ -98,13 +98,46 @@ def alert_rules() -> list[dict]:
     return [rule for _path, group in rule_groups() for rule in group["rules"] if "alert" in rule]
 
 
-def fired_alerts() -> list[dict[str, str]]:
-    """The label sets the alert rules give their alerts, alertname included:
-    every `exp_labels` of the promtool unit tests, which promtool holds the
-    rules to (all of them: a label more or less fails the test)."""
+# The label that tells deployments apart where one Prometheus scrapes, or one
+# Alertmanager hears, several (staging and production): the Prometheus
+# Operator gives every target its namespace, and the chart's own Prometheus
+# gives it to every alert it sends (external_labels). Compose has none: one
+# deployment. The rules keep it through every aggregation, so that each alert
+# carries the namespace of the series it is about.
+DEPLOYMENT_LABEL = "namespace"
+
+
+def rule_tests(namespace: str | None = None) -> list[tuple[Path, dict]]:
+    """The promtool unit test files, parsed; with a namespace, as they would run
+    in a deployment whose targets carry it: every input series without a
+    namespace gets this one, and so does every alert expected (rule_files made
+    absolute, for the copy to run from anywhere)."""
     found = []
     for path in sorted(RULE_TESTS_DIR.glob("*.yml")):
-        for case in load_yaml(path)["tests"]:
+        doc = load_yaml(path)
+        if namespace is not None:
+            doc["rule_files"] = [str((path.parent / f).resolve()) for f in doc["rule_files"]]
+            for case in doc["tests"]:
+                for series in case.get("input_series", []):
+                    if not re.search(rf"[{{,]\s*{DEPLOYMENT_LABEL}\s*=", series["series"]):
+                        name, _, rest = series["series"].partition("{")
+                        labels = f'{DEPLOYMENT_LABEL}="{namespace}"' + (f", {rest}" if rest.strip("} ") else "}")
+                        series["series"] = f"{name}{{{labels}"
+                for check in case.get("alert_rule_test", []):
+                    for alert in check.get("exp_alerts") or []:
+                        alert.setdefault("exp_labels", {}).setdefault(DEPLOYMENT_LABEL, namespace)
+        found.append((path, doc))
+    return found
+
+
+def fired_alerts(namespace: str | None = None) -> list[dict[str, str]]:
+    """The label sets the alert rules give their alerts, alertname included:
+    every `exp_labels` of the promtool unit tests, which promtool holds the
+    rules to (all of them: a label more or less fails the test); with a
+    namespace, those of the tests run in it (rule_tests)."""
+    found = []
+    for _path, doc in rule_tests(namespace):
+        for case in doc["tests"]:
             for check in case.get("alert_rule_test", []):
                 for alert in check.get("exp_alerts") or []:
                     labels = {"alertname": check["alertname"],

@@ -2,7 +2,8 @@
 inhibit_rules of observability/alertmanager/alertmanager.yml: alerts posted to
 its API with the labels the rules give them (the promtool tests' exp_labels,
 which promtool holds the rules to) come back inhibited while their cause fires
-for the same service (and handler, queue), and not for another one. No
+for the same namespace and service (and handler, queue), and not for another
+one. No
 platform needed: it starts in a second, and each test has its own."""
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import yaml
 
 from tuoguan_common.net import free_port
 
-from .support import ALERTMANAGER_YML, LiveServer, binary, fired_alerts, load_yaml, matches
+from .support import ALERTMANAGER_YML, DEPLOYMENT_LABEL, LiveServer, binary, fired_alerts, load_yaml, matches
 
 TIMEOUT = 15.0
 
@@ -168,25 +169,56 @@ def test_the_parked_events_alert_speaks_once_its_dead_lettering_is_resolved(aler
         time.sleep(0.1)
 
 
-def example(matchers: list[str], unlike: list[str]) -> dict[str, str]:
-    """The first label set the rules fire with that the matchers select (and `unlike` does not)."""
-    for alert in fired_alerts():
+def example(matchers: list[str], unlike: list[str], namespace: str | None = None) -> dict[str, str]:
+    """The first label set the rules fire with (in that namespace: rule_tests)
+    that the matchers select (and `unlike` does not)."""
+    for alert in fired_alerts(namespace):
         if matches(matchers, alert) and not matches(unlike, alert):
             return alert
     raise AssertionError(f"no promtool test fires an alert {matchers} selects")
 
 
 INHIBIT_RULES = load_yaml(ALERTMANAGER_YML)["inhibit_rules"]
+ABSENT = ['alertname="TuoguanServiceAbsent"']
+STAGING, PRODUCTION = "tuoguan-staging", "tuoguan-production"
+
+
+def test_a_component_absent_in_staging_quiets_staging_only(alertmanager):
+    """Staging and production send to one Alertmanager. A component absent in
+    staging quiets staging's warnings of that service, not production's; the
+    same component absent in production then quiets production's too."""
+    (rule,) = [r for r in INHIBIT_RULES if r["source_matchers"] == ABSENT]
+    absent = example(ABSENT, rule["target_matchers"], namespace=STAGING)
+    assert absent[DEPLOYMENT_LABEL] == STAGING, absent
+    warning = example(rule["target_matchers"], ABSENT, namespace=PRODUCTION)
+    production = other(warning, service=absent["service"])
+    staging = other(production, **{DEPLOYMENT_LABEL: STAGING})
+    alerts = [absent, production, staging]
+    alertmanager.post(*alerts)
+    seen = alertmanager.settle(alerts, inhibited=[staging])
+    status = {name: seen.get(frozenset(a.items())) for name, a in
+              [("staging", staging), ("production", production)]}
+    assert None not in status.values(), f"alerts not listed: {status}\n{alertmanager.logs()}"
+    assert status["staging"], f"staging's warning not inhibited by its own absent component: {status}"
+    assert status["production"] == [], f"staging's absent component quiets production: {status}"
+
+    absent_in_production = other(absent, **{DEPLOYMENT_LABEL: PRODUCTION})
+    alertmanager.post(absent_in_production)
+    seen = alertmanager.settle([absent_in_production, production], inhibited=[production])
+    assert seen.get(frozenset(production.items())), \
+        f"production's warning not inhibited by production's absent component: {seen}"
+    assert seen.get(frozenset(absent_in_production.items())) == [], seen
 
 
 @pytest.mark.parametrize("rule", INHIBIT_RULES, ids=[r["source_matchers"][0] for r in INHIBIT_RULES])
 def test_every_inhibition_quiets_its_consequence_with_the_same_labels_only(alertmanager, rule):
-    """The cause as the rules fire it; its consequence with the cause's
-    `equal` labels is inhibited, the same with any one of them different is not."""
-    cause = example(rule["source_matchers"], rule["target_matchers"])
+    """The cause as the rules fire it in a namespace; its consequence with the
+    cause's `equal` labels is inhibited, the same with any one of them
+    different (another namespace, service, ...) is not."""
+    cause = example(rule["source_matchers"], rule["target_matchers"], namespace=PRODUCTION)
     missing = [label for label in rule["equal"] if label not in cause]
     assert not missing, f"{cause['alertname']} has no {missing}: this inhibition never applies"
-    consequence = example(rule["target_matchers"], rule["source_matchers"])
+    consequence = example(rule["target_matchers"], rule["source_matchers"], namespace=PRODUCTION)
     consequence = other(consequence, **{label: cause[label] for label in rule["equal"]})
     elsewhere = [other(consequence, **{label: consequence[label] + "-elsewhere"}) for label in rule["equal"]]
     alerts = [cause, consequence, *elsewhere]

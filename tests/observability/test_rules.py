@@ -9,11 +9,12 @@ import re
 import subprocess
 
 import pytest
+import yaml
 
 from .support import (
     DEPLOYMENT_SERIES, PROMETHEUS_YML, REPO, RULE_TESTS_DIR, RULES_DIR, RUNBOOKS_DIR, alert_rules, binary,
     exposed_metric_names, hold_rule_reasons, matched_outcomes,
-    load_yaml, metric_names_in, recording_rules, rule_files, unowned_gauge_reads,
+    load_yaml, metric_names_in, recording_rules, rule_files, rule_tests, unowned_gauge_reads,
 )
 
 RUNBOOK_SECTIONS = ("## What it means", "## Impact on patients and staff", "## How to check", "## How to fix")
@@ -42,6 +43,19 @@ def test_promtool_unit_tests_of_the_alerts_pass():
     tests = sorted(RULE_TESTS_DIR.glob("*.yml"))
     assert tests, f"no promtool unit tests in {RULE_TESTS_DIR}"
     output = promtool("test", "rules", *map(str, tests))
+    assert "FAILED" not in output, output
+
+
+def test_every_alert_carries_the_namespace_of_the_series_it_is_about(tmp_path):
+    """The same unit tests, every series in a namespace (as the Prometheus
+    Operator labels targets): each alert must carry it, or an inhibition tied
+    by it (alertmanager.yml) compares a namespace with nothing, and one
+    Prometheus watching two releases mixes their figures into one alert."""
+    files = []
+    for path, doc in rule_tests(namespace="tuoguan-production"):
+        files.append(tmp_path / path.name)
+        files[-1].write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    output = promtool("test", "rules", *map(str, files))
     assert "FAILED" not in output, output
 
 

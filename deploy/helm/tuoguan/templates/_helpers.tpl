@@ -479,6 +479,12 @@ global:
   scrape_interval: {{ $o.prometheus.scrapeInterval }}
   scrape_timeout: 10s
   evaluation_interval: {{ $o.prometheus.scrapeInterval }}
+  # On every alert it sends: its targets carry no namespace (this Prometheus
+  # sees one release), but an Alertmanager hearing several releases (staging,
+  # production) ties its inhibitions by it, as the Prometheus Operator's
+  # targets carry it. Without it, one release's cause would quiet another's.
+  external_labels:
+    namespace: {{ $root.Release.Namespace | quote }}
 rule_files:
   - /etc/prometheus/rules/*.yml
   - /etc/prometheus/rules/*.yaml
