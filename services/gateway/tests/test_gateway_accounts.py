@@ -65,9 +65,11 @@ def test_malformed_requests_are_422_with_the_field_and_never_echo_input(http):
     assert error(missing_key) == (422, "invalid_argument", "Idempotency-Key")
 
 
-@pytest.mark.parametrize("token", ["abc\xe9", "a\tb", "tok\x80en"])
+@pytest.mark.parametrize("token", ["abc\xe9", "a\tb", "tok\x80en", "a" * 4097, "a" * 17_000],
+                         ids=["non-ascii", "tab", "byte", "longer-than-any-token", "past-grpc-metadata-limit"])
 def test_a_token_that_could_not_travel_to_a_service_is_401_not_a_failure(http, token):
-    # Not a token any service could verify, and gRPC metadata could not carry it at all.
+    # Not a token any service could verify, and gRPC metadata could not carry it at all
+    # (past 16 KiB the call failed RESOURCE_EXHAUSTED: a 429 "try again").
     for path in ("/api/v1/departments", "/api/v1/me"):
         reply = http.get(path, headers={"Authorization": f"Bearer {token}".encode("latin-1")})
         assert error(reply) == (401, "unauthenticated", None)

@@ -18,11 +18,17 @@ bearer = HTTPBearer(auto_error=False, description="The access_token from POST /a
 # RFC 6750's token68: every token the platform issues is one. Anything else (a tab, a
 # non-ASCII byte) could not travel as gRPC metadata; no service could accept it anyway.
 TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+# Far above any token identity issues (well under 1 KB). A longer one is no token
+# of the platform's, and past gRPC's 16 KiB metadata limit the service would not
+# even see it: the call would fail RESOURCE_EXHAUSTED, a 429 "try again" to a
+# request no retry mends.
+MAX_TOKEN_CHARS = 4096
 
 
 def caller_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str | None:
     """The caller's bearer token as it is sent on to the services; None without one."""
-    if credentials and not TOKEN68.fullmatch(credentials.credentials):
+    if credentials and (len(credentials.credentials) > MAX_TOKEN_CHARS
+                        or not TOKEN68.fullmatch(credentials.credentials)):
         # What a service answers for a token it cannot verify.
         raise ApiError(401, "unauthenticated", "the access token is not valid")
     return credentials.credentials if credentials else None
