@@ -3,6 +3,7 @@ traces, logs, health and the landing page."""
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import typing
 
@@ -127,6 +128,19 @@ def test_openapi_and_docs_are_served(http):
     assert spec["paths"]["/api/v1/bookings"]["post"]["responses"]["409"]["content"]["application/json"]["schema"] \
         == {"$ref": "#/components/schemas/ErrorReply"}
     assert "swagger" in http.get("/docs").text.lower()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("page, script", [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
+def test_the_api_documentation_pages_need_nothing_from_outside(http, page, script):
+    """A hospital intranet reaches no CDN: every script, style and icon the pages load is the gateway's own."""
+    html = http.get(page).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"(?:url|href): ?'([^']+)'", html)
+    assert any(asset.endswith(script) for asset in assets), assets
+    for asset in assets:
+        assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+        reply = http.get(asset)
+        assert reply.status_code == 200 and reply.content, asset
 
 
 @pytest.mark.parametrize("code,status", [

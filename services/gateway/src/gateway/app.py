@@ -6,6 +6,7 @@ import contextlib
 
 import uvicorn
 from fastapi import FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from tuoguan_common import metrics
@@ -53,7 +54,10 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
             await app.state.portal.close()
             await app.state.clients.close()
 
-    app = FastAPI(
+    # The API's documentation pages take Swagger UI's and ReDoc's scripts from
+    # the gateway itself, not a CDN: a hospital intranet reaches no CDN, and
+    # the pages were blank there.
+    app = FastAPIOffline(
         title="Tuoguan API",
         version="1",
         description="Appointments, payments and registration slips. Sign in, then send "
