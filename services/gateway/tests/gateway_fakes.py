@@ -75,6 +75,8 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
         booking = reg.Booking(
             booking_id=f"bk-{next(self._numbers)}", booking_number=f"R{next(self._numbers):06d}",
             patient_id=patient.subject, slot_id=request.slot_id, status=reg.BOOKING_STATUS_HELD, fee_fen=5000,
+            department_id="dep-cardio", department_name="心内科", doctor_id="doc-wang", doctor_name="王医生",
+            service_date="2026-12-01", starts_at="2026-12-01T08:00:00+08:00", ends_at="2026-12-01T08:15:00+08:00",
         )
         if request.slot_id == "slot-free":
             # A free clinic's booking: confirmed as it is held, nothing to pay.

@@ -280,3 +280,46 @@ def test_the_browser_keeps_its_device_cookie_so_strangers_cannot_lock_its_owner_
         again = owner.post("/signin", data={"login": phone, "password": "Patient2026", "next": "/",
                                             "csrf": csrf(owner.get("/signin"))}, follow_redirects=True)
         assert "退出登录" in again.text
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("method, path, status, accept_language, told", [
+    ("GET", "/no-such-page", 404, "zh-CN,zh;q=0.9", "此地址没有页面，可能已移动，或地址输入有误。"),
+    ("GET", "/no-such-page", 404, "en", "There is no page at this address."),
+    # A form's address opened again (a reload, a bookmark): POST only.
+    ("GET", "/signup/code", 405, "zh-CN", "此地址用于提交表单，不能直接打开。请从首页重新开始。"),
+])
+def test_a_browser_at_an_address_with_nothing_for_it_gets_a_page_in_its_language(gateway_url, method, path, status,
+                                                                                  accept_language, told):
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        page = client.request(method, path, headers={"Accept": BROWSER_ACCEPT, "Accept-Language": accept_language})
+        assert page.status_code == status and page.headers["content-type"].startswith("text/html")
+        assert told in page.text and 'href="/static/portal.css"' in page.text
+        # The API's JSON for anyone else, and under /api/ for everyone.
+        assert client.request(method, path).json()["error"]["reason"] in ("not_found", "method_not_allowed")
+        api = client.get("/api/v1/no-such-thing", headers={"Accept": BROWSER_ACCEPT})
+        assert (api.status_code, api.json()["error"]["reason"]) == (404, "not_found")
+
+
+def test_pages_of_bookings_name_the_department_in_the_chosen_language(browser_session):
+    """A booking carries its department's name as it was made, in Chinese; in English the catalogue's name."""
+    held = browser_session.post("/holds", data={"csrf": csrf(browser_session.get("/")), "slot_id": "slot-1",
+                                                "key": f"dept-{time.monotonic_ns()}", "back": "/"})
+    booking_page = str(held.url.path)
+    assert booking_page.startswith("/bookings/"), held.url
+
+    def shown(page: str) -> str:
+        text = browser_session.get(page).text
+        if page == "/bookings":
+            # This booking's row: the patient has others, from other tests.
+            return re.search(rf'<a href="{booking_page}">(.*?)</a>', text, re.S).group(1)
+        return text
+
+    for page in ("/bookings", booking_page, booking_page + "/pay"):
+        assert "心内科" in shown(page), page
+    browser_session.get("/language", params={"to": "en", "next": "/"})
+    for page in ("/bookings", booking_page, booking_page + "/pay"):
+        text = shown(page)
+        assert "Cardiology" in text and "心内科" not in text, page

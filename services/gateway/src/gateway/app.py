@@ -76,7 +76,7 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     app.add_middleware(PodOnly, paths=frozenset({"/metrics"} if webhook_via_proxy else
                                                 {"/metrics", tickets.WEBHOOK_ROUTE}))
     app.add_middleware(RequestTelemetry)
-    errors.install(app)
+    errors.install(app, page=portal.http_error_page)
     for module in (accounts, catalogue, bookings, office, finance, tickets):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     portal.install(app, portal_settings)

@@ -8,13 +8,13 @@ message in the patient's language.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, RETRY_AFTER_KEY
@@ -128,8 +128,16 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONRe
     return error_response(exc.status_code, reason, str(exc.detail))
 
 
-def install(app: FastAPI) -> None:
+# A page for an HTTP error, for the clients that take one (the portal's); None: the JSON error.
+Page = Callable[[Request, int], Response | None]
+
+
+def install(app: FastAPI, page: Page | None = None) -> None:
+    async def on_http_error_or_page(request: Request, exc: StarletteHTTPException) -> Response:
+        answer = page(request, exc.status_code) if page else None
+        return answer if answer is not None else await on_http_error(request, exc)
+
     app.add_exception_handler(grpc.aio.AioRpcError, on_rpc_error)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error_or_page)

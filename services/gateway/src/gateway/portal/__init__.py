@@ -11,9 +11,9 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from . import office, patient, tickets
 from .settings import PortalSettings
-from .web import SESSION_COOKIE, PortalState, body_refused_page, server_busy_page
+from .web import SESSION_COOKIE, PortalState, body_refused_page, http_error_page, server_busy_page
 
-__all__ = ["PortalSettings", "PortalState", "body_refused_page", "install", "server_busy_page"]
+__all__ = ["PortalSettings", "PortalState", "body_refused_page", "http_error_page", "install", "server_busy_page"]
 
 # A session outlives its access token (15 min): it keeps the language and the queue ticket.
 SESSION_MAX_AGE_SECONDS = 8 * 3600

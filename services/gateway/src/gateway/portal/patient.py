@@ -24,7 +24,7 @@ from ..send_guard import TooManyCodes
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client_address
 from . import i18n
 from .web import (
-    FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, portal_state, posted_form,
+    FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, language, portal_state, posted_form,
     public_services, redirect, refusal_field, refusal_reason, refusal_text, render, safe_next, services,
     sign_in_redirect, signed_in,
     remember_device, start_session, translate,
@@ -61,6 +61,14 @@ async def _departments(request: Request) -> list[reg.Department]:
     reply = await state.catalogue.get(("departments",), lambda: public_services(request).registration.ListDepartments(
         reg.ListDepartmentsRequest()))
     return list(reply.departments)
+
+
+async def _department_names(request: Request) -> dict[str, str]:
+    """Departments' names in the page's language, by id, for pages of bookings: a booking
+    carries the name it was made under, in Chinese."""
+    if language(request) != "en":
+        return {}
+    return {d.department_id: d.name_en for d in await _departments(request) if d.name_en}
 
 
 async def _doctors(request: Request, department_id: str) -> list[reg.Doctor]:
@@ -200,7 +208,7 @@ async def booking_page(request: Request, booking_id: str):
                   for p in payments)
     refunded = sum(p.refunded_fen for p in payments)
     return render(request, "booking.html", booking=booking, booking_dict=to_dict(booking), pending=pending,
-                  refunded_fen=refunded,
+                  refunded_fen=refunded, department_names=await _department_names(request),
                   status=enum_name(reg.BookingStatus.DESCRIPTOR, booking.status), key=form_key(),
                   # Keep refreshing while the payment's confirmation is on its way.
                   waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and pending)
@@ -213,7 +221,8 @@ async def cashier(request: Request, booking_id: str):
     booking = await _booking(request, booking_id)
     if booking.status != reg.BOOKING_STATUS_HELD:
         return redirect(f"/bookings/{booking_id}")
-    return render(request, "pay.html", booking=booking, methods=SANDBOX_METHODS, key=form_key())
+    return render(request, "pay.html", booking=booking, methods=SANDBOX_METHODS, key=form_key(),
+                  department_names=await _department_names(request))
 
 
 @router.post("/bookings/{booking_id}/pay")
@@ -264,7 +273,8 @@ async def my_bookings(request: Request):
     upcoming = [b for b in bookings if b.status in ACTIVE and dt.datetime.fromisoformat(b.ends_at) > now]
     past = [b for b in bookings if b not in upcoming]
     upcoming.sort(key=lambda b: b.starts_at)
-    return render(request, "bookings.html", upcoming=upcoming, past=past)
+    return render(request, "bookings.html", upcoming=upcoming, past=past,
+                  department_names=await _department_names(request))
 
 
 # ---- accounts ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.types import Scope
 
+from ..body_limit import wants_a_page
 from ..clients import Services
 from ..errors import http_status
 from ..grpc_trailers import first_value
@@ -157,6 +158,22 @@ def server_busy_page(language: str, reload: bool) -> HTMLResponse:
         account=None, csrf="", flashes=[], current_language=language, path="/", here="/",
         try_again_seconds=BUSY_TRY_AGAIN_SECONDS if reload else None)
     return HTMLResponse(html, status_code=503, headers={"Cache-Control": "no-store"})
+
+
+def http_error_page(request: Request, status: int) -> HTMLResponse | None:
+    """The page for an address the gateway has nothing at (404) or takes no
+    such request at (405: a form's address opened again, as a reload or a
+    bookmark does), for a browser outside the API; None for anyone else, who
+    gets the API's JSON error."""
+    if status not in (404, 405) or not wants_a_page(request.scope):
+        return None
+    if status == 404:
+        message = translate(request, "There is no page at this address. It may have moved, or the address may be "
+                                     "mistyped.")
+    else:
+        message = translate(request, "This address is for sending a form, and cannot be opened by itself. Please "
+                                     "start again from the first page.")
+    return render(request, "error.html", status_code=status, message=message)
 
 
 def _here(request: Request) -> str:
