@@ -488,3 +488,27 @@ def test_a_session_that_is_over_is_not_suspended(stub, clinic, people, store):
         cur.execute("SELECT status FROM sessions WHERE id = %s", (session_id,))
         assert cur.fetchone()["status"] == "OPEN"
     assert outbox_events(store, "SessionSuspended") == []
+
+
+UNKNOWN = "6d1b0c6e-0000-4000-8000-00000000abcd"
+
+
+def test_a_search_naming_what_the_catalogue_lacks_is_not_found_not_an_empty_list(stub, clinic, people):
+    office = people.office()
+    searches = [
+        (stub.ListDoctors, pb.ListDoctorsRequest(department_id=UNKNOWN), (), "department_not_found"),
+        (stub.ListSlots, pb.ListSlotsRequest(department_id=UNKNOWN), (), "department_not_found"),
+        (stub.ListSlots, pb.ListSlotsRequest(doctor_id=UNKNOWN), (), "doctor_not_found"),
+        (stub.ListSlots, pb.ListSlotsRequest(department_id=clinic.thoracic, doctor_id=UNKNOWN), (), "doctor_not_found"),
+        (stub.ListSessions, pb.ListSessionsRequest(department_id=UNKNOWN), office, "department_not_found"),
+        (stub.ListSessions, pb.ListSessionsRequest(doctor_id=UNKNOWN), office, "doctor_not_found"),
+        (stub.ListSessionTemplates, pb.ListSessionTemplatesRequest(doctor_id=UNKNOWN), office, "doctor_not_found"),
+    ]
+    for call, request, metadata, reason in searches:
+        assert refused(call, request, metadata=metadata) == (grpc.StatusCode.NOT_FOUND, reason), request
+    # Known ones with nothing to show are an empty answer, as before.
+    assert list(stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.zhang)).slots) == []
+    assert list(stub.ListSessions(pb.ListSessionsRequest(department_id=clinic.oncology), metadata=office).sessions) == []
+    assert list(stub.ListSessionTemplates(pb.ListSessionTemplatesRequest(doctor_id=clinic.zhang),
+                                          metadata=office).templates) == []
+    assert len(stub.ListDoctors(pb.ListDoctorsRequest(department_id=clinic.oncology)).doctors) == 1

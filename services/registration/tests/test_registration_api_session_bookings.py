@@ -169,8 +169,10 @@ def test_a_days_sessions_of_every_doctor_or_of_one(stub, clinic, people, store):
                                                       (clinic.lin, pb.PERIOD_AFTERNOON)]
     both = pb.ListSessionsRequest(service_date=day.isoformat(), department_id=clinic.breast, doctor_id=clinic.lin)
     assert list(stub.ListSessions(both, metadata=office).sessions) == []
-    assert list(stub.ListSessions(pb.ListSessionsRequest(service_date=day.isoformat(), doctor_id=UNKNOWN_ID),
-                                  metadata=office).sessions) == []
+    # A doctor not in the catalogue is no doctor without sessions.
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListSessions(pb.ListSessionsRequest(service_date=day.isoformat(), doctor_id=UNKNOWN_ID), metadata=office)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as caught:
         stub.ListSessions(pb.ListSessionsRequest(service_date=day.isoformat(), doctor_id="doc-lin"), metadata=office)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and error_field(caught.value) == "doctor_id"

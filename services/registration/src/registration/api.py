@@ -118,7 +118,18 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     def ListDoctors(self, request, context):
         department_id = entity_id(request.department_id, "department_id", required=False)
-        return pb.ListDoctorsResponse(doctors=[messages.doctor(r) for r in self.store.list_doctors(department_id)])
+        rows = self.store.list_doctors(department_id)
+        if not rows:
+            self._known(department_id=department_id)
+        return pb.ListDoctorsResponse(doctors=[messages.doctor(r) for r in rows])
+
+    def _known(self, *, department_id: str | None = None, doctor_id: str | None = None) -> None:
+        """NOT_FOUND for a department or doctor not in the catalogue: a search that found
+        nothing says whether there was nothing to find (a mistyped id is no empty day).
+        Asked only of an empty answer, so a search that finds something costs nothing more."""
+        unknown = self.store.unknown(department_id, doctor_id)
+        if unknown:
+            raise not_found(unknown)
 
     def ListSlots(self, request, context):
         department_id = entity_id(request.department_id, "department_id", required=False)
@@ -133,6 +144,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             raise InvalidArgument("to_date", f"a search covers at most {MAX_SEARCH_DAYS} days")
         rows = self.store.list_slots(department_id=department_id, doctor_id=doctor_id, first=first, last=last,
                                      now=self.clock(), only_available=request.only_available)
+        if not rows:
+            self._known(department_id=department_id, doctor_id=doctor_id)
         return pb.ListSlotsResponse(slots=[messages.slot(r) for r in rows])
 
     # Patients' bookings.
@@ -197,7 +210,10 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     def ListSessionTemplates(self, request, context):
         current_principal().require(*OFFICE)
-        rows = self.store.list_templates(entity_id(request.doctor_id, "doctor_id", required=False))
+        doctor_id = entity_id(request.doctor_id, "doctor_id", required=False)
+        rows = self.store.list_templates(doctor_id)
+        if not rows:
+            self._known(doctor_id=doctor_id)
         return pb.ListSessionTemplatesResponse(templates=[messages.template(r) for r in rows])
 
     def PublishSchedule(self, request, context):
@@ -211,8 +227,11 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def ListSessions(self, request, context):
         current_principal().require(*OFFICE)
         day = calendar_date(request.service_date, "service_date") or self._today()
-        rows = self.store.list_sessions(day, entity_id(request.department_id, "department_id", required=False),
-                                        self.clock(), entity_id(request.doctor_id, "doctor_id", required=False))
+        department_id = entity_id(request.department_id, "department_id", required=False)
+        doctor_id = entity_id(request.doctor_id, "doctor_id", required=False)
+        rows = self.store.list_sessions(day, department_id, self.clock(), doctor_id)
+        if not rows:
+            self._known(department_id=department_id, doctor_id=doctor_id)
         return pb.ListSessionsResponse(sessions=[messages.session(r) for r in rows])
 
     def ListSessionBookings(self, request, context):

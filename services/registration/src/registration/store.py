@@ -258,6 +258,16 @@ class Store:
             )
             return cur.fetchall()
 
+    def unknown(self, department_id: str | None = None, doctor_id: str | None = None) -> str | None:
+        """"department" or "doctor" when the one given (if any) is not in the catalogue; None when both are."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT %(department)s::uuid IS NULL OR EXISTS (SELECT 1 FROM departments WHERE "
+                        "id = %(department)s) AS department, %(doctor)s::uuid IS NULL OR EXISTS "
+                        "(SELECT 1 FROM doctors WHERE id = %(doctor)s) AS doctor",
+                        {"department": department_id, "doctor": doctor_id})
+            known = cur.fetchone()
+        return next((kind for kind in ("department", "doctor") if not known[kind]), None)
+
     def save_department(self, cur: psycopg.Cursor, code: str, name: str, name_en: str) -> str:
         cur.execute(
             "INSERT INTO departments (code, name, name_en) VALUES (%s, %s, %s) "

@@ -127,9 +127,10 @@ async def doctor(request: Request, department_id: str, doctor_id: str, date: str
     queue = await _admitted(request)
     if queue is not None:
         return queue
-    doctors = {d.doctor_id: d for d in await _doctors(request, department_id)}
     departments = {d.department_id: d for d in await _departments(request)}
-    if doctor_id not in doctors or department_id not in departments:
+    # The department first: registration refuses a search of one it does not know.
+    doctors = {d.doctor_id: d for d in await _doctors(request, department_id)} if department_id in departments else {}
+    if doctor_id not in doctors:
         return render(request, "error.html", status_code=404, message=translate(request, i18n.REASONS["not_found"]))
     slots = await _slots(request, doctor_id)
     days = [(day, list(group)) for day, group in itertools.groupby(
