@@ -176,7 +176,7 @@ def test_admins_grade_engineers_and_the_next_sign_in_carries_the_grade(http, dem
     assert "grade" not in jwt.decode(ungraded.token, options={"verify_signature": False})
     # Ticketing (here its stand-in, by the same rule) records no time for an engineer without a grade.
     ticket = http.post("/api/v1/tickets", headers=ungraded.headers | new_key(), json={
-        "kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站黑屏"})
+        "kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站黑屏", "impact": "low", "urgency": "low"})
     assert ticket.status_code == 201, ticket.text
     worklogs = f"/api/v1/tickets/{ticket.json()['ticket_id']}/worklogs"
     worklog = {"activity": "repair", "started_at": "2026-11-26T09:30:00+08:00", "minutes": 30}

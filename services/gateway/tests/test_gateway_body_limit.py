@@ -20,7 +20,8 @@ from tuoguan_common.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
-TICKET = {"kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站无法调阅影像"}
+TICKET = {"kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站无法调阅影像",
+          "impact": "high", "urgency": "medium"}
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ from tuoguan_common.testing import wait_for
 pytestmark = pytest.mark.integration
 
 DEADLINE = 0.5
-TICKET = json.dumps({"kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站无法调阅影像"}).encode()
+TICKET = json.dumps({"kind": "incident", "subsystem_code": "PACS", "title": "阅片工作站无法调阅影像",
+                    "impact": "high", "urgency": "medium"}).encode()
 
 
 @pytest.fixture

@@ -113,6 +113,22 @@ def test_subsystem_changes_are_refused_with_reasons(http, demo, person):
 
 # Tickets.
 
+@pytest.mark.parametrize("change, field", [
+    ({"impact": None}, "impact"), ({"urgency": None}, "urgency"),
+    ({"major_incident": "yes"}, "major_incident"), ({"major_incident": 1}, "major_incident"),
+])
+def test_a_ticket_says_how_bad_it_is_in_the_documented_types(http, fakes, person, change, field):
+    """What the OpenAPI says is required is required (ticketing requires impact and urgency), and a
+    major incident, which makes a ticket P1, is true or false, not whatever reads as one."""
+    body = {name: value for name, value in (INCIDENT | change).items() if value is not None}
+    before = len(fakes["ticketing"].requests)
+    assert error(http.post("/api/v1/tickets", headers=person(auth.CLINICIAN).headers | new_key(), json=body))[::2] \
+        == (422, field)
+    assert len(fakes["ticketing"].requests) == before
+    schema = http.get("/openapi.json").json()["components"]["schemas"]["OpenTicket"]
+    assert {"kind", "subsystem_code", "title", "impact", "urgency"} <= set(schema["required"])
+
+
 def test_a_clinician_opens_a_ticket_with_their_token_and_key(http, fakes, person):
     clinician = person(auth.CLINICIAN)
     key = new_key()

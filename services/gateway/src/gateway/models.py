@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan.identity.v1 import identity_pb2
@@ -143,9 +143,11 @@ class OpenTicket(BaseModel):
     subsystem_code: Text = Field(description="The subsystem's code, from GET /api/v1/subsystems", examples=["PACS"])
     title: Text = Field(examples=["放射科阅片工作站无法调阅影像 / PACS viewer cannot load studies"])
     description: Text = ""
-    impact: Level = Field(Level("unspecified"), description="With urgency, decides the priority")
-    urgency: Level = Field(Level("unspecified"))
-    major_incident: bool = False
+    # Required, as ticketing requires them: the person opening a ticket says how bad it is.
+    impact: Level = Field(description="With urgency, decides the priority", examples=["high"])
+    urgency: Level = Field(examples=["medium"])
+    # Strict: "yes" or 1 is no answer to "is this a major incident?", which makes a ticket P1.
+    major_incident: StrictBool = False
     on_behalf_of: Text = Field("", description="Staff opening a ticket for a caller: the caller's account id")
 
 
@@ -204,5 +206,5 @@ ERROR_RESPONSES = {
 
 
 class CalendarOverride(BaseModel):
-    working: bool = Field(description="true: a working day (e.g. a make-up Saturday); false: a holiday")
+    working: StrictBool = Field(description="true: a working day (e.g. a make-up Saturday); false: a holiday")
     note: Text = Field("", max_length=200, examples=["2027 春节调休"])
