@@ -154,7 +154,8 @@ async def publish_schedule(platform: Platform, issuer: auth.TokenIssuer, capacit
         slots = []
         for d in departments:
             resp = await stub.ListSlots(reg.ListSlotsRequest(department_id=d.department_id, only_available=True))
-            slots.extend(resp.slots)
+            # Paid slots only: the seed's free demo sessions today are confirmed at the hold, with no payment.
+            slots.extend(s for s in resp.slots if s.fee_fen > 0)
         return slots
 
 
