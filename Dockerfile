@@ -58,6 +58,12 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
+# Outside a container the processes listen on 127.0.0.1 only; in one, what
+# calls them (other containers, probes, Prometheus, a published port) comes
+# from outside it: every interface.
+ENV GATEWAY_HOST=0.0.0.0 \
+    TUOGUAN_GRPC_HOST=0.0.0.0 \
+    TUOGUAN_METRICS_HOST=0.0.0.0
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY --from=build /app/libs /app/libs

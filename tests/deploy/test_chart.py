@@ -399,6 +399,41 @@ def test_the_gateway_states_its_limits_on_slow_and_numerous_clients(name):
             assert ServerLimits.from_env() == ServerLimits()
 
 
+LISTEN_HOSTS = {"api": {"TUOGUAN_GRPC_HOST", "TUOGUAN_METRICS_HOST"}, "worker": {"TUOGUAN_METRICS_HOST"},
+                "gateway": {"GATEWAY_HOST"}}
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_every_process_listens_on_every_interface_of_its_pod(name):
+    """The processes listen on 127.0.0.1 unless told otherwise (make up): in a pod
+    the probes, the Services and Prometheus would then find nothing."""
+    for process, deployment in platform_deployments(rendered(name)).items():
+        (container,) = pod_spec(deployment)["containers"]
+        names = [e["name"] for e in container["env"]]
+        assert len(names) == len(set(names)), (process, names)
+        env = env_of(container)
+        kind = deployment["metadata"]["labels"]["tuoguan.io/kind"]
+        hosts = {var: env[var]["value"] for var in LISTEN_HOSTS[kind] if var in env}
+        assert hosts == dict.fromkeys(LISTEN_HOSTS[kind], "0.0.0.0"), process
+        assert not {"TUOGUAN_GRPC_HOST", "GATEWAY_HOST"} - LISTEN_HOSTS[kind] & set(env), process
+
+
+def test_a_values_file_may_name_another_listening_address():
+    values = tools.with_token_keys({"env": {"TUOGUAN_METRICS_HOST": "::"},
+                                    "services": {"gateway": {"env": {"GATEWAY_HOST": "::"}}}})
+    for process, deployment in platform_deployments(tools.render(values)).items():
+        (container,) = pod_spec(deployment)["containers"]
+        names = [e["name"] for e in container["env"]]
+        assert len(names) == len(set(names)), (process, names)
+        env = env_of(container)
+        if process == "gateway":
+            assert env["GATEWAY_HOST"]["value"] == "::"
+        else:
+            assert env["TUOGUAN_METRICS_HOST"]["value"] == "::"
+            if process.endswith("-api"):
+                assert env["TUOGUAN_GRPC_HOST"]["value"] == "0.0.0.0"
+
+
 def test_a_values_file_may_change_one_gateway_limit_and_keep_the_others():
     values = tools.with_token_keys({"services": {"gateway": {"env": {"GATEWAY_LIMIT_CONCURRENCY": "400"}}}})
     (gateway,) = [d for process, d in platform_deployments(tools.render(values)).items() if process == "gateway"]
@@ -1084,6 +1119,9 @@ def test_dockerfile_is_one_pinned_multi_stage_non_root_image_from_the_lock():
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.M)
     assert users[-1] == "10001:10001"
     assert "PYTHONDONTWRITEBYTECODE=1" in text
+    # A container's processes are called from outside it: every interface (the code's default is 127.0.0.1).
+    for var in ("GATEWAY_HOST", "TUOGUAN_GRPC_HOST", "TUOGUAN_METRICS_HOST"):
+        assert re.search(rf"^ENV (?:.*\\\n)*?\s*{var}=0\.0\.0\.0\b", text, flags=re.M), var
     ignored = (REPO / ".dockerignore").read_text().split()
     assert "*" in ignored and "**/tests/" in ignored
     # The chart runs it as the same user.

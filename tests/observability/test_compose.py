@@ -114,6 +114,9 @@ def test_every_process_is_built_here_and_runs_a_real_module(process):
     assert depends.get("migrate", {}).get("condition") == "service_completed_successfully", \
         f"{process}: must wait for migrate to complete"
     assert service["environment"].get("OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4317"
+    # Reached from other containers and the published ports: every interface of its container.
+    for var in ("GATEWAY_HOST", "TUOGUAN_GRPC_HOST", "TUOGUAN_METRICS_HOST"):
+        assert service["environment"].get(var) == "0.0.0.0", (process, var)
 
 
 def test_compose_runs_every_process_of_the_procfile():

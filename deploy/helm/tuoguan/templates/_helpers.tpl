@@ -301,6 +301,22 @@ The environment of a platform process: (dict "root" $ "name" "billing-api" "c" $
 - name: {{ $key }}
   value: {{ index $env $key | toString | quote }}
 {{- end }}
+{{- /*
+The processes listen on 127.0.0.1 unless told otherwise (a developer's
+`make up`); in a pod the kubelet's probes, the Services and Prometheus come
+from outside it, so each listens on every interface, unless a values file's
+env names another address ("::" on an IPv6-only cluster).
+*/}}
+{{- $hosts := list }}
+{{- if eq $c.kind "api" }}{{ $hosts = list "TUOGUAN_GRPC_HOST" "TUOGUAN_METRICS_HOST" }}
+{{- else if eq $c.kind "worker" }}{{ $hosts = list "TUOGUAN_METRICS_HOST" }}
+{{- else if eq $c.kind "gateway" }}{{ $hosts = list "GATEWAY_HOST" }}{{ end }}
+{{- range $hosts }}
+{{- if not (hasKey $env .) }}
+- name: {{ . }}
+  value: "0.0.0.0"
+{{- end }}
+{{- end }}
 {{- if eq $c.kind "api" }}
 - name: {{ $svc }}_GRPC_PORT
   value: {{ $c.ports.grpc | quote }}

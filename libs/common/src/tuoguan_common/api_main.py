@@ -34,7 +34,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None,
     if migrations_dir is not None and env_flag("TUOGUAN_MIGRATE_ON_START"):
         migrate(settings.database_url, migrations_dir)
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
-    metrics.serve_metrics(settings.metrics_port)
+    metrics.serve_metrics(settings.metrics_port, settings.metrics_host)
     revoked = _revocation_list(service, settings, database, revoked_source)
     purger = None
     if purge_retention:
@@ -47,11 +47,13 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None,
         register=lambda srv: register(srv, settings, database),
         verifier=verifier,
         port=settings.grpc_port,
+        host=settings.grpc_host,
         workers=settings.grpc_workers,
         max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         reuse_port=settings.grpc_reuse_port,
     )
-    log.info("api listening", extra={"grpc_port": port, "metrics_port": settings.metrics_port})
+    log.info("api listening", extra={"grpc_host": settings.grpc_host, "grpc_port": port,
+                                     "metrics_host": settings.metrics_host, "metrics_port": settings.metrics_port})
     try:
         serve_forever(server)
     finally:

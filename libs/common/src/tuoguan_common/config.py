@@ -9,6 +9,11 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Where a process listens unless told otherwise: this machine only, so a
+# developer's `make up` (demo accounts with well-known passwords) is not on
+# the network. Containers must listen on every interface, and the Dockerfile,
+# the chart and docker-compose.yml say 0.0.0.0 for them.
+DEFAULT_LISTEN_HOST = "127.0.0.1"
 
 
 def env_number(name: str, default, kind=int, env: Mapping[str, str] | None = None, *, minimum=None):
@@ -35,6 +40,18 @@ def env_flag(name: str, default: bool = False, env: Mapping[str, str] | None = N
     if not raw:
         return default
     return raw not in ("0", "false", "no") if default else raw in ("1", "true", "yes")
+
+
+def listen_host(name: str, env: Mapping[str, str] | None = None) -> str:
+    """The address a server binds (``GATEWAY_HOST``, ``TUOGUAN_GRPC_HOST``,
+    ``TUOGUAN_METRICS_HOST``): 127.0.0.1 when unset or empty."""
+    env = os.environ if env is None else env
+    return (env.get(name) or "").strip() or DEFAULT_LISTEN_HOST
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets (``[::]:50051``)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def service_database_url(service: str, env: dict[str, str] | None = None) -> str:
@@ -71,6 +88,9 @@ class Settings:
     grpc_reuse_port: bool = False
     # How often the api reads identity's list of revoked tokens; 0 turns the check off.
     revocation_refresh_seconds: float = 30.0
+    # Where the gRPC server and the /metrics endpoint listen (listen_host).
+    grpc_host: str = DEFAULT_LISTEN_HOST
+    metrics_host: str = DEFAULT_LISTEN_HOST
 
     @classmethod
     def from_env(cls, service: str, *, grpc_port: int, metrics_port: int) -> "Settings":
@@ -91,6 +111,8 @@ class Settings:
             db_pool_size=env_number("TUOGUAN_DB_POOL_SIZE", 8),
             grpc_reuse_port=env_flag("TUOGUAN_GRPC_REUSEPORT"),
             revocation_refresh_seconds=env_number("TUOGUAN_REVOCATION_REFRESH_SECONDS", 30.0, float, minimum=0),
+            grpc_host=listen_host("TUOGUAN_GRPC_HOST"),
+            metrics_host=listen_host("TUOGUAN_METRICS_HOST"),
         )
 
 

@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import auth, metrics, telemetry
+from .config import DEFAULT_LISTEN_HOST, host_port
 from .errors import InvalidArgument, TuoguanError, Unauthenticated
 from .db import unreachable
 
@@ -232,7 +233,7 @@ def build_server(
     verifier: auth.TokenVerifier | None,
     port: int,
     workers: int = 16,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_LISTEN_HOST,
     max_concurrent_rpcs: int | None = None,
     reuse_port: bool = False,
 ) -> tuple[PlatformServer, int]:
@@ -243,7 +244,7 @@ def build_server(
     bound = server.build(
         register=register,
         interceptor=PlatformInterceptor(service, verifier, executor),
-        address=f"{host}:{port}",
+        address=host_port(host, port),
         # A second process on a taken port fails loudly, unless replicas on one
         # machine share it on purpose.
         options=[
@@ -260,7 +261,7 @@ def build_server(
     )
     if bound == 0:
         server.stop(0)
-        raise SystemExit(f"{service}: cannot listen on {host}:{port}")
+        raise SystemExit(f"{service}: cannot listen on {host_port(host, port)}")
     return server, bound
 
 

@@ -10,6 +10,8 @@ import threading
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
+from .config import DEFAULT_LISTEN_HOST
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # RED: gRPC methods (api processes).
@@ -259,8 +261,9 @@ _started: set[int] = set()
 _lock = threading.Lock()
 
 
-def serve_metrics(port: int, addr: str = "0.0.0.0") -> None:
-    """Starts the /metrics endpoint once per port in this process."""
+def serve_metrics(port: int, addr: str = DEFAULT_LISTEN_HOST) -> None:
+    """Starts the /metrics endpoint once per port in this process, on ``addr``
+    (TUOGUAN_METRICS_HOST; this machine only by default)."""
     with _lock:
         if port in _started:
             return

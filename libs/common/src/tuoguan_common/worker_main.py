@@ -71,11 +71,12 @@ def run(service_cls, service: str, metrics_port: int, *, concurrency: int = DEFA
     from nameko.runners import ServiceRunner
 
     from . import metrics
-    from .config import service_database_url
+    from .config import listen_host, service_database_url
     from .logs import setup_logging
     from .telemetry import setup_tracing
 
     metrics_port = int(os.environ.get(f"{service.upper()}_WORKER_METRICS_PORT") or metrics_port)
+    metrics_host = listen_host("TUOGUAN_METRICS_HOST")
     setup_logging(f"{service}-worker", os.environ.get("LOG_LEVEL", "INFO"))
     setup_tracing(f"{service}-worker", otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
                   trace_file=os.environ.get("TUOGUAN_TRACE_FILE"))
@@ -101,7 +102,7 @@ def run(service_cls, service: str, metrics_port: int, *, concurrency: int = DEFA
     runner.start()
     # Serving /metrics only once the consumers' queues are declared makes the
     # port a readiness signal: events published from then on are not lost.
-    metrics.serve_metrics(metrics_port)
+    metrics.serve_metrics(metrics_port, metrics_host)
     waiter = eventlet.spawn(runner.wait)
     while True:
         try:
