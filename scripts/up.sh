@@ -47,8 +47,9 @@ cat <<'BANNER'
   Tuoguan is starting. When the processes below report they listen:
 
     Patient portal                 http://127.0.0.1:8000/         (简体中文; English in the header)
-    Registration office console    http://127.0.0.1:8000/office   (sign in as office / Office1234)
-    HTTP API                       http://127.0.0.1:8000/api/v1   OpenAPI: http://127.0.0.1:8000/docs
+    Registration office console    http://127.0.0.1:8000/office   (sign in as office / Office1234;
+                                   today's demo sessions have bookings to check in and mark no-show)
+    HTTP API                       http://127.0.0.1:8000/api/v1/departments   OpenAPI: http://127.0.0.1:8000/docs
     gRPC APIs                      identity 127.0.0.1:50051, registration :50052, billing :50053, ticketing :50054
     Metrics                        gateway :8000/metrics; apis :9101-9104; workers :9112-9114
 
@@ -56,8 +57,9 @@ cat <<'BANNER'
                                    registration office: office / Office1234
                                    admin / Admin1234     finance / Finance1234
                                    O&M: clinician / Clinician1234, dispatcher / Dispatcher1234,
-                                   engineer / Engineer1234
-    Password-reset codes           printed in the identity-api log (development notifier)
+                                   engineer (senior) and engineer2 (intermediate) / Engineer1234
+    Sign-up and password-reset     printed in the identity-api log (development notifier):
+    codes                          "msg": "sign-up code", "password reset code"
 
   Ctrl-C stops everything.
 
