@@ -109,7 +109,7 @@ def test_people_are_reached_through_configuration_not_a_made_up_address():
 
 def test_grouping_and_repeats_suit_on_call():
     route = config()["route"]
-    assert set(route["group_by"]) == {"alertname", "service"}
+    assert set(route["group_by"]) == {"alertname", "namespace", "service"}
     critical = next(r for r in route["routes"] if r.get("matchers") == ['severity="critical"'])
     assert critical.get("continue") is True, "a critical alert is paged and ticketed"
     assert critical["repeat_interval"] == "1h"
