@@ -4,11 +4,9 @@ README names every process's log prefix and no stale count of alerts."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 from identity.seed import DEMO_PATIENTS, DEMO_STAFF
 
@@ -31,7 +29,6 @@ def procfile_names() -> list[str]:
             if ":" in line and not line.startswith("#")]
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_help_lists_every_target_with_a_line_of_its_own():
     out = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
                          check=True).stdout
@@ -51,8 +48,9 @@ def test_the_banner_names_every_demo_account_and_where_the_codes_are():
 
 def test_the_readme_names_every_process_s_log_prefix():
     readme = (REPO / "README.md").read_text()
-    sentence = re.search(r"prefixed by its\s+name \((.*?)\)", readme, flags=re.S).group(1)
-    assert sorted(re.findall(r"`([\w-]+)`", sentence)) == sorted(procfile_names())
+    sentence = re.search(r"prefixed by its\s+name and instance, as honcho writes them \((.*?)\)", readme,
+                         flags=re.S).group(1)
+    assert sorted(re.findall(r"`([\w-]+)\.1`", sentence)) == sorted(procfile_names())
 
 
 def test_the_readme_counts_no_alerts_or_counts_them_right():
