@@ -133,6 +133,26 @@ def test_open_is_idempotent_and_refuses_bad_input(stub, people, database):
     assert len(query(database, "SELECT id FROM tickets")) == 1
 
 
+def test_a_ticket_closed_without_a_response_keeps_the_verdict_it_closed_with(stub, people, clock, store, database):
+    """A duplicate closed five minutes after opening, nobody having started: not breached at the close
+    (TicketClosed said so, no SlaBreached), nor when read a day later, past the response's due instant."""
+    clinician, dispatcher = people.clinician(), people.dispatcher()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = opened(stub, clinician, ALWAYS).ticket_id                     # P3 around the clock: response in 2 h
+    clock.set(shanghai(2025, 11, 4, 9, 5))
+    closed = act(stub, dispatcher, tid, pb.TICKET_ACTION_CLOSE, note="duplicate of T20251104-000001")
+    assert (closed.status, closed.sla.response_breached) == (pb.TICKET_STATUS_CLOSED, False)
+    (event,) = outbox(database, "TicketClosed", ticket_id=tid)
+    assert event["response_breached"] is False
+    clock.set(shanghai(2025, 11, 5, 9, 0))
+    later = stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=clinician.md).ticket
+    assert (later.sla.responded_at, later.sla.response_breached) == ("", False)
+    listed = stub.ListTickets(pb.ListTicketsRequest(view=pb.TICKET_VIEW_MINE), metadata=clinician.md).tickets
+    assert [t.sla.response_breached for t in listed] == [False]
+    assert store.escalate_due(shanghai(2025, 11, 5, 9, 0), 200) == []
+    assert outbox(database, "SlaBreached", ticket_id=tid) == []
+
+
 def test_only_staff_open_on_behalf_of_a_caller(stub, people):
     caller, other = people.clinician(), people.clinician()
     r = refused(stub.OpenTicket, open_request(on_behalf_of=other.id), metadata=caller.md)

@@ -294,6 +294,19 @@ def test_response_is_the_first_start_or_resolution():
     assert not sla(on_the_dot).response_breached
 
 
+def test_a_ticket_closed_without_a_response_is_judged_at_its_close_for_good():
+    """P3 on 24x7 hours opened 09:00 (response due 11:00), closed as a duplicate at 09:05 without anyone
+    starting: not breached then, nor a day later (the close ended the wait; TicketClosed said so)."""
+    duplicate = [opened(at(2026, 11, 30, 9), Priority.P3), ev(at(2026, 11, 30, 9, 5), K.CLOSED)]
+    at_close = compute_sla(duplicate, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 5))
+    a_day_later = compute_sla(duplicate, ALWAYS, CAL, POLICY, at(2026, 12, 1, 9))
+    assert not at_close.response_breached and not a_day_later.response_breached
+    assert a_day_later.responded_at is None and a_day_later.closed_at == at(2026, 11, 30, 9, 5)
+    # Closed after the response was due, nobody having started: breached, as it was at the close.
+    late = [opened(at(2026, 11, 30, 9), Priority.P3), ev(at(2026, 11, 30, 11, 30), K.CLOSED)]
+    assert compute_sla(late, ALWAYS, CAL, POLICY, at(2026, 12, 1, 9)).response_breached
+
+
 def test_closed_ends_everything():
     events = [opened(at(2026, 11, 30, 9), Priority.P2), ev(at(2026, 11, 30, 9, 10), K.STARTED),
               ev(at(2026, 11, 30, 11), K.RESOLVED), ev(at(2026, 11, 30, 15), K.CLOSED),
@@ -489,3 +502,22 @@ def test_state_is_consistent_and_elapsed_only_grows(hours, start, priority, plan
         assert state.next_escalation_at > now
         assert compute_sla(events, hours, CAL, POLICY, state.next_escalation_at).escalation_level > \
             state.escalation_level
+
+
+@given(HOURS, start_moments, st.sampled_from(list(Priority)), steps, st.integers(0, 3 * 24 * 60),
+       st.integers(1, 30 * 24 * 60))
+def test_once_closed_or_resolved_the_response_verdict_stands_whenever_it_is_read(hours, start, priority, plan, later,
+                                                                                 more):
+    """The response is judged at the response, or else at the resolution or the close that ended the wait: a
+    ticket read a month later says what it said then (TicketClosed and SlaBreached were sent on that)."""
+    events, last = history(start, priority, plan)
+    events.append(ev(last + dt.timedelta(minutes=later), K.CLOSED))
+    now = last + dt.timedelta(minutes=later)
+    then = compute_sla(events, hours, CAL, POLICY, now)
+    assert compute_sla(events, hours, CAL, POLICY, now + dt.timedelta(minutes=more)).response_breached == \
+        then.response_breached
+    resolved = [e for e in events if e.kind != K.CLOSED] + [ev(last + dt.timedelta(minutes=later), K.RESOLVED)]
+    state = compute_sla(resolved, hours, CAL, POLICY, now)
+    if state.resolved_at is not None:
+        assert compute_sla(resolved, hours, CAL, POLICY, now + dt.timedelta(minutes=more)).response_breached == \
+            state.response_breached

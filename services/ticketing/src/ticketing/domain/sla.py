@@ -11,7 +11,8 @@ Rules
   the last event's instant (clock skew between processes must not raise).
 * Response: the first STARTED or RESOLVED after OPENED. The response clock runs
   in service time from OPENED and is not paused. Responding at the due instant
-  meets the target.
+  meets the target. CLOSED without a response (a duplicate closed from NEW)
+  ends the wait: judged at the close, whenever the ticket is read afterwards.
 * Resolution: a clock of service time from OPENED until RESOLVED. A pause by
   the HOSPITAL or a VENDOR stops it until RESUMED (or RESOLVED); a pause by the
   CONTRACTOR does not stop it (nor does a pause that names no side). REOPENED
@@ -202,6 +203,8 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
     opened_us = to_us(opened.at)
     responded_us: int | None = None
     response_priority: Priority | None = None
+    # When nobody owed a response any more without one being made (closed).
+    unanswered_until_us: int | None = None
     resolved_us: int | None = None
     resolution_priority: Priority | None = None
     closed_us: int | None = None
@@ -226,6 +229,8 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
             stop(at_us)
             closed_us = at_us
             paused_by = None
+            if responded_us is None and unanswered_until_us is None:
+                unanswered_until_us = at_us
             break
         if kind == EventKind.PRIORITY_CHANGED:
             if event.priority is None:
@@ -264,7 +269,13 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
     if response_priority is None:
         response_priority = target_priority
     response_due_us = _add_us(hours, calendar, opened_us, _td_us(policy.targets[response_priority].response))
-    response_breached = (responded_us if responded_us is not None else now_us) > response_due_us
+    if responded_us is not None:
+        answered_us = responded_us
+    elif unanswered_until_us is not None:
+        answered_us = unanswered_until_us
+    else:
+        answered_us = now_us
+    response_breached = answered_us > response_due_us
 
     # Resolution.
     judged = resolution_priority if resolved_us is not None else target_priority
