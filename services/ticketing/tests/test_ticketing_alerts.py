@@ -1,9 +1,10 @@
 """Machine-opened tickets through the Alertmanager webhook: one ticket per
 distinct alert (fingerprint), repeats update it, resolution resolves it,
-firing again reopens it, and a storm of thousands of notifications sent at
+firing again (a new episode, not a late copy) reopens it, and a storm of thousands of notifications sent at
 once still makes one ticket per alert."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -84,8 +85,14 @@ def test_an_alert_opens_one_ticket_repeats_update_it_and_its_resolution_resolves
     assert (repeated.opened, repeated.updated, repeated.resolved) == (0, 0, 0)
     assert len(outbox(database, "TicketResolved", ticket_id=str(his["id"]))) == 1
 
-    # It fires again: the fix did not hold, and the same ticket is reopened.
-    refired = stub.ReceiveAlerts(alerts_request(his_down), metadata=alertmanager_account.md)
+    # A late copy of the firing that resolution ended (the HA peer's, a retried delivery): nothing.
+    late_copy = stub.ReceiveAlerts(alerts_request(his_down), metadata=alertmanager_account.md)
+    assert (late_copy.opened, late_copy.updated, late_copy.resolved) == (0, 0, 0)
+    assert ticket_row(database, str(his["id"]))["status"] == "resolved"
+
+    # It fires again, a new episode after that end: the fix did not hold, and the same ticket is reopened.
+    refired = stub.ReceiveAlerts(alerts_request(alert("3f2a9c0d1e4b5a67", starts_at="2025-11-04T02:30:00Z")),
+                                 metadata=alertmanager_account.md)
     assert (refired.opened, refired.updated, list(refired.ticket_ids)) == (0, 1, [str(his["id"])])
     row = ticket_row(database, str(his["id"]))
     assert (row["status"], row["resolved_at"], row["auto_close_at"], row["alert_repeats"]) == \
@@ -220,3 +227,44 @@ def test_a_fingerprint_too_long_to_index_or_a_nesting_too_deep_is_refused_and_no
     reply = stub.ReceiveAlerts(alerts_request(blank_a, blank_b), metadata=device.md)
     assert (reply.opened, reply.updated) == (2, 0)
     assert all(t["alert_fingerprint"].strip() for t in alert_tickets(database))
+
+
+# ---- late copies: the alert's times decide, not the order of arrival -----------------------------------------
+
+
+def fire(stub, sender, *alerts) -> pb.ReceiveAlertsResponse:
+    return stub.ReceiveAlerts(alerts_request(*alerts), metadata=sender.md)
+
+
+def test_a_late_copy_of_a_resolved_alerts_firing_reopens_nothing(stub, people, database):
+    """Alertmanager's HA pair (or a retried delivery) sends the firing notification again after the
+    resolution: it started before the resolution's end, so it is that episode's, not a new one. A late
+    resolution of an earlier episode leaves the newer one's ticket open, too."""
+    device = people.device()
+    firing = alert("late-1", starts_at="2025-11-04T01:00:00Z")
+    tid = fire(stub, device, firing).ticket_ids[0]
+    assert fire(stub, device, alert("late-1", status="resolved", starts_at="2025-11-04T01:00:00Z",
+                                    ends_at="2025-11-04T01:30:00Z")).resolved == 1
+    row = ticket_row(database, tid)
+    assert (row["alert_raised_at"], row["alert_ended_at"]) == \
+        (dt.datetime(2025, 11, 4, 1, 0, tzinfo=dt.timezone.utc), dt.datetime(2025, 11, 4, 1, 30, tzinfo=dt.timezone.utc))
+
+    before = ignored_so_far()
+    late = fire(stub, device, firing)
+    assert (late.opened, late.updated, late.resolved, list(late.ticket_ids)) == (0, 0, 0, [tid])
+    assert ignored_so_far() - before == 1
+    row = ticket_row(database, tid)
+    assert (row["status"], row["alert_repeats"]) == ("resolved", 0)
+    assert ticket_events(database, tid) == ["opened", "resolved"]
+    assert outbox(database, "TicketReopened", ticket_id=tid) == []
+
+    # Started exactly at the end: still that episode. Started after it: a new one, reopened.
+    assert fire(stub, device, alert("late-1", starts_at="2025-11-04T01:30:00Z")).updated == 0
+    assert fire(stub, device, alert("late-1", starts_at="2025-11-04T01:31:00Z")).updated == 1
+    assert ticket_row(database, tid)["status"] == "in_progress"
+    # The first episode's resolution, delivered late again: the second episode still fires.
+    stale = fire(stub, device, alert("late-1", status="resolved", starts_at="2025-11-04T01:00:00Z",
+                                     ends_at="2025-11-04T01:30:00Z"))
+    assert stale.resolved == 0 and ticket_row(database, tid)["status"] == "in_progress"
+    assert fire(stub, device, alert("late-1", status="resolved", starts_at="2025-11-04T01:31:00Z",
+                                    ends_at="2025-11-04T01:40:00Z")).resolved == 1

@@ -2,7 +2,7 @@
 worklogs: their ends are filled in, and worklogs that already overlap stop the
 migration, naming how many, instead of being deleted or left to break it
 halfway. Migration 0005 builds the retention purge's indexes beside the
-writers of the inbox and the keys."""
+writers of the inbox and the keys; 0006 keeps an alert's end."""
 from __future__ import annotations
 
 import datetime as dt
@@ -165,5 +165,39 @@ def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade
     url = unique_database_url(infra, "ticketing")
     try:
         check_retention_indexes_migration(url, MIGRATIONS_DIR, "0004")
+    finally:
+        drop_database(url)
+
+
+def test_0006_keeps_an_alerts_end_beside_its_start_and_its_downgrade_drops_it(infra):
+    """Migration 0006: ``tickets.alert_ended_at``, empty for the tickets resolved before it (their next
+    firing reopens them, as before)."""
+    url = unique_database_url(infra, "ticketing")
+
+    def ticket_columns() -> set[str]:
+        with psycopg.connect(url) as conn:
+            return {c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tickets'").fetchall()}
+
+    try:
+        migrate(url, MIGRATIONS_DIR, "0005")
+        with psycopg.connect(url, autocommit=True) as conn:
+            subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
+                                     "VALUES ('HIS', 'HIS', 'critical', 'apps', '24x7') RETURNING id").fetchone()[0]
+            conn.execute(
+                "INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
+                "source, requester_id, reported_by_id, created_at, updated_at, alert_fingerprint) VALUES "
+                "(%s, 'T1', 'incident', %s, 'x', 'high', 'high', 1, 'resolved', 'alert', 'd', 'd', %s, %s, "
+                "'3f0b2c7d9e1a4b56')", (TICKET, subsystem, T0, T0))
+        assert "alert_ended_at" not in ticket_columns()
+        migrate(url, MIGRATIONS_DIR)
+        assert "alert_ended_at" in ticket_columns()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT alert_ended_at FROM tickets").fetchall() == [(None,)]
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0006",)
+        downgrade(url, MIGRATIONS_DIR, "0005")
+        assert "alert_ended_at" not in ticket_columns()
+        migrate(url, MIGRATIONS_DIR)
+        assert "alert_ended_at" in ticket_columns()
     finally:
         drop_database(url)

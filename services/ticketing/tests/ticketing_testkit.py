@@ -166,8 +166,10 @@ def outbox(database: Database, event_type: str, **fields) -> list[dict]:
 
 
 def alert(fingerprint: str, *, subsystem: str = ALWAYS, status: str = "firing", alertname: str = "HisApiDown",
-          severity: str = "critical", instance: str = "his-app-1:8080") -> dict:
-    """One alert as Alertmanager (v0.27) sends it in a webhook notification."""
+          severity: str = "critical", instance: str = "his-app-1:8080",
+          starts_at: str = "2025-11-04T01:12:30.123456789Z", ends_at: str = "2025-11-04T02:00:00Z") -> dict:
+    """One alert as Alertmanager (v0.27) sends it in a webhook notification: ``starts_at`` its episode's
+    start, ``ends_at`` its end once resolved (a firing one's is Go's zero time)."""
     return {
         "status": status,
         "labels": {"alertname": alertname, "subsystem": subsystem, "severity": severity, "instance": instance,
@@ -175,8 +177,8 @@ def alert(fingerprint: str, *, subsystem: str = ALWAYS, status: str = "firing", 
         "annotations": {"summary": f"{alertname} on {instance}",
                         "description": f"{instance} has not answered its health check for 5 minutes.",
                         "runbook_url": "https://wiki.hospital.example/runbooks/his-api"},
-        "startsAt": "2025-11-04T01:12:30.123456789Z",
-        "endsAt": "2025-11-04T02:00:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "startsAt": starts_at,
+        "endsAt": ends_at if status == "resolved" else "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus.hospital.example:9090/graph?g0.expr=up%7Bjob%3D%22his%22%7D+%3D%3D+0",
         "fingerprint": fingerprint,
     }

@@ -550,29 +550,45 @@ class Store:
 
     def receive_alert_in(self, cur: psycopg.Cursor, notice: AlertNotice, reporter_id: str, source: str,
                          now: dt.datetime) -> tuple[str, str]:
-        """One notification inside the caller's transaction (the worker's, with its inbox)."""
+        """One alert inside the caller's transaction (the worker's, with its inbox).
+
+        Alertmanager's HA pair and its retries deliver copies of a notification, late and in any order, so
+        the alert's times decide, not the order of arrival: the ticket keeps the latest start it was told of
+        (``alert_raised_at``) and its resolution's end (``alert_ended_at``). A firing that started at or before
+        that end is a late copy of the episode that ended: ignored, not a reopening; a resolution that started
+        before the latest start is an earlier episode's: ignored, the newer one still fires. Times as
+        ``alerts.alarm_time`` keeps them (a sender's clock far ahead cannot silence the alert)."""
         # The lock serialises the notifications of one alert across api replicas and threads.
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (notice.fingerprint,))
         cur.execute(TICKET_VIEW + "WHERE t.alert_fingerprint = %s AND t.status <> 'closed' FOR UPDATE OF t",
                     (notice.fingerprint,))
         row = cur.fetchone()
+        starts_at = alarm_time(notice.starts_at, now)
         if notice.status == "resolved":
             if row is None or row["status"] == "resolved":
                 return "ignored", str(row["id"]) if row else ""
+            if row["alert_raised_at"] is not None and starts_at < row["alert_raised_at"]:
+                return "ignored", str(row["id"])
             self._apply(cur, row, reporter_id, Action.RESOLVE, Status.RESOLVED, assignee_id=None, team=None,
                         side=None, note=f"the alert {notice.alertname} resolved", now=now)
+            # Its end, or for a resolution that names none (not Alertmanager's), none: any firing reopens.
+            cur.execute("UPDATE tickets SET alert_ended_at = %s WHERE id = %s",
+                        (alarm_time(notice.ends_at, now) if notice.ends_at else None, row["id"]))
             row, state = self._rate(cur, str(row["id"]), now)
             self._announce(cur, row, state, Action.RESOLVE, now)
             return "resolved", str(row["id"])
         if row is not None:
             if row["status"] == "resolved":
+                if row["alert_ended_at"] is not None and starts_at <= row["alert_ended_at"]:
+                    # A late copy of the firing its resolution ended (the HA peer's, a retried delivery).
+                    return "ignored", str(row["id"])
                 # It fired again after its resolution: the fix did not hold.
                 self._apply(cur, row, reporter_id, Action.REOPEN, Status.IN_PROGRESS, assignee_id=None,
                             team=None, side=None, note="the alert fired again", now=now)
                 reopened, state = self._rate(cur, str(row["id"]), now)
                 self._announce(cur, reopened, state, Action.REOPEN, now)
-            cur.execute("UPDATE tickets SET alert_repeats = alert_repeats + 1, updated_at = %s WHERE id = %s",
-                        (now, row["id"]))
+            cur.execute("UPDATE tickets SET alert_repeats = alert_repeats + 1, updated_at = %s, "
+                        "alert_raised_at = GREATEST(alert_raised_at, %s) WHERE id = %s", (now, starts_at, row["id"]))
             return "updated", str(row["id"])
         impact, urgency = alert_impact_urgency(notice.severity)
         ticket_id = self._insert_ticket(cur, NewTicket(
@@ -583,6 +599,7 @@ class Store:
             requester_id=reporter_id, reported_by_id=reporter_id, alert_fingerprint=notice.fingerprint), now)
         if ticket_id is None:
             return "ignored", ""
+        cur.execute("UPDATE tickets SET alert_raised_at = %s WHERE id = %s", (starts_at, ticket_id))
         self._rate(cur, ticket_id, now)
         return "opened", ticket_id
 
@@ -615,11 +632,8 @@ class Store:
         clearance = cur.fetchone()
         if alarm_cleared(raised_at, clearance["cleared_at"] if clearance else None):
             return "ignored", ""
-        outcome, ticket_id = self.receive_alert_in(cur, notice, reporter_id, "device", now)
-        if ticket_id and outcome in ("opened", "updated"):
-            cur.execute("UPDATE tickets SET alert_raised_at = GREATEST(alert_raised_at, %s) WHERE id = %s",
-                        (raised_at, ticket_id))
-        return outcome, ticket_id
+        # The ticket keeps the alarm's latest raise (receive_alert_in, as for any alert).
+        return self.receive_alert_in(cur, notice, reporter_id, "device", now)
 
     def device_alarm_cleared(self, cur: psycopg.Cursor, device_id: str, notice: AlertNotice,
                              cleared_at: dt.datetime, reporter_id: str, now: dt.datetime) -> list[str]:
