@@ -17,9 +17,11 @@ from ticketing_testkit import (
     alertmanager,
     alerts_request,
     change,
+    instant,
     outbox,
     query,
     refused,
+    shanghai,
     ticket_events,
     ticket_row,
 )
@@ -90,13 +92,14 @@ def test_an_alert_opens_one_ticket_repeats_update_it_and_its_resolution_resolves
     assert (late_copy.opened, late_copy.updated, late_copy.resolved) == (0, 0, 0)
     assert ticket_row(database, str(his["id"]))["status"] == "resolved"
 
-    # It fires again, a new episode after that end: the fix did not hold, and the same ticket is reopened.
+    # It fires again, a new episode after that end: the fix did not hold, and the same ticket is reopened,
+    # back in the queue (nobody had started on it).
     refired = stub.ReceiveAlerts(alerts_request(alert("3f2a9c0d1e4b5a67", starts_at="2025-11-04T02:30:00Z")),
                                  metadata=alertmanager_account.md)
     assert (refired.opened, refired.updated, list(refired.ticket_ids)) == (0, 1, [str(his["id"])])
     row = ticket_row(database, str(his["id"]))
     assert (row["status"], row["resolved_at"], row["auto_close_at"], row["alert_repeats"]) == \
-        ("in_progress", None, None, 3)
+        ("new", None, None, 3)
     assert len(outbox(database, "TicketReopened", ticket_id=str(his["id"]))) == 1
     assert ticket_events(database, str(his["id"])) == ["opened", "resolved", "reopened"]
 
@@ -229,11 +232,69 @@ def test_a_fingerprint_too_long_to_index_or_a_nesting_too_deep_is_refused_and_no
     assert all(t["alert_fingerprint"].strip() for t in alert_tickets(database))
 
 
-# ---- late copies: the alert's times decide, not the order of arrival -----------------------------------------
+# ---- an alert's clearance is no response; a late copy is no new episode ----------------------------------------
 
 
 def fire(stub, sender, *alerts) -> pb.ReceiveAlertsResponse:
     return stub.ReceiveAlerts(alerts_request(*alerts), metadata=sender.md)
+
+
+def test_an_alert_that_clears_before_anyone_starts_is_no_response_and_firing_again_puts_it_back_in_the_queue(
+        stub, people, database, clock, store):
+    """A flapping P1 (response due in 15 minutes): its clearance at 09:05 resolved the NEW ticket, counted as
+    the response for good, and the next firing reopened it in progress with nobody on it. The clearance is no
+    response, the ticket goes back to NEW, and the response it still owes breaches at 09:15."""
+    device, dispatcher = people.device(), people.dispatcher()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = fire(stub, device, alert("flap-1", starts_at="2025-11-04T00:59:00Z")).ticket_ids[0]
+    clock.set(shanghai(2025, 11, 4, 9, 5))
+    assert fire(stub, device, alert("flap-1", status="resolved", starts_at="2025-11-04T00:59:00Z",
+                                    ends_at="2025-11-04T01:04:30Z")).resolved == 1
+    resolved = stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=dispatcher.md).ticket
+    assert resolved.status == pb.TICKET_STATUS_RESOLVED
+    assert (resolved.sla.responded_at, resolved.sla.response_breached) == ("", False)
+    (event,) = outbox(database, "TicketResolved", ticket_id=tid)
+    assert event["response_breached"] is False
+
+    clock.set(shanghai(2025, 11, 4, 9, 10))
+    assert fire(stub, device, alert("flap-1", starts_at="2025-11-04T01:09:00Z")).updated == 1
+    row = ticket_row(database, tid)
+    assert (row["status"], row["assignee_id"]) == ("new", None)
+    assert ticket_events(database, tid) == ["opened", "resolved", "reopened"]
+    # The worker looks at it when the response falls due, and announces the breach then.
+    assert row["next_check_at"] == shanghai(2025, 11, 4, 9, 15)
+    assert store.escalate_due(shanghai(2025, 11, 4, 9, 15) + dt.timedelta(seconds=1), 200) == \
+        [(tid, 0, ["response"])]
+    (breach,) = outbox(database, "SlaBreached", ticket_id=tid)
+    assert (breach["target"], instant(breach["due_at"])) == ("response", shanghai(2025, 11, 4, 9, 15))
+    clock.set(shanghai(2025, 11, 4, 11, 0))
+    later = stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=dispatcher.md).ticket
+    assert (later.status, later.assignee_id, later.sla.responded_at, later.sla.response_breached) == \
+        (pb.TICKET_STATUS_NEW, "", "", True)
+
+
+def test_a_reopened_alert_ticket_goes_back_to_its_engineer_as_it_stood(stub, people, database, clock):
+    """Assigned but not started: back to ASSIGNED, in the engineer's queue. Started: back in progress."""
+    device, dispatcher, engineer = people.device(), people.dispatcher(), people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    waiting, working = fire(stub, device, alert("back-1"), alert("back-2")).ticket_ids
+    for tid in (waiting, working):
+        stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    stub.ChangeTicket(change(working, pb.TICKET_ACTION_START), metadata=engineer.md)
+    clock.set(shanghai(2025, 11, 4, 9, 30))
+    fire(stub, device, alert("back-1", status="resolved"), alert("back-2", status="resolved"))
+    clock.set(shanghai(2025, 11, 4, 9, 40))
+    fire(stub, device, alert("back-1", starts_at="2025-11-04T02:30:00Z"),
+         alert("back-2", starts_at="2025-11-04T02:30:00Z"))
+    assert [(ticket_row(database, t)["status"], ticket_row(database, t)["assignee_id"]) for t in (waiting, working)] \
+        == [("assigned", engineer.id), ("in_progress", engineer.id)]
+    # An admin reopening a resolution nobody started puts it back in the queue too, never in progress.
+    admin = people.admin()
+    clock.set(shanghai(2025, 11, 4, 9, 50))
+    third = fire(stub, device, alert("back-3")).ticket_ids[0]
+    fire(stub, device, alert("back-3", status="resolved"))
+    reopened = stub.ChangeTicket(change(third, pb.TICKET_ACTION_REOPEN, note="still down"), metadata=admin.md).ticket
+    assert (reopened.status, reopened.assignee_id) == (pb.TICKET_STATUS_NEW, "")
 
 
 def test_a_late_copy_of_a_resolved_alerts_firing_reopens_nothing(stub, people, database):
@@ -261,10 +322,10 @@ def test_a_late_copy_of_a_resolved_alerts_firing_reopens_nothing(stub, people, d
     # Started exactly at the end: still that episode. Started after it: a new one, reopened.
     assert fire(stub, device, alert("late-1", starts_at="2025-11-04T01:30:00Z")).updated == 0
     assert fire(stub, device, alert("late-1", starts_at="2025-11-04T01:31:00Z")).updated == 1
-    assert ticket_row(database, tid)["status"] == "in_progress"
+    assert ticket_row(database, tid)["status"] == "new"
     # The first episode's resolution, delivered late again: the second episode still fires.
     stale = fire(stub, device, alert("late-1", status="resolved", starts_at="2025-11-04T01:00:00Z",
                                      ends_at="2025-11-04T01:30:00Z"))
-    assert stale.resolved == 0 and ticket_row(database, tid)["status"] == "in_progress"
+    assert stale.resolved == 0 and ticket_row(database, tid)["status"] == "new"
     assert fire(stub, device, alert("late-1", status="resolved", starts_at="2025-11-04T01:31:00Z",
                                     ends_at="2025-11-04T01:40:00Z")).resolved == 1

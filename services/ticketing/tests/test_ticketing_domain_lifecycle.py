@@ -12,11 +12,13 @@ from ticketing.domain.lifecycle import (
     Action,
     Status,
     TicketRefused,
+    alert_cleared,
     allowed_actions,
     auto_close_at,
     check_actor,
     event_for,
     next_status,
+    reopened_status,
 )
 from ticketing.domain.sla import EventKind, Side, TicketEvent
 from tuoguan_common import roles as R
@@ -210,3 +212,25 @@ def test_a_pause_event_carries_its_side():
 def test_every_action_has_its_event():
     moment = at(2026, 11, 30, 9)
     assert all(event_for(action, moment, side=Side.CONTRACTOR) is not None for action in Action)
+
+
+def test_a_reopened_resolution_is_never_in_progress_with_nobody_on_it():
+    """Back to the work when its engineer had started it; an alert that cleared before its engineer started,
+    firing again, back to their queue (ASSIGNED); nobody assigned, back to the dispatcher (NEW)."""
+    assert reopened_status(started=True, assigned=True) == S.IN_PROGRESS
+    assert reopened_status(started=False, assigned=True) == S.ASSIGNED
+    assert reopened_status(started=False, assigned=False) == S.NEW
+    assert reopened_status(started=True, assigned=False) == S.NEW
+    for started, assigned in itertools.product((True, False), repeat=2):
+        assert next_status(S.RESOLVED, A.REOPEN, has_worklog=False, require_worklog=True, started=started,
+                           assigned=assigned) == reopened_status(started=started, assigned=assigned)
+
+
+def test_an_alert_clearing_resolves_any_open_ticket_and_nothing_else():
+    for status in (S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.PENDING):
+        assert alert_cleared(status) == S.RESOLVED
+    assert alert_cleared(S.RESOLVED) is None and alert_cleared(S.CLOSED) is None
+    # No person resolves work nobody started: the machine's move is not in the lifecycle's transitions.
+    for status in (S.NEW, S.ASSIGNED):
+        assert refusal(lambda status=status: next_status(status, A.RESOLVE, has_worklog=True,
+                                                         require_worklog=False)).reason == "invalid_transition"

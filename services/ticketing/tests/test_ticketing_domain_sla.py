@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ticketing.domain.calendar import HOSPITAL_TZ, ServiceHours, WorkingCalendar
+from ticketing.domain.escalation import next_check_at
 from ticketing.domain.priority import Priority
 from ticketing.domain.sla import EventKind, Side, SlaPolicy, SlaState, SlaTargets, TicketEvent, compute_sla
 
@@ -282,16 +283,38 @@ def test_events_are_taken_in_time_order_whatever_the_order_given():
     assert expected.resolution_elapsed_seconds == 5.5 * HOUR
 
 
-def test_response_is_the_first_start_or_resolution():
-    resolved_first = [opened(at(2026, 11, 30, 9), Priority.P3), ev(at(2026, 11, 30, 9, 40), K.RESOLVED)]
-    state = sla(resolved_first, now=at(2026, 12, 1, 9))
-    assert state.responded_at == at(2026, 11, 30, 9, 40) and not state.response_breached
+def test_response_is_the_first_start():
     late = [opened(at(2026, 11, 30, 9), Priority.P1), ev(at(2026, 11, 30, 9, 15), K.ASSIGNED),
             ev(at(2026, 11, 30, 9, 16), K.STARTED), ev(at(2026, 11, 30, 9, 30), K.STARTED)]
     state = sla(late)
     assert state.responded_at == at(2026, 11, 30, 9, 16) and state.response_breached
     on_the_dot = [opened(at(2026, 11, 30, 9), Priority.P1), ev(at(2026, 11, 30, 9, 15), K.STARTED)]
     assert not sla(on_the_dot).response_breached
+
+
+def test_an_alert_that_cleared_before_anyone_started_is_no_response_and_firing_again_owes_one():
+    """P1 on 24x7 hours opened 09:00 (response due 09:15). The alert clears at 09:05: the machine's
+    resolution is nobody's response, but nobody owes one while it stands, so it breaches nothing however long
+    it stays resolved. It fires again at 09:10 (reopened): the response is owed again, on the same clock from
+    09:00, and breaches after 09:15 until someone starts."""
+    events = [opened(at(2026, 11, 30, 9), Priority.P1), ev(at(2026, 11, 30, 9, 5), K.RESOLVED)]
+    cleared = compute_sla(events, ALWAYS, CAL, POLICY, at(2026, 12, 3, 9))
+    assert cleared.responded_at is None and not cleared.response_breached
+    assert cleared.response_due == at(2026, 11, 30, 9, 15)
+    refired = events + [ev(at(2026, 11, 30, 9, 10), K.REOPENED)]
+    assert not compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 15)).response_breached
+    waiting = compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 11))
+    assert waiting.responded_at is None and waiting.response_breached
+    assert next_check_at(compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 12)), at(2026, 11, 30, 9, 12),
+                         response_breach_reported=False) == at(2026, 11, 30, 9, 15)
+    started = compute_sla(refired + [ev(at(2026, 11, 30, 9, 14), K.STARTED)], ALWAYS, CAL, POLICY,
+                          at(2026, 11, 30, 11))
+    assert started.responded_at == at(2026, 11, 30, 9, 14) and not started.response_breached
+    # Cleared only after the response was due, nobody having started: breached, and stays so.
+    late = [opened(at(2026, 11, 30, 9), Priority.P1), ev(at(2026, 11, 30, 9, 20), K.RESOLVED)]
+    assert compute_sla(late, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 30)).response_breached
+    assert compute_sla(late + [ev(at(2026, 12, 1, 9), K.CLOSED)], ALWAYS, CAL, POLICY,
+                       at(2026, 12, 5)).response_breached
 
 
 def test_a_ticket_closed_without_a_response_is_judged_at_its_close_for_good():

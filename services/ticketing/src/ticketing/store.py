@@ -349,7 +349,9 @@ class Store:
                         raise TicketRefused("role_not_allowed",
                                             "the ticket is another engineer's: a dispatcher reassigns it")
                 status = lifecycle.next_status(Status(row["status"]), action, has_worklog=row["worklog_minutes"] > 0,
-                                               require_worklog=self.config.require_worklog)
+                                               require_worklog=self.config.require_worklog,
+                                               started=action != Action.REOPEN or self._started(cur, ticket_id),
+                                               assigned=row["assignee_id"] is not None)
             except TicketRefused as exc:
                 raise refused(exc) from None
             self._apply(cur, row, actor.subject, action, status, assignee_id=assignee_id, team=team, side=side,
@@ -359,6 +361,13 @@ class Store:
             return pb.ChangeTicketResponse(ticket=messages.ticket(row, state))
 
         return idem.run(self.db, write)
+
+    @staticmethod
+    def _started(cur: psycopg.Cursor, ticket_id: str) -> bool:
+        """Whether anyone ever started work on the ticket (its history holds a STARTED)."""
+        cur.execute("SELECT EXISTS (SELECT 1 FROM ticket_events WHERE ticket_id = %s AND kind = %s) AS started",
+                    (ticket_id, str(EventKind.STARTED)))
+        return cur.fetchone()["started"]
 
     def _apply(self, cur: psycopg.Cursor, row: Row, actor_id: str, action: Action, status: Status, *,
                assignee_id: str | None, team: str | None, side: Side | None, note: str, now: dt.datetime) -> None:
@@ -565,11 +574,14 @@ class Store:
         row = cur.fetchone()
         starts_at = alarm_time(notice.starts_at, now)
         if notice.status == "resolved":
-            if row is None or row["status"] == "resolved":
+            status = lifecycle.alert_cleared(Status(row["status"])) if row is not None else None
+            if status is None:
                 return "ignored", str(row["id"]) if row else ""
             if row["alert_raised_at"] is not None and starts_at < row["alert_raised_at"]:
                 return "ignored", str(row["id"])
-            self._apply(cur, row, reporter_id, Action.RESOLVE, Status.RESOLVED, assignee_id=None, team=None,
+            # From NEW or ASSIGNED too: the alert cleared before anyone started. No response (sla.py): the
+            # ticket breaches nothing for it, and a new firing puts it back in the queue (reopened_status).
+            self._apply(cur, row, reporter_id, Action.RESOLVE, status, assignee_id=None, team=None,
                         side=None, note=f"the alert {notice.alertname} resolved", now=now)
             # Its end, or for a resolution that names none (not Alertmanager's), none: any firing reopens.
             cur.execute("UPDATE tickets SET alert_ended_at = %s WHERE id = %s",
@@ -582,8 +594,13 @@ class Store:
                 if row["alert_ended_at"] is not None and starts_at <= row["alert_ended_at"]:
                     # A late copy of the firing its resolution ended (the HA peer's, a retried delivery).
                     return "ignored", str(row["id"])
-                # It fired again after its resolution: the fix did not hold.
-                self._apply(cur, row, reporter_id, Action.REOPEN, Status.IN_PROGRESS, assignee_id=None,
+                # It fired again after its resolution: the fix did not hold. Back to whoever was on it, or to
+                # the queue when nobody had started (an alert that had cleared by itself): never in progress
+                # with nobody on it.
+                status = lifecycle.next_status(Status.RESOLVED, Action.REOPEN, has_worklog=True,
+                                               require_worklog=False, started=self._started(cur, str(row["id"])),
+                                               assigned=row["assignee_id"] is not None)
+                self._apply(cur, row, reporter_id, Action.REOPEN, status, assignee_id=None,
                             team=None, side=None, note="the alert fired again", now=now)
                 reopened, state = self._rate(cur, str(row["id"]), now)
                 self._announce(cur, reopened, state, Action.REOPEN, now)

@@ -4,10 +4,13 @@
     ASSIGNED, IN_PROGRESS --assign--> ASSIGNED            (reassign)
     IN_PROGRESS, PENDING --resolve--> RESOLVED            (a worklog first, when required)
     RESOLVED --confirm | auto_close | close--> CLOSED
-    RESOLVED --reopen--> IN_PROGRESS
+    RESOLVED --reopen--> IN_PROGRESS                     (ASSIGNED if nobody had started it, NEW if nobody
+                                                           is assigned: ``reopened_status``)
     NEW, ASSIGNED --close--> CLOSED                       (duplicates, mistakes)
 
-Anything else is refused with ``invalid_transition``.
+Anything else is refused with ``invalid_transition``. The machine (the service
+role, for an alert or a device alarm behind the ticket) also resolves a ticket
+nobody started, NEW or ASSIGNED, when its alert clears: ``alert_cleared``.
 """
 from __future__ import annotations
 
@@ -89,8 +92,12 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
 }
 
 
-def next_status(status: Status, action: Action, *, has_worklog: bool, require_worklog: bool) -> Status:
-    """The status after ``action``; TicketRefused(invalid_transition | worklog_required) otherwise."""
+def next_status(status: Status, action: Action, *, has_worklog: bool, require_worklog: bool,
+                started: bool = True, assigned: bool = True) -> Status:
+    """The status after ``action``; TicketRefused(invalid_transition | worklog_required) otherwise.
+
+    ``started`` (someone started work on it: its history holds a STARTED) and ``assigned`` (it has an
+    assignee) decide where a reopened resolution goes (``reopened_status``)."""
     status, action = Status(status), Action(action)
     target = TRANSITIONS.get((status, action))
     if target is None:
@@ -98,7 +105,35 @@ def next_status(status: Status, action: Action, *, has_worklog: bool, require_wo
                                                 f"{status.value.replace('_', ' ')}")
     if action == Action.RESOLVE and require_worklog and not has_worklog:
         raise TicketRefused(WORKLOG_REQUIRED, "log the work done on the ticket before resolving it")
+    if action == Action.REOPEN:
+        return reopened_status(started=started, assigned=assigned)
     return target
+
+
+def reopened_status(*, started: bool, assigned: bool) -> Status:
+    """Where a reopened resolution goes: back to the work in progress (IN_PROGRESS) when someone had started
+    it and is still on it. Never IN_PROGRESS with nobody on it: without an assignee it goes back to the
+    dispatcher (NEW, on the board as unassigned); assigned but never started (an alert that cleared by itself
+    before its engineer started, firing again) back to ASSIGNED, in the engineer's queue to start. Its SLA
+    reads the same either way: the response is still owed until someone starts."""
+    if not assigned:
+        return Status.NEW
+    if not started:
+        return Status.ASSIGNED
+    return Status.IN_PROGRESS
+
+
+# The statuses an alert's clearance resolves: any open one. From NEW or ASSIGNED (nobody started) it is the
+# machine's own move, not in TRANSITIONS (no person resolves work nobody started): the resolution is no
+# response (sla.py), so the ticket breaches nothing for the alert having cleared by itself, and the alert
+# firing again reopens it to wait for someone as before (``reopened_status``).
+_CLEARABLE = frozenset({Status.NEW, Status.ASSIGNED, Status.IN_PROGRESS, Status.PENDING})
+
+
+def alert_cleared(status: Status) -> Status | None:
+    """The status after the alert behind a ticket cleared: RESOLVED from any open status; None when there is
+    nothing to resolve (resolved already, or closed)."""
+    return Status.RESOLVED if Status(status) in _CLEARABLE else None
 
 
 def allowed_actions(status: Status) -> frozenset[Action]:
@@ -116,10 +151,10 @@ def check_actor(action: Action, roles: frozenset[str], *, is_requester: bool, is
     * assign: dispatcher, admin, or an engineer (the service checks that an
       engineer only takes an unassigned ticket for themself);
     * start, pause, resume, resolve: the assignee engineer, a dispatcher or an
-      admin; resolve also the service role (an alert's resolution);
+      admin; resolve also the service role (an alert's resolution: from any
+      open status, ``alert_cleared``; before anyone started it is no response);
     * confirm, reopen: the requester (whatever their role) or an admin;
-    * close: admin, dispatcher, or the service role (an alert that cleared
-      before anyone started);
+    * close: admin, dispatcher, or the service role;
     * auto_close: the service role only.
     """
     action = Action(action)

@@ -9,10 +9,14 @@ Rules
   order). Events before the first OPENED, later OPENED events and anything
   after CLOSED are ignored. ``now`` earlier than the last event is taken as
   the last event's instant (clock skew between processes must not raise).
-* Response: the first STARTED or RESOLVED after OPENED. The response clock runs
-  in service time from OPENED and is not paused. Responding at the due instant
-  meets the target. CLOSED without a response (a duplicate closed from NEW)
-  ends the wait: judged at the close, whenever the ticket is read afterwards.
+* Response: the first STARTED after OPENED. The response clock runs in
+  service time from OPENED and is not paused. Responding at the due instant
+  meets the target. A RESOLVED before anyone started (the lifecycle lets
+  only the machine do that: an alert that cleared by itself) is no response,
+  but nobody owes one while it stands: the wait is judged at that instant,
+  and a REOPENED sets the same clock waiting again (from OPENED: the time in
+  between counts). So does CLOSED without a response (a duplicate closed from
+  NEW): judged at the close, whenever the ticket is read afterwards.
 * Resolution: a clock of service time from OPENED until RESOLVED. A pause by
   the HOSPITAL or a VENDOR stops it until RESUMED (or RESOLVED); a pause by the
   CONTRACTOR does not stop it (nor does a pause that names no side). REOPENED
@@ -203,7 +207,7 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
     opened_us = to_us(opened.at)
     responded_us: int | None = None
     response_priority: Priority | None = None
-    # When nobody owed a response any more without one being made (closed).
+    # When nobody owed a response any more without one being made (resolved by the machine, or closed).
     unanswered_until_us: int | None = None
     resolved_us: int | None = None
     resolution_priority: Priority | None = None
@@ -238,7 +242,7 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
             priority = Priority(event.priority)
             if not event.escalation:
                 target_priority = priority
-        elif kind in (EventKind.STARTED, EventKind.RESOLVED) and responded_us is None:
+        elif kind == EventKind.STARTED and responded_us is None:
             responded_us = at_us
             response_priority = target_priority
         if kind == EventKind.RESOLVED:
@@ -247,10 +251,13 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
                 resolved_us = at_us
                 resolution_priority = target_priority
                 paused_by = None
+                if responded_us is None:
+                    unanswered_until_us = at_us
         elif kind == EventKind.REOPENED:
             if resolved_us is not None:
                 resolved_us = resolution_priority = None
                 running_since = at_us
+                unanswered_until_us = None
         elif kind == EventKind.PAUSED:
             if resolved_us is None:
                 side = Side(event.side) if event.side is not None else None
