@@ -10,6 +10,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 from ticketing_testkit import (
@@ -232,7 +233,7 @@ def test_a_fingerprint_too_long_to_index_or_a_nesting_too_deep_is_refused_and_no
     assert all(t["alert_fingerprint"].strip() for t in alert_tickets(database))
 
 
-# ---- an alert's clearance is no response; a late copy is no new episode ----------------------------------------
+# ---- an alert's clearance is no response; a late copy is no new episode; one bad byte loses nothing --------------
 
 
 def fire(stub, sender, *alerts) -> pb.ReceiveAlertsResponse:
@@ -329,3 +330,46 @@ def test_a_late_copy_of_a_resolved_alerts_firing_reopens_nothing(stub, people, d
     assert stale.resolved == 0 and ticket_row(database, tid)["status"] == "new"
     assert fire(stub, device, alert("late-1", status="resolved", starts_at="2025-11-04T01:31:00Z",
                                     ends_at="2025-11-04T01:40:00Z")).resolved == 1
+
+
+def test_a_lone_surrogate_is_replaced_and_the_whole_notification_applied_once(stub, people, database):
+    """'\\ud800' is valid JSON, not text PostgreSQL can store: the alert after a good one failed with
+    INTERNAL after the good one was committed, and each retry of Alertmanager's counted the good one
+    again while the bad one never opened."""
+    device = people.device()
+    good, bad = alert("surrogate-good"), alert("surrogate-bad\ud800")
+    bad["annotations"]["summary"] = "disk full \ud800"
+    bad["labels"]["mount"] = "/data\udfff"
+    body = json.dumps({"version": "4", "status": "firing", "alerts": [good, bad]})
+    assert "\\ud800" in body
+    reply = stub.ReceiveAlerts(pb.ReceiveAlertsRequest(alertmanager_payload=body), metadata=device.md)
+    assert (reply.opened, reply.updated) == (2, 0)
+    tickets = {t["alert_fingerprint"]: t for t in alert_tickets(database)}
+    assert set(tickets) == {"surrogate-good", "surrogate-bad\ufffd"}
+    assert tickets["surrogate-bad\ufffd"]["description"] == "disk full \ufffd"
+    again = stub.ReceiveAlerts(pb.ReceiveAlertsRequest(alertmanager_payload=body), metadata=device.md)
+    assert (again.opened, again.updated) == (0, 2)
+    assert sorted(t["alert_repeats"] for t in alert_tickets(database)) == [1, 1]
+
+
+def test_a_notification_is_applied_whole_or_not_at_all(store, database):
+    """Whatever fails in the database on one alert (here a NUL the parser would have dropped, handed to the
+    store directly) undoes the alerts before it in the same notification: Alertmanager's retry applies it once."""
+    from ticketing.domain.alerts import AlertNotice
+
+    def notice(fingerprint: str, summary: str = "HIS down") -> AlertNotice:
+        return AlertNotice(fingerprint=fingerprint, status="firing", subsystem_code="HIS", alertname="HisApiDown",
+                           severity="critical", summary=summary,
+                           starts_at=dt.datetime(2025, 11, 4, 1, 0, tzinfo=dt.timezone.utc), ends_at=None)
+
+    now = dt.datetime(2025, 11, 4, 1, 5, tzinfo=dt.timezone.utc)
+    with pytest.raises(psycopg.DataError):
+        store.receive_alerts([notice("whole-1"), notice("whole-2", "nul \x00")], "device:am", "alert", now)
+    assert alert_tickets(database) == [] and outbox(database, "TicketOpened") == []
+    assert store.receive_alerts([notice("whole-1"), notice("whole-2")], "device:am", "alert", now) == \
+        [("opened", store_ticket(database, "whole-1")), ("opened", store_ticket(database, "whole-2"))]
+
+
+def store_ticket(database, fingerprint: str) -> str:
+    (row,) = query(database, "SELECT id FROM tickets WHERE alert_fingerprint = %s", fingerprint)
+    return str(row["id"])

@@ -143,6 +143,43 @@ def test_a_nul_in_an_alerts_text_is_dropped_not_the_alert():
     assert freezer.fingerprint == "c2a4f6d9e0b1a3c5"
 
 
+def test_a_lone_surrogate_in_an_alerts_text_is_replaced_not_the_alert():
+    """"\\ud800" is valid JSON and json.loads reads it, but no UTF-8 can write it: PostgreSQL never took the
+    ticket (INTERNAL, and Alertmanager sent the notification again and again). Replaced by U+FFFD, as a
+    UTF-8 decoder does with a broken character; a surrogate pair is one character and stays."""
+    import json
+
+    payload = copy.deepcopy(PAYLOAD)
+    payload["alerts"][0]["annotations"]["summary"] = "Freezer F-12 \ud800above -70 °C \ud83d\ude00"
+    payload["alerts"][0]["labels"]["freezer\udfff"] = "F-\udc0012"
+    payload["commonLabels"] = {"site": "east\ud800"}
+    payload["alerts"][0]["fingerprint"] = "c2a4f6d9\udbffe0b1a3c5"
+    freezer, _ = parse_alertmanager(json.loads(json.dumps(payload)))
+    assert freezer.summary == "Freezer F-12 \ufffdabove -70 °C \U0001f600"
+    assert freezer.labels["freezer\ufffd"] == "F-\ufffd12" and freezer.labels["site"] == "east\ufffd"
+    assert freezer.fingerprint == "c2a4f6d9\ufffde0b1a3c5"
+    for notice in parse_alertmanager(json.loads(json.dumps(payload))):
+        for text in (notice.fingerprint, notice.summary, notice.alertname, notice.subsystem_code, notice.severity,
+                     *notice.labels, *notice.labels.values()):
+            text.encode("utf-8")  # what psycopg does: no UnicodeEncodeError
+    # Without a fingerprint, the one derived from the labels is stable, surrogates and all.
+    del payload["alerts"][0]["fingerprint"]
+    assert parse_alertmanager(payload)[0].fingerprint == parse_alertmanager(copy.deepcopy(payload))[0].fingerprint
+    # A label that is not a string is refused, and the refusal names it in text a reply can carry.
+    payload["alerts"][0]["labels"]["bad\ud800"] = 3
+    with pytest.raises(ValueError) as caught:
+        parse_alertmanager(payload)
+    str(caught.value).encode("utf-8")
+    assert "bad\ufffd" in str(caught.value)
+
+
+def test_storable_text():
+    from ticketing.domain.alerts import storable
+
+    assert storable("a\x00b\ud800c\udfff") == "ab\ufffdc\ufffd"
+    assert storable("冰箱 3 \U0001f600") == "冰箱 3 \U0001f600"
+
+
 def test_a_blank_fingerprint_is_derived_from_the_labels():
     payload = copy.deepcopy(PAYLOAD)
     payload["alerts"][0]["fingerprint"] = " \t "

@@ -322,6 +322,21 @@ def test_a_cleared_alarm_resolves_its_own_devices_tickets_only(start_worker, pub
 RAISED, CLEARED = "on_device_alarm", "on_device_alarm_cleared"
 
 
+def test_a_nul_in_a_device_alarm_is_dropped_not_the_freezers_ticket(start_worker, publish, database):
+    """A protobuf string may hold a NUL, PostgreSQL's text may not: the alarm was dead-lettered and the
+    freezer's ticket never opened (nor, for the clearance, resolved). Dropped, as in Alertmanager's alerts."""
+    metrics_port = start_worker()
+    raised = alarm("FRZ\x00-31", kind="door\x00_open", subsystem_code="BIOBANK\x00")
+    raised.summary = "Freezer F-31\x00: door open"
+    handle(metrics_port, publish, RAISED, raised)
+    (row,) = device_tickets(database, "FRZ-31")
+    assert (row["alert_fingerprint"], row["description"], row["code"], row["status"]) == \
+        ("device:FRZ-31:door_open", "Freezer F-31: door open", "BIOBANK", "new")
+    handle(metrics_port, publish, CLEARED, cleared("FRZ\x00-31"))
+    assert [t["status"] for t in device_tickets(database, "FRZ-31")] == ["resolved"]
+    assert query(database, "SELECT * FROM dead_letters") == []
+
+
 def test_an_alarm_whose_clearance_was_handled_first_opens_no_ticket(start_worker, publish, database):
     """The two events come on separate queues: a clearance handled before the alarm it clears (the raise
     requeued after a deadlock, or behind other work) is kept, and the raise opens nothing (it opened a

@@ -254,9 +254,9 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             raise InvalidArgument("alertmanager_payload", "is nested too deeply") from None
         counts = {"opened": 0, "updated": 0, "resolved": 0, "ignored": 0}
         ids = []
-        now = self.clock()
-        for notice in notices:
-            outcome, ticket_id = self.store.receive_alert(notice, caller.subject, "alert", now)
+        # Every alert read before the first write, and all written in one transaction: a notification is
+        # applied whole or not at all (Alertmanager sends it again), never half of it counted on each retry.
+        for outcome, ticket_id in self.store.receive_alerts(notices, caller.subject, "alert", self.clock()):
             counts[outcome] += 1
             metrics.TICKETING_ALERTS.labels(outcome).inc()
             if ticket_id and ticket_id not in ids:

@@ -552,10 +552,23 @@ class Store:
 
     # ---- machine-opened tickets -----------------------------------------------------------------
 
-    def receive_alert(self, notice: AlertNotice, reporter_id: str, source: str, now: dt.datetime) -> tuple[str, str]:
-        """One notification in its own transaction: ("opened" | "updated" | "resolved" | "ignored", ticket id)."""
+    def receive_alerts(self, notices: Sequence[AlertNotice], reporter_id: str, source: str,
+                       now: dt.datetime) -> list[tuple[str, str]]:
+        """One Alertmanager notification in one transaction: all of its alerts applied, or none (Alertmanager
+        sends it again), never the first half counted twice on the retry. An outcome per alert, in order:
+        ("opened" | "updated" | "resolved" | "ignored", ticket id)."""
         with self.db.transaction() as cur:
-            return self.receive_alert_in(cur, notice, reporter_id, source, now)
+            # Every alert's lock first, in one order: two notifications naming the same alerts in different
+            # orders (Alertmanager's HA pair) take turns instead of deadlocking.
+            cur.execute("SELECT DISTINCT hashtext(f) AS k FROM unnest(%s::text[]) AS f ORDER BY k",
+                        ([n.fingerprint for n in notices],))
+            for key in [r["k"] for r in cur.fetchall()]:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            return [self.receive_alert_in(cur, notice, reporter_id, source, now) for notice in notices]
+
+    def receive_alert(self, notice: AlertNotice, reporter_id: str, source: str, now: dt.datetime) -> tuple[str, str]:
+        """One alert in its own transaction: ("opened" | "updated" | "resolved" | "ignored", ticket id)."""
+        return self.receive_alerts([notice], reporter_id, source, now)[0]
 
     def receive_alert_in(self, cur: psycopg.Cursor, notice: AlertNotice, reporter_id: str, source: str,
                          now: dt.datetime) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from tuoguan_common.nameko_support import (Observability, OutboxRelayer, Retenti
 from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig
-from .domain.alerts import AlertNotice, device_alarm_fingerprint
+from .domain.alerts import AlertNotice, device_alarm_fingerprint, storable
 from .domain.calendar import HOSPITAL_TZ, statutory_data_until
 from .store import Store
 
@@ -36,13 +36,22 @@ def _instant(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def device_id(event) -> str:
+    """The event's device id as ticketing keeps it (``alerts.storable``): the raise and the clearance of one
+    device read it the same way."""
+    return storable(event.device_id)
+
+
 def device_notice(event, status: str) -> AlertNotice:
-    """A freezer's alarm as an alert: one ticket per device and kind of trouble."""
+    """A freezer's alarm as an alert: one ticket per device and kind of trouble. The bank's text is made
+    storable as Alertmanager's is: a protobuf string may hold a NUL, which PostgreSQL's text cannot, and the
+    event would be dead-lettered with the freezer's ticket never opened (or never resolved)."""
+    device, kind = device_id(event), storable(getattr(event, "kind", ""))
     return AlertNotice(
-        fingerprint=device_alarm_fingerprint(event.device_id, getattr(event, "kind", "") or "alarm"),
-        status=status, subsystem_code=event.subsystem_code or "BIOBANK",
-        alertname=getattr(event, "kind", "") or "device_alarm", severity=getattr(event, "severity", "") or "critical",
-        summary=getattr(event, "summary", "") or f"device {event.device_id}",
+        fingerprint=device_alarm_fingerprint(device, kind or "alarm"),
+        status=status, subsystem_code=storable(event.subsystem_code) or "BIOBANK",
+        alertname=kind or "device_alarm", severity=storable(getattr(event, "severity", "")) or "critical",
+        summary=storable(getattr(event, "summary", "")) or f"device {device}",
         starts_at=_instant(getattr(event, "raised_at", "") or getattr(event, "cleared_at", "")), ends_at=None)
 
 
@@ -59,7 +68,7 @@ class TicketingWorker(RetentionPurge):
 
         def apply(cur, event):
             # Nothing when the device's clearance, handled first, is at or after this raise.
-            outcomes.append(self.store.device_alarm_raised(cur, event.device_id, device_notice(event, "firing"),
+            outcomes.append(self.store.device_alarm_raised(cur, device_id(event), device_notice(event, "firing"),
                                                            "service:ticketing", utcnow())[0])
 
         result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmRaised, "device_alarm", apply)
@@ -74,7 +83,7 @@ class TicketingWorker(RetentionPurge):
         def apply(cur, event):
             # A cleared alarm carries no kind: every open ticket of the device's alarms raised until then
             # resolves, and the clearance is kept for the raises still on their way.
-            outcomes.extend(self.store.device_alarm_cleared(cur, event.device_id, device_notice(event, "resolved"),
+            outcomes.extend(self.store.device_alarm_cleared(cur, device_id(event), device_notice(event, "resolved"),
                                                             _instant(event.cleared_at), "service:ticketing",
                                                             utcnow()))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -84,6 +85,19 @@ class AlertNotice:
         return self.status == FIRING
 
 
+# A lone UTF-16 surrogate (JSON's "\ud800" without its pair: valid JSON, json.loads reads it) is no character
+# UTF-8 can write, so PostgreSQL never sees the row: the whole write fails.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def storable(text: str) -> str:
+    """Machine-sent text as PostgreSQL's text can hold it: NUL dropped, a lone surrogate replaced by U+FFFD
+    (what a UTF-8 decoder puts for a broken character). Never a refusal: a machine's ticket must not be lost
+    over one byte, and Alertmanager would send the same notification again and again."""
+    return _SURROGATE.sub(REPLACEMENT, text.replace("\x00", ""))
+
+
 def _text_map(value: object, where: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -92,10 +106,10 @@ def _text_map(value: object, where: str) -> dict[str, str]:
     out = {}
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise ValueError(f"{where}.{key}: must be a string")
-        # PostgreSQL's text cannot hold NUL: dropped, not the alert (a machine's
-        # ticket must not be lost over one byte).
-        out[key.replace("\x00", "")] = item.replace("\x00", "")
+            # The key made storable too: the message goes back in the reply, which is UTF-8 as well.
+            raise ValueError(f"{where}.{storable(str(key))}: must be a string")
+        # PostgreSQL's text cannot hold NUL nor a lone surrogate: dropped or replaced, not the alert.
+        out[storable(key)] = storable(item)
     return out
 
 
@@ -152,7 +166,7 @@ def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
         fingerprint = alert.get("fingerprint")
         if fingerprint is not None and not isinstance(fingerprint, str):
             raise ValueError(f"{where}.fingerprint: must be a string")
-        fingerprint = (fingerprint or "").replace("\x00", "").strip()
+        fingerprint = storable(fingerprint or "").strip()
         if not fingerprint:
             # A blank one would make every such alert the same ticket.
             fingerprint = _fingerprint(labels)
