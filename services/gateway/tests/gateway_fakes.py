@@ -17,7 +17,8 @@ from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc
 from tuoguan_common import auth
 from tuoguan_common.roles import GRADES
-from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable, require
+from tuoguan_common.errors import (FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable,
+                                   entity_id, require)
 
 DEPARTMENTS = [
     reg.Department(department_id="dep-cardio", code="CARD", name="心内科", name_en="Cardiology"),
@@ -335,8 +336,11 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         caller = auth.current_principal().require(auth.CLINICIAN, *self.STAFF)
         subsystem = self._subsystem(request.subsystem_code)
         title = require(request.title, "title")
+        requester = caller.subject
         if request.on_behalf_of:
             caller.require(*self.STAFF)
+            # An account id, as the real service requires (INVALID_ARGUMENT on on_behalf_of otherwise).
+            requester = entity_id(request.on_behalf_of, "on_behalf_of")
 
         def open_():
             return tkt.OpenTicketResponse(ticket=self._new_ticket(
@@ -345,7 +349,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
                 priority=self._priority(request.impact, request.urgency, request.major_incident),
                 major_incident=request.major_incident,
                 source=tkt.TICKET_SOURCE_STAFF if request.on_behalf_of else tkt.TICKET_SOURCE_PORTAL,
-                requester_id=request.on_behalf_of or caller.subject, reported_by_id=caller.subject,
+                requester_id=requester, reported_by_id=caller.subject,
                 team=subsystem.team,
             ))
 
@@ -399,7 +403,9 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
             if request.action == tkt.TICKET_ACTION_ASSIGN:
                 if not (request.assignee_id or request.team):
                     raise InvalidArgument("assignee_id", "an engineer or a team is required")
-                ticket.assignee_id, ticket.team = request.assignee_id, request.team or ticket.team
+                # The engineer's account id, as the real service requires.
+                assignee = entity_id(request.assignee_id, "assignee_id", required=False) or ""
+                ticket.assignee_id, ticket.team = assignee, request.team or ticket.team
             if request.action == tkt.TICKET_ACTION_PAUSE:
                 if not request.pause_side:
                     raise InvalidArgument("pause_side", "is required")

@@ -40,7 +40,7 @@ def person(issuer):
     """A fresh account holding the roles named: person(auth.CLINICIAN). An engineer's token carries
     ``grade`` (senior unless named; "" for an engineer not graded yet), as identity signs it."""
     def make(*roles: str, grade: str | None = None) -> Staff:
-        subject = f"acc-{uuid.uuid4().hex[:12]}"
+        subject = str(uuid.uuid4())  # identity's account ids
         if grade is None:
             grade = "senior" if auth.ENGINEER in roles else ""
         return Staff(subject, issuer.issue(subject, list(roles), grade=grade))
@@ -152,12 +152,16 @@ def test_a_clinician_opens_a_ticket_with_their_token_and_key(http, fakes, person
 
 
 def test_staff_open_a_ticket_on_behalf_of_a_caller(http, fakes, person):
-    dispatcher = person(auth.DISPATCHER)
-    ticket = open_ticket(http, dispatcher, kind="service_request", on_behalf_of="acc-caller", major_incident=True,
+    dispatcher, caller = person(auth.DISPATCHER), person(auth.CLINICIAN)
+    ticket = open_ticket(http, dispatcher, kind="service_request", on_behalf_of=caller.subject, major_incident=True,
                          impact="low", urgency="low")
     assert (ticket["kind"], ticket["source"], ticket["requester_id"], ticket["reported_by_id"], ticket["priority"]) \
-        == ("service_request", "staff", "acc-caller", dispatcher.subject, "p1")
-    assert fakes["ticketing"].last("OpenTicket")[1].on_behalf_of == "acc-caller"
+        == ("service_request", "staff", caller.subject, dispatcher.subject, "p1")
+    assert fakes["ticketing"].last("OpenTicket")[1].on_behalf_of == caller.subject
+    # The caller's account id, not their name or number: the service refuses typed text, naming the field.
+    for typed in ("内科 张三 13800138000", "acc-caller"):
+        assert error(http.post("/api/v1/tickets", headers=dispatcher.headers | new_key(),
+                               json=INCIDENT | {"on_behalf_of": typed})) == (422, "invalid_argument", "on_behalf_of")
 
 
 def test_opening_a_ticket_is_refused_with_reasons(http, patient, person):
@@ -362,6 +366,8 @@ def test_lifecycle_refusals_map_to_http(http, person):
     assert error(act(http, engineer, tid, "start")) == (409, "invalid_transition", None)
     assert error(act(http, dispatcher, tid, "close")) == (409, "invalid_transition", None)
     assert error(act(http, dispatcher, tid, "assign", {})) == (422, "invalid_argument", "assignee_id")
+    assert error(act(http, dispatcher, tid, "assign", {"assignee_id": "周杰"})) == \
+        (422, "invalid_argument", "assignee_id")
     assert error(act(http, clinician, tid, "assign", {"assignee_id": engineer.subject})) == \
         (403, "permission_denied", None)
     assert error(act(http, engineer, tid, "confirm")) == (403, "not_requester", None)

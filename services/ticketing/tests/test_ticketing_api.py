@@ -133,6 +133,32 @@ def test_open_is_idempotent_and_refuses_bad_input(stub, people, database):
     assert len(query(database, "SELECT id FROM tickets")) == 1
 
 
+def test_on_behalf_of_and_assignee_id_are_account_ids_not_what_someone_typed(stub, people, database):
+    """The requester and the assignee go out in TicketOpened and TicketAssigned, which carry ids, never text
+    people typed: a caller's name and phone number typed into on_behalf_of were stored and published."""
+    dispatcher, engineer = people.dispatcher(), people.engineer()
+    for typed in ("内科 张三 13800138000", "13800138000", "acc-caller", "x" * 36):
+        r = refused(stub.OpenTicket, open_request(on_behalf_of=typed), metadata=dispatcher.md)
+        assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "on_behalf_of"), typed
+    assert query(database, "SELECT id FROM tickets") == [] and outbox(database, "TicketOpened") == []
+    # An account id in any case and with blanks around it is the account's canonical id.
+    caller = people.clinician()
+    ticket = opened(stub, dispatcher, ALWAYS, on_behalf_of=f" {caller.id.upper()} ")
+    assert ticket.requester_id == caller.id
+    assert [e["requester_id"] for e in outbox(database, "TicketOpened")] == [caller.id]
+
+    for typed in ("周杰", "engineer-1 13900139000"):
+        r = refused(stub.ChangeTicket, change(ticket.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=typed),
+                    metadata=dispatcher.md)
+        assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "assignee_id"), typed
+        r = refused(stub.ChangeTicket, change(ticket.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=typed,
+                                              team="desktop"), metadata=dispatcher.md)
+        assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "assignee_id"), typed
+    assert ticket_row(database, ticket.ticket_id)["status"] == "new" and outbox(database, "TicketAssigned") == []
+    assert act(stub, dispatcher, ticket.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id).assignee_id == \
+        engineer.id
+
+
 def test_a_ticket_closed_without_a_response_keeps_the_verdict_it_closed_with(stub, people, clock, store, database):
     """A duplicate closed five minutes after opening, nobody having started: not breached at the close
     (TicketClosed said so, no SlaBreached), nor when read a day later, past the response's due instant."""

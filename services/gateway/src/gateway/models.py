@@ -148,7 +148,10 @@ class OpenTicket(BaseModel):
     urgency: Level = Field(examples=["medium"])
     # Strict: "yes" or 1 is no answer to "is this a major incident?", which makes a ticket P1.
     major_incident: StrictBool = False
-    on_behalf_of: Text = Field("", description="Staff opening a ticket for a caller: the caller's account id")
+    on_behalf_of: Text = Field(
+        "", description="Staff opening a ticket for a caller: the caller's account id (a UUID, as identity gives it), "
+                        "never their name or phone number (422, field on_behalf_of); the caller becomes the "
+                        "ticket's requester", examples=["6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f"])
 
 
 TicketAction = Literal["assign", "start", "pause", "resume", "resolve", "confirm", "reopen", "close"]
@@ -156,7 +159,8 @@ TicketViewName = Literal["mine", "queue", "board"]
 
 
 class TicketChange(BaseModel):
-    assignee_id: Text | None = Field(None, description="assign: the engineer's account id (and/or team)")
+    assignee_id: Text | None = Field(None, description="assign: the engineer's account id (a UUID: 422 otherwise; "
+                                                       "and/or team)")
     team: Text | None = Field(None, description="assign: the team", examples=["imaging"])
     pause_side: Literal["hospital", "contractor", "vendor"] | None = Field(
         None, description="pause: whose side stopped the work; a contractor's pause does not stop the SLA clock",

@@ -112,7 +112,9 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         source = "portal"
         if request.on_behalf_of:
             caller.require(*STAFF, roles.REGISTRATION_OFFICE)
-            requester = text(request.on_behalf_of, "on_behalf_of", 100)
+            # The caller's account id: it is the ticket's requester (who sees it, confirms or reopens it) and
+            # goes out in TicketOpened, which carries ids, never what someone typed (a name, a phone number).
+            requester = entity_id(request.on_behalf_of, "on_behalf_of")
             source = "staff"
         elif set(caller.roles) & set(STAFF):
             source = "staff"
@@ -169,7 +171,8 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         team = text(request.team, "team", 40, required=False) or None
         if action == Action.ASSIGN:
             # The contract: an engineer's account id and/or their team (a team alone puts it in the team's queue).
-            assignee = text(request.assignee_id, "assignee_id", 100, required=team is None) or None
+            # An account id, not a name: it goes out in TicketAssigned and decides whose queue it is in.
+            assignee = entity_id(request.assignee_id, "assignee_id", required=team is None)
         note = text(request.note, "note", MAX_TEXT, required=action == Action.RESOLVE)
         idem = Idempotent.of("change", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.ChangeTicketResponse)
