@@ -425,6 +425,9 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
                 for worklog in self.worklogs.get(ticket.ticket_id, []):
                     worklog.billable = True
             ticket.status = leads_to
+            if request.action == tkt.TICKET_ACTION_REOPEN and not ticket.assignee_id:
+                # As the real service: a ticket nobody was assigned goes back to the dispatchers.
+                ticket.status = tkt.TICKET_STATUS_NEW
             reply = tkt.ChangeTicketResponse()
             reply.ticket.CopyFrom(ticket)
             return reply

@@ -444,3 +444,12 @@ def test_the_ticket_labels_are_in_chinese():
             assert CHINESE.search(zh(english)), f"{table}: {english!r}"
     for reason in TICKETING_REASONS:
         assert reason in i18n.REASONS
+
+
+def test_a_reopened_ticket_nobody_was_assigned_is_said_to_be_back_with_the_dispatchers(portal, fakes):
+    clinician = portal("clinician")
+    ticket_id = ticket_id_of(report(clinician))
+    # Resolved by its alert's clearance before anyone was assigned (ticketing's machine path).
+    fakes["ticketing"].tickets[ticket_id].status = tkt.TICKET_STATUS_RESOLVED
+    reopened = act(clinician, ticket_id, "reopen")
+    assert status_message(reopened) == "工单已重新打开，已退回调度员的看板。"

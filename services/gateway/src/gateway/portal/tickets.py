@@ -50,6 +50,8 @@ DONE = {
     "reopen": N_("The ticket is reopened and back with the engineer."),
     "close": N_("The ticket is closed."),
 }
+# A reopened ticket nobody had started or was assigned goes back to the dispatchers, not to an engineer.
+REOPENED_TO_THE_BOARD = N_("The ticket is reopened and back on the dispatchers' board.")
 FINISHED = frozenset({tkt.TICKET_STATUS_RESOLVED, tkt.TICKET_STATUS_CLOSED})
 # How a worklog's start is typed (an <input type="datetime-local">, in the hospital's time).
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"
@@ -387,7 +389,8 @@ async def change(request: Request, ticket_id: str, action: str):
     if action == "assign":
         staff = await _staff(request, "engineer")
         name = People(request, "", staff).name(reply.ticket.assignee_id, default=_("An engineer"))
-    flash(request, _(DONE[action]).format(name=name), "success")
+    done = REOPENED_TO_THE_BOARD if action == "reopen" and not reply.ticket.assignee_id else DONE[action]
+    flash(request, _(done).format(name=name), "success")
     return redirect(back)
 
 

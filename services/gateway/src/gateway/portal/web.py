@@ -127,19 +127,29 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
+# What a portal page says of a refusal the gateway made before any route ran.
+REFUSED_BY_THE_GATEWAY = {
+    404: i18n.N_("There is no page at this address. It may have moved, or the address may be mistyped."),
+    405: i18n.N_("This address is for sending a form, and cannot be opened by itself. Please start again from "
+                 "the first page."),
+    408: i18n.N_("The form took too long to reach us (the connection may be slow), and nothing was saved. "
+                 "Please go back and try again."),
+    413: i18n.N_("The form was too large to send, and nothing was saved. Please go back, shorten what you "
+                 "entered and try again."),
+}
+
+
+def _refused_page(request: Request, status: int) -> HTMLResponse:
+    return render(request, "error.html", status_code=status,
+                  message=translate(request, REFUSED_BY_THE_GATEWAY[status]))
+
+
 def body_refused_page(scope: Scope, status: int) -> HTMLResponse:
     """The page for a form BodyLimit refused (408: too slow, 413: too large),
     in the visitor's language. No route ran: nothing the form asked for was
     done, and the page says so, so that the patient sends it again rather
     than wonder whether a booking or a reset went through."""
-    request = Request(scope)
-    if status == 413:
-        message = translate(request, "The form was too large to send, and nothing was saved. Please go back, "
-                                     "shorten what you entered and try again.")
-    else:
-        message = translate(request, "The form took too long to reach us (the connection may be slow), and "
-                                     "nothing was saved. Please go back and try again.")
-    return render(request, "error.html", status_code=status, message=message)
+    return _refused_page(Request(scope), status)
 
 
 # How long a browser turned away by the connection cap waits before asking
@@ -167,13 +177,7 @@ def http_error_page(request: Request, status: int) -> HTMLResponse | None:
     gets the API's JSON error."""
     if status not in (404, 405) or not wants_a_page(request.scope):
         return None
-    if status == 404:
-        message = translate(request, "There is no page at this address. It may have moved, or the address may be "
-                                     "mistyped.")
-    else:
-        message = translate(request, "This address is for sending a form, and cannot be opened by itself. Please "
-                                     "start again from the first page.")
-    return render(request, "error.html", status_code=status, message=message)
+    return _refused_page(request, status)
 
 
 def _here(request: Request) -> str:
