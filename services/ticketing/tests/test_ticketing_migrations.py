@@ -36,6 +36,24 @@ def at_0001(infra):
     drop_database(url)
 
 
+def alert_ticket(url: str, status: str, source: str, fingerprint: str) -> None:
+    """A subsystem and one machine-opened ticket on it, ``TICKET`` numbered T1, as an older schema holds them."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
+                                 "VALUES ('HIS', 'HIS', 'critical', 'apps', '24x7') RETURNING id").fetchone()[0]
+        conn.execute(
+            "INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
+            "source, requester_id, reported_by_id, created_at, updated_at, alert_fingerprint) VALUES "
+            "(%s, 'T1', 'incident', %s, 'x', 'high', 'high', 1, %s, %s, 'd', 'd', %s, %s, %s)",
+            (TICKET, subsystem, status, source, T0, T0, fingerprint))
+
+
+def ticket_columns(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {c for (c,) in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'tickets'").fetchall()}
+
+
 def add_worklog(url: str, engineer: str, start: dt.datetime, minutes: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO worklogs (id, ticket_id, engineer_id, grade, activity, started_at, minutes, "
@@ -122,22 +140,13 @@ def test_device_alarm_clearances_and_raise_times_come_with_0004_and_go_with_its_
         with psycopg.connect(url) as conn:
             tables = {t for (t,) in conn.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
-            ticket_columns = {c for (c,) in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tickets'").fetchall()}
-        return tables, ticket_columns
+        return tables, ticket_columns(url)
 
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
-                                     "VALUES ('BIOBANK', 'Biobank', 'critical', 'lab', '24x7') RETURNING id").fetchone()[0]
-            conn.execute(
-                "INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
-                "source, requester_id, reported_by_id, created_at, updated_at, alert_fingerprint) VALUES "
-                "(%s, 'T1', 'incident', %s, 'x', 'high', 'high', 1, 'new', 'device', 'd', 'd', %s, %s, "
-                "'device:FRZ-09:door_open')", (TICKET, subsystem, T0, T0))
+        alert_ticket(url, "new", "device", "device:FRZ-09:door_open")
         migrate(url, MIGRATIONS_DIR)
-        tables, ticket_columns = tables_and_columns()
-        assert "device_alarm_clearances" in tables and "alert_raised_at" in ticket_columns
+        tables, columns = tables_and_columns()
+        assert "device_alarm_clearances" in tables and "alert_raised_at" in columns
         with psycopg.connect(url, autocommit=True) as conn:
             # The alarm open across the upgrade has no raise time: its clearance resolves it as before.
             assert conn.execute("SELECT alert_raised_at FROM tickets").fetchall() == [(None,)]
@@ -148,8 +157,8 @@ def test_device_alarm_clearances_and_raise_times_come_with_0004_and_go_with_its_
                              "VALUES ('device:FRZ-09:', %s)", (T0,))
 
         downgrade(url, MIGRATIONS_DIR, "0003")
-        tables, ticket_columns = tables_and_columns()
-        assert "device_alarm_clearances" not in tables and "alert_raised_at" not in ticket_columns
+        tables, columns = tables_and_columns()
+        assert "device_alarm_clearances" not in tables and "alert_raised_at" not in columns
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT number, alert_fingerprint FROM tickets").fetchall() == \
                 [("T1", "device:FRZ-09:door_open")]
@@ -173,31 +182,18 @@ def test_0006_keeps_an_alerts_end_beside_its_start_and_its_downgrade_drops_it(in
     """Migration 0006: ``tickets.alert_ended_at``, empty for the tickets resolved before it (their next
     firing reopens them, as before)."""
     url = unique_database_url(infra, "ticketing")
-
-    def ticket_columns() -> set[str]:
-        with psycopg.connect(url) as conn:
-            return {c for (c,) in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'tickets'").fetchall()}
-
     try:
         migrate(url, MIGRATIONS_DIR, "0005")
-        with psycopg.connect(url, autocommit=True) as conn:
-            subsystem = conn.execute("INSERT INTO subsystems (code, name, criticality, team, service_hours) "
-                                     "VALUES ('HIS', 'HIS', 'critical', 'apps', '24x7') RETURNING id").fetchone()[0]
-            conn.execute(
-                "INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, status, "
-                "source, requester_id, reported_by_id, created_at, updated_at, alert_fingerprint) VALUES "
-                "(%s, 'T1', 'incident', %s, 'x', 'high', 'high', 1, 'resolved', 'alert', 'd', 'd', %s, %s, "
-                "'3f0b2c7d9e1a4b56')", (TICKET, subsystem, T0, T0))
-        assert "alert_ended_at" not in ticket_columns()
+        alert_ticket(url, "resolved", "alert", "3f0b2c7d9e1a4b56")
+        assert "alert_ended_at" not in ticket_columns(url)
         migrate(url, MIGRATIONS_DIR)
-        assert "alert_ended_at" in ticket_columns()
+        assert "alert_ended_at" in ticket_columns(url)
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT alert_ended_at FROM tickets").fetchall() == [(None,)]
             assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0006",)
         downgrade(url, MIGRATIONS_DIR, "0005")
-        assert "alert_ended_at" not in ticket_columns()
+        assert "alert_ended_at" not in ticket_columns(url)
         migrate(url, MIGRATIONS_DIR)
-        assert "alert_ended_at" in ticket_columns()
+        assert "alert_ended_at" in ticket_columns(url)
     finally:
         drop_database(url)
