@@ -217,6 +217,12 @@ def template_variables(dashboard: dict) -> dict[str, dict]:
     return {v["name"]: v for v in dashboard.get("templating", {}).get("list", [])}
 
 
+def variable_query(variable: dict) -> str:
+    """A query variable's PromQL (Grafana 10 stores it as {"query": ...})."""
+    query = variable.get("query", "")
+    return query.get("query", "") if isinstance(query, dict) else query
+
+
 def panel_queries() -> list[tuple[str, str, str, str, dict]]:
     """(dashboard file, panel title, refId, expr, the dashboard's variables) for every panel target."""
     queries = []
@@ -267,3 +273,105 @@ def hold_rule_reasons() -> set[str]:
 def matched_outcomes(expr: str) -> list[set[str]]:
     """The outcome alternatives of each `outcome=~"a|b"` selector of a query, in order."""
     return [set(found.split("|")) for found in re.findall(r'outcome=~"([^"]+)"', expr)]
+
+
+# PromQL's words that are never a series name: aggregations, set and
+# vector-matching operators, modifiers. Any other identifier not followed by
+# `(` (a function) is a series selector.
+_PROMQL_WORDS = {
+    "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk", "quantile",
+    "count_values", "limitk", "limit_ratio", "and", "or", "unless", "by", "without", "on", "ignoring",
+    "group_left", "group_right", "bool", "offset", "atan2", "inf", "nan",
+}
+# Words followed by a list of label names, `(a, b)`, which are no selectors.
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+_TOKEN = re.compile(r"""
+    (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
+  | (?P<variable>\$\{\w+(?::\w+)?\}|\$\w+)
+  | (?P<name>[A-Za-z_:][A-Za-z0-9_:]*)
+  | (?P<number>[0-9.][0-9A-Za-z_.]*)
+  | (?P<space>\s+)
+  | (?P<other>.)
+""", re.VERBOSE | re.DOTALL)
+_MATCHER = re.compile(r'\s*([A-Za-z_]\w*)\s*(=~|!~|!=|=)\s*("(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`)\s*,?')
+
+
+class Selector:
+    """One vector selector of a PromQL expression: its series name (None for a
+    bare `{...}`), its matchers as (label, op, value), and where it is: the
+    span of the whole selector and where a matcher would go (just after `{`, or
+    the end of a bare name, where `{}` must be added)."""
+
+    def __init__(self, name, matchers, span, insert_at, braces):
+        self.name, self.matchers, self.span, self.insert_at, self.braces = name, matchers, span, insert_at, braces
+
+    def __repr__(self):
+        return f"Selector({self.name!r}, {self.matchers!r})"
+
+
+def _closing(expr: str, start: int, opening: str, closing: str) -> int:
+    """The index of the bracket closing the one at ``start``, strings skipped."""
+    depth = 0
+    for token in _TOKEN.finditer(expr, start):
+        text = token.group()
+        if token.lastgroup == "other" and text == opening:
+            depth += 1
+        elif token.lastgroup == "other" and text == closing:
+            depth -= 1
+            if depth == 0:
+                return token.start()
+    raise ValueError(f"unbalanced {opening!r} at {start} in {expr!r}")
+
+
+def _matchers(expr: str, start: int, end: int) -> list[tuple[str, str, str]]:
+    """The matchers between the braces at ``start`` and ``end``."""
+    found, at = [], start + 1
+    while expr[at:end].strip():
+        match = _MATCHER.match(expr, at, end)
+        if match is None:
+            raise ValueError(f"cannot read the matchers {expr[start:end + 1]!r}")
+        label, op, quoted = match.groups()
+        found.append((label, op, quoted[1:-1]))
+        at = match.end()
+    return found
+
+
+def selectors(expr: str) -> list[Selector]:
+    """Every vector selector of a PromQL expression, in order: series names
+    outside functions' names, grouping label lists, strings and ranges, with
+    or without braces, and bare `{...}` selectors."""
+    found = []
+    tokens = [t for t in _TOKEN.finditer(expr) if t.lastgroup != "space"]
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        kind, text = token.lastgroup, token.group()
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if kind == "other" and text == "[":
+            end = _closing(expr, token.start(), "[", "]")
+            while i < len(tokens) and tokens[i].start() <= end:
+                i += 1
+            continue
+        if kind == "name" and text in _LABEL_LISTS and after is not None and after.group() == "(":
+            end = _closing(expr, after.start(), "(", ")")
+            while i < len(tokens) and tokens[i].start() <= end:
+                i += 1
+            continue
+        if kind == "name" and text not in _PROMQL_WORDS and not (after is not None and after.group() == "("):
+            if after is not None and after.group() == "{":
+                end = _closing(expr, after.start(), "{", "}")
+                found.append(Selector(text, _matchers(expr, after.start(), end), (token.start(), end + 1),
+                                      after.start() + 1, True))
+                while i < len(tokens) and tokens[i].start() <= end:
+                    i += 1
+                continue
+            found.append(Selector(text, [], (token.start(), token.end()), token.end(), False))
+        elif kind == "other" and text == "{":
+            end = _closing(expr, token.start(), "{", "}")
+            found.append(Selector(None, _matchers(expr, token.start(), end), (token.start(), end + 1),
+                                  token.start() + 1, True))
+            while i < len(tokens) and tokens[i].start() <= end:
+                i += 1
+            continue
+        i += 1
+    return found

@@ -10,8 +10,8 @@ import pytest
 
 from .support import (
     COMPOSE_FILE, DASHBOARDS_DIR, GRAFANA_DIR, all_panels, dashboards, exposed_metric_names, hold_rule_reasons,
-    load_yaml, matched_outcomes, metric_names_in, recording_rules, template_variables, unowned_gauge_reads,
-    variables_in, BUILTIN_VARIABLES,
+    load_yaml, matched_outcomes, metric_names_in, recording_rules, selectors, template_variables,
+    unowned_gauge_reads, variables_in, variable_query, BUILTIN_VARIABLES, DEPLOYMENT_LABEL,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -89,6 +89,76 @@ def test_queries_read_declared_metrics_and_defined_variables():
                     if match.group(2) in variables and match.group(1) not in ("=~", "!~"):
                         problems.append(f"{where}: ${match.group(2)} used with {match.group(1)}, not =~")
     assert not problems, "\n".join(problems)
+
+
+def test_every_dashboard_chooses_one_namespace():
+    """One Prometheus may watch several releases (staging and production): a
+    dashboard shows one at a time. Single-select and no "All": summing two
+    deployments is the mistake. Where no series has a namespace (compose, the
+    chart's own Prometheus) the query finds none and Grafana gives the
+    variable its "None" option, value "": `namespace=~""` selects exactly the
+    series without the label, so everything shows."""
+    for name, dashboard in dashboards().items():
+        variables = template_variables(dashboard)
+        variable = variables.get(DEPLOYMENT_LABEL)
+        assert variable, f"{name}: no `{DEPLOYMENT_LABEL}` variable"
+        assert variable["type"] == "query" and variable.get("datasource") == DATASOURCE, f"{name}: {variable}"
+        query = variable_query(variable)
+        assert re.fullmatch(rf"label_values\(up\{{[^}}]*\}},\s*{DEPLOYMENT_LABEL}\)", query), \
+            f"{name}: the {DEPLOYMENT_LABEL} variable does not list the targets' namespaces: {query!r}"
+        assert variable.get("definition") == query, f"{name}: definition and query differ"
+        assert not variable.get("multi") and not variable.get("includeAll"), \
+            f"{name}: the {DEPLOYMENT_LABEL} variable must choose one deployment, not several nor All"
+        assert variable.get("refresh") in (1, 2), f"{name}: the {DEPLOYMENT_LABEL} variable is never refreshed"
+        for link in dashboard.get("links", []):
+            assert link["type"] != "dashboards" or link.get("includeVars"), \
+                f"{name}: the link to the other dashboards drops the chosen {DEPLOYMENT_LABEL}"
+        # Grafana resolves a variable's query with the variables listed before it.
+        order = list(variables)
+        for other, definition in variables.items():
+            if definition["type"] == "query" and DEPLOYMENT_LABEL in variables_in(variable_query(definition)):
+                assert order.index(other) > order.index(DEPLOYMENT_LABEL), f"{name}: ${other} comes before its namespace"
+
+
+def _namespace_problems(expr: str, where: str) -> list[str]:
+    found = selectors(expr)
+    if not found:
+        return [f"{where}: no series selector in {expr!r}"]
+    problems = []
+    for selector in found:
+        chosen = [(label, op, value) for label, op, value in selector.matchers if label == DEPLOYMENT_LABEL]
+        if chosen not in ([(DEPLOYMENT_LABEL, "=~", f"${DEPLOYMENT_LABEL}")],
+                          [(DEPLOYMENT_LABEL, "=~", f"${{{DEPLOYMENT_LABEL}}}")]):
+            problems.append(f"{where}: {expr[selector.span[0]:selector.span[1]]} does not select "
+                            f'{DEPLOYMENT_LABEL}=~"${DEPLOYMENT_LABEL}"')
+    return problems
+
+
+def test_every_query_selects_the_chosen_namespace():
+    """Every series selector of every panel (recorded series, ALERTS, both
+    sides of a join) and of every query variable but the namespace's own:
+    one that forgets it adds another release's figures to this one's."""
+    problems = []
+    for name, dashboard in dashboards().items():
+        for variable in template_variables(dashboard).values():
+            if variable["type"] == "query" and variable["name"] != DEPLOYMENT_LABEL:
+                query = variable_query(variable)
+                inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", query)
+                problems += _namespace_problems(inner.group(1) if inner else query, f"{name} ${variable['name']}")
+        for panel in all_panels(dashboard):
+            for target in panel.get("targets", []):
+                problems += _namespace_problems(target["expr"], f"{name} / {panel['title']!r} {target['refId']}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_selector_reader_finds_every_selector():
+    """What the namespace test relies on: selectors() sees through functions,
+    grouping lists, strings, ranges and subqueries."""
+    expr = ('sum by (service, le) (rate(a{x="b{c}", y=~"$v"}[$__rate_interval])) / on (service) group_left (le) '
+            'b offset 5m or on() vector(0) and histogram_quantile(0.9, c:rec:rate5m[5m:1m]) > bool {__name__="d"}')
+    assert [(s.name, s.matchers) for s in selectors(expr)] == [
+        ("a", [("x", "=", "b{c}"), ("y", "=~", "$v")]), ("b", []), ("c:rec:rate5m", []),
+        (None, [("__name__", "=", "d")])]
 
 
 def test_provisioning_points_at_the_dashboards_and_the_datasource_the_variable_defaults_to():
