@@ -238,13 +238,17 @@ def variables_in(expr: str) -> set[str]:
     return {a or b for a, b in _VARIABLE.findall(expr)}
 
 
-def render(expr: str, variables: dict) -> str:
+def render(expr: str, variables: dict, chosen: dict[str, str] | None = None) -> str:
     """The query Grafana would send: its own variables at a short range, a
-    multi-value template variable as "All" (its allValue, `.*`)."""
+    template variable as ``chosen`` gives it (the namespace variable: a
+    namespace, or "", Grafana's None where no series has one), else as "All"
+    (its allValue, `.*`)."""
     def value(match: re.Match) -> str:
         name = match.group(1) or match.group(2)
         if name in BUILTIN_VARIABLES:
             return BUILTIN_VARIABLES[name]
+        if chosen is not None and name in chosen:
+            return chosen[name]
         if name in variables:
             return variables[name].get("allValue") or ".*"
         raise AssertionError(f"${name} is neither a Grafana variable nor one of the dashboard's")

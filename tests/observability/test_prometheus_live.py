@@ -4,7 +4,12 @@ patients book and pay, a clinician's ticket goes from report to billable
 worklog, and Alertmanager opens and resolves a ticket. Then every panel of
 every dashboard must return data and every rule must evaluate without error:
 a typo in a metric or label name, a wrong label the relabelling does not
-give, or a query Prometheus rejects fails here, not on an SRE's screen."""
+give, or a query Prometheus rejects fails here, not on an SRE's screen.
+
+A second Prometheus scrapes the same processes with a `namespace` on every
+target, as the Prometheus Operator gives it: the dashboards must show data in
+both (their namespace variable "", Grafana's None, where no series has one;
+the namespace where they do), and nothing of that namespace's in another."""
 from __future__ import annotations
 
 import re
@@ -20,12 +25,21 @@ from tuoguan_common.launcher import DOMAIN_SERVICES, WORKER_SERVICES
 from tuoguan_common.net import free_port
 
 from .support import (
-    PROMETHEUS_YML, RULES_DIR, LiveServer, alert_rules, binary, hold_rule_reasons, load_yaml, panel_queries, render, rule_groups,
+    DEPLOYMENT_LABEL, PROMETHEUS_YML, RULES_DIR, LiveServer, alert_rules, binary, hold_rule_reasons, load_yaml,
+    panel_queries, render, rule_groups,
 )
 
 pytestmark = pytest.mark.integration
 
 DATA_TIMEOUT = 45.0
+
+# The namespace the second Prometheus gives every platform target, and one it
+# has no series of. The dashboards' namespace variable is "" on the first
+# Prometheus: its query finds no namespace, and Grafana gives a single-select
+# variable without options its None option, value "" (`namespace=~""` selects
+# the series without the label).
+NAMESPACE = "production"
+OTHER_NAMESPACE = "staging"
 
 
 class Prometheus(LiveServer):
@@ -54,10 +68,11 @@ class Prometheus(LiveServer):
         raise AssertionError(f"{what} within {timeout:.0f}s; last: {last}\n{self.logs()}")
 
 
-def live_config(platform, own_port: int) -> dict:
+def live_config(platform, own_port: int, namespace: str = "") -> dict:
     """prometheus.yml as it is (jobs, relabelling, honor_labels), but scraping
     the platform's real ports every second and evaluating the rules every second,
-    and sending its alerts nowhere."""
+    and sending its alerts nowhere; with a namespace, given to every platform
+    target (as the Prometheus Operator does)."""
     config = load_yaml(PROMETHEUS_YML)
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     # No Alertmanager runs here: the rules evaluate all the same, and nothing
@@ -75,7 +90,9 @@ def live_config(platform, own_port: int) -> dict:
         "prometheus.yml's jobs changed: tell this test where their targets run"
     for job in jobs:
         job["static_configs"] = [
-            {"targets": [f"127.0.0.1:{port}"], **({"labels": {"service": s, "process": p}} if s else {})}
+            {"targets": [f"127.0.0.1:{port}"],
+             **({"labels": {"service": s, "process": p, **({DEPLOYMENT_LABEL: namespace} if namespace else {})}}
+                if s else {})}
             for port, s, p in targets[job["job_name"]]
         ]
     return config
@@ -209,10 +226,10 @@ def idle_rates(prometheus: Prometheus) -> list[str]:
             if not prometheus.query(query).get("data", {}).get("result")]
 
 
-def empty_panels(prometheus: Prometheus) -> list[str]:
+def empty_panels(prometheus: Prometheus, namespace: str) -> list[str]:
     empty = []
     for name, title, ref, expr, variables in panel_queries():
-        answer = prometheus.query(render(expr, variables))
+        answer = prometheus.query(render(expr, variables, {DEPLOYMENT_LABEL: namespace}))
         if answer.get("status") != "success" or not answer["data"]["result"]:
             empty.append(f"{name} / {title} {ref}")
     return empty
@@ -225,21 +242,31 @@ def unhealthy_rules(prometheus: Prometheus) -> list[str]:
         ["no rule group loaded"] if not groups else [])
 
 
-@pytest.fixture(scope="module")
-def prometheus(platform, tmp_path_factory):
-    work = tmp_path_factory.mktemp("prometheus")
+def start_prometheus(platform, work, namespace: str) -> Prometheus:
     port = free_port()
     config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(live_config(platform, port), sort_keys=False))
-    server = Prometheus(
+    config.write_text(yaml.safe_dump(live_config(platform, port, namespace), sort_keys=False))
+    return Prometheus(
         [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
         port, work / "prometheus.log", client_timeout=10)
+
+
+@pytest.fixture(scope="module")
+def prometheuses(platform, tmp_path_factory) -> dict[str, Prometheus]:
+    """Two Prometheus servers scraping the platform while the same traffic
+    runs, by the namespace their targets carry: "" (none, as compose's and
+    the chart's own) and NAMESPACE (as the Prometheus Operator's)."""
+    servers = {}
     try:
-        server.wait("Prometheus ready", lambda: server.client.get("/-/ready").status_code == 200 or "not ready", 20)
-        # Prometheus syncs its targets a few seconds after start: the traffic
-        # must come after the first scrape of every process, or every rate is 0.
-        server.wait("every target scraped", lambda: not targets_not_scraped(server) or targets_not_scraped(server), 30)
+        for namespace in ("", NAMESPACE):
+            servers[namespace] = start_prometheus(
+                platform, tmp_path_factory.mktemp(f"prometheus-{namespace or 'none'}"), namespace)
+        for server in servers.values():
+            server.wait("Prometheus ready", lambda: server.client.get("/-/ready").status_code == 200 or "not ready", 20)
+            # Prometheus syncs its targets a few seconds after start: the traffic
+            # must come after the first scrape of every process, or every rate is 0.
+            server.wait("every target scraped", lambda: not targets_not_scraped(server) or targets_not_scraped(server), 30)
         # Two rounds: a counter's series appears at its first increment, and
         # rate() only counts what it sees happen after its first sample.
         with httpx.Client(base_url=platform.gateway_url, timeout=15) as http:
@@ -248,12 +275,21 @@ def prometheus(platform, tmp_path_factory):
                 drive_bookings(http, round_)
                 drive_tickets(http, round_)
                 time.sleep(1.5)
-        server.wait("every rule evaluated", lambda: not unhealthy_rules(server) or unhealthy_rules(server), 20)
-        server.wait("the traffic in the rates", lambda: not idle_rates(server) or idle_rates(server), DATA_TIMEOUT)
-        server.wait("every panel with data", lambda: not empty_panels(server) or empty_panels(server), DATA_TIMEOUT)
-        yield server
+        for namespace, server in servers.items():
+            server.wait("every rule evaluated", lambda: not unhealthy_rules(server) or unhealthy_rules(server), 20)
+            server.wait("the traffic in the rates", lambda: not idle_rates(server) or idle_rates(server), DATA_TIMEOUT)
+            server.wait(f"every panel with data in namespace {namespace!r}",
+                        lambda: not empty_panels(server, namespace) or empty_panels(server, namespace), DATA_TIMEOUT)
+        yield servers
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(prometheuses) -> Prometheus:
+    """The Prometheus whose targets carry no namespace, as compose's."""
+    return prometheuses[""]
 
 
 def test_every_target_is_up_with_the_labels_the_rules_use(prometheus):
@@ -309,16 +345,28 @@ def test_the_calendar_alert_reads_only_the_ticketing_worker(prometheus):
     assert float(answer[0]["value"][1]) > 0, "the ticketing worker has not measured the calendar"
 
 
-@pytest.mark.parametrize(
-    "dashboard,title,ref,expr,variables",
-    panel_queries(),
-    ids=[f"{d.removesuffix('.json')}:{t}:{r}" for d, t, r, _e, _v in panel_queries()],
-)
-def test_dashboard_panel_returns_data(prometheus, dashboard, title, ref, expr, variables):
-    query = render(expr, variables)
-    answer = prometheus.query(query)
+PANEL_IDS = [f"{d.removesuffix('.json')}:{t}:{r}" for d, t, r, _e, _v in panel_queries()]
+
+
+@pytest.mark.parametrize("namespace", ["", NAMESPACE], ids=["no-namespace", "namespace"])
+@pytest.mark.parametrize("dashboard,title,ref,expr,variables", panel_queries(), ids=PANEL_IDS)
+def test_dashboard_panel_returns_data(prometheuses, namespace, dashboard, title, ref, expr, variables):
+    query = render(expr, variables, {DEPLOYMENT_LABEL: namespace})
+    answer = prometheuses[namespace].query(query)
     assert answer.get("status") == "success", f"{dashboard} / {title} {ref}: {answer.get('error')}\n{query}"
     assert answer["data"]["result"], f"{dashboard} / {title} {ref} returns no data:\n{query}"
+
+
+@pytest.mark.parametrize("dashboard,title,ref,expr,variables", panel_queries(), ids=PANEL_IDS)
+def test_dashboard_panel_shows_nothing_of_another_namespace(prometheuses, dashboard, title, ref, expr, variables):
+    """The namespaced Prometheus has every platform series in NAMESPACE: with
+    another namespace chosen, a panel shows nothing (or the 0 of an `or
+    vector(0)`), never NAMESPACE's figures."""
+    query = render(expr, variables, {DEPLOYMENT_LABEL: OTHER_NAMESPACE})
+    answer = prometheuses[NAMESPACE].query(query)
+    assert answer.get("status") == "success", f"{dashboard} / {title} {ref}: {answer.get('error')}\n{query}"
+    shown = [r for r in answer["data"]["result"] if r["metric"] or float(r["value"][1]) != 0]
+    assert not shown, f"{dashboard} / {title} {ref} shows {NAMESPACE}'s series in {OTHER_NAMESPACE}:\n{query}\n{shown}"
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=[r["alert"] for r in alert_rules()])
