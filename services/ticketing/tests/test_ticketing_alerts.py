@@ -244,7 +244,8 @@ def test_an_alert_that_clears_before_anyone_starts_is_no_response_and_firing_aga
         stub, people, database, clock, store):
     """A flapping P1 (response due in 15 minutes): its clearance at 09:05 resolved the NEW ticket, counted as
     the response for good, and the next firing reopened it in progress with nobody on it. The clearance is no
-    response, the ticket goes back to NEW, and the response it still owes breaches at 09:15."""
+    response, the ticket goes back to NEW, and the response it still owes runs again from the re-firing at
+    09:10 with the 10 minutes it had left (none owed while it stood cleared): breached at 09:20."""
     device, dispatcher = people.device(), people.dispatcher()
     clock.set(shanghai(2025, 11, 4, 9, 0))
     tid = fire(stub, device, alert("flap-1", starts_at="2025-11-04T00:59:00Z")).ticket_ids[0]
@@ -263,11 +264,11 @@ def test_an_alert_that_clears_before_anyone_starts_is_no_response_and_firing_aga
     assert (row["status"], row["assignee_id"]) == ("new", None)
     assert ticket_events(database, tid) == ["opened", "resolved", "reopened"]
     # The worker looks at it when the response falls due, and announces the breach then.
-    assert row["next_check_at"] == shanghai(2025, 11, 4, 9, 15)
-    assert store.escalate_due(shanghai(2025, 11, 4, 9, 15) + dt.timedelta(seconds=1), 200) == \
+    assert row["next_check_at"] == shanghai(2025, 11, 4, 9, 20)
+    assert store.escalate_due(shanghai(2025, 11, 4, 9, 20) + dt.timedelta(seconds=1), 200) == \
         [(tid, 0, ["response"])]
     (breach,) = outbox(database, "SlaBreached", ticket_id=tid)
-    assert (breach["target"], instant(breach["due_at"])) == ("response", shanghai(2025, 11, 4, 9, 15))
+    assert (breach["target"], instant(breach["due_at"])) == ("response", shanghai(2025, 11, 4, 9, 20))
     clock.set(shanghai(2025, 11, 4, 11, 0))
     later = stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=dispatcher.md).ticket
     assert (later.status, later.assignee_id, later.sla.responded_at, later.sla.response_breached) == \

@@ -295,21 +295,28 @@ def test_response_is_the_first_start():
 def test_an_alert_that_cleared_before_anyone_started_is_no_response_and_firing_again_owes_one():
     """P1 on 24x7 hours opened 09:00 (response due 09:15). The alert clears at 09:05: the machine's
     resolution is nobody's response, but nobody owes one while it stands, so it breaches nothing however long
-    it stays resolved. It fires again at 09:10 (reopened): the response is owed again, on the same clock from
-    09:00, and breaches after 09:15 until someone starts."""
+    it stays resolved. It fires again at 09:10 (reopened): the response is owed again, with the 10 minutes it
+    had left, so due at 09:20, and breached after that until someone starts."""
     events = [opened(at(2026, 11, 30, 9), Priority.P1), ev(at(2026, 11, 30, 9, 5), K.RESOLVED)]
     cleared = compute_sla(events, ALWAYS, CAL, POLICY, at(2026, 12, 3, 9))
     assert cleared.responded_at is None and not cleared.response_breached
     assert cleared.response_due == at(2026, 11, 30, 9, 15)
     refired = events + [ev(at(2026, 11, 30, 9, 10), K.REOPENED)]
-    assert not compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 15)).response_breached
+    assert not compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 20)).response_breached
+    assert compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 21)).response_breached
     waiting = compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 11))
     assert waiting.responded_at is None and waiting.response_breached
+    assert waiting.response_due == at(2026, 11, 30, 9, 20)
     assert next_check_at(compute_sla(refired, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 12)), at(2026, 11, 30, 9, 12),
-                         response_breach_reported=False) == at(2026, 11, 30, 9, 15)
+                         response_breach_reported=False) == at(2026, 11, 30, 9, 20)
     started = compute_sla(refired + [ev(at(2026, 11, 30, 9, 14), K.STARTED)], ALWAYS, CAL, POLICY,
                           at(2026, 11, 30, 11))
     assert started.responded_at == at(2026, 11, 30, 9, 14) and not started.response_breached
+    # Fired again three days later: not breached at the re-firing (the days between owed nothing), due
+    # 10 minutes after it.
+    days_later = events + [ev(at(2026, 12, 3, 9), K.REOPENED)]
+    refired_late = compute_sla(days_later, ALWAYS, CAL, POLICY, at(2026, 12, 3, 9, 1))
+    assert not refired_late.response_breached and refired_late.response_due == at(2026, 12, 3, 9, 10)
     # Cleared only after the response was due, nobody having started: breached, and stays so.
     late = [opened(at(2026, 11, 30, 9), Priority.P1), ev(at(2026, 11, 30, 9, 20), K.RESOLVED)]
     assert compute_sla(late, ALWAYS, CAL, POLICY, at(2026, 11, 30, 9, 30)).response_breached

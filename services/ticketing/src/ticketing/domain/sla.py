@@ -13,10 +13,13 @@ Rules
   service time from OPENED and is not paused. Responding at the due instant
   meets the target. A RESOLVED before anyone started (the lifecycle lets
   only the machine do that: an alert that cleared by itself) is no response,
-  but nobody owes one while it stands: the wait is judged at that instant,
-  and a REOPENED sets the same clock waiting again (from OPENED: the time in
-  between counts). So does CLOSED without a response (a duplicate closed from
-  NEW): judged at the close, whenever the ticket is read afterwards.
+  but nobody owes one while it stands: the wait stops at that instant, and a
+  REOPENED (the alert fired again) sets it running again from the reopen,
+  with the service time already waited counted, the time in between not: a
+  P1 alert that cleared after 5 minutes and fires again days later has 10
+  minutes of its 15 left, not a breach days old. CLOSED without a response
+  (a duplicate closed from NEW) stops it for good: judged at the close,
+  whenever the ticket is read afterwards.
 * Resolution: a clock of service time from OPENED until RESOLVED. A pause by
   the HOSPITAL or a VENDOR stops it until RESUMED (or RESOLVED); a pause by the
   CONTRACTOR does not stop it (nor does a pause that names no side). REOPENED
@@ -207,8 +210,16 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
     opened_us = to_us(opened.at)
     responded_us: int | None = None
     response_priority: Priority | None = None
-    # When nobody owed a response any more without one being made (resolved by the machine, or closed).
-    unanswered_until_us: int | None = None
+    # The spans of time a response was owed (closed ones), and the start of the one still open: none
+    # owed while a machine's resolution stands, nor after a response or a close.
+    owed: list[tuple[int, int]] = []
+    owed_since: int | None = opened_us
+
+    def stop_owing(at_us: int) -> None:
+        nonlocal owed_since
+        if owed_since is not None:
+            owed.append((owed_since, at_us))
+            owed_since = None
     resolved_us: int | None = None
     resolution_priority: Priority | None = None
     closed_us: int | None = None
@@ -233,8 +244,7 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
             stop(at_us)
             closed_us = at_us
             paused_by = None
-            if responded_us is None and unanswered_until_us is None:
-                unanswered_until_us = at_us
+            stop_owing(at_us)
             break
         if kind == EventKind.PRIORITY_CHANGED:
             if event.priority is None:
@@ -245,19 +255,20 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
         elif kind == EventKind.STARTED and responded_us is None:
             responded_us = at_us
             response_priority = target_priority
+            stop_owing(at_us)
         if kind == EventKind.RESOLVED:
             if resolved_us is None:
                 stop(at_us)
                 resolved_us = at_us
                 resolution_priority = target_priority
                 paused_by = None
-                if responded_us is None:
-                    unanswered_until_us = at_us
+                stop_owing(at_us)
         elif kind == EventKind.REOPENED:
             if resolved_us is not None:
                 resolved_us = resolution_priority = None
                 running_since = at_us
-                unanswered_until_us = None
+                if responded_us is None:
+                    owed_since = at_us
         elif kind == EventKind.PAUSED:
             if resolved_us is None:
                 side = Side(event.side) if event.side is not None else None
@@ -275,14 +286,20 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
     # Response.
     if response_priority is None:
         response_priority = target_priority
-    response_due_us = _add_us(hours, calendar, opened_us, _td_us(policy.targets[response_priority].response))
-    if responded_us is not None:
-        answered_us = responded_us
-    elif unanswered_until_us is not None:
-        answered_us = unanswered_until_us
-    else:
-        answered_us = now_us
-    response_breached = answered_us > response_due_us
+    response_target_us = _td_us(policy.targets[response_priority].response)
+    spans = owed + ([(owed_since, now_us)] if owed_since is not None else [])
+    waited_us = sum(_working_us(hours, calendar, start, end) for start, end in spans)
+    response_breached = waited_us > response_target_us
+    # The instant the wait reached (or reaches, or would have reached) the target.
+    left_us, response_due_us = response_target_us, None
+    for start, end in spans:
+        length = _working_us(hours, calendar, start, end)
+        if left_us <= length:
+            response_due_us = _add_us(hours, calendar, start, left_us)
+            break
+        left_us -= length
+    if response_due_us is None:
+        response_due_us = _add_us(hours, calendar, spans[-1][1] if spans else opened_us, left_us)
 
     # Resolution.
     judged = resolution_priority if resolved_us is not None else target_priority
