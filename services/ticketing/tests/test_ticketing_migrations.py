@@ -2,7 +2,7 @@
 worklogs: their ends are filled in, and worklogs that already overlap stop the
 migration, naming how many, instead of being deleted or left to break it
 halfway. Migration 0005 builds the retention purge's indexes beside the
-writers of the inbox and the keys; 0006 keeps an alert's end."""
+writers of the inbox and the keys."""
 from __future__ import annotations
 
 import datetime as dt
@@ -174,26 +174,5 @@ def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade
     url = unique_database_url(infra, "ticketing")
     try:
         check_retention_indexes_migration(url, MIGRATIONS_DIR, "0004")
-    finally:
-        drop_database(url)
-
-
-def test_0006_keeps_an_alerts_end_beside_its_start_and_its_downgrade_drops_it(infra):
-    """Migration 0006: ``tickets.alert_ended_at``, empty for the tickets resolved before it (their next
-    firing reopens them, as before)."""
-    url = unique_database_url(infra, "ticketing")
-    try:
-        migrate(url, MIGRATIONS_DIR, "0005")
-        alert_ticket(url, "resolved", "alert", "3f0b2c7d9e1a4b56")
-        assert "alert_ended_at" not in ticket_columns(url)
-        migrate(url, MIGRATIONS_DIR)
-        assert "alert_ended_at" in ticket_columns(url)
-        with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT alert_ended_at FROM tickets").fetchall() == [(None,)]
-            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0006",)
-        downgrade(url, MIGRATIONS_DIR, "0005")
-        assert "alert_ended_at" not in ticket_columns(url)
-        migrate(url, MIGRATIONS_DIR)
-        assert "alert_ended_at" in ticket_columns(url)
     finally:
         drop_database(url)

@@ -153,15 +153,17 @@ class Store:
         """The worker looks at these open tickets again at once: next_check_at was worked out with the old
         hours or calendar, and a threshold the change brought forward would otherwise be acted on only at
         that old instant (days late across a weekend or a holiday)."""
-        cur.execute("UPDATE tickets SET next_check_at = %(now)s WHERE next_check_at > %(now)s "
-                    "AND status IN ('new', 'assigned', 'in_progress', 'pending') "
-                    "AND (%(subsystem)s::uuid IS NULL OR subsystem_id = %(subsystem)s::uuid)",
+        # Locked in id order (as receive_alerts locks a notification's tickets): an UPDATE alone locks
+        # them in the order it finds them, and two such orders deadlock.
+        cur.execute("UPDATE tickets SET next_check_at = %(now)s WHERE id IN (SELECT id FROM tickets "
+                    "WHERE next_check_at > %(now)s AND status IN ('new', 'assigned', 'in_progress', 'pending') "
+                    "AND (%(subsystem)s::uuid IS NULL OR subsystem_id = %(subsystem)s::uuid) ORDER BY id FOR UPDATE)",
                     {"now": now, "subsystem": subsystem_id})
 
     def _move_auto_closes(self, cur: psycopg.Cursor, calendar: WorkingCalendar) -> None:
         """Unconfirmed resolutions close after the hospital's working hours, which a changed day moves."""
         cur.execute("SELECT id, resolved_at, auto_close_at FROM tickets WHERE status = 'resolved' "
-                    "AND auto_close_at IS NOT NULL")
+                    "AND auto_close_at IS NOT NULL ORDER BY id")
         for row in cur.fetchall():
             moved = lifecycle.auto_close_at(row["resolved_at"], lifecycle.HOSPITAL_HOURS, calendar,
                                             self.config.auto_close_working_hours)
@@ -564,6 +566,11 @@ class Store:
                         ([n.fingerprint for n in notices],))
             for key in [r["k"] for r in cur.fetchall()]:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            # Their tickets' rows too, in id order, as every statement that locks many tickets takes them
+            # (_recheck_open, _move_auto_closes): taken alert by alert, in the notification's order, they
+            # deadlocked with a calendar or subsystem change rechecking every open ticket.
+            cur.execute("SELECT id FROM tickets WHERE alert_fingerprint = ANY(%s) AND status <> 'closed' "
+                        "ORDER BY id FOR UPDATE", ([n.fingerprint for n in notices],))
             return [self.receive_alert_in(cur, notice, reporter_id, source, now) for notice in notices]
 
     def receive_alert(self, notice: AlertNotice, reporter_id: str, source: str, now: dt.datetime) -> tuple[str, str]:
@@ -574,11 +581,12 @@ class Store:
                          now: dt.datetime) -> tuple[str, str]:
         """One alert inside the caller's transaction (the worker's, with its inbox).
 
-        Alertmanager's HA pair and its retries deliver copies of a notification, late and in any order, so
-        the alert's times decide, not the order of arrival: the ticket keeps the latest start it was told of
-        (``alert_raised_at``) and its resolution's end (``alert_ended_at``). A firing that started at or before
-        that end is a late copy of the episode that ended: ignored, not a reopening; a resolution that started
-        before the latest start is an earlier episode's: ignored, the newer one still fires. Times as
+        The ticket keeps the latest start it was told of (``alert_raised_at``): a resolution that started
+        before it is an earlier episode's, delivered late (Alertmanager's HA pair, its retries): ignored, the
+        newer one still fires. A firing after the resolution always reopens, even one with the ended
+        episode's start: a Prometheus that could not reach Alertmanager past the alert's end, or restarted,
+        sends the alert so once Alertmanager has resolved it, and a late copy of the firing looks the same;
+        a spurious reopening is seen and closed, an ignored firing is an outage nobody works on. Times as
         ``alerts.alarm_time`` keeps them (a sender's clock far ahead cannot silence the alert)."""
         # The lock serialises the notifications of one alert across api replicas and threads.
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (notice.fingerprint,))
@@ -596,17 +604,11 @@ class Store:
             # ticket breaches nothing for it, and a new firing puts it back in the queue (reopened_status).
             self._apply(cur, row, reporter_id, Action.RESOLVE, status, assignee_id=None, team=None,
                         side=None, note=f"the alert {notice.alertname} resolved", now=now)
-            # Its end, or for a resolution that names none (not Alertmanager's), none: any firing reopens.
-            cur.execute("UPDATE tickets SET alert_ended_at = %s WHERE id = %s",
-                        (alarm_time(notice.ends_at, now) if notice.ends_at else None, row["id"]))
             row, state = self._rate(cur, str(row["id"]), now)
             self._announce(cur, row, state, Action.RESOLVE, now)
             return "resolved", str(row["id"])
         if row is not None:
             if row["status"] == "resolved":
-                if row["alert_ended_at"] is not None and starts_at <= row["alert_ended_at"]:
-                    # A late copy of the firing its resolution ended (the HA peer's, a retried delivery).
-                    return "ignored", str(row["id"])
                 # It fired again after its resolution: the fix did not hold. Back to whoever was on it, or to
                 # the queue when nobody had started (an alert that had cleared by itself): never in progress
                 # with nobody on it.
