@@ -169,6 +169,12 @@ def test_metrics_are_not_served_through_a_proxy(http, proxied):
     refused = http.get("/metrics", headers=proxied)
     assert refused.status_code == 404 and refused.json()["error"]["reason"] == "not_found", refused.text
     assert "tuoguan_" not in refused.text
+    # A browser gets the page any unknown address gets: the path cannot be told from one that does not exist.
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "en"} | proxied
+    hidden, unknown = http.get("/metrics", headers=browser), http.get("/no-such-page", headers=browser)
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.headers["content-type"] == unknown.headers["content-type"] == "text/html; charset=utf-8"
+    assert "There is no page at this address." in hidden.text and "tuoguan_" not in hidden.text
 
 
 @pytest.mark.integration

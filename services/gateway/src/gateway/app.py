@@ -74,7 +74,8 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
     if webhook_via_proxy is None:
         webhook_via_proxy = env_flag("ALERTMANAGER_WEBHOOK_VIA_PROXY")
     app.add_middleware(PodOnly, paths=frozenset({"/metrics"} if webhook_via_proxy else
-                                                {"/metrics", tickets.WEBHOOK_ROUTE}))
+                                                {"/metrics", tickets.WEBHOOK_ROUTE}),
+                       page=portal.http_error_page)
     app.add_middleware(RequestTelemetry)
     errors.install(app, page=portal.http_error_page)
     for module in (accounts, catalogue, bookings, office, finance, tickets):

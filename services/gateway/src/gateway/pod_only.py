@@ -18,9 +18,10 @@ the ingress's to bound: its body size and per-client connection limits).
 from __future__ import annotations
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import error_response
+from .errors import Page, error_response
 
 
 def came_through_a_proxy(headers: Headers) -> bool:
@@ -29,10 +30,12 @@ def came_through_a_proxy(headers: Headers) -> bool:
 
 class PodOnly:
     """Answers a request to one of ``paths`` that came through a proxy 404
-    ``not_found`` (the answer to any unknown path), reading none of its body."""
+    ``not_found``, reading none of its body: the answer to any unknown path,
+    ``page``'s for the clients it makes one for (a browser's), else the JSON
+    error, so that the path cannot be told from one that does not exist."""
 
-    def __init__(self, app: ASGIApp, *, paths: frozenset[str]):
-        self.app, self.paths = app, paths
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str], page: Page | None = None):
+        self.app, self.paths, self.page = app, paths, page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
@@ -42,7 +45,9 @@ class PodOnly:
         if not came_through_a_proxy(headers):
             await self.app(scope, receive, send)
             return
-        reply = error_response(404, "not_found", "Not Found")
+        reply = self.page(Request(scope), 404) if self.page else None
+        if reply is None:
+            reply = error_response(404, "not_found", "Not Found")
         if "transfer-encoding" in headers or headers.get("content-length", "0") != "0":
             # Its body is not read: left open, the connection would go on taking
             # it with no deadline (BodyLimit's is not reached) and keep its place.
