@@ -135,7 +135,9 @@ class HourlyTexts:
         rest_of_hour = max(1, math.ceil(self._hour_ends_at - now))
         trailing = grpc.aio.Metadata(*((key, value) for key, value in self._refusal.trailing_metadata()
                                        if key != RETRY_AFTER_KEY), (RETRY_AFTER_KEY, str(rest_of_hour)))
-        return grpc.aio.AioRpcError(self._refusal.code(), grpc.aio.Metadata(), trailing, self._refusal.details())
+        # Not identity's text: it counts the minutes left as they were when identity refused.
+        return grpc.aio.AioRpcError(self._refusal.code(), grpc.aio.Metadata(), trailing,
+                                    "no more codes can be sent by text message this hour (repeated by the gateway)")
 
 
 class SendGuard:
