@@ -393,3 +393,20 @@ def test_a_notification_and_a_calendar_change_take_turns_instead_of_deadlocking(
                                now=utcnow())
         assert [outcome for outcome, _ in notification.result()].count("updated") == 2
         calendar.result()
+
+
+def test_a_reopened_alert_ticket_is_in_progress_only_if_its_engineer_had_started(stub, people, database, clock):
+    """Started by one engineer, then given to another who had not started: its firing again puts it in the
+    second engineer's queue to start, not in progress under someone who never began."""
+    device, dispatcher, first, second = people.device(), people.dispatcher(), people.engineer(), people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    (tid,) = fire(stub, device, alert("handed-over-1")).ticket_ids
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=first.id), metadata=dispatcher.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=first.md)
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=second.id), metadata=dispatcher.md)
+    clock.set(shanghai(2025, 11, 4, 9, 30))
+    fire(stub, device, alert("handed-over-1", status="resolved"))
+    clock.set(shanghai(2025, 11, 4, 9, 40))
+    fire(stub, device, alert("handed-over-1", starts_at="2025-11-04T01:35:00Z"))
+    row = ticket_row(database, tid)
+    assert (row["status"], row["assignee_id"]) == ("assigned", second.id)

@@ -366,9 +366,12 @@ class Store:
 
     @staticmethod
     def _started(cur: psycopg.Cursor, ticket_id: str) -> bool:
-        """Whether anyone ever started work on the ticket (its history holds a STARTED)."""
-        cur.execute("SELECT EXISTS (SELECT 1 FROM ticket_events WHERE ticket_id = %s AND kind = %s) AS started",
-                    (ticket_id, str(EventKind.STARTED)))
+        """Whether its engineer started work on the ticket: a STARTED since its last assignment (one
+        engineer's start is not the next one's, after an escalation took it off the first)."""
+        cur.execute("SELECT EXISTS (SELECT 1 FROM ticket_events s WHERE s.ticket_id = %(t)s AND s.kind = %(started)s "
+                    "AND s.id > COALESCE((SELECT max(a.id) FROM ticket_events a WHERE a.ticket_id = %(t)s "
+                    "AND a.kind = %(assigned)s), 0)) AS started",
+                    {"t": ticket_id, "started": str(EventKind.STARTED), "assigned": str(EventKind.ASSIGNED)})
         return cur.fetchone()["started"]
 
     def _apply(self, cur: psycopg.Cursor, row: Row, actor_id: str, action: Action, status: Status, *,
