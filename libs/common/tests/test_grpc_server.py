@@ -40,6 +40,16 @@ async def _echo_principal_on_the_loop(request, context):
     return _echo_principal(request, context)
 
 
+class _NotAnEngineer(FailedPrecondition):
+    """A refusal about what a field refers to: it names the field, as InvalidArgument does."""
+
+    reason = "assignee_not_an_engineer"
+
+    def __init__(self):
+        super().__init__("assignee_id: not an engineer's account")
+        self.field = "assignee_id"
+
+
 async def _refuse_on_the_loop(request, context):
     raise FailedPrecondition("the slot is full", reason="slot_full")
 
@@ -54,6 +64,7 @@ METHODS = {
     "KeyReused": _raise(IdempotencyConflict("key-1")),
     "Missing": _raise(NotFound("no such booking")),
     "Full": _raise(FailedPrecondition("the slot is full", reason="slot_full")),
+    "NotAnEngineer": _raise(_NotAnEngineer()),
     "Boom": _boom,
     "DatabaseDown": _raise(psycopg.OperationalError("connection failed: Connection refused")),
     "PoolEmpty": _raise(psycopg_pool.PoolTimeout("couldn't get a connection after 5.00 sec")),
@@ -112,6 +123,7 @@ def test_role_is_enforced(server, issuer):
     ("KeyReused", grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused", "idempotency_key"),
     ("Missing", grpc.StatusCode.NOT_FOUND, "not_found", None),
     ("Full", grpc.StatusCode.FAILED_PRECONDITION, "slot_full", None),
+    ("NotAnEngineer", grpc.StatusCode.FAILED_PRECONDITION, "assignee_not_an_engineer", "assignee_id"),
 ])
 def test_domain_errors_map_to_status_with_reason(server, method, code, reason, field):
     with pytest.raises(grpc.RpcError) as err:

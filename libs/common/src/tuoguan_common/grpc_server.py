@@ -116,8 +116,11 @@ class PlatformInterceptor(aio.ServerInterceptor):
                         code = exc.code if isinstance(exc.code, grpc.StatusCode) else grpc.StatusCode[exc.code]
                         span.set_status(Status(StatusCode.ERROR, exc.reason))
                         trailing = ((REASON_KEY, exc.reason),)
-                        if isinstance(exc, InvalidArgument):
-                            trailing += ((FIELD_KEY, exc.field),)
+                        # The field at fault: every InvalidArgument's, and any other refusal's that names
+                        # one (a FAILED_PRECONDITION about what a field refers to, e.g. ticketing's assignee).
+                        field = exc.field if isinstance(exc, InvalidArgument) else getattr(exc, "field", None)
+                        if field:
+                            trailing += ((FIELD_KEY, field),)
                         retry_after = getattr(exc, "retry_after_seconds", None)
                         if retry_after:
                             trailing += ((RETRY_AFTER_KEY, str(int(retry_after))),)
