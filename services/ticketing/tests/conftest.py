@@ -1,6 +1,7 @@
 """Ticketing's test fixtures: a migrated database with the seeded subsystem
-catalogue, the api in-process on a free port with a clock the tests set, and
-people with tokens (helpers in ticketing_testkit)."""
+catalogue, the api in-process on a free port with a clock the tests set and a
+stand-in for identity's list of engineers, and people with tokens (helpers in
+ticketing_testkit; the engineers they make are on that list)."""
 from __future__ import annotations
 
 import grpc
@@ -10,7 +11,7 @@ from ticketing.config import TicketingConfig
 from ticketing.migrate import MIGRATIONS_DIR
 from ticketing.seed import seed
 from ticketing.store import Store
-from ticketing_testkit import Clock, People
+from ticketing_testkit import Clock, FakeStaffDirectory, People
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc as pb_grpc
 from tuoguan_common.grpc_server import build_server
 from tuoguan_common.testing import free_port
@@ -39,9 +40,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def stub(database, verifier, config, clock):
+def directory() -> FakeStaffDirectory:
+    """Who identity lists as engineers, for the api in-process: the engineers of ``people``."""
+    return FakeStaffDirectory()
+
+
+@pytest.fixture
+def stub(database, verifier, config, clock, directory):
     server, port = build_server(
-        service="ticketing", register=lambda srv: register(srv, None, database, config, clock=clock),
+        service="ticketing", register=lambda srv: register(srv, None, database, config, clock=clock,
+                                                           staff=directory),
         verifier=verifier, port=free_port(), host="127.0.0.1", workers=16,
     )
     server.start()
@@ -52,5 +60,5 @@ def stub(database, verifier, config, clock):
 
 
 @pytest.fixture
-def people(issuer) -> People:
-    return People(issuer)
+def people(issuer, directory) -> People:
+    return People(issuer, directory)

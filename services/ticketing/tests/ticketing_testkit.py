@@ -64,12 +64,35 @@ class Person:
 ENGINEER_GRADE = "senior"
 
 
+class FakeStaffDirectory:
+    """Identity's list of engineers as the api's tests give it (ticketing.staff_directory.StaffDirectory): the
+    engineers ``People`` made, and any a test adds. It remembers the tokens it was asked with; ``down`` makes it
+    answer as identity does when it does not answer."""
+
+    def __init__(self) -> None:
+        self.engineers: set[str] = set()
+        self.asked_with: list[str | None] = []
+        self.down = False
+
+    def is_engineer(self, account_id: str, caller_token: str | None) -> bool:
+        from ticketing.exceptions import StaffDirectoryUnavailable
+
+        self.asked_with.append(caller_token)
+        if self.down:
+            raise StaffDirectoryUnavailable()
+        return account_id in self.engineers
+
+
 @dataclass
 class People:
     issuer: auth.TokenIssuer
+    # Where the engineers made here are listed, as identity lists its engineers' accounts.
+    directory: FakeStaffDirectory | None = None
 
     def person(self, *roles: str, grade: str = "") -> Person:
         subject = str(uuid.uuid4())
+        if self.directory is not None and auth.ENGINEER in roles:
+            self.directory.engineers.add(subject)
         return Person(subject, auth.bearer_metadata(self.issuer.issue(subject, list(roles), grade=grade)), grade)
 
     def clinician(self) -> Person:

@@ -11,10 +11,11 @@ import grpc
 from tuoguan.ticketing.v1 import ticketing_pb2 as pb
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc as pb_grpc
 from tuoguan_common import api_main, metrics, roles
-from tuoguan_common.auth import current_principal
-from tuoguan_common.config import Settings
+from tuoguan_common.auth import Principal, current_principal
+from tuoguan_common.config import PORTS, Settings, service_address
 from tuoguan_common.db import Database
 from tuoguan_common.errors import calendar_date, entity_id, idempotency_key, require, text
+from tuoguan_common.grpc_server import current_token
 from tuoguan_common.outbox import Idempotent, utcnow
 
 from . import messages
@@ -25,8 +26,9 @@ from .domain.lifecycle import Action
 from .domain.priority import Level
 from .domain.sla import Side
 from .domain.worklog import validate_worklog
-from .exceptions import InvalidArgument, not_found
+from .exceptions import AssigneeNotAnEngineer, InvalidArgument, not_found
 from .migrate import MIGRATIONS_DIR
+from .staff_directory import IdentityStaffDirectory, StaffDirectory
 from .store import NewTicket, Store
 
 STAFF = (roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
@@ -70,9 +72,11 @@ ACTIONS = {getattr(pb, f"TICKET_ACTION_{a.name}"): a for a in Action if hasattr(
 
 
 class TicketingServicer(pb_grpc.TicketingServiceServicer):
-    def __init__(self, store: Store, config: TicketingConfig, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, store: Store, config: TicketingConfig, staff: StaffDirectory,
+                 clock: Callable[[], dt.datetime] = utcnow):
         self.store = store
         self.config = config
+        self.staff = staff
         self.clock = clock
 
     # The catalogue.
@@ -176,6 +180,8 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         note = text(request.note, "note", MAX_TEXT, required=action == Action.RESOLVE)
         idem = Idempotent.of("change", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.ChangeTicketResponse)
+        if assignee is not None:
+            self._check_assignee(caller, assignee, idem)
         response = self.store.change_ticket(idem, ticket_id, caller, action, assignee_id=assignee,
                                             team=team, side=side,
                                             note=note, now=self.clock())
@@ -185,6 +191,26 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         if not idem.replayed and response.ticket.status == pb.TICKET_STATUS_CLOSED:
             metrics.TICKETING_TICKETS_CLOSED.labels("confirmed" if action == Action.CONFIRM else "closed").inc()
         return response
+
+    def _check_assignee(self, caller: Principal, assignee_id: str, idem: Idempotent) -> None:
+        """An assignment names an engineer (AssigneeNotAnEngineer otherwise): nobody else's queue shows the
+        ticket, and only the assignee may start it. Asked before the transaction, so no ticket is locked while
+        identity answers, and only when it decides something:
+
+        * an engineer taking a ticket for themself: their own token says they are one;
+        * a caller who is neither dispatcher nor admin: the lifecycle refuses them (role_not_allowed) anyway,
+          and identity would not let them list the engineers;
+        * a retry of an assignment already answered: it gets its first answer, whoever identity lists now.
+
+        Identity not answering refuses it (StaffDirectoryUnavailable, UNAVAILABLE): never assigned unchecked."""
+        if assignee_id == caller.subject and caller.has(roles.ENGINEER):
+            return
+        if not caller.has(roles.DISPATCHER, roles.ADMIN):
+            return
+        if self.store.answered(idem):
+            return
+        if not self.staff.is_engineer(assignee_id, current_token()):
+            raise AssigneeNotAnEngineer()
 
     def AddComment(self, request, context):
         caller = current_principal()
@@ -272,10 +298,17 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["TicketingService"].full_name
 
 
 def register(server: grpc.Server, settings: Settings | None, database: Database,
-             config: TicketingConfig | None = None, clock: Callable[[], dt.datetime] = utcnow) -> list[str]:
-    """Adds the servicer to ``server``; returns the full service names for health and reflection."""
+             config: TicketingConfig | None = None, clock: Callable[[], dt.datetime] = utcnow, *,
+             staff: StaffDirectory | None = None) -> list[str]:
+    """Adds the servicer to ``server``; returns the full service names for health and reflection. ``staff``:
+    who is an engineer; identity's ListStaff at IDENTITY_ADDR unless a test hands in its own."""
     config = config or TicketingConfig.from_env()
-    pb_grpc.add_TicketingServiceServicer_to_server(TicketingServicer(Store(database, config), config, clock), server)
+    if staff is None:
+        staff = IdentityStaffDirectory(service_address("identity", PORTS["identity"]["grpc"]),
+                                       cache_seconds=config.staff_cache_seconds,
+                                       timeout=config.identity_timeout_seconds)
+    pb_grpc.add_TicketingServiceServicer_to_server(
+        TicketingServicer(Store(database, config), config, staff, clock), server)
     return [SERVICE_NAME]
 
 

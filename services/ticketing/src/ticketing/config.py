@@ -26,6 +26,10 @@ class TicketingConfig:
     # Worker timers, in seconds.
     escalation_interval: float = 5.0
     auto_close_interval: float = 60.0
+    # The engineers' ids from identity (staff_directory.py): kept this long (an id not in the list asks again at
+    # once), and how long ticketing waits for identity's answer before refusing the assignment (UNAVAILABLE).
+    staff_cache_seconds: float = 30.0
+    identity_timeout_seconds: float = 3.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TicketingConfig:
@@ -47,4 +51,8 @@ class TicketingConfig:
                                            minimum=0.1),
             auto_close_interval=env_number("TICKETING_AUTO_CLOSE_INTERVAL", cls.auto_close_interval, float, env,
                                            minimum=0.1),
+            staff_cache_seconds=env_number("TICKETING_STAFF_CACHE_SECONDS", cls.staff_cache_seconds, float, env,
+                                           minimum=0),
+            identity_timeout_seconds=env_number("TICKETING_IDENTITY_TIMEOUT_SECONDS", cls.identity_timeout_seconds,
+                                                float, env, minimum=0.1),
         )

@@ -2,7 +2,10 @@
 it to its gRPC status and sends the reason code as trailing metadata."""
 from __future__ import annotations
 
-from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+import grpc
+from tuoguan_common.errors import (
+    FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, TuoguanError, Unauthenticated, Unavailable,
+)
 
 from .domain.lifecycle import TicketRefused
 from .domain.worklog import EngineerNotGraded, WorklogInFuture, WorklogOverlaps
@@ -12,8 +15,9 @@ from .domain.worklog import EngineerNotGraded, WorklogInFuture, WorklogOverlaps
 # (FAILED_PRECONDITION, reason engineer_not_graded: the caller's token carries no rate grade) are the
 # worklog rules' own, raised by the domain; the store turns the database's exclusion violation into
 # WorklogOverlaps.
-__all__ = ["EngineerNotGraded", "InvalidArgument", "NotFound", "Refused", "WorklogInFuture", "WorklogOverlaps",
-           "not_found", "refused"]
+__all__ = ["AssigneeNotAnEngineer", "EngineerNotGraded", "InvalidArgument", "NotFound", "Refused",
+           "StaffDirectoryUnavailable", "WorklogInFuture", "WorklogOverlaps", "identity_failure", "not_found",
+           "refused"]
 
 
 class Refused(FailedPrecondition):
@@ -30,3 +34,43 @@ def refused(exc: TicketRefused) -> FailedPrecondition | PermissionDenied:
 
 def not_found(what: str) -> NotFound:
     return NotFound(f"no such {what}", reason=f"{what}_not_found")
+
+
+class AssigneeNotAnEngineer(FailedPrecondition):
+    """An assignment to an account identity does not list as an engineer's: an unknown account, a clinician's,
+    a dispatcher's. Nobody's queue would show the ticket and nobody could start it, while its SLA runs.
+
+    FAILED_PRECONDITION, not NOT_FOUND: the id is well formed and may well be an account's (a clinician's);
+    what fails is the rule that only engineers take tickets, and ticketing does not (and need not) tell an
+    unknown account from one that exists without the role. NOT_FOUND would also read as "no such ticket" to a
+    client of ``POST /tickets/{id}/actions/assign``. The field is ``assignee_id``."""
+
+    reason = "assignee_not_an_engineer"
+
+    def __init__(self):
+        super().__init__("assignee_id: the account is not an engineer's: a ticket is assigned to an engineer, "
+                         "who sees it in their queue and starts it")
+        self.field = "assignee_id"
+
+
+class StaffDirectoryUnavailable(Unavailable):
+    """Identity did not answer whether the assignee is an engineer (down, too slow, failing): the assignment is
+    refused, never made unchecked. UNAVAILABLE: the same request succeeds once identity answers."""
+
+    reason = "staff_directory_unavailable"
+
+    def __init__(self):
+        super().__init__("cannot check with identity that the assignee is an engineer right now: try again "
+                         "shortly")
+
+
+def identity_failure(exc: grpc.RpcError) -> TuoguanError:
+    """The error of a failed call to identity's ListStaff, in one place: identity refusing the caller's own
+    token (revoked, or the account's tokens withdrawn, before ticketing's list of revoked tokens caught up) is
+    that refusal; anything else (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...) is StaffDirectoryUnavailable."""
+    code = exc.code() if hasattr(exc, "code") else None
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated("identity refused the access token: sign in again")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied("identity does not let this account list the engineers")
+    return StaffDirectoryUnavailable()

@@ -334,6 +334,14 @@ class Store:
 
     # ---- the lifecycle --------------------------------------------------------------------------
 
+    def answered(self, idem: Idempotent) -> bool:
+        """Whether the write's key already holds an answer (the write's ``idem.run`` gives it again, or refuses
+        a key used for another request): a retry that needs no checks from elsewhere. A key claimed by a
+        request still running is no answer yet."""
+        with self.db.transaction() as cur:
+            earlier = outbox.earlier_requests(cur, idem.scope, [(idem.owner, idem.key)]).get((idem.owner, idem.key))
+        return earlier is not None and earlier.response is not None
+
     def change_ticket(self, idem: Idempotent, ticket_id: str, actor: Principal, action: Action, *,
                       assignee_id: str | None, team: str | None, side: Side | None, note: str,
                       now: dt.datetime) -> pb.ChangeTicketResponse:
