@@ -9,6 +9,7 @@ import itertools
 import json
 
 from ticketing.domain.worklog import worklog_grade
+from ticketing.exceptions import AssigneeNotAnEngineer, StaffDirectoryUnavailable
 from tuoguan.billing.v1 import billing_pb2 as bill
 from tuoguan.billing.v1 import billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2 as reg
@@ -211,7 +212,11 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     worklog is recorded at the grade in the caller's token, by ticketing's
     own rule (worklog_grade: another grade is INVALID_ARGUMENT on grade, no
     grade FAILED_PRECONDITION engineer_not_graded); with ``before_grades``
-    set, as a ticketing-api pod from before grades did (a rolling upgrade)."""
+    set, as a ticketing-api pod from before grades did (a rolling upgrade).
+    An assignment to an account in ``not_engineers`` (a test puts a clinician's
+    there) is refused as the real service refuses one identity does not list as
+    an engineer's (AssigneeNotAnEngineer); with ``identity_down`` every
+    assignment to an account is StaffDirectoryUnavailable."""
 
     STAFF = (auth.ENGINEER, auth.DISPATCHER, auth.ADMIN)
     # action: (statuses it starts from, the status it leads to, who may take it; None: the requester)
@@ -235,6 +240,8 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         # A test sets it (monkeypatch) to be a ticketing-api pod from before grades: a worklog's grade is the
         # request's, required (INVALID_ARGUMENT on grade when empty or unknown), and the token's is not read.
         self.before_grades = False
+        self.not_engineers: set[str] = set()
+        self.identity_down = False
         self.subsystems: dict[str, tkt.Subsystem] = {s.code: s for s in (
             tkt.Subsystem(subsystem_id="sub-his", code="HIS", name="医院信息系统", name_en="Hospital information system",
                           category="clinical", criticality=tkt.CRITICALITY_CRITICAL, team="apps-clinical",
@@ -405,6 +412,10 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
                     raise InvalidArgument("assignee_id", "an engineer or a team is required")
                 # The engineer's account id, as the real service requires.
                 assignee = entity_id(request.assignee_id, "assignee_id", required=False) or ""
+                if assignee and self.identity_down:
+                    raise StaffDirectoryUnavailable()
+                if assignee in self.not_engineers:
+                    raise AssigneeNotAnEngineer()
                 ticket.assignee_id, ticket.team = assignee, request.team or ticket.team
             if request.action == tkt.TICKET_ACTION_PAUSE:
                 if not request.pause_side:

@@ -382,6 +382,28 @@ def test_lifecycle_refusals_map_to_http(http, person):
         (403, "permission_denied", None)
 
 
+def test_an_assignment_to_an_account_that_is_no_engineers_is_409_on_assignee_id(http, fakes, person, monkeypatch):
+    """Ticketing refuses an assignee identity does not list as an engineer (a clinician's account, an unknown
+    one): 409 with its reason and the field, not 404 (the ticket exists); identity down is 503, retryable."""
+    clinician, dispatcher, engineer = person(auth.CLINICIAN), person(auth.DISPATCHER), person(auth.ENGINEER)
+    tid = open_ticket(http, clinician)["ticket_id"]
+    monkeypatch.setattr(fakes["ticketing"], "not_engineers", {clinician.subject})
+    reply = act(http, dispatcher, tid, "assign", {"assignee_id": clinician.subject})
+    assert error(reply) == (409, "assignee_not_an_engineer", "assignee_id")
+    assert "engineer" in reply.json()["error"]["message"]
+    assert fakes["ticketing"].tickets[tid].assignee_id == ""
+    monkeypatch.setattr(fakes["ticketing"], "identity_down", True)
+    reply = act(http, dispatcher, tid, "assign", {"assignee_id": engineer.subject})
+    assert error(reply) == (503, "staff_directory_unavailable", None) and reply.headers["Retry-After"]
+    monkeypatch.setattr(fakes["ticketing"], "identity_down", False)
+    assert act(http, dispatcher, tid, "assign", {"assignee_id": engineer.subject}).json()["assignee_id"] == \
+        engineer.subject
+    # The contract says so.
+    operation = http.get("/openapi.json").json()["paths"]["/api/v1/tickets/{ticket_id}/actions/{action}"]["post"]
+    assert "assignee_not_an_engineer" in operation["responses"]["409"]["description"]
+    assert "staff_directory_unavailable" in operation["responses"]["503"]["description"]
+
+
 # Device tokens and Alertmanager's webhook.
 
 def alertmanager_payload(firing: str, resolved: str) -> dict:

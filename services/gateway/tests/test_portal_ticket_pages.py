@@ -23,7 +23,8 @@ PASSWORDS = {"clinician": "Clinician1234", "dispatcher": "Dispatcher1234", "engi
 # Every reason the ticketing service gives (domain/lifecycle.py, store.py, exceptions.py).
 TICKETING_REASONS = ["invalid_transition", "worklog_required", "not_requester", "not_assignee", "role_not_allowed",
                      "not_your_ticket", "ticket_closed", "ticket_not_found", "subsystem_not_found",
-                     "subsystem_code_taken", "worklog_overlaps", "worklog_in_future", "engineer_not_graded"]
+                     "subsystem_code_taken", "worklog_overlaps", "worklog_in_future", "engineer_not_graded",
+                     "assignee_not_an_engineer", "staff_directory_unavailable"]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -370,6 +371,34 @@ def test_every_ticketing_refusal_reads_as_a_chinese_sentence(portal, reason):
     message = zh(i18n.REASONS[reason])
     assert alerts(page) == [message] and message != i18n.REASONS[reason] and CHINESE.search(message)
     assert reason not in page.text
+
+
+def test_an_assignment_ticketing_refuses_as_no_engineers_is_a_sentence_and_leaves_the_ticket_waiting(
+        portal, fakes, monkeypatch):
+    """The board offers engineers only, but its list is a moment old: an account that is no engineer's (any
+    more) is refused by ticketing, and the dispatcher reads why, in Chinese, back on the board."""
+    ticketing = fakes["ticketing"]
+    clinician, dispatcher = portal("clinician"), portal("dispatcher")
+    ticket_id = ticket_id_of(report(clinician))
+    number = ticketing.tickets[ticket_id].number
+    board = dispatcher.get("/tickets/board")
+    card = re.search(rf'<li class="ticket unassigned" data-ticket="{number}".*?</li>', board.text, re.S).group(0)
+    engineer_id = re.search(r'<option value="([0-9a-f-]{36})">吴磊 \(engineer2\)</option>', card).group(1)
+    monkeypatch.setattr(ticketing, "not_engineers", {engineer_id})
+    target = f"/tickets/{ticket_id}/actions/assign"
+    refused = dispatcher.post(target, data={"csrf": csrf(board), "key": form_key(board, target),
+                                            "assignee_id": engineer_id, "back": "/tickets/board"})
+    assert path_of(refused) == "/tickets/board"
+    assert alerts(refused) == ["工单只能派给运维工程师，请从列表中选择一位工程师。"]
+    assert ticketing.tickets[ticket_id].assignee_id == ""
+    assert re.search(rf'<li class="ticket unassigned" data-ticket="{number}"', refused.text)
+    # Identity not answering: nothing assigned, and the dispatcher is told to try again.
+    monkeypatch.setattr(ticketing, "identity_down", True)
+    board = dispatcher.get("/tickets/board")
+    down = dispatcher.post(target, data={"csrf": csrf(board), "key": form_key(board, target),
+                                         "assignee_id": engineer_id, "back": "/tickets/board"})
+    assert alerts(down) == ["暂时无法核实该工程师，工单尚未派出，请稍后重试。"]
+    assert ticketing.tickets[ticket_id].assignee_id == ""
 
 
 @pytest.mark.parametrize("reason", ["not_your_ticket", "ticket_not_found"])

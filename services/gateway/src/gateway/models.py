@@ -160,7 +160,8 @@ TicketViewName = Literal["mine", "queue", "board"]
 
 class TicketChange(BaseModel):
     assignee_id: Text | None = Field(None, description="assign: the engineer's account id (a UUID: 422 otherwise; "
-                                                       "and/or team)")
+                                                       "an account identity does not list as an engineer's: 409 "
+                                                       "assignee_not_an_engineer; and/or team)")
     team: Text | None = Field(None, description="assign: the team", examples=["imaging"])
     pause_side: Literal["hospital", "contractor", "vendor"] | None = Field(
         None, description="pause: whose side stopped the work; a contractor's pause does not stop the SLA clock",

@@ -105,6 +105,10 @@ REASONS = {
     "not_requester": N_("Only the person who reported the problem can confirm or reopen its resolution."),
     "not_assignee": N_("Only the engineer the ticket is assigned to can do this."),
     "role_not_allowed": N_("Your role does not allow this step on a ticket."),
+    "assignee_not_an_engineer": N_("A ticket can only be assigned to an O&M engineer. Please choose an engineer "
+                                   "from the list."),
+    "staff_directory_unavailable": N_("We cannot check the engineer right now, so the ticket is not assigned. "
+                                      "Please try again in a moment."),
     "not_your_ticket": N_("This ticket is not yours: only its reporter, its engineer and the service desk can "
                           "see it."),
     "ticket_closed": N_("This ticket is closed and takes no more changes."),

@@ -92,12 +92,29 @@ async def ticket(ticket_id: str, services: CallerServices):
     return to_dict(await services.ticketing.GetTicket(ticketing_pb2.GetTicketRequest(ticket_id=ticket_id)))
 
 
-@router.post("/tickets/{ticket_id}/actions/{action}", response_model=Ticket,
-             summary="One step of the lifecycle: assign, start, pause, resume, resolve, confirm, reopen, close")
+@router.post(
+    "/tickets/{ticket_id}/actions/{action}", response_model=Ticket,
+    summary="One step of the lifecycle: assign, start, pause, resume, resolve, confirm, reopen, close",
+    responses={
+        404: {"model": ErrorReply, "description": "No such ticket (`ticket_not_found`)"},
+        409: {"model": ErrorReply, "description": "A step the ticket's state does not allow (`invalid_transition`, "
+                                                  "`worklog_required`), or an assignment to an account that is not "
+                                                  "an engineer's (`assignee_not_an_engineer`, field `assignee_id`)"},
+        503: {"model": ErrorReply, "description": "Ticketing, or identity that it asks whether the assignee is an "
+                                                  "engineer (`staff_directory_unavailable`), did not answer: try "
+                                                  "again (Retry-After)"},
+    },
+)
 async def change_ticket(
     ticket_id: str, action: TicketAction, key: IdempotencyKey, services: CallerServices,
     body: Annotated[TicketChange | None, Body()] = None,
 ):
+    """assign names an engineer's account id (``assignee_id``) and/or a team. Ticketing asks identity whether
+    the account is an engineer's (not when an engineer takes a ticket for themself, nor for a team alone): an
+    unknown account, a clinician's or a dispatcher's is 409 ``assignee_not_an_engineer`` on ``assignee_id``
+    (not 404: the ticket exists, the account may too; it is not an engineer's), and nothing changes; identity
+    not answering is 503 ``staff_directory_unavailable``, the ticket unassigned: send it again. An id that is
+    no UUID is 422 on ``assignee_id``; an unknown ticket 404 ``ticket_not_found``."""
     request = ticketing_pb2.ChangeTicketRequest(
         ticket_id=ticket_id, action=enum_number(ticketing_pb2.TicketAction.DESCRIPTOR, action), idempotency_key=key)
     if body is not None:
