@@ -470,6 +470,24 @@ def test_billing_api_asks_registration_api():
         f"dns:///tuoguan-registration-api-headless.tuoguan.svc.cluster.local:{PORTS['registration']['grpc']}")
 
 
+@pytest.mark.parametrize("name", CI_FILES)
+def test_ticketing_api_asks_identity_api_whether_an_assignee_is_an_engineer(name):
+    """ChangeTicket assign asks identity's ListStaff (staff_directory.py), on top of the revoked tokens' list:
+    ticketing-api has identity's address, and the policies let it through, out of its pod and into
+    identity-api's, on the gRPC port only; ticketing's worker does not call identity."""
+    manifests = rendered(name)
+    deployments = platform_deployments(manifests)
+    env = env_of(pod_spec(deployments["ticketing-api"])["containers"][0])
+    assert env["IDENTITY_ADDR"]["value"] == (
+        f"dns:///tuoguan-identity-api-headless.tuoguan.svc.cluster.local:{PORTS['identity']['grpc']}")
+    release = pods(manifests)
+    identity, ticketing = release["identity-api"], release["ticketing-api"]
+    assert allows(manifests, ticketing, identity, PORTS["identity"]["grpc"])
+    assert not allows(manifests, ticketing, identity, PORTS["identity"]["metrics"])
+    assert not allows(manifests, release["ticketing-worker"], identity, PORTS["identity"]["grpc"])
+    assert "IDENTITY_ADDR" not in env_of(pod_spec(deployments["ticketing-worker"])["containers"][0])
+
+
 # ------------------------------------------------------ PDBs, HPAs, labels
 
 @pytest.mark.parametrize("name", CI_FILES)
@@ -526,7 +544,8 @@ def test_services_select_their_workloads_by_named_ports(name):
 
 # Who calls whom over gRPC (DESIGN.md, README "The booking saga"): the gateway
 # every api; billing asks registration for the booking; every other api reads
-# identity's list of revoked tokens. Nobody else.
+# identity's list of revoked tokens, and ticketing asks identity which accounts
+# are engineers' (an assignment names one). Nobody else.
 DESIGN_GRPC_CALLS = {
     "gateway": {"identity-api", "registration-api", "billing-api", "ticketing-api"},
     "billing-api": {"identity-api", "registration-api"},
