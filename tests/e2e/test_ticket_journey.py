@@ -1,5 +1,6 @@
 """An O&M ticket end to end through the gateway: a clinician reports a PACS
-problem, the dispatcher assigns it, the engineer works, logs time and
+problem, the dispatcher assigns it (to an engineer only: identity says who
+is one), the engineer works, logs time and
 resolves, the clinician confirms, and the worklog becomes billable at the
 engineer's grade; an admin finds a new engineer without a grade in the staff
 list and grades them, which ends the sessions they signed in before (their
@@ -36,7 +37,7 @@ def act(http, auth, ticket_id: str, action: str, **body) -> dict:
 
 
 def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
-    clinician, _ = sign_in(http, "clinician", "Clinician1234")
+    clinician, clinician_id = sign_in(http, "clinician", "Clinician1234")
     dispatcher, _ = sign_in(http, "dispatcher", "Dispatcher1234")
     engineer, engineer_id = sign_in(http, "engineer", "Engineer1234")
     with EventTap(platform.amqp_uri, "ticketing", ["TicketOpened", "TicketClosed", "WorklogBillable"]) as tap:
@@ -49,6 +50,14 @@ def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
         assert ticket["sla"]["response_due"] and ticket["sla"]["resolution_due"]
         ticket_id = ticket["ticket_id"]
 
+        # Only to an engineer: ticketing asks identity, and the clinician's account or an unknown one is refused.
+        for nobody in (clinician_id, str(uuid.uuid4())):
+            refused = http.post(f"/api/v1/tickets/{ticket_id}/actions/assign", json={"assignee_id": nobody},
+                                headers={**dispatcher, **key()})
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["error"]["reason"] == "assignee_not_an_engineer"
+            assert refused.json()["error"]["field"] == "assignee_id"
+        assert http.get(f"/api/v1/tickets/{ticket_id}", headers=clinician).json()["ticket"]["status"] == "new"
         assert act(http, dispatcher, ticket_id, "assign", assignee_id=engineer_id)["status"] == "assigned"
         queue = http.get("/api/v1/tickets", params={"view": "queue"}, headers=engineer).json()["tickets"]
         assert ticket_id in [t["ticket_id"] for t in queue]
