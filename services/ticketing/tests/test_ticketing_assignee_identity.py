@@ -119,12 +119,18 @@ def test_the_seeded_engineer_is_assigned_and_the_clinician_or_an_unknown_account
     assert assign(platform, admin, opened(platform, clinician), second_id).assignee_id == second_id
 
 
-def test_an_engineer_created_after_the_list_was_fetched_is_assigned_at_once(platform, database):
+def with_the_list_fetched(platform) -> tuple[str, tuple, str, str]:
+    """The clinician's id, the dispatcher (whose first assignment, of the engineer, has just fetched the
+    engineers' list), a new ticket of the clinician's and the engineer's id."""
     clinician_id, clinician = platform.sign_in("clinician")
     _, dispatcher = platform.sign_in("dispatcher")
     engineer_id, _ = platform.sign_in("engineer")
-    assign(platform, dispatcher, opened(platform, clinician), engineer_id)        # the list is fetched now
-    tid = opened(platform, clinician)
+    assign(platform, dispatcher, opened(platform, clinician), engineer_id)
+    return clinician_id, dispatcher, opened(platform, clinician), engineer_id
+
+
+def test_an_engineer_created_after_the_list_was_fetched_is_assigned_at_once(platform, database):
+    clinician_id, dispatcher, tid, _ = with_the_list_fetched(platform)
     r = refused(platform.ticketing.ChangeTicket, change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=clinician_id),
                 metadata=dispatcher, timeout=10)                                  # and again, not holding them
     assert r.reason == "assignee_not_an_engineer"
@@ -137,11 +143,7 @@ def test_an_engineer_created_after_the_list_was_fetched_is_assigned_at_once(plat
 
 
 def test_identity_down_refuses_the_assignment_as_unavailable_and_writes_nothing(platform, database):
-    clinician_id, clinician = platform.sign_in("clinician")
-    _, dispatcher = platform.sign_in("dispatcher")
-    engineer_id, _ = platform.sign_in("engineer")
-    assign(platform, dispatcher, opened(platform, clinician), engineer_id)        # the list is fetched now
-    tid = opened(platform, clinician)
+    clinician_id, dispatcher, tid, engineer_id = with_the_list_fetched(platform)
     platform.stop_identity()
     # An account the list does not hold must be asked about: identity does not answer, nobody is assigned.
     for assignee in (str(uuid.uuid4()), clinician_id):

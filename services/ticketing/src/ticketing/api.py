@@ -20,7 +20,7 @@ from tuoguan_common.outbox import Idempotent, utcnow
 
 from . import messages
 from .config import TicketingConfig
-from .domain.alerts import parse_alertmanager
+from .domain.alerts import nested_too_deeply, parse_alertmanager
 from .domain.calendar import HOSPITAL_TZ, ServiceHours, WorkingCalendar, statutory_data_until
 from .domain.lifecycle import Action
 from .domain.priority import Level
@@ -274,13 +274,12 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         caller = current_principal().require(*MACHINES)
         if len(request.alertmanager_payload) > MAX_ALERT_PAYLOAD:
             raise InvalidArgument("alertmanager_payload", "is larger than 1 MiB")
+        if nested_too_deeply(request.alertmanager_payload):
+            raise InvalidArgument("alertmanager_payload", "is nested too deeply")
         try:
             notices = parse_alertmanager(json.loads(request.alertmanager_payload))
         except (ValueError, TypeError) as exc:
             raise InvalidArgument("alertmanager_payload", str(exc)) from None
-        except RecursionError:
-            # Under 1 MiB there is room for arrays nested deeper than the JSON decoder's recursion goes.
-            raise InvalidArgument("alertmanager_payload", "is nested too deeply") from None
         counts = {"opened": 0, "updated": 0, "resolved": 0, "ignored": 0}
         ids = []
         # Every alert read before the first write, and all written in one transaction: a notification is
