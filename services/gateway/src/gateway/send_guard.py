@@ -54,6 +54,7 @@ from tuoguan_common.grpc_server import REASON_KEY, RETRY_AFTER_KEY
 from tuoguan_common.config import DEFAULT_REDIS_URL, env_number
 
 from .address_guard import AddressCount, AddressLimited, Reply, Unavailable
+from .errors import retry_after
 from .grpc_trailers import first_value
 
 
@@ -118,13 +119,12 @@ class HourlyTexts:
         trailing = error.trailing_metadata()
         if first_value(trailing, REASON_KEY) != HOURLY_LIMIT_REACHED:
             return
-        try:
-            rest_of_hour = int(first_value(trailing, RETRY_AFTER_KEY) or "")
-        except ValueError:
+        rest_of_hour = retry_after(trailing)
+        if rest_of_hour is None:
             return
         now = self._clock()
         self._refusal = error
-        self._hour_ends_at = now + rest_of_hour
+        self._hour_ends_at = now + int(rest_of_hour)
         self._recheck_at = min(self._hour_ends_at, now + self.recheck_seconds)
 
     def refusal(self) -> grpc.aio.AioRpcError | None:

@@ -584,10 +584,6 @@ class Store:
                         "ORDER BY id FOR UPDATE", ([n.fingerprint for n in notices],))
             return [self.receive_alert_in(cur, notice, reporter_id, source, now) for notice in notices]
 
-    def receive_alert(self, notice: AlertNotice, reporter_id: str, source: str, now: dt.datetime) -> tuple[str, str]:
-        """One alert in its own transaction: ("opened" | "updated" | "resolved" | "ignored", ticket id)."""
-        return self.receive_alerts([notice], reporter_id, source, now)[0]
-
     def receive_alert_in(self, cur: psycopg.Cursor, notice: AlertNotice, reporter_id: str, source: str,
                          now: dt.datetime) -> tuple[str, str]:
         """One alert inside the caller's transaction (the worker's, with its inbox).
