@@ -96,8 +96,8 @@ def next_status(status: Status, action: Action, *, has_worklog: bool, require_wo
                 started: bool = True, assigned: bool = True) -> Status:
     """The status after ``action``; TicketRefused(invalid_transition | worklog_required) otherwise.
 
-    ``started`` (someone started work on it: its history holds a STARTED) and ``assigned`` (it has an
-    assignee) decide where a reopened resolution goes (``reopened_status``)."""
+    ``started`` (its engineer started work on it: a STARTED since its last assignment) and ``assigned`` (it
+    has an assignee) decide where a reopened resolution goes (``reopened_status``)."""
     status, action = Status(status), Action(action)
     target = TRANSITIONS.get((status, action))
     if target is None:
