@@ -14,6 +14,7 @@ from gateway_testkit import JSON_CONTENT, error, escaped_json, new_key
 from prometheus_client import REGISTRY
 
 from gateway.body_limit import MAX_BODY_BYTES
+from tuoguan_common.json_nesting import MAX_NESTING
 from gateway.observability import UNMATCHED
 from tuoguan_common import auth
 from tuoguan_common.testing import wait_for
@@ -154,3 +155,37 @@ def test_a_body_refused_as_too_large_closes_its_connection(gateway_url, accept):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"connection: close" in answer.lower()
+
+
+def nested(depth: int) -> bytes:
+    """A sign-in whose login is ``depth`` arrays deep (the body itself one more)."""
+    return b'{"password": "p", "login": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+@pytest.mark.parametrize("headers", [JSON_CONTENT, {"Content-Type": "application/problem+json"}, {}],
+                         ids=["json", "+json", "no-content-type"])
+def test_json_nested_past_the_limit_is_refused_before_anything_decodes_it(http, fakes, clinician, headers):
+    # Before, the decoder met it: 33 deep was decoded (and refused as a login that is not text), 100,000
+    # deep ran it to the interpreter's recursion limit.
+    for content in (nested(MAX_NESTING + 1), chunked(nested(MAX_NESTING + 1)), nested(100_000)):
+        reply = http.post("/api/v1/auth/signin", headers=headers, content=content)
+        assert error(reply) == (422, "invalid_argument", "body")
+        assert f"more than {MAX_NESTING} deep" in reply.json()["error"]["message"]
+    before = len(fakes["ticketing"].requests)
+    deep_ticket = json.dumps(TICKET).encode()[:-1] + b', "tags": ' + b"[" * 40 + b"]" * 40 + b"}"
+    reply = http.post("/api/v1/tickets", headers=clinician | new_key() | JSON_CONTENT, content=deep_ticket)
+    assert error(reply) == (422, "invalid_argument", "body")
+    assert len(fakes["ticketing"].requests) == before
+
+
+def test_json_nested_to_the_limit_is_the_routes_to_judge(http):
+    # Read by the route, which names the field at fault: the login is an array, not text.
+    reply = http.post("/api/v1/auth/signin", headers=JSON_CONTENT, content=nested(MAX_NESTING))
+    assert error(reply) == (422, "invalid_argument", "login")
+
+
+def test_a_form_is_not_measured_as_json(http):
+    # Raw brackets in a form post (browsers encode them; a script might not) are text, not nesting.
+    reply = http.post("/signin", content=b"login=" + b"[" * 100 + b"&password=p",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert "deep" not in reply.text

@@ -10,7 +10,6 @@ from ticketing.domain.alerts import (
     alert_impact_urgency,
     device_alarm_fingerprint,
     device_alarms_prefix,
-    nested_too_deeply,
     parse_alertmanager,
 )
 from ticketing.domain.priority import Level
@@ -235,13 +234,3 @@ def test_alarm_times_ahead_of_our_clock_are_kept_at_our_time_plus_the_skew():
     assert alarm_cleared(alarm_time(now + hour, now), alarm_time(now + hour + minute, now + minute))
 
 
-@pytest.mark.parametrize("text, deep", [
-    ('{"version": "4", "alerts": [{"labels": {"a": "b"}}]}', False),
-    ("[" * 32 + "]" * 32, False),
-    ("[" * 33 + "]" * 33, True),
-    ('{"version": "4", "alerts": ' + "[" * 5000 + "]" * 5000 + "}", True),
-    # Brackets inside strings, escaped quotes among them, are text, not nesting.
-    ('{"summary": "' + "[{" * 100 + '\\" [[[ "}', False),
-])
-def test_nesting_is_measured_before_decoding(text, deep):
-    assert nested_too_deeply(text) is deep

@@ -13,7 +13,12 @@ a time kept its connection and its bytes forever (a slowloris). The deadline
 covers the whole body, from the request's headers on, so no pace of
 trickling resets it.
 
-Both refusals are the API's JSON error; a browser's form post to the portal
+A JSON body that nests arrays and objects more than ``MAX_NESTING`` deep is
+422 on ``body`` before anything decodes it (see tuoguan_common.json_nesting:
+FastAPI's decoder, and the webhook's, would recurse to the interpreter's
+limit). Form posts are not JSON and are not measured.
+
+The size and time refusals are the API's JSON error; a browser's form post to the portal
 (any path outside /api/, from a client that accepts HTML) gets ``page``'s
 answer instead: a patient would otherwise be shown raw JSON.
 """
@@ -25,6 +30,8 @@ from typing import Callable, Mapping
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tuoguan_common.json_nesting import MAX_NESTING, nested_too_deeply
 
 from .errors import error_response
 
@@ -40,6 +47,22 @@ def too_large(limit: int):
 
 def too_slow(timeout: float):
     return error_response(408, "request_timeout", f"the body did not arrive within {timeout:g} seconds", "body")
+
+
+def too_deep():
+    return error_response(422, "invalid_argument",
+                          f"the body nests arrays and objects more than {MAX_NESTING} deep", "body")
+
+
+# Bodies that are not JSON: a browser's forms (which encode their brackets anyway).
+_FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+
+
+def _measured(scope: Scope) -> bool:
+    """Whether the body may be read as JSON: FastAPI reads a body with no
+    Content-Type as JSON too, and the webhook reads its body whatever it says."""
+    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+    return not content_type.startswith(_FORM_TYPES)
 
 
 # What _read answers for a body over its limit (None: the client left).
@@ -117,6 +140,9 @@ class BodyLimit:
             return
         if body is _TOO_LARGE:
             await self._refusal(scope, too_large(limit))(scope, receive, send)
+            return
+        if body and _measured(scope) and nested_too_deeply(body):
+            await too_deep()(scope, receive, send)
             return
         delivered = False
 

@@ -116,7 +116,7 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
 
 
 # What FastAPI raises (400) for a body its JSON reader fails on other than as
-# invalid JSON: bytes that are not UTF-8, nesting deeper than Python's recursion.
+# invalid JSON: bytes that are not UTF-8 (nesting too deep is BodyLimit's to refuse, before it).
 BODY_NOT_PARSED = "There was an error parsing the body"
 
 

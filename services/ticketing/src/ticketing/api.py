@@ -17,10 +17,11 @@ from tuoguan_common.db import Database
 from tuoguan_common.errors import calendar_date, entity_id, idempotency_key, require, text
 from tuoguan_common.grpc_server import current_token
 from tuoguan_common.outbox import Idempotent, utcnow
+from tuoguan_common.json_nesting import nested_too_deeply
 
 from . import messages
 from .config import TicketingConfig
-from .domain.alerts import nested_too_deeply, parse_alertmanager
+from .domain.alerts import parse_alertmanager
 from .domain.calendar import HOSPITAL_TZ, ServiceHours, WorkingCalendar, statutory_data_until
 from .domain.lifecycle import Action
 from .domain.priority import Level

@@ -172,8 +172,8 @@ async def alertmanager_webhook(request: Request, services: CallerServices):
         text = payload.decode("utf-8")
         if not isinstance(json.loads(text), dict):
             raise ValueError("not an object")
-    # UnicodeDecodeError and JSONDecodeError are ValueErrors; RecursionError: nesting too deep to parse.
-    except (ValueError, RecursionError) as exc:
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; nesting too deep never gets here (BodyLimit).
+    except ValueError as exc:
         raise ApiError(422, "invalid_argument", "the body must be a JSON object (Alertmanager's webhook payload)",
                        "body") from exc
     return to_dict(await services.ticketing.ReceiveAlerts(

@@ -139,28 +139,6 @@ def _fingerprint(labels: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# Alertmanager's notifications nest four deep (notification, alerts, alert, labels); room to spare.
-MAX_NESTING = 32
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def nested_too_deeply(text: str, limit: int = MAX_NESTING) -> bool:
-    """Whether the JSON ``text`` opens more than ``limit`` arrays and objects inside each other (brackets in
-    strings do not count). Asked before decoding: the decoder recurses once per level, and one of the
-    thousands of levels 1 MiB holds ran it to the interpreter's recursion limit, where any finaliser the
-    garbage collector ran at that depth failed too."""
-    depth = 0
-    for bracket in _JSON_BRACKET.finditer(_JSON_STRING.sub('""', text)):
-        if bracket.group() in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
 def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
     """The alerts of an Alertmanager webhook (version 4) payload; ValueError naming the bad field."""
     if not isinstance(payload, Mapping):
