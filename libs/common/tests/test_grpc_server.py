@@ -3,6 +3,7 @@ every call is counted, health and reflection answer."""
 from __future__ import annotations
 
 import datetime
+import logging
 
 import grpc
 import psycopg
@@ -76,6 +77,10 @@ METHODS = {
 def server(verifier):
     def register(srv):
         handlers = {name: grpc.unary_unary_rpc_method_handler(fn) for name, fn in METHODS.items()}
+        # A method taking a real message (one string field), read by the server as every service's are.
+        handlers["Typed"] = grpc.unary_unary_rpc_method_handler(
+            lambda request, context: f"service={request.service}".encode(),
+            request_deserializer=health_pb2.HealthCheckRequest.FromString)
         srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Probe", handlers),))
         return ["test.Probe"]
 
@@ -139,6 +144,23 @@ def test_unexpected_error_is_internal_without_details(server):
         call(server, "Boom")
     assert err.value.code() == grpc.StatusCode.INTERNAL
     assert "13800000001" not in (err.value.details() or "")
+
+
+def test_a_request_that_is_not_its_message_is_invalid_argument_counted_and_not_logged(server, caplog):
+    typed = server.unary_unary("/test.Probe/Typed")
+    assert typed(health_pb2.HealthCheckRequest(service="pacs").SerializeToString(), timeout=5) == b"service=pacs"
+    before = metrics.GRPC_HANDLED.labels("probe", "Typed", "INVALID_ARGUMENT")._value.get()
+    # Field 1 (service), 2 bytes long, that are not UTF-8; then bytes that are no message at all.
+    for garbage in (b"\x0a\x02\xc3\x28", b"\xff\xff\xff"):
+        with pytest.raises(grpc.RpcError) as err:
+            typed(garbage, timeout=5)
+        # Before, grpcio failed to read it: UNKNOWN, no reason or field, a traceback logged, nothing counted.
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        trailing = dict(err.value.trailing_metadata() or ())
+        assert (trailing.get(REASON_KEY), trailing.get(FIELD_KEY)) == ("invalid_argument", "request")
+        assert "grpc.health.v1.HealthCheckRequest" in err.value.details()
+    assert metrics.GRPC_HANDLED.labels("probe", "Typed", "INVALID_ARGUMENT")._value.get() == before + 2
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_calls_are_counted_by_method_and_code(server):
