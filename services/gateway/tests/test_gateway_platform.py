@@ -257,3 +257,28 @@ def test_python_m_gateway_serves_on_gateway_port_with_addresses_from_the_environ
     # The request's log line is written once its answer has gone: it may land a moment after.
     wait_for(lambda: '"route": "/api/v1/auth/signin"' in processes.log("gateway"), timeout=10,
              message="the sign-in's request line in the gateway's log")
+
+
+def test_a_request_that_fails_leaves_no_text_of_its_failure_in_its_span():
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from gateway.observability import RequestTelemetry
+    from tuoguan_common import telemetry
+
+    async def failing(request):
+        raise RuntimeError("patient 13800000001 not found")
+
+    telemetry.setup_tracing("gateway-tests", record=True)
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    app = RequestTelemetry(Starlette(routes=[Route("/api/v1/probe", failing)]))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/api/v1/probe").status_code == 500
+    exporter.shutdown()
+    [span] = [s for s in exporter.get_finished_spans() if s.attributes.get("http.route") == "/api/v1/probe"]
+    assert span.attributes["http.response.status_code"] == 500
+    # Before, OpenTelemetry recorded the exception: its text as an event and as the status's description.
+    assert not span.events
+    assert "13800000001" not in (span.status.description or "")
