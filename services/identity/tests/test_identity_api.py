@@ -5,6 +5,7 @@ import datetime as dt
 import logging
 import secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -293,3 +294,15 @@ def test_no_phone_number_name_or_password_reaches_the_logs(identity, caplog):
     assert "sign-in" in logged
     for secret in (PHONE, PASSWORD, "Wrong2026", "赵雅琴"):
         assert secret not in logged
+
+
+def test_copies_of_a_sign_up_sent_at_once_all_get_its_first_answer(identity, identity_db):
+    # A client resending at once: each copy's password check holds a place in the login's count until it
+    # ends. Before, the sixth copy found the login locked and was told "too many failed sign-ins".
+    code = sign_up_code(identity)
+    first = sign_up(identity, key="signup-1", code=code).account
+    with ThreadPoolExecutor(12) as pool:
+        copies = list(pool.map(lambda _: sign_up(identity, key="signup-1", code=code).account, range(12)))
+    assert copies == [first] * 12
+    assert len(rows(identity_db, "SELECT 1 FROM accounts")) == 1
+    assert rows(identity_db, "SELECT 1 FROM sign_in_failures") == []

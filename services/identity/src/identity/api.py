@@ -47,6 +47,11 @@ SERVICE_NAME = identity_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_
 # slow SMS gateway (or someone asking for codes in a loop) cannot take the
 # threads that sign patients in. Past it, the request is refused sms_unavailable.
 MAX_CONCURRENT_SENDS = 4
+# How long a replayed sign-up, reset or staff account waits for a locked login
+# to unlock before it is refused: long enough for copies of it in flight to
+# finish their password checks (argon2, a fraction of a second each).
+REPLAY_PATIENCE_SECONDS = 3.0
+REPLAY_RECHECK_SECONDS = 0.1
 # Sign-up has no caller yet; its idempotency keys share one owner.
 ANONYMOUS = "anonymous"
 
@@ -116,6 +121,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         sends: RecentSends | None = None,
         max_concurrent_sends: int = MAX_CONCURRENT_SENDS,
         text_budget: TextBudget = TextBudget(),
+        replay_patience_seconds: float = REPLAY_PATIENCE_SECONDS,
     ):
         self.store = store
         self.issuer = issuer
@@ -129,6 +135,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.sends = sends or RecentSends()
         self.send_slots = threading.BoundedSemaphore(max_concurrent_sends)
         self.text_budget = text_budget
+        self.replay_patience_seconds = replay_patience_seconds
 
     def RequestSignUpCode(self, request, context):
         phone = rules.patient_phone(request.phone)
@@ -527,11 +534,19 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         call set, checked as a sign-in checks one, in the login's throttle:
         else whoever learnt the key could guess the password through
         replays, unthrottled (and, through a reset's, get a device cookie)."""
-        now = self.clock()
-        failures, oldest = self.store.begin_attempt(login, now, since=self.throttle.window_start(now),
-                                                    limit=self.throttle.max_failures)
-        if self.throttle.is_locked(failures):
-            raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
+        patience = time.monotonic() + self.replay_patience_seconds
+        while True:
+            now = self.clock()
+            failures, oldest = self.store.begin_attempt(login, now, since=self.throttle.window_start(now),
+                                                        limit=self.throttle.max_failures)
+            if not self.throttle.is_locked(failures):
+                break
+            if time.monotonic() >= patience:
+                raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
+            # Copies of this request sent at once (a client's retries) each
+            # hold a place in the count until their check ends, and the first
+            # to pass clears them all: waited for, not refused as guesses.
+            time.sleep(REPLAY_RECHECK_SECONDS)
         if record is None or not self.passwords.verify(record.password_hash, password):
             raise outbox.IdempotencyConflict(key)
         self.store.clear_failures(login)
