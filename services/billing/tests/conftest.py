@@ -78,9 +78,12 @@ class RegistrationDouble(registration_pb2_grpc.RegistrationServiceServicer):
         self.on_get_booking: Callable[[str], None] | None = None
         self.asked: list[str] = []
 
-    def add(self, patient_id: str, *, fee_fen: int = 5000, status: int = registration_pb2.BOOKING_STATUS_HELD,
+    def add(self, patient_id: str, *, fee_fen: int = 5000, status: int | None = None,
             hold: dt.timedelta = HOLD) -> str:
         booking_id = str(uuid.uuid4())
+        if status is None:
+            # As registration does: a free booking is confirmed in the hold's own transaction.
+            status = registration_pb2.BOOKING_STATUS_CONFIRMED if fee_fen == 0 else registration_pb2.BOOKING_STATUS_HELD
         self.bookings[booking_id] = registration_pb2.Booking(
             booking_id=booking_id, patient_id=patient_id, status=status, fee_fen=fee_fen,
             hold_expires_at=(utcnow() + hold).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

@@ -367,9 +367,10 @@ def test_a_booking_id_is_used_in_its_canonical_form(billing):
 
 
 def test_a_booking_without_a_fee_is_refused_as_no_fee_due(billing):
-    # Registration lets a fee of 0 be held; billing has nothing to charge
-    # (the README's known gap: registration must confirm such a booking itself).
+    # Registration confirms a free booking as it holds it: billing is asked
+    # about a CONFIRMED booking of fee 0, and there is nothing to charge.
     patient_id, booking_id = billing.held_booking(fee_fen=0)
+    assert billing.registration.bookings[booking_id].status == registration_pb2.BOOKING_STATUS_CONFIRMED
     error = fails(lambda: billing.pay(patient_id, booking_id), grpc.StatusCode.FAILED_PRECONDITION)
     assert billing.reason_of(error) == "no_fee_due"
     assert billing.rows("SELECT 1 FROM payments") == [] and billing.rows("SELECT 1 FROM idempotency_keys") == []

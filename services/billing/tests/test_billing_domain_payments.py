@@ -100,6 +100,8 @@ def test_a_payment_opens_with_the_bookings_hold_and_the_token_until_authorised()
     (Booking("b1", "pat-1", "CONFIRMED", 5000), "pat-1", [], BookingNotHeld),
     (Booking("b1", "pat-1", "EXPIRED", 5000), "pat-1", [], BookingNotHeld),
     (Booking("b1", "pat-1", "HELD", 0), "pat-1", [], NoFeeDue),
+    # A free booking as registration states it: confirmed as it was held.
+    (Booking("b1", "pat-1", "CONFIRMED", 0, hold_expires_at=HOLD_ENDS), "pat-1", [], NoFeeDue),
     (BOOKING, "pat-1", [payment(PaymentStatus.PENDING)], PaymentInProgress),
     (BOOKING, "pat-1", [payment(PaymentStatus.UNKNOWN)], PaymentInProgress),
     (BOOKING, "pat-1", [payment(PaymentStatus.CAPTURED)], AlreadyPaid),

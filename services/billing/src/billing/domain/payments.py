@@ -218,6 +218,10 @@ def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]
     """The patient may start paying this booking now, or the reason why not."""
     if booking.patient_id != patient_id:
         raise NotTheirs("not yours")
+    # Before the status: registration confirms a free booking as it is held,
+    # so it reads CONFIRMED, and "not held" would tell the patient to hold it again.
+    if booking.fee_fen <= 0:
+        raise NoFeeDue("this booking has no fee to pay")
     failed = None
     for payment in payments:
         if payment.status in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN):
@@ -241,8 +245,6 @@ def check_payable(booking: Booking, patient_id: str, payments: Iterable[Payment]
     # and refunded.
     if booking.hold_expires_at is not None and booking.hold_expires_at <= now:
         raise BookingNotHeld("the booking's hold is over: it cannot be paid, hold the slot again")
-    if booking.fee_fen <= 0:
-        raise NoFeeDue("this booking has no fee to pay")
 
 
 def open_payment(payment_id: str, booking: Booking, provider: str, now: dt.datetime,
