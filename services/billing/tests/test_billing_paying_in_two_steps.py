@@ -5,6 +5,7 @@ in-process; the worker's step runs through its cashier, its clock moved on."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 
@@ -532,18 +533,22 @@ def test_a_charge_the_providers_records_show_after_reconciliation_failed_the_pay
     the_charge_went_back(billing, payment.payment_id, reason="not_found_at_provider")
 
 
-def test_the_sweep_asks_once_about_a_declined_charge_and_never_about_what_moved_no_money(billing):
+def test_the_sweep_asks_nothing_back_for_a_declined_charge_nor_for_what_moved_no_money(billing, caplog):
     never_charged, _ = billing.unfinished_payment(hold=dt.timedelta(seconds=1))
     billing.cashier(after=billing.UNFINISHED).authorize_unfinished()  # failed: the provider never saw it
     declined, _, _ = charged_after_it_failed(billing, token="tok_decline")
     landed = counted("charged_after_failure")
+    caplog.clear()
     sweep = billing.cashier(after=billing.SETTLED)
     assert sweep.find_charges_after_failure().returned == []
-    assert counted("charged_after_failure") == landed + 1  # the declined charge, stored and asked back
-    assert sweep.issue_requested_refunds().returned == []  # declined: no money moved, the request is dropped
+    # Declined: no money moved, so no charge after failure, nothing to alert on.
+    assert counted("charged_after_failure") == landed
+    assert billing.rows("SELECT 1 FROM payments WHERE refund_requested_reason IS NOT NULL") == []
+    assert sweep.issue_requested_refunds().returned == []
     for _ in range(2):
         assert sweep.find_charges_after_failure().returned == []
-    assert counted("charged_after_failure") == landed + 1
+    assert counted("charged_after_failure") == landed
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert {r["payment_id"]: (r["status"], r["provider_reference"] is None, r["refund_requested_reason"])
             for r in billing.rows("SELECT payment_id::text, status, provider_reference, refund_requested_reason "
                                   "FROM payments")} == {

@@ -417,9 +417,11 @@ class Cashier:
     def find_charges_after_failure(self) -> Settled:
         """Asks the provider about the payments billing failed without its
         word (payments.FAILED_UNHEARD) in the last ``late_charge_window``:
-        a charge that landed on one after all is stored and asked back, as
-        wherever else billing learns of it (_store_references), and given
-        back at once if captured, otherwise by the refund timer. Nothing else
+        a charge that landed on one after all, captured or on its way, is
+        stored and asked back, as wherever else billing learns of it
+        (_store_references), and given back at once if captured, otherwise
+        by the refund timer; a declined one moved no money and is only
+        stored, neither asked back nor counted. Nothing else
         would ever look at such a payment again: the api's call that made the
         charge ended in a timeout or a crash, or the provider's records were
         late for reconciliation.
@@ -444,16 +446,24 @@ class Cashier:
         unseen = [p for p in batch if p.provider_reference is not None]
         keys = {p.payment_id: payments.authorization_key(p.payment_id) for p in unheard}
         seen = self.provider.authorizations(list(keys.values())) if unheard else {}
-        records = ({r.reference: r for r in self.provider.lookup([p.provider_reference for p in unseen])}
-                   if unseen else {})
         references = [(p.payment_id, seen[keys[p.payment_id]]) for p in unheard if keys[p.payment_id] in seen]
+        # A charge found under its key may have been declined: only the
+        # provider's record tells whether money moved.
+        looked_up = [p.provider_reference for p in unseen] + [reference for _, reference in references]
+        records = {r.reference: r for r in self.provider.lookup(looked_up)} if looked_up else {}
+        charged = [r for r in references if payments.charged_after_all(records.get(r[1]))]
+        # Declined, or not in the provider's records yet: the reference is
+        # kept and nothing is asked back. The payment stays in the sweep,
+        # whose later runs look its record up again.
+        uncharged = [r for r in references if r not in charged]
         recorded = [p.payment_id for p in unseen if payments.charged_after_all(records.get(p.provider_reference))]
         late: list[str] = []
         if references or recorded:
             with self.database.transaction() as cur:
                 # Only a reference not stored yet is stored: a charge the api
                 # or a retry stored meanwhile was counted and asked back there.
-                late = self._store_references(cur, references, now)
+                late = self._store_references(cur, charged, now)
+                self.store.set_provider_references(cur, uncharged, now)
                 # Locked, then read again: the refund timer may have given
                 # one back (or dropped it, declined) since the read above.
                 current = self.store.lock_payments(cur, recorded)
