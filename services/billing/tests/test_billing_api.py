@@ -561,6 +561,21 @@ def test_the_settling_events_continue_the_paying_requests_trace(billing):
     assert declined.status == pb.PAYMENT_STATUS_PENDING
 
 
+def test_a_refund_the_timer_issues_continues_the_paying_requests_trace(billing):
+    patient_id, booking_id = billing.held_booking()
+    trace_id = uuid.uuid4().hex
+    metadata = billing.token(patient_id) + (("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"),)
+    payment = billing.stub.PayRegistrationFee(pb.PayRegistrationFeeRequest(
+        booking_id=booking_id, payment_method_token="tok_ok", idempotency_key="k"), metadata=metadata).payment
+    # Cancelled before the capture is known: the refund waits for the timer.
+    assert billing.worker().refund_cancelled_booking(cancellation(payment)) == "ok"
+    later = billing.cashier(after=billing.SETTLED)
+    later.settle_pending()
+    assert [p.payment_id for p in later.issue_requested_refunds().refunded] == [payment.payment_id]
+    [headers] = [r["headers"] for r in billing.rows("SELECT headers FROM outbox WHERE event_type = 'RefundIssued'")]
+    assert headers["traceparent"].split("-")[1] == trace_id
+
+
 def test_an_unknown_payment_the_provider_never_heard_of_fails(billing):
     patient_id, booking_id = billing.held_booking()
     payment_id = str(uuid.uuid4())

@@ -688,9 +688,12 @@ class Cashier:
         made for payments billing had failed, once the provider has captured
         them. One transaction each, so one the provider still refuses does
         not hold back the others."""
+        # A timer runs outside any request: its RefundIssued carries the
+        # paying request's trace, as the payment's other settling events do.
         settled = self._one_at_a_time(
             self.store.claim_refunds_requested,
-            lambda cur, payment: self._refund(cur, payment, payment.refund_requested_reason or "requested"))
+            lambda cur, payment: self._refund(cur, payment, payment.refund_requested_reason or "requested",
+                                              trace_carrier=payment.trace_carrier))
         settled.add(self._one_at_a_time(
             functools.partial(self.store.claim_charges_to_return, reason=payments.CHARGED_AFTER_FAILURE),
             self._return_charge))
@@ -742,7 +745,10 @@ class Cashier:
             return payment
         return self.store.live_payment_for_booking(cur, booking_id, lock=True) if booking_id else None
 
-    def _refund(self, cur: psycopg.Cursor, payment: Payment, reason: str) -> Settled:
+    def _refund(self, cur: psycopg.Cursor, payment: Payment, reason: str, *,
+                trace_carrier: dict | None = None) -> Settled:
+        """``trace_carrier``: the trace RefundIssued continues (None: the
+        current one, the event's that asked for the refund)."""
         refunded = payments.refund(payment)
         try:
             # One refund per payment: the key makes a retry after a crash find
@@ -771,5 +777,5 @@ class Cashier:
         outbox.append(cur, events_pb2.RefundIssued(
             payment_id=payment.payment_id, booking_id=payment.booking_id, patient_id=payment.patient_id,
             amount_fen=receipt.amount_fen, refund_id=refund_id,
-        ))
+        ), trace_carrier=trace_carrier)
         return Settled(refunded=[refunded])
