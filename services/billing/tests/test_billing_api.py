@@ -111,6 +111,24 @@ def test_a_key_reused_for_another_request_is_refused(billing):
     assert billing.reason_of(error) == "idempotency_key_reused"
 
 
+def test_a_key_used_again_after_retention_purged_it_is_refused_as_reused_for_a_new_booking(billing):
+    patient_id, booking_id = billing.held_booking()
+    paid = billing.pay(patient_id, booking_id, key="k-1").payment
+    billing.cashier(after=billing.SETTLED).settle_pending()
+    billing.rows("DELETE FROM idempotency_keys RETURNING 1")  # a week later, as the retention purge does
+    another = billing.registration.add(patient_id)
+    for _ in range(2):  # the key's payment id is another booking's: told so every time, not "in progress"
+        error = fails(lambda: billing.pay(patient_id, another, key="k-1"), grpc.StatusCode.INVALID_ARGUMENT)
+        assert billing.reason_of(error) == "idempotency_key_reused"
+        assert dict(error.trailing_metadata())["tuoguan-field"] == "idempotency_key"
+    # Nothing left behind: neither the key nor a payment nor a charge.
+    assert billing.rows("SELECT 1 FROM idempotency_keys") == []
+    assert [r["payment_id"] for r in billing.rows("SELECT payment_id::text FROM payments")] == [paid.payment_id]
+    assert len(billing.rows("SELECT 1 FROM sandbox_provider.charges")) == 1
+    # A new key pays it.
+    assert billing.pay(patient_id, another, key="k-2").payment.booking_id == another
+
+
 def test_one_payment_per_booking_while_pending_or_captured(billing):
     patient_id, booking_id = billing.held_booking()
     billing.pay(patient_id, booking_id)

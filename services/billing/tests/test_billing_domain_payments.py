@@ -24,6 +24,7 @@ from billing.domain.errors import (
 )
 from billing.domain.payments import Booking, ChargeState, ChargeStatus, PaymentStatus, RefundAction, ResumeAction
 from tuoguan_common.errors import TuoguanError
+from tuoguan_common.outbox import IdempotencyConflict
 
 NOW = dt.datetime(2026, 11, 26, 1, 0, tzinfo=dt.timezone.utc)
 HOLD_ENDS = NOW + dt.timedelta(minutes=15)
@@ -162,6 +163,17 @@ def test_every_refusal_of_the_domain_is_mapped():
     made = [kind("field", "problem") if kind is errors.BadInput else kind("x") for kind in kinds]
     # An unmapped refusal would be answered as a bare TuoguanError (INTERNAL).
     assert [type(r).__name__ for r in made if type(exceptions.service_error(r)) is TuoguanError] == []
+
+
+def test_a_key_that_names_another_requests_payment_is_answered_as_a_reused_key():
+    named = payments.payment_id_for("pat-1", "k1")
+    payments.check_payment_id_unused(named, None)
+    with pytest.raises(errors.KeyReused) as caught:
+        payments.check_payment_id_unused(named, payment(PaymentStatus.CAPTURED))
+    answered = exceptions.service_error(caught.value)
+    assert isinstance(answered, IdempotencyConflict)
+    assert (_code(answered), answered.reason, answered.field) == (
+        "INVALID_ARGUMENT", "idempotency_key_reused", "idempotency_key")
 
 
 def test_a_field_error_keeps_its_field():

@@ -9,11 +9,13 @@ import datetime as dt
 import threading
 import uuid
 
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
 from billing.cashier import PAY_LATER, FeeRequest
-from billing.domain.errors import BookingNotHeld, NotTheirs, PaymentInProgress
+from billing.domain import payments
+from billing.domain.errors import BookingNotHeld, KeyReused, NotTheirs, PaymentInProgress
 from billing.domain.payments import Booking, Payment
 from billing.exceptions import UnknownPaymentMethod
 from tuoguan.billing.v1 import billing_pb2 as pb
@@ -64,6 +66,23 @@ def test_one_transaction_opens_each_request_or_refuses_it_alone(billing):
     assert again[0] == b""  # the same request, not answered yet: carried on by resume_payment
     assert isinstance(again[1], PaymentInProgress)
 
+
+def test_a_key_purged_and_used_again_for_another_booking_is_refused_alone(billing):
+    cashier = billing.cashier()
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    first = held(alice)
+    [opened] = cashier.open_payments([(fee_request(alice, first.booking_id, "a-1"), first)])
+    billing.rows("DELETE FROM idempotency_keys RETURNING 1")  # the retention purge, a week later
+    again, bobs = held(alice), held(bob)
+    outcomes = cashier.open_payments([(fee_request(alice, again.booking_id, "a-1"), again),
+                                      (fee_request(bob, bobs.booking_id, "b-1"), bobs)])
+    assert isinstance(outcomes[0], KeyReused) and isinstance(outcomes[1], Payment)
+    assert {r["booking_id"] for r in billing.rows("SELECT booking_id FROM payments")} == {
+        first.booking_id, bobs.booking_id}
+    assert {r["key"] for r in billing.rows("SELECT key FROM idempotency_keys")} == {"b-1"}
+    # The store never takes a clash of ids for another attempt at the booking.
+    with pytest.raises(psycopg.errors.UniqueViolation), billing.db.transaction() as cur:
+        cashier.store.insert_payments(cur, [payments.open_payment(opened.payment_id, again, "sandbox", utcnow())])
 
 def test_the_provider_and_the_answers_for_a_batch(billing):
     cashier = billing.cashier()

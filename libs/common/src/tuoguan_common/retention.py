@@ -33,12 +33,15 @@ Why the defaults are safe:
   14 days.
 * Idempotency keys, 7 days after they were claimed. A key answers a client's
   retry of the same write, seconds to minutes later. Past the retention a
-  request with an old key is decided as a new one, and nothing lets that
-  harm: billing's ``PayRegistrationFee`` names its payment after the
-  patient and the key (``payments.payment_id_for``), so a second payment
-  under the same key cannot be inserted, and the booking it paid is
-  confirmed, cancelled or no longer held a week later (``check_payable``
-  refuses it: no money moves); registration's holds end within minutes
+  request with an old key is decided as a new one, and no money moves
+  twice; a client that reuses a key gets a refusal, not a second effect:
+  billing's ``PayRegistrationFee`` names its payment after the patient and
+  the key (``payments.payment_id_for``), so the first request repeated
+  finds its booking confirmed, cancelled or no longer held a week later
+  (``check_payable`` refuses it), and the key used for a new booking names
+  a payment that exists already: refused as ``idempotency_key_reused``
+  (``check_payment_id_unused``), the key is not kept, and the patient pays
+  with a new key; registration's holds end within minutes
   (``REGISTRATION_HOLD_MINUTES``), a cancel repeated finds its booking
   cancelled, a suspension its session suspended (nothing left to cancel), a
   template's put writes the same values again; identity's sign-up or staff

@@ -209,10 +209,12 @@ class Cashier:
                 outcomes[i] = PAY_LATER if found is None else _first_answer(batch[i][0], found)
             opening = [i for i in first if batch[i][0].key in claimed]
             existing = self.store.payments_for_bookings(cur, [batch[i][1].booking_id for i in opening])
+            named = self.store.get_payments(cur, [batch[i][0].payment_id for i in opening])
             for i in opening:
                 request, booking = batch[i]
                 try:
                     payments.check_payable(booking, request.patient_id, existing.get(booking.booking_id, ()), now)
+                    payments.check_payment_id_unused(request.payment_id, named.get(request.payment_id))
                 except BillingRuleError as exc:
                     outcomes[i] = exc
                     continue

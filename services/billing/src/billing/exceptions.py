@@ -19,6 +19,7 @@ from tuoguan_common.errors import (
     TuoguanError,
     Unavailable,
 )
+from tuoguan_common.outbox import IdempotencyConflict
 
 from .domain import errors as rules
 
@@ -48,6 +49,16 @@ class PaymentFailedHoldReleased(FailedPrecondition):
     the patient holds the slot again (a new booking) to pay."""
 
     reason = "payment_failed_hold_released"
+
+
+class IdempotencyKeyReused(IdempotencyConflict):
+    """The key names a payment another request opened (its first use was
+    purged): answered as any key reused for another request is, so the
+    client makes a new one."""
+
+    def __init__(self, message: str) -> None:
+        # The answer every service gives a key used for another request.
+        super().__init__("")
 
 
 class PaymentNotFound(NotFound):
@@ -109,6 +120,7 @@ _SERVICE_ERRORS: dict[type[rules.BillingRuleError], type[TuoguanError]] = {
     rules.PaymentInProgress: PaymentInProgress,
     rules.AlreadyPaid: AlreadyPaid,
     rules.PaymentFailedHoldReleased: PaymentFailedHoldReleased,
+    rules.KeyReused: IdempotencyKeyReused,
     rules.InvalidPaymentTransition: InvalidPaymentTransition,
     rules.NotRefundable: NotRefundable,
     rules.AlreadyRefunded: AlreadyRefunded,

@@ -45,7 +45,9 @@ class BillingStore:
     def insert_payments(self, cur: psycopg.Cursor, opened: Sequence[Payment]) -> set[str]:
         """The ids of the payments written; one is left out when its booking
         already has a payment that is not FAILED (another attempt got there
-        first): the unique index decides, so two concurrent attempts cannot both pass."""
+        first): the unique index decides, so two concurrent attempts cannot both pass.
+        Only that index: an id already taken raises (the caller checks ids
+        first), rather than passing for another attempt at the booking."""
         if not opened:
             return set()
         # In booking order, so two batches wait on each other's bookings, never deadlock.
@@ -58,7 +60,7 @@ class BillingStore:
             "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
             "%s::timestamptz[], %s::jsonb[], %s::timestamptz[], %s::text[]) AS p(payment_id, booking_id, patient_id, "
             "amount_fen, status, provider, created_at, trace_carrier, hold_expires_at, method_token) "
-            "ON CONFLICT DO NOTHING RETURNING payment_id::text",
+            "ON CONFLICT (booking_id) WHERE status <> 'FAILED' DO NOTHING RETURNING payment_id::text",
             (pg_array(p.payment_id for p in opened), pg_array(p.booking_id for p in opened),
              pg_array(p.patient_id for p in opened), pg_array(p.amount_fen for p in opened),
              pg_array(p.status.value for p in opened), pg_array(p.provider for p in opened),

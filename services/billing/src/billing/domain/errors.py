@@ -44,6 +44,11 @@ class AlreadyPaid(BillingRuleError):
     pass
 
 
+class KeyReused(BillingRuleError):
+    """The idempotency key names a payment another request opened: the
+    key's first use was purged by retention, and it is used again."""
+
+
 class PaymentFailedHoldReleased(BillingRuleError):
     """A payment for the booking failed, so registration released its hold:
     one payment is attempted per hold, the patient holds the slot again."""

@@ -32,6 +32,7 @@ from .errors import (
     BadInput,
     BookingNotHeld,
     InvalidPaymentTransition,
+    KeyReused,
     NoFeeDue,
     NotRefundable,
     NotTheirs,
@@ -194,6 +195,15 @@ def payment_id_for(patient_id: str, idempotency_key: str) -> str:
     charge it already made instead of charging the patient twice.
     """
     return str(uuid.uuid5(_PAYMENT_ID_NAMESPACE, f"{patient_id}\x1f{idempotency_key}"))
+
+
+def check_payment_id_unused(payment_id: str, named: Payment | None) -> None:
+    """``named``: the payment that already has the id ``payment_id_for``
+    gives a new request, if any. A repeat is answered from its key before
+    it gets here, so such a payment is another request's: its key was
+    purged by retention and is used again. The client must take a new key."""
+    if named is not None:
+        raise KeyReused(f"the idempotency key names payment {payment_id}, of another request")
 
 
 def authorization_key(payment_id: str) -> str:
