@@ -360,6 +360,16 @@ def test_a_failed_payment_is_charged_after_failure_only_when_so_marked():
         payment(PaymentStatus.CAPTURED, refund_requested_reason=payments.CHARGED_AFTER_FAILURE))
 
 
+def test_a_charge_given_back_after_failure_shows_on_the_still_failed_payment():
+    late = payment(PaymentStatus.FAILED, failure_reason=payments.NEVER_AUTHORIZED, provider_reference="ch",
+                   refund_requested_reason=payments.CHARGED_AFTER_FAILURE)
+    back = payments.charge_given_back(late, 5000, NOW)
+    assert (back.status, back.refunded_fen, back.refunded_after_failure_fen, back.refunded_after_failure_at,
+            back.refund_requested_reason) == (PaymentStatus.FAILED, 0, 5000, NOW, None)
+    with pytest.raises(NotRefundable):
+        payments.charge_given_back(payment(PaymentStatus.CAPTURED), 5000, NOW)
+
+
 @pytest.mark.parametrize("record,action", [
     (None, payments.ReturnAction.WAIT),
     (answer(ChargeState.PENDING), payments.ReturnAction.WAIT),

@@ -12,6 +12,7 @@ from billing.domain.reconciliation import (
     Outcome,
     business_date_of,
     business_day,
+    movement_reason,
     parse_business_date,
     reconcile,
 )
@@ -98,3 +99,24 @@ def test_a_movement_recorded_twice_is_not_a_match():
 def test_an_empty_day_reconciles():
     report = reconcile(DAY, [], [])
     assert report.lines == () and report.matched == report.mismatched == 0
+
+
+@pytest.mark.parametrize("kind,refund_reason,reason", [
+    (R, "booking_cancelled", "booking_cancelled"),
+    (R, "charged_after_failure", "charged_after_failure"),
+    (C, "charged_after_failure", "charged_after_failure"),
+    (C, "booking_cancelled", ""),
+    (C, None, ""),
+])
+def test_a_movement_says_why_the_money_moved(kind, refund_reason, reason):
+    assert movement_reason(kind, refund_reason) == reason
+
+
+def test_a_line_keeps_the_ledgers_reason():
+    ledger = [Movement(C, "p1", "ch1", 5000, "charged_after_failure"),
+              Movement(R, "p1", "ch1", 5000, "charged_after_failure"),
+              Movement(R, "p2", "ch2", 5000, "booking_cancelled")]
+    provider = [Movement(C, "p1", "ch1", 5000), Movement(R, "p1", "ch1", 5000), Movement(R, "p3", "ch3", 100)]
+    lines = {(line.kind, line.payment_id): line.reason for line in reconcile(DAY, ledger, provider).lines}
+    assert lines == {(C, "p1"): "charged_after_failure", (R, "p1"): "charged_after_failure",
+                     (R, "p2"): "booking_cancelled", (R, "p3"): ""}

@@ -17,6 +17,7 @@ from billing import finance
 from billing.domain.reconciliation import Outcome, business_date_of
 from billing.exceptions import ProviderUnavailable
 from tuoguan.billing.v1 import billing_pb2 as pb
+from tuoguan_common import auth
 
 pytestmark = pytest.mark.integration
 
@@ -311,10 +312,23 @@ def the_charge_went_back(billing, payment_id: str, reason: str = "never_authoriz
     assert (refund["idempotency_key"], refund["charge_reference"], refund["amount_fen"]) == (
         f"refund:{payment_id}", charge["reference"], charge["amount_fen"])
     # The payment stays FAILED: registration was told so and released the hold.
-    assert billing.rows("SELECT status, failure_reason, provider_reference, refund_requested_reason, refunded_fen "
+    # It shows what was charged after the failure and given back, and when.
+    assert billing.rows("SELECT status, failure_reason, provider_reference, refund_requested_reason, refunded_fen, "
+                        "refunded_after_failure_fen, refunded_after_failure_at "
                         "FROM payments WHERE payment_id = %s", payment_id) == [{
         "status": "FAILED", "failure_reason": reason, "provider_reference": charge["reference"],
-        "refund_requested_reason": None, "refunded_fen": 0}]
+        "refund_requested_reason": None, "refunded_fen": 0, "refunded_after_failure_fen": 5000,
+        "refunded_after_failure_at": refund["created_at"]}]
+    # So do GetPayment and ListPayments, for the cashier and the patient.
+    shown = billing.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment_id),
+                                    metadata=billing.token(None, auth.FINANCE)).payment
+    assert (shown.status, shown.refunded_fen, shown.refunded_after_failure_fen) == (
+        pb.PAYMENT_STATUS_FAILED, 0, 5000)
+    assert dt.datetime.fromisoformat(shown.refunded_after_failure_at) == refund["created_at"].replace(
+        microsecond=refund["created_at"].microsecond // 1000 * 1000)
+    [listed] = billing.stub.ListPayments(pb.ListPaymentsRequest(booking_id=shown.booking_id),
+                                         metadata=billing.token(None, auth.FINANCE)).payments
+    assert listed == shown
     assert billing.rows("SELECT payment_id::text, amount_fen, reason FROM refunds") == [
         {"payment_id": payment_id, "amount_fen": 5000, "reason": "charged_after_failure"}]
     assert [(e["payment_id"], int(e["amount_fen"])) for e in billing.events("RefundIssued")] == [(payment_id, 5000)]
@@ -332,9 +346,11 @@ def the_charge_went_back(billing, payment_id: str, reason: str = "never_authoriz
     cashier = billing.cashier(after=dt.timedelta(seconds=30))  # the provider's clock past both movements
     lines = [line for day in {business_date_of(charge["settles_at"]), business_date_of(refund["created_at"])}
              for line in finance.reconciliation_report(cashier.store, cashier.provider, day).lines]
-    assert sorted((line.kind.value, line.payment_id, line.ledger_fen, line.provider_fen, line.outcome)
-                  for line in lines) == [("capture", payment_id, 5000, 5000, Outcome.MATCHED),
-                                         ("refund", payment_id, 5000, 5000, Outcome.MATCHED)]
+    # Both marked as a charge made after the failure, not an ordinary fee and its cancellation.
+    assert sorted((line.kind.value, line.payment_id, line.ledger_fen, line.provider_fen, line.outcome, line.reason)
+                  for line in lines) == [
+        ("capture", payment_id, 5000, 5000, Outcome.MATCHED, "charged_after_failure"),
+        ("refund", payment_id, 5000, 5000, Outcome.MATCHED, "charged_after_failure")]
 
 
 def test_a_charge_that_lands_after_a_retry_gave_the_payment_up_goes_back(short_grace, billing):

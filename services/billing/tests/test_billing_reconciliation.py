@@ -81,9 +81,9 @@ def test_the_report_through_the_api_and_the_cli(billing, tmp_path):
     assert (answer.matched, answer.mismatched) == (3, 0)
     assert (answer.captured_fen, answer.refunded_fen) == (6200, 3100)
     assert (answer.provider_captured_fen, answer.provider_refunded_fen) == (6200, 3100)
-    assert {(line.kind, line.payment_id, line.outcome) for line in answer.lines} == {
-        ("capture", kept.payment_id, "matched"), ("capture", refunded.payment_id, "matched"),
-        ("refund", refunded.payment_id, "matched"),
+    assert {(line.kind, line.payment_id, line.outcome, line.reason) for line in answer.lines} == {
+        ("capture", kept.payment_id, "matched", ""), ("capture", refunded.payment_id, "matched", ""),
+        ("refund", refunded.payment_id, "matched", "booking_cancelled"),
     }
 
     out = tmp_path / "report.csv"
@@ -94,10 +94,11 @@ def test_the_report_through_the_api_and_the_cli(billing, tmp_path):
     assert "Reconciliation" in done.stdout and "62.00" in done.stdout and "31.00" in done.stdout
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert {(r["kind"], r["payment_id"], r["ledger_fen"], r["provider_fen"], r["outcome"]) for r in rows} == {
-        ("capture", kept.payment_id, "3100", "3100", "matched"),
-        ("capture", refunded.payment_id, "3100", "3100", "matched"),
-        ("refund", refunded.payment_id, "3100", "3100", "matched"),
+    assert {(r["kind"], r["payment_id"], r["ledger_fen"], r["provider_fen"], r["outcome"], r["reason"])
+            for r in rows} == {
+        ("capture", kept.payment_id, "3100", "3100", "matched", ""),
+        ("capture", refunded.payment_id, "3100", "3100", "matched", ""),
+        ("refund", refunded.payment_id, "3100", "3100", "matched", "booking_cancelled"),
     }
 
 

@@ -198,7 +198,17 @@ class FakeBilling(billing_pb2_grpc.BillingServiceServicer):
     def GetReconciliationReport(self, request, context):
         self.requests.append(("GetReconciliationReport", request, dict(context.invocation_metadata())))
         auth.current_principal().require(auth.FINANCE)
-        return bill.GetReconciliationReportResponse(business_date=request.business_date, matched=1, captured_fen=5000)
+        return bill.GetReconciliationReportResponse(
+            business_date=request.business_date, matched=3, captured_fen=10000, refunded_fen=5000,
+            lines=[bill.ReconciliationLine(payment_id="pay-1", provider_reference="sbx_ch_1", ledger_fen=5000,
+                                           provider_fen=5000, outcome="matched", kind="capture"),
+                   # A charge made after its payment failed, and given back.
+                   bill.ReconciliationLine(payment_id="pay-late", provider_reference="sbx_ch_2", ledger_fen=5000,
+                                           provider_fen=5000, outcome="matched", kind="capture",
+                                           reason="charged_after_failure"),
+                   bill.ReconciliationLine(payment_id="pay-late", provider_reference="sbx_ch_2", ledger_fen=5000,
+                                           provider_fen=5000, outcome="matched", kind="refund",
+                                           reason="charged_after_failure")])
 
 
 class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):

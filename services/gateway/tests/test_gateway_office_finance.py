@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from gateway_testkit import JSON_CONTENT, error, escaped_json, new_key
 
+from tuoguan.billing.v1 import billing_pb2 as bill
 from tuoguan.registration.v1 import registration_pb2 as reg
 
 pytestmark = pytest.mark.integration
@@ -96,6 +97,27 @@ def test_finance_reads_the_ledger_and_reconciliation(http, fakes, demo):
     report = http.get("/api/v1/finance/reconciliation", headers=finance.headers, params={"business_date": "2026-12-01"})
     assert report.status_code == 200 and report.json()["business_date"] == "2026-12-01"
     assert fakes["billing"].last("GetReconciliationReport")[1].business_date == "2026-12-01"
+    # A charge made after its payment failed reads as such, not as a fee and its cancellation.
+    assert [(line["kind"], line["payment_id"], line["reason"]) for line in report.json()["lines"]] == [
+        ("capture", "pay-1", ""), ("capture", "pay-late", "charged_after_failure"),
+        ("refund", "pay-late", "charged_after_failure")]
+
+
+def test_finance_sees_a_charge_given_back_after_its_payment_failed(http, fakes, demo):
+    fakes["billing"].payments["bk-late"] = [bill.Payment(
+        payment_id="pay-late", booking_id="bk-late", patient_id="pat-1", amount_fen=5000,
+        status=bill.PAYMENT_STATUS_FAILED, failure_reason="never_authorized", provider_reference="sbx_ch_2",
+        refunded_after_failure_fen=5000, refunded_after_failure_at="2026-12-01T02:00:00.000Z")]
+    reply = http.get("/api/v1/bookings/bk-late/payments", headers=demo("finance").headers)
+    assert reply.status_code == 200
+    [payment] = reply.json()["payments"]
+    assert {k: payment[k] for k in ("status", "refunded_fen", "refunded_after_failure_fen",
+                                    "refunded_after_failure_at")} == {
+        "status": "failed", "refunded_fen": 0, "refunded_after_failure_fen": 5000,
+        "refunded_after_failure_at": "2026-12-01T02:00:00.000Z"}
+    schema = http.get("/openapi.json").json()["components"]["schemas"]
+    assert {"refunded_after_failure_fen", "refunded_after_failure_at"} <= set(schema["Payment"]["properties"])
+    assert "reason" in schema["ReconciliationLine"]["properties"]
 
 
 def test_office_lists_the_bookings_of_a_session(http, fakes, demo, patient):

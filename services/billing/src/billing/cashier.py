@@ -485,8 +485,9 @@ class Cashier:
         the provider has captured it: refunded under the key any refund of the
         payment has (so it happens once, whoever asks and however often),
         journaled as the capture and the refund the provider's statement
-        shows. The payment stays FAILED: registration was told so and
-        released the hold."""
+        shows. The payment stays FAILED (registration was told so and
+        released the hold) and shows what went back and when, in the same
+        transaction as the refund."""
         assert payment.provider_reference is not None
         now = self.clock()
         try:
@@ -514,7 +515,9 @@ class Cashier:
         self.store.post_entries(cur, ledger.returned_charge_entries(
             payment.payment_id, refund_id, receipt.amount_fen, payment.provider, record.settled_at,
             receipt.refunded_at), now)
-        self.store.forget_refund_request(cur, payment.payment_id, now)
+        if not self.store.save_charge_given_back(
+                cur, payments.charge_given_back(payment, receipt.amount_fen, receipt.refunded_at), now):
+            raise RuntimeError("a locked failed payment did not record the charge given back")
         outbox.append(cur, events_pb2.RefundIssued(
             payment_id=payment.payment_id, booking_id=payment.booking_id, patient_id=payment.patient_id,
             amount_fen=receipt.amount_fen, refund_id=refund_id,

@@ -23,7 +23,8 @@ def payment_message(payment: Payment) -> billing_pb2.Payment:
         amount_fen=payment.amount_fen, status=billing_pb2.PaymentStatus.Value(f"PAYMENT_STATUS_{payment.status}"),
         provider_reference=payment.provider_reference or "", failure_reason=payment.failure_reason or "",
         created_at=_rfc3339(payment.created_at), settled_at=_rfc3339(payment.settled_at),
-        refunded_fen=payment.refunded_fen,
+        refunded_fen=payment.refunded_fen, refunded_after_failure_fen=payment.refunded_after_failure_fen,
+        refunded_after_failure_at=_rfc3339(payment.refunded_after_failure_at),
     )
 
 
@@ -46,6 +47,6 @@ def report_message(report: ReconciliationReport) -> billing_pb2.GetReconciliatio
         amount_mismatches=report.count(Outcome.AMOUNT_MISMATCH),
         lines=[billing_pb2.ReconciliationLine(
             payment_id=line.payment_id, provider_reference=line.provider_reference, ledger_fen=line.ledger_fen,
-            provider_fen=line.provider_fen, outcome=line.outcome.value, kind=line.kind.value,
+            provider_fen=line.provider_fen, outcome=line.outcome.value, kind=line.kind.value, reason=line.reason,
         ) for line in report.lines],
     )

@@ -24,7 +24,7 @@ from .providers import build_provider
 from .settings import BillingSettings
 from .store import BillingStore
 
-CSV_COLUMNS = ("kind", "payment_id", "provider_reference", "ledger_fen", "provider_fen", "outcome")
+CSV_COLUMNS = ("kind", "payment_id", "provider_reference", "ledger_fen", "provider_fen", "outcome", "reason")
 _STYLE = {Outcome.MATCHED: "green", Outcome.AMOUNT_MISMATCH: "yellow"}
 
 
@@ -38,7 +38,7 @@ def write_csv(report: ReconciliationReport, path: Path) -> Path:
         writer.writerow(CSV_COLUMNS)
         for line in report.lines:
             writer.writerow((line.kind.value, line.payment_id, line.provider_reference, line.ledger_fen,
-                             line.provider_fen, line.outcome.value))
+                             line.provider_fen, line.outcome.value, line.reason))
     return path
 
 
@@ -55,11 +55,12 @@ def render(report: ReconciliationReport, console: Console) -> None:
 
     lines = Table(title="Movements, differences first")
     for column, justify in (("Kind", "left"), ("Payment", "left"), ("Provider reference", "left"),
-                            ("Ledger (yuan)", "right"), ("Provider (yuan)", "right"), ("Outcome", "left")):
+                            ("Ledger (yuan)", "right"), ("Provider (yuan)", "right"), ("Outcome", "left"),
+                            ("Reason", "left")):
         lines.add_column(column, justify=justify)
     for line in report.lines:
         lines.add_row(line.kind.value, line.payment_id, line.provider_reference, yuan(line.ledger_fen),
-                      yuan(line.provider_fen), line.outcome.value, style=_STYLE.get(line.outcome, "red"))
+                      yuan(line.provider_fen), line.outcome.value, line.reason, style=_STYLE.get(line.outcome, "red"))
     console.print(lines)
 
 

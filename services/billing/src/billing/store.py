@@ -16,12 +16,12 @@ from tuoguan_common.db import Database, pg_array
 
 from .domain.ledger import EntryKind, JournalEntry
 from .domain.payments import Payment, PaymentStatus, sources_of
-from .domain.reconciliation import MOVEMENT_OF_ENTRY, Movement
+from .domain.reconciliation import MOVEMENT_OF_ENTRY, Movement, movement_reason
 
 _PAYMENT_COLUMNS = (
     "payment_id::text AS payment_id, booking_id, patient_id, amount_fen, status, provider, provider_reference, "
     "failure_reason, refunded_fen, refund_requested_reason, created_at, settled_at, trace_carrier, "
-    "hold_expires_at, authorized_at, method_token"
+    "hold_expires_at, authorized_at, method_token, refunded_after_failure_fen, refunded_after_failure_at"
 )
 
 
@@ -33,6 +33,8 @@ def _payment(row: dict) -> Payment:
         failure_reason=row["failure_reason"], settled_at=row["settled_at"], refunded_fen=row["refunded_fen"],
         refund_requested_reason=row["refund_requested_reason"], trace_carrier=row["trace_carrier"] or {},
         hold_expires_at=row["hold_expires_at"], authorized_at=row["authorized_at"], method_token=row["method_token"],
+        refunded_after_failure_fen=row["refunded_after_failure_fen"],
+        refunded_after_failure_at=row["refunded_after_failure_at"],
     )
 
 
@@ -270,6 +272,18 @@ class BillingStore:
             (reason, now, pg_array(payment_ids)), prepare=False,
         )
 
+    def save_charge_given_back(self, cur: psycopg.Cursor, payment: Payment, now: dt.datetime) -> bool:
+        """Writes what a FAILED payment's charge made after its failure gave
+        back (payments.charge_given_back); False if the payment is not FAILED."""
+        cur.execute(
+            "UPDATE payments SET refunded_after_failure_fen = %s, refunded_after_failure_at = %s, "
+            "refund_requested_reason = %s, updated_at = %s WHERE payment_id = %s AND status = 'FAILED' "
+            "RETURNING 1",
+            (payment.refunded_after_failure_fen, payment.refunded_after_failure_at, payment.refund_requested_reason,
+             now, payment.payment_id),
+        )
+        return cur.fetchone() is not None
+
     def forget_refund_request(self, cur: psycopg.Cursor, payment_id: str, now: dt.datetime) -> None:
         cur.execute("UPDATE payments SET refund_requested_reason = NULL, updated_at = %s WHERE payment_id = %s",
                     (now, payment_id))
@@ -324,14 +338,20 @@ class BillingStore:
         return [(r["account"], int(r["debit"]), int(r["credit"])) for r in cur.fetchall()]
 
     def ledger_movements(self, cur: psycopg.Cursor, start: dt.datetime, end: dt.datetime) -> list[Movement]:
-        """The ledger's money movements at the provider dated in [start, end)."""
+        """The ledger's money movements at the provider dated in [start, end),
+        each with the reason of its payment's refund, if any (movement_reason)."""
         cur.execute(
             "SELECT e.kind, e.payment_id::text AS payment_id, coalesce(p.provider_reference, '') AS reference, "
             "(SELECT sum(l.amount_fen) FROM journal_lines l WHERE l.entry_id = e.entry_id AND l.side = 'debit') "
-            "AS amount_fen "
+            "AS amount_fen, r.reason AS refund_reason "
             "FROM journal_entries e JOIN payments p ON p.payment_id = e.payment_id "
+            "LEFT JOIN refunds r ON r.payment_id = e.payment_id "
             "WHERE e.effective_at >= %s AND e.effective_at < %s AND e.kind = ANY(%s)",
             (start, end, [kind.value for kind in MOVEMENT_OF_ENTRY]),
         )
-        return [Movement(MOVEMENT_OF_ENTRY[EntryKind(r["kind"])], r["payment_id"], r["reference"],
-                         int(r["amount_fen"])) for r in cur.fetchall()]
+        movements = []
+        for r in cur.fetchall():
+            kind = MOVEMENT_OF_ENTRY[EntryKind(r["kind"])]
+            movements.append(Movement(kind, r["payment_id"], r["reference"], int(r["amount_fen"]),
+                                      movement_reason(kind, r["refund_reason"])))
+        return movements

@@ -10,7 +10,7 @@ the worker finishes the authorisation (the provider deduplicates it by
 ``authorization_key``), or fails it once the booking's hold is over, the
 request that opened it has had its grace and the provider never saw it. A
 charge that reaches the provider after all is given back, the payment staying
-FAILED (``return_action``).
+FAILED (``return_action``) and showing what went back (``charge_given_back``).
 
 One payment is attempted per hold: registration releases the hold when a
 payment fails, so after a FAILED payment the booking cannot be paid again (the
@@ -133,6 +133,10 @@ class Payment:
     hold_expires_at: dt.datetime | None = None
     # When the provider's reference was stored (None while unauthorised).
     authorized_at: dt.datetime | None = None
+    # A charge the provider made after billing had failed the payment, given
+    # back: how much and when. The payment stays FAILED and refunded_fen 0.
+    refunded_after_failure_fen: int = 0
+    refunded_after_failure_at: dt.datetime | None = None
     # The payment page's token, kept only while unauthorised so the worker can
     # finish the authorisation; cleared with the reference.
     method_token: str | None = field(default=None, compare=False, repr=False)
@@ -382,6 +386,16 @@ def return_action(payment: Payment, record: ChargeStatus | None) -> ReturnAction
     if record.state is ChargeState.CAPTURED:
         return ReturnAction.REFUND
     return ReturnAction.NOTHING_MOVED
+
+
+def charge_given_back(payment: Payment, amount_fen: int, refunded_at: dt.datetime) -> Payment:
+    """The payment once the charge made after its failure is refunded: still
+    FAILED (registration was told so and released the hold), showing what
+    went back and when, its refund no longer asked for."""
+    if not charged_after_failure(payment):
+        raise NotRefundable(f"payment {payment.payment_id} has no charge made after its failure to give back")
+    return replace(payment, refunded_after_failure_fen=amount_fen, refunded_after_failure_at=refunded_at,
+                   refund_requested_reason=None)
 
 
 class RefundAction(enum.StrEnum):

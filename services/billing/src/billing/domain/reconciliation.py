@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from .errors import BadInput
 from .ledger import EntryKind
+from .payments import CHARGED_AFTER_FAILURE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -50,6 +51,19 @@ class Movement:
     payment_id: str
     provider_reference: str
     amount_fen: int
+    # Why the money moved, as the ledger knows it (movement_reason); the provider's side has none.
+    reason: str = ""
+
+
+def movement_reason(kind: MovementKind, refund_reason: str | None) -> str:
+    """``refund_reason``: the reason of the payment's refund, if it has one.
+    A refund moves for its reason (booking_cancelled, payment_rejected,
+    charged_after_failure); a capture is marked only when it is a charge
+    made after the payment failed, so neither of its two movements reads
+    as an ordinary fee and its cancellation."""
+    if kind is MovementKind.REFUND:
+        return refund_reason or ""
+    return CHARGED_AFTER_FAILURE if refund_reason == CHARGED_AFTER_FAILURE else ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class ReconciliationLine:
     ledger_fen: int
     provider_fen: int
     outcome: Outcome
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,11 +157,11 @@ def reconcile(business_date: dt.date, ledger: Iterable[Movement], provider: Iter
             outcome = Outcome.MATCHED
         reference = (other or mine)[1]
         lines.append(ReconciliationLine(kind, payment_id, reference, mine[0] if mine else 0,
-                                        other[0] if other else 0, outcome))
+                                        other[0] if other else 0, outcome, mine[2] if mine else ""))
     lines.sort(key=lambda line: (_ORDER[line.outcome], line.kind, line.payment_id))
 
     def total(side: dict, kind: MovementKind) -> int:
-        return sum(amount for (k, _), (amount, _) in side.items() if k is kind)
+        return sum(amount for (k, _), (amount, _, _) in side.items() if k is kind)
 
     return ReconciliationReport(
         business_date=business_date,
@@ -158,12 +173,12 @@ def reconcile(business_date: dt.date, ledger: Iterable[Movement], provider: Iter
     )
 
 
-def _by_key(movements: Iterable[Movement]) -> dict[tuple[MovementKind, str], tuple[int, str]]:
+def _by_key(movements: Iterable[Movement]) -> dict[tuple[MovementKind, str], tuple[int, str, str]]:
     # Amounts of the same kind on the same payment add up: a side that
     # recorded one movement twice shows as an amount mismatch, not a match.
-    out: dict[tuple[MovementKind, str], tuple[int, str]] = {}
+    out: dict[tuple[MovementKind, str], tuple[int, str, str]] = {}
     for m in movements:
         key = (MovementKind(m.kind), m.payment_id)
-        amount, reference = out.get(key, (0, m.provider_reference))
-        out[key] = (amount + m.amount_fen, reference or m.provider_reference)
+        amount, reference, reason = out.get(key, (0, m.provider_reference, m.reason))
+        out[key] = (amount + m.amount_fen, reference or m.provider_reference, reason or m.reason)
     return out

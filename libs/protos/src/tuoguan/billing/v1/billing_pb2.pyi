@@ -23,7 +23,7 @@ PAYMENT_STATUS_UNKNOWN: PaymentStatus
 PAYMENT_STATUS_REFUNDED: PaymentStatus
 
 class Payment(_message.Message):
-    __slots__ = ("payment_id", "booking_id", "patient_id", "amount_fen", "status", "provider_reference", "failure_reason", "created_at", "settled_at", "refunded_fen")
+    __slots__ = ("payment_id", "booking_id", "patient_id", "amount_fen", "status", "provider_reference", "failure_reason", "created_at", "settled_at", "refunded_fen", "refunded_after_failure_fen", "refunded_after_failure_at")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BOOKING_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,8 @@ class Payment(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SETTLED_AT_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FEN_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_AFTER_FAILURE_FEN_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_AFTER_FAILURE_AT_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     booking_id: str
     patient_id: str
@@ -44,7 +46,9 @@ class Payment(_message.Message):
     created_at: str
     settled_at: str
     refunded_fen: int
-    def __init__(self, payment_id: _Optional[str] = ..., booking_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., amount_fen: _Optional[int] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., provider_reference: _Optional[str] = ..., failure_reason: _Optional[str] = ..., created_at: _Optional[str] = ..., settled_at: _Optional[str] = ..., refunded_fen: _Optional[int] = ...) -> None: ...
+    refunded_after_failure_fen: int
+    refunded_after_failure_at: str
+    def __init__(self, payment_id: _Optional[str] = ..., booking_id: _Optional[str] = ..., patient_id: _Optional[str] = ..., amount_fen: _Optional[int] = ..., status: _Optional[_Union[PaymentStatus, str]] = ..., provider_reference: _Optional[str] = ..., failure_reason: _Optional[str] = ..., created_at: _Optional[str] = ..., settled_at: _Optional[str] = ..., refunded_fen: _Optional[int] = ..., refunded_after_failure_fen: _Optional[int] = ..., refunded_after_failure_at: _Optional[str] = ...) -> None: ...
 
 class PayRegistrationFeeRequest(_message.Message):
     __slots__ = ("booking_id", "payment_method_token", "idempotency_key", "payment_ticket")
@@ -121,20 +125,22 @@ class GetReconciliationReportRequest(_message.Message):
     def __init__(self, business_date: _Optional[str] = ...) -> None: ...
 
 class ReconciliationLine(_message.Message):
-    __slots__ = ("payment_id", "provider_reference", "ledger_fen", "provider_fen", "outcome", "kind")
+    __slots__ = ("payment_id", "provider_reference", "ledger_fen", "provider_fen", "outcome", "kind", "reason")
     PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     LEDGER_FEN_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FEN_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     payment_id: str
     provider_reference: str
     ledger_fen: int
     provider_fen: int
     outcome: str
     kind: str
-    def __init__(self, payment_id: _Optional[str] = ..., provider_reference: _Optional[str] = ..., ledger_fen: _Optional[int] = ..., provider_fen: _Optional[int] = ..., outcome: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, payment_id: _Optional[str] = ..., provider_reference: _Optional[str] = ..., ledger_fen: _Optional[int] = ..., provider_fen: _Optional[int] = ..., outcome: _Optional[str] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetReconciliationReportResponse(_message.Message):
     __slots__ = ("business_date", "captured_fen", "refunded_fen", "matched", "mismatched", "lines", "provider_captured_fen", "provider_refunded_fen", "missing_in_ledger", "missing_at_provider", "amount_mismatches")
