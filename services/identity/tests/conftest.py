@@ -80,6 +80,8 @@ class SmsGateway:
         self.received: list[dict] = []
         self.status = 200
         self.delay = 0.0
+        # Templates the provider refuses (400), as one not approved yet is.
+        self.refused_templates: set[str] = set()
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -96,12 +98,13 @@ class SmsGateway:
                 gateway.received.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                          "body": json.loads(body)})
                 time.sleep(gateway.delay)
-                self.send_response(gateway.status)
+                status = 400 if json.loads(body)["template"] in gateway.refused_templates else gateway.status
+                self.send_response(status)
                 if 300 <= gateway.status < 400:
                     self.send_header("Location", f"http://127.0.0.1:{gateway.port}/elsewhere")
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
-                self.wfile.write(b'{"accepted": true}' if gateway.status < 300 else b'{"error": "no"}')
+                self.wfile.write(b'{"accepted": true}' if status < 300 else b'{"error": "no"}')
 
             def log_message(self, *args):
                 pass
@@ -137,6 +140,7 @@ class SmsGateway:
 
     def recover(self) -> None:
         self.status, self.delay = 200, 0.0
+        self.refused_templates.clear()
         if self._server is None:
             self.start()
 

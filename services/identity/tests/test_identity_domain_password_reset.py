@@ -157,9 +157,7 @@ def test_a_sign_up_code_resets_no_password_and_an_accounts_code_opens_no_second_
         assert for_reset(verdict, sign_up) is verdict and for_sign_up(verdict, account) is verdict
 
 
-def test_a_sign_up_code_goes_in_the_text_that_says_whether_the_number_has_an_account():
+def test_the_log_names_each_text_and_no_text_tells_whether_a_number_has_an_account():
     from identity.domain.password_reset import CodeMessage
-    assert CodeMessage.for_sign_up(None) is CodeMessage.SIGN_UP
-    assert CodeMessage.for_sign_up("a-1") is CodeMessage.ACCOUNT_EXISTS
-    assert {m.what for m in CodeMessage} == {"password reset code", "sign-up code",
-                                             "sign-up code for a number with an account"}
+    assert {m.value: m.what for m in CodeMessage} == {"password_reset": "password reset code",
+                                                      "sign_up": "sign-up code"}

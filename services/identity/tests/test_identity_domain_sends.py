@@ -92,7 +92,6 @@ def test_bad_gateway_settings_stop_the_start(env, problem):
 
 @pytest.mark.parametrize("message, template", [
     (CodeMessage.PASSWORD_RESET, "password_reset"), (CodeMessage.SIGN_UP, "sign_up"),
-    (CodeMessage.ACCOUNT_EXISTS, "sign_up_account_exists"),
 ])
 def test_the_message_names_the_template_and_its_parameters(message, template):
     assert code_message("13800000001", "012345", 10, "Tuoguan", message) == {

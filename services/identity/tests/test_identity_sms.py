@@ -19,6 +19,7 @@ from identity.domain.password_reset import ResetCodePolicy
 from identity.notifications import choose_notifier
 from identity.sms import HttpSmsNotifier
 from identity_testkit import NEW_PASSWORD, PASSWORD, PHONE, failure, request_code, reset, sign_in, sign_up_patient
+from tuoguan.identity.v1 import identity_pb2 as pb
 from tuoguan_common.grpc_server import REASON_KEY, RETRY_AFTER_KEY
 
 pytestmark = pytest.mark.integration
@@ -197,3 +198,29 @@ def test_a_slow_gateway_takes_at_most_four_threads_and_sign_in_goes_on(stub, sms
         answers = [f.result() for f in asked]
     assert answers == ["sms_unavailable"] * len(phones)
     assert len(sms_gateway.received) == 4, "four sends at once, the others refused without one"
+
+
+def test_a_sign_up_code_goes_in_one_text_whether_the_number_has_an_account_or_not(stub, patient, sms_gateway,
+                                                                                    caplog):
+    # Before, a number with an account got a template of its own (sign_up_account_exists): a provider refusing
+    # it alone answered those numbers 503 and the others 202, and the log line said which numbers had accounts.
+    caplog.set_level(logging.INFO, logger="identity.sms")
+    stranger = "13700000009"
+    for phone in (stranger, patient):
+        stub.RequestSignUpCode(pb.RequestSignUpCodeRequest(phone=phone), timeout=10)
+    templates = [message["body"]["template"] for message in sms_gateway.received]
+    assert templates == ["sign_up", "sign_up"]
+    lines = [record.getMessage() for record in caplog.records if record.name == "identity.sms"]
+    assert lines == ["sign-up code sent by SMS"] * 2
+
+
+def test_a_refused_reset_template_is_answered_alike_for_numbers_without_an_account_while_sign_ups_go_out(
+        stub, patient, sms_gateway, clock):
+    # The provider refuses the reset template alone: the patient's reset fails. A number without an account
+    # is texted nothing and must be refused as the reset was, even though sign-up codes went out since:
+    # before, the sign-up's send stood in for the last reset and the stranger was answered 202.
+    sms_gateway.refused_templates.add("password_reset")
+    assert failure(lambda: request_code(stub))[:2] == (grpc.StatusCode.UNAVAILABLE, "sms_unavailable")
+    stub.RequestSignUpCode(pb.RequestSignUpCodeRequest(phone="13700000008"), timeout=10)
+    assert sms_gateway.received[-1]["body"]["template"] == "sign_up"
+    assert failure(lambda: request_code(stub, "13700000009"))[:2] == (grpc.StatusCode.UNAVAILABLE, "sms_unavailable")

@@ -152,7 +152,7 @@ IDENTITY_SIGN_OUTS = Counter("tuoguan_identity_sign_outs_total", "Sign-in tokens
 IDENTITY_SIGN_UPS = Counter("tuoguan_identity_sign_ups_total", "Patient accounts created")
 IDENTITY_SMS_SENDS = Counter(
     "tuoguan_identity_sms_sends_total",
-    "Codes posted to the SMS gateway, by template (password_reset, sign_up, sign_up_account_exists: one the "
+    "Codes posted to the SMS gateway, by template (password_reset, sign_up: one the "
     "provider refuses alone shows here) and outcome (sent, rejected, timeout, unreachable)", ["template", "outcome"],
 )
 IDENTITY_SMS_HOURLY_LIMIT_REFUSALS = Counter(

@@ -405,8 +405,8 @@ async def sign_up(request: Request, phone: Annotated[str, Form()] = "", code: An
         reply = await identity.SignIn(identity_pb2.SignInRequest(login=phone, password=password))
     except grpc.aio.AioRpcError as exc:
         if refusal_reason(exc) == "phone_taken":
-            # Only the phone's holder gets here (with its code): the text they got says the number
-            # has an account, and its code sets a new password.
+            # Only the phone's holder gets here (with its code): the number has an account, and the
+            # code they were texted sets a new password.
             flash(request, translate(request, "This number already has an account. Choose a new password with "
                                               "the code you received, or sign in."), "info")
             return render(request, "reset_confirm.html", phone=phone, code=code, key=form_key())

@@ -117,20 +117,17 @@ class CodeMessage(enum.Enum):
     """The text message a code goes in: the SMS provider's template name."""
 
     PASSWORD_RESET = "password_reset"
+    # Every number asking for a sign-up code gets this one text, with an account
+    # or without (its code then resets the password; whoever brings it back
+    # holds the phone and may be told). A text of its own for numbers with an
+    # account went out or failed apart: a provider refusing that template alone
+    # answered those numbers 503 and the others 202, and the log named them.
     SIGN_UP = "sign_up"
-    # A sign-up code asked for a number that has an account: the text says so,
-    # and its code resets that account's password.
-    ACCOUNT_EXISTS = "sign_up_account_exists"
 
     @property
     def what(self) -> str:
         """How the log names the code (never the code itself, outside development)."""
-        return {CodeMessage.PASSWORD_RESET: "password reset code", CodeMessage.SIGN_UP: "sign-up code",
-                CodeMessage.ACCOUNT_EXISTS: "sign-up code for a number with an account"}[self]
-
-    @classmethod
-    def for_sign_up(cls, account_id: str | None) -> "CodeMessage":
-        return cls.ACCOUNT_EXISTS if account_id else cls.SIGN_UP
+        return {CodeMessage.PASSWORD_RESET: "password reset code", CodeMessage.SIGN_UP: "sign-up code"}[self]
 
 
 @dataclass(frozen=True)
