@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -306,3 +307,17 @@ def test_copies_of_a_sign_up_sent_at_once_all_get_its_first_answer(identity, ide
     assert copies == [first] * 12
     assert len(rows(identity_db, "SELECT 1 FROM accounts")) == 1
     assert rows(identity_db, "SELECT 1 FROM sign_in_failures") == []
+
+
+def test_replays_of_a_locked_login_wait_only_while_few_wait(serve_identity, monkeypatch):
+    # Each waiting replay holds one of the api's threads: past MAX_WAITING_REPLAYS they are refused at once.
+    from identity import api as identity_api
+    monkeypatch.setattr(identity_api, "MAX_WAITING_REPLAYS", 0)
+    stub = serve_identity()
+    code = sign_up_code(stub)
+    sign_up(stub, key="signup-1", code=code)
+    for _ in range(5):
+        failure(lambda: sign_up(stub, key="signup-1", password="Guess2026x", code=code))
+    started = time.monotonic()
+    assert failure(lambda: sign_up(stub, key="signup-1", code=code))[1] == "too_many_attempts"
+    assert time.monotonic() - started < identity_api.REPLAY_PATIENCE_SECONDS / 2

@@ -52,6 +52,9 @@ MAX_CONCURRENT_SENDS = 4
 # finish their password checks (argon2, a fraction of a second each).
 REPLAY_PATIENCE_SECONDS = 3.0
 REPLAY_RECHECK_SECONDS = 0.1
+# Replays waiting at once per process; past it, a replay of a locked login is
+# refused at once, so replays cannot hold all 16 threads that sign patients in.
+MAX_WAITING_REPLAYS = 8
 # Sign-up has no caller yet; its idempotency keys share one owner.
 ANONYMOUS = "anonymous"
 
@@ -136,6 +139,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.send_slots = threading.BoundedSemaphore(max_concurrent_sends)
         self.text_budget = text_budget
         self.replay_patience_seconds = replay_patience_seconds
+        self.replay_waits = threading.BoundedSemaphore(MAX_WAITING_REPLAYS)
 
     def RequestSignUpCode(self, request, context):
         phone = rules.patient_phone(request.phone)
@@ -539,18 +543,24 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         else whoever learnt the key could guess the password through
         replays, unthrottled (and, through a reset's, get a device cookie)."""
         patience = time.monotonic() + self.replay_patience_seconds
-        while True:
-            now = self.clock()
-            failures, oldest = self.store.begin_attempt(login, now, since=self.throttle.window_start(now),
-                                                        limit=self.throttle.max_failures)
-            if not self.throttle.is_locked(failures):
-                break
-            if time.monotonic() >= patience:
-                raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
-            # Copies of this request sent at once (a client's retries) each
-            # hold a place in the count until their check ends, and the first
-            # to pass clears them all: waited for, not refused as guesses.
-            time.sleep(REPLAY_RECHECK_SECONDS)
+        waiting = False
+        try:
+            while True:
+                now = self.clock()
+                failures, oldest = self.store.begin_attempt(login, now, since=self.throttle.window_start(now),
+                                                            limit=self.throttle.max_failures)
+                if not self.throttle.is_locked(failures):
+                    break
+                waiting = waiting or self.replay_waits.acquire(blocking=False)
+                if not waiting or time.monotonic() >= patience:
+                    raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
+                # Copies of this request sent at once (a client's retries) each
+                # hold a place in the count until their check ends, and the first
+                # to pass clears them all: waited for, not refused as guesses.
+                time.sleep(REPLAY_RECHECK_SECONDS)
+        finally:
+            if waiting:
+                self.replay_waits.release()
         if record is None or not self.passwords.verify(record.password_hash, password):
             raise outbox.IdempotencyConflict(key)
         self.store.clear_failures(login)
