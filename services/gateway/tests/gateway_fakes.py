@@ -97,8 +97,12 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def CancelBooking(self, request, context):
         if request.booking_id.startswith("refuse:"):
             raise FailedPrecondition("refused", reason=request.booking_id.removeprefix("refuse:"))
-        booking = self._booking(request.booking_id)
+        self._seen("CancelBooking", request, context)
+        booking = self._booking(request.booking_id, auth.REGISTRATION_OFFICE)
+        by_office = auth.current_principal().subject != booking.patient_id
+        booking.refund_due = booking.status == reg.BOOKING_STATUS_CONFIRMED and booking.fee_fen > 0
         booking.status = reg.BOOKING_STATUS_CANCELLED
+        booking.cancel_reason = "registration_office" if by_office else "patient"
         return reg.CancelBookingResponse(booking=booking)
 
     def PutSessionTemplate(self, request, context):
@@ -140,7 +144,7 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
             reg.Booking(booking_id="bk-s1", booking_number="20261201-000002", patient_id="p1", session_id="ses-1",
                         status=reg.BOOKING_STATUS_CHECKED_IN, queue_number=1),
             reg.Booking(booking_id="bk-s2", booking_number="20261201-000001", patient_id="p2", session_id="ses-1",
-                        status=reg.BOOKING_STATUS_CONFIRMED, queue_number=2),
+                        status=reg.BOOKING_STATUS_CONFIRMED, queue_number=2, fee_fen=5000),
             reg.Booking(booking_id="bk-s3", booking_number="20261201-000003", patient_id="p3", session_id="ses-1",
                         status=reg.BOOKING_STATUS_HELD),
             reg.Booking(booking_id="bk-s4", booking_number="20261201-000004", patient_id="p4", session_id="ses-1",

@@ -19,6 +19,7 @@ from gateway_testkit import SESSION_SECRET, fresh_phone, sign_up
 from itsdangerous import TimestampSigner
 
 from gateway.portal import i18n
+from tuoguan.registration.v1 import registration_pb2 as reg
 from gateway.portal.web import DEVICE_COOKIE, SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
@@ -323,3 +324,37 @@ def test_pages_of_bookings_name_the_department_in_the_chosen_language(browser_se
     for page in ("/bookings", booking_page, booking_page + "/pay"):
         text = shown(page)
         assert "Cardiology" in text and "心内科" not in text, page
+
+
+def test_the_office_cancels_a_booking_from_the_sessions_page_after_a_confirmation(gateway_url, fakes):
+    """Patients past the online cut-off are sent to the registration window: its page has a cancel for each
+    held or confirmed booking, confirmed first, and says whether a fee is being refunded."""
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get("/office/sessions/ses-1")
+        forms = dict(re.findall(r'<form method="post" action="/office/bookings/([^/]+)/cancel"[^>]*'
+                                r'data-confirm="([^"]+)"', page.text))
+        assert forms == {"bk-s2": "取消预约 20261201-000001 并退还挂号费吗？",
+                         "bk-s3": "取消预约 20261201-000003 吗？"}, "held and confirmed only: not checked in, expired"
+        assert ">取消并退款</button>" in page.text and ">取消预约</button>" in page.text
+        keys = re.findall(r'action="/office/bookings/[^/]+/cancel".*?name="key" value="([^"]+)"', page.text, re.S)
+        assert len(set(keys)) == 2, "one idempotency key per booking: a key names one request"
+
+        bookings = fakes["registration"].bookings
+        bookings["bk-office-c1"] = reg.Booking(booking_id="bk-office-c1", booking_number="20261201-000011",
+                                               patient_id="p", status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000)
+        bookings["bk-office-c2"] = reg.Booking(booking_id="bk-office-c2", booking_number="20261201-000012",
+                                               patient_id="p", status=reg.BOOKING_STATUS_HELD, fee_fen=5000)
+        token = csrf(page)
+        done = office.post("/office/bookings/bk-office-c1/cancel",
+                           data={"csrf": token, "key": "k-c1", "back": "/office/sessions/ses-1"})
+        assert done.url.path == "/office/sessions/ses-1"
+        assert "预约 20261201-000011 已取消，挂号费 ¥50.00 正在退回。" in done.text
+        _, request, metadata = fakes["registration"].last("CancelBooking")
+        assert (request.booking_id, request.idempotency_key) == ("bk-office-c1", "k-c1")
+        assert bookings["bk-office-c1"].cancel_reason == "registration_office"
+        held = office.post("/office/bookings/bk-office-c2/cancel",
+                           data={"csrf": token, "key": "k-c2", "back": "/office/sessions/ses-1"})
+        assert "预约 20261201-000012 已取消。" in held.text and "挂号费 ¥" not in held.text
+        refused = office.post("/office/bookings/refuse:booking_not_cancellable/cancel",
+                              data={"csrf": token, "key": "k-c3", "back": "/office/sessions/ses-1"})
+        assert alert(refused) == zh("booking_not_cancellable")

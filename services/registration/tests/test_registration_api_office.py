@@ -122,6 +122,34 @@ def test_cancel_is_refused_after_the_cutoff(stub, clinic, people, store):
                                                                   "cancel_cutoff_passed")
     assert stub.GetBooking(pb.GetBookingRequest(booking_id=booking.booking_id), metadata=md).booking.status == \
         pb.BOOKING_STATUS_CONFIRMED
+    assert outbox_events(store, "BookingCancelled") == []
+
+
+def test_the_office_cancels_past_the_cutoff_and_the_fee_is_refunded(stub, clinic, people, store):
+    """Patients past the cut-off are sent to the registration window: the office
+    cancels there, until the visit is checked in or marked as a no-show."""
+    soon = utcnow() + dt.timedelta(minutes=30)
+    slot_id = clinic.slot(clinic.chen, soon, service_date=SHANGHAI.local_date(soon), capacity=2)
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    confirm(store, booking, "pay-late")
+    office = people.office()
+    request = pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key())
+    cancelled = stub.CancelBooking(request, metadata=office).booking
+    assert (cancelled.status, cancelled.cancel_reason, cancelled.refund_due) == (
+        pb.BOOKING_STATUS_CANCELLED, "registration_office", True)
+    (event,) = outbox_events(store, "BookingCancelled")
+    assert (event["booking_id"], event["refund_due"], event["payment_id"]) == (booking.booking_id, True, "pay-late")
+    counters = slot_counters(store, slot_id)
+    assert (counters["booked"], counters["held"]) == (0, 0)
+
+    # A visit checked in is no longer the office's to cancel, past the cut-off or not.
+    _, other = people.patient()
+    checked = hold(stub, other, slot_id)
+    confirm(store, checked, "pay-seen")
+    stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=checked.booking_id), metadata=office)
+    assert refused(stub.CancelBooking, pb.CancelBookingRequest(booking_id=checked.booking_id, idempotency_key=key()),
+                   metadata=office) == (grpc.StatusCode.FAILED_PRECONDITION, "booking_not_cancellable")
 
 
 def test_patients_see_and_change_only_their_own_bookings(stub, clinic, people):

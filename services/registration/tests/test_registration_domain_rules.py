@@ -103,6 +103,19 @@ def test_cancel_until_the_cutoff_then_refused():
     assert reason(rules.cancel_refusal(BookingStatus.CANCELLED, starts, POLICY, NOW)) == rules.BOOKING_NOT_CANCELLABLE
 
 
+def test_the_office_cancels_past_the_cutoff_until_the_visit_is_checked_in_or_a_no_show():
+    starts = NOW + dt.timedelta(hours=1)  # inside the patients' 120-minute cut-off
+    for status in (BookingStatus.CONFIRMED, BookingStatus.HELD):
+        assert reason(rules.cancel_refusal(status, starts, POLICY, NOW)) == rules.CANCEL_CUTOFF_PASSED
+        assert rules.cancel_refusal(status, starts, POLICY, NOW, by_office=True) is None
+    # Even once the slot has started: until the visit is checked in or marked as a no-show.
+    assert rules.cancel_refusal(BookingStatus.CONFIRMED, starts, POLICY, starts + dt.timedelta(minutes=5),
+                                by_office=True) is None
+    for status in (BookingStatus.CHECKED_IN, BookingStatus.NO_SHOW, BookingStatus.CANCELLED, BookingStatus.EXPIRED):
+        assert reason(rules.cancel_refusal(status, starts, POLICY, NOW, by_office=True)) == \
+            rules.BOOKING_NOT_CANCELLABLE
+
+
 def test_check_in_on_the_day_of_a_confirmed_booking():
     today = dt.date(2026, 11, 30)
     assert rules.check_in_decision(BookingStatus.CONFIRMED, today, today) == rules.APPLY

@@ -192,9 +192,12 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         booking_id = entity_id(request.booking_id, "booking_id")
         key = idempotency_key(request.idempotency_key)
         owner = self._booking_for(principal, booking_id, *OFFICE)["patient_id"]
-        reason = "patient" if principal.subject == owner else "registration_office"
+        by_office = principal.subject != owner
+        reason = "registration_office" if by_office else "patient"
         idem = Idempotent.of("cancel", principal.subject, key, request, pb.CancelBookingResponse)
-        response = self.store.cancel_booking(idem, booking_id, reason, self.config.booking, self.clock())
+        # The office is where patients past the cut-off are sent: it is not bound by it.
+        response = self.store.cancel_booking(idem, booking_id, reason, self.config.booking, self.clock(),
+                                             by_office=by_office)
         if not idem.replayed:
             metrics.REGISTRATION_BOOKINGS_CANCELLED.labels(reason).inc()
         return response

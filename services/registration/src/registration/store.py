@@ -602,12 +602,13 @@ class Store:
         return [messages.booking(r) for r in cur.fetchall()]
 
     def cancel_booking(self, idem: Idempotent, booking_id: str, reason: str, policy: BookingPolicy,
-                       now: dt.datetime) -> pb.CancelBookingResponse:
+                       now: dt.datetime, *, by_office: bool = False) -> pb.CancelBookingResponse:
         def write(cur: psycopg.Cursor) -> pb.CancelBookingResponse:
             row = self._lock_booking_slot(cur, booking_id)
             if row is None:
                 raise not_found("booking")
-            refusal = rules.cancel_refusal(BookingStatus(row["status"]), row["starts_at"], policy, now)
+            refusal = rules.cancel_refusal(BookingStatus(row["status"]), row["starts_at"], policy, now,
+                                           by_office=by_office)
             if refusal is not None:
                 raise BookingRefused(refusal)
             (ended,) = self._end_bookings(cur, [booking_id], BookingStatus.CANCELLED, reason, _ACTIVE, now)

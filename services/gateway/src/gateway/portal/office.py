@@ -1,5 +1,5 @@
 """The registration office's console: the day view, a session's bookings
-(check in, no-show), suspending a session, session templates and publishing."""
+(check in, no-show, cancel), suspending a session, session templates and publishing."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,7 +12,7 @@ from tuoguan_common.errors import InvalidArgument, calendar_date
 
 from .i18n import hospital_today
 from .web import (
-    PortalRoute, call, check_field_text, flash, form_key, gettext, has_role, portal_state, posted_form, redirect,
+    PortalRoute, call, check_field_text, flash, form_key, formatter, gettext, has_role, portal_state, posted_form, redirect,
     render, safe_next, services, sign_in_redirect, signed_in, translate,
 )
 
@@ -88,6 +88,19 @@ async def booking_action(request: Request, booking_id: str, action: str):
     if action == "check-in":
         reply = await call(request, back, registration.CheckInBooking(reg.CheckInBookingRequest(booking_id=booking_id)))
         flash(request, _("Booking {number} checked in.").format(number=reply.booking.booking_number), "success")
+    elif action == "cancel":
+        # The window where patients past the online cut-off are sent: registration
+        # lets the office cancel until the visit is checked in or marked as a no-show.
+        reply = await call(request, back, registration.CancelBooking(reg.CancelBookingRequest(
+            booking_id=booking_id, idempotency_key=str(form.get("key", "")))))
+        portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
+        if reply.booking.refund_due:
+            flash(request, _("Booking {number} is cancelled: its fee of {amount} is being refunded.").format(
+                number=reply.booking.booking_number, amount=formatter(request).money(reply.booking.fee_fen)),
+                "success")
+        else:
+            flash(request, _("Booking {number} is cancelled.").format(number=reply.booking.booking_number),
+                  "success")
     elif action == "no-show":
         reply = await call(request, back, registration.MarkNoShow(reg.MarkNoShowRequest(booking_id=booking_id)))
         flash(request, _("Booking {number} marked as a no-show.").format(number=reply.booking.booking_number),

@@ -68,10 +68,15 @@ def hold_refusal(
 
 
 def cancel_refusal(status: BookingStatus, starts_at: dt.datetime, policy: BookingPolicy,
-                   now: dt.datetime) -> Refusal | None:
+                   now: dt.datetime, *, by_office: bool = False) -> Refusal | None:
+    """Whether the booking may be cancelled now. The cut-off keeps patients
+    from dropping a place too late for anyone else to take it; it does not
+    bind the registration office, which patients past it are sent to: the
+    office cancels a held or confirmed booking until the visit is checked in
+    or marked as a no-show."""
     if status not in ACTIVE:
         return Refusal(BOOKING_NOT_CANCELLABLE, f"a {status.lower()} booking cannot be cancelled")
-    if now > policy.cancel_cutoff(starts_at):
+    if not by_office and now > policy.cancel_cutoff(starts_at):
         return Refusal(CANCEL_CUTOFF_PASSED,
                        f"bookings can be cancelled until {policy.cancel_cutoff_minutes} minutes before the visit")
     return None
