@@ -126,9 +126,13 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def ListSessions(self, request, context):
         self._seen("ListSessions", request, context)
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
-        return reg.ListSessionsResponse(sessions=[reg.Session(
-            session_id="ses-1", doctor_id="doc-wang", service_date=request.service_date,
-            status=reg.SESSION_STATUS_OPEN, capacity=20, booked=3, held=1, free=16)])
+        sessions = [reg.Session(session_id="ses-1", doctor_id="doc-wang", service_date=request.service_date,
+                                status=reg.SESSION_STATUS_OPEN, capacity=20, booked=3, held=1, free=16)]
+        if request.service_date == "2026-12-08":
+            # A day with a suspended session: no free places (its checked-in visit stands).
+            sessions.append(reg.Session(session_id="ses-2", doctor_id="doc-wang", service_date=request.service_date,
+                                        status=reg.SESSION_STATUS_SUSPENDED, capacity=10, booked=1, free=0))
+        return reg.ListSessionsResponse(sessions=sessions)
 
     def ListSessionBookings(self, request, context):
         self._seen("ListSessionBookings", request, context)

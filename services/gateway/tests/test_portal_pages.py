@@ -358,3 +358,14 @@ def test_the_office_cancels_a_booking_from_the_sessions_page_after_a_confirmatio
         refused = office.post("/office/bookings/refuse:booking_not_cancellable/cancel",
                               data={"csrf": token, "key": "k-c3", "back": "/office/sessions/ses-1"})
         assert alert(refused) == zh("booking_not_cancellable")
+
+
+def test_the_office_day_view_counts_no_free_places_in_a_suspended_session(gateway_url, fakes):
+    """Staff quote the day's free places from this page: a suspended session has none, and stays out of the
+    totals (they were 30 capacity and 25 free with its 10 places counted)."""
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get("/office", params={"date": "2026-12-08"}).text
+    suspended = re.search(r'<tr class="session-suspended" data-session="ses-2">(.*?)</tr>', page, re.S).group(1)
+    assert '<td class="num free">0</td>' in suspended
+    totals = re.search(r"<tfoot>(.*?)</tfoot>", page, re.S).group(1)
+    assert re.findall(r'<td class="num">(\d+)</td>', totals) == ["20", "3", "1", "16"]

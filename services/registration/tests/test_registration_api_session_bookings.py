@@ -104,6 +104,7 @@ def test_a_suspended_sessions_bookings_are_listed_cancelled(stub, clinic, people
                         metadata=office)
     reply = stub.ListSessionBookings(pb.ListSessionBookingsRequest(session_id=booking.session_id), metadata=office)
     assert reply.session.status == pb.SESSION_STATUS_SUSPENDED and reply.session.suspend_reason == "ill"
+    assert (reply.session.capacity, reply.session.free) == (5, 0)
     (cancelled,) = reply.bookings
     assert (cancelled.status, cancelled.cancel_reason, cancelled.refund_due) == \
         (pb.BOOKING_STATUS_CANCELLED, "session_suspended", True)
@@ -159,7 +160,8 @@ def test_a_days_sessions_of_every_doctor_or_of_one(stub, clinic, people, store):
         ("王丽华", pb.PERIOD_MORNING, pb.SESSION_STATUS_SUSPENDED),
         ("林晓东", pb.PERIOD_AFTERNOON, pb.SESSION_STATUS_OPEN),
     ]
-    assert [(s.capacity, s.booked, s.held, s.free) for s in every] == [(6, 0, 0, 6), (2, 1, 1, 0), (4, 0, 0, 4),
+    # The suspended session takes no bookings: none of its places is free.
+    assert [(s.capacity, s.booked, s.held, s.free) for s in every] == [(6, 0, 0, 6), (2, 1, 1, 0), (4, 0, 0, 0),
                                                                        (2, 0, 0, 2)]
     assert held.session_id == every[1].session_id
 

@@ -116,6 +116,12 @@ def test_the_office_cancels_past_the_cutoff_until_the_visit_is_checked_in_or_a_n
             rules.BOOKING_NOT_CANCELLABLE
 
 
+def test_a_suspended_session_has_no_free_places():
+    assert rules.session_free(20, 3, 1, suspended=False) == 16
+    assert rules.session_free(20, 3, 1, suspended=True) == 0
+    assert rules.session_free(20, 0, 0, suspended=True) == 0
+
+
 def test_check_in_on_the_day_of_a_confirmed_booking():
     today = dt.date(2026, 11, 30)
     assert rules.check_in_decision(BookingStatus.CONFIRMED, today, today) == rules.APPLY

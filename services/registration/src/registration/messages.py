@@ -8,6 +8,7 @@ from typing import Any
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common.payment_tickets import HeldBooking
 
+from .domain import rules
 from .domain.model import BookingStatus, Period, SessionStatus, Title
 
 Row = Mapping[str, Any]
@@ -81,7 +82,9 @@ def session(row: Row) -> pb.Session:
         period=PERIOD_TO_PROTO[Period(row["period"])],
         status=pb.SessionStatus.Value(f"SESSION_STATUS_{SessionStatus(row['status'])}"),
         capacity=row["capacity"], booked=row["booked"], held=row["held"],
-        free=row["capacity"] - row["booked"] - row["held"], doctor_name=row["doctor_name"],
+        free=rules.session_free(row["capacity"], row["booked"], row["held"],
+                                SessionStatus(row["status"]) == SessionStatus.SUSPENDED),
+        doctor_name=row["doctor_name"],
         department_id=text(row["department_id"]), starts_at=rfc3339(row["starts_at"]),
         ends_at=rfc3339(row["ends_at"]), suspend_reason=row["suspend_reason"],
     )

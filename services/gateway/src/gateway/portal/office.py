@@ -45,7 +45,10 @@ async def day_view(request: Request, date: str = "", department_id: str = ""):
     sessions = (await registration.ListSessions(reg.ListSessionsRequest(
         service_date=day.isoformat(), department_id=department_id))).sessions
     by_department = {d.department_id: d for d in departments}
-    totals = {k: sum(getattr(s, k) for s in sessions) for k in ("capacity", "booked", "held", "free")}
+    # The places the day offers: a suspended session takes no bookings, so
+    # none of its capacity counts (registration reports it 0 free).
+    open_sessions = [s for s in sessions if s.status != reg.SESSION_STATUS_SUSPENDED]
+    totals = {k: sum(getattr(s, k) for s in open_sessions) for k in ("capacity", "booked", "held", "free")}
     return render(request, "office/day.html", day=day, departments=departments, department_id=department_id,
                   sessions=sorted(sessions, key=lambda s: (s.department_id, s.starts_at, s.doctor_name)),
                   by_department=by_department, totals=totals,

@@ -82,6 +82,15 @@ def cancel_refusal(status: BookingStatus, starts_at: dt.datetime, policy: Bookin
     return None
 
 
+def session_free(capacity: int, booked: int, held: int, suspended: bool) -> int:
+    """The places of a session left to book. A suspended session takes no
+    holds (its slots are closed): none of its capacity is free, or the office
+    would quote places that do not exist."""
+    if suspended:
+        return 0
+    return capacity - booked - held
+
+
 def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.date) -> Decision:
     if status == BookingStatus.CHECKED_IN:
         return UNCHANGED
