@@ -158,8 +158,16 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def SuspendSession(self, request, context):
         self._seen("SuspendSession", request, context)
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
+        # What was cancelled, as the session's id says: "paid:unpaid" counts (none by default).
+        paid, _, unpaid = request.session_id.removeprefix("ses-cancels-").partition(":")
+        cancelled = []
+        if request.session_id.startswith("ses-cancels-"):
+            cancelled = [reg.Booking(booking_id=f"bk-paid-{i}", status=reg.BOOKING_STATUS_CANCELLED, fee_fen=5000,
+                                     refund_due=True) for i in range(int(paid))]
+            cancelled += [reg.Booking(booking_id=f"bk-unpaid-{i}", status=reg.BOOKING_STATUS_CANCELLED)
+                          for i in range(int(unpaid))]
         return reg.SuspendSessionResponse(session=reg.Session(
-            session_id=request.session_id, status=reg.SESSION_STATUS_SUSPENDED))
+            session_id=request.session_id, status=reg.SESSION_STATUS_SUSPENDED), cancelled_bookings=cancelled)
 
     def CheckInBooking(self, request, context):
         auth.current_principal().require(auth.REGISTRATION_OFFICE)

@@ -369,3 +369,23 @@ def test_the_office_day_view_counts_no_free_places_in_a_suspended_session(gatewa
     assert '<td class="num free">0</td>' in suspended
     totals = re.search(r"<tfoot>(.*?)</tfoot>", page, re.S).group(1)
     assert re.findall(r'<td class="num">(\d+)</td>', totals) == ["20", "3", "1", "16"]
+
+
+@pytest.mark.parametrize("session_id, told", [
+    ("ses-cancels-2:1", "已停诊：已取消 3 个预约，其中 2 个已付费，挂号费正在退回。"),
+    ("ses-cancels-0:2", "已停诊：已取消 2 个预约，均未付费，无需退款。"),
+    ("ses-cancels-0:0", "已停诊。本单元没有需要取消的预约。"),
+], ids=["paid-and-unpaid", "unpaid-only", "none"])
+def test_suspending_a_session_says_what_was_cancelled_and_refunded_and_promises_no_message(gateway_url, fakes,
+                                                                                          session_id, told):
+    """An unpaid hold or a free clinic's booking is cancelled with nothing to refund; nothing texts the patients,
+    who see the cancellation in the portal."""
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get("/office/sessions/ses-1")
+        assert "通知" not in page.text and "患者可在门户的“我的预约”中看到取消及停诊原因" in page.text
+        done = office.post(f"/office/sessions/{session_id}/suspend",
+                           data={"csrf": csrf(page), "key": session_id, "reason": "医生外出会诊"},
+                           follow_redirects=False)
+        assert done.status_code == 303
+        flashed = office.get("/office/sessions/ses-1").text
+    assert f'<p class="flash success" role="status">{told}</p>' in flashed

@@ -75,8 +75,18 @@ async def suspend(request: Request, session_id: str):
                                   idempotency_key=str(form.get("key", "")))))
     portal_state(request).availability.forget(("slots", reply.session.doctor_id))
     _ = gettext(request)
-    flash(request, _("The session is suspended: {count} bookings were cancelled and their fees are being refunded.")
-          .format(count=len(reply.cancelled_bookings)), "success")
+    # Only a paid booking is refunded: an unpaid hold, or a free clinic's booking, has nothing to give back.
+    cancelled = len(reply.cancelled_bookings)
+    refunded = sum(1 for b in reply.cancelled_bookings if b.refund_due)
+    if not cancelled:
+        told = _("The session is suspended. It had no bookings to cancel.")
+    elif refunded:
+        told = _("The session is suspended. Bookings cancelled: {count}, of which {refunded} paid: their fees are "
+                 "being refunded.").format(count=cancelled, refunded=refunded)
+    else:
+        told = _("The session is suspended. Bookings cancelled: {count}; none was paid, so nothing is refunded.") \
+            .format(count=cancelled)
+    flash(request, told, "success")
     return redirect(f"/office/sessions/{session_id}")
 
 
