@@ -357,7 +357,7 @@ def test_the_office_cancels_a_booking_from_the_sessions_page_after_a_confirmatio
         assert "预约 20261201-000012 已取消。" in held.text and "挂号费 ¥" not in held.text
         refused = office.post("/office/bookings/refuse:booking_not_cancellable/cancel",
                               data={"csrf": token, "key": "k-c3", "back": "/office/sessions/ses-1"})
-        assert alert(refused) == zh("booking_not_cancellable")
+        assert alert(refused) == "该预约已签到、已标记爽约或已取消，请刷新页面。"
 
 
 def test_the_office_day_view_counts_no_free_places_in_a_suspended_session(gateway_url, fakes):
@@ -389,3 +389,22 @@ def test_suspending_a_session_says_what_was_cancelled_and_refunded_and_promises_
         assert done.status_code == 303
         flashed = office.get("/office/sessions/ses-1").text
     assert f'<p class="flash success" role="status">{told}</p>' in flashed
+
+
+def test_an_office_action_on_a_booking_that_moved_on_asks_for_a_reload(gateway_url, fakes):
+    """Clerk A marks a no-show; clerk B, on the older page, presses check-in: B is told the booking moved on,
+    not that only a confirmed booking has a slip (the patient's wording of the same code)."""
+    bookings = fakes["registration"].bookings
+    bookings["bk-stale"] = reg.Booking(booking_id="bk-stale", booking_number="20261201-000021", patient_id="p",
+                                       status=reg.BOOKING_STATUS_CONFIRMED)
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get("/office/sessions/ses-1")
+        assert re.search(r'action="/office/bookings/bk-s2/no-show" class="inline" '
+                         r'data-confirm="确定将预约 20261201-000001 标记为爽约吗？"', page.text)
+        token = csrf(page)
+        office.post("/office/bookings/bk-stale/no-show", data={"csrf": token, "back": "/office/sessions/ses-1"})
+        stale = office.post("/office/bookings/bk-stale/check-in",
+                            data={"csrf": token, "back": "/office/sessions/ses-1"})
+    assert stale.url.path == "/office/sessions/ses-1"
+    assert alert(stale) == "该预约已签到、已标记爽约或已取消，请刷新页面。"
+    assert "凭条" not in stale.text

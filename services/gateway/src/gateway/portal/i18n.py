@@ -119,6 +119,14 @@ REASONS = {
     "role_not_staff": N_("Only hospital staff and O&M roles can be listed."),
     "unavailable": N_("The service is unavailable right now. Please try again in a moment."),
 }
+# The office's check-in, no-show and cancel buttons show only for a booking
+# they fit: refused, the booking has moved on since the page was loaded (a
+# colleague's page, or the patient's), and the patient's wording of these
+# codes (booking_not_confirmed speaks of the slip) would mislead the clerk.
+OFFICE_BOOKING_REASONS = {
+    reason: N_("This booking was already checked in, marked as a no-show or cancelled: reload the page.")
+    for reason in ("booking_not_confirmed", "booking_not_cancellable")
+}
 GENERAL_REFUSAL = N_("Sorry, that did not work. Please try again.")
 # The fields a service may name in a refusal, as the forms call them.
 FIELDS = {

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan_common.errors import InvalidArgument, calendar_date
 
-from .i18n import hospital_today
+from .i18n import OFFICE_BOOKING_REASONS, hospital_today
 from .web import (
     PortalRoute, call, check_field_text, flash, form_key, formatter, gettext, has_role, portal_state, posted_form, redirect,
     render, safe_next, services, sign_in_redirect, signed_in, translate,
@@ -99,13 +99,14 @@ async def booking_action(request: Request, booking_id: str, action: str):
     registration = services(request).registration
     _ = gettext(request)
     if action == "check-in":
-        reply = await call(request, back, registration.CheckInBooking(reg.CheckInBookingRequest(booking_id=booking_id)))
+        reply = await call(request, back, registration.CheckInBooking(reg.CheckInBookingRequest(booking_id=booking_id)),
+                           OFFICE_BOOKING_REASONS)
         flash(request, _("Booking {number} checked in.").format(number=reply.booking.booking_number), "success")
     elif action == "cancel":
         # The window where patients past the online cut-off are sent: registration
         # lets the office cancel until the visit is checked in or marked as a no-show.
         reply = await call(request, back, registration.CancelBooking(reg.CancelBookingRequest(
-            booking_id=booking_id, idempotency_key=str(form.get("key", "")))))
+            booking_id=booking_id, idempotency_key=str(form.get("key", "")))), OFFICE_BOOKING_REASONS)
         portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
         if reply.booking.refund_due:
             flash(request, _("Booking {number} is cancelled: its fee of {amount} is being refunded.").format(
@@ -115,7 +116,8 @@ async def booking_action(request: Request, booking_id: str, action: str):
             flash(request, _("Booking {number} is cancelled.").format(number=reply.booking.booking_number),
                   "success")
     elif action == "no-show":
-        reply = await call(request, back, registration.MarkNoShow(reg.MarkNoShowRequest(booking_id=booking_id)))
+        reply = await call(request, back, registration.MarkNoShow(reg.MarkNoShowRequest(booking_id=booking_id)),
+                           OFFICE_BOOKING_REASONS)
         flash(request, _("Booking {number} marked as a no-show.").format(number=reply.booking.booking_number),
               "success")
     else:

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -266,10 +266,13 @@ def form_key() -> str:
     return uuid.uuid4().hex
 
 
-def refusal_text(request: Request, exc: grpc.aio.AioRpcError) -> str:
-    """What a service's refusal means, in the patient's language; never a code or a trace."""
+def refusal_text(request: Request, exc: grpc.aio.AioRpcError, reasons: Mapping[str, str] | None = None) -> str:
+    """What a service's refusal means, in the patient's language; never a code or a trace.
+    ``reasons`` words some codes as one form means them (i18n.REASONS words the rest)."""
     _ = gettext(request)
     reason = first_value(exc.trailing_metadata(), REASON_KEY) or ""
+    if reasons and reason in reasons:
+        return _(reasons[reason])
     if reason in i18n.REASONS:
         return _(i18n.REASONS[reason])
     status = http_status(exc.code())
@@ -325,14 +328,15 @@ async def posted_form(request: Request, *, sign_in: bool = True):
     return form
 
 
-async def call(request: Request, back: str, rpc: Awaitable[T]) -> T:
-    """A service call made for a form: a refusal goes back with its message."""
+async def call(request: Request, back: str, rpc: Awaitable[T], reasons: Mapping[str, str] | None = None) -> T:
+    """A service call made for a form: a refusal goes back with its message
+    (``reasons``: the form's own wording of some codes, see refusal_text)."""
     try:
         return await rpc
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise
-        flash(request, refusal_text(request, exc), "error")
+        flash(request, refusal_text(request, exc, reasons), "error")
         raise GoBack(back) from exc
 
 
