@@ -18,7 +18,7 @@ from tuoguan.ticketing.v1 import ticketing_pb2 as tkt
 from tuoguan.ticketing.v1 import ticketing_pb2_grpc
 from tuoguan_common import auth
 from tuoguan_common.roles import GRADES
-from tuoguan_common.errors import (FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable,
+from tuoguan_common.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable,
                                    entity_id, require)
 
 DEPARTMENTS = [
@@ -108,6 +108,11 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def PutSessionTemplate(self, request, context):
         self._seen("PutSessionTemplate", request, context)
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
+        if not request.template.template_id and (request.template.weekday, request.template.period) == (
+                2, reg.PERIOD_AFTERNOON):
+            # tpl-1's (ListSessionTemplates): a new one there is refused, as registration refuses it.
+            raise AlreadyExists("the doctor already has a template for this weekday and period",
+                                reason="template_exists")
         template = reg.SessionTemplate()
         template.CopyFrom(request.template)
         template.template_id = template.template_id or "tpl-1"

@@ -408,3 +408,19 @@ def test_an_office_action_on_a_booking_that_moved_on_asks_for_a_reload(gateway_u
     assert stale.url.path == "/office/sessions/ses-1"
     assert alert(stale) == "该预约已签到、已标记爽约或已取消，请刷新页面。"
     assert "凭条" not in stale.text
+
+
+def test_a_new_template_where_the_doctor_has_one_is_refused_in_words_and_an_edit_saves(gateway_url, fakes):
+    """The new-template form replaced the doctor's template for that weekday and period without a word."""
+    form = {"department_id": "dep-cardio", "doctor_id": "doc-wang", "weekday": "2", "period": "2",
+            "start_time": "13:30", "end_time": "16:30", "slot_minutes": "15", "capacity_per_slot": "3",
+            "active": "on"}
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        token = csrf(office.get("/office/templates"))
+        refused = office.post("/office/templates", data=form | {"csrf": token, "key": "new-1", "template_id": ""})
+        assert refused.url.path == "/office/templates"
+        assert alert(refused) == zh("template_exists") == \
+            "该医生在这一天的这个时段已有出诊模板，未作更改。如需修改，请在列表中该模板所在行点“修改”。"
+        edited = office.post("/office/templates", data=form | {"csrf": token, "key": "edit-1", "template_id": "tpl-1"})
+        assert "出诊模板已保存" in edited.text
+    assert fakes["registration"].last("PutSessionTemplate")[1].template.template_id == "tpl-1"

@@ -185,7 +185,13 @@ def test_templates_publish_once_and_only_the_office_may(stub, clinic, people, st
     k = key()
     second = put_template(stub, office, same_key_request, k)
     assert put_template(stub, office, same_key_request, k) == second
-    changed = put_template(stub, office, template(clinic.chen, weekday=3, capacity_per_slot=6))
+    # A new template where the doctor has one overwrote it unseen: it is refused, naming the one to edit.
+    with pytest.raises(grpc.RpcError) as caught:
+        put_template(stub, office, template(clinic.chen, weekday=3, capacity_per_slot=6))
+    assert (caught.value.code(), reason_of(caught.value)) == (grpc.StatusCode.ALREADY_EXISTS, "template_exists")
+    assert second.template_id in caught.value.details() and "template.weekday" in caught.value.details()
+    changed = put_template(stub, office, template(clinic.chen, template_id=second.template_id, weekday=3,
+                                                  capacity_per_slot=6))
     assert changed.template_id == second.template_id and changed.capacity_per_slot == 6
     listed = stub.ListSessionTemplates(pb.ListSessionTemplatesRequest(doctor_id=clinic.chen), metadata=office)
     assert [(t.weekday, t.start_time, t.capacity_per_slot) for t in listed.templates] == [(2, "13:30", 4),
@@ -269,16 +275,17 @@ def test_a_doctors_active_templates_on_one_weekday_may_not_overlap(stub, clinic,
                             end_time="09:00"))[1:] == ("template_overlaps", "template.end_time")
     afternoon = put_template(stub, office, template(clinic.chen, weekday=2, period=pb.PERIOD_AFTERNOON,
                                                     start_time="12:00", end_time="15:00"))
-    # Edited by id, or replaced by doctor, weekday and period: the template it replaces is not in its way.
+    # Edited by id: the template it edits is not in its way.
     assert overlap(template(clinic.chen, template_id=afternoon.template_id, weekday=2, period=pb.PERIOD_AFTERNOON,
                             start_time="11:30", end_time="15:00"))[1:] == ("template_overlaps", "template.start_time")
-    assert overlap(template(clinic.chen, weekday=2, start_time="08:00", end_time="12:30"))[1:] == \
-        ("template_overlaps", "template.end_time")
-    put_template(stub, office, template(clinic.chen, weekday=2, start_time="07:30", end_time="11:30"))
+    assert overlap(template(clinic.chen, template_id=morning.template_id, weekday=2, start_time="08:00",
+                            end_time="12:30"))[1:] == ("template_overlaps", "template.end_time")
+    put_template(stub, office, template(clinic.chen, template_id=morning.template_id, weekday=2, start_time="07:30",
+                                        end_time="11:30"))
     # An inactive template publishes nothing: it may overlap until it is made active.
     evening = template(clinic.chen, weekday=2, period=pb.PERIOD_EVENING, start_time="14:00", end_time="18:00",
                        active=False)
-    put_template(stub, office, evening)
+    evening.template_id = put_template(stub, office, evening).template_id
     evening.active = True
     assert overlap(evening)[1:] == ("template_overlaps", "template.start_time")
     # Moved to a doctor whose hours it runs into.

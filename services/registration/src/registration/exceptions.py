@@ -29,8 +29,16 @@ class HoldsBusy(ResourceExhausted):
 
 
 class TemplateExists(AlreadyExists):
-    def __init__(self):
-        super().__init__("the doctor already has a template for this weekday and period", reason="template_exists")
+    """The doctor already has a template for the weekday and period: a new one
+    would overwrite it unseen (its hours, its sizes), so that one is edited by
+    its id instead."""
+
+    def __init__(self, existing_id: str | None = None):
+        message = ("the doctor already has a template for this weekday and period "
+                   "(template.doctor_id, template.weekday, template.period)")
+        if existing_id:
+            message += f": edit that one, template_id {existing_id}"
+        super().__init__(message, reason="template_exists")
 
 
 class TemplateOverlaps(InvalidArgument):

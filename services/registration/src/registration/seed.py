@@ -73,7 +73,8 @@ def seed(database: Database, config: RegistrationConfig, data: dict,
                                                         fields["slot_minutes"], fields["capacity_per_slot"])
                     if problem is not None:
                         raise SystemExit(f"seed data, {doc['staff_code']} {session}: {problem[0]} {problem[1]}")
-                    store.save_template(cur, fields)
+                    # Seeding again replaces the seed's own templates.
+                    store.save_template(cur, fields, replace=True)
     sessions, slots = publish_schedule(store, config.release, now, days_ahead=SEED_DAYS, release_now=True)
     today_sessions, today_slots = seed_today(store, config.release, config.booking, data["today"], now)
     return sessions + today_sessions, slots + today_slots

@@ -166,6 +166,8 @@ WHERE id = %(template_id)s
 RETURNING *
 """
 
+# A new template. Its doctor, weekday and period are checked free first; the
+# update on conflict is the seed's, which replaces its own templates.
 SAVE_TEMPLATE_BY_KEY = """
 INSERT INTO session_templates (doctor_id, weekday, period, start_time, end_time, slot_minutes, capacity_per_slot,
                                active)
@@ -295,8 +297,11 @@ class Store:
 
     # Session templates.
 
-    def save_template(self, cur: psycopg.Cursor, fields: dict[str, Any]) -> Row:
-        """Creates or replaces a template: by its id when given, else by doctor, weekday and period."""
+    def save_template(self, cur: psycopg.Cursor, fields: dict[str, Any], *, replace: bool = False) -> Row:
+        """Edits the template of the id given, or creates one. A new one for a
+        doctor, weekday and period that already has one is refused (the office
+        edits that one by its id) unless ``replace`` (the seed's data, loaded
+        again, replaces its own)."""
         # The doctor's row serialises saves of the doctor's templates: two at
         # once would each pass the overlap check against the other. NO KEY:
         # publishing's foreign keys to the doctor do not wait on it.
@@ -315,6 +320,12 @@ class Store:
             )
             if cur.fetchone() is not None:
                 raise TemplateExists()
+        elif not replace:
+            # Under the doctor's lock: no other save of the doctor's templates can add one meanwhile.
+            cur.execute("SELECT id FROM session_templates WHERE doctor_id = %(doctor_id)s AND weekday = %(weekday)s "
+                        "AND period = %(period)s", fields)
+            if (existing := cur.fetchone()) is not None:
+                raise TemplateExists(str(existing["id"]))
         if fields["active"]:
             # The template it replaces (the same id, or by key the same period) is not in its way.
             cur.execute(OTHER_ACTIVE_TEMPLATES, fields)
