@@ -163,6 +163,7 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def SuspendSession(self, request, context):
         self._seen("SuspendSession", request, context)
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
+        require(request.reason, "reason")
         # What was cancelled, as the session's id says: "paid:unpaid" counts (none by default).
         paid, _, unpaid = request.session_id.removeprefix("ses-cancels-").partition(":")
         cancelled = []

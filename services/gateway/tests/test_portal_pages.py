@@ -424,3 +424,13 @@ def test_a_new_template_where_the_doctor_has_one_is_refused_in_words_and_an_edit
         edited = office.post("/office/templates", data=form | {"csrf": token, "key": "edit-1", "template_id": "tpl-1"})
         assert "出诊模板已保存" in edited.text
     assert fakes["registration"].last("PutSessionTemplate")[1].template.template_id == "tpl-1"
+
+
+def test_a_suspension_without_a_reason_is_refused_in_words(gateway_url, fakes):
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get("/office/sessions/ses-1")
+        assert '<input id="reason" name="reason" required maxlength="200" pattern=".*\\S.*">' in page.text
+        refused = office.post("/office/sessions/ses-1/suspend", data={"csrf": csrf(page), "key": "blank",
+                                                                      "reason": "   "})
+    assert refused.url.path == "/office/sessions/ses-1"
+    assert alert(refused) == "请检查填写的内容：停诊原因（患者可见）。"

@@ -357,11 +357,31 @@ def test_suspending_a_session_cancels_its_bookings_once(stub, clinic, people, st
     assert refused(hold, stub, patients[2][1], slots[0]) == (grpc.StatusCode.FAILED_PRECONDITION,
                                                              "session_suspended")
     assert list(stub.ListSlots(pb.ListSlotsRequest(doctor_id=clinic.chen)).slots) == []
-    again = pb.SuspendSessionRequest(session_id=session.session_id, idempotency_key=key())
+    again = pb.SuspendSessionRequest(session_id=session.session_id, reason="again", idempotency_key=key())
     assert refused(stub.SuspendSession, again, metadata=office) == (grpc.StatusCode.FAILED_PRECONDITION,
                                                                      "session_already_suspended")
     _, patient = people.patient()
     assert refused(stub.SuspendSession, again, metadata=patient)[0] == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_suspension_needs_a_reason_of_at_most_200_characters(stub, clinic, people):
+    """The reason is all the patients are told of why: three spaces were accepted as one, and the portal's
+    form allowed 200 characters where the service allowed 500."""
+    office = people.office()
+    booking = hold(stub, people.patient()[1], clinic.slot(clinic.chen, local(tomorrow(), 9)))
+
+    def suspend(reason: str):
+        return stub.SuspendSession(pb.SuspendSessionRequest(session_id=booking.session_id, reason=reason,
+                                                            idempotency_key=key()), metadata=office)
+
+    for reason in ("", "   ", "\u3000\t ", "医" * 201):
+        with pytest.raises(grpc.RpcError) as caught:
+            suspend(reason)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, repr(reason)
+        assert dict(caught.value.trailing_metadata())["tuoguan-field"] == "reason"
+    assert stub.GetBooking(pb.GetBookingRequest(booking_id=booking.booking_id), metadata=office).booking.status == \
+        pb.BOOKING_STATUS_HELD, "refused: nothing suspended"
+    assert suspend("  " + "医" * 200 + " ").session.suspend_reason == "医" * 200
 
 
 def test_suspending_a_session_cancels_check_ins_whose_slot_has_not_started(stub, clinic, people, store):

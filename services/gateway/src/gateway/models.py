@@ -125,7 +125,8 @@ class HeldBooking(Booking):  # type: ignore[valid-type, misc]
 
 
 class Suspend(BaseModel):
-    reason: Text = Field(examples=["医生临时停诊 / doctor unavailable"])
+    reason: Text = Field(description="Shown to the patients: required, 1-200 characters, not blank",
+                         examples=["医生临时停诊 / doctor unavailable"])
 
 
 class DeviceTokenRequest(BaseModel):

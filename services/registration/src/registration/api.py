@@ -32,8 +32,10 @@ from .store import HoldRequest, Idempotent, Store
 OFFICE = (REGISTRATION_OFFICE, ADMIN)
 # The longest range of days one ListSlots call may ask for.
 MAX_SEARCH_DAYS = 31
-# The office's word to the patients of a suspended session.
-MAX_REASON_LENGTH = 500
+# The office's word to the patients of a suspended session: required, since
+# it is all they are told of why (spaces alone are none). The portal's form
+# allows as many characters (office/session.html).
+MAX_REASON_LENGTH = 200
 _HH_MM = re.compile(r"^\d{2}:\d{2}$")
 
 
@@ -249,9 +251,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def SuspendSession(self, request, context):
         office = current_principal().require(*OFFICE)
         session_id = entity_id(request.session_id, "session_id")
+        reason = text(request.reason, "reason", MAX_REASON_LENGTH)
         idem = Idempotent.of("suspend", office.subject, idempotency_key(request.idempotency_key), request,
                              pb.SuspendSessionResponse)
-        reason = text(request.reason, "reason", MAX_REASON_LENGTH, required=False)
         response = self.store.suspend_session(idem, session_id, reason, self.clock())
         if not idem.replayed and response.cancelled_bookings:
             metrics.REGISTRATION_BOOKINGS_CANCELLED.labels("session_suspended").inc(len(response.cancelled_bookings))

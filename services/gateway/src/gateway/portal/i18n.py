@@ -136,6 +136,7 @@ FIELDS = {
     "assignee_id": N_("Engineer"), "pause_side": N_("Waiting for whom"), "note": N_("Note"),
     "body": N_("Comment"), "grade": N_("Grade"), "activity": N_("Activity"), "started_at": N_("Started at"),
     "minutes": N_("Minutes"), "ticket_id": N_("Ticket"), "days_ahead": N_("Days ahead"),
+    "reason": N_("Reason (shown to the patients)"),
 }
 
 PERIODS = {1: N_("Morning"), 2: N_("Afternoon"), 3: N_("Evening")}
