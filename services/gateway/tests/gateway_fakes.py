@@ -113,6 +113,8 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
             # tpl-1's (ListSessionTemplates): a new one there is refused, as registration refuses it.
             raise AlreadyExists("the doctor already has a template for this weekday and period",
                                 reason="template_exists")
+        if request.template.end_time <= request.template.start_time:
+            raise InvalidArgument("template.end_time", "must be after the start time")
         template = reg.SessionTemplate()
         template.CopyFrom(request.template)
         template.template_id = template.template_id or "tpl-1"

@@ -434,3 +434,17 @@ def test_a_suspension_without_a_reason_is_refused_in_words(gateway_url, fakes):
                                                                       "reason": "   "})
     assert refused.url.path == "/office/sessions/ses-1"
     assert alert(refused) == "请检查填写的内容：停诊原因（患者可见）。"
+
+
+def test_a_template_refused_on_a_field_names_the_field_as_the_form_labels_it(gateway_url, fakes):
+    """It read 请检查填写的内容：template.end_time。"""
+    form = {"department_id": "dep-cardio", "doctor_id": "doc-wang", "weekday": "3", "period": "1",
+            "start_time": "11:00", "end_time": "08:00", "slot_minutes": "15", "capacity_per_slot": "3"}
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        refused = office.post("/office/templates", data=form | {"csrf": csrf(office.get("/office/templates")),
+                                                                "key": "backwards"})
+    assert alert(refused) == "请检查填写的内容：结束时间。"
+    # Every field registration may name in a template's refusal has a label.
+    for field in ("template_id", "doctor_id", "weekday", "period", "start_time", "end_time", "slot_minutes",
+                  "capacity_per_slot"):
+        assert f"template.{field}" in i18n.FIELDS

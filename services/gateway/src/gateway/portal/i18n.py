@@ -137,6 +137,11 @@ FIELDS = {
     "body": N_("Comment"), "grade": N_("Grade"), "activity": N_("Activity"), "started_at": N_("Started at"),
     "minutes": N_("Minutes"), "ticket_id": N_("Ticket"), "days_ahead": N_("Days ahead"),
     "reason": N_("Reason (shown to the patients)"),
+    # Registration's session template, as the office's template form labels its fields.
+    "template.template_id": N_("Session template"), "template.doctor_id": N_("Doctor"),
+    "template.weekday": N_("Weekday"), "template.period": N_("Period"), "template.start_time": N_("Starts"),
+    "template.end_time": N_("Ends"), "template.slot_minutes": N_("Slot length (minutes)"),
+    "template.capacity_per_slot": N_("Patients per slot"),
 }
 
 PERIODS = {1: N_("Morning"), 2: N_("Afternoon"), 3: N_("Evening")}
