@@ -327,7 +327,7 @@ class Store:
             if (existing := cur.fetchone()) is not None:
                 raise TemplateExists(str(existing["id"]))
         if fields["active"]:
-            # The template it replaces (the same id, or by key the same period) is not in its way.
+            # The template it edits (the same id; by key, the seed's own it replaces) is not in its way.
             cur.execute(OTHER_ACTIVE_TEMPLATES, fields)
             problem = overlap_problem(fields["start_time"], fields["end_time"],
                                       [(Period(r["period"]), r["start_time"], r["end_time"]) for r in cur.fetchall()])

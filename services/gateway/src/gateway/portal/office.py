@@ -12,8 +12,8 @@ from tuoguan_common.errors import InvalidArgument, calendar_date
 
 from .i18n import OFFICE_BOOKING_REASONS, hospital_today
 from .web import (
-    PortalRoute, call, check_field_text, flash, form_key, formatter, gettext, has_role, portal_state, posted_form, redirect,
-    render, safe_next, services, sign_in_redirect, signed_in, translate,
+    PortalRoute, call, check_field_text, flash, form_key, formatter, gettext, has_role, portal_state, posted_form,
+    redirect, render, safe_next, services, sign_in_redirect, signed_in, translate,
 )
 
 router = APIRouter(prefix="/office", route_class=PortalRoute, include_in_schema=False,
