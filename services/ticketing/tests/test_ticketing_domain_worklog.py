@@ -7,16 +7,20 @@ import datetime as dt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from ticketing.domain.calendar import HOSPITAL_TZ
 from ticketing.domain.worklog import (
     CLOCK_SKEW,
     Activity,
     EngineerNotGraded,
     Grade,
     Worklog,
+    WorklogBeforeTicketOpened,
     WorklogInFuture,
     WorklogOverlaps,
     billable_on_close,
+    opened_minute,
     overlaps,
+    refuse_before_opening,
     refuse_overlap,
     validate_worklog,
     worklog_grade,
@@ -173,6 +177,49 @@ def test_a_worklog_is_accepted_exactly_when_it_ends_by_now_and_its_skew(minutes,
         refusal = problem(started_at=started_at, minutes=minutes)
         assert refusal.reason == "worklog_in_future"
         assert refusal.field == ("started_at" if started_at > NOW + CLOCK_SKEW else "minutes")
+
+
+# ---- the ticket's opening ----------------------------------------------------------------------
+
+OPENED = dt.datetime(2026, 11, 30, 1, 3, 27, 500, tzinfo=dt.timezone.utc)  # 09:03:27 in the hospital
+
+
+def test_a_worklog_starting_before_its_ticket_was_opened_is_refused_naming_the_opening():
+    # The walkthrough's: a day's work, starting ten days before the ticket was opened.
+    log = valid(started_at=OPENED - dt.timedelta(days=10), minutes=1440, now=OPENED + dt.timedelta(hours=1))
+    with pytest.raises(WorklogBeforeTicketOpened) as caught:
+        refuse_before_opening(log.started_at, OPENED)
+    refusal = caught.value
+    assert (refusal.code, refusal.reason, refusal.field) == \
+        ("INVALID_ARGUMENT", "worklog_before_ticket_opened", "started_at")
+    # When it was opened, in the hospital's time, to the minute.
+    assert "before the ticket was opened at 2026-11-30T09:03+08:00" in refusal.problem
+    assert refusal.opened_at == opened_minute(OPENED)
+
+
+@pytest.mark.parametrize("start, refused", [
+    (OPENED - dt.timedelta(minutes=30), True),  # the form's old default on a fresh ticket
+    (dt.datetime(2026, 11, 30, 1, 2, 59, tzinfo=dt.timezone.utc), True),
+    (dt.datetime(2026, 11, 30, 9, 3, tzinfo=HOSPITAL_TZ), False),  # the minute it was opened, as typed
+    (OPENED, False),
+    (OPENED + dt.timedelta(hours=3), False),
+])
+def test_a_worklog_may_start_from_the_minute_its_ticket_was_opened(start, refused):
+    if refused:
+        with pytest.raises(WorklogBeforeTicketOpened):
+            refuse_before_opening(start, OPENED)
+    else:
+        assert refuse_before_opening(start, OPENED) is None
+
+
+@given(st.integers(-3 * 24 * 3600, 3 * 24 * 3600))
+def test_the_opening_rule_is_the_minute_of_the_opening_in_any_zone(offset_seconds):
+    start = (OPENED + dt.timedelta(seconds=offset_seconds)).astimezone(HOSPITAL_TZ)
+    if start < OPENED.replace(second=0, microsecond=0):
+        with pytest.raises(WorklogBeforeTicketOpened):
+            refuse_before_opening(start, OPENED.astimezone(HOSPITAL_TZ))
+    else:
+        refuse_before_opening(start, OPENED.astimezone(HOSPITAL_TZ))
 
 
 # ---- overlaps ---------------------------------------------------------------------------------

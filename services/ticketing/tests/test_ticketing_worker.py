@@ -263,7 +263,8 @@ def test_unconfirmed_resolutions_close_by_themselves_and_their_worklogs_become_b
     worklog_id = store.record_worklog(idem, old, DISPATCHER, log, then + dt.timedelta(hours=1)).worklog.worklog_id
     act(store, old, "resolve", then + dt.timedelta(hours=1), note="index rebuilt")
     # Resolved just now: the requester still has a day of working hours to confirm.
-    fresh = open_at(store, utcnow())
+    # Opened before the quarter of an hour logged on it: a worklog may not start before its ticket was opened.
+    fresh = open_at(store, utcnow() - dt.timedelta(minutes=20))
     act(store, fresh, "assign", utcnow(), assignee_id=DISPATCHER.subject)
     act(store, fresh, "start", utcnow())
     idem = Idempotent("worklog", DISPATCHER.subject, key(), "fingerprint", pb.RecordWorklogResponse)

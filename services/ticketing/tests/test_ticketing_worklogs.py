@@ -158,9 +158,36 @@ def test_a_worklog_ending_in_the_future_is_refused_and_nothing_is_written(stub, 
     assert ticket_row(database, tid)["worklog_minutes"] == 46
 
 
+def test_a_worklog_starting_before_its_ticket_was_opened_is_refused_and_nothing_is_written(
+        stub, people, clock, database):
+    """The walkthrough's: a day's work logged from ten days before the ticket was opened, and the form's
+    default start (half an hour ago) on a ticket opened ten minutes ago, were recorded, and billed on closing."""
+    engineer = people.engineer()
+    opened = T0 + dt.timedelta(seconds=27)
+    clock.set(opened)
+    (tid,) = assigned_tickets(stub, people, engineer)
+    now = clock.set(opened + dt.timedelta(days=2))
+
+    for start, length in ((opened - dt.timedelta(days=10), 1440), (opened - minutes(30), 40),
+                          (T0 - minutes(1), 1)):
+        r = refused(stub.RecordWorklog, worklog(tid, start, length), metadata=engineer.md)
+        assert (r.code, r.reason, r.field) == \
+            (grpc.StatusCode.INVALID_ARGUMENT, "worklog_before_ticket_opened", "started_at")
+        # When the ticket was opened, to the minute, in the hospital's time.
+        assert "before the ticket was opened at 2025-11-04T09:00+08:00" in r.details
+    nothing_written(database, tid)
+
+    # From the minute it was opened (the seconds before its opening, as a form types it), up to now.
+    first = stub.RecordWorklog(worklog(tid, T0, 30), metadata=engineer.md).worklog
+    last = stub.RecordWorklog(worklog(tid, now - minutes(60), 60), metadata=engineer.md).worklog
+    assert (instant(first.started_at), instant(last.started_at)) == (T0, now - minutes(60))
+    assert ticket_row(database, tid)["worklog_minutes"] == 90
+
+
 def test_one_engineers_worklogs_may_not_overlap_across_tickets(stub, people, clock, database):
     engineer, colleague = people.engineer(), people.engineer()
-    clock.set(T0)
+    # Opened an hour before the worklogs: a worklog may not start before its ticket was opened.
+    clock.set(T0 - dt.timedelta(hours=1))
     first, second = assigned_tickets(stub, people, engineer, 2)
     (theirs,) = assigned_tickets(stub, people, colleague)
     clock.set(T0 + dt.timedelta(hours=4))

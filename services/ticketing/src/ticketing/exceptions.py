@@ -8,15 +8,16 @@ from tuoguan_common.errors import (
 )
 
 from .domain.lifecycle import TicketRefused
-from .domain.worklog import EngineerNotGraded, WorklogInFuture, WorklogOverlaps
+from .domain.worklog import EngineerNotGraded, WorklogBeforeTicketOpened, WorklogInFuture, WorklogOverlaps
 
 # WorklogInFuture (INVALID_ARGUMENT naming started_at or minutes, reason worklog_in_future),
+# WorklogBeforeTicketOpened (INVALID_ARGUMENT naming started_at, reason worklog_before_ticket_opened),
 # WorklogOverlaps (FAILED_PRECONDITION, reason worklog_overlaps) and EngineerNotGraded
 # (FAILED_PRECONDITION, reason engineer_not_graded: the caller's token carries no rate grade) are the
 # worklog rules' own, raised by the domain; the store turns the database's exclusion violation into
 # WorklogOverlaps.
 __all__ = ["AssigneeNotAnEngineer", "EngineerNotGraded", "InvalidArgument", "NotFound", "Refused",
-           "StaffDirectoryUnavailable", "WorklogInFuture", "WorklogOverlaps", "identity_failure", "not_found",
+           "StaffDirectoryUnavailable", "WorklogBeforeTicketOpened", "WorklogInFuture", "WorklogOverlaps", "identity_failure", "not_found",
            "refused"]
 
 

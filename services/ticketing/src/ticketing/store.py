@@ -40,7 +40,7 @@ from .domain.calendar import ServiceHours, WorkingCalendar
 from .domain.lifecycle import Action, Status, TicketRefused
 from .domain.priority import Level, Priority
 from .domain.sla import EventKind, Side, SlaState, TicketEvent, compute_sla
-from .domain.worklog import Worklog, billable_on_close, refuse_overlap
+from .domain.worklog import Worklog, billable_on_close, refuse_before_opening, refuse_overlap
 from .exceptions import not_found, refused
 
 Row = dict[str, Any]
@@ -513,6 +513,8 @@ class Store:
                 raise PermissionDenied("only the ticket's engineer logs time on it", reason="not_assignee")
             if row["status"] == "closed":
                 raise refused(TicketRefused("ticket_closed", "a closed ticket takes no more worklogs"))
+            # Time before the ticket existed is no work on it, and would be billed when it closes.
+            refuse_before_opening(log.started_at, row["created_at"])
             worklog_id = str(uuid.uuid4())
             saved = self._insert_worklog(cur, worklog_id, ticket_id, log, now)
             cur.execute("UPDATE tickets SET worklog_minutes = worklog_minutes + %s, updated_at = %s WHERE id = %s",

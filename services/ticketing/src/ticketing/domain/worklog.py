@@ -55,6 +55,7 @@ MAX_NOTE = 2000
 CLOCK_SKEW = dt.timedelta(seconds=60)
 MAX_AGE = dt.timedelta(days=31)
 IN_FUTURE = "worklog_in_future"
+BEFORE_OPENING = "worklog_before_ticket_opened"
 OVERLAPS = "worklog_overlaps"
 NOT_GRADED = "engineer_not_graded"
 
@@ -63,6 +64,19 @@ class WorklogInFuture(InvalidArgument):
     """The worklog claims time not worked yet: it starts, or ends, after now."""
 
     reason = IN_FUTURE
+
+
+class WorklogBeforeTicketOpened(InvalidArgument):
+    """The worklog starts before its ticket was opened: time worked before anyone reported the problem is no
+    work on this ticket, and billing would pay for it once the ticket closes. Names when it was opened, to the
+    minute: INVALID_ARGUMENT on started_at."""
+
+    reason = BEFORE_OPENING
+
+    def __init__(self, opened_at: dt.datetime):
+        super().__init__("started_at", f"is before the ticket was opened at {_hospital_time(opened_at)}: a "
+                                       "worklog starts once the ticket is open")
+        self.opened_at = opened_at
 
 
 class WorklogOverlaps(FailedPrecondition):
@@ -134,7 +148,8 @@ def validate_worklog(engineer_id: str, account_grade: str, activity: str, starte
     minutes) not after ``now`` (CLOCK_SKEW of slack): ``WorklogInFuture``
     naming started_at when the start itself is after now, else minutes; a known
     activity; a note of at most 2000 characters (stripped) with no
-    control character but tab and line breaks.
+    control character but tab and line breaks. When the ticket was opened is the store's to check, once it holds
+    the ticket's row (``refuse_before_opening``).
     """
     engineer_id = str(engineer_id or "").strip()
     if not engineer_id:
@@ -163,6 +178,23 @@ def validate_worklog(engineer_id: str, account_grade: str, activity: str, starte
     note = plain(note, "note")
     return Worklog(engineer_id=engineer_id, grade=grade, activity=Activity(activity_value),
                    started_at=started_at, minutes=minutes, note=note)
+
+
+def opened_minute(opened_at: dt.datetime) -> dt.datetime:
+    """The earliest start a worklog on a ticket opened at ``opened_at`` may have: the minute it was opened.
+    Starts are given to the minute (the portal's form, the ticket page's times), so a ticket opened at
+    10:03:27 takes work from 10:03: the seconds before its opening pay for nothing (the shortest worklog is
+    a minute), and refusing them would refuse the engineer who typed the opening minute."""
+    return opened_at.replace(second=0, microsecond=0)
+
+
+def refuse_before_opening(started_at: dt.datetime, opened_at: dt.datetime) -> None:
+    """Raises ``WorklogBeforeTicketOpened`` when a worklog starting at ``started_at`` starts before the minute
+    its ticket was opened (``opened_minute``); returns otherwise. The ticket's opening is read in the
+    worklog's own transaction, so the store calls this once it holds the ticket's row."""
+    earliest = opened_minute(opened_at)
+    if started_at < earliest:
+        raise WorklogBeforeTicketOpened(earliest)
 
 
 def billable_on_close(resolved: bool) -> bool:
