@@ -5,10 +5,11 @@ is tested against real statuses and trailing metadata. The lead's end-to-end
 tests run the real services."""
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 
-from ticketing.domain.worklog import worklog_grade
+from ticketing.domain.worklog import refuse_before_opening, worklog_grade
 from ticketing.exceptions import AssigneeNotAnEngineer, StaffDirectoryUnavailable
 from tuoguan.billing.v1 import billing_pb2 as bill
 from tuoguan.billing.v1 import billing_pb2_grpc
@@ -245,7 +246,8 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
     first answer; confirming a resolution makes its worklogs billable. A
     worklog is recorded at the grade in the caller's token, by ticketing's
     own rule (worklog_grade: another grade is INVALID_ARGUMENT on grade, no
-    grade FAILED_PRECONDITION engineer_not_graded); with ``before_grades``
+    grade FAILED_PRECONDITION engineer_not_graded), and refused when it starts
+    before the minute its ticket was opened (refuse_before_opening); with ``before_grades``
     set, as a ticketing-api pod from before grades did (a rolling upgrade).
     An assignment to an account in ``not_engineers`` (a test puts a clinician's
     there) is refused as the real service refuses one identity does not list as
@@ -266,6 +268,8 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         tkt.TICKET_ACTION_CLOSE: ({tkt.TICKET_STATUS_RESOLVED}, tkt.TICKET_STATUS_CLOSED, (auth.DISPATCHER, auth.ADMIN)),
     }
     NOW = "2026-11-26T09:00:00Z"
+    # When its tickets were opened (midnight in the hospital that day): the tests' worklogs start after it.
+    OPENED = "2026-11-25T16:00:00Z"
     # The real service's refusals of who may act (PERMISSION_DENIED); the others are FAILED_PRECONDITION.
     PERMISSION_REASONS = frozenset({"not_requester", "not_assignee", "role_not_allowed", "not_your_ticket"})
 
@@ -333,7 +337,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         n = next(self._numbers)
         ticket = tkt.Ticket(
             ticket_id=f"tk-{n}", number=f"T20261126-{n:06d}", subsystem_id=subsystem.subsystem_id,
-            subsystem_code=subsystem.code, status=tkt.TICKET_STATUS_NEW, created_at=self.NOW, updated_at=self.NOW,
+            subsystem_code=subsystem.code, status=tkt.TICKET_STATUS_NEW, created_at=self.OPENED, updated_at=self.NOW,
             sla=tkt.SlaStatus(response_due="2026-11-26T09:15:00Z", resolution_due="2026-11-26T13:00:00Z",
                               resolution_target_seconds=4 * 3600, urgency_seconds=4 * 3600 - n),
             **fields,
@@ -508,6 +512,14 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         ticket = self._ticket(request.ticket_id)
         if not 0 < request.minutes <= 24 * 60:
             raise InvalidArgument("minutes", "must be 1-1440")
+        # The real service's rule, once it holds the ticket: no start before the minute it was opened.
+        try:
+            started_at = dt.datetime.fromisoformat(request.started_at)
+        except ValueError:
+            raise InvalidArgument("started_at", "must be an RFC 3339 date and time") from None
+        if started_at.tzinfo is None:
+            raise InvalidArgument("started_at", "must be a date and time with a time zone")
+        refuse_before_opening(started_at, dt.datetime.fromisoformat(ticket.created_at))
 
         def record():
             worklogs = self.worklogs.setdefault(ticket.ticket_id, [])

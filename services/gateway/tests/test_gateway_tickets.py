@@ -280,6 +280,19 @@ def test_comments_and_worklogs_are_refused_with_reasons(http, person):
         (404, "ticket_not_found", None)
 
 
+def test_a_worklog_starting_before_its_ticket_was_opened_is_422_on_started_at(http, fakes, person):
+    clinician, engineer = person(auth.CLINICIAN), person(auth.ENGINEER)
+    ticket = open_ticket(http, clinician)
+    tid = ticket["ticket_id"]
+    assert ticket["created_at"] == "2026-11-25T16:00:00Z"  # 2026-11-26 00:00 in the hospital
+    before = len(fakes["ticketing"].worklogs.get(tid, []))
+    refused = http.post(f"/api/v1/tickets/{tid}/worklogs", headers=engineer.headers | new_key(), json={
+        "activity": "repair", "started_at": "2026-11-25T23:59:00+08:00", "minutes": 30})
+    assert error(refused) == (422, "worklog_before_ticket_opened", "started_at")
+    assert "before the ticket was opened at 2026-11-26T00:00+08:00" in refused.json()["error"]["message"]
+    assert len(fakes["ticketing"].worklogs.get(tid, [])) == before
+
+
 def test_a_worklog_is_at_the_accounts_grade_and_another_is_refused(http, fakes, person):
     clinician, engineer = person(auth.CLINICIAN), person(auth.ENGINEER, grade="intermediate")
     ungraded = person(auth.ENGINEER, grade="")

@@ -5,6 +5,7 @@ an idempotency key, a ticket goes from report to confirmation through the
 pages, and every ticketing refusal reads as a Chinese sentence."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ PASSWORDS = {"clinician": "Clinician1234", "dispatcher": "Dispatcher1234", "engi
 TICKETING_REASONS = ["invalid_transition", "worklog_required", "not_requester", "not_assignee", "role_not_allowed",
                      "not_your_ticket", "ticket_closed", "ticket_not_found", "subsystem_not_found",
                      "subsystem_code_taken", "worklog_overlaps", "worklog_in_future", "engineer_not_graded",
-                     "assignee_not_an_engineer", "staff_directory_unavailable"]
+                     "assignee_not_an_engineer", "staff_directory_unavailable", "worklog_before_ticket_opened"]
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -442,6 +443,39 @@ def test_a_worklog_with_bad_figures_is_refused_in_words(portal, fakes):
     assert not [r for r in fakes["ticketing"].requests[before:] if r[0] == "RecordWorklog"]
     unassigned = engineer.post(f"/tickets/{ticket_id}/actions/assign", data={"csrf": csrf(page), "key": "c"})
     assert alerts(unassigned) == ["请选择要派单的工程师。"]
+
+
+def test_the_worklog_form_starts_no_earlier_than_the_tickets_opening(portal, fakes):
+    """Half an hour ago, the form's default start, is before a ticket opened ten minutes ago, and ticketing
+    refuses a worklog starting before the minute its ticket was opened: the form starts at that minute and
+    offers nothing earlier; a start typed earlier all the same is refused in words, in either language."""
+    ticketing = fakes["ticketing"]
+    clinician, dispatcher, engineer = portal("clinician"), portal("dispatcher"), portal("engineer")
+    ticket_id = ticket_id_of(report(clinician))
+    assign_to(dispatcher, ticket_id, "周杰 (engineer)")
+    opened = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).replace(second=20, microsecond=0)
+    ticketing.tickets[ticket_id].created_at = opened.isoformat()
+    opened_minute = opened.astimezone(i18n.HOSPITAL_TIME)
+    page = engineer.get(f"/tickets/{ticket_id}")
+    start = re.search(r'<input id="wl-start"[^>]*>', page.text).group(0)
+    assert f'value="{opened_minute:%Y-%m-%dT%H:%M}"' in start and f'min="{opened_minute:%Y-%m-%dT%H:%M}"' in start
+
+    target = f"/tickets/{ticket_id}/worklogs"
+    fields = {"csrf": csrf(page), "activity": "repair", "minutes": "5"}
+    earlier = f"{opened_minute - dt.timedelta(minutes=1):%Y-%m-%dT%H:%M}"
+    refused = engineer.post(target, data={**fields, "key": "before", "started_at": earlier})
+    assert path_of(refused) == f"/tickets/{ticket_id}"
+    assert alerts(refused) == ["只能登记报修之后的工时：开始时间不能早于报修时间。请检查开始时间。"]
+    assert not ticketing.worklogs.get(ticket_id)
+    engineer.get("/language", params={"to": "en", "next": f"/tickets/{ticket_id}"})
+    refused = engineer.post(target, data={**fields, "key": "before-en", "started_at": earlier})
+    assert alerts(refused) == [i18n.REASONS["worklog_before_ticket_opened"]]
+    assert not ticketing.worklogs.get(ticket_id)
+
+    # The form's own start is taken.
+    logged = engineer.post(target, data={**fields, "key": "at-opening", "started_at": f"{opened_minute:%Y-%m-%dT%H:%M}"})
+    assert status_message(logged) == "5 minutes of work are logged."
+    assert [w.started_at for w in ticketing.worklogs[ticket_id]] == [f"{opened_minute:%Y-%m-%dT%H:%M}:00+08:00"]
 
 
 def test_ticket_forms_without_their_csrf_token_change_nothing(portal, fakes):

@@ -103,6 +103,8 @@ REASONS = {
                               "An admin must set your grade; then sign out and sign in again."),
     "worklog_in_future": N_("Only time already worked can be logged: the work must end by now. "
                             "Check the start time and the minutes."),
+    "worklog_before_ticket_opened": N_("Time can only be logged from when the ticket was reported: the work "
+                                       "cannot start earlier. Check the start time."),
     "not_requester": N_("Only the person who reported the problem can confirm or reopen its resolution."),
     "not_assignee": N_("Only the engineer the ticket is assigned to can do this."),
     "role_not_allowed": N_("Your role does not allow this step on a ticket."),

@@ -323,6 +323,14 @@ async def ticket_page(request: Request, ticket_id: str):
     people = People(request, me, staff)
     offered = _actions(request, ticket, me)
     now = dt.datetime.now(HOSPITAL_TIME).replace(second=0, microsecond=0)
+    # Ticketing refuses a worklog starting before the minute the ticket was opened: half an hour ago is
+    # before that on a fresh ticket, so the form neither starts earlier nor lets the engineer pick earlier.
+    opened = _opened_minute(ticket)
+    started_min = opened.strftime(LOCAL_MINUTE) if opened else ""
+    started_default = now - dt.timedelta(minutes=LOGGED_MINUTES_DEFAULT)
+    if opened:
+        started_default = max(started_default, opened)
+        now = max(now, opened)  # ticketing's clock a little ahead of this one: still a start the form takes
     return render(
         request, "tickets/detail.html", t=ticket, sla=sla_view(request, ticket), systems=systems,
         requester=people.name(ticket.requester_id, ticket, default=translate(request, "A hospital colleague")),
@@ -336,8 +344,20 @@ async def ticket_page(request: Request, ticket_id: str):
         offered=offered, engineers=staff["engineer"], grade=_my_grade(request),
         elapsed=duration(request, ticket.sla.resolution_elapsed_seconds),
         target=duration(request, ticket.sla.resolution_target_seconds), key=form_key(),
-        started_default=(now - dt.timedelta(minutes=LOGGED_MINUTES_DEFAULT)).strftime(LOCAL_MINUTE),
+        started_default=started_default.strftime(LOCAL_MINUTE), started_min=started_min,
         started_max=now.strftime(LOCAL_MINUTE))
+
+
+def _opened_minute(ticket: tkt.Ticket) -> dt.datetime | None:
+    """The minute the ticket was opened, in the hospital's time: the earliest start ticketing takes for a
+    worklog on it. None when the ticket carries no readable time."""
+    try:
+        opened = dt.datetime.fromisoformat(ticket.created_at)
+    except ValueError:
+        return None
+    if opened.tzinfo is None:
+        return None
+    return opened.astimezone(HOSPITAL_TIME).replace(second=0, microsecond=0)
 
 
 def _timeline(request: Request, ticket: tkt.Ticket, comments: list[tkt.Comment], history: list[tkt.HistoryEntry],

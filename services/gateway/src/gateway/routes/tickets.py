@@ -136,7 +136,9 @@ async def record_worklog(ticket_id: str, body: NewWorklog, key: IdempotencyKey, 
     """Recorded at the rate grade an admin gave the caller's account (the grade in their token): a ``grade``
     other than that one is 422 (field ``grade``), and an account without a grade 409
     (``engineer_not_graded``: an admin sets it, then the engineer signs in again). Time not worked yet is 422
-    (``worklog_in_future``), time overlapping the engineer's other worklogs 409 (``worklog_overlaps``)."""
+    (``worklog_in_future``), a start before the minute the ticket was opened 422 on ``started_at``
+    (``worklog_before_ticket_opened``), time overlapping the engineer's other worklogs 409
+    (``worklog_overlaps``)."""
     fields = body.model_dump(mode="json")
     if not fields["grade"].strip():
         # Sent on as the token's grade, not left empty: ticketing-api pods from before grades still
