@@ -171,6 +171,20 @@ def test_a_clinician_sees_my_tickets_and_the_report_form(portal):
     assert 'name="major_incident"' not in form.text
 
 
+def test_open_tickets_are_not_a_doctors_session_running_normally(portal):
+    """"Open" was one message for two things: a doctor's session running (正常出诊, the office's) and the
+    clinician's tickets not closed yet, whose heading read 正常出诊. The tickets' is its own (context "tickets")."""
+    clinician = portal("clinician")
+    page = clinician.get("/tickets")
+    assert "<h2>未关闭</h2>" in page.text and "<h2>已关闭</h2>" in page.text
+    assert "正常出诊" not in page.text
+    english = clinician.get("/language", params={"to": "en", "next": "/tickets"})
+    assert "<h2>Open</h2>" in english.text and "<h2>Closed</h2>" in english.text
+    # The office's day view: its sessions still run normally.
+    office = portal("office").get("/office")
+    assert "<td>正常出诊</td>" in office.text and "未关闭" not in office.text
+
+
 def test_the_engineer_and_the_dispatcher_may_declare_a_major_incident(portal):
     for login in ("engineer", "dispatcher"):
         assert 'name="major_incident"' in portal(login).get("/tickets/new").text
