@@ -1,6 +1,7 @@
 """Steps a patient or a staff member takes through the gateway's HTTP API."""
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import random
@@ -79,3 +80,18 @@ def wait_booking(http: httpx.Client, auth: dict, booking_id: str, predicate, tim
             return last
         time.sleep(0.1)
     raise AssertionError(f"booking never reached the expected state; last seen: {last}")
+
+
+def log_a_minute(http: httpx.Client, auth: dict, ticket_id: str, **fields) -> httpx.Response:
+    """Logs a minute of work, this minute, on a ticket opened moments ago: a worklog may not start before the
+    minute its ticket was opened nor end after now (with a minute of clock skew), so on a fresh ticket the
+    current minute is the time there is. One engineer's worklogs may not overlap and the demo engineers work
+    several journeys: when another journey took this minute, the next is waited for (twice at most)."""
+    for attempt in range(3):
+        start = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+        reply = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**auth, **key()},
+                          json={"activity": "repair", **fields, "started_at": start.isoformat(), "minutes": 1})
+        if attempt == 2 or reply.status_code != 409 or reply.json()["error"]["reason"] != "worklog_overlaps":
+            return reply
+        time.sleep((start + dt.timedelta(minutes=1) - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.5)
+    return reply

@@ -1,6 +1,6 @@
 """An O&M ticket end to end through the gateway: a clinician reports a PACS
 problem, the dispatcher assigns it (to an engineer only: identity says who
-is one), the engineer works, logs time and
+is one), the engineer works, logs time (not before the ticket was opened) and
 resolves, the clinician confirms, and the worklog becomes billable at the
 engineer's grade; an admin finds a new engineer without a grade in the staff
 list and grades them, which ends the sessions they signed in before (their
@@ -18,7 +18,7 @@ import pytest
 
 from tuoguan_common.testing import EventTap, wait_for
 
-from .journey import key
+from .journey import key, log_a_minute
 
 pytestmark = pytest.mark.integration
 
@@ -62,11 +62,16 @@ def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
         queue = http.get("/api/v1/tickets", params={"view": "queue"}, headers=engineer).json()["tickets"]
         assert ticket_id in [t["ticket_id"] for t in queue]
         assert act(http, engineer, ticket_id, "start")["status"] == "in_progress"
-        # Hours back: the demo engineer's worklogs of the other journeys (browser, observability) are nearer now.
-        started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=6)).isoformat()
-        # No grade: the demo engineer's account is senior (identity's seed), and the worklog is recorded at it.
-        logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
-            "activity": "repair", "started_at": started, "minutes": 35, "note": "rebuilt the PACS cache index"})
+        # Not before the ticket was opened: ticketing refuses a day's work dated ten days earlier, saying when.
+        opened_at = dt.datetime.fromisoformat(ticket["created_at"])
+        backdated = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
+            "activity": "repair", "started_at": (opened_at - dt.timedelta(days=10)).isoformat(), "minutes": 1440})
+        assert backdated.status_code == 422, backdated.text
+        assert (backdated.json()["error"]["reason"], backdated.json()["error"]["field"]) == \
+            ("worklog_before_ticket_opened", "started_at")
+        # The minute since it was opened, then. No grade: the demo engineer's account is senior (identity's
+        # seed), and the worklog is recorded at it.
+        logged = log_a_minute(http, engineer, ticket_id, note="rebuilt the PACS cache index")
         assert logged.status_code == 201, logged.text
         assert logged.json()["grade"] == "senior"
         assert act(http, engineer, ticket_id, "resolve", note="cache index rebuilt")["status"] == "resolved"
@@ -78,7 +83,7 @@ def test_a_clinicians_ticket_from_report_to_billable_worklog(platform, http):
         wait_for(lambda: tap.events("TicketClosed", ticket_id=ticket_id), timeout=20,
                  message="TicketClosed relayed to RabbitMQ")
         (closed_event,) = tap.events("TicketClosed", ticket_id=ticket_id)
-        assert closed_event["how"] == "confirmed" and closed_event["billable_minutes"] == 35
+        assert closed_event["how"] == "confirmed" and closed_event["billable_minutes"] == 1
         assert tap.events("WorklogBillable", ticket_id=ticket_id)[0]["grade"] == "senior"
 
 
@@ -98,9 +103,9 @@ def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_gra
     ticket_id = reply.json()["ticket_id"]
     assert act(http, dispatcher, ticket_id, "assign", assignee_id=engineer_id)["status"] == "assigned"
     worklogs = f"/api/v1/tickets/{ticket_id}/worklogs"
-    # Hours of its own: a new engineer, but the same habit as the other journeys.
-    started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=8)).isoformat()
-    worklog = {"activity": "remote", "started_at": started, "minutes": 25, "note": "restarted the LIS interface"}
+    # The minute the ticket was opened in (a worklog starts no earlier): a new engineer's, overlapping nothing.
+    started = dt.datetime.fromisoformat(reply.json()["created_at"]).replace(second=0, microsecond=0).isoformat()
+    worklog = {"activity": "remote", "started_at": started, "minutes": 1, "note": "restarted the LIS interface"}
 
     # Not graded yet: ticketing records no time for the account.
     ungraded, _ = sign_in(http, login, "Engineer2026")
@@ -144,9 +149,9 @@ def test_an_admin_grades_an_engineer_and_their_worklogs_are_recorded_at_that_gra
         (recorded,) = wait_for(lambda: tap.events("WorklogRecorded", ticket_id=ticket_id), timeout=20,
                                message="WorklogRecorded relayed to RabbitMQ")
         assert (recorded["worklog_id"], recorded["grade"], recorded["minutes"]) == \
-            (logged.json()["worklog_id"], "expert", 25)
+            (logged.json()["worklog_id"], "expert", 1)
     listed = http.get(worklogs, headers=dispatcher).json()["worklogs"]
-    assert [(w["grade"], w["minutes"]) for w in listed] == [("expert", 25)]
+    assert [(w["grade"], w["minutes"]) for w in listed] == [("expert", 1)]
 
 
 def test_alertmanager_opens_one_ticket_per_alert_and_resolves_it(platform, http):

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.journey import available_slots, department, key, new_patient, sign_in, wait_booking
+from tests.e2e.journey import available_slots, department, key, log_a_minute, new_patient, sign_in, wait_booking
 from tuoguan_common.launcher import DOMAIN_SERVICES, WORKER_SERVICES
 from tuoguan_common.net import free_port
 
@@ -140,11 +140,27 @@ def drive_bookings(http: httpx.Client, round_: int) -> None:
     assert refused.status_code in (400, 401, 403), refused.text
 
 
+def senior_engineer(http: httpx.Client) -> dict[str, str]:
+    """A new engineer's account, graded senior by the demo admin, signed in."""
+    admin = sign_in(http, "admin", "Admin1234")
+    login = f"eng{uuid.uuid4().hex[:8]}"
+    opened = http.post("/api/v1/admin/staff-accounts", headers={**admin, **key()}, json={
+        "login": login, "password": "Engineer2026", "display_name": "郑浩", "roles": ["engineer"]})
+    assert opened.status_code == 201, opened.text
+    graded = http.put(f"/api/v1/admin/staff-accounts/{opened.json()['account_id']}/grade", headers=admin,
+                      json={"grade": "senior"})
+    assert graded.status_code == 200, graded.text
+    return sign_in(http, login, "Engineer2026")
+
+
 def drive_tickets(http: httpx.Client, round_: int) -> None:
     """A clinician's ticket from report to billable worklog; one alert opened and resolved by Alertmanager."""
     clinician = sign_in(http, "clinician", "Clinician1234")
     dispatcher = sign_in(http, "dispatcher", "Dispatcher1234")
-    engineer = sign_in(http, "engineer", "Engineer1234")
+    # Each round its own senior engineer (the demo one, then one of its own): a worklog on a fresh ticket is
+    # this minute's and one engineer's worklogs may not overlap, while the minutes' rate wants one grade's
+    # series to grow from one round to the next.
+    engineer = sign_in(http, "engineer", "Engineer1234") if round_ == 0 else senior_engineer(http)
     engineer_id = http.get("/api/v1/me", headers=engineer).json()["account_id"]
     opened = http.post("/api/v1/tickets", headers={**clinician, **key()}, json={
         "kind": "incident", "subsystem_code": "PACS", "title": "影像调阅缓慢", "impact": "high",
@@ -158,11 +174,7 @@ def drive_tickets(http: httpx.Client, round_: int) -> None:
 
     act(dispatcher, "assign", assignee_id=engineer_id)
     act(engineer, "start")
-    logged = http.post(f"/api/v1/tickets/{ticket_id}/worklogs", headers={**engineer, **key()}, json={
-        "activity": "repair", "minutes": 20, "note": "rebuilt the cache index",
-        # Three hours back and an hour more each round: one engineer's worklogs may not overlap,
-        # and the demo engineer's other journeys (browser, e2e) log other hours.
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - (3 + round_) * 3600))})
+    logged = log_a_minute(http, engineer, ticket_id, note="rebuilt the cache index")
     assert logged.status_code == 201, logged.text
     act(engineer, "resolve", note="cache index rebuilt")
     act(clinician, "confirm")
