@@ -487,7 +487,8 @@ def test_the_worklog_form_starts_no_earlier_than_the_tickets_opening(portal, fak
     assert not ticketing.worklogs.get(ticket_id)
 
     # The form's own start is taken.
-    logged = engineer.post(target, data={**fields, "key": "at-opening", "started_at": f"{opened_minute:%Y-%m-%dT%H:%M}"})
+    logged = engineer.post(target, data={**fields, "key": "at-opening",
+                                         "started_at": f"{opened_minute:%Y-%m-%dT%H:%M}"})
     assert status_message(logged) == "5 minutes of work are logged."
     assert [w.started_at for w in ticketing.worklogs[ticket_id]] == [f"{opened_minute:%Y-%m-%dT%H:%M}:00+08:00"]
 

@@ -17,8 +17,8 @@ from .domain.worklog import EngineerNotGraded, WorklogBeforeTicketOpened, Worklo
 # worklog rules' own, raised by the domain; the store turns the database's exclusion violation into
 # WorklogOverlaps.
 __all__ = ["AssigneeNotAnEngineer", "EngineerNotGraded", "InvalidArgument", "NotFound", "Refused",
-           "StaffDirectoryUnavailable", "WorklogBeforeTicketOpened", "WorklogInFuture", "WorklogOverlaps", "identity_failure", "not_found",
-           "refused"]
+           "StaffDirectoryUnavailable", "WorklogBeforeTicketOpened", "WorklogInFuture", "WorklogOverlaps",
+           "identity_failure", "not_found", "refused"]
 
 
 class Refused(FailedPrecondition):
