@@ -567,12 +567,18 @@ def test_a_refund_event_the_provider_fails_is_kept_for_the_timer_not_dead_letter
     assert len(billing.events("RefundIssued")) == 1
 
 
-def test_the_settling_events_continue_the_paying_requests_trace(billing):
+def paid_in_a_trace(billing, token: str):
+    """A held booking paid with ``token`` by a request in a trace of its own: (the payment, the trace id)."""
     patient_id, booking_id = billing.held_booking()
     trace_id = uuid.uuid4().hex
     metadata = billing.token(patient_id) + (("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"),)
-    declined = billing.stub.PayRegistrationFee(pb.PayRegistrationFeeRequest(
-        booking_id=booking_id, payment_method_token="tok_decline", idempotency_key="k"), metadata=metadata).payment
+    payment = billing.stub.PayRegistrationFee(pb.PayRegistrationFeeRequest(
+        booking_id=booking_id, payment_method_token=token, idempotency_key="k"), metadata=metadata).payment
+    return payment, trace_id
+
+
+def test_the_settling_events_continue_the_paying_requests_trace(billing):
+    declined, trace_id = paid_in_a_trace(billing, "tok_decline")
     billing.cashier(after=billing.SETTLED).settle_pending()  # a timer, outside any request
     headers = billing.rows("SELECT headers FROM outbox WHERE event_type = 'PaymentFailed'")[0]["headers"]
     assert headers["traceparent"].split("-")[1] == trace_id
@@ -580,11 +586,7 @@ def test_the_settling_events_continue_the_paying_requests_trace(billing):
 
 
 def test_a_refund_the_timer_issues_continues_the_paying_requests_trace(billing):
-    patient_id, booking_id = billing.held_booking()
-    trace_id = uuid.uuid4().hex
-    metadata = billing.token(patient_id) + (("traceparent", f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"),)
-    payment = billing.stub.PayRegistrationFee(pb.PayRegistrationFeeRequest(
-        booking_id=booking_id, payment_method_token="tok_ok", idempotency_key="k"), metadata=metadata).payment
+    payment, trace_id = paid_in_a_trace(billing, "tok_ok")
     # Cancelled before the capture is known: the refund waits for the timer.
     assert billing.worker().refund_cancelled_booking(cancellation(payment)) == "ok"
     later = billing.cashier(after=billing.SETTLED)
