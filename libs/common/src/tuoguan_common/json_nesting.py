@@ -14,10 +14,12 @@ import re
 
 MAX_NESTING = 32
 
-# A JSON string, escaped quotes included: brackets inside one are text, not nesting.
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+# A JSON string, escaped quotes included: brackets inside one are text, not
+# nesting. One never closed runs to the end: made to close, a failed match was
+# tried again from each later quote, and a body of escaped quotes took minutes.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.S)
 _BRACKET = re.compile(r"[\[\]{}]")
-_STRING_BYTES = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
+_STRING_BYTES = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.S)
 _BRACKET_BYTES = re.compile(rb"[\[\]{}]")
 
 

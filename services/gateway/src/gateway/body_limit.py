@@ -13,10 +13,12 @@ a time kept its connection and its bytes forever (a slowloris). The deadline
 covers the whole body, from the request's headers on, so no pace of
 trickling resets it.
 
-A JSON body that nests arrays and objects more than ``MAX_NESTING`` deep is
-422 on ``body`` before anything decodes it (see tuoguan_common.json_nesting:
-FastAPI's decoder, and the webhook's, would recurse to the interpreter's
-limit). Form posts are not JSON and are not measured.
+A body that nests arrays and objects more than ``MAX_NESTING`` deep is 422
+on ``body`` before anything decodes it (see tuoguan_common.json_nesting:
+FastAPI's decoder, and the webhook's whatever the body says it is, would
+recurse to the interpreter's limit). Only multipart bodies are not measured
+(none is JSON, and a file may hold any bytes); a browser's urlencoded form
+encodes its brackets, so it never nests.
 
 The size and time refusals are the API's JSON error; a browser's form post to the portal
 (any path outside /api/, from a client that accepts HTML) gets ``page``'s
@@ -54,15 +56,12 @@ def too_deep():
                           f"the body nests arrays and objects more than {MAX_NESTING} deep", "body")
 
 
-# Bodies that are not JSON: a browser's forms (which encode their brackets anyway).
-_FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
-
-
 def _measured(scope: Scope) -> bool:
-    """Whether the body may be read as JSON: FastAPI reads a body with no
-    Content-Type as JSON too, and the webhook reads its body whatever it says."""
-    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
-    return not content_type.startswith(_FORM_TYPES)
+    """Whether the body may be read as JSON: all but multipart. FastAPI reads
+    a body with no Content-Type as JSON too, and the webhook reads its body
+    whatever it says. The header as Starlette reads it: the first one."""
+    content_type = Headers(scope=scope).get("content-type", "").lower()
+    return not content_type.startswith("multipart/")
 
 
 # What _read answers for a body over its limit (None: the client left).
