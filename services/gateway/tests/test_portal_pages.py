@@ -20,6 +20,7 @@ from itsdangerous import TimestampSigner
 
 from gateway.portal import i18n
 from tuoguan.registration.v1 import registration_pb2 as reg
+from tuoguan.billing.v1 import billing_pb2 as bill
 from gateway.portal.web import DEVICE_COOKIE, SESSION_COOKIE
 
 pytestmark = pytest.mark.integration
@@ -448,3 +449,20 @@ def test_a_template_refused_on_a_field_names_the_field_as_the_form_labels_it(gat
     for field in ("template_id", "doctor_id", "weekday", "period", "start_time", "end_time", "slot_minutes",
                   "capacity_per_slot"):
         assert f"template.{field}" in i18n.FIELDS
+
+
+def test_a_charge_given_back_after_the_payment_failed_shows_on_the_booking(browser_session, fakes):
+    token = csrf(browser_session.get("/"))
+    held = browser_session.post("/holds", data={"csrf": token, "slot_id": "slot-1", "key": "late", "back": "/"})
+    booking_id = str(held.url).rsplit("/", 1)[-1]
+    registration = fakes["registration"]
+    booking = registration.bookings[booking_id]
+    booking.status, booking.cancel_reason = reg.BOOKING_STATUS_EXPIRED, "payment_failed"
+    fakes["billing"].payments[booking_id] = [bill.Payment(
+        payment_id="pay-late", booking_id=booking_id, patient_id=booking.patient_id, amount_fen=5000,
+        status=bill.PAYMENT_STATUS_FAILED, failure_reason="never_authorized",
+        refunded_after_failure_fen=5000, refunded_after_failure_at="2026-12-01T02:00:00.000Z")]
+    # Before, the page said the payment failed and nothing of the charge the patient's bank showed, or its refund.
+    page = browser_session.get(f"/bookings/{booking_id}")
+    assert 'data-given-back="5000"' in page.text
+    assert "支付失败后仍有一笔 ¥50.00 的扣款到账，已原路退回。" in page.text

@@ -208,8 +208,10 @@ async def booking_page(request: Request, booking_id: str):
     pending = any(p.status in (billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN)
                   for p in payments)
     refunded = sum(p.refunded_fen for p in payments)
+    # A charge that reached the provider after billing failed the payment, and was given back.
+    given_back = sum(p.refunded_after_failure_fen for p in payments)
     return render(request, "booking.html", booking=booking, booking_dict=to_dict(booking), pending=pending,
-                  refunded_fen=refunded, department_names=await _department_names(request),
+                  refunded_fen=refunded, given_back_fen=given_back, department_names=await _department_names(request),
                   status=enum_name(reg.BookingStatus.DESCRIPTOR, booking.status), key=form_key(),
                   # Keep refreshing while the payment's confirmation is on its way.
                   waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and pending)
