@@ -321,3 +321,17 @@ def test_replays_of_a_locked_login_wait_only_while_few_wait(serve_identity, monk
     started = time.monotonic()
     assert failure(lambda: sign_up(stub, key="signup-1", code=code))[1] == "too_many_attempts"
     assert time.monotonic() - started < identity_api.REPLAY_PATIENCE_SECONDS / 2
+
+
+def test_a_replay_of_a_login_locked_by_failures_a_while_ago_is_refused_at_once(serve_identity, identity_db):
+    # Nothing is in flight: the count is failures only. Before, the replay waited its 3 s for nothing.
+    stub = serve_identity()
+    code = sign_up_code(stub)
+    sign_up(stub, key="signup-1", code=code)
+    for _ in range(5):
+        failure(lambda: sign_up(stub, key="signup-1", password="Guess2026x", code=code))
+    with identity_db.transaction() as cur:
+        cur.execute("UPDATE sign_in_failures SET failed_at = failed_at - interval '1 minute'")
+    started = time.monotonic()
+    assert failure(lambda: sign_up(stub, key="signup-1", code=code))[1] == "too_many_attempts"
+    assert time.monotonic() - started < 1.5

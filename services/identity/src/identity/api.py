@@ -551,12 +551,17 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
                                                             limit=self.throttle.max_failures)
                 if not self.throttle.is_locked(failures):
                     break
-                waiting = waiting or self.replay_waits.acquire(blocking=False)
-                if not waiting or time.monotonic() >= patience:
-                    raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
                 # Copies of this request sent at once (a client's retries) each
                 # hold a place in the count until their check ends, and the first
                 # to pass clears them all: waited for, not refused as guesses.
+                # A count whose newest place is older than a check takes was
+                # made of failures: nothing to wait for (and a locked login
+                # takes no new places, so replaying it again keeps it so).
+                newest = self.store.last_attempt_at(login)
+                in_flight = newest is not None and now - newest < dt.timedelta(seconds=self.replay_patience_seconds)
+                waiting = waiting or (in_flight and self.replay_waits.acquire(blocking=False))
+                if not waiting or time.monotonic() >= patience:
+                    raise TooManyAttempts(self.throttle.seconds_until_unlocked(oldest, now))
                 time.sleep(REPLAY_RECHECK_SECONDS)
         finally:
             if waiting:

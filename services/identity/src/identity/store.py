@@ -187,6 +187,12 @@ class IdentityStore:
             cur.execute("DELETE FROM sign_in_failures WHERE failed_at <= %s", (since,))
             return failures, row["oldest"]
 
+    def last_attempt_at(self, login: str) -> dt.datetime | None:
+        """When the login's newest attempt still counted (a failure, or a check not ended) began."""
+        with self.transaction() as cur:
+            cur.execute("SELECT max(failed_at) AS newest FROM sign_in_failures WHERE login = %s", (login,))
+            return cur.fetchone()["newest"]
+
     def clear_failures(self, login: str) -> None:
         with self.transaction() as cur:
             cur.execute("DELETE FROM sign_in_failures WHERE login = %s", (login,))
