@@ -27,7 +27,10 @@ DEPARTMENTS = [
     reg.Department(department_id="dep-peds", code="PEDS", name="儿科", name_en="Paediatrics"),
 ]
 DOCTORS = [reg.Doctor(doctor_id="doc-wang", department_id="dep-cardio", name="王建华",
-                      title=reg.DOCTOR_TITLE_CHIEF, fee_fen=5000)]
+                      title=reg.DOCTOR_TITLE_CHIEF, fee_fen=5000),
+           # Her standard fee is 10.00, but one of her slots is a free clinic's.
+           reg.Doctor(doctor_id="doc-li", department_id="dep-peds", name="李芳",
+                      title=reg.DOCTOR_TITLE_ATTENDING, fee_fen=1000)]
 
 
 class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
@@ -61,6 +64,11 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def ListSlots(self, request, context):
         self._seen("ListSlots", request, context)
         day = request.from_date or "2026-12-01"
+        if request.doctor_id == "doc-li":
+            return reg.ListSlotsResponse(slots=[reg.Slot(
+                slot_id=f"slot-li-{n}", doctor_id="doc-li", service_date=day, starts_at=f"{day}T{hour}:00:00+08:00",
+                ends_at=f"{day}T{hour}:30:00+08:00", capacity=5, remaining=3, fee_fen=fee, period=reg.PERIOD_MORNING)
+                for n, hour, fee in ((1, "08", 1000), (2, "09", 0))])
         return reg.ListSlotsResponse(slots=[reg.Slot(
             slot_id="slot-1", doctor_id="doc-wang", service_date=day, starts_at=f"{day}T08:00:00+08:00",
             ends_at=f"{day}T08:15:00+08:00", capacity=5, remaining=2, fee_fen=5000, period=reg.PERIOD_MORNING)])

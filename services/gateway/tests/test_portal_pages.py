@@ -249,6 +249,26 @@ def test_a_free_clinic_booking_needs_no_payment(browser_session):
     assert 'data-status="held"' in paid.text and "/pay" in paid.text
 
 
+def test_the_doctor_page_shows_each_slots_fee_and_no_standard_fee_a_slot_does_not_charge(browser_session):
+    """A session may charge its own fee (a free clinic charges nothing): each time shows what it costs, and
+    the doctor's standard fee is stated only when every time charges it."""
+    def fees(page: httpx.Response) -> dict[str, str]:
+        return dict(re.findall(r'data-slot="([^"]+)".*?<span class="fee">([^<]*)</span>', page.text, re.S))
+
+    li = browser_session.get("/departments/dep-peds/doctors/doc-li")
+    assert fees(li) == {"slot-li-1": "挂号费 ¥10.00", "slot-li-2": "挂号费 ¥0.00"}
+    assert "¥10.00" not in li.text.split('<ul class="slots"')[0], "no single fee above the times"
+    wang = browser_session.get("/departments/dep-cardio/doctors/doc-wang")
+    assert fees(wang) == {"slot-1": "挂号费 ¥50.00"}
+    assert "标准挂号费: <strong>¥50.00</strong>" in wang.text
+    browser_session.get("/language", params={"to": "en", "next": "/"})
+    english = browser_session.get("/departments/dep-peds/doctors/doc-li")
+    assert fees(english) == {"slot-li-1": "Fee CN¥10.00", "slot-li-2": "Fee CN¥0.00"}
+    assert "Standard fee: <strong>CN¥50.00</strong>" in browser_session.get(
+        "/departments/dep-cardio/doctors/doc-wang").text
+    browser_session.get("/language", params={"to": "zh_CN", "next": "/"})
+
+
 def test_the_office_day_view_reads_a_date_it_cannot_use_as_today(gateway_url, fakes):
     # Today is the hospital's (Shanghai's), not the server's: they differ from 16:00 to 24:00 UTC.
     with signed_in_client(gateway_url, "office", "Office1234") as office:

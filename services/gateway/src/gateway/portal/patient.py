@@ -137,7 +137,11 @@ async def doctor(request: Request, department_id: str, doctor_id: str, date: str
         sorted(slots, key=lambda s: (s.service_date, s.starts_at)), key=lambda s: s.service_date)]
     chosen = date if any(day == date for day, _ in days) else next(
         (day for day, group in days if any(s.remaining > 0 for s in group)), days[0][0] if days else "")
+    # A session may charge its own fee (a free clinic charges nothing): each time shows its own, and the
+    # doctor's fee is stated, as the standard one, only when no time open to booking charges another.
+    standard_fee = all(s.fee_fen == doctors[doctor_id].fee_fen for s in slots)
     return render(request, "doctor.html", department=departments[department_id], doctor=doctors[doctor_id],
+                  standard_fee=standard_fee,
                   days=[(day, sum(s.remaining for s in group)) for day, group in days], chosen=chosen,
                   slots=next((group for day, group in days if day == chosen), []), key=form_key(),
                   signed_in=signed_in(request))
