@@ -142,7 +142,8 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def ListSessions(self, request, context):
         self._seen("ListSessions", request, context)
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
-        sessions = [reg.Session(session_id="ses-1", doctor_id="doc-wang", service_date=request.service_date,
+        sessions = [reg.Session(session_id="ses-1", doctor_id="doc-wang", department_id="dep-cardio",
+                                service_date=request.service_date,
                                 status=reg.SESSION_STATUS_OPEN, capacity=20, booked=3, held=1, free=16)]
         if request.service_date == "2026-12-08":
             # A day with a suspended session: no free places (its checked-in visit stands).

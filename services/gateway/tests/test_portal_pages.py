@@ -347,6 +347,19 @@ def test_pages_of_bookings_name_the_department_in_the_chosen_language(browser_se
         assert "Cardiology" in text and "心内科" not in text, page
 
 
+def test_the_office_console_names_departments_in_the_chosen_language(gateway_url):
+    """Departments carry an English name, which the patients' pages show in English: so do the office's."""
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        day = office.get("/office", params={"date": "2026-12-01"}).text
+        assert '<td>心内科</td>' in day and ">儿科</option>" in day
+        office.get("/language", params={"to": "en", "next": "/office"})
+        for page in ("/office?date=2026-12-01", "/office/templates"):
+            text = office.get(page).text
+            assert ">Cardiology</option>" in text and ">Paediatrics</option>" in text, page
+            assert "心内科" not in text and "儿科" not in text, page
+        assert '<td>Cardiology</td>' in office.get("/office", params={"date": "2026-12-01"}).text
+
+
 def test_the_office_cancels_a_booking_from_the_sessions_page_after_a_confirmation(gateway_url, fakes):
     """Patients past the online cut-off are sent to the registration window: its page has a cancel for each
     held or confirmed booking, confirmed first, and says whether a fee is being refunded."""

@@ -32,6 +32,12 @@ def hospital_today(now: dt.datetime | None = None) -> dt.date:
     return (now or dt.datetime.now(dt.timezone.utc)).astimezone(HOSPITAL_TIME).date()
 
 
+def department_name(department, language: str) -> str:
+    """A department's name in the page's language: its English one in English when it has one, its
+    Chinese one otherwise (patients' pages and the office's alike)."""
+    return department.name_en if language == "en" and department.name_en else department.name
+
+
 def N_(message: str) -> str:
     """Marks text for the catalogue; it is translated where it is shown."""
     return message

@@ -78,6 +78,7 @@ def environment(language: str) -> Environment:
         URGENCY_HELP=i18n.URGENCY_HELP, PAUSE_SIDES=i18n.PAUSE_SIDES, PAUSE_SIDE_HELP=i18n.PAUSE_SIDE_HELP,
         CLOCK_STOPPED=i18n.CLOCK_STOPPED, TICKET_SOURCES=i18n.TICKET_SOURCES, WORKLOG_GRADES=i18n.WORKLOG_GRADES,
         WORKLOG_ACTIVITIES=i18n.WORKLOG_ACTIVITIES, SUBSYSTEM_CATEGORIES=i18n.SUBSYSTEM_CATEGORIES, TEAMS=i18n.TEAMS,
+        department_name=functools.partial(i18n.department_name, language=language),
     )
     return env
 
