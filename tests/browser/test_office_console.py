@@ -38,9 +38,11 @@ def test_office_suspends_a_session_and_the_patient_sees_the_cancellation(new_con
     row.get_by_role("link").click()
     booking_row = office.locator(f"tr[data-booking='{number}']")
     expect(booking_row.locator("td.status")).to_have_text("预约成功")
-    # Check-in opens on the visit's day only; the refusal reads as a sentence, not a code.
-    booking_row.get_by_role("button", name="签到").click()
-    expect(office.get_by_role("alert")).to_have_text("仅可在就诊当天签到。")
+    # Check-in opens on the visit's day only, and a no-show once the visit has started: a later day's
+    # booking offers neither (registration would refuse both), only the cancel.
+    expect(booking_row.get_by_role("button", name="签到")).to_have_count(0)
+    expect(booking_row.get_by_role("button", name="爽约")).to_have_count(0)
+    expect(booking_row.get_by_role("button", name=re.compile("^取消"))).to_be_visible()
     shots(office, "session")
 
     office.get_by_label("停诊原因（患者可见）").fill("医生临时外出会诊")

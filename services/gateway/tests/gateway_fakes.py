@@ -156,9 +156,11 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
         auth.current_principal().require(auth.REGISTRATION_OFFICE, auth.ADMIN)
         if request.session_id == "not-an-id":
             raise InvalidArgument("session_id", "is not a valid id")
-        if request.session_id != "ses-1":
+        # "ses-1@2026-12-03": ses-1 on the day the test names (a check-in is open on the visit's day only).
+        session_id, _, day = request.session_id.partition("@")
+        if session_id != "ses-1":
             raise NotFound("no such session", reason="session_not_found")
-        session = reg.Session(session_id="ses-1", doctor_id="doc-wang", service_date="2026-12-01",
+        session = reg.Session(session_id=request.session_id, doctor_id="doc-wang", service_date=day or "2026-12-01",
                               period=reg.PERIOD_MORNING, status=reg.SESSION_STATUS_OPEN, capacity=20, booked=2, held=1,
                               free=17)
         return reg.ListSessionBookingsResponse(session=session, bookings=[

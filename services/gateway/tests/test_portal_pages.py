@@ -394,6 +394,20 @@ def test_the_office_cancels_a_booking_from_the_sessions_page_after_a_confirmatio
         assert alert(refused) == "该预约已签到、已标记爽约或已取消，请刷新页面。"
 
 
+def test_the_office_offers_check_in_on_the_visits_day_only_and_no_show_from_that_day_on(gateway_url):
+    """Registration refuses a check-in on any other day than the visit's (the hospital's date), and a no-show
+    before the visit has started: their buttons show only where they can work (a no-show can still be
+    marked on a later day)."""
+    today = i18n.hospital_today()
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        for offset, check_in, no_show in ((-1, False, True), (0, True, True), (1, False, False)):
+            day = (today + dt.timedelta(days=offset)).isoformat()
+            page = office.get(f"/office/sessions/ses-1@{day}").text
+            assert ('action="/office/bookings/bk-s2/check-in"' in page) is check_in, day
+            assert ('action="/office/bookings/bk-s2/no-show"' in page) is no_show, day
+            assert 'action="/office/bookings/bk-s2/cancel"' in page, day
+
+
 def test_the_office_day_view_counts_no_free_places_in_a_suspended_session(gateway_url, fakes):
     """Staff quote the day's free places from this page: a suspended session has none, and stays out of the
     totals (they were 30 capacity and 25 free with its 10 places counted)."""
@@ -432,7 +446,8 @@ def test_an_office_action_on_a_booking_that_moved_on_asks_for_a_reload(gateway_u
     bookings["bk-stale"] = reg.Booking(booking_id="bk-stale", booking_number="20261201-000021", patient_id="p",
                                        status=reg.BOOKING_STATUS_CONFIRMED)
     with signed_in_client(gateway_url, "office", "Office1234") as office:
-        page = office.get("/office/sessions/ses-1")
+        # Today's session: the page offers a no-show from the visit's day on.
+        page = office.get(f"/office/sessions/ses-1@{i18n.hospital_today().isoformat()}")
         assert re.search(r'action="/office/bookings/bk-s2/no-show" class="inline" '
                          r'data-confirm="确定将预约 20261201-000001 标记为爽约吗？"', page.text)
         token = csrf(page)

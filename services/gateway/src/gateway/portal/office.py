@@ -61,8 +61,12 @@ async def session_page(request: Request, session_id: str):
         return refusal
     reply = await services(request).registration.ListSessionBookings(
         reg.ListSessionBookingsRequest(session_id=session_id))
+    # Registration checks a visit in on its day only (the hospital's date), and marks a no-show only once
+    # the visit has started: a button it would always refuse is not offered.
+    today = hospital_today().isoformat()
     return render(request, "office/session.html", session=reply.session, bookings=list(reply.bookings),
-                  key=form_key())
+                  key=form_key(), check_in_open=reply.session.service_date == today,
+                  no_show_open=reply.session.service_date <= today)
 
 
 @router.post("/sessions/{session_id}/suspend")
