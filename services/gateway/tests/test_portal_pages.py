@@ -202,11 +202,14 @@ def test_the_portal_counts_days_from_the_hospitals_date_not_the_servers(own_gate
     assert fakes["registration"].last("ListSessions")[1].service_date == today.isoformat()
 
 
-def test_publishing_with_a_days_ahead_no_proto_holds_goes_back_with_a_message(gateway_url, fakes):
+def test_publishing_with_a_days_ahead_out_of_1_to_60_goes_back_with_a_message(gateway_url, fakes):
     with signed_in_client(gateway_url, "office", "Office1234") as office:
-        token = csrf(office.get("/office/templates"))
+        form = office.get("/office/templates")
+        assert 'name="days_ahead" type="number" min="1" max="60"' in form.text
+        token = csrf(form)
         before = len(fakes["registration"].requests)
-        for days_ahead in ("abc", "1.5", str(2**40)):
+        # 0 is registration's "its configured horizon" (14 days were published), and 61 is past its limit.
+        for days_ahead in ("abc", "1.5", str(2**40), "0", "-3", "61"):
             page = office.post("/office/schedule/publish", data={"csrf": token, "days_ahead": days_ahead})
             assert page.status_code == 200 and page.url.path == "/office/templates", days_ahead
             assert alert(page) == "请检查填写的内容：提前天数。"
@@ -214,6 +217,8 @@ def test_publishing_with_a_days_ahead_no_proto_holds_goes_back_with_a_message(ga
         published = office.post("/office/schedule/publish", data={"csrf": token, "days_ahead": "3"})
         assert "已发布：新增 6 个出诊单元，共 60 个时段。" in published.text
         assert fakes["registration"].last("PublishSchedule")[1].days_ahead == 3
+        office.post("/office/schedule/publish", data={"csrf": token, "days_ahead": "60"})
+        assert fakes["registration"].last("PublishSchedule")[1].days_ahead == 60
 
 
 @pytest.mark.parametrize("path, field", [("/office/templates", "weekday"),

@@ -19,6 +19,8 @@ from .web import (
 router = APIRouter(prefix="/office", route_class=PortalRoute, include_in_schema=False,
                    default_response_class=HTMLResponse)
 OFFICE_ROLES = ("registration_office", "admin")
+# The furthest a publication reaches: registration's limit (schedule.MAX_DAYS_AHEAD), the form's max.
+MAX_DAYS_AHEAD = 60
 
 
 def _refused(request: Request) -> HTMLResponse | None:
@@ -143,7 +145,7 @@ async def templates_page(request: Request, department_id: str = ""):
                   doctors=doctors, doctor_names={d.doctor_id: d.name for d in doctors},
                   templates=sorted((t for t in templates if t.doctor_id in ours),
                                    key=lambda t: (t.doctor_id, t.weekday, t.period)),
-                  key=form_key())
+                  key=form_key(), MAX_DAYS_AHEAD=MAX_DAYS_AHEAD)
 
 
 @router.post("/templates")
@@ -177,8 +179,12 @@ async def publish(request: Request):
     back = safe_next(form.get("back"), "/office/templates")
     try:
         # Not a whole number, or one too large for the proto's int32: ValueError either way.
-        publishing = reg.PublishScheduleRequest(days_ahead=int(form.get("days_ahead") or 14),
-                                                release_now=form.get("release_now") == "on")
+        days_ahead = int(form.get("days_ahead") or 14)
+        # Registration reads 0 as its configured horizon (a typed 0 published 14 days), and refuses more
+        # than its limit: only what the form offers is sent.
+        if not 1 <= days_ahead <= MAX_DAYS_AHEAD:
+            raise ValueError(days_ahead)
+        publishing = reg.PublishScheduleRequest(days_ahead=days_ahead, release_now=form.get("release_now") == "on")
     except ValueError:
         flash(request, check_field_text(request, "days_ahead"), "error")
         return redirect(back)
