@@ -136,10 +136,12 @@ def test_the_header_links_the_ticket_pages_for_the_om_roles(portal, login, href)
     assert f'<a href="{href}">报修</a>' in page.text
 
 
-def test_patients_and_the_office_have_no_ticket_link_and_patients_no_ticket_pages(portal):
+def test_patients_have_no_ticket_link_and_no_ticket_pages_and_the_office_reports_problems(portal):
     patient = portal("13800000001")
-    assert ">报修</a>" not in patient.get("/").text
-    assert ">报修</a>" not in portal("office").get("/").text
+    assert "报修</a>" not in patient.get("/").text
+    # The office has no worklist of tickets, but reports problems (its tickets are linked from the form).
+    office = portal("office").get("/office").text
+    assert ">报修</a>" not in office and '<a href="/tickets/new">我要报修</a>' in office
     for path in ("/tickets", "/tickets/new", "/tickets/queue", "/tickets/board"):
         page = patient.get(path)
         assert page.status_code == 403 and CHINESE.search(alerts(page)[0]), path
@@ -531,3 +533,33 @@ def test_a_reopened_ticket_nobody_was_assigned_is_said_to_be_back_with_the_dispa
     fakes["ticketing"].tickets[ticket_id].status = tkt.TICKET_STATUS_RESOLVED
     reopened = act(clinician, ticket_id, "reopen")
     assert status_message(reopened) == "工单已重新打开，已退回调度员的看板。"
+
+
+def header_of(page: httpx.Response) -> tuple[str, list[tuple[str, str]]]:
+    """The header's site name and its links (address, text), sign-in and languages aside."""
+    bar = re.search(r'<header class="top">(.*?)</header>', page.text, re.S).group(1)
+    brand = re.search(r'<a class="brand" href="([^"]+)">([^<]*)</a>', bar)
+    return f"{brand.group(1)} {brand.group(2)}", re.findall(r'<li><a href="(/[^"?]*)">([^<]*)</a></li>', bar)
+
+
+@pytest.mark.parametrize("login, page, brand, links", [
+    ("13800000001", "/bookings", "/ 托管肿瘤医院 · 预约挂号", [("/", "预约"), ("/bookings", "我的预约")]),
+    ("office", "/office", "/office 托管肿瘤医院 · 员工服务",
+     [("/office", "挂号处"), ("/tickets/new", "我要报修")]),
+    ("clinician", "/tickets", "/tickets 托管肿瘤医院 · 员工服务", [("/tickets", "报修")]),
+    ("engineer", "/tickets/queue", "/tickets/queue 托管肿瘤医院 · 员工服务",
+     [("/tickets/queue", "报修")]),
+    ("dispatcher", "/tickets/board", "/tickets/board 托管肿瘤医院 · 员工服务",
+     [("/tickets/board", "报修")]),
+    ("admin", "/office", "/ 托管肿瘤医院 · 员工服务",
+     [("/office", "挂号处"), ("/tickets/board", "报修")]),
+])
+def test_the_header_gives_each_role_its_own_links_and_staff_no_patients_links(portal, login, page, brand, links):
+    """Staff book no appointments: their header names their pages and the O&M pages (the office's had no way
+    to report a problem), not the patients' 预约 / 我的预约, and the site is not called 预约挂号 on their pages."""
+    assert header_of(portal(login).get(page)) == (brand, links)
+
+
+def test_a_visitor_sees_the_patients_header(gateway_url):
+    with httpx.Client(base_url=gateway_url, timeout=20) as client:
+        assert header_of(client.get("/")) == ("/ 托管肿瘤医院 · 预约挂号", [("/", "预约")])

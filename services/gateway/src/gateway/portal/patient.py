@@ -24,7 +24,7 @@ from ..send_guard import TooManyCodes
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client_address
 from . import i18n
 from .web import (
-    FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, language, portal_state, posted_form,
+    FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, home_page, language, portal_state, posted_form,
     public_services, redirect, refusal_field, refusal_reason, refusal_text, render, safe_next, services,
     sign_in_redirect, signed_in,
     remember_device, start_session, translate,
@@ -42,15 +42,6 @@ SANDBOX_METHODS = (
     ("tok_decline", i18n.N_("Test card: declined by the bank")),
     ("tok_insufficient_funds", i18n.N_("Test card: insufficient funds")),
 )
-# Where each role lands after signing in (the first role that has a page of its own).
-HOME_PAGES = (("registration_office", "/office"), ("dispatcher", "/tickets/board"), ("engineer", "/tickets/queue"),
-              ("clinician", "/tickets"))
-
-
-def _home_page(roles: list[str]) -> str:
-    return next((page for role, page in HOME_PAGES if role in roles), "/")
-
-
 ROLE_NAMES = {v.number: v.name.removeprefix("ROLE_").lower() for v in identity_pb2.Role.DESCRIPTOR.values}
 
 
@@ -310,7 +301,7 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
     account = {"account_id": reply.account.account_id, "display_name": reply.account.display_name,
                "roles": [ROLE_NAMES.get(r, "") for r in reply.account.roles]}
     start_session(request, reply.access_token, reply.expires_in_seconds, account)
-    default = _home_page(account["roles"])
+    default = home_page(account["roles"])
     return remember_device(request, redirect(safe_next(next, default) if next != "/" else default),
                            reply.device_cookie)
 

@@ -57,6 +57,42 @@ class PortalState:
         await self.waiting_room.close()
 
 
+# Where each role lands after signing in (the first role that has a page of its own).
+HOME_PAGES = (("registration_office", "/office"), ("dispatcher", "/tickets/board"), ("engineer", "/tickets/queue"),
+              ("clinician", "/tickets"))
+# The hospital's staff and the O&M team: every one of them reports problems (ticketing accepts their tickets).
+STAFF_ROLES = ("registration_office", "admin", "clinician", "engineer", "dispatcher", "finance", "consultant")
+
+
+def home_page(roles: list[str]) -> str:
+    return next((page for role, page in HOME_PAGES if role in roles), "/")
+
+
+def header(account: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The header's site name and links for the signed-in account's roles (kept in the session since sign-in):
+    patients and visitors book; staff get their own pages and the O&M pages (every one of them reports
+    problems), and not the patients' links, which are no use to them."""
+    roles = (account or {}).get("roles", ())
+    staff = any(role in roles for role in STAFF_ROLES)
+    links: list[tuple[str, str]] = []
+    if not staff or "patient" in roles:
+        links.append(("/", i18n.N_("Book")))
+        if account:
+            links.append(("/bookings", i18n.N_("My bookings")))
+    if "registration_office" in roles or "admin" in roles:
+        links.append(("/office", i18n.N_("Office")))
+    if any(role in roles for role in ("clinician", "engineer", "dispatcher", "admin")):
+        # Their tickets' page, whose own links include the report form.
+        links.append(("/tickets/board" if "dispatcher" in roles or "admin" in roles
+                      else "/tickets/queue" if "engineer" in roles else "/tickets", i18n.N_("Tickets")))
+    elif staff:
+        # The office, finance: they report problems too, and reach their tickets from the form's page.
+        links.append(("/tickets/new", i18n.N_("Report a problem")))
+    if staff and "patient" not in roles:
+        return {"home": home_page(roles), "name": i18n.N_("Staff services"), "links": links}
+    return {"home": "/", "name": i18n.N_("Appointments"), "links": links}
+
+
 def portal_state(request: Request) -> PortalState:
     return request.app.state.portal
 
@@ -78,7 +114,7 @@ def environment(language: str) -> Environment:
         URGENCY_HELP=i18n.URGENCY_HELP, PAUSE_SIDES=i18n.PAUSE_SIDES, PAUSE_SIDE_HELP=i18n.PAUSE_SIDE_HELP,
         CLOCK_STOPPED=i18n.CLOCK_STOPPED, TICKET_SOURCES=i18n.TICKET_SOURCES, WORKLOG_GRADES=i18n.WORKLOG_GRADES,
         WORKLOG_ACTIVITIES=i18n.WORKLOG_ACTIVITIES, SUBSYSTEM_CATEGORIES=i18n.SUBSYSTEM_CATEGORIES, TEAMS=i18n.TEAMS,
-        department_name=functools.partial(i18n.department_name, language=language),
+        department_name=functools.partial(i18n.department_name, language=language), header=header,
     )
     return env
 
