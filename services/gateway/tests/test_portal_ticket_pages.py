@@ -563,3 +563,20 @@ def test_the_header_gives_each_role_its_own_links_and_staff_no_patients_links(po
 def test_a_visitor_sees_the_patients_header(gateway_url):
     with httpx.Client(base_url=gateway_url, timeout=20) as client:
         assert header_of(client.get("/")) == ("/ 托管肿瘤医院 · 预约挂号", [("/", "预约")])
+
+
+def test_the_report_form_asks_for_no_patients_identifying_information_in_both_languages(portal):
+    """Clinicians describe problems in free text, and a ticket is read by the O&M team and the vendors: the
+    form asks them to leave patients' names and numbers out, and the title and description point to that."""
+    clinician = portal("clinician")
+    page = clinician.get("/tickets/new").text
+    hint = re.search(r'<p class="hint" id="privacy-hint">([^<]*)</p>', page)
+    assert hint and all(word in hint.group(1) for word in ("患者", "姓名", "身份证号", "病历号", "标题", "描述"))
+    for field in ("title", "description"):
+        assert re.search(rf'id="{field}"[^>]*aria-describedby="privacy-hint"', page), field
+    # A refused form names its error first, and still the hint.
+    refused = report(clinician, title=" ")
+    assert re.search(r'id="title"[^>]*aria-describedby="form-error privacy-hint"', refused.text)
+    clinician.get("/language", params={"to": "en", "next": "/"})
+    english = re.search(r'<p class="hint" id="privacy-hint">([^<]*)</p>', clinician.get("/tickets/new").text)
+    assert english and "name, ID card number, medical record number" in english.group(1)
