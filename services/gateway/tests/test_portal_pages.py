@@ -274,6 +274,12 @@ def test_the_doctor_page_shows_each_slots_fee_and_no_standard_fee_a_slot_does_no
     browser_session.get("/language", params={"to": "zh_CN", "next": "/"})
 
 
+def test_the_department_page_calls_each_doctors_fee_the_standard_one(browser_session):
+    """It lists no times: a doctor's fee there is the standard one, and a session may charge another."""
+    page = browser_session.get("/departments/dep-peds").text
+    assert '<span class="fee">标准挂号费: ¥10.00</span>' in page
+
+
 def test_the_office_day_view_reads_a_date_it_cannot_use_as_today(gateway_url, fakes):
     # Today is the hospital's (Shanghai's), not the server's: they differ from 16:00 to 24:00 UTC.
     with signed_in_client(gateway_url, "office", "Office1234") as office:
