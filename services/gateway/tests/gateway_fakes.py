@@ -172,6 +172,9 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
                         status=reg.BOOKING_STATUS_HELD),
             reg.Booking(booking_id="bk-s4", booking_number="20261201-000004", patient_id="p4", session_id="ses-1",
                         status=reg.BOOKING_STATUS_EXPIRED, cancel_reason="expired"),
+            # A visit long started and neither checked in nor marked: the office may no longer cancel it.
+            reg.Booking(booking_id="bk-s5", booking_number="20200101-000005", patient_id="p5", session_id="ses-1",
+                        status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, starts_at="2020-01-01T08:00:00+08:00"),
         ])
 
     def SuspendSession(self, request, context):

@@ -131,7 +131,8 @@ def test_office_lists_the_bookings_of_a_session(http, fakes, demo, patient):
         "session_id": "ses-1", "status": "open", "period": "morning", "capacity": 20, "booked": 2, "held": 1,
         "free": 17}
     assert [(b["booking_id"], b["status"], b["queue_number"]) for b in body["bookings"]] == [
-        ("bk-s1", "checked_in", 1), ("bk-s2", "confirmed", 2), ("bk-s3", "held", 0), ("bk-s4", "expired", 0)]
+        ("bk-s1", "checked_in", 1), ("bk-s2", "confirmed", 2), ("bk-s3", "held", 0), ("bk-s4", "expired", 0),
+        ("bk-s5", "confirmed", 0)]
     assert body["bookings"][0]["patient_id"] == "p1" and body["bookings"][3]["cancel_reason"] == "expired"
     _, request, metadata = fakes["registration"].last("ListSessionBookings")
     assert request.session_id == "ses-1" and metadata["authorization"] == f"Bearer {office.token}"

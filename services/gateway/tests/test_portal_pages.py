@@ -419,6 +419,17 @@ def test_the_office_offers_check_in_on_the_visits_day_only_and_no_show_from_that
             assert 'action="/office/bookings/bk-s2/cancel"' in page, day
 
 
+def test_the_office_cannot_cancel_a_visit_that_has_started(gateway_url):
+    # Registration refuses it (visit_started): it is checked in or a no-show, and a cancellation would refund
+    # a missed visit. Before, the button was there and refused.
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get("/office/sessions/ses-1").text
+    assert 'action="/office/bookings/bk-s2/cancel"' in page
+    assert 'action="/office/bookings/bk-s5/cancel"' not in page
+    assert i18n.translations("zh_CN").gettext(i18n.REASONS["visit_started"]) == \
+        "就诊时间已到，不能再取消此预约：请为患者签到或标记爽约。"
+
+
 def test_the_office_day_view_counts_no_free_places_in_a_suspended_session(gateway_url, fakes):
     """Staff quote the day's free places from this page: a suspended session has none, and stays out of the
     totals (they were 30 capacity and 25 free with its 10 places counted)."""

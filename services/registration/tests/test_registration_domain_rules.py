@@ -103,14 +103,18 @@ def test_cancel_until_the_cutoff_then_refused():
     assert reason(rules.cancel_refusal(BookingStatus.CANCELLED, starts, POLICY, NOW)) == rules.BOOKING_NOT_CANCELLABLE
 
 
-def test_the_office_cancels_past_the_cutoff_until_the_visit_is_checked_in_or_a_no_show():
+def test_the_office_cancels_past_the_cutoff_until_the_visit_starts():
     starts = NOW + dt.timedelta(hours=1)  # inside the patients' 120-minute cut-off
     for status in (BookingStatus.CONFIRMED, BookingStatus.HELD):
         assert reason(rules.cancel_refusal(status, starts, POLICY, NOW)) == rules.CANCEL_CUTOFF_PASSED
         assert rules.cancel_refusal(status, starts, POLICY, NOW, by_office=True) is None
-    # Even once the slot has started: until the visit is checked in or marked as a no-show.
-    assert rules.cancel_refusal(BookingStatus.CONFIRMED, starts, POLICY, starts + dt.timedelta(minutes=5),
+    assert rules.cancel_refusal(BookingStatus.CONFIRMED, starts, POLICY, starts - dt.timedelta(seconds=1),
                                 by_office=True) is None
+    # From the visit's start it is checked in or a no-show: a cancellation would refund a missed visit
+    # (before, days later too).
+    for late in (starts, starts + dt.timedelta(minutes=5), starts + dt.timedelta(days=3)):
+        assert reason(rules.cancel_refusal(BookingStatus.CONFIRMED, starts, POLICY, late, by_office=True)) == \
+            rules.VISIT_STARTED
     for status in (BookingStatus.CHECKED_IN, BookingStatus.NO_SHOW, BookingStatus.CANCELLED, BookingStatus.EXPIRED):
         assert reason(rules.cancel_refusal(status, starts, POLICY, NOW, by_office=True)) == \
             rules.BOOKING_NOT_CANCELLABLE

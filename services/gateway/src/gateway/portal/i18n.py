@@ -55,6 +55,8 @@ REASONS = {
     "overlapping_booking": N_("You already have a booking at an overlapping time."),
     "cancel_cutoff_passed": N_("It is too late to cancel this booking online. Please ask at the registration desk."),
     "booking_not_cancellable": N_("This booking can no longer be cancelled."),
+    "visit_started": N_("The visit has started, so the booking can no longer be cancelled: check the patient "
+                        "in or mark a no-show."),
     "booking_not_held": N_("This hold has ended (it expired or was released). Please choose a time again."),
     "payment_failed_hold_released": N_("The payment did not go through, so the hold was released."),
     "payment_in_progress": N_("This payment is still being processed. Please wait a moment."),

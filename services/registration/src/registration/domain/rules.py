@@ -20,6 +20,7 @@ ACTIVE_BOOKING_CAP = "active_booking_cap"
 OVERLAPPING_BOOKING = "overlapping_booking"
 CANCEL_CUTOFF_PASSED = "cancel_cutoff_passed"
 BOOKING_NOT_CANCELLABLE = "booking_not_cancellable"
+VISIT_STARTED = "visit_started"
 NOT_CONFIRMED = "booking_not_confirmed"
 HOLD_ENDED = "booking_expired"  # the same code as a booking the timer has already expired
 NOT_SERVICE_DAY = "not_service_day"
@@ -72,10 +73,13 @@ def cancel_refusal(status: BookingStatus, starts_at: dt.datetime, policy: Bookin
     """Whether the booking may be cancelled now. The cut-off keeps patients
     from dropping a place too late for anyone else to take it; it does not
     bind the registration office, which patients past it are sent to: the
-    office cancels a held or confirmed booking until the visit is checked in
-    or marked as a no-show."""
+    office cancels a held or confirmed booking until the visit starts. From
+    then on it is checked in or marked as a no-show: a cancellation refunds,
+    and a visit missed is no reason to (nor, days later, a way to refund one)."""
     if status not in ACTIVE:
         return Refusal(BOOKING_NOT_CANCELLABLE, f"a {status.lower()} booking cannot be cancelled")
+    if by_office and now >= starts_at:
+        return Refusal(VISIT_STARTED, "the visit has started: check the patient in or mark a no-show")
     if not by_office and now > policy.cancel_cutoff(starts_at):
         return Refusal(CANCEL_CUTOFF_PASSED,
                        f"bookings can be cancelled until {policy.cancel_cutoff_minutes} minutes before the visit")
