@@ -332,6 +332,9 @@ def test_who_may_see_assign_and_work_a_ticket(stub, people, database):
                           (stub.AddComment, pb.AddCommentRequest(ticket_id=tid, body="me too", idempotency_key=key()))]:
         r = refused(call, request, metadata=stranger.md)
         assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "not_your_ticket"), call
+        # The refusal states the rule as it is: the whole O&M team sees every ticket, not only its engineer.
+        assert "the O&M team" in r.details
+    assert stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=colleague.md).ticket.ticket_id == tid
     assert not stub.ListTickets(pb.ListTicketsRequest(view=pb.TICKET_VIEW_MINE), metadata=stranger.md).tickets
     comment = stub.AddComment(pb.AddCommentRequest(ticket_id=tid, body="打印机在 3 楼护士站", idempotency_key=key()),
                               metadata=clinician.md).comment

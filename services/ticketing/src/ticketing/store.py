@@ -485,7 +485,9 @@ class Store:
 
     def check_visible(self, row: Row, actor: Principal) -> None:
         if not self._may_see(row, actor):
-            raise PermissionDenied("only the ticket's requester, its engineer and the service desk see it",
+            # The O&M team (engineers, dispatchers, admins) sees every ticket: it picks up work from the board.
+            raise PermissionDenied("only the ticket's requester and the O&M team (engineers, dispatchers, admins) "
+                                   "see it",
                                    reason="not_your_ticket")
 
     def add_comment(self, idem: Idempotent, ticket_id: str, actor: Principal, body: str,

@@ -120,8 +120,8 @@ REASONS = {
                                    "from the list."),
     "staff_directory_unavailable": N_("We cannot check the engineer right now, so the ticket is not assigned. "
                                       "Please try again in a moment."),
-    "not_your_ticket": N_("This ticket is not yours: only its reporter, its engineer and the service desk can "
-                          "see it."),
+    "not_your_ticket": N_("This ticket is not yours: only its reporter and the O&M team (engineers, dispatchers, "
+                          "administrators) can see it."),
     "ticket_closed": N_("This ticket is closed and takes no more changes."),
     "ticket_not_found": N_("We could not find that ticket."),
     "subsystem_not_found": N_("We could not find that system. Please choose one from the list."),
