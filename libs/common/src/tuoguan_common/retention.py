@@ -53,6 +53,7 @@ Why the defaults are safe:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -265,6 +266,11 @@ def purge(database_url: str, service: str, policy: RetentionPolicy = RetentionPo
                 if clock() - started >= policy.budget_seconds or should_stop():
                     break
         finally:
+            # Let go before closing: a closed connection's backend releases its
+            # locks only once it has exited, and a purge right after (the next
+            # replica's, the next run's) found the database still taken.
+            with contextlib.suppress(psycopg.Error):  # a broken connection lets go as it closes
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
             log.info("retention purge", extra={
                 **{f"{table}_deleted": n for table, n in deleted.items()},
                 "finished": not pending and not missing, "seconds": round(clock() - started, 3)})
