@@ -175,6 +175,10 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
             # A visit long started and neither checked in nor marked: the office may no longer cancel it.
             reg.Booking(booking_id="bk-s5", booking_number="20200101-000005", patient_id="p5", session_id="ses-1",
                         status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, starts_at="2020-01-01T08:00:00+08:00"),
+            # Marked as a no-show: a patient who comes late that day is still checked in.
+            reg.Booking(booking_id="bk-s6", booking_number="20261201-000006", patient_id="p6", session_id="ses-1",
+                        status=reg.BOOKING_STATUS_NO_SHOW, queue_number=6, fee_fen=5000,
+                        starts_at="2020-01-01T08:00:00+08:00"),
         ])
 
     def SuspendSession(self, request, context):
@@ -195,7 +199,7 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def CheckInBooking(self, request, context):
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
         booking = self._booking(request.booking_id, auth.REGISTRATION_OFFICE)
-        if booking.status != reg.BOOKING_STATUS_CONFIRMED:
+        if booking.status not in (reg.BOOKING_STATUS_CONFIRMED, reg.BOOKING_STATUS_NO_SHOW):
             raise FailedPrecondition("only a confirmed booking checks in", reason="booking_not_confirmed")
         booking.status = reg.BOOKING_STATUS_CHECKED_IN
         return reg.CheckInBookingResponse(booking=booking)
@@ -203,6 +207,8 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def MarkNoShow(self, request, context):
         auth.current_principal().require(auth.REGISTRATION_OFFICE)
         booking = self._booking(request.booking_id, auth.REGISTRATION_OFFICE)
+        if booking.status not in (reg.BOOKING_STATUS_CONFIRMED, reg.BOOKING_STATUS_NO_SHOW):
+            raise FailedPrecondition("only a confirmed booking is a no-show", reason="booking_not_confirmed")
         booking.status = reg.BOOKING_STATUS_NO_SHOW
         return reg.MarkNoShowResponse(booking=booking)
 

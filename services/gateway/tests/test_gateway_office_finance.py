@@ -85,8 +85,12 @@ def test_office_checks_in_and_marks_no_shows(http, fakes, demo):
     assert checked_in.json()["status"] == "checked_in"
     assert error(http.post("/api/v1/office/bookings/bk-office-2/check-in", headers=office.headers)) == \
         (409, "booking_not_confirmed", None)
-    assert http.post("/api/v1/office/bookings/bk-office-2/no-show", headers=office.headers).json()["status"] == \
+    bookings["bk-office-3"] = reg.Booking(booking_id="bk-office-3", patient_id="p", status=reg.BOOKING_STATUS_CONFIRMED)
+    assert http.post("/api/v1/office/bookings/bk-office-3/no-show", headers=office.headers).json()["status"] == \
         "no_show"
+    # The patient comes late that day: checked in all the same.
+    assert http.post("/api/v1/office/bookings/bk-office-3/check-in", headers=office.headers).json()["status"] == \
+        "checked_in"
 
 
 def test_finance_reads_the_ledger_and_reconciliation(http, fakes, demo):
@@ -132,7 +136,7 @@ def test_office_lists_the_bookings_of_a_session(http, fakes, demo, patient):
         "free": 17}
     assert [(b["booking_id"], b["status"], b["queue_number"]) for b in body["bookings"]] == [
         ("bk-s1", "checked_in", 1), ("bk-s2", "confirmed", 2), ("bk-s3", "held", 0), ("bk-s4", "expired", 0),
-        ("bk-s5", "confirmed", 0)]
+        ("bk-s5", "confirmed", 0), ("bk-s6", "no_show", 6)]
     assert body["bookings"][0]["patient_id"] == "p1" and body["bookings"][3]["cancel_reason"] == "expired"
     _, request, metadata = fakes["registration"].last("ListSessionBookings")
     assert request.session_id == "ses-1" and metadata["authorization"] == f"Bearer {office.token}"

@@ -405,10 +405,10 @@ def test_the_office_cancels_a_booking_from_the_sessions_page_after_a_confirmatio
         assert alert(refused) == "该预约已签到、已标记爽约或已取消，请刷新页面。"
 
 
-def test_the_office_offers_check_in_on_the_visits_day_only_and_no_show_from_that_day_on(gateway_url):
+def test_the_office_offers_check_in_on_the_visits_day_only_and_no_show_from_that_day_on(gateway_url, fakes):
     """Registration refuses a check-in on any other day than the visit's (the hospital's date), and a no-show
     before the visit has started: their buttons show only where they can work (a no-show can still be
-    marked on a later day)."""
+    marked on a later day). A patient marked as a no-show who comes late that day is checked in."""
     today = i18n.hospital_today()
     with signed_in_client(gateway_url, "office", "Office1234") as office:
         for offset, check_in, no_show in ((-1, False, True), (0, True, True), (1, False, False)):
@@ -417,6 +417,15 @@ def test_the_office_offers_check_in_on_the_visits_day_only_and_no_show_from_that
             assert ('action="/office/bookings/bk-s2/check-in"' in page) is check_in, day
             assert ('action="/office/bookings/bk-s2/no-show"' in page) is no_show, day
             assert 'action="/office/bookings/bk-s2/cancel"' in page, day
+            assert ('action="/office/bookings/bk-s6/check-in"' in page) is check_in, day
+            assert 'action="/office/bookings/bk-s6/no-show"' not in page, day
+            assert 'action="/office/bookings/bk-s6/cancel"' not in page, day
+        fakes["registration"].bookings["bk-s6"] = reg.Booking(
+            booking_id="bk-s6", booking_number="20261201-000006", patient_id="p6", status=reg.BOOKING_STATUS_NO_SHOW)
+        came_late = office.post("/office/bookings/bk-s6/check-in", data={
+            "csrf": csrf(office.get("/office/sessions/ses-1")), "back": "/office/sessions/ses-1"})
+    assert came_late.url.path == "/office/sessions/ses-1"
+    assert '<p class="flash success" role="status">预约 20261201-000006 已签到。</p>' in came_late.text
 
 
 def test_the_office_cannot_cancel_a_visit_that_has_started(gateway_url):
@@ -462,7 +471,7 @@ def test_suspending_a_session_says_what_was_cancelled_and_refunded_and_promises_
 
 
 def test_an_office_action_on_a_booking_that_moved_on_asks_for_a_reload(gateway_url, fakes):
-    """Clerk A marks a no-show; clerk B, on the older page, presses check-in: B is told the booking moved on,
+    """Clerk A checks a patient in; clerk B, on the older page, presses no-show: B is told the booking moved on,
     not that only a confirmed booking has a slip (the patient's wording of the same code)."""
     bookings = fakes["registration"].bookings
     bookings["bk-stale"] = reg.Booking(booking_id="bk-stale", booking_number="20261201-000021", patient_id="p",
@@ -473,8 +482,8 @@ def test_an_office_action_on_a_booking_that_moved_on_asks_for_a_reload(gateway_u
         assert re.search(r'action="/office/bookings/bk-s2/no-show" class="inline" '
                          r'data-confirm="确定将预约 20261201-000001 标记为爽约吗？"', page.text)
         token = csrf(page)
-        office.post("/office/bookings/bk-stale/no-show", data={"csrf": token, "back": "/office/sessions/ses-1"})
-        stale = office.post("/office/bookings/bk-stale/check-in",
+        office.post("/office/bookings/bk-stale/check-in", data={"csrf": token, "back": "/office/sessions/ses-1"})
+        stale = office.post("/office/bookings/bk-stale/no-show",
                             data={"csrf": token, "back": "/office/sessions/ses-1"})
     assert stale.url.path == "/office/sessions/ses-1"
     assert alert(stale) == "该预约已签到、已标记爽约或已取消，请刷新页面。"

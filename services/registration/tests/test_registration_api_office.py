@@ -455,6 +455,39 @@ def test_check_in_on_the_day_and_no_show_after_the_start(stub, clinic, people, s
     assert slot_counters(store, later)["booked"] == 1  # a visit keeps its place
 
 
+def test_a_no_show_who_comes_late_is_checked_in_unless_they_booked_the_department_again(stub, clinic, people, store):
+    now = utcnow()
+    today = SHANGHAI.local_date(now)
+    starts = now.replace(microsecond=0) + dt.timedelta(seconds=5)
+    _, late_md = people.patient()
+    _, rebooker_md = people.patient()
+    late = hold(stub, late_md, clinic.slot(clinic.wang, starts, service_date=today, period="evening"))
+    missed = hold(stub, rebooker_md, clinic.slot(clinic.chen, starts, service_date=today, period="evening"))
+    confirm(store, late, "pay-late")
+    confirm(store, missed, "pay-missed")
+    office = people.office()
+    time.sleep(max(0.0, (starts - utcnow()).total_seconds()) + 0.1)
+    marked = [stub.MarkNoShow(pb.MarkNoShowRequest(booking_id=b.booking_id), metadata=office).booking
+              for b in (late, missed)]
+    assert [b.status for b in marked] == [pb.BOOKING_STATUS_NO_SHOW] * 2
+
+    arrived = stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=late.booking_id), metadata=office).booking
+    assert arrived.status == pb.BOOKING_STATUS_CHECKED_IN and arrived.queue_number == marked[0].queue_number > 0
+    assert [e["booking_id"] for e in outbox_events(store, "BookingCheckedIn")] == [late.booking_id]
+    assert slot_counters(store, late.slot_id)["booked"] == 1  # the place was kept all along
+
+    # A no-show frees the patient's day: they booked thoracic surgery again, with another doctor.
+    again = hold(stub, rebooker_md, clinic.slot(clinic.lin, now + dt.timedelta(hours=3), service_date=today,
+                                                period="evening"))
+    confirm(store, again, "pay-again")
+    assert refused(stub.CheckInBooking, pb.CheckInBookingRequest(booking_id=missed.booking_id), metadata=office) == \
+        (grpc.StatusCode.FAILED_PRECONDITION, "booked_again")
+    assert stub.GetBooking(pb.GetBookingRequest(booking_id=missed.booking_id),
+                           metadata=rebooker_md).booking.status == pb.BOOKING_STATUS_NO_SHOW
+    assert stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=again.booking_id),
+                               metadata=office).booking.status == pb.BOOKING_STATUS_CHECKED_IN
+
+
 def test_a_cancellation_racing_a_check_in_is_refused_cleanly(stub, clinic, people, store):
     """Check-in takes the slot's lock as every writer of a booking's status
     does: a cancellation waiting behind it reads the checked-in booking and is

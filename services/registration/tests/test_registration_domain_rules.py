@@ -135,6 +135,19 @@ def test_check_in_on_the_day_of_a_confirmed_booking():
         rules.NOT_SERVICE_DAY
 
 
+def test_a_no_show_who_comes_late_is_checked_in_that_day_unless_booked_again():
+    today = dt.date(2026, 11, 30)
+    assert rules.check_in_decision(BookingStatus.NO_SHOW, today, today) == rules.APPLY
+    assert reason(rules.check_in_decision(BookingStatus.NO_SHOW, today, today + dt.timedelta(days=1))) == \
+        rules.NOT_SERVICE_DAY
+    assert reason(rules.check_in_decision(BookingStatus.NO_SHOW, today, today, booked_again=True)) == \
+        rules.BOOKED_AGAIN
+    # A confirmed booking is never "booked again": it is the standing one.
+    assert rules.check_in_decision(BookingStatus.CONFIRMED, today, today, booked_again=True) == rules.APPLY
+    for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED, BookingStatus.HELD):
+        assert reason(rules.check_in_decision(status, today, today)) == rules.NOT_CONFIRMED
+
+
 def test_no_show_once_the_visit_has_started():
     starts = NOW + dt.timedelta(minutes=30)
     assert reason(rules.no_show_decision(BookingStatus.CONFIRMED, starts, NOW)) == rules.VISIT_NOT_STARTED

@@ -675,17 +675,25 @@ class Store:
 
         return idem.run(self.db, write)
 
-    def _move_booking(self, booking_id: str, decide: Callable[[Row], rules.Decision], status: BookingStatus,
-                      event: Message, now: dt.datetime) -> Row:
+    def _move_booking(self, booking_id: str, decide: Callable[[psycopg.Cursor, Row], rules.Decision],
+                      status: BookingStatus, event: Message, now: dt.datetime, *, lock_patient: bool = False) -> Row:
         """A change of a booking that keeps its place (check-in, no-show). It
         moves the booking out of CONFIRMED, so it takes the slot's lock first as
         every writer of a booking's status does: a cancellation in flight then
-        reads the booking as this change left it, never half-way."""
+        reads the booking as this change left it, never half-way. A change
+        that reads the patient's other bookings takes the patient's lock
+        before the slot's, in the holds' order, so no hold of theirs is
+        granted half-way through it."""
         with self.db.transaction() as cur:
+            if lock_patient:
+                cur.execute("SELECT patient_id FROM bookings WHERE id = %s", (booking_id,))
+                if (owner := cur.fetchone()) is None:
+                    raise not_found("booking")
+                cur.execute(LOCK_PATIENTS, (PATIENT_LOCK_SPACE, pg_array([owner["patient_id"]])))
             row = self._lock_booking_slot(cur, booking_id)
             if row is None:
                 raise not_found("booking")
-            decision = decide(row)
+            decision = decide(cur, row)
             if isinstance(decision, Refusal):
                 raise BookingRefused(decision)
             if decision == rules.APPLY:
@@ -696,14 +704,22 @@ class Store:
             return cur.fetchone()
 
     def check_in(self, booking_id: str, today: dt.date, now: dt.datetime) -> Row:
-        return self._move_booking(
-            booking_id, lambda r: rules.check_in_decision(BookingStatus(r["status"]), r["service_date"], today),
-            BookingStatus.CHECKED_IN, events.BookingCheckedIn(booking_id=booking_id), now,
-        )
+        def decide(cur: psycopg.Cursor, row: Row) -> rules.Decision:
+            booked_again = False
+            if row["status"] == BookingStatus.NO_SHOW:
+                cur.execute("SELECT 1 FROM bookings WHERE patient_id = %s AND department_id = %s "
+                            "AND service_date = %s AND status = ANY(%s) AND id <> %s",
+                            (row["patient_id"], row["department_id"], row["service_date"], _STANDING, booking_id))
+                booked_again = cur.fetchone() is not None
+            return rules.check_in_decision(BookingStatus(row["status"]), row["service_date"], today,
+                                           booked_again=booked_again)
+
+        return self._move_booking(booking_id, decide, BookingStatus.CHECKED_IN,
+                                  events.BookingCheckedIn(booking_id=booking_id), now, lock_patient=True)
 
     def mark_no_show(self, booking_id: str, now: dt.datetime) -> Row:
         return self._move_booking(
-            booking_id, lambda r: rules.no_show_decision(BookingStatus(r["status"]), r["starts_at"], now),
+            booking_id, lambda _, r: rules.no_show_decision(BookingStatus(r["status"]), r["starts_at"], now),
             BookingStatus.NO_SHOW, events.BookingMarkedNoShow(booking_id=booking_id), now,
         )
 

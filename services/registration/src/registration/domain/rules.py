@@ -27,6 +27,7 @@ NOT_SERVICE_DAY = "not_service_day"
 VISIT_NOT_STARTED = "visit_not_started"
 SESSION_ALREADY_SUSPENDED = "session_already_suspended"
 SESSION_OVER = "session_over"
+BOOKED_AGAIN = "booked_again"
 
 # A decision that is not a refusal: do the change, or it was already done.
 APPLY: Literal["apply"] = "apply"
@@ -95,13 +96,21 @@ def session_free(capacity: int, booked: int, held: int, suspended: bool) -> int:
     return capacity - booked - held
 
 
-def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.date) -> Decision:
+def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.date, *,
+                      booked_again: bool = False) -> Decision:
+    """Check-in is open on the visit's day to a confirmed booking, and to one
+    marked as a no-show: a patient who comes late is seen, and the clerk who
+    marked them must be able to say so. Unless the patient has since booked
+    the department again that day: that booking is the one to check in (one
+    booking per department per day)."""
     if status == BookingStatus.CHECKED_IN:
         return UNCHANGED
-    if status != BookingStatus.CONFIRMED:
+    if status not in (BookingStatus.CONFIRMED, BookingStatus.NO_SHOW):
         return Refusal(NOT_CONFIRMED, f"a {status.lower()} booking cannot be checked in")
     if service_date != today:
         return Refusal(NOT_SERVICE_DAY, "check-in is open on the day of the visit only")
+    if status == BookingStatus.NO_SHOW and booked_again:
+        return Refusal(BOOKED_AGAIN, "the patient has booked this department again today: check that booking in")
     return APPLY
 
 

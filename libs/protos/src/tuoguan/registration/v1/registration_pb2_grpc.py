@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class RegistrationServiceStub:
     """Online appointment booking. A booking goes HELD -> CONFIRMED (once billing
-    has captured the fee) -> CHECKED_IN or NO_SHOW, or ends CANCELLED/EXPIRED.
+    has captured the fee) -> CHECKED_IN or NO_SHOW (-> CHECKED_IN the same day,
+    for a patient who comes late), or ends CANCELLED/EXPIRED.
     """
 
     def __init__(self, channel):
@@ -115,7 +116,8 @@ class RegistrationServiceStub:
 
 class RegistrationServiceServicer:
     """Online appointment booking. A booking goes HELD -> CONFIRMED (once billing
-    has captured the fee) -> CHECKED_IN or NO_SHOW, or ends CANCELLED/EXPIRED.
+    has captured the fee) -> CHECKED_IN or NO_SHOW (-> CHECKED_IN the same day,
+    for a patient who comes late), or ends CANCELLED/EXPIRED.
     """
 
     def ListDepartments(self, request, context):
@@ -205,7 +207,10 @@ class RegistrationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckInBooking(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """On the visit's day: a confirmed booking, or one marked as a no-show whose
+        patient came late (booked_again if they have booked the department again
+        that day since).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -304,7 +309,8 @@ def add_RegistrationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RegistrationService:
     """Online appointment booking. A booking goes HELD -> CONFIRMED (once billing
-    has captured the fee) -> CHECKED_IN or NO_SHOW, or ends CANCELLED/EXPIRED.
+    has captured the fee) -> CHECKED_IN or NO_SHOW (-> CHECKED_IN the same day,
+    for a patient who comes late), or ends CANCELLED/EXPIRED.
     """
 
     @staticmethod
