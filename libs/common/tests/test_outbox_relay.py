@@ -4,6 +4,8 @@ database that stops answering fails a run in time, as the worker runs it
 (under eventlet), and the next run publishes."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -173,3 +175,31 @@ def test_a_database_that_stops_answering_fails_the_run_in_time_and_the_worker_st
         wait_for(lambda: {m["event_id"] for m in tap.events("PaymentCaptured")} == set(ids),
                  message="the batch published after the database came back")
 
+
+
+@pytest.mark.parametrize("scheme, first_bytes", [
+    ("amqps", b"\x16\x03"),  # a TLS handshake record: the ClientHello
+    ("amqp", b"AMQP\x00\x00\x09\x01"),  # AMQP 0-9-1's protocol header, in the clear
+])
+def test_the_relay_speaks_tls_to_an_amqps_broker(outbox_db, scheme, first_bytes):
+    """The relay read the broker's URI itself and dropped its scheme: to the
+    amqps:// of the deployment guide it sent plain AMQP, nothing it wrote was
+    ever published, while nameko's consumers (kombu) spoke TLS and looked well."""
+    heard: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def listen() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                heard.append(conn.recv(8))
+
+        threading.Thread(target=listen, daemon=True).start()
+        relay = outbox.OutboxRelay("svc", outbox_db.url, f"{scheme}://guest:guest@127.0.0.1:{port}//")
+        relay.connect_timeout = relay.io_timeout = 2
+        with pytest.raises(OSError):  # nothing answers the handshake
+            relay.relay_once()
+        relay.abandon()
+    wait_for(lambda: heard, message="the relay connected")
+    assert heard[0].startswith(first_bytes), heard

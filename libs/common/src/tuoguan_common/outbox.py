@@ -309,8 +309,6 @@ class OutboxRelay:
         self._channel = None
 
     def _connect(self) -> None:
-        import amqp
-
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
                 self.database_url, autocommit=False, connect_timeout=self.connect_timeout,
@@ -327,15 +325,17 @@ class OutboxRelay:
                                (str(int((self.run_timeout + self.io_timeout) * 1000)),))
             self._conn.commit()
         if self._amqp is None:
-            from kombu.utils.url import parse_url
+            import kombu
 
-            parts = parse_url(self.amqp_uri)
-            host = f"{parts.get('hostname') or '127.0.0.1'}:{parts.get('port') or 5672}"
-            self._amqp = amqp.Connection(
-                host=host, userid=parts.get("userid") or "guest", password=parts.get("password") or "guest",
-                virtual_host=parts.get("virtual_host") or "/", heartbeat=0, connect_timeout=self.connect_timeout,
-            )
-            self._amqp.connect()
+            # The URI read as nameko's consumers read it (kombu): amqps:// is
+            # TLS, on 5671 unless it names a port.
+            broker = kombu.Connection(self.amqp_uri, heartbeat=0, connect_timeout=self.connect_timeout)
+            try:
+                broker.connect()
+            except BaseException:
+                broker.collect()
+                raise
+            self._amqp = broker.connection
             # A broker that blocks publishers (memory or disk alarm) must not
             # hold the batch's row locks forever: time out, roll back,
             # reconnect, and let the error counter tell.
