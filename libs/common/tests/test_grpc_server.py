@@ -15,6 +15,7 @@ from tuoguan_common import auth, metrics
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
 from tuoguan_common.outbox import IdempotencyConflict
+from tuoguan_common.testing import wait_for
 
 
 def _echo_principal(request, context):
@@ -192,12 +193,22 @@ def test_health_answers_not_serving_once_shutting_down(server):
         health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-def test_calls_past_the_limit_in_flight_are_shed_with_resource_exhausted(verifier):
+def test_calls_past_the_limit_in_flight_are_shed_counted_and_health_still_answers(verifier):
+    """Past the cap a call is refused at once, with a reason, and counted (grpcio's own
+    limit refused before any metric saw it, so the shedding alert never could). Health checks are never
+    capped: under grpcio's limit a busy api answered the kubelet's probe RESOURCE_EXHAUSTED, was taken
+    out of service and restarted in the very surge its shedding is for."""
     import asyncio
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    release = threading.Event()
+    running: list[bool] = []
+
     async def slow(request, context):
-        await asyncio.sleep(1.0)
+        running.append(True)
+        while not release.is_set():
+            await asyncio.sleep(0.02)
         return b"done"
 
     def register(srv):
@@ -205,23 +216,35 @@ def test_calls_past_the_limit_in_flight_are_shed_with_resource_exhausted(verifie
         srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Slow", handlers),))
         return ["test.Slow"]
 
+    shed = metrics.GRPC_HANDLED.labels("probe-limit", "Slow", "RESOURCE_EXHAUSTED")
+    shed_before = shed._value.get()
     srv, port = build_server(service="probe-limit", register=register, verifier=verifier, port=0,
-                                host="127.0.0.1", max_concurrent_rpcs=2)
+                             host="127.0.0.1", max_concurrent_rpcs=2)
     srv.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             call = channel.unary_unary("/test.Slow/Slow")
+            health = health_pb2_grpc.HealthStub(channel)
 
             def attempt(_):
                 try:
-                    return call(b"", timeout=5).decode()
+                    return call(b"", timeout=10).decode()
                 except grpc.RpcError as exc:
-                    return exc.code().name
+                    return exc.code().name, dict(exc.trailing_metadata() or ())
 
-            with ThreadPoolExecutor(max_workers=6) as pool:
-                outcomes = list(pool.map(attempt, range(6)))
-        assert outcomes.count("done") == 2
-        assert outcomes.count("RESOURCE_EXHAUSTED") == 4
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                admitted = [pool.submit(attempt, i) for i in range(2)]
+                wait_for(lambda: len(running) == 2, message="two calls in flight")
+                refusals = [attempt(i) for i in range(3)]
+                checks = [health.Check(health_pb2.HealthCheckRequest(service=name), timeout=2).status
+                          for name in ("", "test.Slow")]
+                release.set()
+                outcomes = [f.result(10) for f in admitted]
+        assert outcomes == ["done", "done"]
+        assert [code for code, _ in refusals] == ["RESOURCE_EXHAUSTED"] * 3
+        assert {t[REASON_KEY] for _, t in refusals} == {"resource_exhausted"}
+        assert checks == [health_pb2.HealthCheckResponse.SERVING] * 2
+        assert shed._value.get() - shed_before == 3
     finally:
         srv.stop(0).wait(10)
 

@@ -48,13 +48,31 @@ def current_token() -> str | None:
     return _token.get()
 
 
-class PlatformInterceptor(aio.ServerInterceptor):
-    """Authentication, tracing, RED metrics and error-to-status mapping, once."""
+# Answered past the cap on calls in flight: the kubelet's probes must hear
+# that a busy api is alive and serving, or it would take it out of service
+# (and restart it) in the very surge its shedding is there to ride out.
+UNCAPPED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+# No wait named: the gateway's load-shedding Retry-After applies.
+SHED_TRAILER = ((REASON_KEY, "resource_exhausted"),)
 
-    def __init__(self, service: str, verifier: auth.TokenVerifier | None, executor: futures.Executor):
+
+class PlatformInterceptor(aio.ServerInterceptor):
+    """Authentication, tracing, RED metrics, error-to-status mapping and the
+    cap on calls in flight, once."""
+
+    def __init__(self, service: str, verifier: auth.TokenVerifier | None, executor: futures.Executor,
+                 max_in_flight: int | None = None):
         self.service = service
         self.verifier = verifier
         self.executor = executor
+        # Past this many calls in flight a call is answered RESOURCE_EXHAUSTED
+        # at once instead of queueing: in a surge, callers learn to back off
+        # while the calls already admitted still finish in time. Counted here,
+        # not by grpcio's maximum_concurrent_rpcs, which refused health checks
+        # too and whose refusals no metric saw. Only the event loop's thread
+        # touches the count.
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
         self._tracer = telemetry.tracer("tuoguan.grpc")
         # A method's handler never changes once the server runs: wrap it once,
         # not on every call (in a surge, per-call wrapping was measurable).
@@ -69,8 +87,30 @@ class PlatformInterceptor(aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         wrapped = self._wrap(method, handler)
+        if self.max_in_flight is not None and not method.startswith(UNCAPPED_PREFIXES):
+            wrapped = self._capped(method, wrapped)
         self._wrapped[method] = wrapped
         return wrapped
+
+    def _capped(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        shed = metrics.GRPC_HANDLED.labels(self.service, method.rsplit("/", 1)[-1], "RESOURCE_EXHAUSTED")
+        inner, limit = handler.unary_unary, self.max_in_flight
+
+        async def capped(request: bytes, context: aio.ServicerContext):
+            if self.in_flight >= limit:
+                shed.inc()
+                context.set_trailing_metadata(SHED_TRAILER)
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    "the service has too many calls in flight: try again shortly")
+            self.in_flight += 1
+            try:
+                return await inner(request, context)
+            finally:
+                self.in_flight -= 1
+
+        return grpc.unary_unary_rpc_method_handler(
+            capped, request_deserializer=None, response_serializer=handler.response_serializer,
+        )
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         short = method.rsplit("/", 1)[-1]
@@ -211,10 +251,11 @@ class PlatformServer:
     def _run(self, coroutine, timeout: float | None = 30.0):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def build(self, *, register, interceptor: PlatformInterceptor, address: str, options, max_concurrent_rpcs) -> int:
+    def build(self, *, register, interceptor: PlatformInterceptor, address: str, options) -> int:
+        self.interceptor = interceptor
+
         async def build() -> int:
-            self._server = aio.server(interceptors=[interceptor], options=options,
-                                      maximum_concurrent_rpcs=max_concurrent_rpcs)
+            self._server = aio.server(interceptors=[interceptor], options=options)
             names = list(register(self._server))
             self._health = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -262,7 +303,7 @@ def build_server(
     server = PlatformServer(service, executor)
     bound = server.build(
         register=register,
-        interceptor=PlatformInterceptor(service, verifier, executor),
+        interceptor=PlatformInterceptor(service, verifier, executor, max_in_flight=max_concurrent_rpcs),
         address=host_port(host, port),
         # A second process on a taken port fails loudly, unless replicas on one
         # machine share it on purpose.
@@ -273,10 +314,6 @@ def build_server(
             ("grpc.max_connection_age_ms", 300_000),
             ("grpc.max_connection_age_grace_ms", 30_000),
         ],
-        # Past this many calls in flight the server answers RESOURCE_EXHAUSTED at
-        # once instead of queueing: in a surge, callers learn to back off while
-        # the calls already admitted still finish in time.
-        max_concurrent_rpcs=max_concurrent_rpcs,
     )
     if bound == 0:
         server.stop(0)
