@@ -670,6 +670,40 @@ def test_migrations_run_as_a_hook_job_for_every_domain_service(name):
                 int(annotations["helm.sh/hook-weight"])
 
 
+
+# `kubectl ... logs [-f] job/<name>` in the docs, across a line break too.
+DOC_JOB_LOGS = re.compile(r"\blogs\s+(?:-\S+\s+)*job/([a-z0-9-]+)")
+
+
+def documented_job_logs() -> dict[str, set[str]]:
+    """Job name -> the docs that tell operators to read its log."""
+    found: dict[str, set[str]] = {}
+    docs = [*REPO.glob("docs/**/*.md"), *REPO.glob("services/*/README.md"), REPO / "README.md"]
+    for doc in docs:
+        if doc.is_file():
+            for job in DOC_JOB_LOGS.findall(doc.read_text()):
+                found.setdefault(job, set()).add(doc.relative_to(REPO).as_posix())
+    return found
+
+
+@pytest.mark.parametrize("name", CI_FILES)
+def test_a_job_whose_log_the_docs_send_operators_to_outlives_its_success(name):
+    """Registration's migration 0004 names the sessions it detaches only in
+    the migrate Job's log, and docs/deploy.md has the office read it after
+    the upgrade: a `hook-succeeded` delete policy (or a TTL) deleted the Job
+    and its log as soon as it succeeded, and the command answered NotFound."""
+    documented = documented_job_logs()
+    assert "tuoguan-migrate" in documented  # the docs' release is named tuoguan, as the render's
+    jobs = by_name(rendered(name), "Job")
+    for job_name, docs in documented.items():
+        assert job_name in jobs, f"{sorted(docs)} read the log of a Job the chart does not make: {job_name}"
+        job = jobs[job_name]
+        policy = job["metadata"].get("annotations", {}).get("helm.sh/hook-delete-policy", "")
+        assert "hook-succeeded" not in policy.split(","), (job_name, sorted(docs))
+        assert "ttlSecondsAfterFinished" not in job["spec"], (job_name, sorted(docs))
+        if "helm.sh/hook" in job["metadata"].get("annotations", {}):  # replaced by the next run's Job
+            assert policy == "before-hook-creation", job_name
+
 def test_credentials_made_by_the_chart_or_taken_from_existing_secrets():
     minimal = by_name(rendered("minimal"), "Secret")
     assert set(minimal) == {"tuoguan-credentials", "tuoguan-token-keys"}
