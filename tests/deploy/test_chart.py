@@ -638,6 +638,70 @@ def test_production_reaches_external_services_only_on_their_ports_and_networks()
     assert all(rule.get("from") for rule in ingress), "the gateway takes traffic only from named peers"
 
 
+
+INGRESS_NGINX = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+MONITORING = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+NARROWED_METRICS = {
+    "gatewayFrom": {"networkPolicy": {"gatewayFrom": INGRESS_NGINX}},
+    "in-chart Prometheus": {"observability": {"enabled": True}},
+    "both": {"networkPolicy": {"gatewayFrom": INGRESS_NGINX}, "observability": {"enabled": True}},
+}
+
+
+def metrics_ports(manifests: list[dict]) -> dict[str, int]:
+    """Component -> the container port its ServiceMonitor scrapes."""
+    found = {}
+    for deployment in platform_deployments(manifests).values():
+        named = {p["name"]: p["containerPort"] for c in containers(deployment) for p in c.get("ports", [])}
+        found[component(deployment)] = named.get("metrics", named.get("http"))
+    return found
+
+
+def admits(policy: dict, peer: dict, port: int) -> bool:
+    """Whether an ingress rule of the policy lets `peer` (a NetworkPolicyPeer, as given) in on `port`."""
+    return any((not rule.get("ports") or any(p.get("port") == port for p in rule["ports"]))
+               and (not rule.get("from") or peer in rule["from"])
+               for rule in policy["spec"].get("ingress") or [])
+
+
+@pytest.mark.parametrize("narrowed", NARROWED_METRICS)
+def test_service_monitors_are_refused_a_metrics_from_that_names_nobody_where_the_ports_are_narrowed(narrowed):
+    """The gateway serves /metrics on its HTTP port: with gatewayFrom set it
+    took only gatewayFrom's peers (and the in-chart Prometheus), though an empty
+    metricsFrom was documented as "any source", so the Prometheus scraping the
+    ServiceMonitors was refused and TuoguanServiceDown paged for the gateway for
+    good. A NetworkPolicy cannot open one path of a port: the chart refuses to
+    render until metricsFrom names that Prometheus, and then admits it."""
+    import helm_python as helm
+
+    values = tools.with_token_keys(tools.deep_merge({"serviceMonitor": {"force": True}}, NARROWED_METRICS[narrowed]))
+    with pytest.raises(helm.HelmError) as failure:
+        tools.render(values)
+    assert "networkPolicy.metricsFrom" in str(failure.value)
+
+    manifests = tools.render(tools.deep_merge(values, {"networkPolicy": {"metricsFrom": MONITORING}}))
+    policies = {component(p): p for p in of_kind(manifests, "NetworkPolicy") if "app.kubernetes.io/component" in
+                p["metadata"]["labels"]}
+    scraped = {component(m) for m in of_kind(manifests, "ServiceMonitor")}
+    assert "gateway" in scraped
+    for process, port in metrics_ports(manifests).items():
+        assert process in scraped and admits(policies[process], MONITORING[0], port), process
+    # Without ServiceMonitors an empty metricsFrom stays valid, the in-chart Prometheus a peer of every process.
+    manifests = tools.render(tools.deep_merge(values, {"serviceMonitor": {"enabled": False}}))
+    assert not of_kind(manifests, "ServiceMonitor")
+    release = pods(manifests)
+    if "prometheus" in release:
+        for process, port in metrics_ports(manifests).items():
+            assert allows(manifests, release["prometheus"], release[process], port), process
+
+
+def test_service_monitors_with_nothing_narrowing_the_metrics_ports_need_no_metrics_from():
+    manifests = tools.render(tools.with_token_keys({"serviceMonitor": {"force": True}}))
+    policies = {component(p): p for p in of_kind(manifests, "NetworkPolicy") if "app.kubernetes.io/component" in
+                p["metadata"]["labels"]}
+    for process, port in metrics_ports(manifests).items():
+        assert admits(policies[process], MONITORING[0], port), process
+
 # ------------------------------------------------------------- migrations
 
 @pytest.mark.parametrize("name", CI_FILES)
