@@ -1049,6 +1049,27 @@ def test_the_in_chart_prometheus_sends_its_alerts_to_the_alertmanagers_the_value
         "prometheus": {"alerting": {"alertmanagers": ["alertmanager-operated.monitoring.svc:9093"]}}}}))
 
 
+
+@pytest.mark.parametrize("interval, timeout", [("5s", "5s"), ("500ms", "500ms"), ("10s", "10s"), ("15s", "10s"),
+                                               ("1m", "10s")])
+def test_the_in_chart_prometheus_accepts_its_config_at_any_scrape_interval(tmp_path, interval, timeout):
+    """scrape_timeout was a fixed 10s: with observability.prometheus.scrapeInterval
+    under 10s Prometheus refused the config ("global scrape timeout greater than
+    scrape interval") and crash-looped, and the release had no alerts at all.
+    The timeout is 10s, or the interval when that is shorter."""
+    import subprocess
+
+    from tests.observability.support import binary
+
+    manifests = with_values("tilt", {"observability": {"prometheus": {"scrapeInterval": interval}}})
+    text = by_name(manifests, "ConfigMap")["tuoguan-prometheus"]["data"]["prometheus.yml"]
+    assert yaml.safe_load(text)["global"]["scrape_timeout"] == timeout
+    path = tmp_path / "prometheus.yml"
+    path.write_text(text)
+    done = subprocess.run([binary("promtool"), "check", "config", "--syntax-only", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
 @pytest.mark.parametrize("address", ["alertmanager-operated.monitoring.svc", "http://am:9093", "am:9093/api"])
 def test_an_alertmanager_is_named_host_and_port(address):
     import helm_python as helm
