@@ -21,6 +21,7 @@ from .body_limit import BodyLimit
 from .limits import ServerLimits
 from .pod_only import PodOnly
 from .routes import accounts, bookings, catalogue, finance, office, tickets
+from .security_headers import SecurityHeaders
 from .send_guard import SendGuard, SendGuardSettings
 from .sign_in_guard import SignInGuard, SignInGuardSettings
 
@@ -77,6 +78,8 @@ def create_app(addresses: Addresses | None = None, portal_settings: PortalSettin
                                                 {"/metrics", tickets.WEBHOOK_ROUTE}),
                        page=portal.http_error_page)
     app.add_middleware(RequestTelemetry)
+    # Outermost: every reply carries them, the refusals of the layers inside included.
+    app.add_middleware(SecurityHeaders)
     errors.install(app, page=portal.http_error_page)
     for module in (accounts, catalogue, bookings, office, finance, tickets):
         app.include_router(module.router, responses=ERROR_RESPONSES)
