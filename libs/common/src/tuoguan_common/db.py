@@ -165,22 +165,92 @@ def sqlalchemy_url(url: str) -> str:
 MIGRATION_LOCK_TIMEOUT_MS = 10_000
 
 
-def run_alembic_env() -> None:
-    """The body of every service's ``migrations/env.py``: online, plain SQL,
-    each lock waited for at most ``TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS``
-    (``MIGRATION_LOCK_TIMEOUT_MS``; 0 waits as long as it takes)."""
-    from alembic import context
-    from sqlalchemy import create_engine, pool
-
+def migration_lock_timeout_ms() -> int:
+    """``TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS`` (``MIGRATION_LOCK_TIMEOUT_MS``; 0 waits as long as it takes)."""
     from .config import env_number
 
-    lock_timeout = env_number("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", MIGRATION_LOCK_TIMEOUT_MS, minimum=0)
+    return env_number("TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS", MIGRATION_LOCK_TIMEOUT_MS, minimum=0)
+
+
+def set_lock_timeout(conn: psycopg.Connection) -> None:
+    """The migration's lock timeout for the rest of the transaction ``conn``
+    (a migration's psycopg connection) is in, and for it alone; it begins one
+    if none is open and the connection is not in autocommit.
+
+    Set in the transaction, not when connecting: a transaction pooler
+    (PgBouncer, which docs/deploy.md puts in front) refuses an ``options``
+    startup parameter, and a session's SET would stay on a pooled server
+    connection that the next statement may not get and another client may."""
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (str(migration_lock_timeout_ms()),), prepare=False)
+
+
+def run_alembic_env() -> None:
+    """The body of every service's ``migrations/env.py``: online, plain SQL,
+    each migration in a transaction of its own whose lock waits last at most
+    ``TUOGUAN_MIGRATION_LOCK_TIMEOUT_MS`` (``set_lock_timeout`` as the
+    transaction begins; statements a migration runs outside it go through
+    ``own_transaction`` or ``create_index_concurrently``)."""
+    from alembic import context
+    from sqlalchemy import create_engine, event, pool
+
+    # No prepared statements: a migration runs each statement about once, and a
+    # transaction pooler before 1.21 would lose them between transactions.
     engine = create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool,
-                           connect_args={"options": f"-c lock_timeout={lock_timeout}"})
+                           connect_args={"prepare_threshold": None})
     with engine.connect() as connection:
+        # Each migration's transaction (transaction_per_migration) and the
+        # version's; not an autocommit block's (no transaction to set it in).
+        @event.listens_for(connection, "begin")
+        def bounded(conn) -> None:
+            driver = conn.connection.driver_connection
+            if not driver.autocommit:
+                set_lock_timeout(driver)
+
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
+
+
+@contextlib.contextmanager
+def own_transaction() -> Iterator:
+    """In a migration, inside ``autocommit_block()``: one transaction of its own
+    (committed on leaving, rolled back on an error), its lock waits bounded as
+    the migration's are. For a statement that may run in a transaction but
+    must not wait in the migration's (a backfill, a VALIDATE CONSTRAINT, after
+    the ALTER's lock is let go): in autocommit it would wait for its locks as
+    long as it takes. Yields the SQLAlchemy connection (``op.get_bind()``)."""
+    from alembic import op
+
+    bind = op.get_bind()
+    driver = bind.connection.driver_connection
+    assert driver.autocommit, "own_transaction() belongs inside autocommit_block()"
+    driver.execute("BEGIN")
+    try:
+        set_lock_timeout(driver)
+        yield bind
+    except BaseException:
+        with contextlib.suppress(Exception):
+            driver.execute("ROLLBACK")
+        raise
+    driver.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def _session_lock_timeout() -> Iterator[None]:
+    """For a statement that cannot run in a transaction (CREATE or DROP INDEX
+    CONCURRENTLY): the lock timeout set for the session just before it and
+    reset after it, failed or not. On a direct or session-pooled connection
+    this is the statement's own; a transaction pooler may run the statement on
+    another server connection than the SET (it then waits without the
+    timeout) and hand the SET's to another client until the RESET."""
+    from alembic import op
+
+    op.execute(f"SET lock_timeout = {migration_lock_timeout_ms()}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            op.execute("RESET lock_timeout")
 
 
 def create_index_concurrently(name: str, definition: str, *, unique: bool = False) -> None:
@@ -196,16 +266,17 @@ def create_index_concurrently(name: str, definition: str, *, unique: bool = Fals
         invalid = op.get_bind().execute(text(
             "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "WHERE c.relname = :name AND NOT i.indisvalid"), {"name": name}).first()
-        if invalid is not None:
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-        op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}")
+        with _session_lock_timeout():
+            if invalid is not None:
+                op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            op.execute(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}")
 
 
 def drop_index_concurrently(name: str) -> None:
     """In a migration: drops index ``name`` without stopping the table's writes."""
     from alembic import op
 
-    with op.get_context().autocommit_block():
+    with op.get_context().autocommit_block(), _session_lock_timeout():
         op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
 

@@ -6,6 +6,7 @@ Revision ID: 0007
 Revises: 0006
 """
 from alembic import op
+from tuoguan_common.db import own_transaction
 
 revision = "0007"
 down_revision = "0006"
@@ -41,8 +42,11 @@ def upgrade() -> None:
             ADD CONSTRAINT payments_refunded_after_failure CHECK ({_CHECK}) NOT VALID
     """)
     with op.get_context().autocommit_block():
-        op.execute(BACKFILL)
-        op.execute("ALTER TABLE payments VALIDATE CONSTRAINT payments_refunded_after_failure")
+        # Each in a transaction of its own, its lock waits bounded as the ALTER's are.
+        with own_transaction():
+            op.execute(BACKFILL)
+        with own_transaction():
+            op.execute("ALTER TABLE payments VALIDATE CONSTRAINT payments_refunded_after_failure")
 
 
 def downgrade() -> None:

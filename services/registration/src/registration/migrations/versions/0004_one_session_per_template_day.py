@@ -22,7 +22,7 @@ import logging
 from alembic import op
 from sqlalchemy import text
 
-from tuoguan_common.db import create_index_concurrently, drop_index_concurrently
+from tuoguan_common.db import create_index_concurrently, drop_index_concurrently, own_transaction
 
 revision = "0004"
 down_revision = "0003"
@@ -43,8 +43,9 @@ RETURNING s.id, s.service_date
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        detached = op.get_bind().execute(text(DETACH_LATER_DUPLICATES)).fetchall()
+    # Committed before the index is built, in a transaction of its own (the lock timeout bounds its waits).
+    with op.get_context().autocommit_block(), own_transaction() as bind:
+        detached = bind.execute(text(DETACH_LATER_DUPLICATES)).fetchall()
     if detached:
         log.warning("sessions published twice from one template, detached from it: %s",
                     ", ".join(f"{row.id} ({row.service_date})" for row in detached))
