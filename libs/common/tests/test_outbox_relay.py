@@ -40,6 +40,35 @@ def test_relay_publishes_each_event_once_in_nameko_format(infra, outbox_db):
     assert parsed.payment_id == "p3" and parsed.amount_fen == 103
 
 
+
+def test_through_a_transaction_pooler_the_relay_bounds_its_transactions_and_no_one_else_s(infra, outbox_db, pgbouncer):
+    """The relay's idle-in-transaction timeout (a relay gone with its batch's
+    row locks lets go of them) is its transactions': set for the session,
+    PgBouncer in transaction mode left it on a server connection that the
+    pool's other clients got next."""
+    with outbox_db.transaction() as cur:
+        outbox.append(cur, events_pb2.PaymentCaptured(payment_id="p1", amount_fen=100))
+    with psycopg.connect(outbox_db.url) as conn:
+        default = conn.execute("SHOW idle_in_transaction_session_timeout").fetchone()[0]
+    relay = outbox.OutboxRelay(f"svc{uuid.uuid4().hex[:6]}", pgbouncer.url(outbox_db.url), infra["amqp_uri"])
+    try:
+        assert relay.relay_once() == 1
+        assert relay.backlog() == 0
+        clients = pgbouncer.server_connections(outbox_db.url)
+        try:
+            for client in clients:
+                assert client.execute("SHOW idle_in_transaction_session_timeout").fetchone() == (default,)
+        finally:
+            for client in clients:
+                client.close()
+        # Each of the relay's transactions begins with it.
+        with relay._conn.cursor() as cur:
+            relay._bound_idleness(cur)
+            assert cur.execute("SHOW idle_in_transaction_session_timeout").fetchone() == ("1min",)
+        relay._conn.rollback()
+    finally:
+        relay.close()
+
 def test_inbox_makes_redelivery_harmless(outbox_db):
     event_id = str(uuid.uuid4())
     with outbox_db.transaction() as cur:

@@ -240,3 +240,50 @@ def test_settings_from_the_environment():
     # Less than a day would undo the inbox's and the keys' protection.
     with pytest.raises(SystemExit, match="TUOGUAN_RETENTION_INBOX_DAYS must be at least 1"):
         retention.settings_from_env({"TUOGUAN_RETENTION_INBOX_DAYS": "0.5"})
+
+
+def test_purges_through_a_transaction_pooler_take_turns_and_leave_nothing_behind(db, service, pgbouncer):
+    """Through PgBouncer in transaction mode each transaction may get another
+    server connection: a session's lock, taken on one and let go on another,
+    stayed taken for good (every later purge skipped), and a session's
+    timeouts stayed for the pool's next clients. A second client's transaction
+    takes the purge's server connection between its rounds, as any api's would."""
+    pooled = pgbouncer.url(db)
+    with psycopg.connect(db, autocommit=True) as conn:
+        add_inbox(conn, days_ago(20), 4)
+        add_keys(conn, days_ago(8), "hold", 2)
+        defaults = conn.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+                                ).fetchone()
+    other = psycopg.connect(pooled)
+
+    def meanwhile() -> bool:
+        if other.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            other.execute("SELECT 1")
+        return False
+
+    try:
+        first = purge(pooled, service, SMALL_BATCHES, should_stop=meanwhile)
+        # The pool's other server connection, the first still in the other client's transaction.
+        second = purge(pooled, service, SMALL_BATCHES)
+    finally:
+        other.close()
+
+    assert first == retention.Purged({"outbox": 0, "inbox": 4, "idempotency_keys": 2}, finished=True)
+    assert second == retention.Purged({t: 0 for t in retention.TABLES}, finished=True)
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                            "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                            ).fetchone() == (0,)
+    clients = pgbouncer.server_connections(db)
+    try:
+        for client in clients:
+            assert client.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+                                  ).fetchone() == defaults
+    finally:
+        for client in clients:
+            client.close()
+    # A purge of the database while another process holds its lock is still skipped, through the pooler too.
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (retention.LOCK_KEY,))
+        assert purge(pooled, service) is None
+        conn.execute("SELECT pg_advisory_unlock(%s)", (retention.LOCK_KEY,))

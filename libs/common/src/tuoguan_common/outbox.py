@@ -317,13 +317,6 @@ class OutboxRelay:
                 tcp_user_timeout=int(self.io_timeout * 1000),
                 keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
             )
-            # The other side of the same failure: a relay that vanished while
-            # holding its batch's row locks (its transaction idle on the
-            # server) frees them for the other replicas. Longer than a run
-            # may last, so the relay's own deadline ends a slow run first.
-            self._conn.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-                               (str(int((self.run_timeout + self.io_timeout) * 1000)),))
-            self._conn.commit()
         if self._amqp is None:
             import kombu
 
@@ -344,6 +337,18 @@ class OutboxRelay:
             # Same declaration as nameko's get_event_exchange, so both agree.
             self._channel.exchange_declare(self.exchange_name, "topic", durable=True, auto_delete=False)
             self._channel.tx_select()
+
+    def _bound_idleness(self, cur: psycopg.Cursor) -> None:
+        """The first statement of each of the relay's transactions. The other
+        side of the same failure: a relay that vanished while holding its
+        batch's row locks (its transaction idle on the server) frees them for
+        the other replicas. Longer than a run may last, so the relay's own
+        deadline ends a slow run first. For the transaction only: a session's
+        setting would stay, behind a transaction pooler (PgBouncer), on a
+        server connection that other clients get next, and the relay's next
+        transaction may not."""
+        cur.execute("SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                    (str(int((self.run_timeout + self.io_timeout) * 1000)),), prepare=False)
 
     def close(self) -> None:
         """Closes both connections, telling the peers if they answer in time."""
@@ -402,6 +407,7 @@ class OutboxRelay:
         self._connect()
         assert self._conn is not None and self._channel is not None
         with self._conn.cursor() as cur:
+            self._bound_idleness(cur)
             # The payload as PostgreSQL writes jsonb out: already the JSON to send (no parse and dump again).
             cur.execute(
                 "SELECT id, event_type, payload::text, headers FROM outbox WHERE sent_at IS NULL "
@@ -430,6 +436,7 @@ class OutboxRelay:
         self._connect()
         assert self._conn is not None
         with self._conn.cursor() as cur:
+            self._bound_idleness(cur)
             cur.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
             n = cur.fetchone()[0]
         self._conn.commit()

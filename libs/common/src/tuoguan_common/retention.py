@@ -6,10 +6,13 @@ Each service's worker purges its own database on a timer
 (``nameko_support.RetentionPurge``); identity, which has no worker, from a
 thread of its api (``PeriodicPurge``, started by ``api_main.run``). Every
 deletion walks an index from the oldest rows, a batch of ``batch_rows`` per
-statement, each statement its own short transaction, round after round over
+statement, each batch its own short transaction, round after round over
 the three tables until every table is done or the run's time is spent; the
-next run carries on. One process purges a database at a time (a session
-advisory lock); the other replicas skip the run.
+next run carries on. One process purges a database at a time: each batch's
+transaction takes a transaction advisory lock, and a run that finds it taken
+is skipped (or, past its first batch, stops: the other process carries on).
+Nothing is left on the session (no session lock, no session setting), so it
+works the same through a transaction pooler (PgBouncer, docs/deploy.md).
 
 Why the defaults are safe:
 
@@ -58,7 +61,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import psycopg
@@ -108,9 +111,16 @@ def drop_indexes() -> None:
     for name in INDEXES:
         drop_index_concurrently(name)
 
-# One purge per database at a time: pg_try_advisory_lock's key (one bigint,
+# One purge per database at a time: pg_try_advisory_xact_lock's key (one bigint,
 # apart from the two-int keys registration locks patients with).
 LOCK_KEY = 0x7475_6F67_7561_6E01
+# The first statement of each batch's transaction: the database's purge lock
+# (whether it was free) and the batch's limits, both for this transaction
+# only. A session's lock or settings would stay on the server connection: a
+# transaction pooler gives the next statement another one (the unlock fails
+# there, the lock stays taken for good) and the settings to other clients.
+BEGIN_BATCH = ("SELECT pg_try_advisory_xact_lock(%(key)s), set_config('statement_timeout', %(statement)s, true), "
+               "set_config('lock_timeout', %(lock)s, true)")
 
 # The outbox goes by primary key from the oldest (ids grow with time): a
 # window of the next ``rows`` ids, of which the sent rows older than the
@@ -246,31 +256,37 @@ def purge(database_url: str, service: str, policy: RetentionPolicy = RetentionPo
               _ByAge("idempotency_keys", "idempotency_keys_created_at", KEYS_BATCH, now - policy.idempotency_keys)]
     deleted = {t.table: 0 for t in tables}
     with _connect(database_url, service) as conn:
-        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]:
-            log.info("retention purge skipped: another process is purging this database")
-            return None
-        valid = {name for (name,) in conn.execute(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = ANY(%s) AND i.indisvalid AND pg_table_is_visible(c.oid)", (list(INDEXES),))}
+        with _batch(conn) as free:
+            if not free:
+                log.info("retention purge skipped: another process is purging this database")
+                return None
+            valid = {name for (name,) in conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = ANY(%s) AND i.indisvalid AND pg_table_is_visible(c.oid)", (list(INDEXES),))}
         missing = [t.index for t in tables if t.index is not None and t.index not in valid]
         pending = [t for t in tables if t.index is None or t.index in valid]
         try:
             while pending:
                 for table in list(pending):
-                    n, done = table.batch(conn, policy.batch_rows)
+                    with _batch(conn) as free:
+                        if not free:
+                            break
+                        n, done = table.batch(conn, policy.batch_rows)
                     deleted[table.table] += n
                     if n:
                         metrics.RETENTION_DELETED.labels(service, table.table).inc(n)
                     if done:
                         pending.remove(table)
-                if clock() - started >= policy.budget_seconds or should_stop():
-                    break
+                else:
+                    if clock() - started >= policy.budget_seconds or should_stop():
+                        break
+                    continue
+                # Another process took the database between two batches: it carries on.
+                log.info("retention purge stopped: another process is purging this database")
+                break
         finally:
-            # Let go before closing: a closed connection's backend releases its
-            # locks only once it has exited, and a purge right after (the next
-            # replica's, the next run's) found the database still taken.
-            with contextlib.suppress(psycopg.Error):  # a broken connection lets go as it closes
-                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            # Each batch let go of the lock as its transaction ended (an error's
+            # rollback too): a purge right after finds the database free.
             log.info("retention purge", extra={
                 **{f"{table}_deleted": n for table, n in deleted.items()},
                 "finished": not pending and not missing, "seconds": round(clock() - started, 3)})
@@ -280,15 +296,24 @@ def purge(database_url: str, service: str, policy: RetentionPolicy = RetentionPo
     return Purged(deleted, finished=not pending)
 
 
+@contextlib.contextmanager
+def _batch(conn: psycopg.Connection) -> Iterator[bool]:
+    """One transaction of the run (committed on leaving, rolled back on an
+    error, the lock let go either way), with the batch's limits; whether the
+    database's purge lock was free."""
+    with conn.transaction():
+        yield conn.execute(BEGIN_BATCH, {"key": LOCK_KEY, "statement": str(STATEMENT_TIMEOUT_MS),
+                                         "lock": str(LOCK_TIMEOUT_MS)}, prepare=False).fetchone()[0]
+
+
 def _connect(database_url: str, service: str) -> psycopg.Connection:
-    """A connection of the run's own, each statement its own transaction;
-    a server gone silent is noticed as the outbox relay notices it."""
-    conn = psycopg.connect(database_url, autocommit=True, connect_timeout=5, application_name=f"{service}-retention",
+    """A connection of the run's own, each batch its own transaction (``_batch``);
+    a server gone silent is noticed as the outbox relay notices it. Nothing
+    prepared: a transaction pooler before 1.21 loses prepared statements
+    between transactions."""
+    return psycopg.connect(database_url, autocommit=True, connect_timeout=5, application_name=f"{service}-retention",
                            tcp_user_timeout=15_000, keepalives=1, keepalives_idle=10, keepalives_interval=5,
-                           keepalives_count=3)
-    conn.execute("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
-                 (str(STATEMENT_TIMEOUT_MS), str(LOCK_TIMEOUT_MS)))
-    return conn
+                           keepalives_count=3, prepare_threshold=None)
 
 
 class PeriodicPurge:
