@@ -277,3 +277,15 @@ def test_back_to_back_or_apart_is_no_overlap():
 def test_a_close_bills_the_worklogs_of_a_resolved_ticket_only():
     assert billable_on_close(resolved=True)
     assert not billable_on_close(resolved=False)
+
+
+def test_an_engineer_who_is_or_was_on_the_ticket_logs_time_on_it_nobody_else():
+    from ticketing.domain.worklog import NotOnTicket, refuse_not_on_ticket
+
+    refuse_not_on_ticket("e1", assignee_id="e1", was_assigned=False, dispatcher_or_admin=False)
+    refuse_not_on_ticket("e1", assignee_id=None, was_assigned=True, dispatcher_or_admin=False)   # handed off
+    refuse_not_on_ticket("e1", assignee_id="e2", was_assigned=True, dispatcher_or_admin=False)   # reassigned
+    refuse_not_on_ticket("d1", assignee_id="e2", was_assigned=False, dispatcher_or_admin=True)
+    with pytest.raises(NotOnTicket) as refused:
+        refuse_not_on_ticket("e1", assignee_id="e2", was_assigned=False, dispatcher_or_admin=False)
+    assert (refused.value.code, refused.value.reason) == ("PERMISSION_DENIED", "not_assignee")

@@ -176,3 +176,28 @@ def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade
         check_retention_indexes_migration(url, MIGRATIONS_DIR, "0004")
     finally:
         drop_database(url)
+
+
+def test_0006_lets_assignments_name_their_engineer_and_keeps_older_events_as_they_are(infra):
+    url = unique_database_url(infra, "ticketing")
+    migrate(url, MIGRATIONS_DIR, "0005")
+
+    def event_columns() -> set[str]:
+        with psycopg.connect(url) as conn:
+            return {c for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'ticket_events'").fetchall()}
+
+    try:
+        alert_ticket(url, "assigned", "portal", "fp")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO ticket_events (ticket_id, at, kind, actor_id) VALUES (%s, %s, 'assigned', 'd')",
+                         (TICKET, T0))
+        migrate(url, MIGRATIONS_DIR)
+        assert "assignee_id" in event_columns()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT assignee_id FROM ticket_events").fetchall() == [(None,)]
+        downgrade(url, MIGRATIONS_DIR, "0005")
+        assert "assignee_id" not in event_columns()
+        migrate(url, MIGRATIONS_DIR)
+    finally:
+        drop_database(url)

@@ -257,3 +257,59 @@ def test_the_stored_end_is_the_start_plus_the_minutes_in_any_time_zone(database)
         cur.execute("SET LOCAL TIME ZONE 'Europe/London'")
         cur.execute("SELECT worklog_end(%s, 1440) AS ended_at", (started,))
         assert cur.fetchone()["ended_at"] == started + dt.timedelta(hours=24)
+
+
+def test_an_engineer_taken_off_a_ticket_still_logs_the_hours_worked_on_it(stub, people, clock, store, database):
+    """The level-3 hand-off (assignee NULL) and a dispatcher's reassignment take the ticket off its engineer,
+    not the hours already worked: engineers log them afterwards as a rule. Someone never on it logs nothing."""
+    clinician, dispatcher = people.clinician(), people.dispatcher()
+    eng, eng2, stranger = people.engineer(), people.engineer(), people.engineer()
+    clock.set(T0)
+    t = stub.OpenTicket(open_request(impact=pb.LEVEL_HIGH, urgency=pb.LEVEL_HIGH), metadata=clinician.md).ticket
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id), metadata=dispatcher.md)
+    clock.set(T0 + minutes(5))
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_START), metadata=eng.md)
+    # P1, 4 h: beyond 150 % at 15:00 the ticket goes to the escalation team, off the engineer.
+    assert store.escalate_due(shanghai(2025, 11, 4, 15, 2), 200)[0][1] == 3
+    assert ticket_row(database, t.ticket_id)["assignee_id"] is None
+    assert [r["assignee_id"] for r in query(database, "SELECT assignee_id FROM ticket_events WHERE ticket_id = %s "
+                                            "AND kind = 'assigned' ORDER BY id", t.ticket_id)] == [eng.id, None]
+    clock.set(shanghai(2025, 11, 4, 15, 10))
+    log = stub.RecordWorklog(worklog(t.ticket_id, T0 + minutes(5), 355), metadata=eng.md).worklog
+    assert (log.engineer_id, log.minutes) == (eng.id, 355)
+
+    # The dispatcher gives it to another engineer: the first still logs what they did, so does the second.
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng2.id), metadata=dispatcher.md)
+    clock.set(shanghai(2025, 11, 4, 16, 0))
+    assert stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 15, 0), 10),
+                              metadata=eng.md).worklog.minutes == 10
+    assert stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 15, 10), 50),
+                              metadata=eng2.md).worklog.minutes == 50
+    r = refused(stub.RecordWorklog, worklog(t.ticket_id, shanghai(2025, 11, 4, 15, 0), 30), metadata=stranger.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "not_assignee")
+    # Every other check holds for them: no overlap, nothing on a closed ticket.
+    r = refused(stub.RecordWorklog, worklog(t.ticket_id, shanghai(2025, 11, 4, 14, 0), 30), metadata=eng.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "worklog_overlaps")
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_START), metadata=eng2.md)
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_RESOLVE, note="fixed"), metadata=eng2.md)
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_CONFIRM), metadata=clinician.md)
+    billable = outbox(database, "WorklogBillable", ticket_id=t.ticket_id)
+    assert sorted((b["engineer_id"], b["minutes"]) for b in billable) == sorted(
+        [(eng.id, 355), (eng.id, 10), (eng2.id, 50)])
+    r = refused(stub.RecordWorklog, worklog(t.ticket_id, shanghai(2025, 11, 4, 15, 20), 5), metadata=eng.md)
+    assert r.reason == "ticket_closed"
+
+
+def test_history_from_before_assignments_named_the_engineer_still_shows_who_worked_a_ticket(
+        stub, people, clock, database):
+    """ASSIGNED events recorded before migration 0006 name nobody: an engineer who started the ticket (only its
+    engineer does) still logs time on it once a dispatcher gave it to someone else."""
+    clinician, dispatcher, eng, eng2 = people.clinician(), people.dispatcher(), people.engineer(), people.engineer()
+    clock.set(T0)
+    t = stub.OpenTicket(open_request(), metadata=clinician.md).ticket
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id), metadata=dispatcher.md)
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_START), metadata=eng.md)
+    stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng2.id), metadata=dispatcher.md)
+    query(database, "UPDATE ticket_events SET assignee_id = NULL WHERE ticket_id = %s RETURNING id", t.ticket_id)
+    clock.set(T0 + minutes(60))
+    assert stub.RecordWorklog(worklog(t.ticket_id, T0, 30), metadata=eng.md).worklog.minutes == 30

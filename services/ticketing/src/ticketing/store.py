@@ -40,7 +40,13 @@ from .domain.calendar import ServiceHours, WorkingCalendar
 from .domain.lifecycle import Action, Status, TicketRefused
 from .domain.priority import Level, Priority
 from .domain.sla import EventKind, Side, SlaState, TicketEvent, compute_sla
-from .domain.worklog import Worklog, billable_on_close, refuse_before_opening, refuse_overlap
+from .domain.worklog import (
+    Worklog,
+    billable_on_close,
+    refuse_before_opening,
+    refuse_not_on_ticket,
+    refuse_overlap,
+)
 from .exceptions import not_found, refused
 
 Row = dict[str, Any]
@@ -190,12 +196,16 @@ class Store:
         cur.execute(TICKET_VIEW + "WHERE t.id = %s" + (" FOR UPDATE OF t" if lock else ""), (ticket_id,))
         return cur.fetchone()
 
-    def _record(self, cur: psycopg.Cursor, ticket_id: str, event: TicketEvent, actor_id: str, note: str = "") -> None:
+    def _record(self, cur: psycopg.Cursor, ticket_id: str, event: TicketEvent, actor_id: str, note: str = "", *,
+                assignee_id: str | None = None) -> None:
+        """One event of the ticket's history; an ASSIGNED one names the engineer it assigned the ticket to
+        (``assignee_id``, migration 0006; None for a team alone and the hand-off to the escalation team)."""
         cur.execute(
-            "INSERT INTO ticket_events (ticket_id, at, kind, side, priority, escalation, actor_id, note) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO ticket_events (ticket_id, at, kind, side, priority, escalation, actor_id, note, assignee_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (ticket_id, event.at, str(event.kind), str(event.side) if event.side else None,
-             int(event.priority) if event.priority else None, event.escalation, actor_id, note))
+             int(event.priority) if event.priority else None, event.escalation, actor_id, note,
+             assignee_id if event.kind == EventKind.ASSIGNED else None))
 
     def _rate(self, cur: psycopg.Cursor, ticket_id: str, now: dt.datetime) -> tuple[Row, SlaState]:
         """The ticket as it now stands, its SLA, and the row's bookkeeping brought up to date."""
@@ -404,7 +414,8 @@ class Store:
         cur.execute(f"UPDATE tickets SET {assignments} WHERE id = %(id)s", {**changes, "id": row["id"]})
         event = lifecycle.event_for(action, now, side=side)
         if event is not None:
-            self._record(cur, str(row["id"]), event, actor_id, note)
+            self._record(cur, str(row["id"]), event, actor_id, note,
+                         assignee_id=assignee_id if action == Action.ASSIGN else None)
 
     def _announce(self, cur: psycopg.Cursor, row: Row, state: SlaState, action: Action, now: dt.datetime) -> None:
         """The events a change tells the other services."""
@@ -511,8 +522,10 @@ class Store:
             row = self._view(cur, ticket_id, lock=True)
             if row is None:
                 raise not_found("ticket")
-            if row["assignee_id"] != actor.subject and not ({roles.DISPATCHER, roles.ADMIN} & set(actor.roles)):
-                raise PermissionDenied("only the ticket's engineer logs time on it", reason="not_assignee")
+            dispatcher_or_admin = bool({roles.DISPATCHER, roles.ADMIN} & set(actor.roles))
+            refuse_not_on_ticket(actor.subject, assignee_id=row["assignee_id"],
+                                 was_assigned=self._was_assigned(cur, ticket_id, actor.subject),
+                                 dispatcher_or_admin=dispatcher_or_admin)
             if row["status"] == "closed":
                 raise refused(TicketRefused("ticket_closed", "a closed ticket takes no more worklogs"))
             # Time before the ticket existed is no work on it, and would be billed when it closes.
@@ -527,6 +540,21 @@ class Store:
             return pb.RecordWorklogResponse(worklog=messages.worklog(saved))
 
         return idem.run(self.db, write)
+
+    @staticmethod
+    def _was_assigned(cur: psycopg.Cursor, ticket_id: str, engineer_id: str) -> bool:
+        """Whether the ticket was ever assigned to the engineer: an ASSIGNED event naming them (migration 0006).
+        ASSIGNED events recorded before it name nobody; for those the history still shows an engineer on the
+        ticket by what only its engineer does: an ASSIGNED (an engineer takes a ticket only for themself),
+        STARTED, PAUSED, RESUMED or RESOLVED event they made (a dispatcher or admin, who logs time on any
+        ticket, aside), or a worklog of theirs on it."""
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM ticket_events WHERE ticket_id = %(t)s AND kind = 'assigned' "
+            "AND assignee_id = %(e)s) OR EXISTS (SELECT 1 FROM ticket_events WHERE ticket_id = %(t)s "
+            "AND actor_id = %(e)s AND kind IN ('assigned', 'started', 'paused', 'resumed', 'resolved')) "
+            "OR EXISTS (SELECT 1 FROM worklogs WHERE ticket_id = %(t)s AND engineer_id = %(e)s) AS was",
+            {"t": ticket_id, "e": engineer_id})
+        return cur.fetchone()["was"]
 
     @staticmethod
     def _insert_worklog(cur: psycopg.Cursor, worklog_id: str, ticket_id: str, log: Worklog,

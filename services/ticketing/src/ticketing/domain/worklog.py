@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tuoguan_common.errors import FailedPrecondition, InvalidArgument, plain
+from tuoguan_common.errors import FailedPrecondition, InvalidArgument, PermissionDenied, plain
 
 from ticketing.domain.calendar import HOSPITAL_TZ
 
@@ -57,6 +57,8 @@ MAX_AGE = dt.timedelta(days=31)
 IN_FUTURE = "worklog_in_future"
 BEFORE_OPENING = "worklog_before_ticket_opened"
 OVERLAPS = "worklog_overlaps"
+# The reason kept from when only the current assignee logged time (clients know it).
+NOT_ON_TICKET = "not_assignee"
 NOT_GRADED = "engineer_not_graded"
 
 
@@ -90,6 +92,26 @@ class WorklogOverlaps(FailedPrecondition):
                          f"{_hospital_time(ended_at)}: one engineer's worklogs may not overlap")
         self.started_at = started_at
         self.ended_at = ended_at
+
+
+class NotOnTicket(PermissionDenied):
+    """The engineer never was on the ticket: the fee pays the hours worked on a ticket by its engineers."""
+
+    reason = NOT_ON_TICKET
+
+    def __init__(self) -> None:
+        super().__init__("only an engineer who is or was assigned to the ticket logs time on it")
+
+
+def refuse_not_on_ticket(engineer_id: str, *, assignee_id: str | None, was_assigned: bool,
+                         dispatcher_or_admin: bool) -> None:
+    """Raises ``NotOnTicket`` unless the engineer may log time on the ticket: its assignee, or an engineer
+    it was ever assigned to (``was_assigned``): a dispatcher's reassignment or the level-3 hand-off to the
+    escalation team takes the ticket off them, not the hours they already worked on it, which they log
+    afterwards as a rule. A dispatcher or an admin (holding the engineer role) logs time on any ticket."""
+    if dispatcher_or_admin or engineer_id == assignee_id or was_assigned:
+        return
+    raise NotOnTicket()
 
 
 class EngineerNotGraded(FailedPrecondition):
