@@ -584,3 +584,26 @@ def test_admins_keep_the_subsystem_catalogue(stub, people, clock, database):
     assert len(everything.subsystems) == 68
     r = refused(stub.OpenTicket, open_request("SMART-WARD"), metadata=clinician.md)
     assert (r.code, r.reason) == (grpc.StatusCode.NOT_FOUND, "subsystem_not_found")
+
+
+def test_a_contractor_paused_ticket_handed_to_the_escalation_team_goes_to_the_board_to_be_assigned(
+        stub, people, clock, store, database):
+    """Level 3 hands a contractor-paused (PENDING) ticket to the escalation team as it does one in progress:
+    ASSIGNED with nobody on it, its pause ended (RESUMED before the hand-off), for a dispatcher to assign.
+    It stayed PENDING with nobody on it, and the dispatcher's assign was an invalid transition."""
+    clinician, dispatcher, eng, eng2 = people.clinician(), people.dispatcher(), people.engineer(), people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    t = opened(stub, clinician, ALWAYS, HIGH, HIGH)                        # P1: 4 h, level 3 beyond 6 h
+    act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_START)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_PAUSE, pause_side=pb.PAUSE_SIDE_CONTRACTOR)
+    assert store.escalate_due(shanghai(2025, 11, 4, 15, 1), 200)[0][1] == 3
+    row = ticket_row(database, t.ticket_id)
+    assert (row["status"], row["assignee_id"], row["paused_by"], row["team"]) == \
+        ("assigned", None, None, "escalation")
+    assert ticket_events(database, t.ticket_id)[-3:] == ["paused", "resumed", "assigned"]  # a P1 rises no higher
+    assert len(outbox(database, "TicketResumed", ticket_id=t.ticket_id)) == 1
+    clock.set(shanghai(2025, 11, 4, 15, 5))
+    again = act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng2.id)
+    assert (again.status, again.assignee_id) == (pb.TICKET_STATUS_ASSIGNED, eng2.id)
+    assert not again.sla.paused_by

@@ -234,3 +234,16 @@ def test_an_alert_clearing_resolves_any_open_ticket_and_nothing_else():
     for status in (S.NEW, S.ASSIGNED):
         assert refusal(lambda status=status: next_status(status, A.RESOLVE, has_worklog=True,
                                                          require_worklog=False)).reason == "invalid_transition"
+
+
+def test_the_hand_off_to_the_escalation_team_leaves_nothing_paused_with_nobody_on_it():
+    from ticketing.domain.lifecycle import handed_to_escalation_team
+
+    assert handed_to_escalation_team(Status.PENDING) == (Status.ASSIGNED, True)       # its pause ends
+    assert handed_to_escalation_team(Status.IN_PROGRESS) == (Status.ASSIGNED, False)
+    assert handed_to_escalation_team(Status.ASSIGNED) == (Status.ASSIGNED, False)
+    assert handed_to_escalation_team(Status.NEW) == (Status.NEW, False)
+    # A dispatcher assigns what the hand-off leaves.
+    for status in (Status.PENDING, Status.IN_PROGRESS, Status.ASSIGNED, Status.NEW):
+        handed, _ = handed_to_escalation_team(status)
+        assert next_status(handed, Action.ASSIGN, has_worklog=False, require_worklog=True) == Status.ASSIGNED

@@ -784,9 +784,15 @@ class Store:
         line and duty manager), off the engineer who has not fixed it; the dispatcher's board shows it
         unassigned. The clock keeps running."""
         team = self.config.escalation_team
-        cur.execute("UPDATE tickets SET team = %s, assignee_id = NULL, updated_at = %s, status = CASE "
-                    "WHEN status IN ('assigned', 'in_progress') THEN 'assigned' ELSE status END WHERE id = %s",
-                    (team, now, row["id"]))
+        status, ends_pause = lifecycle.handed_to_escalation_team(Status(row["status"]))
+        if ends_pause:
+            # The history shows the pause ended before the hand-off (a contractor's pause stopped no clock).
+            self._record(cur, str(row["id"]), TicketEvent(at=now, kind=EventKind.RESUMED), ESCALATOR,
+                         f"the pause ended: handed to {team}")
+            outbox.append(cur, events.TicketResumed(ticket_id=str(row["id"]), resumed_at=messages.rfc3339(now)))
+        cur.execute("UPDATE tickets SET team = %s, assignee_id = NULL, updated_at = %s, status = %s, "
+                    "paused_by = CASE WHEN %s THEN NULL ELSE paused_by END WHERE id = %s",
+                    (team, now, str(status), ends_pause, row["id"]))
         self._record(cur, str(row["id"]), TicketEvent(at=now, kind=EventKind.ASSIGNED), ESCALATOR,
                      f"reassigned to {team}: well past the resolution target")
         outbox.append(cur, events.TicketAssigned(ticket_id=str(row["id"]), assignee_id="", team=team,

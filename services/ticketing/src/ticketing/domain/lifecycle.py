@@ -7,6 +7,8 @@
     RESOLVED --reopen--> IN_PROGRESS                     (ASSIGNED if nobody had started it, NEW if nobody
                                                            is assigned: ``reopened_status``)
     NEW, ASSIGNED --close--> CLOSED                       (duplicates, mistakes)
+    ASSIGNED, IN_PROGRESS, PENDING --(level 3)--> ASSIGNED (to the escalation team, nobody on it; a pause
+                                                           ends: ``handed_to_escalation_team``)
 
 Anything else is refused with ``invalid_transition``. The machine (the service
 role, for an alert or a device alarm behind the ticket) also resolves a ticket
@@ -134,6 +136,18 @@ def alert_cleared(status: Status) -> Status | None:
     """The status after the alert behind a ticket cleared: RESOLVED from any open status; None when there is
     nothing to resolve (resolved already, or closed)."""
     return Status.RESOLVED if Status(status) in _CLEARABLE else None
+
+
+def handed_to_escalation_team(status: Status) -> tuple[Status, bool]:
+    """The status after the level-3 hand-off to the escalation team (nobody assigned, on the dispatcher's board)
+    and whether it ends a pause. ASSIGNED, IN_PROGRESS and PENDING become ASSIGNED, for a dispatcher to assign:
+    a PENDING ticket left so had nobody on it and no way back but a RESUME, into IN_PROGRESS with nobody on it.
+    Its pause ends with the hand-off (the engineer who paused it is off it; the next one pauses it again if the
+    work is still held up), so the history records the resume. NEW stays NEW; nothing else is handed off."""
+    status = Status(status)
+    if status in (Status.ASSIGNED, Status.IN_PROGRESS, Status.PENDING):
+        return Status.ASSIGNED, status == Status.PENDING
+    return status, False
 
 
 def allowed_actions(status: Status) -> frozenset[Action]:
