@@ -607,3 +607,74 @@ def test_a_contractor_paused_ticket_handed_to_the_escalation_team_goes_to_the_bo
     again = act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng2.id)
     assert (again.status, again.assignee_id) == (pb.TICKET_STATUS_ASSIGNED, eng2.id)
     assert not again.sla.paused_by
+
+
+def test_an_engineer_does_not_confirm_the_resolution_of_their_own_work(stub, people, clock, store, database):
+    """Security review, finding 1: an engineer as the requester of their own ticket took it, logged time,
+    resolved it and confirmed it: billable hours nobody else looked at. The confirmation may not come from
+    anyone whose work it bills; such a resolution does not close by itself either: a dispatcher closes it."""
+    eng, dispatcher = people.engineer(), people.dispatcher()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    t = opened(stub, eng, ALWAYS)
+    assert ticket_row(database, t.ticket_id)["requester_id"] == eng.id
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_START)
+    clock.set(shanghai(2025, 11, 4, 10, 0))
+    stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 9, 0), 60), metadata=eng.md)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_RESOLVE, note="fixed")
+    assert ticket_row(database, t.ticket_id)["auto_close_at"] is None
+    r = refused(stub.ChangeTicket, change(t.ticket_id, pb.TICKET_ACTION_CONFIRM), metadata=eng.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "self_confirmation")
+    assert ticket_row(database, t.ticket_id)["status"] == "resolved"
+    assert query(database, "SELECT * FROM worklogs WHERE billable") == []
+    # Weeks later it is still waiting: nothing closes it by itself.
+    assert store.auto_close_due(shanghai(2025, 12, 4, 9, 0), 200) == 0
+    assert ticket_row(database, t.ticket_id)["status"] == "resolved"
+    assert outbox(database, "WorklogBillable") == []
+    closed = act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_CLOSE, note="checked")
+    assert closed.status == pb.TICKET_STATUS_CLOSED
+    assert [b["minutes"] for b in outbox(database, "WorklogBillable", ticket_id=t.ticket_id)] == [60]
+
+
+def test_a_requester_who_logged_time_on_the_ticket_neither_confirms_it_nor_lets_it_close_by_itself(
+        stub, people, clock, store, database):
+    """The requester's worklog bills their work even once someone else is the assignee; logging it after the
+    resolution stops the resolution closing by itself. A dispatcher who also logged time closes nothing of it;
+    one who did not does."""
+    requester, other = people.engineer(), people.engineer()
+    dispatcher, colleague = people.person("dispatcher", "engineer", grade="senior"), people.dispatcher()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    t = opened(stub, requester, ALWAYS)
+    act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=requester.id)
+    act(stub, requester, t.ticket_id, pb.TICKET_ACTION_START)
+    act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=other.id)
+    act(stub, other, t.ticket_id, pb.TICKET_ACTION_START)
+    clock.set(shanghai(2025, 11, 4, 11, 0))
+    stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 10, 0), 60), metadata=other.md)
+    stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 10, 0), 30), metadata=dispatcher.md)
+    act(stub, other, t.ticket_id, pb.TICKET_ACTION_RESOLVE, note="fixed")
+    assert ticket_row(database, t.ticket_id)["auto_close_at"] is not None       # the requester did no work yet
+    stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 9, 0), 45), metadata=requester.md)
+    assert ticket_row(database, t.ticket_id)["auto_close_at"] is None
+    r = refused(stub.ChangeTicket, change(t.ticket_id, pb.TICKET_ACTION_CONFIRM), metadata=requester.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "self_confirmation")
+    r = refused(stub.ChangeTicket, change(t.ticket_id, pb.TICKET_ACTION_CLOSE), metadata=dispatcher.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "self_confirmation")
+    assert store.auto_close_due(shanghai(2025, 12, 4, 9, 0), 200) == 0
+    assert act(stub, colleague, t.ticket_id, pb.TICKET_ACTION_CLOSE).status == pb.TICKET_STATUS_CLOSED
+    assert sorted(b["minutes"] for b in outbox(database, "WorklogBillable", ticket_id=t.ticket_id)) == [30, 45, 60]
+
+
+def test_a_resolution_closes_by_itself_when_its_requester_did_not_work_it(stub, people, clock, store, database):
+    clinician, dispatcher, eng = people.clinician(), people.dispatcher(), people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    t = opened(stub, clinician, ALWAYS)
+    act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_START)
+    clock.set(shanghai(2025, 11, 4, 10, 0))
+    stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 4, 9, 0), 60), metadata=eng.md)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_RESOLVE, note="fixed")
+    r = refused(stub.ChangeTicket, change(t.ticket_id, pb.TICKET_ACTION_CONFIRM), metadata=eng.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "not_requester")
+    assert store.auto_close_due(shanghai(2025, 12, 4, 9, 0), 200) == 1
+    assert [b["minutes"] for b in outbox(database, "WorklogBillable", ticket_id=t.ticket_id)] == [60]

@@ -247,3 +247,21 @@ def test_the_hand_off_to_the_escalation_team_leaves_nothing_paused_with_nobody_o
     for status in (Status.PENDING, Status.IN_PROGRESS, Status.ASSIGNED, Status.NEW):
         handed, _ = handed_to_escalation_team(status)
         assert next_status(handed, Action.ASSIGN, has_worklog=False, require_worklog=True) == Status.ASSIGNED
+
+
+def test_a_resolution_is_never_confirmed_by_someone_whose_work_it_bills():
+    from ticketing.domain.lifecycle import bills_work_of, closes_by_itself, refuse_self_confirmation
+
+    assert bills_work_of("e1", assignee_id="e1", worklog_engineers=[])
+    assert bills_work_of("e1", assignee_id="e2", worklog_engineers=["e2", "e1"])
+    assert not bills_work_of("c1", assignee_id="e1", worklog_engineers=["e1"])
+    assert not bills_work_of("", assignee_id=None, worklog_engineers=[])
+    for action in (Action.CONFIRM, Action.CLOSE):
+        with pytest.raises(TicketRefused) as refused:
+            refuse_self_confirmation(action, Status.RESOLVED, bills_actor=True)
+        assert (refused.value.reason, refused.value.code) == ("self_confirmation", "PERMISSION_DENIED")
+        refuse_self_confirmation(action, Status.RESOLVED, bills_actor=False)
+    # Closing a duplicate bills nothing; other actions confirm nothing.
+    refuse_self_confirmation(Action.CLOSE, Status.ASSIGNED, bills_actor=True)
+    refuse_self_confirmation(Action.REOPEN, Status.RESOLVED, bills_actor=True)
+    assert closes_by_itself(requester_worked=False) and not closes_by_itself(requester_worked=True)

@@ -28,7 +28,7 @@ class Refused(FailedPrecondition):
 def refused(exc: TicketRefused) -> FailedPrecondition | PermissionDenied:
     """The gRPC-facing error of a lifecycle refusal: who may not is PERMISSION_DENIED, what may not is
     FAILED_PRECONDITION; the reason code travels either way."""
-    if exc.reason in ("not_requester", "not_assignee", "role_not_allowed"):
+    if exc.code == "PERMISSION_DENIED":  # the domain's own mapping (lifecycle.TicketRefused)
         return PermissionDenied(exc.message, reason=exc.reason)
     return Refused(exc.message, reason=exc.reason)
 

@@ -368,6 +368,9 @@ class Store:
                     if row["assignee_id"] not in (None, actor.subject):
                         raise TicketRefused("role_not_allowed",
                                             "the ticket is another engineer's: a dispatcher reassigns it")
+                if action in (Action.CONFIRM, Action.CLOSE):
+                    lifecycle.refuse_self_confirmation(action, Status(row["status"]), bills_actor=self._bills_work_of(
+                        cur, row, actor.subject))
                 status = lifecycle.next_status(Status(row["status"]), action, has_worklog=row["worklog_minutes"] > 0,
                                                require_worklog=self.config.require_worklog,
                                                started=action != Action.REOPEN or self._started(cur, ticket_id),
@@ -381,6 +384,17 @@ class Store:
             return pb.ChangeTicketResponse(ticket=messages.ticket(row, state))
 
         return idem.run(self.db, write)
+
+    @staticmethod
+    def _bills_work_of(cur: psycopg.Cursor, row: Row, person_id: str) -> bool:
+        """Whether closing the ticket's resolution bills ``person_id``'s work (``lifecycle.bills_work_of``)."""
+        cur.execute("SELECT DISTINCT engineer_id FROM worklogs WHERE ticket_id = %s", (row["id"],))
+        return lifecycle.bills_work_of(person_id, assignee_id=row["assignee_id"],
+                                       worklog_engineers=[r["engineer_id"] for r in cur.fetchall()])
+
+    def _closes_by_itself(self, cur: psycopg.Cursor, row: Row) -> bool:
+        """Whether the ticket's resolution may close by itself: not when its requester worked it."""
+        return lifecycle.closes_by_itself(requester_worked=self._bills_work_of(cur, row, row["requester_id"]))
 
     @staticmethod
     def _started(cur: psycopg.Cursor, ticket_id: str) -> bool:
@@ -404,8 +418,10 @@ class Store:
         elif action in (Action.RESUME, Action.RESOLVE):
             changes["paused_by"] = None
         if action == Action.RESOLVE:
+            # Its requester's own work waits for a dispatcher's close (lifecycle.closes_by_itself).
             changes.update(resolved_at=now, resolution_note=note, auto_close_at=lifecycle.auto_close_at(
-                now, lifecycle.HOSPITAL_HOURS, self.calendar(cur), self.config.auto_close_working_hours))
+                now, lifecycle.HOSPITAL_HOURS, self.calendar(cur), self.config.auto_close_working_hours)
+                if self._closes_by_itself(cur, row) else None)
         elif action == Action.REOPEN:
             changes.update(resolved_at=None, auto_close_at=None)
         if status == Status.CLOSED:
@@ -532,8 +548,10 @@ class Store:
             refuse_before_opening(log.started_at, row["created_at"])
             worklog_id = str(uuid.uuid4())
             saved = self._insert_worklog(cur, worklog_id, ticket_id, log, now)
-            cur.execute("UPDATE tickets SET worklog_minutes = worklog_minutes + %s, updated_at = %s WHERE id = %s",
-                        (log.minutes, now, ticket_id))
+            # The requester's own time on a resolution: it no longer closes by itself (lifecycle.closes_by_itself).
+            cur.execute("UPDATE tickets SET worklog_minutes = worklog_minutes + %s, updated_at = %s, "
+                        "auto_close_at = CASE WHEN requester_id = %s THEN NULL ELSE auto_close_at END WHERE id = %s",
+                        (log.minutes, now, log.engineer_id, ticket_id))
             outbox.append(cur, events.WorklogRecorded(
                 worklog_id=worklog_id, ticket_id=ticket_id, engineer_id=log.engineer_id, grade=str(log.grade),
                 activity=str(log.activity), started_at=messages.rfc3339(log.started_at), minutes=log.minutes))
@@ -804,12 +822,18 @@ class Store:
             cur.execute(TICKET_VIEW + "WHERE t.status = 'resolved' AND t.auto_close_at <= %s "
                         "ORDER BY t.auto_close_at LIMIT %s FOR UPDATE OF t SKIP LOCKED", (now, limit))
             rows = cur.fetchall()
+            closed = 0
             for row in rows:
+                if not self._closes_by_itself(cur, row):
+                    # Its requester logged time on it since its resolution: it waits for a dispatcher's close.
+                    cur.execute("UPDATE tickets SET auto_close_at = NULL WHERE id = %s", (row["id"],))
+                    continue
+                closed += 1
                 self._apply(cur, row, ESCALATOR, Action.AUTO_CLOSE, Status.CLOSED, assignee_id=None,
                             team=None, side=None, note="closed unconfirmed after its time", now=now)
                 row, state = self._rate(cur, str(row["id"]), now)
                 self._announce(cur, row, state, Action.AUTO_CLOSE, now)
-            return len(rows)
+            return closed
 
     def last_override(self) -> dt.date | None:
         with self.db.transaction() as cur:

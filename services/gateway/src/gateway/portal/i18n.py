@@ -117,6 +117,8 @@ REASONS = {
     "not_requester": N_("Only the person who reported the problem can confirm or reopen its resolution."),
     "not_assignee": N_("Only the engineer the ticket is assigned to can do this."),
     "role_not_allowed": N_("Your role does not allow this step on a ticket."),
+    "self_confirmation": N_("You worked on this ticket, so its resolution bills your time: someone else must "
+                            "confirm it. A dispatcher or an administrator can close it."),
     "assignee_not_an_engineer": N_("A ticket can only be assigned to an O&M engineer. Please choose an engineer "
                                    "from the list."),
     "staff_directory_unavailable": N_("We cannot check the engineer right now, so the ticket is not assigned. "

@@ -17,6 +17,7 @@ nobody started, NEW or ASSIGNED, when its alert clears: ``alert_cleared``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import StrEnum
 
 from tuoguan_common import roles as R
@@ -53,8 +54,9 @@ WORKLOG_REQUIRED = "worklog_required"
 NOT_REQUESTER = "not_requester"
 NOT_ASSIGNEE = "not_assignee"
 ROLE_NOT_ALLOWED = "role_not_allowed"
+SELF_CONFIRMATION = "self_confirmation"
 
-_PERMISSION_REASONS = frozenset({NOT_REQUESTER, NOT_ASSIGNEE, ROLE_NOT_ALLOWED})
+_PERMISSION_REASONS = frozenset({NOT_REQUESTER, NOT_ASSIGNEE, ROLE_NOT_ALLOWED, SELF_CONFIRMATION})
 
 
 class TicketRefused(TuoguanError):
@@ -62,7 +64,7 @@ class TicketRefused(TuoguanError):
 
     ``reason`` is a stable snake_case code. It is a TuoguanError, so the gRPC
     interceptor maps it by itself: PERMISSION_DENIED for the actor reasons
-    (not_requester, not_assignee, role_not_allowed), FAILED_PRECONDITION for
+    (not_requester, not_assignee, role_not_allowed, self_confirmation), FAILED_PRECONDITION for
     the others.
     """
 
@@ -167,7 +169,8 @@ def check_actor(action: Action, roles: frozenset[str], *, is_requester: bool, is
     * start, pause, resume, resolve: the assignee engineer, a dispatcher or an
       admin; resolve also the service role (an alert's resolution: from any
       open status, ``alert_cleared``; before anyone started it is no response);
-    * confirm, reopen: the requester (whatever their role) or an admin;
+    * confirm, reopen: the requester (whatever their role) or an admin; a confirmation never from someone
+      whose work it bills (``refuse_self_confirmation``);
     * close: admin, dispatcher, or the service role;
     * auto_close: the service role only.
     """
@@ -197,6 +200,33 @@ def check_actor(action: Action, roles: frozenset[str], *, is_requester: bool, is
             return
     shown = ", ".join(sorted(roles)) or "no role"
     raise TicketRefused(ROLE_NOT_ALLOWED, f"{action.value.replace('_', ' ')} is not allowed for {shown}")
+
+
+def bills_work_of(person_id: str, *, assignee_id: str | None, worklog_engineers: Iterable[str]) -> bool:
+    """Whether closing the ticket's resolution bills ``person_id``'s work: they are its engineer (the
+    assignee) or logged time on it (``worklog_engineers``)."""
+    return bool(person_id) and (person_id == assignee_id or person_id in set(worklog_engineers))
+
+
+def refuse_self_confirmation(action: Action, status: Status, *, bills_actor: bool) -> None:
+    """Raises TicketRefused(self_confirmation) when the confirmation of a resolution comes from someone whose
+    work it bills (``bills_work_of``): the confirmation is what makes the worklogs billable, the one check by
+    someone other than the engineer. An engineer who reported the problem themself (or named themself its
+    requester), took it, logged time and resolved it would otherwise approve their own hours. A CONFIRM, and a
+    CLOSE of a RESOLVED ticket (which bills as well), whatever the actor's roles: an admin or a dispatcher who
+    did not work the ticket closes it. Anything else (another status: ``next_status`` decides) passes."""
+    action, status = Action(action), Status(status)
+    if not bills_actor or status != Status.RESOLVED or action not in (Action.CONFIRM, Action.CLOSE):
+        return
+    raise TicketRefused(SELF_CONFIRMATION, "the resolution bills your own work: someone else confirms it (a "
+                                           "dispatcher or an admin closes it)")
+
+
+def closes_by_itself(*, requester_worked: bool) -> bool:
+    """Whether an unconfirmed resolution closes by itself (``auto_close_at``): not when its requester worked the
+    ticket (``bills_work_of`` the requester): nobody else would ever have looked at it before its worklogs
+    became billable. It waits for a dispatcher's or an admin's close."""
+    return not requester_worked
 
 
 HOSPITAL_HOURS = ServiceHours.parse("08:00-12:00,13:30-17:30")
