@@ -178,3 +178,21 @@ def test_a_late_resolution_made_between_the_workers_looks_is_announced_once(stub
     assert [(ticket, level) for ticket, level, _breaches in acted] == [(tid, 2)]
     assert len(outbox(database, "SlaBreached", ticket_id=tid, target="resolution")) == 1
     assert read(stub, engineer, tid).priority == pb.PRIORITY_P1
+
+
+def test_a_response_due_at_a_windows_end_is_not_looked_at_on_every_tick_until_service_resumes(
+        stub, people, clock, store, database):
+    """A P1 opened on Friday at 17:15 on office hours (FIN) is due at 17:30, the window's end, and breached
+    only once service resumes on Monday: the worker's next check was "now" on every 5-second tick of the
+    weekend (a row lock, the history read, an UPDATE each time, ahead of the tickets really due)."""
+    clinician = people.clinician()
+    clock.set(shanghai(2025, 11, 7, 17, 15))
+    t = stub.OpenTicket(open_request(OFFICE, pb.LEVEL_HIGH, pb.LEVEL_HIGH), metadata=clinician.md).ticket
+    monday = shanghai(2025, 11, 10, 8, 0) + dt.timedelta(microseconds=1)
+    for now in (shanghai(2025, 11, 7, 17, 31), shanghai(2025, 11, 8, 3, 0), shanghai(2025, 11, 9, 12, 0)):
+        assert store.escalate_due(now, 200) == []
+        assert ticket_row(database, t.ticket_id)["next_check_at"] == monday
+    assert store.escalate_due(shanghai(2025, 11, 10, 8, 0) + dt.timedelta(seconds=5), 200) == \
+        [(t.ticket_id, 0, ["response"])]
+    (breach,) = outbox(database, "SlaBreached", ticket_id=t.ticket_id)
+    assert instant(breach["due_at"]) == shanghai(2025, 11, 7, 17, 30)

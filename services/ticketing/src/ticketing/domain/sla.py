@@ -163,6 +163,11 @@ class SlaState:
     # fires at next_escalation_at.
     closed_at: dt.datetime | None = None
     next_escalation_at: dt.datetime | None = None
+    # The first instant the response can be breached (the wait one microsecond beyond its target), while it is
+    # owed: the worker's next check. ``response_due`` (the target reached, met by a response then) can be
+    # the end of a service window, and the breach the next opening, a weekend or a holiday later. None when
+    # not computed (a state built by hand): ``response_due`` stands in.
+    response_breach_at: dt.datetime | None = None
 
     @property
     def urgency_seconds(self) -> float:
@@ -288,18 +293,23 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
         response_priority = target_priority
     response_target_us = _td_us(policy.targets[response_priority].response)
     spans = owed + ([(owed_since, now_us)] if owed_since is not None else [])
-    waited_us = sum(_working_us(hours, calendar, start, end) for start, end in spans)
+    span_lengths = [(start, end, _working_us(hours, calendar, start, end)) for start, end in spans]
+    waited_us = sum(length for _, _, length in span_lengths)
     response_breached = waited_us > response_target_us
-    # The instant the wait reached (or reaches, or would have reached) the target.
-    left_us, response_due_us = response_target_us, None
-    for start, end in spans:
-        length = _working_us(hours, calendar, start, end)
-        if left_us <= length:
-            response_due_us = _add_us(hours, calendar, start, left_us)
-            break
-        left_us -= length
-    if response_due_us is None:
-        response_due_us = _add_us(hours, calendar, spans[-1][1] if spans else opened_us, left_us)
+
+    def wait_reaches(amount_us: int) -> int:
+        """The instant the wait reached (or reaches, or would have reached) ``amount_us`` of service time."""
+        left_us = amount_us
+        for start, _end, length in span_lengths:
+            if left_us <= length:
+                return _add_us(hours, calendar, start, left_us)
+            left_us -= length
+        return _add_us(hours, calendar, spans[-1][1] if spans else opened_us, left_us)
+
+    response_due_us = wait_reaches(response_target_us)
+    # Breached strictly beyond the target: at a window's end the target is reached there, the breach only at
+    # the next opening (as the resolution clock's next level is target + 1 µs).
+    response_breach_us = wait_reaches(response_target_us + 1)
 
     # Resolution.
     judged = resolution_priority if resolved_us is not None else target_priority
@@ -353,4 +363,5 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
         escalation_level=level,
         closed_at=from_us(closed_us) if closed_us is not None else None,
         next_escalation_at=from_us(next_us) if next_us is not None else None,
+        response_breach_at=from_us(response_breach_us),
     )
