@@ -289,3 +289,10 @@ def test_an_engineer_who_is_or_was_on_the_ticket_logs_time_on_it_nobody_else():
     with pytest.raises(NotOnTicket) as refused:
         refuse_not_on_ticket("e1", assignee_id="e2", was_assigned=False, dispatcher_or_admin=False)
     assert (refused.value.code, refused.value.reason) == ("PERMISSION_DENIED", "not_assignee")
+
+
+def test_a_ticket_closed_unresolved_voids_its_worklogs_one_closed_resolved_bills_them():
+    from ticketing.domain.worklog import billable_on_close, void_on_close
+
+    assert void_on_close(resolved=False) and not billable_on_close(resolved=False)
+    assert not void_on_close(resolved=True) and billable_on_close(resolved=True)

@@ -201,3 +201,44 @@ def test_0006_lets_assignments_name_their_engineer_and_keeps_older_events_as_the
         migrate(url, MIGRATIONS_DIR)
     finally:
         drop_database(url)
+
+
+def test_0007_voids_the_worklogs_of_tickets_closed_unresolved_and_frees_their_time(infra):
+    url = unique_database_url(infra, "ticketing")
+    migrate(url, MIGRATIONS_DIR, "0006")
+    duplicate, real = TICKET, str(uuid.uuid4())
+    try:
+        alert_ticket(url, "closed", "portal", "fp")   # closed, never resolved: a duplicate
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO tickets (id, number, kind, subsystem_id, title, impact, urgency, priority, "
+                         "status, source, requester_id, reported_by_id, created_at, updated_at) SELECT %s, 'T2', "
+                         "kind, subsystem_id, title, impact, urgency, priority, 'in_progress', source, requester_id, "
+                         "reported_by_id, created_at, updated_at FROM tickets WHERE id = %s", (real, duplicate))
+        add_worklog(url, "eng-1", T0, 60)                                      # on the duplicate
+        add_worklog(url, "eng-2", T0, 60)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE worklogs SET ticket_id = %s WHERE engineer_id = 'eng-2'", (real,))
+        migrate(url, MIGRATIONS_DIR)
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT engineer_id, void FROM worklogs ORDER BY engineer_id").fetchall() == \
+                [("eng-1", True), ("eng-2", False)]
+        # The duplicate's hour is free: the same engineer logs it on the real ticket, once.
+        add_worklog(url, "eng-1", T0, 60)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE worklogs SET ticket_id = %s WHERE engineer_id = 'eng-1' AND NOT void", (real,))
+        with pytest.raises(psycopg.errors.ExclusionViolation) as caught:
+            add_worklog(url, "eng-1", T0 + dt.timedelta(minutes=30), 60)
+        assert caught.value.diag.constraint_name == "worklogs_no_overlap"
+
+        # Back to 0006 only once nothing would overlap with the void ones counted again.
+        with pytest.raises(RuntimeError, match=r"1 pair\(s\) of worklogs overlap"):
+            downgrade(url, MIGRATIONS_DIR, "0006")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0007",)
+            conn.execute("DELETE FROM worklogs WHERE void")
+        downgrade(url, MIGRATIONS_DIR, "0006")
+        with psycopg.connect(url) as conn:
+            assert "void" not in columns(conn)
+        migrate(url, MIGRATIONS_DIR)
+    finally:
+        drop_database(url)

@@ -313,3 +313,36 @@ def test_history_from_before_assignments_named_the_engineer_still_shows_who_work
     query(database, "UPDATE ticket_events SET assignee_id = NULL WHERE ticket_id = %s RETURNING id", t.ticket_id)
     clock.set(T0 + minutes(60))
     assert stub.RecordWorklog(worklog(t.ticket_id, T0, 30), metadata=eng.md).worklog.minutes == 30
+
+
+def test_an_hour_logged_on_a_duplicate_closed_unresolved_is_logged_again_on_the_ticket_really_worked(
+        stub, people, clock, database):
+    """A ticket closed unresolved bills nothing: its worklogs are void, and no longer hold the engineer's
+    time. The hour was paid nowhere: refused (worklog_overlaps) on the real ticket, with nothing to correct it."""
+    clinician, dispatcher, eng = people.clinician(), people.dispatcher(), people.engineer()
+    clock.set(T0)
+    real, dup, other = (stub.OpenTicket(open_request(), metadata=clinician.md).ticket for _ in range(3))
+    for t in (real, dup, other):
+        stub.ChangeTicket(change(t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id), metadata=dispatcher.md)
+    clock.set(T0 + minutes(90))
+    stub.RecordWorklog(worklog(dup.ticket_id, T0, 60), metadata=eng.md)
+    stub.RecordWorklog(worklog(other.ticket_id, T0 + minutes(60), 30), metadata=eng.md)
+    stub.ChangeTicket(change(dup.ticket_id, pb.TICKET_ACTION_CLOSE, note="duplicate"), metadata=dispatcher.md)
+    (closed,) = outbox(database, "TicketClosed", ticket_id=dup.ticket_id)
+    assert closed.get("billable_minutes", 0) == 0
+    assert [(r["void"], r["billable"]) for r in query(database, "SELECT * FROM worklogs WHERE ticket_id = %s",
+                                                       dup.ticket_id)] == [(True, False)]
+    log = stub.RecordWorklog(worklog(real.ticket_id, T0, 60), metadata=eng.md).worklog
+    assert log.minutes == 60
+    # Time not void still holds: the refusal names it, not the duplicate's.
+    r = refused(stub.RecordWorklog, worklog(real.ticket_id, T0 + minutes(60), 30), metadata=eng.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "worklog_overlaps")
+    assert "from 2025-11-04T10:00+08:00 to 2025-11-04T10:30+08:00" in r.details
+    r = refused(stub.RecordWorklog, worklog(other.ticket_id, T0, 30), metadata=eng.md)
+    assert "from 2025-11-04T09:00+08:00 to 2025-11-04T10:00+08:00" in r.details     # the real ticket's now
+    stub.ChangeTicket(change(real.ticket_id, pb.TICKET_ACTION_START), metadata=eng.md)
+    stub.ChangeTicket(change(real.ticket_id, pb.TICKET_ACTION_RESOLVE, note="fixed"), metadata=eng.md)
+    stub.ChangeTicket(change(real.ticket_id, pb.TICKET_ACTION_CONFIRM), metadata=clinician.md)
+    assert [b["minutes"] for b in outbox(database, "WorklogBillable")] == [60]
+    assert [(r["void"], r["billable"]) for r in query(database, "SELECT * FROM worklogs WHERE ticket_id = %s",
+                                                       real.ticket_id)] == [(False, True)]

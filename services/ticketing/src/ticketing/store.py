@@ -46,6 +46,7 @@ from .domain.worklog import (
     refuse_before_opening,
     refuse_not_on_ticket,
     refuse_overlap,
+    void_on_close,
 )
 from .exceptions import not_found, refused
 
@@ -62,7 +63,8 @@ MAX_LISTED = 500
 MAX_RATED = 5000
 # The actor of the worker's own changes (the escalation's priority raise, auto-close).
 ESCALATOR = "service:ticketing"
-# Migration 0002: one engineer's worklogs may not overlap (engineer_id, [started_at, ended_at)).
+# Migration 0002: one engineer's worklogs may not overlap (engineer_id, [started_at, ended_at)); 0007: those
+# not void (a ticket closed unresolved voids its worklogs).
 WORKLOG_OVERLAP_CONSTRAINT = "worklogs_no_overlap"
 # The first key of the two-key advisory locks that serialise one engineer's worklogs (a space of
 # its own: the alerts' one-key locks never meet these).
@@ -458,6 +460,9 @@ class Store:
             how = {Action.CONFIRM: "confirmed", Action.AUTO_CLOSE: "auto"}.get(action, "closed")
             resolved = row["resolved_at"] is not None
             billable = self._make_billable(cur, row, now) if billable_on_close(resolved) else 0
+            if void_on_close(resolved):
+                # Never billed: they no longer hold their engineers' time (migration 0007).
+                cur.execute("UPDATE worklogs SET void = true WHERE ticket_id = %s AND NOT billable", (row["id"],))
             outbox.append(cur, events.TicketClosed(
                 ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}", how=how,
                 closed_at=at, resolution_breached=state.resolution_breached,
@@ -598,7 +603,7 @@ class Store:
         except psycopg.errors.ExclusionViolation as exc:
             if exc.diag.constraint_name != WORKLOG_OVERLAP_CONSTRAINT:
                 raise
-        cur.execute("SELECT started_at, ended_at FROM worklogs WHERE engineer_id = %s "
+        cur.execute("SELECT started_at, ended_at FROM worklogs WHERE engineer_id = %s AND NOT void "
                     "AND tstzrange(started_at, ended_at) && tstzrange(%s, %s)",
                     (log.engineer_id, log.started_at, log.ended_at))
         refuse_overlap(log, [(r["started_at"], r["ended_at"]) for r in cur.fetchall()])

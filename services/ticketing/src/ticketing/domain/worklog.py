@@ -227,6 +227,15 @@ def billable_on_close(resolved: bool) -> bool:
     return resolved
 
 
+def void_on_close(resolved: bool) -> bool:
+    """Whether closing a ticket voids its worklogs: when it closes unresolved (``billable_on_close`` is
+    False), they will never be billed, so they no longer hold the engineer's time (``refuse_overlap``, the
+    database's exclusion constraint, counts the worklogs not void): an hour logged on a duplicate is logged
+    again on the ticket really worked, and paid once there. A closed ticket is final, so a void worklog stays
+    void."""
+    return not billable_on_close(resolved)
+
+
 def overlaps(started_at: dt.datetime, ended_at: dt.datetime, other_start: dt.datetime,
              other_end: dt.datetime) -> bool:
     """Whether two spans [start, end) share an instant: one ending as the next starts does not
