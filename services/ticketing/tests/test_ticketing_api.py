@@ -678,3 +678,32 @@ def test_a_resolution_closes_by_itself_when_its_requester_did_not_work_it(stub, 
     assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "not_requester")
     assert store.auto_close_due(shanghai(2025, 12, 4, 9, 0), 200) == 1
     assert [b["minutes"] for b in outbox(database, "WorklogBillable", ticket_id=t.ticket_id)] == [60]
+
+
+def test_resolved_and_closed_name_the_priority_whose_targets_judged_them(stub, people, clock, store, database):
+    """A P4 breached at 40 h is raised to P3, its targets kept: TicketResolved and TicketClosed said P3 only,
+    SlaBreached P4, and an assessment could not tell which target judged it."""
+    clinician, dispatcher, eng = people.clinician(), people.dispatcher(), people.engineer()
+    clock.set(shanghai(2025, 11, 3, 9, 0))
+    t = opened(stub, clinician, ALWAYS, LOW, LOW)                                   # P4: 40 h
+    act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_START)
+    assert store.escalate_due(shanghai(2025, 11, 5, 1, 1), 200)[0][1] == 2
+    clock.set(shanghai(2025, 11, 5, 2, 0))
+    stub.RecordWorklog(worklog(t.ticket_id, shanghai(2025, 11, 5, 0, 0), 60), metadata=eng.md)
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_RESOLVE, note="fixed")
+    act(stub, clinician, t.ticket_id, pb.TICKET_ACTION_CONFIRM)
+    (breach,) = outbox(database, "SlaBreached", ticket_id=t.ticket_id, target="resolution")
+    (resolved,) = outbox(database, "TicketResolved", ticket_id=t.ticket_id)
+    (closed,) = outbox(database, "TicketClosed", ticket_id=t.ticket_id)
+    assert breach["priority"] == resolved["sla_priority"] == closed["sla_priority"] == "P4"
+    assert resolved["priority"] == closed["priority"] == "P3"                       # the ticket's, raised
+
+
+def test_an_unbreached_ticket_is_judged_on_its_own_priority(stub, people, clock, database):
+    clinician, dispatcher = people.clinician(), people.dispatcher()
+    clock.set(shanghai(2025, 11, 3, 9, 0))
+    t = opened(stub, clinician, ALWAYS, HIGH, HIGH)
+    act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_CLOSE, note="duplicate")
+    (closed,) = outbox(database, "TicketClosed", ticket_id=t.ticket_id)
+    assert closed["priority"] == closed["sla_priority"] == "P1"

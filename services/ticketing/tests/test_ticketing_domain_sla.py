@@ -551,3 +551,12 @@ def test_once_closed_or_resolved_the_response_verdict_stands_whenever_it_is_read
     if state.resolved_at is not None:
         assert compute_sla(resolved, hours, CAL, POLICY, now + dt.timedelta(minutes=more)).response_breached == \
             state.response_breached
+
+
+def test_the_sla_priority_is_the_one_whose_targets_judge_the_ticket_not_the_escalations_raise():
+    events = [opened(at(2026, 11, 30, 9), Priority.P4),
+              TicketEvent(at(2026, 12, 2, 2), K.PRIORITY_CHANGED, priority=Priority.P3, escalation=True)]
+    raised = compute_sla(events, ALWAYS, CAL, POLICY, at(2026, 12, 2, 3))
+    assert (raised.priority, raised.sla_priority) == (Priority.P3, Priority.P4)
+    changed = events + [TicketEvent(at(2026, 12, 2, 4), K.PRIORITY_CHANGED, priority=Priority.P2)]
+    assert compute_sla(changed, ALWAYS, CAL, POLICY, at(2026, 12, 2, 5)).sla_priority == Priority.P2

@@ -453,7 +453,8 @@ class Store:
                 ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}",
                 assignee_id=row["assignee_id"] or "", resolved_at=at,
                 resolution_elapsed_seconds=state.resolution_elapsed_seconds,
-                resolution_breached=state.resolution_breached, response_breached=state.response_breached))
+                resolution_breached=state.resolution_breached, response_breached=state.response_breached,
+                sla_priority=f"P{int(state.sla_priority)}"))
         elif action == Action.REOPEN:
             outbox.append(cur, events.TicketReopened(ticket_id=ticket_id, reopened_at=at))
         if row["status"] == "closed":
@@ -467,7 +468,8 @@ class Store:
                 ticket_id=ticket_id, subsystem_code=row["subsystem_code"], priority=f"P{row['priority']}", how=how,
                 closed_at=at, resolution_breached=state.resolution_breached,
                 response_breached=state.response_breached,
-                resolution_elapsed_seconds=state.resolution_elapsed_seconds, billable_minutes=billable))
+                resolution_elapsed_seconds=state.resolution_elapsed_seconds, billable_minutes=billable,
+                sla_priority=f"P{int(state.sla_priority)}"))
 
     def _report_response_breach(self, cur: psycopg.Cursor, row: Row, state: SlaState, now: dt.datetime) -> bool:
         """Announces a breached response once per ticket, when first seen: by the worker at the due instant, or

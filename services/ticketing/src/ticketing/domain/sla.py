@@ -168,6 +168,10 @@ class SlaState:
     # the end of a service window, and the breach the next opening, a weekend or a holiday later. None when
     # not computed (a state built by hand): ``response_due`` stands in.
     response_breach_at: dt.datetime | None = None
+    # The priority whose resolution target judges the ticket (``resolution_target_seconds``): the targets in
+    # force when it was resolved, else the current ones. After the escalation's own raise (level 2) it is the
+    # priority from before the raise, ``priority`` the raised one. None when not computed (a state built by hand).
+    sla_priority: Priority | None = None
 
     @property
     def urgency_seconds(self) -> float:
@@ -364,4 +368,5 @@ def compute_sla(events: Sequence[TicketEvent], hours: ServiceHours, calendar: Wo
         closed_at=from_us(closed_us) if closed_us is not None else None,
         next_escalation_at=from_us(next_us) if next_us is not None else None,
         response_breach_at=from_us(response_breach_us),
+        sla_priority=judged,
     )

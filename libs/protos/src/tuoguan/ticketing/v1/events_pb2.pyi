@@ -59,7 +59,7 @@ class TicketResumed(_message.Message):
     def __init__(self, ticket_id: _Optional[str] = ..., resumed_at: _Optional[str] = ...) -> None: ...
 
 class TicketResolved(_message.Message):
-    __slots__ = ("ticket_id", "subsystem_code", "priority", "assignee_id", "resolved_at", "resolution_elapsed_seconds", "resolution_breached", "response_breached")
+    __slots__ = ("ticket_id", "subsystem_code", "priority", "assignee_id", "resolved_at", "resolution_elapsed_seconds", "resolution_breached", "response_breached", "sla_priority")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     SUBSYSTEM_CODE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +68,7 @@ class TicketResolved(_message.Message):
     RESOLUTION_ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_BREACHED_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_BREACHED_FIELD_NUMBER: _ClassVar[int]
+    SLA_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     subsystem_code: str
     priority: str
@@ -76,7 +77,8 @@ class TicketResolved(_message.Message):
     resolution_elapsed_seconds: float
     resolution_breached: bool
     response_breached: bool
-    def __init__(self, ticket_id: _Optional[str] = ..., subsystem_code: _Optional[str] = ..., priority: _Optional[str] = ..., assignee_id: _Optional[str] = ..., resolved_at: _Optional[str] = ..., resolution_elapsed_seconds: _Optional[float] = ..., resolution_breached: _Optional[bool] = ..., response_breached: _Optional[bool] = ...) -> None: ...
+    sla_priority: str
+    def __init__(self, ticket_id: _Optional[str] = ..., subsystem_code: _Optional[str] = ..., priority: _Optional[str] = ..., assignee_id: _Optional[str] = ..., resolved_at: _Optional[str] = ..., resolution_elapsed_seconds: _Optional[float] = ..., resolution_breached: _Optional[bool] = ..., response_breached: _Optional[bool] = ..., sla_priority: _Optional[str] = ...) -> None: ...
 
 class TicketReopened(_message.Message):
     __slots__ = ("ticket_id", "reopened_at")
@@ -87,7 +89,7 @@ class TicketReopened(_message.Message):
     def __init__(self, ticket_id: _Optional[str] = ..., reopened_at: _Optional[str] = ...) -> None: ...
 
 class TicketClosed(_message.Message):
-    __slots__ = ("ticket_id", "subsystem_code", "priority", "how", "closed_at", "resolution_breached", "response_breached", "resolution_elapsed_seconds", "billable_minutes")
+    __slots__ = ("ticket_id", "subsystem_code", "priority", "how", "closed_at", "resolution_breached", "response_breached", "resolution_elapsed_seconds", "billable_minutes", "sla_priority")
     TICKET_ID_FIELD_NUMBER: _ClassVar[int]
     SUBSYSTEM_CODE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +99,7 @@ class TicketClosed(_message.Message):
     RESPONSE_BREACHED_FIELD_NUMBER: _ClassVar[int]
     RESOLUTION_ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BILLABLE_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    SLA_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ticket_id: str
     subsystem_code: str
     priority: str
@@ -106,7 +109,8 @@ class TicketClosed(_message.Message):
     response_breached: bool
     resolution_elapsed_seconds: float
     billable_minutes: int
-    def __init__(self, ticket_id: _Optional[str] = ..., subsystem_code: _Optional[str] = ..., priority: _Optional[str] = ..., how: _Optional[str] = ..., closed_at: _Optional[str] = ..., resolution_breached: _Optional[bool] = ..., response_breached: _Optional[bool] = ..., resolution_elapsed_seconds: _Optional[float] = ..., billable_minutes: _Optional[int] = ...) -> None: ...
+    sla_priority: str
+    def __init__(self, ticket_id: _Optional[str] = ..., subsystem_code: _Optional[str] = ..., priority: _Optional[str] = ..., how: _Optional[str] = ..., closed_at: _Optional[str] = ..., resolution_breached: _Optional[bool] = ..., response_breached: _Optional[bool] = ..., resolution_elapsed_seconds: _Optional[float] = ..., billable_minutes: _Optional[int] = ..., sla_priority: _Optional[str] = ...) -> None: ...
 
 class WorklogRecorded(_message.Message):
     __slots__ = ("worklog_id", "ticket_id", "engineer_id", "grade", "activity", "started_at", "minutes")
