@@ -314,6 +314,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         self.tickets: dict[str, tkt.Ticket] = {}
         self.comments: dict[str, list[tkt.Comment]] = {}
         self.worklogs: dict[str, list[tkt.Worklog]] = {}
+        self.ever_assigned: dict[str, set[str]] = {}
         self.answers: dict[tuple[str, str, str], object] = {}
         self._numbers = itertools.count(1)
 
@@ -475,6 +476,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
                 if assignee in self.not_engineers:
                     raise AssigneeNotAnEngineer()
                 ticket.assignee_id, ticket.team = assignee, request.team or ticket.team
+                self.ever_assigned.setdefault(ticket.ticket_id, set()).add(assignee)
             if request.action == tkt.TICKET_ACTION_PAUSE:
                 if not request.pause_side:
                     raise InvalidArgument("pause_side", "is required")
@@ -540,6 +542,10 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         if started_at.tzinfo is None:
             raise InvalidArgument("started_at", "must be a date and time with a time zone")
         refuse_before_opening(started_at, dt.datetime.fromisoformat(ticket.created_at))
+        # The real service's rule: an engineer who is or was on the ticket.
+        if engineer.subject not in self.ever_assigned.get(ticket.ticket_id, set()) | {ticket.assignee_id}:
+            raise PermissionDenied("only an engineer who is or was on the ticket logs time on it",
+                                   reason="not_assignee")
 
         def record():
             worklogs = self.worklogs.setdefault(ticket.ticket_id, [])

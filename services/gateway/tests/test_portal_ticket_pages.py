@@ -459,6 +459,11 @@ def test_a_worklog_with_bad_figures_is_refused_in_words(portal, fakes):
     assert not [r for r in fakes["ticketing"].requests[before:] if r[0] == "RecordWorklog"]
     unassigned = engineer.post(f"/tickets/{ticket_id}/actions/assign", data={"csrf": csrf(page), "key": "c"})
     assert alerts(unassigned) == ["请选择要派单的工程师。"]
+    # An engineer never on the ticket: the rule as it is (one taken off it still logs the time worked).
+    stranger = portal("engineer2")
+    never_on = stranger.post(target, data={**fields, "csrf": csrf(stranger.get(f"/tickets/{ticket_id}")),
+                                           "key": "e", "minutes": "30"})
+    assert alerts(never_on) == ["只有当前或曾经被指派处理此工单的工程师才能登记工时。"]
 
 
 def test_the_worklog_form_starts_no_earlier_than_the_tickets_opening(portal, fakes):

@@ -137,6 +137,11 @@ REASONS = {
 # they fit: refused, the booking has moved on since the page was loaded (a
 # colleague's page, or the patient's), and the patient's wording of these
 # codes (booking_not_confirmed speaks of the slip) would mislead the clerk.
+# A worklog is refused not_assignee when the engineer was never on the ticket:
+# one taken off it still logs the time already worked there.
+WORKLOG_REASONS = {
+    "not_assignee": N_("Only an engineer who is or was assigned to this ticket can log time on it."),
+}
 OFFICE_BOOKING_REASONS = {
     reason: N_("This booking was already checked in, marked as a no-show or cancelled: reload the page.")
     for reason in ("booking_not_confirmed", "booking_not_cancellable")

@@ -452,6 +452,6 @@ async def worklog(request: Request, ticket_id: str):
         # Too many minutes for the proto's int32: the words the service has for too many minutes.
         flash(request, check_field_text(request, "minutes"), "error")
         raise GoBack(back) from None
-    reply = await call(request, back, services(request).ticketing.RecordWorklog(recording))
+    reply = await call(request, back, services(request).ticketing.RecordWorklog(recording), i18n.WORKLOG_REASONS)
     flash(request, _("{minutes} minutes of work are logged.").format(minutes=reply.worklog.minutes), "success")
     return redirect(f"{back}#worklogs")
