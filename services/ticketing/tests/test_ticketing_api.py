@@ -179,9 +179,13 @@ def test_a_ticket_closed_without_a_response_keeps_the_verdict_it_closed_with(stu
     assert outbox(database, "SlaBreached", ticket_id=tid) == []
 
 
-def test_only_staff_open_on_behalf_of_a_caller(stub, people):
+def test_only_the_service_desk_and_the_office_open_on_behalf_of_a_caller(stub, people):
     caller, other = people.clinician(), people.clinician()
     r = refused(stub.OpenTicket, open_request(on_behalf_of=other.id), metadata=caller.md)
+    assert r.code == grpc.StatusCode.PERMISSION_DENIED
+    # An engineer naming a requester (any id, one that is no account included) would choose who confirms
+    # the resolution of the hours they log: they open tickets in their own name only.
+    r = refused(stub.OpenTicket, open_request(on_behalf_of=other.id), metadata=people.engineer().md)
     assert r.code == grpc.StatusCode.PERMISSION_DENIED
 
     dispatcher = people.dispatcher()

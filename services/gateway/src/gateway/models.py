@@ -150,7 +150,7 @@ class OpenTicket(BaseModel):
     # Strict: "yes" or 1 is no answer to "is this a major incident?", which makes a ticket P1.
     major_incident: StrictBool = False
     on_behalf_of: Text = Field(
-        "", description="Staff opening a ticket for a caller: the caller's account id (a UUID, as identity gives it), "
+        "", description="The service desk (dispatchers, admins) or the registration office opening a ticket for a caller (403 for anyone else): the caller's account id (a UUID, as identity gives it), "
                         "never their name or phone number (422, field on_behalf_of); the caller becomes the "
                         "ticket's requester", examples=["6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f"])
 

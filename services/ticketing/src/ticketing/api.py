@@ -34,6 +34,9 @@ from .store import NewTicket, Store
 
 STAFF = (roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
 # Who may open a ticket: clinicians for themselves, the service desk for a caller, machines for alerts.
+# Who may open one for a caller: the service desk and the registration office. Not an engineer: the
+# requester is who confirms a resolution, and one who named them could bill hours nobody else looked at.
+ON_BEHALF = (roles.DISPATCHER, roles.ADMIN, roles.REGISTRATION_OFFICE)
 REPORTERS = (roles.CLINICIAN, *STAFF, roles.REGISTRATION_OFFICE, roles.FINANCE, roles.CONSULTANT)
 MACHINES = (roles.DEVICE, roles.SERVICE, roles.ADMIN)
 MAX_TITLE = 200
@@ -116,7 +119,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         requester = caller.subject
         source = "portal"
         if request.on_behalf_of:
-            caller.require(*STAFF, roles.REGISTRATION_OFFICE)
+            caller.require(*ON_BEHALF)
             # The caller's account id: it is the ticket's requester (who sees it, confirms or reopens it) and
             # goes out in TicketOpened, which carries ids, never what someone typed (a name, a phone number).
             requester = entity_id(request.on_behalf_of, "on_behalf_of")
