@@ -27,7 +27,7 @@ DEPARTMENTS = [
     reg.Department(department_id="dep-peds", code="PEDS", name="儿科", name_en="Paediatrics"),
 ]
 DOCTORS = [reg.Doctor(doctor_id="doc-wang", department_id="dep-cardio", name="王建华",
-                      title=reg.DOCTOR_TITLE_CHIEF, fee_fen=5000),
+                      title=reg.DOCTOR_TITLE_CHIEF, fee_fen=5000, speciality="心律失常", speciality_en="Arrhythmia"),
            # Her standard fee is 10.00, but one of her slots is a free clinic's.
            reg.Doctor(doctor_id="doc-li", department_id="dep-peds", name="李芳",
                       title=reg.DOCTOR_TITLE_ATTENDING, fee_fen=1000)]

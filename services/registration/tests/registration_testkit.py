@@ -74,7 +74,8 @@ class Clinic:
             self.thoracic = store.save_department(cur, "THOR", "胸外科", "Thoracic Surgery")
             self.breast = store.save_department(cur, "BRST", "乳腺外科", "Breast Surgery")
             self.oncology = store.save_department(cur, "MONC", "肿瘤内科", "Medical Oncology")
-            self.chen = store.save_doctor(cur, "D1", self.thoracic, "陈建国", "chief", "lung cancer surgery")
+            self.chen = store.save_doctor(cur, "D1", self.thoracic, "陈建国", "chief", "肺癌微创手术",
+                                          "Lung cancer surgery")
             self.lin = store.save_doctor(cur, "D2", self.thoracic, "林晓东", "attending", "oesophageal cancer")
             self.wang = store.save_doctor(cur, "D3", self.breast, "王丽华", "associate_chief", "breast surgery")
             self.zhang = store.save_doctor(cur, "D4", self.oncology, "张卫东", "resident", "immunotherapy")

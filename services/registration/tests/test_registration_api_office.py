@@ -43,6 +43,8 @@ def test_public_search_lists_departments_doctors_and_released_slots(stub, clinic
     doctors = stub.ListDoctors(pb.ListDoctorsRequest(department_id=clinic.thoracic)).doctors
     assert {(d.name, d.title, d.fee_fen) for d in doctors} == {
         ("陈建国", pb.DOCTOR_TITLE_CHIEF, 5000), ("林晓东", pb.DOCTOR_TITLE_ATTENDING, 2000)}
+    assert {(d.speciality, d.speciality_en) for d in doctors} == {
+        ("肺癌微创手术", "Lung cancer surgery"), ("oesophageal cancer", "")}
 
     day = tomorrow()
     open_slots = clinic.session(clinic.chen, [local(day, 9), local(day, 9, 30)], capacity=1)

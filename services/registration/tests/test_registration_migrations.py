@@ -2,7 +2,8 @@
 already holds the doubled days the old publishing made: it cancels nothing,
 detaches the later session of each pair from its template, and builds its
 index beside the confirmations writing sessions, never in their way.
-Migration 0005 builds the retention purge's indexes the same way."""
+Migration 0005 builds the retention purge's indexes the same way; 0006 gives
+doctors an English speciality."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,7 @@ from tuoguan_common.testing import check_retention_indexes_migration, migrate_in
 pytestmark = pytest.mark.integration
 
 INDEX = "sessions_one_per_template_day"
-HEAD = "0005"
+HEAD = "0006"
 MONDAY, NEXT_MONDAY = dt.date(2026, 11, 30), dt.date(2026, 12, 7)
 
 
@@ -123,3 +124,17 @@ def test_the_retention_indexes_are_built_beside_writers_and_dropped_on_downgrade
         check_retention_indexes_migration(url, MIGRATIONS_DIR, "0004")
     finally:
         drop_database(url)
+
+
+def test_doctors_keep_their_speciality_and_get_an_empty_english_one_until_the_seed_fills_it(at_0003):
+    with psycopg.connect(at_0003, autocommit=True) as conn:
+        doctor, _, _ = a_doctor_and_template(conn)
+        conn.execute("UPDATE doctors SET speciality = '肺癌微创手术' WHERE id = %s", (doctor,))
+    migrate(at_0003, MIGRATIONS_DIR)
+    with psycopg.connect(at_0003) as conn:
+        assert conn.execute("SELECT speciality, speciality_en FROM doctors").fetchall() == [("肺癌微创手术", "")]
+    downgrade(at_0003, MIGRATIONS_DIR, "0005")
+    with psycopg.connect(at_0003) as conn:
+        assert conn.execute("SELECT speciality FROM doctors").fetchall() == [("肺癌微创手术",)]
+        assert conn.execute("SELECT count(*) FROM information_schema.columns "
+                            "WHERE table_name = 'doctors' AND column_name = 'speciality_en'").fetchone() == (0,)

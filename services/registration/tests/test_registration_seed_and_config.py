@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from registration.config import RegistrationConfig
@@ -36,6 +37,9 @@ def test_seed_is_idempotent_and_publishes_two_weeks_released(database, store):
     doctors = store.list_doctors(None)
     assert all(2 <= sum(1 for d in doctors if d["department_id"] == dep["id"]) <= 4 for dep in departments)
     assert {d["fee_fen"] for d in doctors} == {1000, 2000, 3000, 5000}
+    # Each language in its own field: the Chinese pages showed the English in brackets.
+    assert all(d["speciality"] and not re.search(r"[A-Za-z]", d["speciality"]) for d in doctors)
+    assert all(d["speciality_en"] and d["speciality_en"].isascii() for d in doctors)
     now = dt.datetime.now(dt.timezone.utc)
     first = RegistrationConfig().release.local_date(now)
     bookable = store.list_slots(department_id=str(departments[0]["id"]), doctor_id=None, first=first,

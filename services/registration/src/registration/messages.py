@@ -40,7 +40,8 @@ def department(row: Row) -> pb.Department:
 def doctor(row: Row) -> pb.Doctor:
     return pb.Doctor(
         doctor_id=text(row["id"]), department_id=text(row["department_id"]), name=row["name"],
-        title=TITLE_TO_PROTO[Title(row["title"])], speciality=row["speciality"], fee_fen=row["fee_fen"],
+        title=TITLE_TO_PROTO[Title(row["title"])], speciality=row["speciality"],
+        speciality_en=row["speciality_en"], fee_fen=row["fee_fen"],
     )
 
 

@@ -59,7 +59,7 @@ def seed(database: Database, config: RegistrationConfig, data: dict,
             department_id = store.save_department(cur, dep["code"], dep["name"], dep["name_en"])
             for doc in dep["doctors"]:
                 doctor_id = store.save_doctor(cur, doc["staff_code"], department_id, doc["name"], doc["title"],
-                                              doc["speciality"])
+                                              doc["speciality"], doc.get("speciality_en", ""))
                 for session in doc["sessions"]:
                     weekday, period = session.split()
                     times = data["periods"][period]

@@ -286,12 +286,14 @@ class Store:
         )
 
     def save_doctor(self, cur: psycopg.Cursor, staff_code: str, department_id: str, name: str, title: str,
-                    speciality: str) -> str:
+                    speciality: str, speciality_en: str = "") -> str:
         cur.execute(
-            "INSERT INTO doctors (staff_code, department_id, name, title, speciality) VALUES (%s, %s, %s, %s, %s) "
+            "INSERT INTO doctors (staff_code, department_id, name, title, speciality, speciality_en) "
+            "VALUES (%s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (staff_code) DO UPDATE SET department_id = EXCLUDED.department_id, name = EXCLUDED.name, "
-            "title = EXCLUDED.title, speciality = EXCLUDED.speciality RETURNING id",
-            (staff_code, department_id, name, title, speciality),
+            "title = EXCLUDED.title, speciality = EXCLUDED.speciality, speciality_en = EXCLUDED.speciality_en "
+            "RETURNING id",
+            (staff_code, department_id, name, title, speciality, speciality_en),
         )
         return str(cur.fetchone()["id"])
 

@@ -38,6 +38,11 @@ def department_name(department, language: str) -> str:
     return department.name_en if language == "en" and department.name_en else department.name
 
 
+def speciality(doctor, language: str) -> str:
+    """A doctor's speciality in the page's language, as department_name does for departments."""
+    return doctor.speciality_en if language == "en" and doctor.speciality_en else doctor.speciality
+
+
 def N_(message: str) -> str:
     """Marks text for the catalogue; it is translated where it is shown."""
     return message

@@ -115,6 +115,7 @@ def environment(language: str) -> Environment:
         CLOCK_STOPPED=i18n.CLOCK_STOPPED, TICKET_SOURCES=i18n.TICKET_SOURCES, WORKLOG_GRADES=i18n.WORKLOG_GRADES,
         WORKLOG_ACTIVITIES=i18n.WORKLOG_ACTIVITIES, SUBSYSTEM_CATEGORIES=i18n.SUBSYSTEM_CATEGORIES, TEAMS=i18n.TEAMS,
         department_name=functools.partial(i18n.department_name, language=language), header=header,
+        speciality=functools.partial(i18n.speciality, language=language),
     )
     return env
 

@@ -70,20 +70,22 @@ class Department(_message.Message):
     def __init__(self, department_id: _Optional[str] = ..., code: _Optional[str] = ..., name: _Optional[str] = ..., name_en: _Optional[str] = ...) -> None: ...
 
 class Doctor(_message.Message):
-    __slots__ = ("doctor_id", "department_id", "name", "title", "speciality", "fee_fen")
+    __slots__ = ("doctor_id", "department_id", "name", "title", "speciality", "fee_fen", "speciality_en")
     DOCTOR_ID_FIELD_NUMBER: _ClassVar[int]
     DEPARTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     SPECIALITY_FIELD_NUMBER: _ClassVar[int]
     FEE_FEN_FIELD_NUMBER: _ClassVar[int]
+    SPECIALITY_EN_FIELD_NUMBER: _ClassVar[int]
     doctor_id: str
     department_id: str
     name: str
     title: DoctorTitle
     speciality: str
     fee_fen: int
-    def __init__(self, doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., name: _Optional[str] = ..., title: _Optional[_Union[DoctorTitle, str]] = ..., speciality: _Optional[str] = ..., fee_fen: _Optional[int] = ...) -> None: ...
+    speciality_en: str
+    def __init__(self, doctor_id: _Optional[str] = ..., department_id: _Optional[str] = ..., name: _Optional[str] = ..., title: _Optional[_Union[DoctorTitle, str]] = ..., speciality: _Optional[str] = ..., fee_fen: _Optional[int] = ..., speciality_en: _Optional[str] = ...) -> None: ...
 
 class Slot(_message.Message):
     __slots__ = ("slot_id", "session_id", "doctor_id", "department_id", "starts_at", "ends_at", "capacity", "remaining", "fee_fen", "service_date", "period")
