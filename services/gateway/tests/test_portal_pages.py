@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -545,3 +546,61 @@ def test_a_charge_given_back_after_the_payment_failed_shows_on_the_booking(brows
     page = browser_session.get(f"/bookings/{booking_id}")
     assert 'data-given-back="5000"' in page.text
     assert "支付失败后仍有一笔 ¥50.00 的扣款到账，已原路退回。" in page.text
+
+
+def timed_out_session(**more) -> dict:
+    """A patient's session whose sign-in has run out (the token's 15 minutes passed with the page open)."""
+    return {"token": "a-token-that-ran-out", "token_expires": time.time() - 5, "csrf": "the-csrf",
+            "account": {"display_name": "周文静", "roles": ["patient"]}, **more}
+
+
+@pytest.mark.parametrize("path, form, headers, page", [
+    # The cancel form says nothing of its page: the booking it cancels is the page.
+    ("/bookings/bk-1/cancel", {"key": "k"}, {}, "/bookings/bk-1"),
+    # The Referer (of this site) says which page the form was on.
+    ("/bookings/bk-1/cancel", {"key": "k"}, {"Referer": "{url}/bookings"}, "/bookings"),
+    # Another site's Referer is no page to go back to.
+    ("/bookings/bk-1/cancel", {"key": "k"}, {"Referer": "https://evil.example/bookings"}, "/bookings/bk-1"),
+    # The cashier's address is its page too (GET): the patient is back at the cashier.
+    ("/bookings/bk-1/pay", {"key": "k", "method": "tok_ok"}, {}, "/bookings/bk-1/pay"),
+    # The hold form names its page (back).
+    ("/holds", {"key": "k", "slot_id": "slot-1", "doctor_id": "doc-wang",
+                "back": "/departments/dep-cardio/doctors/doc-wang?date=2026-12-01"}, {},
+     "/departments/dep-cardio/doctors/doc-wang?date=2026-12-01"),
+], ids=["cancel", "cancel-referer", "cancel-foreign-referer", "pay", "hold-back"])
+def test_a_form_sent_after_the_sign_in_ran_out_says_so_and_returns_to_its_page_not_the_forms_address(
+        own_gateway, fakes, path, form, headers, page):
+    """Signing in used to lead to GET of the form's address (POST only: the 405 page), the action
+    silently lost, under a header that still showed the patient signed in."""
+    gateway_url = own_gateway(waiting_room_capacity=0)
+    headers = {k: v.format(url=gateway_url) for k, v in headers.items()}
+    with httpx.Client(base_url=gateway_url, timeout=20,
+                      cookies={SESSION_COOKIE: signed_session(timed_out_session())}) as client:
+        before = len(fakes["registration"].requests), len(fakes["billing"].requests)
+        sent = client.post(path, data={"csrf": "the-csrf", **form}, headers=headers)
+        assert sent.status_code == 303
+        assert sent.headers["location"] == f"/signin?next={quote(page)}"
+        assert (len(fakes["registration"].requests), len(fakes["billing"].requests)) == before  # nothing done
+        sign_in = client.get(sent.headers["location"])
+        assert alert(sign_in) == "登录已超时，您刚才的操作尚未完成。请重新登录后再试一次。"
+        # Signed out, and the header says so.
+        assert "退出登录" not in sign_in.text and "我的预约" not in sign_in.text
+        assert re.search(r'name="next" value="([^"]*)"', sign_in.text).group(1) == page.replace("&", "&amp;")
+        signed = client.post("/signin", data={"login": "13800000001", "password": "Patient1234", "next": page,
+                                              "csrf": csrf(sign_in)})
+        assert signed.status_code == 303 and signed.headers["location"] == page
+
+
+def test_a_page_opened_after_the_sign_in_ran_out_says_why_sign_in_is_asked_and_shows_no_account(own_gateway):
+    gateway_url = own_gateway(waiting_room_capacity=0)
+    with httpx.Client(base_url=gateway_url, timeout=20,
+                      cookies={SESSION_COOKIE: signed_session(timed_out_session())}) as client:
+        home = client.get("/")
+        # Not "My bookings · Sign out" for a session that has run out: the sign-in link instead.
+        assert "退出登录" not in home.text and 'href="/signin?next=/"' in home.text
+        asked = client.get("/bookings")
+        assert asked.status_code == 303 and asked.headers["location"] == "/signin?next=/bookings"
+        sign_in = client.get("/signin?next=/bookings")
+        assert "登录已超时，请重新登录。" in sign_in.text and "退出登录" not in sign_in.text
+        # Said once: the next page asked for does not repeat it.
+        assert "登录已超时" not in client.get("/signin?next=/bookings").text

@@ -165,7 +165,7 @@ async def hold(request: Request):
     form = await posted_form(request, sign_in=False)
     back = safe_next(form.get("back"), "/")
     if not signed_in(request):
-        return redirect(f"/signin?next={quote(back)}")
+        return sign_in_redirect(request, back)
     queue = await _admitted(request)
     if queue is not None:
         return queue

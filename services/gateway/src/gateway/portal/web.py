@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.routing import Match
 from starlette.types import Scope
 
 from ..body_limit import wants_a_page
@@ -160,7 +161,10 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     lang = language(request)
     messages = request.session.pop("flash", [])
     html = environment(lang).get_template(template).render(
-        request=request, account=request.session.get("account"), csrf=csrf_token(request),
+        # A session whose sign-in ran out is signed out: the header must not offer "My bookings" and
+        # "Sign out" over the sign-in form as if nothing had happened.
+        request=request, account=request.session.get("account") if signed_in(request) else None,
+        csrf=csrf_token(request),
         flashes=messages, current_language=lang, path=request.url.path, here=_here(request), **context)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
@@ -244,8 +248,74 @@ def safe_next(url: str | None, default: str = "/") -> str:
     return url
 
 
-def sign_in_redirect(request: Request) -> RedirectResponse:
-    return redirect(f"/signin?next={quote(_here(request))}")
+# Why the sign-in page comes up. A form sent once the sign-in has run out was not acted on: the
+# patient must know, or they take the booking for cancelled, the hold for made.
+SIGN_IN_TIMED_OUT = i18n.N_("Your sign-in has timed out. Please sign in again.")
+SESSION_ENDED = i18n.N_("Your session has ended. Please sign in again.")
+NOT_DONE_TIMED_OUT = i18n.N_("Your sign-in had timed out, so what you just asked for was not done. Please sign "
+                             "in again, then try it once more.")
+NOT_DONE_ENDED = i18n.N_("Your session had ended, so what you just asked for was not done. Please sign in "
+                         "again, then try it once more.")
+NOT_DONE_SIGNED_OUT = i18n.N_("Please sign in first. What you asked for was not done: try it again once you "
+                              "are signed in.")
+
+
+def _is_page(request: Request, path: str) -> bool:
+    """Whether a browser can open ``path`` of the portal (a GET page), not only send a form to it."""
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": [], "query_string": b""}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+
+def page_of(request: Request, url: str) -> str:
+    """``url`` if a browser can open it, else the page nearest it that one can: a form's address
+    (POST only) gives its own page, /bookings/<id>/cancel gives /bookings/<id>, /signup/code gives
+    /signup, /reset/confirm gives /reset, /holds gives /."""
+    path = urlsplit(url).path
+    if _is_page(request, path):
+        return url
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 1:
+        parts.pop()
+        candidate = "/".join(parts) or "/"
+        if _is_page(request, candidate):
+            return candidate
+    return "/"
+
+
+def form_came_from(request: Request, back: str | None = None) -> str:
+    """The page a form was sent from: its ``back`` field, else the Referer when it is a page of this
+    site, else the page nearest the form's address. Never the form's address itself, which a
+    browser cannot open (a 405)."""
+    for url in (back, _same_site_referer(request)):
+        if url and safe_next(url, ""):
+            return page_of(request, url)
+    return page_of(request, request.url.path)
+
+
+def _same_site_referer(request: Request) -> str | None:
+    referer = urlsplit(request.headers.get("referer", ""))
+    if not referer.netloc or referer.netloc != request.headers.get("host") or referer.scheme not in ("http", "https"):
+        return None
+    return referer.path + (f"?{referer.query}" if referer.query else "")
+
+
+def sign_in_redirect(request: Request, back: str | None = None, *, ended: bool = False) -> RedirectResponse:
+    """To the sign-in page, which then returns to the page asked for or, for a form (its
+    address takes no GET), to the page the form was sent from (``back`` if it says),
+    saying why: a sign-in that ran out (``ended``: one a service refused) and, for a
+    form, that nothing was done."""
+    had_token = bool(request.session.pop("token", None))
+    request.session.pop("token_expires", None)
+    if ended or had_token:
+        request.session.pop("account", None)
+    if request.method in ("GET", "HEAD"):
+        message, target = (SESSION_ENDED if ended else SIGN_IN_TIMED_OUT if had_token else None), _here(request)
+    else:
+        message = NOT_DONE_ENDED if ended else NOT_DONE_TIMED_OUT if had_token else NOT_DONE_SIGNED_OUT
+        target = form_came_from(request, back)
+    if message:
+        flash(request, translate(request, message), "info" if request.method in ("GET", "HEAD") else "error")
+    return redirect(f"/signin?next={quote(target)}")
 
 
 def signed_in(request: Request) -> bool:
@@ -351,7 +421,12 @@ class FormExpired(Exception):
 
 
 class SignInFirst(Exception):
-    """A page or form for signed-in people only, and the session has none."""
+    """A page or form for signed-in people only, and the session has none; ``back``: the
+    form's own word on the page it was sent from."""
+
+    def __init__(self, back: str | None = None):
+        super().__init__(back)
+        self.back = back
 
 
 async def posted_form(request: Request, *, sign_in: bool = True):
@@ -362,7 +437,7 @@ async def posted_form(request: Request, *, sign_in: bool = True):
     if not csrf_ok(request, form):
         raise FormExpired()
     if sign_in and not signed_in(request):
-        raise SignInFirst()
+        raise SignInFirst(form.get("back"))
     return form
 
 
@@ -390,8 +465,8 @@ class PortalRoute(APIRoute):
                 return await handler(request)
             except GoBack as back:
                 return redirect(back.url)
-            except SignInFirst:
-                return sign_in_redirect(request)
+            except SignInFirst as first:
+                return sign_in_redirect(request, first.back)
             except FormExpired:
                 return render(request, "error.html", status_code=403, message=translate(
                     request, "This form has expired. Please go back, reload the page and try again."))
@@ -399,10 +474,7 @@ class PortalRoute(APIRoute):
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
                     # Refused by a service (signed out elsewhere, a new password, a
                     # new grade): without a word the sign-in page would look like a fault.
-                    request.session.pop("token", None)
-                    request.session.pop("account", None)
-                    flash(request, translate(request, "Your session has ended. Please sign in again."))
-                    return sign_in_redirect(request)
+                    return sign_in_redirect(request, ended=True)
                 return render(request, "error.html", status_code=http_status(exc.code()),
                               message=refusal_text(request, exc))
 
