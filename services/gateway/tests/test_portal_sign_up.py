@@ -2,6 +2,7 @@
 the account with it; against the real identity api."""
 from __future__ import annotations
 
+import html
 import re
 
 import httpx
@@ -81,3 +82,31 @@ def test_a_number_with_an_account_is_led_to_set_a_new_password_with_its_code(gat
         assert reset.status_code == 303
     patient_again = httpx.post(f"{gateway_url}/api/v1/auth/signin", json={"login": phone, "password": "Renewed2027"})
     assert patient_again.status_code == 200
+
+
+def language_link(page: httpx.Response) -> str:
+    return html.unescape(re.search(r'<a href="(/language\?to=en[^"]*)"', page.text).group(1))
+
+
+@pytest.mark.parametrize("form_page, asks, code_page", [
+    ("/signup?next=/bookings", "/signup/code", "signup"), ("/reset", "/reset", "reset")])
+def test_switching_language_on_the_code_step_returns_to_the_form_with_the_number_not_a_form_address(
+        gateway_url, form_page, asks, code_page):
+    """The code step is a page a POST rendered: the switch used to lead to GET /signup/code (the
+    405 page, the flow lost) or to an empty /reset."""
+    phone = fresh_phone()
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": "zh-CN"}) as browser:
+        first = browser.get(form_page)
+        asked = browser.post(asks, data={"phone": phone, "next": "/bookings", "csrf": csrf(first)})
+        assert asked.status_code == 200 and 'name="code"' in asked.text
+        switched = browser.get(language_link(asked), follow_redirects=True)
+        assert switched.status_code == 200 and '<html lang="en">' in switched.text
+        assert switched.url.path == asks.removesuffix("/code") and f'value="{phone}"' in switched.text
+        if code_page == "signup":
+            assert hidden(switched, "next") == "/bookings"
+        # Sent again, the number goes on to the code already on its way (the same code), now in English.
+        code = CODES.last_code(phone) if code_page == "signup" else None
+        again = browser.post(asks, data={"phone": phone, "next": "/bookings", "csrf": csrf(switched)})
+        assert again.status_code == 200 and 'name="code"' in again.text and "a moment ago" in again.text
+        if code:
+            assert CODES.last_code(phone) == code

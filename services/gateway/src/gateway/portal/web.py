@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import grpc
 from fastapi import Request
@@ -165,7 +165,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         # "Sign out" over the sign-in form as if nothing had happened.
         request=request, account=request.session.get("account") if signed_in(request) else None,
         csrf=csrf_token(request),
-        flashes=messages, current_language=lang, path=request.url.path, here=_here(request), **context)
+        flashes=messages, current_language=lang, path=request.url.path, here=_page_here(request, context), **context)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
@@ -220,6 +220,24 @@ def http_error_page(request: Request, status: int) -> HTMLResponse | None:
     if status not in (404, 405) or not wants_a_page(request.scope):
         return None
     return _refused_page(request, status)
+
+
+# What a form's page takes back from the step a form of it rendered: the language switch and the
+# sign-in link of a page rendered by a POST (the code step of a sign-up or a reset, a refused
+# sign-in) lead there, with what the patient had typed.
+PAGE_KEEPS = {"/signup": ("phone", "next"), "/reset": ("phone",), "/signin": ("next",)}
+
+
+def _page_here(request: Request, context: Mapping[str, Any]) -> str:
+    """The address of the page shown, for links that come back to it (the language switch, the sign-in
+    link). A page rendered by a POST has no address of its own a browser can open (it would get the 405
+    page): the page of its form stands in, with what it takes of the form (PAGE_KEEPS)."""
+    if request.method in ("GET", "HEAD"):
+        return _here(request)
+    page = page_of(request, request.url.path)
+    keep = {name: context[name] for name in PAGE_KEEPS.get(page, ())
+            if isinstance(context.get(name), str) and context[name] not in ("", "/")}
+    return page + (f"?{urlencode(keep)}" if keep else "")
 
 
 def _here(request: Request) -> str:
