@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
+from .conftest import PHONE
 from .portal_steps import hold_first_free_slot, open_doctor, sign_up
 
 pytestmark = pytest.mark.integration
@@ -49,4 +50,30 @@ def test_at_200_percent_text_a_320_px_phone_never_scrolls_sideways(new_context, 
         shots(page, "large-text")
         if page.evaluate("document.documentElement.scrollWidth > document.documentElement.clientWidth"):
             found.append(f"{path}: {wider_than_the_screen(page)}")
+    assert not found, "\n".join(found)
+
+
+# The header's links and "Sign out", the breadcrumb, and links that stand alone in a paragraph
+# ("All my bookings", "Forgot your password?", "New patient? Create an account").
+TAPPED = "header a, header button, .crumbs a, main p > a"
+
+
+def too_small_to_tap(page: Page) -> list[str]:
+    return page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
+        .filter(e => e.getClientRects().length && e.getBoundingClientRect().height < %d)
+        .map(e => `${e.innerText.trim()}: ${Math.round(e.getBoundingClientRect().height)} px`)""" % TAP_HEIGHT, TAPPED)
+
+
+def test_header_breadcrumb_and_lone_links_are_44_px_tall_on_a_phone(new_context, shots):
+    """They were 20-29 px tall at 360 px ("Sign out", a button styled as a link, had no height at all),
+    under the 44 px the stylesheet gives its buttons: elderly patients missed them, or hit the next one."""
+    stranger = new_context(viewport=PHONE).new_page()
+    stranger.goto("/signin")
+    found = [f"/signin: {link}" for link in too_small_to_tap(stranger)]
+    page = new_context(viewport=PHONE).new_page()
+    for path in patients_pages(page):
+        page.goto(path)
+        found += [f"{path}: {link}" for link in too_small_to_tap(page)]
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), path
+    shots(page, "booking")
     assert not found, "\n".join(found)
