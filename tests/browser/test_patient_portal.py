@@ -3,13 +3,18 @@ screen: sign up, book, pay, print, cancel and see the refund; an expired hold;
 a full slot; the rules' messages in Chinese and in English; a forgotten password."""
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
+import time
 
 import pytest
+from itsdangerous import TimestampSigner
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
+from gateway.portal.web import SESSION_COOKIE
 from tests.e2e import journey
 
 from .portal_steps import wait_for_refund, PASSWORD, hold_first_free_slot, new_phone, open_doctor, pay, sign_in, sign_up
@@ -172,3 +177,64 @@ def test_a_new_phone_number_is_not_signed_in(new_context):
     page = new_context().new_page()
     sign_in(page, new_phone(), PASSWORD)
     expect(page.get_by_role("alert")).to_have_text("手机号或密码不正确。")
+
+
+def run_out_the_sign_in(context, session_secret: str) -> None:
+    """The session's sign-in as it is 15 minutes on (the token's lifetime): the browser's signed
+    session cookie re-signed with its token's expiry in the past, as the gateway would find it."""
+    cookie = next(c for c in context.cookies() if c["name"] == SESSION_COOKIE)
+    signer = TimestampSigner(session_secret)
+    session = json.loads(base64.b64decode(signer.unsign(cookie["value"])))
+    session["token_expires"] = time.time() - 60
+    cookie["value"] = signer.sign(base64.b64encode(json.dumps(session).encode())).decode()
+    context.add_cookies([cookie])
+
+
+def test_cancelling_after_the_sign_in_ran_out_says_so_and_comes_back_to_the_booking(new_context, shots, platform):
+    """It used to go to the sign-in page with no word, under a header still signed in, and then to
+    GET /bookings/<id>/cancel: the 405 page, the booking not cancelled and nothing saying so."""
+    context = new_context()
+    page = context.new_page()
+    phone = sign_up(page)
+    open_doctor(page, 4)
+    booking_id = hold_first_free_slot(page)
+    pay(page)
+    deadline = time.monotonic() + 20
+    while not page.locator("[data-status=confirmed]").count() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.locator("[data-status=confirmed]")).to_be_visible()
+
+    run_out_the_sign_in(context, platform.session_secret)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="取消预约").click()
+    expect(page).to_have_url(re.compile(r"/signin\?"))
+    expect(page.get_by_role("alert")).to_have_text("登录已超时，您刚才的操作尚未完成。请重新登录后再试一次。")
+    expect(page.get_by_role("button", name="退出登录")).to_have_count(0)
+    shots(page, "asked-to-sign-in")
+    page.get_by_label("手机号码（工作人员填工号）").fill(phone)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    expect(page).to_have_url(re.compile(rf"/bookings/{booking_id}$"))
+    expect(page.get_by_text("此地址用于提交表单")).to_have_count(0)
+    expect(page.locator("[data-status=confirmed]")).to_be_visible()  # not cancelled, as it said
+    shots(page, "back-at-the-booking")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="取消预约").click()
+    expect(page.locator("[data-status=cancelled]")).to_be_visible()
+
+
+def test_switching_language_on_the_code_step_keeps_the_sign_up_going(new_context, shots):
+    """The switch used to open GET /signup/code, a form's address: the 405 page, the number lost."""
+    page = new_context().new_page()
+    phone = new_phone()
+    page.goto("/signup")
+    page.get_by_label("手机号码").fill(phone)
+    page.get_by_role("button", name="获取验证码").click()
+    expect(page.get_by_role("heading", name="输入验证码").or_(page.get_by_label("验证码（6 位数字）"))).not_to_have_count(0)
+    page.get_by_role("link", name="English").click()
+    expect(page.get_by_text("This address is for sending a form")).to_have_count(0)
+    expect(page.get_by_label("Mobile number")).to_have_value(phone)
+    page.get_by_role("button", name="Send me a verification code").click()
+    expect(page.get_by_label("Verification code (6 digits)")).to_be_visible()
+    shots(page, "code-step-in-english")
