@@ -604,3 +604,32 @@ def test_a_page_opened_after_the_sign_in_ran_out_says_why_sign_in_is_asked_and_s
         assert "登录已超时，请重新登录。" in sign_in.text and "退出登录" not in sign_in.text
         # Said once: the next page asked for does not repeat it.
         assert "登录已超时" not in client.get("/signin?next=/bookings").text
+
+
+def _held(client: httpx.Client, key: str) -> str:
+    """A new hold of slot-1 by the session's patient: its booking id."""
+    token = csrf(client.get("/"))
+    held = client.post("/holds", data={"csrf": token, "slot_id": "slot-1", "key": key, "back": "/"})
+    assert 'data-status="held"' in held.text
+    return str(held.url).rsplit("/", 1)[-1]
+
+
+def _pay(client: httpx.Client, booking_id: str, method: str = "tok_ok") -> httpx.Response:
+    token = csrf(client.get(f"/bookings/{booking_id}/pay"))
+    return client.post(f"/bookings/{booking_id}/pay", data={"csrf": token, "key": f"k-{booking_id}", "method": method})
+
+
+def test_right_after_paying_the_hold_reads_paid_and_confirming_not_pay_now(browser_session, fakes):
+    """Billing answers pending and tells registration later: the booking is still HELD and knows no
+    payment. Before, the page read only the payments registration knew of, so it said "待支付" with the pay
+    button for up to the hold time, to a patient who had just paid."""
+    booking_id = _held(browser_session, "just-paid")
+    page = _pay(browser_session, booking_id)
+    assert fakes["registration"].bookings[booking_id].payment_id == ""
+    assert 'data-status="held"' in page.text
+    assert "已收到付款，正在确认预约" in page.text and '<meta http-equiv="refresh" content="2">' in page.text
+    assert f'href="/bookings/{booking_id}/pay"' not in page.text and "该号源为您保留至" not in page.text
+    # Captured before registration heard of it: paid too.
+    fakes["billing"].payments[booking_id][-1].status = bill.PAYMENT_STATUS_CAPTURED
+    page = browser_session.get(f"/bookings/{booking_id}")
+    assert "已收到付款，正在确认预约" in page.text and f'href="/bookings/{booking_id}/pay"' not in page.text

@@ -196,12 +196,14 @@ async def booking_page(request: Request, booking_id: str):
     if not signed_in(request):
         return sign_in_redirect(request)
     booking = await _booking(request, booking_id)
-    payments = []
-    if booking.payment_id or booking.status != reg.BOOKING_STATUS_HELD:
-        payments = list((await services(request).billing.ListPayments(
-            billing_pb2.ListPaymentsRequest(booking_id=booking_id))).payments)
+    # Always read, a hold included: billing answers a payment pending and tells registration
+    # later, so right after paying the booking is still HELD and knows no payment yet.
+    payments = list((await services(request).billing.ListPayments(
+        billing_pb2.ListPaymentsRequest(booking_id=booking_id))).payments)
     pending = any(p.status in (billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN)
                   for p in payments)
+    # A hold whose payment is captured waits only for registration to confirm it: paid, not to pay.
+    paid = pending or any(p.status == billing_pb2.PAYMENT_STATUS_CAPTURED for p in payments)
     refunded = sum(p.refunded_fen for p in payments)
     # A charge that reached the provider after billing failed the payment, and was given back.
     given_back = sum(p.refunded_after_failure_fen for p in payments)
@@ -209,7 +211,7 @@ async def booking_page(request: Request, booking_id: str):
                   refunded_fen=refunded, given_back_fen=given_back, department_names=await _department_names(request),
                   status=enum_name(reg.BookingStatus.DESCRIPTOR, booking.status), key=form_key(),
                   # Keep refreshing while the payment's confirmation is on its way.
-                  waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and pending)
+                  waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and paid)
 
 
 @router.get("/bookings/{booking_id}/pay")
