@@ -633,3 +633,26 @@ def test_right_after_paying_the_hold_reads_paid_and_confirming_not_pay_now(brows
     fakes["billing"].payments[booking_id][-1].status = bill.PAYMENT_STATUS_CAPTURED
     page = browser_session.get(f"/bookings/{booking_id}")
     assert "已收到付款，正在确认预约" in page.text and f'href="/bookings/{booking_id}/pay"' not in page.text
+
+
+@pytest.mark.parametrize("reason, why", [("insufficient_funds", "银行卡余额不足"), ("card_declined", "银行拒绝了此次付款")])
+def test_a_failed_payment_says_why_and_that_the_time_was_released_and_is_not_called_expired(
+        browser_session, fakes, reason, why):
+    """Billing answers pending and fails the payment a moment later. Before, the page went on saying "待支付"
+    with the pay button, then "已过期" with no reason: the patient never learnt the card was refused."""
+    booking_id = _held(browser_session, f"failed-{reason}")
+    _pay(browser_session, booking_id, f"tok_{reason}")
+    payment = fakes["billing"].payments[booking_id][-1]
+    payment.status, payment.failure_reason = bill.PAYMENT_STATUS_FAILED, reason
+    booking = fakes["registration"].bookings[booking_id]
+    for status, cancel_reason in ((reg.BOOKING_STATUS_HELD, ""), (reg.BOOKING_STATUS_EXPIRED, "payment_failed")):
+        # Billing knows first; registration releases the hold a moment later.
+        booking.status, booking.cancel_reason = status, cancel_reason
+        page = browser_session.get(f"/bookings/{booking_id}")
+        assert re.search(r'role="alert">支付未成功：' + why + r"。您锁定的号源已释放，请重新预约", page.text), cancel_reason
+        assert re.search(r'data-status="expired">支付未成功</p>', page.text) and "已过期" not in page.text
+        assert f'href="/bookings/{booking_id}/pay"' not in page.text and "已锁号" not in page.text
+        assert 'href="/">重新预约<' in page.text
+    listed = browser_session.get("/bookings")
+    row = re.search(rf'data-booking="{booking.booking_number}">.*?</li>', listed.text, re.S).group(0)
+    assert '<span class="status">支付未成功</span>' in row

@@ -180,6 +180,16 @@ END_REASONS = {
     "expired": N_("The hold expired before payment."),
     "payment_failed": N_("The payment did not go through, so the hold was released."),
 }
+# A booking ended by a failed payment: not "expired", the patient did not let it lapse.
+PAYMENT_NOT_COMPLETED = N_("Payment not completed")
+# Why a payment failed (billing's failure_reason, the provider's decline reason), as the patient is told.
+PAYMENT_FAILURES = {
+    "card_declined": N_("The payment did not go through: the bank declined it."),
+    "declined": N_("The payment did not go through: the bank declined it."),
+    "insufficient_funds": N_("The payment did not go through: the card's balance is not enough."),
+}
+PAYMENT_FAILED = N_("The payment did not go through.")
+PAYMENT_FAILED_NEXT = N_("The time you held has been released. Please book again; you may pay with another card.")
 SESSION_STATUSES = {1: N_("Open"), 2: N_("Suspended")}
 WEEKDAYS = {1: N_("Monday"), 2: N_("Tuesday"), 3: N_("Wednesday"), 4: N_("Thursday"), 5: N_("Friday"),
             6: N_("Saturday"), 7: N_("Sunday")}

@@ -204,12 +204,21 @@ async def booking_page(request: Request, booking_id: str):
                   for p in payments)
     # A hold whose payment is captured waits only for registration to confirm it: paid, not to pay.
     paid = pending or any(p.status == billing_pb2.PAYMENT_STATUS_CAPTURED for p in payments)
+    # A failed payment ends the hold (billing tells registration, which releases it a moment
+    # later): the page says so, and why, from the moment billing knows, not "expired".
+    failed = [p for p in payments if p.status == billing_pb2.PAYMENT_STATUS_FAILED]
+    payment_failed = bool(failed) and not paid and (
+        booking.status == reg.BOOKING_STATUS_HELD or booking.cancel_reason == "payment_failed")
+    shown_status = reg.BOOKING_STATUS_EXPIRED if payment_failed else booking.status
     refunded = sum(p.refunded_fen for p in payments)
     # A charge that reached the provider after billing failed the payment, and was given back.
     given_back = sum(p.refunded_after_failure_fen for p in payments)
     return render(request, "booking.html", booking=booking, booking_dict=to_dict(booking), pending=pending,
                   refunded_fen=refunded, given_back_fen=given_back, department_names=await _department_names(request),
-                  status=enum_name(reg.BookingStatus.DESCRIPTOR, booking.status), key=form_key(),
+                  status=enum_name(reg.BookingStatus.DESCRIPTOR, shown_status), shown_status=shown_status,
+                  payment_failed=payment_failed, key=form_key(),
+                  failure=i18n.PAYMENT_FAILURES.get(failed[-1].failure_reason, i18n.PAYMENT_FAILED) if failed else "",
+                  payment_failed_next=i18n.PAYMENT_FAILED_NEXT, payment_not_completed=i18n.PAYMENT_NOT_COMPLETED,
                   # Keep refreshing while the payment's confirmation is on its way.
                   waiting_for_confirmation=booking.status == reg.BOOKING_STATUS_HELD and paid)
 
@@ -228,15 +237,13 @@ async def cashier(request: Request, booking_id: str):
 @router.post("/bookings/{booking_id}/pay")
 async def pay(request: Request, booking_id: str):
     form = await posted_form(request)
-    _ = gettext(request)
     held, ticket = request.session.get("payment_ticket") or ("", "")
     reply = await call(request, f"/bookings/{booking_id}", services(request).billing.PayRegistrationFee(
         billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=str(form.get("method", "")),
                                               idempotency_key=str(form.get("key", "")),
                                               payment_ticket=ticket if held == booking_id else "")))
-    if reply.payment.status == billing_pb2.PAYMENT_STATUS_FAILED:
-        flash(request, _(i18n.REASONS["payment_failed_hold_released"]), "error")
-    else:
+    # A payment that failed at once: the booking page says so, and why (it reads the payment).
+    if reply.payment.status != billing_pb2.PAYMENT_STATUS_FAILED:
         # Done with the booking pages: the next patient in the queue gets this place.
         await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
     return redirect(f"/bookings/{booking_id}")
