@@ -656,3 +656,29 @@ def test_a_failed_payment_says_why_and_that_the_time_was_released_and_is_not_cal
     listed = browser_session.get("/bookings")
     row = re.search(rf'data-booking="{booking.booking_number}">.*?</li>', listed.text, re.S).group(0)
     assert '<span class="status">支付未成功</span>' in row
+
+
+def test_a_declined_card_keeps_the_patients_place_in_the_waiting_room_until_a_booking_is_confirmed(
+        own_gateway, fakes):
+    """Before, paying gave up the place as soon as billing answered pending, so a patient whose card the bank
+    then declined went to the back of the queue to book again. Now the place goes once the booking is
+    confirmed."""
+    url = own_gateway(waiting_room_capacity=1)
+    doctor_page = "/departments/dep-cardio/doctors/doc-wang"
+    with signed_in_client(url, "13800000001", "Patient1234") as patient, \
+            httpx.Client(base_url=url, timeout=20) as next_patient:
+        assert patient.get(doctor_page).url.path == doctor_page  # admitted: the only place
+        declined = _held(patient, "room-declined")
+        _pay(patient, declined, "tok_decline")
+        payment = fakes["billing"].payments[declined][-1]
+        payment.status, payment.failure_reason = bill.PAYMENT_STATUS_FAILED, "card_declined"
+        assert "银行拒绝" in patient.get(f"/bookings/{declined}").text
+        assert next_patient.get("/queue", follow_redirects=False).status_code == 200  # still queued
+        assert patient.get(doctor_page).url.path == doctor_page  # books again at once, no queue
+
+        paid = _held(patient, "room-paid")
+        _pay(patient, paid)
+        assert next_patient.get("/queue", follow_redirects=False).status_code == 200  # not confirmed yet
+        fakes["registration"].bookings[paid].status = reg.BOOKING_STATUS_CONFIRMED
+        assert 'data-status="confirmed"' in patient.get(f"/bookings/{paid}").text
+        assert next_patient.get("/queue", follow_redirects=False).status_code == 303  # the place went on

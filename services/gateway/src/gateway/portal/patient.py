@@ -210,6 +210,11 @@ async def booking_page(request: Request, booking_id: str):
     payment_failed = bool(failed) and not paid and (
         booking.status == reg.BOOKING_STATUS_HELD or booking.cancel_reason == "payment_failed")
     shown_status = reg.BOOKING_STATUS_EXPIRED if payment_failed else booking.status
+    if booking.status == reg.BOOKING_STATUS_CONFIRMED and (request.session.get("payment_ticket") or ("",))[0] == booking_id:
+        # The hold this session paid for is confirmed: done with the booking pages, the next patient
+        # in the queue gets this place (not before: a declined card must not cost the patient theirs).
+        request.session.pop("payment_ticket", None)
+        await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
     refunded = sum(p.refunded_fen for p in payments)
     # A charge that reached the provider after billing failed the payment, and was given back.
     given_back = sum(p.refunded_after_failure_fen for p in payments)
@@ -238,14 +243,14 @@ async def cashier(request: Request, booking_id: str):
 async def pay(request: Request, booking_id: str):
     form = await posted_form(request)
     held, ticket = request.session.get("payment_ticket") or ("", "")
-    reply = await call(request, f"/bookings/{booking_id}", services(request).billing.PayRegistrationFee(
+    await call(request, f"/bookings/{booking_id}", services(request).billing.PayRegistrationFee(
         billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=str(form.get("method", "")),
                                               idempotency_key=str(form.get("key", "")),
                                               payment_ticket=ticket if held == booking_id else "")))
-    # A payment that failed at once: the booking page says so, and why (it reads the payment).
-    if reply.payment.status != billing_pb2.PAYMENT_STATUS_FAILED:
-        # Done with the booking pages: the next patient in the queue gets this place.
-        await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
+    # Whatever billing answered (a failed payment too), the booking page says how it stands. The
+    # waiting-room place is kept: a payment answered pending may still be declined, and the patient
+    # then books again with another card without queueing again. It is given up once the booking
+    # is confirmed (booking_page).
     return redirect(f"/bookings/{booking_id}")
 
 
