@@ -682,3 +682,45 @@ def test_a_declined_card_keeps_the_patients_place_in_the_waiting_room_until_a_bo
         fakes["registration"].bookings[paid].status = reg.BOOKING_STATUS_CONFIRMED
         assert 'data-status="confirmed"' in patient.get(f"/bookings/{paid}").text
         assert next_patient.get("/queue", follow_redirects=False).status_code == 303  # the place went on
+
+
+def test_a_patient_can_release_a_hold_they_do_not_want_without_any_charge(browser_session, fakes):
+    """Before, a held time had only the pay button: a wrong tap locked the patient out of the department's
+    other times that day for the whole hold."""
+    booking_id = _held(browser_session, "release-me")
+    page = browser_session.get(f"/bookings/{booking_id}")
+    form = re.search(rf'<form method="post" action="/bookings/{booking_id}/cancel" data-confirm="([^"]+)">.*?</form>',
+                     page.text, re.S)
+    assert form and form.group(1) == "确定释放这个时段吗？您尚未付款，不会产生任何费用。"
+    assert "不要这个时段，释放号源" in form.group(0) and "退" not in form.group(0)
+    released = browser_session.post(f"/bookings/{booking_id}/cancel",
+                                    data={"csrf": csrf(page), "key": "release-me", "release": "1"})
+    assert fakes["registration"].bookings[booking_id].status == reg.BOOKING_STATUS_CANCELLED
+    assert "号源已释放，您可以重新选择时段。" in released.text and 'data-status="cancelled"' in released.text
+
+    # Paid in another tab since the page was loaded: "release" promised nothing charged, so it cancels nothing.
+    paid = _held(browser_session, "release-paid")
+    page = browser_session.get(f"/bookings/{paid}")
+    fakes["registration"].bookings[paid].status = reg.BOOKING_STATUS_CONFIRMED
+    kept = browser_session.post(f"/bookings/{paid}/cancel", data={"csrf": csrf(page), "key": "rp", "release": "1"})
+    assert fakes["registration"].bookings[paid].status == reg.BOOKING_STATUS_CONFIRMED
+    assert "未释放" in alert(kept) and 'data-status="confirmed"' in kept.text
+
+
+def test_a_hold_refused_one_per_department_per_day_links_the_booking_in_the_way(browser_session, fakes):
+    """Before, the refusal said only that a booking existed: not which, nor that it was an unpaid hold the
+    patient could release."""
+    booking_id = _held(browser_session, "in-the-way")
+    booking = fakes["registration"].bookings[booking_id]
+    booking.service_date, booking.hold_expires_at = "2026-12-09", "2026-12-09T00:10:00Z"
+    doctor_page = "/departments/dep-cardio/doctors/doc-wang"
+    page = browser_session.get(doctor_page)
+    assert 'name="department_id" value="dep-cardio"' in page.text and 'name="service_date"' in page.text
+    refused = browser_session.post("/holds", data={
+        "csrf": csrf(page), "slot_id": "refuse:one_per_department_per_day", "key": "second",
+        "doctor_id": "doc-wang", "department_id": "dep-cardio", "service_date": "2026-12-09",
+        "back": f"{doctor_page}?date=2026-12-09"})
+    assert refused.url.path == doctor_page and alert(refused) == zh("one_per_department_per_day")
+    assert f'<a href="/bookings/{booking_id}">查看该预约</a>' in refused.text
+    assert "该预约尚未支付，将于 08:10 自动释放" in refused.text
+    assert "查看该预约" not in browser_session.get(doctor_page).text  # said once

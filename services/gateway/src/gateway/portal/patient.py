@@ -118,6 +118,8 @@ async def doctor(request: Request, department_id: str, doctor_id: str, date: str
     queue = await _admitted(request)
     if queue is not None:
         return queue
+    # Set by a hold refused for this page: the booking that stands in the way (shown once).
+    same_day = request.session.pop("same_day", None) or {}
     departments = {d.department_id: d for d in await _departments(request)}
     # The department first: registration refuses a search of one it does not know.
     doctors = {d.doctor_id: d for d in await _doctors(request, department_id)} if department_id in departments else {}
@@ -135,7 +137,7 @@ async def doctor(request: Request, department_id: str, doctor_id: str, date: str
                   standard_fee=standard_fee,
                   days=[(day, sum(s.remaining for s in group)) for day, group in days], chosen=chosen,
                   slots=next((group for day, group in days if day == chosen), []), key=form_key(),
-                  signed_in=signed_in(request))
+                  signed_in=signed_in(request), same_day=same_day if same_day.get("page") == request.url.path else None)
 
 
 # ---- the waiting room ----------------------------------------------------------------------------
@@ -172,10 +174,13 @@ async def hold(request: Request):
     try:
         reply = await call(request, back, services(request).registration.HoldSlot(reg.HoldSlotRequest(
             slot_id=str(form.get("slot_id", "")), idempotency_key=str(form.get("key", "")))))
-    except GoBack:
+    except GoBack as back_to:
         # The figures this patient acted on were stale (full, suspended): the page they
         # go back to shows the slot as it is now, not the cached view.
         portal_state(request).availability.forget(("slots", str(form.get("doctor_id", ""))))
+        if isinstance(back_to.__cause__, grpc.aio.AioRpcError) and refusal_reason(
+                back_to.__cause__) == "one_per_department_per_day":
+            await _point_to_same_day_booking(request, form, back)
         raise
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
     if reply.booking.status == reg.BOOKING_STATUS_HELD:
@@ -185,6 +190,21 @@ async def hold(request: Request):
         # A free clinic's booking is confirmed as it is held: nothing to pay, the next patient may come in.
         await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
     return redirect(f"/bookings/{reply.booking.booking_id}")
+
+
+async def _point_to_same_day_booking(request: Request, form: dict, back: str) -> None:
+    """A hold refused one_per_department_per_day: the page the patient goes back to links the booking
+    that stands in the way (a hold of theirs they may release, or wait out)."""
+    department_id, day = str(form.get("department_id", "")), str(form.get("service_date", ""))
+    if not department_id or not day:
+        return
+    bookings = (await services(request).registration.ListMyBookings(reg.ListMyBookingsRequest())).bookings
+    found = next((b for b in reversed(bookings) if b.status in ACTIVE and b.department_id == department_id
+                  and b.service_date == day), None)
+    if found is not None:
+        request.session["same_day"] = {"booking_id": found.booking_id, "page": back.split("?")[0],
+                                       "held": found.status == reg.BOOKING_STATUS_HELD,
+                                       "hold_expires_at": found.hold_expires_at}
 
 
 async def _booking(request: Request, booking_id: str) -> reg.Booking:
@@ -258,12 +278,21 @@ async def pay(request: Request, booking_id: str):
 async def cancel(request: Request, booking_id: str):
     form = await posted_form(request)
     _ = gettext(request)
+    release = form.get("release") == "1"
+    if release and (await _booking(request, booking_id)).status != reg.BOOKING_STATUS_HELD:
+        # "Release" promised nothing charged: a hold paid (or ended) since its page was loaded is
+        # not cancelled by it; the booking page shows where it stands now.
+        flash(request, _("This time is no longer a hold awaiting payment, so it was not released. "
+                         "The page shows where it stands now."), "error")
+        return redirect(f"/bookings/{booking_id}")
     reply = await call(request, f"/bookings/{booking_id}", services(request).registration.CancelBooking(
         reg.CancelBookingRequest(booking_id=booking_id, idempotency_key=str(form.get("key", "")))))
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
     if reply.booking.refund_due:
         flash(request, _("Your booking is cancelled. The fee of {amount} is being refunded to your payment method.")
               .format(amount=formatter(request).money(reply.booking.fee_fen)), "success")
+    elif release:
+        flash(request, _("The time has been released. You can choose another time."), "success")
     else:
         flash(request, _("Your booking is cancelled."), "success")
     return redirect(f"/bookings/{booking_id}")
