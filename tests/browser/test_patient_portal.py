@@ -79,7 +79,13 @@ def test_an_unpaid_hold_expires_and_the_page_says_so(new_context, shots):
     open_doctor(page, 1)
     hold_first_free_slot(page)
     shots(page, "held")
-    # The platform's holds last 15 s in these tests; the countdown reloads the page when it runs out.
+    # On the cashier, paying stops when the countdown runs out (before, the button stayed, for a refusal
+    # under a page still saying "待支付").
+    page.get_by_role("link", name=re.compile("^支付")).click()
+    expect(page.locator(".remaining-time")).to_have_text("剩余 0:00", timeout=45_000)
+    expect(page.get_by_role("button", name=re.compile("^支付"))).to_be_disabled()
+    # The platform's holds last 15 s in these tests; the countdown reloads the page when it runs out, and
+    # the cashier sends it to the booking, shown ended even before the worker releases the hold.
     expect(page.locator("[data-status=expired]")).to_be_visible(timeout=45_000)
     expect(page.get_by_role("status")).to_contain_text("锁号已超时未支付")
     shots(page, "expired")

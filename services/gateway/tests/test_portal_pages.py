@@ -724,3 +724,30 @@ def test_a_hold_refused_one_per_department_per_day_links_the_booking_in_the_way(
     assert f'<a href="/bookings/{booking_id}">查看该预约</a>' in refused.text
     assert "该预约尚未支付，将于 08:10 自动释放" in refused.text
     assert "查看该预约" not in browser_session.get(doctor_page).text  # said once
+
+
+def test_a_hold_past_its_time_reads_ended_with_no_pay_button_before_the_worker_releases_it(browser_session, fakes):
+    """Registration's worker releases a lapsed hold a moment after its time: before, until then the booking page
+    and the cashier still said "已锁号，待支付" and offered to pay, under a message saying the hold had ended."""
+    booking_id = _held(browser_session, "lapsed")
+    booking = fakes["registration"].bookings[booking_id]
+    booking.hold_expires_at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)).isoformat()
+    assert booking.status == reg.BOOKING_STATUS_HELD
+    page = browser_session.get(f"/bookings/{booking_id}")
+    assert re.search(r'data-status="expired">已过期</p>', page.text) and "锁号已超时未支付" in page.text
+    assert f'href="/bookings/{booking_id}/pay"' not in page.text and "已锁号" not in page.text
+    assert 'href="/">重新预约<' in page.text and "释放号源" not in page.text
+    cashier = browser_session.get(f"/bookings/{booking_id}/pay", follow_redirects=False)
+    assert cashier.status_code == 303 and cashier.headers["location"] == f"/bookings/{booking_id}"
+    # Paid just in time: the payment's confirmation is on its way, not an ended hold.
+    fakes["billing"].payments[booking_id] = [bill.Payment(
+        payment_id="pay-in-time", booking_id=booking_id, amount_fen=5000, status=bill.PAYMENT_STATUS_PENDING)]
+    assert "已收到付款，正在确认预约" in browser_session.get(f"/bookings/{booking_id}").text
+
+
+def test_the_countdown_disables_paying_when_the_hold_runs_out(gateway_url):
+    script = httpx.get(f"{gateway_url}/static/portal.js").text
+    at_zero = script[script.index("if (left === 0)"):script.index("window.location.reload")]
+    assert "form[action$='/pay'] button[type=submit]" in at_zero and "b.disabled = true" in at_zero
+    assert "a.button[href$='/pay']" in at_zero and 'removeAttribute("href")' in at_zero
+

@@ -211,6 +211,13 @@ async def _booking(request: Request, booking_id: str) -> reg.Booking:
     return (await services(request).registration.GetBooking(reg.GetBookingRequest(booking_id=booking_id))).booking
 
 
+def _hold_lapsed(booking: reg.Booking) -> bool:
+    """A hold whose time is up: registration's worker releases it a moment later, and until then it
+    still reads HELD. Shown as ended, so that no page offers to pay for it."""
+    return (booking.status == reg.BOOKING_STATUS_HELD and bool(booking.hold_expires_at)
+            and dt.datetime.fromisoformat(booking.hold_expires_at) <= dt.datetime.now(dt.timezone.utc))
+
+
 @router.get("/bookings/{booking_id}")
 async def booking_page(request: Request, booking_id: str):
     if not signed_in(request):
@@ -229,7 +236,9 @@ async def booking_page(request: Request, booking_id: str):
     failed = [p for p in payments if p.status == billing_pb2.PAYMENT_STATUS_FAILED]
     payment_failed = bool(failed) and not paid and (
         booking.status == reg.BOOKING_STATUS_HELD or booking.cancel_reason == "payment_failed")
-    shown_status = reg.BOOKING_STATUS_EXPIRED if payment_failed else booking.status
+    # A paid hold waits for its confirmation, whatever the clock says; an unpaid one past its time is over.
+    ended = payment_failed or (not paid and _hold_lapsed(booking))
+    shown_status = reg.BOOKING_STATUS_EXPIRED if ended else booking.status
     if booking.status == reg.BOOKING_STATUS_CONFIRMED and (request.session.get("payment_ticket") or ("",))[0] == booking_id:
         # The hold this session paid for is confirmed: done with the booking pages, the next patient
         # in the queue gets this place (not before: a declined card must not cost the patient theirs).
@@ -253,7 +262,7 @@ async def cashier(request: Request, booking_id: str):
     if not signed_in(request):
         return sign_in_redirect(request)
     booking = await _booking(request, booking_id)
-    if booking.status != reg.BOOKING_STATUS_HELD:
+    if booking.status != reg.BOOKING_STATUS_HELD or _hold_lapsed(booking):
         return redirect(f"/bookings/{booking_id}")
     return render(request, "pay.html", booking=booking, methods=SANDBOX_METHODS, key=form_key(),
                   department_names=await _department_names(request))

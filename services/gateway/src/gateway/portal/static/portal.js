@@ -15,6 +15,14 @@
       out.textContent = (lang.indexOf("zh") === 0 ? "剩余 " : "") + m + ":" + (s < 10 ? "0" : "") + s +
         (lang.indexOf("zh") === 0 ? "" : " left");
       if (left === 0) {
+        // The hold is over: nothing to pay for any more (the reload shows it ended).
+        document.querySelectorAll("form[action$='/pay'] button[type=submit]").forEach(function (b) {
+          b.disabled = true;
+        });
+        document.querySelectorAll("a.button[href$='/pay']").forEach(function (a) {
+          a.removeAttribute("href");
+          a.setAttribute("aria-disabled", "true");
+        });
         // The worker releases the hold moments after it runs out: look again shortly, not in a loop.
         window.setTimeout(function () { window.location.reload(); }, first ? 3000 : 500);
         return;
