@@ -751,3 +751,14 @@ def test_the_countdown_disables_paying_when_the_hold_runs_out(gateway_url):
     assert "form[action$='/pay'] button[type=submit]" in at_zero and "b.disabled = true" in at_zero
     assert "a.button[href$='/pay']" in at_zero and 'removeAttribute("href")' in at_zero
 
+
+def test_the_slip_of_a_booking_no_longer_confirmed_goes_back_to_the_booking_with_a_chinese_message(
+        browser_session, fakes):
+    """Before, the slip link on a page gone out of date (cancelled in another tab) answered the API's JSON, in
+    English, or a download that failed without a word."""
+    booking_id = _held(browser_session, "slip-stale")
+    fakes["registration"].bookings[booking_id].status = reg.BOOKING_STATUS_CANCELLED
+    reply = browser_session.get(f"/bookings/{booking_id}/slip.pdf", follow_redirects=False)
+    assert reply.status_code == 303 and reply.headers["location"] == f"/bookings/{booking_id}"
+    page = browser_session.get(reply.headers["location"])
+    assert alert(page) == zh("booking_not_confirmed") and 'data-status="cancelled"' in page.text

@@ -19,6 +19,7 @@ from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .. import slip
 from ..convert import enum_name, to_dict
+from ..errors import ApiError
 from ..address_guard import AddressLimited
 from ..send_guard import TooManyCodes
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client_address
@@ -311,7 +312,13 @@ async def cancel(request: Request, booking_id: str):
 async def slip_download(request: Request, booking_id: str):
     if not signed_in(request):
         return sign_in_redirect(request)
-    return slip.pdf_response(*await slip.slip_pdf(services(request), booking_id))
+    try:
+        return slip.pdf_response(*await slip.slip_pdf(services(request), booking_id))
+    except ApiError as refused:
+        # A page gone out of date (the booking was cancelled meanwhile): the patient's language and the
+        # booking as it is now, not the API's English JSON.
+        flash(request, translate(request, i18n.REASONS.get(refused.reason, i18n.GENERAL_REFUSAL)), "error")
+        return redirect(f"/bookings/{booking_id}")
 
 
 @router.get("/bookings")
