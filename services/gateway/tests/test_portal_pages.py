@@ -762,3 +762,23 @@ def test_the_slip_of_a_booking_no_longer_confirmed_goes_back_to_the_booking_with
     assert reply.status_code == 303 and reply.headers["location"] == f"/bookings/{booking_id}"
     page = browser_session.get(reply.headers["location"])
     assert alert(page) == zh("booking_not_confirmed") and 'data-status="cancelled"' in page.text
+
+
+def test_a_lapsed_pass_says_queued_again_only_to_a_patient_really_queued_again(own_gateway):
+    """Before, a pass that ran out (reported missed_turn) flashed "您离开期间已轮到您，现已为您重新排队。" even
+    to a patient then let in at once, with nobody queued at all."""
+    url = own_gateway(waiting_room_capacity=1, waiting_room_pass_seconds=2)
+    doctor_page = "/departments/dep-cardio/doctors/doc-wang"
+    requeued = "您长时间未操作，预约资格已失效，正在重新为您排队。"
+    with httpx.Client(base_url=url, timeout=20, follow_redirects=True) as patient, \
+            httpx.Client(base_url=url, timeout=20) as other:
+        assert patient.get(doctor_page).url.path == doctor_page
+        time.sleep(2.5)  # the pass runs out; nobody waits
+        page = patient.get(doctor_page)
+        assert page.url.path == doctor_page and "排队" not in page.text and "已轮到您" not in page.text
+        assert other.get("/queue", follow_redirects=False).status_code == 200  # queued behind the patient
+        time.sleep(2.5)  # the patient's pass runs out again, and the other's turn comes
+        assert other.get("/queue", follow_redirects=False).status_code == 303
+        page = patient.get(doctor_page)
+        assert page.url.path == "/queue" and requeued in page.text
+        assert requeued not in patient.get("/queue").text  # said once

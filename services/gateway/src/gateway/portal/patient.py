@@ -108,9 +108,10 @@ async def _admitted(request: Request):
     if standing.admitted:
         return None
     if standing.outcome == "missed_turn":
-        # Their turn came while the tab was closed: to the back, and say so.
+        # The turn (or the pass it gave) ran out while the patient was away: a new ticket. The queue
+        # page says so only if the patient really waits again; one admitted at once hears nothing.
         request.session.pop("ticket", None)
-        flash(request, translate(request, "Your turn came while you were away, so you have a new place in the queue."))
+        request.session["requeued"] = True
     return redirect(f"/queue?next={quote(request.url.path + ('?' + request.url.query if request.url.query else ''))}")
 
 
@@ -147,8 +148,12 @@ async def doctor(request: Request, department_id: str, doctor_id: str, date: str
 async def queue(request: Request, next: str = "/"):
     standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
     request.session["ticket"] = standing.ticket
+    requeued = request.session.pop("requeued", False)
     if standing.admitted:
         return redirect(safe_next(next))
+    if requeued and standing.position > 0:
+        flash(request, translate(request, "You were away for a long time, so your turn to book has lapsed. "
+                                          "You have been given a new place in the queue."))
     return render(request, "queue.html", standing=standing, next=safe_next(next))
 
 
