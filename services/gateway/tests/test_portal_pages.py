@@ -782,3 +782,15 @@ def test_a_lapsed_pass_says_queued_again_only_to_a_patient_really_queued_again(o
         page = patient.get(doctor_page)
         assert page.url.path == "/queue" and requeued in page.text
         assert requeued not in patient.get("/queue").text  # said once
+
+
+def test_release_leaves_a_hold_whose_payment_is_on_its_way(browser_session, fakes):
+    """A page loaded before paying in another tab: the hold is still HELD, but its payment is pending. Releasing
+    it would cancel a time the patient has paid for, against the dialog's promise that nothing is charged."""
+    booking_id = _held(browser_session, "release-pending")
+    page = browser_session.get(f"/bookings/{booking_id}")
+    _pay(browser_session, booking_id)
+    kept = browser_session.post(f"/bookings/{booking_id}/cancel",
+                                data={"csrf": csrf(page), "key": "rpend", "release": "1"})
+    assert fakes["registration"].bookings[booking_id].status == reg.BOOKING_STATUS_HELD
+    assert "未释放" in alert(kept) and "已收到付款，正在确认预约" in kept.text

@@ -289,12 +289,23 @@ async def pay(request: Request, booking_id: str):
     return redirect(f"/bookings/{booking_id}")
 
 
+async def _releasable(request: Request, booking_id: str) -> bool:
+    """A hold with no payment under way or made: releasing it costs and refunds nothing (a payment
+    pending still reads HELD at registration until billing tells it)."""
+    if (await _booking(request, booking_id)).status != reg.BOOKING_STATUS_HELD:
+        return False
+    payments = (await services(request).billing.ListPayments(billing_pb2.ListPaymentsRequest(
+        booking_id=booking_id))).payments
+    return not any(p.status in (billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN,
+                                billing_pb2.PAYMENT_STATUS_CAPTURED) for p in payments)
+
+
 @router.post("/bookings/{booking_id}/cancel")
 async def cancel(request: Request, booking_id: str):
     form = await posted_form(request)
     _ = gettext(request)
     release = form.get("release") == "1"
-    if release and (await _booking(request, booking_id)).status != reg.BOOKING_STATUS_HELD:
+    if release and not await _releasable(request, booking_id):
         # "Release" promised nothing charged: a hold paid (or ended) since its page was loaded is
         # not cancelled by it; the booking page shows where it stands now.
         flash(request, _("This time is no longer a hold awaiting payment, so it was not released. "
