@@ -794,3 +794,13 @@ def test_release_leaves_a_hold_whose_payment_is_on_its_way(browser_session, fake
                                 data={"csrf": csrf(page), "key": "rpend", "release": "1"})
     assert fakes["registration"].bookings[booking_id].status == reg.BOOKING_STATUS_HELD
     assert "未释放" in alert(kept) and "已收到付款，正在确认预约" in kept.text
+
+
+def test_my_bookings_lists_a_hold_past_its_time_as_expired_not_upcoming(browser_session, fakes):
+    booking_id = _held(browser_session, "lapsed-listed")
+    booking = fakes["registration"].bookings[booking_id]
+    booking.hold_expires_at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)).isoformat()
+    listed = browser_session.get("/bookings").text
+    past = listed[listed.index("历史及已取消"):]
+    row = re.search(rf'data-booking="{booking.booking_number}">.*?</li>', past, re.S)
+    assert row and '<span class="status">已过期</span>' in row.group(0)

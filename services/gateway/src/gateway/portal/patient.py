@@ -343,10 +343,13 @@ async def my_bookings(request: Request):
         return sign_in_redirect(request)
     bookings = list((await services(request).registration.ListMyBookings(reg.ListMyBookingsRequest())).bookings)
     now = dt.datetime.now(dt.timezone.utc)
-    upcoming = [b for b in bookings if b.status in ACTIVE and dt.datetime.fromisoformat(b.ends_at) > now]
+    # A hold past its time is over, though registration's worker has not released it yet.
+    lapsed = {b.booking_id for b in bookings if _hold_lapsed(b)}
+    upcoming = [b for b in bookings if b.status in ACTIVE and b.booking_id not in lapsed
+                and dt.datetime.fromisoformat(b.ends_at) > now]
     past = [b for b in bookings if b not in upcoming]
     upcoming.sort(key=lambda b: b.starts_at)
-    return render(request, "bookings.html", upcoming=upcoming, past=past,
+    return render(request, "bookings.html", upcoming=upcoming, past=past, lapsed=lapsed,
                   department_names=await _department_names(request))
 
 
