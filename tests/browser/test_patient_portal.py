@@ -91,6 +91,30 @@ def test_an_unpaid_hold_expires_and_the_page_says_so(new_context, shots):
     shots(page, "expired")
 
 
+def test_a_card_without_enough_funds_says_so_and_the_booking_reads_payment_not_completed(new_context, shots):
+    """Billing answers pending and the provider declines a moment later: before, the page kept "待支付" and its
+    pay button with no error, then called the booking "已过期"."""
+    page = new_context().new_page()
+    sign_up(page)
+    open_doctor(page, 1)
+    hold_first_free_slot(page)
+    pay(page, "测试卡：余额不足")
+    expect(page.get_by_role("alert")).to_contain_text("支付未成功：银行卡余额不足", timeout=20_000)
+    expect(page.get_by_role("alert")).to_contain_text("号源已释放")
+    expect(page.locator("[data-status]")).to_have_text("支付未成功")
+    expect(page.get_by_role("link", name=re.compile("^支付"))).to_have_count(0)
+    shots(page, "payment-declined")
+    number = page.locator("#booking-number").inner_text()
+    page.get_by_role("link", name="我的全部预约").click()
+    status = page.locator(f"[data-booking='{number}'] .status")
+    for _ in range(20):  # registration releases the hold a moment after billing fails the payment
+        if status.inner_text() == "支付未成功":
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(status).to_have_text("支付未成功")
+
+
 def test_a_full_slot_is_visibly_full_and_a_late_click_gets_a_clear_message(new_context, shots, http):
     page = new_context().new_page()
     sign_up(page)
