@@ -232,3 +232,54 @@ def test_the_relay_speaks_tls_to_an_amqps_broker(outbox_db, scheme, first_bytes)
         relay.abandon()
     wait_for(lambda: heard, message="the relay connected")
     assert heard[0].startswith(first_bytes), heard
+
+
+def _certificate(directory, name: str) -> tuple[str, str]:
+    """A self-signed certificate for ``name`` (a DNS name or an IP address), made by openssl."""
+    import subprocess
+
+    key, cert = str(directory / f"{name}.key"), str(directory / f"{name}.pem")
+    alt = f"IP:{name}" if name[0].isdigit() else f"DNS:{name}"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName={alt}"],
+                   check=True, capture_output=True)
+    return key, cert
+
+
+@pytest.mark.parametrize("issued_for, verified", [("127.0.0.1", True), ("broker.elsewhere.test", False)])
+def test_the_relay_checks_an_amqps_brokers_certificate_and_name(outbox_db, tmp_path, monkeypatch,
+                                                                 issued_for, verified):
+    """kombu's default for amqps:// checked neither the broker's name nor sent it: any certificate a
+    trusted CA signed, for any host, passed. A certificate for another name is refused before a byte of
+    AMQP (the credentials) is sent; the right one completes the handshake."""
+    import ssl
+
+    key, cert = _certificate(tmp_path, issued_for)
+    monkeypatch.setenv("TUOGUAN_AMQP_CA_FILE", cert)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    heard: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def listen() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5)
+                try:
+                    with server.wrap_socket(conn, server_side=True) as tls:
+                        heard.append(tls.recv(8))
+                except (ssl.SSLError, OSError):
+                    heard.append(b"")
+
+        threading.Thread(target=listen, daemon=True).start()
+        relay = outbox.OutboxRelay("svc", outbox_db.url, f"amqps://guest:guest@127.0.0.1:{port}//")
+        relay.connect_timeout = relay.io_timeout = 2
+        with pytest.raises(OSError):
+            relay.relay_once()
+        relay.abandon()
+    wait_for(lambda: heard, message="the relay connected")
+    if verified:
+        assert heard[0].startswith(b"AMQP"), heard  # the handshake passed: AMQP spoken inside TLS
+    else:
+        assert heard == [b""], heard  # no handshake completed: nothing, the credentials least, went over it

@@ -36,6 +36,8 @@ DOCTORS = [reg.Doctor(doctor_id="doc-wang", department_id="dep-cardio", name="çŽ
 class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def __init__(self):
         self.bookings: dict[str, reg.Booking] = {}
+        # Session ids (as ListSessionBookings is asked them) the office has suspended.
+        self.suspended: set[str] = set()
         self.requests: list[tuple[str, object, dict[str, str]]] = []
         self._numbers = itertools.count(1)
 
@@ -160,9 +162,9 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
         session_id, _, day = request.session_id.partition("@")
         if session_id != "ses-1":
             raise NotFound("no such session", reason="session_not_found")
+        status = reg.SESSION_STATUS_SUSPENDED if request.session_id in self.suspended else reg.SESSION_STATUS_OPEN
         session = reg.Session(session_id=request.session_id, doctor_id="doc-wang", service_date=day or "2026-12-01",
-                              period=reg.PERIOD_MORNING, status=reg.SESSION_STATUS_OPEN, capacity=20, booked=2, held=1,
-                              free=17)
+                              period=reg.PERIOD_MORNING, status=status, capacity=20, booked=2, held=1, free=17)
         return reg.ListSessionBookingsResponse(session=session, bookings=[
             reg.Booking(booking_id="bk-s1", booking_number="20261201-000002", patient_id="p1", session_id="ses-1",
                         status=reg.BOOKING_STATUS_CHECKED_IN, queue_number=1),

@@ -426,6 +426,12 @@ def test_the_office_offers_check_in_on_the_visits_day_only_and_no_show_from_that
         came_late = office.post("/office/bookings/bk-s6/check-in", data={
             "csrf": csrf(office.get("/office/sessions/ses-1")), "back": "/office/sessions/ses-1"})
     assert came_late.url.path == "/office/sessions/ses-1"
+    # A suspended session's doctor is not there: no check-in is offered (registration refuses it).
+    suspended = f"ses-1@{today.isoformat()}"
+    fakes["registration"].suspended.add(suspended)
+    with signed_in_client(gateway_url, "office", "Office1234") as office:
+        page = office.get(f"/office/sessions/{suspended}").text
+    assert "/check-in" not in page and 'action="/office/bookings/bk-s2/no-show"' in page
     assert '<p class="flash success" role="status">预约 20261201-000006 已签到。</p>' in came_late.text
 
 
@@ -661,8 +667,8 @@ def test_a_failed_payment_says_why_and_that_the_time_was_released_and_is_not_cal
 def test_a_declined_card_keeps_the_patients_place_in_the_waiting_room_until_a_booking_is_confirmed(
         own_gateway, fakes):
     """Before, paying gave up the place as soon as billing answered pending, so a patient whose card the bank
-    then declined went to the back of the queue to book again. Now the place goes once the booking is
-    confirmed."""
+    then declined went to the back of the queue to book again. Now the place is kept a short while after
+    paying (PAID_PLACE_SECONDS; test_portal_waiting_room), and goes at once when the booking is confirmed."""
     url = own_gateway(waiting_room_capacity=1)
     doctor_page = "/departments/dep-cardio/doctors/doc-wang"
     with signed_in_client(url, "13800000001", "Patient1234") as patient, \
@@ -804,3 +810,14 @@ def test_my_bookings_lists_a_hold_past_its_time_as_expired_not_upcoming(browser_
     past = listed[listed.index("历史及已取消"):]
     row = re.search(rf'data-booking="{booking.booking_number}">.*?</li>', past, re.S)
     assert row and '<span class="status">已过期</span>' in row.group(0)
+
+    # Paid just in time: its confirmation is on its way, as its own page says; not expired.
+    paid_id = _held(browser_session, "lapsed-but-paid")
+    _pay(browser_session, paid_id)
+    paid = fakes["registration"].bookings[paid_id]
+    paid.hold_expires_at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)).isoformat()
+    listed = browser_session.get("/bookings").text
+    upcoming = listed[:listed.index("历史及已取消")]
+    row = re.search(rf'data-booking="{paid.booking_number}">.*?</li>', upcoming, re.S)
+    assert row and '<span class="status">已收到付款，正在确认预约…</span>' in row.group(0)
+    assert "已收到付款，正在确认预约" in browser_session.get(f"/bookings/{paid_id}").text

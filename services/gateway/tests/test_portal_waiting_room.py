@@ -150,6 +150,26 @@ def test_an_admission_frees_its_place_when_the_pass_runs_out(namespace):
     run_with_room(namespace, scenario, capacity=1, claim_seconds=1, pass_seconds=2)
 
 
+def test_a_patient_who_paid_keeps_the_place_a_short_while_only(namespace):
+    """After paying, the place is kept for a declined card's patient to book again, but not for the whole
+    pass: a patient who paid and closed the tab held the next one's place for ten minutes. Shortening
+    never lengthens a place, and a ticket with no place gets none."""
+    async def scenario(room: WaitingRoom):
+        holder = await room.check(None)
+        waiter = await room.check(None)
+        assert (holder.outcome, waiter.outcome) == ("admitted", "queued")
+        await room.shorten(holder.ticket, 0.5)
+        assert (await room.check(waiter.ticket)).outcome == "queued"
+        await room.shorten(holder.ticket, 600)  # never longer than it was
+        await asyncio.sleep(0.7)
+        assert (await room.check(waiter.ticket)).outcome == "admitted"
+        await room.shorten(holder.ticket, 600)  # gone: nothing to shorten, no place made
+        third = await room.check(None)
+        assert third.outcome == "queued"
+
+    run_with_room(namespace, scenario, capacity=1, claim_seconds=60, pass_seconds=600)
+
+
 def test_a_ticket_beyond_the_tail_is_treated_as_new(namespace):
     async def scenario(room: WaitingRoom):
         assert (await room.check(None)).ticket == 1

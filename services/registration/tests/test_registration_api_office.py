@@ -463,15 +463,23 @@ def test_a_no_show_who_comes_late_is_checked_in_unless_they_booked_the_departmen
     starts = now.replace(microsecond=0) + dt.timedelta(seconds=5)
     _, late_md = people.patient()
     _, rebooker_md = people.patient()
+    _, stood_down_md = people.patient()
     late = hold(stub, late_md, clinic.slot(clinic.wang, starts, service_date=today, period="evening"))
     missed = hold(stub, rebooker_md, clinic.slot(clinic.chen, starts, service_date=today, period="evening"))
-    confirm(store, late, "pay-late")
-    confirm(store, missed, "pay-missed")
+    stood_down = hold(stub, stood_down_md, clinic.slot(clinic.zhang, starts, service_date=today, period="evening"))
+    for booking in (late, missed, stood_down):
+        confirm(store, booking, f"pay-{booking.booking_id}")
     office = people.office()
     time.sleep(max(0.0, (starts - utcnow()).total_seconds()) + 0.1)
     marked = [stub.MarkNoShow(pb.MarkNoShowRequest(booking_id=b.booking_id), metadata=office).booking
-              for b in (late, missed)]
-    assert [b.status for b in marked] == [pb.BOOKING_STATUS_NO_SHOW] * 2
+              for b in (late, missed, stood_down)]
+    assert [b.status for b in marked] == [pb.BOOKING_STATUS_NO_SHOW] * 3
+
+    # The doctor of a suspended session is not there: nobody is checked in to it, a late no-show neither.
+    stub.SuspendSession(pb.SuspendSessionRequest(session_id=stood_down.session_id, reason="医生临时停诊",
+                                                 idempotency_key=key()), metadata=office)
+    assert refused(stub.CheckInBooking, pb.CheckInBookingRequest(booking_id=stood_down.booking_id),
+                   metadata=office) == (grpc.StatusCode.FAILED_PRECONDITION, "session_suspended")
 
     arrived = stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=late.booking_id), metadata=office).booking
     assert arrived.status == pb.BOOKING_STATUS_CHECKED_IN and arrived.queue_number == marked[0].queue_number > 0

@@ -142,6 +142,8 @@ def test_a_no_show_who_comes_late_is_checked_in_that_day_unless_booked_again():
         rules.NOT_SERVICE_DAY
     assert reason(rules.check_in_decision(BookingStatus.NO_SHOW, today, today, booked_again=True)) == \
         rules.BOOKED_AGAIN
+    assert reason(rules.check_in_decision(BookingStatus.NO_SHOW, today, today, suspended=True)) == \
+        rules.SESSION_SUSPENDED
     # A confirmed booking is never "booked again": it is the standing one.
     assert rules.check_in_decision(BookingStatus.CONFIRMED, today, today, booked_again=True) == rules.APPLY
     for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED, BookingStatus.HELD):

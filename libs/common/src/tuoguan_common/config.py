@@ -9,6 +9,22 @@ from urllib.parse import urlsplit, urlunsplit
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def amqp_tls(amqp_uri: str, env: Mapping[str, str] = os.environ) -> dict | None:
+    """kombu's ``ssl=`` (nameko's AMQP_SSL) for a broker URI. For amqps://, the
+    broker's certificate is checked, against TUOGUAN_AMQP_CA_FILE when set (a
+    cluster's own CA) or the system's CAs, and so is its host name (kombu puts
+    the URI's host in ``server_hostname``, which also sends it as SNI). kombu's
+    own default for amqps:// checks neither the name nor sends SNI."""
+    if not amqp_uri.startswith("amqps://"):
+        return None
+    import ssl
+
+    options: dict = {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None}
+    if env.get("TUOGUAN_AMQP_CA_FILE"):
+        options["ca_certs"] = env["TUOGUAN_AMQP_CA_FILE"]
+    return options
 # Where a process listens unless told otherwise: this machine only, so a
 # developer's `make up` (demo accounts with well-known passwords) is not on
 # the network. Containers must listen on every interface, and the Dockerfile,

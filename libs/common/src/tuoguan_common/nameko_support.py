@@ -38,6 +38,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import metrics, outbox, retention, telemetry
+from .config import amqp_tls
 from .db import Database, not_reached, transient
 from .net import limit_amqp_waits
 from .topology import queue_state
@@ -97,7 +98,7 @@ class EventQueueWatch:
         """Reads every queue (and parking queue) once; returns queue -> (messages, consumers) of those it
         could read."""
         seen: dict[str, tuple[int, int]] = {}
-        conn = kombu.Connection(self.amqp_uri, connect_timeout=self.timeout)
+        conn = kombu.Connection(self.amqp_uri, connect_timeout=self.timeout, ssl=amqp_tls(self.amqp_uri))
         answered = False
         try:
             conn.connect()
@@ -423,7 +424,7 @@ class Republisher:
                 return
 
     def _connect(self):
-        connection = kombu.Connection(self.amqp_uri, connect_timeout=self.timeout,
+        connection = kombu.Connection(self.amqp_uri, connect_timeout=self.timeout, ssl=amqp_tls(self.amqp_uri),
                                       transport_options={"confirm_publish": True})
         try:
             connection.connect()

@@ -320,9 +320,12 @@ class OutboxRelay:
         if self._amqp is None:
             import kombu
 
+            from .config import amqp_tls
+
             # The URI read as nameko's consumers read it (kombu): amqps:// is
             # TLS, on 5671 unless it names a port.
-            broker = kombu.Connection(self.amqp_uri, heartbeat=0, connect_timeout=self.connect_timeout)
+            broker = kombu.Connection(self.amqp_uri, heartbeat=0, connect_timeout=self.connect_timeout,
+                                      ssl=amqp_tls(self.amqp_uri))
             try:
                 broker.connect()
             except BaseException:

@@ -13,7 +13,7 @@ import warnings
 
 import kombu
 
-from .config import DEFAULT_AMQP_URI
+from .config import DEFAULT_AMQP_URI, amqp_tls
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def declare_event_queues(service: str, amqp_uri: str | None = None) -> list[str]
     if service_cls is None:
         return []
     declared = []
-    with kombu.Connection(amqp_uri or DEFAULT_AMQP_URI) as connection:
+    amqp_uri = amqp_uri or DEFAULT_AMQP_URI
+    with kombu.Connection(amqp_uri, ssl=amqp_tls(amqp_uri)) as connection:
         channel = connection.channel()
         for source, event_type, queue_name in event_subscriptions(service_cls):
             # The same declarations as nameko's, or the worker's would fail.

@@ -36,14 +36,17 @@ def nameko_config(service: str, concurrency: int = DEFAULT_CONCURRENCY) -> dict:
     """The worker's nameko settings. ``concurrency`` is the service's own
     default of handlers at once (and prefetch); ``<SERVICE>_WORKER_CONCURRENCY``,
     then ``TUOGUAN_WORKER_CONCURRENCY``, override it."""
-    from .config import DEFAULT_AMQP_URI, env_number, service_database_url
+    from .config import DEFAULT_AMQP_URI, amqp_tls, env_number, service_database_url
     from .nameko_support import MAX_ATTEMPTS, RETRY_MAX_SECONDS
     from .retention import settings_from_env as retention_settings
 
     concurrency = env_number(f"{service.upper()}_WORKER_CONCURRENCY",
                              env_number("TUOGUAN_WORKER_CONCURRENCY", concurrency, minimum=1), minimum=1)
+    amqp_uri = os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI
     return {
-        "AMQP_URI": os.environ.get("AMQP_URI") or DEFAULT_AMQP_URI,
+        "AMQP_URI": amqp_uri,
+        # nameko's consumers and publishers check an amqps:// broker's certificate and name as the relay does.
+        "AMQP_SSL": amqp_tls(amqp_uri),
         "DATABASE_URL": service_database_url(service),
         "max_workers": concurrency,
         "PREFETCH_COUNT": concurrency,

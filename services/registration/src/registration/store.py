@@ -713,8 +713,10 @@ class Store:
                             "AND service_date = %s AND status = ANY(%s) AND id <> %s",
                             (row["patient_id"], row["department_id"], row["service_date"], _STANDING, booking_id))
                 booked_again = cur.fetchone() is not None
+            # The slot's flag, under the slot's lock this change holds: a suspension takes it too.
+            cur.execute("SELECT suspended FROM slots WHERE id = %s", (row["slot_id"],))
             return rules.check_in_decision(BookingStatus(row["status"]), row["service_date"], today,
-                                           booked_again=booked_again)
+                                           booked_again=booked_again, suspended=cur.fetchone()["suspended"])
 
         return self._move_booking(booking_id, decide, BookingStatus.CHECKED_IN,
                                   events.BookingCheckedIn(booking_id=booking_id), now, lock_patient=True)

@@ -63,14 +63,15 @@ async def session_page(request: Request, session_id: str):
         return refusal
     reply = await services(request).registration.ListSessionBookings(
         reg.ListSessionBookingsRequest(session_id=session_id))
-    # Registration checks a visit in on its day only (the hospital's date), marks a no-show only once
-    # the visit has started, and lets the office cancel only before it: a button it would always refuse
-    # is not offered.
+    # Registration checks a visit in on its day only (the hospital's date) and never in a suspended
+    # session, marks a no-show only once the visit has started, and lets the office cancel only before
+    # it: a button it would always refuse is not offered.
     today = hospital_today().isoformat()
     now = dt.datetime.now(dt.timezone.utc)
     bookings = list(reply.bookings)
     return render(request, "office/session.html", session=reply.session, bookings=bookings,
-                  key=form_key(), check_in_open=reply.session.service_date == today,
+                  key=form_key(), check_in_open=reply.session.service_date == today
+                  and reply.session.status != reg.SESSION_STATUS_SUSPENDED,
                   no_show_open=reply.session.service_date <= today,
                   started={b.booking_id for b in bookings if b.starts_at and dt.datetime.fromisoformat(b.starts_at) <= now})
 

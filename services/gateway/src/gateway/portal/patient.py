@@ -2,6 +2,7 @@
 bookings, cancel, the slip; sign-up, sign-in and the password reset."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import logging
@@ -37,6 +38,12 @@ router = APIRouter(route_class=PortalRoute, include_in_schema=False, default_res
 
 BOOKING_DAYS_AHEAD = 14
 ACTIVE = frozenset({reg.BOOKING_STATUS_HELD, reg.BOOKING_STATUS_CONFIRMED})
+# After paying, how long the patient keeps their waiting-room place: long enough to hear that a card was
+# declined and book again without queueing, short enough that a patient who paid and left frees it soon.
+PAID_PLACE_SECONDS = 90
+# A payment under way or made: the hold it pays for is not to be paid again, released or called expired.
+PAID_OR_PAYING = frozenset({billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN,
+                            billing_pb2.PAYMENT_STATUS_CAPTURED})
 # The sandbox cashier's cards: what a tester picks to see each outcome.
 SANDBOX_METHODS = (
     ("tok_ok", i18n.N_("Test card: payment approved")),
@@ -283,21 +290,27 @@ async def pay(request: Request, booking_id: str):
                                               idempotency_key=str(form.get("key", "")),
                                               payment_ticket=ticket if held == booking_id else "")))
     # Whatever billing answered (a failed payment too), the booking page says how it stands. The
-    # waiting-room place is kept: a payment answered pending may still be declined, and the patient
-    # then books again with another card without queueing again. It is given up once the booking
-    # is confirmed (booking_page).
+    # waiting-room place is kept a little while only: a payment answered pending may still be
+    # declined, and the patient then books again with another card without queueing again; but a
+    # patient who paid and closed the tab must not hold the next one's place for the whole pass.
+    # It goes at once when the booking page shows the booking confirmed.
+    await portal_state(request).waiting_room.shorten(request.session.get("ticket"), PAID_PLACE_SECONDS)
     return redirect(f"/bookings/{booking_id}")
 
 
-async def _releasable(request: Request, booking_id: str) -> bool:
-    """A hold with no payment under way or made: releasing it costs and refunds nothing (a payment
-    pending still reads HELD at registration until billing tells it)."""
-    if (await _booking(request, booking_id)).status != reg.BOOKING_STATUS_HELD:
-        return False
+async def _paid_or_paying(request: Request, booking_id: str) -> bool:
+    """Whether a hold has a payment under way or made: registration reads it HELD until billing tells
+    it, a moment or (in a surge) seconds later."""
     payments = (await services(request).billing.ListPayments(billing_pb2.ListPaymentsRequest(
         booking_id=booking_id))).payments
-    return not any(p.status in (billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN,
-                                billing_pb2.PAYMENT_STATUS_CAPTURED) for p in payments)
+    return any(p.status in PAID_OR_PAYING for p in payments)
+
+
+async def _releasable(request: Request, booking_id: str) -> bool:
+    """A hold with no payment under way or made: releasing it costs and refunds nothing."""
+    if (await _booking(request, booking_id)).status != reg.BOOKING_STATUS_HELD:
+        return False
+    return not await _paid_or_paying(request, booking_id)
 
 
 @router.post("/bookings/{booking_id}/cancel")
@@ -343,13 +356,18 @@ async def my_bookings(request: Request):
         return sign_in_redirect(request)
     bookings = list((await services(request).registration.ListMyBookings(reg.ListMyBookingsRequest())).bookings)
     now = dt.datetime.now(dt.timezone.utc)
-    # A hold past its time is over, though registration's worker has not released it yet.
-    lapsed = {b.booking_id for b in bookings if _hold_lapsed(b)}
+    # A hold paid reads HELD until billing tells registration: its confirmation is on its way, as its
+    # own page says. One call a hold, and a patient has a few at most (the active-booking cap).
+    holds = [b.booking_id for b in bookings if b.status == reg.BOOKING_STATUS_HELD]
+    confirming = {booking_id for booking_id, paid in zip(holds, await asyncio.gather(
+        *(_paid_or_paying(request, booking_id) for booking_id in holds))) if paid}
+    # A hold past its time and not paid is over, though registration's worker has not released it yet.
+    lapsed = {b.booking_id for b in bookings if _hold_lapsed(b) and b.booking_id not in confirming}
     upcoming = [b for b in bookings if b.status in ACTIVE and b.booking_id not in lapsed
                 and dt.datetime.fromisoformat(b.ends_at) > now]
     past = [b for b in bookings if b not in upcoming]
     upcoming.sort(key=lambda b: b.starts_at)
-    return render(request, "bookings.html", upcoming=upcoming, past=past, lapsed=lapsed,
+    return render(request, "bookings.html", upcoming=upcoming, past=past, lapsed=lapsed, confirming=confirming,
                   department_names=await _department_names(request))
 
 

@@ -135,6 +135,15 @@ class WaitingRoom:
         except (aioredis.RedisError, OSError):
             log.warning("waiting room unavailable: a place is freed when its admission runs out")
 
+    async def shorten(self, ticket: int | None, seconds: float) -> None:
+        """Lets the patient's place go in ``seconds`` at the latest (never later than it would have)."""
+        if not self.enabled or not ticket:
+            return
+        try:
+            await self._redis.zadd(self._keys[2], {str(ticket): time.time() + seconds}, xx=True, lt=True)
+        except (aioredis.RedisError, OSError):
+            log.warning("waiting room unavailable: a place is freed when its admission runs out")
+
     async def reset(self) -> None:
         await self._redis.delete(*self._keys)
 

@@ -97,18 +97,22 @@ def session_free(capacity: int, booked: int, held: int, suspended: bool) -> int:
 
 
 def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.date, *,
-                      booked_again: bool = False) -> Decision:
+                      booked_again: bool = False, suspended: bool = False) -> Decision:
     """Check-in is open on the visit's day to a confirmed booking, and to one
     marked as a no-show: a patient who comes late is seen, and the clerk who
     marked them must be able to say so. Unless the patient has since booked
     the department again that day: that booking is the one to check in (one
-    booking per department per day)."""
+    booking per department per day). Nor in a suspended session: its doctor
+    is not there (a suspension leaves a no-show as it is, and cancels and
+    refunds the confirmed bookings)."""
     if status == BookingStatus.CHECKED_IN:
         return UNCHANGED
     if status not in (BookingStatus.CONFIRMED, BookingStatus.NO_SHOW):
         return Refusal(NOT_CONFIRMED, f"a {status.lower()} booking cannot be checked in")
     if service_date != today:
         return Refusal(NOT_SERVICE_DAY, "check-in is open on the day of the visit only")
+    if suspended:
+        return Refusal(SESSION_SUSPENDED, "the doctor's session is suspended")
     if status == BookingStatus.NO_SHOW and booked_again:
         return Refusal(BOOKED_AGAIN, "the patient has booked this department again today: check that booking in")
     return APPLY
