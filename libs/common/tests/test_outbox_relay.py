@@ -206,14 +206,10 @@ def test_a_database_that_stops_answering_fails_the_run_in_time_and_the_worker_st
 
 
 
-@pytest.mark.parametrize("scheme, first_bytes", [
-    ("amqps", b"\x16\x03"),  # a TLS handshake record: the ClientHello
-    ("amqp", b"AMQP\x00\x00\x09\x01"),  # AMQP 0-9-1's protocol header, in the clear
-])
-def test_the_relay_speaks_tls_to_an_amqps_broker(outbox_db, scheme, first_bytes):
-    """The relay read the broker's URI itself and dropped its scheme: to the
-    amqps:// of the deployment guide it sent plain AMQP, nothing it wrote was
-    ever published, while nameko's consumers (kombu) spoke TLS and looked well."""
+def first_bytes_heard(outbox_db, scheme: str, tls_server=None) -> bytes:
+    """Runs one relay against a listener on a free port that takes one connection (over TLS with
+    ``tls_server``, an ssl.SSLContext) and keeps the first bytes the relay sends: b"" when no TLS
+    handshake completed. Nothing answers in AMQP, so the relay's run fails."""
     heard: list[bytes] = []
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
@@ -222,16 +218,34 @@ def test_the_relay_speaks_tls_to_an_amqps_broker(outbox_db, scheme, first_bytes)
             conn, _ = listener.accept()
             with conn:
                 conn.settimeout(5)
-                heard.append(conn.recv(8))
+                try:
+                    if tls_server is None:
+                        heard.append(conn.recv(8))
+                    else:
+                        with tls_server.wrap_socket(conn, server_side=True) as tls:
+                            heard.append(tls.recv(8))
+                except OSError:  # ssl.SSLError included: a handshake refused
+                    heard.append(b"")
 
         threading.Thread(target=listen, daemon=True).start()
         relay = outbox.OutboxRelay("svc", outbox_db.url, f"{scheme}://guest:guest@127.0.0.1:{port}//")
         relay.connect_timeout = relay.io_timeout = 2
-        with pytest.raises(OSError):  # nothing answers the handshake
+        with pytest.raises(OSError):
             relay.relay_once()
         relay.abandon()
     wait_for(lambda: heard, message="the relay connected")
-    assert heard[0].startswith(first_bytes), heard
+    return heard[0]
+
+
+@pytest.mark.parametrize("scheme, first_bytes", [
+    ("amqps", b"\x16\x03"),  # a TLS handshake record: the ClientHello
+    ("amqp", b"AMQP\x00\x00\x09\x01"),  # AMQP 0-9-1's protocol header, in the clear
+])
+def test_the_relay_speaks_tls_to_an_amqps_broker(outbox_db, scheme, first_bytes):
+    """The relay read the broker's URI itself and dropped its scheme: to the
+    amqps:// of the deployment guide it sent plain AMQP, nothing it wrote was
+    ever published, while nameko's consumers (kombu) spoke TLS and looked well."""
+    assert first_bytes_heard(outbox_db, scheme).startswith(first_bytes)
 
 
 def _certificate(directory, name: str) -> tuple[str, str]:
@@ -258,28 +272,8 @@ def test_the_relay_checks_an_amqps_brokers_certificate_and_name(outbox_db, tmp_p
     monkeypatch.setenv("TUOGUAN_AMQP_CA_FILE", cert)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
-    heard: list[bytes] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-
-        def listen() -> None:
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(5)
-                try:
-                    with server.wrap_socket(conn, server_side=True) as tls:
-                        heard.append(tls.recv(8))
-                except (ssl.SSLError, OSError):
-                    heard.append(b"")
-
-        threading.Thread(target=listen, daemon=True).start()
-        relay = outbox.OutboxRelay("svc", outbox_db.url, f"amqps://guest:guest@127.0.0.1:{port}//")
-        relay.connect_timeout = relay.io_timeout = 2
-        with pytest.raises(OSError):
-            relay.relay_once()
-        relay.abandon()
-    wait_for(lambda: heard, message="the relay connected")
+    heard = first_bytes_heard(outbox_db, "amqps", server)
     if verified:
-        assert heard[0].startswith(b"AMQP"), heard  # the handshake passed: AMQP spoken inside TLS
+        assert heard.startswith(b"AMQP"), heard  # the handshake passed: AMQP spoken inside TLS
     else:
-        assert heard == [b""], heard  # no handshake completed: nothing, the credentials least, went over it
+        assert heard == b"", heard  # no handshake completed: nothing, the credentials least, went over it

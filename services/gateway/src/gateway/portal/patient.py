@@ -243,7 +243,7 @@ async def booking_page(request: Request, booking_id: str):
     pending = any(p.status in (billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN)
                   for p in payments)
     # A hold whose payment is captured waits only for registration to confirm it: paid, not to pay.
-    paid = pending or any(p.status == billing_pb2.PAYMENT_STATUS_CAPTURED for p in payments)
+    paid = any(p.status in PAID_OR_PAYING for p in payments)
     # A failed payment ends the hold (billing tells registration, which releases it a moment
     # later): the page says so, and why, from the moment billing knows, not "expired".
     failed = [p for p in payments if p.status == billing_pb2.PAYMENT_STATUS_FAILED]

@@ -224,9 +224,8 @@ def http_error_page(request: Request, status: int) -> HTMLResponse | None:
 
 # What a form's page takes back from the step a form of it rendered: the language switch and the
 # sign-in link of a page rendered by a POST (the code step of a sign-up or a reset, a refused
-# sign-in) lead there, with what the patient had typed.
-# Never what identifies someone (the phone number typed): an address stays in the browser's history, a
-# kiosk's too, and in proxies' access logs.
+# sign-in) lead there, with the page the patient was going to. Never what identifies someone (the
+# phone number typed): an address stays in the browser's history, a kiosk's too, and in proxies' logs.
 PAGE_KEEPS = {"/signup": ("next",), "/signin": ("next",)}
 
 
