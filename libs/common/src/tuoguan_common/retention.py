@@ -265,11 +265,15 @@ def purge(database_url: str, service: str, policy: RetentionPolicy = RetentionPo
                 "WHERE c.relname = ANY(%s) AND i.indisvalid AND pg_table_is_visible(c.oid)", (list(INDEXES),))}
         missing = [t.index for t in tables if t.index is not None and t.index not in valid]
         pending = [t for t in tables if t.index is None or t.index in valid]
+        taken = False
         try:
-            while pending:
+            while pending and not taken:
                 for table in list(pending):
                     with _batch(conn) as free:
-                        if not free:
+                        # Another process took the database between two batches: it carries on.
+                        taken = not free
+                        if taken:
+                            log.info("retention purge stopped: another process is purging this database")
                             break
                         n, done = table.batch(conn, policy.batch_rows)
                     deleted[table.table] += n
@@ -277,13 +281,8 @@ def purge(database_url: str, service: str, policy: RetentionPolicy = RetentionPo
                         metrics.RETENTION_DELETED.labels(service, table.table).inc(n)
                     if done:
                         pending.remove(table)
-                else:
-                    if clock() - started >= policy.budget_seconds or should_stop():
-                        break
-                    continue
-                # Another process took the database between two batches: it carries on.
-                log.info("retention purge stopped: another process is purging this database")
-                break
+                if clock() - started >= policy.budget_seconds or should_stop():
+                    break
         finally:
             # Each batch let go of the lock as its transaction ended (an error's
             # rollback too): a purge right after finds the database free.

@@ -432,8 +432,7 @@ class Store:
         cur.execute(f"UPDATE tickets SET {assignments} WHERE id = %(id)s", {**changes, "id": row["id"]})
         event = lifecycle.event_for(action, now, side=side)
         if event is not None:
-            self._record(cur, str(row["id"]), event, actor_id, note,
-                         assignee_id=assignee_id if action == Action.ASSIGN else None)
+            self._record(cur, str(row["id"]), event, actor_id, note, assignee_id=assignee_id)
 
     def _announce(self, cur: psycopg.Cursor, row: Row, state: SlaState, action: Action, now: dt.datetime) -> None:
         """The events a change tells the other services."""
