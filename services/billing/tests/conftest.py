@@ -215,13 +215,13 @@ class Billing:
     def token(self, subject: str | None = None, *roles: str) -> tuple[tuple[str, str], ...]:
         return auth.bearer_metadata(self.issuer.issue(subject or str(uuid.uuid4()), list(roles or [auth.PATIENT])))
 
-    def cashier(self, after: dt.timedelta = dt.timedelta(0)) -> Cashier:
+    def cashier(self, after: dt.timedelta = dt.timedelta(0), batch_size: int = 500) -> Cashier:
         """The worker's cashier, looking at the world ``after`` from now: the
         provider's records and the timeouts read that clock."""
         clock: Callable[[], dt.datetime] = lambda: utcnow() + after  # noqa: E731
         provider = SandboxProvider(self.db, settle_delay=SETTLE_DELAY, late_capture_delay=LATE_CAPTURE, clock=clock)
         return Cashier(BillingStore(self.db), provider, clock=clock, payment_timeout=PAYMENT_TIMEOUT,
-                       authorize_grace=AUTHORIZE_GRACE)
+                       authorize_grace=AUTHORIZE_GRACE, batch_size=batch_size)
 
     def worker(self, after: dt.timedelta = dt.timedelta(0)) -> BillingWorker:
         """The worker's nameko service, its cashier (``cashier(after)``) given

@@ -88,6 +88,19 @@ def test_the_provider_settles_later_and_the_capture_is_booked_once(billing):
     assert books.total_debit_fen == books.total_credit_fen == 5000
 
 
+
+def test_payments_the_provider_leaves_unanswered_do_not_starve_newer_ones(billing):
+    # An acquirer may keep a batch's worth of payments PENDING for minutes:
+    # the rounds carry on past them instead of asking about them again.
+    stuck = [billing.new_payment(token="tok_timeout") for _ in range(2)]
+    newer = billing.new_payment()
+    cashier = billing.cashier(after=billing.SETTLED, batch_size=2)
+    assert cashier.settle_pending().captured == []
+    assert [p.payment_id for p in cashier.settle_pending().captured] == [newer.payment_id]
+    # Past the end it starts again from the oldest, still unanswered.
+    assert cashier.settle_pending().captured == []
+    assert [status_of(billing, p.payment_id) for p in stuck] == ["PENDING", "PENDING"]
+
 def test_the_same_idempotency_key_returns_the_first_answer_and_charges_once(billing):
     patient_id, booking_id = billing.held_booking()
     first = billing.pay(patient_id, booking_id, key="k-1")

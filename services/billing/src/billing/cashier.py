@@ -166,6 +166,8 @@ class Cashier:
         self.late_charge_window = late_charge_window
         # Where find_charges_after_failure's next run carries on (failed at, payment id); None: from the start.
         self._sweep_after: tuple[dt.datetime, str] | None = None
+        # Where settle_pending's next round carries on (opened at, payment id); None: from the oldest.
+        self._pending_after: tuple[dt.datetime, str] | None = None
 
     @property
     def database(self):
@@ -600,10 +602,19 @@ class Cashier:
             # The provider is asked before any row is locked (the transaction
             # only reads meanwhile): most pending payments have no answer yet,
             # and locking each of them on every round was most of this timer's
-            # writes. Replicas now ask about the same oldest payments; the
-            # lock below lets one book each answer.
+            # writes. Replicas may ask about the same payments; the lock
+            # below lets one book each answer.
+            # Each round carries on after the last one, wrapping round at the
+            # end: a real acquirer may leave more than a batch of payments
+            # unanswered for minutes, and always asking about the oldest would
+            # starve every payment behind them until they timed out. Giving up
+            # needs no cursor: every payment it reads leaves PENDING.
+            after = None if give_up else self._pending_after
             pending = self.store.claim_payments(cur, PaymentStatus.PENDING, self.batch_size,
-                                                created_before=created_before, lock=False)
+                                                created_before=created_before, after=after, lock=False)
+            if not give_up:
+                last = pending[-1] if len(pending) == self.batch_size else None
+                self._pending_after = None if last is None else (last.created_at, last.payment_id)
             if not pending:
                 return Settled()
             answers = {a.reference: a for a in self.provider.poll([p.provider_reference for p in pending])}

@@ -189,21 +189,25 @@ class BillingStore:
 
     def claim_payments(self, cur: psycopg.Cursor, status: PaymentStatus, limit: int, *,
                        created_before: dt.datetime | None = None, payment_ids: Sequence[str] | None = None,
-                       lock: bool = True) -> list[Payment]:
+                       after: tuple[dt.datetime, str] | None = None, lock: bool = True) -> list[Payment]:
         """Locks a batch of payments in ``status`` that the provider has a
-        reference for (of ``payment_ids`` when given), oldest first; rows
-        another worker replica holds are skipped, so replicas share the work.
-        With ``lock=False`` it only reads them."""
+        reference for (of ``payment_ids`` when given), oldest first, from
+        after ``after`` (opened at, payment id) when given; rows another
+        worker replica holds are skipped, so replicas share the work. With
+        ``lock=False`` it only reads them."""
         conditions, params = ["status = %s", "provider_reference IS NOT NULL"], [status.value]
         if created_before is not None:
             conditions.append("created_at <= %s")
             params.append(created_before)
+        if after is not None:
+            conditions.append("(created_at, payment_id) > (%s, %s::uuid)")
+            params.extend(after)
         if payment_ids is not None:
             conditions.append("payment_id = ANY(%s::uuid[])")
             params.append(pg_array(payment_ids))
         cur.execute(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(conditions)} ORDER BY created_at LIMIT %s"
-            + (" FOR UPDATE SKIP LOCKED" if lock else ""),
+            f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(conditions)} "
+            "ORDER BY created_at, payment_id LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if lock else ""),
             (*params, limit), prepare=payment_ids is None,
         )
         return [_payment(r) for r in cur.fetchall()]
