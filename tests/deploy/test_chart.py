@@ -31,7 +31,7 @@ from tests.deploy.manifests import (
     pod_spec,
     pods,
 )
-from tuoguan_common.config import PORTS
+from tuoguan_common.config import PORTS, migrations_database_url
 
 REPO = tools.REPO
 CI_FILES = sorted(p.stem for p in tools.CI_VALUES.glob("*.yaml"))
@@ -625,7 +625,8 @@ def test_every_pod_has_its_own_network_policy_under_a_default_deny(name):
 
 def test_production_reaches_external_services_only_on_their_ports_and_networks():
     manifests = rendered("production")
-    expected = {"api": {6432}, "worker": {6432, 5671}, "gateway": {6379}, "migrate": {6432, 5671},
+    # The migrate Job reaches the primary too (migrations.extraEgress), past the pooler.
+    expected = {"api": {6432}, "worker": {6432, 5671}, "gateway": {6379}, "migrate": {5432, 6432, 5671},
                 "prometheus": set(), "grafana": set()}
     for name, pod in pods(manifests).items():
         if name == "otel-collector":
@@ -733,6 +734,55 @@ def test_migrations_run_as_a_hook_job_for_every_domain_service(name):
             assert int(secret["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
                 int(annotations["helm.sh/hook-weight"])
 
+
+
+def job_environments(manifests: list[dict]) -> list[tuple[list[str], dict[str, str]]]:
+    """(services migrated, environment as the kubelet gives it) of each of the
+    migrate Job's containers: the chart's Secret read, absent optional keys left out."""
+    import base64
+
+    secret = {k: base64.b64decode(v).decode()
+              for k, v in by_name(manifests, "Secret")["tuoguan-credentials"]["data"].items()}
+    (job,) = of_kind(manifests, "Job")
+    found = []
+    for container in containers(job):
+        env = {}
+        for name, entry in env_of(container).items():
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref is None:
+                env[name] = entry["value"]
+            elif ref["key"] in secret:
+                env[name] = secret[ref["key"]]
+            else:
+                assert ref.get("optional"), f"{name}: the Job would not start without {ref['key']}"
+        found.append((re.findall(r"python -m (\w+)\.migrate", container["args"][0]), env))
+    return found
+
+
+POOLED = "postgresql://u:pw@pgbouncer:6432/postgres"
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, {"billing": "postgresql://u:pw@bouncer-2:6432/billing", "*": "postgresql://u:pw@pgbouncer:6432/tuoguan_{}"}),
+    ({"migrationsDatabaseUrl": "postgresql://u:pw@primary:5432/postgres",
+      "serviceMigrationsDatabaseUrls": {"billing": "postgresql://u:pw@billing-primary:5432/billing"}},
+     {"billing": "postgresql://u:pw@billing-primary:5432/billing", "*": "postgresql://u:pw@primary:5432/tuoguan_{}"}),
+], ids=["the services' urls", "past the pooler"])
+def test_the_migrate_job_connects_past_the_pooler_when_given_a_url(given, expected):
+    """Behind a transaction pooler CREATE INDEX CONCURRENTLY may lose the lock
+    timeout set before it: `migrations-database-url` (and
+    `<service>-migrations-database-url`) give the Job a connection of its own."""
+    values = {"secrets": {"databaseUrl": POOLED, "serviceDatabaseUrls": {"billing": "postgresql://u:pw@bouncer-2:6432/billing"},
+                          **given}}
+    manifests = tools.render(tools.with_token_keys(values))
+    migrated = []
+    for services, env in job_environments(manifests):
+        for service in services:
+            assert migrations_database_url(service, env) == expected.get(service, expected["*"].format(service))
+            migrated.append(service)
+    assert sorted(migrated) == DOMAIN_SERVICES
+    for deployment in platform_deployments(manifests).values():
+        assert not any("MIGRATIONS" in name for name in env_of(containers(deployment)[0])), component(deployment)
 
 
 # `kubectl ... logs [-f] job/<name>` in the docs, across a line break too.

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from tuoguan_common import auth, config
-from tuoguan_common.config import service_database_url
+from tuoguan_common.config import migrations_database_url, service_database_url
 from tuoguan_common.errors import PermissionDenied, Unauthenticated
 from tuoguan_common.logs import JsonFormatter
 from tuoguan_common.telemetry import setup_tracing, tracer
@@ -87,6 +87,19 @@ def test_one_database_per_service_on_the_configured_server():
     assert service_database_url("billing", env) == "postgresql://u:pw@db.example:6543/e2e_1_billing"
     env["BILLING_DATABASE_URL"] = "postgresql://other/billing"
     assert service_database_url("billing", env) == "postgresql://other/billing"
+
+
+def test_the_migrate_step_connects_past_the_pooler_when_told_where():
+    pooled = {"DATABASE_URL": "postgresql://u:pw@pgbouncer:6432/postgres"}
+    assert migrations_database_url("billing", pooled) == "postgresql://u:pw@pgbouncer:6432/tuoguan_billing"
+    direct = {**pooled, "MIGRATIONS_DATABASE_URL": "postgresql://u:pw@primary:5432/postgres", "TUOGUAN_DB_PREFIX": "t"}
+    assert migrations_database_url("billing", direct) == "postgresql://u:pw@primary:5432/t_billing"
+    # A service whose database lives elsewhere is not sent to the main server's direct URL.
+    elsewhere = {**direct, "BILLING_DATABASE_URL": "postgresql://u:pw@bouncer-2:6432/billing"}
+    assert migrations_database_url("billing", elsewhere) == "postgresql://u:pw@bouncer-2:6432/billing"
+    assert migrations_database_url("identity", elsewhere) == "postgresql://u:pw@primary:5432/t_identity"
+    own = {**elsewhere, "BILLING_MIGRATIONS_DATABASE_URL": "postgresql://u:pw@billing-primary:5432/billing"}
+    assert migrations_database_url("billing", own) == "postgresql://u:pw@billing-primary:5432/billing"
 
 
 def test_json_log_lines_carry_the_trace_id():

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy.exc
 
 from tuoguan_common.db import drop_database, migrate, migrate_service, migrations_dir
+from tuoguan_common.net import free_port
 from tuoguan_common.testing import unique_database_url
 
 pytestmark = pytest.mark.integration
@@ -94,6 +95,18 @@ def test_a_service_migrates_through_a_transaction_pooler(infra, direct, pgbounce
         default = conn.execute("SHOW lock_timeout").fetchone()[0]
     # The migration's timeouts stayed in its own transactions: the pool's other clients wait as they did.
     assert lock_timeouts(pgbouncer, direct) == [default, default]
+
+
+def test_the_migrate_step_takes_a_connection_of_its_own_when_given_one(infra, direct, monkeypatch):
+    """The services reach billing through a pooler; the migrate step is given
+    a direct URL (the chart's `migrations-database-url`, docs/deploy.md), so
+    CREATE INDEX CONCURRENTLY keeps its lock timeout. It connects there alone:
+    the services' URL here answers nothing."""
+    monkeypatch.setenv("BILLING_DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/tuoguan_billing")
+    monkeypatch.setenv("BILLING_MIGRATIONS_DATABASE_URL", direct)
+    monkeypatch.setenv("AMQP_URI", infra["amqp_uri"])
+    migrate_service("billing")
+    assert version(direct) == "0007"
 
 
 def test_a_migration_gives_up_on_a_table_another_session_holds(direct, pgbouncer, monkeypatch):

@@ -154,12 +154,25 @@ environment: which service a step migrates is in its script, not in what it may 
         secretKeyRef:
           name: {{ $credentials }}
           key: database-url
+    {{- /* Past a transaction pooler when given (config.migrations_database_url). */}}
+    - name: MIGRATIONS_DATABASE_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ $credentials }}
+          key: migrations-database-url
+          optional: true
     {{- range .migrate }}
     - name: {{ upper . }}_DATABASE_URL
       valueFrom:
         secretKeyRef:
           name: {{ $credentials }}
           key: {{ . }}-database-url
+          optional: true
+    - name: {{ upper . }}_MIGRATIONS_DATABASE_URL
+      valueFrom:
+        secretKeyRef:
+          name: {{ $credentials }}
+          key: {{ . }}-migrations-database-url
           optional: true
     {{- end }}
     - name: AMQP_URI

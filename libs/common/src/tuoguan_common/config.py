@@ -86,6 +86,28 @@ def service_database_url(service: str, env: dict[str, str] | None = None) -> str
     return urlunsplit(server._replace(path=f"/{prefix}_{service}"))
 
 
+def migrations_database_url(service: str, env: dict[str, str] | None = None) -> str:
+    """Where ``python -m <service>.migrate`` connects.
+
+    Behind a transaction pooler, ``CREATE INDEX CONCURRENTLY`` (which cannot
+    run in a transaction) may run on another server connection than the lock
+    timeout set just before it: the migrate step can take a direct (or
+    session-pooled) connection of its own. ``<SERVICE>_MIGRATIONS_DATABASE_URL``
+    wins; a service with a database elsewhere (``<SERVICE>_DATABASE_URL``)
+    migrates through that URL unless given its own; otherwise
+    ``MIGRATIONS_DATABASE_URL`` names the server as ``DATABASE_URL`` does; with
+    neither, the services' own URL (``service_database_url``).
+    """
+    env = os.environ if env is None else env
+    own = env.get(f"{service.upper()}_MIGRATIONS_DATABASE_URL")
+    if own:
+        return own
+    server = env.get("MIGRATIONS_DATABASE_URL")
+    if server and not env.get(f"{service.upper()}_DATABASE_URL"):
+        return service_database_url(service, {**env, "DATABASE_URL": server})
+    return service_database_url(service, env)
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .config import service_database_url
+from .config import migrations_database_url
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -145,11 +145,11 @@ def migrations_dir(service: str) -> Path:
 
 def migrate_service(service: str) -> None:
     """The deploy-time step of ``python -m <service>.migrate``: the service's own
-    database (``service_database_url``) to the latest revision, and the queues
+    database (through ``migrations_database_url``) to the latest revision, and the queues
     its worker consumes declared on the broker before any event is published."""
     from .topology import declare_event_queues
 
-    migrate(service_database_url(service), migrations_dir(service))
+    migrate(migrations_database_url(service), migrations_dir(service))
     declare_event_queues(service, os.environ.get("AMQP_URI"))
 
 
