@@ -613,6 +613,28 @@ def test_a_contractor_paused_ticket_handed_to_the_escalation_team_goes_to_the_bo
     assert not again.sla.paused_by
 
 
+def test_an_engineer_does_not_take_back_a_ticket_the_escalation_took_off_them(stub, people, clock, store, database):
+    """Level 3 takes a ticket off the engineer who has not fixed it and puts it on the board: that engineer
+    took it straight back for themself, undoing the escalation. Another engineer (the escalation team's)
+    takes it; a dispatcher may still give it to anyone, the first engineer included."""
+    clinician, dispatcher, eng, second_line = people.clinician(), people.dispatcher(), people.engineer(), \
+        people.engineer()
+    clock.set(shanghai(2025, 11, 4, 9, 0))
+    t = opened(stub, clinician, ALWAYS, HIGH, HIGH)                        # P1: 4 h, level 3 beyond 6 h
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id)  # they took it themself
+    act(stub, eng, t.ticket_id, pb.TICKET_ACTION_START)
+    assert store.escalate_due(shanghai(2025, 11, 4, 15, 1), 200)[0][1] == 3
+    clock.set(shanghai(2025, 11, 4, 15, 5))
+    r = refused(stub.ChangeTicket, change(t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id),
+                metadata=eng.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "taken_off_by_escalation")
+    row = ticket_row(database, t.ticket_id)
+    assert (row["status"], row["assignee_id"]) == ("assigned", None)
+    taken = act(stub, second_line, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=second_line.id)
+    assert taken.assignee_id == second_line.id
+    given = act(stub, dispatcher, t.ticket_id, pb.TICKET_ACTION_ASSIGN, assignee_id=eng.id)
+    assert given.assignee_id == eng.id
+
 def test_an_engineer_does_not_confirm_the_resolution_of_their_own_work(stub, people, clock, store, database):
     """Security review, finding 1: an engineer as the requester of their own ticket took it, logged time,
     resolved it and confirmed it: billable hours nobody else looked at. The confirmation may not come from

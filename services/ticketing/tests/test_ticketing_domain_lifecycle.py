@@ -265,3 +265,13 @@ def test_a_resolution_is_never_confirmed_by_someone_whose_work_it_bills():
     refuse_self_confirmation(Action.CLOSE, Status.ASSIGNED, bills_actor=True)
     refuse_self_confirmation(Action.REOPEN, Status.RESOLVED, bills_actor=True)
     assert closes_by_itself(requester_worked=False) and not closes_by_itself(requester_worked=True)
+
+
+def test_only_an_engineer_the_escalation_took_a_ticket_off_is_kept_from_taking_it_back():
+    from ticketing.domain.lifecycle import TicketRefused, refuse_taking_back
+
+    refuse_taking_back(escalation_level=2, was_assigned=True)       # breached, not handed off yet
+    refuse_taking_back(escalation_level=3, was_assigned=False)      # the escalation team's engineer
+    with pytest.raises(TicketRefused) as refused:
+        refuse_taking_back(escalation_level=3, was_assigned=True)
+    assert refused.value.reason == "taken_off_by_escalation" and refused.value.code == "PERMISSION_DENIED"

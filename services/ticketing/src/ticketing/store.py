@@ -370,6 +370,10 @@ class Store:
                     if row["assignee_id"] not in (None, actor.subject):
                         raise TicketRefused("role_not_allowed",
                                             "the ticket is another engineer's: a dispatcher reassigns it")
+                    if row["assignee_id"] is None:
+                        lifecycle.refuse_taking_back(
+                            escalation_level=row["escalation_level"],
+                            was_assigned=self._was_assigned(cur, ticket_id, actor.subject))
                 if action in (Action.CONFIRM, Action.CLOSE):
                     lifecycle.refuse_self_confirmation(action, Status(row["status"]), bills_actor=self._bills_work_of(
                         cur, row, actor.subject))

@@ -55,8 +55,13 @@ NOT_REQUESTER = "not_requester"
 NOT_ASSIGNEE = "not_assignee"
 ROLE_NOT_ALLOWED = "role_not_allowed"
 SELF_CONFIRMATION = "self_confirmation"
+TAKEN_OFF_BY_ESCALATION = "taken_off_by_escalation"
 
-_PERMISSION_REASONS = frozenset({NOT_REQUESTER, NOT_ASSIGNEE, ROLE_NOT_ALLOWED, SELF_CONFIRMATION})
+_PERMISSION_REASONS = frozenset({NOT_REQUESTER, NOT_ASSIGNEE, ROLE_NOT_ALLOWED, SELF_CONFIRMATION,
+                                 TAKEN_OFF_BY_ESCALATION})
+
+# The escalation level at which a ticket is handed to the escalation team (sla.py: 1.5 x the target).
+HAND_OFF_LEVEL = 3
 
 
 class TicketRefused(TuoguanError):
@@ -64,8 +69,8 @@ class TicketRefused(TuoguanError):
 
     ``reason`` is a stable snake_case code. It is a TuoguanError, so the gRPC
     interceptor maps it by itself: PERMISSION_DENIED for the actor reasons
-    (not_requester, not_assignee, role_not_allowed, self_confirmation), FAILED_PRECONDITION for
-    the others.
+    (not_requester, not_assignee, role_not_allowed, self_confirmation,
+    taken_off_by_escalation), FAILED_PRECONDITION for the others.
     """
 
     def __init__(self, reason: str, message: str):
@@ -220,6 +225,17 @@ def refuse_self_confirmation(action: Action, status: Status, *, bills_actor: boo
         return
     raise TicketRefused(SELF_CONFIRMATION, "the resolution bills your own work: someone else confirms it (a "
                                            "dispatcher or an admin closes it)")
+
+
+def refuse_taking_back(*, escalation_level: int, was_assigned: bool) -> None:
+    """Raises TicketRefused(taken_off_by_escalation) when an engineer would take for themself a ticket the
+    level-3 hand-off took off them (or off the engineers before them, ``was_assigned``): the escalation
+    reassigns a ticket its engineers have not fixed, and the engineer taking it back off the dispatcher's
+    board would undo it. Other engineers (the escalation team's) take it; a dispatcher may still assign it
+    to anyone, its first engineer included."""
+    if escalation_level >= HAND_OFF_LEVEL and was_assigned:
+        raise TicketRefused(TAKEN_OFF_BY_ESCALATION, "the escalation took this ticket off you: a dispatcher "
+                                                     "assigns it")
 
 
 def closes_by_itself(*, requester_worked: bool) -> bool:
