@@ -268,6 +268,28 @@ def test_a_capture_rejected_by_registration_is_refunded(billing):
     assert billing.rows("SELECT reason FROM refunds") == [{"reason": "payment_rejected"}]
 
 
+@pytest.mark.parametrize("payment_id", ["", "not-a-uuid"])
+def test_a_refund_event_naming_no_payment_refunds_nothing(billing, payment_id):
+    """Audit: a PaymentRejected (or a cancellation) whose payment id was blank or no id refunded whatever live
+    payment the booking had: a rejection naming no payment, sent for a booking that stays confirmed, gave its
+    good fee back. A rejection must name its payment, a cancellation may name none (its capture still on its
+    way) but never a wrong one: dead-lettered as malformed, nothing refunded."""
+    payment = captured_payment(billing)
+    worker = billing.worker(after=billing.SETTLED)
+    rejected = outbox.event_payload(registration_events.PaymentRejected(
+        booking_id=payment.booking_id, payment_id=payment_id, reason="already_paid",
+    ), str(uuid.uuid4()), outbox.utcnow())
+    assert worker.refund_rejected_payment(rejected) == "malformed"
+    cancelled = cancellation(payment)
+    cancelled["payment_id"] = payment_id
+    assert worker.refund_cancelled_booking(cancelled) == ("ok" if not payment_id else "malformed")
+    if payment_id:
+        assert billing.events("RefundIssued") == [] and status_of(billing, payment.payment_id) == "CAPTURED"
+        assert len(billing.rows("SELECT 1 FROM dead_letters")) == 2
+    else:  # a cancellation before registration knew the payment: the booking's payment is its fee
+        assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]
+        assert billing.rows("SELECT reason FROM refunds") == [{"reason": "booking_cancelled"}]
+
 def test_a_refund_asked_before_the_capture_is_known_is_issued_once_captured(billing):
     patient_id, booking_id = billing.held_booking()
     payment = billing.pay(patient_id, booking_id, token="tok_timeout").payment

@@ -92,6 +92,10 @@ def booking_row(store, booking_id: str) -> dict:
         return cur.fetchone()
 
 
+# Payment ids as billing makes them.
+PAY = {n: str(uuid.uuid4()) for n in (1, 2, 3, 9, 10)}
+
+
 def captured(booking: pb.Booking, payment_id: str) -> billing.PaymentCaptured:
     return billing.PaymentCaptured(payment_id=payment_id, booking_id=booking.booking_id,
                                    patient_id=booking.patient_id, amount_fen=booking.fee_fen)
@@ -101,19 +105,19 @@ def test_payment_captured_confirms_once_and_a_late_payment_is_rejected(worker, p
     slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=3)
     booking = hold(store, str(uuid.uuid4()), slot_id)
 
-    event_id = publish(captured(booking, "pay-1"))
+    event_id = publish(captured(booking, PAY[1]))
     wait_for(lambda: booking_row(store, booking.booking_id)["status"] == "CONFIRMED", message="the confirmation")
     (confirmed,) = wait_for(lambda: published.events("BookingConfirmed", booking_id=booking.booking_id),
                             message="BookingConfirmed on registration.events")
-    assert (confirmed["payment_id"], confirmed["queue_number"]) == ("pay-1", 1)
+    assert (confirmed["payment_id"], confirmed["queue_number"]) == (PAY[1], 1)
     row = booking_row(store, booking.booking_id)
-    assert (row["payment_id"], row["queue_number"]) == ("pay-1", 1)
+    assert (row["payment_id"], row["queue_number"]) == (PAY[1], 1)
     counters = slot_counters(store, slot_id)
     assert (counters["booked"], counters["held"]) == (1, 0)
 
     # The same delivery again, and billing announcing the same payment anew: nothing changes.
-    publish(captured(booking, "pay-1"), event_id)
-    publish(captured(booking, "pay-1"))
+    publish(captured(booking, PAY[1]), event_id)
+    publish(captured(booking, PAY[1]))
     wait_for(lambda: handled(worker, "on_payment_captured", "duplicate") >= 1, message="the duplicate handled")
     wait_for(lambda: handled(worker, "on_payment_captured", "ok") >= 2, message="the repeated capture handled")
     assert booking_row(store, booking.booking_id) == row
@@ -126,16 +130,44 @@ def test_payment_captured_confirms_once_and_a_late_payment_is_rejected(worker, p
         cur.execute("UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = %s",
                     (late.booking_id,))
     wait_for(lambda: booking_row(store, late.booking_id)["status"] == "EXPIRED", message="the hold to expire")
-    publish(captured(late, "pay-2"))
+    publish(captured(late, PAY[2]))
     (rejected,) = wait_for(lambda: published.events("PaymentRejected", booking_id=late.booking_id),
                            message="PaymentRejected")
-    assert (rejected["payment_id"], rejected["reason"]) == ("pay-2", "booking_expired")
+    assert (rejected["payment_id"], rejected["reason"]) == (PAY[2], "booking_expired")
     assert slot_counters(store, slot_id)["booked"] == 1
 
     # An event about a booking this service never made is answered, not retried forever.
-    publish(billing.PaymentCaptured(payment_id="pay-3", booking_id="no-such-booking", amount_fen=100))
-    wait_for(lambda: published.events("PaymentRejected", booking_id="no-such-booking"),
-             message="the unknown booking rejected")
+    unknown = str(uuid.uuid4())
+    publish(billing.PaymentCaptured(payment_id=PAY[3], booking_id=unknown, amount_fen=100))
+    wait_for(lambda: published.events("PaymentRejected", booking_id=unknown), message="the unknown booking rejected")
+
+
+def dead_letters(store, event_type: str) -> list[dict]:
+    with store.db.transaction() as cur:
+        cur.execute("SELECT payload, error FROM dead_letters WHERE event_type = %s", (event_type,))
+        return cur.fetchall()
+
+
+def test_a_payment_event_naming_no_payment_is_put_aside_not_applied(worker, publish, published, clinic, store):
+    """Audit: a capture with an empty payment id confirmed a held booking with no payment, and on a confirmed
+    one was rejected as already paid with a PaymentRejected naming no payment, which billing refunded from the
+    booking's real payment (the visit stayed confirmed). Such an event is malformed: dead-lettered, nothing
+    written, nothing published."""
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 10), capacity=2)
+    held, paid = hold(store, str(uuid.uuid4()), slot_id), hold(store, str(uuid.uuid4()), slot_id)
+    publish(captured(paid, PAY[1]))
+    wait_for(lambda: booking_row(store, paid.booking_id)["status"] == "CONFIRMED", message="the confirmation")
+    before = {b.booking_id: booking_row(store, b.booking_id) for b in (held, paid)}
+    for booking, payment_id in ((held, ""), (paid, ""), (held, "not-a-payment")):
+        publish(captured(booking, payment_id))
+    publish(billing.RefundIssued(payment_id="", booking_id=paid.booking_id, amount_fen=paid.fee_fen))
+    publish(billing.PaymentFailed(payment_id="", booking_id=held.booking_id, reason="card_declined"))
+    wait_for(lambda: len(dead_letters(store, "PaymentCaptured")) == 3 and dead_letters(store, "RefundIssued")
+             and dead_letters(store, "PaymentFailed"), message="the five events dead-lettered")
+    assert handled(worker, "on_payment_captured", "malformed") == 3
+    assert {b.booking_id: booking_row(store, b.booking_id) for b in (held, paid)} == before
+    assert not published.events("PaymentRejected", booking_id=paid.booking_id)
+    assert not published.events("HoldReleased", booking_id=held.booking_id)
 
 
 def test_expiry_failed_payments_and_refunds(worker, publish, published, clinic, store):
@@ -153,7 +185,7 @@ def test_expiry_failed_payments_and_refunds(worker, publish, published, clinic, 
     assert booking_row(store, expiring.booking_id)["cancel_reason"] == "expired"
     assert slot_counters(store, slot_id)["held"] == 1
 
-    publish(billing.PaymentFailed(payment_id="pay-9", booking_id=failing.booking_id,
+    publish(billing.PaymentFailed(payment_id=PAY[9], booking_id=failing.booking_id,
                                          patient_id=failing.patient_id, reason="card_declined"))
     (released,) = wait_for(lambda: published.events("HoldReleased", booking_id=failing.booking_id),
                            message="HoldReleased")
@@ -165,7 +197,7 @@ def test_expiry_failed_payments_and_refunds(worker, publish, published, clinic, 
 
     # A confirmed booking cancelled by the office's suspension, then refunded by billing.
     paid = hold(store, str(uuid.uuid4()), slot_id)
-    publish(captured(paid, "pay-10"))
+    publish(captured(paid, PAY[10]))
     wait_for(lambda: booking_row(store, paid.booking_id)["status"] == "CONFIRMED", message="the confirmation")
     with store.db.transaction() as cur:
         cur.execute("SELECT session_id FROM slots WHERE id = %s", (slot_id,))
@@ -174,8 +206,8 @@ def test_expiry_failed_payments_and_refunds(worker, publish, published, clinic, 
     store.suspend_session(suspend, session_id, "doctor ill", utcnow())
     (cancelled,) = wait_for(lambda: published.events("BookingCancelled", booking_id=paid.booking_id),
                             message="BookingCancelled")
-    assert (cancelled["refund_due"], cancelled["payment_id"]) == (True, "pay-10")
-    publish(billing.RefundIssued(payment_id="pay-10", booking_id=paid.booking_id, patient_id=paid.patient_id,
+    assert (cancelled["refund_due"], cancelled["payment_id"]) == (True, PAY[10])
+    publish(billing.RefundIssued(payment_id=PAY[10], booking_id=paid.booking_id, patient_id=paid.patient_id,
                                         amount_fen=paid.fee_fen, refund_id="r-1"))
     wait_for(lambda: booking_row(store, paid.booking_id)["refunded_at"] is not None, message="the refund recorded")
     assert booking_row(store, paid.booking_id)["refund_due"] is False

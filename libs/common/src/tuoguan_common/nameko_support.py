@@ -594,12 +594,28 @@ class RetryingEventHandler(EventHandler):
 event_handler = RetryingEventHandler.decorator
 
 
-def _parse(payload: Any, message_type: type[Message]) -> tuple[str, Message]:
-    """The event's id and message; raises MALFORMED's errors."""
-    return str(uuid.UUID(str(payload["event_id"]))), outbox.parse_event(payload, message_type)
+def _parse(payload: Any, message_type: type[Message],
+           check: Callable[[Message], None] | None = None) -> tuple[str, Message]:
+    """The event's id and message, passed through the handler's ``check``; raises MALFORMED's errors."""
+    event_id, event = str(uuid.UUID(str(payload["event_id"]))), outbox.parse_event(payload, message_type)
+    if check is not None:
+        check(event)
+    return event_id, event
 
 
 MALFORMED = (KeyError, TypeError, ValueError, json_format.ParseError)
+
+
+def require_ids(event: Message, *fields: str) -> None:
+    """A handler's ``check``: raises ValueError (malformed) unless each of
+    ``fields`` holds an id. Protobuf reads a field the sender left out as
+    "": an event without the id its effect is keyed on must not be taken for
+    one about nothing in particular (a payment found another way instead)."""
+    for field in fields:
+        try:
+            uuid.UUID(getattr(event, field))
+        except ValueError:
+            raise ValueError(f"{event.DESCRIPTOR.name}.{field} is not an id") from None
 
 
 def handle_event(
@@ -608,8 +624,11 @@ def handle_event(
     message_type: type[Message],
     handler: str,
     apply: Callable[[Any, Message], None],
+    check: Callable[[Message], None] | None = None,
 ) -> str:
     """Applies an event once: the inbox row and the effect commit together.
+    ``check`` raises ValueError on an event that can never be applied
+    (``require_ids``, say): it is dead-lettered as malformed, before any write.
 
     A transient failure (``db.transient``) raises, and the message goes back
     to its queue to be tried again, until its last attempt, when it is
@@ -620,7 +639,7 @@ def handle_event(
     """
     event_type = message_type.DESCRIPTOR.name
     try:
-        event_id, event = _parse(payload, message_type)
+        event_id, event = _parse(payload, message_type, check)
     except MALFORMED as exc:
         return _dead_letter(database, payload, event_type, handler, exc, "malformed")
     try:
@@ -684,10 +703,12 @@ class EventBatch(Generic[Result]):
     batch again one event at a time, so only the bad event is dead-lettered.
     """
 
-    def __init__(self, message_type: type[Message], handler: str):
+    def __init__(self, message_type: type[Message], handler: str,
+                 check: Callable[[Message], None] | None = None):
         self.message_type = message_type
         self.event_type = message_type.DESCRIPTOR.name
         self.handler = handler
+        self.check = check  # as handle_event's
         self._queued: list[tuple[str, Delivery, Any, eventlet.event.Event]] = []
         self._writing = False
 
@@ -695,7 +716,7 @@ class EventBatch(Generic[Result]):
                apply_batch: Callable[[Any, Sequence[Delivery]], Sequence[Result]]) -> tuple[str, Result | None]:
         """(outcome, the handler's result or None): outcome as handle_event's."""
         try:
-            event_id, event = _parse(payload, self.message_type)
+            event_id, event = _parse(payload, self.message_type, self.check)
         except MALFORMED as exc:
             return _dead_letter(database, payload, self.event_type, self.handler, exc, "malformed"), None
         answer = eventlet.event.Event()

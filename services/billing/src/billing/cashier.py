@@ -751,9 +751,13 @@ class Cashier:
         return settled
 
     def _payment_of_booking(self, cur: psycopg.Cursor, payment_id: str, booking_id: str) -> Payment | None:
-        # Canonical, as the database reads it: an event's id is text from another service.
-        payment_id = payments.canonical_payment_id(payment_id) or ""
         if payment_id:
+            # Canonical, as the database reads it: an event's id is text from another service. One that
+            # is not an id names no payment; the booking's live one is no stand-in for it.
+            canonical = payments.canonical_payment_id(payment_id)
+            if canonical is None:
+                raise ValueError("payment_id is not an id")
+            payment_id = canonical
             payment = self.store.get_payment(cur, payment_id, lock=True)
             if payment is not None and booking_id and payment.booking_id != booking_id:
                 log.warning("refund event names another booking's payment", extra={"payment_id": payment_id})

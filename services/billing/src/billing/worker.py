@@ -11,7 +11,7 @@ from nameko.timer import timer
 
 from tuoguan.registration.v1 import events_pb2 as registration_events
 from tuoguan_common.nameko_support import (Observability, OutboxRelayer, RetentionPurge, WorkerStore, event_handler,
-                                           handle_event)
+                                           handle_event, require_ids)
 
 from .cashier import Cashier, Settled
 from .providers import build_provider
@@ -20,6 +20,18 @@ from .store import BillingStore
 
 # Read at import: nameko's timers take their interval when the class is made.
 SETTINGS = BillingSettings.from_env()
+
+
+def cancelled_booking(event) -> None:
+    """A cancellation names its booking, and its payment when registration knew one (a capture still on its
+    way has none: the booking's live payment is refunded). An id that is there but no id is malformed: it
+    was taken for no id at all, and the booking's payment refunded in its place."""
+    require_ids(event, "booking_id", *(["payment_id"] if event.payment_id else []))
+
+
+def rejected_payment(event) -> None:
+    """A rejection is about one payment: without its id, the booking's other, good payment was refunded."""
+    require_ids(event, "booking_id", "payment_id")
 
 
 class CashierDependency(WorkerStore):
@@ -75,15 +87,15 @@ class BillingWorker(RetentionPurge):
     @event_handler("registration", "BookingCancelled", requeue_on_error=True)
     def refund_cancelled_booking(self, payload):
         return self._refund_on(payload, registration_events.BookingCancelled, "billing.refund_cancelled_booking",
-                               lambda event: event.refund_due, "booking_cancelled")
+                               lambda event: event.refund_due, "booking_cancelled", cancelled_booking)
 
     @event_handler("registration", "PaymentRejected", requeue_on_error=True)
     def refund_rejected_payment(self, payload):
         # The capture came after the hold expired: the patient has no booking for the money.
         return self._refund_on(payload, registration_events.PaymentRejected, "billing.refund_rejected_payment",
-                               lambda event: True, "payment_rejected")
+                               lambda event: True, "payment_rejected", rejected_payment)
 
-    def _refund_on(self, payload, message_type, handler: str, due, reason: str) -> str:
+    def _refund_on(self, payload, message_type, handler: str, due, reason: str, check) -> str:
         done: list[Settled] = []
 
         def apply(cur, event):
@@ -91,7 +103,7 @@ class BillingWorker(RetentionPurge):
                 done.append(self.cashier.refund_for_booking(cur, payment_id=event.payment_id,
                                                             booking_id=event.booking_id, reason=reason))
 
-        outcome = handle_event(self.cashier.database, payload, message_type, handler, apply)
+        outcome = handle_event(self.cashier.database, payload, message_type, handler, apply, check=check)
         # Only once committed: a transaction that failed after apply (at its
         # commit, say) is dead-lettered with its refund rolled back, and
         # ``done`` still holds what it would have refunded.

@@ -13,7 +13,7 @@ from tuoguan.billing.v1 import events_pb2 as billing_events
 from tuoguan_common import metrics
 from tuoguan_common.config import PORTS
 from tuoguan_common.nameko_support import (Delivery, EventBatch, Observability, OutboxRelayer, RetentionPurge,
-                                           WorkerStore, event_handler, handle_event)
+                                           WorkerStore, event_handler, handle_event, require_ids)
 from tuoguan_common.outbox import utcnow
 
 from .config import RegistrationConfig
@@ -30,8 +30,16 @@ EXPIRY_BATCH = 500
 CONFIRMATIONS_AT_ONCE = 32
 
 
+def payment_event(event) -> None:
+    """What a payment's event must name: its booking and its payment. A capture naming no payment confirmed a
+    booking without one, or, on a confirmed booking, was rejected with a PaymentRejected naming no payment,
+    which billing refunded from the booking's real one."""
+    require_ids(event, "booking_id", "payment_id")
+
+
 # Shared by the worker's greenthreads: the captures they hold at once go in one batch.
-CONFIRMATIONS: EventBatch[rules.CaptureDecision] = EventBatch(billing_events.PaymentCaptured, "payment_captured")
+CONFIRMATIONS: EventBatch[rules.CaptureDecision] = EventBatch(billing_events.PaymentCaptured, "payment_captured",
+                                                              check=payment_event)
 
 
 class RegistrationWorker(RetentionPurge):
@@ -68,7 +76,8 @@ class RegistrationWorker(RetentionPurge):
         def apply(cur, event):
             released.append(self.store.apply_payment_failed(cur, event.booking_id, utcnow()))
 
-        outcome = handle_event(self.store.db, payload, billing_events.PaymentFailed, "payment_failed", apply)
+        outcome = handle_event(self.store.db, payload, billing_events.PaymentFailed, "payment_failed", apply,
+                               check=payment_event)
         if released == [True]:
             metrics.REGISTRATION_HOLDS_RELEASED.labels("payment_failed").inc()
         return outcome
@@ -78,7 +87,8 @@ class RegistrationWorker(RetentionPurge):
         def apply(cur, event):
             self.store.apply_refund_issued(cur, event.booking_id, event.payment_id, utcnow())
 
-        return handle_event(self.store.db, payload, billing_events.RefundIssued, "refund_issued", apply)
+        return handle_event(self.store.db, payload, billing_events.RefundIssued, "refund_issued", apply,
+                            check=payment_event)
 
     @timer(interval=CONFIG.expiry_interval)
     def expire_holds(self):
