@@ -69,6 +69,8 @@ def test_sign_up_stores_an_argon2id_hash_never_the_password(identity, identity_d
     ({"phone": ""}, "phone", "required"),
     ({"password": "short1"}, "password", "password_too_short"),
     ({"password": "onlyletters"}, "password", "password_letters_and_digits"),
+    ({"password": "Woaini1314"}, "password", "password_common"),
+    ({"password": f"Zx{PHONE}"}, "password", "password_contains_phone"),
     ({"name": "名" * 41}, "display_name", "display_name_length"),
     ({"key": " "}, "idempotency_key", "required"),
     # PostgreSQL's text cannot hold NUL: refused as the field's fault, not failed as INTERNAL.
@@ -82,6 +84,33 @@ def test_bad_sign_up_is_invalid_argument_naming_the_field(identity, identity_db,
     code, got_reason, got_field, _ = failure(lambda: sign_up(identity, **{"code": "000000", **changes}))
     assert (code, got_field, got_reason) == (grpc.StatusCode.INVALID_ARGUMENT, field, reason)
     assert rows(identity_db, "SELECT 1 FROM accounts") == []
+
+
+@pytest.mark.parametrize("password,reason", [
+    ("qq123456", "password_common"), ("PASSWORD1", "password_common"),
+    (f"a{PHONE}", "password_contains_phone"), (f"Zhao{PHONE[-8:]}", "password_contains_phone"),
+])
+def test_a_common_or_personal_password_opens_no_account_and_spends_no_code(identity, identity_db, password, reason):
+    code = sign_up_code(identity)
+    before = rows(identity_db, "SELECT p::text AS everything FROM password_reset_codes p")
+    status, got_reason, field, details = failure(lambda: sign_up(identity, password=password, code=code))
+    assert (status, got_reason, field) == (grpc.StatusCode.INVALID_ARGUMENT, reason, "password")
+    assert password not in details and PHONE not in details
+    assert rows(identity_db, "SELECT 1 FROM accounts") == []
+    assert rows(identity_db, "SELECT 1 FROM idempotency_keys") == []
+    assert rows(identity_db, "SELECT p::text AS everything FROM password_reset_codes p") == before
+    # The code still opens the account, with a password of no list.
+    assert sign_up(identity, code=code).account.login == PHONE
+
+
+def test_passwords_set_before_the_policy_still_sign_in(identity, identity_db):
+    """Only new passwords are held to the lists: an account whose password is
+    listed now (set before, or a demo one) signs in as it always did."""
+    sign_up(identity)
+    with identity_db.transaction() as cur:
+        cur.execute("UPDATE accounts SET password_hash = %s WHERE login = %s",
+                    (Passwords().hash("password1"), PHONE))
+    assert sign_in(identity, password="password1").access_token
 
 
 def test_a_phone_number_signs_up_once(identity):
@@ -260,6 +289,19 @@ def test_only_admins_open_staff_accounts(identity, issuer, verifier):
                        (_staff_request(login="13800000009"), "login")):
         code, _, got_field, _ = failure(lambda: identity.CreateStaffAccount(bad, metadata=admin))
         assert (code, got_field) == (grpc.StatusCode.INVALID_ARGUMENT, field)
+
+
+@pytest.mark.parametrize("password,reason", [
+    ("Zhao.Lei2026", "password_contains_login"), ("1qaz2wsx", "password_common"), ("abc12345", "password_common"),
+])
+def test_a_staff_account_with_a_common_password_or_one_holding_its_login_is_not_opened(
+        identity, issuer, identity_db, password, reason):
+    admin = auth.bearer_metadata(issuer.issue(str(uuid.uuid4()), [auth.ADMIN]))
+    code, got_reason, field, _ = failure(
+        lambda: identity.CreateStaffAccount(_staff_request(password=password), metadata=admin))
+    assert (code, got_reason, field) == (grpc.StatusCode.INVALID_ARGUMENT, reason, "password")
+    assert rows(identity_db, "SELECT login FROM accounts") == []
+    assert rows(identity_db, "SELECT key FROM idempotency_keys") == []
 
 
 @pytest.mark.parametrize("roles", [[pb.ROLE_DEVICE], [pb.ROLE_ENGINEER, pb.ROLE_DEVICE], [pb.ROLE_PATIENT]])

@@ -11,9 +11,13 @@ from identity.exceptions import InvalidAccountField, NotASignInToken, TooManyAtt
 from tuoguan_common import auth
 
 
-def _broken(fn, *args):
+# The list here is the test's own: domain/ reads no file (identity.common_passwords does).
+POLICY = rules.PasswordPolicy(common=frozenset({"password1", "woaini1314", "qwer1234"}))
+
+
+def _broken(fn, *args, **kwargs):
     with pytest.raises(InvalidAccountField) as err:
-        fn(*args)
+        fn(*args, **kwargs)
     return err.value
 
 
@@ -48,13 +52,75 @@ def test_missing_phone_is_required():
     ("a1" * 65, "password_too_long"),
 ])
 def test_password_policy(password, reason):
-    err = _broken(rules.password, password)
+    err = _broken(rules.password, password, POLICY)
     assert (err.field, err.reason) == ("password", reason)
 
 
 @pytest.mark.parametrize("password", ["Patient1234", "abcdefg1", "密码密码密码12", " spaced 1 "])
 def test_passwords_with_letters_and_digits_pass_unchanged(password):
-    assert rules.password(password) == password
+    assert rules.password(password, POLICY) == password
+
+
+@pytest.mark.parametrize("password", ["password1", "Password1", "WOAINI1314", "qWeR1234"])
+def test_a_listed_password_is_refused_whatever_its_case(password):
+    err = _broken(rules.password, password, POLICY, field="new_password")
+    assert (err.field, err.reason) == ("new_password", "password_common")
+    assert password.lower() not in err.problem.lower()
+
+
+@pytest.mark.parametrize("password", ["password12", "xwoaini1314", "password 1", "qwer12345"])
+def test_only_the_listed_password_itself_is_refused(password):
+    assert rules.password(password, POLICY) == password
+
+
+def test_the_shape_is_judged_before_the_list():
+    # A short listed password is told it is short: the list only matters once the rest passes.
+    assert _broken(rules.password, "abc123", rules.PasswordPolicy(common=frozenset({"abc123"}))).reason == \
+        "password_too_short"
+
+
+@pytest.mark.parametrize("password", ["a13800138000", "13800138000Zz", "Ab00138000x", "00138000abc"])
+def test_a_password_holding_the_phone_number_or_its_last_8_digits_is_refused(password):
+    err = _broken(rules.password, password, POLICY, phone="13800138000")
+    assert (err.field, err.reason) == ("password", "password_contains_phone")
+    assert "13800138000" not in err.problem
+
+
+@pytest.mark.parametrize("password", ["a0138000", "1380013800a", "Zz13912345678"])
+def test_a_password_holding_less_of_the_phone_or_another_number_passes(password):
+    # 7 of the last 8 digits, the first 10 digits, another number.
+    assert rules.password(password, POLICY, phone="13800138000") == password
+
+
+@pytest.mark.parametrize("password", ["li.qiang2026", "2026LI.QIANG", "Li.Qiang-1234"])
+def test_a_password_holding_the_staff_id_is_refused_whatever_its_case(password):
+    err = _broken(rules.password, password, POLICY, login="li.qiang")
+    assert (err.field, err.reason) == ("password", "password_contains_login")
+
+
+def test_without_the_phone_or_login_nothing_personal_is_checked():
+    assert rules.password("a13800138000", POLICY) == "a13800138000"
+    assert rules.password("li.qiang2026", POLICY) == "li.qiang2026"
+
+
+def test_the_demo_policy_holds_the_shape_only():
+    assert rules.password("Admin1234", rules.DEMO_PASSWORDS, login="admin") == "Admin1234"
+    assert rules.password("password1", rules.DEMO_PASSWORDS) == "password1"
+    assert _broken(rules.password, "admin", rules.DEMO_PASSWORDS).reason == "password_too_short"
+
+
+def test_a_new_patient_s_password_may_not_hold_their_phone_or_be_common():
+    assert _broken(rules.new_patient, "13800000001", "a13800000001", "张晓明", POLICY).reason == \
+        "password_contains_phone"
+    assert _broken(rules.new_patient, "13800000001", "Woaini1314", "张晓明", POLICY).reason == "password_common"
+
+
+def test_a_new_staff_account_s_password_may_not_hold_its_login_or_be_common():
+    # The login as stored (lower case), whatever case it was typed in.
+    assert _broken(rules.new_staff, "Li.Qiang", "li.qiang2026", "李强", [auth.ADMIN], policy=POLICY).reason == \
+        "password_contains_login"
+    assert _broken(rules.new_staff, "li.qiang", "Password1", "李强", [auth.ADMIN], policy=POLICY).reason == \
+        "password_common"
 
 
 def test_sign_in_password_is_not_held_to_todays_policy():
@@ -93,10 +159,10 @@ def test_staff_roles_exclude_patients_services_and_devices():
 
 
 def test_new_patient_checks_fields_in_form_order():
-    assert _broken(rules.new_patient, "bad", "bad", "").field == "phone"
-    assert _broken(rules.new_patient, "13800000001", "bad", "").field == "password"
-    assert _broken(rules.new_patient, "13800000001", "Patient1234", "").field == "display_name"
-    account = rules.new_patient("13800000001", "Patient1234", "张晓明")
+    assert _broken(rules.new_patient, "bad", "bad", "", POLICY).field == "phone"
+    assert _broken(rules.new_patient, "13800000001", "bad", "", POLICY).field == "password"
+    assert _broken(rules.new_patient, "13800000001", "Patient1234", "", POLICY).field == "display_name"
+    account = rules.new_patient("13800000001", "Patient1234", "张晓明", POLICY)
     assert account == rules.NewAccount("13800000001", "张晓明", (auth.PATIENT,))
 
 

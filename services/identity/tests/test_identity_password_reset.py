@@ -268,6 +268,8 @@ def test_a_successful_reset_does_not_start_the_phones_day_of_codes_afresh(stub, 
 
 @pytest.mark.parametrize("weak,reason", [
     ("short1", "password_too_short"), ("onlyletters", "password_letters_and_digits"), ("", "required"),
+    ("Woaini1314", "password_common"), ("password1", "password_common"),
+    (f"new{PHONE}", "password_contains_phone"), (f"Zz{PHONE[-8:]}", "password_contains_phone"),
 ])
 def test_a_weak_new_password_is_refused_and_writes_nothing(stub, patient, notifier, identity_db, weak, reason):
     request_code(stub)

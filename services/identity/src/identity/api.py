@@ -21,12 +21,12 @@ from tuoguan_common.db import Database
 from tuoguan_common.errors import AlreadyExists, TokenRevoked
 from tuoguan_common.revocations import Revoked
 
-from . import sms
+from . import common_passwords, sms
 from .config import IdentityConfig, reset_code_key
 from .domain import accounts as rules
 from .domain import device_cookies, device_tokens, grades
 from .domain import password_reset as reset
-from .domain.accounts import NewAccount
+from .domain.accounts import NewAccount, PasswordPolicy
 from .domain.password_reset import CodeMessage, ResetCodePolicy, Verdict
 from .domain.sends import RecentSends
 from .domain.text_budget import TextBudget
@@ -125,6 +125,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         max_concurrent_sends: int = MAX_CONCURRENT_SENDS,
         text_budget: TextBudget = TextBudget(),
         replay_patience_seconds: float = REPLAY_PATIENCE_SECONDS,
+        password_policy: PasswordPolicy | None = None,
     ):
         self.store = store
         self.issuer = issuer
@@ -140,6 +141,9 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         self.text_budget = text_budget
         self.replay_patience_seconds = replay_patience_seconds
         self.replay_waits = threading.BoundedSemaphore(MAX_WAITING_REPLAYS)
+        # What new passwords are held to (sign-up, reset, staff accounts): the
+        # common passwords' list is read once per process, here at start-up.
+        self.password_policy = password_policy or common_passwords.policy()
 
     def RequestSignUpCode(self, request, context):
         phone = rules.patient_phone(request.phone)
@@ -150,7 +154,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         )
 
     def SignUpPatient(self, request, context):
-        account = rules.new_patient(request.phone, request.password, request.display_name)
+        account = rules.new_patient(request.phone, request.password, request.display_name, self.password_policy)
         code = reset.presented_code(request.code, invalid=SignUpCodeInvalid)
         key = rules.idempotency_key(request.idempotency_key)
         phone = account.login
@@ -247,7 +251,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         admin = auth.current_principal().require(auth.ADMIN)
         account = rules.new_staff(
             request.login, request.password, request.display_name, [role_name(r) for r in request.roles],
-            request.grade,
+            request.grade, policy=self.password_policy,
         )
         key = rules.idempotency_key(request.idempotency_key)
         reply, created = self._open_account("CreateStaffAccount", admin.subject, key, request, account, LoginTaken)
@@ -352,7 +356,7 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     def ResetPassword(self, request, context):
         phone = rules.patient_phone(request.phone)
         code = reset.presented_code(request.code)
-        rules.password(request.new_password, field="new_password")
+        rules.password(request.new_password, self.password_policy, field="new_password", phone=phone)
         key = rules.idempotency_key(request.idempotency_key)
         digest = reset.code_digest(self.reset_key, phone, code)
         # The key's owner is the code's digest: no phone number in the keys

@@ -47,9 +47,13 @@ def seed(database: Database, passwords: Passwords | None = None) -> int:
     """Creates the demo accounts that do not exist yet; returns how many it created."""
     passwords = passwords or Passwords()
     store = IdentityStore(database)
-    # Demo data obeys the same rules as sign-up, so it cannot drift from them.
-    wanted = [(rules.new_patient(phone, secret, name), secret) for phone, secret, name in DEMO_PATIENTS]
-    wanted += [(rules.new_staff(login, secret, name, roles, DEMO_GRADES.get(login, "")), secret)
+    # Demo data obeys the same rules as sign-up, so it cannot drift from them,
+    # but for the password policy's lists: its passwords are published and hold
+    # the staff ids (rules.DEMO_PASSWORDS). The seed writes to the database
+    # itself; nobody signs up through it.
+    demo = rules.DEMO_PASSWORDS
+    wanted = [(rules.new_patient(phone, secret, name, demo), secret) for phone, secret, name in DEMO_PATIENTS]
+    wanted += [(rules.new_staff(login, secret, name, roles, DEMO_GRADES.get(login, ""), policy=demo), secret)
                for login, secret, name, roles in DEMO_STAFF]
     created = 0
     for account, secret in wanted:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Container, Iterable
 
 from tuoguan_common import errors
 from tuoguan_common.roles import (
@@ -105,7 +105,37 @@ def sign_in_login(raw: str) -> str:
     return _no_controls(errors.one_line, login, "login")
 
 
-def password(raw: str, field: str = "password") -> str:
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """What a new password is held to besides its length and its letters and
+    digits (NIST SP 800-63B's "blocklist" check, without composition rules):
+
+    * ``common``: the commonly used and breached passwords, in lower case, a
+      password may not be whatever its case (``password_common``). Loaded by
+      ``identity.common_passwords`` (package data: no I/O here).
+    * ``personal``: whether a password may not hold the account's own
+      identifiers: its phone number, whole or its last 8 digits
+      (``password_contains_phone``), or its staff id (``password_contains_login``),
+      the first words a sprayer tries with an account's login.
+
+    Only new passwords (a sign-up, a reset, a staff account) are held to it:
+    a sign-in takes any password it was set with (``presented_password``)."""
+    common: Container[str]
+    personal: bool = True
+
+
+# The demo accounts' (seed.py): their passwords are published (README.md) and
+# hold the staff ids on purpose (Admin1234), so they are held to the length and
+# letters-and-digits rules only. Nothing a person chooses goes through it: the
+# seed writes to the database itself, and the public sign-up is never skipped.
+DEMO_PASSWORDS = PasswordPolicy(common=frozenset(), personal=False)
+# A phone number's last 8 digits: what is left of it once the operator's prefix
+# (138, 139...) is dropped, as people often do.
+PHONE_TAIL_DIGITS = 8
+
+
+def password_shape(raw: str, field: str = "password") -> str:
+    """A password of the length and the letters and digits every new one needs."""
     # Never stripped: spaces a person typed are part of their password.
     if not raw:
         raise InvalidAccountField(field, "is required", "required")
@@ -115,6 +145,24 @@ def password(raw: str, field: str = "password") -> str:
         raise InvalidAccountField(field, f"must be at most {MAX_PASSWORD_LENGTH} characters", "password_too_long")
     if not (any(c.isalpha() for c in raw) and any(c.isdigit() for c in raw)):
         raise InvalidAccountField(field, "must contain both letters and digits", "password_letters_and_digits")
+    return raw
+
+
+def password(raw: str, policy: PasswordPolicy, field: str = "password", *, phone: str = "", login: str = "") -> str:
+    """A new password: of the right shape, not a common one, and not holding
+    the account's ``phone`` number or staff ``login`` (given where the caller
+    knows them: a patient's login is their phone). The refusals never repeat
+    the password."""
+    password_shape(raw, field)
+    # Compared in lower case only: "Password1" is as common as "password1".
+    folded = raw.lower()
+    if folded in policy.common:
+        raise InvalidAccountField(field, "is one of the most commonly used passwords: choose a less common one",
+                                  "password_common")
+    if policy.personal and phone and (phone in raw or phone[-PHONE_TAIL_DIGITS:] in raw):
+        raise InvalidAccountField(field, "must not contain the account's phone number", "password_contains_phone")
+    if policy.personal and login and login.lower() in folded:
+        raise InvalidAccountField(field, "must not contain the account's login", "password_contains_login")
     return raw
 
 
@@ -172,17 +220,19 @@ def presented_password(raw: str, field: str = "password") -> str:
     return raw
 
 
-def new_patient(phone: str, secret: str, display: str) -> NewAccount:
+def new_patient(phone: str, secret: str, display: str, policy: PasswordPolicy) -> NewAccount:
     """A patient's account; checks the fields in the order the sign-up form asks them."""
     login = patient_phone(phone)
-    password(secret)
+    password(secret, policy, phone=login)
     return NewAccount(login=login, display_name=display_name(display), roles=(PATIENT,))
 
 
-def new_staff(login: str, secret: str, display: str, roles: Iterable[str], grade: str = "") -> NewAccount:
+def new_staff(
+    login: str, secret: str, display: str, roles: Iterable[str], grade: str = "", *, policy: PasswordPolicy,
+) -> NewAccount:
     """A staff account; an engineer may open with a rate grade, or be graded later."""
     login = staff_login(login)
-    password(secret)
+    password(secret, policy, login=login)
     name = display_name(display)
     held = staff_roles(roles)
     return NewAccount(login=login, display_name=name, roles=held, grade=grades.new_account_grade(grade, held))
