@@ -38,6 +38,27 @@ def test_service_refusals_name_the_field_and_reason(http):
     assert error(http.post("/api/v1/auth/signup/code", json={"phone": "12345"})) == (422, "phone_format", "phone")
 
 
+def test_a_common_password_or_one_holding_the_phone_is_422_with_the_field_and_opens_nothing(http):
+    phone = fresh_phone()
+    body = {"phone": phone, "code": "123456", "display_name": "周文静"}
+    for password, reason in (("Woaini1314", "password_common"), ("password1", "password_common"),
+                             (f"zwj{phone}", "password_contains_phone"), (f"Zwj{phone[-8:]}", "password_contains_phone")):
+        refused = http.post("/api/v1/auth/signup", headers=new_key(), json=body | {"password": password})
+        assert error(refused) == (422, reason, "password")
+        assert password not in refused.text and phone not in refused.text
+    # Refused before the code was judged: asked now, it opens the account with another password.
+    assert sign_up(http, phone).status_code == 201
+    assert Caller(http, phone, "Patient2026").account["login"] == phone
+
+
+def test_a_staff_password_holding_the_staff_id_is_422(http, demo):
+    login = f"fin{fresh_phone()[-6:]}"
+    body = {"login": login, "password": f"{login.upper()}x1", "display_name": "孙丽", "roles": ["finance"]}
+    refused = http.post("/api/v1/admin/staff-accounts", headers=demo("admin").headers | new_key(), json=body)
+    assert error(refused) == (422, "password_contains_login", "password")
+    assert error(http.post("/api/v1/auth/signin", json={"login": login, "password": body["password"]}))[0] == 401
+
+
 def test_no_account_opens_without_the_code_sent_to_the_phone(http):
     phone = fresh_phone()
     body = {"phone": phone, "password": "Patient2026", "display_name": "周文静"}

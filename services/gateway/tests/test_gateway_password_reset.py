@@ -97,6 +97,19 @@ def test_refusals_name_the_field_and_reason(http, patient, codes):
     assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 200
 
 
+def test_a_common_new_password_or_one_holding_the_phone_is_422_and_spends_no_code(http, patient, codes):
+    phone = patient.account["login"]
+    http.post(RESET, json={"phone": phone})
+    [code] = codes(phone)
+    for password, reason in (("1qaz2wsx", "password_common"), ("QQ123456", "password_common"),
+                             (f"new{phone[-8:]}", "password_contains_phone")):
+        refused = confirm(http, {"phone": phone, "code": code, "new_password": password})
+        assert error(refused) == (422, reason, "new_password")
+    # The old password still signs in, and the code still resets it.
+    assert Caller(http, phone, "Patient2026").account["login"] == phone
+    assert confirm(http, {"phone": phone, "code": code, "new_password": "Renewed2027"}).status_code == 200
+
+
 def test_five_wrong_codes_kill_it(http, patient, codes):
     phone = patient.account["login"]
     http.post(RESET, json={"phone": phone})

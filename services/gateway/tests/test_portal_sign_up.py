@@ -43,6 +43,32 @@ def test_a_patient_proves_the_phone_then_opens_the_account_and_is_signed_in(gate
         assert "退出登录" in browser.get("/").text  # signed in
 
 
+@pytest.mark.parametrize("language, password, says", [
+    ("zh-CN", "woaini1314", "该密码过于常见，容易被猜中，请换一个。"),
+    ("en", "Password1", "This password is one of the most commonly used, so it is easy to guess."),
+    ("zh-CN", "phone", "密码不能包含您的手机号。"),
+    ("en", "phone", "The password must not contain your phone number."),
+])
+def test_a_common_password_or_one_holding_the_phone_is_explained_at_the_password(gateway_url, language, password,
+                                                                                 says):
+    phone = fresh_phone()
+    password = f"Zx{phone}" if password == "phone" else password
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": language}) as browser:
+        asked = browser.post("/signup/code", data={"phone": phone, "next": "/", "csrf": csrf(browser.get("/signup"))})
+        # The rule is told before anyone types.
+        assert 'id="password-hint"' in asked.text and 'aria-describedby="password-hint"' in asked.text
+        form = {"phone": phone, "next": "/", "key": hidden(asked, "key"), "csrf": csrf(asked),
+                "display_name": "周文静", "code": CODES.last_code(phone)}
+        refused = browser.post("/signup", data=form | {"password": password})
+        assert refused.status_code == 400 and says in html.unescape(refused.text)
+        assert re.search(r'id="password"[^>]*aria-invalid="true" aria-describedby="form-error password-hint"',
+                         refused.text)
+        assert password not in refused.text
+        # The code was not spent on it.
+        done = browser.post("/signup", data=form | {"password": "Patient2026", "csrf": csrf(refused)})
+        assert done.status_code == 303
+
+
 def test_a_number_that_is_not_one_is_refused_on_the_first_step(gateway_url):
     with httpx.Client(base_url=gateway_url, timeout=20) as browser:
         page = browser.get("/signup")

@@ -56,6 +56,11 @@ TicketKind = enum_model(ticketing_pb2.TicketKind.DESCRIPTOR)
 Level = enum_model(ticketing_pb2.Level.DESCRIPTOR)
 
 
+# A new password, as identity holds it (services/identity/README.md, "Passwords").
+NEW_PASSWORD = ("At least 8 characters, letters and digits; not a commonly used password (422 password_common, "
+                "whatever its case) and not holding the phone number or its last 8 digits (password_contains_phone)")
+
+
 # Requests. Their strings are Text and their integers Int32 (convert.py): a value
 # a proto field cannot hold is refused as 422 here, not by the protobuf runtime.
 class SignUpCode(BaseModel):
@@ -65,7 +70,7 @@ class SignUpCode(BaseModel):
 class SignUp(BaseModel):
     phone: Text = Field(description="Mainland mobile number, 11 digits", examples=["13800000003"])
     code: Text = Field(description="The 6 digits POST /api/v1/auth/signup/code sent to the phone", examples=["123456"])
-    password: Text = Field(description="At least 8 characters, letters and digits", examples=["Patient1234"])
+    password: Text = Field(description=NEW_PASSWORD, examples=["Patient1234"])
     display_name: Text = Field(description="1-40 characters", examples=["周文静"])
 
 
@@ -85,12 +90,14 @@ class PasswordReset(BaseModel):
 class PasswordResetConfirm(BaseModel):
     phone: Text = Field(examples=["13800000001"])
     code: Text = Field(description="The 6 digits sent to the phone", examples=["123456"])
-    new_password: Text = Field(description="At least 8 characters, letters and digits", examples=["Patient5678"])
+    new_password: Text = Field(description=NEW_PASSWORD, examples=["Patient5678"])
 
 
 class StaffAccount(BaseModel):
     login: Text = Field(description="Staff id: a letter, then letters, digits, '.', '-', '_'", examples=["sun.li"])
-    password: Text
+    password: Text = Field(description="At least 8 characters, letters and digits; not a commonly used password "
+                                       "(422 password_common) and not holding the staff id, in any case "
+                                       "(password_contains_login)")
     display_name: Text = Field(examples=["孙丽"])
     roles: list[Role] = Field(examples=[["registration_office"]])
     grade: Text = Field("", description="Engineers only, optional: the rate grade (junior, intermediate, senior, "

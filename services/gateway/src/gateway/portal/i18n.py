@@ -86,6 +86,10 @@ REASONS = {
     "password_too_short": N_("The password is too short (at least 8 characters)."),
     "password_too_long": N_("The password is too long."),
     "password_letters_and_digits": N_("The password needs both letters and digits."),
+    "password_common": N_("This password is one of the most commonly used, so it is easy to guess. "
+                          "Please choose another."),
+    "password_contains_phone": N_("The password must not contain your phone number."),
+    "password_contains_login": N_("The password must not contain the account's staff ID."),
     "display_name_characters": N_("The name contains characters that are not allowed."),
     "required": N_("This field is required."),
     "reset_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
