@@ -162,7 +162,7 @@ def password(raw: str, policy: PasswordPolicy, field: str = "password", *, phone
     if policy.personal and phone and (phone in raw or phone[-PHONE_TAIL_DIGITS:] in raw):
         raise InvalidAccountField(field, "must not contain the account's phone number", "password_contains_phone")
     if policy.personal and login and login.lower() in folded:
-        raise InvalidAccountField(field, "must not contain the account's login", "password_contains_login")
+        raise InvalidAccountField(field, "must not contain the account's staff id", "password_contains_login")
     return raw
 
 
