@@ -195,13 +195,13 @@ def test_a_queue_nobody_checks_expires_whole(namespace):
     async def scenario(room: WaitingRoom):
         await room.check(None)  # admitted: tail, head, active
         await room.check(1)  # taken
-        await room.check(None)  # queued behind it
+        await room.check(None)  # queued behind it (its owner kept with it)
 
     run_with_room(namespace, scenario, capacity=1)
     client = redis.Redis.from_url(REDIS_URL)
     try:
         keys = sorted(k.decode().rsplit(":", 1)[1] for k in client.scan_iter(match=f"{namespace}:*"))
-        assert keys == ["active", "head", "tail", "taken"]
+        assert keys == ["active", "head", "owners", "tail", "taken"]
         for key in keys:
             ttl = client.ttl(f"{namespace}:{key}")
             assert IDLE_SECONDS - 60 < ttl <= IDLE_SECONDS, (key, ttl)
@@ -263,3 +263,72 @@ def test_a_check_that_cannot_read_redis_leaves_no_stale_queue_length(namespace):
     run_with_room(namespace, lambda room: arrive(room, 2), capacity=1)
     assert REGISTRY.get_sample_value(QUEUE) == 5
     assert REGISTRY.get_sample_value(CHECKED) >= read_at
+
+
+def foreign_tickets(surface: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_waiting_room_foreign_tickets_total", {"surface": surface}) or 0.0
+
+
+def test_a_ticket_is_its_owners_alone(namespace):
+    """Before, a ticket was just a number: any session or account presenting an admitted one was admitted.
+    Now a ticket with a place counts as none when another owner presents it, and only its owner frees or
+    shortens its place."""
+    before = foreign_tickets("api")
+
+    async def scenario(room: WaitingRoom):
+        mine = await room.check(None, "account:a")
+        assert (mine.ticket, mine.outcome) == (1, "admitted")
+        queued = await room.check(None, "account:c")
+        assert (queued.ticket, queued.outcome) == (2, "queued")
+
+        # Another account with the admitted ticket: the back of the queue, not admitted.
+        taken = await room.check(1, "account:b", surface="api")
+        assert taken == Standing(ticket=3, position=2, outcome="queued", waiting=2)
+        # With the queued one: the back too; its owner keeps the place ahead.
+        assert await room.check(2, "account:b", surface="api") == Standing(
+            ticket=4, position=3, outcome="queued", waiting=3)
+        assert await room.check(2, "account:c") == Standing(ticket=2, position=1, outcome="queued", waiting=3)
+        assert await room.check(1, "account:a") == Standing(ticket=1, position=0, outcome="admitted", waiting=3)
+
+        # Nor does another free it, or cut it short.
+        await room.leave(1, "account:b")
+        await room.shorten(1, 0.1, "account:b")
+        await asyncio.sleep(0.3)
+        assert (await room.check(2, "account:c")).outcome == "queued"
+        assert (await room.check(1, "account:a")).outcome == "admitted"
+        await room.leave(1, "account:a")
+        assert (await room.check(2, "account:c")).outcome == "admitted"
+
+    run_with_room(namespace, scenario, capacity=1)
+    assert foreign_tickets("api") == before + 2
+
+
+def test_a_sessions_ticket_passes_to_the_first_account_signing_in_with_it_and_no_other(namespace):
+    """A patient queues on the portal before signing in: the session's ticket becomes the account's. A copy
+    of the session signed in as another account gets a ticket of its own."""
+    async def scenario(room: WaitingRoom):
+        first = await room.check(None, "visitor:v1")
+        assert (first.ticket, first.outcome) == (1, "admitted")
+        signed_in = await room.check(1, "account:a", claimable_from="visitor:v1")
+        assert (signed_in.ticket, signed_in.outcome) == (1, "admitted")
+        # The copy of the session: the ticket is account a's now.
+        copy = await room.check(1, "account:b", claimable_from="visitor:v1")
+        assert (copy.ticket, copy.outcome) == (2, "queued")
+        assert (await room.check(1, "visitor:v1")).ticket == 3
+        # Another session's ticket does not pass either.
+        assert (await room.check(2, "account:c", claimable_from="visitor:v2")).ticket == 4
+
+    run_with_room(namespace, scenario, capacity=1)
+
+
+def test_redis_holds_no_account_id(namespace):
+    async def scenario(room: WaitingRoom):
+        await room.check(None, "account:8f14e45f-ceea-467f-a0e6-2c4ac6d1b0c1")
+
+    run_with_room(namespace, scenario, capacity=1)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        owners = client.hgetall(f"{namespace}:owners")
+        assert list(owners) == [b"1"] and b"8f14e45f" not in owners[b"1"] and len(owners[b"1"]) == 32
+    finally:
+        client.close()

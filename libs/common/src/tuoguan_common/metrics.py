@@ -127,6 +127,13 @@ PORTAL_WAITING_ROOM_CHECKED = Gauge(
     "tuoguan_portal_waiting_room_checked_timestamp_seconds",
     "When this gateway last read the waiting room's queue from Redis (0: never)",
 )
+# A ticket presented by another account (or portal session) than the one that took it: counted as
+# no ticket, the caller sent to the back of the queue. By surface (portal, api) only: nothing of whose.
+WAITING_ROOM_FOREIGN_TICKETS = Counter(
+    "tuoguan_gateway_waiting_room_foreign_tickets_total",
+    "Waiting-room tickets presented by another account or session than their owner's, by surface (portal, api)",
+    ["surface"],
+)
 GATEWAY_SIGN_IN_GUARD = Counter(
     "tuoguan_gateway_sign_in_guard_total",
     "The gateway's count of failed sign-ins per client address, by outcome "

@@ -50,6 +50,20 @@ def token_grade(token: str | None) -> str:
     return grade if isinstance(grade, str) else ""
 
 
+def token_subject(token: str | None) -> str:
+    """The account a token names (its "sub"), "" for none. Read, NOT verified, like token_grade: it
+    only says whose place in the waiting room a request asks about (portal/patient.py). The portal
+    reads it from the token its signed session cookie keeps, which identity issued."""
+    if not token:
+        return ""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else ""
+
+
 def caller_grade(token: Annotated[str | None, Depends(caller_token)]) -> str:
     return token_grade(token)
 

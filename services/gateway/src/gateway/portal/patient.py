@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote
@@ -20,11 +21,13 @@ from tuoguan.registration.v1 import registration_pb2 as reg
 
 from .. import slip
 from ..convert import enum_name, to_dict
+from ..deps import token_subject
 from ..errors import ApiError
 from ..address_guard import AddressLimited
 from ..send_guard import TooManyCodes
 from ..sign_in_guard import RESET_MISSES, SIGN_UP_MISSES, AddressRefused, client_address
 from . import i18n
+from .waiting_room import PAID_PLACE_SECONDS, Standing, account_owner, visitor_owner
 from .web import (
     FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, home_page, language, portal_state, posted_form,
     public_services, redirect, refusal_field, refusal_reason, refusal_text, render, safe_next, services,
@@ -38,9 +41,6 @@ router = APIRouter(route_class=PortalRoute, include_in_schema=False, default_res
 
 BOOKING_DAYS_AHEAD = 14
 ACTIVE = frozenset({reg.BOOKING_STATUS_HELD, reg.BOOKING_STATUS_CONFIRMED})
-# After paying, how long the patient keeps their waiting-room place: long enough to hear that a card was
-# declined and book again without queueing, short enough that a patient who paid and left frees it soon.
-PAID_PLACE_SECONDS = 90
 # A payment under way or made: the hold it pays for is not to be paid again, released or called expired.
 PAID_OR_PAYING = frozenset({billing_pb2.PAYMENT_STATUS_PENDING, billing_pb2.PAYMENT_STATUS_UNKNOWN,
                             billing_pb2.PAYMENT_STATUS_CAPTURED})
@@ -108,10 +108,35 @@ async def department(request: Request, department_id: str):
                   doctors=await _doctors(request, department_id))
 
 
+def _room_owner(request: Request) -> tuple[str, str]:
+    """Whom the session's waiting-room ticket is bound to, and whom it may pass from. Signed in: the
+    account (its token's subject; the cookie is the gateway's signed one and the token identity's),
+    also once the token has lapsed, so a patient who waits longer than a token lasts keeps the place
+    (and signs in again as the same account). Before sign-in: the session itself, by a random id it
+    keeps; its ticket passes to the first account to sign in with it, and to no other."""
+    visitor = request.session.get("visitor") or secrets.token_urlsafe(16)
+    request.session["visitor"] = visitor
+    subject = token_subject(request.session.get("token"))
+    if subject:
+        return account_owner(subject), visitor_owner(visitor)
+    return visitor_owner(visitor), ""
+
+
+async def _check_room(request: Request) -> Standing:
+    owner, claimable_from = _room_owner(request)
+    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"), owner,
+                                                              claimable_from=claimable_from)
+    request.session["ticket"] = standing.ticket
+    return standing
+
+
+async def _leave_room(request: Request, ticket: int | None) -> None:
+    await portal_state(request).waiting_room.leave(ticket, _room_owner(request)[0])
+
+
 async def _admitted(request: Request):
     """None when the patient may use the booking pages now; else the waiting room."""
-    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
-    request.session["ticket"] = standing.ticket
+    standing = await _check_room(request)
     if standing.admitted:
         return None
     if standing.outcome == "missed_turn":
@@ -153,8 +178,7 @@ async def doctor(request: Request, department_id: str, doctor_id: str, date: str
 
 @router.get("/queue")
 async def queue(request: Request, next: str = "/"):
-    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
-    request.session["ticket"] = standing.ticket
+    standing = await _check_room(request)
     requeued = request.session.pop("requeued", False)
     if standing.admitted:
         return redirect(safe_next(next))
@@ -167,8 +191,7 @@ async def queue(request: Request, next: str = "/"):
 @router.get("/queue/status.json")
 async def queue_status(request: Request):
     """What the queue page's script polls."""
-    standing = await portal_state(request).waiting_room.check(request.session.get("ticket"))
-    request.session["ticket"] = standing.ticket
+    standing = await _check_room(request)
     return JSONResponse({"admitted": standing.admitted, "position": standing.position},
                         headers={"Cache-Control": "no-store"})
 
@@ -201,7 +224,7 @@ async def hold(request: Request):
         request.session["payment_ticket"] = [reply.booking.booking_id, reply.payment_ticket]
     else:
         # A free clinic's booking is confirmed as it is held: nothing to pay, the next patient may come in.
-        await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
+        await _leave_room(request, request.session.pop("ticket", None))
     return redirect(f"/bookings/{reply.booking.booking_id}")
 
 
@@ -256,7 +279,7 @@ async def booking_page(request: Request, booking_id: str):
         # The hold this session paid for is confirmed: done with the booking pages, the next patient
         # in the queue gets this place (not before: a declined card must not cost the patient theirs).
         request.session.pop("payment_ticket", None)
-        await portal_state(request).waiting_room.leave(request.session.pop("ticket", None))
+        await _leave_room(request, request.session.pop("ticket", None))
     refunded = sum(p.refunded_fen for p in payments)
     # A charge that reached the provider after billing failed the payment, and was given back.
     given_back = sum(p.refunded_after_failure_fen for p in payments)
@@ -294,7 +317,8 @@ async def pay(request: Request, booking_id: str):
     # declined, and the patient then books again with another card without queueing again; but a
     # patient who paid and closed the tab must not hold the next one's place for the whole pass.
     # It goes at once when the booking page shows the booking confirmed.
-    await portal_state(request).waiting_room.shorten(request.session.get("ticket"), PAID_PLACE_SECONDS)
+    await portal_state(request).waiting_room.shorten(request.session.get("ticket"), PAID_PLACE_SECONDS,
+                                                     _room_owner(request)[0])
     return redirect(f"/bookings/{booking_id}")
 
 
@@ -426,7 +450,7 @@ def _too_many_codes(request: Request) -> str:
 @router.post("/signout")
 async def sign_out(request: Request):
     await posted_form(request, sign_in=False)
-    await portal_state(request).waiting_room.leave(request.session.get("ticket"))
+    await _leave_room(request, request.session.get("ticket"))
     if signed_in(request):
         # The token goes on the revocation list, so a copy of this cookie is
         # worth nothing either. If identity cannot take it now, the patient is

@@ -10,9 +10,19 @@ comes has ``claim_seconds`` to take it (an abandoned tab must not hold a place
 for long); taken, it lasts ``pass_seconds`` or until the patient's booking is
 done. A queue nobody has checked for ``IDLE_SECONDS`` expires as a whole:
 its keys do not outlive a surge (or a test platform) by more than that.
+
+A ticket is bound to its owner (``owners``: ticket -> a hash of the account,
+or of the anonymous portal session, that took it), in the same script: ticket
+numbers are consecutive, so anyone can guess one near the head of the queue,
+and a session cookie or an API request may carry a number taken by someone
+else. Presented by anyone but its owner, a ticket that has a place (queued,
+or its turn come) counts as no ticket: the caller goes to the back of the
+queue, and the owner keeps the place. The gateway's JSON API shares the queue
+(gateway/booking_queue.py): one account's ticket is good in both.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -27,25 +37,49 @@ log = logging.getLogger(__name__)
 # Far longer than any pass or claim: only a queue nobody uses any more expires.
 IDLE_SECONDS = 24 * 3600
 
+# After paying, how long the patient keeps their waiting-room place: long enough to hear that a card was
+# declined and book again without queueing, short enough that a patient who paid and left frees it soon.
+# The portal's and the API's (shorten).
+PAID_PLACE_SECONDS = 90
+
 CHECK = """
-local tail_key, head_key, active_key, taken_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local tail_key, head_key, active_key, taken_key, owners_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
 local claim_seconds, pass_seconds = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ticket = tonumber(ARGV[5])
+local owner, claimable_from = ARGV[7], ARGV[8]
 
 local spent = redis.call('ZRANGEBYSCORE', active_key, '-inf', now)
 for _, t in ipairs(spent) do
   redis.call('ZREM', active_key, t)
   redis.call('SREM', taken_key, t)
+  redis.call('HDEL', owners_key, t)
 end
 
 local tail = tonumber(redis.call('GET', tail_key) or '0')
+local head = tonumber(redis.call('GET', head_key) or '0')
+local foreign = 0
+if ticket > 0 and ticket <= tail and (ticket > head or redis.call('ZSCORE', active_key, ticket)) then
+  -- A ticket with a place (queued, or its turn come) is its owner's alone. One whose place is
+  -- gone (missed_turn below) gives nobody anything, whoever presents it.
+  local bound = redis.call('HGET', owners_key, ticket)
+  if bound ~= owner then
+    if bound and claimable_from ~= '' and bound == claimable_from then
+      -- The portal session that queued before signing in: the ticket is the account's now.
+      redis.call('HSET', owners_key, ticket, owner)
+    else
+      -- Another's ticket (or one from before tickets had owners): as if none was presented.
+      foreign = 1
+      ticket = 0
+    end
+  end
+end
 if ticket <= 0 or ticket > tail then
   -- A new patient, or a ticket from before the queue was reset: the back of the queue.
   ticket = redis.call('INCR', tail_key)
   tail = ticket
+  redis.call('HSET', owners_key, ticket, owner)
 end
-local head = tonumber(redis.call('GET', head_key) or '0')
 local room = capacity - redis.call('ZCARD', active_key)
 while room > 0 and head < tail do
   head = head + 1
@@ -56,20 +90,56 @@ redis.call('SET', head_key, head)
 
 local standing
 if ticket > head then
-  standing = {ticket, ticket - head, 'queued', tail - head}
+  standing = {ticket, ticket - head, 'queued', tail - head, foreign}
 elseif not redis.call('ZSCORE', active_key, ticket) then
-  standing = {ticket, 0, 'missed_turn', tail - head}
+  standing = {ticket, 0, 'missed_turn', tail - head, foreign}
 else
   if redis.call('SADD', taken_key, ticket) == 1 then
     redis.call('ZADD', active_key, now + pass_seconds, ticket)
   end
-  standing = {ticket, 0, 'admitted', tail - head}
+  standing = {ticket, 0, 'admitted', tail - head, foreign}
 end
 for _, key in ipairs(KEYS) do
   redis.call('EXPIRE', key, ARGV[6])
 end
 return standing
 """
+
+# Only the ticket's owner may free its place (a sign-out, a booking confirmed) or cut it short (paid).
+LEAVE = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+
+SHORTEN = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then
+  return 0
+end
+return redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[2], ARGV[1])
+"""
+
+
+def account_owner(subject: str) -> str:
+    """Whom a ticket taken by an account is bound to: the same in the portal and the API, so one
+    account's ticket is good in both."""
+    return f"account:{subject}"
+
+
+def visitor_owner(visitor: str) -> str:
+    """Whom a ticket taken in a portal session before signing in is bound to (``visitor``: a random id
+    the session keeps): it passes to the account that signs in with that session (``claimable_from``)."""
+    return f"visitor:{visitor}"
+
+
+def owner_key(owner: str) -> str:
+    """What Redis holds for an owner: a fixed-size digest, never the account id itself (and an
+    API caller's unverified token names any subject, of any length, it likes)."""
+    return hashlib.sha256(owner.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -96,19 +166,26 @@ class WaitingRoom:
         # rather than keep every booking page waiting on it.
         self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout_seconds,
                                               socket_connect_timeout=timeout_seconds)
-        self._keys = [f"{namespace}:{k}" for k in ("tail", "head", "active", "taken")]
+        self._keys = [f"{namespace}:{k}" for k in ("tail", "head", "active", "taken", "owners")]
         self._check = self._redis.register_script(CHECK)
+        self._leave = self._redis.register_script(LEAVE)
+        self._shorten = self._redis.register_script(SHORTEN)
 
     @property
     def enabled(self) -> bool:
         return self.capacity > 0
 
-    async def check(self, ticket: int | None) -> Standing:
+    async def check(self, ticket: int | None, owner: str = "", *, claimable_from: str = "",
+                    surface: str = "portal") -> Standing:
+        """Where ``ticket`` stands for ``owner`` (an account, or an anonymous portal session): a ticket
+        another owner took counts as none. ``claimable_from``: a ticket of this owner's passes to
+        ``owner`` (the portal session that signs in). ``surface`` (portal, api) only labels metrics."""
         if not self.enabled:
             return Standing(ticket or 0, 0, "admitted", 0)
         try:
             raw = await self._check(keys=self._keys, args=[
-                time.time(), self.capacity, self.claim_seconds, self.pass_seconds, ticket or 0, IDLE_SECONDS])
+                time.time(), self.capacity, self.claim_seconds, self.pass_seconds, ticket or 0, IDLE_SECONDS,
+                owner_key(owner), owner_key(claimable_from) if claimable_from else ""])
         except (aioredis.RedisError, OSError):
             # Without Redis the queue cannot be fair; letting patients through keeps
             # the platform usable, and the services still shed what they cannot take.
@@ -120,27 +197,30 @@ class WaitingRoom:
             metrics.PORTAL_WAITING_ROOM_QUEUE.set(math.nan)
             return Standing(ticket or 0, 0, "room_unavailable", 0)
         standing = Standing(int(raw[0]), int(raw[1]), raw[2].decode(), int(raw[3]))
+        if int(raw[4]):
+            metrics.WAITING_ROOM_FOREIGN_TICKETS.labels(surface).inc()
         metrics.PORTAL_WAITING_ROOM.labels(standing.outcome).inc()
         metrics.PORTAL_WAITING_ROOM_QUEUE.set(standing.waiting)
         metrics.PORTAL_WAITING_ROOM_CHECKED.set_to_current_time()
         return standing
 
-    async def leave(self, ticket: int | None) -> None:
-        """Frees the patient's place for the next in the queue."""
+    async def leave(self, ticket: int | None, owner: str = "") -> None:
+        """Frees the patient's place for the next in the queue (``owner``'s ticket only)."""
         if not self.enabled or not ticket:
             return
         try:
-            await self._redis.zrem(self._keys[2], ticket)
-            await self._redis.srem(self._keys[3], ticket)
+            await self._leave(keys=self._keys[2:5], args=[ticket, owner_key(owner)])
         except (aioredis.RedisError, OSError):
             log.warning("waiting room unavailable: a place is freed when its admission runs out")
 
-    async def shorten(self, ticket: int | None, seconds: float) -> None:
-        """Lets the patient's place go in ``seconds`` at the latest (never later than it would have)."""
+    async def shorten(self, ticket: int | None, seconds: float, owner: str = "") -> None:
+        """Lets the patient's place go in ``seconds`` at the latest (never later than it would have;
+        ``owner``'s ticket only)."""
         if not self.enabled or not ticket:
             return
         try:
-            await self._redis.zadd(self._keys[2], {str(ticket): time.time() + seconds}, xx=True, lt=True)
+            await self._shorten(keys=[self._keys[2], self._keys[4]],
+                                args=[ticket, time.time() + seconds, owner_key(owner)])
         except (aioredis.RedisError, OSError):
             log.warning("waiting room unavailable: a place is freed when its admission runs out")
 

@@ -343,14 +343,18 @@ def signed_in(request: Request) -> bool:
 
 
 def start_session(request: Request, token: str, expires_in: int, account: dict[str, Any]) -> None:
-    lang, ticket = request.session.get("lang"), request.session.get("ticket")
+    lang, ticket, visitor = request.session.get("lang"), request.session.get("ticket"), request.session.get("visitor")
     request.session.clear()
     # A new CSRF token at sign-in: one planted before it is worth nothing.
     request.session.update({"token": token, "token_expires": time.time() + expires_in, "account": account})
     if lang:
         request.session["lang"] = lang
+    # The waiting-room place goes on: taken before sign-in (the session's, "visitor"), it becomes
+    # the account's; another account's, it is worth nothing to this one (patient._room_owner).
     if ticket:
         request.session["ticket"] = ticket
+    if visitor:
+        request.session["visitor"] = visitor
 
 
 # Identity's device cookie for the login last signed in (or reset) in this
