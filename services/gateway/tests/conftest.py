@@ -5,6 +5,7 @@ settings of its choosing; and waiting-room queues of a test's own in Redis."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 
 import httpx
@@ -86,7 +87,9 @@ def gateway_url(grpc_servers):
     run = f"test:{uuid.uuid4().hex}"
     guard = SignInGuardSettings(redis_url=REDIS_URL, namespace=f"{run}:sign-in-failures")
     send_guard = SendGuardSettings(redis_url=REDIS_URL, namespace=f"{run}:sms-codes")
-    with serve(create_app(grpc_servers, guard_settings=guard, send_guard_settings=send_guard)) as url:
+    # The waiting room too (the API's holds take places in it): not the queue of other runs sharing the Redis.
+    portal = dataclasses.replace(PortalSettings.from_env(), waiting_room_namespace=f"{run}:waiting-room")
+    with serve(create_app(grpc_servers, portal, guard_settings=guard, send_guard_settings=send_guard)) as url:
         yield url
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
     keys = list(client.scan_iter(match=f"{run}:*"))

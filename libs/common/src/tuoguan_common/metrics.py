@@ -134,6 +134,12 @@ WAITING_ROOM_FOREIGN_TICKETS = Counter(
     "Waiting-room tickets presented by another account or session than their owner's, by surface (portal, api)",
     ["surface"],
 )
+# The JSON API's holds through the waiting room (the portal's pages are counted in the checks above, which
+# count the API's too): admitted, queued (429), room_unavailable (let through without Redis).
+API_WAITING_ROOM = Counter(
+    "tuoguan_gateway_api_waiting_room_total",
+    "The JSON API's holds through the waiting room by outcome (admitted, queued, room_unavailable)", ["outcome"],
+)
 GATEWAY_SIGN_IN_GUARD = Counter(
     "tuoguan_gateway_sign_in_guard_total",
     "The gateway's count of failed sign-ins per client address, by outcome "

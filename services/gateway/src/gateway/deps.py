@@ -52,8 +52,9 @@ def token_grade(token: str | None) -> str:
 
 def token_subject(token: str | None) -> str:
     """The account a token names (its "sub"), "" for none. Read, NOT verified, like token_grade: it
-    only says whose place in the waiting room a request asks about (portal/patient.py). The portal
-    reads it from the token its signed session cookie keeps, which identity issued."""
+    only says whose place in the waiting room a request asks about (booking_queue.py). A forged
+    subject gains nothing there: the hold it would admit is refused by registration, which verifies
+    the token, and a place is only freed or cut short after a service accepted the token."""
     if not token:
         return ""
     try:
@@ -66,6 +67,9 @@ def token_subject(token: str | None) -> str:
 
 def caller_grade(token: Annotated[str | None, Depends(caller_token)]) -> str:
     return token_grade(token)
+
+
+CallerToken = Annotated[str | None, Depends(caller_token)]
 
 
 def caller_services(request: Request, token: Annotated[str | None, Depends(caller_token)]) -> Services:

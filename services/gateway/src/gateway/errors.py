@@ -45,10 +45,12 @@ class ApiError(Exception):
     """A refusal decided in the gateway itself (e.g. a slip for an unpaid booking)."""
 
     def __init__(self, status: int, reason: str, message: str, field: str | None = None, *,
-                 retry_after: int | None = None):
+                 retry_after: int | None = None, extra: dict[str, Any] | None = None):
         super().__init__(message)
         self.status, self.reason, self.message, self.field = status, reason, message, field
         self.retry_after = retry_after
+        # Members of the reply beside "error", for a refusal that says more (the waiting room's place).
+        self.extra = extra or {}
 
 
 def http_status(code: grpc.StatusCode) -> int:
@@ -67,6 +69,20 @@ def error_response(status: int, reason: str, message: str, field: str | None = N
         headers = {"Retry-After": retry_after or RETRY_AFTER_SECONDS}
     body = {"error": {"reason": reason, "field": field, "message": message}, **extra}
     return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def keep_header(request: Request, name: str, value: str) -> None:
+    """A header the request's reply carries whatever it turns out to be: a refusal answered by the
+    handlers below too (the waiting room's ticket, which a client admitted at once and then refused
+    a full slot needs for its next try, or it queues again behind everyone)."""
+    if not hasattr(request.state, "kept_headers"):
+        request.state.kept_headers = {}
+    request.state.kept_headers[name] = value
+
+
+def _with_kept_headers(request: Request, response: JSONResponse) -> JSONResponse:
+    response.headers.update(getattr(request.state, "kept_headers", {}))
+    return response
 
 
 def retry_after(trailing: Any) -> str | None:
@@ -91,15 +107,16 @@ async def on_rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONRespo
         # The details of a failure name internal addresses and errors: logged, not shown.
         log.warning("service call failed", extra={"grpc_code": code.name, "http_status": status})
         message = "the service is unavailable, try again shortly" if status == 503 else "a service failed"
-    return error_response(
+    return _with_kept_headers(request, error_response(
         status, first_value(trailing, REASON_KEY) or code.name.lower(), message, first_value(trailing, FIELD_KEY),
         retry_after=retry_after(trailing),
-    )
+    ))
 
 
 async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.reason, exc.message, exc.field,
-                          retry_after=str(exc.retry_after) if exc.retry_after else None)
+    return _with_kept_headers(request, error_response(
+        exc.status, exc.reason, exc.message, exc.field, retry_after=str(exc.retry_after) if exc.retry_after else None,
+        **exc.extra))
 
 
 async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

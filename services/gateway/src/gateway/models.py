@@ -206,6 +206,19 @@ class ErrorReply(BaseModel):
     )
 
 
+class WaitingRoomStanding(BaseModel):
+    ticket: int = Field(description="Your ticket: send it in X-Waiting-Room-Ticket with the same request again")
+    position: int = Field(description="Your place in the queue (1: you are next)")
+    waiting: int = Field(description="Patients waiting for their turn")
+    requeued: bool = Field(description="The ticket you sent had its turn while you were away (a minute by default) "
+                                       "or its admission ran out: this is a new one, at the back")
+
+
+class WaitingRoomReply(ErrorReply):
+    waiting_room: WaitingRoomStanding | None = Field(
+        None, description="Only with reason in_waiting_room: where you stand in the queue")
+
+
 ERROR_RESPONSES = {
     status: {"model": ErrorReply, "description": description} for status, description in {
         401: "No or no valid access token", 403: "Not allowed for this account", 404: "Not found",

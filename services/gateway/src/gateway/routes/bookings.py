@@ -2,25 +2,46 @@
 (registration, billing, identity)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan.registration.v1 import registration_pb2
 
-from .. import slip
+from .. import booking_queue, slip
+from ..booking_queue import TICKET_REPLY_HEADER, TicketHeader
 from ..convert import to_dict
 from . import API_PREFIX
-from ..deps import CallerServices, IdempotencyKey
-from ..models import Booking, BookingList, HeldBooking, Hold, Pay, Payment, PaymentList
+from ..deps import CallerServices, CallerToken, IdempotencyKey
+from ..models import Booking, BookingList, HeldBooking, Hold, Pay, Payment, PaymentList, WaitingRoomReply
 
 router = APIRouter(prefix=API_PREFIX, tags=["bookings"])
 
 
-@router.post("/bookings", status_code=201, response_model=HeldBooking,
-             summary="Hold a slot; pay within the hold time to confirm it")
-async def hold_slot(body: Hold, key: IdempotencyKey, services: CallerServices):
+@router.post(
+    "/bookings", status_code=201, response_model=HeldBooking,
+    summary="Hold a slot; pay within the hold time to confirm it",
+    description="In the morning surge holds pass a waiting room, one queue with the patient portal's: without "
+                "an admission the answer is 429 `in_waiting_room` with your ticket and place; send the same "
+                "request again with the ticket in `X-Waiting-Room-Ticket` after `Retry-After` seconds (a turn not "
+                "taken within a minute, by default, is lost: the request starts again at the back). Admitted, "
+                "the hold is made; keep sending the ticket with your holds, the payment and your reads of the "
+                "booking. Only the account that took a ticket can use it.",
+    responses={
+        201: {"headers": {booking_queue.TICKET_HEADER: TICKET_REPLY_HEADER}},
+        429: {"model": WaitingRoomReply,
+              "description": "In the waiting room (reason `in_waiting_room`, with `waiting_room`), or the "
+                             "services are shedding load; Retry-After says how many seconds to wait",
+              "headers": {"Retry-After": {"description": "Seconds to wait before asking again",
+                                          "schema": {"type": "integer"}},
+                          booking_queue.TICKET_HEADER: TICKET_REPLY_HEADER}},
+    },
+)
+async def hold_slot(request: Request, response: Response, body: Hold, key: IdempotencyKey,
+                    services: CallerServices, token: CallerToken, ticket: TicketHeader = None):
+    admission = await booking_queue.admit(request, response, ticket, token)
     reply = await services.registration.HoldSlot(
         registration_pb2.HoldSlotRequest(slot_id=body.slot_id, idempotency_key=key))
+    await booking_queue.leave_if_confirmed(request, admission, reply.booking)
     return {**to_dict(reply.booking), "payment_ticket": reply.payment_ticket}
 
 
@@ -29,18 +50,26 @@ async def my_bookings(services: CallerServices):
     return to_dict(await services.registration.ListMyBookings(registration_pb2.ListMyBookingsRequest()))
 
 
-@router.get("/bookings/{booking_id}", response_model=Booking)
-async def booking(booking_id: str, services: CallerServices):
+@router.get("/bookings/{booking_id}", response_model=Booking,
+            description="With `X-Waiting-Room-Ticket`: your booking read confirmed frees your place in the "
+                        "waiting room for the next patient.")
+async def booking(request: Request, booking_id: str, services: CallerServices, token: CallerToken,
+                  ticket: TicketHeader = None):
     reply = await services.registration.GetBooking(registration_pb2.GetBookingRequest(booking_id=booking_id))
+    await booking_queue.booking_read(request, ticket, token, reply.booking)
     return to_dict(reply.booking)
 
 
 @router.post("/bookings/{booking_id}/payment", status_code=201, response_model=Payment,
-             summary="Pay the registration fee of a held booking")
-async def pay(booking_id: str, body: Pay, key: IdempotencyKey, services: CallerServices):
+             summary="Pay the registration fee of a held booking",
+             description="With `X-Waiting-Room-Ticket`: your place in the waiting room is kept 90 s more at most "
+                         "(time to book again if the card is declined), then goes to the next patient.")
+async def pay(request: Request, booking_id: str, body: Pay, key: IdempotencyKey, services: CallerServices,
+              token: CallerToken, ticket: TicketHeader = None):
     reply = await services.billing.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
         booking_id=booking_id, payment_method_token=body.payment_method_token, idempotency_key=key,
         payment_ticket=body.payment_ticket))
+    await booking_queue.paid(request, ticket, token)
     return to_dict(reply.payment)
 
 

@@ -1,0 +1,289 @@
+"""The waiting room at the gateway's HTTP surface, against the real Redis and identity (stand-ins for
+registration and billing): the JSON API's holds queue in the portal's queue, and a ticket is good
+only for the account that took it, in the portal and in the API."""
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from gateway_testkit import SESSION_SECRET, Caller, error, new_key
+from itsdangerous import TimestampSigner
+from prometheus_client import REGISTRY
+
+from gateway.portal.web import SESSION_COOKIE
+from tuoguan.registration.v1 import registration_pb2 as reg
+
+pytestmark = pytest.mark.integration
+
+DOCTOR_PAGE = "/departments/dep-cardio/doctors/doc-wang"
+TICKET = "X-Waiting-Room-Ticket"
+FIRST, SECOND = ("13800000001", "Patient1234"), ("13800000002", "Patient1234")
+
+
+def hold(client: httpx.Client, caller: Caller, ticket: int | str | None = None, slot_id: str = "slot-1"):
+    headers = caller.headers | new_key() | ({TICKET: str(ticket)} if ticket is not None else {})
+    return client.post("/api/v1/bookings", headers=headers, json={"slot_id": slot_id})
+
+
+def queued(reply: httpx.Response) -> dict:
+    """The waiting room's 429: its place, after checking the reply says how to come back."""
+    assert reply.status_code == 429, reply.text
+    assert error(reply) == (429, "in_waiting_room", None)
+    place = reply.json()["waiting_room"]
+    assert reply.headers[TICKET] == str(place["ticket"])
+    assert 1 <= int(reply.headers["Retry-After"]) <= 10
+    return place
+
+
+def csrf(page: httpx.Response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+def sign_in(client: httpx.Client, login: str, password: str) -> None:
+    signed_in = client.post("/signin", data={"login": login, "password": password, "next": "/",
+                                             "csrf": csrf(client.get("/signin"))})
+    assert "退出登录" in signed_in.text
+
+
+@contextlib.contextmanager
+def portal_session(url: str, login: str | None = None, password: str = "") -> Iterator[httpx.Client]:
+    """A browser on the portal (cookies, redirects followed), signed in as ``login`` if given."""
+    with httpx.Client(base_url=url, timeout=20, follow_redirects=True) as client:
+        if login:
+            sign_in(client, login, password)
+        yield client
+
+
+def session_of(client: httpx.Client) -> dict:
+    """The portal's session as its signed cookie holds it (signed, not encrypted)."""
+    value = client.cookies[SESSION_COOKIE]
+    return json.loads(base64.b64decode(TimestampSigner(SESSION_SECRET).unsign(value)))
+
+
+def set_session(client: httpx.Client, cookie: str) -> None:
+    """Puts a session cookie in the browser, where the gateway's next one replaces it."""
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, cookie, domain="127.0.0.1", path="/")
+
+
+def signed_session(session: dict) -> str:
+    return TimestampSigner(SESSION_SECRET).sign(base64.b64encode(json.dumps(session).encode())).decode()
+
+
+def api_outcomes(outcome: str) -> float:
+    return REGISTRY.get_sample_value("tuoguan_gateway_api_waiting_room_total", {"outcome": outcome}) or 0.0
+
+
+def test_an_api_hold_past_the_rooms_capacity_queues_with_429_and_is_made_when_its_turn_comes(own_gateway, fakes):
+    """Before, POST /api/v1/bookings went past the waiting room: a script held slots while the portal's
+    patients queued. Now the API's holds queue with them, and a place freed goes to the next in line."""
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        admitted = hold(http, first)
+        assert admitted.status_code == 201 and admitted.json()["status"] == "held"
+        ticket = int(admitted.headers[TICKET])
+        holds_before = len([r for r in fakes["registration"].requests if r[0] == "HoldSlot"])
+
+        place = queued(hold(http, second))
+        assert place == {"ticket": ticket + 1, "position": 1, "waiting": 1, "requeued": False}
+        # Asking again with the ticket keeps the place; no hold is tried meanwhile.
+        assert queued(hold(http, second, place["ticket"]))["ticket"] == place["ticket"]
+        assert len([r for r in fakes["registration"].requests if r[0] == "HoldSlot"]) == holds_before
+
+        # The first account, admitted, goes on holding with its ticket (a full slot's refusal carries it too).
+        refused = hold(http, first, ticket, slot_id="slot-full")
+        assert error(refused) == (409, "slot_full", None) and refused.headers[TICKET] == str(ticket)
+        assert hold(http, first, ticket).status_code == 201
+
+        # Its booking confirmed and read with the ticket: the place goes to the second.
+        booking_id = admitted.json()["booking_id"]
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        fakes["registration"].bookings[booking_id].status = reg.BOOKING_STATUS_CONFIRMED
+        assert http.get(f"/api/v1/bookings/{booking_id}", headers=first.headers | {TICKET: str(ticket)}
+                        ).status_code == 200
+        made = hold(http, second, place["ticket"])
+        assert made.status_code == 201 and made.headers[TICKET] == str(place["ticket"])
+        assert made.json()["patient_id"] == second.account["account_id"]
+
+
+def test_another_accounts_ticket_is_no_ticket_in_the_api(own_gateway, fakes):
+    """Before, the API knew no tickets; a ticket number is consecutive and easy to guess. Presented with another
+    account's token, an admitted ticket gets that account a new ticket at the back, no hold."""
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        ticket = int(hold(http, first).headers[TICKET])
+        holds_before = len([r for r in fakes["registration"].requests if r[0] == "HoldSlot"])
+        place = queued(hold(http, second, ticket))
+        assert place["ticket"] != ticket and place["position"] == 1
+        assert len([r for r in fakes["registration"].requests if r[0] == "HoldSlot"]) == holds_before
+        # Nor does reading the first's confirmed booking with its ticket (refused: not the second's) free the place.
+        booking_id = hold(http, first, ticket).json()["booking_id"]
+        fakes["registration"].bookings[booking_id].status = reg.BOOKING_STATUS_CONFIRMED
+        assert error(http.get(f"/api/v1/bookings/{booking_id}", headers=second.headers | {TICKET: str(ticket)})) == \
+            (403, "permission_denied", None)
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        assert hold(http, first, ticket).status_code == 201
+
+
+def test_paying_with_the_ticket_keeps_the_place_a_short_while_only(own_gateway, fakes, monkeypatch):
+    """As in the portal: after paying, the place is kept PAID_PLACE_SECONDS, not the whole pass."""
+    monkeypatch.setattr("gateway.booking_queue.PAID_PLACE_SECONDS", 0.5)
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        admitted = hold(http, first)
+        ticket, booking = admitted.headers[TICKET], admitted.json()
+        place = queued(hold(http, second))
+        paid = http.post(f"/api/v1/bookings/{booking['booking_id']}/payment",
+                         headers=first.headers | new_key() | {TICKET: ticket},
+                         json={"payment_method_token": "tok_ok", "payment_ticket": booking["payment_ticket"]})
+        assert paid.status_code == 201
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        time.sleep(0.8)
+        assert hold(http, second, place["ticket"]).status_code == 201
+
+
+def test_a_free_clinics_hold_confirmed_at_once_frees_the_place(own_gateway):
+    """As in the portal: nothing to pay, the next patient may come in."""
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        ticket = hold(http, first).headers[TICKET]
+        place = queued(hold(http, second))
+        free = hold(http, first, ticket, slot_id="slot-free")
+        assert free.status_code == 201 and free.json()["status"] == "confirmed"
+        assert hold(http, second, place["ticket"]).status_code == 201
+
+
+def test_a_turn_missed_through_the_api_starts_again_at_the_back(own_gateway, fakes, patient):
+    """As in the portal: a turn not taken within the claim window goes to the next; the ticket that missed
+    it gets a new one at the back (requeued)."""
+    url = own_gateway(waiting_room_capacity=1, waiting_room_claim_seconds=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        admitted = hold(http, first)
+        place = queued(hold(http, second))
+        fakes["registration"].bookings[admitted.json()["booking_id"]].status = reg.BOOKING_STATUS_CONFIRMED
+        http.get(f"/api/v1/bookings/{admitted.json()['booking_id']}",
+                 headers=first.headers | {TICKET: admitted.headers[TICKET]})
+        # The second's turn comes with the next check (the third patient's, queued behind it)...
+        third = queued(hold(http, patient))
+        time.sleep(1.3)  # ... and the second is away for longer than the claim window.
+        assert hold(http, patient, third["ticket"]).status_code == 201
+        again = queued(hold(http, second, place["ticket"]))
+        assert again["requeued"] and again["ticket"] > third["ticket"] and again["position"] == 1
+
+
+def test_a_malformed_ticket_header_is_422_on_the_header(own_gateway, patient):
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        for bad in ("abc", "0", "-1", "1.5", "1e3", "12x", "9" * 16):
+            reply = hold(http, patient, bad)
+            assert error(reply) == (422, "invalid_argument", TICKET), bad
+            assert "pattern" in reply.json()["error"]["message"]
+        paid = http.post("/api/v1/bookings/bk-none/payment", headers=patient.headers | new_key() | {TICKET: "x"},
+                         json={"payment_method_token": "tok_ok"})
+        assert error(paid) == (422, "invalid_argument", TICKET)
+
+
+def test_without_redis_the_apis_holds_go_through_as_the_portals_pages_do(own_gateway, patient):
+    before = api_outcomes("room_unavailable")
+    url = own_gateway(waiting_room_capacity=1, redis_url="redis://127.0.0.1:1/0")
+    with httpx.Client(base_url=url, timeout=20) as http:
+        assert hold(http, patient).status_code == 201
+        assert hold(http, patient).status_code == 201
+    assert api_outcomes("room_unavailable") == before + 2
+
+
+def test_portal_and_api_patients_share_one_queue(own_gateway, fakes):
+    """Before, the API's holds did not queue at all: an API client held while portal patients waited."""
+    url = own_gateway(waiting_room_capacity=1)
+    with portal_session(url, *FIRST) as portal, httpx.Client(base_url=url, timeout=20) as http:
+        second = Caller(http, *SECOND)
+        assert portal.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE  # the portal's patient has the only place
+        place = queued(hold(http, second))
+        assert place["position"] == 1
+
+        # The portal patient holds, pays, and sees the booking confirmed: the API's patient goes in.
+        page = portal.get(DOCTOR_PAGE)
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        held = portal.post("/holds", data={"csrf": token, "slot_id": "slot-1", "key": new_key()["Idempotency-Key"],
+                                           "back": DOCTOR_PAGE})
+        booking_id = str(held.url).rsplit("/", 1)[-1]
+        pay_page = portal.get(f"/bookings/{booking_id}/pay")
+        token = re.search(r'name="csrf" value="([^"]+)"', pay_page.text).group(1)
+        portal.post(f"/bookings/{booking_id}/pay", data={"csrf": token, "key": f"k-{booking_id}", "method": "tok_ok"})
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        fakes["registration"].bookings[booking_id].status = reg.BOOKING_STATUS_CONFIRMED
+        portal.get(f"/bookings/{booking_id}")
+        api_ticket = hold(http, second, place["ticket"])
+        assert api_ticket.status_code == 201
+
+        # And the other way round: the API's patient has the place, the portal's queues behind it.
+        assert portal.get(DOCTOR_PAGE).url.path == "/queue"
+
+
+def test_another_accounts_ticket_is_no_ticket_in_the_portal(own_gateway):
+    """Before, an admission was the ticket number in the session cookie: signing in as another account in
+    the same browser, or a session carrying another's ticket number, was admitted on it."""
+    url = own_gateway(waiting_room_capacity=1)
+    with portal_session(url, *FIRST) as browser:
+        assert browser.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE
+        ticket = session_of(browser)["ticket"]
+        # The same browser signs in as the second patient: the first's ticket is not the second's.
+        sign_in(browser, *SECOND)
+        assert browser.get(DOCTOR_PAGE).url.path == "/queue"
+        assert session_of(browser)["ticket"] != ticket
+
+    with portal_session(url, *SECOND) as other, portal_session(url, *FIRST) as owner:
+        # A session of the second's carrying the first's ticket number: queued.
+        set_session(other, signed_session({**session_of(other), "ticket": ticket}))
+        assert other.get(DOCTOR_PAGE).url.path == "/queue"
+        assert session_of(other)["ticket"] != ticket
+        # The ticket is the first account's, in any of its sessions.
+        set_session(owner, signed_session({**session_of(owner), "ticket": ticket}))
+        assert owner.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE
+
+
+def test_a_ticket_taken_before_signing_in_passes_to_the_account_that_signs_in_and_no_other(own_gateway):
+    """A patient may look at a doctor's times, queueing, before signing in to hold one: the session's
+    ticket becomes the account's. A copy of that session signed in as another account is not admitted."""
+    url = own_gateway(waiting_room_capacity=1)
+    with portal_session(url) as browser, portal_session(url) as copy, httpx.Client(base_url=url, timeout=20) as http:
+        assert browser.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE  # admitted before signing in
+        ticket = session_of(browser)["ticket"]
+        set_session(copy, browser.cookies[SESSION_COOKIE])
+
+        sign_in(browser, *FIRST)
+        assert browser.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE
+        assert session_of(browser)["ticket"] == ticket
+        sign_in(copy, *SECOND)
+        assert copy.get(DOCTOR_PAGE).url.path == "/queue"
+        # The account's ticket is good in the API too: one queue, one place.
+        assert hold(http, Caller(http, *FIRST), ticket).status_code == 201
+        assert queued(hold(http, Caller(http, *SECOND), ticket))["ticket"] != ticket
+
+
+def test_the_openapi_describes_the_waiting_room_of_the_hold():
+    from gateway.app import create_app
+
+    spec = create_app().openapi()
+    hold_op = spec["paths"]["/api/v1/bookings"]["post"]
+    assert {p["name"]: p["required"] for p in hold_op["parameters"] if p["in"] == "header"} == {
+        "Idempotency-Key": True, TICKET: False}
+    queued_reply = hold_op["responses"]["429"]
+    assert set(queued_reply["headers"]) == {"Retry-After", TICKET}
+    assert queued_reply["content"]["application/json"]["schema"]["$ref"].endswith("/WaitingRoomReply")
+    assert TICKET in hold_op["responses"]["201"]["headers"]
+    standing = spec["components"]["schemas"]["WaitingRoomStanding"]["properties"]
+    assert set(standing) == {"ticket", "position", "waiting", "requeued"}
+    for path, method in (("/api/v1/bookings/{booking_id}", "get"), ("/api/v1/bookings/{booking_id}/payment", "post")):
+        assert TICKET in {p["name"] for p in spec["paths"][path][method]["parameters"]}, path
