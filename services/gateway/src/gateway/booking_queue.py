@@ -41,6 +41,9 @@ TicketHeader = Annotated[str | None, Header(
     description="Your waiting-room ticket, as the last hold's reply (its 429 `in_waiting_room` or its 201) "
                 "gave it in this header. Only the account that took a ticket can use it.",
 )]
+# Served at 0 from the start, like the portal's checks' outcomes once a patient comes.
+for _outcome in ("admitted", "queued", "room_unavailable"):
+    metrics.API_WAITING_ROOM.labels(_outcome)
 # What the OpenAPI says of the header in replies.
 TICKET_REPLY_HEADER = {"description": "Your waiting-room ticket (while the waiting room is on): send it back "
                                       "with your next hold, your payment and your reads of the booking",
