@@ -95,18 +95,19 @@ async def admit(request: Request, response: Response, ticket: str | None, token:
     return Admission(standing.ticket, owner)
 
 
+# The calls below come after a service accepted the caller's token: the subject read from it is the
+# caller's own, so nobody frees or shortens another's place with a token of their making.
+
 async def leave_if_confirmed(request: Request, admission: Admission, booking: reg.Booking) -> None:
     """A free clinic's hold is confirmed as it is made: nothing to pay, the next patient may come in."""
     if booking.status == reg.BOOKING_STATUS_CONFIRMED:
         await _room(request).leave(admission.ticket, admission.owner)
 
 
-# The calls below come after a service accepted the caller's token: the subject read from it is the
-# caller's own, so nobody frees or shortens another's place with a token of their making.
-
 async def booking_read(request: Request, ticket: str | None, token: str | None, booking: reg.Booking) -> None:
     """The caller read its booking confirmed: done with booking, its place goes to the next in the queue
-    (the portal: the booking page showing the booking its session paid for confirmed)."""
+    (the portal: the booking page showing the booking its session paid for confirmed). The API keeps no
+    note of which booking a ticket paid for: a client sends the ticket with the reads of the one it paid."""
     subject = token_subject(token)
     if ticket and subject and booking.patient_id == subject and booking.status == reg.BOOKING_STATUS_CONFIRMED:
         await _room(request).leave(int(ticket), account_owner(subject))
