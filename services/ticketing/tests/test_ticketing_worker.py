@@ -374,6 +374,29 @@ def test_an_alarm_whose_clearance_was_handled_first_opens_no_ticket(start_worker
     assert query(database, "SELECT * FROM dead_letters") == []
 
 
+def test_a_device_event_without_its_time_or_device_is_put_aside(start_worker, publish, database):
+    """Audit: a raise or a clearance without the bank's time (or with no time in it) was stamped with
+    ticketing's: a copy of an old raise re-sent after its clearance reopened the resolved ticket. Without a
+    time or a device it is malformed: dead-lettered, nothing opened, resolved or reopened."""
+    metrics_port = start_worker()
+    at = utcnow() - dt.timedelta(minutes=10)
+    handle(metrics_port, publish, RAISED, alarm("FRZ-41", at=at))
+    handle(metrics_port, publish, CLEARED, cleared("FRZ-41", at=at + dt.timedelta(minutes=1)))
+    (before,) = device_tickets(database, "FRZ-41")
+    assert before["status"] == "resolved"
+    for raised_at in ("", "yesterday"):
+        late = alarm("FRZ-41")
+        late.raised_at = raised_at
+        handle(metrics_port, publish, RAISED, late, outcome="malformed")
+    handle(metrics_port, publish, RAISED, alarm(""), outcome="malformed")
+    handle(metrics_port, publish, RAISED, alarm("FRZ-42", at=at))
+    undated = cleared("FRZ-42")
+    undated.cleared_at = ""
+    handle(metrics_port, publish, CLEARED, undated, outcome="malformed")
+    assert device_tickets(database, "FRZ-41") == [before]
+    assert [t["status"] for t in device_tickets(database, "FRZ-42")] == ["new"]
+    assert len(query(database, "SELECT 1 FROM dead_letters")) == 4
+
 def test_an_alarm_raised_after_an_earlier_clearance_opens_a_ticket_that_only_a_later_one_resolves(
         start_worker, publish, database):
     metrics_port = start_worker()

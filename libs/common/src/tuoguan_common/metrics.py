@@ -240,7 +240,8 @@ TICKETING_TICKETS_OPENED = Counter(
 )
 TICKETING_ALERTS = Counter(
     "tuoguan_ticketing_alert_notifications_total",
-    "Alert and device-alarm notifications, by outcome (opened, updated, resolved, ignored)", ["outcome"],
+    "Alert and device-alarm notifications, by outcome (opened, updated, resolved, ignored, unknown_subsystem: "
+    "no ticket, the catalogue has no such active subsystem)", ["outcome"],
 )
 TICKETING_SLA_BREACHES = Counter(
     "tuoguan_ticketing_sla_breaches_total", "SLA targets breached, by target (response, resolution)", ["target"],

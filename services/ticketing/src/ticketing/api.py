@@ -30,7 +30,7 @@ from .domain.worklog import validate_worklog
 from .exceptions import AssigneeNotAnEngineer, InvalidArgument, not_found
 from .migrate import MIGRATIONS_DIR
 from .staff_directory import IdentityStaffDirectory, StaffDirectory
-from .store import NewTicket, Store
+from .store import ALERT_OUTCOMES, NewTicket, Store
 
 STAFF = (roles.ENGINEER, roles.DISPATCHER, roles.ADMIN)
 # Who may open a ticket: clinicians for themselves, the service desk for a caller, machines for alerts.
@@ -82,6 +82,9 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         self.config = config
         self.staff = staff
         self.clock = clock
+        # Served at 0 from the start: an alert on their increase sees the first one.
+        for outcome in ALERT_OUTCOMES:
+            metrics.TICKETING_ALERTS.labels(outcome)
 
     # The catalogue.
 
@@ -284,7 +287,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             notices = parse_alertmanager(json.loads(request.alertmanager_payload))
         except (ValueError, TypeError) as exc:
             raise InvalidArgument("alertmanager_payload", str(exc)) from None
-        counts = {"opened": 0, "updated": 0, "resolved": 0, "ignored": 0}
+        counts = dict.fromkeys(ALERT_OUTCOMES, 0)
         ids = []
         # Every alert read before the first write, and all written in one transaction: a notification is
         # applied whole or not at all (Alertmanager sends it again), never half of it counted on each retry.

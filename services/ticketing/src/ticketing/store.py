@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -52,11 +53,16 @@ from .exceptions import not_found, refused
 
 Row = dict[str, Any]
 
+log = logging.getLogger(__name__)
+
 TICKET_VIEW = """
 SELECT t.*, s.code AS subsystem_code, s.service_hours
 FROM tickets t JOIN subsystems s ON s.id = t.subsystem_id
 """
 OPEN = ("new", "assigned", "in_progress", "pending")
+# What an alert or a device alarm did (tuoguan_ticketing_alert_notifications_total's outcomes).
+ALERT_OUTCOMES = ("opened", "updated", "resolved", "ignored", "unknown_subsystem")
+UNKNOWN_SUBSYSTEM = "unknown_subsystem"
 STAFF = frozenset({roles.ENGINEER, roles.DISPATCHER, roles.ADMIN, roles.SERVICE})
 MAX_LISTED = 500
 # The queue and the board rate every open ticket (up to this many) before ordering them by urgency.
@@ -629,7 +635,7 @@ class Store:
                        now: dt.datetime) -> list[tuple[str, str]]:
         """One Alertmanager notification in one transaction: all of its alerts applied, or none (Alertmanager
         sends it again), never the first half counted twice on the retry. An outcome per alert, in order:
-        ("opened" | "updated" | "resolved" | "ignored", ticket id)."""
+        ("opened" | "updated" | "resolved" | "ignored" | "unknown_subsystem", ticket id)."""
         with self.db.transaction() as cur:
             # Every alert's lock first, in one order: two notifications naming the same alerts in different
             # orders (Alertmanager's HA pair) take turns instead of deadlocking.
@@ -697,7 +703,12 @@ class Store:
             description=notice.summary, impact=impact, urgency=urgency, major_incident=False, source=source,
             requester_id=reporter_id, reported_by_id=reporter_id, alert_fingerprint=notice.fingerprint), now)
         if ticket_id is None:
-            return "ignored", ""
+            # An outage nobody would hear of: the sender answered as if it were ticketed. Counted apart from
+            # the ordinary ignored (TuoguanAlertsOnUnknownSubsystem), the label's value and the alert's name
+            # logged (a rule's, not a person's), so the rule or the catalogue is put right.
+            log.warning("alert for a subsystem the catalogue does not have (or has retired): no ticket",
+                        extra={"subsystem_code": notice.subsystem_code[:64], "alertname": notice.alertname[:200]})
+            return UNKNOWN_SUBSYSTEM, ""
         cur.execute("UPDATE tickets SET alert_raised_at = %s WHERE id = %s", (starts_at, ticket_id))
         self._rate(cur, ticket_id, now)
         return "opened", ticket_id

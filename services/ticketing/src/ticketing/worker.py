@@ -29,11 +29,23 @@ PRIORITIES = (1, 2, 3, 4)
 
 
 def _instant(text: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return utcnow()
+    """The bank's time of a raise or a clearance; ValueError when there is none (``device_event``)."""
+    moment = dt.datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def device_event(event) -> None:
+    """What a device's raise or clearance must carry to be acted on (handle_event's check: malformed, dead-
+    lettered, otherwise): the device, and the bank's time of it. Without a time it was stamped with
+    ticketing's, so a copy of an old raise, re-sent after its clearance, reopened the resolved ticket, and a
+    clearance without one resolved alarms raised after it."""
+    if not device_id(event):
+        raise ValueError(f"{event.DESCRIPTOR.name}.device_id is empty")
+    field = "raised_at" if event.DESCRIPTOR.name == "DeviceAlarmRaised" else "cleared_at"
+    try:
+        _instant(getattr(event, field))
+    except ValueError:
+        raise ValueError(f"{event.DESCRIPTOR.name}.{field} is not a time") from None
 
 
 def device_id(event) -> str:
@@ -71,7 +83,8 @@ class TicketingWorker(RetentionPurge):
             outcomes.append(self.store.device_alarm_raised(cur, device_id(event), device_notice(event, "firing"),
                                                            "service:ticketing", utcnow())[0])
 
-        result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmRaised, "device_alarm", apply)
+        result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmRaised, "device_alarm", apply,
+                              check=device_event)
         for outcome in outcomes:
             metrics.TICKETING_ALERTS.labels(outcome).inc()
         return result
@@ -88,7 +101,7 @@ class TicketingWorker(RetentionPurge):
                                                             utcnow()))
 
         result = handle_event(self.store.db, payload, specimen_events.DeviceAlarmCleared, "device_alarm_cleared",
-                              apply)
+                              apply, check=device_event)
         for outcome in outcomes:
             metrics.TICKETING_ALERTS.labels(outcome).inc()
         return result
