@@ -355,6 +355,15 @@ def test_suspending_a_session_cancels_its_bookings_once(stub, clinic, people, st
         [(confirmed.booking_id, True), (held.booking_id, False)])
     (suspended,) = outbox_events(store, "SessionSuspended")
     assert sorted(suspended["patient_ids"]) == sorted([patients[0][0], patients[1][0]])
+    # What the patients' texts say (identity's worker sends them): the names, the period, each booking's refund.
+    assert (suspended["doctor_name"], suspended["department_name"], suspended["period"]) == (
+        "陈建国", "胸外科", "morning")
+    assert sorted((b["booking_id"], b["patient_id"], b["refund_due"], b["starts_at"][11:16])
+                  for b in suspended["bookings"]) == sorted(
+        [(confirmed.booking_id, patients[0][0], True, local(day, 9).astimezone(dt.timezone.utc).strftime("%H:%M")),
+         (held.booking_id, patients[1][0], False,
+          local(day, 9, 30).astimezone(dt.timezone.utc).strftime("%H:%M"))])
+    assert [b["booking_id"] for b in suspended["bookings"]] == suspended["cancelled_booking_ids"]
     assert all(slot_counters(store, s)["held"] == slot_counters(store, s)["booked"] == 0 for s in slots)
 
     assert refused(hold, stub, patients[2][1], slots[0]) == (grpc.StatusCode.FAILED_PRECONDITION,

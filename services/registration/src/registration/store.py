@@ -643,7 +643,7 @@ class Store:
                 raise BookingRefused(refusal)
             cur.execute(
                 "UPDATE sessions SET status = 'SUSPENDED', suspended_at = %s, suspend_reason = %s "
-                "WHERE id = %s AND status = 'OPEN' RETURNING doctor_id, service_date",
+                "WHERE id = %s AND status = 'OPEN' RETURNING doctor_id, department_id, service_date, period",
                 (now, reason, session_id),
             )
             session = cur.fetchone()
@@ -656,16 +656,28 @@ class Store:
             # Read under the slots' locks: no check-in or cancellation moves them meanwhile.
             cur.execute("SELECT id, status, starts_at FROM bookings WHERE session_id = %s AND status = ANY(%s)",
                         (session_id, _STANDING))
-            due = [str(r["id"]) for r in cur.fetchall()
+            standing = cur.fetchall()
+            starts = {str(r["id"]): r["starts_at"] for r in standing}
+            due = [str(r["id"]) for r in standing
                    if rules.ended_by_suspension(BookingStatus(r["status"]), r["starts_at"], now)]
             ended = self._end_bookings(cur, due, BookingStatus.CANCELLED, "session_suspended", _STANDING, now)
             for row in ended:
                 outbox.append(cur, _cancelled_event(row, "session_suspended"))
+            # The names the patients' texts give (identity's worker tells them; it has no catalogue).
+            cur.execute("SELECT d.name AS doctor_name, dep.name AS department_name FROM doctors d "
+                        "JOIN departments dep ON dep.id = %s WHERE d.id = %s",
+                        (session["department_id"], session["doctor_id"]))
+            names = cur.fetchone() or {"doctor_name": "", "department_name": ""}
             outbox.append(cur, events.SessionSuspended(
                 session_id=session_id, doctor_id=str(session["doctor_id"]),
                 service_date=session["service_date"].isoformat(), reason=reason,
                 cancelled_booking_ids=[str(r["id"]) for r in ended],
                 patient_ids=sorted({r["patient_id"] for r in ended}),
+                period=str(session["period"]), doctor_name=names["doctor_name"],
+                department_name=names["department_name"],
+                bookings=[events.SuspendedBooking(
+                    booking_id=str(r["id"]), patient_id=r["patient_id"], refund_due=r["refund_due"],
+                    fee_fen=r["fee_fen"], starts_at=messages.rfc3339(starts[str(r["id"])])) for r in ended],
             ))
             cur.execute(SESSION_VIEW + "WHERE se.id = %(session)s GROUP BY se.id, d.name",
                         {"session": session_id, "now": now})

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$tuoguan/registration/v1/events.proto\x12\x17tuoguan.registration.v1\"m\n\x08SlotHeld\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x65_fen\x18\x04 \x01(\x03\x12\x17\n\x0fhold_expires_at\x18\x05 \x01(\t\"u\n\x10\x42ookingConfirmed\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x14\n\x0cqueue_number\x18\x05 \x01(\x05\"W\n\x0cHoldReleased\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x94\x01\n\x10\x42ookingCancelled\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nrefund_due\x18\x05 \x01(\x08\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x0f\n\x07\x66\x65\x65_fen\x18\x07 \x01(\x03\"I\n\x0fPaymentRejected\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x93\x01\n\x10SessionSuspended\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tdoctor_id\x18\x02 \x01(\t\x12\x14\n\x0cservice_date\x18\x03 \x01(\t\x12\x1d\n\x15\x63\x61ncelled_booking_ids\x18\x04 \x03(\t\x12\x13\n\x0bpatient_ids\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"&\n\x10\x42ookingCheckedIn\x12\x12\n\nbooking_id\x18\x01 \x01(\t\")\n\x13\x42ookingMarkedNoShow\x12\x12\n\nbooking_id\x18\x01 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$tuoguan/registration/v1/events.proto\x12\x17tuoguan.registration.v1\"m\n\x08SlotHeld\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x0f\n\x07\x66\x65\x65_fen\x18\x04 \x01(\x03\x12\x17\n\x0fhold_expires_at\x18\x05 \x01(\t\"u\n\x10\x42ookingConfirmed\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x12\n\npayment_id\x18\x04 \x01(\t\x12\x14\n\x0cqueue_number\x18\x05 \x01(\x05\"W\n\x0cHoldReleased\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x94\x01\n\x10\x42ookingCancelled\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x0f\n\x07slot_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\nrefund_due\x18\x05 \x01(\x08\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x0f\n\x07\x66\x65\x65_fen\x18\x07 \x01(\x03\"I\n\x0fPaymentRejected\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npayment_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x8e\x02\n\x10SessionSuspended\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tdoctor_id\x18\x02 \x01(\t\x12\x14\n\x0cservice_date\x18\x03 \x01(\t\x12\x1d\n\x15\x63\x61ncelled_booking_ids\x18\x04 \x03(\t\x12\x13\n\x0bpatient_ids\x18\x05 \x03(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0e\n\x06period\x18\x07 \x01(\t\x12\x13\n\x0b\x64octor_name\x18\x08 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\t \x01(\t\x12;\n\x08\x62ookings\x18\n \x03(\x0b\x32).tuoguan.registration.v1.SuspendedBooking\"r\n\x10SuspendedBooking\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x12\n\nrefund_due\x18\x03 \x01(\x08\x12\x0f\n\x07\x66\x65\x65_fen\x18\x04 \x01(\x03\x12\x11\n\tstarts_at\x18\x05 \x01(\t\"&\n\x10\x42ookingCheckedIn\x12\x12\n\nbooking_id\x18\x01 \x01(\t\")\n\x13\x42ookingMarkedNoShow\x12\x12\n\nbooking_id\x18\x01 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,9 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTREJECTED']._serialized_start=535
   _globals['_PAYMENTREJECTED']._serialized_end=608
   _globals['_SESSIONSUSPENDED']._serialized_start=611
-  _globals['_SESSIONSUSPENDED']._serialized_end=758
-  _globals['_BOOKINGCHECKEDIN']._serialized_start=760
-  _globals['_BOOKINGCHECKEDIN']._serialized_end=798
-  _globals['_BOOKINGMARKEDNOSHOW']._serialized_start=800
-  _globals['_BOOKINGMARKEDNOSHOW']._serialized_end=841
+  _globals['_SESSIONSUSPENDED']._serialized_end=881
+  _globals['_SUSPENDEDBOOKING']._serialized_start=883
+  _globals['_SUSPENDEDBOOKING']._serialized_end=997
+  _globals['_BOOKINGCHECKEDIN']._serialized_start=999
+  _globals['_BOOKINGCHECKEDIN']._serialized_end=1037
+  _globals['_BOOKINGMARKEDNOSHOW']._serialized_start=1039
+  _globals['_BOOKINGMARKEDNOSHOW']._serialized_end=1080
 # @@protoc_insertion_point(module_scope)
