@@ -7,7 +7,8 @@ sign-ins reading accounts, and gives up rather than queue writers behind a
 long transaction writing accounts. Migration 0008 builds the retention
 purge's indexes beside the writers of the inbox and the keys. Migration 0009
 lets a phone without an account hold a (sign-up) code, and its downgrade
-voids such codes. Migration 0010 counts texts per clock hour, never below 0."""
+voids such codes. Migration 0010 counts texts per clock hour, never below 0.
+Migration 0011 keeps one notice per booking, a pending one with its next attempt."""
 from __future__ import annotations
 
 import uuid
@@ -22,7 +23,7 @@ from tuoguan_common.testing import check_retention_indexes_migration, migrate_in
 pytestmark = pytest.mark.integration
 
 ENGINEER, DISPATCHER = str(uuid.uuid4()), str(uuid.uuid4())
-HEAD = "0010"
+HEAD = "0011"
 
 
 @pytest.fixture
@@ -179,7 +180,7 @@ def test_sign_up_codes_may_be_kept_for_phones_without_an_account_and_the_downgra
 def test_texts_are_counted_per_hour_never_below_nothing_and_the_downgrade_drops_the_counts(infra):
     url = unique_database_url(infra, "identity")
     try:
-        migrate(url, MIGRATIONS_DIR, HEAD)
+        migrate(url, MIGRATIONS_DIR, "0010")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("INSERT INTO texts_per_hour VALUES ('2026-12-01 08:00+00', 3)")
             assert refused(conn, "INSERT INTO texts_per_hour VALUES (%s, %s)", "2026-12-01 09:00+00", -1) \
@@ -189,5 +190,25 @@ def test_texts_are_counted_per_hour_never_below_nothing_and_the_downgrade_drops_
         downgrade(url, MIGRATIONS_DIR, "0009")
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute("SELECT to_regclass('texts_per_hour')").fetchone() == (None,)
+    finally:
+        drop_database(url)
+
+
+def test_a_booking_has_one_notice_and_a_pending_one_its_next_attempt(infra):
+    url = unique_database_url(infra, "identity")
+    insert = ("INSERT INTO patient_notices (booking_id, kind, params, status, next_attempt_at, created_at) "
+              "VALUES (%s, 'session_suspended', '{}', %s, %s, now())")
+    try:
+        migrate(url, MIGRATIONS_DIR, HEAD)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(insert, ("b-1", "pending", "2026-12-01 08:00+00"))
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                conn.execute(insert, ("b-1", "sent", None))
+            assert refused(conn, insert, "b-2", "pending", None) == "patient_notices_check"
+            assert refused(conn, insert, "b-3", "sent", "2026-12-01 08:00+00") == "patient_notices_check"
+            assert refused(conn, insert, "b-4", "lost", None) == "patient_notices_status_check"
+        downgrade(url, MIGRATIONS_DIR, "0010")
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT to_regclass('patient_notices')").fetchone() == (None,)
     finally:
         drop_database(url)

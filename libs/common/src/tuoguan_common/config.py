@@ -162,7 +162,7 @@ def service_address(service: str, default_port: int) -> str:
 # Default ports of the processes on one machine (make up, tests); the chart
 # gives every process the same ports in its own pod.
 PORTS = {
-    "identity": {"grpc": 50051, "metrics": 9101},
+    "identity": {"grpc": 50051, "metrics": 9101, "worker_metrics": 9111},
     "registration": {"grpc": 50052, "metrics": 9102, "worker_metrics": 9112},
     "billing": {"grpc": 50053, "metrics": 9103, "worker_metrics": 9113},
     "ticketing": {"grpc": 50054, "metrics": 9104, "worker_metrics": 9114},

@@ -165,8 +165,19 @@ IDENTITY_SIGN_OUTS = Counter("tuoguan_identity_sign_outs_total", "Sign-in tokens
 IDENTITY_SIGN_UPS = Counter("tuoguan_identity_sign_ups_total", "Patient accounts created")
 IDENTITY_SMS_SENDS = Counter(
     "tuoguan_identity_sms_sends_total",
-    "Codes posted to the SMS gateway, by template (password_reset, sign_up: one the "
+    "Texts posted to the SMS gateway, by template (password_reset, sign_up, session_suspended: one the "
     "provider refuses alone shows here) and outcome (sent, rejected, timeout, unreachable)", ["template", "outcome"],
+)
+IDENTITY_PATIENT_NOTICES = Counter(
+    "tuoguan_identity_patient_notices_total",
+    "Texts to patients about their bookings (identity's worker), by kind (session_suspended) and outcome: "
+    "sent; retrying (a send failed, tried again later); given_up (its last attempt failed: nobody told the "
+    "patient); no_phone (no patient account with a phone number for the booking's patient); no_details (an "
+    "event without its bookings, published before they were added)", ["kind", "outcome"],
+)
+IDENTITY_PATIENT_NOTICES_PENDING = Gauge(
+    "tuoguan_identity_patient_notices_pending",
+    "Texts to patients waiting to be sent (a first send or a retry), as the worker last counted them",
 )
 IDENTITY_SMS_HOURLY_LIMIT_REFUSALS = Counter(
     "tuoguan_identity_sms_hourly_limit_refusals_total",

@@ -624,7 +624,7 @@ def main() -> None:
         # else the development adapter, with a warning.
         return register(server, settings, database, notifier=choose_notifier(config), config=config)
 
-    # Identity has no worker: its api purges the outbox, inbox and idempotency keys past their retention.
+    # Identity's api, not its worker, purges the outbox, inbox and idempotency keys past their retention.
     api_main.run("identity", start, migrations_dir=MIGRATIONS_DIR, revoked_source=revoked_tokens,
                  purge_retention=True)
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from tuoguan_common.config import env_flag, env_number
 
+from .domain.notices import NoticeRetry
 from .domain.password_reset import ResetCodePolicy
 from .domain.text_budget import TextBudget
 
@@ -59,6 +60,10 @@ class IdentityConfig:
     sms: SmsGatewayConfig | None = None
     codes_to_log: bool = False
     texts: TextBudget = field(default_factory=TextBudget)
+    # The worker's texts to patients: when a failed one is tried again, and
+    # how often it looks for those due (seconds).
+    notices: NoticeRetry = field(default_factory=NoticeRetry)
+    notice_sweep_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IdentityConfig:
@@ -72,7 +77,18 @@ class IdentityConfig:
                    sms=SmsGatewayConfig.from_env(env),
                    codes_to_log=env_flag("IDENTITY_RESET_CODES_TO_LOG", env=env),
                    texts=TextBudget(per_hour=env_number("IDENTITY_SMS_TEXTS_PER_HOUR", TextBudget.per_hour, int, env,
-                                                        minimum=0)))
+                                                        minimum=0)),
+                   notices=NoticeRetry(
+                       first=dt.timedelta(seconds=env_number("IDENTITY_NOTICE_RETRY_FIRST_SECONDS",
+                                                             NoticeRetry.first.total_seconds(), float, env,
+                                                             minimum=0.01)),
+                       longest=dt.timedelta(seconds=env_number("IDENTITY_NOTICE_RETRY_MAX_SECONDS",
+                                                               NoticeRetry.longest.total_seconds(), float, env,
+                                                               minimum=0.01)),
+                       max_attempts=env_number("IDENTITY_NOTICE_MAX_ATTEMPTS", NoticeRetry.max_attempts, int, env,
+                                               minimum=1)),
+                   notice_sweep_seconds=env_number("IDENTITY_NOTICE_SWEEP_SECONDS", cls.notice_sweep_seconds, float,
+                                                   env, minimum=0.05))
 
 
 def reset_code_key(private_key_file: str | None) -> bytes:

@@ -27,6 +27,7 @@ from typing import Callable
 from tuoguan_common import metrics
 
 from .config import SmsGatewayConfig
+from .domain.notices import KINDS, PatientNotice
 from .domain.password_reset import CodeMessage, mask_phone
 from .exceptions import SmsUnavailable
 
@@ -51,6 +52,15 @@ def count_from_zero() -> None:
     for outcome in OUTCOMES:
         for message in CodeMessage:
             metrics.IDENTITY_SMS_SENDS.labels(message.value, outcome)
+        for kind in KINDS:
+            metrics.IDENTITY_SMS_SENDS.labels(kind, outcome)
+
+
+def notice_message(phone: str, notice: PatientNotice, sign_name: str) -> dict:
+    """A notice's JSON body: its template and parameters, and its whole text
+    (``params.text``) for a gateway that sends texts as they are."""
+    return {"phone": phone, "template": notice.kind,
+            "params": {**notice.template_params(), "text": notice.text(sign_name)}, "sign_name": sign_name}
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -74,23 +84,33 @@ class HttpSmsNotifier:
     def send_code(self, phone: str, code: str, message: CodeMessage) -> None:
         # One id per message: the gateway drops a repeat of it, and its records
         # and identity's log meet on it.
-        request_id = self._request_id()
+        self._send(phone, code_message(phone, code, self.minutes, self.config.sign_name, message),
+                   self._request_id(), message.value, message.what)
+
+    def send_notice(self, phone: str, notice: PatientNotice) -> None:
+        """One text about a booking. Its request id is the notice's own, the
+        same on every try: a send tried again after a timeout (the text may
+        have gone) is dropped by the gateway as a repeat."""
+        self._send(phone, notice_message(phone, notice, self.config.sign_name), notice.request_id, notice.kind,
+                   "patient notice", booking_id=notice.booking_id)
+
+    def _send(self, phone: str, message: dict, request_id: str, template: str, what: str, **logged) -> None:
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    "Idempotency-Key": request_id, "X-Request-Id": request_id, "User-Agent": "tuoguan-identity"}
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
-        body = json.dumps(code_message(phone, code, self.minutes, self.config.sign_name, message)).encode()
-        request = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
+        request = urllib.request.Request(self.config.url, data=json.dumps(message).encode(), headers=headers,
+                                         method="POST")
         started = time.monotonic()
         outcome, status = self._post(request)
-        metrics.IDENTITY_SMS_SENDS.labels(message.value, outcome).inc()
+        metrics.IDENTITY_SMS_SENDS.labels(template, outcome).inc()
         # The gateway's answer's body is not logged: it may repeat the number or the code.
         extra = {"outcome": outcome, "status": status, "request_id": request_id, "phone_masked": mask_phone(phone),
-                 "duration_ms": round((time.monotonic() - started) * 1000)}
+                 "duration_ms": round((time.monotonic() - started) * 1000), **logged}
         if outcome != "sent":
-            log.warning(f"{message.what} not sent by SMS", extra=extra)
+            log.warning(f"{what} not sent by SMS", extra=extra)
             raise SmsUnavailable()
-        log.info(f"{message.what} sent by SMS", extra=extra)
+        log.info(f"{what} sent by SMS", extra=extra)
 
     def _post(self, request: urllib.request.Request) -> tuple[str, int | None]:
         """The outcome of one POST and the status the gateway answered (None without one)."""
