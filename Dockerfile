@@ -70,7 +70,7 @@ COPY --from=build /app/libs /app/libs
 COPY --from=build /app/services /app/services
 COPY pyproject.toml uv.lock /app/
 # identity gRPC, registration, billing, ticketing; api metrics; worker metrics; gateway HTTP
-EXPOSE 50051 50052 50053 50054 9101 9102 9103 9104 9112 9113 9114 8000
+EXPOSE 50051 50052 50053 50054 9101 9102 9103 9104 9111 9112 9113 9114 8000
 
 # Tilt's target: the same image, with the code owned by the app user so
 # live_update can sync into it (the Tilt values turn readOnlyRootFilesystem off).

@@ -51,7 +51,7 @@ cat <<'BANNER'
                                    today's demo sessions have bookings to check in and mark no-show)
     HTTP API                       http://127.0.0.1:8000/api/v1/departments   OpenAPI: http://127.0.0.1:8000/docs
     gRPC APIs                      identity 127.0.0.1:50051, registration :50052, billing :50053, ticketing :50054
-    Metrics                        gateway :8000/metrics; apis :9101-9104; workers :9112-9114
+    Metrics                        gateway :8000/metrics; apis :9101-9104; workers :9111-9114
 
     Demo accounts                  patient 13800000001 / Patient1234
                                    registration office: office / Office1234
@@ -60,6 +60,8 @@ cat <<'BANNER'
                                    engineer (senior) and engineer2 (intermediate) / Engineer1234
     Sign-up and password-reset     printed in the identity-api log (development notifier):
     codes                          "msg": "sign-up code", "password reset code"
+    Texts to patients              printed in the identity-worker log (phone masked):
+    (a suspended session)          "msg": "patient notice"
 
   Ctrl-C stops everything.
 

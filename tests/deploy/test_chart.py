@@ -332,12 +332,16 @@ def test_environment_wires_ports_addresses_and_credentials(name):
                          else {"token-verify.pem"}), process
 
 
+# identity-api texts codes, identity-worker texts the patients of a suspended session.
+SMS_SENDERS = ("identity-api", "identity-worker")
+
+
 @pytest.mark.parametrize("name", CI_FILES)
-def test_only_identity_api_gets_the_sms_gateway_and_its_optional_key(name):
-    """identity-api's IDENTITY_SMS_API_KEY comes from the credentials Secret's
+def test_only_identity_gets_the_sms_gateway_and_its_optional_key(name):
+    """identity-api's and identity-worker's IDENTITY_SMS_API_KEY comes from the credentials Secret's
     sms-api-key, optional (a Secret without it still starts the pod); the
     production example names the gateway (IDENTITY_SMS_URL), the others do
-    not: their reset codes go to the log."""
+    not: their codes and texts go to the log (IDENTITY_RESET_CODES_TO_LOG)."""
     values = json.loads(values_of(name))
     credentials = (values.get("secrets") or {}).get("existingSecret") or "tuoguan-credentials"
     for process, deployment in platform_deployments(rendered(name)).items():
@@ -345,15 +349,16 @@ def test_only_identity_api_gets_the_sms_gateway_and_its_optional_key(name):
         sms = {var: entry for var, entry in env.items() if var.startswith("IDENTITY_SMS_")}
         refs = [entry for entry in env.values()
                 if entry.get("valueFrom", {}).get("secretKeyRef", {}).get("key") == "sms-api-key"]
-        if process != "identity-api":
+        if process not in SMS_SENDERS:
             assert not sms and not refs, process
             continue
         assert sms["IDENTITY_SMS_API_KEY"] == {"name": "IDENTITY_SMS_API_KEY", "valueFrom": {"secretKeyRef": {
-            "name": credentials, "key": "sms-api-key", "optional": True}}}
+            "name": credentials, "key": "sms-api-key", "optional": True}}}, process
         if name == "production":
-            assert sms["IDENTITY_SMS_URL"]["value"].startswith("https://")
+            assert sms["IDENTITY_SMS_URL"]["value"].startswith("https://"), process
         else:
-            assert "IDENTITY_SMS_URL" not in sms
+            assert "IDENTITY_SMS_URL" not in sms, process
+            assert env["IDENTITY_RESET_CODES_TO_LOG"]["value"] == "true", (name, process)
 
 
 @pytest.mark.parametrize("name", CI_FILES)
@@ -442,15 +447,18 @@ def test_a_values_file_may_change_one_gateway_limit_and_keep_the_others():
     assert env["GATEWAY_BODY_TIMEOUT_SECONDS"]["value"] == "30"
 
 
-def test_production_lets_identity_api_alone_reach_the_sms_gateway():
+def test_production_lets_identity_alone_reach_the_sms_gateway():
     manifests = rendered("production")
     for name, pod in pods(manifests).items():
         if name == "otel-collector":
             continue  # exports wherever its configuration says
-        assert allows(manifests, pod, None, 443) == (name == "identity-api"), name
-    policy = next(p for p in of_kind(manifests, "NetworkPolicy") if component(p) == "identity-api")
-    to_443 = [rule for rule in policy["spec"]["egress"] if any(p.get("port") == 443 for p in rule.get("ports", []))]
-    assert to_443 == [{"to": [{"ipBlock": {"cidr": "10.20.2.0/24"}}], "ports": [{"port": 443, "protocol": "TCP"}]}]
+        assert allows(manifests, pod, None, 443) == (name in SMS_SENDERS), name
+    for sender in SMS_SENDERS:
+        policy = next(p for p in of_kind(manifests, "NetworkPolicy") if component(p) == sender)
+        to_443 = [rule for rule in policy["spec"]["egress"]
+                  if any(p.get("port") == 443 for p in rule.get("ports", []))]
+        assert to_443 == [{"to": [{"ipBlock": {"cidr": "10.20.2.0/24"}}],
+                           "ports": [{"port": 443, "protocol": "TCP"}]}], sender
 
 
 def test_the_chart_made_secret_holds_an_sms_api_key_only_when_given():

@@ -25,7 +25,7 @@ from .topology import declare_event_queues
 from .vhosts import private_vhost
 
 DOMAIN_SERVICES = ("identity", "registration", "billing", "ticketing")
-WORKER_SERVICES = ("registration", "billing", "ticketing")
+WORKER_SERVICES = ("identity", "registration", "billing", "ticketing")
 
 
 @dataclass
