@@ -31,6 +31,19 @@ def texted_code(phone: str, what: str = "sign-up code", timeout: float = 15.0) -
         time.sleep(0.1)
 
 
+def texted_notices(phone: str) -> list[str]:
+    """The texts to patients identity's worker sent ``phone`` through the
+    development notifier (to its log, the phone masked): what the patient reads."""
+    masked = f"{phone[:3]}****{phone[-4:]}"
+    texts = []
+    for name in [n for n in platform.procs if n.startswith("identity-worker")]:
+        for line in platform.log(name).splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("msg") == "patient notice" and record.get("phone_masked") == masked:
+                texts.append(record["text"])
+    return texts
+
+
 def new_phone() -> str:
     return f"139{next(_phones) % 100_000_000:08d}"
 
@@ -41,8 +54,8 @@ def sign_in(http: httpx.Client, login: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def new_patient(http: httpx.Client, name: str = "王小明") -> dict[str, str]:
-    phone = new_phone()
+def new_patient(http: httpx.Client, name: str = "王小明", phone: str | None = None) -> dict[str, str]:
+    phone = phone or new_phone()
     asked = http.post("/api/v1/auth/signup/code", json={"phone": phone})
     assert asked.status_code == 202, asked.text
     r = http.post("/api/v1/auth/signup", json={"phone": phone, "code": texted_code(phone), "password": "Secret1234",

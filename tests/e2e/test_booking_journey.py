@@ -7,7 +7,9 @@ import io
 import pytest
 from pypdf import PdfReader
 
-from tests.e2e.journey import available_slots, department, key, new_patient, sign_in, wait_booking
+from tests.e2e.journey import (available_slots, department, key, new_patient, new_phone, sign_in, texted_notices,
+                               wait_booking)
+from tuoguan_common.testing import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,8 +95,9 @@ def test_unpaid_hold_expires_and_returns_to_stock(http):
     assert restored[slot["slot_id"]]["remaining"] == slot["remaining"]
 
 
-def test_office_suspends_a_session_and_the_patient_is_refunded(http):
-    patient = new_patient(http, name="孙七")
+def test_office_suspends_a_session_and_the_patient_is_refunded_and_texted_once(http):
+    phone = new_phone()
+    patient = new_patient(http, name="孙七", phone=phone)
     office = sign_in(http, "office", "Office1234")
     slot = available_slots(http, department(http, 3))[-1]
     booking, _ = _book_and_pay(http, patient, slot)
@@ -111,6 +114,15 @@ def test_office_suspends_a_session_and_the_patient_is_refunded(http):
     assert [p["status"] for p in payments] == ["refunded"]
     # The suspended session's slots are no longer offered.
     assert slot["slot_id"] not in {s["slot_id"] for s in available_slots(http, slot["department_id"])}
+
+    # Identity's worker texted the patient (make up's development notifier: its log, the phone masked).
+    [text] = wait_for(lambda: texted_notices(phone), timeout=20, message="the patient's text")
+    departments = {d["department_id"]: d for d in http.get("/api/v1/departments").json()["departments"]}
+    day = f"{int(slot['service_date'][5:7])}月{int(slot['service_date'][8:10])}日"
+    assert text.startswith(f"【医院】您预约的{day}"), text
+    assert departments[slot["department_id"]]["name"] in text, text
+    assert text.endswith("门诊已停诊，挂号费将原路退回。如需就诊请重新预约。"), text
+    assert "孙七" not in text
 
 
 def test_patients_see_only_their_own_bookings_and_only_office_suspends(http):
