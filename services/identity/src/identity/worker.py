@@ -38,8 +38,6 @@ class Notices(DependencyProvider):
     """The notice sender over the worker's store, its notifier chosen once at
     container start (after logging is set up), as the api chooses its own."""
 
-    store = None
-
     def setup(self):
         count_from_zero()
         sms.count_from_zero()
