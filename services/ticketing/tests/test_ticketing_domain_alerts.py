@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from ticketing.domain.alerts import (
+    MAX_TICKET_TEXT,
     AlertNotice,
     alert_impact_urgency,
     device_alarm_fingerprint,
@@ -234,3 +235,14 @@ def test_alarm_times_ahead_of_our_clock_are_kept_at_our_time_plus_the_skew():
     assert alarm_cleared(alarm_time(now + hour, now), alarm_time(now + hour + minute, now + minute))
 
 
+
+
+def test_a_long_summary_is_cut_to_what_a_ticket_keeps_not_refused():
+    """Audit: a 300,000-character annotation became a ticket's description, past the 10,000 a person's ticket
+    may have."""
+    payload = copy.deepcopy(PAYLOAD)
+    payload["alerts"][0]["annotations"]["summary"] = "x" * 300_000
+    payload["alerts"][1]["annotations"]["description"] = "y" * MAX_TICKET_TEXT
+    freezer, his = parse_alertmanager(payload)
+    assert len(freezer.summary) == MAX_TICKET_TEXT and freezer.summary.endswith("x…")
+    assert his.summary == "y" * MAX_TICKET_TEXT  # at the limit: kept whole

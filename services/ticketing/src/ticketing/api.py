@@ -21,7 +21,7 @@ from tuoguan_common.json_nesting import nested_too_deeply
 
 from . import messages
 from .config import TicketingConfig
-from .domain.alerts import parse_alertmanager
+from .domain.alerts import MAX_TICKET_TEXT, parse_alertmanager
 from .domain.calendar import HOSPITAL_TZ, ServiceHours, WorkingCalendar, statutory_data_until
 from .domain.lifecycle import Action
 from .domain.priority import Level
@@ -40,7 +40,6 @@ ON_BEHALF = (roles.DISPATCHER, roles.ADMIN, roles.REGISTRATION_OFFICE)
 REPORTERS = (roles.CLINICIAN, *STAFF, roles.REGISTRATION_OFFICE, roles.FINANCE, roles.CONSULTANT)
 MACHINES = (roles.DEVICE, roles.SERVICE, roles.ADMIN)
 MAX_TITLE = 200
-MAX_TEXT = 10_000
 MAX_ALERT_PAYLOAD = 1 << 20
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 
@@ -132,7 +131,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         new = NewTicket(
             kind=_enum(request.kind, pb.TicketKind, "TICKET_KIND", "kind"),
             subsystem_code=_code(request.subsystem_code), title=text(request.title, "title", MAX_TITLE),
-            description=text(request.description, "description", MAX_TEXT, required=False),
+            description=text(request.description, "description", MAX_TICKET_TEXT, required=False),
             impact=Level(_enum(request.impact, pb.Level, "LEVEL", "impact")),
             urgency=Level(_enum(request.urgency, pb.Level, "LEVEL", "urgency")),
             major_incident=request.major_incident, source=source, requester_id=requester,
@@ -184,7 +183,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             # The contract: an engineer's account id and/or their team (a team alone puts it in the team's queue).
             # An account id, not a name: it goes out in TicketAssigned and decides whose queue it is in.
             assignee = entity_id(request.assignee_id, "assignee_id", required=team is None)
-        note = text(request.note, "note", MAX_TEXT, required=action == Action.RESOLVE)
+        note = text(request.note, "note", MAX_TICKET_TEXT, required=action == Action.RESOLVE)
         idem = Idempotent.of("change", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.ChangeTicketResponse)
         if assignee is not None:
@@ -224,7 +223,7 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         idem = Idempotent.of("comment", caller.subject, idempotency_key(request.idempotency_key), request,
                              pb.AddCommentResponse)
         return self.store.add_comment(idem, entity_id(request.ticket_id, "ticket_id"), caller,
-                                      text(request.body, "body", MAX_TEXT), self.clock())
+                                      text(request.body, "body", MAX_TICKET_TEXT), self.clock())
 
     def RecordWorklog(self, request, context):
         # The contract prices engineers' hours only, and only an engineer's account has a grade: a dispatcher or an

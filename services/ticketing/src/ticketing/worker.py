@@ -18,7 +18,7 @@ from tuoguan_common.nameko_support import (Observability, OutboxRelayer, Retenti
 from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig
-from .domain.alerts import AlertNotice, device_alarm_fingerprint, storable
+from .domain.alerts import AlertNotice, device_alarm_fingerprint, storable, within_ticket_text
 from .domain.calendar import HOSPITAL_TZ, statutory_data_until
 from .store import Store
 
@@ -63,7 +63,7 @@ def device_notice(event, status: str) -> AlertNotice:
         fingerprint=device_alarm_fingerprint(device, kind or "alarm"),
         status=status, subsystem_code=storable(event.subsystem_code) or "BIOBANK",
         alertname=kind or "device_alarm", severity=storable(getattr(event, "severity", "")) or "critical",
-        summary=storable(getattr(event, "summary", "")) or f"device {device}",
+        summary=within_ticket_text(storable(getattr(event, "summary", ""))) or f"device {device}",
         starts_at=_instant(getattr(event, "raised_at", "") or getattr(event, "cleared_at", "")), ends_at=None)
 
 

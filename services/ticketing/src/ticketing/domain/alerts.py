@@ -22,6 +22,8 @@ _GO_ZERO_YEAR = 1
 # Alertmanager's fingerprints are 16 hex digits. The key goes into the unique index that keeps one open
 # ticket per alert, and a btree entry has a limit of its own (about 2.7 kB): far past this is not an alert.
 MAX_FINGERPRINT = 200
+# The longest text a ticket keeps (a description, a note, a comment): an alert's summary too, cut there.
+MAX_TICKET_TEXT = 10_000
 
 
 def device_alarms_prefix(device_id: str) -> str:
@@ -96,6 +98,12 @@ def storable(text: str) -> str:
     (what a UTF-8 decoder puts for a broken character). Never a refusal: a machine's ticket must not be lost
     over one byte, and Alertmanager would send the same notification again and again."""
     return _SURROGATE.sub(REPLACEMENT, text.replace("\x00", ""))
+
+
+def within_ticket_text(text: str) -> str:
+    """A machine's text cut to what a ticket keeps (``MAX_TICKET_TEXT``), not refused: its ticket must not be
+    lost over a long annotation (a stack trace, say)."""
+    return text if len(text) <= MAX_TICKET_TEXT else text[:MAX_TICKET_TEXT - 1] + "…"
 
 
 def _text_map(value: object, where: str) -> dict[str, str]:
@@ -174,7 +182,7 @@ def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
             raise ValueError(f"{where}.fingerprint: must be at most {MAX_FINGERPRINT} characters")
         alertname = labels.get("alertname") or "unnamed alert"
         subsystem = (labels.get("subsystem") or labels.get("service") or "unknown").strip() or "unknown"
-        summary = (annotations.get("summary") or annotations.get("description") or alertname).strip()
+        summary = within_ticket_text((annotations.get("summary") or annotations.get("description") or alertname).strip())
         notices.append(AlertNotice(
             fingerprint=fingerprint,
             status=status,
