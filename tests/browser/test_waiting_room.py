@@ -3,13 +3,11 @@ a time to the booking pages; the others queue in arrival order, see their
 place, and move on by themselves when a place frees."""
 from __future__ import annotations
 
-import sys
-import uuid
 
 import pytest
 from playwright.sync_api import expect
 
-from tuoguan_common.net import free_port
+from tests.e2e.journey import start_narrow_gateway
 
 from .portal_steps import hold_first_free_slot, open_doctor, pay, sign_up
 
@@ -19,11 +17,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def narrow_gateway(platform):
     """A second gateway on the same services, admitting one patient at a time."""
-    port = free_port()
-    env = {**platform.env(), "GATEWAY_PORT": str(port), "WAITING_ROOM_CAPACITY": "1",
-           "WAITING_ROOM_NAMESPACE": f"tuoguan:test-waiting-room:{uuid.uuid4().hex}"}
-    platform.processes.start("gateway-waiting-room", [sys.executable, "-m", "gateway"], env, ready_port=port)
-    return f"http://127.0.0.1:{port}"
+    return start_narrow_gateway(platform, "gateway-waiting-room")
 
 
 def test_patients_queue_in_arrival_order_and_move_on_when_a_place_frees(browser, narrow_gateway, shots):

@@ -5,10 +5,13 @@ import datetime as dt
 import itertools
 import json
 import random
+import sys
 import time
 import uuid
 
 import httpx
+
+from tuoguan_common.net import free_port
 
 _phones = itertools.count(random.randint(0, 10_000_000))
 # The platform under test (tests/conftest.py sets it): identity texts codes to
@@ -108,3 +111,13 @@ def log_a_minute(http: httpx.Client, auth: dict, ticket_id: str, **fields) -> ht
             return reply
         time.sleep((start + dt.timedelta(minutes=1) - dt.datetime.now(dt.timezone.utc)).total_seconds() + 0.5)
     return reply
+
+
+def start_narrow_gateway(platform, name: str) -> str:
+    """A second gateway on ``platform``'s services, admitting one patient at a time to booking (its
+    waiting room in a namespace of its own); its base URL. The platform stops it with the rest."""
+    port = free_port()
+    env = {**platform.env(), "GATEWAY_PORT": str(port), "WAITING_ROOM_CAPACITY": "1",
+           "WAITING_ROOM_NAMESPACE": f"tuoguan:test-waiting-room:{uuid.uuid4().hex}"}
+    platform.processes.start(name, [sys.executable, "-m", "gateway"], env, ready_port=port)
+    return f"http://127.0.0.1:{port}"

@@ -3,15 +3,12 @@ admitting one patient at a time queues an API client behind another (429 in_wait
 the other's ticket, and lets it hold once the other's booking is paid and read confirmed."""
 from __future__ import annotations
 
-import sys
 import time
-import uuid
 
 import httpx
 import pytest
 
-from tests.e2e.journey import available_slots, department, key, new_patient
-from tuoguan_common.net import free_port
+from tests.e2e.journey import available_slots, department, key, new_patient, start_narrow_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +18,7 @@ TICKET = "X-Waiting-Room-Ticket"
 @pytest.fixture
 def narrow_gateway(platform):
     """A second gateway on the same services, admitting one patient at a time."""
-    port = free_port()
-    env = {**platform.env(), "GATEWAY_PORT": str(port), "WAITING_ROOM_CAPACITY": "1",
-           "WAITING_ROOM_NAMESPACE": f"tuoguan:test-waiting-room:{uuid.uuid4().hex}"}
-    platform.processes.start("gateway-waiting-room-api", [sys.executable, "-m", "gateway"], env, ready_port=port)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+    with httpx.Client(base_url=start_narrow_gateway(platform, "gateway-waiting-room-api"), timeout=15) as client:
         yield client
 
 

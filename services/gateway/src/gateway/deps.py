@@ -40,13 +40,7 @@ def token_grade(token: str | None) -> str:
     to pass it on to ticketing or show it, never to decide anything here. Ticketing verifies the token and
     records a worklog at the grade in it, whatever grade a request names. The portal and the API both
     read it here, so the two cannot come to read it differently."""
-    if not token:
-        return ""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return ""
-    grade = claims.get("grade")
+    grade = _unverified_claims(token).get("grade")
     return grade if isinstance(grade, str) else ""
 
 
@@ -55,14 +49,20 @@ def token_subject(token: str | None) -> str:
     only says whose place in the waiting room a request asks about (booking_queue.py). A forged
     subject gains nothing there: the hold it would admit is refused by registration, which verifies
     the token, and a place is only freed or cut short after a service accepted the token."""
+    subject = _unverified_claims(token).get("sub")
+    return subject if isinstance(subject, str) else ""
+
+
+def _unverified_claims(token: str | None) -> dict:
+    """A token's claims, read without checking its signature ({} for none, or for what is no token): what
+    token_grade and token_subject may say of it, and nothing more."""
     if not token:
-        return ""
+        return {}
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        return ""
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else ""
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def caller_grade(token: Annotated[str | None, Depends(caller_token)]) -> str:
