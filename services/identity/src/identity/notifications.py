@@ -1,21 +1,20 @@
 """The notification port: how identity reaches a person's phone.
 
-``Notifier`` is the port; the api receives one at start-up (``identity.api``'s
-``main`` has ``choose_notifier`` build it, tests pass their own). Its one
-method sends a code in one of the texts of ``CodeMessage`` (password reset,
-sign-up, or sign-up for a number with an account) and returns once it is on its way, or raises ``SmsUnavailable`` when
-it is not: the api has stored the code and its resend wait before it sends,
-holding no lock, and tells the patient to ask again after that wait.
+``Notifier`` is the port; the api and the worker each receive one at start-up
+(``choose_notifier`` builds it, tests pass their own). ``send_code`` sends a
+code in one of the texts of ``CodeMessage`` (password reset, sign-up) and
+returns once it is on its way, or raises ``SmsUnavailable`` when it is not:
+the api has stored the code and its resend wait before it sends, holding no
+lock, and tells the patient to ask again after that wait. ``send_notice``
+sends a text about a patient's booking (``domain.notices``: a suspended
+session), for identity's worker, which records each notice before it sends
+it and tries a failed one again later.
 
 * ``sms.HttpSmsNotifier``, the production adapter: a text message through the
   SMS gateway that ``IDENTITY_SMS_URL`` names.
-``send_notice`` sends a text about a patient's booking (``domain.notices``:
-a suspended session), for identity's worker, which records each notice
-before it sends it and tries a failed one again later.
-
 * ``LogNotifier``, the development adapter: instead of sending a text message
-  it writes one log line (``"password reset code"``, ``"sign-up code"``...)
-  with the phone number masked and the code, so a
+  it writes one log line (``"password reset code"``, ``"sign-up code"``,
+  ``"patient notice"``) with the phone number masked, so a
   developer running ``make up`` can read the code from identity-api's log.
   Chosen when ``IDENTITY_SMS_URL`` is unset and ``IDENTITY_RESET_CODES_TO_LOG``
   is true, with a warning at start-up; with neither, identity does not start.
