@@ -10,6 +10,7 @@ import time
 import uuid
 
 import httpx
+from identity.domain.password_reset import mask_phone
 
 from tuoguan_common.net import free_port
 
@@ -19,32 +20,29 @@ _phones = itertools.count(random.randint(0, 10_000_000))
 platform = None
 
 
+def _texted(process: str, what: str, phone: str) -> list[dict]:
+    """The log records ``what`` (the message) that identity's ``process`` (identity-api, identity-worker)
+    wrote for ``phone`` through the development notifier, oldest first: what reached the patient's phone."""
+    masked = mask_phone(phone)
+    return [record for name in platform.procs if name.startswith(process)
+            for record in (json.loads(line) for line in platform.log(name).splitlines() if line.startswith("{"))
+            if record.get("msg") == what and record.get("phone_masked") == masked]
+
+
 def texted_code(phone: str, what: str = "sign-up code", timeout: float = 15.0) -> str:
     """The last code of the text ``what`` identity's development notifier sent
     ``phone`` (to its log): what the patient reads on the phone."""
-    masked = f"{phone[:3]}****{phone[-4:]}"
     deadline = time.monotonic() + timeout
-    while True:
-        for name in [n for n in platform.procs if n.startswith("identity-api")]:
-            for line in reversed(platform.log(name).splitlines()):
-                record = json.loads(line) if line.startswith("{") else {}
-                if record.get("msg") == what and record.get("phone_masked") == masked:
-                    return record["code"]
-        assert time.monotonic() < deadline, f"identity logged no {what} for {masked}"
+    while not (sent := _texted("identity-api", what, phone)):
+        assert time.monotonic() < deadline, f"identity logged no {what} for {mask_phone(phone)}"
         time.sleep(0.1)
+    return sent[-1]["code"]
 
 
 def texted_notices(phone: str) -> list[str]:
     """The texts to patients identity's worker sent ``phone`` through the
     development notifier (to its log, the phone masked): what the patient reads."""
-    masked = f"{phone[:3]}****{phone[-4:]}"
-    texts = []
-    for name in [n for n in platform.procs if n.startswith("identity-worker")]:
-        for line in platform.log(name).splitlines():
-            record = json.loads(line) if line.startswith("{") else {}
-            if record.get("msg") == "patient notice" and record.get("phone_masked") == masked:
-                texts.append(record["text"])
-    return texts
+    return [record["text"] for record in _texted("identity-worker", "patient notice", phone)]
 
 
 def new_phone() -> str:
