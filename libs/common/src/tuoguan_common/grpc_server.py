@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import json
 import logging
 import signal
 import threading
@@ -21,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import grpc
 from grpc import aio
+from grpc._cython import cygrpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection
@@ -73,6 +75,9 @@ class PlatformInterceptor(aio.ServerInterceptor):
         # touches the count.
         self.max_in_flight = max_in_flight
         self.in_flight = 0
+        # Calls inside the handlers (every unary method, capped or not): what
+        # gRPC core has begun and not finished, less these, waits in core.
+        self.handling = 0
         self._tracer = telemetry.tracer("tuoguan.grpc")
         # A method's handler never changes once the server runs: wrap it once,
         # not on every call (in a surge, per-call wrapping was measurable).
@@ -139,6 +144,7 @@ class PlatformInterceptor(aio.ServerInterceptor):
             # (message, trailing metadata) of the status to end the call with.
             failure: tuple[str, tuple] | None = None
             principal_token = auth_token = None
+            self.handling += 1
             try:
                 with self._tracer.start_as_current_span(span_name, kind=SpanKind.SERVER) as span:
                     span.set_attribute("rpc.system", "grpc")
@@ -201,6 +207,7 @@ class PlatformInterceptor(aio.ServerInterceptor):
                 metrics.GRPC_HANDLED.labels(self.service, short, code.name).inc()
                 duration.observe(time.perf_counter() - started)
                 otel_context.detach(token)
+                self.handling -= 1
             message, trailing = failure
             context.set_trailing_metadata(trailing)
             await context.abort(code, message)
@@ -235,6 +242,36 @@ class _Stopping:
         return True
 
 
+def _channelz_server_ids() -> set[int]:
+    ids: set[int] = set()
+    while True:  # channelz answers a page at a time
+        page = json.loads(cygrpc.channelz_get_servers(max(ids, default=-1) + 1))
+        ids.update(int(server["ref"]["serverId"]) for server in page.get("server", ()))
+        if page.get("end", True) or not page.get("server"):
+            return ids
+
+
+def calls_waiting_in_core(server_id: int, handling: int) -> int:
+    """Calls that reached the server (gRPC core's channelz id ``server_id``) and
+    wait inside core for grpc.aio to take them: begun, not finished, not in a handler.
+
+    grpc.aio takes a method's next call from core only after the last one has
+    gone through several turns of the event loop, so a busy process takes calls
+    at a bounded rate and the rest wait in core, unseen by the handlers' own
+    duration, the cap on calls in flight and admission (README, where a hold
+    waits above capacity). Core's channelz counts a call from its arrival.
+    An open streaming call (reflection, a health Watch) counts too: the
+    platform makes none, and the kubelet's probe is a unary Check."""
+    try:
+        data = json.loads(cygrpc.channelz_get_server(server_id))["server"].get("data", {})
+    except (ValueError, KeyError):
+        return 0  # the server has stopped
+    begun = int(data.get("callsStarted", 0))
+    finished = int(data.get("callsSucceeded", 0)) + int(data.get("callsFailed", 0))
+    # A call ends in its handler a moment before core counts it finished.
+    return max(0, begun - finished - handling)
+
+
 class PlatformServer:
     """A grpc.aio server on an event loop thread of its own, with its health
     servicer and the thread pool its plain-function methods run in."""
@@ -255,7 +292,12 @@ class PlatformServer:
         self.interceptor = interceptor
 
         async def build() -> int:
+            earlier = _channelz_server_ids()
             self._server = aio.server(interceptors=[interceptor], options=options)
+            # Core's id for this server, for its count of calls waiting; none if
+            # another server began in the same instant (the count then reads 0).
+            created = _channelz_server_ids() - earlier
+            self.channelz_id = created.pop() if len(created) == 1 else None
             names = list(register(self._server))
             self._health = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -318,6 +360,9 @@ def build_server(
     if bound == 0:
         server.stop(0)
         raise SystemExit(f"{service}: cannot listen on {host_port(host, port)}")
+    if server.channelz_id is not None:
+        metrics.GRPC_CALLS_WAITING.labels(service).set_function(
+            lambda: calls_waiting_in_core(server.channelz_id, server.interceptor.handling))
     return server, bound
 
 

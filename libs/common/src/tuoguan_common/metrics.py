@@ -22,6 +22,12 @@ GRPC_HANDLED = Counter(
 GRPC_DURATION = Histogram(
     "tuoguan_grpc_server_handling_seconds", "gRPC call duration", ["service", "method"], buckets=LATENCY_BUCKETS,
 )
+# Read from gRPC core's channelz when scraped (grpc_server.calls_waiting_in_core).
+GRPC_CALLS_WAITING = Gauge(
+    "tuoguan_grpc_server_calls_waiting",
+    "gRPC calls the api has received that wait inside gRPC core for the server to take them (no handler yet)",
+    ["service"],
+)
 TOKEN_REVOCATIONS = Gauge(
     "tuoguan_token_revocations", "Revoked, unexpired tokens the api refuses (identity's list as last read)", ["service"],
 )
