@@ -165,3 +165,56 @@ def test_a_nonsense_setting_is_refused():
         LatencyAdmission("TestMethod", 0.05, step=0.5, ceiling=0.4)
     with pytest.raises(ValueError):
         LatencyAdmission("TestMethod", 0.05, interval=0)
+
+
+def test_while_calls_wait_in_core_past_the_limit_every_new_call_is_turned_away_though_the_handlers_are_fast():
+    """grpc.aio leaves the calls it has not taken yet in gRPC core, where no
+    handler's latency sees them: holds took 40-50 ms in the handler while
+    their callers waited seconds."""
+    clock = Clock()
+    waiting, reads = [30], []
+
+    def in_core() -> int:
+        reads.append(clock.now)
+        return waiting[0]
+
+    gate = LatencyAdmission("TestMethod", 0.05, interval=0.1, clock=clock, chance=lambda: 0.99,
+                            waiting=in_core, waiting_limit=10)
+    admitted = []
+    for _ in range(20):  # 0.2 s of calls, 10 ms apart
+        admitted.append(gate.admit())
+        clock.now += 0.01
+    assert admitted == [False] * 20
+    assert gate.refuse_probability == 0, "the latency's rule is not moved: the handlers are fast"
+    assert gauge() == 1.0
+    assert 3 <= len(reads) <= 5, "read every 50 ms, not on every call"
+    waiting[0] = 10  # at the limit: no longer a queue
+    clock.now += 0.05
+    assert gate.admit()
+    assert gauge() == 0
+
+
+def test_calls_waiting_in_core_turn_calls_away_from_the_next_read_only():
+    clock = Clock()
+    waiting = [0]
+    gate = LatencyAdmission("TestMethod", 0.05, interval=0.1, clock=clock, chance=lambda: 0.99,
+                            waiting=lambda: waiting[0], waiting_limit=10)
+    assert gate.admit()
+    waiting[0] = 50
+    clock.now += 0.01
+    assert gate.admit(), "not read again yet"
+    clock.now += 0.041  # 51 ms after the last read
+    assert not gate.admit()
+
+
+def test_without_a_limit_or_a_target_calls_waiting_in_core_are_not_looked_at():
+    clock = Clock()
+    reads = []
+    for target, limit in ((0.05, 0), (None, 10)):
+        gate = LatencyAdmission("TestMethod", target, interval=0.1, clock=clock, chance=lambda: 0.5,
+                                waiting=lambda: reads.append(1) or 500, waiting_limit=limit)
+        for _ in range(5):
+            interval_of(gate, clock, [0.01])
+        assert gate.admit() and gate.refuse_probability == 0
+        assert gauge() == 0
+    assert not reads

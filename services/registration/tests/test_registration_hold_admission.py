@@ -95,3 +95,54 @@ def test_without_a_target_a_stuck_queue_turns_nobody_away(stub, store, clinic, p
         outcomes = [c.result(timeout=10) for c in crowd]
     assert first.result(timeout=10) == "held"
     assert outcomes == ["held"] * 10
+
+
+def test_holds_waiting_in_grpc_core_turn_new_holds_away_though_each_hold_is_fast(database, verifier, store,
+                                                                                clinic, people):
+    """A busy api process takes calls from gRPC core more slowly than they come:
+    the rest wait in core, where no hold's latency sees them (in the surge,
+    40-50 ms in the handler while patients waited seconds). While more than
+    REGISTRATION_HOLD_CALLS_WAITING_LIMIT wait there, holds are turned away
+    as when they are slow, writing nothing; once none wait, all are admitted."""
+    import threading
+
+    from registration.api import register
+    from tuoguan.registration.v1 import registration_pb2_grpc as pb_grpc
+    from tuoguan_common import grpc_server
+    from tuoguan_common.testing import free_port, wait_for
+
+    config = RegistrationConfig(hold_latency_target=0.05, hold_calls_waiting_limit=5)
+    server, port = grpc_server.build_server(
+        service="registration", register=lambda srv: register(srv, None, database, config),
+        verifier=verifier, port=free_port(), host="127.0.0.1")
+    server.start()
+    open_slot = clinic.slot(clinic.wang, local(tomorrow(), 10), capacity=100)
+    release = threading.Event()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.RegistrationServiceStub(channel)
+            assert attempt(stub, people.patient()[1], open_slot) == "held"
+            # The api's event loop busy with other work: the holds wait in gRPC core.
+            server._loop.call_soon_threadsafe(release.wait, 10)
+            with ThreadPoolExecutor(max_workers=30) as pool:
+                crowd = [pool.submit(attempt, stub, people.patient()[1], open_slot) for _ in range(30)]
+                wait_for(lambda: grpc_server.calls_waiting("registration") == 30, message="30 holds waiting in core")
+                time.sleep(0.5)
+                release.set()
+                outcomes = [c.result(timeout=10) for c in crowd]
+            turned_away = outcomes.count("holds_busy")
+            assert set(outcomes) <= {"held", "holds_busy"}, outcomes
+            # Without the count of calls in core every one was held (each hold is fast); with
+            # it, most are turned away, the share falling as the queue drains.
+            assert turned_away >= 5, outcomes
+            counters = slot_counters(store, open_slot)
+            assert counters["held"] == counters["held_bookings"] == 1 + outcomes.count("held")
+
+            # Nothing waits any more: the share falls back to nothing and everyone is admitted.
+            wait_for(lambda: grpc_server.calls_waiting("registration") == 0, message="no hold waiting in core")
+            time.sleep(1.2)
+            assert [attempt(stub, people.patient()[1], open_slot) for _ in range(10)] == ["held"] * 10
+            assert refuse_probability() == 0
+    finally:
+        release.set()
+        server.stop(0).wait(10)

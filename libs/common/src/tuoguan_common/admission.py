@@ -17,6 +17,16 @@ interval at or under it, so it settles where the calls admitted are as many
 as can be served. It never refuses every call: the few let through keep the
 latency measured, and the probability falls as soon as they are served in time.
 
+A call's latency here starts when its handler takes it, but a busy grpc.aio
+process takes calls from gRPC core more slowly than they come, and the rest
+wait in core first (grpc_server.calls_waiting_in_core): holds took 40-50 ms
+in the handler while their callers waited seconds. So, apart from the
+latency's rule, while more than ``waiting_limit`` calls wait in core every
+new call is turned away (``waiting`` is read every ``WAITING_READ_INTERVAL``:
+it costs a few hundred µs). That queue is measured in core, not through the
+calls admitted, so none need to go through to keep it measured; and a share
+would not do: refused or not, every call waiting there is taken in turn.
+
 Not thread-safe: one instance lives on one event loop.
 """
 from __future__ import annotations
@@ -31,6 +41,7 @@ from . import metrics
 DEFAULT_INTERVAL = 0.1
 STEP = 0.1
 CEILING = 0.9
+WAITING_READ_INTERVAL = 0.05
 
 
 class LatencyAdmission:
@@ -41,7 +52,8 @@ class LatencyAdmission:
 
     def __init__(self, method: str, target: float | None, *, interval: float = DEFAULT_INTERVAL,
                  step: float = STEP, ceiling: float = CEILING, clock: Callable[[], float] = time.monotonic,
-                 chance: Callable[[], float] = random.random):
+                 chance: Callable[[], float] = random.random, waiting: Callable[[], int] | None = None,
+                 waiting_limit: int = 0):
         if interval <= 0 or not 0 < step <= ceiling < 1:
             raise ValueError("needs interval > 0 and 0 < step <= ceiling < 1")
         self.target = target or None
@@ -52,13 +64,17 @@ class LatencyAdmission:
         self._top = math.floor(ceiling / step + 1e-9)
         self._clock = clock
         self._chance = chance
+        # 0: calls waiting in core are not looked at.
+        self._waiting = waiting if waiting_limit > 0 else None
+        self.waiting_limit = waiting_limit
+        self._queue_read_at = -math.inf
+        self._queue_full = False
         self._in_flight = 0
         self._interval_start = clock()
         self._fastest: float | None = None  # the lowest latency finished in this interval
         self._busy_at_start = False  # a call was in flight when this interval began
         # Read when scraped, so it falls back to 0 after a surge even when no call comes to roll it over.
-        metrics.ADMISSION_REFUSE_PROBABILITY.labels(method).set_function(
-            lambda: self._rolled(self._clock())[0] * self.step)
+        metrics.ADMISSION_REFUSE_PROBABILITY.labels(method).set_function(self._scraped)
 
     @property
     def refuse_probability(self) -> float:
@@ -67,8 +83,21 @@ class LatencyAdmission:
     def admit(self) -> bool:
         if self.target is None:
             return True
-        self._roll(self._clock())
+        now = self._clock()
+        self._roll(now)
+        if self._waiting is not None:
+            if now - self._queue_read_at >= WAITING_READ_INTERVAL:
+                self._queue_read_at = now
+                self._queue_full = self._waiting() > self.waiting_limit
+            if self._queue_full:
+                return False
         return self._level == 0 or self._chance() >= self.refuse_probability
+
+    def _scraped(self) -> float:
+        """The share turned away now, read afresh (from the metrics thread)."""
+        if self._waiting is not None and self.target is not None and self._waiting() > self.waiting_limit:
+            return 1.0
+        return self._rolled(self._clock())[0] * self.step
 
     def started(self) -> None:
         self._in_flight += 1

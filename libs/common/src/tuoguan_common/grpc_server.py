@@ -251,6 +251,18 @@ def _channelz_server_ids() -> set[int]:
             return ids
 
 
+# Each service's count of calls waiting in core, set when its server is built
+# (one server per api process): what registration's hold admission reads.
+_CALLS_WAITING: dict[str, Callable[[], int]] = {}
+
+
+def calls_waiting(service: str) -> int:
+    """Calls waiting inside gRPC core for ``service``'s server in this process
+    (0 before it is built, or when core gave it no channelz id)."""
+    count = _CALLS_WAITING.get(service)
+    return count() if count is not None else 0
+
+
 def calls_waiting_in_core(server_id: int, handling: int) -> int:
     """Calls that reached the server (gRPC core's channelz id ``server_id``) and
     wait inside core for grpc.aio to take them: begun, not finished, not in a handler.
@@ -361,8 +373,8 @@ def build_server(
         server.stop(0)
         raise SystemExit(f"{service}: cannot listen on {host_port(host, port)}")
     if server.channelz_id is not None:
-        metrics.GRPC_CALLS_WAITING.labels(service).set_function(
-            lambda: calls_waiting_in_core(server.channelz_id, server.interceptor.handling))
+        _CALLS_WAITING[service] = lambda: calls_waiting_in_core(server.channelz_id, server.interceptor.handling)
+        metrics.GRPC_CALLS_WAITING.labels(service).set_function(_CALLS_WAITING[service])
     return server, bound
 
 

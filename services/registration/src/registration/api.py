@@ -12,7 +12,7 @@ from typing import Callable
 import grpc
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan.registration.v1 import registration_pb2_grpc as pb_grpc
-from tuoguan_common import api_main, metrics, telemetry
+from tuoguan_common import api_main, grpc_server, metrics, telemetry
 from tuoguan_common.admission import LatencyAdmission
 from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
 from tuoguan_common.config import Settings
@@ -96,7 +96,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                                                                         max_batch=config.hold_batch_max)
         # Past capacity, patients are turned away at the hold, before anything
         # is held, rather than at the payment after it.
-        self.hold_admission = LatencyAdmission("HoldSlot", config.hold_latency_target)
+        self.hold_admission = LatencyAdmission(
+            "HoldSlot", config.hold_latency_target, waiting_limit=config.hold_calls_waiting_limit,
+            waiting=lambda: grpc_server.calls_waiting("registration"))
 
     def _write_holds(self, batch: list[HoldRequest]) -> list:
         metrics.REGISTRATION_HOLDS_PER_TRANSACTION.observe(len(batch))

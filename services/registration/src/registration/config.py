@@ -37,6 +37,9 @@ class RegistrationConfig:
     # longer) make the api turn a growing share of new holds away
     # (tuoguan_common.admission); 0: never.
     hold_latency_target: float = 0.05
+    # More calls than this waiting inside gRPC core, before any handler, count
+    # as slow holds too (tuoguan_common.admission); 0: not looked at.
+    hold_calls_waiting_limit: int = 10
     # Signs the payment ticket of each hold (None: holds come without one).
     payment_tickets: PaymentTickets | None = None
 
@@ -70,5 +73,6 @@ class RegistrationConfig:
             hold_batch_max=number("REGISTRATION_HOLD_BATCH_MAX", cls.hold_batch_max, minimum=1),
             hold_latency_target=number("REGISTRATION_HOLD_LATENCY_TARGET_MS", cls.hold_latency_target * 1000,
                                        float) / 1000,
+            hold_calls_waiting_limit=number("REGISTRATION_HOLD_CALLS_WAITING_LIMIT", cls.hold_calls_waiting_limit),
             payment_tickets=PaymentTickets.from_env(env),
         )
