@@ -3,12 +3,13 @@ admitting one patient at a time queues an API client behind another (429 in_wait
 the other's ticket, and lets it hold once the other's booking is paid and read confirmed."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import httpx
 import pytest
 
-from tests.e2e.journey import available_slots, department, key, new_patient, start_narrow_gateway
+from tests.e2e.journey import available_slots, department, key, new_patient, start_narrow_gateway, wait_booking
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +59,50 @@ def test_api_holds_queue_behind_each_other_and_a_ticket_is_its_accounts_alone(ht
                                headers={**second, **key(), TICKET: str(place["ticket"])})
     assert made.status_code == 201, made.text
     assert made.json()["status"] == "held" and made.headers[TICKET] == str(place["ticket"])
+
+
+def pay_and_see_confirmed(gateway: httpx.Client, auth: dict, booking: dict, ticket: str | None = None) -> None:
+    """Pays a hold with the sandbox's approving card (with the waiting-room ticket, if given), and reads it
+    until it is confirmed (with the ticket too)."""
+    with_ticket = {TICKET: ticket} if ticket else {}
+    paid = gateway.post(f"/api/v1/bookings/{booking['booking_id']}/payment",
+                        json={"payment_method_token": "tok_ok", "payment_ticket": booking["payment_ticket"]},
+                        headers={**auth, **key(), **with_ticket})
+    assert paid.status_code == 201, paid.text
+    wait_booking(gateway, {**auth, **with_ticket}, booking["booking_id"], lambda b: b["status"] == "confirmed")
+
+
+def test_reading_an_earlier_confirmed_booking_with_the_ticket_keeps_the_place(http, narrow_gateway):
+    """Before, the API freed a ticket's place on a read of any confirmed booking of the account's: a patient
+    holding a new time who looked up last visit's booking lost the place to the next in the queue. Only the
+    booking held (or paid for) through the admission, read confirmed, frees it."""
+    first, second = new_patient(http, name="赵丽"), new_patient(http, name="钱伟")
+    # An earlier booking of the first's, made past the narrow gateway's room.
+    earlier_slot = available_slots(http, department(http, 8))[0]
+    earlier = http.post("/api/v1/bookings", json={"slot_id": earlier_slot["slot_id"]}, headers={**first, **key()})
+    assert earlier.status_code == 201, earlier.text
+    pay_and_see_confirmed(http, first, earlier.json())
+
+    # Times that do not overlap the earlier booking's: registration refuses a patient two at once.
+    slots = [s for s in available_slots(http, department(http, 9))
+             if not (dt.datetime.fromisoformat(s["starts_at"]) < dt.datetime.fromisoformat(earlier_slot["ends_at"])
+                     and dt.datetime.fromisoformat(earlier_slot["starts_at"]) < dt.datetime.fromisoformat(s["ends_at"]))]
+    held = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-1]["slot_id"]}, headers={**first, **key()})
+    assert held.status_code == 201, held.text
+    ticket = held.headers[TICKET]
+    queued = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]},
+                                 headers={**second, **key()})
+    assert queued.status_code == 429, queued.text
+    place = queued.json()["waiting_room"]
+
+    read = narrow_gateway.get(f"/api/v1/bookings/{earlier.json()['booking_id']}", headers={**first, TICKET: ticket})
+    assert read.status_code == 200 and read.json()["status"] == "confirmed"
+    still = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]},
+                                headers={**second, **key(), TICKET: str(place["ticket"])})
+    assert still.status_code == 429 and still.json()["waiting_room"]["position"] == 1, still.text
+
+    # The booking held through the room, paid and read confirmed: the place goes to the second.
+    pay_and_see_confirmed(narrow_gateway, first, held.json(), ticket)
+    made = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]},
+                               headers={**second, **key(), TICKET: str(place["ticket"])})
+    assert made.status_code == 201, made.text

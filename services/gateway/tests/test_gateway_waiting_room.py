@@ -133,6 +133,48 @@ def test_another_accounts_ticket_is_no_ticket_in_the_api(own_gateway, fakes):
         assert hold(http, first, ticket).status_code == 201
 
 
+def test_reading_another_confirmed_booking_with_the_ticket_keeps_the_place(own_gateway, fakes):
+    """Before, a read of any confirmed booking of the account's with the ticket freed its place: a patient
+    who looked at last week's booking while holding a new one lost the place mid-booking. Now only a
+    booking held (or paid for) through the admission, read confirmed, frees it."""
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        fakes["registration"].bookings["bk-earlier"] = reg.Booking(
+            booking_id="bk-earlier", patient_id=first.account["account_id"], slot_id="slot-1",
+            status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, queue_number=3)
+        admitted = hold(http, first)
+        ticket, booking_id = admitted.headers[TICKET], admitted.json()["booking_id"]
+        place = queued(hold(http, second))
+
+        earlier = http.get("/api/v1/bookings/bk-earlier", headers=first.headers | {TICKET: ticket})
+        assert earlier.status_code == 200 and earlier.json()["status"] == "confirmed"
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+
+        # The booking held through the admission, read confirmed: the place goes to the second.
+        fakes["registration"].bookings[booking_id].status = reg.BOOKING_STATUS_CONFIRMED
+        assert http.get(f"/api/v1/bookings/{booking_id}", headers=first.headers | {TICKET: ticket}).status_code == 200
+        assert hold(http, second, place["ticket"]).status_code == 201
+
+
+def test_a_booking_held_in_the_portal_read_confirmed_through_the_api_frees_the_place(own_gateway, fakes):
+    """One account, one ticket in the portal and the API: a hold the portal made is noted with the
+    admission, so its confirmation read through the API with the ticket frees the place."""
+    url = own_gateway(waiting_room_capacity=1)
+    with portal_session(url, *FIRST) as portal, httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        page = portal.get(DOCTOR_PAGE)
+        assert page.url.path == DOCTOR_PAGE
+        held = portal.post("/holds", data={"csrf": csrf(page), "slot_id": "slot-1", "back": DOCTOR_PAGE,
+                                           "key": new_key()["Idempotency-Key"]})
+        booking_id, ticket = str(held.url).rsplit("/", 1)[-1], session_of(portal)["ticket"]
+        place = queued(hold(http, second))
+        fakes["registration"].bookings[booking_id].status = reg.BOOKING_STATUS_CONFIRMED
+        assert http.get(f"/api/v1/bookings/{booking_id}", headers=first.headers | {TICKET: str(ticket)}
+                        ).status_code == 200
+        assert hold(http, second, place["ticket"]).status_code == 201
+
+
 def test_paying_with_the_ticket_keeps_the_place_a_short_while_only(own_gateway, fakes, monkeypatch):
     """As in the portal: after paying, the place is kept PAID_PLACE_SECONDS, not the whole pass."""
     monkeypatch.setattr("gateway.booking_queue.PAID_PLACE_SECONDS", 0.5)

@@ -12,8 +12,10 @@ through the room carries the header, a refusal too (slot_full: the client
 tries another slot without queueing again). The portal's rules stand: a turn
 not taken within the claim window is lost (a new ticket at the back,
 ``requeued``); an admission lasts the pass; it is cut to PAID_PLACE_SECONDS
-when the client pays with the header, and ends when it reads its booking
-confirmed with it (a free clinic's hold, confirmed as it is made, at once).
+when the client pays with the header, and ends when it reads confirmed, with
+it, a booking it held or paid for through the room (the room notes their ids:
+a read of another of the account's bookings frees nothing), or at once for a
+free clinic's hold, confirmed as it is made.
 A ticket is the account's (the token's subject): another account's token
 presenting it gets a ticket of its own at the back. Without Redis the hold
 goes through, as the portal's pages do: the services still shed what they
@@ -98,24 +100,33 @@ async def admit(request: Request, response: Response, ticket: str | None, token:
 # The calls below come after a service accepted the caller's token: the subject read from it is the
 # caller's own, so nobody frees or shortens another's place with a token of their making.
 
-async def leave_if_confirmed(request: Request, admission: Admission, booking: reg.Booking) -> None:
-    """A free clinic's hold is confirmed as it is made: nothing to pay, the next patient may come in."""
+async def held(request: Request, admission: Admission, booking: reg.Booking) -> None:
+    """The hold is made: its booking is noted with the admission, whose place its confirmation frees
+    (``booking_read``). A free clinic's hold is confirmed as it is made: nothing to pay, the next
+    patient may come in at once."""
     if booking.status == reg.BOOKING_STATUS_CONFIRMED:
         await _room(request).leave(admission.ticket, admission.owner)
+    else:
+        await _room(request).booked(admission.ticket, admission.owner, booking.booking_id)
 
 
 async def booking_read(request: Request, ticket: str | None, token: str | None, booking: reg.Booking) -> None:
-    """The caller read its booking confirmed: done with booking, its place goes to the next in the queue
-    (the portal: the booking page showing the booking its session paid for confirmed). The API keeps no
-    note of which booking a ticket paid for: a client sends the ticket with the reads of the one it paid."""
+    """The caller read confirmed a booking its ticket held or paid for: done with booking, its place goes
+    to the next in the queue (the portal: the booking page showing the booking its session paid for
+    confirmed). Another confirmed booking of the account's (an earlier visit's) frees nothing: the
+    patient may be booking still."""
     subject = token_subject(token)
     if ticket and subject and booking.patient_id == subject and booking.status == reg.BOOKING_STATUS_CONFIRMED:
-        await _room(request).leave(int(ticket), account_owner(subject))
+        await _room(request).leave(int(ticket), account_owner(subject), booking_id=booking.booking_id)
 
 
-async def paid(request: Request, ticket: str | None, token: str | None) -> None:
+async def paid(request: Request, ticket: str | None, token: str | None, booking_id: str) -> None:
     """Billing took the payment: the place is kept PAID_PLACE_SECONDS more at most, for a declined card's
-    patient to book again without queueing, not the whole pass for one who paid and went."""
+    patient to book again without queueing, not the whole pass for one who paid and went; and the booking
+    paid for is noted with the admission (one held before it, or in the portal, too), so that its
+    confirmation read frees the place."""
     subject = token_subject(token)
     if ticket and subject:
-        await _room(request).shorten(int(ticket), PAID_PLACE_SECONDS, account_owner(subject))
+        room, owner = _room(request), account_owner(subject)
+        await room.booked(int(ticket), owner, booking_id)
+        await room.shorten(int(ticket), PAID_PLACE_SECONDS, owner)

@@ -222,6 +222,10 @@ async def hold(request: Request):
     if reply.booking.status == reg.BOOKING_STATUS_HELD:
         # Kept (signed, in the session cookie) for the payment of this hold: billing then need not ask registration.
         request.session["payment_ticket"] = [reply.booking.booking_id, reply.payment_ticket]
+        # Noted with the admission too: the API's read of it confirmed (one account, one ticket in both)
+        # frees the place as this session's booking page does.
+        await portal_state(request).waiting_room.booked(request.session.get("ticket"), _room_owner(request)[0],
+                                                        reply.booking.booking_id)
     else:
         # A free clinic's booking is confirmed as it is held: nothing to pay, the next patient may come in.
         await _leave_room(request, request.session.pop("ticket", None))

@@ -44,6 +44,7 @@ PAID_PLACE_SECONDS = 90
 
 CHECK = """
 local tail_key, head_key, active_key, taken_key, owners_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local booked_key = KEYS[6]
 local now, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
 local claim_seconds, pass_seconds = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ticket = tonumber(ARGV[5])
@@ -54,6 +55,7 @@ for _, t in ipairs(spent) do
   redis.call('ZREM', active_key, t)
   redis.call('SREM', taken_key, t)
   redis.call('HDEL', owners_key, t)
+  redis.call('HDEL', booked_key, t)
 end
 
 local tail = tonumber(redis.call('GET', tail_key) or '0')
@@ -106,13 +108,19 @@ return standing
 """
 
 # Only the ticket's owner may free its place (a sign-out, a booking confirmed) or cut it short (paid).
+# ARGV[3]: a booking's id, or '': the place is freed only if that booking was held or paid through it.
 LEAVE = """
 if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+if ARGV[3] ~= '' and not string.find(' ' .. (redis.call('HGET', KEYS[4], ARGV[1]) or '') .. ' ',
+                                     ' ' .. ARGV[3] .. ' ', 1, true) then
   return 0
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return 1
 """
 
@@ -122,6 +130,25 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then
 end
 return redis.call('ZADD', KEYS[1], 'XX', 'LT', ARGV[2], ARGV[1])
 """
+
+# Notes a booking held or paid for through the owner's admission (ARGV: ticket, owner, booking id, the
+# keys' idle seconds). Ids are registration's (no spaces); the last BOOKED_KEPT are kept, more than a
+# patient's active bookings may number, so a long admission's note stays small.
+BOOKED = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] or not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  return 0
+end
+local ids = {}
+for id in string.gmatch(redis.call('HGET', KEYS[2], ARGV[1]) or '', '%S+') do
+  if id ~= ARGV[3] then table.insert(ids, id) end
+end
+table.insert(ids, ARGV[3])
+while #ids > tonumber(ARGV[5]) do table.remove(ids, 1) end
+redis.call('HSET', KEYS[2], ARGV[1], table.concat(ids, ' '))
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+BOOKED_KEPT = 10
 
 
 def account_owner(subject: str) -> str:
@@ -140,6 +167,10 @@ def owner_key(owner: str) -> str:
     """What Redis holds for an owner: a fixed-size digest, never the account id itself (and an
     API caller's unverified token names any subject, of any length, it likes)."""
     return hashlib.sha256(owner.encode()).hexdigest()[:32]
+
+
+def _freed_when_it_runs_out() -> None:
+    log.warning("waiting room unavailable: a place is freed when its admission runs out")
 
 
 @dataclass(frozen=True)
@@ -166,10 +197,11 @@ class WaitingRoom:
         # rather than keep every booking page waiting on it.
         self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout_seconds,
                                               socket_connect_timeout=timeout_seconds)
-        self._keys = [f"{namespace}:{k}" for k in ("tail", "head", "active", "taken", "owners")]
+        self._keys = [f"{namespace}:{k}" for k in ("tail", "head", "active", "taken", "owners", "booked")]
         self._check = self._redis.register_script(CHECK)
         self._leave = self._redis.register_script(LEAVE)
         self._shorten = self._redis.register_script(SHORTEN)
+        self._booked = self._redis.register_script(BOOKED)
         # Served at 0 from the start: a rate of foreign tickets reads 0, not "no data", on a quiet day.
         for surface in ("portal", "api"):
             metrics.WAITING_ROOM_FOREIGN_TICKETS.labels(surface)
@@ -207,14 +239,26 @@ class WaitingRoom:
         metrics.PORTAL_WAITING_ROOM_CHECKED.set_to_current_time()
         return standing
 
-    async def leave(self, ticket: int | None, owner: str = "") -> None:
-        """Frees the patient's place for the next in the queue (``owner``'s ticket only)."""
+    async def leave(self, ticket: int | None, owner: str = "", *, booking_id: str = "") -> None:
+        """Frees the patient's place for the next in the queue (``owner``'s ticket only); with
+        ``booking_id``, only if that booking was held or paid for through it (``booked``)."""
         if not self.enabled or not ticket:
             return
         try:
-            await self._leave(keys=self._keys[2:5], args=[ticket, owner_key(owner)])
+            await self._leave(keys=self._keys[2:6], args=[ticket, owner_key(owner), booking_id])
         except (aioredis.RedisError, OSError):
-            log.warning("waiting room unavailable: a place is freed when its admission runs out")
+            _freed_when_it_runs_out()
+
+    async def booked(self, ticket: int | None, owner: str, booking_id: str) -> None:
+        """Notes that ``owner``'s admission held (or paid for) ``booking_id``: reading it confirmed
+        frees the place (``leave`` with the booking's id)."""
+        if not self.enabled or not ticket or not booking_id:
+            return
+        try:
+            await self._booked(keys=[self._keys[4], self._keys[5], self._keys[2]],
+                               args=[ticket, owner_key(owner), booking_id, IDLE_SECONDS, BOOKED_KEPT])
+        except (aioredis.RedisError, OSError):
+            _freed_when_it_runs_out()
 
     async def shorten(self, ticket: int | None, seconds: float, owner: str = "") -> None:
         """Lets the patient's place go in ``seconds`` at the latest (never later than it would have;
@@ -225,7 +269,7 @@ class WaitingRoom:
             await self._shorten(keys=[self._keys[2], self._keys[4]],
                                 args=[ticket, time.time() + seconds, owner_key(owner)])
         except (aioredis.RedisError, OSError):
-            log.warning("waiting room unavailable: a place is freed when its admission runs out")
+            _freed_when_it_runs_out()
 
     async def reset(self) -> None:
         await self._redis.delete(*self._keys)

@@ -41,7 +41,7 @@ async def hold_slot(request: Request, response: Response, body: Hold, key: Idemp
     admission = await booking_queue.admit(request, response, ticket, token)
     reply = await services.registration.HoldSlot(
         registration_pb2.HoldSlotRequest(slot_id=body.slot_id, idempotency_key=key))
-    await booking_queue.leave_if_confirmed(request, admission, reply.booking)
+    await booking_queue.held(request, admission, reply.booking)
     return {**to_dict(reply.booking), "payment_ticket": reply.payment_ticket}
 
 
@@ -51,8 +51,9 @@ async def my_bookings(services: CallerServices):
 
 
 @router.get("/bookings/{booking_id}", response_model=Booking,
-            description="With `X-Waiting-Room-Ticket`: your booking read confirmed frees your place in the "
-                        "waiting room for the next patient.")
+            description="With `X-Waiting-Room-Ticket`: a booking you held or paid for with that ticket, read "
+                        "confirmed, frees your place in the waiting room for the next patient (reading another "
+                        "booking of yours does not).")
 async def booking(request: Request, booking_id: str, services: CallerServices, token: CallerToken,
                   ticket: TicketHeader = None):
     reply = await services.registration.GetBooking(registration_pb2.GetBookingRequest(booking_id=booking_id))
@@ -69,7 +70,7 @@ async def pay(request: Request, booking_id: str, body: Pay, key: IdempotencyKey,
     reply = await services.billing.PayRegistrationFee(billing_pb2.PayRegistrationFeeRequest(
         booking_id=booking_id, payment_method_token=body.payment_method_token, idempotency_key=key,
         payment_ticket=body.payment_ticket))
-    await booking_queue.paid(request, ticket, token)
+    await booking_queue.paid(request, ticket, token, booking_id)
     return to_dict(reply.payment)
 
 
