@@ -193,6 +193,74 @@ def test_paying_with_the_ticket_keeps_the_place_a_short_while_only(own_gateway, 
         assert hold(http, second, place["ticket"]).status_code == 201
 
 
+def earlier_confirmed_booking(fakes, caller: Caller) -> str:
+    """A confirmed booking of ``caller``'s from an earlier visit (its queue number given), in the stand-in."""
+    booking_id = f"bk-earlier-{caller.account['account_id'][:8]}"
+    fakes["registration"].bookings[booking_id] = reg.Booking(
+        booking_id=booking_id, patient_id=caller.account["account_id"], slot_id="slot-1",
+        status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, queue_number=3)
+    return booking_id
+
+
+def cancel(client: httpx.Client, caller: Caller, booking_id: str, ticket: str):
+    return client.post(f"/api/v1/bookings/{booking_id}/cancel", headers=caller.headers | new_key() | {TICKET: ticket})
+
+
+def test_cancelling_a_confirmed_booking_with_the_ticket_keeps_the_place_a_short_while_only(
+        own_gateway, fakes, monkeypatch):
+    """Before, cancelling changed nothing: a patient who cancelled and went kept the place for the whole
+    pass. Now a confirmed booking cancelled keeps it PAID_PLACE_SECONDS (time to book another time), as
+    paying does; a hold released keeps it whole (the patient is choosing another time)."""
+    monkeypatch.setattr("gateway.portal.waiting_room.PAID_PLACE_SECONDS", 0.5)
+    url = own_gateway(waiting_room_capacity=1)
+    with httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        admitted = hold(http, first)
+        ticket = admitted.headers[TICKET]
+        place = queued(hold(http, second))
+
+        released = cancel(http, first, admitted.json()["booking_id"], ticket)
+        assert released.status_code == 200 and released.json()["status"] == "cancelled"
+        time.sleep(0.8)
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+
+        cancelled = cancel(http, first, earlier_confirmed_booking(fakes, first), ticket)
+        assert cancelled.status_code == 200 and cancelled.json()["refund_due"]
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1  # kept a moment, to book again
+        time.sleep(0.8)
+        assert hold(http, second, place["ticket"]).status_code == 201
+
+
+def test_cancelling_a_confirmed_booking_in_the_portal_keeps_the_place_a_short_while_only(
+        own_gateway, fakes, monkeypatch):
+    """The portal's cancel as the API's: releasing a hold keeps the place; cancelling a confirmed booking
+    keeps it PAID_PLACE_SECONDS, then it goes to the next in the queue."""
+    monkeypatch.setattr("gateway.portal.waiting_room.PAID_PLACE_SECONDS", 0.5)
+    url = own_gateway(waiting_room_capacity=1)
+    with portal_session(url, *FIRST) as portal, httpx.Client(base_url=url, timeout=20) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        page = portal.get(DOCTOR_PAGE)
+        assert page.url.path == DOCTOR_PAGE
+        place = queued(hold(http, second))
+
+        held = portal.post("/holds", data={"csrf": csrf(page), "slot_id": "slot-1", "back": DOCTOR_PAGE,
+                                           "key": new_key()["Idempotency-Key"]})
+        booking_id = str(held.url).rsplit("/", 1)[-1]
+        released = portal.post(f"/bookings/{booking_id}/cancel", data={
+            "csrf": csrf(held), "key": new_key()["Idempotency-Key"], "release": "1"})
+        assert fakes["registration"].bookings[booking_id].status == reg.BOOKING_STATUS_CANCELLED
+        time.sleep(0.8)
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        assert portal.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE
+
+        earlier = earlier_confirmed_booking(fakes, first)
+        portal.post(f"/bookings/{earlier}/cancel", data={"csrf": csrf(released), "key": new_key()["Idempotency-Key"]})
+        assert fakes["registration"].bookings[earlier].status == reg.BOOKING_STATUS_CANCELLED
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        time.sleep(0.8)
+        assert hold(http, second, place["ticket"]).status_code == 201
+
+
 def test_a_free_clinics_hold_confirmed_at_once_frees_the_place(own_gateway):
     """As in the portal: nothing to pay, the next patient may come in."""
     url = own_gateway(waiting_room_capacity=1)
@@ -327,5 +395,6 @@ def test_the_openapi_describes_the_waiting_room_of_the_hold():
     assert TICKET in hold_op["responses"]["201"]["headers"]
     standing = spec["components"]["schemas"]["WaitingRoomStanding"]["properties"]
     assert set(standing) == {"ticket", "position", "waiting", "requeued"}
-    for path, method in (("/api/v1/bookings/{booking_id}", "get"), ("/api/v1/bookings/{booking_id}/payment", "post")):
+    for path, method in (("/api/v1/bookings/{booking_id}", "get"), ("/api/v1/bookings/{booking_id}/payment", "post"),
+                         ("/api/v1/bookings/{booking_id}/cancel", "post")):
         assert TICKET in {p["name"] for p in spec["paths"][path][method]["parameters"]}, path

@@ -15,7 +15,9 @@ not taken within the claim window is lost (a new ticket at the back,
 when the client pays with the header, and ends when it reads confirmed, with
 it, a booking it held or paid for through the room (the room notes their ids:
 a read of another of the account's bookings frees nothing), or at once for a
-free clinic's hold, confirmed as it is made.
+free clinic's hold, confirmed as it is made. A confirmed booking cancelled with
+the header cuts it to PAID_PLACE_SECONDS as a payment does (time to book another
+time); a hold released keeps it (the client is choosing another time).
 A ticket is the account's (the token's subject): another account's token
 presenting it gets a ticket of its own at the back. Without Redis the hold
 goes through, as the portal's pages do: the services still shed what they
@@ -130,3 +132,10 @@ async def paid(request: Request, ticket: str | None, token: str | None, booking_
         room, owner = _room(request), account_owner(subject)
         await room.booked(int(ticket), owner, booking_id)
         await room.shorten(int(ticket), PAID_PLACE_SECONDS, owner)
+
+
+async def cancelled(request: Request, ticket: str | None, token: str | None, booking: reg.Booking) -> None:
+    """The caller cancelled its booking with its ticket: the portal's rule (WaitingRoom.cancelled)."""
+    subject = token_subject(token)
+    if ticket and subject and booking.patient_id == subject:
+        await _room(request).cancelled(int(ticket), account_owner(subject), booking)

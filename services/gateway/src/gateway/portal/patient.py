@@ -355,6 +355,8 @@ async def cancel(request: Request, booking_id: str):
     reply = await call(request, f"/bookings/{booking_id}", services(request).registration.CancelBooking(
         reg.CancelBookingRequest(booking_id=booking_id, idempotency_key=str(form.get("key", "")))))
     portal_state(request).availability.forget(("slots", reply.booking.doctor_id))
+    await portal_state(request).waiting_room.cancelled(request.session.get("ticket"), _room_owner(request)[0],
+                                                       reply.booking)
     if reply.booking.refund_due:
         flash(request, _("Your booking is cancelled. The fee of {amount} is being refunded to your payment method.")
               .format(amount=formatter(request).money(reply.booking.fee_fen)), "success")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan_common import metrics
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ IDLE_SECONDS = 24 * 3600
 
 # After paying, how long the patient keeps their waiting-room place: long enough to hear that a card was
 # declined and book again without queueing, short enough that a patient who paid and left frees it soon.
-# The portal's and the API's (shorten).
+# The portal's and the API's (shorten); also after cancelling a confirmed booking (cancelled).
 PAID_PLACE_SECONDS = 90
 
 CHECK = """
@@ -248,6 +249,16 @@ class WaitingRoom:
             await self._leave(keys=self._keys[2:6], args=[ticket, owner_key(owner), booking_id])
         except (aioredis.RedisError, OSError):
             _freed_when_it_runs_out()
+
+    async def cancelled(self, ticket: int | None, owner: str, booking: reg.Booking) -> None:
+        """``owner`` cancelled ``booking`` (the portal and the API alike). A confirmed booking cancelled (it
+        had its queue number) ends what the patient came for, as a payment does: the place is kept
+        PAID_PLACE_SECONDS at most, time to book another time at once (a patient moving an appointment
+        must not go to the back of the surge's queue), not the rest of the pass for one who cancelled and
+        went. A hold released keeps the place whole: nothing was booked, the patient is choosing another
+        time in the same visit (the portal says so), and the pass still bounds it."""
+        if booking.status == reg.BOOKING_STATUS_CANCELLED and booking.queue_number > 0:
+            await self.shorten(ticket, PAID_PLACE_SECONDS, owner)
 
     async def booked(self, ticket: int | None, owner: str, booking_id: str) -> None:
         """Notes that ``owner``'s admission held (or paid for) ``booking_id``: reading it confirmed

@@ -79,10 +79,15 @@ async def payments(booking_id: str, services: CallerServices):
     return to_dict(await services.billing.ListPayments(billing_pb2.ListPaymentsRequest(booking_id=booking_id)))
 
 
-@router.post("/bookings/{booking_id}/cancel", response_model=Booking)
-async def cancel(booking_id: str, key: IdempotencyKey, services: CallerServices):
+@router.post("/bookings/{booking_id}/cancel", response_model=Booking,
+             description="With `X-Waiting-Room-Ticket`: a confirmed booking cancelled keeps your place in the "
+                         "waiting room 90 s more at most (time to book another time), then it goes to the next "
+                         "patient; a hold released keeps it (you are choosing another time).")
+async def cancel(request: Request, booking_id: str, key: IdempotencyKey, services: CallerServices,
+                 token: CallerToken, ticket: TicketHeader = None):
     reply = await services.registration.CancelBooking(
         registration_pb2.CancelBookingRequest(booking_id=booking_id, idempotency_key=key))
+    await booking_queue.cancelled(request, ticket, token, reply.booking)
     return to_dict(reply.booking)
 
 
