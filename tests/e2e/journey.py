@@ -111,11 +111,12 @@ def log_a_minute(http: httpx.Client, auth: dict, ticket_id: str, **fields) -> ht
     return reply
 
 
-def start_narrow_gateway(platform, name: str) -> str:
+def start_narrow_gateway(platform, name: str, **settings: str) -> str:
     """A second gateway on ``platform``'s services, admitting one patient at a time to booking (its
-    waiting room in a namespace of its own); its base URL. The platform stops it with the rest."""
+    waiting room in a namespace of its own); its base URL. ``settings``: more of its environment
+    (WAITING_ROOM_NEW_TICKETS_PER_ADDRESS="2"). The platform stops it with the rest."""
     port = free_port()
     env = {**platform.env(), "GATEWAY_PORT": str(port), "WAITING_ROOM_CAPACITY": "1",
-           "WAITING_ROOM_NAMESPACE": f"tuoguan:test-waiting-room:{uuid.uuid4().hex}"}
+           "WAITING_ROOM_NAMESPACE": f"tuoguan:test-waiting-room:{uuid.uuid4().hex}", **settings}
     platform.processes.start(name, [sys.executable, "-m", "gateway"], env, ready_port=port)
     return f"http://127.0.0.1:{port}"

@@ -3,8 +3,11 @@ admitting one patient at a time queues an API client behind another (429 in_wait
 the other's ticket, and lets it hold once the other's booking is paid and read confirmed."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import time
+import uuid
 
 import httpx
 import pytest
@@ -106,3 +109,33 @@ def test_reading_an_earlier_confirmed_booking_with_the_ticket_keeps_the_place(ht
     made = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]},
                                headers={**second, **key(), TICKET: str(place["ticket"])})
     assert made.status_code == 201, made.text
+
+
+def test_an_address_taking_new_tickets_past_its_limit_is_refused_without_one(http, platform):
+    """Before, each hold without a ticket, or with a forged token (the gateway reads its subject unverified),
+    took a new ticket: one address's script pushed every patient queueing behind it back. Now an address
+    takes at most WAITING_ROOM_NEW_TICKETS_PER_ADDRESS new tickets a minute: past that, 429
+    too_many_tickets_from_address with Retry-After and no ticket; a patient elsewhere queues as before."""
+    url = start_narrow_gateway(platform, "gateway-waiting-room-tickets", WAITING_ROOM_NEW_TICKETS_PER_ADDRESS="2")
+    patient = new_patient(http, name="孙芳")
+    slot_id = available_slots(http, department(http, 10))[-1]["slot_id"]
+    # Tokens of the script's making: any subject, no valid signature.
+    forged = [{"Authorization": "Bearer " + ".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+        for part in ({"alg": "EdDSA"}, {"sub": str(uuid.uuid4()), "exp": 4102444800}, "x"))} for _ in range(4)]
+    script = {"X-Forwarded-For": "101.6.6.6"}
+    with httpx.Client(base_url=url, timeout=15) as gateway:
+        replies = [gateway.post("/api/v1/bookings", json={"slot_id": slot_id}, headers={**token, **script, **key()})
+                   for token in forged]
+        # The first two took tickets (the first's admission is refused by registration: its token is no token).
+        assert [r.status_code for r in replies[:2]] == [401, 429], [r.text for r in replies]
+        assert replies[1].json()["error"]["reason"] == "in_waiting_room"
+        for refused in replies[2:]:
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["reason"] == "too_many_tickets_from_address"
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60 and TICKET not in refused.headers
+
+        queued = gateway.post("/api/v1/bookings", json={"slot_id": slot_id},
+                              headers={**patient, **key(), "X-Forwarded-For": "101.7.7.7"})
+        assert queued.status_code == 429 and queued.json()["error"]["reason"] == "in_waiting_room", queued.text
+        assert queued.json()["waiting_room"]["ticket"] == 3

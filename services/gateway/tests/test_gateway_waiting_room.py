@@ -8,6 +8,7 @@ import contextlib
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -133,22 +134,21 @@ def test_another_accounts_ticket_is_no_ticket_in_the_api(own_gateway, fakes):
         assert hold(http, first, ticket).status_code == 201
 
 
-def test_reading_another_confirmed_booking_with_the_ticket_keeps_the_place(own_gateway, fakes):
+def test_reading_another_confirmed_booking_with_the_ticket_keeps_the_place(own_gateway, fakes,
+                                                                          earlier_confirmed_booking):
     """Before, a read of any confirmed booking of the account's with the ticket freed its place: a patient
     who looked at last week's booking while holding a new one lost the place mid-booking. Now only a
     booking held (or paid for) through the admission, read confirmed, frees it."""
     url = own_gateway(waiting_room_capacity=1)
     with httpx.Client(base_url=url, timeout=20) as http:
         first, second = Caller(http, *FIRST), Caller(http, *SECOND)
-        fakes["registration"].bookings["bk-earlier"] = reg.Booking(
-            booking_id="bk-earlier", patient_id=first.account["account_id"], slot_id="slot-1",
-            status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, queue_number=3)
+        earlier = earlier_confirmed_booking(first)
         admitted = hold(http, first)
         ticket, booking_id = admitted.headers[TICKET], admitted.json()["booking_id"]
         place = queued(hold(http, second))
 
-        earlier = http.get("/api/v1/bookings/bk-earlier", headers=first.headers | {TICKET: ticket})
-        assert earlier.status_code == 200 and earlier.json()["status"] == "confirmed"
+        read = http.get(f"/api/v1/bookings/{earlier}", headers=first.headers | {TICKET: ticket})
+        assert read.status_code == 200 and read.json()["status"] == "confirmed"
         assert queued(hold(http, second, place["ticket"]))["position"] == 1
 
         # The booking held through the admission, read confirmed: the place goes to the second.
@@ -193,13 +193,25 @@ def test_paying_with_the_ticket_keeps_the_place_a_short_while_only(own_gateway, 
         assert hold(http, second, place["ticket"]).status_code == 201
 
 
-def earlier_confirmed_booking(fakes, caller: Caller) -> str:
-    """A confirmed booking of ``caller``'s from an earlier visit (its queue number given), in the stand-in."""
-    booking_id = f"bk-earlier-{caller.account['account_id'][:8]}"
-    fakes["registration"].bookings[booking_id] = reg.Booking(
-        booking_id=booking_id, patient_id=caller.account["account_id"], slot_id="slot-1",
-        status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, queue_number=3)
-    return booking_id
+@pytest.fixture
+def earlier_confirmed_booking(fakes):
+    """Puts in the stand-in a confirmed booking of a caller's from an earlier visit (its queue number given),
+    ``earlier_confirmed_booking(caller)``, its id; removed afterwards: the demo patients' pages list it."""
+    made = []
+
+    def make(caller: Caller) -> str:
+        booking_id = f"bk-earlier-{uuid.uuid4().hex[:8]}"
+        fakes["registration"].bookings[booking_id] = reg.Booking(
+            booking_id=booking_id, booking_number="R900001", patient_id=caller.account["account_id"],
+            slot_id="slot-1", status=reg.BOOKING_STATUS_CONFIRMED, fee_fen=5000, queue_number=3,
+            department_id="dep-cardio", department_name="心内科", doctor_id="doc-wang", doctor_name="王医生",
+            service_date="2026-11-20", starts_at="2026-11-20T08:00:00+08:00", ends_at="2026-11-20T08:15:00+08:00")
+        made.append(booking_id)
+        return booking_id
+
+    yield make
+    for booking_id in made:
+        fakes["registration"].bookings.pop(booking_id, None)
 
 
 def cancel(client: httpx.Client, caller: Caller, booking_id: str, ticket: str):
@@ -207,7 +219,7 @@ def cancel(client: httpx.Client, caller: Caller, booking_id: str, ticket: str):
 
 
 def test_cancelling_a_confirmed_booking_with_the_ticket_keeps_the_place_a_short_while_only(
-        own_gateway, fakes, monkeypatch):
+        own_gateway, fakes, monkeypatch, earlier_confirmed_booking):
     """Before, cancelling changed nothing: a patient who cancelled and went kept the place for the whole
     pass. Now a confirmed booking cancelled keeps it PAID_PLACE_SECONDS (time to book another time), as
     paying does; a hold released keeps it whole (the patient is choosing another time)."""
@@ -224,7 +236,7 @@ def test_cancelling_a_confirmed_booking_with_the_ticket_keeps_the_place_a_short_
         time.sleep(0.8)
         assert queued(hold(http, second, place["ticket"]))["position"] == 1
 
-        cancelled = cancel(http, first, earlier_confirmed_booking(fakes, first), ticket)
+        cancelled = cancel(http, first, earlier_confirmed_booking(first), ticket)
         assert cancelled.status_code == 200 and cancelled.json()["refund_due"]
         assert queued(hold(http, second, place["ticket"]))["position"] == 1  # kept a moment, to book again
         time.sleep(0.8)
@@ -232,7 +244,7 @@ def test_cancelling_a_confirmed_booking_with_the_ticket_keeps_the_place_a_short_
 
 
 def test_cancelling_a_confirmed_booking_in_the_portal_keeps_the_place_a_short_while_only(
-        own_gateway, fakes, monkeypatch):
+        own_gateway, fakes, monkeypatch, earlier_confirmed_booking):
     """The portal's cancel as the API's: releasing a hold keeps the place; cancelling a confirmed booking
     keeps it PAID_PLACE_SECONDS, then it goes to the next in the queue."""
     monkeypatch.setattr("gateway.portal.waiting_room.PAID_PLACE_SECONDS", 0.5)
@@ -253,7 +265,7 @@ def test_cancelling_a_confirmed_booking_in_the_portal_keeps_the_place_a_short_wh
         assert queued(hold(http, second, place["ticket"]))["position"] == 1
         assert portal.get(DOCTOR_PAGE).url.path == DOCTOR_PAGE
 
-        earlier = earlier_confirmed_booking(fakes, first)
+        earlier = earlier_confirmed_booking(first)
         portal.post(f"/bookings/{earlier}/cancel", data={"csrf": csrf(released), "key": new_key()["Idempotency-Key"]})
         assert fakes["registration"].bookings[earlier].status == reg.BOOKING_STATUS_CANCELLED
         assert queued(hold(http, second, place["ticket"]))["position"] == 1
@@ -382,6 +394,54 @@ def test_a_ticket_taken_before_signing_in_passes_to_the_account_that_signs_in_an
         assert queued(hold(http, Caller(http, *SECOND), ticket))["ticket"] != ticket
 
 
+# Public addresses, as the gateway sees a client behind its trusted proxy (127.0.0.1 in these tests).
+SCRIPT_ADDRESS, PATIENT_ADDRESS = "101.6.6.6", "101.7.7.7"
+
+
+def test_an_address_past_its_new_tickets_is_refused_429_in_the_api_and_takes_no_ticket(own_gateway):
+    """Before, every hold without a ticket (or with a forged or another's one) took a new ticket: a script
+    pushed the queueing patients back, one place per call. Now an address takes its limit of new tickets a
+    minute; past it the hold is refused 429 too_many_tickets_from_address with Retry-After and no ticket,
+    while its tickets already taken, and other addresses, queue as before."""
+    url = own_gateway(waiting_room_capacity=1, waiting_room_new_tickets_per_address=2)
+    with httpx.Client(base_url=url, timeout=20, headers={"X-Forwarded-For": SCRIPT_ADDRESS}) as http:
+        first, second = Caller(http, *FIRST), Caller(http, *SECOND)
+        assert hold(http, first).status_code == 201
+        place = queued(hold(http, second))
+
+        for _ in range(3):
+            refused = hold(http, second)
+            assert error(refused) == (429, "too_many_tickets_from_address", None), refused.text
+            assert 1 <= int(refused.headers["Retry-After"]) <= 60
+            assert TICKET not in refused.headers and "waiting_room" not in refused.json()
+        # Its ticket taken before is answered as ever; another address queues behind it.
+        assert queued(hold(http, second, place["ticket"]))["position"] == 1
+        elsewhere = queued(http.post("/api/v1/bookings", json={"slot_id": "slot-1"},
+                                     headers=second.headers | new_key() | {"X-Forwarded-For": PATIENT_ADDRESS}))
+        assert elsewhere["position"] == 2
+
+
+def test_a_portal_visitor_past_the_addresss_new_tickets_sees_the_waiting_page_saying_so(own_gateway):
+    """Cookie-less page loads each took a ticket. Past the address's limit, the waiting page says the network
+    has taken many places this minute and tries again by itself; another address still queues."""
+    url = own_gateway(waiting_room_capacity=1, waiting_room_new_tickets_per_address=2)
+    loads = []
+    for _ in range(3):
+        with httpx.Client(base_url=url, timeout=20, follow_redirects=True,
+                          headers={"X-Forwarded-For": SCRIPT_ADDRESS}) as cookieless:
+            loads.append(cookieless.get(DOCTOR_PAGE))
+    assert [page.url.path for page in loads] == [DOCTOR_PAGE, "/queue", "/queue"]
+    limited = loads[2]
+    assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert 'id="queue-address-limited"' in limited.text and "同一 Wi-Fi 或移动网络" in limited.text
+    assert 'id="queue-position"' not in limited.text and "data-queue-status" not in limited.text
+    assert f'content="{limited.headers["Retry-After"]}"' in limited.text
+    with portal_session(url) as patient:
+        patient.headers["X-Forwarded-For"] = PATIENT_ADDRESS
+        page = patient.get(DOCTOR_PAGE)
+        assert page.status_code == 200 and 'id="queue-position">2<' in page.text
+
+
 def test_the_openapi_describes_the_waiting_room_of_the_hold():
     from gateway.app import create_app
 
@@ -390,6 +450,8 @@ def test_the_openapi_describes_the_waiting_room_of_the_hold():
     assert {p["name"]: p["required"] for p in hold_op["parameters"] if p["in"] == "header"} == {
         "Idempotency-Key": True, TICKET: False}
     queued_reply = hold_op["responses"]["429"]
+    assert "in_waiting_room" in queued_reply["description"]
+    assert "too_many_tickets_from_address" in queued_reply["description"]
     assert set(queued_reply["headers"]) == {"Retry-After", TICKET}
     assert queued_reply["content"]["application/json"]["schema"]["$ref"].endswith("/WaitingRoomReply")
     assert TICKET in hold_op["responses"]["201"]["headers"]

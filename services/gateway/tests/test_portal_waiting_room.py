@@ -25,13 +25,14 @@ CHECKED = "tuoguan_portal_waiting_room_checked_timestamp_seconds"
 
 
 def run_with_room(namespace: str, scenario, *, capacity: int, claim_seconds: int = 60, pass_seconds: int = 600,
-                  url: str = REDIS_URL):
+                  url: str = REDIS_URL, new_tickets_per_address: int = 0):
     """Runs ``await scenario(room)`` in a fresh event loop, closing the room's connections afterwards."""
     async def main():
         # A loaded CI machine may take longer than the portal's half second to
         # connect 200 clients at once: these tests are about the queue, not the timeout.
         room = WaitingRoom(url, capacity=capacity, claim_seconds=claim_seconds, pass_seconds=pass_seconds,
-                           namespace=namespace, timeout_seconds=5.0)
+                           namespace=namespace, timeout_seconds=5.0,
+                           new_tickets_per_address=new_tickets_per_address, address_secret="test-secret")
         try:
             return await scenario(room)
         finally:
@@ -332,3 +333,61 @@ def test_redis_holds_no_account_id(namespace):
         assert list(owners) == [b"1"] and b"8f14e45f" not in owners[b"1"] and len(owners[b"1"]) == 32
     finally:
         client.close()
+
+
+NAT, ELSEWHERE = "101.6.6.6", "2408:8000:1:2::/64"
+
+
+def test_new_tickets_per_address_are_limited_and_none_is_taken_past_the_limit(namespace):
+    """Before, every check without a ticket took one: a script loading pages without a cookie pushed the
+    patients queueing behind it back, one place per request. Now an address takes at most its limit of new
+    tickets a minute, however many ask at once; past it, no ticket (address_limited, with the seconds left),
+    while its tickets already taken, and other addresses, are answered as before."""
+    async def scenario(room: WaitingRoom):
+        asked = await asyncio.gather(*(room.check(None, f"visitor:{n}", address=NAT) for n in range(20)))
+        other = await room.check(None, "visitor:elsewhere", address=ELSEWHERE)
+        n, mine = next((n, s) for n, s in enumerate(asked) if s.ticket)
+        own = await room.check(mine.ticket, f"visitor:{n}", address=NAT)
+        return asked, other, own
+
+    refused_before = REGISTRY.get_sample_value("tuoguan_gateway_waiting_room_new_tickets_total",
+                                               {"surface": "portal", "outcome": "refused"}) or 0.0
+    asked, other, own = run_with_room(namespace, scenario, capacity=1, new_tickets_per_address=3)
+    taken = [s for s in asked if s.outcome != "address_limited"]
+    limited = [s for s in asked if s.outcome == "address_limited"]
+    assert sorted(s.ticket for s in taken) == [1, 2, 3] and len(limited) == 17
+    assert all(s.ticket == 0 and not s.admitted and 1 <= s.retry_after <= 60 for s in limited)
+    assert other.outcome == "queued" and other.ticket == 4 and other.position == 3
+    assert own.outcome in ("admitted", "queued") and own.ticket in (1, 2, 3)
+    assert REGISTRY.get_sample_value("tuoguan_gateway_waiting_room_new_tickets_total",
+                                     {"surface": "portal", "outcome": "refused"}) == refused_before + 17
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        counts = {k.decode(): client.get(k) for k in client.scan_iter(match=f"{namespace}:new-tickets:*")}
+        # One count per address, under a keyed hash of it, for the minute only.
+        assert sorted(counts.values()) == [b"1", b"3"]
+        assert not any(NAT in key or "2408" in key for key in counts)
+        assert all(0 < client.ttl(key) <= 60 for key in counts)
+    finally:
+        client.close()
+
+
+def test_without_an_address_or_a_limit_new_tickets_are_not_counted(namespace):
+    """A client whose address is not a public one (None) is not counted; nor is anyone with the limit at 0."""
+    def scenario(address):
+        async def checks(room: WaitingRoom):
+            return [(await room.check(None, f"visitor:{n}", address=address)).ticket for n in range(5)]
+        return checks
+
+    assert run_with_room(namespace, scenario(None), capacity=1, new_tickets_per_address=2) == [1, 2, 3, 4, 5]
+    assert run_with_room(f"{namespace}:off", scenario(NAT), capacity=1) == [1, 2, 3, 4, 5]
+
+
+def test_the_new_tickets_per_address_come_from_the_environment(monkeypatch):
+    from gateway.portal.settings import PortalSettings
+
+    monkeypatch.delenv("WAITING_ROOM_NEW_TICKETS_PER_ADDRESS", raising=False)
+    assert PortalSettings.from_env().waiting_room_new_tickets_per_address == 60
+    monkeypatch.setenv("WAITING_ROOM_NEW_TICKETS_PER_ADDRESS", "0")
+    assert PortalSettings.from_env().waiting_room_new_tickets_per_address == 0

@@ -119,7 +119,7 @@ RETENTION_DELETED = Counter(
 # The portal (gateway): its waiting room and its cache of the catalogue and availability.
 PORTAL_WAITING_ROOM = Counter(
     "tuoguan_portal_waiting_room_checks_total",
-    "Waiting-room checks by outcome (admitted, queued, missed_turn, room_unavailable)", ["outcome"],
+    "Waiting-room checks by outcome (admitted, queued, missed_turn, address_limited, room_unavailable)", ["outcome"],
 )
 # Set by each check that reads the queue from Redis. A check that cannot read it
 # sets NaN (unknown), never leaves the last figure standing; a replica nobody
@@ -140,11 +140,22 @@ WAITING_ROOM_FOREIGN_TICKETS = Counter(
     "Waiting-room tickets presented by another account or session than their owner's, by surface (portal, api)",
     ["surface"],
 )
+# New waiting-room tickets counted per client address (against junk tickets pushing patients back), by
+# surface (portal, api) and outcome: counted, refused (the address had its limit this minute: no ticket),
+# not_counted (no public address: behind proxies not trusted, every client looks private). Never the address.
+WAITING_ROOM_NEW_TICKETS = Counter(
+    "tuoguan_gateway_waiting_room_new_tickets_total",
+    "New waiting-room tickets per client address, by surface (portal, api) and outcome "
+    "(counted, refused: the address had its limit in the minute, not_counted: the client's address is not a public one)",
+    ["surface", "outcome"],
+)
 # The JSON API's holds through the waiting room (the portal's pages are counted in the checks above, which
-# count the API's too): admitted, queued (429), room_unavailable (let through without Redis).
+# count the API's too): admitted, queued (429), address_limited (429: the address's new tickets), room_unavailable
+# (let through without Redis).
 API_WAITING_ROOM = Counter(
     "tuoguan_gateway_api_waiting_room_total",
-    "The JSON API's holds through the waiting room by outcome (admitted, queued, room_unavailable)", ["outcome"],
+    "The JSON API's holds through the waiting room by outcome (admitted, queued, address_limited, room_unavailable)",
+    ["outcome"],
 )
 GATEWAY_SIGN_IN_GUARD = Counter(
     "tuoguan_gateway_sign_in_guard_total",

@@ -99,6 +99,13 @@ def counted_address(host: str | None) -> str | None:
     return str(address)
 
 
+def address_digest(secret: bytes, address: str) -> str:
+    """What Redis keeps of a client address (every count per address: the guards', the waiting room's
+    new tickets): a hash keyed with ``secret`` (the session secret every replica shares), so the same
+    address gives the same key on every replica, and the key gives no address back."""
+    return hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def client_address(request: Request) -> str | None:
     """The request's client as the server resolved it, as ``counted_address`` counts it."""
     return counted_address(request.client.host if request.client else None)
@@ -174,8 +181,7 @@ class AddressCount:
         return self.limit > 0
 
     def _key(self, address: str) -> str:
-        digest = hmac.new(self._secret, address.encode(), hashlib.sha256).hexdigest()[:32]
-        return f"{self.namespace}:{digest}"
+        return f"{self.namespace}:{address_digest(self._secret, address)}"
 
     async def attempt(self, address: str | None, call: Callable[[], Awaitable[Reply]],
                       keep: Callable[[BaseException | None], bool]) -> Reply:

@@ -19,7 +19,10 @@ free clinic's hold, confirmed as it is made. A confirmed booking cancelled with
 the header cuts it to PAID_PLACE_SECONDS as a payment does (time to book another
 time); a hold released keeps it (the client is choosing another time).
 A ticket is the account's (the token's subject): another account's token
-presenting it gets a ticket of its own at the back. Without Redis the hold
+presenting it gets a ticket of its own at the back. New tickets are counted per
+client address, as the portal's (WaitingRoom, ``new_tickets_per_address``):
+past the limit the hold is refused 429 ``too_many_tickets_from_address``, with
+no ticket and the window's seconds left as Retry-After. Without Redis the hold
 goes through, as the portal's pages do: the services still shed what they
 cannot take.
 """
@@ -33,6 +36,7 @@ from fastapi import Header, Request, Response
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan_common import metrics
 
+from .address_guard import AddressLimited, client_address
 from .deps import token_subject
 from .errors import ApiError, keep_header
 from .portal.waiting_room import PAID_PLACE_SECONDS, WaitingRoom, account_owner
@@ -46,12 +50,20 @@ TicketHeader = Annotated[str | None, Header(
                 "gave it in this header. Only the account that took a ticket can use it.",
 )]
 # Served at 0 from the start, like the portal's checks' outcomes once a patient comes.
-for _outcome in ("admitted", "queued", "room_unavailable"):
+for _outcome in ("admitted", "queued", "address_limited", "room_unavailable"):
     metrics.API_WAITING_ROOM.labels(_outcome)
 # What the OpenAPI says of the header in replies.
 TICKET_REPLY_HEADER = {"description": "Your waiting-room ticket (while the waiting room is on): send it back "
                                       "with your next hold, your payment and your reads of the booking",
                        "schema": {"type": "integer"}}
+
+
+class TooManyTickets(AddressLimited):
+    """429: the client's address took its limit of new tickets this minute: junk tickets (a script's
+    page loads or forged tokens) would otherwise push the patients queueing behind them back."""
+
+    def __init__(self, retry_after_seconds: int):
+        super().__init__("too_many_tickets_from_address", "too many new waiting-room tickets", retry_after_seconds)
 
 
 def retry_after(room: WaitingRoom) -> int:
@@ -77,14 +89,16 @@ async def admit(request: Request, response: Response, ticket: str | None, token:
     if not room.enabled or not subject:
         # No room; or nobody to queue: registration refuses a hold without a valid token anyway.
         return Admission(0, "")
-    owner = account_owner(subject)
-    standing = await room.check(int(ticket) if ticket else None, owner, surface="api")
+    owner, address = account_owner(subject), client_address(request)
+    standing = await room.check(int(ticket) if ticket else None, owner, surface="api", address=address)
     requeued = standing.outcome == "missed_turn"
     if requeued:
         # As in the portal: the turn (or the pass) ran out while the client was away. A new ticket at
         # the back, which may be let in at once.
-        standing = await room.check(None, owner, surface="api")
+        standing = await room.check(None, owner, surface="api", address=address)
     metrics.API_WAITING_ROOM.labels(standing.outcome).inc()
+    if standing.outcome == "address_limited":
+        raise TooManyTickets(standing.retry_after)
     if standing.ticket:
         keep_header(request, TICKET_HEADER, str(standing.ticket))
         response.headers[TICKET_HEADER] = str(standing.ticket)

@@ -125,7 +125,8 @@ def _room_owner(request: Request) -> tuple[str, str]:
 async def _check_room(request: Request) -> Standing:
     owner, claimable_from = _room_owner(request)
     standing = await portal_state(request).waiting_room.check(request.session.get("ticket"), owner,
-                                                              claimable_from=claimable_from)
+                                                              claimable_from=claimable_from,
+                                                              address=client_address(request))
     request.session["ticket"] = standing.ticket
     return standing
 
@@ -182,6 +183,14 @@ async def queue(request: Request, next: str = "/"):
     requeued = request.session.pop("requeued", False)
     if standing.admitted:
         return redirect(safe_next(next))
+    if standing.outcome == "address_limited":
+        # No ticket yet: the page asks again by itself once the address's minute is over, and keeps
+        # the word that the patient's turn had lapsed for the page that gives the new place.
+        request.session["requeued"] = requeued
+        page = render(request, "queue.html", status_code=429, standing=standing, next=safe_next(next),
+                      refresh_seconds=standing.retry_after)
+        page.headers["Retry-After"] = str(standing.retry_after)
+        return page
     if requeued and standing.position > 0:
         flash(request, translate(request, "You were away for a long time, so your turn to book has lapsed. "
                                           "You have been given a new place in the queue."))

@@ -23,6 +23,10 @@ class PortalSettings:
     # How long an admission lasts once taken, and how long a patient has to take it when their turn comes.
     waiting_room_pass_seconds: int = 600
     waiting_room_claim_seconds: int = 60
+    # New tickets one public client address may take a minute; 0 switches the count off. Generous: a
+    # carrier's NAT or the hospital's Wi-Fi puts many patients behind one address, and one refused only
+    # waits for the minute's end; a script pushing patients back with junk tickets is held to this.
+    waiting_room_new_tickets_per_address: int = 60
     # Keys of the queue in Redis: one queue per platform sharing a Redis.
     waiting_room_namespace: str = "tuoguan:waiting-room"
     # How stale the remaining-capacity figures on the slot pages may be.
@@ -46,6 +50,8 @@ class PortalSettings:
                                                  minimum=1),
             waiting_room_claim_seconds=env_number("WAITING_ROOM_CLAIM_SECONDS", cls.waiting_room_claim_seconds,
                                                   minimum=1),
+            waiting_room_new_tickets_per_address=env_number(
+                "WAITING_ROOM_NEW_TICKETS_PER_ADDRESS", cls.waiting_room_new_tickets_per_address, minimum=0),
             waiting_room_namespace=os.environ.get("WAITING_ROOM_NAMESPACE") or cls.waiting_room_namespace,
             availability_cache_seconds=env_number("AVAILABILITY_CACHE_SECONDS", cls.availability_cache_seconds,
                                                   float, minimum=0),

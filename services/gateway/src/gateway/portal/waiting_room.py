@@ -19,6 +19,24 @@ else. Presented by anyone but its owner, a ticket that has a place (queued,
 or its turn come) counts as no ticket: the caller goes to the back of the
 queue, and the owner keeps the place. The gateway's JSON API shares the queue
 (gateway/booking_queue.py): one account's ticket is good in both.
+
+An admission notes the bookings held (or paid for) through it (``booked``:
+ticket -> their ids): the API, which keeps no session, frees the place when the
+client reads one of those confirmed, not any confirmed booking of the account's
+(an old one read meanwhile would give the place away while the patient is still
+booking).
+
+New tickets are counted per client address (``new_tickets_per_address`` in
+NEW_TICKET_WINDOW_SECONDS), in the same script: a cookie-less page load, or an
+API call with a forged or random token, takes a ticket whose place, when its
+turn comes, stands empty for the claim window; a script taking many would push
+the real patients back. Past the limit no ticket is taken (``address_limited``)
+until the window ends. Every new ticket counts, an account's too: the API's
+token is not verified before the check (a forged one names any account), and a
+signed-in session without a ticket takes a new one as readily. The address is
+the gateway's (``address_guard.client_address``: the peer, or behind a trusted
+proxy its X-Forwarded-For; only a public one is counted), kept in Redis only as
+a keyed hash, for one window; never logged nor a metric label.
 """
 from __future__ import annotations
 
@@ -33,6 +51,8 @@ import redis.asyncio as aioredis
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan_common import metrics
 
+from ..address_guard import address_digest
+
 log = logging.getLogger(__name__)
 
 # Far longer than any pass or claim: only a queue nobody uses any more expires.
@@ -42,14 +62,18 @@ IDLE_SECONDS = 24 * 3600
 # declined and book again without queueing, short enough that a patient who paid and left frees it soon.
 # The portal's and the API's (shorten); also after cancelling a confirmed booking (cancelled).
 PAID_PLACE_SECONDS = 90
+# The window of the count of new tickets per address.
+NEW_TICKET_WINDOW_SECONDS = 60
 
 CHECK = """
 local tail_key, head_key, active_key, taken_key, owners_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local booked_key = KEYS[6]
+local booked_key, address_key = KEYS[6], KEYS[7]
 local now, capacity = tonumber(ARGV[1]), tonumber(ARGV[2])
 local claim_seconds, pass_seconds = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ticket = tonumber(ARGV[5])
 local owner, claimable_from = ARGV[7], ARGV[8]
+-- The address's count of new tickets: at most ARGV[9] (0: not counted) per ARGV[10] seconds.
+local address_limit, address_window = tonumber(ARGV[9]), tonumber(ARGV[10])
 
 local spent = redis.call('ZRANGEBYSCORE', active_key, '-inf', now)
 for _, t in ipairs(spent) do
@@ -77,11 +101,24 @@ if ticket > 0 and ticket <= tail and (ticket > head or redis.call('ZSCORE', acti
     end
   end
 end
+local new_ticket, limited_for = 0, 0
 if ticket <= 0 or ticket > tail then
-  -- A new patient, or a ticket from before the queue was reset: the back of the queue.
-  ticket = redis.call('INCR', tail_key)
-  tail = ticket
-  redis.call('HSET', owners_key, ticket, owner)
+  if address_limit > 0 then
+    local count = redis.call('INCR', address_key)
+    if count == 1 or redis.call('TTL', address_key) < 0 then redis.call('EXPIRE', address_key, address_window) end
+    if count > address_limit then
+      redis.call('DECR', address_key)
+      limited_for = math.max(1, redis.call('TTL', address_key))
+      ticket = 0
+    end
+  end
+  if limited_for == 0 then
+    -- A new patient, or a ticket from before the queue was reset: the back of the queue.
+    ticket = redis.call('INCR', tail_key)
+    tail = ticket
+    new_ticket = 1
+    redis.call('HSET', owners_key, ticket, owner)
+  end
 end
 local room = capacity - redis.call('ZCARD', active_key)
 while room > 0 and head < tail do
@@ -92,18 +129,21 @@ end
 redis.call('SET', head_key, head)
 
 local standing
-if ticket > head then
-  standing = {ticket, ticket - head, 'queued', tail - head, foreign}
+if limited_for > 0 then
+  standing = {0, 0, 'address_limited', tail - head, foreign, new_ticket, limited_for}
+elseif ticket > head then
+  standing = {ticket, ticket - head, 'queued', tail - head, foreign, new_ticket, 0}
 elseif not redis.call('ZSCORE', active_key, ticket) then
-  standing = {ticket, 0, 'missed_turn', tail - head, foreign}
+  standing = {ticket, 0, 'missed_turn', tail - head, foreign, new_ticket, 0}
 else
   if redis.call('SADD', taken_key, ticket) == 1 then
     redis.call('ZADD', active_key, now + pass_seconds, ticket)
   end
-  standing = {ticket, 0, 'admitted', tail - head, foreign}
+  standing = {ticket, 0, 'admitted', tail - head, foreign, new_ticket, 0}
 end
-for _, key in ipairs(KEYS) do
-  redis.call('EXPIRE', key, ARGV[6])
+-- The queue's keys, not the address's count: that one lasts its window.
+for i = 1, 6 do
+  redis.call('EXPIRE', KEYS[i], ARGV[6])
 end
 return standing
 """
@@ -176,10 +216,12 @@ def _freed_when_it_runs_out() -> None:
 
 @dataclass(frozen=True)
 class Standing:
-    ticket: int
+    ticket: int  # 0 when address_limited: no ticket was taken
     position: int  # 0 when admitted
-    outcome: str  # admitted, queued, missed_turn, room_unavailable
+    outcome: str  # admitted, queued, missed_turn, address_limited, room_unavailable
     waiting: int
+    # address_limited: seconds until the address may take a new ticket.
+    retry_after: int = 0
 
     @property
     def admitted(self) -> bool:
@@ -190,14 +232,19 @@ class WaitingRoom:
     """The queue; ``check`` for a page of the booking flow, ``leave`` when a patient is done."""
 
     def __init__(self, redis_url: str, *, capacity: int, claim_seconds: int, pass_seconds: int,
-                 namespace: str = "tuoguan:waiting-room", timeout_seconds: float = 0.5):
+                 namespace: str = "tuoguan:waiting-room", timeout_seconds: float = 0.5,
+                 new_tickets_per_address: int = 0, address_secret: str = ""):
         self.capacity = capacity
+        # 0: new tickets are not counted per address.
+        self.new_tickets_per_address = new_tickets_per_address
+        self._address_secret = address_secret.encode()
         self.claim_seconds = claim_seconds
         self.pass_seconds = pass_seconds
         # Short: a Redis that does not answer lets patients through (fail open)
         # rather than keep every booking page waiting on it.
         self._redis = aioredis.Redis.from_url(redis_url, socket_timeout=timeout_seconds,
                                               socket_connect_timeout=timeout_seconds)
+        self._namespace = namespace
         self._keys = [f"{namespace}:{k}" for k in ("tail", "head", "active", "taken", "owners", "booked")]
         self._check = self._redis.register_script(CHECK)
         self._leave = self._redis.register_script(LEAVE)
@@ -206,22 +253,28 @@ class WaitingRoom:
         # Served at 0 from the start: a rate of foreign tickets reads 0, not "no data", on a quiet day.
         for surface in ("portal", "api"):
             metrics.WAITING_ROOM_FOREIGN_TICKETS.labels(surface)
+            for outcome in ("counted", "refused", "not_counted"):
+                metrics.WAITING_ROOM_NEW_TICKETS.labels(surface, outcome)
 
     @property
     def enabled(self) -> bool:
         return self.capacity > 0
 
     async def check(self, ticket: int | None, owner: str = "", *, claimable_from: str = "",
-                    surface: str = "portal") -> Standing:
+                    surface: str = "portal", address: str | None = None) -> Standing:
         """Where ``ticket`` stands for ``owner`` (an account, or an anonymous portal session): a ticket
         another owner took counts as none. ``claimable_from``: a ticket of this owner's passes to
-        ``owner`` (the portal session that signs in). ``surface`` (portal, api) only labels metrics."""
+        ``owner`` (the portal session that signs in). ``address``: the client's, as
+        ``address_guard.client_address`` gives it (None: not counted); a new ticket past its limit is
+        refused (``address_limited``). ``surface`` (portal, api) only labels metrics."""
         if not self.enabled:
             return Standing(ticket or 0, 0, "admitted", 0)
+        counted = bool(address) and self.new_tickets_per_address > 0
         try:
-            raw = await self._check(keys=self._keys, args=[
+            raw = await self._check(keys=[*self._keys, self._address_key(address or "")], args=[
                 time.time(), self.capacity, self.claim_seconds, self.pass_seconds, ticket or 0, IDLE_SECONDS,
-                owner_key(owner), owner_key(claimable_from) if claimable_from else ""])
+                owner_key(owner), owner_key(claimable_from) if claimable_from else "",
+                self.new_tickets_per_address if counted else 0, NEW_TICKET_WINDOW_SECONDS])
         except (aioredis.RedisError, OSError):
             # Without Redis the queue cannot be fair; letting patients through keeps
             # the platform usable, and the services still shed what they cannot take.
@@ -232,13 +285,21 @@ class WaitingRoom:
             # through the max over replicas); the checked timestamp stays put.
             metrics.PORTAL_WAITING_ROOM_QUEUE.set(math.nan)
             return Standing(ticket or 0, 0, "room_unavailable", 0)
-        standing = Standing(int(raw[0]), int(raw[1]), raw[2].decode(), int(raw[3]))
+        standing = Standing(int(raw[0]), int(raw[1]), raw[2].decode(), int(raw[3]), retry_after=int(raw[6]))
         if int(raw[4]):
             metrics.WAITING_ROOM_FOREIGN_TICKETS.labels(surface).inc()
+        if standing.outcome == "address_limited":
+            metrics.WAITING_ROOM_NEW_TICKETS.labels(surface, "refused").inc()
+        elif int(raw[5]) and self.new_tickets_per_address > 0:
+            metrics.WAITING_ROOM_NEW_TICKETS.labels(surface, "counted" if counted else "not_counted").inc()
         metrics.PORTAL_WAITING_ROOM.labels(standing.outcome).inc()
         metrics.PORTAL_WAITING_ROOM_QUEUE.set(standing.waiting)
         metrics.PORTAL_WAITING_ROOM_CHECKED.set_to_current_time()
         return standing
+
+    def _address_key(self, address: str) -> str:
+        """The address's count of new tickets: a keyed hash of the address, never the address."""
+        return f"{self._namespace}:new-tickets:{address_digest(self._address_secret, address)}"
 
     async def leave(self, ticket: int | None, owner: str = "", *, booking_id: str = "") -> None:
         """Frees the patient's place for the next in the queue (``owner``'s ticket only); with

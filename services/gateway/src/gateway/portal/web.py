@@ -50,7 +50,9 @@ class PortalState:
         self.waiting_room = WaitingRoom(
             settings.redis_url, capacity=settings.waiting_room_capacity,
             claim_seconds=settings.waiting_room_claim_seconds, pass_seconds=settings.waiting_room_pass_seconds,
-            namespace=settings.waiting_room_namespace)
+            namespace=settings.waiting_room_namespace,
+            new_tickets_per_address=settings.waiting_room_new_tickets_per_address,
+            address_secret=settings.session_secret)
         self.catalogue = TtlCache("catalogue", settings.catalogue_cache_seconds)
         self.availability = TtlCache("availability", settings.availability_cache_seconds)
 

@@ -29,8 +29,10 @@ router = APIRouter(prefix=API_PREFIX, tags=["bookings"])
     responses={
         201: {"headers": {booking_queue.TICKET_HEADER: TICKET_REPLY_HEADER}},
         429: {"model": WaitingRoomReply,
-              "description": "In the waiting room (reason `in_waiting_room`, with `waiting_room`), or the "
-                             "services are shedding load; Retry-After says how many seconds to wait",
+              "description": "In the waiting room (reason `in_waiting_room`, with `waiting_room`); too many "
+                             "new waiting-room tickets from your network this minute (reason "
+                             "`too_many_tickets_from_address`, no ticket given: ask again after Retry-After); or "
+                             "the services are shedding load; Retry-After says how many seconds to wait",
               "headers": {"Retry-After": {"description": "Seconds to wait before asking again",
                                           "schema": {"type": "integer"}},
                           booking_queue.TICKET_HEADER: TICKET_REPLY_HEADER}},
