@@ -58,3 +58,37 @@ def test_patients_queue_in_arrival_order_and_move_on_when_a_place_frees(browser,
     finally:
         for context in (ctx_a, ctx_b, ctx_c):
             context.close()
+
+
+def test_a_network_past_its_new_tickets_is_told_to_wait_a_moment(browser, platform, shots):
+    """Cookie-less visits each took a place in the queue, so a script could push patients back. Past the
+    address's new tickets in the minute, a visitor from that network gets no place yet: the waiting page
+    says why, in Chinese, and when it will try again by itself; a visitor elsewhere queues as ever."""
+    url = start_narrow_gateway(platform, "gateway-waiting-room-tickets-browser",
+                               WAITING_ROOM_NEW_TICKETS_PER_ADDRESS="1")
+
+    def visitor(address: str):
+        # As the gateway sees a client behind its trusted proxy (127.0.0.1).
+        context = browser.new_context(base_url=url, viewport={"width": 360, "height": 740}, locale="zh-CN",
+                                      extra_http_headers={"X-Forwarded-For": address})
+        context.set_default_timeout(15_000)
+        return context, context.new_page()
+
+    (ctx_a, first), (ctx_b, second), (ctx_c, elsewhere) = visitor("101.6.6.6"), visitor("101.6.6.6"), \
+        visitor("101.7.7.7")
+    try:
+        open_doctor(first, 6)  # the network's one new ticket this minute: admitted
+        doctor_url = first.url.removeprefix(url)
+
+        second.goto(doctor_url)
+        expect(second).to_have_url(f"{url}/queue?next={doctor_url}")
+        expect(second.get_by_role("heading", name="请稍候再加入排队")).to_be_visible()
+        expect(second.get_by_role("status")).to_contain_text("同一 Wi-Fi 或移动网络")
+        expect(second.locator("#queue-position")).to_have_count(0)
+        shots(second, "network-told-to-wait")
+
+        elsewhere.goto(doctor_url)
+        expect(elsewhere.locator("#queue-position")).to_have_text("1")
+    finally:
+        for context in (ctx_a, ctx_b, ctx_c):
+            context.close()
