@@ -54,7 +54,7 @@ def test_settings_come_from_the_environment_with_clear_errors():
     assert defaults.hold_latency_target == 0.05
     assert RegistrationConfig.from_env({"REGISTRATION_HOLD_LATENCY_TARGET_MS": "80"}).hold_latency_target == 0.08
     assert RegistrationConfig.from_env({"REGISTRATION_HOLD_LATENCY_TARGET_MS": "0"}).hold_latency_target == 0
-    assert defaults.hold_calls_waiting_limit == 10
+    assert defaults.hold_calls_waiting_limit == 30
     assert RegistrationConfig.from_env({"REGISTRATION_HOLD_CALLS_WAITING_LIMIT": "0"}).hold_calls_waiting_limit == 0
     tuned = RegistrationConfig.from_env({"REGISTRATION_HOLD_MINUTES": "15", "REGISTRATION_RELEASE_TIME": "06:30",
                                          "REGISTRATION_CANCEL_CUTOFF_MINUTES": "60"})

@@ -39,7 +39,7 @@ class RegistrationConfig:
     hold_latency_target: float = 0.05
     # More calls than this waiting inside gRPC core, before any handler, count
     # as slow holds too (tuoguan_common.admission); 0: not looked at.
-    hold_calls_waiting_limit: int = 10
+    hold_calls_waiting_limit: int = 30
     # Signs the payment ticket of each hold (None: holds come without one).
     payment_tickets: PaymentTickets | None = None
 
