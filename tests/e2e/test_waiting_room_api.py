@@ -26,18 +26,22 @@ def narrow_gateway(platform):
         yield client
 
 
+def first_holds_second_queues(gateway: httpx.Client, first: dict, second: dict, slots: list[dict]):
+    """Through a one-place room: the first patient's hold takes the place (the last slot), the second's
+    (the one before) is queued behind it. Returns the hold, its ticket and the queued reply."""
+    held = gateway.post("/api/v1/bookings", json={"slot_id": slots[-1]["slot_id"]}, headers={**first, **key()})
+    assert held.status_code == 201, held.text
+    queued = gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]}, headers={**second, **key()})
+    assert queued.status_code == 429, queued.text
+    return held, held.headers[TICKET], queued
+
+
 def test_api_holds_queue_behind_each_other_and_a_ticket_is_its_accounts_alone(http, narrow_gateway):
     first, second = new_patient(http, name="王小明"), new_patient(http, name="李秀英")
     slots = available_slots(http, department(http, 7))
     assert len(slots) >= 2
 
-    held = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-1]["slot_id"]}, headers={**first, **key()})
-    assert held.status_code == 201, held.text
-    ticket = held.headers[TICKET]
-
-    queued = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]},
-                                 headers={**second, **key()})
-    assert queued.status_code == 429, queued.text
+    held, ticket, queued = first_holds_second_queues(narrow_gateway, first, second, slots)
     assert queued.json()["error"]["reason"] == "in_waiting_room" and int(queued.headers["Retry-After"]) >= 1
     place = queued.json()["waiting_room"]
     assert place["position"] == 1 and queued.headers[TICKET] == str(place["ticket"])
@@ -90,12 +94,7 @@ def test_reading_an_earlier_confirmed_booking_with_the_ticket_keeps_the_place(ht
     slots = [s for s in available_slots(http, department(http, 9))
              if not (dt.datetime.fromisoformat(s["starts_at"]) < dt.datetime.fromisoformat(earlier_slot["ends_at"])
                      and dt.datetime.fromisoformat(earlier_slot["starts_at"]) < dt.datetime.fromisoformat(s["ends_at"]))]
-    held = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-1]["slot_id"]}, headers={**first, **key()})
-    assert held.status_code == 201, held.text
-    ticket = held.headers[TICKET]
-    queued = narrow_gateway.post("/api/v1/bookings", json={"slot_id": slots[-2]["slot_id"]},
-                                 headers={**second, **key()})
-    assert queued.status_code == 429, queued.text
+    held, ticket, queued = first_holds_second_queues(narrow_gateway, first, second, slots)
     place = queued.json()["waiting_room"]
 
     read = narrow_gateway.get(f"/api/v1/bookings/{earlier.json()['booking_id']}", headers={**first, TICKET: ticket})
