@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tuoguan_common import auth, metrics
 from tuoguan_common.errors import FailedPrecondition, InvalidArgument, NotFound
-from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server
+from tuoguan_common.grpc_server import FIELD_KEY, REASON_KEY, build_server, core_queue
 from tuoguan_common.outbox import IdempotencyConflict
 from tuoguan_common.testing import wait_for
 
@@ -253,7 +253,8 @@ def test_calls_waiting_in_grpc_core_for_a_busy_server_are_counted_until_it_takes
     """A busy grpc.aio server takes calls from gRPC core more slowly than they
     come, and the rest wait in core, where no handler's duration sees them: a
     surge looked fast on the dashboards while the patients waited seconds. The
-    wait is counted from core's own count of calls begun."""
+    wait is counted from core's own count of calls begun, and so are the calls
+    taken (whose rate, with the count, says how long a call waits there)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -276,14 +277,17 @@ def test_calls_waiting_in_grpc_core_for_a_busy_server_are_counted_until_it_takes
             quick = channel.unary_unary("/test.Quick/Quick")
             assert quick(b"", timeout=5) == b"done"
             assert waiting() == 0
+            assert core_queue("probe-waiting") == (0, 1)
             # The server's event loop busy with something else: nothing is taken from core.
             srv._loop.call_soon_threadsafe(release.wait, 10)
             with ThreadPoolExecutor(max_workers=5) as pool:
                 calls = [pool.submit(quick, b"", timeout=10) for _ in range(5)]
                 wait_for(lambda: waiting() == 5, message="five calls waiting in gRPC core")
+                assert core_queue("probe-waiting") == (5, 1), "waiting, not taken"
                 release.set()
                 assert [c.result(10) for c in calls] == [b"done"] * 5
             wait_for(lambda: waiting() == 0, message="no call waiting once the server took them")
+            assert core_queue("probe-waiting") == (0, 6)
     finally:
         release.set()
         srv.stop(0).wait(10)

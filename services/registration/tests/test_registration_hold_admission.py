@@ -97,13 +97,14 @@ def test_without_a_target_a_stuck_queue_turns_nobody_away(stub, store, clinic, p
     assert outcomes == ["held"] * 10
 
 
-def test_holds_waiting_in_grpc_core_turn_new_holds_away_though_each_hold_is_fast(database, verifier, store,
-                                                                                clinic, people):
+def test_holds_that_would_wait_in_grpc_core_past_the_limit_turn_new_holds_away_though_each_hold_is_fast(
+        database, verifier, store, clinic, people):
     """A busy api process takes calls from gRPC core more slowly than they come:
     the rest wait in core, where no hold's latency sees them (in the surge,
-    40-50 ms in the handler while patients waited seconds). While more than
-    REGISTRATION_HOLD_CALLS_WAITING_LIMIT wait there, holds are turned away
-    as when they are slow, writing nothing; once none wait, all are admitted."""
+    40-50 ms in the handler while patients waited seconds). While a hold
+    arriving now would wait there longer than REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS
+    (the calls waiting over the rate the process takes them), holds are turned
+    away as when they are slow, writing nothing; once none wait, all are admitted."""
     import threading
 
     from registration.api import register
@@ -111,38 +112,45 @@ def test_holds_waiting_in_grpc_core_turn_new_holds_away_though_each_hold_is_fast
     from tuoguan_common import grpc_server
     from tuoguan_common.testing import free_port, wait_for
 
-    config = RegistrationConfig(hold_latency_target=0.05, hold_calls_waiting_limit=5)
+    # The latency's own rule out of the way: each hold here takes a few turns of 20 ms.
+    config = RegistrationConfig(hold_latency_target=10, hold_core_wait_limit=0.25)
     server, port = grpc_server.build_server(
         service="registration", register=lambda srv: register(srv, None, database, config),
         verifier=verifier, port=free_port(), host="127.0.0.1")
     server.start()
     open_slot = clinic.slot(clinic.wang, local(tomorrow(), 10), capacity=100)
-    release = threading.Event()
+    busy = threading.Event()
+
+    def other_work():
+        # 20 ms of other work on every turn of the api's event loop: grpc.aio
+        # takes a call from core only every few turns, a few dozen a second.
+        if busy.is_set():
+            time.sleep(0.02)
+            server._loop.call_soon(other_work)
+
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.RegistrationServiceStub(channel)
             assert attempt(stub, people.patient()[1], open_slot) == "held"
-            # The api's event loop busy with other work: the holds wait in gRPC core.
-            server._loop.call_soon_threadsafe(release.wait, 10)
-            with ThreadPoolExecutor(max_workers=30) as pool:
-                crowd = [pool.submit(attempt, stub, people.patient()[1], open_slot) for _ in range(30)]
-                wait_for(lambda: grpc_server.calls_waiting("registration") == 30, message="30 holds waiting in core")
-                time.sleep(0.5)
-                release.set()
-                outcomes = [c.result(timeout=10) for c in crowd]
+            busy.set()
+            server._loop.call_soon_threadsafe(other_work)
+            with ThreadPoolExecutor(max_workers=60) as pool:
+                crowd = [pool.submit(attempt, stub, people.patient()[1], open_slot) for _ in range(60)]
+                outcomes = [c.result(timeout=60) for c in crowd]
+            busy.clear()
             turned_away = outcomes.count("holds_busy")
             assert set(outcomes) <= {"held", "holds_busy"}, outcomes
-            # Without the count of calls in core every one was held (each hold is fast); with
-            # it, most are turned away, the share falling as the queue drains.
-            assert turned_away >= 5, outcomes
+            # Without the wait in core every one was held (each hold is fast); with it,
+            # most are turned away while the queue would keep a hold past the limit.
+            assert turned_away >= 20, outcomes
             counters = slot_counters(store, open_slot)
             assert counters["held"] == counters["held_bookings"] == 1 + outcomes.count("held")
 
-            # Nothing waits any more: the share falls back to nothing and everyone is admitted.
+            # Nothing waits any more: everyone is admitted.
             wait_for(lambda: grpc_server.calls_waiting("registration") == 0, message="no hold waiting in core")
             time.sleep(1.2)
             assert [attempt(stub, people.patient()[1], open_slot) for _ in range(10)] == ["held"] * 10
             assert refuse_probability() == 0
     finally:
-        release.set()
+        busy.clear()
         server.stop(0).wait(10)

@@ -54,15 +54,19 @@ def test_settings_come_from_the_environment_with_clear_errors():
     assert defaults.hold_latency_target == 0.05
     assert RegistrationConfig.from_env({"REGISTRATION_HOLD_LATENCY_TARGET_MS": "80"}).hold_latency_target == 0.08
     assert RegistrationConfig.from_env({"REGISTRATION_HOLD_LATENCY_TARGET_MS": "0"}).hold_latency_target == 0
-    assert defaults.hold_calls_waiting_limit == 30
-    assert RegistrationConfig.from_env({"REGISTRATION_HOLD_CALLS_WAITING_LIMIT": "0"}).hold_calls_waiting_limit == 0
+    assert defaults.hold_core_wait_limit == 0.25
+    assert RegistrationConfig.from_env({"REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS": "0"}).hold_core_wait_limit == 0
+    assert RegistrationConfig.from_env({"REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS": "400"}).hold_core_wait_limit == 0.4
+    # The count it replaces is refused by name, not ignored: it meant a wait that differs between machines.
+    with pytest.raises(SystemExit, match="REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS"):
+        RegistrationConfig.from_env({"REGISTRATION_HOLD_CALLS_WAITING_LIMIT": "30"})
     tuned = RegistrationConfig.from_env({"REGISTRATION_HOLD_MINUTES": "15", "REGISTRATION_RELEASE_TIME": "06:30",
                                          "REGISTRATION_CANCEL_CUTOFF_MINUTES": "60"})
     assert (tuned.booking.hold_minutes, tuned.booking.cancel_cutoff_minutes) == (15, 60)
     assert tuned.release.release_time == dt.time(6, 30)
     for bad in ({"REGISTRATION_HOLD_MINUTES": "ten"}, {"REGISTRATION_RELEASE_TIME": "7am"},
                 {"REGISTRATION_TIMEZONE": "Mars/Olympus"}, {"REGISTRATION_ACTIVE_BOOKING_CAP": "0"},
-                {"REGISTRATION_HOLD_LATENCY_TARGET_MS": "-5"}, {"REGISTRATION_HOLD_CALLS_WAITING_LIMIT": "-1"}):
+                {"REGISTRATION_HOLD_LATENCY_TARGET_MS": "-5"}, {"REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS": "-1"}):
         with pytest.raises(SystemExit):
             RegistrationConfig.from_env(bad)
 

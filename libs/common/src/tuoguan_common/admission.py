@@ -19,13 +19,16 @@ latency measured, and the probability falls as soon as they are served in time.
 
 A call's latency here starts when its handler takes it, but a busy grpc.aio
 process takes calls from gRPC core more slowly than they come, and the rest
-wait in core first (grpc_server.calls_waiting_in_core): holds took 40-50 ms
-in the handler while their callers waited seconds. So, apart from the
-latency's rule, while more than ``waiting_limit`` calls wait in core every
-new call is turned away (``waiting`` is read every ``WAITING_READ_INTERVAL``:
-it costs a few hundred µs). That queue is measured in core, not through the
-calls admitted, so none need to go through to keep it measured; and a share
-would not do: refused or not, every call waiting there is taken in turn.
+wait in core first (grpc_server.core_queue): holds took 40-50 ms in the
+handler while their callers waited seconds. So, apart from the latency's
+rule, while a call arriving now would wait in core longer than
+``core_wait_limit`` (CoreWait: the calls waiting there over the rate the
+process takes them), every new call is turned away. A share would not do:
+refused or not, every call waiting there is taken in turn. The wait, not the
+count: a count that drains in 50 ms on one machine takes a second on a slower
+one, and a closed loop of callers (the bench's 64) keeps a steady count in
+core however fast each is served: a limit of 30 calls turned every one of
+them away, for good, on a machine that served them in 50 ms.
 
 Not thread-safe: one instance lives on one event loop.
 """
@@ -42,6 +45,55 @@ DEFAULT_INTERVAL = 0.1
 STEP = 0.1
 CEILING = 0.9
 WAITING_READ_INTERVAL = 0.05
+# How quickly the rate core's calls are taken at follows a change: a reading
+# ``elapsed`` after the last weighs 1 - exp(-elapsed / RATE_MEMORY).
+RATE_MEMORY = 0.2
+
+
+class CoreWait:
+    """How long a call arriving now would wait in gRPC core before a handler
+    takes it: the calls waiting there over the rate the process takes them
+    (Little's law). ``read`` returns (calls waiting, calls taken since the
+    server started), a few hundred µs each (grpc_server.core_queue).
+
+    The rate is measured only between readings that found calls waiting: an
+    idle process takes calls as slowly as they come, which says nothing of
+    how fast it could. A queue that has only just formed has no rate yet and
+    is taken to wait nothing; one reading later it has. A reading after an
+    interval in which calls waited and none was taken (a blocked event loop)
+    counts as a rate near 0: those calls did wait that long."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]], clock: Callable[[], float] = time.monotonic,
+                 memory: float = RATE_MEMORY):
+        self._read = read
+        self._clock = clock
+        self._memory = memory
+        self._last: tuple[float, int, int] | None = None  # (when, waiting, taken) at the last reading
+        self.rate: float | None = None  # calls taken per second while some waited
+
+    def seconds(self) -> float:
+        """Read core afresh and learn its rate from the reading."""
+        now = self._clock()
+        waiting, taken = self._read()
+        if self._last is not None:
+            then, was_waiting, was_taken = self._last
+            elapsed = now - then
+            if was_waiting and elapsed > 0:
+                rate = max(0, taken - was_taken) / elapsed
+                weight = 1 - math.exp(-elapsed / self._memory)
+                self.rate = rate if self.rate is None else weight * rate + (1 - weight) * self.rate
+        self._last = (now, waiting, taken)
+        return self._wait(waiting)
+
+    def peek(self) -> float:
+        """Read core afresh without learning from it (the metrics thread: the
+        rate is the event loop's to keep)."""
+        return self._wait(self._read()[0])
+
+    def _wait(self, waiting: int) -> float:
+        if not waiting or self.rate is None:
+            return 0.0
+        return waiting / self.rate if self.rate > 0 else math.inf
 
 
 class LatencyAdmission:
@@ -52,8 +104,8 @@ class LatencyAdmission:
 
     def __init__(self, method: str, target: float | None, *, interval: float = DEFAULT_INTERVAL,
                  step: float = STEP, ceiling: float = CEILING, clock: Callable[[], float] = time.monotonic,
-                 chance: Callable[[], float] = random.random, waiting: Callable[[], int] | None = None,
-                 waiting_limit: int = 0):
+                 chance: Callable[[], float] = random.random,
+                 core_queue: Callable[[], tuple[int, int]] | None = None, core_wait_limit: float = 0):
         if interval <= 0 or not 0 < step <= ceiling < 1:
             raise ValueError("needs interval > 0 and 0 < step <= ceiling < 1")
         self.target = target or None
@@ -65,10 +117,10 @@ class LatencyAdmission:
         self._clock = clock
         self._chance = chance
         # 0: calls waiting in core are not looked at.
-        self._waiting = waiting if waiting_limit > 0 else None
-        self.waiting_limit = waiting_limit
-        self._queue_read_at = -math.inf
-        self._queue_full = False
+        self._core = CoreWait(core_queue, clock) if core_queue is not None and core_wait_limit > 0 else None
+        self.core_wait_limit = core_wait_limit
+        self._core_read_at = -math.inf
+        self._core_too_long = False
         self._in_flight = 0
         self._interval_start = clock()
         self._fastest: float | None = None  # the lowest latency finished in this interval
@@ -85,17 +137,17 @@ class LatencyAdmission:
             return True
         now = self._clock()
         self._roll(now)
-        if self._waiting is not None:
-            if now - self._queue_read_at >= WAITING_READ_INTERVAL:
-                self._queue_read_at = now
-                self._queue_full = self._waiting() > self.waiting_limit
-            if self._queue_full:
+        if self._core is not None:
+            if now - self._core_read_at >= WAITING_READ_INTERVAL:
+                self._core_read_at = now
+                self._core_too_long = self._core.seconds() > self.core_wait_limit
+            if self._core_too_long:
                 return False
         return self._level == 0 or self._chance() >= self.refuse_probability
 
     def _scraped(self) -> float:
         """The share turned away now, read afresh (from the metrics thread)."""
-        if self._waiting is not None and self.target is not None and self._waiting() > self.waiting_limit:
+        if self._core is not None and self.target is not None and self._core.peek() > self.core_wait_limit:
             return 1.0
         return self._rolled(self._clock())[0] * self.step
 

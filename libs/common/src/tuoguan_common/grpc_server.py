@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from concurrent import futures
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 import grpc
 from grpc import aio
@@ -251,21 +251,31 @@ def _channelz_server_ids() -> set[int]:
             return ids
 
 
-# Each service's count of calls waiting in core, set when its server is built
-# (one server per api process): what registration's hold admission reads.
-_CALLS_WAITING: dict[str, Callable[[], int]] = {}
+class CoreQueue(NamedTuple):
+    waiting: int  # calls core has received that no handler has taken
+    taken: int  # calls grpc.aio has taken from core since the server started
+
+
+# Each service's queue in core, set when its server is built (one server per
+# api process): what registration's hold admission reads.
+_CORE_QUEUES: dict[str, Callable[[], CoreQueue]] = {}
+
+
+def core_queue(service: str) -> CoreQueue:
+    """``service``'s queue in gRPC core in this process (empty before its
+    server is built, or when core gave it no channelz id)."""
+    read = _CORE_QUEUES.get(service)
+    return read() if read is not None else CoreQueue(0, 0)
 
 
 def calls_waiting(service: str) -> int:
-    """Calls waiting inside gRPC core for ``service``'s server in this process
-    (0 before it is built, or when core gave it no channelz id)."""
-    count = _CALLS_WAITING.get(service)
-    return count() if count is not None else 0
+    return core_queue(service).waiting
 
 
-def calls_waiting_in_core(server_id: int, handling: int) -> int:
-    """Calls that reached the server (gRPC core's channelz id ``server_id``) and
-    wait inside core for grpc.aio to take them: begun, not finished, not in a handler.
+def core_queue_of(server_id: int, handling: int) -> CoreQueue:
+    """The calls that reached the server (gRPC core's channelz id ``server_id``)
+    and wait inside core for grpc.aio to take them (begun, not finished, not
+    in a handler), and those it has taken.
 
     grpc.aio takes a method's next call from core only after the last one has
     gone through several turns of the event loop, so a busy process takes calls
@@ -277,11 +287,12 @@ def calls_waiting_in_core(server_id: int, handling: int) -> int:
     try:
         data = json.loads(cygrpc.channelz_get_server(server_id))["server"].get("data", {})
     except (ValueError, KeyError):
-        return 0  # the server has stopped
+        return CoreQueue(0, 0)  # the server has stopped
     begun = int(data.get("callsStarted", 0))
     finished = int(data.get("callsSucceeded", 0)) + int(data.get("callsFailed", 0))
     # A call ends in its handler a moment before core counts it finished.
-    return max(0, begun - finished - handling)
+    waiting = max(0, begun - finished - handling)
+    return CoreQueue(waiting, begun - waiting)
 
 
 class PlatformServer:
@@ -373,8 +384,8 @@ def build_server(
         server.stop(0)
         raise SystemExit(f"{service}: cannot listen on {host_port(host, port)}")
     if server.channelz_id is not None:
-        _CALLS_WAITING[service] = lambda: calls_waiting_in_core(server.channelz_id, server.interceptor.handling)
-        metrics.GRPC_CALLS_WAITING.labels(service).set_function(_CALLS_WAITING[service])
+        _CORE_QUEUES[service] = lambda: core_queue_of(server.channelz_id, server.interceptor.handling)
+        metrics.GRPC_CALLS_WAITING.labels(service).set_function(lambda: calls_waiting(service))
     return server, bound
 
 

@@ -22,7 +22,7 @@ GRPC_HANDLED = Counter(
 GRPC_DURATION = Histogram(
     "tuoguan_grpc_server_handling_seconds", "gRPC call duration", ["service", "method"], buckets=LATENCY_BUCKETS,
 )
-# Read from gRPC core's channelz when scraped (grpc_server.calls_waiting_in_core).
+# Read from gRPC core's channelz when scraped (grpc_server.core_queue_of).
 GRPC_CALLS_WAITING = Gauge(
     "tuoguan_grpc_server_calls_waiting",
     "gRPC calls the api has received that wait inside gRPC core for the server to take them (no handler yet)",

@@ -97,8 +97,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         # Past capacity, patients are turned away at the hold, before anything
         # is held, rather than at the payment after it.
         self.hold_admission = LatencyAdmission(
-            "HoldSlot", config.hold_latency_target, waiting_limit=config.hold_calls_waiting_limit,
-            waiting=lambda: grpc_server.calls_waiting("registration"))
+            "HoldSlot", config.hold_latency_target, core_wait_limit=config.hold_core_wait_limit,
+            core_queue=lambda: grpc_server.core_queue("registration"))
 
     def _write_holds(self, batch: list[HoldRequest]) -> list:
         metrics.REGISTRATION_HOLDS_PER_TRANSACTION.observe(len(batch))

@@ -37,15 +37,21 @@ class RegistrationConfig:
     # longer) make the api turn a growing share of new holds away
     # (tuoguan_common.admission); 0: never.
     hold_latency_target: float = 0.05
-    # More calls than this waiting inside gRPC core, before any handler, count
-    # as slow holds too (tuoguan_common.admission); 0: not looked at.
-    hold_calls_waiting_limit: int = 30
+    # While a hold arriving now would wait longer than this inside gRPC core,
+    # before any handler, every new hold is turned away
+    # (tuoguan_common.admission); 0: not looked at.
+    hold_core_wait_limit: float = 0.25
     # Signs the payment ticket of each hold (None: holds come without one).
     payment_tickets: PaymentTickets | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrationConfig:
         env = os.environ if env is None else env
+        if env.get("REGISTRATION_HOLD_CALLS_WAITING_LIMIT"):
+            # A count of calls stood for a wait that differs tenfold between
+            # machines: an operator who set it must choose the wait instead.
+            raise SystemExit("REGISTRATION_HOLD_CALLS_WAITING_LIMIT is replaced by "
+                             "REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS (docs/deploy.md)")
 
         def number(name: str, default, kind=int, minimum=0):
             return env_number(name, default, kind, env, minimum=minimum)
@@ -73,6 +79,7 @@ class RegistrationConfig:
             hold_batch_max=number("REGISTRATION_HOLD_BATCH_MAX", cls.hold_batch_max, minimum=1),
             hold_latency_target=number("REGISTRATION_HOLD_LATENCY_TARGET_MS", cls.hold_latency_target * 1000,
                                        float) / 1000,
-            hold_calls_waiting_limit=number("REGISTRATION_HOLD_CALLS_WAITING_LIMIT", cls.hold_calls_waiting_limit),
+            hold_core_wait_limit=number("REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS", cls.hold_core_wait_limit * 1000,
+                                        float) / 1000,
             payment_tickets=PaymentTickets.from_env(env),
         )
