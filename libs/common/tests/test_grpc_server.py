@@ -293,6 +293,32 @@ def test_calls_waiting_in_grpc_core_for_a_busy_server_are_counted_until_it_takes
         srv.stop(0).wait(10)
 
 
+def test_a_grpcio_without_the_channelz_read_still_serves_counting_nothing_waiting(verifier, monkeypatch, caplog):
+    """Core's channelz is read through grpcio's private cygrpc, as grpcio-channelz
+    reads it: a grpcio that moved it must leave the api serving, its calls in
+    core uncounted (and registration never turning holds away for them), and say so."""
+    from tuoguan_common import grpc_server
+
+    monkeypatch.setattr(grpc_server, "_channelz_get_servers", None)
+
+    def register(srv):
+        handlers = {"Quick": grpc.unary_unary_rpc_method_handler(lambda request, context: b"done")}
+        srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Quick", handlers),))
+        return ["test.Quick"]
+
+    with caplog.at_level("WARNING", logger="tuoguan_common.grpc_server"):
+        srv, port = build_server(service="probe-no-channelz", register=register, verifier=verifier, port=0,
+                                 host="127.0.0.1")
+    srv.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            assert channel.unary_unary("/test.Quick/Quick")(b"", timeout=5) == b"done"
+        assert core_queue("probe-no-channelz") == (0, 0)
+        assert any("channelz" in r.getMessage() for r in caplog.records)
+    finally:
+        srv.stop(0).wait(10)
+
+
 def test_request_fields_refuse_control_characters_and_name_the_field():
     from tuoguan_common import errors
 

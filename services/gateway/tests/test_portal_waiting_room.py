@@ -224,7 +224,7 @@ def test_capacity_zero_switches_the_room_off_without_touching_redis(namespace):
     assert checks("room_unavailable") == unavailable_before
 
 
-def test_without_redis_the_room_lets_patients_through(namespace):
+def test_without_redis_the_room_lets_patients_through(namespace, caplog):
     before = checks("room_unavailable")
 
     async def scenario(room: WaitingRoom):
@@ -233,11 +233,17 @@ def test_without_redis_the_room_lets_patients_through(namespace):
         assert standing.outcome == "room_unavailable"
         assert standing.admitted
         assert (await room.check(7)) == Standing(ticket=7, position=0, outcome="room_unavailable", waiting=0)
-        await room.leave(7)  # must not raise either
+        # None of these may raise either: the patient's booking went through.
+        await room.leave(7)
+        await room.booked(7, "patient", "booking-1")
+        await room.shorten(7, 90)
         assert time.monotonic() - started < 10, "an unavailable Redis must not hold the page up"
 
-    run_with_room(namespace, scenario, capacity=5, url=UNREACHABLE_REDIS)
+    with caplog.at_level("WARNING", logger="gateway.portal.waiting_room"):
+        run_with_room(namespace, scenario, capacity=5, url=UNREACHABLE_REDIS)
     assert checks("room_unavailable") == before + 2
+    # Each warning says what was left undone: the place then goes only when its admission runs out.
+    assert [r.undone for r in caplog.records if hasattr(r, "undone")] == ["leave", "note_booking", "shorten"]
 
 
 def test_a_check_that_cannot_read_redis_leaves_no_stale_queue_length(namespace):

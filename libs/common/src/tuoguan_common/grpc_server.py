@@ -242,10 +242,19 @@ class _Stopping:
         return True
 
 
+# gRPC core's channelz, read as grpcio-channelz reads it. Not public API: a
+# grpcio that moves it leaves the calls waiting uncounted (and says so at
+# start) rather than an api that cannot start.
+_channelz_get_servers = getattr(cygrpc, "channelz_get_servers", None)
+_channelz_get_server = getattr(cygrpc, "channelz_get_server", None)
+
+
 def _channelz_server_ids() -> set[int]:
     ids: set[int] = set()
+    if _channelz_get_servers is None or _channelz_get_server is None:
+        return ids
     while True:  # channelz answers a page at a time
-        page = json.loads(cygrpc.channelz_get_servers(max(ids, default=-1) + 1))
+        page = json.loads(_channelz_get_servers(max(ids, default=-1) + 1))
         ids.update(int(server["ref"]["serverId"]) for server in page.get("server", ()))
         if page.get("end", True) or not page.get("server"):
             return ids
@@ -285,7 +294,7 @@ def core_queue_of(server_id: int, handling: int) -> CoreQueue:
     An open streaming call (reflection, a health Watch) counts too: the
     platform makes none, and the kubelet's probe is a unary Check."""
     try:
-        data = json.loads(cygrpc.channelz_get_server(server_id))["server"].get("data", {})
+        data = json.loads(_channelz_get_server(server_id))["server"].get("data", {})
     except (ValueError, KeyError):
         return CoreQueue(0, 0)  # the server has stopped
     begun = int(data.get("callsStarted", 0))
@@ -321,6 +330,9 @@ class PlatformServer:
             # another server began in the same instant (the count then reads 0).
             created = _channelz_server_ids() - earlier
             self.channelz_id = created.pop() if len(created) == 1 else None
+            if self.channelz_id is None:
+                log.warning("gRPC core's channelz names no server of this process: calls waiting in core "
+                            "are not counted, and registration's holds are not turned away for them")
             names = list(register(self._server))
             self._health = health.aio.HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)

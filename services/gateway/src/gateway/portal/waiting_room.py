@@ -210,8 +210,11 @@ def owner_key(owner: str) -> str:
     return hashlib.sha256(owner.encode()).hexdigest()[:32]
 
 
-def _freed_when_it_runs_out() -> None:
-    log.warning("waiting room unavailable: a place is freed when its admission runs out")
+def _freed_when_it_runs_out(undone: str) -> None:
+    """Redis failed: ``undone`` (freeing a place, noting a booking, shortening a
+    place) did not happen, and the place goes only when its admission runs out."""
+    log.warning("waiting room unavailable: a place is freed when its admission runs out",
+                extra={"undone": undone})
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,7 @@ class WaitingRoom:
         try:
             await self._leave(keys=self._keys[2:6], args=[ticket, owner_key(owner), booking_id])
         except (aioredis.RedisError, OSError):
-            _freed_when_it_runs_out()
+            _freed_when_it_runs_out("leave")
 
     async def cancelled(self, ticket: int | None, owner: str, booking: reg.Booking) -> None:
         """``owner`` cancelled ``booking`` (the portal and the API alike). A confirmed booking cancelled (it
@@ -330,7 +333,8 @@ class WaitingRoom:
             await self._booked(keys=[self._keys[4], self._keys[5], self._keys[2]],
                                args=[ticket, owner_key(owner), booking_id, IDLE_SECONDS, BOOKED_KEPT])
         except (aioredis.RedisError, OSError):
-            _freed_when_it_runs_out()
+            # Reading the booking confirmed cannot free the place now.
+            _freed_when_it_runs_out("note_booking")
 
     async def shorten(self, ticket: int | None, seconds: float, owner: str = "") -> None:
         """Lets the patient's place go in ``seconds`` at the latest (never later than it would have;
@@ -341,7 +345,7 @@ class WaitingRoom:
             await self._shorten(keys=[self._keys[2], self._keys[4]],
                                 args=[ticket, time.time() + seconds, owner_key(owner)])
         except (aioredis.RedisError, OSError):
-            _freed_when_it_runs_out()
+            _freed_when_it_runs_out("shorten")
 
     async def reset(self) -> None:
         await self._redis.delete(*self._keys)
