@@ -168,17 +168,29 @@ def test_a_nonsense_setting_is_refused():
 
 
 class Core:
-    """gRPC core's queue as channelz shows it, moved by hand."""
+    """gRPC core's queue as channelz shows it: calls arrive, the process takes
+    them in turn (moved by hand)."""
 
     def __init__(self, clock: Clock):
         self.clock = clock
         self.waiting = 0
         self.taken = 0
         self.reads: list[float] = []
+        self._owed = [0.0, 0.0]  # fractions of a call to arrive, to take
 
     def __call__(self) -> tuple[int, int]:
         self.reads.append(self.clock.now)
         return self.waiting, self.taken
+
+    def tick(self, seconds: float, arrive_per_s: float, take_per_s: float) -> None:
+        self._owed[0] += arrive_per_s * seconds
+        self._owed[1] += take_per_s * seconds
+        arrived, self._owed[0] = divmod(self._owed[0], 1)
+        self.waiting += int(arrived)
+        took = min(self.waiting, int(self._owed[1]))
+        self._owed[1] = min(self._owed[1] - took, 1)  # an idle process saves up no takes
+        self.waiting -= took
+        self.taken += took
 
 
 def gate_on(clock: Clock, core: Core, limit: float = 0.25) -> LatencyAdmission:
@@ -186,35 +198,34 @@ def gate_on(clock: Clock, core: Core, limit: float = 0.25) -> LatencyAdmission:
                             core_queue=core, core_wait_limit=limit)
 
 
-def calls_over(gate: LatencyAdmission, clock: Clock, core: Core, seconds: float, taken_per_s: float,
-               waiting: int) -> list[bool]:
-    """Calls 10 ms apart for ``seconds`` while core holds ``waiting`` calls and
-    the process takes ``taken_per_s`` of them a second; whether each was admitted."""
+def calls_over(gate: LatencyAdmission, clock: Clock, core: Core, seconds: float, *, arrive_per_s: float,
+               take_per_s: float) -> list[bool]:
+    """A call every 10 ms for ``seconds`` while calls arrive in core and the
+    process takes them at these rates; whether each call was admitted."""
     admitted = []
     for _ in range(round(seconds / 0.01)):
         admitted.append(gate.admit())
         clock.now += 0.01
-        core.taken += taken_per_s * 0.01
-        core.waiting = waiting
+        core.tick(0.01, arrive_per_s, take_per_s)
     return admitted
 
 
-def test_while_calls_would_wait_in_core_past_the_limit_every_new_call_is_turned_away_though_the_handlers_are_fast():
+def test_while_the_call_at_the_head_of_core_s_queue_has_waited_past_the_limit_every_new_call_is_turned_away():
     """grpc.aio leaves the calls it has not taken yet in gRPC core, where no
     handler's latency sees them: holds took 40-50 ms in the handler while
     their callers waited seconds."""
     clock = Clock()
     core = Core(clock)
     gate = gate_on(clock, core)
-    # 30 waiting, taken 20 a second: a call arriving now waits 1.5 s.
-    core.waiting = 30
-    admitted = calls_over(gate, clock, core, 0.3, taken_per_s=20, waiting=30)
-    assert admitted[:5] == [True] * 5, "a queue only just formed: its rate is not known yet"
-    assert admitted[7:] == [False] * 23, "from the reading that learnt the rate on"
+    core.waiting = 30  # and the process takes 20 a second, as many as come: 1.5 s each
+    admitted = calls_over(gate, clock, core, 0.6, arrive_per_s=20, take_per_s=20)
+    assert admitted[:25] == [True] * 25, "the head has waited under 0.25 s"
+    assert admitted[31:] == [False] * 29, "from the reading after it passed 0.25 s on"
     assert gate.refuse_probability == 0, "the latency's rule is not moved: the handlers are fast"
     assert gauge() == 1.0
-    assert 6 <= len(core.reads) <= 9, "read every 50 ms, not on every call (and once for the gauge)"
-    core.waiting = 4  # 0.2 s at 20 a second: under the limit
+    assert 10 <= len(core.reads) <= 15, "read every 50 ms, not on every call (and once for the gauge)"
+    # The queue taken at 2,000 a second: gone at the next reading, and every call admitted again.
+    core.tick(0.05, 20, 2000)
     clock.now += 0.05
     assert gate.admit()
     assert gauge() == 0
@@ -228,20 +239,30 @@ def test_a_closed_loop_of_callers_keeps_calls_in_core_but_served_in_time_they_ar
     clock = Clock()
     core = Core(clock)
     gate = gate_on(clock, core)
-    assert calls_over(gate, clock, core, 2.0, taken_per_s=600, waiting=32) == [True] * 200
+    core.waiting = 32
+    assert calls_over(gate, clock, core, 2.0, arrive_per_s=600, take_per_s=600) == [True] * 200
+    assert core.waiting == 32
     assert gauge() == 0
 
 
-def test_an_idle_process_s_rate_is_not_its_capacity():
-    """A process that takes the few calls that come, as they come, has not
-    shown how fast it could take them: the rate is learnt only while calls wait."""
+def test_a_moderate_load_s_passing_queues_turn_nobody_away():
+    """150 calls a second to a process that takes 300, with 40 more at once
+    every half second: they wait at most 0.15 s, and nobody is turned away.
+    The same load to a process that takes only 150 a second: the queue stands
+    and grows, and every new call is turned away."""
     clock = Clock()
     core = Core(clock)
     gate = gate_on(clock, core)
-    calls_over(gate, clock, core, 1.0, taken_per_s=5, waiting=0)
-    assert calls_over(gate, clock, core, 0.05, taken_per_s=600, waiting=60)[0], "no rate yet: admitted"
-    assert calls_over(gate, clock, core, 0.5, taken_per_s=600, waiting=60) == [True] * 50, \
-        "60 waiting at 600 a second: 0.1 s, under the limit (the idle second's 5 a second would say 12 s)"
+    admitted = []
+    for _ in range(6):  # 3 s
+        core.waiting += 40
+        admitted += calls_over(gate, clock, core, 0.5, arrive_per_s=150, take_per_s=300)
+    assert admitted == [True] * 300
+    # The same load to a process that takes only 150 a second: the queue stands and grows.
+    for _ in range(4):
+        core.waiting += 40
+        admitted = calls_over(gate, clock, core, 0.5, arrive_per_s=150, take_per_s=150)
+    assert admitted == [False] * 50
 
 
 def test_calls_waiting_through_a_blocked_event_loop_turn_calls_away_once_it_runs_again():
@@ -252,9 +273,9 @@ def test_calls_waiting_through_a_blocked_event_loop_turn_calls_away_once_it_runs
     assert gate.admit()
     core.waiting = 200
     clock.now += 1.0  # the loop blocked: no call taken, no admit() run
-    assert not gate.admit(), "calls waited a whole second with none taken"
+    assert not gate.admit(), "the head call has waited a whole second"
     # Refusing is quick: the loop now takes the queue at 2,000 a second and it drains.
-    assert calls_over(gate, clock, core, 0.5, taken_per_s=2000, waiting=20)[-10:] == [True] * 10
+    assert calls_over(gate, clock, core, 0.5, arrive_per_s=100, take_per_s=2000)[-10:] == [True] * 10
 
 
 def test_calls_waiting_in_core_turn_calls_away_from_the_next_read_only():
@@ -263,15 +284,13 @@ def test_calls_waiting_in_core_turn_calls_away_from_the_next_read_only():
     gate = gate_on(clock, core)
     core.waiting = 5
     assert gate.admit()
-    clock.now += 0.06
-    core.taken += 3  # 50 a second
-    assert gate.admit(), "0.1 s: under the limit"
-    core.waiting = 50
-    clock.now += 0.01
-    assert gate.admit(), "not read again yet"
-    clock.now += 0.041  # 51 ms after the last read
-    core.taken += 2
+    clock.now += 0.26  # nothing taken: the head has waited 0.26 s
     assert not gate.admit()
+    core.waiting, core.taken = 0, core.taken + 5  # taken all at once
+    clock.now += 0.01
+    assert not gate.admit(), "not read again yet"
+    clock.now += 0.041  # 51 ms after the last read
+    assert gate.admit()
 
 
 def test_without_a_limit_or_a_target_calls_waiting_in_core_are_not_looked_at():

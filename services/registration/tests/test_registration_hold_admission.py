@@ -97,13 +97,13 @@ def test_without_a_target_a_stuck_queue_turns_nobody_away(stub, store, clinic, p
     assert outcomes == ["held"] * 10
 
 
-def test_holds_that_would_wait_in_grpc_core_past_the_limit_turn_new_holds_away_though_each_hold_is_fast(
+def test_holds_waiting_in_grpc_core_past_the_limit_turn_new_holds_away_though_each_hold_is_fast(
         database, verifier, store, clinic, people):
     """A busy api process takes calls from gRPC core more slowly than they come:
     the rest wait in core, where no hold's latency sees them (in the surge,
     40-50 ms in the handler while patients waited seconds). While a hold
-    arriving now would wait there longer than REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS
-    (the calls waiting over the rate the process takes them), holds are turned
+    at the head of the queue has waited there longer than
+    REGISTRATION_HOLD_CORE_WAIT_LIMIT_MS, holds are turned
     away as when they are slow, writing nothing; once none wait, all are admitted."""
     import threading
 

@@ -21,10 +21,9 @@ A call's latency here starts when its handler takes it, but a busy grpc.aio
 process takes calls from gRPC core more slowly than they come, and the rest
 wait in core first (grpc_server.core_queue): holds took 40-50 ms in the
 handler while their callers waited seconds. So, apart from the latency's
-rule, while a call arriving now would wait in core longer than
-``core_wait_limit`` (CoreWait: the calls waiting there over the rate the
-process takes them), every new call is turned away. A share would not do:
-refused or not, every call waiting there is taken in turn. The wait, not the
+rule, while the call at the head of core's queue has waited there longer
+than ``core_wait_limit`` (CoreWait), every new call is turned away. A share
+would not do: refused or not, every call waiting there is taken in turn. The wait, not the
 count: a count that drains in 50 ms on one machine takes a second on a slower
 one, and a closed loop of callers (the bench's 64) keeps a steady count in
 core however fast each is served: a limit of 30 calls turned every one of
@@ -37,6 +36,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 
 from . import metrics
@@ -45,55 +45,52 @@ DEFAULT_INTERVAL = 0.1
 STEP = 0.1
 CEILING = 0.9
 WAITING_READ_INTERVAL = 0.05
-# How quickly the rate core's calls are taken at follows a change: a reading
-# ``elapsed`` after the last weighs 1 - exp(-elapsed / RATE_MEMORY).
-RATE_MEMORY = 0.2
 
 
 class CoreWait:
-    """How long a call arriving now would wait in gRPC core before a handler
-    takes it: the calls waiting there over the rate the process takes them
-    (Little's law). ``read`` returns (calls waiting, calls taken since the
-    server started), a few hundred µs each (grpc_server.core_queue).
+    """How long the call at the head of gRPC core's queue has waited there:
+    the wait that queue imposes now (CoDel's sojourn time, read in core).
+    ``read`` returns (calls waiting, calls taken since the server started),
+    a few hundred µs each (grpc_server.core_queue).
 
-    The rate is measured only between readings that found calls waiting: an
-    idle process takes calls as slowly as they come, which says nothing of
-    how fast it could. A queue that has only just formed has no rate yet and
-    is taken to wait nothing; one reading later it has. A reading after an
-    interval in which calls waited and none was taken (a blocked event loop)
-    counts as a rate near 0: those calls did wait that long."""
+    Core hands a method's calls over in the order they came, so the call at
+    the head is call number taken + 1 of those begun (across methods, about:
+    the hot method's calls are nearly all of them in a surge), and it had
+    arrived by the first reading that counted that many begun: its age is
+    known to within the interval between readings, and never overstated. Measured, not worked
+    out from the count and a rate: how fast a process takes calls shows only
+    while a queue stands, and a moderate load's queues pass (the process
+    idles between them), so a rate learnt over them can be too low and a
+    wait worked out from it too long (services/registration/README.md)."""
 
-    def __init__(self, read: Callable[[], tuple[int, int]], clock: Callable[[], float] = time.monotonic,
-                 memory: float = RATE_MEMORY):
+    def __init__(self, read: Callable[[], tuple[int, int]], clock: Callable[[], float] = time.monotonic):
         self._read = read
         self._clock = clock
-        self._memory = memory
-        self._last: tuple[float, int, int] | None = None  # (when, waiting, taken) at the last reading
-        self.rate: float | None = None  # calls taken per second while some waited
+        # (when, calls begun by then), oldest first, from the reading that
+        # first counted the call at the head on.
+        self._readings: deque[tuple[float, int]] = deque()
 
     def seconds(self) -> float:
-        """Read core afresh and learn its rate from the reading."""
+        """Read core afresh, and remember when its calls were first counted."""
         now = self._clock()
         waiting, taken = self._read()
-        if self._last is not None:
-            then, was_waiting, was_taken = self._last
-            elapsed = now - then
-            if was_waiting and elapsed > 0:
-                rate = max(0, taken - was_taken) / elapsed
-                weight = 1 - math.exp(-elapsed / self._memory)
-                self.rate = rate if self.rate is None else weight * rate + (1 - weight) * self.rate
-        self._last = (now, waiting, taken)
-        return self._wait(waiting)
+        begun = waiting + taken
+        if not self._readings or begun > self._readings[-1][1]:
+            self._readings.append((now, begun))
+        while self._readings and self._readings[0][1] <= taken:
+            self._readings.popleft()  # every call it counted has been taken
+        return now - self._readings[0][0] if waiting and self._readings else 0.0
 
     def peek(self) -> float:
-        """Read core afresh without learning from it (the metrics thread: the
-        rate is the event loop's to keep)."""
-        return self._wait(self._read()[0])
-
-    def _wait(self, waiting: int) -> float:
-        if not waiting or self.rate is None:
-            return 0.0
-        return waiting / self.rate if self.rate > 0 else math.inf
+        """Read core afresh without remembering (the metrics thread: the
+        readings are the event loop's to keep)."""
+        now = self._clock()
+        waiting, taken = self._read()
+        if waiting:
+            for when, begun in list(self._readings):
+                if begun > taken:
+                    return now - when
+        return 0.0
 
 
 class LatencyAdmission:

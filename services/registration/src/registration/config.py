@@ -37,8 +37,8 @@ class RegistrationConfig:
     # longer) make the api turn a growing share of new holds away
     # (tuoguan_common.admission); 0: never.
     hold_latency_target: float = 0.05
-    # While a hold arriving now would wait longer than this inside gRPC core,
-    # before any handler, every new hold is turned away
+    # While the call at the head of gRPC core's queue, before any handler, has
+    # waited there longer than this, every new hold is turned away
     # (tuoguan_common.admission); 0: not looked at.
     hold_core_wait_limit: float = 0.25
     # Signs the payment ticket of each hold (None: holds come without one).
