@@ -278,6 +278,34 @@ def test_calls_waiting_through_a_blocked_event_loop_turn_calls_away_once_it_runs
     assert calls_over(gate, clock, core, 0.5, arrive_per_s=100, take_per_s=2000)[-10:] == [True] * 10
 
 
+def test_with_no_call_coming_the_gauge_shows_nobody_turned_away_though_a_call_stays_in_core():
+    """An open stream (reflection, a health Watch) counts as waiting in core
+    for as long as it is open, its age growing while the api idles; and once
+    a surge is over no call comes to be turned away. The gauge shows the last
+    reading's decision for a second, then nothing; the next call is judged
+    afresh."""
+    clock = Clock()
+    core = Core(clock)
+    gate = gate_on(clock, core)
+    core.waiting = 1  # the stream
+    assert gate.admit()
+    clock.now += 0.3
+    # A call comes and is taken (admit() runs in its handler): core counts it begun and taken.
+    core.taken += 1
+    assert gate.admit(), "the stream is not taken for a call waiting at the head"
+    clock.now += 2.0  # idle: nothing begins, the stream stays
+    assert gauge() == 0
+    # 50 calls come behind a busy loop; the first is taken.
+    core.waiting, core.taken = 1 + 50 - 1, core.taken + 1
+    assert gate.admit(), "a queue first seen: its head has waited nothing yet"
+    clock.now += 0.3
+    core.waiting, core.taken = core.waiting - 1, core.taken + 1
+    assert not gate.admit(), "the head has waited 0.3 s"
+    assert gauge() == 1.0
+    clock.now += 1.01  # no call since: nobody is being turned away
+    assert gauge() == 0
+
+
 def test_calls_waiting_in_core_turn_calls_away_from_the_next_read_only():
     clock = Clock()
     core = Core(clock)

@@ -45,6 +45,9 @@ DEFAULT_INTERVAL = 0.1
 STEP = 0.1
 CEILING = 0.9
 WAITING_READ_INTERVAL = 0.05
+# How long the gauge shows that every call is turned away after the reading
+# that decided it: past that, no call has come to be turned away.
+CORE_DECISION_SHOWN = 1.0
 
 
 class CoreWait:
@@ -57,11 +60,12 @@ class CoreWait:
     the head is call number taken + 1 of those begun (across methods, about:
     the hot method's calls are nearly all of them in a surge), and it had
     arrived by the first reading that counted that many begun: its age is
-    known to within the interval between readings, and never overstated. Measured, not worked
-    out from the count and a rate: how fast a process takes calls shows only
-    while a queue stands, and a moderate load's queues pass (the process
-    idles between them), so a rate learnt over them can be too low and a
-    wait worked out from it too long (services/registration/README.md)."""
+    known to within the interval between readings, and never overstated.
+    Measured, not worked out from the count and a rate: how fast a process
+    takes calls shows only while a queue stands, and a moderate load's
+    queues pass (the process idles between them), so a rate learnt over them
+    can be too low and a wait worked out from it too long
+    (services/registration/README.md)."""
 
     def __init__(self, read: Callable[[], tuple[int, int]], clock: Callable[[], float] = time.monotonic):
         self._read = read
@@ -80,17 +84,6 @@ class CoreWait:
         while self._readings and self._readings[0][1] <= taken:
             self._readings.popleft()  # every call it counted has been taken
         return now - self._readings[0][0] if waiting and self._readings else 0.0
-
-    def peek(self) -> float:
-        """Read core afresh without remembering (the metrics thread: the
-        readings are the event loop's to keep)."""
-        now = self._clock()
-        waiting, taken = self._read()
-        if waiting:
-            for when, begun in list(self._readings):
-                if begun > taken:
-                    return now - when
-        return 0.0
 
 
 class LatencyAdmission:
@@ -143,10 +136,16 @@ class LatencyAdmission:
         return self._level == 0 or self._chance() >= self.refuse_probability
 
     def _scraped(self) -> float:
-        """The share turned away now, read afresh (from the metrics thread)."""
-        if self._core is not None and self.target is not None and self._core.peek() > self.core_wait_limit:
+        """The share turned away now (from the metrics thread): all of them
+        while the last reading of core, if recent, found its head waiting too
+        long. Not read afresh: with no call coming, nobody is turned away, and
+        an open stream (reflection, a health Watch) counts as waiting in core,
+        its age growing while the api idles."""
+        now = self._clock()
+        if self._core is not None and self.target is not None and self._core_too_long \
+                and now - self._core_read_at < CORE_DECISION_SHOWN:
             return 1.0
-        return self._rolled(self._clock())[0] * self.step
+        return self._rolled(now)[0] * self.step
 
     def started(self) -> None:
         self._in_flight += 1
