@@ -19,7 +19,8 @@ from .web import (
 router = APIRouter(prefix="/office", route_class=PortalRoute, include_in_schema=False,
                    default_response_class=HTMLResponse)
 OFFICE_ROLES = ("registration_office", "admin")
-# The furthest a publication reaches: registration's limit (schedule.MAX_DAYS_AHEAD), the form's max.
+# The furthest a publication reaches: registration's limit (schedule.MAX_DAYS_AHEAD; tests/test_copied_limits.py
+# keeps the two equal), the form's max.
 MAX_DAYS_AHEAD = 60
 
 
