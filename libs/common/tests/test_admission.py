@@ -198,6 +198,14 @@ def gate_on(clock: Clock, core: Core, limit: float = 0.25) -> LatencyAdmission:
                             core_queue=core, core_wait_limit=limit)
 
 
+def gated(waiting: int = 0) -> tuple[Clock, Core, LatencyAdmission]:
+    """A gate on a core queue with ``waiting`` calls in it, and the hand-moved clock of both."""
+    clock = Clock()
+    core = Core(clock)
+    core.waiting = waiting
+    return clock, core, gate_on(clock, core)
+
+
 def calls_over(gate: LatencyAdmission, clock: Clock, core: Core, seconds: float, *, arrive_per_s: float,
                take_per_s: float) -> list[bool]:
     """A call every 10 ms for ``seconds`` while calls arrive in core and the
@@ -214,10 +222,7 @@ def test_while_the_call_at_the_head_of_core_s_queue_has_waited_past_the_limit_ev
     """grpc.aio leaves the calls it has not taken yet in gRPC core, where no
     handler's latency sees them: holds took 40-50 ms in the handler while
     their callers waited seconds."""
-    clock = Clock()
-    core = Core(clock)
-    gate = gate_on(clock, core)
-    core.waiting = 30  # and the process takes 20 a second, as many as come: 1.5 s each
+    clock, core, gate = gated(30)  # and the process takes 20 a second, as many as come: 1.5 s each
     admitted = calls_over(gate, clock, core, 0.6, arrive_per_s=20, take_per_s=20)
     assert admitted[:25] == [True] * 25, "the head has waited under 0.25 s"
     assert admitted[31:] == [False] * 29, "from the reading after it passed 0.25 s on"
@@ -236,10 +241,7 @@ def test_a_closed_loop_of_callers_keeps_calls_in_core_but_served_in_time_they_ar
     about 32 calls in each of two replicas' cores; a limit of 30 calls turned
     every one of them away for good, on a machine that took 600 a second from
     core (53 ms each). It is the wait that is limited, not the count."""
-    clock = Clock()
-    core = Core(clock)
-    gate = gate_on(clock, core)
-    core.waiting = 32
+    clock, core, gate = gated(32)
     assert calls_over(gate, clock, core, 2.0, arrive_per_s=600, take_per_s=600) == [True] * 200
     assert core.waiting == 32
     assert gauge() == 0
@@ -250,9 +252,7 @@ def test_a_moderate_load_s_passing_queues_turn_nobody_away():
     every half second: they wait at most 0.15 s, and nobody is turned away.
     The same load to a process that takes only 150 a second: the queue stands
     and grows, and every new call is turned away."""
-    clock = Clock()
-    core = Core(clock)
-    gate = gate_on(clock, core)
+    clock, core, gate = gated()
     admitted = []
     for _ in range(6):  # 3 s
         core.waiting += 40
@@ -266,10 +266,7 @@ def test_a_moderate_load_s_passing_queues_turn_nobody_away():
 
 
 def test_calls_waiting_through_a_blocked_event_loop_turn_calls_away_once_it_runs_again():
-    clock = Clock()
-    core = Core(clock)
-    gate = gate_on(clock, core)
-    core.waiting = 3
+    clock, core, gate = gated(3)
     assert gate.admit()
     core.waiting = 200
     clock.now += 1.0  # the loop blocked: no call taken, no admit() run
@@ -284,10 +281,7 @@ def test_with_no_call_coming_the_gauge_shows_nobody_turned_away_though_a_call_st
     a surge is over no call comes to be turned away. The gauge shows the last
     reading's decision for a second, then nothing; the next call is judged
     afresh."""
-    clock = Clock()
-    core = Core(clock)
-    gate = gate_on(clock, core)
-    core.waiting = 1  # the stream
+    clock, core, gate = gated(1)  # the stream
     assert gate.admit()
     clock.now += 0.3
     # A call comes and is taken (admit() runs in its handler): core counts it begun and taken.
@@ -307,10 +301,7 @@ def test_with_no_call_coming_the_gauge_shows_nobody_turned_away_though_a_call_st
 
 
 def test_calls_waiting_in_core_turn_calls_away_from_the_next_read_only():
-    clock = Clock()
-    core = Core(clock)
-    gate = gate_on(clock, core)
-    core.waiting = 5
+    clock, core, gate = gated(5)
     assert gate.admit()
     clock.now += 0.26  # nothing taken: the head has waited 0.26 s
     assert not gate.admit()
