@@ -23,11 +23,12 @@ wait in core first (grpc_server.core_queue): holds took 40-50 ms in the
 handler while their callers waited seconds. So, apart from the latency's
 rule, while the call at the head of core's queue has waited there longer
 than ``core_wait_limit`` (CoreWait), every new call is turned away. A share
-would not do: refused or not, every call waiting there is taken in turn. The wait, not the
-count: a count that drains in 50 ms on one machine takes a second on a slower
-one, and a closed loop of callers (the bench's 64) keeps a steady count in
-core however fast each is served: a limit of 30 calls turned every one of
-them away, for good, on a machine that served them in 50 ms.
+would not do: refused or not, every call waiting there is taken in turn.
+The wait, not the count: a count that drains in 50 ms on one machine takes
+a second on a slower one, and a closed loop of callers (the bench's 64)
+keeps a steady count in core however fast each is served: a limit of 30
+calls turned every one of them away, for good, on a machine that served
+them in 50 ms.
 
 Not thread-safe: one instance lives on one event loop.
 """
