@@ -81,3 +81,12 @@ def test_the_grpc_server_listens_where_it_is_told():
         assert listening(port) == {"*"}
     finally:
         server.stop(0).wait()
+
+
+def test_an_apis_cap_on_calls_in_flight_is_the_platform_s_unless_its_service_or_the_operator_says_otherwise(
+        monkeypatch):
+    monkeypatch.delenv("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", raising=False)
+    assert Settings.from_env("probe", grpc_port=1, metrics_port=2).grpc_max_concurrent_rpcs == 128
+    assert Settings.from_env("probe", grpc_port=1, metrics_port=2, max_in_flight=512).grpc_max_concurrent_rpcs == 512
+    monkeypatch.setenv("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", "64")
+    assert Settings.from_env("probe", grpc_port=1, metrics_port=2, max_in_flight=512).grpc_max_concurrent_rpcs == 64

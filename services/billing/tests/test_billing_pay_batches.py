@@ -136,3 +136,18 @@ def test_patients_paying_at_once_share_transactions(billing):
     assert len(billing.rows("SELECT reference FROM sandbox_provider.charges")) == count
     transactions = REGISTRY.get_sample_value("tuoguan_billing_payments_per_transaction_count") - before
     assert 1 <= transactions < count
+
+
+def test_billing_s_api_keeps_payments_past_the_platform_s_cap_on_calls_in_flight(monkeypatch):
+    """A payment waiting on its group commit holds no thread, and its patient
+    already holds a place: at the platform's 128, billing turned away
+    payments of holds already made in the surge. Its api starts with a cap of
+    its own, which TUOGUAN_GRPC_MAX_CONCURRENT_RPCS still overrides."""
+    from billing import api
+    from tuoguan_common import api_main, config
+
+    started = {}
+    monkeypatch.setattr(api_main, "run", lambda service, register, **options: started.update(options, service=service))
+    api.main()
+    assert started["service"] == "billing"
+    assert started["max_in_flight"] == api.MAX_IN_FLIGHT == 512 > config.DEFAULT_MAX_IN_FLIGHT

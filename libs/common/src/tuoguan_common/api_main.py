@@ -10,7 +10,7 @@ from typing import Callable, Iterable
 import grpc
 
 from . import auth, metrics, retention, revocations
-from .config import PORTS, Settings, env_flag, service_address
+from .config import DEFAULT_MAX_IN_FLIGHT, PORTS, Settings, env_flag, service_address
 from .db import Database, migrate
 from .grpc_server import build_server, serve_forever
 from .logs import setup_logging
@@ -24,11 +24,14 @@ RevokedSource = Callable[[Database], Callable[[], "revocations.Revoked"]]
 
 
 def run(service: str, register: Register, *, migrations_dir: Path | None = None,
-        revoked_source: RevokedSource | None = None, purge_retention: bool = False) -> None:
+        revoked_source: RevokedSource | None = None, purge_retention: bool = False,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
     """``purge_retention``: the api purges its database's outbox, inbox and
     idempotency keys past their retention in a thread (``retention.PeriodicPurge``),
-    for a service that has no worker to do it (identity)."""
-    settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"])
+    for a service that has no worker to do it (identity). ``max_in_flight``:
+    the service's own default for TUOGUAN_GRPC_MAX_CONCURRENT_RPCS."""
+    settings = Settings.from_env(service, grpc_port=PORTS[service]["grpc"], metrics_port=PORTS[service]["metrics"],
+                                 max_in_flight=max_in_flight)
     setup_logging(f"{service}-api", settings.log_level)
     setup_tracing(f"{service}-api", otlp_endpoint=settings.otlp_endpoint, trace_file=settings.trace_file)
     if migrations_dir is not None and env_flag("TUOGUAN_MIGRATE_ON_START"):

@@ -108,6 +108,11 @@ def migrations_database_url(service: str, env: dict[str, str] | None = None) -> 
     return service_database_url(service, env)
 
 
+# An api's calls in flight past which it answers RESOURCE_EXHAUSTED, unless
+# TUOGUAN_GRPC_MAX_CONCURRENT_RPCS or the service says otherwise.
+DEFAULT_MAX_IN_FLIGHT = 128
+
+
 @dataclass(frozen=True)
 class Settings:
     service: str
@@ -131,7 +136,8 @@ class Settings:
     metrics_host: str = DEFAULT_LISTEN_HOST
 
     @classmethod
-    def from_env(cls, service: str, *, grpc_port: int, metrics_port: int) -> "Settings":
+    def from_env(cls, service: str, *, grpc_port: int, metrics_port: int,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> "Settings":
         up = service.upper()
         return cls(
             service=service,
@@ -145,7 +151,7 @@ class Settings:
             trace_file=os.environ.get("TUOGUAN_TRACE_FILE"),
             log_level=os.environ.get("LOG_LEVEL", "INFO"),
             grpc_workers=env_number("TUOGUAN_GRPC_WORKERS", 16),
-            grpc_max_concurrent_rpcs=env_number("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", 128),
+            grpc_max_concurrent_rpcs=env_number("TUOGUAN_GRPC_MAX_CONCURRENT_RPCS", max_in_flight),
             db_pool_size=env_number("TUOGUAN_DB_POOL_SIZE", 8),
             grpc_reuse_port=env_flag("TUOGUAN_GRPC_REUSEPORT"),
             revocation_refresh_seconds=env_number("TUOGUAN_REVOCATION_REFRESH_SECONDS", 30.0, float, minimum=0),
