@@ -254,7 +254,8 @@ def test_calls_waiting_in_grpc_core_for_a_busy_server_are_counted_until_it_takes
     come, and the rest wait in core, where no handler's duration sees them: a
     surge looked fast on the dashboards while the patients waited seconds. The
     wait is counted from core's own count of calls begun, and so are the calls
-    taken (whose rate, with the count, says how long a call waits there)."""
+    taken (from the two, registration tells how long the call at the head of
+    the queue has waited)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 

@@ -141,7 +141,7 @@ def test_holds_waiting_in_grpc_core_past_the_limit_turn_new_holds_away_though_ea
             turned_away = outcomes.count("holds_busy")
             assert set(outcomes) <= {"held", "holds_busy"}, outcomes
             # Without the wait in core every one was held (each hold is fast); with it,
-            # most are turned away while the queue would keep a hold past the limit.
+            # most are turned away while the head of the queue has waited past the limit.
             assert turned_away >= 20, outcomes
             counters = slot_counters(store, open_slot)
             assert counters["held"] == counters["held_bookings"] == 1 + outcomes.count("held")

@@ -126,8 +126,8 @@ def register(server: grpc.Server, settings: Settings | None, database: Database,
 # Past the platform's 128, payments are not turned away: a payment waiting
 # on its group commit holds no thread, and its patient already holds a
 # place. At 128, billing refused 900-2,500 payments of a 60 s surge at 300/s
-# on 2 cores (holds made, then not paid for); at 512 none, the holds
-# admission at registration turning the excess away before anything was held.
+# on 2 cores (holds made, then not paid for); at 512, 95 and 0, registration's
+# hold admission turning the excess away before anything was held.
 MAX_IN_FLIGHT = 512
 
 
