@@ -205,10 +205,15 @@ class BillingStore:
         if payment_ids is not None:
             conditions.append("payment_id = ANY(%s::uuid[])")
             params.append(pg_array(payment_ids))
+        # Planned afresh each round, with the status known. A prepared
+        # statement's generic plan for "status = $1" can use none of the partial
+        # indexes, and one made while payments was small (a new database; a
+        # server without autovacuum never replaces it) read the whole table on
+        # every round of the settling timer, ten times a second.
         cur.execute(
             f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {' AND '.join(conditions)} "
             "ORDER BY created_at, payment_id LIMIT %s" + (" FOR UPDATE SKIP LOCKED" if lock else ""),
-            (*params, limit), prepare=payment_ids is None,
+            (*params, limit), prepare=False,
         )
         return [_payment(r) for r in cur.fetchall()]
 
