@@ -37,6 +37,7 @@ def run(service: str, register: Register, *, migrations_dir: Path | None = None,
     if migrations_dir is not None and env_flag("TUOGUAN_MIGRATE_ON_START"):
         migrate(settings.database_url, migrations_dir)
     database = Database(settings.database_url, max_size=settings.db_pool_size, name=f"{service}-api").open()
+    database.warn_without_autovacuum()
     metrics.serve_metrics(settings.metrics_port, settings.metrics_host)
     revoked = _revocation_list(service, settings, database, revoked_source)
     purger = None

@@ -316,3 +316,17 @@ class Database:
             except Exception as exc:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
+
+    def warn_without_autovacuum(self) -> bool:
+        """Logs a warning, and returns False, when the server runs without
+        autovacuum. Its tables are then never analysed nor vacuumed: plans stay
+        those made for the tables as they were, and dead rows pile up behind
+        every counter. Measured in the surge bench, holds slowed minute by
+        minute (bench/upkeep.py)."""
+        with self.transaction() as cur:
+            cur.execute("SELECT current_setting('autovacuum') = 'on' AS running")
+            running = cur.fetchone()["running"]
+        if not running:
+            log.warning("PostgreSQL runs without autovacuum: tables are never analysed nor vacuumed, and queries "
+                        "slow down as they grow; turn it on (docs/deploy.md)", extra={"database": self.dbname})
+        return running
