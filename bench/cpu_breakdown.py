@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench import surge
+from bench import surge, upkeep
 from tuoguan_common import auth
 from tuoguan_common.launcher import DOMAIN_SERVICES, Platform
 
@@ -83,7 +84,10 @@ def main() -> None:
                     api_replicas={"registration": args.registration_apis})
     plat.start(with_gateway=False)
     listener = None
+    rounds = contextlib.ExitStack()
     try:
+        autovacuum = rounds.enter_context(upkeep.autovacuum_rounds(
+            [plat.db_url(s) for s in DOMAIN_SERVICES], plat.database_url, print))
         plat.seed()
         issuer = auth.TokenIssuer(plat.private_key.read_bytes())
         patients = surge.Patients(issuer)
@@ -139,7 +143,9 @@ def main() -> None:
             per = [(now - then) / max(served, 1) for now, then in zip(counts, tables_before.get((service, table), (0, 0, 0)))]
             if any(round(x, 2) for x in per):
                 print(f"{service + '.' + table:36} {per[0]:9.2f} {per[1]:9.2f} {per[2]:9.2f}")
+        print(f"PostgreSQL's autovacuum: {autovacuum()}")
     finally:
+        rounds.close()
         if listener is not None:
             listener.close()
         plat.stop()

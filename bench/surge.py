@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -31,13 +32,13 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from bench import baselines, integrity
+from bench import baselines, integrity, upkeep
 from bench.report import machine_note, print_figures, progress
 from tuoguan.billing.v1 import billing_pb2, billing_pb2_grpc
 from tuoguan.registration.v1 import registration_pb2 as reg
 from tuoguan.registration.v1 import registration_pb2_grpc as reg_grpc
 from tuoguan_common import auth
-from tuoguan_common.launcher import Platform
+from tuoguan_common.launcher import DOMAIN_SERVICES, Platform
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -307,6 +308,9 @@ def main() -> None:
     parser.add_argument("--registration-apis", type=int, default=int(os.environ.get("BENCH_REGISTRATION_APIS", 2)),
                         help="registration api processes (replicas sharing the port): the api is one Python "
                              "process per replica, so one replica uses one core at most")
+    parser.add_argument("--as-the-server-is", action="store_true",
+                        help="on a server with autovacuum off, measure without the bench's stand-in rounds "
+                             "(bench/upkeep.py): the tables are then never analysed nor vacuumed")
     args = parser.parse_args()
 
     progress(f"machine: {machine_note()}")
@@ -327,7 +331,10 @@ def main() -> None:
     progress(f"starting the platform (logs in {work})")
     plat.start(with_gateway=False)
     listener = None
+    rounds = contextlib.ExitStack()
     try:
+        autovacuum = rounds.enter_context(upkeep.autovacuum_rounds(
+            [plat.db_url(s) for s in DOMAIN_SERVICES], database_url, progress, as_the_server_is=args.as_the_server_is))
         plat.seed()
         issuer = auth.TokenIssuer(plat.private_key.read_bytes())
         patients = Patients(issuer)
@@ -359,6 +366,7 @@ def main() -> None:
         checks = integrity.check(plat, sus["booking_ids"], listener.confirmed)
         progress(f"  {checks}")
     finally:
+        rounds.close()
         if listener is not None:
             listener.close()
         plat.stop()
@@ -366,6 +374,7 @@ def main() -> None:
     figures = {
         "machine": machine_note(),
         "registration_api_processes": args.registration_apis,
+        "postgres_autovacuum": autovacuum(),
         "raw_postgres_booking_tx_per_s": round(raw_pg),
         "raw_grpc_echo_per_s": round(raw_grpc),
         "hold_burst_per_s": round(burst["holds_per_s"]),
