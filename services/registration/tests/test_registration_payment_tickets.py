@@ -39,6 +39,25 @@ def test_a_hold_comes_with_a_ticket_that_says_what_billing_needs(stub, clinic, p
     assert again == held, "a retry gets the first answer, ticket included"
 
 
+def test_a_hold_replayed_once_its_booking_is_cancelled_comes_without_a_ticket(stub, clinic, people):
+    """The replay gives the first answer, HELD; with a ticket billing would
+    take the payment and the saga give it back. Without one, billing asks
+    registration, which says the booking is cancelled."""
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 10), capacity=3)
+    _, md = people.patient()
+    request = pb.HoldSlotRequest(slot_id=slot_id, idempotency_key=key())
+    held = stub.HoldSlot(request, metadata=md)
+    assert TICKETS.read(held.payment_ticket) is not None
+    stub.CancelBooking(pb.CancelBookingRequest(booking_id=held.booking.booking_id, idempotency_key=key()),
+                       metadata=md)
+
+    again = stub.HoldSlot(request, metadata=md)
+    assert again.booking == held.booking, "the first answer, as kept under the key"
+    assert again.payment_ticket == ""
+    stored = stub.GetBooking(pb.GetBookingRequest(booking_id=held.booking.booking_id), metadata=md).booking
+    assert stored.status == pb.BOOKING_STATUS_CANCELLED
+
+
 @pytest.mark.parametrize("config", [None], indirect=True)
 def test_without_a_key_holds_come_without_tickets(stub, clinic, people):
     slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=3)

@@ -15,8 +15,9 @@ whenever a ticket is absent, does not verify (another key, tampered with,
 not one at all), or speaks of a hold already over. What can change after the
 hold (the patient cancels, the office suspends the session) is settled as
 before by the saga: a capture for a booking registration no longer holds is
-rejected and refunded. The amount charged is the ticket's fee, which only
-registration can have written.
+rejected and refunded. A hold's retry answered after such a change gets no
+ticket, so billing asks registration then. The amount charged is the
+ticket's fee, which only registration can have written.
 """
 from __future__ import annotations
 

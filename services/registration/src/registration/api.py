@@ -24,6 +24,7 @@ from tuoguan_common.outbox import utcnow
 from . import messages
 from .config import RegistrationConfig
 from .domain import schedule
+from .domain.model import BookingStatus
 from .exceptions import HoldsBusy, InvalidArgument, not_found
 from .migrate import MIGRATIONS_DIR
 from .publishing import publish_schedule
@@ -172,9 +173,18 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 self.hold_admission.finished(time.monotonic() - started)
             # Signed afresh on each answer (a replay gets the same ticket): the
             # answer kept under the key stays what the batch wrote.
-            if self.config.payment_tickets is not None and response.booking.status == pb.BOOKING_STATUS_HELD:
+            if self.config.payment_tickets is not None and response.booking.status == pb.BOOKING_STATUS_HELD \
+                    and (not idem.replayed or await self._still_held(response.booking.booking_id)):
                 response.payment_ticket = self.config.payment_tickets.issue(messages.held_booking(response.booking))
             return response
+
+    async def _still_held(self, booking_id: str) -> bool:
+        """Whether a replayed hold's booking is held yet. A replay gives the first
+        answer, HELD, even once the booking is cancelled; with a ticket, billing
+        would take the payment, and the saga refund it. Without one, billing
+        asks registration and refuses it."""
+        row = await self.booking_reads.submit(booking_id)
+        return row is not None and row["status"] == BookingStatus.HELD
 
     async def GetBooking(self, request, context):
         # A coroutine: billing asks for every booking it is paid for, so in a
