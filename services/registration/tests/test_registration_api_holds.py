@@ -132,6 +132,23 @@ def test_repeating_a_hold_returns_the_first_booking_and_takes_one_place(stub, cl
     assert refused(hold, stub, md, other_slot, same_key) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused")
 
 
+def test_a_retry_that_spells_the_ids_in_capitals_is_the_same_request(stub, clinic, people, store):
+    """Ids are read in their canonical form, so a retry that spells one
+    otherwise (a client that upper-cases UUIDs) gets the first answer, not a
+    refusal for reusing its key."""
+    slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=4)
+    _, md = people.patient()
+    hold_key, cancel_key = key(), key()
+    first = hold(stub, md, slot_id, hold_key)
+    assert hold(stub, md, f"  {slot_id.upper()} ", hold_key) == first
+    assert slot_counters(store, slot_id)["held"] == 1
+
+    cancel = pb.CancelBookingRequest(booking_id=first.booking_id, idempotency_key=cancel_key)
+    cancelled = stub.CancelBooking(cancel, metadata=md)
+    again = stub.CancelBooking(pb.CancelBookingRequest(booking_id=first.booking_id.upper(), idempotency_key=cancel_key),
+                               metadata=md)
+    assert again == cancelled and again.booking.status == pb.BOOKING_STATUS_CANCELLED
+
 def test_concurrent_repeats_of_one_hold_make_one_booking(stub, clinic, people, store):
     slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=10)
     _, md = people.patient()

@@ -161,7 +161,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         with _counted_hold():
             patient = current_principal().require(PATIENT)
             slot_id = entity_id(request.slot_id, "slot_id")
-            idem = Idempotent.of("hold", patient.subject, idempotency_key(request.idempotency_key), request,
+            key = idempotency_key(request.idempotency_key)
+            # The request as parsed: spellings of one slot id are one request.
+            idem = Idempotent.of("hold", patient.subject, key, pb.HoldSlotRequest(slot_id=slot_id, idempotency_key=key),
                                  pb.HoldSlotResponse)
             if not self.hold_admission.admit():
                 raise HoldsBusy()
@@ -208,7 +210,8 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         owner = self._booking_for(principal, booking_id, *OFFICE)["patient_id"]
         by_office = principal.subject != owner
         reason = "registration_office" if by_office else "patient"
-        idem = Idempotent.of("cancel", principal.subject, key, request, pb.CancelBookingResponse)
+        idem = Idempotent.of("cancel", principal.subject, key,
+                             pb.CancelBookingRequest(booking_id=booking_id, idempotency_key=key), pb.CancelBookingResponse)
         # The office is where patients past the cut-off are sent: it is not bound by it.
         response = self.store.cancel_booking(idem, booking_id, reason, self.config.booking, self.clock(),
                                              by_office=by_office)
@@ -264,7 +267,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         office = current_principal().require(*OFFICE)
         session_id = entity_id(request.session_id, "session_id")
         reason = text(request.reason, "reason", MAX_REASON_LENGTH)
-        idem = Idempotent.of("suspend", office.subject, idempotency_key(request.idempotency_key), request,
+        key = idempotency_key(request.idempotency_key)
+        idem = Idempotent.of("suspend", office.subject, key,
+                             pb.SuspendSessionRequest(session_id=session_id, reason=reason, idempotency_key=key),
                              pb.SuspendSessionResponse)
         response = self.store.suspend_session(idem, session_id, reason, self.clock())
         if not idem.replayed and response.cancelled_bookings:
