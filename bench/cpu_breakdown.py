@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--profile", metavar="PROCESS",
                         help="also sample this process (e.g. registration-api) with py-spy into folded stacks (flamegraph.pl or speedscope read them)")
     parser.add_argument("--registration-apis", type=int, default=1, help="registration api processes")
+    parser.add_argument("--autovacuum-rounds", action="store_true",
+                        help="on a server with autovacuum off, make autovacuum's rounds (bench/upkeep.py)")
     args = parser.parse_args()
 
     plat = Platform(work_dir=Path(tempfile.mkdtemp(prefix="tuoguan-cpu-")),
@@ -87,7 +89,7 @@ def main() -> None:
     rounds = contextlib.ExitStack()
     try:
         autovacuum = rounds.enter_context(upkeep.autovacuum_rounds(
-            [plat.db_url(s) for s in DOMAIN_SERVICES], plat.database_url, print))
+            [plat.db_url(s) for s in DOMAIN_SERVICES], plat.database_url, print, stand_in=args.autovacuum_rounds))
         plat.seed()
         issuer = auth.TokenIssuer(plat.private_key.read_bytes())
         patients = surge.Patients(issuer)

@@ -308,9 +308,9 @@ def main() -> None:
     parser.add_argument("--registration-apis", type=int, default=int(os.environ.get("BENCH_REGISTRATION_APIS", 2)),
                         help="registration api processes (replicas sharing the port): the api is one Python "
                              "process per replica, so one replica uses one core at most")
-    parser.add_argument("--as-the-server-is", action="store_true",
-                        help="on a server with autovacuum off, measure without the bench's stand-in rounds "
-                             "(bench/upkeep.py): the tables are then never analysed nor vacuumed")
+    parser.add_argument("--autovacuum-rounds", action="store_true",
+                        help="on a server with autovacuum off, make autovacuum's rounds on the platform's databases "
+                             "(bench/upkeep.py): for runs of minutes, which slow down as the tables grow otherwise")
     args = parser.parse_args()
 
     progress(f"machine: {machine_note()}")
@@ -334,7 +334,7 @@ def main() -> None:
     rounds = contextlib.ExitStack()
     try:
         autovacuum = rounds.enter_context(upkeep.autovacuum_rounds(
-            [plat.db_url(s) for s in DOMAIN_SERVICES], database_url, progress, as_the_server_is=args.as_the_server_is))
+            [plat.db_url(s) for s in DOMAIN_SERVICES], database_url, progress, stand_in=args.autovacuum_rounds))
         plat.seed()
         issuer = auth.TokenIssuer(plat.private_key.read_bytes())
         patients = Patients(issuer)
