@@ -111,6 +111,10 @@ def test_open_is_idempotent_and_refuses_bad_input(stub, people, database):
     r = refused(stub.OpenTicket, other, metadata=clinician.md)
     assert (r.code, r.reason, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused", "idempotency_key")
 
+    # Spelt otherwise, as the handler reads it (a code in small letters, a title with spaces round it): the same.
+    respelt = open_request(ALWAYS.lower(), title="  PACS 调阅影像超时 ", idempotency_key=request.idempotency_key)
+    assert stub.OpenTicket(respelt, metadata=clinician.md).ticket.ticket_id == first.ticket_id
+
     for bad, field in [
         (open_request(kind=99), "kind"),
         (open_request(kind=pb.TICKET_KIND_UNSPECIFIED), "kind"),
@@ -340,8 +344,11 @@ def test_who_may_see_assign_and_work_a_ticket(stub, people, database):
         assert "the O&M team" in r.details
     assert stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=colleague.md).ticket.ticket_id == tid
     assert not stub.ListTickets(pb.ListTicketsRequest(view=pb.TICKET_VIEW_MINE), metadata=stranger.md).tickets
-    comment = stub.AddComment(pb.AddCommentRequest(ticket_id=tid, body="打印机在 3 楼护士站", idempotency_key=key()),
+    comment_key = key()
+    comment = stub.AddComment(pb.AddCommentRequest(ticket_id=tid, body="打印机在 3 楼护士站", idempotency_key=comment_key),
                               metadata=clinician.md).comment
+    retried = pb.AddCommentRequest(ticket_id=tid.upper(), body=" 打印机在 3 楼护士站\n", idempotency_key=comment_key)
+    assert stub.AddComment(retried, metadata=clinician.md).comment == comment, "the same comment, spelt otherwise"
     got = stub.GetTicket(pb.GetTicketRequest(ticket_id=tid), metadata=engineer.md)
     assert [(c.comment_id, c.author_id, c.body) for c in got.comments] == \
         [(comment.comment_id, clinician.id, "打印机在 3 楼护士站")]
@@ -390,6 +397,8 @@ def test_who_may_see_assign_and_work_a_ticket(stub, people, database):
     request = change(tid, pb.TICKET_ACTION_START)
     first = stub.ChangeTicket(request, metadata=colleague.md).ticket
     assert stub.ChangeTicket(request, metadata=colleague.md).ticket == first
+    respelt = change(tid.upper(), pb.TICKET_ACTION_START, idempotency_key=request.idempotency_key)
+    assert stub.ChangeTicket(respelt, metadata=colleague.md).ticket == first, "one ticket id, spelt in capitals"
     assert ticket_events(database, tid).count("started") == 2
 
 

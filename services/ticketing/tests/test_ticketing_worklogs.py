@@ -227,6 +227,10 @@ def test_a_retry_with_its_key_answers_the_first_worklog_not_an_overlap(stub, peo
     assert stub.RecordWorklog(request, metadata=engineer.md).worklog == first
     clock.set(T0 + dt.timedelta(days=1))
     assert stub.RecordWorklog(request, metadata=engineer.md).worklog == first
+    respelt = pb.RecordWorklogRequest()
+    respelt.CopyFrom(request)
+    respelt.ticket_id = tid.upper()
+    assert stub.RecordWorklog(respelt, metadata=engineer.md).worklog == first, "one ticket id, spelt in capitals"
     assert len(query(database, "SELECT id FROM worklogs")) == 1
     assert ticket_row(database, tid)["worklog_minutes"] == 45
     assert len(outbox(database, "WorklogRecorded")) == 1

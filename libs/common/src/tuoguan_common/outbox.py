@@ -165,6 +165,18 @@ def request_fingerprint(request: Message) -> str:
     return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
 
 
+def as_parsed(request: Message, **fields: Any) -> Message:
+    """A copy of ``request`` with ``fields`` as the handler parsed them (an id
+    in its canonical form, a code in capitals, a text stripped): what to
+    fingerprint, so a retry that spells them otherwise is the same request,
+    not a key reused for another one."""
+    parsed = type(request)()
+    parsed.CopyFrom(request)
+    for name, value in fields.items():
+        setattr(parsed, name, value)
+    return parsed
+
+
 class IdempotencyConflict(InvalidArgument):
     """The key was used before for a different request: INVALID_ARGUMENT on
     ``idempotency_key`` (HTTP 422), with a reason of its own, so a client can

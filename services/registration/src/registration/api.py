@@ -19,7 +19,7 @@ from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
 from tuoguan_common.errors import TuoguanError, calendar_date, entity_id, idempotency_key, require, text
 from tuoguan_common.group_commit import GroupCommit
-from tuoguan_common.outbox import utcnow
+from tuoguan_common.outbox import as_parsed, utcnow
 
 from . import messages
 from .config import RegistrationConfig
@@ -162,8 +162,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
             patient = current_principal().require(PATIENT)
             slot_id = entity_id(request.slot_id, "slot_id")
             key = idempotency_key(request.idempotency_key)
-            # The request as parsed: spellings of one slot id are one request.
-            idem = Idempotent.of("hold", patient.subject, key, pb.HoldSlotRequest(slot_id=slot_id, idempotency_key=key),
+            idem = Idempotent.of("hold", patient.subject, key, as_parsed(request, slot_id=slot_id, idempotency_key=key),
                                  pb.HoldSlotResponse)
             if not self.hold_admission.admit():
                 raise HoldsBusy()
@@ -211,7 +210,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         by_office = principal.subject != owner
         reason = "registration_office" if by_office else "patient"
         idem = Idempotent.of("cancel", principal.subject, key,
-                             pb.CancelBookingRequest(booking_id=booking_id, idempotency_key=key), pb.CancelBookingResponse)
+                             as_parsed(request, booking_id=booking_id, idempotency_key=key), pb.CancelBookingResponse)
         # The office is where patients past the cut-off are sent: it is not bound by it.
         response = self.store.cancel_booking(idem, booking_id, reason, self.config.booking, self.clock(),
                                              by_office=by_office)
@@ -269,7 +268,7 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         reason = text(request.reason, "reason", MAX_REASON_LENGTH)
         key = idempotency_key(request.idempotency_key)
         idem = Idempotent.of("suspend", office.subject, key,
-                             pb.SuspendSessionRequest(session_id=session_id, reason=reason, idempotency_key=key),
+                             as_parsed(request, session_id=session_id, reason=reason, idempotency_key=key),
                              pb.SuspendSessionResponse)
         response = self.store.suspend_session(idem, session_id, reason, self.clock())
         if not idem.replayed and response.cancelled_bookings:

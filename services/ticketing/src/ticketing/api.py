@@ -16,7 +16,7 @@ from tuoguan_common.config import PORTS, Settings, service_address
 from tuoguan_common.db import Database
 from tuoguan_common.errors import calendar_date, entity_id, idempotency_key, require, text
 from tuoguan_common.grpc_server import current_token
-from tuoguan_common.outbox import Idempotent, utcnow
+from tuoguan_common.outbox import Idempotent, as_parsed, utcnow
 from tuoguan_common.json_nesting import nested_too_deeply
 
 from . import messages
@@ -136,7 +136,10 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             urgency=Level(_enum(request.urgency, pb.Level, "LEVEL", "urgency")),
             major_incident=request.major_incident, source=source, requester_id=requester,
             reported_by_id=caller.subject)
-        idem = Idempotent.of("open", caller.subject, idempotency_key(request.idempotency_key), request, pb.OpenTicketResponse)
+        key = idempotency_key(request.idempotency_key)
+        parsed = as_parsed(request, subsystem_code=new.subsystem_code, title=new.title, description=new.description,
+                           on_behalf_of=requester if request.on_behalf_of else "", idempotency_key=key)
+        idem = Idempotent.of("open", caller.subject, key, parsed, pb.OpenTicketResponse)
         response = self.store.open_ticket(idem, new, self.clock())
         if not idem.replayed:
             metrics.TICKETING_TICKETS_OPENED.labels(source, f"P{response.ticket.priority}").inc()
@@ -184,8 +187,10 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             # An account id, not a name: it goes out in TicketAssigned and decides whose queue it is in.
             assignee = entity_id(request.assignee_id, "assignee_id", required=team is None)
         note = text(request.note, "note", MAX_TICKET_TEXT, required=action == Action.RESOLVE)
-        idem = Idempotent.of("change", caller.subject, idempotency_key(request.idempotency_key), request,
-                             pb.ChangeTicketResponse)
+        key = idempotency_key(request.idempotency_key)
+        parsed = as_parsed(request, ticket_id=ticket_id, assignee_id=assignee or "", team=team or "", note=note,
+                           idempotency_key=key)
+        idem = Idempotent.of("change", caller.subject, key, parsed, pb.ChangeTicketResponse)
         if assignee is not None:
             self._check_assignee(caller, assignee, idem)
         response = self.store.change_ticket(idem, ticket_id, caller, action, assignee_id=assignee,
@@ -220,10 +225,13 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
 
     def AddComment(self, request, context):
         caller = current_principal()
-        idem = Idempotent.of("comment", caller.subject, idempotency_key(request.idempotency_key), request,
+        ticket_id = entity_id(request.ticket_id, "ticket_id")
+        body = text(request.body, "body", MAX_TICKET_TEXT)
+        key = idempotency_key(request.idempotency_key)
+        idem = Idempotent.of("comment", caller.subject, key,
+                             as_parsed(request, ticket_id=ticket_id, body=body, idempotency_key=key),
                              pb.AddCommentResponse)
-        return self.store.add_comment(idem, entity_id(request.ticket_id, "ticket_id"), caller,
-                                      text(request.body, "body", MAX_TICKET_TEXT), self.clock())
+        return self.store.add_comment(idem, ticket_id, caller, body, self.clock())
 
     def RecordWorklog(self, request, context):
         # The contract prices engineers' hours only, and only an engineer's account has a grade: a dispatcher or an
@@ -234,9 +242,11 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         log = validate_worklog(caller.subject, caller.grade, request.activity,
                                _instant(request.started_at, "started_at"), request.minutes, request.note, now,
                                requested_grade=request.grade)
-        idem = Idempotent.of("worklog", caller.subject, idempotency_key(request.idempotency_key), request,
+        ticket_id = entity_id(request.ticket_id, "ticket_id")
+        key = idempotency_key(request.idempotency_key)
+        idem = Idempotent.of("worklog", caller.subject, key, as_parsed(request, ticket_id=ticket_id, idempotency_key=key),
                              pb.RecordWorklogResponse)
-        response = self.store.record_worklog(idem, entity_id(request.ticket_id, "ticket_id"), caller, log, now)
+        response = self.store.record_worklog(idem, ticket_id, caller, log, now)
         if not idem.replayed:
             metrics.TICKETING_WORKLOG_MINUTES.labels(log.grade).inc(log.minutes)
         return response
