@@ -149,6 +149,7 @@ def test_a_retry_that_spells_the_ids_in_capitals_is_the_same_request(stub, clini
                                metadata=md)
     assert again == cancelled and again.booking.status == pb.BOOKING_STATUS_CANCELLED
 
+
 def test_concurrent_repeats_of_one_hold_make_one_booking(stub, clinic, people, store):
     slot_id = clinic.slot(clinic.chen, local(tomorrow(), 9), capacity=10)
     _, md = people.patient()

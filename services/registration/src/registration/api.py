@@ -172,8 +172,9 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
                 response = await self.holds.submit(HoldRequest(idem, patient.subject, slot_id, telemetry.inject()))
             finally:
                 self.hold_admission.finished(time.monotonic() - started)
-            # Signed afresh on each answer (a replay gets the same ticket): the
-            # answer kept under the key stays what the batch wrote.
+            # Signed afresh on each answer (a replay gets the same ticket while
+            # its booking is held): the answer kept under the key stays what
+            # the batch wrote.
             if self.config.payment_tickets is not None and response.booking.status == pb.BOOKING_STATUS_HELD \
                     and (not idem.replayed or await self._still_held(response.booking.booking_id)):
                 response.payment_ticket = self.config.payment_tickets.issue(messages.held_booking(response.booking))
