@@ -52,9 +52,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         booking_id = payments.check_booking_id(request.booking_id)
         method_token = payments.check_method_token(request.payment_method_token)
         key = idempotency_key(request.idempotency_key)
-        # The request as parsed: spellings of one booking id are one request.
-        parsed = billing_pb2.PayRegistrationFeeRequest(booking_id=booking_id, payment_method_token=method_token,
-                                                       idempotency_key=key)
+        # The request as parsed: spellings of one booking id are one request,
+        # with or without the hold's ticket.
+        parsed = outbox.as_parsed(request, booking_id=booking_id, payment_method_token=method_token,
+                                  idempotency_key=key, payment_ticket="")
         return await self.checkout.pay_fee(FeeRequest(
             patient_id=patient.subject, booking_id=booking_id, method_token=method_token, idempotency_key=key,
             fingerprint=outbox.request_fingerprint(parsed), bearer=current_token(), trace_carrier=telemetry.inject(),
