@@ -213,6 +213,22 @@ def test_an_unanswered_payment_becomes_unknown_and_reconciliation_captures_it(bi
     assert len(billing.rows("SELECT 1 FROM journal_entries")) == 1
 
 
+def test_unknown_payments_the_providers_records_leave_pending_do_not_starve_newer_ones(billing):
+    # An acquirer's back office may keep a batch's worth of charges pending
+    # for hours after an outage: reconciliation carries on past them, as the
+    # settling rounds do, instead of asking about the same oldest batch again
+    # while newer payments' captures (or declines) wait unbooked.
+    stuck = [billing.new_payment(token="tok_timeout") for _ in range(2)]
+    newer = billing.new_payment(token="tok_timeout")
+    billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered()
+    billing.rows("UPDATE sandbox_provider.charges SET settles_at = now() + interval '1 day' "
+                 "WHERE merchant_payment_id = ANY(%s) RETURNING 1", [p.payment_id for p in stuck])
+    cashier = billing.cashier(after=billing.LATE_CAPTURED, batch_size=2)
+    captured = [p.payment_id for _ in range(3) for p in cashier.reconcile_unknown().captured]
+    assert captured == [newer.payment_id]
+    assert [status_of(billing, p.payment_id) for p in stuck] == ["UNKNOWN", "UNKNOWN"]
+
+
 def test_a_timed_out_payment_answered_at_the_last_moment_is_captured_not_unknown(billing):
     patient_id, booking_id = billing.held_booking()
     payment = billing.pay(patient_id, booking_id).payment
@@ -289,6 +305,22 @@ def test_a_refund_event_naming_no_payment_refunds_nothing(billing, payment_id):
     else:  # a cancellation before registration knew the payment: the booking's payment is its fee
         assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]
         assert billing.rows("SELECT reason FROM refunds") == [{"reason": "booking_cancelled"}]
+
+@pytest.mark.parametrize("names_payment", [True, False])
+def test_a_refund_event_spelling_the_booking_id_otherwise_still_refunds(billing, names_payment):
+    # The event passes its check with any spelling uuid reads (require_ids);
+    # the booking's payment is stored under the canonical one. Compared as
+    # sent, the refund was dropped as "another booking's payment" and the
+    # event recorded as handled: the patient's fee never went back.
+    payment = captured_payment(billing)
+    event = cancellation(payment)
+    event["booking_id"] = payment.booking_id.upper()
+    if not names_payment:
+        event["payment_id"] = ""
+    assert billing.worker(after=billing.SETTLED).refund_cancelled_booking(event) == "ok"
+    assert [e["payment_id"] for e in billing.events("RefundIssued")] == [payment.payment_id]
+    assert status_of(billing, payment.payment_id) == "REFUNDED"
+
 
 def test_a_refund_asked_before_the_capture_is_known_is_issued_once_captured(billing):
     patient_id, booking_id = billing.held_booking()

@@ -416,3 +416,16 @@ def test_a_charge_may_land_on_a_payment_failed_without_the_providers_word(failed
 def test_a_charge_found_after_the_failure_goes_back_unless_declined(state, moved):
     record = None if state is None else ChargeStatus("sbx_ch_1", "p1", 5000, state)
     assert payments.charged_after_all(record) is moved
+
+
+@pytest.mark.parametrize("fail", [
+    lambda p: payments.abandon(p, NOW),
+    lambda p: payments.not_found_at_provider(replace(p, status=PaymentStatus.UNKNOWN), NOW),
+    lambda p: payments.settle(p, ChargeStatus("sbx_ch_1", "p1", 5000, ChargeState.DECLINED, "card_declined", NOW)),
+])
+def test_a_refund_asked_for_before_the_capture_is_dropped_when_the_payment_fails(fail):
+    # Nothing was captured to refund; kept, the request took the payment out
+    # of the late-charge sweep, so a charge landing after all never went back.
+    failed = fail(payment(refund_requested_reason="booking_cancelled"))
+    assert failed.status is PaymentStatus.FAILED and failed.refund_requested_reason is None
+    assert payments.charge_may_land(failed) is (failed.failure_reason in payments.FAILED_UNHEARD)

@@ -549,6 +549,26 @@ def test_a_charge_the_providers_records_show_after_reconciliation_failed_the_pay
     the_charge_went_back(billing, payment.payment_id, reason="not_found_at_provider")
 
 
+def test_a_charge_that_lands_on_a_payment_failed_with_a_refund_asked_for_goes_back(billing):
+    # A cancellation's refund asked for while the payment was UNKNOWN
+    # (AWAIT_CAPTURE), then reconciliation failed it: the refund asked for
+    # found nothing captured, and must not keep the payment out of the
+    # sweep when the provider's records show its charge after all.
+    payment = billing.new_payment("tok_timeout")
+    billing.cashier(after=billing.TIMED_OUT).give_up_on_unanswered()
+    with billing.db.transaction() as cur:
+        billing.cashier(after=billing.TIMED_OUT).refund_for_booking(
+            cur, payment_id=payment.payment_id, booking_id=payment.booking_id, reason="booking_cancelled")
+    reconciling = billing.cashier(after=billing.TIMED_OUT)
+    reconciling.provider.lookup = lambda references: []
+    assert [p.failure_reason for p in reconciling.reconcile_unknown().failed] == ["not_found_at_provider"]
+
+    later = billing.cashier(after=billing.LATE_CAPTURED)
+    later.find_charges_after_failure()
+    later.issue_requested_refunds()
+    the_charge_went_back(billing, payment.payment_id, reason="not_found_at_provider")
+
+
 def test_the_sweep_asks_nothing_back_for_a_declined_charge_nor_for_what_moved_no_money(billing, caplog):
     never_charged, _ = billing.unfinished_payment(hold=dt.timedelta(seconds=1))
     billing.cashier(after=billing.UNFINISHED).authorize_unfinished()  # failed: the provider never saw it

@@ -168,6 +168,8 @@ class Cashier:
         self._sweep_after: tuple[dt.datetime, str] | None = None
         # Where settle_pending's next round carries on (opened at, payment id); None: from the oldest.
         self._pending_after: tuple[dt.datetime, str] | None = None
+        # Where reconcile_unknown's next run carries on (opened at, payment id); None: from the oldest.
+        self._unknown_after: tuple[dt.datetime, str] | None = None
 
     @property
     def database(self):
@@ -634,9 +636,20 @@ class Cashier:
             return self._book(cur, changed, now)
 
     def reconcile_unknown(self) -> Settled:
-        """Settles UNKNOWN payments from the provider's own records."""
+        """Settles UNKNOWN payments from the provider's own records.
+
+        Each run carries on after the last one, starting again from the
+        oldest at the end, as settle_pending does: an acquirer's records may
+        leave more than a batch of charges pending for hours after an outage,
+        and always asking about the oldest batch would leave every newer
+        UNKNOWN payment unbooked (its capture missing from the ledger, its
+        booking neither confirmed nor refunded) until those settled."""
         with self.database.transaction() as cur:
-            batch = self.store.claim_payments(cur, PaymentStatus.UNKNOWN, self.batch_size)
+            batch = self.store.claim_payments(cur, PaymentStatus.UNKNOWN, self.batch_size,
+                                              after=self._unknown_after)
+            # Moved on before the provider is asked: a batch it fails on is asked again after a round.
+            last = batch[-1] if len(batch) == self.batch_size else None
+            self._unknown_after = None if last is None else (last.created_at, last.payment_id)
             settled = Settled()
             if batch:
                 records = {r.reference: r for r in self.provider.lookup([p.provider_reference for p in batch])}
@@ -751,6 +764,10 @@ class Cashier:
         return settled
 
     def _payment_of_booking(self, cur: psycopg.Cursor, payment_id: str, booking_id: str) -> Payment | None:
+        if booking_id:
+            # Canonical, as payments store it (check_booking_id): the event's check takes any spelling uuid
+            # reads, and one compared as sent named "another booking" and dropped the refund.
+            booking_id = payments.canonical_booking_id(booking_id) or booking_id
         if payment_id:
             # Canonical, as the database reads it: an event's id is text from another service. One that
             # is not an id names no payment; the booking's live one is no stand-in for it.

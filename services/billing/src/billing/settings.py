@@ -57,7 +57,8 @@ class BillingSettings:
             reconcile_interval_seconds=_number("BILLING_RECONCILE_INTERVAL_SECONDS", 10.0),
             late_charge_window=dt.timedelta(seconds=_number("BILLING_LATE_CHARGE_WINDOW_SECONDS", 86400.0)),
             late_charge_check_interval_seconds=_number("BILLING_LATE_CHARGE_CHECK_INTERVAL_SECONDS", 60.0),
-            batch_size=_number("BILLING_BATCH_SIZE", 500, int),
+            # At least 1: every timer takes at most a batch, and with 0 the worker would run and do nothing.
+            batch_size=env_number("BILLING_BATCH_SIZE", 500, int, minimum=1),
             pay_batch_max=max(1, _number("BILLING_PAY_BATCH_MAX", 128, int)),
             worker_metrics_port=_number("BILLING_WORKER_METRICS_PORT", PORTS["billing"]["worker_metrics"], int),
             sandbox_database_url=os.environ.get("SANDBOX_PROVIDER_DATABASE_URL") or None,

@@ -180,6 +180,13 @@ def canonical_payment_id(text: str) -> str | None:
         return None
 
 
+def canonical_booking_id(text: str) -> str | None:
+    """A booking id (registration's, a uuid) in the canonical form payments
+    store it in (check_booking_id), None when it is not one: an event's id
+    is text from another service, compared with the stored one."""
+    return canonical_payment_id(text)
+
+
 def check_payment_id(text: str, field: str = "payment_id") -> str:
     """The payment id in its canonical form (canonical_payment_id)."""
     text = (text or "").strip()
@@ -311,6 +318,14 @@ def abandon(payment: Payment, now: dt.datetime, reason: str = NEVER_AUTHORIZED) 
 def transition(payment: Payment, to: PaymentStatus, **changes) -> Payment:
     if to not in TRANSITIONS[payment.status]:
         raise InvalidPaymentTransition(f"a {payment.status.lower()} payment cannot become {to.lower()}")
+    if to is PaymentStatus.FAILED:
+        # A refund asked for while the payment was pending or unknown
+        # (AWAIT_CAPTURE) finds nothing captured now. Kept, it would take the
+        # payment out of the late-charge sweep (charge_may_land, the partial
+        # index payments_failed_unheard), so a charge landing on it after all
+        # would never be given back; such a charge is asked back as
+        # CHARGED_AFTER_FAILURE instead.
+        changes.setdefault("refund_requested_reason", None)
     return replace(payment, status=to, **changes)
 
 
