@@ -674,3 +674,21 @@ def test_an_unknown_payment_the_provider_never_heard_of_fails(billing):
     assert [(p.payment_id, p.failure_reason) for p in settled.failed] == [(payment_id, "not_found_at_provider")]
     assert [e["reason"] for e in billing.events("PaymentFailed")] == ["not_found_at_provider"]
     assert billing.rows("SELECT 1 FROM journal_entries") == []
+
+
+def test_refunds_the_provider_refuses_for_good_do_not_hold_back_newer_ones(billing):
+    # A batch's worth of refunds the provider refuses every time (finance
+    # refunded them by hand at the acquirer's console): the timer carries on
+    # past them, run after run, instead of trying the same oldest batch again.
+    stuck = [captured_payment(billing) for _ in range(2)]
+    newer = captured_payment(billing)
+    with billing.db.transaction() as cur:
+        cur.execute("UPDATE payments SET refund_requested_reason = 'booking_cancelled'")
+        for payment in stuck:
+            cur.execute("INSERT INTO sandbox_provider.refunds (reference, charge_reference, idempotency_key, "
+                        "amount_fen, created_at) VALUES (%s, %s, %s, 1, now())",
+                        (f"sbx_re_{payment.payment_id}", payment.provider_reference, f"refund:{payment.payment_id}"))
+    cashier = billing.cashier(after=billing.SETTLED, batch_size=2)
+    refunded = [p.payment_id for _ in range(3) for p in cashier.issue_requested_refunds().refunded]
+    assert refunded == [newer.payment_id]
+    assert [status_of(billing, p.payment_id) for p in stuck] == ["CAPTURED", "CAPTURED"]

@@ -170,6 +170,8 @@ class Cashier:
         self._pending_after: tuple[dt.datetime, str] | None = None
         # Where reconcile_unknown's next run carries on (opened at, payment id); None: from the oldest.
         self._unknown_after: tuple[dt.datetime, str] | None = None
+        # Where issue_requested_refunds' next run carries on, per kind of refund.
+        self._refunds_after: dict[str, tuple[dt.datetime, str] | None] = {}
 
     @property
     def database(self):
@@ -720,37 +722,43 @@ class Cashier:
         # A timer runs outside any request: its RefundIssued carries the
         # paying request's trace, as the payment's other settling events do.
         settled = self._one_at_a_time(
-            self.store.claim_refunds_requested,
+            "requested", self.store.claim_refunds_requested,
             lambda cur, payment: self._refund(cur, payment, payment.refund_requested_reason or "requested",
                                               trace_carrier=payment.trace_carrier))
         settled.add(self._one_at_a_time(
+            "charged_after_failure",
             functools.partial(self.store.claim_charges_to_return, reason=payments.CHARGED_AFTER_FAILURE),
             self._return_charge))
         return settled.count()
 
-    def _one_at_a_time(self, claim: Callable[..., list[Payment]],
+    def _one_at_a_time(self, kind: str, claim: Callable[..., list[Payment]],
                        refund: Callable[[psycopg.Cursor, Payment], Settled]) -> Settled:
-        """Claims and refunds payments one per transaction, each once per run.
+        """Claims and refunds payments one per transaction, at most a batch
+        per run, each run carrying on after the last (``kind`` names its place).
 
         A refund that fails for a reason of its own (the provider saw its
         key with another refund, a bug) is rolled back, logged, counted and
-        skipped: raised, it would end the run, and the next run would claim
+        passed: raised, it would end the run, and the next run would claim
         the same payment first again, so one bad refund would hold back
-        every later one for good. It is tried again on the next run.
+        every later one for good. It is tried again when the runs come round
+        to it. Starting each run from the oldest, a batch of refunds the
+        provider refuses for good (made by hand at the acquirer's console)
+        would hold back every newer one the same way.
         """
         settled = Settled()
-        tried: list[str] = []
-        while len(tried) < self.batch_size:
+        after = self._refunds_after.get(kind)
+        for _ in range(self.batch_size):
             payment = None
             try:
                 with self.database.transaction() as cur:
-                    claimed = claim(cur, 1, skip=tried)
+                    claimed = claim(cur, 1, after=after)
                     if not claimed:
+                        after = None
                         break
                     payment = claimed[0]
-                    tried.append(payment.payment_id)
+                    after = (payment.created_at, payment.payment_id)
                     done = refund(cur, payment)
-            except Exception as exc:  # noqa: BLE001 - see above: skipped, not allowed to block the rest
+            except Exception as exc:  # noqa: BLE001 - see above: passed, not allowed to block the rest
                 if unreachable(exc):
                     raise  # the database is gone: every refund would fail alike; the timer runs again
                 if payment is None:
@@ -761,6 +769,7 @@ class Cashier:
                 metrics.BILLING_PAYMENTS.labels(REFUND_FAILED).inc()
                 continue
             settled.add(done)
+        self._refunds_after[kind] = after
         return settled
 
     def _payment_of_booking(self, cur: psycopg.Cursor, payment_id: str, booking_id: str) -> Payment | None:

@@ -217,24 +217,28 @@ class BillingStore:
         )
         return [_payment(r) for r in cur.fetchall()]
 
-    def claim_refunds_requested(self, cur: psycopg.Cursor, limit: int, *, skip: Sequence[str] = ()) -> list[Payment]:
-        cur.execute(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payments "
-            "WHERE refund_requested_reason IS NOT NULL AND status = 'CAPTURED' AND payment_id <> ALL(%s::uuid[]) "
-            "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED", (list(skip), limit),
-        )
-        return [_payment(r) for r in cur.fetchall()]
+    def claim_refunds_requested(self, cur: psycopg.Cursor, limit: int, *,
+                                after: tuple[dt.datetime, str] | None = None) -> list[Payment]:
+        """Locks CAPTURED payments with a refund asked for, oldest first, from
+        after ``after`` (opened at, payment id) when given, skipping those
+        another replica holds."""
+        return self._claim_refunds(cur, "refund_requested_reason IS NOT NULL AND status = 'CAPTURED'", (), limit, after)
 
     def claim_charges_to_return(self, cur: psycopg.Cursor, limit: int, *, reason: str,
-                                skip: Sequence[str] = ()) -> list[Payment]:
+                                after: tuple[dt.datetime, str] | None = None) -> list[Payment]:
         """Locks FAILED payments whose charge must go back (their refund
-        asked for with ``reason``), oldest first, skipping those another
-        replica holds (a small partial index, empty but for those)."""
-        cur.execute(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payments "
-            "WHERE status = 'FAILED' AND refund_requested_reason = %s AND payment_id <> ALL(%s::uuid[]) "
-            "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED", (reason, list(skip), limit),
-        )
+        asked for with ``reason``), as claim_refunds_requested (a small
+        partial index, empty but for those)."""
+        return self._claim_refunds(cur, "status = 'FAILED' AND refund_requested_reason = %s", (reason,), limit, after)
+
+    @staticmethod
+    def _claim_refunds(cur: psycopg.Cursor, condition: str, params: tuple, limit: int,
+                       after: tuple[dt.datetime, str] | None) -> list[Payment]:
+        if after is not None:
+            condition += " AND (created_at, payment_id) > (%s, %s::uuid)"
+            params = (*params, *after)
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE {condition} "
+                    "ORDER BY created_at, payment_id LIMIT %s FOR UPDATE SKIP LOCKED", (*params, limit))
         return [_payment(r) for r in cur.fetchall()]
 
     def save_transitions(self, cur: psycopg.Cursor, changed: Sequence[Payment], now: dt.datetime) -> set[str]:
