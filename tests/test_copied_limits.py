@@ -9,3 +9,10 @@ def test_the_office_s_furthest_publication_is_registration_s():
     from registration.domain import schedule
 
     assert office.MAX_DAYS_AHEAD == schedule.MAX_DAYS_AHEAD
+
+
+def test_the_portal_s_word_on_a_name_too_long_is_identity_s_limit():
+    from gateway.portal import i18n
+    from identity.domain import accounts
+
+    assert f"at most {accounts.MAX_DISPLAY_NAME_LENGTH} characters" in i18n.REASONS["display_name_length"]

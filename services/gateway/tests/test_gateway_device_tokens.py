@@ -149,3 +149,13 @@ def test_bad_ids_and_reasons_are_refused_with_the_field(http, admin):
     longest = revoke(http, admin, token_id, {"reason": "x" * 500})
     assert longest.status_code == 200 and longest.json()["revoke_reason"] == "x" * 500
 
+
+
+@pytest.mark.parametrize("valid_days", [True, "30"], ids=["boolean", "string"])
+def test_valid_days_is_a_json_integer_or_422_and_issues_nothing(http, admin, valid_days):
+    """true became one day and "30" thirty: a token issued from what the OpenAPI (integer) says is no such
+    field, and a boolean is no number of days at all."""
+    device = new_device()
+    reply = http.post(ROUTE, headers=admin.headers | new_key(), json={"device_name": device, "valid_days": valid_days})
+    assert error(reply) == (422, "invalid_argument", "valid_days")
+    assert listed(http, admin, device_name=device) == []

@@ -59,6 +59,20 @@ def test_proto_derived_requests_refuse_what_their_proto_cannot_hold(http, fakes,
     assert len(fakes["registration"].requests) == before
 
 
+@pytest.mark.parametrize("changes, field", [
+    ({"release_now": "yes"}, "release_now"), ({"release_now": 1}, "release_now"),
+    ({"days_ahead": "7"}, "days_ahead"), ({"days_ahead": True}, "days_ahead"),
+])
+def test_a_publication_takes_no_number_or_boolean_spelt_otherwise(http, fakes, demo, changes, field):
+    """The OpenAPI says integer and boolean: "yes" or 1 is no answer to "release the slots to patients
+    now?" (as StrictBool says of a major incident), nor true a number of days. Refused, nothing published."""
+    before = len(fakes["registration"].requests)
+    reply = http.post("/api/v1/office/schedule/publish", headers=demo("office").headers,
+                      json={"days_ahead": 7, "release_now": False} | changes)
+    assert error(reply) == (422, "invalid_argument", field)
+    assert len(fakes["registration"].requests) == before
+
+
 def test_office_publishes_and_suspends(http, fakes, demo):
     office = demo("office")
     published = http.post("/api/v1/office/schedule/publish", headers=office.headers,

@@ -143,3 +143,39 @@ def test_switching_language_on_the_code_step_returns_to_the_form_not_a_form_addr
         assert again.status_code == 200 and 'name="code"' in again.text and "a moment ago" in again.text
         if code:
             assert CODES.last_code(phone) == code
+
+
+def alert_text(page: httpx.Response) -> str:
+    return html.unescape(re.search(r'role="alert"[^>]*>([^<]*)<', page.text).group(1))
+
+
+@pytest.mark.parametrize("language, says", [
+    ("zh-CN", "姓名过长（最多 40 个字）。"),
+    ("en", "The name is too long (at most 40 characters)."),
+])
+def test_a_name_longer_than_identity_takes_is_explained_in_the_patients_language(gateway_url, language, says):
+    """Identity refuses a name over 40 characters (display_name_length): the page says so in words,
+    not "please check the field: display_name" (an identifier, in English, on a Chinese page)."""
+    phone = fresh_phone()
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": language}) as browser:
+        asked = browser.post("/signup/code", data={"phone": phone, "next": "/", "csrf": csrf(browser.get("/signup"))})
+        form = {"phone": phone, "next": "/", "key": hidden(asked, "key"), "csrf": csrf(asked),
+                "code": CODES.last_code(phone), "password": "Patient2026"}
+        refused = browser.post("/signup", data=form | {"display_name": "周" * 41})
+        assert refused.status_code == 400 and alert_text(refused) == says
+        assert re.search(r'id="display_name"[^>]*aria-invalid="true"', refused.text)
+        # Nothing was opened nor spent: the same code opens the account with a shorter name.
+        done = browser.post("/signup", data=form | {"display_name": "周文静", "csrf": csrf(refused)})
+        assert done.status_code == 303
+
+
+@pytest.mark.parametrize("login", ["1" * 65, "office\x01"], ids=["too-long", "control-character"])
+def test_a_sign_in_refused_on_its_login_names_the_field_as_the_form_labels_it(gateway_url, login):
+    """Identity refuses such a login on field "login" (too_long, control_characters): the page names
+    the field as its label does, never the identifier."""
+    with httpx.Client(base_url=gateway_url, timeout=20, headers={"Accept-Language": "zh-CN"}) as browser:
+        refused = browser.post("/signin", data={"login": login, "password": "Patient2026", "next": "/",
+                                                "csrf": csrf(browser.get("/signin"))})
+        assert refused.status_code == 400
+        said = alert_text(refused)
+        assert "login" not in said and "手机号" in said, said

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Mapping, TypeVar
 
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
-from pydantic import AfterValidator, BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, create_model
 
 M = TypeVar("M", bound=Message)
 
@@ -33,15 +33,18 @@ def _utf8(value: str) -> str:
 
 # The types of request fields that become proto fields: every string of a request
 # model is Text, every integer one of these widths; a value the proto cannot hold is 422.
+# Integers and booleans are strict, as the OpenAPI document types them: pydantic's lax
+# mode would read true as 1 (a one-day device token), "30" as 30 and "yes" or 1 as true
+# (slots released to patients now), guessing at a request no client meant to send so.
 Text = Annotated[str, AfterValidator(_utf8)]
-Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
-UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
-Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-UInt64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+Int32 = Annotated[int, Field(strict=True, ge=-(2**31), le=2**31 - 1)]
+UInt32 = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)]
+Int64 = Annotated[int, Field(strict=True, ge=-(2**63), le=2**63 - 1)]
+UInt64 = Annotated[int, Field(strict=True, ge=0, le=2**64 - 1)]
 
 _SCALARS: dict[int, Any] = {
     FieldDescriptor.TYPE_STRING: Text,
-    FieldDescriptor.TYPE_BOOL: bool,
+    FieldDescriptor.TYPE_BOOL: StrictBool,
     FieldDescriptor.TYPE_BYTES: bytes,
     FieldDescriptor.TYPE_DOUBLE: float,
     FieldDescriptor.TYPE_FLOAT: float,

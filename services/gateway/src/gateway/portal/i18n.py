@@ -91,6 +91,7 @@ REASONS = {
     "password_contains_phone": N_("The password must not contain your phone number."),
     "password_contains_login": N_("The password must not contain the account's staff ID."),
     "display_name_characters": N_("The name contains characters that are not allowed."),
+    "display_name_length": N_("The name is too long (at most 40 characters)."),
     "required": N_("This field is required."),
     "reset_code_invalid": N_("The verification code is not correct. Request a new one if needed."),
     "reset_code_expired": N_("The verification code has expired. Request a new one."),
@@ -164,6 +165,12 @@ FIELDS = {
     "body": N_("Comment"), "grade": N_("Grade"), "activity": N_("Activity"), "started_at": N_("Started at"),
     "minutes": N_("Minutes"), "ticket_id": N_("Ticket"), "days_ahead": N_("Days ahead"),
     "reason": N_("Reason (shown to the patients)"),
+    # Identity's, as the sign-in, sign-up and reset forms label them: a refusal whose reason has no
+    # sentence of its own (a login too long or holding a control character) names the field so, not
+    # by its identifier, which a patient cannot read.
+    "login": N_("Mobile number (staff: staff ID)"), "phone": N_("Mobile number"),
+    "code": N_("Verification code (6 digits)"), "display_name": N_("Your name (as on your ID card)"),
+    "password": N_("Password"), "new_password": N_("New password (at least 8 characters, letters and digits)"),
     # Registration's session template, as the office's template form labels its fields.
     "template.template_id": N_("Session template"), "template.doctor_id": N_("Doctor"),
     "template.weekday": N_("Weekday"), "template.period": N_("Period"), "template.start_time": N_("Starts"),
