@@ -424,3 +424,54 @@ def test_a_reopened_alert_ticket_is_in_progress_only_if_its_engineer_had_started
     fire(stub, device, alert("handed-over-1", starts_at="2025-11-04T01:35:00Z"))
     row = ticket_row(database, tid)
     assert (row["status"], row["assignee_id"]) == ("assigned", second.id)
+
+
+def test_an_alertmanager_webhook_does_not_touch_a_freezers_ticket(stub, people, store, database):
+    """The specimen bank's alarms and Alertmanager's alerts share one fingerprint space: a webhook naming a
+    device alarm's fingerprint ("device:<id>:<kind>") resolved the freezer's ticket (and a firing one would
+    open or reopen it), which only the bank's own raise and clearance events may do. It is refused whole,
+    INVALID_ARGUMENT on the payload, and the freezer's ticket stays open."""
+    from ticketing.domain.alerts import AlertNotice, device_alarm_fingerprint
+
+    fingerprint = device_alarm_fingerprint("FRZ-01", "temperature_high")
+    raised = dt.datetime(2025, 11, 4, 1, 0, tzinfo=dt.timezone.utc)
+    with database.transaction() as cur:
+        outcome, ticket_id = store.device_alarm_raised(cur, "FRZ-01", AlertNotice(
+            fingerprint=fingerprint, status="firing", subsystem_code="BIOBANK", alertname="temperature_high",
+            severity="critical", summary="freezer FRZ-01 at -62 C", starts_at=raised, ends_at=None),
+            "service:ticketing", raised)
+    assert outcome == "opened"
+    device = people.device()
+    for status in ("resolved", "firing"):
+        r = refused(stub.ReceiveAlerts, alerts_request(alert(fingerprint, subsystem="BIOBANK", status=status,
+                                                             starts_at="2025-11-04T02:00:00Z")),
+                    metadata=device.md)
+        assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "alertmanager_payload")
+        assert "fingerprint" in r.details
+    row = ticket_row(database, ticket_id)
+    assert (row["status"], row["alert_repeats"]) == ("new", 0)
+    assert ticket_events(database, ticket_id) == ["opened"]
+
+
+def test_a_re_firing_handled_by_a_replica_a_little_behind_reopens_the_ticket_for_its_sla_too(store, database):
+    """Alertmanager's HA pair sends a flapping alert's resolution and its re-firing within moments, to two api
+    replicas whose clocks differ by milliseconds: the reopening came before the resolution in the history, and
+    the ticket, open again, read as resolved (its clock stopped, never escalated)."""
+    from ticketing.domain.alerts import AlertNotice
+
+    def notice(status: str) -> AlertNotice:
+        return AlertNotice(fingerprint="flap-1", status=status, subsystem_code="HIS", alertname="HisApiDown",
+                           severity="critical", summary="HIS down",
+                           starts_at=dt.datetime(2025, 11, 4, 1, 0, tzinfo=dt.timezone.utc), ends_at=None)
+
+    t0 = dt.datetime(2025, 11, 4, 1, 1, tzinfo=dt.timezone.utc)
+    ((_, ticket_id),) = store.receive_alerts([notice("firing")], "device:am", "alert", t0)
+    store.receive_alerts([notice("resolved")], "device:am", "alert", t0 + dt.timedelta(minutes=1, milliseconds=5))
+    assert store.receive_alerts([notice("firing")], "device:am", "alert",
+                                t0 + dt.timedelta(minutes=1, milliseconds=3)) == [("updated", ticket_id)]
+    assert ticket_row(database, ticket_id)["status"] == "new"
+    assert ticket_events(database, ticket_id) == ["opened", "resolved", "reopened"]
+    row, state, *_ = store.get_ticket(ticket_id, t0 + dt.timedelta(hours=5))
+    assert state.resolved_at is None and state.running
+    assert state.escalation_level == 2                                          # P1: 4 hours, beyond them
+    assert row["next_check_at"] is not None

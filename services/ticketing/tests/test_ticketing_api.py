@@ -89,7 +89,7 @@ def test_open_sets_priority_number_and_sla_on_the_subsystems_service_hours(stub,
 
     # Low impact and urgency, but a major incident: P1 outside the matrix. The number's day is Shanghai's.
     clock.set(dt.datetime(2025, 9, 30, 16, 30, tzinfo=UTC))
-    major = opened(stub, clinician, ALWAYS, LOW, LOW, major_incident=True)
+    major = opened(stub, people.dispatcher(), ALWAYS, LOW, LOW, major_incident=True)  # the service desk's call
     assert (major.priority, major.major_incident) == (pb.PRIORITY_P1, True)
     assert major.number.startswith("T20251001-")
     assert opened(stub, clinician, ALWAYS, LOW, LOW).priority == pb.PRIORITY_P4
@@ -204,6 +204,29 @@ def test_only_the_service_desk_and_the_office_open_on_behalf_of_a_caller(stub, p
     assert not stub.ListTickets(pb.ListTicketsRequest(view=pb.TICKET_VIEW_MINE), metadata=dispatcher.md).tickets
     # Staff opening for themselves report as staff.
     assert opened(stub, people.engineer(), ALWAYS).source == pb.TICKET_SOURCE_STAFF
+
+
+def test_only_the_om_team_declares_a_major_incident(stub, people, database):
+    """A major incident is P1 whatever its impact and urgency: a 15-minute response and 4 hours to resolve, the
+    targets (and breaches) the contractor's fee is then measured on. The portal offers the flag to the O&M team
+    only, yet a clinician's JSON or gRPC request declared one. Refused, PERMISSION_DENIED, nothing written and
+    the key free; the service desk declares it, for itself or on a caller's behalf."""
+    clinician = people.clinician()
+    request = open_request(ALWAYS, LOW, LOW, major_incident=True)
+    for reporter in (clinician, people.person("registration_office"), people.person("finance")):
+        r = refused(stub.OpenTicket, request, metadata=reporter.md)
+        assert (r.code, r.reason) == (grpc.StatusCode.PERMISSION_DENIED, "role_not_allowed"), reporter
+        assert "major incident" in r.details
+    assert query(database, "SELECT id FROM tickets") == []
+    assert query(database, "SELECT key FROM idempotency_keys WHERE scope = 'open'") == []
+    assert outbox(database, "TicketOpened") == []
+    # The same request without the flag is the clinician's to make, under the same key.
+    request.major_incident = False
+    assert stub.OpenTicket(request, metadata=clinician.md).ticket.priority == pb.PRIORITY_P4
+    for desk in (people.engineer(), people.dispatcher(), people.admin()):
+        assert opened(stub, desk, ALWAYS, LOW, LOW, major_incident=True).priority == pb.PRIORITY_P1
+    on_behalf = opened(stub, people.dispatcher(), ALWAYS, LOW, LOW, major_incident=True, on_behalf_of=clinician.id)
+    assert (on_behalf.priority, on_behalf.requester_id) == (pb.PRIORITY_P1, clinician.id)
 
 
 # ---- the lifecycle ----------------------------------------------------------------------------
@@ -400,6 +423,27 @@ def test_who_may_see_assign_and_work_a_ticket(stub, people, database):
     respelt = change(tid.upper(), pb.TICKET_ACTION_START, idempotency_key=request.idempotency_key)
     assert stub.ChangeTicket(respelt, metadata=colleague.md).ticket == first, "one ticket id, spelt in capitals"
     assert ticket_events(database, tid).count("started") == 2
+
+
+def test_a_replica_whose_clock_is_a_little_behind_does_not_leave_the_clock_stopped(stub, people, clock, database):
+    """Each api replica (and the worker) has its own clock, and the SLA takes the history in time order: a resume
+    made on a replica 2 ms behind the one that paused came before the pause, and the ticket was in progress with
+    its clock stopped for good: past its target, never escalated (no next look). An event is never dated
+    before the ticket's latest one."""
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    t0 = clock.set(shanghai(2025, 11, 4, 9, 0))
+    tid = opened(stub, clinician, ALWAYS, HIGH, HIGH).ticket_id                # P1: 4 hours
+    act(stub, dispatcher, tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id)
+    act(stub, engineer, tid, pb.TICKET_ACTION_START)
+    clock.set(t0 + dt.timedelta(minutes=30, milliseconds=5))
+    act(stub, engineer, tid, pb.TICKET_ACTION_PAUSE, pause_side=pb.PAUSE_SIDE_HOSPITAL)
+    clock.set(t0 + dt.timedelta(minutes=30, milliseconds=3))                  # another replica, 2 ms behind
+    resumed = act(stub, engineer, tid, pb.TICKET_ACTION_RESUME)
+    assert (resumed.status, resumed.sla.clock_stopped, resumed.sla.paused_by) == \
+        (pb.TICKET_STATUS_IN_PROGRESS, False, pb.PAUSE_SIDE_UNSPECIFIED)
+    assert instant(resumed.sla.resolution_due) == t0 + dt.timedelta(hours=4)
+    assert ticket_row(database, tid)["next_check_at"] is not None
+    assert ticket_events(database, tid)[-2:] == ["paused", "resumed"]
 
 
 def test_the_requester_reopens_a_resolution_and_the_clock_runs_again(stub, people, clock, database):

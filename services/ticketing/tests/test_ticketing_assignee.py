@@ -166,6 +166,24 @@ def test_a_team_alone_needs_no_engineer(stub, people, database, directory):
     assert query(database, "SELECT team FROM tickets WHERE id = %s", tid) == [{"team": "escalation"}]
 
 
+def test_a_ticket_in_a_teams_queue_is_not_started_with_nobody_on_it(stub, people, database):
+    """A dispatcher's start of a ticket assigned to a team alone made it IN_PROGRESS with nobody on it (in no
+    engineer's queue, only a dispatcher could pause or resolve it) and its STARTED counted as the response. It
+    is refused, nothing written; once an engineer is assigned, it starts."""
+    clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
+    tid = opened(stub, clinician)
+    stub.ChangeTicket(assign(tid, team="escalation"), metadata=dispatcher.md)
+    r = refused(stub.ChangeTicket, change(tid, pb.TICKET_ACTION_START), metadata=dispatcher.md)
+    assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "invalid_transition")
+    row = ticket_row(database, tid)
+    assert (row["status"], row["assignee_id"]) == ("assigned", None)
+    assert ticket_events(database, tid) == ["opened", "assigned"]
+    ticket = stub.ChangeTicket(assign(tid, engineer.id), metadata=dispatcher.md).ticket
+    started = stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md).ticket
+    assert (started.status, started.assignee_id) == (pb.TICKET_STATUS_IN_PROGRESS, engineer.id)
+    assert ticket.sla.responded_at == "" and started.sla.responded_at != ""
+
+
 def test_an_assignment_refused_keeps_its_key_free(stub, people, database):
     clinician, dispatcher, engineer = people.clinician(), people.dispatcher(), people.engineer()
     tid = opened(stub, clinician)

@@ -104,6 +104,9 @@ def bad(mutate) -> str:
     (lambda p: p["alerts"][1].update(endsAt=17), "alerts[1].endsAt"),
     (lambda p: p["alerts"][0].update(fingerprint=123), "alerts[0].fingerprint"),
     (lambda p: p["alerts"][0].update(fingerprint="f" * 201), "alerts[0].fingerprint"),
+    # The specimen bank's alarms' space: only its own events touch a freezer's ticket.
+    (lambda p: p["alerts"][1].update(fingerprint="device:FRZ-01:temperature"), "alerts[1].fingerprint"),
+    (lambda p: p["alerts"][1].update(fingerprint=" device:FRZ-01:"), "alerts[1].fingerprint"),
 ])
 def test_malformed_payloads_name_the_field(mutate, field):
     assert bad(mutate).startswith(field)

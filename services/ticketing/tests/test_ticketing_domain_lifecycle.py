@@ -226,6 +226,15 @@ def test_a_reopened_resolution_is_never_in_progress_with_nobody_on_it():
                            assigned=assigned) == reopened_status(started=started, assigned=assigned)
 
 
+def test_nobody_starts_a_ticket_nobody_is_assigned_to():
+    """ASSIGNED to a team alone (a team's queue, the level-3 hand-off) has nobody on it: a dispatcher's start
+    made it IN_PROGRESS with nobody on it, and its STARTED stopped the response clock with nobody responding."""
+    r = refusal(lambda: next_status(S.ASSIGNED, A.START, has_worklog=False, require_worklog=True, assigned=False))
+    assert (r.reason, r.code) == ("invalid_transition", "FAILED_PRECONDITION")
+    assert "assign" in r.message
+    assert next_status(S.ASSIGNED, A.START, has_worklog=False, require_worklog=True, assigned=True) == S.IN_PROGRESS
+
+
 def test_an_alert_clearing_resolves_any_open_ticket_and_nothing_else():
     for status in (S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.PENDING):
         assert alert_cleared(status) == S.RESOLVED

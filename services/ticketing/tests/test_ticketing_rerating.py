@@ -196,3 +196,38 @@ def test_a_response_due_at_a_windows_end_is_not_looked_at_on_every_tick_until_se
         [(t.ticket_id, 0, ["response"])]
     (breach,) = outbox(database, "SlaBreached", ticket_id=t.ticket_id)
     assert instant(breach["due_at"]) == shanghai(2025, 11, 7, 17, 30)
+
+
+def test_a_paused_ticket_a_change_of_service_hours_puts_past_its_levels_is_acted_on_at_once(
+        stub, people, clock, store, database):
+    """A hospital's pause stops the clock, and the worker has no next look at the ticket (next_check_at NULL).
+    Serving the subsystem around the clock counts the weekend worked before the pause: the ticket reads far
+    past its target, yet the change left it without a look, so its breach was announced and its escalation
+    made only once someone resumed it. Now the worker looks at once: the breach announced, the priority raised
+    and the hand-off made (its pause ends, README: it stops the clock no more)."""
+    admin, clinician, dispatcher, engineer = people.admin(), people.clinician(), people.dispatcher(), \
+        people.engineer()
+    clock.set(shanghai(2025, 11, 7, 17, 0))                                # Friday, half an hour before FIN closes
+    ticket = opened(stub, clinician, OFFICE, pb.LEVEL_HIGH, pb.LEVEL_HIGH)  # P1: 4 h, level 3 beyond 6 h
+    tid = ticket.ticket_id
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_ASSIGN, assignee_id=engineer.id), metadata=dispatcher.md)
+    clock.set(shanghai(2025, 11, 7, 17, 5))
+    stub.ChangeTicket(change(tid, pb.TICKET_ACTION_START), metadata=engineer.md)
+    clock.set(shanghai(2025, 11, 10, 8, 30))                               # Monday: an hour of FIN's time so far
+    paused = stub.ChangeTicket(change(tid, pb.TICKET_ACTION_PAUSE, pause_side=pb.PAUSE_SIDE_HOSPITAL),
+                               metadata=engineer.md).ticket
+    assert (paused.sla.escalation_level, paused.sla.resolution_elapsed_seconds) == (0, 3600.0)
+    assert ticket_row(database, tid)["next_check_at"] is None
+
+    clock.set(shanghai(2025, 11, 10, 9, 0))
+    fin = next(s for s in stub.ListSubsystems(pb.ListSubsystemsRequest(), metadata=admin.md).subsystems
+               if s.code == OFFICE)
+    fin.service_hours = "24x7"
+    stub.PutSubsystem(pb.PutSubsystemRequest(subsystem=fin, idempotency_key="fin-24x7-paused"), metadata=admin.md)
+    assert read(stub, clinician, tid).sla.escalation_level == 3
+
+    assert store.escalate_due(shanghai(2025, 11, 10, 9, 1), 200) == [(tid, 3, ["resolution"])]
+    row = ticket_row(database, tid)
+    assert (row["status"], row["assignee_id"], row["team"], row["paused_by"]) == \
+        ("assigned", None, "escalation", None)
+    assert len(outbox(database, "SlaBreached", ticket_id=tid, target="resolution")) == 1

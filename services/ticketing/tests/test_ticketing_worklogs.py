@@ -243,6 +243,29 @@ def test_a_retry_with_its_key_answers_the_first_worklog_not_an_overlap(stub, peo
     assert (r.code, r.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "worklog_overlaps")
 
 
+def test_a_retry_gets_its_first_answer_whatever_the_checks_would_say_now(stub, people, clock):
+    """The key is read before anything is checked: a retry of a worklog already recorded answers it, even once
+    its start is more than 31 days back (a worklog of the 31st day, its answer lost, retried the next morning)
+    or the account's grade changed (an admin regraded the engineer, who signed in again), where the checks
+    refused it: the engineer read that the time was not recorded, and it was."""
+    engineer = people.engineer()
+    clock.set(T0)
+    (tid,) = assigned_tickets(stub, people, engineer)
+    clock.set(T0 + dt.timedelta(days=31))
+    request = worklog(tid, T0 + minutes(30), 45, grade="senior")
+    first = stub.RecordWorklog(request, metadata=engineer.md).worklog
+    clock.set(T0 + dt.timedelta(days=31, hours=1))
+    assert stub.RecordWorklog(request, metadata=engineer.md).worklog == first
+    regraded = people.issuer.issue(engineer.id, [auth.ENGINEER], grade="expert")
+    assert stub.RecordWorklog(request, metadata=auth.bearer_metadata(regraded)).worklog == first
+    # A key used for another request is still refused as such.
+    other = pb.RecordWorklogRequest()
+    other.CopyFrom(request)
+    other.minutes = 50
+    r = refused(stub.RecordWorklog, other, metadata=engineer.md)
+    assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key")
+
+
 # What the domain calls an overlap is what the database's constraint refuses.
 @pytest.mark.parametrize("a, b", [
     ((0, 60), (30, 90)), ((0, 60), (60, 90)), ((60, 90), (0, 60)), ((0, 60), (10, 20)), ((0, 60), (0, 60)),

@@ -155,7 +155,9 @@ class OpenTicket(BaseModel):
     impact: Level = Field(description="With urgency, decides the priority", examples=["high"])
     urgency: Level = Field(examples=["medium"])
     # Strict: "yes" or 1 is no answer to "is this a major incident?", which makes a ticket P1.
-    major_incident: StrictBool = False
+    major_incident: StrictBool = Field(
+        False, description="A major incident: P1 whatever the impact and urgency. Declared by the O&M team "
+                           "(engineers, dispatchers, admins) only: 403, reason role_not_allowed, for anyone else")
     on_behalf_of: Text = Field(
         "", description="The service desk (dispatchers, admins) or the registration office opening a ticket for a caller (403 for anyone else): the caller's account id (a UUID, as identity gives it), "
                         "never their name or phone number (422, field on_behalf_of); the caller becomes the "

@@ -27,7 +27,7 @@ from .domain.lifecycle import Action
 from .domain.priority import Level
 from .domain.sla import Side
 from .domain.worklog import validate_worklog
-from .exceptions import AssigneeNotAnEngineer, InvalidArgument, not_found
+from .exceptions import AssigneeNotAnEngineer, InvalidArgument, MajorIncidentNotAllowed, not_found
 from .migrate import MIGRATIONS_DIR
 from .staff_directory import IdentityStaffDirectory, StaffDirectory
 from .store import ALERT_OUTCOMES, NewTicket, Store
@@ -128,6 +128,10 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
             source = "staff"
         elif set(caller.roles) & set(STAFF):
             source = "staff"
+        if request.major_incident and not caller.has(*STAFF):
+            # P1 whatever the impact and urgency: the service desk's call, not the reporter's (the portal's form
+            # offers it to the O&M team only).
+            raise MajorIncidentNotAllowed()
         new = NewTicket(
             kind=_enum(request.kind, pb.TicketKind, "TICKET_KIND", "kind"),
             subsystem_code=_code(request.subsystem_code), title=text(request.title, "title", MAX_TITLE),
@@ -238,14 +242,19 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         # admin who does an engineer's work holds the engineer role too.
         caller = current_principal().require(roles.ENGINEER)
         now = self.clock()
-        # Priced at the grade identity gave the account (the token's claim); the request's may only repeat it.
-        log = validate_worklog(caller.subject, caller.grade, request.activity,
-                               _instant(request.started_at, "started_at"), request.minutes, request.note, now,
-                               requested_grade=request.grade)
         ticket_id = entity_id(request.ticket_id, "ticket_id")
         key = idempotency_key(request.idempotency_key)
         idem = Idempotent.of("worklog", caller.subject, key, as_parsed(request, ticket_id=ticket_id, idempotency_key=key),
                              pb.RecordWorklogResponse)
+        if self.store.answered(idem):
+            # A retry of a worklog already recorded gets its first answer, whatever the checks would say now: its
+            # start gone past 31 days since, or the account regraded. Refused, the engineer would read the
+            # time as not recorded, and it is.
+            return self.store.replay(idem)
+        # Priced at the grade identity gave the account (the token's claim); the request's may only repeat it.
+        log = validate_worklog(caller.subject, caller.grade, request.activity,
+                               _instant(request.started_at, "started_at"), request.minutes, request.note, now,
+                               requested_grade=request.grade)
         response = self.store.record_worklog(idem, ticket_id, caller, log, now)
         if not idem.replayed:
             metrics.TICKETING_WORKLOG_MINUTES.labels(log.grade).inc(log.minutes)

@@ -16,8 +16,8 @@ from .domain.worklog import EngineerNotGraded, WorklogBeforeTicketOpened, Worklo
 # (FAILED_PRECONDITION, reason engineer_not_graded: the caller's token carries no rate grade) are the
 # worklog rules' own, raised by the domain; the store turns the database's exclusion violation into
 # WorklogOverlaps.
-__all__ = ["AssigneeNotAnEngineer", "EngineerNotGraded", "InvalidArgument", "NotFound", "Refused",
-           "StaffDirectoryUnavailable", "WorklogBeforeTicketOpened", "WorklogInFuture", "WorklogOverlaps",
+__all__ = ["AssigneeNotAnEngineer", "EngineerNotGraded", "InvalidArgument", "MajorIncidentNotAllowed", "NotFound",
+           "Refused", "StaffDirectoryUnavailable", "WorklogBeforeTicketOpened", "WorklogInFuture", "WorklogOverlaps",
            "identity_failure", "not_found", "refused"]
 
 
@@ -52,6 +52,20 @@ class AssigneeNotAnEngineer(FailedPrecondition):
         super().__init__("assignee_id: the account is not an engineer's: a ticket is assigned to an engineer, "
                          "who sees it in their queue and starts it")
         self.field = "assignee_id"
+
+
+class MajorIncidentNotAllowed(PermissionDenied):
+    """A major incident declared by someone outside the O&M team (a clinician, the registration office,
+    finance, the consultants): it makes the ticket P1 whatever its impact and urgency, so its 15-minute response
+    and 4-hour resolution, and their breaches, are what the contractor's performance fee is measured on. The
+    service desk (engineers, dispatchers, admins) declares it, as the portal's form offers it to them only; the
+    JSON API and gRPC took it from anyone. PERMISSION_DENIED, reason role_not_allowed."""
+
+    reason = "role_not_allowed"
+
+    def __init__(self):
+        super().__init__("only the O&M team (engineers, dispatchers, admins) declares a major incident: report "
+                         "the impact and urgency, and the service desk raises it if it is one")
 
 
 class StaffDirectoryUnavailable(Unavailable):

@@ -166,11 +166,15 @@ class Store:
     def _recheck_open(self, cur: psycopg.Cursor, now: dt.datetime, subsystem_id: str | None = None) -> None:
         """The worker looks at these open tickets again at once: next_check_at was worked out with the old
         hours or calendar, and a threshold the change brought forward would otherwise be acted on only at
-        that old instant (days late across a weekend or a holiday)."""
+        that old instant (days late across a weekend or a holiday). Those with no next look too: a ticket
+        whose clock a hospital's or vendor's pause stopped has none, and the change may have put the service
+        time counted before the pause past a level (its breach never announced, its escalation never made,
+        until someone resumed it)."""
         # Locked in id order (as receive_alerts locks a notification's tickets): an UPDATE alone locks
         # them in the order it finds them, and two such orders deadlock.
         cur.execute("UPDATE tickets SET next_check_at = %(now)s WHERE id IN (SELECT id FROM tickets "
-                    "WHERE next_check_at > %(now)s AND status IN ('new', 'assigned', 'in_progress', 'pending') "
+                    "WHERE (next_check_at IS NULL OR next_check_at > %(now)s) "
+                    "AND status IN ('new', 'assigned', 'in_progress', 'pending') "
                     "AND (%(subsystem)s::uuid IS NULL OR subsystem_id = %(subsystem)s::uuid) ORDER BY id FOR UPDATE)",
                     {"now": now, "subsystem": subsystem_id})
 
@@ -207,13 +211,20 @@ class Store:
     def _record(self, cur: psycopg.Cursor, ticket_id: str, event: TicketEvent, actor_id: str, note: str = "", *,
                 assignee_id: str | None = None) -> None:
         """One event of the ticket's history; an ASSIGNED one names the engineer it assigned the ticket to
-        (``assignee_id``, migration 0006; None for a team alone and the hand-off to the escalation team)."""
+        (``assignee_id``, migration 0006; None for a team alone and the hand-off to the escalation team).
+
+        Never dated before the ticket's latest event: the SLA takes the history in time order, and each api
+        replica and the worker keep their own clock. A RESUME made on a replica a few milliseconds behind the
+        one that made the PAUSE came before it in the history, so the ticket was in progress with its clock
+        stopped for good (never escalated); a re-firing after a resolution the same way left it open and read
+        as resolved. The caller holds the ticket's row, so its events are written one at a time."""
         cur.execute(
             "INSERT INTO ticket_events (ticket_id, at, kind, side, priority, escalation, actor_id, note, assignee_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (ticket_id, event.at, str(event.kind), str(event.side) if event.side else None,
-             int(event.priority) if event.priority else None, event.escalation, actor_id, note,
-             assignee_id if event.kind == EventKind.ASSIGNED else None))
+            "SELECT %(t)s, GREATEST(%(at)s, (SELECT max(at) FROM ticket_events WHERE ticket_id = %(t)s)), %(kind)s, "
+            "%(side)s, %(priority)s, %(escalation)s, %(actor)s, %(note)s, %(assignee)s",
+            {"t": ticket_id, "at": event.at, "kind": str(event.kind), "side": str(event.side) if event.side else None,
+             "priority": int(event.priority) if event.priority else None, "escalation": event.escalation,
+             "actor": actor_id, "note": note, "assignee": assignee_id if event.kind == EventKind.ASSIGNED else None})
 
     def _rate(self, cur: psycopg.Cursor, ticket_id: str, now: dt.datetime) -> tuple[Row, SlaState]:
         """The ticket as it now stands, its SLA, and the row's bookkeeping brought up to date."""
@@ -359,6 +370,15 @@ class Store:
         with self.db.transaction() as cur:
             earlier = outbox.earlier_requests(cur, idem.scope, [(idem.owner, idem.key)]).get((idem.owner, idem.key))
         return earlier is not None and earlier.response is not None
+
+    def replay(self, idem: Idempotent) -> Any:
+        """The first answer of a write whose key already holds one (``answered``); IdempotencyConflict when the
+        key was used for another request. Nothing is written."""
+        def write(cur: psycopg.Cursor) -> Any:
+            # Reached only if the retention purge removed the (days-old) key since ``answered`` read it.
+            raise AssertionError(f"no answer kept for the {idem.scope} key")
+
+        return idem.run(self.db, write)
 
     def change_ticket(self, idem: Idempotent, ticket_id: str, actor: Principal, action: Action, *,
                       assignee_id: str | None, team: str | None, side: Side | None, note: str,

@@ -26,12 +26,19 @@ MAX_FINGERPRINT = 200
 MAX_TICKET_TEXT = 10_000
 
 
+# Every device alarm's fingerprint starts with this (``device_alarms_prefix``). The tickets of Alertmanager's
+# alerts and of the specimen bank's alarms share one fingerprint space (one open ticket per fingerprint), so an
+# Alertmanager fingerprint may not start with it: a webhook naming "device:FRZ-01:temperature" resolved (or
+# opened, or reopened) a freezer's ticket that only the bank's own raise and clearance events may touch.
+DEVICE_FINGERPRINTS = "device:"
+
+
 def device_alarms_prefix(device_id: str) -> str:
     """What every fingerprint of one device's alarms starts with, and no other device's: a ':' in the id is
     written %3A (and '%' itself %25), so it cannot read as another device's id and kind ("FRZ" and kind
     "1:door_open" against "FRZ:1" and "door_open"), and clearing FRZ leaves FRZ:1's alarms open. Any other
     id reads as it did before, so the alarms open across an upgrade still clear."""
-    return "device:" + device_id.replace("%", "%25").replace(":", "%3A") + ":"
+    return DEVICE_FINGERPRINTS + device_id.replace("%", "%25").replace(":", "%3A") + ":"
 
 
 def device_alarm_fingerprint(device_id: str, kind: str) -> str:
@@ -180,6 +187,10 @@ def parse_alertmanager(payload: Mapping) -> list[AlertNotice]:
             fingerprint = _fingerprint(labels)
         elif len(fingerprint) > MAX_FINGERPRINT:
             raise ValueError(f"{where}.fingerprint: must be at most {MAX_FINGERPRINT} characters")
+        elif fingerprint.startswith(DEVICE_FINGERPRINTS):
+            # Alertmanager's are hex digits: one in the devices' space is a sender posing as the specimen bank.
+            raise ValueError(f"{where}.fingerprint: must not start with {DEVICE_FINGERPRINTS!r}, the specimen "
+                             "bank's device alarms")
         alertname = labels.get("alertname") or "unnamed alert"
         subsystem = (labels.get("subsystem") or labels.get("service") or "unknown").strip() or "unknown"
         summary = within_ticket_text((annotations.get("summary") or annotations.get("description") or alertname).strip())

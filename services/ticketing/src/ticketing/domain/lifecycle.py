@@ -1,6 +1,6 @@
 """A ticket's lifecycle: statuses, actions, who may take them, and the SLA event each produces.
 
-    NEW --assign--> ASSIGNED --start--> IN_PROGRESS <--pause/resume--> PENDING
+    NEW --assign--> ASSIGNED --start--> IN_PROGRESS <--pause/resume--> PENDING   (start: only with an assignee)
     ASSIGNED, IN_PROGRESS --assign--> ASSIGNED            (reassign)
     IN_PROGRESS, PENDING --resolve--> RESOLVED            (a worklog first, when required)
     RESOLVED --confirm | auto_close | close--> CLOSED
@@ -106,7 +106,8 @@ def next_status(status: Status, action: Action, *, has_worklog: bool, require_wo
     """The status after ``action``; TicketRefused(invalid_transition | worklog_required) otherwise.
 
     ``started`` (its engineer started work on it: a STARTED since its last assignment) and ``assigned`` (it
-    has an assignee) decide where a reopened resolution goes (``reopened_status``)."""
+    has an assignee) decide where a reopened resolution goes (``reopened_status``); a START needs an assignee
+    (``invalid_transition`` otherwise: never in progress with nobody on it)."""
     status, action = Status(status), Action(action)
     target = TRANSITIONS.get((status, action))
     if target is None:
@@ -114,6 +115,12 @@ def next_status(status: Status, action: Action, *, has_worklog: bool, require_wo
                                                 f"{status.value.replace('_', ' ')}")
     if action == Action.RESOLVE and require_worklog and not has_worklog:
         raise TicketRefused(WORKLOG_REQUIRED, "log the work done on the ticket before resolving it")
+    if action == Action.START and not assigned:
+        # ASSIGNED to a team alone (a team's queue, the level-3 hand-off) has nobody on it: a dispatcher's
+        # start made it IN_PROGRESS with nobody on it, in no engineer's queue, and its STARTED stopped the
+        # response clock (the SLA's response) with nobody responding.
+        raise TicketRefused(INVALID_TRANSITION, "cannot start a ticket nobody is assigned to: assign it to an "
+                                                "engineer first")
     if action == Action.REOPEN:
         return reopened_status(started=started, assigned=assigned)
     return target
