@@ -53,3 +53,13 @@ def test_only_admins_change_the_calendar_and_bad_days_are_refused(stub, people):
     assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "day.day")
     r = refused(stub.ListCalendarDays, pb.ListCalendarDaysRequest(year=1999), metadata=people.admin().md)
     assert (r.code, r.field) == (grpc.StatusCode.INVALID_ARGUMENT, "year")
+
+
+def test_the_years_with_overrides_are_those_the_calendar_knows_beyond_the_statutory_data(stub, people, store):
+    admin = people.admin()
+    assert store.override_years(dt.date(2026, 11, 28)) == set()
+    for text, working in (("2027-01-01", False), ("2027-10-07", False), ("2029-05-01", False), ("2025-10-01", False)):
+        stub.PutCalendarDay(day(text, working), metadata=admin.md)
+    # From this year on (last year's corrections are no news of the next).
+    assert store.override_years(dt.date(2026, 11, 28)) == {2027, 2029}
+    assert store.override_years(dt.date(2027, 1, 1)) == {2027, 2029}

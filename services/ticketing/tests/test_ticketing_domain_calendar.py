@@ -11,7 +11,9 @@ from ticketing.domain.calendar import (
     ServiceHours,
     WorkingCalendar,
     add_working_time,
+    holidays_known_until,
     service_intervals,
+    statutory_data_until,
     working_seconds,
 )
 
@@ -341,3 +343,19 @@ def test_overnight_service_counts_the_morning_after_a_working_day_only(start, se
         evening = (a - dt.timedelta(hours=6)).date() if a.hour < 6 else a.date()
         assert CAL.is_working_day(evening)
         assert a.hour >= 22 or b.hour <= 6 or (b.hour == 6 and b.minute == 0)
+
+
+def test_the_holidays_are_known_to_the_end_of_the_last_year_entered_in_turn():
+    today = dt.date(2026, 11, 28)
+    statutory = statutory_data_until(today)
+    assert holidays_known_until(today, []) == statutory
+    # Next year's notice entered (its last day off in October): known to its end, not to that day, or the alert
+    # would ask in September for a notice the State Council has not yet given.
+    nxt = statutory.year + 1
+    assert holidays_known_until(today, [nxt]) == dt.date(nxt, 12, 31)
+    assert holidays_known_until(today, [nxt, nxt + 1]) == dt.date(nxt + 1, 12, 31)
+    # One override years ahead leaves the year between unknown.
+    assert holidays_known_until(today, [nxt + 2]) == statutory
+    # A year the statutory data no longer covers and nobody entered: known to the end of the last one that is.
+    later = dt.date(nxt, 3, 1)
+    assert holidays_known_until(later, [nxt - 5]) == statutory < later

@@ -292,8 +292,8 @@ TICKETING_RESOLUTION_SECONDS = Histogram(
 )
 TICKETING_CALENDAR_KNOWN_DAYS = Gauge(
     "tuoguan_ticketing_calendar_known_days",
-    "Days from today to the last day whose holidays are known (statutory data or an override): SLAs past it "
-    "count every weekday as a working day",
+    "Days from today to the end of the last year whose holidays are known (the statutory data, or the "
+    "hospital's overrides for that year and each year before it): SLAs past it count every weekday as a working day",
 )
 TICKETING_WORKLOG_MINUTES = Counter(
     "tuoguan_ticketing_worklog_minutes_total", "Engineers' logged minutes, by grade", ["grade"],

@@ -876,10 +876,12 @@ class Store:
                 self._announce(cur, row, state, Action.AUTO_CLOSE, now)
             return closed
 
-    def last_override(self) -> dt.date | None:
+    def override_years(self, since: dt.date) -> set[int]:
+        """The years from ``since``'s on that have calendar overrides (calendar.holidays_known_until)."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT max(day) AS last FROM calendar_overrides")
-            return cur.fetchone()["last"]
+            cur.execute("SELECT DISTINCT extract(year FROM day)::int AS year FROM calendar_overrides "
+                        "WHERE day >= date_trunc('year', %s::date)", (since,))
+            return {r["year"] for r in cur.fetchall()}
 
     def open_by_priority(self) -> dict[int, int]:
         with self.db.transaction() as cur:

@@ -19,7 +19,7 @@ from tuoguan_common.outbox import utcnow
 
 from .config import TicketingConfig
 from .domain.alerts import AlertNotice, device_alarm_fingerprint, storable, within_ticket_text
-from .domain.calendar import HOSPITAL_TZ, statutory_data_until
+from .domain.calendar import HOSPITAL_TZ, holidays_known_until
 from .store import Store
 
 # Timer intervals are fixed when the class is defined, so the settings are read at import.
@@ -136,7 +136,7 @@ class TicketingWorker(RetentionPurge):
         for how in ("auto",):
             metrics.TICKETING_TICKETS_CLOSED.labels(how)
         today = utcnow().astimezone(HOSPITAL_TZ).date()
-        known = max(filter(None, (statutory_data_until(today), self.store.last_override())))
+        known = holidays_known_until(today, self.store.override_years(today))
         metrics.TICKETING_CALENDAR_KNOWN_DAYS.set((known - today).days)
         counts = self.store.open_by_priority()
         for priority in PRIORITIES:

@@ -372,3 +372,16 @@ def statutory_data_until(today: dt.date) -> dt.date:
         while probe.covers(dt.date(year + 1, 6, 30)):
             year += 1
     return dt.date(year, 12, 31)
+
+
+def holidays_known_until(today: dt.date, entered_years: Iterable[int]) -> dt.date:
+    """The last day whose holidays the calendar knows: the end of the last year, this one and each next in turn,
+    that the statutory data covers or whose overrides the hospital has entered (``entered_years``: the runbook
+    enters a year's State Council notice at once). Not the last override's day: one override far ahead hid the
+    unknown years between, and a year entered in full (its last day off in early October) read as unknown from
+    September on, weeks before the next notice could be out."""
+    entered = set(entered_years)
+    known = statutory_data_until(today)
+    while known.year + 1 in entered:
+        known = dt.date(known.year + 1, 12, 31)
+    return known
