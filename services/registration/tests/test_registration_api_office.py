@@ -79,6 +79,12 @@ def test_search_rejects_bad_input(stub):
             stub.ListSlots(request)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert dict(caught.value.trailing_metadata())["tuoguan-field"] == field
+    # A to_date in the past without a from_date: the search starts today, and the error says so
+    # (it named from_date, which the caller had not given).
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListSlots(pb.ListSlotsRequest(doctor_id="6d1b0c6e-0000-4000-8000-000000000000", to_date="2020-01-01"))
+    assert dict(caught.value.trailing_metadata())["tuoguan-field"] == "to_date"
+    assert "today" in caught.value.details() and "from_date is not given" in caught.value.details()
 
 
 def test_cancel_a_held_booking_gives_the_place_back_without_refund(stub, clinic, people, store):
@@ -620,3 +626,50 @@ def test_a_search_naming_what_the_catalogue_lacks_is_not_found_not_an_empty_list
     assert list(stub.ListSessionTemplates(pb.ListSessionTemplatesRequest(doctor_id=clinic.zhang),
                                           metadata=office).templates) == []
     assert len(stub.ListDoctors(pb.ListDoctorsRequest(department_id=clinic.oncology)).doctors) == 1
+
+
+def test_a_template_retry_that_spells_the_ids_otherwise_is_the_same_request(stub, clinic, people):
+    """Every other write fingerprints its request as parsed; the template's
+    fingerprinted the bytes, so a retry with the doctor's id in capitals (or a
+    time with a space) was refused as a reused key."""
+    office = people.office()
+    k = key()
+    first = put_template(stub, office, template(clinic.chen, weekday=5), k)
+    again = put_template(stub, office, template(clinic.chen.upper(), weekday=5, start_time=" 08:00"), k)
+    assert again == first
+    edit_key = key()
+    edited = put_template(stub, office, template(clinic.chen, template_id=first.template_id, weekday=5,
+                                                 capacity_per_slot=7), edit_key)
+    assert put_template(stub, office, template(clinic.chen, template_id=first.template_id.upper(), weekday=5,
+                                               capacity_per_slot=7), edit_key) == edited
+    # Another request under the key is still refused.
+    assert refused(put_template, stub, office, template(clinic.chen, weekday=5, capacity_per_slot=3), k) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "idempotency_key_reused")
+
+
+def test_a_no_show_is_not_checked_in_over_a_visit_booked_since_at_the_same_time(stub, clinic, people, store):
+    """A no-show frees the patient's time as well as their day: a visit they
+    booked since in another department at that time is the one they keep.
+    Checking the no-show in gave them two standing bookings at once, which no
+    hold may make (booked_over, in the office's words)."""
+    now = utcnow()
+    today = SHANGHAI.local_date(now)
+    starts = now.replace(microsecond=0) + dt.timedelta(seconds=3)
+    _, md = people.patient()
+    missed = hold(stub, md, clinic.slot(clinic.chen, starts, service_date=today, period="evening", minutes=60))
+    confirm(store, missed, "pay-missed")
+    office = people.office()
+    time.sleep(max(0.0, (starts - utcnow()).total_seconds()) + 0.1)
+    stub.MarkNoShow(pb.MarkNoShowRequest(booking_id=missed.booking_id), metadata=office)
+    # Within the missed visit's hour, with another department.
+    meanwhile = hold(stub, md, clinic.slot(clinic.wang, utcnow() + dt.timedelta(minutes=10), service_date=today,
+                                           period="evening"))
+    confirm(store, meanwhile, "pay-meanwhile")
+    assert refused(stub.CheckInBooking, pb.CheckInBookingRequest(booking_id=missed.booking_id), metadata=office) == \
+        (grpc.StatusCode.FAILED_PRECONDITION, "booked_over")
+    assert outbox_events(store, "BookingCheckedIn") == []
+    # Once that visit is called off, the late patient is checked in as any other.
+    stub.CancelBooking(pb.CancelBookingRequest(booking_id=meanwhile.booking_id, idempotency_key=key()),
+                       metadata=office)
+    assert stub.CheckInBooking(pb.CheckInBookingRequest(booking_id=missed.booking_id),
+                               metadata=office).booking.status == pb.BOOKING_STATUS_CHECKED_IN

@@ -144,6 +144,10 @@ def test_a_no_show_who_comes_late_is_checked_in_that_day_unless_booked_again():
         rules.BOOKED_AGAIN
     assert reason(rules.check_in_decision(BookingStatus.NO_SHOW, today, today, suspended=True)) == \
         rules.SESSION_SUSPENDED
+    # Nor over a visit booked since in another department at the same time: it would stand beside it.
+    assert reason(rules.check_in_decision(BookingStatus.NO_SHOW, today, today, booked_over=True)) == \
+        rules.BOOKED_OVER
+    assert rules.check_in_decision(BookingStatus.CONFIRMED, today, today, booked_over=True) == rules.APPLY
     # A confirmed booking is never "booked again": it is the standing one.
     assert rules.check_in_decision(BookingStatus.CONFIRMED, today, today, booked_again=True) == rules.APPLY
     for status in (BookingStatus.CANCELLED, BookingStatus.EXPIRED, BookingStatus.HELD):

@@ -142,9 +142,15 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
         if department_id is None and doctor_id is None:
             raise InvalidArgument("department_id", "give a department_id or a doctor_id")
         first = calendar_date(request.from_date, "from_date") or self._today()
-        last = calendar_date(request.to_date, "to_date") or first + dt.timedelta(days=self.config.release.days_ahead)
+        # Without a to_date, the booking horizon, but no more than one search may
+        # cover: a horizon set longer (REGISTRATION_DAYS_AHEAD) must not refuse a
+        # search on a field its caller never gave.
+        last = calendar_date(request.to_date, "to_date") or first + dt.timedelta(
+            days=min(self.config.release.days_ahead, MAX_SEARCH_DAYS - 1))
         if last < first:
-            raise InvalidArgument("to_date", "must not be before from_date")
+            # Without a from_date the search starts today: say so, not name a field never given.
+            raise InvalidArgument("to_date", "must not be before from_date" if request.from_date.strip()
+                                  else f"must not be before today ({first.isoformat()}) when from_date is not given")
         if (last - first).days >= MAX_SEARCH_DAYS:
             raise InvalidArgument("to_date", f"a search covers at most {MAX_SEARCH_DAYS} days")
         rows = self.store.list_slots(department_id=department_id, doctor_id=doctor_id, first=first, last=last,
@@ -224,8 +230,15 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
     def PutSessionTemplate(self, request, context):
         office = current_principal().require(*OFFICE)
         fields = _template_fields(request.template)
-        idem = Idempotent.of("template", office.subject, idempotency_key(request.idempotency_key), request,
-                             pb.PutSessionTemplateResponse)
+        key = idempotency_key(request.idempotency_key)
+        # Fingerprinted as parsed, as every other write: a retry that spells an
+        # id in capitals or pads a time is the same request, not a reused key.
+        parsed = as_parsed(request, idempotency_key=key)
+        parsed.template.template_id = fields["template_id"] or ""
+        parsed.template.doctor_id = fields["doctor_id"]
+        parsed.template.start_time = fields["start_time"].strftime("%H:%M")
+        parsed.template.end_time = fields["end_time"].strftime("%H:%M")
+        idem = Idempotent.of("template", office.subject, key, parsed, pb.PutSessionTemplateResponse)
         return self.store.put_template(idem, fields)
 
     def ListSessionTemplates(self, request, context):

@@ -719,16 +719,24 @@ class Store:
 
     def check_in(self, booking_id: str, today: dt.date, now: dt.datetime) -> Row:
         def decide(cur: psycopg.Cursor, row: Row) -> rules.Decision:
-            booked_again = False
+            booked_again = booked_over = False
             if row["status"] == BookingStatus.NO_SHOW:
-                cur.execute("SELECT 1 FROM bookings WHERE patient_id = %s AND department_id = %s "
-                            "AND service_date = %s AND status = ANY(%s) AND id <> %s",
-                            (row["patient_id"], row["department_id"], row["service_date"], _STANDING, booking_id))
-                booked_again = cur.fetchone() is not None
+                # What the patient booked since the no-show freed their day and their time,
+                # read under the patient's lock: the department again that day, or another
+                # visit over this one's time.
+                cur.execute(
+                    "SELECT coalesce(bool_or(department_id = %(department)s AND service_date = %(day)s), false) "
+                    "AS again, coalesce(bool_or(starts_at < %(ends)s AND %(starts)s < ends_at), false) AS over "
+                    "FROM bookings WHERE patient_id = %(patient)s AND status = ANY(%(standing)s) AND id <> %(id)s",
+                    {"department": row["department_id"], "day": row["service_date"], "starts": row["starts_at"],
+                     "ends": row["ends_at"], "patient": row["patient_id"], "standing": _STANDING, "id": booking_id})
+                since = cur.fetchone()
+                booked_again, booked_over = since["again"], since["over"]
             # The slot's flag, under the slot's lock this change holds: a suspension takes it too.
             cur.execute("SELECT suspended FROM slots WHERE id = %s", (row["slot_id"],))
             return rules.check_in_decision(BookingStatus(row["status"]), row["service_date"], today,
-                                           booked_again=booked_again, suspended=cur.fetchone()["suspended"])
+                                           booked_again=booked_again, booked_over=booked_over,
+                                           suspended=cur.fetchone()["suspended"])
 
         return self._move_booking(booking_id, decide, BookingStatus.CHECKED_IN,
                                   events.BookingCheckedIn(booking_id=booking_id), now, lock_patient=True)

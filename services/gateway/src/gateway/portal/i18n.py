@@ -75,6 +75,8 @@ REASONS = {
     "session_over": N_("This session is over: mark its bookings checked in or no-show instead."),
     "not_service_day": N_("Check-in is open on the day of the visit only."),
     "booked_again": N_("The patient has booked this department again today: check that booking in instead."),
+    "booked_over": N_("The patient has since booked another visit at this time: check that one in, or cancel it "
+                      "first."),
     "template_exists": N_("This doctor already has a session template for that weekday and period, and it was "
                           "not changed: to change it, use Edit on its row in the list."),
     "template_overlaps": N_("These hours overlap another of this doctor's session templates on that weekday."),

@@ -28,6 +28,7 @@ VISIT_NOT_STARTED = "visit_not_started"
 SESSION_ALREADY_SUSPENDED = "session_already_suspended"
 SESSION_OVER = "session_over"
 BOOKED_AGAIN = "booked_again"
+BOOKED_OVER = "booked_over"
 
 # A decision that is not a refusal: do the change, or it was already done.
 APPLY: Literal["apply"] = "apply"
@@ -97,12 +98,15 @@ def session_free(capacity: int, booked: int, held: int, suspended: bool) -> int:
 
 
 def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.date, *,
-                      booked_again: bool = False, suspended: bool = False) -> Decision:
+                      booked_again: bool = False, booked_over: bool = False, suspended: bool = False) -> Decision:
     """Check-in is open on the visit's day to a confirmed booking, and to one
     marked as a no-show: a patient who comes late is seen, and the clerk who
     marked them must be able to say so. Unless the patient has since booked
     the department again that day: that booking is the one to check in (one
-    booking per department per day). Nor in a suspended session: its doctor
+    booking per department per day); nor over a visit they have since booked
+    elsewhere at the same time (``booked_over``): a no-show frees their time
+    as much as their day, and checking it in would give them two bookings at
+    once, which no hold may. Nor in a suspended session: its doctor
     is not there (a suspension leaves a no-show as it is, and cancels and
     refunds the confirmed bookings)."""
     if status == BookingStatus.CHECKED_IN:
@@ -115,6 +119,9 @@ def check_in_decision(status: BookingStatus, service_date: dt.date, today: dt.da
         return Refusal(SESSION_SUSPENDED, "the doctor's session is suspended")
     if status == BookingStatus.NO_SHOW and booked_again:
         return Refusal(BOOKED_AGAIN, "the patient has booked this department again today: check that booking in")
+    if status == BookingStatus.NO_SHOW and booked_over:
+        return Refusal(BOOKED_OVER,
+                       "the patient has since booked another visit at this time: check that one in, or cancel it first")
     return APPLY
 
 
