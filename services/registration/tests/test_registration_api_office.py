@@ -133,6 +133,21 @@ def test_cancel_is_refused_after_the_cutoff(stub, clinic, people, store):
     assert outbox_events(store, "BookingCancelled") == []
 
 
+def test_the_patient_releases_an_unpaid_hold_past_the_cutoff(stub, clinic, people, store):
+    # A slot 90 minutes away may be held, inside the 120-minute cut-off: its patient may let it go unpaid (the
+    # place comes back at once, not when the hold expires), while a paid booking there is the desk's to cancel.
+    soon = utcnow() + dt.timedelta(minutes=90)
+    slot_id = clinic.slot(clinic.chen, soon, service_date=SHANGHAI.local_date(soon))
+    _, md = people.patient()
+    booking = hold(stub, md, slot_id)
+    released = stub.CancelBooking(pb.CancelBookingRequest(booking_id=booking.booking_id, idempotency_key=key()),
+                                  metadata=md).booking
+    assert released.status == pb.BOOKING_STATUS_CANCELLED and not released.refund_due
+    assert slot_counters(store, slot_id)["held"] == 0
+    (event,) = outbox_events(store, "BookingCancelled")
+    assert event["booking_id"] == booking.booking_id and event["refund_due"] is False
+
+
 def test_the_office_cancels_past_the_cutoff_and_the_fee_is_refunded(stub, clinic, people, store):
     """Patients past the cut-off are sent to the registration window: the office
     cancels there, until the visit is checked in or marked as a no-show."""

@@ -105,8 +105,8 @@ def test_cancel_until_the_cutoff_then_refused():
 
 def test_the_office_cancels_past_the_cutoff_until_the_visit_starts():
     starts = NOW + dt.timedelta(hours=1)  # inside the patients' 120-minute cut-off
+    assert reason(rules.cancel_refusal(BookingStatus.CONFIRMED, starts, POLICY, NOW)) == rules.CANCEL_CUTOFF_PASSED
     for status in (BookingStatus.CONFIRMED, BookingStatus.HELD):
-        assert reason(rules.cancel_refusal(status, starts, POLICY, NOW)) == rules.CANCEL_CUTOFF_PASSED
         assert rules.cancel_refusal(status, starts, POLICY, NOW, by_office=True) is None
     assert rules.cancel_refusal(BookingStatus.CONFIRMED, starts, POLICY, starts - dt.timedelta(seconds=1),
                                 by_office=True) is None
@@ -118,6 +118,13 @@ def test_the_office_cancels_past_the_cutoff_until_the_visit_starts():
     for status in (BookingStatus.CHECKED_IN, BookingStatus.NO_SHOW, BookingStatus.CANCELLED, BookingStatus.EXPIRED):
         assert reason(rules.cancel_refusal(status, starts, POLICY, NOW, by_office=True)) == \
             rules.BOOKING_NOT_CANCELLABLE
+
+
+def test_the_patient_releases_an_unpaid_hold_past_the_cutoff_until_the_visit_starts():
+    starts = NOW + dt.timedelta(minutes=30)  # inside the 120-minute cut-off
+    assert rules.cancel_refusal(BookingStatus.HELD, starts, POLICY, NOW) is None
+    assert rules.cancel_refusal(BookingStatus.HELD, starts, POLICY, starts - dt.timedelta(seconds=1)) is None
+    assert reason(rules.cancel_refusal(BookingStatus.HELD, starts, POLICY, starts)) == rules.VISIT_STARTED
 
 
 def test_a_suspended_session_has_no_free_places():

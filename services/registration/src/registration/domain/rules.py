@@ -77,12 +77,18 @@ def cancel_refusal(status: BookingStatus, starts_at: dt.datetime, policy: Bookin
     bind the registration office, which patients past it are sent to: the
     office cancels a held or confirmed booking until the visit starts. From
     then on it is checked in or marked as a no-show: a cancellation refunds,
-    and a visit missed is no reason to (nor, days later, a way to refund one)."""
+    and a visit missed is no reason to (nor, days later, a way to refund one).
+    An unpaid hold is not bound by the cut-off either: released, its place
+    comes back sooner than its expiry would bring it, and nobody is refunded;
+    the patient releases it until the visit starts (a hold made within the
+    cut-off could not be let go of, and kept them from the department that
+    day until it expired)."""
     if status not in ACTIVE:
         return Refusal(BOOKING_NOT_CANCELLABLE, f"a {status.lower()} booking cannot be cancelled")
-    if by_office and now >= starts_at:
-        return Refusal(VISIT_STARTED, "the visit has started: check the patient in or mark a no-show")
-    if not by_office and now > policy.cancel_cutoff(starts_at):
+    if (by_office or status == BookingStatus.HELD) and now >= starts_at:
+        return Refusal(VISIT_STARTED, "the visit has started: check the patient in or mark a no-show" if by_office
+                       else "the visit has started: the hold ends by itself")
+    if not by_office and status != BookingStatus.HELD and now > policy.cancel_cutoff(starts_at):
         return Refusal(CANCEL_CUTOFF_PASSED,
                        f"bookings can be cancelled until {policy.cancel_cutoff_minutes} minutes before the visit")
     return None
