@@ -69,6 +69,14 @@ def test_find_hold_pay_confirm_print_cancel_refund(http):
     payments = http.get(f"/api/v1/bookings/{booking['booking_id']}/payments", headers=patient).json()["payments"]
     assert [p["status"] for p in payments] == ["refunded"]
     assert payments[0]["refunded_fen"] == slot["fee_fen"]
+    # The patient's own lists, a page at a time: all of it on the first page, so no next one.
+    mine = http.get("/api/v1/payments", headers=patient).json()
+    assert [p["payment_id"] for p in mine["payments"]] == [payments[0]["payment_id"]] and mine["next_page_token"] == ""
+    listed = http.get("/api/v1/bookings", params={"page_size": 1}, headers=patient).json()
+    assert [b["booking_id"] for b in listed["bookings"]] == [booking["booking_id"]] and listed["next_page_token"] == ""
+    for params, field in (({"page_token": "not-a-token"}, "page_token"), ({"page_size": -1}, "page_size")):
+        refused = http.get("/api/v1/payments", params=params, headers=patient)
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == field, refused.text
     restored = {s["slot_id"]: s for s in available_slots(http, department["department_id"])}
     assert restored[slot["slot_id"]]["remaining"] == before
 

@@ -692,3 +692,38 @@ def test_refunds_the_provider_refuses_for_good_do_not_hold_back_newer_ones(billi
     refunded = [p.payment_id for _ in range(3) for p in cashier.issue_requested_refunds().refunded]
     assert refunded == [newer.payment_id]
     assert [status_of(billing, p.payment_id) for p in stuck] == ["CAPTURED", "CAPTURED"]
+
+
+def test_a_patients_payments_come_a_page_at_a_time_the_latest_first(billing):
+    # A patient under treatment for years pays a fee a week: the list is paged, not cut off at 100 unsaid.
+    patient_id = str(uuid.uuid4())
+    paid = [billing.pay(patient_id, billing.registration.add(patient_id, fee_fen=5000)).payment
+            for _ in range(5)]
+    # Two opened in one batch share their instant: the id orders them, and neither is lost between pages.
+    billing.rows("UPDATE payments SET created_at = (SELECT max(created_at) FROM payments) WHERE payment_id = ANY(%s) "
+                 "RETURNING 1", [paid[1].payment_id, paid[2].payment_id])
+    me = billing.token(patient_id)
+    seen, token, pages = [], "", 0
+    while True:
+        reply = billing.stub.ListPayments(pb.ListPaymentsRequest(page_size=2, page_token=token), metadata=me)
+        assert len(reply.payments) <= 2
+        seen += [p.payment_id for p in reply.payments]
+        pages, token = pages + 1, reply.next_page_token
+        if not token:
+            break
+    assert pages == 3 and sorted(seen) == sorted(p.payment_id for p in paid) and len(set(seen)) == 5
+    ordered = billing.rows("SELECT payment_id::text AS id FROM payments ORDER BY created_at DESC, payment_id DESC")
+    assert seen == [r["id"] for r in ordered]
+    # Without a number: the whole list fits the default page, and there is no next one.
+    whole = billing.stub.ListPayments(pb.ListPaymentsRequest(), metadata=me)
+    assert [p.payment_id for p in whole.payments] == seen and whole.next_page_token == ""
+    # Another patient's list is their own, whatever token they send.
+    first = billing.stub.ListPayments(pb.ListPaymentsRequest(page_size=2), metadata=me)
+    other = billing.stub.ListPayments(pb.ListPaymentsRequest(page_token=first.next_page_token),
+                                      metadata=billing.token(str(uuid.uuid4())))
+    assert list(other.payments) == []
+    for size, token, field in ((-1, "", "page_size"), (0, "garbage", "page_token"),
+                               (0, first.next_page_token[:-3], "page_token")):
+        error = fails(lambda: billing.stub.ListPayments(pb.ListPaymentsRequest(page_size=size, page_token=token),
+                                                        metadata=me), grpc.StatusCode.INVALID_ARGUMENT)
+        assert dict(error.trailing_metadata())["tuoguan-field"] == field

@@ -31,7 +31,7 @@ API = {
     ("put", "/api/v1/admin/staff-accounts/{account_id}/grade"),
     ("get", "/api/v1/departments"), ("get", "/api/v1/departments/{department_id}/doctors"), ("get", "/api/v1/slots"),
     ("post", "/api/v1/bookings"), ("get", "/api/v1/bookings"), ("get", "/api/v1/bookings/{booking_id}"),
-    ("post", "/api/v1/bookings/{booking_id}/payment"), ("get", "/api/v1/bookings/{booking_id}/payments"),
+    ("post", "/api/v1/bookings/{booking_id}/payment"), ("get", "/api/v1/bookings/{booking_id}/payments"), ("get", "/api/v1/payments"),
     ("post", "/api/v1/bookings/{booking_id}/cancel"), ("get", "/api/v1/bookings/{booking_id}/slip.pdf"),
     ("get", "/api/v1/office/sessions"), ("post", "/api/v1/office/session-templates"),
     ("get", "/api/v1/office/session-templates"), ("post", "/api/v1/office/schedule/publish"),

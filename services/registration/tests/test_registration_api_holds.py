@@ -50,6 +50,32 @@ def test_a_patient_holds_a_slot_and_sees_the_booking(stub, clinic, people):
     assert (listed.capacity, listed.remaining) == (3, 2)
 
 
+def test_a_patients_bookings_come_a_page_at_a_time_the_latest_visit_first(stub, clinic, people):
+    # A patient under treatment books for years: the list is paged, not cut off at 200 unsaid.
+    _, md = people.patient()
+    held = [hold(stub, md, clinic.slot(clinic.chen, local(tomorrow() + dt.timedelta(days=i), 9))).booking_id
+            for i in range(5)]
+    seen, token, pages = [], "", 0
+    while True:
+        reply = stub.ListMyBookings(pb.ListMyBookingsRequest(page_size=2, page_token=token), metadata=md)
+        assert len(reply.bookings) <= 2
+        seen += [b.booking_id for b in reply.bookings]
+        pages, token = pages + 1, reply.next_page_token
+        if not token:
+            break
+    assert pages == 3 and seen == held[::-1]
+    whole = stub.ListMyBookings(pb.ListMyBookingsRequest(), metadata=md)
+    assert [b.booking_id for b in whole.bookings] == seen and whole.next_page_token == ""
+    first = stub.ListMyBookings(pb.ListMyBookingsRequest(page_size=4), metadata=md)
+    assert [b.booking_id for b in first.bookings] == seen[:4] and first.next_page_token
+    for size, bad, field in ((-1, "", "page_size"), (0, "garbage", "page_token"),
+                             (0, first.next_page_token[:-3], "page_token")):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListMyBookings(pb.ListMyBookingsRequest(page_size=size, page_token=bad), metadata=md)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(caught.value.trailing_metadata())["tuoguan-field"] == field
+
+
 def test_the_slot_rules_each_give_their_reason(stub, clinic, people):
     _, md = people.patient()
     day = tomorrow()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 
 from tuoguan.billing.v1 import billing_pb2, billing_pb2_grpc
-from tuoguan_common import api_main, auth, outbox, telemetry
+from tuoguan_common import api_main, auth, outbox, paging, telemetry
 from tuoguan_common.auth import current_principal
 from tuoguan_common.config import Settings
 from tuoguan_common.db import Database
@@ -32,6 +32,8 @@ from .store import BillingStore
 # Who may read any patient's payments; a patient reads only their own.
 PAYMENT_READERS = (auth.FINANCE, auth.ADMIN, auth.SERVICE)
 FINANCE_ROLES = (auth.FINANCE, auth.ADMIN)
+# The most of a patient's payments one ListPayments page holds (and gives when asked for no number).
+MAX_PAYMENTS_PAGE = 100
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
@@ -75,15 +77,21 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
 
     @answers_rule_errors
     def ListPayments(self, request, context):
-        """A booking's payments; without a booking id, the caller's own."""
+        """A booking's payments; without a booking id, a page of the caller's own."""
         caller = current_principal()
         booking_id = payments.check_booking_id(request.booking_id) if request.booking_id.strip() else None
+        page = paging.page("payments", request.page_size, request.page_token, default=MAX_PAYMENTS_PAGE,
+                           maximum=MAX_PAYMENTS_PAGE)
+        next_page_token = ""
         with self.store.database.transaction() as cur:
-            found = (self.store.payments_for_booking(cur, booking_id) if booking_id
-                     else self.store.payments_of_patient(cur, caller.subject))
+            if booking_id:
+                found = self.store.payments_for_booking(cur, booking_id)
+            else:
+                found, next_page_token = self.store.payments_of_patient(cur, caller.subject, page)
         for payment in found:
             caller.require_owner_or(payment.patient_id, *PAYMENT_READERS)
-        return billing_pb2.ListPaymentsResponse(payments=[payment_message(p) for p in found])
+        return billing_pb2.ListPaymentsResponse(payments=[payment_message(p) for p in found],
+                                                next_page_token=next_page_token)
 
     @answers_rule_errors
     def GetLedgerBalances(self, request, context):

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import psycopg
 
 from tuoguan_common.db import Database, pg_array
+from tuoguan_common.paging import Page
 
 from .domain.ledger import EntryKind, JournalEntry
 from .domain.payments import Payment, PaymentStatus, sources_of
@@ -182,10 +183,12 @@ class BillingStore:
                 found.setdefault(row["booking_id"], []).append(_payment(row))
         return found
 
-    def payments_of_patient(self, cur: psycopg.Cursor, patient_id: str, limit: int = 100) -> list[Payment]:
-        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE patient_id = %s "
-                    "ORDER BY created_at DESC LIMIT %s", (patient_id, limit))
-        return [_payment(r) for r in cur.fetchall()]
+    def payments_of_patient(self, cur: psycopg.Cursor, patient_id: str, page: Page) -> tuple[list[Payment], str]:
+        """A page of the patient's payments, the latest first, and the next page's token."""
+        after = "" if page.after is None else "AND (created_at, payment_id) < (%s, %s::uuid) "
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE patient_id = %s {after}"
+                    "ORDER BY created_at DESC, payment_id DESC LIMIT %s", (patient_id, *(page.after or ()), page.size + 1))
+        return page.rows_and_token([_payment(r) for r in cur.fetchall()], lambda p: (p.created_at, p.payment_id))
 
     def claim_payments(self, cur: psycopg.Cursor, status: PaymentStatus, limit: int, *,
                        created_before: dt.datetime | None = None, payment_ids: Sequence[str] | None = None,

@@ -12,7 +12,7 @@ from typing import Callable
 import grpc
 from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan.registration.v1 import registration_pb2_grpc as pb_grpc
-from tuoguan_common import api_main, grpc_server, metrics, telemetry
+from tuoguan_common import api_main, grpc_server, metrics, paging, telemetry
 from tuoguan_common.admission import LatencyAdmission
 from tuoguan_common.auth import ADMIN, PATIENT, REGISTRATION_OFFICE, SERVICE, Principal, current_principal
 from tuoguan_common.config import Settings
@@ -33,6 +33,8 @@ from .store import HoldRequest, Idempotent, Store
 OFFICE = (REGISTRATION_OFFICE, ADMIN)
 # The longest range of days one ListSlots call may ask for.
 MAX_SEARCH_DAYS = 31
+# The most of a patient's bookings one ListMyBookings page holds (and gives when asked for no number).
+MAX_BOOKINGS_PAGE = 200
 # The office's word to the patients of a suspended session: required, since
 # it is all they are told of why (spaces alone are none). The portal's form
 # allows as many characters (office/session.html).
@@ -206,8 +208,10 @@ class RegistrationServicer(pb_grpc.RegistrationServiceServicer):
 
     def ListMyBookings(self, request, context):
         patient = current_principal().require(PATIENT)
-        rows = self.store.list_patient_bookings(patient.subject)
-        return pb.ListMyBookingsResponse(bookings=[messages.booking(r) for r in rows])
+        page = paging.page("bookings", request.page_size, request.page_token, default=MAX_BOOKINGS_PAGE,
+                           maximum=MAX_BOOKINGS_PAGE)
+        rows, next_page_token = self.store.list_patient_bookings(patient.subject, page)
+        return pb.ListMyBookingsResponse(bookings=[messages.booking(r) for r in rows], next_page_token=next_page_token)
 
     def CancelBooking(self, request, context):
         principal = current_principal()

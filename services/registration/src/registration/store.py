@@ -27,6 +27,7 @@ from tuoguan.registration.v1 import registration_pb2 as pb
 from tuoguan_common import outbox
 from tuoguan_common.outbox import Idempotent, IdempotencyConflict, KeyBatch
 from tuoguan_common.db import Database, pg_array
+from tuoguan_common.paging import Page
 
 from . import messages
 from .domain import rules
@@ -587,11 +588,13 @@ class Store:
             found = {str(r["id"]): r for r in cur.fetchall()}
         return [found.get(booking_id) for booking_id in booking_ids]
 
-    def list_patient_bookings(self, patient_id: str, limit: int = 200) -> list[Row]:
+    def list_patient_bookings(self, patient_id: str, page: Page) -> tuple[list[Row], str]:
+        """A page of the patient's bookings, the latest visit first, and the next page's token."""
+        after = "" if page.after is None else "AND (b.starts_at, b.id) < (%s, %s::uuid) "
         with self.db.transaction() as cur:
-            cur.execute(BOOKING_VIEW + "WHERE b.patient_id = %s ORDER BY b.starts_at DESC LIMIT %s",
-                        (patient_id, limit))
-            return cur.fetchall()
+            cur.execute(BOOKING_VIEW + f"WHERE b.patient_id = %s {after}ORDER BY b.starts_at DESC, b.id DESC LIMIT %s",
+                        (patient_id, *(page.after or ()), page.size + 1))
+            return page.rows_and_token(cur.fetchall(), lambda row: (row["starts_at"], row["id"]))
 
     def _end_bookings(self, cur: psycopg.Cursor, booking_ids: Sequence[str], status: BookingStatus, reason: str,
                       from_statuses: list[str], now: dt.datetime) -> list[Row]:

@@ -2,7 +2,9 @@
 (registration, billing, identity)."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from tuoguan.billing.v1 import billing_pb2
 from tuoguan.registration.v1 import registration_pb2
@@ -47,9 +49,25 @@ async def hold_slot(request: Request, response: Response, body: Hold, key: Idemp
     return {**to_dict(reply.booking), "payment_ticket": reply.payment_ticket}
 
 
-@router.get("/bookings", response_model=BookingList, summary="The caller's bookings")
-async def my_bookings(services: CallerServices):
-    return to_dict(await services.registration.ListMyBookings(registration_pb2.ListMyBookingsRequest()))
+# A page of a long list (AIP-158): the next page is asked for with the last one's next_page_token.
+PageSize = Annotated[int, Query(ge=0, le=1000, description="At most this many; 0: the service's default (and "
+                                                           "more than the most it gives: that most)")]
+PageToken = Annotated[str, Query(max_length=512, description="The next_page_token of the page before; empty: "
+                                                             "the first page")]
+
+
+@router.get("/bookings", response_model=BookingList,
+            summary="The caller's bookings, the latest visit first, a page at a time (next_page_token)")
+async def my_bookings(services: CallerServices, page_size: PageSize = 0, page_token: PageToken = ""):
+    return to_dict(await services.registration.ListMyBookings(registration_pb2.ListMyBookingsRequest(
+        page_size=page_size, page_token=page_token)))
+
+
+@router.get("/payments", response_model=PaymentList,
+            summary="The caller's payments, the latest first, a page at a time (next_page_token)")
+async def my_payments(services: CallerServices, page_size: PageSize = 0, page_token: PageToken = ""):
+    return to_dict(await services.billing.ListPayments(billing_pb2.ListPaymentsRequest(
+        page_size=page_size, page_token=page_token)))
 
 
 @router.get("/bookings/{booking_id}", response_model=Booking,

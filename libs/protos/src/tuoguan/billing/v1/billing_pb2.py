@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tuoguan/billing/v1/billing.proto\x12\x12tuoguan.billing.v1\"\xc5\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x12\n\nbooking_id\x18\x02 \x01(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12\x31\n\x06status\x18\x05 \x01(\x0e\x32!.tuoguan.billing.v1.PaymentStatus\x12\x1a\n\x12provider_reference\x18\x06 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x12\n\nsettled_at\x18\t \x01(\t\x12\x14\n\x0crefunded_fen\x18\n \x01(\x03\x12\"\n\x1arefunded_after_failure_fen\x18\x0b \x01(\x03\x12!\n\x19refunded_after_failure_at\x18\x0c \x01(\t\"~\n\x19PayRegistrationFeeRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x1c\n\x14payment_method_token\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x16\n\x0epayment_ticket\x18\x04 \x01(\t\"J\n\x1aPayRegistrationFeeResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.tuoguan.billing.v1.Payment\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"B\n\x12GetPaymentResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.tuoguan.billing.v1.Payment\")\n\x13ListPaymentsRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\"E\n\x14ListPaymentsResponse\x12-\n\x08payments\x18\x01 \x03(\x0b\x32\x1b.tuoguan.billing.v1.Payment\"\\\n\rLedgerBalance\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tdebit_fen\x18\x02 \x01(\x03\x12\x12\n\ncredit_fen\x18\x03 \x01(\x03\x12\x13\n\x0b\x62\x61lance_fen\x18\x04 \x01(\x03\"\x1a\n\x18GetLedgerBalancesRequest\"\x83\x01\n\x19GetLedgerBalancesResponse\x12\x33\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32!.tuoguan.billing.v1.LedgerBalance\x12\x17\n\x0ftotal_debit_fen\x18\x02 \x01(\x03\x12\x18\n\x10total_credit_fen\x18\x03 \x01(\x03\"7\n\x1eGetReconciliationReportRequest\x12\x15\n\rbusiness_date\x18\x01 \x01(\t\"\x9d\x01\n\x12ReconciliationLine\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x1a\n\x12provider_reference\x18\x02 \x01(\t\x12\x12\n\nledger_fen\x18\x03 \x01(\x03\x12\x14\n\x0cprovider_fen\x18\x04 \x01(\x03\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\xd1\x02\n\x1fGetReconciliationReportResponse\x12\x15\n\rbusiness_date\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61ptured_fen\x18\x02 \x01(\x03\x12\x14\n\x0crefunded_fen\x18\x03 \x01(\x03\x12\x0f\n\x07matched\x18\x04 \x01(\x05\x12\x12\n\nmismatched\x18\x05 \x01(\x05\x12\x35\n\x05lines\x18\x06 \x03(\x0b\x32&.tuoguan.billing.v1.ReconciliationLine\x12\x1d\n\x15provider_captured_fen\x18\x07 \x01(\x03\x12\x1d\n\x15provider_refunded_fen\x18\x08 \x01(\x03\x12\x19\n\x11missing_in_ledger\x18\t \x01(\x05\x12\x1b\n\x13missing_at_provider\x18\n \x01(\x05\x12\x19\n\x11\x61mount_mismatches\x18\x0b \x01(\x05*\xbc\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATUS_PENDING\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_CAPTURED\x10\x02\x12\x19\n\x15PAYMENT_STATUS_FAILED\x10\x03\x12\x1a\n\x16PAYMENT_STATUS_UNKNOWN\x10\x04\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x05\x32\xbc\x04\n\x0e\x42illingService\x12s\n\x12PayRegistrationFee\x12-.tuoguan.billing.v1.PayRegistrationFeeRequest\x1a..tuoguan.billing.v1.PayRegistrationFeeResponse\x12[\n\nGetPayment\x12%.tuoguan.billing.v1.GetPaymentRequest\x1a&.tuoguan.billing.v1.GetPaymentResponse\x12\x61\n\x0cListPayments\x12\'.tuoguan.billing.v1.ListPaymentsRequest\x1a(.tuoguan.billing.v1.ListPaymentsResponse\x12p\n\x11GetLedgerBalances\x12,.tuoguan.billing.v1.GetLedgerBalancesRequest\x1a-.tuoguan.billing.v1.GetLedgerBalancesResponse\x12\x82\x01\n\x17GetReconciliationReport\x12\x32.tuoguan.billing.v1.GetReconciliationReportRequest\x1a\x33.tuoguan.billing.v1.GetReconciliationReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tuoguan/billing/v1/billing.proto\x12\x12tuoguan.billing.v1\"\xc5\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x12\n\nbooking_id\x18\x02 \x01(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12\x31\n\x06status\x18\x05 \x01(\x0e\x32!.tuoguan.billing.v1.PaymentStatus\x12\x1a\n\x12provider_reference\x18\x06 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12\x12\n\ncreated_at\x18\x08 \x01(\t\x12\x12\n\nsettled_at\x18\t \x01(\t\x12\x14\n\x0crefunded_fen\x18\n \x01(\x03\x12\"\n\x1arefunded_after_failure_fen\x18\x0b \x01(\x03\x12!\n\x19refunded_after_failure_at\x18\x0c \x01(\t\"~\n\x19PayRegistrationFeeRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x1c\n\x14payment_method_token\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12\x16\n\x0epayment_ticket\x18\x04 \x01(\t\"J\n\x1aPayRegistrationFeeResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.tuoguan.billing.v1.Payment\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"B\n\x12GetPaymentResponse\x12,\n\x07payment\x18\x01 \x01(\x0b\x32\x1b.tuoguan.billing.v1.Payment\"P\n\x13ListPaymentsRequest\x12\x12\n\nbooking_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"^\n\x14ListPaymentsResponse\x12-\n\x08payments\x18\x01 \x03(\x0b\x32\x1b.tuoguan.billing.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\\\n\rLedgerBalance\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x11\n\tdebit_fen\x18\x02 \x01(\x03\x12\x12\n\ncredit_fen\x18\x03 \x01(\x03\x12\x13\n\x0b\x62\x61lance_fen\x18\x04 \x01(\x03\"\x1a\n\x18GetLedgerBalancesRequest\"\x83\x01\n\x19GetLedgerBalancesResponse\x12\x33\n\x08\x62\x61lances\x18\x01 \x03(\x0b\x32!.tuoguan.billing.v1.LedgerBalance\x12\x17\n\x0ftotal_debit_fen\x18\x02 \x01(\x03\x12\x18\n\x10total_credit_fen\x18\x03 \x01(\x03\"7\n\x1eGetReconciliationReportRequest\x12\x15\n\rbusiness_date\x18\x01 \x01(\t\"\x9d\x01\n\x12ReconciliationLine\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x1a\n\x12provider_reference\x18\x02 \x01(\t\x12\x12\n\nledger_fen\x18\x03 \x01(\x03\x12\x14\n\x0cprovider_fen\x18\x04 \x01(\x03\x12\x0f\n\x07outcome\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\xd1\x02\n\x1fGetReconciliationReportResponse\x12\x15\n\rbusiness_date\x18\x01 \x01(\t\x12\x14\n\x0c\x63\x61ptured_fen\x18\x02 \x01(\x03\x12\x14\n\x0crefunded_fen\x18\x03 \x01(\x03\x12\x0f\n\x07matched\x18\x04 \x01(\x05\x12\x12\n\nmismatched\x18\x05 \x01(\x05\x12\x35\n\x05lines\x18\x06 \x03(\x0b\x32&.tuoguan.billing.v1.ReconciliationLine\x12\x1d\n\x15provider_captured_fen\x18\x07 \x01(\x03\x12\x1d\n\x15provider_refunded_fen\x18\x08 \x01(\x03\x12\x19\n\x11missing_in_ledger\x18\t \x01(\x05\x12\x1b\n\x13missing_at_provider\x18\n \x01(\x05\x12\x19\n\x11\x61mount_mismatches\x18\x0b \x01(\x05*\xbc\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_STATUS_PENDING\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_CAPTURED\x10\x02\x12\x19\n\x15PAYMENT_STATUS_FAILED\x10\x03\x12\x1a\n\x16PAYMENT_STATUS_UNKNOWN\x10\x04\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x05\x32\xbc\x04\n\x0e\x42illingService\x12s\n\x12PayRegistrationFee\x12-.tuoguan.billing.v1.PayRegistrationFeeRequest\x1a..tuoguan.billing.v1.PayRegistrationFeeResponse\x12[\n\nGetPayment\x12%.tuoguan.billing.v1.GetPaymentRequest\x1a&.tuoguan.billing.v1.GetPaymentResponse\x12\x61\n\x0cListPayments\x12\'.tuoguan.billing.v1.ListPaymentsRequest\x1a(.tuoguan.billing.v1.ListPaymentsResponse\x12p\n\x11GetLedgerBalances\x12,.tuoguan.billing.v1.GetLedgerBalancesRequest\x1a-.tuoguan.billing.v1.GetLedgerBalancesResponse\x12\x82\x01\n\x17GetReconciliationReport\x12\x32.tuoguan.billing.v1.GetReconciliationReportRequest\x1a\x33.tuoguan.billing.v1.GetReconciliationReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuoguan.billing.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTSTATUS']._serialized_start=1625
-  _globals['_PAYMENTSTATUS']._serialized_end=1813
+  _globals['_PAYMENTSTATUS']._serialized_start=1689
+  _globals['_PAYMENTSTATUS']._serialized_end=1877
   _globals['_PAYMENT']._serialized_start=57
   _globals['_PAYMENT']._serialized_end=382
   _globals['_PAYREGISTRATIONFEEREQUEST']._serialized_start=384
@@ -44,21 +44,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPAYMENTRESPONSE']._serialized_start=629
   _globals['_GETPAYMENTRESPONSE']._serialized_end=695
   _globals['_LISTPAYMENTSREQUEST']._serialized_start=697
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=738
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=740
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=809
-  _globals['_LEDGERBALANCE']._serialized_start=811
-  _globals['_LEDGERBALANCE']._serialized_end=903
-  _globals['_GETLEDGERBALANCESREQUEST']._serialized_start=905
-  _globals['_GETLEDGERBALANCESREQUEST']._serialized_end=931
-  _globals['_GETLEDGERBALANCESRESPONSE']._serialized_start=934
-  _globals['_GETLEDGERBALANCESRESPONSE']._serialized_end=1065
-  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_start=1067
-  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_end=1122
-  _globals['_RECONCILIATIONLINE']._serialized_start=1125
-  _globals['_RECONCILIATIONLINE']._serialized_end=1282
-  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_start=1285
-  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_end=1622
-  _globals['_BILLINGSERVICE']._serialized_start=1816
-  _globals['_BILLINGSERVICE']._serialized_end=2388
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=777
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=779
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=873
+  _globals['_LEDGERBALANCE']._serialized_start=875
+  _globals['_LEDGERBALANCE']._serialized_end=967
+  _globals['_GETLEDGERBALANCESREQUEST']._serialized_start=969
+  _globals['_GETLEDGERBALANCESREQUEST']._serialized_end=995
+  _globals['_GETLEDGERBALANCESRESPONSE']._serialized_start=998
+  _globals['_GETLEDGERBALANCESRESPONSE']._serialized_end=1129
+  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_start=1131
+  _globals['_GETRECONCILIATIONREPORTREQUEST']._serialized_end=1186
+  _globals['_RECONCILIATIONLINE']._serialized_start=1189
+  _globals['_RECONCILIATIONLINE']._serialized_end=1346
+  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_start=1349
+  _globals['_GETRECONCILIATIONREPORTRESPONSE']._serialized_end=1686
+  _globals['_BILLINGSERVICE']._serialized_start=1880
+  _globals['_BILLINGSERVICE']._serialized_end=2452
 # @@protoc_insertion_point(module_scope)
