@@ -101,9 +101,20 @@ class FakeRegistration(registration_pb2_grpc.RegistrationServiceServicer):
     def GetBooking(self, request, context):
         return reg.GetBookingResponse(booking=self._booking(request.booking_id, auth.REGISTRATION_OFFICE))
 
+    # Registration's pages hold 200 bookings; a test sets fewer to follow the portal's older pages.
+    bookings_page_size = 200
+
     def ListMyBookings(self, request, context):
         patient = auth.current_principal()
-        return reg.ListMyBookingsResponse(bookings=[b for b in self.bookings.values() if b.patient_id == patient.subject])
+        mine = [b for b in self.bookings.values() if b.patient_id == patient.subject]
+        start = 0
+        if request.page_token:
+            if not request.page_token.startswith("after-"):
+                raise InvalidArgument("page_token", "is not a token this list gave")
+            start = int(request.page_token.removeprefix("after-"))
+        page = mine[start:start + self.bookings_page_size]
+        more = start + len(page) < len(mine)
+        return reg.ListMyBookingsResponse(bookings=page, next_page_token=f"after-{start + len(page)}" if more else "")
 
     def CancelBooking(self, request, context):
         if request.booking_id.startswith("refuse:"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import html
 import json
 import re
 import time
@@ -357,6 +358,30 @@ def test_pages_of_bookings_name_the_department_in_the_chosen_language(browser_se
     for page in ("/bookings", booking_page, booking_page + "/pay"):
         text = shown(page)
         assert "Cardiology" in text and "心内科" not in text, page
+
+
+def test_a_patients_older_bookings_are_a_link_away(browser_session, fakes, monkeypatch):
+    """Registration gives a patient's bookings a page at a time: the portal links the older ones, page after
+    page, until every booking was shown once."""
+    registration = fakes["registration"]
+    for n in range(3):
+        browser_session.post("/holds", data={"csrf": csrf(browser_session.get("/")), "slot_id": "slot-1",
+                                             "key": f"older-{n}-{time.monotonic_ns()}", "back": "/"})
+    patient = next(iter(registration.bookings.values())).patient_id
+    mine = [b.booking_id for b in registration.bookings.values() if b.patient_id == patient]
+    monkeypatch.setattr(registration, "bookings_page_size", 2)
+    shown, page, pages = [], "/bookings", 0
+    while page:
+        text = browser_session.get(page).text
+        shown += re.findall(r'<a href="/bookings/(bk-[0-9]+)">', text)
+        pages += 1
+        assert ("Back to your latest bookings" in text or "返回最近的预约" in text) == (pages > 1)
+        older = re.search(r'<a class="older" href="([^"]+)"', text)
+        page = html.unescape(older.group(1)) if older else ""
+    assert sorted(shown) == sorted(mine) and pages == (len(mine) + 1) // 2
+    # A token mangled on the way: the latest bookings, not an error page.
+    mangled = browser_session.get("/bookings", params={"older": "not-a-token"}, follow_redirects=False)
+    assert mangled.status_code == 303 and mangled.headers["location"] == "/bookings"
 
 
 def test_the_office_console_names_departments_in_the_chosen_language(gateway_url):

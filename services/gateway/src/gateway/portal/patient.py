@@ -390,10 +390,19 @@ async def slip_download(request: Request, booking_id: str):
 
 
 @router.get("/bookings")
-async def my_bookings(request: Request):
+async def my_bookings(request: Request, older: str = ""):
+    """The patient's bookings, a page (registration's) at a time: ``older`` is the page token of the
+    bookings before the page shown, so a patient treated for years finds every visit, not the last 200."""
     if not signed_in(request):
         return sign_in_redirect(request)
-    bookings = list((await services(request).registration.ListMyBookings(reg.ListMyBookingsRequest())).bookings)
+    try:
+        reply = await services(request).registration.ListMyBookings(reg.ListMyBookingsRequest(page_token=older))
+    except grpc.aio.AioRpcError as exc:
+        if not older or exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        # A link mangled or from before an upgrade: the first page, not an error page.
+        return redirect("/bookings")
+    bookings = list(reply.bookings)
     now = dt.datetime.now(dt.timezone.utc)
     # A hold paid reads HELD until billing tells registration: its confirmation is on its way, as its
     # own page says. One call a hold, and a patient has a few at most (the active-booking cap).
@@ -407,7 +416,8 @@ async def my_bookings(request: Request):
     past = [b for b in bookings if b not in upcoming]
     upcoming.sort(key=lambda b: b.starts_at)
     return render(request, "bookings.html", upcoming=upcoming, past=past, lapsed=lapsed, confirming=confirming,
-                  department_names=await _department_names(request))
+                  department_names=await _department_names(request), older_page=bool(older),
+                  older=reply.next_page_token)
 
 
 # ---- accounts ------------------------------------------------------------------------------------
