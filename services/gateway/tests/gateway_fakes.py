@@ -415,6 +415,8 @@ class FakeTicketing(ticketing_pb2_grpc.TicketingServiceServicer):
         caller = auth.current_principal().require(auth.CLINICIAN, *self.STAFF)
         subsystem = self._subsystem(request.subsystem_code)
         title = require(request.title, "title")
+        if title == "ticketing-down":
+            raise Unavailable("the ticket database is restarting")
         requester = caller.subject
         if request.on_behalf_of:
             caller.require(auth.DISPATCHER, auth.ADMIN, auth.REGISTRATION_OFFICE)

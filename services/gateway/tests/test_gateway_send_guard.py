@@ -278,8 +278,9 @@ def test_past_the_platforms_texts_for_the_hour_every_number_is_refused_and_keeps
                           .text).group(1)
         page = http.post("/signup/code", data={"phone": fresh_phone(), "next": "/", "csrf": token},
                          headers={"Accept-Language": "zh-CN"})
-        # The form again (as for any refusal of identity's), saying why and until when.
-        assert page.status_code == 400
+        # The form again (as for any refusal of identity's), saying why and until when; 503, as the API
+        # answers it: the platform cannot text now, the patient did nothing wrong.
+        assert page.status_code == 503
         assert "本小时内已无法再发送短信验证码，请在下一个整点后再试。" in page.text, page.text[-1500:]
         assert hourly_limit_refusals() - identity_refusals == 1, "the portal's request did not reach identity either"
     assert stored_counts(namespace) == [1]

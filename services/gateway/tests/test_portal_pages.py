@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
+import jwt
 import pytest
 from gateway_testkit import SESSION_SECRET, fresh_phone, sign_up
 from itsdangerous import TimestampSigner
@@ -365,15 +366,15 @@ def test_a_patients_older_bookings_are_a_link_away(browser_session, fakes, monke
     page, until every booking was shown once."""
     registration = fakes["registration"]
     for n in range(3):
-        browser_session.post("/holds", data={"csrf": csrf(browser_session.get("/")), "slot_id": "slot-1",
-                                             "key": f"older-{n}-{time.monotonic_ns()}", "back": "/"})
-    patient = next(iter(registration.bookings.values())).patient_id
+        held = browser_session.post("/holds", data={"csrf": csrf(browser_session.get("/")), "slot_id": "slot-1",
+                                                    "key": f"older-{n}-{time.monotonic_ns()}", "back": "/"})
+    patient = registration.bookings[str(held.url).rsplit("/", 1)[-1]].patient_id
     mine = [b.booking_id for b in registration.bookings.values() if b.patient_id == patient]
     monkeypatch.setattr(registration, "bookings_page_size", 2)
     shown, page, pages = [], "/bookings", 0
     while page:
         text = browser_session.get(page).text
-        shown += re.findall(r'<a href="/bookings/(bk-[0-9]+)">', text)
+        shown += re.findall(r'<a href="/bookings/([^"/?]+)">', text)
         pages += 1
         assert ("Back to your latest bookings" in text or "返回最近的预约" in text) == (pages > 1)
         older = re.search(r'<a class="older" href="([^"]+)"', text)
@@ -620,6 +621,19 @@ def test_a_form_sent_after_the_sign_in_ran_out_says_so_and_returns_to_its_page_n
         signed = client.post("/signin", data={"login": "13800000001", "password": "Patient1234", "next": page,
                                               "csrf": csrf(sign_in)})
         assert signed.status_code == 303 and signed.headers["location"] == page
+
+
+def test_signing_out_in_the_tokens_last_seconds_still_withdraws_it(own_gateway, patient, identity_database):
+    """The portal stops using a token 30 s before it runs out; a copy of the cookie is good until its very end,
+    so signing out then still puts it on identity's list."""
+    token_id = jwt.decode(patient.token, options={"verify_signature": False})["jti"]
+    session = {"token": patient.token, "token_expires": time.time() + 10, "csrf": "the-csrf",
+               "account": {"display_name": "周文静", "roles": ["patient"]}}
+    with httpx.Client(base_url=own_gateway(waiting_room_capacity=0), timeout=20, cookies={SESSION_COOKIE: signed_session(session)}) as client:
+        assert client.post("/signout", data={"csrf": "the-csrf"}).status_code == 303
+    with identity_database.transaction() as cur:
+        cur.execute("SELECT 1 FROM signed_out_tokens WHERE token_id = %s", (token_id,))
+        assert cur.fetchone() is not None
 
 
 def test_a_page_opened_after_the_sign_in_ran_out_says_why_sign_in_is_asked_and_shows_no_account(own_gateway):

@@ -585,3 +585,14 @@ def test_the_report_form_asks_for_no_patients_identifying_information_in_both_la
     clinician.get("/language", params={"to": "en", "next": "/"})
     english = re.search(r'<p class="hint" id="privacy-hint">([^<]*)</p>', clinician.get("/tickets/new").text)
     assert english and "name, ID card number, medical record number" in english.group(1)
+
+
+def test_a_report_the_service_cannot_take_now_is_a_503_with_the_form_kept(portal):
+    """A refusal is the reporter's to correct (400); a service that could not answer is an outage, which
+    monitors and proxies must see as one (503). Either way the form comes back as typed."""
+    clinician = portal("clinician")
+    refused = report(clinician, title="")
+    assert refused.status_code == 400
+    down = report(clinician, title="ticketing-down")
+    assert down.status_code == 503 and alerts(down) == [zh(i18n.REASONS["unavailable"])]
+    assert "3 号诊室打开 CT 影像要一分钟" in down.text

@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 from urllib.parse import quote
@@ -30,7 +31,7 @@ from . import i18n
 from .waiting_room import PAID_PLACE_SECONDS, Standing, account_owner, visitor_owner
 from .web import (
     FormExpired, GoBack, PortalRoute, call, csrf_ok, device_cookie, flash, form_key, formatter, gettext, home_page, language, portal_state, posted_form,
-    public_services, redirect, refusal_field, refusal_reason, refusal_text, render, safe_next, services,
+    public_services, redirect, refusal_field, refusal_reason, refusal_status, refusal_text, render, safe_next, services,
     sign_in_redirect, signed_in,
     remember_device, start_session, translate,
 )
@@ -437,7 +438,7 @@ async def sign_in(request: Request, login: Annotated[str, Form()] = "", password
             request).identity.SignIn(identity_pb2.SignInRequest(login=login, password=password,
                                                                 device_cookie=device_cookie(request))))
     except grpc.aio.AioRpcError as exc:
-        return render(request, "signin.html", status_code=400, next=safe_next(next), login=login,
+        return render(request, "signin.html", status_code=refusal_status(exc), next=safe_next(next), login=login,
                       error=refusal_text(request, exc))
     except AddressRefused as refused:
         return _refused_page(request, "signin.html", refused, translate(
@@ -476,12 +477,15 @@ def _too_many_codes(request: Request) -> str:
 async def sign_out(request: Request):
     await posted_form(request, sign_in=False)
     await _leave_room(request, request.session.get("ticket"))
-    if signed_in(request):
+    token = request.session.get("token")
+    if token and request.session.get("token_expires", 0) > time.time():
         # The token goes on the revocation list, so a copy of this cookie is
         # worth nothing either. If identity cannot take it now, the patient is
         # still signed out of this browser; the token lapses with its 15 minutes.
+        # Also in the token's last seconds, which the portal's pages no longer
+        # use (signed_in's margin): a copy is good until the token's very end.
         try:
-            await services(request).identity.SignOut(identity_pb2.SignOutRequest())
+            await request.app.state.clients.for_caller(token).identity.SignOut(identity_pb2.SignOutRequest())
         except grpc.aio.AioRpcError as exc:
             log.warning("sign-out not recorded by identity", extra={"code": exc.code().name})
     lang = request.session.get("lang")
@@ -507,7 +511,7 @@ async def _ask_for_code(request: Request, ask: Callable[[], Awaitable[object]], 
         await request.app.state.send_guard.attempt(client_address(request), ask)
     except grpc.aio.AioRpcError as exc:
         if refusal_reason(exc) != CODE_STILL_ON_ITS_WAY:
-            return render(request, form, status_code=400, error=refusal_text(request, exc),
+            return render(request, form, status_code=refusal_status(exc), error=refusal_text(request, exc),
                           field=refusal_field(exc), **context)
         flash(request, translate(request, sent_before), "info")
     except TooManyCodes as refused:
@@ -552,7 +556,7 @@ async def sign_up(request: Request, phone: Annotated[str, Form()] = "", code: An
             flash(request, translate(request, "This number already has an account. Choose a new password with "
                                               "the code you received, or sign in."), "info")
             return render(request, "reset_confirm.html", phone=phone, code=code, key=form_key())
-        return render(request, "signup_confirm.html", status_code=400, error=refusal_text(request, exc),
+        return render(request, "signup_confirm.html", status_code=refusal_status(exc), error=refusal_text(request, exc),
                       field=refusal_field(exc), **again)
     except AddressRefused as refused:
         return _refused_page(request, "signup_confirm.html", refused, _too_many_failures(request), **again)
@@ -592,7 +596,7 @@ async def confirm_reset(request: Request, phone: Annotated[str, Form()] = "", co
                                                   idempotency_key=key)), misses=RESET_MISSES)
     except grpc.aio.AioRpcError as exc:
         # The same key again: a refused reset left it free.
-        return render(request, "reset_confirm.html", status_code=400, phone=phone, key=key or form_key(),
+        return render(request, "reset_confirm.html", status_code=refusal_status(exc), phone=phone, key=key or form_key(),
                       error=refusal_text(request, exc), field=refusal_field(exc))
     except AddressRefused as refused:
         return _refused_page(request, "reset_confirm.html", refused, _too_many_failures(request), phone=phone,

@@ -22,7 +22,7 @@ from . import i18n
 from .i18n import HOSPITAL_TIME, N_
 from .web import (
     GoBack, PortalRoute, call, check_field_text, flash, form_key, gettext, has_role, language, portal_state,
-    posted_form, redirect, refusal_field, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
+    posted_form, redirect, refusal_field, refusal_status, refusal_text, render, safe_next, services, sign_in_redirect, signed_in,
     translate,
 )
 
@@ -269,7 +269,7 @@ async def report(request: Request):
         if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
             raise
         # The form comes back as it was typed, with the reason in words.
-        return _report_form(request, await _subsystems(request), status_code=400, key=key,
+        return _report_form(request, await _subsystems(request), status_code=refusal_status(exc), key=key,
                             error=refusal_text(request, exc), field=refusal_field(exc), **values)
     ticket = reply.ticket
     flash(request, translate(request, "Your report is received as ticket {number}. Priority: {priority}.").format(

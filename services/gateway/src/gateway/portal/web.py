@@ -399,6 +399,12 @@ def form_key() -> str:
     return uuid.uuid4().hex
 
 
+def refusal_status(exc: grpc.aio.AioRpcError) -> int:
+    """The HTTP status of a form page a service refused: 503 when the service could not answer (down, too
+    slow), so that monitors and proxies see an outage, not a user's mistake; 400 otherwise."""
+    return 503 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else 400
+
+
 def refusal_text(request: Request, exc: grpc.aio.AioRpcError, reasons: Mapping[str, str] | None = None) -> str:
     """What a service's refusal means, in the patient's language; never a code or a trace.
     ``reasons`` words some codes as one form means them (i18n.REASONS words the rest)."""
