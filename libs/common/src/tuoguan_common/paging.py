@@ -33,9 +33,15 @@ class Page:
     size: int
     after: tuple[dt.datetime, str] | None = None
 
+    def sql(self, sort_key: str, row_id: str) -> tuple[str, tuple]:
+        """What follows a query's WHERE conditions to read the page, newest first along (``sort_key``,
+        ``row_id``, a uuid column), and its parameters: one row more than the page holds, which tells
+        ``rows_and_token`` a next page is there."""
+        after = "" if self.after is None else f"AND ({sort_key}, {row_id}) < (%s, %s::uuid) "
+        return f"{after}ORDER BY {sort_key} DESC, {row_id} DESC LIMIT %s", (*(self.after or ()), self.size + 1)
+
     def rows_and_token(self, rows: Sequence[T], key: Callable[[T], tuple[dt.datetime, str]]) -> tuple[list[T], str]:
-        """The page of ``rows`` (read with ``size + 1``: one more than given tells a next page is there) and the
-        token of the next page, empty when there is none."""
+        """The page of ``rows`` (read as ``sql`` says) and the token of the next page, empty when there is none."""
         kept = list(rows[:self.size])
         if len(rows) <= self.size or not kept:
             return kept, ""

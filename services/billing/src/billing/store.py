@@ -185,9 +185,8 @@ class BillingStore:
 
     def payments_of_patient(self, cur: psycopg.Cursor, patient_id: str, page: Page) -> tuple[list[Payment], str]:
         """A page of the patient's payments, the latest first, and the next page's token."""
-        after = "" if page.after is None else "AND (created_at, payment_id) < (%s, %s::uuid) "
-        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE patient_id = %s {after}"
-                    "ORDER BY created_at DESC, payment_id DESC LIMIT %s", (patient_id, *(page.after or ()), page.size + 1))
+        rest, params = page.sql("created_at", "payment_id")
+        cur.execute(f"SELECT {_PAYMENT_COLUMNS} FROM payments WHERE patient_id = %s {rest}", (patient_id, *params))
         return page.rows_and_token([_payment(r) for r in cur.fetchall()], lambda p: (p.created_at, p.payment_id))
 
     def claim_payments(self, cur: psycopg.Cursor, status: PaymentStatus, limit: int, *,

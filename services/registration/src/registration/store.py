@@ -590,10 +590,9 @@ class Store:
 
     def list_patient_bookings(self, patient_id: str, page: Page) -> tuple[list[Row], str]:
         """A page of the patient's bookings, the latest visit first, and the next page's token."""
-        after = "" if page.after is None else "AND (b.starts_at, b.id) < (%s, %s::uuid) "
+        rest, params = page.sql("b.starts_at", "b.id")
         with self.db.transaction() as cur:
-            cur.execute(BOOKING_VIEW + f"WHERE b.patient_id = %s {after}ORDER BY b.starts_at DESC, b.id DESC LIMIT %s",
-                        (patient_id, *(page.after or ()), page.size + 1))
+            cur.execute(BOOKING_VIEW + f"WHERE b.patient_id = %s {rest}", (patient_id, *params))
             return page.rows_and_token(cur.fetchall(), lambda row: (row["starts_at"], row["id"]))
 
     def _end_bookings(self, cur: psycopg.Cursor, booking_ids: Sequence[str], status: BookingStatus, reason: str,

@@ -246,11 +246,12 @@ class TicketingServicer(pb_grpc.TicketingServiceServicer):
         key = idempotency_key(request.idempotency_key)
         idem = Idempotent.of("worklog", caller.subject, key, as_parsed(request, ticket_id=ticket_id, idempotency_key=key),
                              pb.RecordWorklogResponse)
-        if self.store.answered(idem):
-            # A retry of a worklog already recorded gets its first answer, whatever the checks would say now: its
-            # start gone past 31 days since, or the account regraded. Refused, the engineer would read the
-            # time as not recorded, and it is.
-            return self.store.replay(idem)
+        # A retry of a worklog already recorded gets its first answer, whatever the checks would say now: its
+        # start gone past 31 days since, or the account regraded. Refused, the engineer would read the time as
+        # not recorded, and it is.
+        first = self.store.first_answer(idem)
+        if first is not None:
+            return first
         # Priced at the grade identity gave the account (the token's claim); the request's may only repeat it.
         log = validate_worklog(caller.subject, caller.grade, request.activity,
                                _instant(request.started_at, "started_at"), request.minutes, request.note, now,

@@ -367,18 +367,23 @@ class Store:
         """Whether the write's key already holds an answer (the write's ``idem.run`` gives it again, or refuses
         a key used for another request): a retry that needs no checks from elsewhere. A key claimed by a
         request still running is no answer yet."""
+        return self._earlier(idem) is not None
+
+    def first_answer(self, idem: Idempotent) -> Any:
+        """The answer the write's key already holds, given again (``IdempotencyConflict`` when the key was used
+        for another request), or None while it holds none. Nothing is written."""
+        earlier = self._earlier(idem)
+        if earlier is None:
+            return None
+        if earlier.request_hash != idem.fingerprint:
+            raise outbox.IdempotencyConflict(idem.key)
+        idem.replayed = True
+        return idem.response_type.FromString(earlier.response)
+
+    def _earlier(self, idem: Idempotent) -> outbox.EarlierRequest | None:
         with self.db.transaction() as cur:
             earlier = outbox.earlier_requests(cur, idem.scope, [(idem.owner, idem.key)]).get((idem.owner, idem.key))
-        return earlier is not None and earlier.response is not None
-
-    def replay(self, idem: Idempotent) -> Any:
-        """The first answer of a write whose key already holds one (``answered``); IdempotencyConflict when the
-        key was used for another request. Nothing is written."""
-        def write(cur: psycopg.Cursor) -> Any:
-            # Reached only if the retention purge removed the (days-old) key since ``answered`` read it.
-            raise AssertionError(f"no answer kept for the {idem.scope} key")
-
-        return idem.run(self.db, write)
+        return earlier if earlier is not None and earlier.response is not None else None
 
     def change_ticket(self, idem: Idempotent, ticket_id: str, actor: Principal, action: Action, *,
                       assignee_id: str | None, team: str | None, side: Side | None, note: str,
